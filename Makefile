@@ -1,0 +1,50 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is a step of those.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+VENDOR  := dashboards/builtin/static/vendor/echarts.min.js
+
+.PHONY: demo test install system-deps assets lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+# Debian packages (only when root and something is missing; a developer without root installs them by hand)
+system-deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  pkgs="$$(grep -v '^#' .ci/apt-packages.txt | xargs)"; missing=""; \
+	  for p in $$pkgs; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi; \
+	else echo "system-deps: not root; install the packages in .ci/apt-packages.txt yourself"; fi
+
+# ECharts from the npm registry, served locally by the built-in dashboard (never from a CDN, never committed)
+$(VENDOR): dashboards/builtin/package.json
+	cd dashboards/builtin && npm install --no-audit --no-fund --silent
+	mkdir -p $(dir $(VENDOR))
+	cp dashboards/builtin/node_modules/echarts/dist/echarts.min.js $(VENDOR)
+
+assets: $(VENDOR)
+
+demo: install assets
+	$(BIN)/keliu demo
+
+test: system-deps install assets
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint:
+	$(BIN)/ruff check keliu portal sensor analytics router_config dashboards tests bench
+
+typecheck:
+	$(BIN)/mypy keliu portal sensor analytics router_config dashboards
+
+bench: install
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) dashboards/builtin/node_modules $(dir $(VENDOR))

@@ -1,0 +1,229 @@
+"""A store-day's metrics and a mall-day's shoppers and transitions (pure, vectorized with numpy).
+
+:func:`store_day` takes the day's :class:`~analytics.visits.DayState`, the store's rules, the history of earlier
+days (visits and staff flags by device) and the portal's login and new-member times, and returns the visits, the
+per-device day rows and the rollups per 5 minutes, hour and day. :func:`mall_day` counts each shopper once across
+a mall's stores and the store-to-store transitions. Definitions: docs/METRICS.md.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.visits import HOUR_MS, I64, U64, DayState, Rules, Visits, device_codes, visits
+
+DWELL_LABELS = ("<5m", "5-20m", "20-60m", "1-6h", ">6h")
+DWELL_FIELDS = ("dwell_lt5m", "dwell_5_20m", "dwell_20_60m", "dwell_1_6h", "dwell_gt6h")
+DWELL_EDGES_MS = np.array([5 * 60, 20 * 60, 60 * 60, 6 * 3600], dtype=np.int64) * 1000
+LOYALTY_LABELS = ("first_time", "daily", "weekly", "monthly", "occasional")
+PERIODS: Mapping[str, int] = {"5m": 300_000, "1h": HOUR_MS, "1d": 24 * HOUR_MS}
+
+
+@dataclass(frozen=True)
+class History:
+    """Earlier days of one store: ``visit_age`` days ago the device visited; ``staff_age`` days ago it was flagged
+    staff automatically (same-day rule). Ages are ≥ 1; one row per (device, day)."""
+
+    visit_device: U64 = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    visit_age: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    staff_device: U64 = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    staff_age: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One store's figures for one period (``5m``, ``1h``, ``1d``) starting at ``start`` (epoch seconds, UTC)."""
+
+    period: str
+    start: int
+    visitors: int
+    passersby: int
+    visits: int
+    capture_rate: float
+    median_dwell_s: float
+    new_visitors: int
+    repeat_visitors: int
+    staff_excluded: int
+    wifi_logins: int
+    new_members: int
+    dwell: tuple[int, ...]  #: counts per DWELL_LABELS
+    loyalty: tuple[int, ...]  #: counts per LOYALTY_LABELS
+
+
+@dataclass(frozen=True, eq=False)
+class Devices:
+    """The day's per-device rows (sorted by device): visited, staff (final), auto_staff (the same-day rule, kept
+    as history), loyalty bucket index (-1 if not a visitor), first heard and the inside-hours bitmask."""
+
+    device: U64
+    visited: npt.NDArray[np.bool_]
+    staff: npt.NDArray[np.bool_]
+    auto_staff: npt.NDArray[np.bool_]
+    loyalty: npt.NDArray[np.int8]
+    first: I64
+    hours: npt.NDArray[np.uint32]
+
+
+@dataclass(frozen=True)
+class StoreDay:
+    visits: Visits
+    visit_staff: npt.NDArray[np.bool_]
+    devices: Devices
+    rollups: tuple[Rollup, ...]
+
+    def rollup(self, period: str) -> list[Rollup]:
+        return [r for r in self.rollups if r.period == period]
+
+
+def _open_mask(rules: Rules) -> int:
+    return sum(1 << h for h in range(rules.open_hour, rules.close_hour))
+
+
+def _member(values: U64, pool: U64) -> npt.NDArray[np.bool_]:
+    return np.isin(values, pool) if len(pool) else np.zeros(len(values), dtype=bool)
+
+
+def _medians(bins: I64, values: I64, nbins: int) -> npt.NDArray[np.float64]:
+    """Median of ``values`` per bin (0.0 for an empty bin)."""
+    out = np.zeros(nbins, dtype=np.float64)
+    if len(values) == 0:
+        return out
+    order = np.lexsort((values, bins))
+    v = values[order]
+    counts = np.bincount(bins, minlength=nbins)
+    offs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    has = counts > 0
+    lo = offs[has] + (counts[has] - 1) // 2
+    hi = offs[has] + counts[has] // 2
+    out[has] = (v[lo] + v[hi]) / 2.0
+    return out
+
+
+def loyalty_of(device: U64, history: History, rules: Rules) -> npt.NDArray[np.int8]:
+    """Loyalty bucket index (LOYALTY_LABELS) of each device from its earlier visit days."""
+    out = np.zeros(len(device), dtype=np.int8)
+    keep = history.visit_age <= rules.history_days
+    hd, ha = history.visit_device[keep], history.visit_age[keep]
+    if len(hd) == 0 or len(device) == 0:
+        return out
+    order = np.argsort(hd, kind="stable")
+    hd, ha = hd[order], ha[order]
+    uniq, first = np.unique(hd, return_index=True)
+    min_age = np.minimum.reduceat(ha, first)
+    last7 = np.add.reduceat((ha <= 7).astype(np.int64), first)
+    pos = np.searchsorted(uniq, device)
+    pos_c = np.minimum(pos, len(uniq) - 1)
+    known = uniq[pos_c] == device
+    ma, l7 = min_age[pos_c], last7[pos_c]
+    bucket = np.where(l7 >= 5, 1, np.where(ma <= 7, 2, np.where(ma <= 30, 3, 4)))
+    out[known] = bucket[known]
+    return out
+
+
+def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History | None = None,
+              logins_ms: I64 | None = None, members_ms: I64 | None = None) -> StoreDay:
+    """Every figure of one store-day from its merged state (see the module docstring)."""
+    history = History() if history is None else history
+    seen = state.seen
+    vis = visits(state.runs, rules)
+    # staff: manual list, same-day presence over the opening hours, or flagged on most recent days
+    open_mask = np.uint32(_open_mask(rules))
+    open_hours = rules.close_hour - rules.open_hour
+    present = np.bitwise_count(seen.hours & open_mask).astype(np.int64)
+    auto = present >= np.ceil(rules.staff_fraction * open_hours - 1e-9)
+    recent = history.staff_age <= 7
+    hs_dev, hs_n = np.unique(history.staff_device[recent], return_counts=True)
+    habitual = hs_dev[hs_n >= rules.staff_days]
+    manual = device_codes(list(rules.staff_devices))
+    staff = auto | _member(seen.device, habitual) | _member(seen.device, manual)
+    staff_dev = seen.device[staff]
+    visit_staff = _member(vis.device, staff_dev)
+    # visitors: non-staff devices with a visit; counted at the start of their first visit of the day
+    v_ok = ~visit_staff
+    vd, vs, ve = vis.device[v_ok], vis.start[v_ok], vis.end[v_ok]
+    visitor_dev, first_idx = np.unique(vd, return_index=True)  # visits are sorted by (device, start)
+    visitor_first = vs[first_idx]
+    visited = _member(seen.device, visitor_dev)
+    loyalty_v = loyalty_of(visitor_dev, history, rules)
+    loyalty = np.full(len(seen.device), -1, dtype=np.int8)
+    loyalty[visited] = loyalty_v  # both sorted by device, visitors ⊆ seen
+    passer = ~visited & ~staff
+    devices = Devices(seen.device, visited, staff, auto, loyalty, seen.first, seen.hours)
+    dwell = ve - vs
+    dwell_bucket = np.searchsorted(DWELL_EDGES_MS, dwell, side="right")
+    logins = np.zeros(0, dtype=np.int64) if logins_ms is None else logins_ms
+    members = np.zeros(0, dtype=np.int64) if members_ms is None else members_ms
+    rollups: list[Rollup] = []
+    for period, length in PERIODS.items():
+        nb = (24 * HOUR_MS) // length
+
+        def bins(t: I64, nb: int = nb, length: int = length) -> I64:
+            return np.clip((t - day_start_ms) // length, 0, nb - 1).astype(np.int64)
+
+        def count(t: I64, nb: int = nb) -> I64:
+            return np.bincount(bins(t), minlength=nb)[:nb]
+
+        vb = bins(visitor_first)
+        n_vis = np.bincount(vb, minlength=nb)
+        n_new = np.bincount(vb[loyalty_v == 0], minlength=nb)
+        n_pass = count(seen.first[passer])
+        n_staff = count(seen.first[staff])
+        n_visits = count(vs)
+        med = _medians(bins(vs), dwell, nb)
+        dw = np.zeros((nb, len(DWELL_LABELS)), dtype=np.int64)
+        np.add.at(dw, (bins(vs), dwell_bucket), 1)
+        ly = np.zeros((nb, len(LOYALTY_LABELS)), dtype=np.int64)
+        np.add.at(ly, (vb, loyalty_v.astype(np.int64)), 1)
+        n_log, n_mem = count(logins), count(members)
+        for i in range(nb):
+            v, p = int(n_vis[i]), int(n_pass[i])
+            rollups.append(Rollup(
+                period=period, start=(day_start_ms + i * length) // 1000, visitors=v, passersby=p,
+                visits=int(n_visits[i]), capture_rate=v / (v + p) if v + p else 0.0,
+                median_dwell_s=float(med[i]) / 1000.0, new_visitors=int(n_new[i]),
+                repeat_visitors=v - int(n_new[i]), staff_excluded=int(n_staff[i]), wifi_logins=int(n_log[i]),
+                new_members=int(n_mem[i]), dwell=tuple(int(x) for x in dw[i]),
+                loyalty=tuple(int(x) for x in ly[i])))
+    return StoreDay(vis, visit_staff, devices, tuple(rollups))
+
+
+# -------------------------------------------------------------------------------------------------------------
+# mall level
+
+
+@dataclass(frozen=True)
+class MallDay:
+    visitors: int
+    passersby: int
+    staff_excluded: int
+    transitions: dict[tuple[int, int], int]  #: (from store index, to store index) → count
+
+    @property
+    def capture_rate(self) -> float:
+        return self.visitors / (self.visitors + self.passersby) if self.visitors + self.passersby else 0.0
+
+
+def mall_day(visit_store: I64, visit_device: U64, visit_start: I64, seen_device: U64, staff_device: U64) -> MallDay:
+    """Shoppers of a mall-day counted once across its stores, and their store-to-store transitions.
+
+    ``visit_*`` are the mall's visits (all stores, any order); ``seen_device`` every device heard at any store;
+    ``staff_device`` devices flagged staff at any store (excluded mall-wide)."""
+    ok = ~_member(visit_device, staff_device)
+    vst, vdev, vstart = visit_store[ok], visit_device[ok], visit_start[ok]
+    shoppers = np.unique(vdev)
+    heard = np.unique(seen_device)
+    staff = np.unique(staff_device)
+    passers = heard[~_member(heard, shoppers) & ~_member(heard, staff)]
+    transitions: dict[tuple[int, int], int] = {}
+    if len(vdev) > 1:
+        order = np.lexsort((vst, vstart, vdev))
+        d, s = vdev[order], vst[order]
+        step = (d[1:] == d[:-1]) & (s[1:] != s[:-1])
+        pairs = np.stack([s[:-1][step], s[1:][step]], axis=1)
+        if len(pairs):
+            uniq, counts = np.unique(pairs, axis=0, return_counts=True)
+            transitions = {(int(a), int(b)): int(c) for (a, b), c in zip(uniq, counts)}
+    return MallDay(len(shoppers), len(passers), int(_member(staff, heard).sum()), transitions)

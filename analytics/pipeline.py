@@ -1,0 +1,243 @@
+"""The analytics jobs (an edge): read a store-day from the database, run the pure core, write the results.
+
+Each job is idempotent — it recomputes a whole store-day (or mall-day) from the stored sightings and replaces or
+upserts rows by their natural keys inside one transaction, serialized per key — so a Celery task that runs twice
+(redelivered after a worker died, retried after an error) leaves the same rows as one run. The Celery tasks in
+``analytics.tasks`` and the in-process loop of ``keliu analytics run`` both call these functions.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from analytics import store
+from analytics.metrics import DWELL_FIELDS, LOYALTY_LABELS, History, StoreDay, mall_day, store_day
+from analytics.visits import I64, Rules, device_codes, summarize, to_ms
+from keliu.config import Config
+from sensor.records import Sighting
+
+log = logging.getLogger(__name__)
+UNKNOWN_MALL = "-"
+
+
+@dataclass(frozen=True)
+class StoreContext:
+    store: str
+    mall: str
+    tz: str
+    rules: Rules
+
+
+def day_bounds(day: date, tz: str) -> tuple[int, int]:
+    """Epoch milliseconds of the store-local day's first instant and of the next day's (pure)."""
+    zone = ZoneInfo(tz)
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    nxt = day + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def local_day(ts: float, tz: str) -> date:
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).date()
+
+
+def context(conn: Connection, cfg: Config, store_id: str) -> StoreContext:
+    """Mall and time zone of a store: the tenants table, else the configuration, else the default zone."""
+    known = store.tenant(conn, store_id)
+    if known is None:
+        configured = next((s for s in cfg.stores if s.id == store_id), None)
+        known = (configured.mall, configured.timezone) if configured else (UNKNOWN_MALL, cfg.timezone)
+    return StoreContext(store_id, known[0], known[1], cfg.analytics.rules_for(store_id))
+
+
+def _history(conn: Connection, store_id: str, day: date, rules: Rules) -> History:
+    d = store.device_days.c
+    rows = conn.execute(sa.select(d.device, d.day, d.visited, d.auto_staff).where(
+        d.store == store_id, d.day >= day - timedelta(days=rules.history_days), d.day < day,
+        sa.or_(d.visited, d.auto_staff))).all()
+    vis = [(r[0], (day - r[1]).days) for r in rows if r[2]]
+    stf = [(r[0], (day - r[1]).days) for r in rows if r[3]]
+    return History(device_codes([v[0] for v in vis]), np.array([v[1] for v in vis], dtype=np.int64),
+                   device_codes([s[0] for s in stf]), np.array([s[1] for s in stf], dtype=np.int64))
+
+
+def _ms(values: Sequence[datetime]) -> I64:
+    return np.array([int(v.timestamp() * 1000) for v in values], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Computed:
+    ctx: StoreContext
+    day: date
+    result: StoreDay
+    names: dict[int, str]
+
+
+def compute(conn: Connection, cfg: Config, store_id: str, day: date) -> Computed | None:
+    """The store-day's figures from its stored sightings; None when there are none (purged or not yet seen)."""
+    ctx = context(conn, cfg, store_id)
+    start_ms, end_ms = day_bounds(day, ctx.tz)
+    ts, devs, rssi = store.load_sightings(conn, store_id, start_ms / 1000, end_ms / 1000)
+    if len(ts) == 0:
+        return None
+    codes = device_codes(devs)
+    uniq, first = np.unique(codes, return_index=True)
+    names = {int(c): devs[int(i)] for c, i in zip(uniq, first)}
+    state = summarize(to_ms(ts), codes, rssi, ctx.rules, start_ms)
+    utc = UTC
+    logins, members = store.portal_times(conn, store_id, datetime.fromtimestamp(start_ms / 1000, utc),
+                                         datetime.fromtimestamp(end_ms / 1000, utc))
+    result = store_day(state, ctx.rules, start_ms, _history(conn, store_id, day, ctx.rules), _ms(logins),
+                       _ms(members))
+    return Computed(ctx, day, result, names)
+
+
+def _visit_rows(c: Computed, now: float) -> list[dict[str, Any]]:
+    v = c.result.visits
+    gap = c.ctx.rules.visit_gap_s
+    return [{"store": c.ctx.store, "device": c.names[int(d)], "start": s / 1000, "day": c.day, "end": e / 1000,
+             "dwell_s": (e - s) / 1000, "staff": bool(st), "closed": e / 1000 + gap <= now}
+            for d, s, e, st in zip(v.device.tolist(), v.start.tolist(), v.end.tolist(), c.result.visit_staff.tolist())]
+
+
+def _device_rows(c: Computed) -> list[dict[str, Any]]:
+    d = c.result.devices
+    return [{"store": c.ctx.store, "day": c.day, "device": c.names[int(dev)], "visited": bool(vi), "staff": bool(st),
+             "auto_staff": bool(au), "loyalty": int(ly), "first_seen": f / 1000, "hours": int(h)}
+            for dev, vi, st, au, ly, f, h in zip(d.device.tolist(), d.visited.tolist(), d.staff.tolist(),
+                                                 d.auto_staff.tolist(), d.loyalty.tolist(), d.first.tolist(),
+                                                 d.hours.tolist())]
+
+
+def rollup_rows(c: Computed, now: float) -> list[dict[str, Any]]:
+    rows = []
+    for r in c.result.rollups:
+        row: dict[str, Any] = {
+            "store": c.ctx.store, "period": r.period, "start": r.start, "mall": c.ctx.mall, "day": c.day,
+            "visitors": r.visitors, "passersby": r.passersby, "visits": r.visits, "new_visitors": r.new_visitors,
+            "repeat_visitors": r.repeat_visitors, "staff_excluded": r.staff_excluded, "wifi_logins": r.wifi_logins,
+            "new_members": r.new_members, "capture_rate": r.capture_rate, "median_dwell_s": r.median_dwell_s,
+            "updated_at": now}
+        row.update(zip(DWELL_FIELDS, r.dwell))
+        row.update(("loyal_" + k, v) for k, v in zip(LOYALTY_LABELS, r.loyalty))
+        rows.append(row)
+    return rows
+
+
+def _replace_day(conn: Connection, table: Any, store_id: str, day: date, rows: list[dict[str, Any]]) -> None:
+    conn.execute(sa.delete(table).where(table.c.store == store_id, table.c.day == day))
+    for start in range(0, len(rows), 2000):
+        conn.execute(sa.insert(table), rows[start:start + 2000])
+
+
+def close_visits(engine: Engine, cfg: Config, store_id: str, day: date, now: float) -> int:
+    """Recompute the store-day's visits; those unseen for the gap are marked closed. Returns how many."""
+    with engine.begin() as conn:
+        store.lock(conn, "store-day", store_id, day)
+        c = compute(conn, cfg, store_id, day)
+        if c is None:
+            return 0
+        rows = _visit_rows(c, now)
+        _replace_day(conn, store.visits, store_id, day, rows)
+    return len(rows)
+
+
+def detect_staff(engine: Engine, cfg: Config, store_id: str, day: date) -> int:
+    """Flag the store-day's staff and fixed devices in ``device_days``. Returns how many devices are staff."""
+    with engine.begin() as conn:
+        store.lock(conn, "store-day", store_id, day)
+        c = compute(conn, cfg, store_id, day)
+        if c is None:
+            return 0
+        _replace_day(conn, store.device_days, store_id, day, _device_rows(c))
+    return int(c.result.devices.staff.sum())
+
+
+def rollup_store(engine: Engine, cfg: Config, store_id: str, day: date, now: float) -> list[dict[str, Any]]:
+    """Visits, device days and the 5-minute, hourly and daily rollups of one store-day, in one transaction.
+    Returns the rollup rows written (none when the day has no sightings: its stored rollups are kept)."""
+    with engine.begin() as conn:
+        store.lock(conn, "store-day", store_id, day)
+        c = compute(conn, cfg, store_id, day)
+        if c is None:
+            return []
+        _replace_day(conn, store.visits, store_id, day, _visit_rows(c, now))
+        _replace_day(conn, store.device_days, store_id, day, _device_rows(c))
+        rows = rollup_rows(c, now)
+        store.upsert(conn, store.rollups, rows)
+    return rows
+
+
+def mall_stores(conn: Connection, mall_id: str, day: date) -> list[str]:
+    t = sa.table("stores", sa.column("id"), sa.column("mall_id"))
+    ids = set(conn.execute(sa.select(t.c.id).where(t.c.mall_id == mall_id)).scalars().all()) \
+        if sa.inspect(conn).has_table("stores") else set()
+    r = store.rollups.c
+    ids |= set(conn.execute(sa.select(r.store).where(r.mall == mall_id, r.day == day).distinct()).scalars().all())
+    return sorted(ids)
+
+
+def rollup_mall(engine: Engine, mall_id: str, day: date, now: float) -> dict[str, Any]:
+    """Shoppers of a mall-day counted once across its stores, and the store-to-store transitions."""
+    with engine.begin() as conn:
+        store.lock(conn, "mall-day", mall_id, day)
+        stores = mall_stores(conn, mall_id, day)
+        v, d = store.visits.c, store.device_days.c
+        vrows = conn.execute(sa.select(v.store, v.device, v.start).where(v.store.in_(stores), v.day == day)).all()
+        drows = conn.execute(sa.select(d.device, d.staff).where(d.store.in_(stores), d.day == day)).all()
+        index = {s: i for i, s in enumerate(stores)}
+        md = mall_day(np.array([index[r[0]] for r in vrows], dtype=np.int64), device_codes([r[1] for r in vrows]),
+                      to_ms([r[2] for r in vrows]), device_codes([r[0] for r in drows]),
+                      device_codes([r[0] for r in drows if r[1]]))
+        row = {"mall": mall_id, "day": day, "visitors": md.visitors, "passersby": md.passersby,
+               "staff_excluded": md.staff_excluded, "capture_rate": md.capture_rate, "updated_at": now}
+        store.upsert(conn, store.mall_days, [row])
+        t = store.mall_transitions
+        conn.execute(sa.delete(t).where(t.c.mall == mall_id, t.c.day == day))
+        trans = [{"mall": mall_id, "day": day, "src": stores[a], "dst": stores[b], "count": n}
+                 for (a, b), n in sorted(md.transitions.items())]
+        if trans:
+            conn.execute(sa.insert(t), trans)
+    return {**row, "transitions": trans}
+
+
+def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
+    """Delete raw sightings and visits older than ``raw_retention_days`` and device days older than
+    ``history_days``. Rollups and mall days are kept."""
+    a = cfg.analytics
+    raw_cut = now - a.raw_retention_days * 86400
+    raw_day = datetime.fromtimestamp(raw_cut, UTC).date()
+    hist_day = datetime.fromtimestamp(now - a.history_days * 86400, UTC).date()
+    with engine.begin() as conn:
+        n1 = conn.execute(sa.delete(store.sightings).where(store.sightings.c.ts < raw_cut)).rowcount
+        n2 = conn.execute(sa.delete(store.visits).where(store.visits.c.day < raw_day)).rowcount
+        n3 = conn.execute(sa.delete(store.device_days).where(store.device_days.c.day < hist_day)).rowcount
+    return {"sightings": n1, "visits": n2, "device_days": n3}
+
+
+def ingest(engine: Engine, batch: Iterable[Mapping[str, Any]]) -> int:
+    """Store a sensor batch (sighting dicts, as the sensor's Celery sink sends them). Idempotent on ``sid``."""
+    return store.insert_sightings(engine, [Sighting(**dict(s)) for s in batch])
+
+
+def active_stores(engine: Engine, cfg: Config, since: float) -> list[str]:
+    """Stores with sightings since ``since`` and every configured store."""
+    s = store.sightings.c
+    with engine.connect() as conn:
+        seen = set(conn.execute(sa.select(s.store).where(s.ts >= since).distinct()).scalars().all())
+    return sorted(seen | {st.id for st in cfg.stores})
+
+
+def days_to_roll(tz: str, now: float, settle_s: float) -> list[date]:
+    """Today, and yesterday while its last visits may still be closing (pure)."""
+    today = local_day(now, tz)
+    yesterday = local_day(now - settle_s, tz)
+    return [yesterday, today] if yesterday != today else [today]

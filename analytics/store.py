@@ -1,0 +1,203 @@
+"""Analytics storage (an edge): raw sightings in, and the tables the pipeline reads and writes.
+
+``insert_sightings`` is the one entry point the sensor's sinks use. It is idempotent: the primary key is the
+sighting's ``sid``, and a row that exists already is skipped, so a batch re-delivered after a crash is stored once.
+Every other table has a natural key (store, day, device; store, period, start; mall, day) and is written with
+upserts or replaced per store-day inside one transaction, so every task that writes here is idempotent.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from analytics.visits import MISSING_RSSI
+from keliu.db import Base
+from sensor.records import Sighting
+
+
+class SightingRow(Base):
+    __tablename__ = "sightings"
+    sid: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    ts: Mapped[float] = mapped_column(sa.Float, index=True)
+    store: Mapped[str] = mapped_column(sa.String(64), index=True)
+    sensor: Mapped[str] = mapped_column(sa.String(64))
+    device: Mapped[str] = mapped_column(sa.String(32))
+    rssi: Mapped[int | None] = mapped_column(sa.SmallInteger, nullable=True)
+    freq: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    seq: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    randomized: Mapped[bool] = mapped_column(sa.Boolean)
+
+
+sightings = cast(sa.Table, SightingRow.__table__)
+
+
+def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> int:
+    """Store ``batch``; rows whose ``sid`` exists already are skipped. Returns how many rows were new."""
+    if not batch:
+        return 0
+    rows = [
+        {"sid": s.sid, "ts": s.ts, "store": s.store, "sensor": s.sensor, "device": s.device, "rssi": s.rssi,
+         "freq": s.freq, "seq": s.seq, "randomized": s.randomized}
+        for s in batch
+    ]
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            return _insert(conn, rows)
+    return _insert(target, rows)
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    stmt = _dialect_insert(conn, sightings).on_conflict_do_nothing(index_elements=["sid"]).returning(
+        sightings.c.sid)
+    new = 0
+    for start in range(0, len(rows), 5000):
+        # executemany's rowcount is -1 under SQLAlchemy's "insertmanyvalues" on PostgreSQL; RETURNING yields
+        # exactly the rows inserted (conflicts return nothing) on both dialects
+        new += len(conn.execute(stmt, rows[start:start + 5000]).all())
+    return new
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the pipeline's tables (revision analytics_0002)
+
+COUNTS = ("visitors", "passersby", "visits", "new_visitors", "repeat_visitors", "staff_excluded", "wifi_logins",
+          "new_members", "dwell_lt5m", "dwell_5_20m", "dwell_20_60m", "dwell_1_6h", "dwell_gt6h",
+          "loyal_first_time", "loyal_daily", "loyal_weekly", "loyal_monthly", "loyal_occasional")
+
+visits = sa.Table(
+    "visits", Base.metadata,
+    sa.Column("store", sa.String(64), primary_key=True),
+    sa.Column("device", sa.String(32), primary_key=True),
+    sa.Column("start", sa.Float, primary_key=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("end", sa.Float, nullable=False),
+    sa.Column("dwell_s", sa.Float, nullable=False),
+    sa.Column("staff", sa.Boolean, nullable=False),
+    sa.Column("closed", sa.Boolean, nullable=False),
+)
+device_days = sa.Table(
+    "device_days", Base.metadata,
+    sa.Column("store", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("device", sa.String(32), primary_key=True),
+    sa.Column("visited", sa.Boolean, nullable=False),
+    sa.Column("staff", sa.Boolean, nullable=False),
+    sa.Column("auto_staff", sa.Boolean, nullable=False),
+    sa.Column("loyalty", sa.SmallInteger, nullable=False),
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("hours", sa.Integer, nullable=False),
+)
+rollups = sa.Table(
+    "rollups", Base.metadata,
+    sa.Column("store", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(4), primary_key=True),
+    sa.Column("start", sa.BigInteger, primary_key=True),
+    sa.Column("mall", sa.String(64), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    *[sa.Column(c, sa.Integer, nullable=False) for c in COUNTS],
+    sa.Column("capture_rate", sa.Float, nullable=False),
+    sa.Column("median_dwell_s", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+mall_days = sa.Table(
+    "mall_days", Base.metadata,
+    sa.Column("mall", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("visitors", sa.Integer, nullable=False),
+    sa.Column("passersby", sa.Integer, nullable=False),
+    sa.Column("staff_excluded", sa.Integer, nullable=False),
+    sa.Column("capture_rate", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+mall_transitions = sa.Table(
+    "mall_transitions", Base.metadata,
+    sa.Column("mall", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("src", sa.String(64), primary_key=True),
+    sa.Column("dst", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+
+def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise NotImplementedError(conn.dialect.name)  # pragma: no cover - only SQLite and PostgreSQL are supported
+
+
+def upsert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows``, updating the non-key columns of rows whose primary key exists (natural keys)."""
+    if not rows:
+        return
+    keys = [c.name for c in table.primary_key.columns]
+    ins = _dialect_insert(conn, table)
+    stmt = ins.on_conflict_do_update(index_elements=keys,
+                                     set_={c: ins.excluded[c] for c in rows[0] if c not in keys})
+    for start in range(0, len(rows), 2000):
+        conn.execute(stmt, list(rows[start:start + 2000]))
+
+
+def lock(conn: Connection, *key: object) -> None:
+    """Serialize writers of one natural key (a store-day, a mall-day) for the rest of the transaction.
+    PostgreSQL: a transaction-level advisory lock; SQLite serializes writers anyway."""
+    if conn.dialect.name == "postgresql":
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest, "big", signed=True)})
+
+
+def load_sightings(conn: Connection, store: str, start_s: float, end_s: float) -> tuple[
+        npt.NDArray[np.float64], list[str], npt.NDArray[np.int16]]:
+    """The store's sightings with ``start_s <= ts < end_s``: times, device ids, RSSI (None as MISSING_RSSI)."""
+    s = sightings.c
+    rows = conn.execute(sa.select(s.ts, s.device, s.rssi).where(
+        s.store == store, s.ts >= start_s, s.ts < end_s)).all()
+    ts = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
+    devs = [r[1] for r in rows]
+    rssi = np.fromiter((MISSING_RSSI if r[2] is None else r[2] for r in rows), dtype=np.int16, count=len(rows))
+    return ts, devs, rssi
+
+
+def last_sighting(conn: Connection, store: str) -> float | None:
+    value = conn.execute(sa.select(sa.func.max(sightings.c.ts)).where(sightings.c.store == store)).scalar()
+    return None if value is None else float(value)
+
+
+def portal_times(conn: Connection, store: str, start: datetime, end: datetime) -> tuple[list[datetime], list[datetime]]:
+    """Times of the store's Wi-Fi logins and of its new members in [start, end) (aware UTC). The portal's tables
+    may not exist yet (the portal's migrations are another branch): then there are none."""
+    insp = sa.inspect(conn)
+    naive = conn.dialect.name == "sqlite"  # the portal stores naive UTC on SQLite
+    a, b = (start.replace(tzinfo=None), end.replace(tzinfo=None)) if naive else (start, end)
+    out: list[list[datetime]] = []
+    for table, ts_col, store_col in (("logins", "ts", "store_id"), ("members", "created_at", "first_store_id")):
+        if not insp.has_table(table):
+            out.append([])
+            continue
+        t = sa.table(table, sa.column(ts_col, sa.DateTime(timezone=not naive)), sa.column(store_col))
+        col = t.c[ts_col]
+        values = conn.execute(sa.select(col).where(t.c[store_col] == store, col >= a, col < b)).scalars().all()
+        out.append([v.replace(tzinfo=UTC) if v.tzinfo is None else v for v in values])
+    return out[0], out[1]
+
+
+def tenant(conn: Connection, store: str) -> tuple[str, str] | None:
+    """(mall id, time zone) of a store known to the tenants table."""
+    t = sa.table("stores", sa.column("id"), sa.column("mall_id"), sa.column("timezone"))
+    if not sa.inspect(conn).has_table("stores"):
+        return None
+    row = conn.execute(sa.select(t.c.mall_id, t.c.timezone).where(t.c.id == store)).first()
+    return None if row is None else (str(row[0]), str(row[1]))

@@ -1,0 +1,122 @@
+"""The Celery tasks of analytics (thin edges over ``analytics.pipeline``), explicitly named.
+
+Every task is idempotent, acknowledged late, rejected (so redelivered) when its worker is lost, and retried with
+exponential backoff on database and InfluxDB errors. Days travel as ISO strings, times as epoch seconds.
+
+    analytics.ingest_batch(batch)            store a sensor batch (list of sighting dicts); idempotent on sid
+    analytics.close_visits(store, day, now)  recompute the store-day's visits, marking the closed ones
+    analytics.rollup_store(store, day, now)  visits, device days, 5 min / hour / day rollups (+ InfluxDB)
+    analytics.rollup_mall(mall, day, now)    a mall-day's shoppers once across stores, and the transitions
+    analytics.detect_staff(store, day)       the day's staff and fixed-device flags
+    analytics.purge(now)                     retention of raw sightings, visits and device days
+    analytics.dispatch(kind, now)            the beat's fan-out: one task per store (or mall) and day
+"""
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from celery import Celery, Task
+from sqlalchemy.engine import Engine
+
+from analytics import influx, pipeline
+from analytics.errors import AnalyticsServiceError
+from keliu import db
+from keliu.config import Config
+
+_ENGINES: dict[str, Engine] = {}
+RETRY: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (sa.exc.OperationalError, sa.exc.InterfaceError, AnalyticsServiceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+def config_of(task: Task) -> Config:
+    cfg = getattr(task.app, "keliu_config", None)
+    assert isinstance(cfg, Config), "analytics tasks run on the app of analytics.celery_app.make_celery"
+    return cfg
+
+
+def engine_of(task: Task) -> Engine:
+    """One engine per database URL and process, created on first use (never at import)."""
+    url = config_of(task).database_url
+    if url not in _ENGINES:
+        _ENGINES[url] = db.make_engine(url)
+    return _ENGINES[url]
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def ingest_batch(self: Task, batch: list[dict[str, Any]]) -> int:
+    return pipeline.ingest(engine_of(self), batch)
+
+
+def close_visits(self: Task, store: str, day: str, now: float | None = None) -> int:
+    return pipeline.close_visits(engine_of(self), config_of(self), store, date.fromisoformat(day), _now(now))
+
+
+def rollup_store(self: Task, store: str, day: str, now: float | None = None) -> dict[str, Any]:
+    cfg = config_of(self)
+    rows = pipeline.rollup_store(engine_of(self), cfg, store, date.fromisoformat(day), _now(now))
+    a = cfg.analytics
+    if a.influx_url and rows:
+        influx.write(a.influx_url, a.influx_token, a.influx_org, a.influx_bucket, influx.lines(rows))
+    daily = next((r for r in rows if r["period"] == "1d"), None)
+    return {"store": store, "day": day, "rows": len(rows),
+            "visitors": daily["visitors"] if daily else 0, "passersby": daily["passersby"] if daily else 0}
+
+
+def rollup_mall(self: Task, mall: str, day: str, now: float | None = None) -> dict[str, Any]:
+    out = pipeline.rollup_mall(engine_of(self), mall, date.fromisoformat(day), _now(now))
+    return {"mall": mall, "day": day, "visitors": out["visitors"], "transitions": len(out["transitions"])}
+
+
+def detect_staff(self: Task, store: str, day: str) -> int:
+    return pipeline.detect_staff(engine_of(self), config_of(self), store, date.fromisoformat(day))
+
+
+def purge(self: Task, now: float | None = None) -> dict[str, int]:
+    return pipeline.purge(engine_of(self), config_of(self), _now(now))
+
+
+def dispatch(self: Task, kind: str, now: float | None = None) -> int:
+    """Fan out one task per active store (``stores``, ``staff``) or mall (``malls``) and day; returns how many."""
+    cfg, engine, t = config_of(self), engine_of(self), _now(now)
+    sent = 0
+    stores = pipeline.active_stores(engine, cfg, t - 2 * 86400)
+    if kind == "malls":
+        with engine.connect() as conn:
+            ctxs = [pipeline.context(conn, cfg, s) for s in stores]
+        for mall, tz in sorted({(c.mall, c.tz) for c in ctxs}):
+            for day in pipeline.days_to_roll(tz, t, cfg.analytics.visit_gap_s + 600):
+                self.app.tasks["analytics.rollup_mall"].delay(mall, day.isoformat(), t)
+                sent += 1
+        return sent
+    with engine.connect() as conn:
+        ctxs = [pipeline.context(conn, cfg, s) for s in stores]
+    for c in ctxs:
+        if kind == "staff":
+            day = pipeline.local_day(t - 86400, c.tz)
+            self.app.tasks["analytics.detect_staff"].delay(c.store, day.isoformat())
+            sent += 1
+            continue
+        for day in pipeline.days_to_roll(c.tz, t, cfg.analytics.visit_gap_s + 600):
+            self.app.tasks["analytics.rollup_store"].delay(c.store, day.isoformat(), t)
+            sent += 1
+    return sent
+
+
+def register(app: Celery) -> None:
+    """Register the tasks on ``app`` under their explicit names."""
+    for fn in (ingest_batch, close_visits, rollup_store, rollup_mall, detect_staff, purge, dispatch):
+        app.task(name=f"analytics.{fn.__name__}", **RETRY)(fn)

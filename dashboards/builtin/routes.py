@@ -1,0 +1,252 @@
+"""The built-in dashboard's blueprint (an edge): pages under ``/dashboard``, the JSON API under ``/api/v1/``.
+
+Views are thin: check the login and the tenancy (:mod:`dashboards.builtin.access`), ask analytics for the reports,
+shape them with :mod:`dashboards.builtin.views`, answer JSON or CSV. The database engine and the clock come from the
+portal's services (``portal.app.services()``); the report functions from ``analytics.report``, or from
+``app.extensions["dashboards.reports"]`` when a test or a bench injects another implementation.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, TypeVar, cast
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+
+from dashboards.builtin import access, export, i18n, views
+from dashboards.builtin.access import User
+from dashboards.errors import ReportError
+
+blueprint = Blueprint("dashboards", __name__, template_folder="templates", static_folder="static",
+                      static_url_path="/dashboard/static")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --- edges --------------------------------------------------------------------------------------------------------
+
+
+def _services() -> Any:
+    from portal.app import services
+
+    return services()
+
+
+def _reports() -> Any:
+    injected = current_app.extensions.get("dashboards.reports")
+    return injected if injected is not None else importlib.import_module("analytics.report")
+
+
+def _user() -> User | None:
+    from portal.auth import current_user
+
+    return cast("User | None", current_user())
+
+
+def _login_required(view: F) -> F:
+    from portal.auth import login_required
+
+    return login_required(view)
+
+
+def _lang() -> str:
+    return i18n.pick(request.args.get("lang"), request.headers.get("Accept-Language"))
+
+
+def _tenants() -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, str]]]:
+    """Mall names by id, and stores by id (mall, name, timezone)."""
+    eng = _services().engine
+    with eng.connect() as conn:
+        malls = {r.id: r.name for r in conn.execute(sa.text("SELECT id, name FROM malls ORDER BY id"))}
+        stores = {r.id: {"id": r.id, "mall_id": r.mall_id, "name": r.name, "timezone": r.timezone}
+                  for r in conn.execute(sa.text("SELECT id, mall_id, name, timezone FROM stores ORDER BY id"))}
+    return malls, {k: v["mall_id"] for k, v in stores.items()}, stores
+
+
+def _today(tz: str) -> date:
+    return datetime.fromtimestamp(_services().clock(), ZoneInfo(tz)).date()
+
+
+def _range(tz: str) -> tuple[date, date]:
+    return access.parse_range(request.args.get("start"), request.args.get("end"), _today(tz))
+
+
+def _respond(view: dict[str, Any], csv: bool) -> Any:
+    if csv:
+        resp = Response(export.to_csv(view), mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{export.filename(view)}"'})
+    else:
+        resp = jsonify(view)
+    resp.headers["Cache-Control"] = "private, no-store"  # one tenant's numbers: never in a shared cache
+    return resp
+
+
+def _require_user() -> User:
+    user = _user()
+    if user is None:  # login_required ran before; this keeps the type checker and a misconfigured app honest
+        raise ReportError("log in first", status=401)
+    return user
+
+
+# --- the numbers ----------------------------------------------------------------------------------------------
+
+
+def store_numbers(store_id: str, lang: str) -> dict[str, Any]:
+    user = _require_user()
+    _malls, mall_of, stores = _tenants()
+    access.check_store(user, store_id, mall_of)
+    store = stores[store_id]
+    start, end = _range(store["timezone"])
+    pstart, pend = views.previous_range(start, end)
+    rep, eng = _reports(), _services().engine
+    current = rep.store_range(eng, store_id, start, end)
+    previous = rep.store_range(eng, store_id, pstart, pend)
+    view = views.store_view(lang, store, start, end, current, previous)
+    view["status"] = views.status(lang, rep.last_report(eng, store_id), _services().clock(), current)
+    return view
+
+
+def mall_numbers(mall_id: str, lang: str) -> dict[str, Any]:
+    user = _require_user()
+    malls, mall_of, stores = _tenants()
+    access.check_mall(user, mall_id, malls)
+    start, end = _range(_services().cfg.timezone)
+    pstart, pend = views.previous_range(start, end)
+    rep, eng = _reports(), _services().engine
+    current = rep.mall_range(eng, mall_id, start, end)
+    previous = rep.mall_range(eng, mall_id, pstart, pend)
+    names = {sid: s["name"] or sid for sid, s in stores.items()}
+    last = {sid: rep.last_report(eng, sid) for sid, m in mall_of.items() if m == mall_id}
+    return views.mall_view(lang, {"id": mall_id, "name": malls[mall_id]}, start, end, current, previous, names,
+                           last, _services().clock())
+
+
+def operator_numbers(lang: str) -> dict[str, Any]:
+    access.check_operator(_require_user())
+    malls, _mall_of, _stores = _tenants()
+    start, end = _range(_services().cfg.timezone)
+    pstart, pend = views.previous_range(start, end)
+    rep, eng = _reports(), _services().engine
+    return views.operator_view(lang, start, end, rep.operator_range(eng, start, end),
+                               rep.operator_range(eng, pstart, pend), malls)
+
+
+# --- API ------------------------------------------------------------------------------------------------------
+
+
+@blueprint.errorhandler(ReportError)
+def report_error(exc: ReportError) -> Any:
+    if request.path.startswith("/api/"):
+        name = {401: "login_required", 403: "forbidden", 404: "not_found"}.get(exc.status, "bad_request")
+        return jsonify(error=name, message=str(exc)), exc.status
+    lang = _lang()
+    return render_template("dashboard/error.html", lang=lang, t=lambda k, **kw: i18n.t(lang, k, **kw),
+                           message=i18n.t(lang, "forbidden") if exc.status == 403 else str(exc)), exc.status
+
+
+@blueprint.get("/api/v1/dashboard/me")
+@_login_required
+def api_me() -> Any:
+    """The logged-in user and the views they may open."""
+    user = _require_user()
+    malls, _mall_of, stores = _tenants()
+    return jsonify(user={"name": user.name, "role": user.role, "mall_id": user.mall_id, "store_id": user.store_id},
+                   **_visible(user, malls, stores))
+
+
+def _visible(user: User, malls: dict[str, str], stores: dict[str, dict[str, str]]) -> dict[str, Any]:
+    return {
+        "operator": user.role == "admin",
+        "malls": [{"id": m, "name": n or m} for m, n in malls.items() if user.can_see_mall(m)],
+        "stores": [{"id": s, "name": v["name"] or s, "mall_id": v["mall_id"]} for s, v in stores.items()
+                   if user.can_see_store(s, v["mall_id"])],
+    }
+
+
+@blueprint.get("/api/v1/stores/<store_id>/dashboard")
+@_login_required
+def api_store(store_id: str) -> Any:
+    return _respond(store_numbers(store_id, _lang()), csv=False)
+
+
+@blueprint.get("/api/v1/stores/<store_id>/dashboard.csv")
+@_login_required
+def api_store_csv(store_id: str) -> Any:
+    return _respond(store_numbers(store_id, _lang()), csv=True)
+
+
+@blueprint.get("/api/v1/malls/<mall_id>/dashboard")
+@_login_required
+def api_mall(mall_id: str) -> Any:
+    return _respond(mall_numbers(mall_id, _lang()), csv=False)
+
+
+@blueprint.get("/api/v1/malls/<mall_id>/dashboard.csv")
+@_login_required
+def api_mall_csv(mall_id: str) -> Any:
+    return _respond(mall_numbers(mall_id, _lang()), csv=True)
+
+
+@blueprint.get("/api/v1/operator/dashboard")
+@_login_required
+def api_operator() -> Any:
+    return _respond(operator_numbers(_lang()), csv=False)
+
+
+@blueprint.get("/api/v1/operator/dashboard.csv")
+@_login_required
+def api_operator_csv() -> Any:
+    return _respond(operator_numbers(_lang()), csv=True)
+
+
+# --- pages ----------------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/dashboard")
+@_login_required
+def home() -> Any:
+    kind, ident = access.home(_require_user())
+    path = "/dashboard/operator" if ident is None else f"/dashboard/{kind}/{quote(ident, safe='')}"
+    qs = request.query_string.decode()
+    return redirect(path + ("?" + qs if qs else ""))
+
+
+def _page(kind: str, ident: str | None, api: str) -> Any:
+    user = _require_user()
+    malls, mall_of, stores = _tenants()
+    if kind == "store":
+        assert ident is not None
+        access.check_store(user, ident, mall_of)
+    elif kind == "mall":
+        assert ident is not None
+        access.check_mall(user, ident, malls)
+    else:
+        access.check_operator(user)
+    lang = _lang()
+    config = {"kind": kind, "id": ident, "api": api, "lang": lang, "start": request.args.get("start"),
+              "end": request.args.get("end"), "i18n": i18n.CATALOG[lang],
+              "user": {"name": user.name, "role": user.role}, **_visible(user, malls, stores)}
+    return render_template("dashboard/page.html", lang=lang, t=lambda k, **kw: i18n.t(lang, k, **kw),
+                           config=config, kind=kind, user=user)
+
+
+@blueprint.get("/dashboard/store/<store_id>")
+@_login_required
+def store_page(store_id: str) -> Any:
+    return _page("store", store_id, url_for("dashboards.api_store", store_id=store_id))
+
+
+@blueprint.get("/dashboard/mall/<mall_id>")
+@_login_required
+def mall_page(mall_id: str) -> Any:
+    return _page("mall", mall_id, url_for("dashboards.api_mall", mall_id=mall_id))
+
+
+@blueprint.get("/dashboard/operator")
+@_login_required
+def operator_page() -> Any:
+    return _page("operator", None, url_for("dashboards.api_operator"))

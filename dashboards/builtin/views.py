@@ -1,0 +1,298 @@
+"""View models of the built-in dashboard (pure): analytics reports in, everything the page shows out.
+
+A view is a dict with ``kpis`` (the cards), ``charts`` (the series ECharts draws) and ``tables`` (titled tables of
+cells ``{"text", "value"}``). The page renders exactly these texts and the CSV export writes exactly these tables,
+so the export holds the numbers on screen. Every figure of the current period is shown next to the same weekdays
+one week earlier (``previous``), which the caller fetches with :func:`previous_range`.
+
+Reports are the dicts of ``analytics.report`` (docs/CONTRACTS.md "Analytics → dashboards").
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from dashboards.builtin import i18n
+from dashboards.builtin.i18n import t
+
+Report = Mapping[str, Any]
+Json = dict[str, Any]
+
+#: the store metrics on the cards and in the summary table, with how each is formatted
+KPIS: tuple[tuple[str, str], ...] = (
+    ("passersby", "int"),
+    ("visitors", "int"),
+    ("capture_rate", "ratio"),
+    ("median_dwell_s", "duration"),
+    ("new_visitors", "int"),
+    ("repeat_visitors", "int"),
+    ("wifi_logins", "int"),
+    ("new_members", "int"),
+)
+MALL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("passersby", "int"),
+    ("visitors", "int"),
+    ("capture_rate", "ratio"),
+    ("median_dwell_s", "duration"),
+    ("wifi_logins", "int"),
+    ("new_members", "int"),
+)
+#: mall totals: analytics de-duplicates shoppers across stores; a mall-wide median dwell is not reported
+MALL_TOTALS: tuple[tuple[str, str], ...] = tuple(c for c in MALL_COLUMNS if c[0] != "median_dwell_s")
+TOP_TRANSITIONS = 10
+
+
+def previous_range(start: date, end: date) -> tuple[date, date]:
+    """The same weekdays one week earlier."""
+    return start - timedelta(days=7), end - timedelta(days=7)
+
+
+def plain(value: Any) -> Any:
+    """Dates as ISO strings, mappings and sequences recursively, so that the report can go out as JSON."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _num(report: Report, key: str) -> float | None:
+    v = report.get(key)
+    return None if v is None else float(v)
+
+
+def fmt(lang: str, kind: str, value: float | None) -> str:
+    if kind == "ratio":
+        return i18n.percent(value)
+    if kind == "duration":
+        return i18n.duration(lang, value)
+    return i18n.integer(value)
+
+
+def cell(lang: str, kind: str, value: Any) -> Json:
+    if kind == "text":
+        return {"text": str(value), "value": value}
+    v = None if value is None else float(value)
+    return {"text": fmt(lang, kind, v), "value": v}
+
+
+def table(tid: str, title: str, columns: Sequence[str], rows: list[list[Json]], *, sortable: bool = False) -> Json:
+    return {"id": tid, "title": title, "columns": list(columns), "rows": rows, "sortable": sortable}
+
+
+def kpis(lang: str, current: Report, previous: Report, keys: Sequence[tuple[str, str]] = KPIS) -> list[Json]:
+    out = []
+    for key, kind in keys:
+        cur, prev = _num(current, key), _num(previous, key)
+        out.append({"key": key, "label": t(lang, key), "value": cur, "text": fmt(lang, kind, cur),
+                    "previous": prev, "previous_text": fmt(lang, kind, prev),
+                    "change_text": i18n.change(cur, prev, ratio=kind == "ratio")})
+    return out
+
+
+def _summary(lang: str, cards: list[Json]) -> Json:
+    rows = [[cell(lang, "text", k["label"]), {"text": k["text"], "value": k["value"]},
+             {"text": k["previous_text"], "value": k["previous"]}, cell(lang, "text", k["change_text"])]
+            for k in cards]
+    return table("summary", t(lang, "summary"), [t(lang, "metric"), t(lang, "this_period"), t(lang, "last_week"),
+                                                  t(lang, "change")], rows)
+
+
+def funnel(lang: str, report: Report) -> list[Json]:
+    """passer-by → visitor → Wi-Fi login → member; each step with its share of the step before."""
+    visitors = int(report.get("visitors") or 0)
+    steps = [("heard", visitors + int(report.get("passersby") or 0)), ("visitors", visitors),
+             ("wifi_logins", int(report.get("wifi_logins") or 0)), ("new_members", int(report.get("new_members") or 0))]
+    out = []
+    for i, (key, n) in enumerate(steps):
+        before = steps[i - 1][1] if i else None
+        share = None if before is None else (n / before if before else None)
+        out.append({"key": key, "label": t(lang, key), "value": n, "share": share})
+    return out
+
+
+def _buckets(mapping: Any) -> list[tuple[str, float]]:
+    if isinstance(mapping, Mapping):
+        return [(str(k), float(v or 0)) for k, v in mapping.items()]
+    return []
+
+
+def _hourly(report: Report, key: str) -> list[float]:
+    values = report.get(key) or []
+    return [float(v or 0) for v in values][:24] + [0.0] * max(0, 24 - len(values))
+
+
+def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, current: Report,
+               previous: Report) -> Json:
+    cards = kpis(lang, current, previous)
+    steps = funnel(lang, current)
+    dwell_now, dwell_prev = _buckets(current.get("dwell_buckets")), dict(_buckets(previous.get("dwell_buckets")))
+    loyal_now, loyal_prev = _buckets(current.get("loyalty_buckets")), dict(_buckets(previous.get("loyalty_buckets")))
+    hv, hp, hl = _hourly(current, "hourly_visitors"), _hourly(current, "hourly_passersby"), _hourly(
+        previous, "hourly_visitors")
+    days = [d for d in current.get("days") or [] if isinstance(d, Mapping)]
+    hourly_title = t(lang, "hourly") + ("" if start == end else t(lang, "summed"))
+    tables = [
+        _summary(lang, cards),
+        table("funnel", t(lang, "funnel"), [t(lang, "step"), t(lang, "count"), t(lang, "conversion")],
+              [[cell(lang, "text", s["label"]), cell(lang, "int", s["value"]), cell(lang, "ratio", s["share"])]
+               for s in steps]),
+        table("dwell", t(lang, "dwell"), [t(lang, "bucket"), t(lang, "this_period"), t(lang, "last_week")],
+              [[cell(lang, "text", label), cell(lang, "int", n), cell(lang, "int", dwell_prev.get(label))]
+               for label, n in dwell_now]),
+        table("loyalty", t(lang, "loyalty"), [t(lang, "bucket"), t(lang, "this_period"), t(lang, "last_week")],
+              [[cell(lang, "text", t(lang, label)), cell(lang, "int", n), cell(lang, "int", loyal_prev.get(label))]
+               for label, n in loyal_now]),
+        table("hourly", hourly_title, [t(lang, "hour"), t(lang, "visitors"), t(lang, "passersby"),
+                                            t(lang, "visitors_last_week")],
+              [[cell(lang, "text", f"{h:02d}:00"), cell(lang, "int", hv[h]), cell(lang, "int", hp[h]),
+                cell(lang, "int", hl[h])] for h in range(24)]),
+    ]
+    if len(days) > 1:
+        cols = [("passersby", "int"), ("visitors", "int"), ("capture_rate", "ratio"), ("median_dwell_s", "duration"),
+                ("wifi_logins", "int"), ("new_members", "int")]
+        tables.append(table("days", t(lang, "days"), [t(lang, "date")] + [t(lang, k) for k, _ in cols],
+                            [[cell(lang, "text", plain(d.get("date")))] + [cell(lang, kind, d.get(k)) for k, kind in cols]
+                             for d in days]))
+    pstart, pend = previous_range(start, end)
+    return {
+        "kind": "store",
+        "title": str(store.get("name") or store["id"]),
+        "store": dict(store),
+        "range": {"start": start.isoformat(), "end": end.isoformat()},
+        "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
+        "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
+        "kpis": cards,
+        "charts": {
+            "hourly": {"title": hourly_title, "hours": [f"{h:02d}" for h in range(24)], "visitors": hv, "passersby": hp,
+                       "visitors_last_week": hl},
+            "dwell": {"labels": [b for b, _ in dwell_now], "current": [n for _, n in dwell_now],
+                      "previous": [dwell_prev.get(b, 0.0) for b, _ in dwell_now]},
+            "loyalty": {"labels": [t(lang, b) for b, _ in loyal_now], "values": [n for _, n in loyal_now]},
+            "funnel": [{"name": s["label"], "value": s["value"]} for s in steps],
+            "days": {"dates": [plain(d.get("date")) for d in days],
+                     "visitors": [float(d.get("visitors") or 0) for d in days],
+                     "passersby": [float(d.get("passersby") or 0) for d in days]},
+        },
+        "tables": tables,
+        "report": {"current": plain(current), "previous": plain(previous)},
+    }
+
+
+def _ident(item: Mapping[str, Any], kind: str) -> str:
+    return str(item.get("id") or item.get(kind) or item.get(f"{kind}_id") or "")
+
+
+def _side_by_side(lang: str, tid: str, title: str, kind: str, items: Sequence[Mapping[str, Any]],
+                  previous: Sequence[Mapping[str, Any]], names: Mapping[str, str],
+                  columns: Sequence[tuple[str, str]] = MALL_COLUMNS) -> Json:
+    prev = {_ident(p, kind): p for p in previous}
+    cols = [t(lang, kind)] + [t(lang, k) for k, _ in columns] + [t(lang, "visitors_last_week"), t(lang, "change")]
+    rows = []
+    for it in items:
+        ident = _ident(it, kind)
+        p = prev.get(ident, {})
+        name = str(it.get("name") or names.get(ident) or ident)
+        rows.append([{"text": name, "value": name, "id": ident}]
+                    + [cell(lang, k_kind, it.get(k)) for k, k_kind in columns]
+                    + [cell(lang, "int", p.get("visitors")),
+                       cell(lang, "text", i18n.change(_num(it, "visitors"), _num(p, "visitors")))])
+    return table(tid, title, cols, rows, sortable=True)
+
+
+def mall_view(lang: str, mall: Mapping[str, Any], start: date, end: date, current: Report, previous: Report,
+              store_names: Mapping[str, str], last_reports: Mapping[str, float | None] | None = None,
+              now: float | None = None) -> Json:
+    stores = [s for s in current.get("stores") or [] if isinstance(s, Mapping)]
+    prev_stores = [s for s in previous.get("stores") or [] if isinstance(s, Mapping)]
+    totals, prev_totals = current.get("totals") or {}, previous.get("totals") or {}
+    cards = kpis(lang, totals, prev_totals, MALL_TOTALS)
+    side = _side_by_side(lang, "stores", t(lang, "stores"), "store", stores, prev_stores, store_names)
+    if last_reports is not None:
+        side["columns"].append(t(lang, "last_report"))
+        for row in side["rows"]:
+            last = last_reports.get(row[0]["id"])
+            age = None if last is None or now is None else max(0.0, now - last)
+            row.append(cell(lang, "text", t(lang, "never") if age is None else t(lang, "ago",
+                                                                                  age=i18n.duration(lang, age))))
+    transitions = sorted((tr for tr in current.get("transitions") or [] if isinstance(tr, Mapping)),
+                         key=lambda tr: (-int(tr.get("count") or 0), str(tr.get("from")), str(tr.get("to"))))
+    top = transitions[:TOP_TRANSITIONS]
+
+    def name(sid: Any) -> str:
+        return store_names.get(str(sid), str(sid))
+
+    prev_by = {_ident(p, "store"): p for p in prev_stores}
+    multiples = [{"id": _ident(s, "store"), "name": str(s.get("name") or name(_ident(s, "store"))),
+                  "labels": [t(lang, "passersby"), t(lang, "visitors"), t(lang, "wifi_logins"),
+                             t(lang, "new_members")],
+                  "current": [float(s.get(k) or 0) for k in ("passersby", "visitors", "wifi_logins", "new_members")],
+                  "previous": [float(prev_by.get(_ident(s, "store"), {}).get(k) or 0)
+                               for k in ("passersby", "visitors", "wifi_logins", "new_members")]}
+                 for s in stores]
+    pstart, pend = previous_range(start, end)
+    return {
+        "kind": "mall",
+        "title": str(mall.get("name") or mall["id"]),
+        "mall": dict(mall),
+        "range": {"start": start.isoformat(), "end": end.isoformat()},
+        "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
+        "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
+        "kpis": cards,
+        "charts": {"multiples": multiples,
+                   "transitions": [{"from": name(tr.get("from")), "to": name(tr.get("to")),
+                                    "count": int(tr.get("count") or 0)} for tr in top]},
+        "tables": [
+            _summary(lang, cards) | {"id": "totals", "title": t(lang, "mall_totals")},
+            side,
+            table("transitions", t(lang, "transitions"), [t(lang, "from_store"), t(lang, "to_store"),
+                                                          t(lang, "shoppers")],
+                  [[cell(lang, "text", name(tr.get("from"))), cell(lang, "text", name(tr.get("to"))),
+                    cell(lang, "int", tr.get("count"))] for tr in top]),
+        ],
+        "report": {"current": plain(current), "previous": plain(previous)},
+    }
+
+
+def _flat_mall(m: Mapping[str, Any]) -> dict[str, Any]:
+    """An operator report's mall (``mall_range`` shape: figures under ``totals``) as one flat row."""
+    totals = m.get("totals")
+    return {**totals, "id": m.get("id"), "name": m.get("name")} if isinstance(totals, Mapping) else dict(m)
+
+
+def operator_view(lang: str, start: date, end: date, current: Report, previous: Report,
+                  mall_names: Mapping[str, str]) -> Json:
+    malls = [_flat_mall(m) for m in current.get("malls") or [] if isinstance(m, Mapping)]
+    prev = [_flat_mall(m) for m in previous.get("malls") or [] if isinstance(m, Mapping)]
+    side = _side_by_side(lang, "malls", t(lang, "malls"), "mall", malls, prev, mall_names, MALL_TOTALS)
+    pstart, pend = previous_range(start, end)
+    return {
+        "kind": "operator",
+        "title": t(lang, "operator_view"),
+        "range": {"start": start.isoformat(), "end": end.isoformat()},
+        "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
+        "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
+        "kpis": [],
+        "charts": {"malls": {"names": [r[0]["text"] for r in side["rows"]],
+                             "visitors": [float(m.get("visitors") or 0) for m in malls],
+                             "passersby": [float(m.get("passersby") or 0) for m in malls]}},
+        "tables": [side],
+        "report": {"current": plain(current), "previous": plain(previous)},
+    }
+
+
+def status(lang: str, last_report: float | None, now: float, current: Report) -> Json:
+    """The empty state and the sensor's freshness: never reported, no data in range, or last seen N ago."""
+    age = None if last_report is None else max(0.0, now - last_report)
+    has_data = bool((current.get("visitors") or 0) or (current.get("passersby") or 0))
+    if age is None:
+        message = t(lang, "empty_never")
+    elif not has_data:
+        message = t(lang, "empty_range", age=i18n.duration(lang, age))
+    else:
+        message = t(lang, "stale", age=i18n.duration(lang, age))
+    return {"last_report": last_report, "age_s": age, "empty": not has_data, "never": last_report is None,
+            "message": message}

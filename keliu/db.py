@@ -1,0 +1,81 @@
+"""The database edge shared by every component: declarative base, engine factory and migrations.
+
+All tables hang off one :class:`Base`. Each component keeps its tables in its own module (``portal.models``,
+``analytics.store``) and its alembic revisions in its own ``migrations/`` folder as a separate branch, so
+``upgrade(engine)`` runs ``alembic upgrade heads`` over all of them. SQLite (the embedded default) and PostgreSQL
+run the same code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+ROOT = Path(__file__).resolve().parent.parent
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine. For SQLite: create the parent folder, WAL journal, foreign keys on, a busy timeout."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        engine = sa.create_engine(url, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            if db and db != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def version_locations() -> list[str]:
+    """Every component's migrations folder that exists."""
+    names = ["keliu", "portal", "analytics", "sensor", "router_config", "dashboards"]
+    return [str(ROOT / n / "migrations" / "versions") for n in names if (ROOT / n / "migrations" / "versions").is_dir()]
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(ROOT / "keliu" / "migrations"))
+    cfg.set_main_option("version_locations", " ".join(version_locations()))
+    cfg.set_main_option("path_separator", "space")
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema up to date: ``alembic upgrade heads`` over every component's branch."""
+    import logging
+
+    from alembic import command
+
+    # alembic logs every plugin and step at INFO; a component's own INFO logging should not show them.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    command.upgrade(alembic_config(engine), "heads")

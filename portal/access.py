@@ -1,0 +1,230 @@
+"""Authorizations: open, end, extend, sweep and reconcile sessions, and tell the Gate (an edge: SQL + Gate).
+
+The order is always *database first, then Gate*: a session row is committed before ``AllowClient`` and ended
+before ``RevokeClient``, so the table stays the source of truth and :func:`portal.sessions.sweep` can tell an
+orphan in the Gate from a login in progress. Decisions are taken by :mod:`portal.sessions` (pure).
+
+Used by every login method (SMS here, WeChat in ``portal.login.wechat``): :func:`complete_login`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from portal import members, sessions
+from portal.clients import Client
+from portal.gate import AllowClient, RevokeClient
+from portal.models import devices, landing_urls, portal_sessions
+from portal.sessions import Active, EndSession, TouchSession
+
+if TYPE_CHECKING:
+    from portal.app import Services
+
+log = logging.getLogger("keliu.portal")
+
+
+@dataclass(frozen=True)
+class Authorized:
+    session_id: int
+    member_id: int
+    until: datetime
+    landing_url: str | None
+
+
+def open_session(conn: Connection, svc: Services, client: Client, member_id: int, method: str,
+                 now: datetime) -> tuple[int, datetime]:
+    """Insert a session (ending any open one of this device); returns (id, until). Caller commits, then allows."""
+    conn.execute(sa.update(portal_sessions).where(portal_sessions.c.device_id == client.device_id,
+                                                  portal_sessions.c.ended_at.is_(None))
+                 .values(ended_at=now, end_reason="replaced"))
+    until = sessions.grant_until(svc.policy, now)
+    res = conn.execute(sa.insert(portal_sessions).values(
+        member_id=member_id, device_id=client.device_id, store_id=svc.store_id, ip=client.ip, method=method,
+        started_at=now, until=until, last_activity=now, bytes_up=0, bytes_down=0))
+    return int(res.inserted_primary_key[0]), until  # type: ignore[index]
+
+
+def complete_login(conn: Connection, svc: Services, client: Client, member_id: int, method: str,
+                   choices: members.Choices, lang: str, now: datetime) -> Authorized:
+    """Everything a successful login stores, in the caller's transaction: consents, login record, device,
+    session, and the landing URL taken out. Call :func:`allow` after the transaction commits."""
+    members.record_consents(conn, member_id, svc.store_id, choices, lang, now)
+    members.record_login(conn, member_id=member_id, store_id=svc.store_id, device_id=client.device_id,
+                         method=method, ip=client.ip, now=now)
+    reauth_until = now + timedelta(seconds=svc.policy.reauth_s) if choices.reauth else None
+    members.touch_device(conn, device_id=client.device_id, member_id=member_id, store_id=svc.store_id, now=now,
+                         reauth_until=reauth_until, set_reauth=True)
+    session_id, until = open_session(conn, svc, client, member_id, method, now)
+    return Authorized(session_id, member_id, until, take_landing(conn, client.device_id))
+
+
+def allow(svc: Services, client: Client, until: datetime) -> None:
+    svc.captive_memo.pop(client.device_id, None)
+    svc.gate.execute(sessions.allow(client.mac, client.ip, until))
+
+
+def lookup(conn: Connection, device_id: str, now: datetime) -> tuple[datetime | None, int | None]:
+    """(end of the device's open session, member it may be re-authorized for): one round trip, for the probe path."""
+    until = (sa.select(portal_sessions.c.until).where(
+        portal_sessions.c.device_id == device_id, portal_sessions.c.ended_at.is_(None),
+        portal_sessions.c.until > now).order_by(portal_sessions.c.id.desc()).limit(1).scalar_subquery())
+    member = (sa.select(devices.c.member_id).where(
+        devices.c.device_id == device_id, devices.c.member_id.is_not(None), devices.c.reauth_until > now)
+        .order_by(devices.c.last_seen.desc()).limit(1).scalar_subquery())
+    row = conn.execute(sa.select(until, member)).one()
+    return row[0], (None if row[1] is None else int(row[1]))
+
+
+def active_session(conn: Connection, device_id: str, now: datetime) -> sa.Row[tuple[object, ...]] | None:
+    return conn.execute(sa.select(portal_sessions).where(
+        portal_sessions.c.device_id == device_id, portal_sessions.c.ended_at.is_(None),
+        portal_sessions.c.until > now).order_by(portal_sessions.c.id.desc()).limit(1)).first()
+
+
+def reauthorize(svc: Services, client: Client, now: datetime) -> Authorized | None:
+    """Seamless re-authorization (无感认证) of a returning member's device, if they agreed to it."""
+    with svc.engine.begin() as conn:
+        member_id = members.reauth_member(conn, client.device_id, now)
+        if member_id is None:
+            return None
+        members.record_login(conn, member_id=member_id, store_id=svc.store_id, device_id=client.device_id,
+                             method="reauth", ip=client.ip, now=now)
+        members.touch_device(conn, device_id=client.device_id, member_id=member_id, store_id=svc.store_id, now=now)
+        session_id, until = open_session(conn, svc, client, member_id, "reauth", now)
+        landing = take_landing(conn, client.device_id)
+    allow(svc, client, until)
+    log.info("reauth device %s session %s", client.device_id, session_id)
+    return Authorized(session_id, member_id, until, landing)
+
+
+def heal(svc: Services, client: Client, until: datetime) -> None:
+    """An authorized client reached the portal: re-allow it if the Gate lost it (reboot) or its IP changed.
+
+    If the Gate holds it, the request came over a connection DNATed before the login (a browser's kept-alive or
+    preconnected socket): allowing again would rewrite the element and, for a moment, send the client's new
+    connections to the portal too, so nothing is done (the answer closes that connection)."""
+    if any(c.mac == client.mac and c.ip == client.ip for c in svc.gate.clients()):
+        return
+    allow(svc, client, until)
+
+
+def end_device(svc: Services, client: Client, reason: str, now: datetime) -> bool:
+    """Logout: end the device's open session, then revoke it (cutting open connections)."""
+    with svc.engine.begin() as conn:
+        n = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.device_id == client.device_id,
+                                                          portal_sessions.c.ended_at.is_(None))
+                         .values(ended_at=now, end_reason=reason)).rowcount
+        if reason == "logout":
+            # logging out also withdraws seamless re-authorization on this device
+            members.touch_device(conn, device_id=client.device_id, member_id=None, store_id=svc.store_id, now=now,
+                                 reauth_until=None, set_reauth=True)
+    svc.gate.execute(RevokeClient(client.mac))
+    return n > 0
+
+
+def _gate_client(svc: Services, device_id: str) -> tuple[str, str] | None:
+    for c in svc.gate.clients():
+        if svc.device_of(c.mac) == device_id:
+            return c.mac, c.ip
+    return None
+
+
+def kick(svc: Services, session_id: int, now: datetime, reason: str = "kick") -> bool:
+    with svc.engine.begin() as conn:
+        row = conn.execute(sa.select(portal_sessions.c.device_id).where(
+            portal_sessions.c.id == session_id, portal_sessions.c.ended_at.is_(None))).first()
+        if row is None:
+            return False
+        conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == session_id)
+                     .values(ended_at=now, end_reason=reason))
+    found = _gate_client(svc, row.device_id)
+    if found is not None:
+        svc.gate.execute(RevokeClient(found[0]))
+    log.info("kicked session %s", session_id)
+    return True
+
+
+def extend(svc: Services, session_id: int, minutes: int, now: datetime) -> datetime | None:
+    with svc.engine.begin() as conn:
+        row = conn.execute(sa.select(portal_sessions).where(
+            portal_sessions.c.id == session_id, portal_sessions.c.ended_at.is_(None))).first()
+        if row is None:
+            return None
+        until = sessions.extend(row.until, now, minutes, svc.policy)
+        conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == session_id)
+                     .values(until=until, last_activity=now))
+    found = _gate_client(svc, row.device_id)
+    if found is not None:
+        svc.gate.execute(AllowClient(found[0], found[1], until.timestamp()))
+    return until
+
+
+def _active(conn: Connection) -> list[Active]:
+    rows = conn.execute(sa.select(portal_sessions).where(portal_sessions.c.ended_at.is_(None))).all()
+    return [Active(r.id, r.device_id, r.ip, r.until, r.last_activity, r.bytes_up, r.bytes_down) for r in rows]
+
+
+def sweep(svc: Services, now: datetime) -> list[object]:
+    """End expired and idle sessions and revoke orphans in the Gate. Run periodically by the server."""
+    gate_clients = svc.gate.clients()  # before the table: see sessions.sweep
+    with svc.engine.begin() as conn:
+        decisions = sessions.sweep(_active(conn), gate_clients, svc.device_of, now, svc.policy)
+        for d in decisions:
+            if isinstance(d, EndSession):
+                conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == d.session_id,
+                                                              portal_sessions.c.ended_at.is_(None))
+                             .values(ended_at=now, end_reason=d.reason))
+            elif isinstance(d, TouchSession):
+                conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == d.session_id)
+                             .values(last_activity=d.last_activity, bytes_up=d.bytes_up, bytes_down=d.bytes_down))
+        from portal import limits
+
+        limits.prune(conn, now)
+    for d in decisions:
+        if isinstance(d, RevokeClient):
+            svc.gate.execute(d)
+    return list(decisions)
+
+
+def reconcile(svc: Services, now: datetime) -> list[AllowClient]:
+    """At start-up: make the Gate hold exactly the clients that have an open session."""
+    gate_clients = svc.gate.clients()
+    with svc.engine.begin() as conn:
+        conn.execute(sa.update(portal_sessions).where(portal_sessions.c.ended_at.is_(None),
+                                                      portal_sessions.c.until <= now)
+                     .values(ended_at=now, end_reason="expired"))
+        active = _active(conn)
+    allowed = sessions.reconcile(active, gate_clients, svc.device_of, now)
+    svc.gate.reconcile(allowed)
+    return allowed
+
+
+# --- landing URLs ---------------------------------------------------------------------------------------------
+
+LANDING_KEEP = timedelta(minutes=10)
+
+
+def remember_landing(svc: Services, device_id: str, url: str, now: datetime) -> None:
+    """Keep the first URL a captive client asked for (a later one replaces it after 10 minutes)."""
+    with svc.engine.begin() as conn:
+        row = conn.execute(sa.select(landing_urls.c.ts).where(landing_urls.c.device_id == device_id)).first()
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(landing_urls).values(device_id=device_id, url=url, ts=now))
+            except sa.exc.IntegrityError:
+                pass  # a concurrent request of the same client stored its first URL
+        elif now - row.ts > LANDING_KEEP:
+            conn.execute(sa.update(landing_urls).where(landing_urls.c.device_id == device_id)
+                         .values(url=url, ts=now))
+
+
+def take_landing(conn: Connection, device_id: str) -> str | None:
+    row = conn.execute(sa.delete(landing_urls).where(landing_urls.c.device_id == device_id)
+                       .returning(landing_urls.c.url)).first()
+    return None if row is None else str(row.url)

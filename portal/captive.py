@@ -1,0 +1,205 @@
+"""Captive detection, the splash and the status pages (an edge: Flask views over the pure ``detect`` and ``i18n``).
+
+Every request whose Host is not the portal's own comes through :class:`Interceptor` (the router DNATs an
+unauthorized client's port 80 here): a probe or page from a captive client is redirected to the splash and the
+first page it asked for is kept server-side; a probe from an authorized client gets exactly the answer its OS
+expects, so the login sheet closes.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from flask import Blueprint, make_response, render_template, request
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from portal import access, detect, i18n
+from portal.app import services
+from portal.errors import PortalError, RateLimited, UnknownClient
+from portal.models import splash_content
+from portal.sessions import seconds_left
+
+bp = Blueprint("captive", __name__)
+
+_HOST = re.compile(r"^(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$")
+_ASSET = (".ico", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".css", ".js", ".woff", ".woff2", ".map")
+
+
+def host_name(host: str) -> str:
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0].lower()
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
+
+
+def lang() -> str:
+    return i18n.pick(request.args.get("lang"), request.cookies.get("lang"), request.headers.get("Accept-Language"))
+
+
+def splash_url() -> str:
+    return str(services().cfg.portal.public_url) + "/"
+
+
+def _no_store(resp: Response) -> Response:
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _foreign(resp: Response) -> Response:
+    """An answer to an authorized client for a foreign host: the connection closes, because it was DNATed to us
+    before the login; a browser that kept it alive would send its next request for that host here again."""
+    resp.headers["Connection"] = "close"
+    return _no_store(resp)
+
+
+def probe_answer(probe: detect.Probe) -> Response:
+    return _no_store(Response(probe.body, probe.status, content_type=probe.content_type))
+
+
+class Interceptor:
+    """WSGI middleware in front of Flask for requests whose Host is not the portal's own (the fast path).
+
+    Those are a captive client's DNATed probes and pages: they need neither routing, sessions, CSRF nor templates,
+    so they are answered here from one SQL round trip. A device found captive is remembered for
+    ``CAPTIVE_MEMO_S`` in this process (a probe storm from one phone costs one query a second); a login in this
+    process forgets it at once, one in another process at most that long later, which only delays the
+    self-healing of a client the Gate lost.
+    """
+
+    CAPTIVE_MEMO_S = 1.0
+
+    def __init__(self, wsgi: Any, svc: Any) -> None:
+        self.wsgi = wsgi
+        self.svc = svc
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""
+        if host_name(host) in self.svc.own_hosts:
+            return self.wsgi(environ, start_response)
+        return self.handle(Request(environ))(environ, start_response)
+
+    def handle(self, req: Request) -> Response:
+        svc = self.svc
+        splash = svc.cfg.portal.public_url + "/"
+        probe = detect.classify(req.host or "", req.path)
+        try:
+            client = svc.client(req.remote_addr or "")
+        except UnknownClient:
+            return _no_store(redirect(splash, 302))
+        memo = svc.captive_memo.get(client.device_id)
+        if memo is not None and memo > time.monotonic() and probe is not None:
+            return _no_store(redirect(splash, 302))
+        now = svc.now()
+        with svc.engine.connect() as conn:
+            until, reauth_member = access.lookup(conn, client.device_id, now)
+        if until is not None:
+            access.heal(svc, client, until)
+        elif reauth_member is None or access.reauthorize(svc, client, now) is None:
+            svc.captive_memo[client.device_id] = time.monotonic() + self.CAPTIVE_MEMO_S
+            if probe is None and req.method == "GET" and not req.path.lower().endswith(_ASSET):
+                url = original_url(req)
+                if url is not None:
+                    access.remember_landing(svc, client.device_id, url, now)
+            return _no_store(redirect(splash, 302))
+        if probe is not None:
+            return _foreign(probe_answer(probe))
+        # authorized (or just re-authorized): with a real Gate the same URL now reaches the internet over a new
+        # connection; the memory Gate opens nothing, so there the status page ends what would be a redirect loop
+        again = original_url(req) if svc.cfg.portal.gate != "memory" and req.method == "GET" else None
+        return _foreign(redirect(again or svc.cfg.portal.public_url + "/status", 302))
+
+
+def original_url(req: Request) -> str | None:
+    host = req.host or ""
+    if not _HOST.match(host):
+        return None
+    url = "http://" + host + quote(req.path, safe="/%:@!$&'()*+,;=-._~")
+    if req.query_string:
+        url += "?" + req.query_string.decode("latin-1")
+    return url if len(url) <= 2048 else None
+
+
+def content(store_id: str) -> dict[str, str]:
+    svc = services()
+    with svc.engine.connect() as conn:
+        row = conn.execute(sa.select(splash_content).where(splash_content.c.store_id == store_id)).first()
+    if row is None:
+        name = svc.cfg.store(store_id).name
+        return {"title": name, "offer": "", "color": "#d9363e"}
+    return {"title": row.title, "offer": row.offer, "color": row.color}
+
+
+def render_splash(status: int = 200, error: str | None = None, notice: str | None = None,
+                  phone: str | None = None) -> Response:
+    svc = services()
+    lg = lang()
+    c = content(svc.store_id)
+    html = render_template("splash.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), content=c,
+                           color=c["color"], error=error, notice=notice, phone=phone,
+                           reauth_days=svc.cfg.portal.reauth_days)
+    resp = make_response(html, status)
+    if request.args.get("lang") in i18n.LANGS:
+        resp.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True)
+    resp.headers["Content-Language"] = lg
+    resp.headers["Vary"] = "Accept-Language, Cookie"
+    return _no_store(resp)
+
+
+def render_error(exc: PortalError) -> Any:
+    from flask import jsonify
+
+    from portal.auth import wants_json
+
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    if wants_json():
+        return jsonify(error=exc.code, message=exc.message), exc.status, headers
+    msg = i18n.gettext(lang(), "err_" + exc.code)
+    if msg == "err_" + exc.code:
+        msg = exc.message
+    resp = render_splash(exc.status, error=msg, phone=request.form.get("phone", "")[:32] or None)
+    resp.headers.update(headers)
+    return resp
+
+
+@bp.route("/")
+def splash() -> Any:
+    svc = services()
+    try:
+        client = svc.client()
+    except UnknownClient as exc:
+        return render_error(exc)
+    now = svc.now()
+    with svc.engine.connect() as conn:
+        sess = access.active_session(conn, client.device_id, now)
+    if sess is not None:
+        return _no_store(redirect("/status"))
+    auth = access.reauthorize(svc, client, now)
+    if auth is not None:
+        return _no_store(redirect(auth.landing_url or "/status"))
+    return render_splash()
+
+
+@bp.route("/status")
+def status() -> Any:
+    svc = services()
+    lg = lang()
+    client = svc.client()
+    now = svc.now()
+    with svc.engine.connect() as conn:
+        sess = access.active_session(conn, client.device_id, now)
+    c = content(svc.store_id)
+    html = render_template("status.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), color=c["color"],
+                           online=sess is not None, seconds=seconds_left(sess.until, now) if sess else 0,
+                           landing=None, notice=None)
+    return _no_store(make_response(html))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    svc = services()
+    client = svc.client()
+    access.end_device(svc, client, "logout", svc.now())
+    return render_splash(notice=i18n.gettext(lang(), "logged_out"))

@@ -1,0 +1,15 @@
+"""``keliu portal``: serve the captive portal with gunicorn (composition root of the portal's process)."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("portal")
+@click.option("--host", default=None, help="Listen address (default: [portal] host, 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port (default: [portal] port, 8080).")
+@click.option("--listener", type=click.Choice(["http", "https"]), default="http", hidden=True)
+def portal(host: str | None, port: int | None, listener: str) -> None:
+    """Serve the captive portal, member pages, admin and dashboard with gunicorn."""
+    from portal.server import serve
+
+    serve(host, port, listener)

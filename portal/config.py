@@ -1,0 +1,107 @@
+"""Typed configuration of the portal: ``[portal]``, ``[sms]`` and ``[wechat]`` (pure dataclasses)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from keliu.config import ipv4, positive
+from keliu.config import port as valid_port  # the name `port` is a field of PortalConfig
+
+
+@dataclass(frozen=True)
+class PortalConfig:
+    host: str = field(default="127.0.0.1", metadata={"check": ipv4})
+    port: int = field(default=8080, metadata={"check": valid_port})
+    #: the store this portal instance serves (a router sits in one store)
+    store: str = "demo-store"
+    #: HTTPS listener for the RFC 8908 API; cert and key paths (PEM). Unset: no HTTPS listener.
+    https_port: int = field(default=8443, metadata={"check": valid_port})
+    https_cert: str | None = None
+    https_key: str | None = None
+    #: the URL a phone uses to reach the portal (the router's LAN address or local DNS name)
+    public_url: str = "http://127.0.0.1:8080"
+    #: RFC 8908 API URI handed out in DHCP option 114 (must be https in production)
+    api_url: str = "https://127.0.0.1:8443/api/captive"
+    session_minutes: int = field(default=24 * 60, metadata={"check": positive})
+    idle_minutes: int = field(default=60, metadata={"check": positive})
+    reauth_days: int = field(default=7, metadata={"check": positive})
+    #: production WSGI server workers
+    workers: int = field(default=2, metadata={"check": positive})
+    #: which Gate executes AllowClient/RevokeClient: "nft" (the router), "memory" (demo, tests)
+    gate: Literal["nft", "memory"] = "memory"
+    admin_user: str = "admin"
+    #: unset: generated into var/keys/admin_password on first run
+    admin_password: str | None = None
+    #: admin login attempts per IP (and per user name) per 15 minutes
+    admin_login_per_15min: int = field(default=10, metadata={"check": positive})
+    #: session cookies carry ``Secure``: "auto" = when public_url is https
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
+    #: seconds between sweeps of expired and idle sessions (run by the server's master process)
+    sweep_s: int = field(default=30, metadata={"check": positive})
+    #: venue information page (RFC 8908 ``venue-info-url``); unset: the splash page
+    venue_info_url: str | None = None
+
+    def validate(self) -> None:
+        for key in ("public_url", "api_url"):
+            url = getattr(self, key)
+            if not url.startswith(("http://", "https://")) or len(url.split("/", 3)[2]) == 0:
+                raise ValueError(f"{key}: not an absolute http(s) URL: {url!r}")
+        if self.public_url.endswith("/"):
+            raise ValueError(f"public_url: drop the trailing slash: {self.public_url!r}")
+        if bool(self.https_cert) != bool(self.https_key):
+            raise ValueError("https_cert, https_key: set both or neither")
+
+
+@dataclass(frozen=True)
+class SmsConfig:
+    backend: Literal["console", "tencent"] = "console"
+    code_ttl_s: int = field(default=300, metadata={"check": positive})
+    max_tries: int = field(default=5, metadata={"check": positive})
+    resend_s: int = field(default=60, metadata={"check": positive})
+    daily_cap: int = field(default=10, metadata={"check": positive})
+    per_ip_per_hour: int = field(default=30, metadata={"check": positive})
+    #: code requests per client device per hour
+    per_client_per_hour: int = field(default=6, metadata={"check": positive})
+    #: code verifications per IP per hour (against guessing across many phones)
+    verify_per_ip_per_hour: int = field(default=60, metadata={"check": positive})
+    #: "http" only for the local test server that checks the SDK's signed request
+    tencent_scheme: Literal["https", "http"] = "https"
+    tencent_endpoint: str = "sms.tencentcloudapi.com"
+    tencent_region: str = "ap-guangzhou"
+    tencent_secret_id: str | None = None
+    tencent_secret_key: str | None = None
+    tencent_sdk_app_id: str | None = None
+    tencent_sign_name: str | None = None
+    tencent_template_id: str | None = None
+
+    def validate(self) -> None:
+        if self.backend == "tencent":
+            for key in ("tencent_secret_id", "tencent_secret_key", "tencent_sdk_app_id", "tencent_template_id"):
+                if not getattr(self, key):
+                    raise ValueError(f"{key}: required when backend = 'tencent'")
+
+
+@dataclass(frozen=True)
+class WechatConfig:
+    enabled: bool = False
+    #: 微信连Wi-Fi (portal-type device)
+    app_id: str | None = None
+    shop_id: str | None = None
+    secret_key: str | None = None
+    ssid: str = ""
+    bssid: str = ""
+    #: temporary release before the hand-off
+    release_seconds: int = field(default=60, metadata={"check": positive})
+    releases_per_hour: int = field(default=3, metadata={"check": positive})
+    #: web authorization (网页授权) of the official account
+    oauth_app_id: str | None = None
+    oauth_secret: str | None = None
+    #: official-account server token (signature of pushes)
+    token: str | None = None
+    #: base URLs, configurable so that tests and the demo can point at the local fake
+    open_base: str = "https://open.weixin.qq.com"
+    api_base: str = "https://api.weixin.qq.com"
+    #: the JS of 微信连Wi-Fi
+    wifi_js_url: str = "https://wifi.weixin.qq.com/resources/js/wechatticket/wechatutil.js"
+    #: the base URLs point at keliu's local FAKE WeChat (portal.login.wechat_fake): every WeChat page says so
+    fake: bool = False

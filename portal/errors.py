@@ -1,0 +1,75 @@
+"""Errors of the portal (pure). Each carries the HTTP status and a stable machine code shown to clients.
+
+    PortalError (keliu.errors.KeliuError)   status, code, message
+    ├── BadRequest              400  malformed body, not UTF-8, not JSON, oversized (413), unknown field
+    │   ├── InvalidPhone        400  not a valid mobile number
+    │   ├── ConsentMissing      400  the required access terms were not accepted
+    │   └── CodeRejected        400  wrong, expired, already used or never requested code
+    ├── RateLimited             429  too many requests; ``retry_after`` seconds
+    ├── UnknownClient           403  no MAC for the source address (the client is not on the LAN)
+    ├── NotFound                404
+    └── SmsFailed               502  the SMS provider refused or could not be reached (wraps the SDK error)
+
+Views never build error responses by hand: they raise one of these and ``portal.app`` renders it as JSON
+(``{"error": code, "message": ...}``) for API requests or as the splash page with the message for forms.
+"""
+from __future__ import annotations
+
+from keliu.errors import KeliuError
+
+
+class PortalError(KeliuError):
+    status = 500
+    code = "error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(PortalError):
+    status = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    code = "too_large"
+
+
+class InvalidPhone(BadRequest):
+    code = "invalid_phone"
+
+
+class ConsentMissing(BadRequest):
+    code = "consent_required"
+
+
+class CodeRejected(BadRequest):
+    code = "code_rejected"
+
+
+class RateLimited(PortalError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_after = max(1, int(retry_after))
+
+
+class UnknownClient(PortalError):
+    status = 403
+    code = "unknown_client"
+
+
+class NotFound(PortalError):
+    status = 404
+    code = "not_found"
+
+
+class SmsFailed(PortalError):
+    status = 502
+    code = "sms_failed"

@@ -1,0 +1,119 @@
+"""Translations of the shopper-facing pages: zh-CN (default) and English (pure).
+
+A small catalog instead of gettext: the splash has a few dozen strings and must stay tiny. The language is chosen
+by an explicit switch (``?lang=en``, remembered in a cookie), else by ``Accept-Language``, else zh-CN.
+Versions of the consent texts live here too: changing a text means a new version, and consents name it.
+"""
+from __future__ import annotations
+
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
+
+LANGS = ("zh-CN", "en")
+DEFAULT = "zh-CN"
+
+#: bump the version whenever the text of a consent changes
+CONSENT_VERSIONS = {"terms": "terms-2026-11", "marketing": "marketing-2026-11", "analytics": "analytics-2026-11",
+                    "reauth": "reauth-2026-11"}
+
+CATALOG: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "title": "免费 Wi-Fi",
+        "welcome": "欢迎光临",
+        "phone": "手机号",
+        "phone_ph": "请输入手机号",
+        "send_code": "获取验证码",
+        "code": "验证码",
+        "code_ph": "6 位数字",
+        "code_sent": "验证码已发送，5 分钟内有效。",
+        "login": "连接上网",
+        "terms": "我已阅读并同意《上网服务条款》：依据《网络安全法》第二十四条，公共 Wi-Fi 须以手机号进行实名验证；"
+                 "上网日志依法保存。",
+        "marketing": "（可选）成为会员，接收优惠与活动信息。",
+        "analytics": "（可选）允许将本手机的到店记录与会员关联，用于改进服务。",
+        "reauth": "（可选）记住本设备 {days} 天，期间再次连接无需验证码。",
+        "optional_note": "上网不依赖可选项，可随时撤回。",
+        "lang_switch": "English",
+        "online": "已连接",
+        "time_left": "剩余时间",
+        "logout": "断开连接",
+        "continue": "继续访问",
+        "logged_out": "已断开，欢迎再来。",
+        "not_online": "尚未连接",
+        "minutes": "分钟",
+        "hours": "小时",
+        "privacy": "手机号仅用于实名验证和您同意的用途。",
+        "err_invalid_phone": "请输入有效的手机号码。",
+        "err_consent_required": "请先同意上网服务条款。",
+        "err_code_not_requested": "请先获取验证码。",
+        "err_code_used": "验证码已使用，请重新获取。",
+        "err_code_expired": "验证码已过期，请重新获取。",
+        "err_code_locked": "错误次数过多，请重新获取验证码。",
+        "err_code_wrong": "验证码不正确。",
+        "err_code_rejected": "验证码不正确。",
+        "err_resend_cooldown": "请稍后再获取验证码。",
+        "err_daily_cap": "今日获取验证码次数已达上限。",
+        "err_rate_limited": "请求过于频繁，请稍后再试。",
+        "err_sms_failed": "短信发送失败，请稍后再试。",
+        "err_unknown_client": "无法识别您的设备，请确认已连接本店 Wi-Fi。",
+        "err_bad_request": "请求无效。",
+    },
+    "en": {
+        "title": "Free Wi-Fi",
+        "welcome": "Welcome",
+        "phone": "Mobile number",
+        "phone_ph": "Your mobile number",
+        "send_code": "Get code",
+        "code": "Code",
+        "code_ph": "6 digits",
+        "code_sent": "Code sent; valid for 5 minutes.",
+        "login": "Connect",
+        "terms": "I accept the Wi-Fi terms of service: under art. 24 of the Cybersecurity Law public Wi-Fi requires "
+                 "real-name verification by mobile number; access logs are kept as the law requires.",
+        "marketing": "(Optional) Become a member and receive offers and event news.",
+        "analytics": "(Optional) Link this phone's store visits to my membership to improve the service.",
+        "reauth": "(Optional) Remember this device for {days} days: reconnect without a code.",
+        "optional_note": "Getting online never depends on the optional choices; you can withdraw them any time.",
+        "lang_switch": "中文",
+        "online": "Connected",
+        "time_left": "Time left",
+        "logout": "Disconnect",
+        "continue": "Continue",
+        "logged_out": "Disconnected. See you again.",
+        "not_online": "Not connected",
+        "minutes": "min",
+        "hours": "h",
+        "privacy": "Your number is used only for real-name verification and what you agree to.",
+        "err_invalid_phone": "Enter a valid mobile number.",
+        "err_consent_required": "Please accept the Wi-Fi terms first.",
+        "err_code_not_requested": "Request a code first.",
+        "err_code_used": "This code was already used; request a new one.",
+        "err_code_expired": "The code has expired; request a new one.",
+        "err_code_locked": "Too many wrong attempts; request a new code.",
+        "err_code_wrong": "Wrong code.",
+        "err_code_rejected": "Wrong code.",
+        "err_resend_cooldown": "Please wait before requesting another code.",
+        "err_daily_cap": "Too many codes for this number today.",
+        "err_rate_limited": "Too many requests; try again later.",
+        "err_sms_failed": "The SMS could not be sent; try again later.",
+        "err_unknown_client": "Your device is not recognised; are you on the store's Wi-Fi?",
+        "err_bad_request": "Invalid request.",
+    },
+}
+
+
+def pick(switch: str | None, cookie: str | None, accept_language: str | None) -> str:
+    for explicit in (switch, cookie):
+        if explicit is not None and explicit in LANGS:
+            return explicit
+    if accept_language:
+        accept = parse_accept_header(accept_language, LanguageAccept)
+        best = accept.best_match(["zh-CN", "zh", "en"])
+        if best is not None:
+            return "en" if best.startswith("en") else "zh-CN"
+    return DEFAULT
+
+
+def gettext(lang: str, key: str, **kw: object) -> str:
+    text = CATALOG.get(lang, CATALOG[DEFAULT]).get(key) or CATALOG[DEFAULT].get(key) or key
+    return text.format(**kw) if kw else text

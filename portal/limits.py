@@ -1,0 +1,55 @@
+"""Rate limits shared by every server process, counted in the database (an edge: it reads and writes rows).
+
+Each limited thing (an IP, a device, a phone, an admin user name) becomes a keyed hash, so the table holds no
+address or number. A limit is "at most ``limit`` events in the last ``window_s`` seconds"; when it is reached,
+:class:`portal.errors.RateLimited` says how long to wait.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from portal.errors import RateLimited
+from portal.models import rate_events
+
+
+def key_of(secret: bytes, kind: str, value: str) -> str:
+    return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def check(conn: Connection, secret: bytes, kind: str, value: str, limit: int, window_s: int,
+          now: datetime, code: str = "rate_limited") -> str:
+    """Raise RateLimited if ``value`` already had ``limit`` events in the window; return its key."""
+    key = key_of(secret, kind, value)
+    since = now - timedelta(seconds=window_s)
+    row = conn.execute(sa.select(sa.func.count(), sa.func.min(rate_events.c.ts))
+                       .where(rate_events.c.key == key, rate_events.c.ts > since)).one()
+    count, oldest = row
+    if count >= limit:
+        if isinstance(oldest, str):  # SQLite's min() bypasses the column type
+            oldest = datetime.fromisoformat(oldest)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        wait = window_s - (now - oldest).total_seconds() if oldest is not None else window_s
+        raise RateLimited("too many requests, try again later", int(wait) + 1, code)
+    return key
+
+
+def count(conn: Connection, key: str, now: datetime) -> None:
+    conn.execute(sa.insert(rate_events).values(key=key, ts=now))
+
+
+def check_and_count(conn: Connection, secret: bytes, things: list[tuple[str, str]], limit: int, window_s: int,
+                    now: datetime, code: str = "rate_limited") -> None:
+    """Check every (kind, value) first, then count one event for each: a refused request counts nothing."""
+    keys = [check(conn, secret, kind, value, limit, window_s, now, code) for kind, value in things]
+    for key in keys:
+        count(conn, key, now)
+
+
+def prune(conn: Connection, now: datetime, keep_s: int = 86400 * 2) -> int:
+    return conn.execute(sa.delete(rate_events).where(rate_events.c.ts < now - timedelta(seconds=keep_s))).rowcount

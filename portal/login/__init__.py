@@ -1,0 +1,1 @@
+"""Login methods: ``sms`` (phone + SMS code, the primary path) and ``wechat`` (owned by the WeChat package)."""

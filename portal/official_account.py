@@ -1,0 +1,119 @@
+"""The official-account (公众号) server endpoint: signed pushes in, follow events recorded (core pure, view thin).
+
+WeChat calls the URL configured under 开发 → 基本配置 with ``signature``, ``timestamp`` and ``nonce`` in the query:
+a GET with ``echostr`` when the URL is first verified (answer ``echostr`` verbatim), then a POST with an XML body
+for every message and event. Every request's signature is checked first (:func:`portal.login.wechat_sign.
+verify_push`); a bad one gets 403 and nothing is parsed. Only plain-text mode is supported: a push in safe mode
+(``encrypt_type=aes``) is refused, so configure 明文模式 (docs/WECHAT.md).
+
+``subscribe``/``unsubscribe`` events become rows of ``wechat_follows`` against the member whose WeChat identity has
+that openid (when known). Pushes with a stale timestamp are refused, and a retried push is recorded once.
+"""
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, current_app, request
+
+from portal.login.wechat_sign import verify_push
+
+log = logging.getLogger("keliu.wechat.mp")
+MAX_BODY = 64 * 1024
+MAX_SKEW_S = 300
+
+
+@dataclass(frozen=True)
+class Push:
+    """One parsed push. ``account`` is the official account's original id (ToUserName, ``gh_...``)."""
+
+    account: str
+    openid: str
+    create_time: int
+    msg_type: str
+    event: str
+
+
+class BadPush(ValueError):
+    """The body is not a push we can read."""
+
+
+def parse_push(body: bytes) -> Push:
+    """Parse the XML of a plain-text-mode push (pure). Refuses DTDs: WeChat never sends one."""
+    if len(body) > MAX_BODY:
+        raise BadPush("too large")
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise BadPush("DTD in a push")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise BadPush("not XML") from exc
+    if root.tag != "xml":
+        raise BadPush("not a push")
+
+    def text(name: str) -> str:
+        node = root.find(name)
+        return (node.text or "").strip() if node is not None else ""
+
+    if root.find("Encrypt") is not None:
+        raise BadPush("encrypted push (safe mode is not supported)")
+    created = text("CreateTime")
+    if not created.isdigit():
+        raise BadPush("no CreateTime")
+    return Push(account=text("ToUserName"), openid=text("FromUserName"), create_time=int(created),
+                msg_type=text("MsgType"), event=text("Event").lower())
+
+
+def fresh(timestamp: str, now: float) -> bool:
+    """A push whose signed timestamp is more than 5 minutes off is refused (a captured push cannot be replayed
+    later; within the window the dedup key catches it)."""
+    return timestamp.isdigit() and abs(now - int(timestamp)) <= MAX_SKEW_S
+
+
+blueprint = Blueprint("wechat_mp", __name__)
+
+
+def _token() -> str:
+    return str(current_app.extensions["keliu"].cfg.wechat.token or "")
+
+
+def _signed() -> bool:
+    q = request.args
+    ok = verify_push(_token(), q.get("timestamp", ""), q.get("nonce", ""), q.get("signature", ""))
+    if not ok:
+        log.warning("official-account push refused: bad signature from %s", request.remote_addr)
+    return ok
+
+
+@blueprint.get("/mp")
+def verify_url() -> Response:
+    if not _signed():
+        return Response("forbidden", status=403, mimetype="text/plain")
+    return Response(request.args.get("echostr", ""), mimetype="text/plain")
+
+
+@blueprint.post("/mp")
+def receive() -> Response:
+    import time
+
+    from portal.login import wechat_store
+
+    if not _signed():
+        return Response("forbidden", status=403, mimetype="text/plain")
+    if request.args.get("encrypt_type", "raw") != "raw":
+        log.warning("official-account push refused: safe mode (encrypt_type) is not supported")
+        return Response("unsupported", status=400, mimetype="text/plain")
+    if not fresh(request.args.get("timestamp", ""), time.time()):
+        log.warning("official-account push refused: stale timestamp")
+        return Response("stale", status=403, mimetype="text/plain")
+    try:
+        push = parse_push(request.stream.read(MAX_BODY + 1))
+    except BadPush as exc:
+        log.warning("official-account push refused: %s", exc)
+        return Response("bad push", status=400, mimetype="text/plain")
+    if push.msg_type == "event" and push.event in ("subscribe", "unsubscribe") and push.openid:
+        recorded = wechat_store.record_follow_event(push)
+        log.info("official account %s: %s (%s)", push.account, push.event, "recorded" if recorded else "retry")
+    # WeChat wants "success" (or an empty body) within 5 s, or it retries and warns the follower.
+    return Response("success", mimetype="text/plain")

@@ -1,0 +1,135 @@
+"""Serving the portal with gunicorn (an edge: processes, sockets, signals).
+
+The app is built once in the master (``preload_app``: migrations, tenant sync, Gate reconcile), then workers fork;
+each worker drops the inherited database pool and netlink socket. The master also runs the session sweeper
+thread and, when a certificate is configured, supervises a second gunicorn serving the same app over HTTPS on
+``https_port`` (gunicorn has one TLS setting for all its listeners) for the RFC 8908 API.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger("keliu.portal")
+
+
+class PortalServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, overrides: dict[str, Any], listener: str) -> None:
+        self.overrides = overrides
+        self.listener = listener
+        self.app: Flask | None = None
+        self.https_child: subprocess.Popen[bytes] | None = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        from keliu import config
+
+        cfg = config.load(overrides=self.overrides)
+        p = cfg.portal
+        https = self.listener == "https"
+        port = p.https_port if https else p.port
+        opts: dict[str, Any] = {
+            "bind": [f"{p.host}:{port}"],
+            "workers": 1 if https else p.workers,
+            "worker_class": "gthread",
+            "threads": 8,
+            "worker_connections": 1000,
+            "keepalive": 5,
+            "backlog": 2048,
+            "preload_app": True,
+            "timeout": 30,
+            "graceful_timeout": 5,
+            "accesslog": None,
+            "proc_name": f"keliu-portal-{self.listener}",
+            "post_fork": _post_fork,
+            "when_ready": self._when_ready,
+            "on_exit": self._on_exit,
+        }
+        if https:
+            opts["certfile"], opts["keyfile"] = p.https_cert, p.https_key
+        for key, value in opts.items():
+            self.cfg.set(key, value)
+        self.kcfg = cfg
+
+    def load(self) -> Flask:
+        if self.app is None:
+            from portal.app import create_app
+
+            self.app = create_app({"KELIU": self.overrides} if self.overrides else None)
+        return self.app
+
+    def _when_ready(self, _server: Any) -> None:
+        if self.listener != "http":
+            return
+        assert self.app is not None
+        threading.Thread(target=_sweeper, args=(self.app,), name="keliu-sweeper", daemon=True).start()
+        if self.kcfg.portal.https_cert:
+            argv = [sys.executable, "-m", "keliu.cli", "portal", "--listener", "https"]
+            if self.overrides.get("portal"):
+                argv += ["--host", self.kcfg.portal.host]
+            self.https_child = subprocess.Popen(argv)
+
+    def _on_exit(self, _server: Any) -> None:
+        if self.https_child is not None and self.https_child.poll() is None:
+            self.https_child.send_signal(signal.SIGTERM)
+            try:
+                self.https_child.wait(10)
+            except subprocess.TimeoutExpired:
+                self.https_child.kill()
+
+
+def _post_fork(_server: Any, _worker: Any) -> None:
+    from portal.app import services
+
+    app = _APP_REF[0]
+    if app is None:
+        return
+    with app.app_context():
+        svc = services()
+        svc.engine.dispose(close=False)
+        reset = getattr(svc.neighbours, "reset_after_fork", None)
+        if reset is not None:
+            reset()
+
+
+_APP_REF: list[Flask | None] = [None]
+
+
+def _sweeper(app: Flask) -> None:
+    from portal import access
+    from portal.app import services
+
+    with app.app_context():
+        svc = services()
+        stop = threading.Event()
+        while not stop.wait(svc.cfg.portal.sweep_s):
+            try:
+                ended = access.sweep(svc, svc.now())
+            except Exception:  # the sweeper must survive a database hiccup; logged with its traceback
+                log.exception("session sweep failed")
+                continue
+            if ended:
+                log.info("sweep: %d decisions", len(ended))
+
+
+def serve(host: str | None, port: int | None, listener: str = "http") -> None:
+    overrides: dict[str, Any] = {}
+    portal: dict[str, Any] = {}
+    if host is not None:
+        portal["host"] = host
+    if port is not None:
+        portal["port"] = port
+    if portal:
+        overrides["portal"] = portal
+    server = PortalServer(overrides, listener)
+    _APP_REF[0] = server.load()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    server.run()

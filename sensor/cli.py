@@ -1,0 +1,200 @@
+"""``keliu sensor``: the command-line group of the sensor package (composition root for its commands).
+
+    keliu sensor run --iface IFACE [--channels 1,6,11,36]      live capture (needs a monitor-mode wireless card)
+    keliu sensor replay FILE --store STORE [--speed N | --max] [--loop]
+    keliu sensor parse FILE [--format jsonl|csv] [--show-mac]   one line per probe request; stores nothing
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import secrets
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+log = logging.getLogger("sensor")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="keliu sensor %(asctime)s %(levelname)s %(message)s")
+
+
+def _utc_offset(tz: str) -> int:
+    from zoneinfo import ZoneInfo
+
+    off = datetime.now(ZoneInfo(tz)).utcoffset()
+    return int(off.total_seconds()) if off else 0
+
+
+def _policy(cfg: Any, store_tz: str, group_all: bool | None) -> Any:
+    from sensor.identity import PrivacyPolicy
+
+    s = cfg.sensor
+    return PrivacyPolicy(mode=s.privacy, link_days=s.link_days, utc_offset_s=_utc_offset(store_tz),
+                         group_all=s.group_all if group_all is None else group_all)
+
+
+def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: bool | None = None,
+                   background: bool = False) -> Any:
+    """Wire config, keys, database, spool and sink into a :class:`sensor.pipeline.Pipeline`."""
+    import sqlalchemy as sa
+
+    from keliu import db, keys
+    from sensor import consent
+    from sensor.frames import Parser
+    from sensor.identity import Identifier, Registry, mac_bytes, sid_key
+    from sensor.pipeline import Pipeline
+    from sensor.sightings import Batcher
+    from sensor.sinks import CelerySink, Delivery, SqlHealth, SqlSink
+    from sensor.spool import Spool
+
+    s = cfg.sensor
+    tz = cfg.store(store).timezone
+    master = keys.secret_bytes(cfg.var_dir, "device_hmac")
+    ident = Identifier(master, _policy(cfg, tz, group_all), ignore=frozenset(mac_bytes(m) for m in s.ignore_macs))
+    engine = db.make_engine(cfg.database_url)
+    try:
+        db.upgrade(engine)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        log.warning("database not reachable (%s); sightings wait in the spool", str(exc).splitlines()[0][:200])
+    broker = getattr(cfg.analytics, "broker_url", None)
+    sink: Any
+    if s.sink == "celery" or (s.sink == "auto" and broker):
+        if not broker:
+            from keliu.errors import ConfigError
+
+            raise ConfigError("sensor.sink", "celery needs analytics.broker_url")
+        sink = CelerySink(broker, getattr(cfg.analytics, "queue", None))
+    else:
+        sink = SqlSink(engine)
+    spool_root = Path(s.spool_dir) if s.spool_dir else Path(cfg.var_dir) / "spool"
+    spool = Spool(spool_root / f"{store}-{s.sensor_id}", s.spool_max_mb * 2**20)
+    last = [Registry()]
+
+    def registry() -> Registry:
+        try:
+            last[0] = consent.load(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("member/opt-out registry not readable (%s); keeping the last one", type(exc).__name__)
+        return last[0]
+
+    parser = Parser("flag" if (fcs or s.fcs) == "flag" else "verify")
+    return Pipeline(store=store, sensor=s.sensor_id, parser=parser, identifier=ident,
+                    sid_key=sid_key(master), spool=spool, delivery=Delivery(spool, sink), health=SqlHealth(engine),
+                    batcher=Batcher(s.batch_size, s.batch_seconds), mode=s.privacy,
+                    health_seconds=s.health_seconds, registry=registry, registry_seconds=s.registry_seconds,
+                    background=background)
+
+
+def _stop_flag() -> list[bool]:
+    flag = [False]
+
+    def handler(_sig: int, _frame: object) -> None:
+        flag[0] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return flag
+
+
+@click.group("sensor")
+def sensor() -> None:
+    """Capture, replay and parse 802.11 probe requests."""
+
+
+@sensor.command("run")
+@click.option("--iface", required=True, help="A monitor-mode interface (radiotap).")
+@click.option("--channels", default=None, help="Comma-separated channels to hop over (default: [sensor] channels).")
+@click.option("--store", default=None, help="Store id (default: [sensor] store).")
+def run_cmd(iface: str, channels: str | None, store: str | None) -> None:
+    """Capture probe requests live, hopping channels, and deliver sightings."""
+    from keliu import config
+    from sensor.capture import capture, check_interface
+
+    _logging()
+    cfg = config.load()
+    chans = [int(c) for c in channels.split(",")] if channels else list(cfg.sensor.channels)
+    check_interface(iface)  # before touching keys or the database: says why live capture cannot run here
+    pipe = build_pipeline(cfg, store or cfg.sensor.store, background=True)
+    flag = _stop_flag()
+    capture(iface, chans, cfg.sensor.dwell_ms, pipe, stop=lambda: flag[0])
+
+
+@sensor.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--store", default=None, help="Store id (default: [sensor] store).")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Replay N times faster than recorded.")
+@click.option("--max", "as_fast", is_flag=True, help="As fast as possible.")
+@click.option("--loop", is_flag=True, help="Forever; timestamps moved to now, then one more day each round.")
+@click.option("--fcs", type=click.Choice(["verify", "flag"]), default=None,
+              help="flag: trust the driver's bad-FCS flag only (anonymized captures with rewritten addresses).")
+def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: bool, fcs: str | None) -> None:
+    """Replay a pcap/pcapng capture through the sensor pipeline into the analytics store."""
+    from keliu import config
+    from sensor.replay import replay
+
+    if speed <= 0:
+        raise click.BadParameter(f"must be positive: {speed}", param_hint="--speed")
+    _logging()
+    cfg = config.load()
+    pipe = build_pipeline(cfg, store or cfg.sensor.store, fcs=fcs)
+    flag = _stop_flag()
+    n = replay(file, pipe, speed=None if as_fast else speed, loop=loop, stop=lambda: flag[0])
+    st = pipe.parser.stats
+    click.echo(f"keliu sensor: replayed {n} probe requests ({st.frames} frames, {st.drops} dropped, "
+               f"{pipe.identifier.stats.devices} estimated devices), {pipe.delivery.delivered} sightings delivered, "
+               f"{len(pipe.spool.pending())} batches still spooled")
+
+
+FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized"]
+
+
+@sensor.command("parse")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--show-mac", is_flag=True, help="Also print the raw MAC (for a technician; nothing is stored).")
+@click.option("--fcs", type=click.Choice(["verify", "flag"]), default="verify", show_default=True)
+@click.option("--group-all", is_flag=True, help="Group every MAC as if randomized (anonymized captures).")
+def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) -> None:
+    """Print one record per probe request. Device ids use this appliance's key if it exists, else a throw-away
+    key; nothing is written anywhere."""
+    from keliu import config
+    from sensor.frames import Parser, format_mac
+    from sensor.identity import Identifier
+    from sensor.replay import iter_batches
+    from sensor.simulate import channel_number
+
+    cfg = config.load()
+    key_file = Path(cfg.var_dir) / "keys" / "device_hmac"
+    master = key_file.read_bytes() if key_file.exists() else secrets.token_bytes(32)
+    ident = Identifier(master, _policy(cfg, cfg.timezone, group_all))
+    parser = Parser("flag" if fcs == "flag" else "verify")
+    fields = FIELDS + (["mac"] if show_mac else [])
+    out = sys.stdout
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n") if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    for batch in iter_batches(parser, file):
+        devices = ident.identify_batch(batch)
+        for i in range(len(batch)):
+            p = batch.probe(i)
+            row: dict[str, Any] = {
+                "ts": p.ts, "device": devices[i], "rssi": p.rssi, "freq": p.freq,
+                "channel": channel_number(p.freq) if p.freq else None, "seq": p.seq,
+                "ssid": p.ssid.decode("utf-8", "replace"), "randomized": bool(p.mac[0] & 0x02)}
+            if show_mac:
+                row["mac"] = format_mac(p.mac)
+            if writer:
+                writer.writerow(row)
+            else:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    st = parser.stats
+    click.echo(f"keliu sensor: {st.probes} probe requests, {st.frames} frames, {st.not_probe} not probe requests, "
+               f"{st.malformed} malformed, {st.bad_fcs} bad FCS", err=True)

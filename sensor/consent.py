@@ -1,0 +1,58 @@
+"""The device registry the portal writes and the sensor reads: consented members and opt-outs (an edge).
+
+The portal never hands the sensor a MAC. When a shopper consents to membership analytics, or opts out, the portal
+computes ``sensor.identity.member_device_id(master, mac)`` from the MAC it sees on its own network (the master key
+is ``keliu.keys.secret_bytes(var_dir, "device_hmac")``) and registers that id here:
+
+    from sensor import consent
+    from sensor.identity import member_device_id
+    consent.register(engine, member_device_id(master, mac), "member")   # or "optout"
+    consent.unregister(engine, device_id)                              # consent withdrawn / opt-out undone
+
+The sensor reloads the registry every ``registry_seconds``: a member's sightings then carry the stable member id
+(the portal links it to the member), an opted-out device's sightings are dropped before anything is stored.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from sensor.identity import Registry
+
+Kind = Literal["member", "optout"]
+
+_md = sa.MetaData()
+registry_table = sa.Table(
+    "sensor_device_registry", _md,
+    sa.Column("device_id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("since", sa.Float, nullable=False),
+)
+
+
+def register(engine: Any, device_id: str, kind: Kind, now: float | None = None) -> None:
+    """Record ``device_id`` as a consented member's or an opted-out device (an opt-out wins over membership)."""
+    if kind not in ("member", "optout"):
+        raise ValueError(f"kind must be 'member' or 'optout', not {kind!r}")
+    t = registry_table
+    with engine.begin() as conn:
+        old = conn.execute(sa.select(t.c.kind).where(t.c.device_id == device_id)).scalar()
+        if old is None:
+            conn.execute(sa.insert(t).values(device_id=device_id, kind=kind, since=time.time() if now is None else now))
+        elif old != "optout":
+            conn.execute(sa.update(t).where(t.c.device_id == device_id).values(kind=kind))
+
+
+def unregister(engine: Any, device_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(registry_table).where(registry_table.c.device_id == device_id))
+
+
+def load(engine: Any) -> Registry:
+    """The registry as the identity layer uses it."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(registry_table.c.device_id, registry_table.c.kind)).all()
+    return Registry(members=frozenset(d for d, k in rows if k == "member"),
+                    optouts=frozenset(d for d, k in rows if k == "optout"))

@@ -1,0 +1,652 @@
+"""The fast 802.11 probe-request parser (pure: bytes in, :class:`Probe` records out).
+
+It reads capture files from a buffer (classic pcap in either byte order with micro- or nanosecond timestamps, and
+pcapng), then for every frame the radiotap header (present bitmasks including extended ones and namespaces, field
+alignment, the FCS and bad-FCS flags, the dBm antenna signal, the channel frequency), the management header
+(source address, sequence number) and the information elements (SSID first, then rates, HT/VHT/HE capabilities,
+extended capabilities, vendor elements) into a fingerprint of the phone model.
+
+Speed (the sensor must keep up with a busy channel on a router's CPU) comes from three choices:
+
+* no per-field objects: ``struct.unpack_from`` and indexing on the file's own buffer;
+* the radiotap layout depends only on the present words, so it is computed once per distinct bitmask and cached;
+* the elements after the SSID are identical for every probe of one phone model on one channel, so their walk
+  (validation and fingerprint) is cached by their bytes. Both caches are bounded.
+
+The record is a ``NamedTuple`` rather than a frozen dataclass: it is just as immutable, and building one costs a
+fifth of a frozen dataclass's ``__init__``, which matters at 300,000 frames per second.
+
+The per-frame boundary: a frame that is not a probe request is skipped and counted; a malformed or truncated frame
+is counted as ``malformed`` and skipped; a frame whose FCS is wrong (or flagged bad by the driver) is counted as
+``bad_fcs`` and skipped. Nothing raises out of :meth:`Parser.parse_frame`.
+"""
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from sensor.errors import CaptureFormatError
+
+log = logging.getLogger(__name__)
+
+LINKTYPE_IEEE802_11 = 105
+LINKTYPE_RADIOTAP = 127
+
+# radiotap fields of the default namespace: bit -> (alignment, size). Bits 29-31 switch namespaces / extend.
+RADIOTAP_FIELDS: dict[int, tuple[int, int]] = {
+    0: (8, 8), 1: (1, 1), 2: (1, 1), 3: (2, 4), 4: (1, 2), 5: (1, 1), 6: (1, 1), 7: (2, 2), 8: (2, 2), 9: (2, 2),
+    10: (1, 1), 11: (1, 1), 12: (1, 1), 13: (1, 1), 14: (2, 2), 15: (2, 2), 16: (1, 1), 17: (1, 1), 18: (4, 8),
+    19: (1, 3), 20: (4, 8), 21: (2, 12), 22: (8, 12), 23: (2, 12), 24: (2, 12), 25: (2, 6), 26: (1, 1), 27: (2, 4),
+}
+_BIT_FLAGS, _BIT_CHANNEL, _BIT_SIGNAL = 1, 3, 5
+FLAG_FCS = 0x10
+FLAG_BAD_FCS = 0x40
+
+#: elements left out of the fingerprint: SSID (directed probes differ), DS parameter set (the current channel),
+#: request element and padding-like elements; vendor elements count by OUI and type only (some carry per-MAC data).
+_VOLATILE = frozenset({0, 3, 10})
+_CACHE_MAX = 4096
+
+
+class Probe(NamedTuple):
+    """One probe request. ``mac`` is the raw source address: it stays in memory and is never stored."""
+
+    ts: float  #: epoch seconds
+    mac: bytes  #: 6 bytes
+    seq: int  #: 802.11 sequence number (0-4095)
+    rssi: int | None  #: dBm antenna signal, None when the radiotap header has none
+    freq: int | None  #: channel centre frequency, MHz
+    ssid: bytes  #: b"" for a wildcard probe
+    fingerprint: int  #: CRC-32 over the stable information elements (the phone model's signature)
+
+
+@dataclass(slots=True)
+class ParseStats:
+    """Counters of the per-frame boundary (mutable on purpose: updated for every frame)."""
+
+    frames: int = 0
+    probes: int = 0
+    not_probe: int = 0
+    malformed: int = 0
+    bad_fcs: int = 0
+
+    @property
+    def drops(self) -> int:
+        return self.malformed + self.bad_fcs
+
+
+class _Malformed(Exception):
+    """A frame is truncated or inconsistent (internal: caught at the per-frame boundary)."""
+
+
+def radiotap_layout(hdr: bytes | memoryview, it_len: int) -> tuple[int, int, int, int, int]:
+    """Offsets (relative to the radiotap start; -1 when absent) of flags, channel and dBm antenna signal, the
+    number of present words, and how many header bytes the walked fields need. Only the first occurrence of a
+    field counts (the combined signal, not a per-antenna one).
+
+    Raises ``_Malformed`` when the header is inconsistent; stops at an unknown field (its size is unknown)."""
+    words: list[int] = []
+    pos = 4
+    while True:
+        if pos + 4 > it_len:
+            raise _Malformed("radiotap present words run past the header")
+        (word,) = struct.unpack_from("<I", hdr, pos)
+        words.append(word)
+        pos += 4
+        if not word & 0x80000000:
+            break
+    offsets = {_BIT_FLAGS: -1, _BIT_CHANNEL: -1, _BIT_SIGNAL: -1}
+    namespace = "radiotap"
+    base_bit = 0
+    for word in words:
+        if namespace == "radiotap":
+            for bit in range(29):
+                if not word >> bit & 1:
+                    continue
+                field = RADIOTAP_FIELDS.get(base_bit + bit)
+                if field is None:  # unknown field: its size is unknown, nothing after it can be located
+                    return offsets[_BIT_FLAGS], offsets[_BIT_CHANNEL], offsets[_BIT_SIGNAL], len(words), pos
+                align, size = field
+                pos = (pos + align - 1) & ~(align - 1)
+                if pos + size > it_len:
+                    raise _Malformed("radiotap field runs past the header")
+                if base_bit + bit in offsets and offsets[base_bit + bit] < 0:
+                    offsets[base_bit + bit] = pos
+                pos += size
+        else:  # vendor namespace: a 6-byte header (OUI, sub-namespace, skip length), 2-aligned, then skipped
+            pos = (pos + 1) & ~1
+            if pos + 6 > it_len:
+                raise _Malformed("radiotap vendor namespace runs past the header")
+            (skip,) = struct.unpack_from("<H", hdr, pos + 4)
+            pos += 6 + skip
+            if pos > it_len:
+                raise _Malformed("radiotap vendor data runs past the header")
+        if word & 0x20000000:
+            namespace, base_bit = "radiotap", 0
+        elif word & 0x40000000:
+            namespace, base_bit = "vendor", 0
+        else:
+            base_bit += 32
+    return offsets[_BIT_FLAGS], offsets[_BIT_CHANNEL], offsets[_BIT_SIGNAL], len(words), pos
+
+
+def _elements(buf: bytes | memoryview, start: int, end: int) -> int:
+    """Walk the elements after the SSID; return the fingerprint. Raises ``_Malformed`` on a truncated element."""
+    parts = bytearray()
+    i = start
+    while i < end:
+        if i + 2 > end:
+            raise _Malformed("element header truncated")
+        eid = buf[i]
+        length = buf[i + 1]
+        nxt = i + 2 + length
+        if nxt > end:
+            raise _Malformed(f"element {eid} truncated")
+        if eid == 221:  # vendor: OUI and type only
+            parts += bytes((221, min(length, 4))) + bytes(buf[i + 2:i + 2 + min(length, 4)])
+        elif eid not in _VOLATILE:
+            parts += bytes(buf[i:nxt])
+        i = nxt
+    return zlib.crc32(parts)
+
+
+class Located(NamedTuple):
+    """Where one probe request's fields are (internal to the parser; offsets into the capture buffer)."""
+
+    mac: int  #: 48-bit source address, first octet most significant
+    seq: int
+    rssi: int | None
+    freq: int | None
+    ssid_start: int
+    ssid_end: int  #: also where the elements after the SSID start
+    end: int  #: end of the elements (FCS excluded)
+
+
+NO_RSSI = -32768  #: column value of a missing signal field
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeBatch:
+    """Probe requests of one stretch of a capture as columns (numpy arrays), in capture order.
+
+    The buffer is kept so that SSIDs and fingerprints are read only when asked for: the identity layer needs a
+    fingerprint only for the first frame of each new MAC."""
+
+    buf: bytes = field(repr=False)
+    ts: np.ndarray  #: float64 epoch seconds
+    mac: np.ndarray  #: uint64, 48-bit address, first octet most significant
+    seq: np.ndarray  #: int64
+    rssi: np.ndarray  #: int64 dBm, NO_RSSI when absent
+    freq: np.ndarray  #: int64 MHz, 0 when absent
+    ssid_start: np.ndarray
+    ssid_end: np.ndarray
+    end: np.ndarray
+    tails: dict[bytes, int] = field(default_factory=dict, repr=False)
+    #: for batches built from records (``from_probes``): fingerprints and SSIDs given, not read from ``buf``
+    fps: np.ndarray | None = None
+    ssids: tuple[bytes, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def slice(self, i: int, j: int) -> ProbeBatch:
+        """Frames ``i`` to ``j`` (same buffer)."""
+        return ProbeBatch(self.buf, self.ts[i:j], self.mac[i:j], self.seq[i:j], self.rssi[i:j], self.freq[i:j],
+                          self.ssid_start[i:j], self.ssid_end[i:j], self.end[i:j], self.tails,
+                          None if self.fps is None else self.fps[i:j],
+                          None if self.ssids is None else self.ssids[i:j])
+
+    def shifted(self, seconds: float) -> ProbeBatch:
+        """The same frames ``seconds`` later (a replay moved to the present)."""
+        if not seconds:
+            return self
+        return ProbeBatch(self.buf, self.ts + seconds, self.mac, self.seq, self.rssi, self.freq, self.ssid_start,
+                          self.ssid_end, self.end, self.tails, self.fps, self.ssids)
+
+    @classmethod
+    def from_probes(cls, probes: list[Probe]) -> ProbeBatch:
+        z = np.zeros(len(probes), np.int64)
+        return cls(b"", np.array([p.ts for p in probes], np.float64),
+                   np.array([int.from_bytes(p.mac, "big") for p in probes], np.uint64),
+                   np.array([p.seq for p in probes], np.int64),
+                   np.array([NO_RSSI if p.rssi is None else p.rssi for p in probes], np.int64),
+                   np.array([p.freq or 0 for p in probes], np.int64), z, z, z,
+                   fps=np.array([p.fingerprint for p in probes], np.int64), ssids=tuple(p.ssid for p in probes))
+
+    def fingerprint(self, i: int) -> int:
+        if self.fps is not None:
+            return int(self.fps[i])
+        tail = self.buf[int(self.ssid_end[i]):int(self.end[i])]
+        fp = self.tails.get(tail)
+        if fp is None:
+            fp = _elements(tail, 0, len(tail))  # validated by the parser already
+            if len(self.tails) >= _CACHE_MAX:
+                self.tails.clear()
+            self.tails[tail] = fp
+        return fp
+
+    def ssid(self, i: int) -> bytes:
+        if self.ssids is not None:
+            return self.ssids[i]
+        return self.buf[int(self.ssid_start[i]):int(self.ssid_end[i])]
+
+    def probe(self, i: int) -> Probe:
+        r = int(self.rssi[i])
+        f = int(self.freq[i])
+        return Probe(float(self.ts[i]), int(self.mac[i]).to_bytes(6, "big"), int(self.seq[i]),
+                     None if r == NO_RSSI else r, f or None, self.ssid(i), self.fingerprint(i))
+
+    def probes(self) -> Iterator[Probe]:
+        for i in range(len(self)):
+            yield self.probe(i)
+
+    @classmethod
+    def empty(cls, buf: bytes = b"") -> ProbeBatch:
+        z = np.zeros(0, np.int64)
+        return cls(buf, np.zeros(0), np.zeros(0, np.uint64), z, z, z, z, z, z)
+
+
+class Parser:
+    """Parses frames and capture files, counting what it skips in :attr:`stats`."""
+
+    def __init__(self, fcs: Literal["verify", "flag"] = "verify") -> None:
+        #: ``verify`` recomputes the CRC of frames that carry an FCS; ``flag`` trusts the driver's bad-FCS flag
+        #: only (for anonymized captures whose addresses were rewritten without fixing the FCS)
+        self.verify_fcs = fcs == "verify"
+        self.stats = ParseStats()
+        self._layouts: dict[bytes, tuple[int, int, int, int, int]] = {}
+        self._tails: dict[bytes, int] = {}
+        self._logged = 0
+
+    # -- one frame (the reference implementation; the batch path below must agree with it) -------------------
+
+    def parse_frame(self, buf: bytes, start: int, end: int, ts: float, linktype: int = LINKTYPE_RADIOTAP
+                    ) -> Probe | None:
+        """Parse the frame ``buf[start:end]`` captured at ``ts``. None when it is skipped (and counted)."""
+        loc = self.locate(buf, start, end, linktype)
+        if loc is None:
+            return None
+        tail = buf[loc.ssid_end:loc.end]
+        fp = self._tails.get(tail)
+        if fp is None:
+            fp = _elements(tail, 0, len(tail))
+            if len(self._tails) >= _CACHE_MAX:
+                self._tails.clear()
+            self._tails[tail] = fp
+        return Probe(ts, loc.mac.to_bytes(6, "big"), loc.seq, loc.rssi, loc.freq, buf[loc.ssid_start:loc.ssid_end],
+                     fp)
+
+    def locate(self, buf: bytes, start: int, end: int, linktype: int = LINKTYPE_RADIOTAP) -> Located | None:
+        """The per-frame boundary: the probe's fields, or None when the frame is skipped (and counted)."""
+        self.stats.frames += 1
+        try:
+            return self._locate(buf, start, end, linktype)
+        except (_Malformed, struct.error, IndexError, ValueError) as exc:
+            self.stats.malformed += 1
+            self._drop_log("malformed", exc)
+            return None
+
+    def _drop_log(self, what: str, exc: object) -> None:
+        # one line per frame would flood the log at thousands of frames per second: the first few, then every
+        # 10,000th (the counters go into the health report).
+        self._logged += 1
+        if self._logged <= 5 or self._logged % 10_000 == 0:
+            log.info("dropped frame (%s: %s); %d malformed, %d bad FCS so far", what, exc,
+                     self.stats.malformed, self.stats.bad_fcs)
+
+    def _locate(self, buf: bytes, start: int, end: int, linktype: int) -> Located | None:
+        freq: int | None = None
+        rssi: int | None = None
+        if linktype == LINKTYPE_RADIOTAP:
+            if end - start < 8 or buf[start] != 0:
+                raise _Malformed("not a radiotap header")
+            it_len = buf[start + 2] | buf[start + 3] << 8
+            if start + it_len > end or it_len < 8:
+                raise _Malformed("radiotap length past the frame")
+            n = 1
+            while buf[start + 3 + 4 * n] & 0x80:
+                n += 1
+                if 4 + 4 * n > it_len:
+                    raise _Malformed("radiotap present words run past the header")
+            key = buf[start + 4:start + 4 + 4 * n]
+            layout = self._layouts.get(key)
+            if layout is None:
+                layout = radiotap_layout(buf[start:start + it_len], it_len)
+                if not any(w & 0x40000000 for w in struct.unpack_from(f"<{n}I", buf, start + 4)):
+                    # vendor namespaces make the layout depend on the data: never cached
+                    if len(self._layouts) >= _CACHE_MAX:
+                        self._layouts.clear()
+                    self._layouts[key] = layout
+            f_off, c_off, s_off, _n, need = layout
+            if need > it_len:
+                raise _Malformed("radiotap fields run past the header")
+            if f_off >= 0:
+                flags = buf[start + f_off]
+                if flags & FLAG_FCS:
+                    if end - start - it_len < 28:
+                        raise _Malformed("frame shorter than header and FCS")
+                    if flags & FLAG_BAD_FCS or self.verify_fcs and zlib.crc32(buf[start + it_len:end - 4]) != (
+                            buf[end - 4] | buf[end - 3] << 8 | buf[end - 2] << 16 | buf[end - 1] << 24):
+                        self.stats.bad_fcs += 1
+                        self._drop_log("bad FCS", "checksum mismatch")
+                        return None
+                    end -= 4
+            if c_off >= 0:
+                freq = buf[start + c_off] | buf[start + c_off + 1] << 8
+            if s_off >= 0:
+                rssi = buf[start + s_off]
+                if rssi > 127:
+                    rssi -= 256
+            h = start + it_len
+        elif linktype == LINKTYPE_IEEE802_11:
+            h = start
+        else:
+            raise _Malformed(f"unsupported link type {linktype}")
+        if end - h < 24:
+            raise _Malformed("management header truncated")
+        if buf[h] != 0x40:  # version 0, type management, subtype probe request
+            self.stats.not_probe += 1
+            return None
+        i = h + 24
+        if i + 2 > end or buf[i] != 0:
+            raise _Malformed("probe request without an SSID element")
+        tail_start = i + 2 + buf[i + 1]
+        if tail_start > end:
+            raise _Malformed("SSID element truncated")
+        _walk(buf, tail_start, end)
+        self.stats.probes += 1
+        return Located(int.from_bytes(buf[h + 10:h + 16], "big"), (buf[h + 22] | buf[h + 23] << 8) >> 4, rssi,
+                       freq, i + 2, tail_start, end)
+
+    # -- capture files -----------------------------------------------------------------------------------------
+
+    def parse_capture(self, buf: bytes) -> Iterator[Probe]:
+        """Every probe request of a pcap or pcapng file held in ``buf``, as records."""
+        for batch in self.batches(buf):
+            yield from batch.probes()
+
+    def batches(self, buf: bytes, size: int = 16384) -> Iterator[ProbeBatch]:
+        """The capture in ``buf`` as column batches of up to ``size`` frames each."""
+        head = pcap_header(buf)
+        if head is not None and head[2] == LINKTYPE_RADIOTAP:
+            endian, scale, _lt = head
+            for starts in _pcap_starts(buf, endian, size):
+                yield self.parse_radiotap(buf, starts, endian, scale)
+            return
+        rows: list[tuple[float, Located]] = []
+        for ts, s, e, linktype in records(buf):
+            loc = self.locate(buf, s, e, linktype)
+            if loc is not None:
+                rows.append((ts, loc))
+            if len(rows) >= size:
+                yield _batch_of(buf, rows, self._tails)
+                rows = []
+        if rows:
+            yield _batch_of(buf, rows, self._tails)
+
+    def parse_radiotap(self, buf: bytes, starts: np.ndarray, endian: str, scale: float) -> ProbeBatch:
+        """The hot path: the radiotap frames of classic-pcap records starting at ``starts``, parsed with numpy
+        over the whole batch. Frames it does not handle (extended or vendor bitmaps, more elements than
+        ``_MAX_ELEMENTS``) go through :meth:`locate`; the result is the same as :meth:`locate` for every frame."""
+        a = np.frombuffer(buf, np.uint8)
+        top = len(a) - 1
+        S = starts
+
+        def at(pos: np.ndarray) -> np.ndarray:
+            out: np.ndarray = a[np.minimum(pos, top)].astype(np.int64)
+            return out
+
+        def gather(pos: np.ndarray, lo: int, hi: int) -> np.ndarray:
+            """bytes ``pos+lo .. pos+hi`` of every frame as one (n, hi-lo) gather: one numpy call, not hi-lo"""
+            out: np.ndarray = a[np.minimum(pos[:, None] + np.arange(lo, hi), top)]
+            return out
+
+        head = gather(S, -16, 8)  # the pcap record header and the radiotap header's first 8 bytes
+        rec = np.ascontiguousarray(head[:, :16]).view(endian + "u4").astype(np.int64)
+        E = S + rec[:, 2]
+        ts = rec[:, 0] + rec[:, 1] * scale
+        nframes = len(S)
+        L = E - S
+        hv = head[:, 16:].astype(np.int64)
+        it_len = hv[:, 2] | hv[:, 3] << 8
+        present = hv[:, 4] | hv[:, 5] << 8 | hv[:, 6] << 16 | hv[:, 7] << 24
+        slow = (L >= 8) & (present >= 0x40000000)  # extended bitmaps or vendor namespace: per frame
+        bad = (L < 8) | (hv[:, 0] != 0) | (it_len < 8) | (S + it_len > E)
+        # layouts per distinct present word
+        uniq, inv = np.unique(np.where(slow | bad, 0, present), return_inverse=True)
+        lay = np.array([_single_layout(int(w)) for w in uniq], np.int64).reshape(-1, 4)[inv]
+        f_off, c_off, s_off, need = lay[:, 0], lay[:, 1], lay[:, 2], lay[:, 3]
+        bad |= need > it_len
+        flags = np.where(f_off >= 0, at(S + np.maximum(f_off, 0)), 0)
+        fcs = (flags & FLAG_FCS) != 0
+        bad |= fcs & (L - it_len < 28)
+        bad_fcs = fcs & ~bad & ~slow & ((flags & FLAG_BAD_FCS) != 0)
+        E2 = E - 4 * fcs
+        if self.verify_fcs:
+            for k in np.flatnonzero(fcs & ~bad & ~slow & ~bad_fcs):
+                s, e = int(S[k]) + int(it_len[k]), int(E[k])
+                if zlib.crc32(buf[s:e - 4]) != int.from_bytes(buf[e - 4:e], "little"):
+                    bad_fcs[k] = True
+        h = S + it_len
+        hdr = gather(h, 0, 26).astype(np.int64)  # management header and the SSID element's header
+        bad |= E2 - h < 24
+        ok = ~bad & ~slow & ~bad_fcs
+        probe = ok & (hdr[:, 0] == 0x40)
+        not_probe = ok & ~probe
+        ssid_ok = (E2 - h >= 26) & (hdr[:, 24] == 0)
+        tail = h + 26 + hdr[:, 25]
+        ssid_ok &= tail <= E2
+        bad |= probe & ~ssid_ok
+        probe &= ssid_ok
+        # walk the elements of every candidate at once
+        pos = np.where(probe, tail, E2)
+        for _ in range(_MAX_ELEMENTS):
+            active = pos < E2
+            if not active.any():
+                break
+            step = np.where(active, 2 + at(pos + 1), 0)
+            # a truncated element header jumps past the end, which marks the frame malformed below
+            pos = pos + np.where(active, np.where(pos + 2 <= E2, step, E2 - pos + 1), 0)
+        else:
+            more = probe & (pos < E2)
+            slow |= more
+            probe &= ~more
+        bad |= probe & (pos != E2)
+        probe &= pos == E2
+        # frames for the per-frame reference path
+        rows: list[tuple[int, Located]] = []
+        for k in np.flatnonzero(slow):
+            loc = self.locate(buf, int(S[k]), int(E[k]), LINKTYPE_RADIOTAP)
+            if loc is not None:
+                rows.append((int(k), loc))
+        st = self.stats
+        nbad = int(np.count_nonzero(bad & ~slow))
+        st.frames += nframes - int(np.count_nonzero(slow))
+        st.malformed += nbad
+        st.bad_fcs += int(np.count_nonzero(bad_fcs & ~bad))
+        st.not_probe += int(np.count_nonzero(not_probe & ~bad))
+        st.probes += int(np.count_nonzero(probe))
+        if nbad or bad_fcs.any():
+            self._drop_log("malformed or bad FCS", f"{nbad} malformed in a batch of {nframes}")
+        idx = np.flatnonzero(probe)
+        hp = h[idx]
+        hi = hdr[idx]
+        mac = np.zeros(len(idx), np.uint64)
+        for octet in range(10, 16):
+            mac = mac << np.uint64(8) | hi[:, octet].astype(np.uint64)
+        sig = np.where(s_off[idx] >= 0, at(S[idx] + np.maximum(s_off[idx], 0)), NO_RSSI)
+        sig = np.where((sig > 127) & (sig != NO_RSSI), sig - 256, sig)
+        co = c_off[idx]
+        freq = np.where(co >= 0, at(S[idx] + np.maximum(co, 0)) | at(S[idx] + np.maximum(co, 0) + 1) << 8, 0)
+        seq = (hi[:, 22] | hi[:, 23] << 8) >> 4
+        cols = [ts[idx], mac, seq, sig, freq, hp + 26, tail[idx], E2[idx]]
+        if rows:
+            extra = _columns(rows)
+            order = np.argsort(np.concatenate([idx, np.array([r[0] for r in rows], np.int64)]), kind="stable")
+            ts_x = ts[np.array([r[0] for r in rows], np.int64)]
+            cols = [np.concatenate([c, x])[order] for c, x in zip(cols, [ts_x, *extra])]
+        return ProbeBatch(buf, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7],
+                          tails=self._tails)
+
+
+_MAX_ELEMENTS = 48
+
+
+def _single_layout(word: int) -> tuple[int, int, int, int]:
+    """Flags, channel and signal offsets and the bytes needed, for a single present word (0: none present)."""
+    if word & 0xC0000000:
+        return -1, -1, -1, 0
+    hdr = struct.pack("<BBHI", 0, 0, 0xFFFF, word) + bytes(0xFFF7)
+    f, c, s, _n, need = radiotap_layout(hdr, 0xFFFF)
+    return f, c, s, need
+
+
+def _walk(buf: bytes, start: int, end: int) -> None:
+    i = start
+    while i < end:
+        if i + 2 > end:
+            raise _Malformed("element header truncated")
+        i += 2 + buf[i + 1]
+        if i > end:
+            raise _Malformed("element truncated")
+
+
+def _columns(rows: list[tuple[int, Located]]) -> list[np.ndarray]:
+    """mac, seq, rssi, freq, ssid_start, ssid_end, end columns of located frames."""
+    locs = [r[1] for r in rows]
+    return [np.array([x.mac for x in locs], np.uint64), np.array([x.seq for x in locs], np.int64),
+            np.array([NO_RSSI if x.rssi is None else x.rssi for x in locs], np.int64),
+            np.array([x.freq or 0 for x in locs], np.int64), np.array([x.ssid_start for x in locs], np.int64),
+            np.array([x.ssid_end for x in locs], np.int64), np.array([x.end for x in locs], np.int64)]
+
+
+def _batch_of(buf: bytes, rows: list[tuple[float, Located]], tails: dict[bytes, int]) -> ProbeBatch:
+    ts = np.array([r[0] for r in rows], np.float64)
+    c = _columns([(0, r[1]) for r in rows])
+    return ProbeBatch(buf, ts, c[0], c[1], c[2], c[3], c[4], c[5], c[6], tails=tails)
+
+
+def record_starts(buf: bytes, endian: str, first: int = 24) -> tuple[np.ndarray, int]:
+    """Start offsets of the frame data of the complete classic-pcap records in ``buf`` from offset ``first``, and
+    where the last complete record ends: the one loop that must be Python (each record's position depends on the
+    previous one's length), kept as tight as it goes: bounds are checked once, after the walk."""
+    unpack = struct.Struct(endian + "I").unpack_from
+    last = len(buf) - 16
+    off = first
+    out: list[int] = []
+    append = out.append
+    while off <= last:
+        append(off)
+        off += 16 + unpack(buf, off + 8)[0]
+    if out and off > len(buf):
+        off = out.pop()  # a truncated last record (a capture still being written, or a chunk's edge)
+    return np.array(out, np.int64) + 16, off
+
+
+def _pcap_starts(buf: bytes, endian: str, size: int) -> Iterator[np.ndarray]:
+    starts, _end = record_starts(buf, endian)
+    for i in range(0, len(starts), size):
+        yield starts[i:i + size]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# capture-file records
+
+PCAP_MAGICS = {0xA1B2C3D4: 1e-6, 0xA1B23C4D: 1e-9}
+PCAPNG_SHB = 0x0A0D0D0A
+
+
+def pcap_header(buf: bytes) -> tuple[str, float, int] | None:
+    """``(byte order, timestamp scale, link type)`` of a classic pcap buffer; None for anything else."""
+    if len(buf) < 24:
+        return None
+    for endian in "<>":
+        (magic,) = struct.unpack_from(endian + "I", buf, 0)
+        if magic in PCAP_MAGICS:
+            (linktype,) = struct.unpack_from(endian + "I", buf, 20)
+            return endian, PCAP_MAGICS[magic], linktype & 0x0FFFFFFF
+    return None
+
+
+def records(buf: bytes) -> Iterator[tuple[float, int, int, int]]:
+    """``(ts, start, end, linktype)`` of every frame in a pcap or pcapng buffer. A truncated last record ends the
+    iteration (a capture still being written); a header that is not pcap/pcapng raises CaptureFormatError."""
+    if len(buf) < 24:
+        raise CaptureFormatError("file too short for a capture header")
+    (magic,) = struct.unpack_from("<I", buf, 0)
+    if magic == PCAPNG_SHB:
+        yield from _pcapng(buf)
+        return
+    for endian in "<>":
+        (magic,) = struct.unpack_from(endian + "I", buf, 0)
+        if magic in PCAP_MAGICS:
+            break
+    else:
+        raise CaptureFormatError(f"not a pcap or pcapng file (magic {buf[:4].hex()})")
+    scale = PCAP_MAGICS[magic]
+    (linktype,) = struct.unpack_from(endian + "I", buf, 20)
+    linktype &= 0x0FFFFFFF
+    hdr = struct.Struct(endian + "IIII")
+    unpack = hdr.unpack_from
+    off = 24
+    n = len(buf)
+    while off + 16 <= n:
+        sec, frac, incl, _orig = unpack(buf, off)
+        start = off + 16
+        end = start + incl
+        if end > n:
+            return
+        yield sec + frac * scale, start, end, linktype
+        off = end
+
+
+def _pcapng(buf: bytes) -> Iterator[tuple[float, int, int, int]]:
+    n = len(buf)
+    off = 0
+    endian = "<"
+    ifaces: list[tuple[int, float]] = []
+    while off + 12 <= n:
+        (btype,) = struct.unpack_from(endian + "I", buf, off)
+        if btype == PCAPNG_SHB:
+            (bom,) = struct.unpack_from("<I", buf, off + 8)
+            endian = "<" if bom == 0x1A2B3C4D else ">"
+            ifaces = []
+        (blen,) = struct.unpack_from(endian + "I", buf, off + 4)
+        if blen < 12 or off + blen > n:
+            return
+        body = off + 8
+        if btype == 1:  # interface description: link type, and the timestamp resolution option
+            (linktype,) = struct.unpack_from(endian + "H", buf, body)
+            ifaces.append((linktype, _tsresol(buf, body + 8, off + blen - 4, endian)))
+        elif btype == 6:  # enhanced packet
+            iface, hi, lo, caplen = struct.unpack_from(endian + "IIII", buf, body)
+            if iface < len(ifaces) and body + 20 + caplen <= off + blen:
+                linktype, res = ifaces[iface]
+                yield ((hi << 32) | lo) * res, body + 20, body + 20 + caplen, linktype
+        elif btype == 3 and ifaces:  # simple packet: no timestamp
+            (orig,) = struct.unpack_from(endian + "I", buf, body)
+            caplen = min(orig, blen - 16)
+            yield 0.0, body + 4, body + 4 + caplen, ifaces[0][0]
+        off += blen
+
+
+def _tsresol(buf: bytes, pos: int, end: int, endian: str) -> float:
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(endian + "HH", buf, pos)
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            v = buf[pos + 4]
+            return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
+        pos += 4 + ((length + 3) & ~3)
+    return 1e-6
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)

@@ -1,0 +1,183 @@
+"""Replay of pcap and pcapng captures through the sensor pipeline (an edge: it reads a file and sleeps).
+
+At the recorded speed (``speed=1``), N times faster (``speed=N``) or as fast as possible (``speed=None``). With
+``loop`` the file plays forever, its timestamps moved so that the first frame happens *now*, and each further
+round one more whole number of days later (so time of day stays as recorded and rounds never overlap) — the demo
+runs ``keliu sensor replay <pcap> --store demo-store --speed 60 --loop``. Without ``loop`` the recorded
+timestamps are kept.
+
+The replay's position (file, round, probes done, time offset) is saved in the spool together with the spooled
+sightings, so a replay killed with ``kill -9`` continues where its last spooled batch ended; anything fed again
+produces the same sighting ids and is stored once.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sensor.errors import CaptureFormatError
+from sensor.frames import LINKTYPE_RADIOTAP, Parser, ProbeBatch, pcap_header, record_starts
+from sensor.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+CHUNK = 8 << 20
+
+
+def capture_chunks(path: str | Path, chunk: int = CHUNK) -> Iterator[bytes]:
+    """The capture as a sequence of small, complete capture buffers (each with the file header): a classic pcap
+    is read ``chunk`` bytes at a time and cut at record boundaries, so memory stays flat however large the file;
+    a pcapng file is read whole."""
+    head, pieces = _pieces(path, chunk)
+    if pieces is None:
+        yield head
+        return
+    for piece, _starts in pieces:
+        yield head + piece
+
+
+def _pieces(path: str | Path, chunk: int) -> tuple[bytes, Iterator[tuple[bytes, np.ndarray]] | None]:
+    """``(file header, pieces)``; each piece is whole records plus their frame-data offsets (walked once). For
+    a file that is not a classic pcap: ``(whole file, None)``."""
+    path = Path(path)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the generator below
+    except OSError as exc:
+        raise CaptureFormatError(f"{path}: {exc.strerror or exc}") from exc
+    head = fh.read(24)
+    info = pcap_header(head)
+    if info is None:
+        with fh:
+            return head + fh.read(), None
+    endian = info[0]
+
+    def gen() -> Iterator[tuple[bytes, np.ndarray]]:
+        with fh:
+            rest = b""
+            while True:
+                data = fh.read(chunk)
+                buf = rest + data
+                starts, cut = record_starts(buf, endian, first=0)
+                if len(starts):
+                    yield buf[:cut], starts
+                rest = buf[cut:]
+                if not data:
+                    return
+
+    return head, gen()
+
+
+def iter_batches(parser: Parser, path: str | Path, size: int = 16384) -> Iterator[ProbeBatch]:
+    """Every probe of the capture in ``path``, as column batches, reading it piece by piece."""
+    head, pieces = _pieces(path, CHUNK)
+    info = pcap_header(head)
+    if pieces is None or info is None or info[2] != LINKTYPE_RADIOTAP:
+        for piece in ([head] if pieces is None else (head + p for p, _s in pieces)):
+            yield from parser.batches(piece, size)
+        return
+    endian, scale, _lt = info
+    for piece, starts in pieces:
+        for i in range(0, len(starts), size):
+            yield parser.parse_radiotap(piece, starts[i:i + size], endian, scale)
+
+
+def _span(parser: Parser, path: Path) -> tuple[float, float]:
+    """First and last timestamp of the probes in the capture (a throw-away parse)."""
+    lo, hi = math.inf, -math.inf
+    for b in iter_batches(Parser(fcs="verify" if parser.verify_fcs else "flag"), path):
+        if len(b):
+            lo, hi = min(lo, float(b.ts.min())), max(hi, float(b.ts.max()))
+    if lo == math.inf:
+        raise CaptureFormatError("the capture holds no probe requests")
+    return lo, hi
+
+
+def replay(path: str | Path, pipe: Pipeline, *, speed: float | None = None, loop: bool = False,
+           clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+           stop: Callable[[], bool] = lambda: False, rounds: int | None = None) -> int:
+    """Feed the capture to ``pipe``; returns the number of probes fed. ``rounds`` bounds ``loop`` (tests)."""
+    path = Path(path).resolve()
+    size = path.stat().st_size
+    first, last = _span(pipe.parser, path) if loop or speed is not None else (0.0, 0.0)
+    span_days = max(1, math.ceil((last - first + 1) / 86400))
+    state = pipe.spool.load_state()
+    resume = state if state.get("file") == str(path) and state.get("size") == size else {}
+    if loop and resume and resume.get("offset") is not None and (
+            last + float(resume["offset"]) + int(resume.get("round", 0)) * span_days * 86400 < clock() - 86400):
+        # a looping replay (the demo) stopped more than a day ago: start again at now rather than in the past
+        resume = {}
+    rnd = int(resume.get("round", 0))
+    skip = int(resume.get("probes", 0))
+    base = resume.get("offset")
+    if base is None:
+        base = clock() - first if loop else 0.0
+    if resume:
+        log.info("replay resumes %s at round %d, probe %d", path.name, rnd, skip)
+    fed = 0
+    start = skip
+    while not stop():
+        offset = float(base) + rnd * span_days * 86400
+        position = {"file": str(path), "size": size, "round": rnd, "probes": 0, "offset": base}
+        wall0 = clock()
+        t0 = first + offset
+        done = 0
+        for batch in _batches(pipe.parser, path, skip):
+            batch = batch.shifted(offset)
+            if speed is None:
+                pipe.feed(batch, {**position, "probes": start + done + len(batch)})
+                done += len(batch)
+                fed += len(batch)
+            else:
+                if skip and not done:  # resuming: the first probe is due now
+                    wall0 = clock() - (float(batch.ts[0]) - t0) / speed
+                k = _paced(pipe, batch, position, start + done, speed, t0, wall0, clock, sleep, stop)
+                done += k
+                fed += k
+            if stop():
+                break
+        skip = 0
+        if stop() or not loop:
+            pipe.close({**position, "probes": start + done})
+            break
+        start = 0
+        rnd += 1
+        if rounds is not None and rnd >= rounds:
+            pipe.close({**position, "round": rnd})
+            break
+        pipe.checkpoint({**position, "round": rnd, "probes": 0})
+    return fed
+
+
+def _batches(parser: Parser, path: Path, skip: int) -> Iterator[ProbeBatch]:
+    for batch in iter_batches(parser, path, size=8192):
+        if skip >= len(batch):
+            skip -= len(batch)
+            continue
+        if skip:
+            batch, skip = batch.slice(skip, len(batch)), 0
+        yield batch
+
+
+def _paced(pipe: Pipeline, batch: ProbeBatch, position: dict[str, Any], done: int, speed: float, t0: float,
+           wall0: float, clock: Callable[[], float], sleep: Callable[[float], None], stop: Callable[[], bool]) -> int:
+    """Feed ``batch`` as its frames fall due (capture time / ``speed`` after ``wall0``)."""
+    due = np.maximum.accumulate(batch.ts)  # a capture's clock can step back a little; never wait backwards
+    i, n = 0, len(batch)
+    while i < n and not stop():
+        reach = t0 + (clock() - wall0) * speed
+        j = int(np.searchsorted(due, reach, side="right"))
+        if j > i:
+            pipe.feed(batch.slice(i, j), {**position, "probes": done + j})
+            i = j
+        else:
+            wait = (float(due[i]) - reach) / speed
+            pipe.tick()
+            sleep(min(max(wait, 0.01), 0.5))
+    return i

@@ -1,0 +1,59 @@
+"""Test builders for analytics: ``tsighting()``, ``tvisit()``, and sightings from the sensor's simulator."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+
+from analytics.visits import to_ms
+from sensor.records import Sighting
+
+DAY = date(2026, 1, 5)
+TZ8 = timezone(timedelta(hours=8))
+DAY_START = datetime(2026, 1, 5, tzinfo=TZ8).timestamp()  #: local midnight, Asia/Shanghai
+DAY_START_MS = int(DAY_START * 1000)
+
+
+def dev(name: str | int) -> str:
+    """A device id shaped like the sensor's (16 hex digits)."""
+    return hashlib.sha256(str(name).encode()).hexdigest()[:16]
+
+
+def tsighting(t: float, device: str | int = "a", rssi: int | None = -60, store: str = "s1",
+              sensor: str = "sensor-1", seq: int | None = None) -> Sighting:
+    """A sighting ``t`` seconds after the test day's local midnight."""
+    ts = DAY_START + t
+    d = dev(device)
+    sid = hashlib.sha256(f"{sensor}|{ts!r}|{d}|{seq}|{rssi}".encode()).hexdigest()[:40]
+    return Sighting(sid=sid, ts=ts, store=store, sensor=sensor, device=d, rssi=rssi, freq=2437, seq=seq,
+                    randomized=False)
+
+
+def tvisit(device: str | int, start: float, minutes: float, rssi: int = -55, every: float = 60.0,
+           store: str = "s1") -> list[Sighting]:
+    """Sightings of one visit: strong probes every ``every`` seconds for ``minutes`` from ``start`` (seconds after
+    midnight), the last one exactly at the end."""
+    n = int(minutes * 60 // every)
+    times = [start + i * every for i in range(n)] + [start + minutes * 60]
+    return [tsighting(t, device, rssi, store) for t in times]
+
+
+def arrays(batch: Sequence[Sighting]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from analytics.visits import device_codes, rssi_values
+
+    return (to_ms([s.ts for s in batch]), device_codes([s.device for s in batch]),
+            rssi_values([s.rssi for s in batch]))
+
+
+def from_frames(frames: Iterable[object], store: str = "s1", days_offset: int = 0) -> list[Sighting]:
+    """Sightings of the simulator's frames, with each phone's device id taken from the truth (perfect
+    de-randomization: these tests measure analytics, the sensor's linking has its own tests)."""
+    out = []
+    for i, f in enumerate(frames):
+        d = dev(f"pid{f.pid}")  # type: ignore[attr-defined]
+        out.append(Sighting(sid=f"{store}-{i:08d}-{days_offset}", ts=f.ts, store=store,  # type: ignore[attr-defined]
+                            sensor="sensor-1", device=d, rssi=f.rssi, freq=f.freq, seq=f.seq,  # type: ignore[attr-defined]
+                            randomized=False))
+    return out

@@ -1,0 +1,158 @@
+"""Real Celery workers (``keliu analytics worker`` subprocesses) on Redis and on RabbitMQ, results in PostgreSQL:
+two workers share the stores; a worker killed with -9 mid-task changes nothing in the final metrics."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from analytics import pipeline, store
+from analytics.celery_app import make_celery
+from keliu import config, db
+from sensor.simulate import Scenario, simulate
+from tests.analytics.builders import DAY, DAY_START, from_frames
+from tests.analytics.servers import celery_worker
+
+pytestmark = pytest.mark.integration
+NOW = DAY_START + 3 * 86400
+STORES = ("s1", "s2", "s3", "s4")
+
+
+def sightings_of(store_id: str, seed: int, scale: float = 0.3):
+    sc = Scenario(passersby_per_day=int(1200 * scale), visitors_per_day=int(240 * scale))
+    frames, _ = simulate(sc, seed)
+    return from_frames(frames, store_id)
+
+
+def single_process(tmp_path, batches) -> dict:
+    """The reference: every store-day computed in this process on SQLite."""
+    url = f"sqlite:///{tmp_path / 'ref.db'}"
+    cfg = config.load(overrides={"database_url": url}, env={})
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    for b in batches.values():
+        store.insert_sightings(engine, b)
+    for s in batches:
+        pipeline.rollup_store(engine, cfg, s, DAY, NOW)
+    out = rollups_of(engine)
+    engine.dispose()
+    return out
+
+
+def rollups_of(engine) -> dict:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.rollups)).mappings().all()
+    return {(r["store"], r["period"], r["start"]): {k: v for k, v in r.items() if k != "updated_at"} for r in rows}
+
+
+def setup(tmp_path, postgres_url, broker, **extra):
+    (tmp_path / "keliu.toml").write_text("")
+    queue = f"t-{uuid.uuid4().hex[:10]}"
+    env = {"KELIU_DATABASE_URL": postgres_url, "KELIU_ANALYTICS_BROKER_URL": broker,
+           "KELIU_ANALYTICS_RESULT_BACKEND": "db+" + postgres_url, "KELIU_ANALYTICS_QUEUE": queue,
+           "KELIU_CONFIG": str(tmp_path / "keliu.toml"), **extra}
+    engine = db.make_engine(postgres_url)
+    db.upgrade(engine)
+    cfg = config.load(env=env)
+    return env, engine, make_celery(cfg), queue
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request):
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+def test_two_workers_share_the_stores(tmp_path, postgres_url, broker):
+    batches = {s: sightings_of(s, i) for i, s in enumerate(STORES)}
+    expected = single_process(tmp_path, batches)
+    env, engine, app, queue = setup(tmp_path, postgres_url, broker)
+    for b in batches.values():
+        store.insert_sightings(engine, b)
+    with celery_worker(env, f"a1-{queue}@test", tmp_path / "w1.log", queues=queue, ready=False) as w1, \
+            celery_worker(env, f"a2-{queue}@test", tmp_path / "w2.log", queues=queue, ready=False) as w2:
+        w1.wait_ready()  # both start at once
+        w2.wait_ready()
+        results = [app.tasks["analytics.rollup_store"].delay(s, DAY.isoformat(), NOW) for s in STORES]
+        got = [r.get(timeout=120) for r in results]
+    assert [g["store"] for g in got] == list(STORES)
+    assert all(g["rows"] == 313 for g in got)
+    assert rollups_of(engine) == expected
+    with engine.connect() as conn:  # the results are in PostgreSQL, with the worker that ran each task
+        workers = conn.execute(sa.text("SELECT status, worker FROM celery_taskmeta")).all()
+    assert len(workers) == len(STORES) and {w[0] for w in workers} == {"SUCCESS"}
+    engine.dispose()
+
+
+def _active(app, name: str) -> list[dict]:
+    reply = app.control.inspect(destination=[name], timeout=1.0).active() or {}
+    return reply.get(name, [])
+
+
+def test_kill_9_mid_task_gives_the_single_process_result(tmp_path, postgres_url, broker):
+    batches = {s: sightings_of(s, 10 + i) for i, s in enumerate(STORES[:3])}
+    expected = single_process(tmp_path, batches)
+    # Redis redelivers an unacknowledged task after the visibility timeout; RabbitMQ when the connection drops
+    env, engine, app, queue = setup(tmp_path, postgres_url, broker, KELIU_ANALYTICS_VISIBILITY_TIMEOUT="5")
+    ingest = app.tasks["analytics.ingest_batch"]
+    dicts = [{f: getattr(x, f) for f in x.__slots__} for b in batches.values() for x in b]
+    with celery_worker(env, f"k1-{queue}@test", tmp_path / "k1.log", queues=queue) as w1:
+        sent = [ingest.delay(dicts[i:i + 1500]) for i in range(0, len(dicts), 1500)]
+        deadline = time.monotonic() + 60
+        active: list[dict] = []
+        while not active and time.monotonic() < deadline:
+            active = _active(app, w1.name)
+        assert active, "the worker never had a task in progress"
+        w1.kill()
+    killed = {a["id"] for a in active}
+    with celery_worker(env, f"k2-{queue}@test", tmp_path / "k2.log", queues=queue):
+        inserted = sum(r.get(timeout=150) for r in sent)
+        rolled = [app.tasks["analytics.rollup_store"].delay(s, DAY.isoformat(), NOW) for s in batches]
+        for r in rolled:
+            r.get(timeout=120)
+    assert killed <= {r.id for r in sent}
+    assert all(r.successful() for r in sent)
+    assert inserted <= len(dicts)  # a task that ran to its commit before the kill inserts again as 0 new rows
+    with engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(store.sightings)).scalar()
+    assert n == len(dicts)
+    assert rollups_of(engine) == expected
+    engine.dispose()
+
+
+def test_sensor_celery_sink_to_worker_to_report(tmp_path, postgres_url, redis_url):
+    """The sensor's Celery sink sends ``analytics.ingest_batch`` to our queue; our worker stores the sightings;
+    the report reads what the pipeline made of them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from sensor.simulate import write_pcap
+    from tests.conftest import ROOT
+
+    sc = Scenario(passersby_per_day=300, visitors_per_day=60)
+    frames, _ = simulate(sc, 9)
+    write_pcap(tmp_path / "day.pcap", frames)
+    env, engine, _app, queue = setup(tmp_path, postgres_url, redis_url)
+    env = {**os.environ, **env, "KELIU_VAR_DIR": str(tmp_path / "var")}
+    keliu = [sys.executable, "-m", "keliu.cli"]
+    with celery_worker(env, f"e-{queue}@test", tmp_path / "e.log", queues=queue):
+        subprocess.run(keliu + ["sensor", "replay", str(tmp_path / "day.pcap"), "--store", "demo-store", "--max"],
+                       env=env, check=True, capture_output=True, cwd=ROOT, timeout=120)
+        deadline = time.monotonic() + 60
+        n = 0
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                n = conn.execute(sa.select(sa.func.count()).select_from(store.sightings)).scalar() or 0
+            if n >= len(frames):
+                break
+            time.sleep(0.5)
+    assert n == len(frames)
+    assert b"analytics.ingest_batch" in (tmp_path / "e.log").read_bytes()  # through the broker, not SQL
+    out = subprocess.run(keliu + ["analytics", "report", "--store", "demo-store", "--date", DAY.isoformat()],
+                         env=env, check=True, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    report = json.loads(out.stdout)
+    assert report["visitors"] > 0 and report["passersby"] > report["visitors"]
+    engine.dispose()

@@ -1,0 +1,174 @@
+"""The jobs on a real database (SQLite, PostgreSQL): rollups, idempotency, funnel from the portal's tables, mall
+transitions, purge, and the report API of docs/CONTRACTS.md."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from analytics import pipeline, report, store
+from keliu import config, db, tenants
+from tests.analytics.builders import DAY, DAY_START, tsighting, tvisit
+
+H = 3600
+NOW = DAY_START + 2 * 86400
+
+
+def make_cfg(url: str, **analytics):
+    return config.load(overrides={
+        "database_url": url,
+        "malls": [{"id": "m1", "name": "Mall One"}],
+        "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}, {"id": "s2", "mall": "m1", "name": "Tea"}],
+        "analytics": analytics}, env={})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def env(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'k.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    cfg = make_cfg(url)
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    tenants.sync(engine, cfg)
+    yield cfg, engine
+    engine.dispose()
+
+
+def passer(name, t, store_id="s1"):
+    return [tsighting(t, name, -85, store_id), tsighting(t + 20, name, -82, store_id)]
+
+
+def seed(engine):
+    batch = tvisit("a", 11 * H, 10) + tvisit("b", 11 * H, 40) + passer("p", 12 * H) + passer("q", 13 * H)
+    batch += tvisit("a", 12 * H, 15, store="s2") + tvisit("c", 14 * H, 25, store="s2")
+    batch += tvisit("b", 14 * H, 10, store="s2") + passer("p", 12 * H + 300, "s2")
+    return store.insert_sightings(engine, batch)
+
+
+def test_rollups_and_store_day_report(env):
+    cfg, engine = env
+    assert seed(engine) > 0
+    rows = pipeline.rollup_store(engine, cfg, "s1", DAY, NOW)
+    assert len(rows) == 288 + 24 + 1
+    r = report.store_day(engine, "s1", DAY)
+    assert (r["visitors"], r["passersby"], r["visits"]) == (2, 2, 2)
+    assert r["capture_rate"] == pytest.approx(0.5)
+    assert r["median_dwell_s"] == 1500.0
+    assert list(r["dwell_buckets"]) == ["<5m", "5-20m", "20-60m", "1-6h", ">6h"]
+    assert r["dwell_buckets"]["5-20m"] == 1 and r["dwell_buckets"]["20-60m"] == 1
+    assert r["loyalty_buckets"]["first_time"] == 2
+    assert (r["new_visitors"], r["repeat_visitors"], r["staff_excluded"]) == (2, 0, 0)
+    assert len(r["hourly_visitors"]) == 24 and r["hourly_visitors"][11] == 2
+    assert r["hourly_passersby"][12] == 1 and r["hourly_passersby"][13] == 1
+    assert (r["wifi_logins"], r["new_members"]) == (0, 0)
+    assert report.last_report(engine, "s1") == pytest.approx(DAY_START + 13 * H + 20)
+    assert report.last_report(engine, "nowhere") is None
+
+
+def test_jobs_are_idempotent(env):
+    cfg, engine = env
+    seed(engine)
+    first = pipeline.rollup_store(engine, cfg, "s1", DAY, NOW)
+    pipeline.close_visits(engine, cfg, "s1", DAY, NOW)
+    pipeline.detect_staff(engine, cfg, "s1", DAY)
+    again = pipeline.rollup_store(engine, cfg, "s1", DAY, NOW)
+    assert first == again
+    with engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(store.rollups)).scalar()
+        v = conn.execute(sa.select(store.visits.c.closed)).scalars().all()
+    assert n == 313 and v == [True, True]
+    assert store.insert_sightings(engine, tvisit("a", 11 * H, 10)) == 0  # re-delivered batch
+
+
+def test_visits_still_open_are_counted_but_not_closed(env):
+    cfg, engine = env
+    seed(engine)
+    assert pipeline.close_visits(engine, cfg, "s1", DAY, DAY_START + 11 * H + 45 * 60) == 2
+    with engine.connect() as conn:
+        closed = dict(conn.execute(sa.select(store.visits.c.dwell_s, store.visits.c.closed)).all())
+    assert closed == {600.0: True, 2400.0: False}
+
+
+def test_mall_counts_shoppers_once_with_transitions(env):
+    cfg, engine = env
+    seed(engine)
+    for s in ("s1", "s2"):
+        pipeline.rollup_store(engine, cfg, s, DAY, NOW)
+    out = pipeline.rollup_mall(engine, "m1", DAY, NOW)
+    assert (out["visitors"], out["passersby"]) == (3, 2)
+    m = report.mall_range(engine, "m1", DAY, DAY)
+    assert [(s["id"], s["visitors"]) for s in m["stores"]] == [("s1", 2), ("s2", 3)]
+    assert m["totals"]["visitors"] == 3
+    assert m["transitions"] == [{"from": "s1", "to": "s2", "count": 2}]
+    op = report.operator_range(engine, DAY, DAY)
+    assert [x["id"] for x in op["malls"]] == ["m1"] and op["totals"]["visitors"] == 3
+
+
+def test_store_range_sums_days_and_repeats_are_seen_next_day(env):
+    cfg, engine = env
+    seed(engine)
+    day2 = [s for n in ("a", "z") for s in tvisit(n, 86400 + 11 * H, 20)]
+    store.insert_sightings(engine, day2)
+    for d in (DAY, DAY + timedelta(days=1)):
+        pipeline.rollup_store(engine, cfg, "s1", d, NOW)
+    r = report.store_range(engine, "s1", DAY, DAY + timedelta(days=2))
+    assert [d["visitors"] for d in r["days"]] == [2, 2, 0]
+    assert r["visitors"] == 4 and r["repeat_visitors"] == 1 and r["new_visitors"] == 3
+    assert r["loyalty_buckets"]["weekly"] == 1
+    assert r["median_dwell_s"] == 1350.0  # visit-weighted median of (1500 x2, 1200 x2)
+    assert r["hourly_visitors"][11] == 4
+
+
+def test_funnel_reads_the_portals_tables(env):
+    from sqlalchemy.orm import Session
+
+    from portal.models import Login, Member
+
+    cfg, engine = env
+    seed(engine)
+    t = datetime.fromtimestamp(DAY_START + 11 * H + 120, UTC)
+    with Session(engine) as s:
+        m = Member(phone_e164="+8613800000000", created_at=t, first_store_id="s1", last_seen_at=t)
+        s.add(m)
+        s.flush()
+        for i in range(3):
+            s.add(Login(ts=t + timedelta(minutes=i), store_id="s1", member_id=m.id, device_id="d" * 16, method="sms"))
+        s.add(Login(ts=t - timedelta(days=1), store_id="s1", member_id=m.id, device_id="d" * 16, method="sms"))
+        s.commit()
+    pipeline.rollup_store(engine, cfg, "s1", DAY, NOW)
+    r = report.store_day(engine, "s1", DAY)
+    assert (r["wifi_logins"], r["new_members"]) == (3, 1)
+
+
+def test_funnel_is_zero_before_the_portal_tables_exist(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'bare.db'}")
+    with engine.connect() as conn:
+        a = datetime(2026, 1, 5, tzinfo=UTC)
+        assert store.portal_times(conn, "s1", a, a + timedelta(days=1)) == ([], [])
+
+
+def test_purge_keeps_rollups(env):
+    cfg, engine = env
+    seed(engine)
+    pipeline.rollup_store(engine, cfg, "s1", DAY, NOW)
+    out = pipeline.purge(engine, cfg, DAY_START + 40 * 86400)
+    assert out["sightings"] > 0 and out["visits"] == 2
+    assert pipeline.rollup_store(engine, cfg, "s1", DAY, NOW) == []  # nothing to recompute: rollups stay
+    assert report.store_day(engine, "s1", DAY)["visitors"] == 2
+
+
+def test_per_store_rules_apply(tmp_path):
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    cfg = make_cfg(url, stores=[{"id": "s1", "min_dwell_s": 1200}])
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    seed(engine)
+    pipeline.rollup_store(engine, cfg, "s1", DAY, NOW)
+    assert report.store_day(engine, "s1", DAY)["visitors"] == 1  # the 10-minute visit no longer counts
+
+
+def test_unknown_store_uses_default_zone_and_no_mall(env):
+    cfg, engine = env
+    store.insert_sightings(engine, tvisit("x", 11 * H, 10, store="popup"))
+    rows = pipeline.rollup_store(engine, cfg, "popup", date(2026, 1, 5), NOW)
+    assert rows[-1]["mall"] == pipeline.UNKNOWN_MALL and rows[-1]["visitors"] == 1

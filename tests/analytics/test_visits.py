@@ -1,0 +1,163 @@
+"""Sightings → visits: thresholds, hysteresis, gap, minimum dwell; and exact incremental merging (Hypothesis)."""
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analytics.metrics import store_day
+from analytics.visits import (
+    Rules,
+    device_codes,
+    device_hex,
+    empty_state,
+    merge,
+    rssi_values,
+    summarize,
+    visits,
+)
+from tests.analytics.builders import DAY_START_MS, arrays, dev, tsighting, tvisit
+
+R = Rules()
+
+
+def run(batch, rules=R):
+    ts, d, r = arrays(batch)
+    return visits(summarize(ts, d, r, rules, DAY_START_MS).runs, rules)
+
+
+def dwell_minutes(v):
+    return [x / 60000 for x in v.dwell_ms.tolist()]
+
+
+def test_a_strong_ten_minute_stay_is_one_visit():
+    v = run(tvisit("a", 36000, 10))
+    assert len(v) == 1
+    assert dwell_minutes(v) == [10.0]
+    assert v.device.tolist() == device_codes([dev("a")]).tolist()
+
+
+def test_shorter_than_min_dwell_is_no_visit():
+    assert len(run(tvisit("a", 36000, 4.9))) == 0
+
+
+def test_weak_signal_is_no_visit():
+    assert len(run(tvisit("a", 36000, 30, rssi=-75))) == 0
+
+
+def test_hysteresis_keeps_a_visit_between_thresholds():
+    # enters at -60, then stays at -68 (below visit_rssi, above stay_rssi) for 20 minutes
+    batch = [tsighting(36000, "a", -60)] + tvisit("a", 36060, 20, rssi=-68)
+    assert dwell_minutes(run(batch)) == [21.0]
+    # with a single threshold (stay = visit) the same device never makes 5 minutes above -65
+    single = Rules(stay_rssi=-65)
+    assert len(run(batch, single)) == 0
+
+
+def test_visit_starts_at_first_strong_sighting():
+    batch = tvisit("a", 36000, 10, rssi=-69) + tvisit("a", 36600, 10, rssi=-60)
+    v = run(batch)
+    assert (v.start.tolist()[0] - DAY_START_MS) // 1000 == 36600
+    assert dwell_minutes(v) == [10.0]
+
+
+def test_a_gap_longer_than_visit_gap_splits_visits():
+    batch = tvisit("a", 36000, 10) + tvisit("a", 36000 + 600 + 901, 10)
+    assert dwell_minutes(run(batch)) == [10.0, 10.0]
+    batch = tvisit("a", 36000, 10) + tvisit("a", 36000 + 600 + 900, 10)
+    assert dwell_minutes(run(batch)) == [35.0]
+
+
+def test_weak_sightings_do_not_bridge_a_gap():
+    batch = tvisit("a", 36000, 10) + tvisit("a", 36600, 20, rssi=-80, every=120) + tvisit("a", 36600 + 1200 + 60, 10)
+    assert dwell_minutes(run(batch)) == [10.0, 10.0]
+
+
+def test_missing_rssi_never_qualifies():
+    batch = [tsighting(36000 + 60 * i, "a", None) for i in range(20)]
+    assert len(run(batch)) == 0
+    assert rssi_values([None, -50]).tolist() == [-100, -50]
+
+
+def test_devices_are_kept_apart():
+    v = run(tvisit("a", 36000, 10) + tvisit("b", 36000, 30))
+    assert sorted(dwell_minutes(v)) == [10.0, 30.0]
+
+
+def test_device_codes_roundtrip_hex_and_hash_others():
+    d = dev("x")
+    assert device_hex(device_codes([d])[0]) == d
+    other = device_codes(["not-hex-id", "not-hex-id", "zzzzzzzzzzzzzzzz"])
+    assert other[0] == other[1] and other[0] != other[2]
+
+
+def test_sightings_outside_the_day_take_the_general_sort():
+    batch = tvisit("a", -3600 * 20, 10) + tvisit("a", 36000, 10)
+    assert dwell_minutes(run(batch)) == [10.0, 10.0]
+
+
+@pytest.mark.parametrize("rules", [R, Rules(min_dwell_s=120, visit_gap_s=120, stay_rssi=-72)])
+def test_empty_and_merge_with_empty(rules):
+    ts, d, r = arrays(tvisit("a", 36000, 10))
+    s = summarize(ts, d, r, rules, DAY_START_MS)
+    m = merge(empty_state(), s, rules)
+    assert m.runs == s.runs and m.seen == s.seen
+    assert len(visits(empty_state().runs, rules)) == 0
+
+
+# -------------------------------------------------------------------------------------------------------------
+# incremental: any split of the day's sightings, in any order, gives exactly the one-batch result
+
+def _day(seed: int, people: int = 25):
+    rng = random.Random(seed)
+    out = []
+    for p in range(people):
+        t = rng.uniform(36000, 70000)
+        base = rng.choice([-85, -72, -66, -58])
+        for _ in range(rng.randint(1, 40)):
+            t += rng.expovariate(1 / rng.choice([30, 120, 600]))
+            out.append(tsighting(t, p, base + rng.randint(-8, 8), seq=len(out)))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), cuts=st.lists(st.integers(0, 10**6), max_size=8),
+       shuffle=st.booleans(), staff_fraction=st.sampled_from([0.6, 0.1]))
+def test_any_split_in_any_order_equals_one_batch(seed, cuts, shuffle, staff_fraction):
+    rules = Rules(staff_fraction=staff_fraction, visit_gap_s=300)
+    day = _day(seed)
+    order = list(range(len(day)))
+    if shuffle:
+        random.Random(seed + 1).shuffle(order)
+    points = sorted({c % (len(day) + 1) for c in cuts} | {0, len(day)})
+    batches = [[day[i] for i in order[a:b]] for a, b in itertools.pairwise(points)]
+    whole = summarize(*arrays(day), rules, DAY_START_MS)
+    state = empty_state()
+    for b in batches:
+        state = merge(state, summarize(*arrays(b), rules, DAY_START_MS) if b else empty_state(), rules)
+    assert state.runs == whole.runs
+    assert state.seen == whole.seen
+    assert store_day(state, rules, DAY_START_MS).rollups == store_day(whole, rules, DAY_START_MS).rollups
+
+
+def test_split_property_is_not_vacuous():
+    day = _day(3)
+    whole = summarize(*arrays(day), Rules(visit_gap_s=300), DAY_START_MS)
+    assert len(visits(whole.runs, Rules(visit_gap_s=300))) > 0
+    assert len(whole.runs) > len(np.unique(whole.runs.device))  # some devices have several runs
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300), st.integers(1, 5))
+def test_device_ranks_by_hashing_match_sorting(codes, repeat):
+    from analytics.visits import _ranks
+
+    # many codes sharing their high bits: they collide in the hash table and probe onwards
+    arr = np.array(codes * repeat + [c & 0xFFFF for c in codes], dtype=np.uint64)
+    rank, uniq = _ranks(arr)
+    assert np.array_equal(uniq, np.unique(arr))
+    assert np.array_equal(uniq[rank], arr)

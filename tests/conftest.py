@@ -1,0 +1,119 @@
+"""Fixtures shared by every test package.
+
+Services: tests that need PostgreSQL, Redis, RabbitMQ, nftables, tshark, InfluxDB or chromium call
+``require(...)``. Where the service is missing the test is skipped with the reason, except under
+``KELIU_REQUIRE_SERVICES=1`` (set by .ci/run), where a missing service fails the test.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+POSTGRES_URL = os.environ.get("KELIU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("KELIU_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("KELIU_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+CHROMIUM = os.environ.get("KELIU_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def services_required() -> bool:
+    return os.environ.get("KELIU_REQUIRE_SERVICES") == "1"
+
+
+def require(ok: bool, reason: str) -> None:
+    """Skip (locally) or fail (in CI) when a needed service is not there."""
+    if ok:
+        return
+    if services_required():
+        pytest.fail(f"required service missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
+    require(path is not None, f"{name} is not installed")
+    assert path is not None
+    return path
+
+
+def require_root_netns() -> None:
+    ok = os.geteuid() == 0 and shutil.which("ip") is not None
+    if ok:
+        probe = f"klprobe{uuid.uuid4().hex[:6]}"
+        ok = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    require(ok, "network namespaces need root and iproute2")
+
+
+def require_shared_data(name: str) -> Path:
+    """Real captures under ../shared/data are optional: skipped (never failed) when the folder is absent."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} not present (shared data is optional)")
+    return path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    import sqlalchemy as sa
+
+    require(port_open("127.0.0.1", 5432), "PostgreSQL on 127.0.0.1:5432")
+    name = f"keliu_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require(port_open("127.0.0.1", 6379), "Redis on 127.0.0.1:6379")
+    return REDIS_URL
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    require(port_open("127.0.0.1", 5672), "RabbitMQ on 127.0.0.1:5672")
+    return RABBITMQ_URL
+
+
+@pytest.fixture
+def chromium() -> str:
+    require(os.path.exists(CHROMIUM), f"chromium at {CHROMIUM}")
+    return CHROMIUM
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "var"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'keliu.db'}"

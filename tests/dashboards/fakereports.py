@@ -1,0 +1,102 @@
+"""A stand-in for ``analytics.report`` over the known scenario (pure), injected as ``dashboards.reports``.
+
+It follows the shapes of docs/CONTRACTS.md ("Analytics → dashboards") so that the API and page tests do not
+depend on the analytics pipeline; tests/dashboards/test_builtin_analytics.py runs the real one.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from tests.dashboards.scenario import D1, MALLS, ROLLUPS, STORES, epoch
+
+DWELL = {"dwell_lt5m": "<5m", "dwell_5_20m": "5-20m", "dwell_20_60m": "20-60m", "dwell_1_6h": "1-6h",
+         "dwell_gt6h": ">6h"}
+SCALARS = ("visitors", "passersby", "new_visitors", "repeat_visitors", "wifi_logins", "new_members",
+           "staff_excluded")
+#: shoppers of m1 on D1 who visited both s1 and s2 (counted once in the mall totals)
+OVERLAP = {("m1", D1): 5}
+TRANSITIONS = {("m1", D1): [{"from": "s1", "to": "s2", "count": 4}, {"from": "s2", "to": "s1", "count": 1}]}
+LAST_REPORT = {"s1": float(epoch(D1, 23)), "s2": float(epoch(D1, 22))}  # s3's sensor never reported
+
+
+def store_day(store: str, day: date) -> dict[str, Any]:
+    r = ROLLUPS.get((store, "1d", day, 0))
+    if r is None:
+        return {**{k: 0 for k in SCALARS}, "capture_rate": 0.0, "median_dwell_s": None,
+                "dwell_buckets": {v: 0 for v in DWELL.values()}, "loyalty_buckets": {
+                    "first_time": 0, "daily": 0, "weekly": 0, "monthly": 0, "occasional": 0},
+                "hourly_visitors": [0] * 24, "hourly_passersby": [0] * 24}
+    hv, hp = [0] * 24, [0] * 24
+    hours = [(h, x) for (s, p, d, h), x in ROLLUPS.items() if s == store and p == "1h" and d == day]
+    for h, x in hours:
+        hv[h], hp[h] = x["visitors"], x["passersby"]
+    if not hours:
+        hv[12], hp[12] = r["visitors"], r["passersby"]
+    repeat = r["repeat_visitors"]
+    return {**{k: r.get(k, 0) for k in SCALARS}, "staff_excluded": 2, "capture_rate": r["capture_rate"],
+            "median_dwell_s": r["median_dwell_s"], "dwell_buckets": {v: r[k] for k, v in DWELL.items()},
+            "loyalty_buckets": {"first_time": r["new_visitors"], "daily": repeat // 4, "weekly": repeat // 2,
+                                "monthly": repeat - repeat // 4 - repeat // 2, "occasional": 0},
+            "hourly_visitors": hv, "hourly_passersby": hp}
+
+
+def _range(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _merge(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: sum(p[k] for p in parts) for k in SCALARS}
+    seen = out["visitors"] + out["passersby"]
+    out["capture_rate"] = out["visitors"] / seen if seen else 0.0
+    meds = sorted((p["median_dwell_s"], p["visitors"]) for p in parts if p["median_dwell_s"] is not None)
+    half, acc, out["median_dwell_s"] = sum(w for _, w in meds) / 2, 0, None
+    for m, w in meds:  # visit-weighted median of the daily medians, as docs/METRICS.md says
+        acc += w
+        if acc >= half:
+            out["median_dwell_s"] = m
+            break
+    for key in ("dwell_buckets", "loyalty_buckets"):
+        out[key] = {k: sum(p[key][k] for p in parts) for k in parts[0][key]}
+    for key in ("hourly_visitors", "hourly_passersby"):
+        out[key] = [sum(p[key][h] for p in parts) for h in range(24)]
+    return out
+
+
+class FakeReports:
+    def __init__(self, last_report: Mapping[str, float] | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.last = dict(LAST_REPORT if last_report is None else last_report)
+
+    def store_range(self, engine: Any, store_id: str, start: date, end: date) -> dict[str, Any]:
+        self.calls.append(("store_range", store_id, start, end))
+        days = [(d, store_day(store_id, d)) for d in _range(start, end)]
+        out = _merge([p for _, p in days])
+        out["days"] = [{"date": d, **{k: v for k, v in p.items() if not isinstance(v, (dict, list))}}
+                       for d, p in days]
+        return out
+
+    def mall_range(self, engine: Any, mall_id: str, start: date, end: date) -> dict[str, Any]:
+        self.calls.append(("mall_range", mall_id, start, end))
+        stores = []
+        for sid, (m, name) in STORES.items():
+            if m == mall_id:
+                merged = _merge([store_day(sid, d) for d in _range(start, end)])
+                stores.append({"id": sid, "name": name, **{k: v for k, v in merged.items()
+                                                          if not isinstance(v, (dict, list))}})
+        totals = {k: sum(s[k] for s in stores) for k in SCALARS}
+        totals["visitors"] -= sum(OVERLAP.get((mall_id, d), 0) for d in _range(start, end))
+        seen = totals["visitors"] + totals["passersby"]
+        totals["capture_rate"] = totals["visitors"] / seen if seen else 0.0
+        totals["median_dwell_s"] = None
+        transitions = [t for d in _range(start, end) for t in TRANSITIONS.get((mall_id, d), [])]
+        return {"stores": stores, "totals": totals, "transitions": transitions}
+
+    def operator_range(self, engine: Any, start: date, end: date) -> dict[str, Any]:
+        self.calls.append(("operator_range", start, end))
+        return {"malls": [{"id": m, "name": name, "totals": self.mall_range(engine, m, start, end)["totals"]}
+                          for m, name in MALLS.items()]}
+
+    def last_report(self, engine: Any, store_id: str) -> float | None:
+        return self.last.get(store_id)

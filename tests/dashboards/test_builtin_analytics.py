@@ -1,0 +1,69 @@
+"""The dashboard's API on the real analytics pipeline: what it shows is what ``analytics.report`` says."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from analytics import report
+from dashboards.builtin import i18n
+from tests.dashboards.app import login, make_app
+from tests.dashboards.realdata import DAY, NOW, PREVIOUS, seed
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    app = make_app(tmp_path_factory.mktemp("real"), clock=NOW)
+    svc = app.extensions["keliu"]
+    seed(svc.engine, svc.cfg)
+    yield app
+    svc.engine.dispose()
+
+
+def texts(view: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {k["key"]: (k["text"], k["previous_text"]) for k in view["kpis"]}
+
+
+def test_store_view_shows_the_analytics_report(app: Flask) -> None:
+    engine = app.extensions["keliu"].engine
+    view = login(app, "boss-s1").get("/api/v1/stores/s1/dashboard?lang=en").json
+    assert view["range"] == {"start": str(DAY), "end": str(DAY)}  # today, by the app's clock
+    cur, prev = report.store_range(engine, "s1", DAY, DAY), report.store_range(engine, "s1", PREVIOUS, PREVIOUS)
+    assert (cur["visitors"], cur["passersby"], prev["visitors"], prev["passersby"]) == (3, 2, 1, 1)
+    assert texts(view) == {
+        "passersby": ("2", "1"), "visitors": ("3", "1"),
+        "capture_rate": (i18n.percent(cur["capture_rate"]), i18n.percent(prev["capture_rate"])),
+        "median_dwell_s": ("25 min", "20 min"),
+        "new_visitors": (str(cur["new_visitors"]), str(prev["new_visitors"])),
+        "repeat_visitors": (str(cur["repeat_visitors"]), str(prev["repeat_visitors"])),
+        "wifi_logins": ("0", "0"), "new_members": ("0", "0")}
+    assert cur["repeat_visitors"] == 1  # a came back after a week
+    assert view["report"]["current"]["dwell_buckets"] == cur["dwell_buckets"]
+    hourly = {r[0]["text"]: int(r[1]["value"]) for r in next(t for t in view["tables"] if t["id"] == "hourly")["rows"]}
+    assert [hourly[f"{h:02d}:00"] for h in range(24)] == cur["hourly_visitors"]
+    assert view["status"]["empty"] is False
+    assert view["status"]["age_s"] == pytest.approx(NOW - report.last_report(engine, "s1"))
+
+
+def test_mall_view_shows_the_analytics_report(app: Flask) -> None:
+    engine = app.extensions["keliu"].engine
+    view = login(app, "ops-m1").get(f"/api/v1/malls/m1/dashboard?start={DAY}&lang=en").json
+    m = report.mall_range(engine, "m1", DAY, DAY)
+    rows = next(t for t in view["tables"] if t["id"] == "stores")["rows"]
+    assert [(r[0]["id"], r[2]["value"]) for r in rows] == [(s["id"], s["visitors"]) for s in m["stores"]]
+    assert [(r[0]["id"], r[2]["text"]) for r in rows] == [("s1", "3"), ("s2", "2")]
+    assert texts(view)["visitors"][0] == str(m["totals"]["visitors"]) == "4"  # shopper a counted once
+    assert view["charts"]["transitions"] == [{"from": "星巴克", "to": "优衣库", "count": 1}]
+
+
+def test_operator_view_and_empty_store(app: Flask) -> None:
+    engine = app.extensions["keliu"].engine
+    admin = login(app, "admin")
+    view = admin.get(f"/api/v1/operator/dashboard?start={DAY}&lang=en").json
+    op = report.operator_range(engine, DAY, DAY)
+    rows = view["tables"][0]["rows"]
+    assert [(r[0]["id"], r[2]["value"]) for r in rows] == [(m["id"], m["totals"]["visitors"]) for m in op["malls"]]
+    s3 = login(app, "boss-s3").get("/api/v1/stores/s3/dashboard?lang=en").json
+    assert s3["status"]["never"] is True and s3["status"]["empty"] is True

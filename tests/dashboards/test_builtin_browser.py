@@ -1,0 +1,177 @@
+"""The built-in dashboard in Debian's chromium (headless), on the real analytics pipeline's numbers.
+
+A store manager and a mall operator log in through the portal's login form; the numbers on screen are checked
+against ``analytics.report`` and against the CSV export; screenshots go to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from analytics import report
+from dashboards.builtin import i18n
+from tests.conftest import CHROMIUM, ROOT, require
+from tests.dashboards.app import PASSWORD, make_app
+from tests.dashboards.realdata import DAY, NOW, PREVIOUS, seed
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+SHOTS = ROOT / "docs" / "screenshots"
+VENDOR = ROOT / "dashboards" / "builtin" / "static" / "vendor" / "echarts.min.js"
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    app = make_app(tmp_path_factory.mktemp("browser"), clock=NOW)
+    svc = app.extensions["keliu"]
+    seed(svc.engine, svc.cfg)
+    yield app
+    svc.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def base(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require(os.path.exists(CHROMIUM), f"chromium at {CHROMIUM}")
+    require(VENDOR.exists(), f"{VENDOR} missing: run `make assets`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_as(browser: Any, base: str, user: str, path: str) -> Any:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base + path)
+    assert "/admin/login" in page.url
+    page.fill("#name", user)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    assert errors == []
+    return page
+
+
+def screen_tables(page: Any) -> list[list[str]]:
+    """The tables as shown: title, header, rows (texts as rendered)."""
+    return page.evaluate("""() => {
+        const out = [];
+        for (const t of document.querySelectorAll('#tables .table')) {
+            out.push([t.querySelector('h3').textContent]);
+            out.push([...t.querySelectorAll('thead th')].map(th => th.textContent));
+            for (const tr of t.querySelectorAll('tbody tr')) out.push([...tr.children].map(td => td.textContent));
+            out.push([]);
+        }
+        return out;
+    }""")
+
+
+def csv_of(page: Any) -> list[list[str]]:
+    href = page.evaluate("document.getElementById('csv').href")  # absolute
+    r = page.request.get(href)
+    assert r.status == 200
+    return list(csv.reader(io.StringIO(r.text().lstrip("\ufeff"))))
+
+
+def kpi(page: Any, key: str) -> str:
+    return str(page.inner_text(f".kpi[data-key={key}] .value"))
+
+
+def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: Flask) -> None:
+    engine = app.extensions["keliu"].engine
+    cur, prev = report.store_range(engine, "s1", DAY, DAY), report.store_range(engine, "s1", PREVIOUS, PREVIOUS)
+    page = open_as(browser, base, "boss-s1", "/dashboard?lang=en")
+    assert page.url.startswith(base + "/dashboard/store/s1")
+    assert page.inner_text("#title") == "星巴克"
+    assert kpi(page, "visitors") == str(cur["visitors"]) == "3"
+    assert kpi(page, "passersby") == str(cur["passersby"]) == "2"
+    assert kpi(page, "capture_rate") == i18n.percent(cur["capture_rate"]) == "60.0%"
+    assert kpi(page, "median_dwell_s") == i18n.duration("en", cur["median_dwell_s"]) == "25 min"
+    assert kpi(page, "repeat_visitors") == str(cur["repeat_visitors"])
+    prev_text = page.inner_text(".kpi[data-key=visitors] .prev")
+    assert prev_text == f"Same weekday last week: {prev['visitors']} (+200.0%)"
+    assert "2026-01-05" in page.inner_text("#compare") and "2025-12-29" in page.inner_text("#compare")
+    assert page.locator("#charts canvas").count() >= 4  # hourly, funnel, dwell, loyalty drawn by ECharts
+    shown = screen_tables(page)
+    assert ["Visitors", "3", "60.0%"] in shown  # funnel: 3 visitors of 5 devices heard
+    assert csv_of(page)[3:] == shown  # the CSV holds exactly the tables on screen
+    page.screenshot(path=str(SHOTS / "dashboard-store.png"), full_page=True)
+    # the same page in Chinese
+    page.goto(base + "/dashboard/store/s1?lang=zh-CN")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.inner_text(".kpi[data-key=capture_rate] .label") == "进店率"
+    assert kpi(page, "median_dwell_s") == "25 分钟"
+    assert csv_of(page)[3:] == screen_tables(page)
+    page.screenshot(path=str(SHOTS / "dashboard-store-zh.png"), full_page=False)
+    # a store manager cannot open another store's page, nor its API
+    r = page.goto(base + "/dashboard/store/s2?lang=en")
+    assert r.status == 403 and "You may not see these numbers." in page.inner_text("#error")
+    assert page.request.get(base + "/api/v1/stores/s2/dashboard").status == 403
+    page.context.close()
+
+
+def test_mall_operator_compares_stores(browser: Any, base: str, app: Flask) -> None:
+    engine = app.extensions["keliu"].engine
+    m = report.mall_range(engine, "m1", DAY, DAY)
+    page = open_as(browser, base, "ops-m1", "/dashboard?lang=en")
+    assert page.url.startswith(base + "/dashboard/mall/m1")
+    rows = page.locator("#table-stores tbody tr")
+    shown = [rows.nth(i).locator("td").all_inner_texts()[:3] for i in range(rows.count())]
+    assert shown == [[s["name"], str(s["passersby"]), str(s["visitors"])] for s in m["stores"]]
+    assert kpi(page, "visitors") == str(m["totals"]["visitors"]) == "4"
+    assert page.locator("#table-transitions tbody tr").first.locator("td").all_inner_texts() == ["星巴克", "优衣库", "1"]
+    assert page.locator(".multiples canvas").count() == 2  # one small chart per store
+    # sortable: visitors ascending puts 优衣库 (2) first
+    page.click("#table-stores th[data-col='2']")
+    page.click("#table-stores th[data-col='2']")
+    assert rows.nth(0).locator("td").first.inner_text() == "优衣库"
+    assert sorted(csv_of(page)[3:]) == sorted(screen_tables(page))  # same numbers, whatever the sort order
+    page.screenshot(path=str(SHOTS / "dashboard-mall.png"), full_page=True)
+    # a mall operator may open their stores, not another mall's store nor the operator view
+    options = page.locator("#nav option").all_inner_texts()
+    assert options == ["Mall · 万达广场", "Store · 星巴克", "Store · 优衣库"]
+    assert page.request.get(base + "/api/v1/stores/s3/dashboard").status == 403
+    assert page.request.get(base + "/api/v1/operator/dashboard").status == 403
+    page.context.close()
+
+
+def test_empty_state_and_operator_view(browser: Any, base: str) -> None:
+    page = open_as(browser, base, "boss-s3", "/dashboard?lang=en")
+    assert page.inner_text("#status") == "No data yet: the sensor of this store has not sent anything."
+    assert page.locator("#charts canvas").count() == 0
+    page.screenshot(path=str(SHOTS / "dashboard-empty.png"))
+    page.context.close()
+    page = open_as(browser, base, "admin", f"/dashboard?lang=en&start={DAY}")
+    assert page.url.startswith(base + "/dashboard/operator")
+    names = page.locator("#table-malls tbody tr td:first-child").all_inner_texts()
+    assert names == ["万达广场", "Joy City"]
+    page.screenshot(path=str(SHOTS / "dashboard-operator.png"))
+    page.context.close()

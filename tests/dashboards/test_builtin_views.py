@@ -1,0 +1,81 @@
+"""Pure parts of the built-in dashboard: language choice, number formats, comparison dates, funnel, access."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from dashboards.builtin import access, i18n, views
+from dashboards.errors import Forbidden, ReportError
+
+
+@pytest.mark.parametrize(("explicit", "header", "lang"), [
+    (None, None, "zh-CN"), ("en", None, "en"), ("zh-CN", "en-US", "zh-CN"), (None, "en-US,en;q=0.9", "en"),
+    (None, "fr-FR,zh-TW;q=0.8,en;q=0.5", "zh-CN"), (None, "de", "zh-CN"), ("xx", "en", "en"), ("en-GB", None, "en")])
+def test_language_choice(explicit: str | None, header: str | None, lang: str) -> None:
+    assert i18n.pick(explicit, header) == lang
+
+
+@pytest.mark.parametrize(("seconds", "en", "zh"), [
+    (None, "—", "—"), (42, "42 s", "42 秒"), (900, "15 min", "15 分钟"), (630, "10.5 min", "10.5 分钟"),
+    (19 * 3600, "19 h", "19 小时"), (3 * 86400, "3 d", "3 天")])
+def test_durations(seconds: float | None, en: str, zh: str) -> None:
+    assert (i18n.duration("en", seconds), i18n.duration("zh-CN", seconds)) == (en, zh)
+
+
+@pytest.mark.parametrize(("cur", "prev", "ratio", "text"), [
+    (150, 100, False, "+50.0%"), (50, 100, False, "-50.0%"), (5, 0, False, "—"), (0.25, 0.2, True, "+5.0 pt"),
+    (None, 3, False, "—")])
+def test_change(cur: float | None, prev: float | None, ratio: bool, text: str) -> None:
+    assert i18n.change(cur, prev, ratio=ratio) == text
+
+
+def test_previous_range_is_the_same_weekdays_a_week_earlier() -> None:
+    start, end = views.previous_range(date(2026, 11, 17), date(2026, 11, 23))
+    assert (start, end) == (date(2026, 11, 10), date(2026, 11, 16))
+    assert start.weekday() == date(2026, 11, 17).weekday()
+
+
+def test_funnel_shares() -> None:
+    steps = views.funnel("en", {"passersby": 300, "visitors": 100, "wifi_logins": 0, "new_members": 0})
+    assert [(s["key"], s["value"], s["share"]) for s in steps] == [
+        ("heard", 400, None), ("visitors", 100, 0.25), ("wifi_logins", 0, 0.0), ("new_members", 0, None)]
+
+
+class TUser:
+    def __init__(self, role: str, mall_id: str | None = None, store_id: str | None = None) -> None:
+        self.name, self.role, self.mall_id, self.store_id = f"t-{role}", role, mall_id, store_id
+
+    def can_see_store(self, store_id: str | None, mall_id: str | None) -> bool:
+        return self.role == "admin" or (self.role == "mall" and mall_id == self.mall_id) or (
+            self.role == "store" and store_id == self.store_id)
+
+    def can_see_mall(self, mall_id: str | None) -> bool:
+        return self.role == "admin" or (self.role == "mall" and mall_id == self.mall_id)
+
+
+MALL_OF = {"s1": "m1", "s2": "m1", "s3": "m2"}
+
+
+@pytest.mark.parametrize(("user", "store", "outcome"), [
+    (TUser("store", store_id="s1"), "s1", "m1"), (TUser("store", store_id="s1"), "s2", Forbidden),
+    (TUser("store", store_id="s1"), "ghost", Forbidden), (TUser("mall", "m1"), "s2", "m1"),
+    (TUser("mall", "m1"), "s3", Forbidden), (TUser("admin"), "s3", "m2"), (TUser("admin"), "ghost", ReportError)])
+def test_check_store(user: Any, store: str, outcome: Any) -> None:
+    if isinstance(outcome, str):
+        assert access.check_store(user, store, MALL_OF) == outcome
+    else:
+        with pytest.raises(outcome) as exc:
+            access.check_store(user, store, MALL_OF)
+        assert exc.value.status == (403 if outcome is Forbidden else 404)
+
+
+def test_range_defaults_and_limits() -> None:
+    today = date(2026, 11, 18)
+    assert access.parse_range(None, None, today) == (today, today)
+    assert access.parse_range("2026-11-01", None, today) == (date(2026, 11, 1), date(2026, 11, 1))
+    assert access.parse_range(None, "2026-11-02", today) == (date(2026, 11, 2), date(2026, 11, 2))
+    assert access.parse_range("2025-11-18", "2026-11-18", today)[0] == date(2025, 11, 18)  # 366 days
+    with pytest.raises(ReportError):
+        access.parse_range("2025-11-17", "2026-11-18", today)

@@ -1,0 +1,189 @@
+"""Fixtures of the portal tests: ``app``, ``client``, ``runner``, ``auth`` (Flask's shape), plus the injected edges
+``gate`` (MemoryGate), ``clock`` (settable epoch seconds), ``sms`` (console backend capturing codes) and
+``neighbours`` (IP → MAC table standing in for the kernel's)."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from portal.app import create_app
+from portal.gate import MemoryGate
+from portal.sms_backends import ConsoleSms
+
+T0 = 1_795_000_000.0  # 2026-11-18, a fixed "now"
+
+
+class FakeClock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def gate(clock: FakeClock) -> MemoryGate:
+    return MemoryGate(clock)
+
+
+@pytest.fixture
+def sms() -> ConsoleSms:
+    return ConsoleSms(io.StringIO())
+
+
+@pytest.fixture
+def neighbours() -> dict[str, str]:
+    return {"10.77.0.20": "3c:22:fb:00:00:01", "10.77.0.21": "3c:22:fb:00:00:02"}
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite database; each test starts from a copy (alembic runs once, not per test)."""
+    from keliu import db
+
+    path = tmp_path_factory.mktemp("template") / "keliu.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "keliu.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+def make_app(db_url: str, var_dir: Path, gate: Any, clock: Any, sms_backend: Any, neighbours: dict[str, str],
+             **keliu: Any) -> Flask:
+    overrides: dict[str, Any] = {"database_url": db_url, "var_dir": str(var_dir),
+                                 "portal": {"public_url": "http://10.77.0.1:8080"}}
+    for key, value in keliu.items():
+        if isinstance(value, dict):
+            overrides.setdefault(key, {}).update(value)
+        else:
+            overrides[key] = value
+    app = create_app({"KELIU": overrides, "TESTING": True, "GATE": gate, "CLOCK": clock, "SMS": sms_backend,
+                      "NEIGHBOURS": neighbours.get})
+    _APPS.append(app)
+    return app
+
+
+_APPS: list[Flask] = []
+
+
+@pytest.fixture(autouse=True)
+def _isolated(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No KELIU_* variable or ./keliu.toml of the developer leaks into a test; every app's pool is closed after."""
+    for name in [n for n in os.environ if n.startswith("KELIU_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(var_dir.parent)
+    monkeypatch.setattr("portal.auth.HASH_METHOD", "pbkdf2:sha256:1000")  # scrypt costs ~0.2 s a hash
+    yield
+    while _APPS:
+        _APPS.pop().extensions["keliu"].engine.dispose()
+
+
+@pytest.fixture
+def app(db_url: str, var_dir: Path, gate: MemoryGate, clock: FakeClock, sms: ConsoleSms,
+        neighbours: dict[str, str]) -> Iterator[Flask]:
+    yield make_app(db_url, var_dir, gate, clock, sms, neighbours)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"|id="csrf_token"[^>]*value="([^"]+)"', html)
+    assert m, "no CSRF token in the page"
+    return m.group(1) or m.group(2)
+
+
+class Phone:
+    """A shopper's phone on the LAN: a test client whose requests come from one IP."""
+
+    def __init__(self, app: Flask, ip: str) -> None:
+        self.app = app
+        self.ip = ip
+        self.http = app.test_client()
+
+    def get(self, path: str, host: str | None = None, **kw: Any) -> Any:
+        headers = dict(kw.pop("headers", {}))
+        if host:
+            headers["Host"] = host
+        return self.http.get(path, headers=headers, environ_base={"REMOTE_ADDR": self.ip}, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.http.post(path, environ_base={"REMOTE_ADDR": self.ip}, **kw)
+
+    def splash_token(self) -> str:
+        return csrf_of(self.get("/").get_data(as_text=True))
+
+    def login(self, sms: ConsoleSms, number: str = "13812345678", **consents: bool) -> Any:
+        token = self.splash_token()
+        r = self.post("/login/sms/code", data={"csrf_token": token, "phone": number})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        from portal.phone import normalize
+
+        code = sms.last[normalize(number)]
+        data = {"csrf_token": token, "phone": number, "code": code, "terms": "1"}
+        data.update({k: "1" for k, v in consents.items() if v})
+        return self.post("/login/sms/verify", data=data)
+
+
+@pytest.fixture
+def phone(app: Flask) -> Phone:
+    return Phone(app, "10.77.0.20")
+
+
+class AuthActions:
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def login(self, name: str = "admin", password: str | None = None) -> Any:
+        app = self.client.application
+        if password is None:
+            from keliu import keys
+
+            password = keys.admin_password(app.extensions["keliu"].cfg.var_dir)
+        token = csrf_of(self.client.get("/admin/login").get_data(as_text=True))
+        return self.client.post("/admin/login", data={"csrf_token": token, "name": name, "password": password})
+
+    def logout(self) -> Any:
+        token = csrf_of(self.client.get("/admin").get_data(as_text=True))
+        return self.client.post("/admin/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)

@@ -1,0 +1,92 @@
+"""Builders for the sensor tests: probe requests with radiotap variants (scapy), pcap files, the tshark oracle."""
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+
+from sensor.simulate import MODELS
+
+PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127)
+IES = MODELS["android12-reset"].ies  # rates, HT, extended caps, VHT, HE, vendor: tshark reads them cleanly
+
+
+def tdot11(mac: str, seq: int, ssid: bytes = b"", ies: bytes = IES, fcs: bool = False, subtype: int = 4) -> bytes:
+    """An 802.11 management frame (probe request by default) built by scapy; with ``fcs`` a correct FCS."""
+    from scapy.layers.dot11 import Dot11, Dot11Elt, Dot11FCS
+
+    cls = Dot11FCS if fcs else Dot11
+    hdr = cls(type=0, subtype=subtype, addr1="ff:ff:ff:ff:ff:ff", addr2=mac, addr3="ff:ff:ff:ff:ff:ff", SC=seq << 4)
+    return bytes(hdr / Dot11Elt(ID=0, info=ssid) / ies)
+
+
+def trt(kind: str, freq: int = 2437, signal: int = -55, fcs: bool = False) -> bytes:
+    """A radiotap header of one of the variants the parser must handle."""
+    from scapy.layers.dot11 import RadioTap
+
+    chflags = 0x00A0 if freq < 3000 else 0x0140
+    flags = "FCS" if fcs else 0
+    if kind == "basic":
+        return bytes(RadioTap(present="Flags+Channel+dBm_AntSignal", Flags=flags, ChannelFrequency=freq,
+                              ChannelFlags=chflags, dBm_AntSignal=signal))
+    if kind == "tsft":  # 8-byte aligned TSFT first, rate, antenna, RX flags
+        return bytes(RadioTap(present="TSFT+Flags+Rate+Channel+dBm_AntSignal+Antenna+RXFlags", mac_timestamp=123456789,
+                              Flags=flags, Rate=2, ChannelFrequency=freq, ChannelFlags=chflags, dBm_AntSignal=signal,
+                              Antenna=1, RXFlags=0))
+    if kind == "nosignal":
+        return bytes(RadioTap(present="Flags+Channel", Flags=flags, ChannelFrequency=freq, ChannelFlags=chflags))
+    f = 0x10 if fcs else 0
+    if kind == "ext":  # three present words: radiotap namespace again twice, per-antenna signals (iwlwifi style)
+        w0 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 14) | (1 << 29) | (1 << 31)
+        w1 = (1 << 5) | (1 << 11) | (1 << 29) | (1 << 31)
+        w2 = (1 << 5) | (1 << 11)
+        body = struct.pack("<Q", 987654321) + struct.pack("<BBHHbxH", f, 12, freq, chflags, signal, 0)
+        body += struct.pack("<bBbB", signal - 1, 0, signal + 1, 1)
+        return struct.pack("<BBHIII", 0, 0, 16 + len(body), w0, w1, w2) + body
+    if kind == "vendor":  # flags, channel, signal, then a vendor namespace with 4 bytes of skipped data
+        w0 = (1 << 1) | (1 << 3) | (1 << 5) | (1 << 30) | (1 << 31)
+        w1 = 1
+        body = struct.pack("<BxHHbx", f, freq, chflags, signal) + bytes.fromhex("001122") + b"\x00" + struct.pack(
+            "<H", 4) + b"\xde\xad\xbe\xef"
+        return struct.pack("<BBHII", 0, 0, 12 + len(body), w0, w1) + body
+    raise ValueError(kind)
+
+
+def tframe(kind: str, mac: str, seq: int, *, freq: int = 2437, signal: int = -55, fcs: bool = False,
+           ssid: bytes = b"", subtype: int = 4) -> bytes:
+    return trt(kind, freq, signal, fcs) + tdot11(mac, seq, ssid, fcs=fcs, subtype=subtype)
+
+
+def write_records(path: Path, records: list[tuple[float, bytes]], header: bytes = PCAP_HEADER) -> Path:
+    with open(path, "wb") as fh:
+        fh.write(header)
+        for ts, data in records:
+            sec = int(ts)
+            fh.write(struct.pack("<IIII", sec, round((ts - sec) * 1e6), len(data), len(data)))
+            fh.write(data)
+    return path
+
+
+def tshark_rows(tshark: str, path: Path) -> list[tuple[float, str, int | None, int, str]]:
+    """``(time, source address, first dBm signal, seq, ssid)`` of every probe request tshark accepts (valid FCS,
+    not malformed): the reference the parser must agree with.
+
+    ``wlan.check_checksum`` verifies the FCS where radiotap says there is one. Not ``wlan.check_fcs``: in tshark 4.0
+    that preference means "assume packets have FCS", which cuts 4 bytes off captures without a flags field."""
+    out = subprocess.run(
+        [tshark, "-r", str(path), "-Y", ("wlan.fc.type_subtype == 4 && !(wlan.fcs.status == 0)"
+                                          " && !(radiotap.flags.badfcs == 1) && !_ws.malformed"),
+         "-T", "fields", "-e", "frame.time_epoch", "-e", "wlan.sa", "-e", "radiotap.dbm_antsignal", "-e", "wlan.seq",
+         "-e", "wlan.ssid", "-o", "wlan.check_checksum:TRUE"],
+        capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        ts, sa, sig, seq, ssid = (line.split("\t") + [""] * 5)[:5]
+        first = sig.split(",")[0]
+        rows.append((float(ts), sa, int(first) if first else None, int(seq), "" if ssid == "<MISSING>" else ssid))
+    return rows
+
+
+def ssid_matches(ours: str, theirs: str) -> bool:
+    """tshark prints an SSID as text or as hex, depending on its content."""
+    return theirs in (ours, ours.encode().hex(), ":".join(f"{b:02x}" for b in ours.encode()))

@@ -1,0 +1,315 @@
+"""Pipeline, replay pacing and looping (fake clock), sinks against real databases and a real broker, the CLI."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from test_spool import tsighting
+
+from keliu import db
+from sensor import consent
+from sensor.cli import sensor
+from sensor.frames import Parser
+from sensor.identity import Identifier, member_device_id, sid_key
+from sensor.pipeline import Pipeline
+from sensor.replay import replay
+from sensor.sightings import Batcher
+from sensor.simulate import Person, Scenario, simulate, write_pcap
+from sensor.sinks import Delivery, Health, MemorySink, SqlHealth, SqlSink, health_table
+from sensor.spool import Spool
+
+MASTER = bytes(32)
+
+
+@dataclass
+class FakeClock:
+    now: float = 1_000_000.0
+    slept: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
+class Healths:
+    def __init__(self) -> None:
+        self.reports: list[Health] = []
+
+    def report(self, health: Health) -> None:
+        self.reports.append(health)
+
+
+def tpipe(tmp_path: Path, clock: FakeClock, sink: object | None = None, batch: int = 100) -> Pipeline:
+    spool = Spool(tmp_path / "spool", 10**7)
+    return Pipeline(store="demo-store", sensor="sensor-1", parser=Parser(), identifier=Identifier(MASTER),
+                    sid_key=sid_key(MASTER), spool=spool, delivery=Delivery(spool, sink or MemorySink()),  # type: ignore
+                    health=Healths(), batcher=Batcher(batch, 2.0), clock=clock)
+
+
+def tcapture(path: Path, seconds: float = 100.0) -> int:
+    t0 = Scenario().day_start(0) + 15 * 3600
+    people = tuple(Person(i, "visitor", "legacy-android", bytes([0, 1, 2, 3, 4, i]), -50.0, ((t0, t0 + seconds),))
+                   for i in range(5))
+    frames, _ = simulate(Scenario(people=people, scan_interval_s=5.0), 1)
+    return write_pcap(path, frames)
+
+
+def test_batcher_by_count_and_time() -> None:
+    b = Batcher(3, 2.0)
+    assert b.add([tsighting(i) for i in range(4)], now=0.0) == [[tsighting(0), tsighting(1), tsighting(2)]]
+    assert b.due(1.0) == []
+    assert b.due(2.5) == [[tsighting(3)]]
+    assert len(b) == 0 and b.flush() == []
+
+
+def test_paced_replay_takes_the_recorded_time_over_speed(tmp_path: Path) -> None:
+    n = tcapture(tmp_path / "c.pcap")
+    clock = FakeClock()
+    sink = MemorySink()
+    pipe = tpipe(tmp_path, clock, sink)
+    assert replay(tmp_path / "c.pcap", pipe, speed=10, clock=clock, sleep=clock.sleep) == n
+    assert 8.0 <= sum(clock.slept) <= 10.5  # about 100 s of capture at 10x
+    got = [s for b in sink.batches for s in b]
+    assert len(got) == n
+    assert pipe.health.reports and pipe.health.reports[-1].frames == n  # type: ignore[attr-defined]
+    assert pipe.health.reports[-1].channel in (1, 6, 11)  # type: ignore[attr-defined]
+
+
+def test_loop_moves_the_capture_to_now_then_a_day_per_round(tmp_path: Path) -> None:
+    tcapture(tmp_path / "c.pcap")
+    clock = FakeClock(now=1_800_000_000.0)
+    sink = MemorySink()
+    replay(tmp_path / "c.pcap", tpipe(tmp_path, clock, sink), speed=None, loop=True, clock=clock, rounds=2)
+    ts = sorted(s.ts for b in sink.batches for s in b)
+    half = len(ts) // 2
+    assert ts[0] == pytest.approx(1_800_000_000.0, abs=1e-3)
+    assert ts[half] - ts[0] == pytest.approx(86400, abs=1.0)
+    assert len({s.sid for b in sink.batches for s in b}) == len(ts)  # each round's sightings are new ones
+
+
+def test_sql_sink_health_and_registry_on_sqlite(tmp_path: Path, sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    n = tcapture(tmp_path / "c.pcap")
+    gone = bytes([0, 1, 2, 3, 4, 0])
+    consent.register(engine, member_device_id(MASTER, gone), "optout")
+    consent.register(engine, member_device_id(MASTER, gone), "member")  # an opt-out wins
+    clock = FakeClock()
+    pipe = tpipe(tmp_path, clock, SqlSink(engine))
+    pipe.health = SqlHealth(engine)
+    pipe.registry = lambda: consent.load(engine)
+    replay(tmp_path / "c.pcap", pipe, speed=None, clock=clock)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM sightings")).scalar()
+        row = conn.execute(sa.select(health_table())).one()
+    assert stored == n - pipe.identifier.stats.opted_out > 0
+    assert pipe.identifier.stats.opted_out > 0
+    assert (row.sensor, row.frames, row.spool_batches, row.status) == ("sensor-1", n, 0, "ok")
+    from keliu import config, tenants
+    from sensor.sinks import health_records
+
+    tenants.sync(engine, config.build({}))
+    (rec,) = health_records(engine, now=row.last_frame_ts + 5)
+    assert (rec["mall"], rec["store"], rec["sensor"], rec["last_frame_age_s"]) == ("demo-mall", "demo-store",
+                                                                                   "sensor-1", 5.0)
+    consent.unregister(engine, member_device_id(MASTER, gone))
+    assert consent.load(engine).optouts == frozenset()
+    engine.dispose()
+
+
+@pytest.mark.integration
+def test_sql_sink_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    engine = db.make_engine(postgres_url)
+    db.upgrade(engine)
+    sink = SqlSink(engine)
+    sink.deliver([tsighting(1), tsighting(2)])
+    sink.deliver([tsighting(2), tsighting(3)])  # re-delivered: stored once
+    SqlHealth(engine).report(Health("s", "demo-store", 1.0, 0.0, 1.0, 1, 1, 0, 0, 0, 0, 0, 0, 3, None, None, None,
+                                    0, 0, "strict"))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM sightings")).scalar() == 3
+        assert conn.execute(sa.text("SELECT delivered FROM sensor_health")).scalar() == 3
+    engine.dispose()
+
+
+@pytest.mark.integration
+def test_celery_sink_enqueues_the_named_task(redis_url: str) -> None:
+    import redis
+
+    from sensor.sinks import CelerySink
+
+    url = redis_url.rsplit("/", 1)[0] + "/13"
+    r = redis.Redis.from_url(url)
+    r.delete("keliu-sensor-test")
+    CelerySink(url, queue="keliu-sensor-test").deliver([tsighting(1), tsighting(2)])
+    (raw,) = r.lrange("keliu-sensor-test", 0, -1)
+    msg = json.loads(raw)
+    assert msg["headers"]["task"] == "analytics.ingest_batch"
+    import base64
+
+    args = json.loads(base64.b64decode(msg["body"]))[0]
+    assert [d["sid"] for d in args[0]] == [tsighting(1).sid, tsighting(2).sid]
+    r.delete("keliu-sensor-test")
+    r.close()
+
+
+def test_celery_sink_down_is_a_delivery_error() -> None:
+    from sensor.errors import DeliveryError
+    from sensor.sinks import CelerySink
+
+    with pytest.raises(DeliveryError):
+        CelerySink("redis://127.0.0.1:9/0").deliver([tsighting(1)])
+
+
+def test_parse_cli_csv_without_mac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KELIU_VAR_DIR", str(tmp_path / "var"))
+    n = tcapture(tmp_path / "c.pcap")
+    res = CliRunner().invoke(sensor, ["parse", str(tmp_path / "c.pcap"), "--format", "csv"], catch_exceptions=False)
+    lines = res.stdout.splitlines()
+    assert lines[0] == "ts,device,rssi,freq,channel,seq,ssid,randomized"
+    assert len(lines) == n + 1
+    assert "00:01:02:03:04" not in res.stdout
+
+
+def test_run_without_a_wireless_card_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sensor.capture import check_interface
+    from sensor.errors import CaptureUnavailable
+
+    monkeypatch.setenv("KELIU_VAR_DIR", str(tmp_path / "var"))
+    res = CliRunner().invoke(sensor, ["run", "--iface", "wlan-none0"])
+    assert res.exit_code != 0
+    assert isinstance(res.exception, CaptureUnavailable) and "no interface 'wlan-none0'" in str(res.exception)
+    fake = tmp_path / "net"
+    (fake / "mon0" / "phy80211").mkdir(parents=True)
+    (fake / "mon0" / "type").write_text("1\n")
+    with pytest.raises(CaptureUnavailable, match="not in monitor mode"):
+        check_interface("mon0", fake)
+    (fake / "mon0" / "type").write_text("803\n")
+    check_interface("mon0", fake)  # root here; a monitor interface passes
+
+
+def test_live_capture_on_a_monitor_interface(tmp_path: Path) -> None:
+    import time
+
+    from sensor.capture import capture, check_interface
+    from sensor.errors import CaptureUnavailable
+
+    wireless = sorted(p.name for p in Path("/sys/class/net").glob("*") if (p / "phy80211").exists())
+    if not wireless:
+        pytest.skip("live capture: this machine has no wireless card; the pipeline is tested through replay")
+    try:
+        check_interface(wireless[0])
+    except CaptureUnavailable as exc:
+        pytest.skip(f"live capture: {exc}")
+    clock = FakeClock()
+    pipe = tpipe(tmp_path, clock)
+    end = time.monotonic() + 3
+    capture(wireless[0], [1, 6], 500, pipe, stop=lambda: time.monotonic() > end)
+    assert pipe.health.reports  # type: ignore[attr-defined]
+
+
+def test_chunked_reading_cuts_at_record_boundaries(tmp_path: Path) -> None:
+    from sensor.replay import capture_chunks, iter_batches
+
+    n = tcapture(tmp_path / "c.pcap")
+    whole = list(Parser().parse_capture((tmp_path / "c.pcap").read_bytes()))
+    pieces = list(capture_chunks(tmp_path / "c.pcap", chunk=1000))
+    assert len(pieces) > 5
+    assert [p for b in iter_batches(Parser(), tmp_path / "c.pcap") for p in b.probes()] == whole
+    assert sum(len(list(Parser().parse_capture(p))) for p in pieces) == n
+
+
+def test_sightings_are_ordinary_frozen_records_with_stable_sids(tmp_path: Path) -> None:
+    import dataclasses
+    import hashlib
+    import struct
+
+    from sensor.records import Sighting
+    from sensor.sightings import sightings
+
+    tcapture(tmp_path / "c.pcap")
+    (batch,) = list(Parser().batches((tmp_path / "c.pcap").read_bytes()))
+    devices = Identifier(MASTER).identify_batch(batch)
+    got = sightings(batch, devices, "demo-store", "sensor-1", sid_key(MASTER))
+    p = batch.probe(0)
+    sid = hashlib.blake2b(b"sensor-1\0" + struct.pack(">qH6s", round(p.ts * 1e6), p.seq, p.mac), digest_size=16,
+                          key=sid_key(MASTER)).hexdigest()
+    assert got[0] == Sighting(sid, p.ts, "demo-store", "sensor-1", devices[0], p.rssi, p.freq, p.seq, False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got[0].device = "x"  # type: ignore[misc]
+    assert got == sightings(batch, devices, "demo-store", "sensor-1", sid_key(MASTER))
+    assert len({s.sid for s in got}) == len(got)
+
+
+def test_a_truncated_last_record_is_ignored(tmp_path: Path) -> None:
+    from sensor.replay import iter_batches
+
+    n = tcapture(tmp_path / "c.pcap")
+    data = (tmp_path / "c.pcap").read_bytes()
+    (tmp_path / "cut.pcap").write_bytes(data + data[24:24 + 16 + 20])  # a record header and part of its frame
+    for path in (tmp_path / "c.pcap", tmp_path / "cut.pcap"):
+        assert sum(len(b) for b in iter_batches(Parser(), path)) == n
+        assert len(list(Parser().parse_capture(path.read_bytes()))) == n
+
+
+def test_loop_resumes_where_it_stopped_unless_that_was_days_ago(tmp_path: Path) -> None:
+    tcapture(tmp_path / "c.pcap")
+    clock = FakeClock(now=1_800_000_000.0)
+    replay(tmp_path / "c.pcap", tpipe(tmp_path, clock), speed=None, loop=True, clock=clock, rounds=1)
+    clock.now += 600  # restarted ten minutes later: round 1 continues the timeline
+    sink = MemorySink()
+    replay(tmp_path / "c.pcap", tpipe(tmp_path, clock, sink), speed=None, loop=True, clock=clock, rounds=2)
+    assert min(s.ts for b in sink.batches for s in b) == pytest.approx(1_800_000_000.0 + 86400, abs=1e-3)
+    clock.now += 5 * 86400  # restarted days later: starts again at now
+    sink = MemorySink()
+    replay(tmp_path / "c.pcap", tpipe(tmp_path, clock, sink), speed=None, loop=True, clock=clock, rounds=1)
+    assert min(s.ts for b in sink.batches for s in b) == pytest.approx(clock.now, abs=1e-3)
+
+
+def test_capture_loop_with_a_fake_radio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live path without a wireless card: a socket pair stands in for the monitor interface, a script for
+    ``iw``; frames sent into it come out as sightings, and the hopper switches channels."""
+    import socket
+    import time
+
+    from sensorkit import tframe
+
+    from sensor import capture as cap
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    class FakeSocket:
+        def fileno(self) -> int:
+            return ours.fileno()
+
+        def recv_raw(self, n: int) -> tuple[None, bytes, None]:
+            return None, ours.recv(n), None
+
+        def close(self) -> None:
+            ours.close()
+
+    iw_log = tmp_path / "iw.log"
+    iw = tmp_path / "iw"
+    iw.write_text(f"#!/bin/sh\necho \"$@\" >> {iw_log}\n")
+    iw.chmod(0o755)
+    monkeypatch.setattr(cap, "check_interface", lambda iface: None)
+    monkeypatch.setattr(cap, "open_socket", lambda iface: FakeSocket())
+    monkeypatch.setattr(cap.shutil, "which", lambda name: str(iw))
+    sink = MemorySink()
+    pipe = tpipe(tmp_path, FakeClock(), sink, batch=5)
+    pipe.background = True  # as `keliu sensor run` wires it: delivery in its own thread
+    pipe.__post_init__()
+    for i in range(20):
+        theirs.send(tframe("basic", f"00:11:22:33:44:{i:02x}", i))
+    deadline = time.monotonic() + 20
+    cap.capture("mon0", [1, 6], 50, pipe, stop=lambda: pipe.fed >= 20 or time.monotonic() > deadline, flush_s=0.1)
+    theirs.close()
+    assert sorted(s.seq for b in sink.batches for s in b) == list(range(20))
+    assert "mon0 set channel 1" in iw_log.read_text()

@@ -139,7 +139,7 @@ def render_splash(status: int = 200, error: str | None = None, notice: str | Non
     c = content(svc.store_id)
     html = render_template("splash.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), content=c,
                            color=c["color"], error=error, notice=notice, phone=phone,
-                           reauth_days=svc.cfg.portal.reauth_days)
+                           reauth_days=svc.cfg.portal.reauth_days, wechat=svc.cfg.wechat.enabled)
     resp = make_response(html, status)
     if request.args.get("lang") in i18n.LANGS:
         resp.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True)

@@ -27,6 +27,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "code_ph": "6 位数字",
         "code_sent": "验证码已发送，5 分钟内有效。",
         "login": "连接上网",
+        "or": "或",
+        "wechat_login": "微信连Wi-Fi",
         "terms": "我已阅读并同意《上网服务条款》：依据《网络安全法》第二十四条，公共 Wi-Fi 须以手机号进行实名验证；"
                  "上网日志依法保存。",
         "marketing": "（可选）成为会员，接收优惠与活动信息。",
@@ -68,6 +70,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "code_ph": "6 digits",
         "code_sent": "Code sent; valid for 5 minutes.",
         "login": "Connect",
+        "or": "or",
+        "wechat_login": "Connect with WeChat",
         "terms": "I accept the Wi-Fi terms of service: under art. 24 of the Cybersecurity Law public Wi-Fi requires "
                  "real-name verification by mobile number; access logs are kept as the law requires.",
         "marketing": "(Optional) Become a member and receive offers and event news.",

@@ -83,6 +83,15 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
+def served_document() -> dict[str, Any]:
+    """The portal's document plus the built-in dashboard's ``/api/v1`` paths when that package is installed."""
+    try:
+        from dashboards.builtin.openapi import merge_into
+    except ImportError:
+        return DOCUMENT
+    return merge_into(DOCUMENT)
+
+
 @bp.route("/api/openapi.json")
 def document() -> Any:
-    return jsonify(DOCUMENT)
+    return jsonify(served_document())

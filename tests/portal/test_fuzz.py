@@ -73,6 +73,10 @@ def test_document_is_served(live: tuple[str, Any]) -> None:
     import requests
 
     base, _app = live
+    from dashboards.builtin.openapi import OPENAPI_PATHS
+
     doc = requests.get(base + "/api/openapi.json", timeout=5).json()
-    assert set(doc["paths"]) == {"/api/captive", "/api/login/sms/code", "/api/login/sms/verify", "/api/session",
-                                 "/api/session/logout"}
+    portal_paths = {"/api/captive", "/api/login/sms/code", "/api/login/sms/verify", "/api/session",
+                    "/api/session/logout"}
+    assert set(doc["paths"]) == portal_paths | set(OPENAPI_PATHS)
+    assert all(p.startswith("/api/v1/") for p in OPENAPI_PATHS)

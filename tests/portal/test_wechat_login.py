@@ -126,6 +126,25 @@ def test_page_offers_wechat_login_labelled_fake(env: Env) -> None:
     assert 'id="wechat-login"' in html and "FAKE WeChat" in html and 'name="terms"' in html
 
 
+def test_splash_links_to_wechat_login_only_when_enabled(env: Env, tmp_path: Path) -> None:
+    html = env.phone().get("/?lang=zh-CN").get_data(as_text=True)
+    assert 'id="wechat"' in html and 'href="/wechat/?lang=zh-CN"' in html and "微信连Wi-Fi" in html
+    from portal.app import create_app
+
+    plain = create_app({"KELIU": {"database_url": f"sqlite:///{tmp_path / 'plain.db'}",
+                                  "var_dir": str(tmp_path / "plain-var"),
+                                  "stores": [{"id": "demo-store", "mall": "demo-mall"}],
+                                  "portal": {"public_url": PUBLIC, "store": "demo-store"}},
+                        "GATE": MemoryGate(), "CLOCK": Clock(), "SMS": Sms(), "NEIGHBOURS": {PHONE_IP: PHONE_MAC}.get,
+                        "TESTING": True})
+    client = plain.test_client()
+    client.environ_base["REMOTE_ADDR"] = PHONE_IP
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="login"' in page.get_data(as_text=True)
+    assert 'id="wechat"' not in page.get_data(as_text=True) and "/wechat/" not in page.get_data(as_text=True)
+    assert client.get("/wechat/").status_code == 404
+
+
 def test_start_releases_walled_garden_and_signs_handoff(env: Env) -> None:
     params = start(env)
     assert env.gate.released == {PHONE_MAC: ReleaseTemporarily(PHONE_MAC, PHONE_IP, env.clock.t + 60)}

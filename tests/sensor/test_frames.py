@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sensorkit import PCAP_HEADER, ssid_matches, tframe, tshark_rows, write_records
+from tests.sensor.sensorkit import PCAP_HEADER, ssid_matches, tframe, tshark_rows, write_records
 
 from sensor.cli import sensor
 from sensor.frames import Parser, ProbeBatch, records

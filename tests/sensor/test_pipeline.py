@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from test_spool import tsighting
+from tests.sensor.test_spool import tsighting
 
 from keliu import db
 from sensor import consent
@@ -279,7 +279,7 @@ def test_capture_loop_with_a_fake_radio(tmp_path: Path, monkeypatch: pytest.Monk
     import socket
     import time
 
-    from sensorkit import tframe
+    from tests.sensor.sensorkit import tframe
 
     from sensor import capture as cap
 

@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_spool import replay_argv, sensor_env, short_capture
+from tests.sensor.test_spool import replay_argv, sensor_env, short_capture
 
 from sensor.frames import Parser
 from tests.conftest import require_shared_data

@@ -63,7 +63,7 @@ def port(value: int) -> int:
     return value
 
 
-def positive(value: int | float) -> int | float:
+def positive(value: float) -> int | float:
     if value <= 0:
         raise ValueError(f"must be positive: {value}")
     return value
@@ -107,9 +107,8 @@ def _coerce(tp: Any, raw: Any, from_env: bool) -> Any:
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
         args = typing.get_args(tp)
-        if raw is None or (from_env and raw == ""):
-            if type(None) in args:
-                return None
+        if (raw is None or (from_env and raw == "")) and type(None) in args:
+            return None
         for arg in args:
             if arg is type(None):
                 continue

@@ -5,6 +5,8 @@ into the database at start-up so that foreign keys and the dashboards can rely o
 """
 from __future__ import annotations
 
+from typing import cast
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,16 +29,21 @@ class Store(Base):
     timezone: Mapped[str] = mapped_column(sa.String(64), default="Asia/Shanghai")
 
 
+#: the two tables as Core tables (what ``Model.__table__`` is at run time)
+MALLS = cast(sa.Table, Mall.__table__)
+STORES = cast(sa.Table, Store.__table__)
+
+
 def sync(engine: Engine, cfg: Config) -> None:
     """Upsert the configured malls and stores. Stores removed from the config stay (their history does)."""
+    malls, t = MALLS, STORES
     with engine.begin() as conn:
         for m in cfg.malls:
-            row = conn.execute(sa.select(Mall.__table__).where(Mall.__table__.c.id == m.id)).first()
+            row = conn.execute(sa.select(malls).where(malls.c.id == m.id)).first()
             if row is None:
-                conn.execute(sa.insert(Mall.__table__).values(id=m.id, name=m.name))
+                conn.execute(sa.insert(malls).values(id=m.id, name=m.name))
             else:
-                conn.execute(sa.update(Mall.__table__).where(Mall.__table__.c.id == m.id).values(name=m.name))
-        t = Store.__table__
+                conn.execute(sa.update(malls).where(malls.c.id == m.id).values(name=m.name))
         for s in cfg.stores:
             values = {"mall_id": s.mall, "name": s.name, "timezone": s.timezone}
             if conn.execute(sa.select(t.c.id).where(t.c.id == s.id)).first() is None:

@@ -328,9 +328,7 @@ def _check_code(svc: Services, client: Any, e164: str, code: str) -> None:
 
     from portal import codes, limits
     from portal.errors import CodeRejected
-    from portal.models import sms_codes as codes_table
-
-    sms_codes = cast(sa.Table, codes_table)
+    from portal.models import sms_codes
 
     if not codes.valid_format((code or "").strip()):
         raise CodeRejected("the code is 6 digits", "code_wrong")

@@ -14,7 +14,7 @@ KELIU = [sys.executable, "-m", "keliu.cli"]
 def run(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
     full.update(env or {})
-    return subprocess.run(KELIU + args, cwd=tmp_path, env=full, capture_output=True, text=True, timeout=120)
+    return subprocess.run(KELIU + args, cwd=tmp_path, env=full, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_help_lists_every_subcommand(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.sensor.sensorkit import PCAP_HEADER, ssid_matches, tframe, tshark_rows, write_records
 
 from sensor.cli import sensor
 from sensor.frames import Parser, ProbeBatch, records
 from tests.conftest import require_shared_data, require_tool
+from tests.sensor.sensorkit import PCAP_HEADER, ssid_matches, tframe, tshark_rows, write_records
 
 T0 = 1_767_600_000.0
 VARIANTS = [

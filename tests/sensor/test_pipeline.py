@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from tests.sensor.test_spool import tsighting
 
 from keliu import db
 from sensor import consent
@@ -21,6 +20,7 @@ from sensor.sightings import Batcher
 from sensor.simulate import Person, Scenario, simulate, write_pcap
 from sensor.sinks import Delivery, Health, MemorySink, SqlHealth, SqlSink, health_table
 from sensor.spool import Spool
+from tests.sensor.test_spool import tsighting
 
 MASTER = bytes(32)
 
@@ -279,9 +279,8 @@ def test_capture_loop_with_a_fake_radio(tmp_path: Path, monkeypatch: pytest.Monk
     import socket
     import time
 
-    from tests.sensor.sensorkit import tframe
-
     from sensor import capture as cap
+    from tests.sensor.sensorkit import tframe
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
 

@@ -5,10 +5,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.sensor.test_spool import replay_argv, sensor_env, short_capture
 
 from sensor.frames import Parser
 from tests.conftest import require_shared_data
+from tests.sensor.test_spool import replay_argv, sensor_env, short_capture
 
 
 def mac_forms(mac: bytes) -> list[bytes]:

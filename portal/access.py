@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from portal import members, sessions
+from portal import members, privacy, sessions
 from portal.clients import Client
 from portal.gate import AllowClient, RevokeClient
 from portal.models import devices, landing_urls, portal_sessions
@@ -54,6 +54,7 @@ def complete_login(conn: Connection, svc: Services, client: Client, member_id: i
     """Everything a successful login stores, in the caller's transaction: consents, login record, device,
     session, and the landing URL taken out. Call :func:`allow` after the transaction commits."""
     members.record_consents(conn, member_id, svc.store_id, choices, lang, now)
+    privacy.link_for_analytics(conn, svc, client, choices.analytics, now)
     members.record_login(conn, member_id=member_id, store_id=svc.store_id, device_id=client.device_id,
                          method=method, ip=client.ip, now=now)
     reauth_until = now + timedelta(seconds=svc.policy.reauth_s) if choices.reauth else None

@@ -184,7 +184,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register(app: Flask, cfg: Config) -> None:
-    from portal import admin, api, auth, captive, openapi
+    from portal import admin, api, auth, captive, openapi, privacy
     from portal.login import sms
 
     app.wsgi_app = captive.Interceptor(app.wsgi_app, app.extensions["keliu"])  # type: ignore[method-assign]
@@ -195,6 +195,7 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(privacy.bp)
     try:
         dash = importlib.import_module("dashboards.builtin")
     except ImportError:

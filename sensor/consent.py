@@ -14,7 +14,9 @@ The sensor reloads the registry every ``registry_seconds``: a member's sightings
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -33,21 +35,44 @@ registry_table = sa.Table(
 
 
 def register(engine: Any, device_id: str, kind: Kind, now: float | None = None) -> None:
-    """Record ``device_id`` as a consented member's or an opted-out device (an opt-out wins over membership)."""
+    """Record ``device_id`` as a consented member's or an opted-out device (an opt-out wins over membership).
+
+    ``engine`` may also be a Connection: the rows are then written in the caller's transaction."""
     if kind not in ("member", "optout"):
         raise ValueError(f"kind must be 'member' or 'optout', not {kind!r}")
     t = registry_table
-    with engine.begin() as conn:
+    with _tx(engine) as conn:
         old = conn.execute(sa.select(t.c.kind).where(t.c.device_id == device_id)).scalar()
         if old is None:
             conn.execute(sa.insert(t).values(device_id=device_id, kind=kind, since=time.time() if now is None else now))
-        elif old != "optout":
+        elif old != "optout" or kind == "optout":
             conn.execute(sa.update(t).where(t.c.device_id == device_id).values(kind=kind))
 
 
-def unregister(engine: Any, device_id: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.delete(registry_table).where(registry_table.c.device_id == device_id))
+def unregister(engine: Any, device_id: str, kind: Kind | None = None) -> None:
+    """Forget ``device_id`` (only if it is registered as ``kind``, when given: withdrawing analytics consent must not
+    undo an opt-out)."""
+    t = registry_table
+    cond = t.c.device_id == device_id
+    if kind is not None:
+        cond = cond & (t.c.kind == kind)
+    with _tx(engine) as conn:
+        conn.execute(sa.delete(t).where(cond))
+
+
+def kind_of(engine: Any, device_id: str) -> str | None:
+    with _tx(engine) as conn:
+        kind = conn.execute(sa.select(registry_table.c.kind).where(registry_table.c.device_id == device_id)).scalar()
+    return None if kind is None else str(kind)
+
+
+@contextlib.contextmanager
+def _tx(engine_or_conn: Any) -> Iterator[Any]:
+    if isinstance(engine_or_conn, sa.Connection):
+        yield engine_or_conn
+    else:
+        with engine_or_conn.begin() as conn:
+            yield conn
 
 
 def load(engine: Any) -> Registry:

@@ -82,8 +82,10 @@ def vagrant(args: list[str], cwd: Path, tmp_path: Path) -> subprocess.CompletedP
     return subprocess.run([exe, *args], cwd=cwd, env=env, check=False, capture_output=True, text=True, timeout=60)
 
 
+# --ignore-provider: CI machines have neither VirtualBox nor libvirt, and without one `vagrant validate` stops at
+# "No usable default provider"; the provider blocks are then not checked, everything else is.
 def test_vagrantfile_validates(tmp_path: Path) -> None:
-    out = vagrant(["validate"], ROOT, tmp_path)
+    out = vagrant(["validate", "--ignore-provider"], ROOT, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "validated successfully" in out.stdout
 
@@ -93,7 +95,7 @@ def test_vagrant_validate_catches_a_missing_provisioning_script(tmp_path: Path) 
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(ROOT / "Vagrantfile", alone / "Vagrantfile")
-    out = vagrant(["validate"], alone, tmp_path)
+    out = vagrant(["validate", "--ignore-provider"], alone, tmp_path)
     assert out.returncode != 0
     assert "provision.sh" in out.stdout + out.stderr
 

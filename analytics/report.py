@@ -6,7 +6,7 @@ Dates are store-local days and ranges include both ends. A day without rollups r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,28 +60,56 @@ def _day_row(row: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _key_range(start: date, end: date) -> tuple[int, int]:
+    """Epoch seconds [lo, hi) holding the ``start`` of every rollup of the store-local days [start, end], whatever
+    the store's time zone (UTC-12 to UTC+14), with a day to spare on each side. Reading by the primary key
+    (store, period, start) in this range and filtering on ``day`` reads the range's rows and few others."""
+    lo = datetime.combine(start, time(), UTC) - timedelta(days=2)
+    hi = datetime.combine(end, time(), UTC) + timedelta(days=3)
+    return int(lo.timestamp()), int(hi.timestamp())
+
+
 def _store_days(conn: Connection, store_id: str, start: date, end: date) -> dict[date, Any]:
+    """The store's ``1d`` rows of the days [start, end] by day (one query)."""
     r = store.rollups.c
+    lo, hi = _key_range(start, end)
     rows = conn.execute(sa.select(store.rollups).where(
-        r.store == store_id, r.period == "1d", r.day >= start, r.day <= end)).mappings().all()
+        r.store == store_id, r.period == "1d", r.start >= lo, r.start < hi, r.day >= start, r.day <= end
+    ).order_by(r.start)).mappings().all()
     return {row["day"]: row for row in rows}
 
 
-def _hourly(conn: Connection, store_id: str, day: date) -> tuple[list[int], list[int]]:
+def _hours(conn: Connection, store_id: str, start: date, end: date) -> dict[date, tuple[list[int], list[int]]]:
+    """Visitors and passers-by per hour of the day (a day's ``1h`` rows in order of start) of each day in
+    [start, end] that has ``1h`` rows, in one query for the whole range (only the columns needed: an hourly row
+    per day and hour is most of what a long range reads)."""
     r = store.rollups.c
-    rows = conn.execute(sa.select(r.start, r.visitors, r.passersby).where(
-        r.store == store_id, r.period == "1h", r.day == day).order_by(r.start)).all()
-    hv, hp = [0] * 24, [0] * 24
-    for i, row in enumerate(rows[:24]):
-        hv[i], hp[i] = int(row[1]), int(row[2])
-    return hv, hp
+    lo, hi = _key_range(start, end)
+    rows = conn.execute(sa.select(r.day, r.visitors, r.passersby).where(
+        r.store == store_id, r.period == "1h", r.start >= lo, r.start < hi, r.day >= start, r.day <= end
+    ).order_by(r.start)).all()
+    out: dict[date, tuple[list[int], list[int]]] = {}
+    seen: dict[date, int] = {}
+    for day, v, p in rows:
+        i = seen.get(day, 0)
+        seen[day] = i + 1
+        if i >= 24:
+            continue
+        hv, hp = out.setdefault(day, ([0] * 24, [0] * 24))
+        hv[i], hp[i] = int(v), int(p)
+    return out
+
+
+def _zero_hours() -> tuple[list[int], list[int]]:
+    return [0] * 24, [0] * 24
 
 
 def store_day(engine: Engine, store_id: str, day: date) -> dict[str, Any]:
     """One store-day: the scalar metrics, dwell and loyalty buckets, and 24 store-local hourly counts."""
     with engine.connect() as conn:
-        out = {"store": store_id, "date": day.isoformat()} | _day_row(_store_days(conn, store_id, day, day).get(day))
-        out["hourly_visitors"], out["hourly_passersby"] = _hourly(conn, store_id, day)
+        daily, hours = _store_days(conn, store_id, day, day), _hours(conn, store_id, day, day)
+    out = {"store": store_id, "date": day.isoformat()} | _day_row(daily.get(day))
+    out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _zero_hours()
     return out
 
 
@@ -98,13 +126,13 @@ def store_range(engine: Engine, store_id: str, start: date, end: date) -> dict[s
     """The same keys as :func:`store_day` summed over [start, end] (hourly counts summed per hour of day), plus
     ``days``: one dict per day with ``date`` and the scalar metrics."""
     with engine.connect() as conn:
-        rows = _store_days(conn, store_id, start, end)
-        per_day = [{"date": d.isoformat()} | _day_row(rows.get(d)) for d in _days(start, end)]
-        hv, hp = [0] * 24, [0] * 24
-        for d in _days(start, end):
-            if d in rows:
-                v, p = _hourly(conn, store_id, d)
-                hv, hp = [a + b for a, b in zip(hv, v)], [a + b for a, b in zip(hp, p)]
+        rows, hours = _store_days(conn, store_id, start, end), _hours(conn, store_id, start, end)
+    per_day = [{"date": d.isoformat()} | _day_row(rows.get(d)) for d in _days(start, end)]
+    hv, hp = _zero_hours()
+    for d in _days(start, end):
+        if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures
+            v, p = hours[d]
+            hv, hp = [a + b for a, b in zip(hv, v)], [a + b for a, b in zip(hp, p)]
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | _merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]

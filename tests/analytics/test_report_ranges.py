@@ -1,0 +1,157 @@
+"""``analytics.report`` reads a range's rollups with a constant number of queries (by the primary key range), and
+what it reports is what the previous per-day reading (one query per day for the hourly counts) reported.
+
+The seed is rollup rows written straight into the table, shaped as the pipeline writes them (``1d`` at the
+store-local midnight, 24 ``1h`` and 288 ``5m`` rows after it), for stores at both ends of the time zones and one
+with daylight saving time, with gaps: days with a daily row and no hourly rows, hourly rows and no daily row, a
+day with only some of its hours, and days with no rollups at all.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from analytics import report, store
+from keliu import config, db, tenants
+
+ZONES = {"s1": "Asia/Shanghai", "s2": "Pacific/Kiritimati", "s3": "Etc/GMT+12", "s4": "America/New_York"}
+FIRST, LAST = date(2026, 2, 25), date(2026, 3, 20)  # America/New_York springs forward on 2026-03-08
+NO_HOURS, NO_DAY, SOME_HOURS = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
+EMPTY = (date(2026, 3, 10), date(2026, 3, 11))
+
+
+def _rows(sid: str, rng: random.Random) -> list[dict[str, Any]]:
+    tz = ZoneInfo(ZONES[sid])
+    out = []
+
+    def row(period: str, start: int, day: date) -> dict[str, Any]:
+        v, p = rng.randint(0, 50), rng.randint(0, 200)
+        counts = {c: rng.randint(0, 30) for c in store.COUNTS}
+        return counts | {"store": sid, "period": period, "start": start, "mall": "m1", "day": day, "visitors": v,
+                         "passersby": p, "capture_rate": v / (v + p) if v + p else 0.0,
+                         "median_dwell_s": float(rng.choice([0, 300, 600, 1200, 1500, 2400])), "updated_at": 0.0}
+
+    d = FIRST
+    while d <= LAST:
+        midnight = int(datetime.combine(d, time(), tz).timestamp())
+        if d not in EMPTY:
+            if d != NO_DAY:
+                out.append(row("1d", midnight, d))
+            hours = [] if d == NO_HOURS else range(5, 15) if d == SOME_HOURS else range(24)
+            out += [row("1h", midnight + 3600 * h, d) for h in hours]
+            if d.day % 5 == 0:
+                out += [row("5m", midnight + 300 * i, d) for i in range(288)]
+        d += timedelta(days=1)
+    return out
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+    url = f"sqlite:///{tmp_path / 'k.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    cfg = config.load(overrides={
+        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
+        "stores": [{"id": s, "mall": "m1", "name": s.upper(), "timezone": z} for s, z in ZONES.items()]}, env={})
+    eng = db.make_engine(url)
+    db.upgrade(eng)
+    tenants.sync(eng, cfg)
+    rng = random.Random(5)
+    with eng.begin() as conn:
+        for sid in ZONES:
+            store.upsert(conn, store.rollups, _rows(sid, rng))
+    yield eng
+    eng.dispose()
+
+
+# the previous reading, one query per day for the hourly counts (kept here as the reference)
+
+def old_store_days(conn: Connection, store_id: str, start: date, end: date) -> dict[date, Any]:
+    r = store.rollups.c
+    rows = conn.execute(sa.select(store.rollups).where(
+        r.store == store_id, r.period == "1d", r.day >= start, r.day <= end)).mappings().all()
+    return {row["day"]: row for row in rows}
+
+
+def old_hourly(conn: Connection, store_id: str, day: date) -> tuple[list[int], list[int]]:
+    r = store.rollups.c
+    rows = conn.execute(sa.select(r.start, r.visitors, r.passersby).where(
+        r.store == store_id, r.period == "1h", r.day == day).order_by(r.start)).all()
+    hv, hp = [0] * 24, [0] * 24
+    for i, row in enumerate(rows[:24]):
+        hv[i], hp[i] = int(row[1]), int(row[2])
+    return hv, hp
+
+
+def old_store_day(engine: Engine, store_id: str, day: date) -> dict[str, Any]:
+    with engine.connect() as conn:
+        out = {"store": store_id, "date": day.isoformat()} | report._day_row(
+            old_store_days(conn, store_id, day, day).get(day))
+        out["hourly_visitors"], out["hourly_passersby"] = old_hourly(conn, store_id, day)
+    return out
+
+
+def old_store_range(engine: Engine, store_id: str, start: date, end: date) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = old_store_days(conn, store_id, start, end)
+        per_day = [{"date": d.isoformat()} | report._day_row(rows.get(d)) for d in report._days(start, end)]
+        hv, hp = [0] * 24, [0] * 24
+        for d in report._days(start, end):
+            if d in rows:
+                v, p = old_hourly(conn, store_id, d)
+                hv, hp = [a + b for a, b in zip(hv, v)], [a + b for a, b in zip(hp, p)]
+    out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | report._merge(per_day)
+    out["hourly_visitors"], out["hourly_passersby"] = hv, hp
+    out["days"] = [{k: d[k] for k in ("date", *report.SCALARS)} for d in per_day]
+    return out
+
+
+def ranges() -> list[tuple[date, date]]:
+    rng = random.Random(11)
+    out = [(FIRST, LAST), (FIRST - timedelta(days=10), LAST + timedelta(days=10)), (NO_HOURS, SOME_HOURS),
+           (date(2026, 3, 8), date(2026, 3, 8)), (EMPTY[0], EMPTY[1]), (date(2026, 1, 1), date(2026, 1, 31))]
+    for _ in range(12):
+        a, b = sorted(FIRST + timedelta(days=rng.randint(-3, (LAST - FIRST).days + 3)) for _ in range(2))
+        out.append((a, b))
+    return out
+
+
+def test_store_range_and_day_report_what_the_per_day_reading_did(engine: Engine) -> None:
+    for sid in ZONES:
+        for a, b in ranges():
+            assert report.store_range(engine, sid, a, b) == old_store_range(engine, sid, a, b), (sid, a, b)
+        d = FIRST - timedelta(days=1)
+        while d <= LAST + timedelta(days=1):
+            assert report.store_day(engine, sid, d) == old_store_day(engine, sid, d), (sid, d)
+            d += timedelta(days=1)
+    full = report.store_range(engine, "s1", FIRST, LAST)
+    assert full["visitors"] > 0 and sum(full["hourly_visitors"]) > 0  # the seed is not all zeros
+
+
+def test_mall_and_operator_reports_are_unchanged(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    got = [(report.mall_range(engine, "m1", a, b), report.operator_range(engine, a, b)) for a, b in ranges()]
+    monkeypatch.setattr(report, "_store_days", old_store_days)
+    want = [(report.mall_range(engine, "m1", a, b), report.operator_range(engine, a, b)) for a, b in ranges()]
+    assert got == want
+
+
+def test_a_long_range_takes_two_queries_whatever_its_length(engine: Engine) -> None:
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "rollups" in statement:
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        report.store_range(engine, "s4", FIRST, LAST)
+        short = len(statements)
+        report.store_range(engine, "s4", FIRST - timedelta(days=60), LAST + timedelta(days=60))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert short == 2 and len(statements) == 4

@@ -28,14 +28,14 @@ class Child:
 WECHAT_FAKE_PORT = 9009
 
 
-def plan(cfg: object, capture: Path) -> list[Child]:
+def plan(cfg: object, capture: Path, wechat_port: int = WECHAT_FAKE_PORT) -> list[Child]:
     """The processes of the demo (pure): each is a ``keliu`` subcommand, plus the local FAKE WeChat."""
     from keliu.config import Config
 
     assert isinstance(cfg, Config)
     keliu = [sys.executable, "-m", "keliu.cli"]
     store = cfg.sensor.store
-    fake = [sys.executable, "-m", "portal.login.wechat_fake", "--port", str(WECHAT_FAKE_PORT), "--allow-any-ua"]
+    fake = [sys.executable, "-m", "portal.login.wechat_fake", "--port", str(wechat_port), "--allow-any-ua"]
     return [
         Child("wechat-fake", fake),
         Child("portal", keliu + ["portal"]),
@@ -85,7 +85,9 @@ def supervise(children: list[Child], env: dict[str, str]) -> int:
 
 @click.command("demo")
 @click.option("--no-run", is_flag=True, help="Prepare var/ and print the plan, but start nothing.")
-def demo(no_run: bool) -> None:
+@click.option("--wechat-port", type=click.IntRange(1, 65535), default=WECHAT_FAKE_PORT, show_default=True,
+              help="Port of the local FAKE WeChat server.")
+def demo(no_run: bool, wechat_port: int) -> None:
     """Run the whole appliance on 127.0.0.1: portal on :8080, a sensor replaying a generated store capture,
     analytics in-process, and the built-in dashboard. SMS codes are printed to the console. Ctrl-C stops it."""
     from keliu import config, db, keys, tenants
@@ -94,7 +96,7 @@ def demo(no_run: bool) -> None:
     # WeChat login against the local FAKE unless the operator configured real accounts.
     env = dict(os.environ)
     if "KELIU_WECHAT_ENABLED" not in env:
-        env.update(demo_env(f"http://127.0.0.1:{WECHAT_FAKE_PORT}"))
+        env.update(demo_env(f"http://127.0.0.1:{wechat_port}"))
     cfg = config.load(env=env)
     engine = db.make_engine(cfg.database_url)
     db.upgrade(engine)
@@ -105,7 +107,7 @@ def demo(no_run: bool) -> None:
 
         write_demo_capture(capture, seed=7)
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)
-    children = plan(cfg, capture)
+    children = plan(cfg, capture, wechat_port)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"
     click.echo(f"keliu demo\n  portal:    {base}/\n  dashboard: {base}/dashboard\n  admin:     {base}/admin"
                f"\n  login:     {cfg.portal.admin_user} / {password}\n  SMS codes are printed below."

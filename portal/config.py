@@ -18,8 +18,9 @@ class PortalConfig:
     https_port: int = field(default=8443, metadata={"check": valid_port})
     https_cert: str | None = None
     https_key: str | None = None
-    #: the URL a phone uses to reach the portal (the router's LAN address or local DNS name)
-    public_url: str = "http://127.0.0.1:8080"
+    #: the URL a phone uses to reach the portal (the router's LAN address or local DNS name);
+    #: empty (the default): ``http://<host>:<port>``
+    public_url: str = ""
     #: RFC 8908 API URI handed out in DHCP option 114 (must be https in production)
     api_url: str = "https://127.0.0.1:8443/api/captive"
     session_minutes: int = field(default=24 * 60, metadata={"check": positive})
@@ -42,6 +43,8 @@ class PortalConfig:
     venue_info_url: str | None = None
 
     def validate(self) -> None:
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
         for key in ("public_url", "api_url"):
             url = getattr(self, key)
             if not url.startswith(("http://", "https://")) or len(url.split("/", 3)[2]) == 0:

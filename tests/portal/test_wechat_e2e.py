@@ -37,7 +37,9 @@ portal = sys.argv[1]
 with sync_playwright() as p:
     browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=json.loads(sys.argv[2]))
     page = browser.new_page()
-    page.goto(portal + "/wechat/", timeout=20000)
+    page.goto(portal + "/", timeout=20000)
+    page.click("#wechat")  # the splash's "微信连Wi-Fi" button
+    page.wait_for_selector("#wechat-login", timeout=20000)
     fake_banner = page.locator("#fake-banner").count()
     page.check("input[name=terms]")
     page.click("#wechat-login")

@@ -30,7 +30,8 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine. For SQLite: create the parent folder, WAL journal, foreign keys on, a busy timeout."""
+    """Create an engine. For SQLite: create the parent folder, WAL journal, foreign keys on, a busy timeout. For
+    PostgreSQL: a pool sized for a server process, no pre-ping, a 5 s connect timeout."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
@@ -49,7 +50,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # PostgreSQL: a pool as large as a server process's concurrency (gunicorn's 8 threads, the sweeper), so that no
+    # request opens and closes a connection of its own (an overflow connection is closed when returned); no
+    # pre-ping round trip on every checkout: a connection that died is reported by its first statement, which
+    # invalidates the pool (that request fails, closed; the next ones reconnect), and connections are renewed
+    # hourly so none outlives a server-side idle limit; a database that does not answer fails within 5 s.
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_recycle", 3600)
+        kwargs.setdefault("pool_pre_ping", False)
+        connect_args = dict(kwargs.get("connect_args") or {})
+        connect_args.setdefault("connect_timeout", 5)
+        kwargs["connect_args"] = connect_args
     return sa.create_engine(url, **kwargs)
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from portal.errors import RateLimited
-from portal.models import rate_events
+from portal.models import TS, rate_events
 
 
 def key_of(secret: bytes, kind: str, value: str) -> str:
@@ -43,9 +43,34 @@ def count(conn: Connection, key: str, now: datetime) -> None:
     conn.execute(sa.insert(rate_events).values(key=key, ts=now))
 
 
+#: count one event only if fewer than ``limit`` are in the window: check and count in one round trip (built once)
+_TAKE = (sa.insert(rate_events)
+         .from_select(["key", "ts"], sa.select(sa.bindparam("key", type_=sa.String), sa.bindparam("now", type_=TS))
+                      .where(sa.select(sa.func.count()).where(rate_events.c.key == sa.bindparam("key"),
+                                                              rate_events.c.ts > sa.bindparam("since", type_=TS))
+                             .scalar_subquery() < sa.bindparam("limit", type_=sa.Integer)))
+         .returning(rate_events.c.id))
+
+
+def take(conn: Connection, secret: bytes, kind: str, value: str, limit: int, window_s: int, now: datetime,
+         code: str = "rate_limited") -> None:
+    """Count one event for ``value`` if it had fewer than ``limit`` in the window, else raise RateLimited (and
+    count nothing). Same decision as :func:`check` then :func:`count`, in one statement."""
+    key = key_of(secret, kind, value)
+    counted = conn.execute(_TAKE, {"key": key, "now": now, "since": now - timedelta(seconds=window_s),
+                                   "limit": limit}).first()
+    if counted is None:
+        check(conn, secret, kind, value, limit, window_s, now, code)  # raises, with how long to wait
+        raise RateLimited("too many requests, try again later", window_s, code)  # fail closed
+
+
 def check_and_count(conn: Connection, secret: bytes, things: list[tuple[str, str]], limit: int, window_s: int,
                     now: datetime, code: str = "rate_limited") -> None:
     """Check every (kind, value) first, then count one event for each: a refused request counts nothing."""
+    if len(things) == 1:
+        kind, value = things[0]
+        take(conn, secret, kind, value, limit, window_s, now, code)
+        return
     keys = [check(conn, secret, kind, value, limit, window_s, now, code) for kind, value in things]
     for key in keys:
         count(conn, key, now)

@@ -20,7 +20,7 @@ from portal import access, codes, i18n, limits, phone, sessions
 from portal.access import Authorized
 from portal.app import Services, services
 from portal.clients import Client
-from portal.errors import CodeRejected
+from portal.errors import CodeRejected, RateLimited
 from portal.i18n import CONSENT_VERSIONS
 from portal.members import Choices, upsert_member
 from portal.models import sms_codes
@@ -64,6 +64,22 @@ _USE_CODE = (sa.update(sms_codes).where(sms_codes.c.id == sa.bindparam("code_id"
                                         sms_codes.c.used_at.is_(None),
                                         sms_codes.c.tries < sa.bindparam("max_tries", type_=sa.Integer))
              .values(used_at=sa.bindparam("now", type_=sms_codes.c.used_at.type)))
+
+#: PostgreSQL: the verification limit taken (``limits.take``) and the latest code of the phone, in one round trip
+_TAKE_AND_LATEST_PG = sa.text("""
+WITH taken AS (
+    INSERT INTO rate_events (key, ts)
+    SELECT CAST(:key AS varchar), CAST(:now AS timestamptz)
+    WHERE (SELECT count(*) FROM rate_events WHERE key = :key AND ts > CAST(:since AS timestamptz)) < :limit
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM taken) AS taken, c.id, c.code_hash, c.device_id, c.expires_at, c.tries, c.used_at
+FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+    SELECT id, code_hash, device_id, expires_at, tries, used_at FROM sms_codes
+    WHERE phone_hash = :ph ORDER BY id DESC LIMIT 1
+) AS c ON true
+""").columns(sa.column("taken", sa.Integer), sms_codes.c.id, sms_codes.c.code_hash, sms_codes.c.device_id,
+             sms_codes.c.expires_at, sms_codes.c.tries, sms_codes.c.used_at)
 
 #: PostgreSQL: everything a successful SMS login stores, in one statement (one round trip instead of nine). It
 #: writes exactly what the portable path below writes (code use, ``members.upsert_member``,
@@ -138,6 +154,22 @@ def _store_login_pg(conn: Connection, svc: Services, client: Client, code_id: in
     return Authorized(int(row.id), int(row.member_id), until, None if row.url is None else str(row.url))
 
 
+def _take_and_latest(conn: Connection, svc: Services, client: Client, ph: str, now: datetime) -> Any:
+    """Count this attempt against the per-IP verification limit (RateLimited, counting nothing, if it is
+    reached), then the latest code sent to the phone (``None`` if none)."""
+    limit = svc.cfg.sms.verify_per_ip_per_hour
+    if conn.dialect.name != "postgresql":
+        limits.take(conn, svc.keys.token, "verify-ip", client.ip, limit, 3600, now)
+        return conn.execute(_LATEST_CODE, {"ph": ph}).first()
+    row = conn.execute(_TAKE_AND_LATEST_PG, {
+        "key": limits.key_of(svc.keys.token, "verify-ip", client.ip), "now": now,
+        "since": now - timedelta(seconds=3600), "limit": limit, "ph": ph}).one()
+    if row.taken != 1:
+        limits.check(conn, svc.keys.token, "verify-ip", client.ip, limit, 3600, now)  # raises, with the wait
+        raise RateLimited("too many requests, try again later", 3600, "rate_limited")  # fail closed
+    return None if row.id is None else row
+
+
 def verify_code(svc: Services, client: Client, raw_phone: str, code: str, choices: Choices,
                 lang: str) -> Authorized:
     """Check the code and log the client in. Raises InvalidPhone, ConsentMissing, CodeRejected, RateLimited."""
@@ -152,8 +184,7 @@ def verify_code(svc: Services, client: Client, raw_phone: str, code: str, choice
     entered = codes.code_hash(svc.keys.pepper, ph, code)
     wrong = False
     with svc.engine.begin() as conn:
-        limits.take(conn, svc.keys.token, "verify-ip", client.ip, cfg.verify_per_ip_per_hour, 3600, now)
-        row = conn.execute(_LATEST_CODE, {"ph": ph}).first()
+        row = _take_and_latest(conn, svc, client, ph, now)
         state = None
         if row is not None and row.device_id == client.device_id:
             state = codes.CodeState(row.id, row.code_hash, row.expires_at, row.tries, row.used_at is not None)

@@ -169,3 +169,27 @@ def test_postgresql_engine_pool_and_timeouts() -> None:
         assert custom.pool._pre_ping is True  # type: ignore[attr-defined]
     finally:
         custom.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_verifications_per_ip_are_limited_and_a_refused_one_counts_nothing(
+        dialect: str, request: pytest.FixtureRequest, sqlite_url: str, var_dir: Path) -> None:
+    url = sqlite_url if dialect == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    clock, sms = FakeClock(), ConsoleSms(io.StringIO())
+    app = make_app(url, var_dir, MemoryGate(clock), clock, sms, NEIGHBOURS, sms={"verify_per_ip_per_hour": 2})
+    phone = Phone(app, "10.77.0.20")
+    assert phone.post("/api/login/sms/code", json={"phone": "13812345678"}).status_code == 202
+    good = sms.last["+8613812345678"]
+    wrong = "000000" if good != "000000" else "111111"
+    body = {"phone": "13812345678", "consents": {"terms": True}}
+    assert phone.post("/api/login/sms/verify", json={**body, "code": wrong}).json["error"] == "code_wrong"
+    assert phone.post("/api/login/sms/verify", json={**body, "code": wrong}).json["error"] == "code_wrong"
+    r = phone.post("/api/login/sms/verify", json={**body, "code": good})
+    assert r.status_code == 429 and r.json["error"] == "rate_limited" and 0 < int(r.headers["Retry-After"]) <= 3601
+    engine = app.extensions["keliu"].engine
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(rate_events)).scalar() == 4  # 2 codes, 2 tries
+        assert conn.execute(sa.select(sms_codes.c.tries, sms_codes.c.used_at)).one() == (2, None)
+    clock.advance(3601)  # the attempts left the window (and the code expired): a new code logs in
+    assert phone.post("/api/login/sms/code", json={"phone": "13812345678"}).status_code == 202
+    assert phone.post("/api/login/sms/verify", json={**body, "code": sms.last["+8613812345678"]}).status_code == 200

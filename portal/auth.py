@@ -65,11 +65,12 @@ def create_user(engine: Engine, name: str, password: str, role: Role, mall_id: s
         raise ValueError("store_id: required for role 'store'")
     values = {"password_hash": generate_password_hash(password, method=HASH_METHOD), "role": role, "mall_id": mall_id,
               "store_id": store_id}
+    from portal.members import _insert
+
     with engine.begin() as conn:
-        if conn.execute(sa.select(admin_users.c.name).where(admin_users.c.name == name)).first() is None:
-            conn.execute(sa.insert(admin_users).values(name=name, **values))
-        else:
-            conn.execute(sa.update(admin_users).where(admin_users.c.name == name).values(**values))
+        # one upsert: two processes ensuring the same user at once (workers starting together) both succeed
+        stmt = _insert(conn, admin_users).values(name=name, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[admin_users.c.name], set_=values))
     return AdminUser(name, role, mall_id, store_id)
 
 

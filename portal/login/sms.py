@@ -53,11 +53,14 @@ def request_code(svc: Services, client: Client, raw_phone: str, lang: str) -> st
     return e164
 
 
-#: the latest code sent to a phone (built once: a login should not pay for building its statements)
+#: the latest code sent to a phone (built once: a login should not pay for building its statements). Ordered by
+#: ``id + 0``, not ``id``: otherwise PostgreSQL may walk the primary key backwards through every code stored,
+#: filtering on the phone hash (it does without fresh statistics: 13 ms with 40,000 codes), instead of taking
+#: the phone's few codes from the ``phone_hash`` index and sorting them.
 _LATEST_CODE = (sa.select(sms_codes.c.id, sms_codes.c.code_hash, sms_codes.c.device_id, sms_codes.c.expires_at,
                           sms_codes.c.tries, sms_codes.c.used_at)
                 .where(sms_codes.c.phone_hash == sa.bindparam("ph", type_=sa.String))
-                .order_by(sms_codes.c.id.desc()).limit(1))
+                .order_by((sms_codes.c.id + 0).desc()).limit(1))
 _WRONG_TRY = (sa.update(sms_codes).where(sms_codes.c.id == sa.bindparam("code_id", type_=sa.Integer))
               .values(tries=sms_codes.c.tries + 1))
 _USE_CODE = (sa.update(sms_codes).where(sms_codes.c.id == sa.bindparam("code_id", type_=sa.Integer),
@@ -76,7 +79,7 @@ WITH taken AS (
 SELECT (SELECT count(*) FROM taken) AS taken, c.id, c.code_hash, c.device_id, c.expires_at, c.tries, c.used_at
 FROM (SELECT 1) AS one LEFT JOIN LATERAL (
     SELECT id, code_hash, device_id, expires_at, tries, used_at FROM sms_codes
-    WHERE phone_hash = :ph ORDER BY id DESC LIMIT 1
+    WHERE phone_hash = :ph ORDER BY id + 0 DESC LIMIT 1  -- as _LATEST_CODE: by the phone_hash index
 ) AS c ON true
 """).columns(sa.column("taken", sa.Integer), sms_codes.c.id, sms_codes.c.code_hash, sms_codes.c.device_id,
              sms_codes.c.expires_at, sms_codes.c.tries, sms_codes.c.used_at)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, jsonify, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from keliu import config as kconfig
@@ -215,6 +216,16 @@ def _register(app: Flask, cfg: Config) -> None:
         from portal.captive import render_error
 
         return render_error(exc)
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    def database_down(exc: Exception) -> Any:
+        from portal.captive import render_error
+        from portal.errors import Unavailable
+
+        # the transaction rolled back and the Gate was not told anything (database first, then Gate)
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        return render_error(Unavailable("the service is briefly unavailable; try again in a few seconds"))
 
     @app.errorhandler(413)
     def too_large(_exc: Exception) -> Any:

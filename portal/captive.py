@@ -7,6 +7,7 @@ expects, so the login sheet closes.
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -19,11 +20,12 @@ from werkzeug.wrappers import Request, Response
 
 from portal import access, detect, i18n
 from portal.app import services
-from portal.errors import PortalError, RateLimited, UnknownClient
+from portal.errors import PortalError, RateLimited, Unavailable, UnknownClient
 from portal.models import splash_content
 from portal.sessions import seconds_left
 
 bp = Blueprint("captive", __name__)
+log = logging.getLogger("keliu.portal")
 
 _HOST = re.compile(r"^(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$")
 _ASSET = (".ico", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".css", ".js", ".woff", ".woff2", ".map")
@@ -93,8 +95,13 @@ class Interceptor:
         if memo is not None and memo > time.monotonic() and probe is not None:
             return _no_store(redirect(splash, 302))
         now = svc.now()
-        with svc.engine.connect() as conn:
-            until, reauth_member = access.lookup(conn, client.device_id, now)
+        try:
+            with svc.engine.connect() as conn:
+                until, reauth_member = access.lookup(conn, client.device_id, now)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            # fail closed: a captive answer, never the internet; the landing URL is not remembered this time
+            log.error("database unavailable on the captive path: %s", exc.__class__.__name__)
+            return _no_store(redirect(splash, 302))
         if until is not None:
             access.heal(svc, client, until)
         elif reauth_member is None or access.reauthorize(svc, client, now) is None:
@@ -153,12 +160,17 @@ def render_error(exc: PortalError) -> Any:
 
     from portal.auth import wants_json
 
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, Unavailable)) else {}
     if wants_json():
         return jsonify(error=exc.code, message=exc.message), exc.status, headers
     msg = i18n.gettext(lang(), "err_" + exc.code)
     if msg == "err_" + exc.code:
         msg = exc.message
+    if isinstance(exc, Unavailable):
+        # the splash reads the store's content from the database: answer without it, and come back by itself
+        page = render_template("unavailable.html", lang=lang(), t=lambda k, **kw: i18n.gettext(lang(), k, **kw),
+                               message=msg, retry=exc.retry_after)
+        return _no_store(make_response(page, exc.status, headers))
     resp = render_splash(exc.status, error=msg, phone=request.form.get("phone", "")[:32] or None)
     resp.headers.update(headers)
     return resp

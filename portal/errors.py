@@ -8,7 +8,8 @@
     ├── RateLimited             429  too many requests; ``retry_after`` seconds
     ├── UnknownClient           403  no MAC for the source address (the client is not on the LAN)
     ├── NotFound                404
-    └── SmsFailed               502  the SMS provider refused or could not be reached (wraps the SDK error)
+    ├── SmsFailed               502  the SMS provider refused or could not be reached (wraps the SDK error)
+    └── Unavailable             503  the database cannot be reached; ``retry_after`` seconds (nothing was stored)
 
 Views never build error responses by hand: they raise one of these and ``portal.app`` renders it as JSON
 (``{"error": code, "message": ...}``) for API requests or as the splash page with the message for forms.
@@ -73,3 +74,11 @@ class NotFound(PortalError):
 class SmsFailed(PortalError):
     status = 502
     code = "sms_failed"
+
+
+class Unavailable(PortalError):
+    """The database is down or a pooled connection died: the request stored nothing and opened nothing."""
+
+    status = 503
+    code = "unavailable"
+    retry_after = 5

@@ -40,6 +40,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy_limit": "仅适用于本手机连接本店 Wi-Fi 时所用的地址。",
         "privacy_link": "客流统计与隐私",
         "back": "返回",
+        "retry": "重试",
         "wechat_login": "微信连Wi-Fi",
         "terms": "我已阅读并同意《上网服务条款》：依据《网络安全法》第二十四条，公共 Wi-Fi 须以手机号进行实名验证；"
                  "上网日志依法保存。",
@@ -69,6 +70,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_daily_cap": "今日获取验证码次数已达上限。",
         "err_rate_limited": "请求过于频繁，请稍后再试。",
         "err_sms_failed": "短信发送失败，请稍后再试。",
+        "err_unavailable": "服务暂时不可用，请几秒后再试。",
         "err_unknown_client": "无法识别您的设备，请确认已连接本店 Wi-Fi。",
         "err_bad_request": "请求无效。",
     },
@@ -95,6 +97,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy_limit": "This covers the address this phone uses on the store's Wi-Fi.",
         "privacy_link": "Foot traffic and privacy",
         "back": "Back",
+        "retry": "Try again",
         "wechat_login": "Connect with WeChat",
         "terms": "I accept the Wi-Fi terms of service: under art. 24 of the Cybersecurity Law public Wi-Fi requires "
                  "real-name verification by mobile number; access logs are kept as the law requires.",
@@ -124,6 +127,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_daily_cap": "Too many codes for this number today.",
         "err_rate_limited": "Too many requests; try again later.",
         "err_sms_failed": "The SMS could not be sent; try again later.",
+        "err_unavailable": "The service is briefly unavailable; try again in a few seconds.",
         "err_unknown_client": "Your device is not recognised; are you on the store's Wi-Fi?",
         "err_bad_request": "Invalid request.",
     },

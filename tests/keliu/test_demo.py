@@ -6,6 +6,7 @@ analytics loop rolls it up, and the built-in dashboard's API reports visitors an
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -48,6 +49,7 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
                                 cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    stack = contextlib.ExitStack()
     try:
         banner = wait_for(lambda: "login:" in log.read_text() and log.read_text(), 60, "the banner", proc, log)
         assert f"portal:    {base}/" in banner and f"dashboard: {base}/dashboard" in banner
@@ -73,6 +75,7 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
 
         # frames → visits → dashboard
         admin = requests.Session()
+        stack.callback(admin.close)
         page = admin.get(base + "/admin/login", timeout=5).text
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
         r = admin.post(base + "/admin/login", data={"csrf_token": token, "name": user, "password": password},
@@ -90,6 +93,7 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
         page = admin.get(base + "/dashboard", timeout=5)
         assert page.status_code == 200 and "echarts" in page.text
     finally:
+        stack.close()
         proc.send_signal(signal.SIGINT)
         try:
             rc = proc.wait(30)

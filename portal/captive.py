@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -61,6 +62,27 @@ def probe_answer(probe: detect.Probe) -> Response:
     return _no_store(Response(probe.body, probe.status, content_type=probe.content_type))
 
 
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+class Prebuilt:
+    """A fixed answer rendered once by werkzeug (status line, header list incl. Content-Length, body) and replayed
+    as a raw WSGI app, byte for byte what ``Response.__call__`` would send: no body to a HEAD (a 1xx, 204 or 304
+    has none anyway), the headers unchanged (they do not depend on the request: no Location autocorrection)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, resp: Response) -> None:
+        app_iter, self.status, headers = resp.get_wsgi_response({"REQUEST_METHOD": "GET"})
+        self.headers = tuple(headers)
+        body = b"".join(app_iter)
+        self.body = (body,) if body else ()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(self.status, list(self.headers))
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else list(self.body)
+
+
 class Interceptor:
     """WSGI middleware in front of Flask for requests whose Host is not the portal's own (the fast path).
 
@@ -69,6 +91,10 @@ class Interceptor:
     ``CAPTIVE_MEMO_S`` in this process (a probe storm from one phone costs one query a second); a login in this
     process forgets it at once, one in another process at most that long later, which only delays the
     self-healing of a client the Gate lost.
+
+    The captive answer (302 to the splash, no-store) and each probe's expected answer never change while the
+    process runs, so they are rendered once (:class:`Prebuilt`): a memoized probe costs the neighbour lookup and a
+    dict read, no response object.
     """
 
     CAPTIVE_MEMO_S = 1.0
@@ -76,6 +102,10 @@ class Interceptor:
     def __init__(self, wsgi: Any, svc: Any) -> None:
         self.wsgi = wsgi
         self.svc = svc
+        self.splash = svc.cfg.portal.public_url + "/"
+        self.captive = Prebuilt(_no_store(redirect(self.splash, 302)))
+        #: the expected answer of each probe to an authorized client, rendered at its first use
+        self.probe_answers: dict[detect.Probe, Prebuilt] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""
@@ -83,17 +113,16 @@ class Interceptor:
             return self.wsgi(environ, start_response)
         return self.handle(Request(environ))(environ, start_response)
 
-    def handle(self, req: Request) -> Response:
+    def handle(self, req: Request) -> WsgiApp:
         svc = self.svc
-        splash = svc.cfg.portal.public_url + "/"
         probe = detect.classify(req.host or "", req.path)
         try:
             client = svc.client(req.remote_addr or "")
         except UnknownClient:
-            return _no_store(redirect(splash, 302))
+            return self.captive
         memo = svc.captive_memo.get(client.device_id)
         if memo is not None and memo > time.monotonic() and probe is not None:
-            return _no_store(redirect(splash, 302))
+            return self.captive
         now = svc.now()
         try:
             with svc.engine.connect() as conn:
@@ -101,7 +130,7 @@ class Interceptor:
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             # fail closed: a captive answer, never the internet; the landing URL is not remembered this time
             log.error("database unavailable on the captive path: %s", exc.__class__.__name__)
-            return _no_store(redirect(splash, 302))
+            return self.captive
         if until is not None:
             access.heal(svc, client, until)
         elif reauth_member is None or access.reauthorize(svc, client, now) is None:
@@ -110,9 +139,12 @@ class Interceptor:
                 url = original_url(req)
                 if url is not None:
                     access.remember_landing(svc, client.device_id, url, now)
-            return _no_store(redirect(splash, 302))
+            return self.captive
         if probe is not None:
-            return _foreign(probe_answer(probe))
+            answer = self.probe_answers.get(probe)
+            if answer is None:
+                answer = self.probe_answers[probe] = Prebuilt(_foreign(probe_answer(probe)))
+            return answer
         # authorized (or just re-authorized): with a real Gate the same URL now reaches the internet over a new
         # connection; the memory Gate opens nothing, so there the status page ends what would be a redirect loop
         again = original_url(req) if svc.cfg.portal.gate != "memory" and req.method == "GET" else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -126,3 +127,64 @@ def test_memory_gate_gives_loopback_a_stable_pseudo_mac(app: Flask) -> None:
     a, b = svc.client("127.0.0.1"), svc.client("127.0.0.1")
     assert a == b and int(a.mac[:2], 16) & 0x02
     assert svc.client("10.77.0.20").mac == "3c:22:fb:00:00:01"
+
+
+def wsgi(app: Flask, method: str, host: str, path: str, ip: str = "10.77.0.20") -> tuple[Any, ...]:
+    """One request through the app's WSGI stack (the Interceptor first), as a server such as gunicorn sees it:
+    (status line, header list, body)."""
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(method=method, path=path, headers=[("Host", host)],
+                             environ_base={"REMOTE_ADDR": ip}).get_environ()
+    got: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        got.extend([status, list(headers)])
+
+    body = b"".join(app.wsgi_app(environ, start_response))
+    return (*got, body)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_prebuilt_answers_are_the_werkzeug_responses_byte_for_byte(method: str) -> None:
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.utils import redirect
+
+    from portal.captive import Prebuilt, _foreign, _no_store, probe_answer
+    from portal.detect import PROBES
+
+    environ = EnvironBuilder(method=method, path="/generate_204").get_environ()
+
+    def answer(app: Any) -> tuple[object, ...]:
+        got: list[object] = []
+        body = b"".join(app(environ, lambda status, headers, exc_info=None: got.extend([status, list(headers)])))
+        return (*got, body)
+
+    for make in [lambda: _no_store(redirect(SPLASH, 302))] + [lambda p=p: _foreign(probe_answer(p))
+                                                              for p in set(PROBES.values())]:
+        assert answer(Prebuilt(make())) == answer(make())
+
+
+def test_captive_answer_is_the_same_from_the_database_and_from_the_memo(app: Flask, sms: ConsoleSms) -> None:
+    first = wsgi(app, "GET", "connectivitycheck.gstatic.com", "/generate_204")
+    svc = app.extensions["keliu"]
+    assert svc.client("10.77.0.20").device_id in svc.captive_memo
+    again = wsgi(app, "GET", "connectivitycheck.gstatic.com", "/generate_204")
+    head = wsgi(app, "HEAD", "captive.apple.com", "/hotspot-detect.html")
+    page = wsgi(app, "GET", "www.example.cn", "/news")
+    assert first == again == page and head == (first[0], first[1], b"")
+    status, headers, body = first
+    assert status == "302 FOUND"
+    assert dict(headers) == {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(body)),
+                             "Location": SPLASH, "Cache-Control": "no-store"}  # no Connection: stays kept alive
+    stranger = wsgi(app, "GET", "connectivitycheck.gstatic.com", "/generate_204", ip="10.9.9.9")
+    assert stranger == first  # a pseudo-MAC with the memory Gate, captive the same way
+
+    assert Phone(app, "10.77.0.20").login(sms).status_code == 303
+    online = [wsgi(app, m, "connectivitycheck.gstatic.com", "/generate_204") for m in ("GET", "GET", "HEAD")]
+    assert online[0] == online[1] == online[2] == ("204 NO CONTENT", [("Content-Type", "text/plain"),
+                                                                      ("Cache-Control", "no-store"),
+                                                                      ("Connection", "close")], b"")
+    apple = [wsgi(app, m, "captive.apple.com", "/hotspot-detect.html") for m in ("GET", "HEAD")]
+    assert apple[0][0] == "200 OK" and b"Success" in apple[0][2] and apple[1] == (*apple[0][:2], b"")
+    assert ("Connection", "close") in apple[0][1]

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Blueprint, redirect, request
 from sqlalchemy.engine import Connection
 
-from portal import access, codes, i18n, limits, phone, sessions
+from portal import access, codes, i18n, limits, phone, privacy, sessions
 from portal.access import Authorized
 from portal.app import Services, services
 from portal.clients import Client
@@ -154,6 +154,7 @@ def _store_login_pg(conn: Connection, svc: Services, client: Client, code_id: in
     row = conn.execute(_LOGIN_PG, params).first()
     if row is None:
         raise CodeRejected("this code was already used; request a new one", "code_used")
+    privacy.link_for_analytics(conn, svc, client, choices.analytics, now)  # as access.complete_login does
     return Authorized(int(row.id), int(row.member_id), until, None if row.url is None else str(row.url))
 
 

@@ -18,6 +18,14 @@ from tests.portal.conftest import FakeClock, Phone, csrf_of
 MAC = "3c:22:fb:00:00:01"  # the conftest's neighbour of 10.77.0.20
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """SQLite and PostgreSQL: the SMS login stores its rows by different paths on the two."""
+    if request.param == "sqlite":
+        return sqlite_url
+    return str(request.getfixturevalue("postgres_url"))
+
+
 def registry(app: Flask) -> dict[str, str]:
     with app.extensions["keliu"].engine.connect() as conn:
         rows = conn.execute(sa.select(consent.registry_table.c.device_id, consent.registry_table.c.kind)).all()

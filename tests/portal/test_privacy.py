@@ -103,14 +103,9 @@ def test_splash_links_to_the_privacy_page(phone: Phone) -> None:
 def test_sensor_drops_the_opted_out_phone_before_storing(app: Flask, phone: Phone, neighbours: dict[str, str],
                                                          tmp_path: Path) -> None:
     """The portal's opt-out, read by a real sensor pipeline replaying a capture into the same database."""
-    from sensor.frames import Parser
-    from sensor.identity import Identifier, sid_key
-    from sensor.pipeline import Pipeline
     from sensor.replay import replay
-    from sensor.sightings import Batcher
-    from sensor.sinks import Delivery, SqlSink
-    from sensor.spool import Spool
-    from tests.sensor.test_pipeline import FakeClock, Healths, tcapture
+    from sensor.sinks import SqlSink
+    from tests.sensor.test_pipeline import FakeClock, tcapture, tpipe
 
     gone = "00:01:02:03:04:00"  # the first phone of tcapture's five
     neighbours["10.77.0.20"] = gone
@@ -118,11 +113,8 @@ def test_sensor_drops_the_opted_out_phone_before_storing(app: Flask, phone: Phon
     engine = app.extensions["keliu"].engine
     master = keys.secret_bytes(app.extensions["keliu"].cfg.var_dir, "device_hmac")
     n = tcapture(tmp_path / "c.pcap")
-    spool = Spool(tmp_path / "spool", 10**7)
     clock = FakeClock()
-    pipe = Pipeline(store="demo-store", sensor="sensor-1", parser=Parser(), identifier=Identifier(master),
-                    sid_key=sid_key(master), spool=spool, delivery=Delivery(spool, SqlSink(engine)),
-                    health=Healths(), batcher=Batcher(100, 2.0), clock=clock)  # type: ignore[arg-type]
+    pipe = tpipe(tmp_path, clock, SqlSink(engine), master=master)
     pipe.registry = lambda: consent.load(engine)
     replay(tmp_path / "c.pcap", pipe, speed=None, clock=clock)
     with engine.connect() as conn:

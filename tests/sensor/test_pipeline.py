@@ -46,10 +46,11 @@ class Healths:
         self.reports.append(health)
 
 
-def tpipe(tmp_path: Path, clock: FakeClock, sink: object | None = None, batch: int = 100) -> Pipeline:
+def tpipe(tmp_path: Path, clock: FakeClock, sink: object | None = None, batch: int = 100,
+          master: bytes = MASTER) -> Pipeline:
     spool = Spool(tmp_path / "spool", 10**7)
-    return Pipeline(store="demo-store", sensor="sensor-1", parser=Parser(), identifier=Identifier(MASTER),
-                    sid_key=sid_key(MASTER), spool=spool, delivery=Delivery(spool, sink or MemorySink()),  # type: ignore
+    return Pipeline(store="demo-store", sensor="sensor-1", parser=Parser(), identifier=Identifier(master),
+                    sid_key=sid_key(master), spool=spool, delivery=Delivery(spool, sink or MemorySink()),  # type: ignore
                     health=Healths(), batcher=Batcher(batch, 2.0), clock=clock)
 
 

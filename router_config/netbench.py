@@ -188,8 +188,11 @@ class Bench:
     def _build_inet(self) -> None:
         r, i = self.router, self.inet
         wan = self.cfg.wan_iface
+        # no duplicate address detection anywhere, set before the first link exists in either namespace: a
+        # tentative link-local address holds back neighbour discovery, so IPv6 would only work seconds later
+        for ns in (r, i):
+            _sysctl(ns, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
         _ip("-n", r, "link", "add", wan, "type", "veth", "peer", "name", "eth0", "netns", i)
-        _sysctl(i, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
         _ip("-n", i, "addr", "add", f"{WAN_INET}/24", "dev", "eth0")
         _ip("-n", i, "addr", "add", f"{WAN6_INET}/64", "dev", "eth0", "nodad")
         _ip("-n", i, "link", "set", "eth0", "up")
@@ -247,7 +250,10 @@ class Bench:
                        stdout=subprocess.DEVNULL, stderr=log)
         for ns, server in ((self.router, WAN_INET), (self.inet, WAN_INET)):
             self._resolv(ns, server)
+        # both of the internet's listeners (443 loads its certificate after 80 is up; each is dual-stack, so the
+        # IPv4 answer means IPv6 is served too)
         wait_port(self.inet, WAN_INET, 80)
+        wait_port(self.inet, WAN_INET, 443)
         wait_port(self.router, self.cfg.portal_ip, 53)
 
     def _certificates(self, tmp: Path) -> Path:

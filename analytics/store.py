@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from analytics.visits import MISSING_RSSI
+from keliu import db
 from keliu.db import Base
 from sensor.records import Sighting
 
@@ -55,7 +56,7 @@ def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> 
 
 
 def _insert(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    stmt = _dialect_insert(conn, sightings).on_conflict_do_nothing(index_elements=["sid"]).returning(
+    stmt = db.dialect_insert(conn, sightings).on_conflict_do_nothing(index_elements=["sid"]).returning(
         sightings.c.sid)
     new = 0
     for start in range(0, len(rows), 5000):
@@ -127,24 +128,12 @@ mall_transitions = sa.Table(
 )
 
 
-def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table)
-    raise NotImplementedError(conn.dialect.name)  # pragma: no cover - only SQLite and PostgreSQL are supported
-
-
 def upsert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows``, updating the non-key columns of rows whose primary key exists (natural keys)."""
     if not rows:
         return
     keys = [c.name for c in table.primary_key.columns]
-    ins = _dialect_insert(conn, table)
+    ins = db.dialect_insert(conn, table)
     stmt = ins.on_conflict_do_update(index_elements=keys,
                                      set_={c: ins.excluded[c] for c in rows[0] if c not in keys})
     for start in range(0, len(rows), 2000):

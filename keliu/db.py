@@ -66,6 +66,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return sa.create_engine(url, **kwargs)
 
 
+def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_update``/``do_nothing`` on both databases keliu runs on."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise NotImplementedError(conn.dialect.name)  # pragma: no cover - only SQLite and PostgreSQL are supported
+
+
 def version_locations() -> list[str]:
     """Every component's migrations folder that exists."""
     names = ["keliu", "portal", "analytics", "sensor", "router_config", "dashboards"]

@@ -23,6 +23,7 @@ from flask import Blueprint, abort, g, jsonify, redirect, render_template, reque
 from sqlalchemy.engine import Engine
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from keliu import db
 from portal.models import admin_users
 
 Role = Literal["admin", "mall", "store"]
@@ -65,11 +66,9 @@ def create_user(engine: Engine, name: str, password: str, role: Role, mall_id: s
         raise ValueError("store_id: required for role 'store'")
     values = {"password_hash": generate_password_hash(password, method=HASH_METHOD), "role": role, "mall_id": mall_id,
               "store_id": store_id}
-    from portal.members import _insert
-
     with engine.begin() as conn:
         # one upsert: two processes ensuring the same user at once (workers starting together) both succeed
-        stmt = _insert(conn, admin_users).values(name=name, **values)
+        stmt = db.dialect_insert(conn, admin_users).values(name=name, **values)
         conn.execute(stmt.on_conflict_do_update(index_elements=[admin_users.c.name], set_=values))
     return AdminUser(name, role, mall_id, store_id)
 

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from keliu import db
 from portal.errors import BadRequest, ConsentMissing
 from portal.i18n import CONSENT_VERSIONS
 from portal.models import consents, devices, logins, members
@@ -45,29 +46,29 @@ def upsert_member(conn: Connection, *, store_id: str, now: datetime, phone_e164:
     update: dict[str, Any] = {"last_seen_at": now}
     if unionid:
         update["wechat_unionid"] = unionid
-    stmt = _insert(conn, members).values(phone_e164=phone_e164, wechat_openid=openid, wechat_unionid=unionid,
+    stmt = db.dialect_insert(conn, members).values(phone_e164=phone_e164, wechat_openid=openid, wechat_unionid=unionid,
                                 created_at=now, first_store_id=store_id, last_seen_at=now)
     stmt = stmt.on_conflict_do_update(index_elements=[col], set_=update).returning(members.c.id)
     return int(conn.execute(stmt).scalar_one())
 
 
-def _insert(conn: Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT with ``on_conflict_do_update`` (both databases keliu runs on have it)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def record_consents(conn: Connection, member_id: int, store_id: str, choices: Choices, lang: str,
                     now: datetime) -> None:
     choices.require_terms()
-    conn.execute(sa.insert(consents), [
-        {"member_id": member_id, "kind": kind, "version": CONSENT_VERSIONS[kind], "granted": getattr(choices, kind),
-         "ts": now, "store_id": store_id, "lang": lang}
-        for kind in ("terms", "marketing", "analytics", "reauth")
-    ])
+    conn.execute(sa.insert(consents), [_consent_row(member_id, store_id, kind, getattr(choices, kind), lang, now)
+                                       for kind in ("terms", "marketing", "analytics", "reauth")])
+
+
+def record_consent(conn: Connection, member_id: int, store_id: str, kind: str, granted: bool, lang: str,
+                   now: datetime) -> None:
+    """One decision on its own (a withdrawal, say), versioned like those taken at login."""
+    conn.execute(sa.insert(consents).values(**_consent_row(member_id, store_id, kind, granted, lang, now)))
+
+
+def _consent_row(member_id: int, store_id: str, kind: str, granted: bool, lang: str,
+                 now: datetime) -> dict[str, Any]:
+    return {"member_id": member_id, "kind": kind, "version": CONSENT_VERSIONS[kind], "granted": granted,
+            "ts": now, "store_id": store_id, "lang": lang}
 
 
 def current_consents(conn: Connection, member_id: int) -> dict[str, bool]:
@@ -94,7 +95,7 @@ def touch_device(conn: Connection, *, device_id: str, member_id: int | None, sto
         values["member_id"] = member_id
     if set_reauth:
         values["reauth_until"] = reauth_until
-    stmt = _insert(conn, devices).values(device_id=device_id, store_id=store_id, first_seen=now, **values)
+    stmt = db.dialect_insert(conn, devices).values(device_id=device_id, store_id=store_id, first_seen=now, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=[devices.c.device_id, devices.c.store_id], set_=values))
 
 

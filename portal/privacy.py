@@ -17,10 +17,9 @@ import sqlalchemy as sa
 from flask import Blueprint, make_response, render_template, request
 from sqlalchemy.engine import Connection
 
-from portal import i18n
+from portal import i18n, members
 from portal.errors import BadRequest
-from portal.i18n import CONSENT_VERSIONS
-from portal.models import consents, devices
+from portal.models import devices
 from sensor import consent
 from sensor.identity import mac_bytes, member_device_id
 
@@ -60,9 +59,7 @@ def set_optout(svc: Services, client: Client, out: bool, lang: str, now: datetim
             consent.register(conn, did, "optout", now.timestamp())
             member_id = _member_of(conn, client.device_id)
             if member_id is not None:
-                conn.execute(sa.insert(consents).values(
-                    member_id=member_id, kind="analytics", version=CONSENT_VERSIONS["analytics"], granted=False,
-                    ts=now, store_id=svc.store_id, lang=lang))
+                members.record_consent(conn, member_id, svc.store_id, "analytics", False, lang, now)
         else:
             consent.unregister(conn, did, "optout")
 

@@ -45,7 +45,7 @@ def register(engine: Any, device_id: str, kind: Kind, now: float | None = None) 
         old = conn.execute(sa.select(t.c.kind).where(t.c.device_id == device_id)).scalar()
         if old is None:
             conn.execute(sa.insert(t).values(device_id=device_id, kind=kind, since=time.time() if now is None else now))
-        elif old != "optout" or kind == "optout":
+        elif old != "optout":
             conn.execute(sa.update(t).where(t.c.device_id == device_id).values(kind=kind))
 
 

@@ -97,6 +97,8 @@ def demo(no_run: bool, wechat_port: int) -> None:
     env = dict(os.environ)
     if "KELIU_WECHAT_ENABLED" not in env:
         env.update(demo_env(f"http://127.0.0.1:{wechat_port}"))
+    # no router DNATs to a captive front here: the portal's own port answers the (hand-made) probes
+    env.setdefault("KELIU_PORTAL_CAPTIVE_PORT", "0")
     cfg = config.load(env=env)
     engine = db.make_engine(cfg.database_url)
     db.upgrade(engine)

@@ -11,13 +11,14 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.utils import redirect
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 from portal import access, detect, i18n
 from portal.app import services
@@ -68,29 +69,73 @@ WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 class Prebuilt:
     """A fixed answer rendered once by werkzeug (status line, header list incl. Content-Length, body) and replayed
     as a raw WSGI app, byte for byte what ``Response.__call__`` would send: no body to a HEAD (a 1xx, 204 or 304
-    has none anyway), the headers unchanged (they do not depend on the request: no Location autocorrection)."""
+    has none anyway), the headers unchanged (they do not depend on the request: no Location autocorrection).
 
-    __slots__ = ("body", "headers", "status")
+    :meth:`wire` gives the same answer as HTTP/1.1 bytes for :mod:`portal.front`, which adds only ``Date``.
+    """
+
+    __slots__ = ("_wire", "body", "closes", "headers", "status")
 
     def __init__(self, resp: Response) -> None:
         app_iter, self.status, headers = resp.get_wsgi_response({"REQUEST_METHOD": "GET"})
         self.headers = tuple(headers)
         body = b"".join(app_iter)
         self.body = (body,) if body else ()
+        #: the answer ends its connection (``Connection: close``)
+        self.closes = any(k.lower() == "connection" and v.lower() == "close" for k, v in self.headers)
+        self._wire: dict[tuple[bool, bool], tuple[bytes, bytes]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response(self.status, list(self.headers))
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else list(self.body)
 
+    def wire(self, head: bool, close: bool) -> tuple[bytes, bytes]:
+        """(status line, the header lines after ``Date`` up to and including the empty line, then the body unless
+        ``head``) of this answer on an HTTP/1.1 connection; ``close`` adds ``Connection: close`` if it lacks one."""
+        key = (head, close)
+        got = self._wire.get(key)
+        if got is None:
+            lines = [f"{k}: {v}\r\n" for k, v in self.headers]
+            if close and not self.closes:
+                lines.append("Connection: close\r\n")
+            rest = ("".join(lines) + "\r\n").encode("latin-1") + (b"" if head else b"".join(self.body))
+            got = self._wire[key] = (f"HTTP/1.1 {self.status}\r\n".encode("latin-1"), rest)
+        return got
+
+
+@dataclass(frozen=True, slots=True)
+class Foreign:
+    """What the captive path reads of a request for a host that is not the portal's own, whichever server parsed
+    it (gunicorn's WSGI environ or :mod:`portal.front`): ``path`` percent-decoded with one leading slash (as
+    werkzeug's ``Request.path``), ``query`` raw."""
+
+    method: str
+    host: str
+    path: str
+    query: bytes
+    remote_addr: str
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, Any]) -> Foreign:
+        # PEP 3333: PATH_INFO is the decoded path as latin-1 code points; werkzeug reads it the same way
+        raw = environ.get("PATH_INFO") or "/"
+        path = "/" + raw.encode("latin-1", "replace").decode("utf-8", "replace").lstrip("/")
+        return cls(method=environ.get("REQUEST_METHOD", "GET").upper(),
+                   host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "", path=path,
+                   query=environ.get("QUERY_STRING", "").encode("latin-1", "replace"),
+                   remote_addr=environ.get("REMOTE_ADDR") or "")
+
 
 class Interceptor:
-    """WSGI middleware in front of Flask for requests whose Host is not the portal's own (the fast path).
+    """The captive path, for requests whose Host is not the portal's own: a captive client's DNATed probes and
+    pages. They need neither routing, sessions, CSRF nor templates, so :meth:`answer` takes them from one SQL
+    round trip. It serves two front ends: this object is the WSGI middleware in front of Flask (requests that
+    reach gunicorn), and :mod:`portal.front` calls :meth:`answer` from its thread pool (the port the router
+    DNATs to).
 
-    Those are a captive client's DNATed probes and pages: they need neither routing, sessions, CSRF nor templates,
-    so they are answered here from one SQL round trip. A device found captive is remembered for
-    ``CAPTIVE_MEMO_S`` in this process (a probe storm from one phone costs one query a second); a login in this
-    process forgets it at once, one in another process at most that long later, which only delays the
-    self-healing of a client the Gate lost.
+    A device found captive is remembered for ``CAPTIVE_MEMO_S`` in this process (a probe storm from one phone
+    costs one query a second); a login in this process forgets it at once, one in another process at most that
+    long later, which only delays the self-healing of a client the Gate lost.
 
     The captive answer (302 to the splash, no-store) and each probe's expected answer never change while the
     process runs, so they are rendered once (:class:`Prebuilt`): a memoized probe costs the neighbour lookup and a
@@ -111,13 +156,13 @@ class Interceptor:
         host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""
         if host_name(host) in self.svc.own_hosts:
             return self.wsgi(environ, start_response)
-        return self.handle(Request(environ))(environ, start_response)
+        return self.answer(Foreign.from_environ(environ))(environ, start_response)
 
-    def handle(self, req: Request) -> WsgiApp:
+    def answer(self, req: Foreign) -> Prebuilt:
         svc = self.svc
-        probe = detect.classify(req.host or "", req.path)
+        probe = detect.classify(req.host, req.path)
         try:
-            client = svc.client(req.remote_addr or "")
+            client = svc.client(req.remote_addr)
         except UnknownClient:
             return self.captive
         memo = svc.captive_memo.get(client.device_id)
@@ -135,7 +180,7 @@ class Interceptor:
             access.heal(svc, client, until)
         elif reauth_member is None or access.reauthorize(svc, client, now) is None:
             svc.captive_memo[client.device_id] = time.monotonic() + self.CAPTIVE_MEMO_S
-            if probe is None and req.method == "GET" and not req.path.lower().endswith(_ASSET):
+            if probe is None and remembers_landing(req):
                 url = original_url(req)
                 if url is not None:
                     access.remember_landing(svc, client.device_id, url, now)
@@ -148,16 +193,21 @@ class Interceptor:
         # authorized (or just re-authorized): with a real Gate the same URL now reaches the internet over a new
         # connection; the memory Gate opens nothing, so there the status page ends what would be a redirect loop
         again = original_url(req) if svc.cfg.portal.gate != "memory" and req.method == "GET" else None
-        return _foreign(redirect(again or svc.cfg.portal.public_url + "/status", 302))
+        return Prebuilt(_foreign(redirect(again or svc.cfg.portal.public_url + "/status", 302)))
 
 
-def original_url(req: Request) -> str | None:
-    host = req.host or ""
+def remembers_landing(req: Foreign) -> bool:
+    """Whether this request of a captive client is a page worth offering after login (a GET, not an asset)."""
+    return req.method == "GET" and not req.path.lower().endswith(_ASSET)
+
+
+def original_url(req: Foreign) -> str | None:
+    host = req.host
     if not _HOST.match(host):
         return None
     url = "http://" + host + quote(req.path, safe="/%:@!$&'()*+,;=-._~")
-    if req.query_string:
-        url += "?" + req.query_string.decode("latin-1")
+    if req.query:
+        url += "?" + req.query.decode("latin-1")
     return url if len(url) <= 2048 else None
 
 

@@ -7,9 +7,10 @@ import click
 @click.command("portal")
 @click.option("--host", default=None, help="Listen address (default: [portal] host, 127.0.0.1).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port (default: [portal] port, 8080).")
-@click.option("--listener", type=click.Choice(["http", "https"]), default="http", hidden=True)
+@click.option("--listener", type=click.Choice(["http", "https", "captive"]), default="http", hidden=True)
 def portal(host: str | None, port: int | None, listener: str) -> None:
-    """Serve the captive portal, member pages, admin and dashboard with gunicorn."""
+    """Serve the captive portal, member pages, admin and dashboard with gunicorn, and the captive front (the
+    port the router sends a captive phone's HTTP to) beside it."""
     from portal.server import serve
 
     serve(host, port, listener)

@@ -8,10 +8,17 @@ from keliu.config import ipv4, positive
 from keliu.config import port as valid_port  # the name `port` is a field of PortalConfig
 
 
+def port_or_off(value: int) -> int:
+    return value if value == 0 else valid_port(value)
+
+
 @dataclass(frozen=True)
 class PortalConfig:
     host: str = field(default="127.0.0.1", metadata={"check": ipv4})
     port: int = field(default=8080, metadata={"check": valid_port})
+    #: the captive front (portal.front): the port the router DNATs a captive phone's HTTP to, answered by an
+    #: event loop beside gunicorn; 0: none, the router DNATs to ``port`` and gunicorn answers the probes too
+    captive_port: int = field(default=8081, metadata={"check": port_or_off})
     #: the store this portal instance serves (a router sits in one store)
     store: str = "demo-store"
     #: HTTPS listener for the RFC 8908 API; cert and key paths (PEM). Unset: no HTTPS listener.
@@ -51,6 +58,8 @@ class PortalConfig:
                 raise ValueError(f"{key}: not an absolute http(s) URL: {url!r}")
         if self.public_url.endswith("/"):
             raise ValueError(f"public_url: drop the trailing slash: {self.public_url!r}")
+        if self.captive_port in (self.port, self.https_port):
+            raise ValueError(f"captive_port: {self.captive_port} is already the portal's port or https_port")
         if bool(self.https_cert) != bool(self.https_key):
             raise ValueError("https_cert, https_key: set both or neither")
 

@@ -2,8 +2,9 @@
 
 The app is built once in the master (``preload_app``: migrations, tenant sync, Gate reconcile), then workers fork;
 each worker drops the inherited database pool and netlink socket. The master also runs the session sweeper
-thread and, when a certificate is configured, supervises a second gunicorn serving the same app over HTTPS on
-``https_port`` (gunicorn has one TLS setting for all its listeners) for the RFC 8908 API.
+thread and supervises (restarts, stops with itself) two children: the captive front (:mod:`portal.front`) on
+``captive_port`` when it is not 0, and, when a certificate is configured, a second gunicorn serving the same app
+over HTTPS on ``https_port`` (gunicorn has one TLS setting for all its listeners) for the RFC 8908 API.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 from flask import Flask
@@ -26,7 +28,7 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
         self.overrides = overrides
         self.listener = listener
         self.app: Flask | None = None
-        self.https_child: subprocess.Popen[bytes] | None = None
+        self.children: list[Child] = []
         super().__init__()
 
     def load_config(self) -> None:
@@ -71,19 +73,52 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
             return
         assert self.app is not None
         threading.Thread(target=_sweeper, args=(self.app,), name="keliu-sweeper", daemon=True).start()
+        listeners = ["captive"] if self.kcfg.portal.captive_port else []
         if self.kcfg.portal.https_cert:
-            argv = [sys.executable, "-m", "keliu.cli", "portal", "--listener", "https"]
-            if self.overrides.get("portal"):
-                argv += ["--host", self.kcfg.portal.host]
-            self.https_child = subprocess.Popen(argv)
+            listeners.append("https")
+        for listener in listeners:
+            argv = [sys.executable, "-m", "keliu.cli", "portal", "--listener", listener]
+            # the same overrides: the children's public_url (the splash they redirect to) follows host and port
+            for key in ("host", "port"):
+                if key in self.overrides.get("portal", {}):
+                    argv += [f"--{key}", str(getattr(self.kcfg.portal, key))]
+            self.children.append(Child(listener, argv))
 
     def _on_exit(self, _server: Any) -> None:
-        if self.https_child is not None and self.https_child.poll() is None:
-            self.https_child.send_signal(signal.SIGTERM)
+        for child in self.children:
+            child.stop()
+
+
+class Child:
+    """A listener process of the portal, restarted when it dies (at most once a second), stopped with the master."""
+
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        self.argv = argv
+        self._stopping = threading.Event()
+        self.proc = subprocess.Popen(argv)
+        threading.Thread(target=self._watch, name=f"keliu-{name}", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            started = time.monotonic()
+            code = self.proc.wait()
+            if self._stopping.is_set():
+                return
+            log.error("portal %s listener exited with %s; restarting it", self.name, code)
+            if self._stopping.wait(max(0.0, 1.0 - (time.monotonic() - started))):
+                return
+            self.proc = subprocess.Popen(self.argv)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                self.https_child.wait(10)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.https_child.kill()
+                self.proc.kill()
+                self.proc.wait()
 
 
 def _post_fork(_server: Any, _worker: Any) -> None:
@@ -129,6 +164,11 @@ def serve(host: str | None, port: int | None, listener: str = "http") -> None:
         portal["port"] = port
     if portal:
         overrides["portal"] = portal
+    if listener == "captive":
+        from portal.front import run
+
+        run(overrides)
+        return
     server = PortalServer(overrides, listener)
     _APP_REF[0] = server.load()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -41,11 +41,16 @@ class Policy:
     router: RouterConfig
     portal_port: int = 8080
     portal_https_port: int = 8443
+    #: the portal's captive front (portal.front), where a captive phone's HTTP to any other host is DNATed;
+    #: None: to ``portal_port`` as well
+    portal_captive_port: int | None = None
     #: RFC 8908 API URI, handed out in DHCP option 114; must be https
     api_url: str = "https://portal.keliu.lan:8443/api/captive"
 
     def __post_init__(self) -> None:
-        for key in ("portal_port", "portal_https_port"):
+        for key in ("portal_port", "portal_https_port", "portal_captive_port"):
+            if getattr(self, key) is None:
+                continue
             try:
                 port(getattr(self, key))
             except ValueError as exc:
@@ -55,6 +60,11 @@ class Policy:
             raise PolicyError("api_url", f"RFC 8908 wants an https URI, got {self.api_url!r}")
         if any(c in self.api_url for c in "\"\n\\ "):
             raise PolicyError("api_url", f"contains a quote, backslash, space or newline: {self.api_url!r}")
+
+    @property
+    def captive_port(self) -> int:
+        """Where a captive phone's HTTP to a foreign host goes."""
+        return self.portal_captive_port or self.portal_port
 
     @property
     def ipv6(self) -> bool:
@@ -76,6 +86,9 @@ class PortalSide(Protocol):
     def https_port(self) -> int: ...
 
     @property
+    def captive_port(self) -> int: ...
+
+    @property
     def api_url(self) -> str: ...
 
 
@@ -87,6 +100,7 @@ def policy_from(router: RouterConfig, portal: PortalSide | None = None) -> Polic
         router=router,
         portal_port=portal.port,
         portal_https_port=portal.https_port,
+        portal_captive_port=portal.captive_port or None,
         api_url=portal.api_url,
     )
 

@@ -98,6 +98,7 @@ class Bench:
         cfg: RouterConfig | None = None,
         *,
         portal_https_port: int = 8443,
+        portal_captive_port: int | None = None,
         dhcp: bool = True,
     ) -> None:
         if not (1 <= len(prefix) <= 4 and prefix.isascii() and prefix.isalnum() and prefix.islower()):
@@ -110,6 +111,7 @@ class Bench:
             router=self.cfg,
             portal_port=portal_port,
             portal_https_port=portal_https_port,
+            portal_captive_port=portal_captive_port,
             api_url=f"https://{self.cfg.portal_name}:{portal_https_port}/api/captive",
         )
         self.router = f"{prefix}-rtr"

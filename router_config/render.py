@@ -79,6 +79,7 @@ def nft_chains(p: Policy) -> list[NftChain]:
     r = p.router
     lan, portal = f'"{r.lan_iface}"', r.portal_ip
     to_portal = f"dnat ip to {portal}:{p.portal_port}"
+    to_front = f"dnat ip to {portal}:{p.captive_port}"
     prerouting = (
         f"iifname != {lan} return",
         f"ip daddr {portal} tcp dport 80 {to_portal}",
@@ -87,13 +88,13 @@ def nft_chains(p: Policy) -> list[NftChain]:
         f"ip daddr @{m.GARDEN} return",
         f"ip daddr @{m.GARDEN_DNS} return",
         f"ether saddr . ip saddr @{m.RELEASED} ip daddr @{m.RELEASE_DNS} return",
-        f"tcp dport 80 {to_portal}",
+        f"tcp dport 80 {to_front}",
     )
     inp = (
         f"iifname != {lan} return",
         "ct state established,related accept",
         "udp dport { 53, 67, 547 } accept" if p.ipv6 else "udp dport { 53, 67 } accept",
-        f"tcp dport {{ 53, {', '.join(str(x) for x in sorted({p.portal_port, p.portal_https_port}))} }} accept",
+        f"tcp dport {{ 53, {', '.join(str(x) for x in sorted({p.portal_port, p.portal_https_port, p.captive_port}))} }} accept",
         "meta l4proto { icmp, ipv6-icmp } accept",
         f"ether saddr @{m.TRUSTED} accept",
         "reject",

@@ -34,6 +34,7 @@ POLICIES = {
         ),
         portal_port=9080,
         portal_https_port=9443,
+        portal_captive_port=9081,
         api_url="https://portal.mall.lan:9443/api/captive",
     ),
 }

@@ -60,6 +60,7 @@ def test_environment_overrides_router_keys() -> None:
         ({"api_url": 'https://x/"; rm -rf /'}, "api_url"),
         ({"portal_port": 0}, "portal_port"),
         ({"portal_https_port": 70000}, "portal_https_port"),
+        ({"portal_captive_port": 0}, "portal_captive_port"),
     ],
 )
 def test_bad_policy_values_name_their_key(kw: dict[str, Any], key: str) -> None:
@@ -72,6 +73,20 @@ def test_policy_takes_the_portals_ports_and_api_url() -> None:
     cfg = build({"portal": {"port": 9080, "https_port": 9443, "api_url": "https://p.lan:9443/api/captive"}})
     p = policy_from(cfg.router, cfg.portal)
     assert (p.portal_port, p.portal_https_port, p.api_url) == (9080, 9443, "https://p.lan:9443/api/captive")
+    assert p.captive_port == 8081  # the portal's captive front, on by default
+
+
+def test_captive_http_goes_to_the_front_and_the_portals_own_address_to_gunicorn() -> None:
+    from router_config import render
+
+    front = policy_from(build({}).router, build({"portal": {"captive_port": 9081}}).portal)
+    rules = render.nftables(front)
+    assert "ip daddr 10.77.0.1 tcp dport 80 dnat ip to 10.77.0.1:8080" in rules
+    assert rules.rstrip().count("tcp dport 80 dnat ip to 10.77.0.1:9081") == 1
+    assert "tcp dport { 53, 8080, 8081, 8443 }" not in rules and "tcp dport { 53, 8080, 8443, 9081 } accept" in rules
+    off = policy_from(build({}).router, build({"portal": {"captive_port": 0}}).portal)
+    assert off.portal_captive_port is None and off.captive_port == 8080
+    assert "9081" not in render.nftables(off) and "dnat ip to 10.77.0.1:8081" not in render.nftables(off)
 
 
 @pytest.mark.parametrize(

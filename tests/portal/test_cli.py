@@ -1,5 +1,6 @@
-"""``keliu portal`` as an operator runs it: gunicorn on the configured address, the RFC 8908 API over HTTPS with a
-throw-away CA (trustme), a clean stop on SIGTERM."""
+"""``keliu portal`` as an operator runs it: gunicorn on the configured address, the captive front beside it, the
+RFC 8908 API over HTTPS with a throw-away CA (trustme), children restarted when they die, a clean stop on
+SIGTERM."""
 from __future__ import annotations
 
 import json
@@ -50,12 +51,11 @@ def test_serves_http_and_the_captive_api_over_https(tmp_path: Path) -> None:
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "portal.pem"))
     cert.private_key_pem.write_to_path(str(tmp_path / "portal.key"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    port, https_port = free_port(), free_port()
+    port, https_port, front_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
-    env.update({"KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}", "KELIU_VAR_DIR": str(tmp_path / "var"),
+    env.update({"KELIU_PORTAL_CAPTIVE_PORT": str(front_port), "KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}", "KELIU_VAR_DIR": str(tmp_path / "var"),
                 "KELIU_PORTAL_HTTPS_PORT": str(https_port), "KELIU_PORTAL_HTTPS_CERT": str(tmp_path / "portal.pem"),
-                "KELIU_PORTAL_HTTPS_KEY": str(tmp_path / "portal.key"), "KELIU_PORTAL_WORKERS": "1",
-                "KELIU_PORTAL_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+                "KELIU_PORTAL_HTTPS_KEY": str(tmp_path / "portal.key"), "KELIU_PORTAL_WORKERS": "1"})
     log = (tmp_path / "portal.log").open("wb")
     proc = subprocess.Popen(KELIU + ["portal", "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -64,6 +64,21 @@ def test_serves_http_and_the_captive_api_over_https(tmp_path: Path) -> None:
         r = requests.get(f"http://127.0.0.1:{port}/generate_204", headers={"Host": "connectivitycheck.gstatic.com"},
                          allow_redirects=False, timeout=5)
         assert r.status_code == 302 and r.headers["Location"] == f"http://127.0.0.1:{port}/"
+        assert r.headers["Server"].startswith("gunicorn")
+        # the captive front: the same answer without gunicorn, to the splash on --port (its public_url follows)
+        front = f"http://127.0.0.1:{front_port}/generate_204"
+        wait_http(front, proc)
+        r = requests.get(front, headers={"Host": "connectivitycheck.gstatic.com"}, allow_redirects=False, timeout=5)
+        assert r.status_code == 302 and r.headers["Location"] == f"http://127.0.0.1:{port}/"
+        assert "Server" not in r.headers and r.headers["Cache-Control"] == "no-store"
+        # a dead front is restarted by the portal's master within about a second
+        children = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", "listener captive"], capture_output=True,
+                                  text=True, check=False).stdout.split()
+        assert len(children) == 1
+        os.kill(int(children[0]), signal.SIGKILL)
+        time.sleep(0.3)
+        wait_http(front, proc)
+        assert requests.get(front, allow_redirects=False, timeout=5).status_code == 302
         api = f"https://127.0.0.1:{https_port}/api/captive"
         wait_http(api, proc, verify=str(tmp_path / "ca.pem"))
         r = requests.get(api, headers={"Accept": "application/captive+json"}, verify=str(tmp_path / "ca.pem"),
@@ -81,3 +96,6 @@ def test_serves_http_and_the_captive_api_over_https(tmp_path: Path) -> None:
     time.sleep(0.5)
     with pytest.raises(requests.ConnectionError):
         requests.get(api, verify=str(tmp_path / "ca.pem"), timeout=2)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(front, timeout=2)
+    assert subprocess.run(["pgrep", "-s", str(proc.pid)], check=False).returncode == 1  # no child left

@@ -55,7 +55,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         require(False, "router_config.netbench is not available")
         raise
     tmp = tmp_path_factory.mktemp("portal-e2e")
-    with Bench("klp", phones=2, portal_port=8080) as b:
+    with Bench("klp", phones=2, portal_port=8080, portal_captive_port=8081) as b:
         ip, port = b.portal_address
         cert, key = b.portal_cert
         toml = tmp / "keliu.toml"
@@ -65,6 +65,7 @@ var_dir = "{tmp / 'var'}"
 [portal]
 host = "{ip}"
 port = {port}
+captive_port = 8081
 public_url = "http://{ip}:{port}"
 api_url = "https://{b.cfg.portal_name}:8443/api/captive"
 https_port = 8443
@@ -85,6 +86,7 @@ resend_s = 1
         b.popen(b.inet, [sys.executable, "-c", ECHO_SERVER])
         wait_port(b, b.router, ip, port, proc)
         wait_port(b, b.router, ip, 8443, proc)
+        wait_port(b, b.router, ip, 8081, proc)
         b.base = f"http://{ip}:{port}"  # type: ignore[attr-defined]
         b.out = tmp / "portal.out"  # type: ignore[attr-defined]
         b.tmpdir = tmp  # type: ignore[attr-defined]
@@ -188,6 +190,11 @@ def assert_captive(bench: Any, i: int) -> None:
 
 def test_curl_probes_login_logout_kick(bench: Any) -> None:
     assert_captive(bench, 0)
+    # the router sends a foreign host's HTTP to the captive front, the portal's own address to gunicorn
+    _s, front, _l = curl(bench, 0, "http://connectivitycheck.gstatic.com/generate_204", "-D", "-")
+    assert front.startswith("HTTP/1.1 302") and "\ndate: " in front.lower() and "server:" not in front.lower()
+    _s, own, _l = curl(bench, 0, "http://{}/".format(bench.portal_address[0]), "-D", "-")
+    assert own.startswith("HTTP/1.1 200") and "server: gunicorn" in own.lower() and "csrf_token" in own
     assert curl(bench, 0, "https://www.example.com/", "-k")[0] == 0  # HTTPS is never intercepted
     curl(bench, 0, "http://news.example.com/today")  # the page asked first is kept for after the login
     status, location = curl_login(bench, 0, "13812345678", "138****5678")

@@ -109,7 +109,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         require(False, "router_config.netbench is not available")
         raise
     tmp = tmp_path_factory.mktemp("wechat-e2e")
-    with Bench("klw", phones=2, portal_port=8080) as b:
+    with Bench("klw", phones=2, portal_port=8080, portal_captive_port=8081) as b:
         with (tmp / "fake.log").open("w") as log:  # the child keeps its own copy of the descriptor
             b.popen(b.inet, [sys.executable, "-m", "portal.login.wechat_fake", "--host", FAKE_IP, "--port",
                              str(FAKE_PORT)], stdout=subprocess.DEVNULL, stderr=log, cwd=str(ROOT))
@@ -121,6 +121,7 @@ var_dir = "{tmp / 'var'}"
 [portal]
 host = "{portal_ip}"
 port = {portal_port}
+captive_port = 8081
 public_url = "http://{portal_ip}:{portal_port}"
 gate = "nft"
 workers = 2
@@ -149,6 +150,7 @@ wifi_js_url = "{FAKE}/resources/js/wechatticket/wechatutil.js"
                                "keliu.cli", "portal"], stdout=out, stderr=log, cwd=str(ROOT))
         wait_port(b, b.inet, FAKE_IP, FAKE_PORT)
         wait_port(b, b.router, portal_ip, portal_port)
+        wait_port(b, b.router, portal_ip, 8081)
         b.portal_log = tmp / "portal.log"  # type: ignore[attr-defined]
         b.portal_out = tmp / "portal.out"  # type: ignore[attr-defined]
         b.cookie_dir = tmp  # type: ignore[attr-defined]

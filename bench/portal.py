@@ -1,19 +1,26 @@
 """Benchmark of the captive portal (issue 4), two headline numbers in one run, each beside its anchor:
 
 1. **Probe and redirect**: an unauthorized phone's OS probe (``Host: connectivitycheck.gstatic.com``,
-   ``/generate_204``) answered by ``keliu portal`` (gunicorn, the configured workers) with the 302 to the splash,
-   driven by wrk with 500 concurrent connections on loopback (keep-alive, as the portal keeps a captive client's
-   connection open; it closes only answers to authorized clients). wrk is a closed loop: with 500 connections
-   always busy, latency is 500 / throughput (Little's law), so the run is repeated at 50 connections to show the
-   latency of an unsaturated server. Anchor: apfree-wifidog reports about 1,500 redirected pages per minute on a
-   MIPS router (25/s).
-   The target's p99 is measured **open loop** (``probe_open_*``): the same 500 connections, but each waits a
-   random, exponentially distributed think time (mean ``500 / 3000`` s, wrk's Lua ``delay()`` hook) before each
-   request, so together they offer about 3,000 requests/s (Poisson-like arrivals, not 500 requests in lockstep)
-   whatever the server's speed; wrk excludes the delay from the latency. wrk, unlike wrk2, does not correct
-   coordinated omission (a request the server is late to answer delays that connection's next one instead of
-   counting the wait), so this is the service latency at that rate; an overloaded server shows as an achieved
-   rate below the offered one (``probe_open_rps`` < ``probe_open_offered_rps``).
+   ``/generate_204``) answered with the 302 to the splash by one ``keliu portal`` (gunicorn with the configured
+   workers, and the captive front beside it), driven by wrk on loopback with keep-alive (the portal keeps a
+   captive client's connection open; it closes only answers to authorized clients). Each server is measured:
+
+   - ``front``: the captive front (:mod:`portal.front`), where the router DNATs a captive phone's HTTP;
+   - ``gunicorn``: the same request on the portal's own port, i.e. the way it was answered before the front
+     (and still is where nothing DNATs to the front): the baseline;
+   - ``floor``: a bare uvloop server writing a constant answer without parsing, the share of the load generator
+     and the kernel on this machine.
+
+   Two ways to load each: ``closed``, 500 connections back to back (wrk is a closed loop: latency is then
+   500 / throughput by Little's law, so it measures capacity), and ``open``, the target's condition: the same
+   500 connections, each waiting a random, exponentially distributed think time (mean ``500 / 3000`` s, wrk's
+   Lua ``delay()`` hook) before each request, so that together they offer about 3,000 requests/s
+   (Poisson-like arrivals, not 500 requests in lockstep) whatever the server's speed; wrk excludes the delay
+   from the latency. wrk, unlike wrk2, does not correct coordinated omission (a request the server is late to
+   answer delays that connection's next one instead of counting the wait), so this is the service latency at
+   that rate; an overloaded server shows as an achieved rate below the offered one.
+   ``probe_rps`` is the front's closed-loop throughput, ``probe_p99_ms`` its open-loop p99 at 3,000/s.
+   Anchor: apfree-wifidog reports about 1,500 redirected pages per minute on a MIPS router (25/s).
 2. **Full login** on PostgreSQL: ``POST /api/login/sms/verify`` (code check → member upsert → consents, login,
    device and session rows in one transaction → ``AllowClient`` to the Gate), each request a different shopper
    from a different phone (its own source address and device), with a code issued beforehand. Every phone must
@@ -115,6 +122,35 @@ def start_portal(tmp: Path, db_url: str, port: int, extra: dict[str, str]) -> su
         except OSError:
             time.sleep(0.2)
     raise SystemExit("portal did not start")
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"a server exited before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+#: the floor: the cheapest possible answer (a constant 302, no parsing) from a bare uvloop server
+FLOOR_SERVER = """
+import asyncio, sys, uvloop
+ANSWER = b"HTTP/1.1 302 Found\\r\\nLocation: http://127.0.0.1/\\r\\nContent-Length: 0\\r\\n\\r\\n"
+class Floor(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def data_received(self, data):
+        self.transport.write(ANSWER * data.count(b"\\r\\n\\r\\n"))
+async def main():
+    server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", int(sys.argv[1]), backlog=4096)
+    await server.serve_forever()
+uvloop.run(main())
+"""
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -232,29 +268,42 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="keliu-bench-portal-"))
     (tmp / "var").mkdir()
-    print(f"== probe → 302 to the splash: gunicorn on 127.0.0.1, wrk {args.connections} connections, "
-          f"{args.duration} s", flush=True)
-    port = free_port()
-    portal = start_portal(tmp, f"sqlite:///{tmp / 'probe.db'}", port, {})
+    probe_host = ("Host: connectivitycheck.gstatic.com",)
+    port, front_port = free_port(), free_port()
+    print(f"== probe → 302 to the splash, wrk {args.connections} connections, {args.duration} s a run: the captive "
+          f"front (:{front_port}, where the router DNATs captive HTTP) and gunicorn (:{port}) of one keliu portal",
+          flush=True)
+    portal = start_portal(tmp, f"sqlite:///{tmp / 'probe.db'}", port, {"KELIU_PORTAL_CAPTIVE_PORT": str(front_port)})
+    script = open_loop_script(tmp, args.connections, args.open_rate)
+    runs: dict[str, dict[str, float]] = {}
     try:
-        wrk(f"http://127.0.0.1:{port}/generate_204", 50, 2, headers=("Host: connectivitycheck.gstatic.com",))
-        probe = wrk(f"http://127.0.0.1:{port}/generate_204", args.connections, args.duration,
-                    headers=("Host: connectivitycheck.gstatic.com",))
-        probe50 = wrk(f"http://127.0.0.1:{port}/generate_204", 50, args.duration,
-                      headers=("Host: connectivitycheck.gstatic.com",))
-        probe_open = wrk(f"http://127.0.0.1:{port}/generate_204", args.connections, args.duration,
-                         script=open_loop_script(tmp, args.connections, args.open_rate),
-                         headers=("Host: connectivitycheck.gstatic.com",))
+        wait_listening(front_port, portal)
+        for name, at in (("front", front_port), ("gunicorn", port)):
+            url = f"http://127.0.0.1:{at}/generate_204"
+            wrk(url, 50, 2, headers=probe_host)  # warm-up: the app's first answers, the memo
+            runs[f"{name}_closed"] = wrk(url, args.connections, args.duration, headers=probe_host)
+            runs[f"{name}_open"] = wrk(url, args.connections, args.duration, script=script, headers=probe_host)
+            if name == "front":
+                runs["front_closed50"] = wrk(url, 50, args.duration, headers=probe_host)
     finally:
         stop(portal)
-    print(f"probe: {probe['rps']:.0f} req/s, p99 {probe['p99_ms']:.1f} ms ({probe['requests']} requests, "
-          f"non-3xx {probe['non_2xx_3xx']}) {probe['socket_errors']}", flush=True)
-    print(f"probe at 50 connections: {probe50['rps']:.0f} req/s, p99 {probe50['p99_ms']:.1f} ms", flush=True)
-    print(f"probe open loop, {args.connections} connections offering {args.open_rate:.0f} req/s: "
-          f"{probe_open['rps']:.0f} req/s, p50 {probe_open['p50_ms']:.1f} ms, p99 {probe_open['p99_ms']:.1f} ms "
-          f"(non-3xx {probe_open['non_2xx_3xx']}) {probe_open['socket_errors']}", flush=True)
+    floor_port = free_port()
+    floor = subprocess.Popen([sys.executable, "-c", FLOOR_SERVER, str(floor_port)], start_new_session=True)
+    try:
+        wait_listening(floor_port, floor)
+        runs["floor_closed"] = wrk(f"http://127.0.0.1:{floor_port}/generate_204", args.connections, args.duration,
+                                   headers=probe_host)
+    finally:
+        stop(floor)
+    for key, r in runs.items():
+        print(f"probe {key}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
+              f"({r['requests']} requests, non-3xx {r['non_2xx_3xx']}) {r['socket_errors']}", flush=True)
+    print(f"   closed = {args.connections} connections back to back; open = the same connections offering "
+          f"{args.open_rate:.0f} req/s together; floor = a constant answer from a bare uvloop server (the load "
+          "generator's and kernel's own share)", flush=True)
     print("   anchor: apfree-wifidog ~1,500 redirected pages/min (25/s) on a MIPS router; target ≥ 3,000/s, "
           "p99 < 20 ms", flush=True)
+    probe, probe_open = runs["front_closed"], runs["front_open"]
 
     name = f"keliu_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
@@ -277,13 +326,15 @@ def main() -> None:
     print(f"login: {login['rps']:.0f} logins/s, p99 {login['p99_ms']:.1f} ms ({login['requests']} requests, "
           f"non-200 {login['non_2xx_3xx']}; {members} members and {logins} login rows stored)", flush=True)
     print("   anchor: openNDS #715, `ndsctl auth` ~11 s with 5 clients; target ≥ 300/s, p99 < 100 ms", flush=True)
-    print(json.dumps({"probe_rps": round(probe["rps"]), "probe_p99_ms": round(probe["p99_ms"], 1),
-                      "probe_connections": args.connections,
-                      "probe50_rps": round(probe50["rps"]), "probe50_p99_ms": round(probe50["p99_ms"], 1),
-                      "probe_open_offered_rps": round(args.open_rate), "probe_open_rps": round(probe_open["rps"]),
-                      "probe_open_p50_ms": round(probe_open["p50_ms"], 1),
-                      "probe_open_p99_ms": round(probe_open["p99_ms"], 1),
-                      "probe_open_errors": probe_open["non_2xx_3xx"], "login_rps": round(login["rps"]),
+    figures = {f"probe_{key}_{what}": round(r[what], 1 if what.endswith("ms") else None)
+               for key, r in runs.items() for what in ("rps", "p50_ms", "p99_ms")}
+    print(json.dumps({"probe_rps": round(probe["rps"]), "probe_p99_ms": round(probe_open["p99_ms"], 1),
+                      "probe_connections": args.connections, "probe_open_offered_rps": round(args.open_rate),
+                      "probe_open_rps": round(probe_open["rps"]), "probe_open_p99_ms": round(probe_open["p99_ms"], 1),
+                      "probe_closed_p99_ms": round(probe["p99_ms"], 1),
+                      "probe_errors": sum(int(r["non_2xx_3xx"]) for r in runs.values()), **figures,
+                      "probe_speedup_open_p99": round(runs["gunicorn_open"]["p99_ms"] / probe_open["p99_ms"], 1),
+                      "login_rps": round(login["rps"]),
                       "login_p99_ms": round(login["p99_ms"], 1), "login_concurrency": args.login_processes * args.login_threads,
                       "login_errors": login["non_2xx_3xx"], "members_stored": members, "logins_stored": logins,
                       "workers": int(os.environ.get("KELIU_PORTAL_WORKERS", "2")),

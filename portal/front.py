@@ -10,7 +10,7 @@ themselves (the router sends only the portal's own address there).
 What is answered where:
 
 - in the loop, at once: a probe (or an asset, or anything but a GET) from an address this process found captive
-  less than ``memo_s`` ago: the prebuilt 302 to the splash;
+  less than ``memo_s`` ago, or whose lookup is running: the prebuilt 302 to the splash;
 - in a thread (``threads``): everything else goes through :meth:`portal.captive.Interceptor.answer`, the same
   code gunicorn's middleware runs (one SQL round trip; heal, re-authorization, the landing URL);
 - when more than ``max_pending`` such lookups wait, the captive answer without a lookup (fail closed: a phone
@@ -86,8 +86,8 @@ class Front:
         self.captive = interceptor.captive
         #: source address → monotonic time until which it is known captive
         self.memo: dict[str, float] = {}
-        #: addresses whose expired memo entry one lookup is renewing (meanwhile the entry still answers)
-        self.renewing: set[str] = set()
+        #: source address → its lookups running
+        self.looking: dict[str, int] = {}
         self.pending = 0
         self.connections: set[Connection] = set()
         self.pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="keliu-front")
@@ -98,25 +98,28 @@ class Front:
     # -- decisions
 
     def quick(self, req: Foreign) -> Prebuilt | None:
-        """The answer known without a lookup, or None."""
+        """The answer known without a lookup, or None. A page (a GET, not a probe, not an asset) is always looked
+        up: the lookup also keeps it as the landing URL."""
+        if classify(req.host, req.path) is None and remembers_landing(req):
+            return None
         ip = req.remote_addr
+        if ip in self.looking:
+            # the address's lookup is running: captive meanwhile (its phone reached the DNAT port: the router
+            # does not know it as logged in), instead of a storm of identical lookups
+            self.counts["joined"] += 1
+            return self.captive
         until = self.memo.get(ip)
-        if until is None:
-            return None
-        if until <= self.clock() and ip not in self.renewing:
-            self.renewing.add(ip)  # this request's lookup renews it; the others meanwhile keep the captive answer
-            return None
-        if classify(req.host, req.path) is not None or not remembers_landing(req):
+        if until is not None and until > self.clock():
             self.counts["memo"] += 1
             return self.captive
-        return None  # a page: the lookup also keeps it as the landing URL
+        return None
 
     def lookup(self, req: Foreign) -> asyncio.Future[Prebuilt] | Prebuilt:
         if self.pending >= self.cfg.max_pending:
             self.counts["shed"] += 1
-            self.renewing.discard(req.remote_addr)
             return self.captive
         self.pending += 1
+        self.looking[req.remote_addr] = self.looking.get(req.remote_addr, 0) + 1
         self.counts["lookup"] += 1
         fut = asyncio.get_running_loop().run_in_executor(self.pool, self._answer, req)
         fut.add_done_callback(functools.partial(self._looked_up, req.remote_addr))
@@ -133,7 +136,10 @@ class Front:
     def _looked_up(self, ip: str, fut: asyncio.Future[Prebuilt]) -> None:
         """In the loop: one lookup less waiting; a captive address is remembered."""
         self.pending -= 1
-        self.renewing.discard(ip)
+        if self.looking[ip] > 1:
+            self.looking[ip] -= 1
+        else:
+            del self.looking[ip]
         if not fut.cancelled() and fut.exception() is None and fut.result() is self.captive:
             self.memo[ip] = self.clock() + self.cfg.memo_s
         else:
@@ -153,7 +159,7 @@ class Front:
         for conn in list(self.connections):
             if not conn.busy and now - conn.active_at > self.cfg.keepalive_s:
                 conn.close()
-        for ip in [ip for ip, until in self.memo.items() if until <= now and ip not in self.renewing]:
+        for ip in [ip for ip, until in self.memo.items() if until <= now]:
             del self.memo[ip]
 
 
@@ -324,28 +330,58 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class Acceptor:
+    """Accepts every waiting connection each time the listening socket is readable.
+
+    The loop's own ``create_server`` (uvloop) takes one connection per loop iteration; with hundreds of phones
+    joining at once and each iteration answering hundreds of sockets, the last ones waited seconds in the kernel's
+    accept queue with their first request already sent."""
+
+    def __init__(self, front: Front, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.front, self.sock, self.loop = front, sock, loop
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self.accept)
+
+    def accept(self) -> None:
+        for _ in range(4096):
+            try:
+                conn, _peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors (EMFILE, ENFILE) or buffers: pause, do not spin
+                log.error("captive front cannot accept: %s; pausing 0.1 s", exc)
+                self.loop.remove_reader(self.sock.fileno())
+                self.loop.call_later(0.1, self.loop.add_reader, self.sock.fileno(), self.accept)
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.loop.create_task(self._start(conn))
+
+    async def _start(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: Connection(self.front), sock=conn)
+        except OSError:  # the phone went away before its transport existed
+            conn.close()
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
 async def serve(front: Front, host: str, port: int, ready: Any = None) -> None:
     """Serve until cancelled."""
     loop = asyncio.get_running_loop()
     sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
-                                backlog=4096, reuse_port=False)
-    # (create_server listens again with its own backlog, 100 unless told: a phone storm's SYNs would be dropped)
-    server = await loop.create_server(lambda: Connection(front), sock=sock, backlog=4096)
+                                backlog=4096)
+    acceptor = Acceptor(front, sock, loop)
     log.info("captive front on %s:%d", host, port)
     if ready is not None:
         ready()
-
-    async def sweeper() -> None:
+    try:
         while True:
             await asyncio.sleep(max(0.5, min(5.0, front.cfg.keepalive_s / 3)))
             front.sweep()
-
-    task = asyncio.create_task(sweeper())
-    try:
-        async with server:
-            await server.serve_forever()
     finally:
-        task.cancel()
+        acceptor.close()
         for conn in list(front.connections):
             conn.close()
         front.pool.shutdown(wait=False, cancel_futures=True)

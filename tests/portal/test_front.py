@@ -267,3 +267,28 @@ def test_a_failing_lookup_keeps_the_phone_captive(app: Flask, front: Running,
     monkeypatch.setattr(front.front.interceptor, "answer", broken)
     a = front.exchange(PROBE)[0]
     assert (a.status, a.headers["location"]) == (302, SPLASH)
+
+
+def test_while_an_address_is_looked_up_its_other_probes_are_captive_without_a_lookup(
+        front: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    original = front.front.interceptor.answer
+
+    def slow(req: Any) -> Any:
+        assert release.wait(10)
+        return original(req)
+
+    monkeypatch.setattr(front.front.interceptor, "answer", slow)
+    first = front.connect()
+    first.sendall(PROBE)
+    for _ in range(100):  # until the loop has started the lookup
+        if front.front.looking:
+            break
+        threading.Event().wait(0.02)
+    assert front.front.looking == {"127.0.0.1": 1}
+    a = front.exchange(PROBE * 3, answers=3)
+    assert [x.status for x in a] == [302] * 3
+    assert (front.front.counts["joined"], front.front.counts["lookup"]) == (3, 1)
+    release.set()
+    assert Reader(first).answer().status == 302
+    assert front.front.counts["lookup"] == 1

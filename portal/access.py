@@ -69,15 +69,25 @@ def allow(svc: Services, client: Client, until: datetime) -> None:
     svc.gate.execute(sessions.allow(client.mac, client.ip, until))
 
 
-def lookup(conn: Connection, device_id: str, now: datetime) -> tuple[datetime | None, int | None]:
-    """(end of the device's open session, member it may be re-authorized for): one round trip, for the probe path."""
+def _lookup_statement() -> sa.Select[tuple[datetime | None, int | None]]:
+    device = sa.bindparam("device_id", type_=sa.String)
+    now = sa.bindparam("now", type_=portal_sessions.c.until.type)
     until = (sa.select(portal_sessions.c.until).where(
-        portal_sessions.c.device_id == device_id, portal_sessions.c.ended_at.is_(None),
+        portal_sessions.c.device_id == device, portal_sessions.c.ended_at.is_(None),
         portal_sessions.c.until > now).order_by(portal_sessions.c.id.desc()).limit(1).scalar_subquery())
     member = (sa.select(devices.c.member_id).where(
-        devices.c.device_id == device_id, devices.c.member_id.is_not(None), devices.c.reauth_until > now)
+        devices.c.device_id == device, devices.c.member_id.is_not(None), devices.c.reauth_until > now)
         .order_by(devices.c.last_seen.desc()).limit(1).scalar_subquery())
-    row = conn.execute(sa.select(until, member)).one()
+    return sa.select(until, member)
+
+
+#: built once: building a statement and its cache key cost more than running it on the probe path
+_LOOKUP = _lookup_statement()
+
+
+def lookup(conn: Connection, device_id: str, now: datetime) -> tuple[datetime | None, int | None]:
+    """(end of the device's open session, member it may be re-authorized for): one round trip, for the probe path."""
+    row = conn.execute(_LOOKUP, {"device_id": device_id, "now": now}).one()
     return row[0], (None if row[1] is None else int(row[1]))
 
 

@@ -30,7 +30,9 @@ import asyncio
 import collections
 import functools
 import logging
+import random
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -92,6 +94,7 @@ class Front:
         self.connections: set[Connection] = set()
         self.pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="keliu-front")
         self.counts = collections.Counter[str]()
+        self._jitter = random.Random()
         self._date_at = 0
         self._date = b""
 
@@ -141,7 +144,8 @@ class Front:
         else:
             del self.looking[ip]
         if not fut.cancelled() and fut.exception() is None and fut.result() is self.captive:
-            self.memo[ip] = self.clock() + self.cfg.memo_s
+            # ±25 %: phones that joined in one storm would otherwise all be looked up again in the same instant
+            self.memo[ip] = self.clock() + self.cfg.memo_s * (0.75 + 0.5 * self._jitter.random())
         else:
             self.memo.pop(ip, None)
 
@@ -396,6 +400,8 @@ def run(overrides: dict[str, Any] | None = None) -> None:
 
     from portal.app import create_app
 
+    # the lookup threads hand the GIL back to the event loop after 1 ms instead of 5 ms
+    sys.setswitchinterval(0.001)
     app = create_app({"KELIU": overrides} if overrides else None)
     interceptor = app.wsgi_app
     assert isinstance(interceptor, Interceptor)

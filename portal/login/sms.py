@@ -86,8 +86,8 @@ FROM (SELECT 1) AS one LEFT JOIN LATERAL (
 
 #: PostgreSQL: everything a successful SMS login stores, in one statement (one round trip instead of nine). It
 #: writes exactly what the portable path below writes (code use, ``members.upsert_member``,
-#: ``access.complete_login``: consents, login, device, session, landing URL taken out), and nothing at all unless
-#: the code could be marked used. ``tests/portal/test_sms_login.py`` checks that both paths store the same rows.
+#: ``access.complete_login``: consents, the sensor registry's consent (c) as ``privacy.link_for_analytics``,
+#: login, device, session, landing URL taken out), and nothing at all unless the code could be marked used. ``tests/portal/test_sms_login.py`` checks that both paths store the same rows.
 _LOGIN_PG = sa.text("""
 WITH used AS (
     UPDATE sms_codes SET used_at = CAST(:now AS timestamptz)
@@ -134,6 +134,17 @@ WITH used AS (
     RETURNING id, member_id
 ), landing AS (
     DELETE FROM landing_urls WHERE device_id = :device AND EXISTS (SELECT 1 FROM used) RETURNING url
+), registered AS (
+    -- consent (c), as privacy.link_for_analytics: the stable id registered as a member's (an opt-out stays) ...
+    INSERT INTO sensor_device_registry (device_id, kind, since)
+    SELECT CAST(:reg_id AS varchar), 'member', CAST(:reg_since AS double precision) FROM used
+    WHERE CAST(:g_analytics AS boolean) AND CAST(:reg_id AS varchar) IS NOT NULL
+    ON CONFLICT (device_id) DO NOTHING
+), withdrawn AS (
+    -- ... or, without the tick, a member's registration withdrawn
+    DELETE FROM sensor_device_registry
+    WHERE device_id = :reg_id AND kind = 'member' AND NOT CAST(:g_analytics AS boolean)
+      AND EXISTS (SELECT 1 FROM used)
 )
 SELECT opened.id, opened.member_id, (SELECT url FROM landing) AS url FROM opened
 """)
@@ -146,6 +157,7 @@ def _store_login_pg(conn: Connection, svc: Services, client: Client, code_id: in
         "now": now, "code_id": code_id, "max_tries": svc.cfg.sms.max_tries, "phone": e164, "store": svc.store_id,
         "lang": lang, "device": client.device_id, "ip": client.ip, "until": until,
         "reauth_until": now + timedelta(seconds=svc.policy.reauth_s) if choices.reauth else None,
+        "reg_id": privacy.registry_id(svc, client.mac) if client.mac else None, "reg_since": now.timestamp(),
     }
     choices.require_terms()
     for kind, version in CONSENT_VERSIONS.items():
@@ -154,7 +166,6 @@ def _store_login_pg(conn: Connection, svc: Services, client: Client, code_id: in
     row = conn.execute(_LOGIN_PG, params).first()
     if row is None:
         raise CodeRejected("this code was already used; request a new one", "code_used")
-    privacy.link_for_analytics(conn, svc, client, choices.analytics, now)  # as access.complete_login does
     return Authorized(int(row.id), int(row.member_id), until, None if row.url is None else str(row.url))
 
 

@@ -332,15 +332,26 @@ def main() -> None:
     parser.add_argument("--open-rate", type=float, default=3000.0,
                         help="requests/s offered by all connections together in the open-loop probe run")
     parser.add_argument("--login-processes", type=int, default=2)
-    parser.add_argument("--login-threads", type=int, default=8)
+    parser.add_argument("--login-threads", type=int, default=4, help="as [portal] threads")
     parser.add_argument("--login-rate", type=float, default=300.0,
                         help="logins/s offered by all shoppers together in the open-loop login run")
     parser.add_argument("--postgres", default=PG_ADMIN)
+    parser.add_argument("--only", choices=["probe", "login"], default=None, help="run one of the two parts")
     args = parser.parse_args()
-    import sqlalchemy as sa
 
     tmp = Path(tempfile.mkdtemp(prefix="keliu-bench-portal-"))
     (tmp / "var").mkdir()
+    out: dict[str, object] = {}
+    if args.only in (None, "probe"):
+        out.update(probe_part(args, tmp))
+    if args.only in (None, "login"):
+        out.update(login_part(args, tmp))
+    out.update({"workers": int(os.environ.get("KELIU_PORTAL_WORKERS", "2")),
+                "anchor_apfree_redirects_per_s": 25, "anchor_opennds_715_auth_s": 11})
+    print(json.dumps(out))
+
+
+def probe_part(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     probe_host = ("Host: connectivitycheck.gstatic.com",)
     port, front_port = free_port(), free_port()
     print(f"== probe → 302 to the splash, wrk {args.connections} connections, {args.duration} s a run: the captive "
@@ -381,6 +392,19 @@ def main() -> None:
     print("   anchor: apfree-wifidog ~1,500 redirected pages/min (25/s) on a MIPS router; target ≥ 3,000/s, "
           "p99 < 20 ms", flush=True)
     probe, probe_open = runs["front_closed"], runs["front_open"]
+    figures = {f"probe_{key}_{what}": round(r[what], 1 if what.endswith("ms") else None)
+               for key, r in runs.items()
+               for what in ("rps", "p50_ms", "p99_ms", "first_s_p99_ms", "steady_p99_ms") if what in r}
+    return {"probe_rps": round(probe["rps"]), "probe_p99_ms": round(probe_open["p99_ms"], 1),
+            "probe_connections": args.connections, "probe_open_offered_rps": round(args.open_rate),
+            "probe_open_rps": round(probe_open["rps"]), "probe_open_p99_ms": round(probe_open["p99_ms"], 1),
+            "probe_closed_p99_ms": round(probe["p99_ms"], 1),
+            "probe_errors": sum(int(r["non_2xx_3xx"]) for r in runs.values()), **figures,
+            "probe_speedup_open_p99": round(runs["gunicorn_open"]["p99_ms"] / probe_open["p99_ms"], 1)}
+
+
+def login_part(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    import sqlalchemy as sa
 
     name = f"keliu_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
@@ -408,26 +432,13 @@ def main() -> None:
               f"({r['requests']} requests, non-200 {r['non_2xx_3xx']})", flush=True)
     print(f"   {members} members and {logins} login rows stored", flush=True)
     print("   anchor: openNDS #715, `ndsctl auth` ~11 s with 5 clients; target ≥ 300/s, p99 < 100 ms", flush=True)
-    figures = {f"probe_{key}_{what}": round(r[what], 1 if what.endswith("ms") else None)
-               for key, r in runs.items()
-               for what in ("rps", "p50_ms", "p99_ms", "first_s_p99_ms", "steady_p99_ms") if what in r}
-    print(json.dumps({"probe_rps": round(probe["rps"]), "probe_p99_ms": round(probe_open["p99_ms"], 1),
-                      "probe_connections": args.connections, "probe_open_offered_rps": round(args.open_rate),
-                      "probe_open_rps": round(probe_open["rps"]), "probe_open_p99_ms": round(probe_open["p99_ms"], 1),
-                      "probe_closed_p99_ms": round(probe["p99_ms"], 1),
-                      "probe_errors": sum(int(r["non_2xx_3xx"]) for r in runs.values()), **figures,
-                      "probe_speedup_open_p99": round(runs["gunicorn_open"]["p99_ms"] / probe_open["p99_ms"], 1),
-                      "login_rps": round(login["rps"]), "login_p99_ms": round(login_open["p99_ms"], 1),
-                      "login_closed_p50_ms": round(login["p50_ms"], 1), "login_closed_p99_ms": round(login["p99_ms"], 1),
-                      "login_open_offered_rps": round(args.login_rate), "login_open_rps": round(login_open["rps"]),
-                      "login_open_p50_ms": round(login_open["p50_ms"], 1),
-                      "login_open_p99_ms": round(login_open["p99_ms"], 1),
-                      "login_concurrency": args.login_processes * args.login_threads,
-                      "login_errors": login["non_2xx_3xx"] + login_open["non_2xx_3xx"], "members_stored": members,
-                      "logins_stored": logins,
-                      "workers": int(os.environ.get("KELIU_PORTAL_WORKERS", "2")),
-                      "anchor_apfree_redirects_per_s": 25, "anchor_opennds_715_auth_s": 11}))
-
+    return {"login_rps": round(login["rps"]), "login_p99_ms": round(login_open["p99_ms"], 1),
+            "login_closed_p50_ms": round(login["p50_ms"], 1), "login_closed_p99_ms": round(login["p99_ms"], 1),
+            "login_open_offered_rps": round(args.login_rate), "login_open_rps": round(login_open["rps"]),
+            "login_open_p50_ms": round(login_open["p50_ms"], 1), "login_open_p99_ms": round(login_open["p99_ms"], 1),
+            "login_concurrency": args.login_processes * args.login_threads,
+            "login_errors": login["non_2xx_3xx"] + login_open["non_2xx_3xx"], "members_stored": members,
+            "logins_stored": logins}
 
 if __name__ == "__main__":
     main()

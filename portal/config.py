@@ -35,6 +35,10 @@ class PortalConfig:
     reauth_days: int = field(default=7, metadata={"check": positive})
     #: production WSGI server workers
     workers: int = field(default=2, metadata={"check": positive})
+    #: threads per worker: requests one worker runs at once. Few, because they share one GIL: at 300 logins/s on
+    #: 2 cores, 4 threads gave p99 47-139 ms and 8 gave 156-365 ms (bench/portal.py); probes do not need them
+    #: (the captive front answers those)
+    threads: int = field(default=4, metadata={"check": positive})
     #: which Gate executes AllowClient/RevokeClient: "nft" (the router), "memory" (demo, tests)
     gate: Literal["nft", "memory"] = "memory"
     admin_user: str = "admin"

@@ -42,7 +42,7 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
             "bind": [f"{p.host}:{port}"],
             "workers": 1 if https else p.workers,
             "worker_class": "gthread",
-            "threads": 8,
+            "threads": p.threads,
             "worker_connections": 1000,
             "keepalive": 5,
             "backlog": 2048,

@@ -65,7 +65,8 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
         if self.app is None:
             from portal.app import create_app
 
-            self.app = create_app({"KELIU": self.overrides} if self.overrides else None)
+            # the HTTPS listener starts after the master's workers serve: it must not reconcile the Gate
+            self.app = create_app({"KELIU": self.overrides, "RECONCILE": self.listener == "http"})
         return self.app
 
     def _when_ready(self, _server: Any) -> None:

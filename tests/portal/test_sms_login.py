@@ -245,6 +245,23 @@ def test_reconcile_on_start_follows_the_session_table(db_url: str, var_dir: Any,
     assert restarted.allowed[MAC].until == T0 + 86400
 
 
+
+def test_a_listener_started_later_leaves_the_gate_alone(db_url: str, var_dir: Any, clock: FakeClock,
+                                                        sms: ConsoleSms, neighbours: dict[str, str]) -> None:
+    """The captive front and the HTTPS listener build the app while the workers log phones in: they must not
+    reconcile (a login between their read of the sessions and their write to the Gate would be undone)."""
+    gate = MemoryGate(clock)
+    gate.execute(AllowClient("3c:22:fb:00:00:09", "10.77.0.29", T0 + 999))  # a login the table does not show yet
+    from portal.app import create_app
+
+    later = create_app({"KELIU": {"database_url": db_url, "var_dir": str(var_dir)}, "GATE": gate, "CLOCK": clock,
+                        "SMS": sms, "NEIGHBOURS": neighbours.get, "RECONCILE": False})
+    later.extensions["keliu"].engine.dispose()
+    assert list(gate.allowed) == ["3c:22:fb:00:00:09"]
+    make_app(db_url, var_dir, gate, clock, sms, neighbours)
+    assert list(gate.allowed) == []
+
+
 def test_sweep_ends_idle_and_expired_sessions(app: Flask, phone: Phone, sms: ConsoleSms, gate: MemoryGate,
                                               clock: FakeClock) -> None:
     from portal import access

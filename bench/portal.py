@@ -164,16 +164,11 @@ def start_portal(tmp: Path, db_url: str, port: int, extra: dict[str, str]) -> su
     proc = subprocess.Popen([sys.executable, "-m", "keliu.cli", "portal"], cwd=tmp, env=env,
                             stdout=subprocess.DEVNULL, stderr=(tmp / f"portal-{port}.log").open("wb"),
                             start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"portal exited: {(tmp / f'portal-{port}.log').read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("portal did not start")
+    try:
+        wait_listening(port, proc)
+    except SystemExit as exc:
+        raise SystemExit(f"{exc}: {(tmp / f'portal-{port}.log').read_text()[-2000:]}") from None
+    return proc
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:

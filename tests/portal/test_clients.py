@@ -45,7 +45,12 @@ def netns() -> Iterator[str]:
                      ["link", "set", "lan0", "up"], ["link", "set", "lan1", "up"],
                      ["addr", "add", "10.9.0.1/24", "dev", "lan0"],
                      ["neigh", "add", "10.9.0.5", "lladdr", "02:6b:00:00:00:05", "dev", "lan0", "nud", "reachable"],
-                     ["neigh", "add", "10.9.0.6", "dev", "lan0", "nud", "failed"]):
+                     ["neigh", "add", "10.9.0.6", "dev", "lan0", "nud", "failed"],
+                     # a second LAN (another guest VLAN): found through the route to it
+                     ["link", "add", "lan2", "type", "veth", "peer", "name", "lan3"],
+                     ["link", "set", "lan2", "up"], ["link", "set", "lan3", "up"],
+                     ["addr", "add", "10.9.1.1/24", "dev", "lan2"],
+                     ["neigh", "add", "10.9.1.5", "lladdr", "02:6b:00:00:01:05", "dev", "lan2", "nud", "stale"]):
             subprocess.run(["ip", "-n", name, *argv], check=True, capture_output=True)
         yield name
     finally:
@@ -56,28 +61,34 @@ def netns() -> Iterator[str]:
 @pytest.mark.netns
 def test_neighbour_table_lookup(netns: str) -> None:
     code = ("from portal.clients import Neighbours\nn = Neighbours()\n"
-            "print(n.lookup('10.9.0.5'), n.lookup('10.9.0.6'), n.lookup('10.9.0.7'))")
+            "print(n.lookup('10.9.0.5'), n.lookup('10.9.0.6'), n.lookup('10.9.0.7'), n.lookup('10.9.1.5'),"
+            " n.lookup('10.9.0.5'), n.lookup('127.0.0.1'), n.lookup('192.0.2.1'))")
     out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["02:6b:00:00:00:05", "None", "None"]
+    assert out.stdout.split() == ["02:6b:00:00:00:05", "None", "None", "02:6b:00:00:01:05", "02:6b:00:00:00:05",
+                                  "None", "None"]
 
 
-def test_neighbours_cache_refreshes_on_a_miss() -> None:
+def test_neighbours_asks_the_kernel_once_per_ttl_and_a_miss_again_after_50_ms() -> None:
     class Counting(Neighbours):
-        dumps = 0
+        queries: ClassVar[list[str]] = []
         table: ClassVar[dict[str, str]] = {}
 
-        def _dump(self) -> dict[str, str]:
-            self.dumps += 1
-            return dict(self.table)
+        def _query(self, ip: str) -> str | None:
+            self.queries.append(ip)
+            return self.table.get(ip)
 
     t = [0.0]
     n = Counting(ttl=1.0, clock=lambda: t[0])
-    assert n.lookup("10.0.0.1") is None and n.dumps == 1
-    Counting.table = {"10.0.0.1": "02:00:00:00:00:01"}
-    assert n.lookup("10.0.0.1") is None  # within 50 ms: no new dump
+    assert n.lookup("10.0.0.1") is None and Counting.queries == ["10.0.0.1"]
+    Counting.table = {"10.0.0.1": "02:00:00:00:00:01", "10.0.0.2": "02:00:00:00:00:02"}
+    assert n.lookup("10.0.0.1") is None  # within 50 ms: the miss holds
     t[0] = 0.06
-    assert n.lookup("10.0.0.1") == "02:00:00:00:00:01" and n.dumps == 2
-    t[0] = 0.5
-    assert n.lookup("10.0.0.1") == "02:00:00:00:00:01" and n.dumps == 2  # a hit within the ttl: cached
+    assert n.lookup("10.0.0.1") == "02:00:00:00:00:01"
+    assert n.lookup("10.0.0.2") == "02:00:00:00:00:02"  # one address asked for, not the table
+    t[0] = 1.0
+    assert n.lookup("10.0.0.1") == "02:00:00:00:00:01" and n.lookup("10.0.0.2") == "02:00:00:00:00:02"
+    assert Counting.queries == ["10.0.0.1", "10.0.0.1", "10.0.0.2"]  # hits within the ttl: remembered
+    t[0] = 1.1
+    assert n.lookup("10.0.0.1") == "02:00:00:00:00:01" and Counting.queries[-1] == "10.0.0.1"

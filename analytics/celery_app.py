@@ -45,7 +45,10 @@ def make_celery(cfg: Config) -> Celery:
     # sweep (kombu: every interval x throttle seconds, 100 s by default); keep the sweep within the timeout.
     transport = {"visibility_timeout": a.visibility_timeout,
                  "unacked_restore_interval": max(1, min(10, a.visibility_timeout // 2)),
-                 "unacked_restore_throttle": 1 if a.visibility_timeout < 300 else 10}
+                 "unacked_restore_throttle": 1 if a.visibility_timeout < 300 else 10,
+                 # the sweep's lock: a worker killed while holding it (kombu's default: 300 s) would stop every
+                 # other worker's redelivery for that long
+                 "unacked_mutex_expire": max(1, min(300, a.visibility_timeout))}
     app.conf.update(
         broker_url=a.broker_url or "memory://",
         result_backend=a.result_backend,

@@ -97,14 +97,19 @@ def test_kill_9_mid_task_gives_the_single_process_result(tmp_path, postgres_url,
     env, engine, app, queue = setup(tmp_path, postgres_url, broker, KELIU_ANALYTICS_VISIBILITY_TIMEOUT="5")
     ingest = app.tasks["analytics.ingest_batch"]
     dicts = [{f: getattr(x, f) for f in x.__slots__} for b in batches.values() for x in b]
-    with celery_worker(env, f"k1-{queue}@test", tmp_path / "k1.log", queues=queue) as w1:
-        sent = [ingest.delay(dicts[i:i + 1500]) for i in range(0, len(dicts), 1500)]
-        deadline = time.monotonic() + 60
-        active: list[dict] = []
-        while not active and time.monotonic() < deadline:
-            active = _active(app, w1.name)
-        assert active, "the worker never had a task in progress"
-        w1.kill()
+    # the first task blocks on its INSERT until we let go: the kill lands inside a task (its message unacknowledged),
+    # not between two (a task done, or the next one being fetched), whatever the machine's speed
+    with engine.connect() as hold:
+        hold.execute(sa.text(f"LOCK TABLE {store.sightings.name} IN EXCLUSIVE MODE"))
+        with celery_worker(env, f"k1-{queue}@test", tmp_path / "k1.log", queues=queue) as w1:
+            sent = [ingest.delay(dicts[i:i + 1500]) for i in range(0, len(dicts), 1500)]
+            deadline = time.monotonic() + 60
+            active: list[dict] = []
+            while not active and time.monotonic() < deadline:
+                active = _active(app, w1.name)
+            assert active, "the worker never had a task in progress"
+            w1.kill()
+        hold.rollback()
     killed = {a["id"] for a in active}
     with celery_worker(env, f"k2-{queue}@test", tmp_path / "k2.log", queues=queue):
         inserted = sum(r.get(timeout=150) for r in sent)

@@ -325,12 +325,26 @@ class Connection(asyncio.Protocol):
         self.transport.write(b"".join((status, self.front.date(), rest)))
         self.active_at = self.front.clock()
         if last:
-            self.close()
+            self.close(linger=self.closing_after)
 
-    def close(self) -> None:
-        if not self.closing and self.transport is not None:
-            self.closing = True
-            self.queue.clear()
+    #: seconds a refused connection is still read (and dropped) after its answer
+    LINGER_S = 2.0
+
+    def close(self, linger: bool = False) -> None:
+        """Close; with ``linger`` (the client may still be sending: a refused body, an upgrade) half-close, then
+        drop what arrives until the client closes or ``LINGER_S`` pass. Closing a socket with unread input makes
+        the kernel answer with a reset, which can destroy the answer before the client has read it."""
+        if self.closing or self.transport is None:
+            return
+        self.closing = True
+        self.queue.clear()
+        if linger and self.transport.can_write_eof():
+            self.transport.write_eof()
+            if self.paused:
+                self.paused = False
+                self.transport.resume_reading()
+            asyncio.get_running_loop().call_later(self.LINGER_S, self.transport.close)
+        else:
             self.transport.close()
 
 

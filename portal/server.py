@@ -97,6 +97,7 @@ class Child:
         self.name = name
         self.argv = argv
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # a restart and a stop never interleave: no child outlives the master
         self.proc = subprocess.Popen(argv)
         threading.Thread(target=self._watch, name=f"keliu-{name}", daemon=True).start()
 
@@ -109,17 +110,22 @@ class Child:
             log.error("portal %s listener exited with %s; restarting it", self.name, code)
             if self._stopping.wait(max(0.0, 1.0 - (time.monotonic() - started))):
                 return
-            self.proc = subprocess.Popen(self.argv)
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self.proc = subprocess.Popen(self.argv)
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        with self._lock:
+            self._stopping.set()
+            proc = self.proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
 
 
 def _post_fork(_server: Any, _worker: Any) -> None:

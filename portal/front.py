@@ -187,7 +187,6 @@ class Connection(asyncio.Protocol):
         self._host = b""
         self._head = 0
         self._body = 0
-        self._headers_done = False
         self._error: Prebuilt | None = None
 
     # -- asyncio.Protocol
@@ -215,7 +214,6 @@ class Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # an Upgrade (websocket, h2c) to a foreign host: answered like any request, then the connection ends
-            self.closing_after = True
             self._done_reading()
         except httptools.HttpParserError:
             self._error = self._error or BAD_REQUEST
@@ -239,7 +237,6 @@ class Connection(asyncio.Protocol):
         self._host = b""
         self._head = 0
         self._body = 0
-        self._headers_done = False
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -249,9 +246,6 @@ class Connection(asyncio.Protocol):
         self._grow(len(name) + len(value))
         if len(name) == 4 and name.lower() == b"host":
             self._host = value
-
-    def on_headers_complete(self) -> None:
-        self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
         self._body += len(body)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -61,9 +60,6 @@ def _foreign(resp: Response) -> Response:
 
 def probe_answer(probe: detect.Probe) -> Response:
     return _no_store(Response(probe.body, probe.status, content_type=probe.content_type))
-
-
-WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
 
 class Prebuilt:

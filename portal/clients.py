@@ -1,7 +1,7 @@
 """Who is asking: the client's MAC from the kernel's neighbour table for the request's source IP (an edge).
 
 The MAC never comes from the request (a query parameter or header is forged in one line; apfree-wifidog's
-``temporary_pass?mac=`` was exactly that hole). The router's neighbour table is read with pyroute2 over netlink,
+``temporary_pass?mac=`` was exactly that hole). The router's neighbour table is read over rtnetlink,
 one address at a time, each answer kept for ``ttl`` seconds, so a probe storm costs no syscall per request.
 
 Demo mode: when the Gate is ``memory`` (a laptop, loopback, no router) and the source IP has no neighbour entry,

@@ -130,11 +130,10 @@ class Front:
 
     def _answer(self, req: Foreign) -> Prebuilt:
         try:
-            answer = self.interceptor.answer(req)
+            return self.interceptor.answer(req)
         except Exception:  # a bug or an edge (Gate, netlink) failing: logged, and the phone stays captive
             log.exception("captive lookup failed")
             return self.captive
-        return answer
 
     def _looked_up(self, ip: str, fut: asyncio.Future[Prebuilt]) -> None:
         """In the loop: one lookup less waiting; a captive address is remembered."""

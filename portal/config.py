@@ -39,6 +39,17 @@ class PortalConfig:
     #: 2 cores, 4 threads gave p99 47-139 ms and 8 gave 156-365 ms (bench/portal.py); probes do not need them
     #: (the captive front answers those)
     threads: int = field(default=4, metadata={"check": positive})
+    #: Limits on what a client may hold, on both listeners (portal.http11): seconds a connection may wait for a
+    #: request's first byte (the captive front keeps its own, longer, for phones' kept-alive probe connections)
+    keepalive_s: float = field(default=5.0, metadata={"check": positive})
+    #: seconds from a request's first byte to the end of its head, and from there to the end of its body (a
+    #: slowloris trickling a byte at a time is answered 408 and cut)
+    head_timeout_s: float = field(default=10.0, metadata={"check": positive})
+    body_timeout_s: float = field(default=30.0, metadata={"check": positive})
+    #: request body bytes (413 beyond)
+    max_body: int = field(default=1024 * 1024, metadata={"check": positive})
+    #: connections one client address may hold at once per process (a phone's browser opens about 6)
+    client_connections: int = field(default=64, metadata={"check": positive})
     #: which Gate executes AllowClient/RevokeClient: "nft" (the router), "memory" (demo, tests)
     gate: Literal["nft", "memory"] = "memory"
     admin_user: str = "admin"

@@ -22,7 +22,9 @@ here at all: the router stops DNATing them).
 
 Per connection the answers go out in request order (HTTP/1.1 pipelining); a connection closes after an answer
 that says so (to an authorized client), after HTTP/1.0, on a malformed request (400), an oversized head (431) or
-body (413), and when idle for ``keepalive_s``.
+body (413), a head or body not complete in time (408: slow senders are cut), and when idle for ``keepalive_s``.
+The parsing and the deadlines are the sans-io :mod:`portal.http11`, the same as the portal's own worker's; one
+address holds at most ``client_connections`` at once.
 """
 from __future__ import annotations
 
@@ -40,10 +42,10 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-import httptools
-
+from portal import http11
 from portal.captive import Foreign, Interceptor, Prebuilt, remembers_landing
 from portal.detect import classify
+from portal.http11 import CLOSE, ClientCap, Http11, Limits, Refusal, Request, State
 
 log = logging.getLogger("keliu.portal.front")
 
@@ -56,11 +58,17 @@ class FrontConfig:
     threads: int = 8
     #: lookups waiting beyond this are answered captive without one (shed load, fail closed)
     max_pending: int = 256
+    #: seconds a connection may wait for a request's first byte (phones keep their probe connections open)
     keepalive_s: float = 15.0
+    #: seconds from a request's first byte to the end of its head, and from there to the end of its body
+    head_s: float = 10.0
+    body_s: float = 30.0
     #: request line + headers; a request body is read and dropped, up to this
     max_head: int = 16 * 1024
     max_body: int = 1024 * 1024
     max_connections: int = 10000
+    #: connections one address may hold at once
+    client_connections: int = 64
 
 
 def _plain(status: str, text: str) -> Prebuilt:
@@ -72,9 +80,9 @@ def _plain(status: str, text: str) -> Prebuilt:
     return Prebuilt(resp)
 
 
-BAD_REQUEST = _plain("400 BAD REQUEST", "malformed HTTP request")
-HEAD_TOO_LARGE = _plain("431 REQUEST HEADER FIELDS TOO LARGE", "request head too large")
-BODY_TOO_LARGE = _plain("413 REQUEST ENTITY TOO LARGE", "request body too large")
+#: the core's refusals, prebuilt once
+REFUSALS = {r.status: _plain(f"{r.status} {r.reason.upper()}", r.text)
+            for r in (http11.BAD_REQUEST, http11.TIMEOUT, http11.BODY_TOO_LARGE, http11.HEAD_TOO_LARGE)}
 
 
 class Front:
@@ -92,6 +100,10 @@ class Front:
         self.looking: dict[str, int] = {}
         self.pending = 0
         self.connections: set[Connection] = set()
+        c = self.cfg
+        self.limits = Limits(idle_s=c.keepalive_s, head_s=c.head_s, body_s=c.body_s, max_head=c.max_head,
+                             max_body=c.max_body)
+        self.clients = ClientCap(c.client_connections)
         self.pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="keliu-front")
         self.counts = collections.Counter[str]()
         self._jitter = random.Random()
@@ -157,23 +169,24 @@ class Front:
     # -- housekeeping
 
     def sweep(self) -> None:
-        """Close idle connections and forget expired memo entries (called every few seconds)."""
+        """Apply the connections' deadlines and forget expired memo entries (called every second)."""
         now = self.clock()
         for conn in list(self.connections):
-            if not conn.busy and now - conn.active_at > self.cfg.keepalive_s:
-                conn.close()
+            conn.expire(now)
         for ip in [ip for ip, until in self.memo.items() if until <= now]:
             del self.memo[ip]
 
 
 class Connection(asyncio.Protocol):
-    """One client socket: llhttp parses, answers leave in request order."""
+    """One client socket: :class:`portal.http11.Http11` parses and keeps the deadlines, answers leave in
+    request order."""
 
     def __init__(self, front: Front) -> None:
         self.front = front
         self.transport: Any = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.core = Http11(front.limits, front.clock())
         self.peer = ""
+        self.admitted = False
         #: (request or a fixed error answer, keep-alive) in arrival order
         self.queue: collections.deque[tuple[Foreign | Prebuilt, bool]] = collections.deque()
         self.busy = False  # a lookup for the head of the queue is running
@@ -181,45 +194,50 @@ class Connection(asyncio.Protocol):
         self.closing_after = False  # nothing more is read: close after the queued answers
         self.writable = True
         self.paused = False
-        self.active_at = front.clock()
-        self._url: list[bytes] = []
-        self._host = b""
-        self._head = 0
-        self._body = 0
-        self._error: Prebuilt | None = None
 
     # -- asyncio.Protocol
 
     def connection_made(self, transport: Any) -> None:  # uvloop's transports do not subclass asyncio's
         self.transport = transport
-        if len(self.front.connections) >= self.front.cfg.max_connections:
-            self.front.counts["refused"] += 1
-            transport.abort()
-            return
+        front = self.front
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
-        self.front.connections.add(self)
+        if len(front.connections) >= front.cfg.max_connections:
+            front.counts["refused"] += 1
+            transport.abort()
+            return
+        if not front.clients.admit(self.peer):
+            # one device holds its share: it cannot take every connection the front has from the other phones
+            front.counts["refused_client_cap"] += 1
+            transport.abort()
+            return
+        self.admitted = True
+        front.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.front.connections.discard(self)
+        if self.admitted:
+            self.admitted = False
+            self.front.clients.leave(self.peer)
         self.closing = True
         self.queue.clear()
 
     def data_received(self, data: bytes) -> None:
-        self.active_at = self.front.clock()
         if self.closing:
             return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # an Upgrade (websocket, h2c) to a foreign host: answered like any request, then the connection ends
+        for event in self.core.feed(data, self.front.clock()):
+            if isinstance(event, Refusal):
+                self.front.counts["bad"] += 1
+                self.queue.append((REFUSALS[event.status], False))
+            elif isinstance(event, Request):
+                self.queue.append((self._foreign(event), event.keep_alive))
+            elif not self.queue and not self.busy:  # 100-continue: the body is read (and dropped)
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.core.state is State.DONE:
             self._done_reading()
-        except httptools.HttpParserError:
-            self._error = self._error or BAD_REQUEST
-        if self._error is not None:
-            self.front.counts["bad"] += 1
-            self.queue.append((self._error, False))
-            self._done_reading()
+        elif len(self.queue) > 32 and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
         self._pump()
 
     def pause_writing(self) -> None:
@@ -229,49 +247,24 @@ class Connection(asyncio.Protocol):
         self.writable = True
         self._pump()
 
-    # -- llhttp callbacks
+    def _foreign(self, req: Request) -> Foreign:
+        path = "/" + unquote_to_bytes(req.path).decode("utf-8", "replace").lstrip("/")
+        host = req.header(b"host") or b""
+        return Foreign(method=req.method, host=host.decode("latin-1"), path=path, query=req.query,
+                       remote_addr=self.peer)
 
-    def on_message_begin(self) -> None:
-        self._url.clear()
-        self._host = b""
-        self._head = 0
-        self._body = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url.append(url)
-        self._grow(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._grow(len(name) + len(value))
-        if len(name) == 4 and name.lower() == b"host":
-            self._host = value
-
-    def on_body(self, body: bytes) -> None:
-        self._body += len(body)
-        if self._body > self.front.cfg.max_body and self._error is None:
-            self._error = BODY_TOO_LARGE
-            raise httptools.HttpParserError("body too large")
-
-    def on_message_complete(self) -> None:
-        url = httptools.parse_url(b"".join(self._url))
-        raw_path = url.path or b"/"
-        path = "/" + unquote_to_bytes(raw_path).decode("utf-8", "replace").lstrip("/")
-        method = self.parser.get_method().decode("ascii", "replace")
-        keep = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
-        req = Foreign(method=method, host=self._host.decode("latin-1"), path=path, query=url.query or b"",
-                      remote_addr=self.peer)
-        self.queue.append((req, keep))
-        if not keep:
+    def expire(self, now: float) -> None:
+        """Apply the core's deadline: an idle connection closes, a late head or body is answered 408."""
+        if self.closing:
+            return
+        verdict = self.core.expire(now)
+        if verdict == CLOSE:
+            self.close()
+        elif isinstance(verdict, Refusal):
+            self.front.counts["timeout"] += 1
+            self.queue.append((REFUSALS[verdict.status], False))
             self._done_reading()
-        elif len(self.queue) > 32 and self.transport is not None and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
-
-    def _grow(self, n: int) -> None:
-        self._head += n
-        if self._head > self.front.cfg.max_head and self._error is None:
-            self._error = HEAD_TOO_LARGE
-            raise httptools.HttpParserError("head too large")
+            self._pump()
 
     # -- answering
 
@@ -294,6 +287,7 @@ class Connection(asyncio.Protocol):
             if isinstance(answer, Prebuilt):
                 self.queue.popleft()
                 self._write(req.method, keep, answer)
+                self.core.answered(front.clock())
                 continue
             self.busy = True
             answer.add_done_callback(self._answered)
@@ -309,6 +303,7 @@ class Connection(asyncio.Protocol):
         req, keep = self.queue.popleft()
         assert isinstance(req, Foreign)
         self._write(req.method, keep, fut.result())
+        self.core.answered(self.front.clock())
         self._pump()
 
     def _write(self, method: str, keep: bool, answer: Prebuilt) -> None:
@@ -316,7 +311,6 @@ class Connection(asyncio.Protocol):
         last = answer.closes or not keep or (self.closing_after and not self.queue)
         status, rest = answer.wire(method == "HEAD", last)
         self.transport.write(b"".join((status, self.front.date(), rest)))
-        self.active_at = self.front.clock()
         if last:
             self.close(linger=self.closing_after)
 
@@ -389,12 +383,14 @@ async def serve(front: Front, host: str, port: int, ready: Any = None) -> None:
         ready()
     try:
         while True:
-            await asyncio.sleep(max(0.5, min(5.0, front.cfg.keepalive_s / 3)))
+            await asyncio.sleep(0.5)
             front.sweep()
     finally:
         acceptor.close()
         for conn in list(front.connections):
             conn.close()
+            if conn.transport is not None:  # a lingering one too
+                conn.transport.close()
         front.pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -413,7 +409,8 @@ def run(overrides: dict[str, Any] | None = None) -> None:
     interceptor = app.wsgi_app
     assert isinstance(interceptor, Interceptor)
     p = interceptor.svc.cfg.portal
-    front = Front(interceptor)
+    front = Front(interceptor, FrontConfig(head_s=p.head_timeout_s, body_s=p.body_timeout_s, max_body=p.max_body,
+                                           client_connections=p.client_connections))
 
     async def main() -> None:
         task = asyncio.current_task()

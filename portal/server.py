@@ -1,6 +1,7 @@
 """Serving the portal with gunicorn (an edge: processes, sockets, signals).
 
-The app is built once in the master (``preload_app``: migrations, tenant sync, Gate reconcile), then workers fork;
+Each worker is a :class:`portal.worker.LoopWorker`: an event loop reads every connection within the request
+limits of ``[portal]`` and only complete requests reach the app's threads. The app is built once in the master (``preload_app``: migrations, tenant sync, Gate reconcile), then workers fork;
 each worker drops the inherited database pool and netlink socket. The master also runs the session sweeper
 thread and supervises (restarts, stops with itself) two children: the captive front (:mod:`portal.front`) on
 ``captive_port`` when it is not 0, and, when a certificate is configured, a second gunicorn serving the same app
@@ -41,10 +42,11 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
         opts: dict[str, Any] = {
             "bind": [f"{p.host}:{port}"],
             "workers": 1 if https else p.workers,
-            "worker_class": "gthread",
+            # an event loop reads requests and a few threads run the app (gthread gave a thread to each
+            # half-sent request: two dozen phones froze the portal)
+            "worker_class": "portal.worker.LoopWorker",
             "threads": p.threads,
-            "worker_connections": 1000,
-            "keepalive": 5,
+            "worker_connections": 4096,
             "backlog": 2048,
             "preload_app": True,
             "timeout": 30,

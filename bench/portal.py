@@ -358,7 +358,9 @@ def probe_part(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     print(f"== probe → 302 to the splash, wrk {args.connections} connections, {args.duration} s a run: the captive "
           f"front (:{front_port}, where the router DNATs captive HTTP) and gunicorn (:{port}) of one keliu portal",
           flush=True)
-    portal = start_portal(tmp, f"sqlite:///{tmp / 'probe.db'}", port, {"KELIU_PORTAL_CAPTIVE_PORT": str(front_port)})
+    # wrk's connections all come from one address: lift the per-address connection cap (a phone's is 64)
+    portal = start_portal(tmp, f"sqlite:///{tmp / 'probe.db'}", port, {"KELIU_PORTAL_CAPTIVE_PORT": str(front_port),
+                                                                        "KELIU_PORTAL_CLIENT_CONNECTIONS": "100000"})
     script = open_loop_script(tmp, args.connections, args.open_rate)
     runs: dict[str, dict[str, float]] = {}
     try:

@@ -322,6 +322,8 @@ class LoopWorker(Worker):  # type: ignore[misc]
     def run(self) -> None:
         import uvloop
 
+        # the app's threads hand the GIL back to the loop after 1 ms instead of 5 ms (as in the captive front)
+        sys.setswitchinterval(0.001)
         uvloop.run(self._serve())
 
     async def _serve(self) -> None:

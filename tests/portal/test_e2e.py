@@ -194,7 +194,7 @@ def test_curl_probes_login_logout_kick(bench: Any) -> None:
     _s, front, _l = curl(bench, 0, "http://connectivitycheck.gstatic.com/generate_204", "-D", "-")
     assert front.startswith("HTTP/1.1 302") and "\ndate: " in front.lower() and "server:" not in front.lower()
     _s, own, _l = curl(bench, 0, f"http://{bench.portal_address[0]}/", "-D", "-")
-    assert own.startswith("HTTP/1.1 200") and "server: gunicorn" in own.lower() and "csrf_token" in own
+    assert own.startswith("HTTP/1.1 200") and "server:" not in own.lower() and "csrf_token" in own
     assert curl(bench, 0, "https://www.example.com/", "-k")[0] == 0  # HTTPS is never intercepted
     curl(bench, 0, "http://news.example.com/today")  # the page asked first is kept for after the login
     status, location = curl_login(bench, 0, "13812345678", "138****5678")

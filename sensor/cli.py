@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from keliu.redaction import redact_url
+
 log = logging.getLogger("sensor")
 
 
@@ -63,7 +65,8 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
     try:
         db.upgrade(engine)
     except (sa.exc.SQLAlchemyError, OSError) as exc:
-        log.warning("database not reachable (%s); sightings wait in the spool", str(exc).splitlines()[0][:200])
+        log.warning("database not reachable (%s); sightings wait in the spool",
+                    redact_url(str(exc).splitlines()[0][:200]))
     broker = getattr(cfg.analytics, "broker_url", None)
     sink: Any
     if s.sink == "celery" or (s.sink == "auto" and broker):

@@ -85,3 +85,15 @@ def test_processes_starting_together_all_get_the_same_full_key(tmp_path: Path) -
         assert sorted(p.name for p in (tmp_path / str(n) / "keys").iterdir()) == ["device_hmac", "token_hmac"]
     assert len(by_round) == rounds
     assert bad == []
+
+
+def test_an_empty_key_file_is_an_error_never_a_key(tmp_path: Path) -> None:
+    """What a reader racing an old-style writer saw: an existing, empty file. It must fail loudly, not key HMACs."""
+    (tmp_path / "keys").mkdir()
+    for name in ("device_hmac", "token_hmac", "admin_password"):
+        (tmp_path / "keys" / name).write_bytes(b"")
+    for name in ("device_hmac", "token_hmac"):
+        with pytest.raises(ConfigError, match="delete it to regenerate"):
+            keys.secret_bytes(tmp_path, name)
+    with pytest.raises(ConfigError, match="delete it to regenerate"):
+        keys.admin_password(tmp_path)

@@ -11,6 +11,7 @@ from typing import Any
 
 from analytics.errors import InfluxError
 from analytics.metrics import DWELL_FIELDS
+from keliu.redaction import redact_url
 
 INT_FIELDS = ("visitors", "passersby", "new_visitors", "repeat_visitors", "wifi_logins", "new_members",
               *DWELL_FIELDS)
@@ -60,4 +61,4 @@ def write(url: str, token: str | None, org: str, bucket: str, records: list[str]
             client.write_api(write_options=SYNCHRONOUS).write(bucket=bucket, org=org, record=records,
                                                               write_precision=WritePrecision.S)
     except (ApiException, HTTPError, OSError) as exc:
-        raise InfluxError(f"writing {len(records)} points to {url}: {exc}") from exc
+        raise InfluxError(redact_url(f"writing {len(records)} points to {url}: {exc}")) from exc

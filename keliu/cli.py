@@ -63,10 +63,12 @@ def config_cmd(check: bool) -> None:
     import json
 
     from keliu import config
+    from keliu.redaction import redact_url
 
     cfg = config.load()
     if not check:
-        click.echo(json.dumps(config.redacted(dataclasses.asdict(cfg)), indent=2, ensure_ascii=False, default=str))
+        click.echo(json.dumps(config.redacted(dataclasses.asdict(cfg)), indent=2, ensure_ascii=False,
+                              default=lambda value: redact_url(str(value))))
 
 
 @click.command("db")

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import netaddr
 
 from keliu.errors import ConfigError
+from keliu.redaction import redact_url
 
 # ---------------------------------------------------------------------------------------------------------------
 # validators usable in field metadata: ``field(default=..., metadata={"check": mac})``
@@ -382,13 +383,16 @@ SECRET_WORDS = ("secret", "password", "token", "passphrase", "key")
 
 
 def redacted(value: Any, name: str = "") -> Any:
-    """A copy of a nested mapping with every secret-looking value replaced by ``"***"`` (for printing)."""
+    """A copy of a nested mapping for printing: every secret-looking value replaced by ``"***"``, and the password of
+    every URL-valued string hidden (``postgresql://user:***@host/db``), whatever its key is called."""
     if isinstance(value, Mapping):
         return {k: redacted(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [redacted(v, name) for v in value]
     if value is not None and any(w in name.lower() for w in SECRET_WORDS) and not name.endswith(("_id", "_url")):
         return "***"
+    if isinstance(value, str):
+        return redact_url(value)
     return value
 
 

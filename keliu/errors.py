@@ -17,6 +17,10 @@ class ConfigError(KeliuError):
     """A configuration value is missing, unknown or malformed. ``key`` is the dotted key."""
 
     def __init__(self, key: str, reason: str) -> None:
+        from keliu.redaction import redact_url
+
+        # a reason may quote the bad value, and a bad URL may carry a password: never print it
+        reason = redact_url(reason)
         super().__init__(f"{key}: {reason}")
         self.key = key
         self.reason = reason

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from keliu.errors import ConfigError
@@ -22,34 +23,68 @@ KNOWN = {
 
 
 def secret_bytes(var_dir: str | Path, name: str) -> bytes:
-    """Return the secret ``name``, generating it on first use."""
+    """Return the secret ``name``, generating it on first use.
+
+    A key file shorter than 16 bytes (empty, truncated) is an error, never a key: an empty ``device_hmac`` or
+    ``token_hmac`` would make device ids and tokens computable by anyone.
+    """
     if name not in KNOWN:
         raise ConfigError(f"keys.{name}", "unknown secret")
     path = Path(var_dir) / "keys" / name
-    if path.exists():
+    try:
         data = path.read_bytes()
-        if len(data) < 16:
-            raise ConfigError(f"keys.{name}", f"{path} is shorter than 16 bytes; delete it to regenerate")
-        return data
-    return _create(path, secrets.token_bytes(KNOWN[name]))
+    except FileNotFoundError:
+        data = _create(path, secrets.token_bytes(KNOWN[name]))
+    if len(data) < 16:
+        raise ConfigError(f"keys.{name}", f"{path} is shorter than 16 bytes; delete it to regenerate")
+    return data
 
 
 def admin_password(var_dir: str | Path) -> str:
     """The demo admin's password: generated once, readable so ``make demo`` can print it to its operator."""
     path = Path(var_dir) / "keys" / "admin_password"
-    if path.exists():
-        return path.read_text(encoding="ascii").strip()
-    return _create(path, secrets.token_urlsafe(12).encode("ascii")).decode("ascii")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = _create(path, secrets.token_urlsafe(12).encode("ascii"))
+    password = data.decode("ascii").strip()
+    if len(password) < 12:
+        raise ConfigError("keys.admin_password", f"{path} is shorter than 12 characters; delete it to regenerate")
+    return password
 
 
 def _create(path: Path, data: bytes) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    # O_EXCL: two processes starting at once must not both write different keys.
+    """Publish ``data`` at ``path`` unless another process got there first; return what ``path`` now holds.
+
+    Processes starting together on first run race here. The key is written whole and fsynced to a private temporary
+    file in the same directory, then hard-linked into place: ``link`` fails if ``path`` exists, so exactly one
+    writer wins, and ``path`` never names a partly written file (``O_CREAT | O_EXCL`` on ``path`` itself let a
+    reader see it empty). The losers read the winner's key.
+    """
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_bytes()
+    finally:
+        os.unlink(tmp)
+    _fsync_dir(directory)
     return data
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the new directory entry durable: a power cut must not bring back a first run with a different key."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -7,14 +7,18 @@ verify_push`); a bad one gets 403 and nothing is parsed. Only plain-text mode is
 (``encrypt_type=aes``) is refused, so configure 明文模式 (docs/WECHAT.md).
 
 ``subscribe``/``unsubscribe`` events become rows of ``wechat_follows`` against the member whose WeChat identity has
-that openid (when known). Pushes with a stale timestamp are refused, and a retried push is recorded once.
+that openid (when known). Pushes (and the GET verification) whose signed timestamp is more than 5 minutes from the
+app's clock are refused, and a retried push is recorded once. The XML is parsed by defusedxml with DTDs forbidden:
+the check is made by the parser on the decoded document, so no encoding (UTF-16, UTF-32...) smuggles an entity in.
 """
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from xml.etree.ElementTree import ParseError
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
 from flask import Blueprint, Response, current_app, request
 
 from portal.login.wechat_sign import verify_push
@@ -40,14 +44,18 @@ class BadPush(ValueError):
 
 
 def parse_push(body: bytes) -> Push:
-    """Parse the XML of a plain-text-mode push (pure). Refuses DTDs: WeChat never sends one."""
+    """Parse the XML of a plain-text-mode push (pure). Refuses DTDs and entities: WeChat never sends one.
+
+    The refusal is the parser's, made on the decoded document: a byte search for ``<!DOCTYPE`` missed the same
+    declaration in UTF-16, and the internal entity it declared was expanded into the stored openid.
+    """
     if len(body) > MAX_BODY:
         raise BadPush("too large")
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise BadPush("DTD in a push")
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
+        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise BadPush("DTD or entity in a push") from exc
+    except ParseError as exc:
         raise BadPush("not XML") from exc
     if root.tag != "xml":
         raise BadPush("not a push")
@@ -59,7 +67,7 @@ def parse_push(body: bytes) -> Push:
     if root.find("Encrypt") is not None:
         raise BadPush("encrypted push (safe mode is not supported)")
     created = text("CreateTime")
-    if not created.isdigit():
+    if not _digits(created):
         raise BadPush("no CreateTime")
     return Push(account=text("ToUserName"), openid=text("FromUserName"), create_time=int(created),
                 msg_type=text("MsgType"), event=text("Event").lower())
@@ -68,7 +76,12 @@ def parse_push(body: bytes) -> Push:
 def fresh(timestamp: str, now: float) -> bool:
     """A push whose signed timestamp is more than 5 minutes off is refused (a captured push cannot be replayed
     later; within the window the dedup key catches it)."""
-    return timestamp.isdigit() and abs(now - int(timestamp)) <= MAX_SKEW_S
+    return _digits(timestamp) and abs(now - int(timestamp)) <= MAX_SKEW_S
+
+
+def _digits(value: str) -> bool:
+    # str.isdigit alone accepts "²" and 5,000-digit strings, on which int() raises (a 500, not a refusal)
+    return 0 < len(value) <= 12 and value.isascii() and value.isdigit()
 
 
 blueprint = Blueprint("wechat_mp", __name__)
@@ -86,17 +99,25 @@ def _signed() -> bool:
     return ok
 
 
+def _fresh() -> bool:
+    """The signed timestamp is within 5 minutes of the app's (injected) clock; else a captured request replays."""
+    ok = fresh(request.args.get("timestamp", ""), current_app.extensions["keliu"].clock())
+    if not ok:
+        log.warning("official-account %s refused: stale timestamp", request.method)
+    return ok
+
+
 @blueprint.get("/mp")
 def verify_url() -> Response:
     if not _signed():
         return Response("forbidden", status=403, mimetype="text/plain")
+    if not _fresh():
+        return Response("stale", status=403, mimetype="text/plain")
     return Response(request.args.get("echostr", ""), mimetype="text/plain")
 
 
 @blueprint.post("/mp")
 def receive() -> Response:
-    import time
-
     from portal.login import wechat_store
 
     if not _signed():
@@ -104,8 +125,7 @@ def receive() -> Response:
     if request.args.get("encrypt_type", "raw") != "raw":
         log.warning("official-account push refused: safe mode (encrypt_type) is not supported")
         return Response("unsupported", status=400, mimetype="text/plain")
-    if not fresh(request.args.get("timestamp", ""), time.time()):
-        log.warning("official-account push refused: stale timestamp")
+    if not _fresh():
         return Response("stale", status=403, mimetype="text/plain")
     try:
         push = parse_push(request.stream.read(MAX_BODY + 1))

@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from keliu.redaction import redact_url
+
 log = logging.getLogger("sensor")
 
 
@@ -38,7 +40,18 @@ def _policy(cfg: Any, store_tz: str, group_all: bool | None) -> Any:
 
     s = cfg.sensor
     return PrivacyPolicy(mode=s.privacy, link_days=s.link_days, utc_offset_s=_utc_offset(store_tz),
-                         group_all=s.group_all if group_all is None else group_all)
+                         group_all=s.group_all if group_all is None else group_all, max_macs=s.max_macs)
+
+
+def _parser(cfg: Any, fcs: str) -> Any:
+    """The frame parser, its timestamp window on the wall clock (``[sensor] ts_earliest``, ``ts_ahead_s``)."""
+    import time
+
+    from sensor.frames import Parser
+
+    s = cfg.sensor
+    return Parser("flag" if fcs == "flag" else "verify", clock=time.time, earliest=s.ts_earliest,
+                  ahead_s=s.ts_ahead_s)
 
 
 def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: bool | None = None,
@@ -48,7 +61,6 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
 
     from keliu import db, keys
     from sensor import consent
-    from sensor.frames import Parser
     from sensor.identity import Identifier, Registry, mac_bytes, sid_key
     from sensor.pipeline import Pipeline
     from sensor.sightings import Batcher
@@ -63,7 +75,8 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
     try:
         db.upgrade(engine)
     except (sa.exc.SQLAlchemyError, OSError) as exc:
-        log.warning("database not reachable (%s); sightings wait in the spool", str(exc).splitlines()[0][:200])
+        log.warning("database not reachable (%s); sightings wait in the spool",
+                    redact_url(str(exc).splitlines()[0][:200]))
     broker = getattr(cfg.analytics, "broker_url", None)
     sink: Any
     if s.sink == "celery" or (s.sink == "auto" and broker):
@@ -85,7 +98,7 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
             log.warning("member/opt-out registry not readable (%s); keeping the last one", type(exc).__name__)
         return last[0]
 
-    parser = Parser("flag" if (fcs or s.fcs) == "flag" else "verify")
+    parser = _parser(cfg, fcs or s.fcs)
     return Pipeline(store=store, sensor=s.sensor_id, parser=parser, identifier=ident,
                     sid_key=sid_key(master), spool=spool, delivery=Delivery(spool, sink), health=SqlHealth(engine),
                     batcher=Batcher(s.batch_size, s.batch_seconds), mode=s.privacy,
@@ -149,6 +162,7 @@ def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: 
     n = replay(file, pipe, speed=None if as_fast else speed, loop=loop, stop=lambda: flag[0])
     st = pipe.parser.stats
     click.echo(f"keliu sensor: replayed {n} probe requests ({st.frames} frames, {st.drops} dropped, "
+               f"{st.bad_ts} of them stamped outside the timestamp window, {pipe.identifier.evicted} MACs evicted, "
                f"{pipe.identifier.stats.devices} estimated devices), {pipe.delivery.delivered} sightings delivered, "
                f"{len(pipe.spool.pending())} batches still spooled")
 
@@ -165,17 +179,18 @@ FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized"
 def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) -> None:
     """Print one record per probe request. Device ids use this appliance's key if it exists, else a throw-away
     key; nothing is written anywhere."""
-    from keliu import config
-    from sensor.frames import Parser, format_mac
+    from keliu import config, keys
+    from sensor.frames import format_mac
     from sensor.identity import Identifier
     from sensor.replay import iter_batches
     from sensor.simulate import channel_number
 
     cfg = config.load()
     key_file = Path(cfg.var_dir) / "keys" / "device_hmac"
-    master = key_file.read_bytes() if key_file.exists() else secrets.token_bytes(32)
+    # an existing key is read through keliu.keys, which refuses an empty or truncated one
+    master = keys.secret_bytes(cfg.var_dir, "device_hmac") if key_file.exists() else secrets.token_bytes(32)
     ident = Identifier(master, _policy(cfg, cfg.timezone, group_all))
-    parser = Parser("flag" if fcs == "flag" else "verify")
+    parser = _parser(cfg, fcs)
     fields = FIELDS + (["mac"] if show_mac else [])
     out = sys.stdout
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n") if fmt == "csv" else None
@@ -197,4 +212,4 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) ->
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     st = parser.stats
     click.echo(f"keliu sensor: {st.probes} probe requests, {st.frames} frames, {st.not_probe} not probe requests, "
-               f"{st.malformed} malformed, {st.bad_fcs} bad FCS", err=True)
+               f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window", err=True)

@@ -33,3 +33,10 @@ class SensorConfig:
     health_seconds: float = field(default=10.0, metadata={"check": positive})
     #: how often the portal's member / opt-out registry is re-read
     registry_seconds: float = field(default=60.0, metadata={"check": positive})
+    #: at most this many MACs remembered for grouping (~560 bytes each); past it the least recently heard are
+    #: forgotten and counted (health: evicted)
+    max_macs: int = field(default=50_000, metadata={"check": positive})
+    #: frames stamped before this (epoch seconds; default 2000-01-01) or more than ts_ahead_s past the clock are
+    #: dropped and counted (health: bad_ts)
+    ts_earliest: float = 946_684_800.0
+    ts_ahead_s: float = field(default=86_400.0, metadata={"check": positive})

@@ -18,14 +18,18 @@ fifth of a frozen dataclass's ``__init__``, which matters at 300,000 frames per 
 
 The per-frame boundary: a frame that is not a probe request is skipped and counted; a malformed or truncated frame
 is counted as ``malformed`` and skipped; a frame whose FCS is wrong (or flagged bad by the driver) is counted as
-``bad_fcs`` and skipped. Nothing raises out of :meth:`Parser.parse_frame`.
+``bad_fcs`` and skipped; a probe request whose capture timestamp lies outside the parser's window (before
+``earliest``, by default 2000-01-01, or more than ``ahead_s`` past the injected clock, by default a day) is counted as
+``bad_ts`` and skipped, so a crafted capture (a pcapng ``if_tsresol`` of 0 turns the raw counter into seconds) cannot
+place a sighting in the year 10^11. Nothing raises out of :meth:`Parser.parse_frame`. A capture *file* whose
+``if_tsresol`` option is malformed is refused as a whole with :class:`CaptureFormatError`.
 """
 from __future__ import annotations
 
 import logging
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -53,6 +57,12 @@ FLAG_BAD_FCS = 0x40
 _VOLATILE = frozenset({0, 3, 10})
 _CACHE_MAX = 4096
 
+#: the default timestamp window: nothing before 2000-01-01 (a clock that was never set, a crafted file) ...
+TS_EARLIEST = 946_684_800.0
+#: ... nor more than a day past the injected clock; without a clock, nothing after 2100-01-01
+TS_AHEAD_S = 86_400.0
+TS_LATEST = 4_102_444_800.0
+
 
 class Probe(NamedTuple):
     """One probe request. ``mac`` is the raw source address: it stays in memory and is never stored."""
@@ -75,10 +85,11 @@ class ParseStats:
     not_probe: int = 0
     malformed: int = 0
     bad_fcs: int = 0
+    bad_ts: int = 0  #: probe requests outside the timestamp window (not counted in ``probes``)
 
     @property
     def drops(self) -> int:
-        return self.malformed + self.bad_fcs
+        return self.malformed + self.bad_fcs + self.bad_ts
 
 
 class _Malformed(Exception):
@@ -253,16 +264,42 @@ class ProbeBatch:
 
 
 class Parser:
-    """Parses frames and capture files, counting what it skips in :attr:`stats`."""
+    """Parses frames and capture files, counting what it skips in :attr:`stats`.
 
-    def __init__(self, fcs: Literal["verify", "flag"] = "verify") -> None:
+    ``clock`` (injected by the composition root; None: no clock, the window ends at 2100-01-01), ``earliest`` and
+    ``ahead_s`` make the timestamp window: probes outside ``[earliest, clock() + ahead_s]`` are counted as
+    ``bad_ts`` and skipped."""
+
+    def __init__(self, fcs: Literal["verify", "flag"] = "verify", *, clock: Callable[[], float] | None = None,
+                 earliest: float = TS_EARLIEST, ahead_s: float = TS_AHEAD_S) -> None:
         #: ``verify`` recomputes the CRC of frames that carry an FCS; ``flag`` trusts the driver's bad-FCS flag
         #: only (for anonymized captures whose addresses were rewritten without fixing the FCS)
         self.verify_fcs = fcs == "verify"
+        self.clock = clock
+        self.earliest = earliest
+        self.ahead_s = ahead_s
         self.stats = ParseStats()
         self._layouts: dict[bytes, tuple[int, int, int, int, int]] = {}
         self._tails: dict[bytes, int] = {}
         self._logged = 0
+
+    def fresh(self) -> Parser:
+        """A parser with the same settings and new counters (a throw-away pass over a file)."""
+        return Parser("verify" if self.verify_fcs else "flag", clock=self.clock, earliest=self.earliest,
+                      ahead_s=self.ahead_s)
+
+    def window(self) -> tuple[float, float]:
+        """The timestamps accepted now: ``(earliest, latest)``."""
+        return self.earliest, TS_LATEST if self.clock is None else self.clock() + self.ahead_s
+
+    def _out_of_window(self, ts: float, window: tuple[float, float]) -> bool:
+        """For a located probe: True (and counted, and logged) when its timestamp is outside ``window``."""
+        if window[0] <= ts <= window[1]:
+            return False
+        self.stats.probes -= 1
+        self.stats.bad_ts += 1
+        self._drop_log("timestamp out of window", f"{ts!r} not in [{window[0]:.0f}, {window[1]:.0f}]")
+        return True
 
     # -- one frame (the reference implementation; the batch path below must agree with it) -------------------
 
@@ -270,7 +307,7 @@ class Parser:
                     ) -> Probe | None:
         """Parse the frame ``buf[start:end]`` captured at ``ts``. None when it is skipped (and counted)."""
         loc = self.locate(buf, start, end, linktype)
-        if loc is None:
+        if loc is None or self._out_of_window(ts, self.window()):
             return None
         tail = buf[loc.ssid_end:loc.end]
         fp = self._tails.get(tail)
@@ -297,8 +334,8 @@ class Parser:
         # 10,000th (the counters go into the health report).
         self._logged += 1
         if self._logged <= 5 or self._logged % 10_000 == 0:
-            log.info("dropped frame (%s: %s); %d malformed, %d bad FCS so far", what, exc,
-                     self.stats.malformed, self.stats.bad_fcs)
+            log.info("dropped frame (%s: %s); %d malformed, %d bad FCS, %d bad timestamp so far", what, exc,
+                     self.stats.malformed, self.stats.bad_fcs, self.stats.bad_ts)
 
     def _locate(self, buf: bytes, start: int, end: int, linktype: int) -> Located | None:
         freq: int | None = None
@@ -380,9 +417,10 @@ class Parser:
                 yield self.parse_radiotap(buf, starts, endian, scale)
             return
         rows: list[tuple[float, Located]] = []
+        window = self.window()
         for ts, s, e, linktype in records(buf):
             loc = self.locate(buf, s, e, linktype)
-            if loc is not None:
+            if loc is not None and not self._out_of_window(ts, window):
                 rows.append((ts, loc))
             if len(rows) >= size:
                 yield _batch_of(buf, rows, self._tails)
@@ -459,11 +497,14 @@ class Parser:
             probe &= ~more
         bad |= probe & (pos != E2)
         probe &= pos == E2
+        window = self.window()
+        bad_ts = probe & ~((ts >= window[0]) & (ts <= window[1]))
+        probe &= ~bad_ts
         # frames for the per-frame reference path
         rows: list[tuple[int, Located]] = []
         for k in np.flatnonzero(slow):
             loc = self.locate(buf, int(S[k]), int(E[k]), LINKTYPE_RADIOTAP)
-            if loc is not None:
+            if loc is not None and not self._out_of_window(float(ts[k]), window):
                 rows.append((int(k), loc))
         st = self.stats
         nbad = int(np.count_nonzero(bad & ~slow))
@@ -472,8 +513,11 @@ class Parser:
         st.bad_fcs += int(np.count_nonzero(bad_fcs & ~bad))
         st.not_probe += int(np.count_nonzero(not_probe & ~bad))
         st.probes += int(np.count_nonzero(probe))
-        if nbad or bad_fcs.any():
-            self._drop_log("malformed or bad FCS", f"{nbad} malformed in a batch of {nframes}")
+        nbad_ts = int(np.count_nonzero(bad_ts))
+        st.bad_ts += nbad_ts
+        if nbad or bad_fcs.any() or nbad_ts:
+            self._drop_log("malformed, bad FCS or timestamp out of window",
+                           f"{nbad} malformed, {nbad_ts} out of window in a batch of {nframes}")
         idx = np.flatnonzero(probe)
         hp = h[idx]
         hi = hdr[idx]
@@ -623,7 +667,7 @@ def _pcapng(buf: bytes) -> Iterator[tuple[float, int, int, int]]:
         body = off + 8
         if btype == 1:  # interface description: link type, and the timestamp resolution option
             (linktype,) = struct.unpack_from(endian + "H", buf, body)
-            ifaces.append((linktype, _tsresol(buf, body + 8, off + blen - 4, endian)))
+            ifaces.append((linktype, _tsresol(buf, body + 8, off + blen - 4, endian, len(ifaces))))
         elif btype == 6:  # enhanced packet
             iface, hi, lo, caplen = struct.unpack_from(endian + "IIII", buf, body)
             if iface < len(ifaces) and body + 20 + caplen <= off + blen:
@@ -636,13 +680,23 @@ def _pcapng(buf: bytes) -> Iterator[tuple[float, int, int, int]]:
         off += blen
 
 
-def _tsresol(buf: bytes, pos: int, end: int, endian: str) -> float:
+def _tsresol(buf: bytes, pos: int, end: int, endian: str, iface: int) -> float:
+    """Seconds per timestamp unit of one pcapng interface (``if_tsresol``; default microseconds).
+
+    A malformed option (not one byte long, running past its block, or finer than libpcap accepts: 10^-19 or
+    2^-63) refuses the whole capture: its timestamps cannot be trusted."""
     while pos + 4 <= end:
         code, length = struct.unpack_from(endian + "HH", buf, pos)
         if code == 0:
             break
-        if code == 9 and length >= 1:
+        if pos + 4 + length > end:
+            raise CaptureFormatError(f"pcapng interface {iface}: option {code} runs past its block")
+        if code == 9:
+            if length != 1:
+                raise CaptureFormatError(f"pcapng interface {iface}: if_tsresol is {length} bytes long, not 1")
             v = buf[pos + 4]
+            if v & 0x80 and v & 0x7F > 63 or not v & 0x80 and v > 19:
+                raise CaptureFormatError(f"pcapng interface {iface}: if_tsresol {v:#04x} is out of range")
             return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
         pos += 4 + ((length + 3) & ~3)
     return 1e-6

@@ -17,14 +17,18 @@ devices, following Vanhoef et al. 2016 and Martin et al. 2017: a new randomized 
 seen MAC with the same information-element fingerprint (see ``sensor.frames``) when its sequence number continues
 that MAC's counter, or else when the timing (the old MAC went quiet shortly before) and the signal strength fit.
 The group's id is the keyed hash of its first MAC. State is kept only for active MACs and groups and expires
-(``mac_ttl_s``), so memory is bounded by the devices in range, not by the frames seen; and all of it is dropped
-when the period key rotates, so nothing links across periods.
+(``mac_ttl_s``), so memory follows the devices in range, not the frames seen; and all of it is dropped when the
+period key rotates, so nothing links across periods. Devices in range are not a bound an attacker respects (a
+transmitter sending probes from 200,000 random MACs in a quarter of an hour), so the MACs kept are also capped at
+``max_macs``: past it, the least recently heard are forgotten and counted in :attr:`Identifier.evicted` (the
+sensor's health report shows it). A forgotten MAC heard again is a new MAC; nothing else changes.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import itertools
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from sensor.frames import Probe, ProbeBatch
 
 Mode = Literal["strict", "linked"]
+log = logging.getLogger(__name__)
 
 
 def period_key(master: bytes, period: int) -> bytes:
@@ -102,6 +107,8 @@ class PrivacyPolicy:
     seq_rate: float = 16.0
     #: MAC and group state is forgotten after this long unheard
     mac_ttl_s: float = 900.0
+    #: at most this many MACs are remembered (about 560 bytes each); past it the least recently heard are evicted
+    max_macs: int = 50_000
     #: a phone that has been in range ``long_presence_s`` (staff, long visits) may be linked after a longer
     #: silence, ``long_window_s``, if its signal is within ``long_rssi_db``: passers-by never qualify
     long_presence_s: float = 600.0
@@ -184,6 +191,10 @@ class Identifier:
         self._fixed: dict[int, list[Any]] = {}  # globally unique MAC -> [device id, last heard]
         self._macs: dict[int, _Mac] = {}  # randomized MAC -> state
         self._by_fp: dict[int, list[_Group]] = {}
+        self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
+        #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
+        self.evicted = 0
+        self._evictions = 0
 
     def identify_batch(self, batch: ProbeBatch) -> np.ndarray:
         """Device ids (an object array of ``str`` or None), one per probe of ``batch``."""
@@ -211,6 +222,7 @@ class Identifier:
     # -- one run of frames within a period ---------------------------------------------------------------------
 
     def _run(self, batch: ProbeBatch, a: int, b: int, out: np.ndarray) -> None:
+        self._latest = max(self._latest, float(batch.ts[b - 1]))
         M = batch.mac[a:b]
         policy = self.policy
         if policy.group_randomized:
@@ -254,6 +266,8 @@ class Identifier:
         return False, None
 
     def _new_fixed(self, mac: int) -> list[Any]:
+        if len(self._macs) + len(self._fixed) >= self.policy.max_macs:
+            self._evict()
         self.stats.macs += 1
         decided, dev = self._policy_id(mac)
         if not decided:
@@ -299,6 +313,8 @@ class Identifier:
         return np.array(res, object)[np.repeat(np.arange(len(starts)), lasts - starts + 1)]
 
     def _new_random(self, batch: ProbeBatch, gi: int, mac: int, ts: float, seq: int, rssi: float | None) -> _Mac:
+        if len(self._macs) + len(self._fixed) >= self.policy.max_macs:
+            self._evict()
         st = _Mac(None, ts, seq, rssi)
         self._macs[mac] = st
         self.stats.macs += 1
@@ -392,6 +408,31 @@ class Identifier:
         return best
 
     # -- periods and memory ------------------------------------------------------------------------------------
+
+    def _evict(self) -> None:
+        """Make room under ``max_macs``: forget what the TTL allows, then the least recently heard MACs down to 90%
+        of the cap (so the sort is paid once per tenth of the cap of new MACs, not once per MAC), and the groups
+        whose current MAC was forgotten. The tables are changed in place: ``_run`` and ``_grouped`` hold them."""
+        cap = self.policy.max_macs
+        cutoff = self._latest - self.policy.mac_ttl_s
+        heard = sorted([(st.ts, 0, m) for m, st in self._macs.items()] + [(e[1], 1, m) for m, e in self._fixed.items()])
+        expired = sum(1 for h in heard if h[0] < cutoff)
+        forced = max(0, len(heard) - expired - cap * 9 // 10)
+        for _ts, kind, m in heard[:expired + forced]:
+            del (self._macs if kind == 0 else self._fixed)[m]
+        live = {id(st) for st in self._macs.values()}
+        for fp in list(self._by_fp):
+            kept = [g for g in self._by_fp[fp] if id(g.current) in live]
+            if kept:
+                self._by_fp[fp] = kept
+            else:
+                del self._by_fp[fp]
+        if forced:
+            self.evicted += forced
+            self._evictions += 1
+            if self._evictions <= 5 or self._evictions % 1000 == 0:  # a flood must not flood the log too
+                log.warning("more than %d MACs in range: forgot the %d least recently heard (%d so far)", cap,
+                            forced, self.evicted)
 
     def _roll(self, period: int) -> None:
         self._period = period

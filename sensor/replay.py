@@ -91,7 +91,7 @@ def iter_batches(parser: Parser, path: str | Path, size: int = 16384) -> Iterato
 def _span(parser: Parser, path: Path) -> tuple[float, float]:
     """First and last timestamp of the probes in the capture (a throw-away parse)."""
     lo, hi = math.inf, -math.inf
-    for b in iter_batches(Parser(fcs="verify" if parser.verify_fcs else "flag"), path):
+    for b in iter_batches(parser.fresh(), path):
         if len(b):
             lo, hi = min(lo, float(b.ts.min())), max(hi, float(b.ts.max()))
     if lo == math.inf:

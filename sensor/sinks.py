@@ -179,6 +179,10 @@ class Health:
     macs: int
     mode: str
     status: str = ""
+    #: probe requests stamped outside the parser's timestamp window (also counted in ``drops``)
+    bad_ts: int = 0
+    #: MACs forgotten because the identity layer's ``max_macs`` cap was reached
+    evicted: int = 0
 
 
 class HealthSink(Protocol):
@@ -206,13 +210,13 @@ class SqlHealth:
 
 class LogHealth:
     def report(self, health: Health) -> None:
-        log.info("sensor health: %.0f frames/s, %d frames, %d drops, spool %d batches, last frame %s, channel %s",
-                 health.fps, health.frames, health.drops, health.spool_batches, health.last_frame_ts,
-                 health.channel)
+        log.info("sensor health: %.0f frames/s, %d frames, %d drops (%d bad timestamps), %d MACs evicted, "
+                 "spool %d batches, last frame %s, channel %s", health.fps, health.frames, health.drops, health.bad_ts,
+                 health.evicted, health.spool_batches, health.last_frame_ts, health.channel)
 
 
 def health_table() -> Any:
-    """The ``sensor_health`` table (created by the migration sensor_0001) for queries: dashboards read it."""
+    """The ``sensor_health`` table (migrations sensor_0001, sensor_0002) for queries: dashboards read it."""
     import sqlalchemy as sa
 
     md = sa.MetaData()
@@ -226,7 +230,7 @@ def health_table() -> Any:
         sa.Column("spool_dropped", sa.BigInteger), sa.Column("delivered", sa.BigInteger),
         sa.Column("last_frame_ts", sa.Float), sa.Column("channel", sa.Integer), sa.Column("freq", sa.Integer),
         sa.Column("devices", sa.Integer), sa.Column("macs", sa.Integer), sa.Column("mode", sa.String(16)),
-        sa.Column("status", sa.String(200)),
+        sa.Column("status", sa.String(200)), sa.Column("bad_ts", sa.BigInteger), sa.Column("evicted", sa.BigInteger),
     )
 
 

@@ -60,3 +60,33 @@ def test_db_creates_schema_on_sqlite(tmp_path: Path) -> None:
     assert {"malls", "stores", "sightings"} <= names
     with engine.connect() as conn:
         assert conn.exec_driver_sql("select id, mall_id from stores").all() == [("demo-store", "demo-mall")]
+
+
+# passwords an attacker who reads `keliu config` output (a support ticket, a screen share, a log) must not learn
+URL_SECRETS = {
+    "KELIU_DATABASE_URL": ("postgresql://keliu:DbPw-s3cret@db.example:5432/keliu", "DbPw-s3cret"),
+    "KELIU_ANALYTICS_BROKER_URL": ("amqp://guest:Broker-s3cret@rabbit.example:5672//", "Broker-s3cret"),
+    "KELIU_ANALYTICS_RESULT_BACKEND": ("redis://:Redis-s3cret@redis.example:6379/0", "Redis-s3cret"),
+    "KELIU_ANALYTICS_INFLUX_URL": ("http://admin:Influx-s3cret@influx.example:8086/?token=QueryTok-s3cret",
+                                   "s3cret"),
+    "KELIU_PORTAL_VENUE_INFO_URL": ("https://shop:Venue-s3cret@venue.example/info", "Venue-s3cret"),
+}
+
+
+def test_config_hides_passwords_inside_urls(tmp_path: Path) -> None:
+    """Attack review #11: `keliu config` printed the passwords inside database_url, broker_url and friends."""
+    out = run(["config"], tmp_path, {k: url for k, (url, _pw) in URL_SECRETS.items()})
+    assert out.returncode == 0, out.stderr
+    assert "s3cret" not in out.stdout + out.stderr
+    assert '"database_url": "postgresql://keliu:***@db.example:5432/keliu"' in out.stdout
+    assert '"broker_url": "amqp://guest:***@rabbit.example:5672//"' in out.stdout
+    assert '"result_backend": "redis://:***@redis.example:6379/0"' in out.stdout
+    assert '"influx_url": "http://admin:***@influx.example:8086/?token=***"' in out.stdout
+    assert '"venue_info_url": "https://shop:***@venue.example/info"' in out.stdout
+
+
+def test_config_error_quoting_a_url_hides_its_password(tmp_path: Path) -> None:
+    out = run(["config", "--check"], tmp_path, {"KELIU_DATABASE_URL": "postgre sql://keliu:DbPw-s3cret@db/keliu"})
+    assert out.returncode == 2
+    assert out.stderr.startswith("keliu: database_url: not an SQLAlchemy URL: 'postgre sql://keliu:***@db/keliu'")
+    assert "s3cret" not in out.stderr

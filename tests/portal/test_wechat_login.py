@@ -406,12 +406,52 @@ def push(env: Env, event: str, openid: str, *, now: int | None = None, signature
                                           content_type="text/xml")
 
 
+def echo(env: Env, ts: int, signature: str | None = None) -> Any:
+    sig = signature if signature is not None else push_signature(MP_TOKEN, str(ts), "n1")
+    return env.phone().get(f"/wechat/mp?signature={sig}&timestamp={ts}&nonce=n1&echostr=hello123")
+
+
 def test_official_account_url_verification(env: Env) -> None:
-    sig = push_signature(MP_TOKEN, "1700000000", "n1")
-    ok = env.phone().get(f"/wechat/mp?signature={sig}&timestamp=1700000000&nonce=n1&echostr=hello123")
+    now = int(env.clock.t)
+    ok = echo(env, now)
     assert ok.status_code == 200 and ok.get_data(as_text=True) == "hello123"
-    bad = env.phone().get("/wechat/mp?signature=00&timestamp=1700000000&nonce=n1&echostr=hello123")
+    bad = echo(env, now, signature="00")
     assert bad.status_code == 403 and "hello123" not in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -1_000_000])
+def test_url_verification_with_a_stale_timestamp_is_refused(env: Env, skew: int) -> None:
+    """Attack review #12: a captured (or old, leaked) signed echo request was answered whatever its age."""
+    stale = echo(env, int(env.clock.t) + skew)
+    assert stale.status_code == 403 and "hello123" not in stale.get_data(as_text=True)
+    assert echo(env, int(env.clock.t) + skew // abs(skew) * 300).status_code == 200  # the edge of the window
+
+
+def test_push_freshness_follows_the_app_clock(env: Env) -> None:
+    """The window is judged by the injected clock, not the host's: an hour ahead, a push signed now is stale."""
+    env.clock.t += 3600
+    assert push(env, "subscribe", "oX").status_code == 403
+    assert echo(env, int(time.time())).status_code == 403
+    assert push(env, "subscribe", "oX", now=int(env.clock.t)).status_code == 200
+    assert [r.openid for r in env.rows("wechat_follows")] == ["oX"]
+
+
+def test_utf16_push_with_an_internal_entity_is_refused_and_not_stored(env: Env) -> None:
+    """Attack review #12: the "no DTD" byte check did not see ``<!DOCTYPE`` in UTF-16, so an entity was expanded."""
+    ts = str(int(env.clock.t))
+    xml = ('<?xml version="1.0" encoding="UTF-16"?>'
+           '<!DOCTYPE xml [<!ENTITY who "oEntityExpanded">]>'
+           f"<xml><ToUserName>gh_fake_account</ToUserName><FromUserName>&who;</FromUserName>"
+           f"<CreateTime>{ts}</CreateTime><MsgType>event</MsgType><Event>subscribe</Event></xml>")
+    sig = push_signature(MP_TOKEN, ts, "777")
+    for encoding in ("utf-16", "utf-16-le", "utf-16-be"):
+        body = xml.encode(encoding)
+        if encoding != "utf-16":
+            body = "\ufeff".encode(encoding) + body
+        resp = env.phone("198.51.100.7").post(f"/wechat/mp?signature={sig}&timestamp={ts}&nonce=777", data=body,
+                                              content_type="text/xml")
+        assert resp.status_code == 400, encoding
+    assert env.rows("wechat_follows") == []
 
 
 def test_subscribe_events_recorded_against_member(env: Env, fake: FakeServer) -> None:

@@ -183,6 +183,10 @@ def test_parse_subscribe_push() -> None:
     b"<notxml><CreateTime>1</CreateTime></notxml>",
     b"<xml><CreateTime>1</CreateTime>",
     b"<xml>" + b" " * 70000 + b"<CreateTime>1</CreateTime></xml>",
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><CreateTime>1</CreateTime>'
+    "<FromUserName>&a;</FromUserName></xml>".encode("utf-16"),
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE xml><xml><CreateTime>1</CreateTime></xml>'.encode("utf-16"),
+    "<xml><CreateTime>\u00b2</CreateTime></xml>".encode(),
 ])
 def test_unreadable_pushes_are_refused(body: bytes) -> None:
     with pytest.raises(BadPush):
@@ -190,6 +194,6 @@ def test_unreadable_pushes_are_refused(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(("timestamp", "ok"), [("1000", True), ("700", True), ("699", False), ("1301", False),
-                                               ("", False), ("-5", False)])
+                                               ("", False), ("-5", False), ("\u00b2", False), ("1" * 5000, False)])
 def test_push_freshness(timestamp: str, ok: bool) -> None:
     assert fresh(timestamp, 1000.0) is ok

@@ -90,3 +90,22 @@ def tshark_rows(tshark: str, path: Path) -> list[tuple[float, str, int | None, i
 def ssid_matches(ours: str, theirs: str) -> bool:
     """tshark prints an SSID as text or as hex, depending on its content."""
     return theirs in (ours, ours.encode().hex(), ":".join(f"{b:02x}" for b in ours.encode()))
+
+
+def tpcapng(path: Path, records: list[tuple[int, bytes]], tsresol: bytes | None = b"\x00") -> Path:
+    """A little-endian pcapng: one section, one radiotap interface whose ``if_tsresol`` option carries ``tsresol``
+    (None: no option, microseconds), and one enhanced packet block per ``(raw 64-bit timestamp, frame)``."""
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += bytes(-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    opts = b""
+    if tsresol is not None:
+        opts = struct.pack("<HH", 9, len(tsresol)) + tsresol + bytes(-len(tsresol) % 4)
+    out += block(1, struct.pack("<HHI", 127, 0, 65535) + opts + struct.pack("<HH", 0, 0))
+    for raw, frame in records:
+        out += block(6, struct.pack("<IIIII", 0, raw >> 32, raw & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+    path.write_bytes(out)
+    return path

@@ -79,13 +79,13 @@ def test_pcapng_gives_the_same_records(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_big_endian_and_nanosecond_pcap() -> None:
     frame = tframe("basic", "00:11:22:33:44:55", 42)
-    be = struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127) + struct.pack(">IIII", 100, 250_000,
+    be = struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127) + struct.pack(">IIII", int(T0), 250_000,
                                                                                     len(frame), len(frame)) + frame
-    ns = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 127) + struct.pack("<IIII", 100, 250_000_000,
+    ns = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 127) + struct.pack("<IIII", int(T0), 250_000_000,
                                                                                     len(frame), len(frame)) + frame
     for buf in (be, ns):
         (p,) = list(Parser().parse_capture(buf))
-        assert (p.ts, p.mac.hex(), p.seq, p.rssi) == (100.25, "001122334455", 42, -55)
+        assert (p.ts, p.mac.hex(), p.seq, p.rssi) == (T0 + 0.25, "001122334455", 42, -55)
 
 
 REAL = [
@@ -157,15 +157,18 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(mutated(), st.binary(max_size=80)), min_size=1, max_size=12))
-def test_fuzz_batch_equals_reference_and_nothing_escapes(frames: list[bytes]) -> None:
-    buf = PCAP_HEADER + b"".join(struct.pack("<IIII", 1000 + i, 0, len(f), len(f)) + f for i, f in enumerate(frames))
+@given(st.lists(st.tuples(st.one_of(mutated(), st.binary(max_size=80)), st.sampled_from([int(T0), 0, 2**32 - 1])),
+                min_size=1, max_size=12))
+def test_fuzz_batch_equals_reference_and_nothing_escapes(timed: list[tuple[bytes, int]]) -> None:
+    frames = [f for f, _t in timed]
+    buf = PCAP_HEADER + b"".join(struct.pack("<IIII", t, 0, len(f), len(f)) + f for f, t in timed)
     ref, ref_stats = reference(buf)
     got, got_stats = batched(buf)
     assert got == ref
     assert got_stats == ref_stats
     s = got_stats
-    assert s.frames == len(frames) == s.probes + s.not_probe + s.malformed + s.bad_fcs  # type: ignore[attr-defined]
+    assert s.frames == len(frames) == (  # type: ignore[attr-defined]
+        s.probes + s.not_probe + s.malformed + s.bad_fcs + s.bad_ts)  # type: ignore[attr-defined]
 
 
 @settings(max_examples=100, deadline=None)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from sensor.frames import Parser, Probe
+from sensor.frames import Parser, Probe, ProbeBatch
 from sensor.identity import (
     Identifier,
     PrivacyPolicy,
@@ -156,3 +157,54 @@ def test_opt_out_drops_the_rotating_macs_grouped_with_it() -> None:
     assert out[0] is not None  # heard before the opted-out MAC: already delivered, not retracted
     assert out[1] is None and out[2] is None  # the opted-out MAC and the next one of the same phone
     assert out[3] is not None  # another model: another phone
+
+
+def tflood(n: int, start: float, span_s: float, seed: int, randomized: bool = True) -> ProbeBatch:
+    """``n`` probes from ``n`` distinct MACs (an attacker's transmitter), each with its own fingerprint, over
+    ``span_s`` seconds: what a flood of random source addresses looks like to the identity layer."""
+    rng = np.random.default_rng(seed)
+    mac = rng.integers(0, 2**48, n, dtype=np.uint64)
+    la = np.uint64(0x02 << 40)
+    mac = mac | la if randomized else mac & ~la
+    z = np.zeros(n, np.int64)
+    return ProbeBatch(b"", start + np.sort(rng.random(n)) * span_s, mac, rng.integers(0, 4096, n),
+                      np.full(n, -60, np.int64), np.full(n, 2437, np.int64), z, z, z,
+                      fps=rng.integers(0, 2**31, n), ssids=(b"",) * n)
+
+
+def test_a_flood_of_random_macs_is_capped_and_evictions_are_counted() -> None:
+    """Attack review #14: 200,000 random MACs within the 15-minute TTL were all kept (~560 bytes each).
+
+    The default cap (50,000) holds after every batch, for randomized and globally unique MACs alike, and for the
+    groups; what was forgotten is counted. A phone heard throughout keeps its id."""
+    ident = Identifier(MASTER, PrivacyPolicy(mode="strict"))
+    cap = 50_000  # the default
+    phone = Probe(T0, mac_bytes("da:a1:19:00:00:01"), 1, -40, 2437, b"", 99)
+    (first,) = ident.identify_probes([phone])
+    worst = 0
+    for i in range(20):  # 200,000 random MACs and 50,000 spoofed global ones, in 10 minutes
+        start = T0 + i * 30
+        for batch in (tflood(10_000, start, 30, seed=i), tflood(2_500, start, 30, seed=100 + i, randomized=False)):
+            ident.identify_batch(batch)
+            worst = max(worst, ident.active_macs, ident.active_groups)
+        assert ident.identify_probes([phone._replace(ts=start + 30, seq=2 + i)]) == [first]
+    assert worst <= cap
+    assert PrivacyPolicy().max_macs == cap
+    assert ident.evicted >= 250_000 - cap
+    assert ident.stats.macs >= 250_000  # naive counting still sees every MAC that appeared
+
+
+def test_eviction_forgets_the_least_recently_heard() -> None:
+    ident = Identifier(MASTER, PrivacyPolicy(max_macs=10))
+    quiet = tprobe(T0, "02:00:00:00:00:aa", fp=1)
+    loud = tprobe(T0, "02:00:00:00:00:bb", fp=2)
+    a, b = ids(ident, [quiet, loud])
+    for k in range(30):
+        ids(ident, [tprobe(T0 + 1 + k, f"02:00:00:00:01:{k:02x}", fp=100 + k), loud._replace(ts=T0 + 1 + k, seq=2 + k)])
+        assert ident.active_macs <= 10
+    assert ident.evicted > 0
+    seen = ident.stats.macs
+    assert ids(ident, [loud._replace(ts=T0 + 40, seq=40)]) == [b]
+    assert ident.stats.macs == seen  # heard all along: still known
+    assert ids(ident, [quiet._replace(ts=T0 + 40, seq=2)]) == [a]  # the same keyed hash of the same MAC ...
+    assert ident.stats.macs == seen + 1  # ... but it had been forgotten: a new MAC to the grouping

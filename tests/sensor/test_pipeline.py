@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from sensor.sightings import Batcher
 from sensor.simulate import Person, Scenario, simulate, write_pcap
 from sensor.sinks import Delivery, Health, MemorySink, SqlHealth, SqlSink, health_table
 from sensor.spool import Spool
+from tests.conftest import require_tool
+from tests.sensor.sensorkit import tframe, tpcapng, write_records
 from tests.sensor.test_spool import tsighting
 
 MASTER = bytes(32)
@@ -313,3 +319,67 @@ def test_capture_loop_with_a_fake_radio(tmp_path: Path, monkeypatch: pytest.Monk
     theirs.close()
     assert sorted(s.seq for b in sink.batches for s in b) == list(range(20))
     assert "mon0 set channel 1" in iw_log.read_text()
+
+
+def keliu_sensor(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """A real ``keliu sensor`` process with its database and var dir in ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
+    env |= {"KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'keliu.db'}", "KELIU_VAR_DIR": str(tmp_path / "var")}
+    return subprocess.run([sys.executable, "-m", "keliu.cli", "sensor", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_crafted_pcapng_timestamps_are_refused_and_counted(tmp_path: Path) -> None:
+    """Attack review #14: a pcapng whose if_tsresol is 0 (one-second units) stored a sighting at ts = 1.8e19.
+
+    The file is a real pcapng (tshark reads all three frames); `keliu sensor replay` stores only the frame stamped
+    within the window and counts the two others (after 2100 / in 1970) in the health report."""
+    tshark = require_tool("tshark")
+    good = int(time.time()) - 3600
+    frames = [(good, tframe("basic", "02:00:00:00:00:01", 1)), (2**64 - 1, tframe("basic", "02:00:00:00:00:02", 2)),
+              (5, tframe("basic", "02:00:00:00:00:03", 3))]
+    path = tpcapng(tmp_path / "crafted.pcapng", frames, tsresol=b"\x00")
+    seen = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "wlan.sa"], capture_output=True, text=True,
+                          check=True).stdout.split()
+    assert seen == ["02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"]
+    out = keliu_sensor(["replay", str(path), "--store", "demo-store", "--max"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'keliu.db'}")
+    with engine.connect() as conn:
+        assert [r.ts for r in conn.execute(sa.text("SELECT ts FROM sightings"))] == [pytest.approx(good)]
+        row = conn.execute(sa.text("SELECT frames, probes, drops, bad_ts FROM sensor_health")).one()
+    engine.dispose()
+    assert tuple(row) == (3, 1, 2, 2)
+    assert "timestamp out of window" in out.stderr  # the per-frame boundary's log line
+
+
+@pytest.mark.parametrize(("tsresol", "message"), [
+    (b"\x00\x00", "if_tsresol is 2 bytes long, not 1"),
+    (b"\x50", "if_tsresol 0x50 is out of range"),
+    (b"\xc0", "if_tsresol 0xc0 is out of range"),
+])
+def test_malformed_tsresol_refuses_the_file(tmp_path: Path, tsresol: bytes, message: str) -> None:
+    path = tpcapng(tmp_path / "bad.pcapng", [(int(time.time()), tframe("basic", "02:00:00:00:00:01", 1))],
+                   tsresol=tsresol)
+    out = keliu_sensor(["replay", str(path), "--store", "demo-store", "--max"], tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == f"keliu: pcapng interface 0: {message}"
+
+
+def test_mac_flood_evictions_reach_the_health_report(tmp_path: Path, sqlite_url: str) -> None:
+    """The cap's evictions are reported with the sensor's health (here [sensor] max_macs = 100 through config)."""
+    from keliu import config
+    from sensor.cli import build_pipeline
+
+    cfg = config.build({"database_url": sqlite_url, "var_dir": str(tmp_path / "var"), "sensor": {"max_macs": 100}})
+    pipe = build_pipeline(cfg, "demo-store")
+    t0 = time.time() - 600
+    recs = [(t0 + i * 0.01, tframe("basic", "02:00:00:" + i.to_bytes(3, "big").hex(":"), i % 4096))
+            for i in range(1000)]
+    replay(write_records(tmp_path / "flood.pcap", recs), pipe, speed=None)
+    assert pipe.identifier.active_macs <= 100
+    engine = db.make_engine(sqlite_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT probes, evicted FROM sensor_health")).one()
+    engine.dispose()
+    assert row.probes == 1000 and row.evicted >= 900

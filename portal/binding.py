@@ -8,7 +8,7 @@ dnsmasq's lease file records them; never stored in clear, they often carry the o
   and only while the DHCP lease of that address is held by that MAC: a device that clones the MAC from another
   address stays captive (:func:`heal_refusal`);
 - **re-authorization** without SMS (“remember this device”) needs the same MAC at the same address, on a lease
-  that carries the same tag and that no other lease of the MAC contradicts (:func:`reauth_refusal`).
+  of that MAC (not another device's) that carries the same tag as at the login (:func:`reauth_refusal`).
 
 Nothing here reads a file or the clock: :mod:`portal.leases` reads dnsmasq's lease file, callers pass ``now``.
 A refusal is a short reason (for the log line); ``None`` means allowed.
@@ -130,8 +130,8 @@ def heal_refusal(session_ip: str, mac: str, ip: str, leases: Leases, now: float)
 def reauth_refusal(bound: Bound | None, mac: str, ip: str, leases: Leases, key: bytes, now: float) -> str | None:
     """Why a remembered device must not be re-authorized without SMS (``None``: re-authorize it).
 
-    The same MAC at the address of its last login, on a lease with the same tag, and no other live lease of the
-    MAC with another tag (two DHCP clients answering to one MAC: one of them is a clone)."""
+    The same MAC at the address of its last login, on that address's live lease, which carries the tag it had
+    at the login (a device that took the MAC but not the DHCP client id and host name changes the lease's)."""
     if bound is None:
         return "not_bound"
     if ip != bound.ip:
@@ -147,7 +147,4 @@ def reauth_refusal(bound: Bound | None, mac: str, ip: str, leases: Leases, key: 
         return "lease_unconfirmed_at_login"
     if lease_tag(key, found) != bound.lease_tag:
         return "lease_changed"
-    others = [le for le in live(leases, now) if le.mac == mac.lower() and le.ip != ip]
-    if any(lease_tag(key, le) != bound.lease_tag for le in others):
-        return "mac_on_another_lease"
     return None

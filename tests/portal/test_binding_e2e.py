@@ -33,7 +33,7 @@ def dhcp(bench: Any, i: int, *options: str) -> str:
     r = bench.run(bench.phone(i).ns, ["env", f"KLR_LEASE={lease}", "busybox", "udhcpc", "-i", "eth0", "-f", "-q",
                                       "-n", "-t", "10", "-T", "1", "-s", str(bench.tmp / "udhcpc.sh"), *options])
     assert r.returncode == 0, r.stderr
-    ip = dict(line.split("=", 1) for line in lease.read_text().splitlines() if "=" in line)["ip"]
+    ip = str(dict(line.split("=", 1) for line in lease.read_text().splitlines() if "=" in line)["ip"])
     bench.set_phone(i, ip=ip)
     return ip
 

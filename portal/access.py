@@ -176,8 +176,15 @@ def heal(svc: Services, client: Client, until: datetime, session_ip: str, now: d
 
 
 def end_device(svc: Services, client: Client, reason: str, now: datetime) -> bool:
-    """Logout: end the device's open session, then revoke it (cutting open connections)."""
+    """Logout: end the device's open session, then revoke it (cutting open connections). Not from another address
+    than the session's: a device that cloned the MAC would cut the phone that logged in (and withdraw its
+    re-authorization)."""
     with svc.engine.begin() as conn:
+        elsewhere = active_session(conn, client.device_id, now)
+        if elsewhere is not None and elsewhere.ip != client.ip:
+            log.warning("%s refused: device %s at %s (session at %s): other_ip", reason, client.device_id, client.ip,
+                        elsewhere.ip)
+            return False
         n = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.device_id == client.device_id,
                                                           portal_sessions.c.ended_at.is_(None))
                          .values(ended_at=now, end_reason=reason)).rowcount

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.gate import AllowClient, MemoryGate
+from portal.gate import AllowClient, MemoryGate, RevokeClient
 from portal.models import landing_urls
 from portal.sms_backends import ConsoleSms
 from tests.portal.conftest import T0, FakeClock, Phone, make_app
@@ -290,3 +290,19 @@ def test_remember_this_device_needs_the_same_dhcp_client_on_the_same_lease(
     memo.clear()
     assert phone.get(*PROBE).status_code == 204
     assert gate.allowed[MAC].ip == "10.77.0.20"
+
+
+def test_a_clone_at_another_ip_cannot_log_the_phone_out(app: Flask, phone: Phone, sms: ConsoleSms,
+                                                        gate: MemoryGate, neighbours: dict[str, str]) -> None:
+    from portal.models import devices
+
+    assert phone.login(sms, reauth=True).status_code == 303
+    neighbours["10.77.0.99"] = MAC
+    clone = Phone(app, "10.77.0.99")
+    assert clone.post("/logout", data={"csrf_token": clone.splash_token()}).status_code == 200
+    assert clone.post("/api/session/logout").json == {"online": False, "ended": False}
+    assert [(c.mac, c.ip) for c in gate.clients()] == [(MAC, "10.77.0.20")]
+    assert not any(isinstance(c, RevokeClient) for c in gate.log)
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(devices.c.reauth_until)).scalar() is not None  # not withdrawn
+    assert phone.get(*PROBE).status_code == 204

@@ -106,6 +106,8 @@ _LOOKUP = _lookup_statement()
 
 @dataclass(frozen=True)
 class Lookup:
+    """What the probe path knows of a device after one round trip."""
+
     #: end of the device's open session, and the address it was opened from
     until: datetime | None
     ip: str | None

@@ -104,9 +104,7 @@ def agreeing_lease(leases: Sequence[Lease], mac: str, ip: str, now: float) -> Le
 def tag_at_login(leases: Leases, mac: str, ip: str, key: bytes, now: float) -> str | None:
     """The lease tag a login stores: ``None`` when the lease cannot be confirmed (the login itself goes ahead:
     the SMS or WeChat proof is what authorizes it; only a later re-authorization without SMS needs the tag)."""
-    if isinstance(leases, NoLeaseFile):
-        return None
-    if leases is None:
+    if isinstance(leases, NoLeaseFile) or leases is None:
         return None
     found = agreeing_lease(leases, mac, ip, now)
     return None if isinstance(found, str) else lease_tag(key, found)

@@ -5,18 +5,23 @@ before ``RevokeClient``, so the table stays the source of truth and :func:`porta
 orphan in the Gate from a login in progress. Decisions are taken by :mod:`portal.sessions` (pure).
 
 Used by every login method (SMS here, WeChat in ``portal.login.wechat``): :func:`complete_login`.
+
+A login binds the device to the address it logged in from (:mod:`portal.binding`): :func:`heal` re-allows only
+that (MAC . IP) pair, :func:`reauthorize` only the same pair on the same DHCP lease. A refusal is logged with the
+device id (an HMAC, never the MAC) and the addresses.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from portal import members, privacy, sessions
+from portal import binding, leases, members, privacy, sessions
+from portal.binding import Bound
 from portal.clients import Client
 from portal.gate import AllowClient, RevokeClient
 from portal.models import devices, landing_urls, portal_sessions
@@ -59,9 +64,20 @@ def complete_login(conn: Connection, svc: Services, client: Client, member_id: i
                          method=method, ip=client.ip, now=now)
     reauth_until = now + timedelta(seconds=svc.policy.reauth_s) if choices.reauth else None
     members.touch_device(conn, device_id=client.device_id, member_id=member_id, store_id=svc.store_id, now=now,
-                         reauth_until=reauth_until, set_reauth=True)
+                         reauth_until=reauth_until, set_reauth=True, bound=bound_at_login(svc, client, now))
     session_id, until = open_session(conn, svc, client, member_id, method, now)
     return Authorized(session_id, member_id, until, take_landing(conn, client.device_id))
+
+
+def bound_at_login(svc: Services, client: Client, now: datetime) -> Bound:
+    """The binding a login stores: its address and, if the DHCP lease of that address is the MAC's, its tag. An
+    unconfirmed lease does not stop the login (the SMS or WeChat proof authorizes it); it only rules out seamless
+    re-authorization until the next login."""
+    tag = binding.tag_at_login(leases.read(svc.leases), client.mac, client.ip, svc.keys.device, now.timestamp())
+    if tag is None and svc.leases is not None:
+        log.warning("login of device %s at %s: no DHCP lease of its MAC on that address; it will not be "
+                    "re-authorized without SMS", client.device_id, client.ip)
+    return Bound(client.ip, tag)
 
 
 def allow(svc: Services, client: Client, until: datetime) -> None:
@@ -69,32 +85,50 @@ def allow(svc: Services, client: Client, until: datetime) -> None:
     svc.gate.execute(sessions.allow(client.mac, client.ip, until))
 
 
-def _lookup_statement() -> sa.Select[tuple[datetime | None, int | None]]:
+def _lookup_statement() -> sa.Select[tuple[datetime | None, str | None, int | None]]:
     device = sa.bindparam("device_id", type_=sa.String)
     now = sa.bindparam("now", type_=portal_sessions.c.until.type)
-    until = (sa.select(portal_sessions.c.until).where(
-        portal_sessions.c.device_id == device, portal_sessions.c.ended_at.is_(None),
-        portal_sessions.c.until > now).order_by(portal_sessions.c.id.desc()).limit(1).scalar_subquery())
+
+    def open_session(col: sa.Column[Any]) -> sa.ScalarSelect[Any]:
+        return (sa.select(col).where(
+            portal_sessions.c.device_id == device, portal_sessions.c.ended_at.is_(None),
+            portal_sessions.c.until > now).order_by(portal_sessions.c.id.desc()).limit(1).scalar_subquery())
+
     member = (sa.select(devices.c.member_id).where(
         devices.c.device_id == device, devices.c.member_id.is_not(None), devices.c.reauth_until > now)
         .order_by(devices.c.last_seen.desc()).limit(1).scalar_subquery())
-    return sa.select(until, member)
+    return sa.select(open_session(portal_sessions.c.until), open_session(portal_sessions.c.ip), member)
 
 
 #: built once: building a statement and its cache key cost more than running it on the probe path
 _LOOKUP = _lookup_statement()
 
 
-def lookup(conn: Connection, device_id: str, now: datetime) -> tuple[datetime | None, int | None]:
-    """(end of the device's open session, member it may be re-authorized for): one round trip, for the probe path."""
+@dataclass(frozen=True)
+class Lookup:
+    """What the probe path knows of a device after one round trip."""
+
+    #: end of the device's open session, and the address it was opened from
+    until: datetime | None
+    ip: str | None
+    #: the member the device may be re-authorized for
+    reauth_member: int | None
+
+
+def lookup(conn: Connection, device_id: str, now: datetime) -> Lookup:
+    """The device's open session and re-authorization: one round trip, for the probe path."""
     row = conn.execute(_LOOKUP, {"device_id": device_id, "now": now}).one()
-    return row[0], (None if row[1] is None else int(row[1]))
+    return Lookup(row[0], None if row[1] is None else str(row[1]), None if row[2] is None else int(row[2]))
 
 
-def active_session(conn: Connection, device_id: str, now: datetime) -> sa.Row[tuple[object, ...]] | None:
-    return conn.execute(sa.select(portal_sessions).where(
+def active_session(conn: Connection, device_id: str, now: datetime,
+                   ip: str | None = None) -> sa.Row[tuple[object, ...]] | None:
+    """The device's open session; with ``ip``, only if it was opened from that address (a device with the same
+    MAC at another address is not the one that logged in)."""
+    row = conn.execute(sa.select(portal_sessions).where(
         portal_sessions.c.device_id == device_id, portal_sessions.c.ended_at.is_(None),
         portal_sessions.c.until > now).order_by(portal_sessions.c.id.desc()).limit(1)).first()
+    return None if row is None or (ip is not None and row.ip != ip) else row
 
 
 def reauthorize(svc: Services, client: Client, now: datetime) -> Authorized | None:
@@ -102,6 +136,13 @@ def reauthorize(svc: Services, client: Client, now: datetime) -> Authorized | No
     with svc.engine.begin() as conn:
         member_id = members.reauth_member(conn, client.device_id, now)
         if member_id is None:
+            return None
+        bound = members.bound_of(conn, client.device_id, svc.store_id)
+        refused = binding.reauth_refusal(bound, client.mac, client.ip, leases.read(svc.leases), svc.keys.device,
+                                         now.timestamp())
+        if refused is not None:
+            log.warning("reauth refused: device %s at %s (bound to %s): %s", client.device_id, client.ip,
+                        bound.ip if bound is not None else "-", refused)
             return None
         members.record_login(conn, member_id=member_id, store_id=svc.store_id, device_id=client.device_id,
                              method="reauth", ip=client.ip, now=now)
@@ -113,20 +154,39 @@ def reauthorize(svc: Services, client: Client, now: datetime) -> Authorized | No
     return Authorized(session_id, member_id, until, landing)
 
 
-def heal(svc: Services, client: Client, until: datetime) -> None:
-    """An authorized client reached the portal: re-allow it if the Gate lost it (reboot) or its IP changed.
+def heal(svc: Services, client: Client, until: datetime, session_ip: str, now: datetime) -> bool:
+    """An authorized device reached the portal: re-allow it if the Gate lost it (reboot). False: it is captive.
 
-    If the Gate holds it, the request came over a connection DNATed before the login (a browser's kept-alive or
-    preconnected socket): allowing again would rewrite the element and, for a moment, send the client's new
-    connections to the portal too, so nothing is done (the answer closes that connection)."""
-    if any(c.mac == client.mac and c.ip == client.ip for c in svc.gate.clients()):
-        return
+    Only the (MAC . IP) pair its session was opened from, and only while the DHCP lease of that address is the
+    MAC's (:func:`portal.binding.heal_refusal`): the same MAC from another address is a clone, or a phone on a new
+    lease, which logs in again. If the Gate holds the pair, the request came over a connection DNATed before the
+    login (a browser's kept-alive or preconnected socket): allowing again would rewrite the element and, for a
+    moment, send the client's new connections to the portal too, so nothing is done (the answer closes that
+    connection)."""
+    same_ip = client.ip == session_ip
+    if same_ip and any(c.mac == client.mac and c.ip == client.ip for c in svc.gate.clients()):
+        return True
+    # the lease file is read only for the right address: a clone's probe storm costs no file read
+    known = leases.read(svc.leases) if same_ip else binding.NO_LEASE_FILE
+    refused = binding.heal_refusal(session_ip, client.mac, client.ip, known, now.timestamp())
+    if refused is not None:
+        log.warning("heal refused: device %s at %s (session at %s): %s", client.device_id, client.ip, session_ip,
+                    refused)
+        return False
     allow(svc, client, until)
+    return True
 
 
 def end_device(svc: Services, client: Client, reason: str, now: datetime) -> bool:
-    """Logout: end the device's open session, then revoke it (cutting open connections)."""
+    """Logout: end the device's open session, then revoke it (cutting open connections). Not from another address
+    than the session's: a device that cloned the MAC would cut the phone that logged in (and withdraw its
+    re-authorization)."""
     with svc.engine.begin() as conn:
+        elsewhere = active_session(conn, client.device_id, now)
+        if elsewhere is not None and elsewhere.ip != client.ip:
+            log.warning("%s refused: device %s at %s (session at %s): other_ip", reason, client.device_id, client.ip,
+                        elsewhere.ip)
+            return False
         n = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.device_id == client.device_id,
                                                           portal_sessions.c.ended_at.is_(None))
                          .values(ended_at=now, end_reason=reason)).rowcount

@@ -69,7 +69,7 @@ def captive_api() -> Any:
         client = None
     if client is not None:
         with svc.engine.connect() as conn:
-            sess = access.active_session(conn, client.device_id, now)
+            sess = access.active_session(conn, client.device_id, now, client.ip)
     p = svc.cfg.portal
     # RFC 8908 §5: the user portal must be reached over TLS; the HTTPS listener serving this API serves the
     # splash too, so its origin is the portal URL (the plain-HTTP public_url only if the API is not https)
@@ -118,7 +118,7 @@ def session_status() -> Any:
     now = svc.now()
     client = svc.client()
     with svc.engine.connect() as conn:
-        sess = access.active_session(conn, client.device_id, now)
+        sess = access.active_session(conn, client.device_id, now, client.ip)
     if sess is None:
         return jsonify(online=False, seconds_remaining=0)
     return jsonify(online=True, seconds_remaining=seconds_left(sess.until, now), until=sess.until.isoformat(),

@@ -34,6 +34,7 @@ from keliu.errors import ConfigError
 from portal import access, clients
 from portal.errors import PortalError
 from portal.gate import AllowClient, ClientState, Gate, GateCommand, MemoryGate
+from portal.leases import LeaseFile
 from portal.sessions import Policy
 from portal.sms_backends import SmsBackend, make_backend
 
@@ -60,6 +61,8 @@ class Services:
     neighbours: clients.Neighbours | Callable[[str], str | None]
     clock: Callable[[], float]
     own_hosts: frozenset[str]
+    #: dnsmasq's lease file (portal.binding); None: none configured (the memory Gate's demo)
+    leases: LeaseFile | None = None
     #: device id → monotonic time until which this process knows it is captive (see captive.Interceptor)
     captive_memo: dict[str, float] = field(default_factory=dict)
 
@@ -175,7 +178,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     svc = Services(cfg=cfg, engine=engine, gate=gate, sms=sms,
                    keys=Keys(keys.secret_bytes(var, "device_hmac"), keys.secret_bytes(var, "token_hmac"),
                              keys.secret_bytes(var, "sms_pepper")),
-                   neighbours=neighbours, clock=clock, own_hosts=own_hosts(cfg))
+                   neighbours=neighbours, clock=clock, own_hosts=own_hosts(cfg),
+                   leases=LeaseFile(cfg.portal.dhcp_leases) if cfg.portal.dhcp_leases else None)
     app.extensions["keliu"] = svc
 
     from portal import auth

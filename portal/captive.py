@@ -167,14 +167,17 @@ class Interceptor:
         now = svc.now()
         try:
             with svc.engine.connect() as conn:
-                until, reauth_member = access.lookup(conn, client.device_id, now)
+                found = access.lookup(conn, client.device_id, now)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             # fail closed: a captive answer, never the internet; the landing URL is not remembered this time
             log.error("database unavailable on the captive path: %s", exc.__class__.__name__)
             return self.captive
-        if until is not None:
-            access.heal(svc, client, until)
-        elif reauth_member is None or access.reauthorize(svc, client, now) is None:
+        if found.until is not None and found.ip is not None:
+            if not access.heal(svc, client, found.until, found.ip, now):
+                # the device's MAC, bound to another address: captive, and not memoized (the memo is per device:
+                # it would answer the logged-in phone's own probes captive too)
+                return self.captive
+        elif found.reauth_member is None or access.reauthorize(svc, client, now) is None:
             svc.captive_memo[client.device_id] = time.monotonic() + self.CAPTIVE_MEMO_S
             if probe is None and remembers_landing(req):
                 url = original_url(req)
@@ -263,7 +266,7 @@ def splash() -> Any:
         return render_error(exc)
     now = svc.now()
     with svc.engine.connect() as conn:
-        sess = access.active_session(conn, client.device_id, now)
+        sess = access.active_session(conn, client.device_id, now, client.ip)
     if sess is not None:
         return _no_store(redirect("/status"))
     auth = access.reauthorize(svc, client, now)
@@ -279,7 +282,7 @@ def status() -> Any:
     client = svc.client()
     now = svc.now()
     with svc.engine.connect() as conn:
-        sess = access.active_session(conn, client.device_id, now)
+        sess = access.active_session(conn, client.device_id, now, client.ip)
     c = content(svc.store_id)
     html = render_template("status.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), color=c["color"],
                            online=sess is not None, seconds=seconds_left(sess.until, now) if sess else 0,

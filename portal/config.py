@@ -7,6 +7,9 @@ from typing import Literal
 from keliu.config import ipv4, positive
 from keliu.config import port as valid_port  # the name `port` is a field of PortalConfig
 
+#: where Debian's and Ubuntu's dnsmasq keep their leases by default
+DNSMASQ_LEASES = "/var/lib/misc/dnsmasq.leases"
+
 
 def port_or_off(value: int) -> int:
     return value if value == 0 else valid_port(value)
@@ -63,6 +66,10 @@ class PortalConfig:
     sweep_s: int = field(default=30, metadata={"check": positive})
     #: venue information page (RFC 8908 ``venue-info-url``); unset: the splash page
     venue_info_url: str | None = None
+    #: dnsmasq's DHCP lease file (its ``dhcp-leasefile``), read to bind a login to its lease (portal.binding).
+    #: Empty: with the nft Gate, dnsmasq's default ``/var/lib/misc/dnsmasq.leases``; with the memory Gate (demo,
+    #: no DHCP), none: only the IP binding is checked. Missing or unreadable: heal and re-authorization refused.
+    dhcp_leases: str = ""
 
     def validate(self) -> None:
         if not self.public_url:
@@ -75,6 +82,8 @@ class PortalConfig:
             raise ValueError(f"public_url: drop the trailing slash: {self.public_url!r}")
         if self.captive_port in (self.port, self.https_port):
             raise ValueError(f"captive_port: {self.captive_port} is already the portal's port or https_port")
+        if not self.dhcp_leases and self.gate == "nft":
+            object.__setattr__(self, "dhcp_leases", DNSMASQ_LEASES)
         if bool(self.https_cert) != bool(self.https_key):
             raise ValueError("https_cert, https_key: set both or neither")
 

@@ -5,7 +5,7 @@ at all. Used by the SMS login (``portal.login.sms``) and the WeChat login (``por
 
 - :func:`upsert_member` by E.164 phone or by WeChat openid → member id;
 - :func:`record_consents` (versioned, appended) with :class:`Choices`;
-- :func:`record_login`, :func:`touch_device`.
+- :func:`record_login`, :func:`touch_device`, :func:`bound_of` (the binding a re-authorization checks).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from keliu import db
+from portal.binding import Bound
 from portal.errors import BadRequest, ConsentMissing
 from portal.i18n import CONSENT_VERSIONS
 from portal.models import consents, devices, logins, members
@@ -85,8 +86,10 @@ def record_login(conn: Connection, *, member_id: int, store_id: str, device_id: 
 
 
 def touch_device(conn: Connection, *, device_id: str, member_id: int | None, store_id: str, now: datetime,
-                 reauth_until: datetime | None = None, set_reauth: bool = False) -> None:
-    """First/last seen of a device in a store; links it to the member and sets (or clears) re-authorization."""
+                 reauth_until: datetime | None = None, set_reauth: bool = False,
+                 bound: Bound | None = None) -> None:
+    """First/last seen of a device in a store; links it to the member, sets (or clears) re-authorization and, at
+    a login, the (MAC . IP) binding in this store (``bound``)."""
     if set_reauth:
         # the choice is per device, whichever store it was made in
         conn.execute(sa.update(devices).where(devices.c.device_id == device_id).values(reauth_until=reauth_until))
@@ -95,6 +98,9 @@ def touch_device(conn: Connection, *, device_id: str, member_id: int | None, sto
         values["member_id"] = member_id
     if set_reauth:
         values["reauth_until"] = reauth_until
+    if bound is not None:
+        values["bound_ip"] = bound.ip
+        values["lease_tag"] = bound.lease_tag
     stmt = db.dialect_insert(conn, devices).values(device_id=device_id, store_id=store_id, first_seen=now, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=[devices.c.device_id, devices.c.store_id], set_=values))
 
@@ -105,6 +111,13 @@ def reauth_member(conn: Connection, device_id: str, now: datetime) -> int | None
         devices.c.device_id == device_id, devices.c.member_id.is_not(None), devices.c.reauth_until > now)
         .order_by(devices.c.last_seen.desc()).limit(1)).first()
     return None if row is None else int(row.member_id)
+
+
+def bound_of(conn: Connection, device_id: str, store_id: str) -> Bound | None:
+    """The device's binding in this store, stored at its last SMS or WeChat login there."""
+    row = conn.execute(sa.select(devices.c.bound_ip, devices.c.lease_tag).where(
+        devices.c.device_id == device_id, devices.c.store_id == store_id)).first()
+    return None if row is None or row.bound_ip is None else Bound(str(row.bound_ip), row.lease_tag)
 
 
 def phone_of(conn: Connection, member_id: int) -> str | None:

@@ -77,15 +77,18 @@ def sweep(active: Iterable[Active], gate: Iterable[ClientState], device_of: Call
     """End expired and idle sessions, note activity, and revoke Gate clients that have no open session.
 
     ``gate`` must be read *before* ``active``: a login commits its session before it tells the Gate, so a client
-    the Gate knows is then never mistaken for an orphan.
+    the Gate knows is then never mistaken for an orphan. A Gate client at another address than its device's session
+    is an orphan too: the session binds the MAC to the address it was opened from (``portal.binding``).
     """
     by_device: dict[str, ClientState] = {}
     for c in gate:
         by_device[device_of(c.mac)] = c
     out: list[Decision] = []
-    live: set[str] = set()
+    live: dict[str, str] = {}  # device → the address of its live session
     for s in active:
         client = by_device.get(s.device_id)
+        if client is not None and client.ip != s.ip:
+            client = None  # not this session's pair: an orphan, revoked below (the session's phone heals)
         if now >= s.until:
             out.append(EndSession(s.id, "expired"))
         else:
@@ -96,13 +99,13 @@ def sweep(active: Iterable[Active], gate: Iterable[ClientState], device_of: Call
             if (now - last).total_seconds() >= policy.idle_s:
                 out.append(EndSession(s.id, "idle"))
             else:
-                live.add(s.device_id)
+                live[s.device_id] = s.ip
                 continue
         if client is not None:
             out.append(RevokeClient(client.mac))
-            live.discard(s.device_id)
+            live.pop(s.device_id, None)
     for device, client in by_device.items():
-        if device not in live and RevokeClient(client.mac) not in out:
+        if live.get(device) != client.ip and RevokeClient(client.mac) not in out:
             out.append(RevokeClient(client.mac))
     return out
 
@@ -113,11 +116,12 @@ def reconcile(active: Iterable[Active], gate: Iterable[ClientState], device_of: 
 
     Sessions whose client the Gate does not know (e.g. after a router reboot) cannot be re-added without the MAC,
     which the portal does not store; that client's next request reaches the portal, which re-allows it at once.
+    A Gate client at another address than its session's is not kept (the session binds the pair).
     """
     open_by_device = {s.device_id: s for s in active if now < s.until}
     out = []
     for c in gate:
         s = open_by_device.get(device_of(c.mac))
-        if s is not None:
+        if s is not None and s.ip == c.ip:
             out.append(allow(c.mac, c.ip, s.until))
     return out

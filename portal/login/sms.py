@@ -87,7 +87,7 @@ FROM (SELECT 1) AS one LEFT JOIN LATERAL (
 #: PostgreSQL: everything a successful SMS login stores, in one statement (one round trip instead of nine). It
 #: writes exactly what the portable path below writes (code use, ``members.upsert_member``,
 #: ``access.complete_login``: consents, the sensor registry's consent (c) as ``privacy.link_for_analytics``,
-#: login, device, session, landing URL taken out), and nothing at all unless the code could be marked used. ``tests/portal/test_sms_login.py`` checks that both paths store the same rows.
+#: login, device with its (MAC . IP) binding, session, landing URL taken out), and nothing at all unless the code could be marked used. ``tests/portal/test_sms_login.py`` checks that both paths store the same rows.
 _LOGIN_PG = sa.text("""
 WITH used AS (
     UPDATE sms_codes SET used_at = CAST(:now AS timestamptz)
@@ -118,11 +118,14 @@ WITH used AS (
     UPDATE devices SET reauth_until = CAST(:reauth_until AS timestamptz)
     WHERE device_id = :device AND store_id <> :store AND EXISTS (SELECT 1 FROM used)
 ), device AS (
-    INSERT INTO devices (device_id, member_id, store_id, first_seen, last_seen, reauth_until)
+    -- with the (MAC . IP) binding of this login in this store, as access.bound_at_login
+    INSERT INTO devices (device_id, member_id, store_id, first_seen, last_seen, reauth_until, bound_ip, lease_tag)
     SELECT CAST(:device AS varchar), member.id, CAST(:store AS varchar), CAST(:now AS timestamptz),
-           CAST(:now AS timestamptz), CAST(:reauth_until AS timestamptz) FROM member
+           CAST(:now AS timestamptz), CAST(:reauth_until AS timestamptz), CAST(:bound_ip AS varchar),
+           CAST(:lease_tag AS varchar) FROM member
     ON CONFLICT (device_id, store_id) DO UPDATE
-    SET last_seen = EXCLUDED.last_seen, member_id = EXCLUDED.member_id, reauth_until = EXCLUDED.reauth_until
+    SET last_seen = EXCLUDED.last_seen, member_id = EXCLUDED.member_id, reauth_until = EXCLUDED.reauth_until,
+        bound_ip = EXCLUDED.bound_ip, lease_tag = EXCLUDED.lease_tag
 ), replaced AS (
     UPDATE portal_sessions SET ended_at = CAST(:now AS timestamptz), end_reason = 'replaced'
     WHERE device_id = :device AND ended_at IS NULL AND EXISTS (SELECT 1 FROM used)
@@ -153,11 +156,13 @@ SELECT opened.id, opened.member_id, (SELECT url FROM landing) AS url FROM opened
 def _store_login_pg(conn: Connection, svc: Services, client: Client, code_id: int, e164: str, choices: Choices,
                     lang: str, now: datetime) -> Authorized:
     until = sessions.grant_until(svc.policy, now)
+    bound = access.bound_at_login(svc, client, now)
     params: dict[str, Any] = {
         "now": now, "code_id": code_id, "max_tries": svc.cfg.sms.max_tries, "phone": e164, "store": svc.store_id,
         "lang": lang, "device": client.device_id, "ip": client.ip, "until": until,
         "reauth_until": now + timedelta(seconds=svc.policy.reauth_s) if choices.reauth else None,
         "reg_id": privacy.registry_id(svc, client.mac) if client.mac else None, "reg_since": now.timestamp(),
+        "bound_ip": bound.ip, "lease_tag": bound.lease_tag,
     }
     choices.require_terms()
     for kind, version in CONSENT_VERSIONS.items():

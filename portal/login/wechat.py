@@ -114,7 +114,7 @@ def start() -> Any:
     now_dt = svc.now()
     now = now_dt.timestamp()
     with svc.engine.begin() as conn:
-        online = access.active_session(conn, client.device_id, now_dt) is not None
+        online = access.active_session(conn, client.device_id, now_dt, client.ip) is not None
         history = wm.release_history(conn, client.device_id, now_dt)
         decision = wechat_release.decide(
             wechat_release.ReleasePolicy(w.release_seconds, w.releases_per_hour),

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.gate import MemoryGate
+from portal.gate import AllowClient, MemoryGate, RevokeClient
 from portal.models import landing_urls
 from portal.sms_backends import ConsoleSms
-from tests.portal.conftest import Phone
+from tests.portal.conftest import T0, FakeClock, Phone, make_app
 from tests.portal.test_detect import PROBES
 
 SPLASH = "http://10.77.0.1:8080/"
@@ -188,3 +189,120 @@ def test_captive_answer_is_the_same_from_the_database_and_from_the_memo(app: Fla
     apple = [wsgi(app, m, "captive.apple.com", "/hotspot-detect.html") for m in ("GET", "HEAD")]
     assert apple[0][0] == "200 OK" and b"Success" in apple[0][2] and apple[1] == (*apple[0][:2], b"")
     assert ("Connection", "close") in apple[0][1]
+
+
+# --- the (MAC . IP) binding: a cloned MAC, the DHCP lease, remember-this-device (portal.binding) -------------------
+
+MAC = "3c:22:fb:00:00:01"
+PROBE = ("/generate_204", "connectivitycheck.gstatic.com")
+
+
+def lease_line(ip: str = "10.77.0.20", mac: str = MAC, hostname: str = "Zhangs-phone",
+               client_id: str = "01:" + MAC, expiry: float = T0 + 30 * 86400) -> str:
+    return f"{int(expiry)} {mac} {ip} {hostname} {client_id}\n"
+
+
+@pytest.fixture
+def lease_file(tmp_path: Path) -> Path:
+    path = tmp_path / "dnsmasq.leases"
+    path.write_text(lease_line() + lease_line("10.77.0.21", "3c:22:fb:00:00:02", "other", "*"))
+    return path
+
+
+@pytest.fixture
+def leased_app(db_url: str, var_dir: Path, gate: MemoryGate, clock: FakeClock, sms: ConsoleSms,
+               neighbours: dict[str, str], lease_file: Path) -> Flask:
+    return make_app(db_url, var_dir, gate, clock, sms, neighbours, portal={"dhcp_leases": str(lease_file)})
+
+
+def test_a_clone_of_a_logged_in_mac_at_another_ip_stays_captive(app: Flask, phone: Phone, sms: ConsoleSms,
+                                                                 gate: MemoryGate, neighbours: dict[str, str],
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    assert phone.login(sms).status_code == 303
+    neighbours["10.77.0.99"] = MAC  # another device took the victim's MAC, on another address
+    clone = Phone(app, "10.77.0.99")
+    assert clone.get(*PROBE).status_code == 302
+    assert clone.get("/news", host="www.example.cn").status_code == 302
+    assert [(c.mac, c.ip) for c in gate.clients()] == [(MAC, "10.77.0.20")]
+    assert not any(isinstance(c, AllowClient) and c.ip == "10.77.0.99" for c in gate.log)
+    assert clone.get("/").status_code == 200  # the splash, not "/status": it is not the one logged in
+    assert json.loads(clone.get("/api/captive").data)["captive"] is True
+    assert clone.get("/api/session").json["online"] is False
+    device = app.extensions["keliu"].device_of(MAC)
+    refused = [r.getMessage() for r in caplog.records if "heal refused" in r.getMessage()]
+    assert refused and all(device in m and "10.77.0.99" in m and "other_ip" in m for m in refused)
+    assert MAC not in caplog.text and MAC.replace(":", "") not in caplog.text
+    assert phone.get(*PROBE).status_code == 204  # the phone that logged in is still online
+
+
+def test_the_gate_losing_a_client_heals_only_its_own_pair(leased_app: Flask, sms: ConsoleSms, gate: MemoryGate,
+                                                          neighbours: dict[str, str]) -> None:
+    phone = Phone(leased_app, "10.77.0.20")
+    assert phone.login(sms).status_code == 303
+    gate.allowed.clear()  # e.g. the router rebooted
+    neighbours["10.77.0.99"] = MAC
+    assert Phone(leased_app, "10.77.0.99").get(*PROBE).status_code == 302  # the clone does not heal
+    assert gate.allowed == {}
+    assert phone.get(*PROBE).status_code == 204  # the phone does, on its own lease
+    assert [(c.mac, c.ip) for c in gate.clients()] == [(MAC, "10.77.0.20")]
+
+
+def test_an_unreadable_lease_file_refuses_heal_but_not_an_sms_login(leased_app: Flask, sms: ConsoleSms,
+                                                                    gate: MemoryGate, lease_file: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    lease_file.unlink()
+    phone = Phone(leased_app, "10.77.0.20")
+    assert phone.login(sms, reauth=True).status_code == 303  # the SMS authorizes it
+    assert MAC in gate.allowed
+    gate.allowed.clear()
+    assert phone.get(*PROBE).status_code == 302  # fail closed: the lease cannot be confirmed
+    assert gate.allowed == {} and "leases_unreadable" in caplog.text
+
+
+def test_remember_this_device_needs_the_same_dhcp_client_on_the_same_lease(
+        leased_app: Flask, sms: ConsoleSms, gate: MemoryGate, clock: FakeClock, lease_file: Path,
+        neighbours: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    from portal.models import logins
+
+    phone = Phone(leased_app, "10.77.0.20")
+    assert phone.login(sms, reauth=True).status_code == 303
+    clock.advance(86400 + 60)  # the session expired; days later the MAC comes back ...
+    # ... from a device with another DHCP client id and host name, on the same address
+    lease_file.write_text(lease_line(hostname="clone", client_id="ff:12:34:56:78"))
+    assert phone.get(*PROBE).status_code == 302
+    assert phone.get("/").status_code == 200  # the splash: an SMS is needed
+    # ... from another address, its own lease with the phone's DHCP client id and host name copied
+    neighbours["10.77.0.99"] = MAC
+    lease_file.write_text(lease_line("10.77.0.99"))
+    memo = leased_app.extensions["keliu"].captive_memo
+    memo.clear()  # the captive answer of this device is remembered for a second in this process
+    assert Phone(leased_app, "10.77.0.99").get(*PROBE).status_code == 302
+    # ... from the address, while the DHCP server gave it to another MAC
+    lease_file.write_text(lease_line(mac="3c:22:fb:00:00:07"))
+    memo.clear()
+    assert phone.get(*PROBE).status_code == 302
+    with leased_app.extensions["keliu"].engine.connect() as conn:
+        assert [r.method for r in conn.execute(sa.select(logins)).all()] == ["sms"]
+    assert not any(isinstance(c, AllowClient) for c in gate.log[1:])
+    assert "lease_changed" in caplog.text and "other_ip" in caplog.text and "lease_of_other_mac" in caplog.text
+    # the phone itself, its lease renewed to the same address: re-authorized without SMS
+    lease_file.write_text(lease_line(expiry=clock.t + 7200))
+    memo.clear()
+    assert phone.get(*PROBE).status_code == 204
+    assert gate.allowed[MAC].ip == "10.77.0.20"
+
+
+def test_a_clone_at_another_ip_cannot_log_the_phone_out(app: Flask, phone: Phone, sms: ConsoleSms,
+                                                        gate: MemoryGate, neighbours: dict[str, str]) -> None:
+    from portal.models import devices
+
+    assert phone.login(sms, reauth=True).status_code == 303
+    neighbours["10.77.0.99"] = MAC
+    clone = Phone(app, "10.77.0.99")
+    assert clone.post("/logout", data={"csrf_token": clone.splash_token()}).status_code == 200
+    assert clone.post("/api/session/logout").json == {"online": False, "ended": False}
+    assert [(c.mac, c.ip) for c in gate.clients()] == [(MAC, "10.77.0.20")]
+    assert not any(isinstance(c, RevokeClient) for c in gate.log)
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(devices.c.reauth_until)).scalar() is not None  # not withdrawn
+    assert phone.get(*PROBE).status_code == 204

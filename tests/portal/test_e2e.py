@@ -6,6 +6,7 @@ Set ``KELIU_SCREENSHOTS=1`` to write the splash screenshots into ``docs/screensh
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -44,8 +45,10 @@ def wait_port(bench: Any, ns: str, host: str, port: int, proc: subprocess.Popen[
     raise AssertionError(f"{host}:{port} in {ns} did not open")
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+@contextlib.contextmanager
+def running_portal(prefix: str, tmp: Path, phones: int = 2) -> Iterator[Any]:
+    """A bench with ``keliu portal`` (gunicorn, the captive front, HTTPS, the nft Gate, dnsmasq's lease file)
+    running in its router namespace; the bench gets ``base``, ``out`` (the portal's output) and ``tmpdir``."""
     require_root_netns()
     for tool in ("nft", "dnsmasq", "busybox", "curl"):
         require_tool(tool)
@@ -54,8 +57,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     except ImportError:
         require(False, "router_config.netbench is not available")
         raise
-    tmp = tmp_path_factory.mktemp("portal-e2e")
-    with Bench("klp", phones=2, portal_port=8080, portal_captive_port=8081) as b:
+    with Bench(prefix, phones=phones, portal_port=8080, portal_captive_port=8081) as b:
         ip, port = b.portal_address
         cert, key = b.portal_cert
         toml = tmp / "keliu.toml"
@@ -73,6 +75,7 @@ https_cert = "{cert}"
 https_key = "{key}"
 gate = "nft"
 workers = 2
+dhcp_leases = "{b.tmp / 'leases'}"
 [router]
 portal_ip = "{ip}"
 [sms]
@@ -95,6 +98,12 @@ resend_s = 1
         finally:
             out.close()
             sys.stderr.write((tmp / "portal.out").read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with running_portal("klp", tmp_path_factory.mktemp("portal-e2e")) as b:
+        yield b
 
 
 def curl(bench: Any, i: int, url: str, *extra: str) -> tuple[int, str, str]:
@@ -120,7 +129,7 @@ def sms_count(bench: Any) -> int:
     return len(re.findall(r"keliu sms: ", bench.out.read_text()))
 
 
-def curl_login(bench: Any, i: int, number: str, masked: str) -> tuple[int, str]:
+def curl_login(bench: Any, i: int, number: str, masked: str, extra: str = "") -> tuple[int, str]:
     jar = str(bench.tmpdir / f"jar{i}")
     _s, page, _l = curl(bench, i, bench.base + "/", "-c", jar, "-b", jar)
     token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
@@ -130,7 +139,7 @@ def curl_login(bench: Any, i: int, number: str, masked: str) -> tuple[int, str]:
     assert status == 200
     code = sms_code(bench, masked, before)
     status, _b, location = curl(bench, i, bench.base + "/login/sms/verify", "-c", jar, "-b", jar,
-                                "--data", f"csrf_token={token}&phone={number}&code={code}&terms=1")
+                                "--data", f"csrf_token={token}&phone={number}&code={code}&terms=1{extra}")
     return status, location
 
 

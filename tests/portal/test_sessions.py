@@ -76,3 +76,17 @@ def test_reconcile_keeps_only_clients_with_open_sessions() -> None:
     out = sessions.reconcile([tactive(1, until=600), tactive(2, until=-1)], [tclient(1), tclient(2), tclient(3)],
                              DEV.__getitem__, NOW)
     assert out == [AllowClient("aa:aa:aa:aa:aa:01", "10.0.0.1", (NOW + timedelta(seconds=600)).timestamp())]
+
+
+def test_sweep_revokes_a_gate_client_at_another_address_than_its_session() -> None:
+    clone = ClientState("aa:aa:aa:aa:aa:01", "10.0.0.99", 100.0, 5, 5)  # the session's MAC, another address
+    assert sessions.sweep([tactive(1, idle=60)], [clone], DEV.__getitem__, NOW, POLICY) == [
+        RevokeClient("aa:aa:aa:aa:aa:01")]
+    # its bytes are not the session's: an old quiet session ends idle all the same
+    assert sessions.sweep([tactive(1, idle=3600)], [clone], DEV.__getitem__, NOW, POLICY) == [
+        EndSession(1, "idle"), RevokeClient("aa:aa:aa:aa:aa:01")]
+
+
+def test_reconcile_keeps_a_client_only_at_its_sessions_address() -> None:
+    clone = ClientState("aa:aa:aa:aa:aa:01", "10.0.0.99", 100.0)
+    assert sessions.reconcile([tactive(1, until=600)], [clone], DEV.__getitem__, NOW) == []

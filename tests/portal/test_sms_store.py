@@ -38,7 +38,8 @@ def snapshot(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
         "members": (members, ["phone_e164", "wechat_openid", "created_at", "first_store_id", "last_seen_at"]),
         "consents": (consents, ["member_id", "kind", "version", "granted", "ts", "store_id", "lang"]),
         "logins": (logins, ["ts", "store_id", "member_id", "device_id", "method", "ip"]),
-        "devices": (devices, ["device_id", "member_id", "store_id", "first_seen", "last_seen", "reauth_until"]),
+        "devices": (devices, ["device_id", "member_id", "store_id", "first_seen", "last_seen", "reauth_until",
+                              "bound_ip", "lease_tag"]),
         "portal_sessions": (portal_sessions, ["id", "member_id", "device_id", "store_id", "ip", "method",
                                               "started_at", "until", "last_activity", "bytes_up", "bytes_down",
                                               "ended_at", "end_reason"]),
@@ -61,8 +62,13 @@ def scenario(url: str, var_dir: Path) -> tuple[dict[str, list[tuple[Any, ...]]],
     shopper's phone logs in at s2; a wrong code and a replayed code store nothing of a login."""
     clock, sms = FakeClock(), ConsoleSms(io.StringIO())
     gate = MemoryGate(clock)
-    app1 = make_app(url, var_dir, gate, clock, sms, NEIGHBOURS, portal={"store": "s1"}, **TENANTS)
-    app2 = make_app(url, var_dir, gate, clock, sms, NEIGHBOURS, portal={"store": "s2"}, **TENANTS)
+    # the first phone's DHCP lease is on the file, the second shopper's is not (its login is unconfirmed)
+    lease_file = var_dir / "dnsmasq.leases"
+    lease_file.write_text(f"{int(clock.t) + 86400} 3c:22:fb:00:00:01 10.77.0.20 phone-a 01:3c:22:fb:00:00:01\n")
+    app1 = make_app(url, var_dir, gate, clock, sms, NEIGHBOURS, portal={"store": "s1", "dhcp_leases": str(lease_file)},
+                    **TENANTS)
+    app2 = make_app(url, var_dir, gate, clock, sms, NEIGHBOURS, portal={"store": "s2", "dhcp_leases": str(lease_file)},
+                    **TENANTS)
     answers: list[Any] = []
     a, b = Phone(app1, "10.77.0.20"), Phone(app2, "10.77.0.20")
     a.get("/some/page?x=1", host="example.com")  # the landing URL kept for after the login
@@ -101,7 +107,10 @@ def test_postgresql_one_statement_login_stores_what_the_portable_path_stores(sql
     assert [a[2:] for a in answers[:4]] == [(400, "code_used")] * 4 and answers[4][0] == 400
     assert len(snap["logins"]) == 4 and snap["landing_urls"] == []
     assert [s[-1] for s in snap["portal_sessions"]] == ["replaced", "replaced", None, None]
-    assert sorted(d[-1] is None for d in snap["devices"]) == [False, True, True]  # withdrawn in s1 and s2
+    assert sorted(d[5] is None for d in snap["devices"]) == [False, True, True]  # withdrawn in s1 and s2
+    # every device row bound to its login's address; a tag only where the lease was on the file
+    assert sorted((d[6], d[7] is None) for d in snap["devices"]) == [("10.77.0.20", False), ("10.77.0.20", False),
+                                                                     ("10.77.0.21", True)]
     assert sorted(c[2] for c in snap["sms_codes"]) == [0, 0, 0, 0, 1]  # the wrong code counted a try
     assert portable == one_statement
 

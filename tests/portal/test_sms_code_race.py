@@ -174,3 +174,44 @@ def test_racing_binding_guesses_get_no_more_than_max_tries_looks(portal: tuple[P
             s.close()
     finally:
         engine.dispose()
+
+
+def test_racing_sms_login_guesses_get_no_more_than_max_tries_looks(postgres_url: str, var_dir: Path,
+                                                                   neighbours: dict[str, str]) -> None:
+    """The SMS login shares the check (``portal.login.sms.consume_code``): the same race on its one-statement
+    PostgreSQL path, one phone's requests from several threads of the app, gets the same bound."""
+    import io
+
+    from portal.gate import MemoryGate
+    from portal.sms_backends import ConsoleSms
+    from tests.portal.conftest import FakeClock, Phone, make_app
+
+    clock, sms = FakeClock(), ConsoleSms(io.StringIO())
+    app = make_app(postgres_url, var_dir, MemoryGate(clock), clock, sms, neighbours,
+                   sms={"max_tries": MAX_TRIES, "verify_per_ip_per_hour": 10000, "per_client_per_hour": 100})
+    for n in range(ROUNDS):
+        number = f"1390013{n:04d}"
+        assert Phone(app, "10.77.0.20").post("/api/login/sms/code", json={"phone": number}).status_code == 202
+        code = sms.last["+86" + number]
+        wrong = [f"{(int(code) + k) % 10**6:06d}" for k in range(1, GUESSES)]
+        guesses = wrong[:GUESSES // 2] + [code] + wrong[GUESSES // 2:]
+        barrier = threading.Barrier(len(guesses))
+        answers: list[str] = [""] * len(guesses)
+
+        def guess(i: int, number: str = number, guesses: list[str] = guesses,
+                  barrier: threading.Barrier = barrier, answers: list[str] = answers) -> None:
+            phone = Phone(app, "10.77.0.20")  # one device: the same address, the same MAC
+            barrier.wait(30)
+            r = phone.post("/api/login/sms/verify", json={"phone": number, "code": guesses[i],
+                                                          "consents": {"terms": True}})
+            answers[i] = "bound" if r.status_code == 200 else str(r.json["error"])
+
+        threads = [threading.Thread(target=guess, args=(i,)) for i in range(len(guesses))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert set(answers) <= {"bound", "code_locked", "code_used", "code_wrong"}, answers
+        looked = [a for a in answers if a in ("bound", "code_wrong")]
+        assert len(looked) <= MAX_TRIES, f"round {n}: {len(looked)} guesses compared: {answers}"
+        clock.advance(61)

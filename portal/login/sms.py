@@ -66,7 +66,7 @@ def request_code(svc: Services, client: Client, raw_phone: str, lang: str) -> st
 
 #: the latest code this device asked for, for a phone, locked until the transaction ends (built once: a login should
 #: not pay for building its statements). The lock makes a code's check one at a time: a concurrent attempt waits,
-#: then reads the tries and use this one stored, so racing guesses never get more than ``max_tries`` looks.
+#: then reads the tries and the use this one stored, so racing guesses never get more than ``max_tries`` looks.
 #: Ordered by ``id + 0``, not ``id``: otherwise PostgreSQL may walk the primary key backwards through every code
 #: stored, filtering on the phone hash (it does without fresh statistics: 13 ms with 40,000 codes), instead of
 #: taking the phone's and device's few codes from the ``(phone_hash, device_id)`` index and sorting them.

@@ -1,6 +1,8 @@
 """SMS codes: generation, keyed hashing and the verification decision (pure).
 
-A code is 6 digits, valid ``code_ttl_s`` (5 minutes), single use, with at most ``max_tries`` attempts. At rest only
+A code is 6 digits, valid ``code_ttl_s`` (5 minutes), single use, with at most ``max_tries`` attempts, and bound to
+the device that asked for it: a number's codes are looked up per device, so one device's request neither replaces
+nor uses up another's. At rest only
 ``HMAC(sms_pepper, phone_hash | code)`` is kept, and comparison is constant-time. The edge
 (:mod:`portal.login.sms`) loads a :class:`CodeState`, asks :func:`verify` and stores what it says.
 """
@@ -58,12 +60,19 @@ def verify(state: CodeState | None, entered_hash: str, now: datetime, max_tries:
     return "wrong"
 
 
-def may_send(last_sent: datetime | None, sent_today: int, now: datetime, resend_s: int, daily_cap: int) -> None:
-    """Raise RateLimited if a new code may not be sent to this phone now (cooldown, then the daily cap)."""
+def may_send(last_sent: datetime | None, sent_today: int, number_today: int, now: datetime, resend_s: int,
+             daily_cap: int, phone_daily_cap: int) -> None:
+    """Raise RateLimited if a new code may not be sent to this phone for this device now.
+
+    ``last_sent`` and ``sent_today`` are the requesting device's codes for the number: the cooldown and the daily
+    cap are per number *and* device, so another device's requests never hold up the owner's. ``number_today``
+    counts every device's codes for the number, against ``phone_daily_cap``, which only abuse should reach."""
     if last_sent is not None and now < last_sent + timedelta(seconds=resend_s):
         wait = math.ceil((last_sent + timedelta(seconds=resend_s) - now).total_seconds())
         raise RateLimited(f"wait {wait} s before asking for another code", wait, "resend_cooldown")
     if sent_today >= daily_cap:
+        raise RateLimited("too many codes for this number today", 3600, "daily_cap")
+    if number_today >= phone_daily_cap:
         raise RateLimited("too many codes for this number today", 3600, "daily_cap")
 
 

@@ -93,10 +93,17 @@ class SmsConfig:
     backend: Literal["console", "tencent"] = "console"
     code_ttl_s: int = field(default=300, metadata={"check": positive})
     max_tries: int = field(default=5, metadata={"check": positive})
+    #: seconds before the same device may ask again for a code to the same number (another device is not held up)
     resend_s: int = field(default=60, metadata={"check": positive})
+    #: codes one device may ask for one number per day (24 h); another device's requests do not count here
     daily_cap: int = field(default=10, metadata={"check": positive})
+    #: codes per number per day from all devices together. Only abuse should reach it: it must stay above what two
+    #: devices may ask (2 x daily_cap), since a third party reaching it blocks the number's owner for the day;
+    #: each device is further held by ``per_client_per_hour`` and each address by ``per_ip_per_hour``
+    phone_daily_cap: int = field(default=50, metadata={"check": positive})
+    #: code requests per source address per hour (any number)
     per_ip_per_hour: int = field(default=30, metadata={"check": positive})
-    #: code requests per client device per hour
+    #: code requests per client device per hour (any number)
     per_client_per_hour: int = field(default=6, metadata={"check": positive})
     #: code verifications per IP per hour (against guessing across many phones)
     verify_per_ip_per_hour: int = field(default=60, metadata={"check": positive})
@@ -111,6 +118,9 @@ class SmsConfig:
     tencent_template_id: str | None = None
 
     def validate(self) -> None:
+        if self.phone_daily_cap <= 2 * self.daily_cap:
+            raise ValueError(f"phone_daily_cap: {self.phone_daily_cap} must be more than twice daily_cap "
+                             f"({self.daily_cap}): two devices asking for a number must not block its owner")
         if self.backend == "tencent":
             for key in ("tencent_secret_id", "tencent_secret_key", "tencent_sdk_app_id", "tencent_template_id"):
                 if not getattr(self, key):

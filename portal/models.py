@@ -100,10 +100,13 @@ class Consent(Base):
 
 class SmsCode(Base):
     __tablename__ = "sms_codes"
+    #: a code is looked up by number *and* the device that asked for it (the prefix serves per-number counts)
+    __table_args__ = (sa.Index("ix_sms_codes_phone_hash_device_id", "phone_hash", "device_id"),)
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     #: HMAC(sms_pepper, phone): the phone itself is never stored here
-    phone_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    phone_hash: Mapped[str] = mapped_column(sa.String(64))
     code_hash: Mapped[str] = mapped_column(sa.String(64))
+    #: the device that asked for the code: only it can use the code
     device_id: Mapped[str] = mapped_column(sa.String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(TS, index=True)
     expires_at: Mapped[datetime] = mapped_column(TS)

@@ -3,14 +3,21 @@
 :func:`request_code` and :func:`verify_code` hold the whole flow; the HTML form views here and the JSON views in
 :mod:`portal.api` only translate requests. Every check happens before anything is stored, and a successful
 verification stores code use, member, consents, login, device and session in one transaction before the Gate is
-told (nothing half-way). Limits: resend cooldown and daily cap per phone, codes per IP and per device per hour,
-verifications per IP per hour, tries per code.
+told (nothing half-way).
+
+Limits, none of which a third party can turn against a number's owner: codes per source address and per device per
+hour; per number *and* requesting device, a resend cooldown and a daily cap; per number, a daily cap from all devices
+that only abuse reaches (``sms.phone_daily_cap``, more than two devices' worth). A code is bound to the device that
+asked for it: verification reads the latest code of *this* device for the number, so another device's request
+neither replaces nor uses it. Verifications per IP per hour; tries per code, counted under a row lock
+(:func:`consume_code`, shared with the WeChat phone binding), so racing guesses cannot exceed them.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Blueprint, redirect, request
@@ -27,6 +34,7 @@ from portal.models import sms_codes
 
 log = logging.getLogger("keliu.portal")
 bp = Blueprint("sms", __name__)
+T = TypeVar("T")
 
 
 def request_code(svc: Services, client: Client, raw_phone: str, lang: str) -> str:
@@ -38,9 +46,12 @@ def request_code(svc: Services, client: Client, raw_phone: str, lang: str) -> st
     with svc.engine.begin() as conn:
         k_ip = limits.check(conn, svc.keys.token, "sms-ip", client.ip, cfg.per_ip_per_hour, 3600, now)
         k_dev = limits.check(conn, svc.keys.token, "sms-dev", client.device_id, cfg.per_client_per_hour, 3600, now)
-        last, sent = conn.execute(sa.select(sa.func.max(sms_codes.c.created_at), sa.func.count()).where(
-            sms_codes.c.phone_hash == ph, sms_codes.c.created_at > now - timedelta(days=1))).one()
-        codes.may_send(last, int(sent), now, cfg.resend_s, cfg.daily_cap)
+        mine = sms_codes.c.device_id == client.device_id
+        last, sent, everyone = conn.execute(
+            sa.select(sa.func.max(sms_codes.c.created_at).filter(mine), sa.func.count().filter(mine),
+                      sa.func.count())
+            .where(sms_codes.c.phone_hash == ph, sms_codes.c.created_at > now - timedelta(days=1))).one()
+        codes.may_send(last, int(sent), int(everyone), now, cfg.resend_s, cfg.daily_cap, cfg.phone_daily_cap)
         code = codes.new_code()
         conn.execute(sa.insert(sms_codes).values(
             phone_hash=ph, code_hash=codes.code_hash(svc.keys.pepper, ph, code), device_id=client.device_id,
@@ -53,22 +64,26 @@ def request_code(svc: Services, client: Client, raw_phone: str, lang: str) -> st
     return e164
 
 
-#: the latest code sent to a phone (built once: a login should not pay for building its statements). Ordered by
-#: ``id + 0``, not ``id``: otherwise PostgreSQL may walk the primary key backwards through every code stored,
-#: filtering on the phone hash (it does without fresh statistics: 13 ms with 40,000 codes), instead of taking
-#: the phone's few codes from the ``phone_hash`` index and sorting them.
-_LATEST_CODE = (sa.select(sms_codes.c.id, sms_codes.c.code_hash, sms_codes.c.device_id, sms_codes.c.expires_at,
-                          sms_codes.c.tries, sms_codes.c.used_at)
-                .where(sms_codes.c.phone_hash == sa.bindparam("ph", type_=sa.String))
-                .order_by((sms_codes.c.id + 0).desc()).limit(1))
+#: the latest code this device asked for, for a phone, locked until the transaction ends (built once: a login should
+#: not pay for building its statements). The lock makes a code's check one at a time: a concurrent attempt waits,
+#: then reads the tries and the use this one stored, so racing guesses never get more than ``max_tries`` looks.
+#: Ordered by ``id + 0``, not ``id``: otherwise PostgreSQL may walk the primary key backwards through every code
+#: stored, filtering on the phone hash (it does without fresh statistics: 13 ms with 40,000 codes), instead of
+#: taking the phone's and device's few codes from the ``(phone_hash, device_id)`` index and sorting them.
+_LATEST_CODE = (sa.select(sms_codes.c.id, sms_codes.c.code_hash, sms_codes.c.expires_at, sms_codes.c.tries,
+                          sms_codes.c.used_at)
+                .where(sms_codes.c.phone_hash == sa.bindparam("ph", type_=sa.String),
+                       sms_codes.c.device_id == sa.bindparam("device", type_=sa.String))
+                .order_by((sms_codes.c.id + 0).desc()).limit(1).with_for_update())
 _WRONG_TRY = (sa.update(sms_codes).where(sms_codes.c.id == sa.bindparam("code_id", type_=sa.Integer))
               .values(tries=sms_codes.c.tries + 1))
+#: no ``tries`` condition needed: the row is locked since :func:`codes.verify` saw it under the limit
 _USE_CODE = (sa.update(sms_codes).where(sms_codes.c.id == sa.bindparam("code_id", type_=sa.Integer),
-                                        sms_codes.c.used_at.is_(None),
-                                        sms_codes.c.tries < sa.bindparam("max_tries", type_=sa.Integer))
+                                        sms_codes.c.used_at.is_(None))
              .values(used_at=sa.bindparam("now", type_=sms_codes.c.used_at.type)))
 
-#: PostgreSQL: the verification limit taken (``limits.take``) and the latest code of the phone, in one round trip
+#: PostgreSQL: the verification limit taken (``limits.take``) and the latest code of the phone and device, locked
+#: (as ``_LATEST_CODE``), in one round trip
 _TAKE_AND_LATEST_PG = sa.text("""
 WITH taken AS (
     INSERT INTO rate_events (key, ts)
@@ -76,13 +91,15 @@ WITH taken AS (
     WHERE (SELECT count(*) FROM rate_events WHERE key = :key AND ts > CAST(:since AS timestamptz)) < :limit
     RETURNING id
 )
-SELECT (SELECT count(*) FROM taken) AS taken, c.id, c.code_hash, c.device_id, c.expires_at, c.tries, c.used_at
+SELECT (SELECT count(*) FROM taken) AS taken, c.id, c.code_hash, c.expires_at, c.tries, c.used_at
 FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-    SELECT id, code_hash, device_id, expires_at, tries, used_at FROM sms_codes
-    WHERE phone_hash = :ph ORDER BY id + 0 DESC LIMIT 1  -- as _LATEST_CODE: by the phone_hash index
+    SELECT id, code_hash, expires_at, tries, used_at FROM sms_codes
+    WHERE phone_hash = :ph AND device_id = :device
+    ORDER BY id + 0 DESC LIMIT 1  -- as _LATEST_CODE: by the (phone_hash, device_id) index
+    FOR UPDATE
 ) AS c ON true
-""").columns(sa.column("taken", sa.Integer), sms_codes.c.id, sms_codes.c.code_hash, sms_codes.c.device_id,
-             sms_codes.c.expires_at, sms_codes.c.tries, sms_codes.c.used_at)
+""").columns(sa.column("taken", sa.Integer), sms_codes.c.id, sms_codes.c.code_hash, sms_codes.c.expires_at,
+             sms_codes.c.tries, sms_codes.c.used_at)
 
 #: PostgreSQL: everything a successful SMS login stores, in one statement (one round trip instead of nine). It
 #: writes exactly what the portable path below writes (code use, ``members.upsert_member``,
@@ -176,18 +193,51 @@ def _store_login_pg(conn: Connection, svc: Services, client: Client, code_id: in
 
 def _take_and_latest(conn: Connection, svc: Services, client: Client, ph: str, now: datetime) -> Any:
     """Count this attempt against the per-IP verification limit (RateLimited, counting nothing, if it is
-    reached), then the latest code sent to the phone (``None`` if none)."""
+    reached), then the latest code this device asked for, for the phone, locked (``None`` if none). SQLite has no
+    row locks, but the limit's insert comes first, which makes the transaction the database's one writer."""
     limit = svc.cfg.sms.verify_per_ip_per_hour
     if conn.dialect.name != "postgresql":
         limits.take(conn, svc.keys.token, "verify-ip", client.ip, limit, 3600, now)
-        return conn.execute(_LATEST_CODE, {"ph": ph}).first()
+        return conn.execute(_LATEST_CODE, {"ph": ph, "device": client.device_id}).first()
     row = conn.execute(_TAKE_AND_LATEST_PG, {
         "key": limits.key_of(svc.keys.token, "verify-ip", client.ip), "now": now,
-        "since": now - timedelta(seconds=3600), "limit": limit, "ph": ph}).one()
+        "since": now - timedelta(seconds=3600), "limit": limit, "ph": ph, "device": client.device_id}).one()
     if row.taken != 1:
         limits.check(conn, svc.keys.token, "verify-ip", client.ip, limit, 3600, now)  # raises, with the wait
         raise RateLimited("too many requests, try again later", 3600, "rate_limited")  # fail closed
     return None if row.id is None else row
+
+
+def consume_code(svc: Services, client: Client, e164: str, code: str,
+                 use: Callable[[Connection, int, datetime], T]) -> T:
+    """The one check of an SMS code, for the SMS login and the WeChat phone binding alike.
+
+    In one transaction: the per-IP verification limit, this device's latest code for ``e164`` read under a row
+    lock, the decision (:func:`codes.verify`), then either a wrong try counted (and CodeRejected "code_wrong" after
+    the commit) or ``use(conn, code_id, now)``, which must mark the code used (:func:`mark_used`, or the
+    one-statement login) and may store more, all committed together. Raises CodeRejected, RateLimited."""
+    code = (code or "").strip()
+    if not codes.valid_format(code):
+        raise CodeRejected("the code is 6 digits", "code_wrong")
+    now = svc.now()
+    ph = codes.phone_hash(svc.keys.pepper, e164)
+    entered = codes.code_hash(svc.keys.pepper, ph, code)
+    with svc.engine.begin() as conn:
+        row = _take_and_latest(conn, svc, client, ph, now)
+        state = None if row is None else codes.CodeState(row.id, row.code_hash, row.expires_at, row.tries,
+                                                         row.used_at is not None)
+        outcome = codes.verify(state, entered, now, svc.cfg.sms.max_tries)
+        assert state is not None
+        if outcome == "ok":
+            return use(conn, state.id, now)
+        conn.execute(_WRONG_TRY, {"code_id": state.id})
+    raise CodeRejected("wrong code", "code_wrong")  # after the commit: the try stays counted
+
+
+def mark_used(conn: Connection, code_id: int, now: datetime) -> None:
+    """Mark a code used (inside :func:`consume_code`, which holds its row lock)."""
+    if conn.execute(_USE_CODE, {"code_id": code_id, "now": now}).rowcount != 1:
+        raise CodeRejected("this code was already used; request a new one", "code_used")
 
 
 def verify_code(svc: Services, client: Client, raw_phone: str, code: str, choices: Choices,
@@ -195,34 +245,15 @@ def verify_code(svc: Services, client: Client, raw_phone: str, code: str, choice
     """Check the code and log the client in. Raises InvalidPhone, ConsentMissing, CodeRejected, RateLimited."""
     e164 = phone.normalize(raw_phone)
     choices.require_terms()
-    code = (code or "").strip()
-    if not codes.valid_format(code):
-        raise CodeRejected("the code is 6 digits", "code_wrong")
-    cfg = svc.cfg.sms
-    now = svc.now()
-    ph = codes.phone_hash(svc.keys.pepper, e164)
-    entered = codes.code_hash(svc.keys.pepper, ph, code)
-    wrong = False
-    with svc.engine.begin() as conn:
-        row = _take_and_latest(conn, svc, client, ph, now)
-        state = None
-        if row is not None and row.device_id == client.device_id:
-            state = codes.CodeState(row.id, row.code_hash, row.expires_at, row.tries, row.used_at is not None)
-        outcome = codes.verify(state, entered, now, cfg.max_tries)
-        assert state is not None
-        if outcome == "wrong":
-            conn.execute(_WRONG_TRY, {"code_id": state.id})
-            wrong = True
-        elif conn.dialect.name == "postgresql":
-            auth = _store_login_pg(conn, svc, client, state.id, e164, choices, lang, now)
-        else:
-            used = conn.execute(_USE_CODE, {"code_id": state.id, "max_tries": cfg.max_tries, "now": now}).rowcount
-            if used != 1:
-                raise CodeRejected("this code was already used; request a new one", "code_used")
-            member_id = upsert_member(conn, store_id=svc.store_id, now=now, phone_e164=e164)
-            auth = access.complete_login(conn, svc, client, member_id, "sms", choices, lang, now)
-    if wrong:
-        raise CodeRejected("wrong code", "code_wrong")
+
+    def store_login(conn: Connection, code_id: int, now: datetime) -> Authorized:
+        if conn.dialect.name == "postgresql":
+            return _store_login_pg(conn, svc, client, code_id, e164, choices, lang, now)
+        mark_used(conn, code_id, now)
+        member_id = upsert_member(conn, store_id=svc.store_id, now=now, phone_e164=e164)
+        return access.complete_login(conn, svc, client, member_id, "sms", choices, lang, now)
+
+    auth = consume_code(svc, client, e164, code, store_login)
     access.allow(svc, client, auth.until)
     log.info("sms login %s device %s session %s", phone.mask(e164), client.device_id, auth.session_id)
     return auth

@@ -323,36 +323,11 @@ def _bind_client(svc: Services, identity_id: int) -> Any:
 
 
 def _check_code(svc: Services, client: Any, e164: str, code: str) -> None:
-    """Verify and use an SMS code (the portal's code rules), without logging anyone onto the network."""
-    import sqlalchemy as sa
+    """Verify and use an SMS code, without logging anyone onto the network: the SMS login's own check
+    (:func:`portal.login.sms.consume_code`: one code at a time under a row lock, tries counted, single use)."""
+    from portal.login.sms import consume_code, mark_used
 
-    from portal import codes, limits
-    from portal.errors import CodeRejected
-    from portal.models import sms_codes
-
-    if not codes.valid_format((code or "").strip()):
-        raise CodeRejected("the code is 6 digits", "code_wrong")
-    now = svc.now()
-    ph = codes.phone_hash(svc.keys.pepper, e164)
-    wrong = False
-    with svc.engine.begin() as conn:
-        limits.check_and_count(conn, svc.keys.token, [("verify-ip", client.ip)], svc.cfg.sms.verify_per_ip_per_hour,
-                               3600, now)
-        row = conn.execute(sa.select(sms_codes).where(sms_codes.c.phone_hash == ph)
-                           .order_by(sms_codes.c.id.desc()).limit(1)).first()
-        state = None
-        if row is not None and row.device_id == client.device_id:
-            state = codes.CodeState(row.id, row.code_hash, row.expires_at, row.tries, row.used_at is not None)
-        outcome = codes.verify(state, codes.code_hash(svc.keys.pepper, ph, code.strip()), now, svc.cfg.sms.max_tries)
-        assert state is not None
-        if outcome == "wrong":
-            conn.execute(sa.update(sms_codes).where(sms_codes.c.id == state.id).values(tries=sms_codes.c.tries + 1))
-            wrong = True
-        elif conn.execute(sa.update(sms_codes).where(sms_codes.c.id == state.id, sms_codes.c.used_at.is_(None))
-                          .values(used_at=now)).rowcount != 1:
-            raise CodeRejected("this code was already used; request a new one", "code_used")
-    if wrong:
-        raise CodeRejected("wrong code", "code_wrong")
+    consume_code(svc, client, e164, code, mark_used)
 
 
 @blueprint.route("/bind", methods=["GET", "POST"])

@@ -54,14 +54,21 @@ def test_fifth_try_is_still_allowed() -> None:
 
 def test_resend_cooldown() -> None:
     with pytest.raises(RateLimited) as err:
-        codes.may_send(NOW - timedelta(seconds=20), 1, NOW, 60, 10)
+        codes.may_send(NOW - timedelta(seconds=20), 1, 1, NOW, 60, 10, 50)
     assert err.value.code == "resend_cooldown" and err.value.retry_after == 40
-    codes.may_send(NOW - timedelta(seconds=60), 1, NOW, 60, 10)
+    codes.may_send(NOW - timedelta(seconds=60), 1, 1, NOW, 60, 10, 50)
 
 
 def test_daily_cap() -> None:
     with pytest.raises(RateLimited) as err:
-        codes.may_send(NOW - timedelta(hours=1), 10, NOW, 60, 10)
+        codes.may_send(NOW - timedelta(hours=1), 10, 10, NOW, 60, 10, 50)
+    assert err.value.code == "daily_cap"
+
+
+def test_other_devices_codes_count_only_against_the_numbers_cap() -> None:
+    codes.may_send(None, 0, 49, NOW, 60, 10, 50)
+    with pytest.raises(RateLimited) as err:
+        codes.may_send(None, 0, 50, NOW, 60, 10, 50)
     assert err.value.code == "daily_cap"
 
 

@@ -137,6 +137,54 @@ def test_code_is_bound_to_the_device_that_asked(app: Flask, sms: ConsoleSms) -> 
     assert r.status_code == 400 and r.json["error"] == "code_not_requested"
 
 
+def test_another_device_neither_holds_up_nor_replaces_nor_uses_the_owners_code(app: Flask, sms: ConsoleSms,
+                                                                                clock: FakeClock) -> None:
+    """Issue 12, item 5: a third party asking codes for the owner's number, before and after the owner, and
+    guessing, changes nothing for the owner (it used to hold the owner up, then replace the owner's code)."""
+    owner, other = Phone(app, "10.77.0.20"), Phone(app, "10.77.0.21")
+    assert api_code(other).status_code == 202
+    assert api_code(owner).status_code == 202  # the other's request does not start the owner's cooldown
+    code = sms.last["+8613812345678"]
+    clock.advance(61)
+    assert api_code(other).status_code == 202  # a later request by another device ...
+    r = api_code(other)
+    assert r.status_code == 429 and r.json["error"] == "resend_cooldown"  # (its own cooldown holds)
+    bad = "000000" if code != "000000" else "111111"
+    for guess in (code, bad, bad, bad, bad):  # ... and its tries go to its own code, even with the owner's code
+        assert api_verify(other, guess).json["error"] == "code_wrong"
+    assert api_verify(other, bad).json["error"] == "code_locked"
+    r = api_verify(owner, code)  # ... which neither replaced nor locked the owner's
+    assert r.status_code == 200, r.json
+    owners = [c for c in rows(app, sms_codes) if c.used_at is not None]
+    assert len(owners) == 1 and owners[0].tries == 0
+
+
+def test_two_devices_cannot_use_up_the_owners_codes_only_abuse_reaches_the_numbers_cap(
+        db_url: str, var_dir: Any, gate: MemoryGate, clock: FakeClock, sms: ConsoleSms,
+        neighbours: dict[str, str]) -> None:
+    """Issue 12, item 5: the daily cap counts per number and device; the number's own cap (all devices) lies
+    beyond two devices' worth, so two devices asking for the owner's number do not lock the owner out."""
+    neighbours = neighbours | {"10.77.0.22": "3c:22:fb:00:00:03", "10.77.0.23": "3c:22:fb:00:00:04"}
+    app = make_app(db_url, var_dir, gate, clock, sms, neighbours, sms={"daily_cap": 3, "phone_daily_cap": 7})
+    for attacker in (Phone(app, "10.77.0.21"), Phone(app, "10.77.0.22")):
+        for _ in range(3):
+            assert api_code(attacker).status_code == 202
+            clock.advance(61)
+        r = api_code(attacker)
+        assert r.status_code == 429 and r.json["error"] == "daily_cap"
+    owner = Phone(app, "10.77.0.20")
+    assert api_code(owner).status_code == 202
+    assert api_verify(owner, sms.last["+8613812345678"]).status_code == 200
+    # the number's cap (7): the owner's was the 7th code today; a third device gets none for this number
+    third = Phone(app, "10.77.0.23")
+    clock.advance(61)
+    r = api_code(third)
+    assert r.status_code == 429 and r.json["error"] == "daily_cap"
+    assert api_code(third, "13900000001").status_code == 202  # other numbers are not held
+    clock.advance(86400)
+    assert api_code(third).status_code == 202
+
+
 def test_malformed_code_is_not_a_try(app: Flask, phone: Phone, sms: ConsoleSms) -> None:
     api_code(phone)
     assert api_verify(phone, "12ab").status_code == 400

@@ -4,15 +4,15 @@ A code is bound to the device that asked for it; verification reads the latest c
 so another device's request neither replaces nor uses it up. The composite index serves that lookup and, by its
 prefix, the per-number counts the single ``phone_hash`` index served.
 
-Revision ID: portal_0004
-Revises: portal_0001
+Revision ID: portal_0003
+Revises: portal_0002
 """
 from __future__ import annotations
 
 from alembic import op
 
-revision = "portal_0004"
-down_revision = "portal_0001"
+revision = "portal_0003"
+down_revision = "portal_0002"
 branch_labels = None
 depends_on = None
 

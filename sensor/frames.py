@@ -35,7 +35,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from sensor.errors import CaptureFormatError
+from sensor.errors import CaptureFormatError, SensorError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class ParseStats:
         return self.malformed + self.bad_fcs + self.bad_ts
 
 
-class _Malformed(Exception):
+class _Malformed(SensorError):
     """A frame is truncated or inconsistent (internal: caught at the per-frame boundary)."""
 
 

@@ -180,10 +180,9 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) ->
     """Print one record per probe request. Device ids use this appliance's key if it exists, else a throw-away
     key; nothing is written anywhere."""
     from keliu import config, keys
-    from sensor.frames import format_mac
+    from sensor.frames import channel_number, format_mac
     from sensor.identity import Identifier
     from sensor.replay import iter_batches
-    from sensor.simulate import channel_number
 
     cfg = config.load()
     key_file = Path(cfg.var_dir) / "keys" / "device_hmac"

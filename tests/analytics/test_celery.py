@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from analytics import pipeline, store
 from analytics.celery_app import make_celery
 from keliu import config, db
+from keliu.testing.simulate import Scenario, simulate
 from sensor import store as sensor_store
-from sensor.simulate import Scenario, simulate
 from tests.analytics.builders import DAY, DAY_START, from_frames
 from tests.analytics.servers import celery_worker
 
@@ -135,7 +135,7 @@ def test_sensor_celery_sink_to_worker_to_report(tmp_path, postgres_url, redis_ur
     import subprocess
     import sys
 
-    from sensor.simulate import write_pcap
+    from keliu.testing.simulate import write_pcap
     from tests.conftest import ROOT
 
     sc = Scenario(passersby_per_day=300, visitors_per_day=60)

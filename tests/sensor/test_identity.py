@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from keliu.testing.simulate import DEMO, Scenario, simulate
 from sensor.frames import Parser, Probe, ProbeBatch
 from sensor.identity import (
     Identifier,
@@ -16,7 +17,6 @@ from sensor.identity import (
     member_device_id,
     period_key,
 )
-from sensor.simulate import DEMO, Scenario, simulate
 from tests.conftest import require_shared_data
 
 MASTER = bytes(range(32))

@@ -73,7 +73,7 @@ def test_delivery_keeps_batches_while_the_sink_is_down(tmp_path: Path) -> None:
 
 def short_capture(path: Path) -> int:
     """About 2,000 probes within 60 s (so a replay at 10x speed takes 6 s)."""
-    from sensor.simulate import Person, Scenario, simulate, write_pcap
+    from keliu.testing.simulate import Person, Scenario, simulate, write_pcap
 
     t0 = Scenario().day_start(0) + 12 * 3600
     people = tuple(Person(i, "visitor", m, bytes([0x00, 0x11, 0x22, 0x33, 0x44, i]), -50.0 - i % 20, ((t0, t0 + 60),))

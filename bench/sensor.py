@@ -54,7 +54,8 @@ def child_keliu(path: str, sightings: bool) -> None:
     import resource
 
     from sensor.frames import Parser
-    from sensor.identity import Identifier, sid_key
+    from sensor.grouping import Identifier
+    from sensor.identity import sid_key
     from sensor.replay import iter_batches
     from sensor.sightings import sightings as make
 

@@ -61,7 +61,8 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
 
     from keliu import db, keys
     from sensor import consent
-    from sensor.identity import Identifier, Registry, mac_bytes, sid_key
+    from sensor.grouping import Identifier
+    from sensor.identity import Registry, mac_bytes, sid_key
     from sensor.pipeline import Pipeline
     from sensor.sightings import Batcher
     from sensor.sinks import CelerySink, Delivery, SqlHealth, SqlSink
@@ -181,7 +182,7 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) ->
     key; nothing is written anywhere."""
     from keliu import config, keys
     from sensor.frames import channel_number, format_mac
-    from sensor.identity import Identifier
+    from sensor.grouping import Identifier
     from sensor.replay import iter_batches
 
     cfg = config.load()

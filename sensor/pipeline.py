@@ -16,7 +16,8 @@ from typing import Any
 
 from sensor.errors import SpoolFull
 from sensor.frames import Parser, ProbeBatch, channel_number
-from sensor.identity import Identifier, Registry
+from sensor.grouping import Identifier
+from sensor.identity import Registry
 from sensor.records import Sighting
 from sensor.sightings import Batcher, sightings
 from sensor.sinks import Delivery, DeliveryThread, Health, HealthSink

@@ -18,7 +18,8 @@ from keliu.testing.simulate import Person, Scenario, simulate, write_pcap
 from sensor import consent
 from sensor.cli import sensor
 from sensor.frames import Parser
-from sensor.identity import Identifier, member_device_id, sid_key
+from sensor.grouping import Identifier
+from sensor.identity import member_device_id, sid_key
 from sensor.pipeline import Pipeline
 from sensor.replay import replay
 from sensor.sightings import Batcher

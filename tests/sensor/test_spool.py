@@ -98,7 +98,8 @@ def replay_argv(capture: Path, *extra: str) -> list[str]:
 def expected_sids(capture: Path, var: Path) -> set[str]:
     from keliu import keys
     from sensor.frames import Parser
-    from sensor.identity import Identifier, sid_key
+    from sensor.grouping import Identifier
+    from sensor.identity import sid_key
     from sensor.sightings import sightings
 
     master = keys.secret_bytes(var, "device_hmac")

@@ -37,8 +37,9 @@ demo: install assets
 test: system-deps install assets
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-lint:
+lint: install
 	$(BIN)/ruff check keliu portal sensor analytics router_config dashboards tests bench
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy keliu portal sensor analytics router_config dashboards

@@ -9,6 +9,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def beat(loglevel: str) -> None:
     Beat(app=app, schedule=str(schedule), loglevel=loglevel).run()
 
 
-def _table(report: dict[str, Any]) -> str:
+def _table(report: Mapping[str, Any]) -> str:
     lines = []
     for k, v in report.items():
         if isinstance(v, dict):

@@ -22,6 +22,7 @@ from analytics import store
 from analytics.metrics import DWELL_FIELDS, LOYALTY_LABELS, History, StoreDay, mall_day, store_day
 from analytics.visits import I64, Rules, device_codes, summarize, to_ms
 from keliu.config import Config
+from sensor import store as sensor_store
 from sensor.records import Sighting
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
     raw_day = datetime.fromtimestamp(raw_cut, UTC).date()
     hist_day = datetime.fromtimestamp(now - a.history_days * 86400, UTC).date()
     with engine.begin() as conn:
-        n1 = conn.execute(sa.delete(store.sightings).where(store.sightings.c.ts < raw_cut)).rowcount
+        n1 = conn.execute(sa.delete(sensor_store.sightings).where(sensor_store.sightings.c.ts < raw_cut)).rowcount
         n2 = conn.execute(sa.delete(store.visits).where(store.visits.c.day < raw_day)).rowcount
         n3 = conn.execute(sa.delete(store.device_days).where(store.device_days.c.day < hist_day)).rowcount
     return {"sightings": n1, "visits": n2, "device_days": n3}
@@ -225,12 +226,12 @@ def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
 
 def ingest(engine: Engine, batch: Iterable[Mapping[str, Any]]) -> int:
     """Store a sensor batch (sighting dicts, as the sensor's Celery sink sends them). Idempotent on ``sid``."""
-    return store.insert_sightings(engine, [Sighting(**dict(s)) for s in batch])
+    return sensor_store.insert_sightings(engine, [Sighting(**dict(s)) for s in batch])
 
 
 def active_stores(engine: Engine, cfg: Config, since: float) -> list[str]:
     """Stores with sightings since ``since`` and every configured store."""
-    s = store.sightings.c
+    s = sensor_store.sightings.c
     with engine.connect() as conn:
         seen = set(conn.execute(sa.select(s.store).where(s.ts >= since).distinct()).scalars().all())
     return sorted(seen | {st.id for st in cfg.stores})

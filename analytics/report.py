@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -18,6 +18,93 @@ from analytics.metrics import DWELL_FIELDS, DWELL_LABELS, LOYALTY_LABELS
 SCALARS = ("visitors", "passersby", "visits", "capture_rate", "median_dwell_s", "new_visitors", "repeat_visitors",
            "staff_excluded", "wifi_logins", "new_members")
 _SUMMED = tuple(k for k in SCALARS if k not in ("capture_rate", "median_dwell_s"))
+
+
+# -- the contract with the dashboards and the CLI (docs/CONTRACTS.md): what each report function returns
+
+class Figures(TypedDict):
+    """The scalar metrics of a store over a day or a range."""
+
+    visitors: int
+    passersby: int
+    visits: int
+    capture_rate: float
+    median_dwell_s: float
+    new_visitors: int
+    repeat_visitors: int
+    staff_excluded: int
+    wifi_logins: int
+    new_members: int
+
+
+class DayFigures(Figures):
+    """One day's figures with the day's date."""
+
+    date: str
+
+
+class Buckets(Figures):
+    """The figures plus the dwell-time and loyalty histograms (label → count)."""
+
+    dwell_buckets: dict[str, int]
+    loyalty_buckets: dict[str, int]
+
+
+class StoreDay(Buckets):
+    store: str
+    date: str
+    hourly_visitors: list[int]
+    hourly_passersby: list[int]
+
+
+class StoreRange(Buckets):
+    store: str
+    start: str
+    end: str
+    hourly_visitors: list[int]
+    hourly_passersby: list[int]
+    days: list[DayFigures]
+
+
+class MallStore(Figures):
+    """One store of a mall over the range."""
+
+    id: str
+    name: str
+
+
+class MallTotals(TypedDict):
+    """A mall's (or the operator's) totals: a shopper counted once per day however many stores they entered."""
+
+    visitors: int
+    passersby: int
+    staff_excluded: int
+    capture_rate: float
+    wifi_logins: int
+    new_members: int
+    visits: int
+
+
+class Transition(TypedDict("Transition", {"from": str})):
+    to: str
+    count: int
+
+
+class MallRange(TypedDict):
+    id: str
+    name: str
+    start: str
+    end: str
+    stores: list[MallStore]
+    totals: MallTotals
+    transitions: list[Transition]
+
+
+class OperatorRange(TypedDict):
+    start: str
+    end: str
+    malls: list[MallRange]
+    totals: MallTotals
 
 
 def _days(start: date, end: date) -> list[date]:
@@ -104,13 +191,13 @@ def _zero_hours() -> tuple[list[int], list[int]]:
     return [0] * 24, [0] * 24
 
 
-def store_day(engine: Engine, store_id: str, day: date) -> dict[str, Any]:
+def store_day(engine: Engine, store_id: str, day: date) -> StoreDay:
     """One store-day: the scalar metrics, dwell and loyalty buckets, and 24 store-local hourly counts."""
     with engine.connect() as conn:
         daily, hours = _store_days(conn, store_id, day, day), _hours(conn, store_id, day, day)
     out = {"store": store_id, "date": day.isoformat()} | _day_row(daily.get(day))
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _zero_hours()
-    return out
+    return cast(StoreDay, out)
 
 
 def _merge(days: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,7 +209,7 @@ def _merge(days: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def store_range(engine: Engine, store_id: str, start: date, end: date) -> dict[str, Any]:
+def store_range(engine: Engine, store_id: str, start: date, end: date) -> StoreRange:
     """The same keys as :func:`store_day` summed over [start, end] (hourly counts summed per hour of day), plus
     ``days``: one dict per day with ``date`` and the scalar metrics."""
     with engine.connect() as conn:
@@ -136,7 +223,7 @@ def store_range(engine: Engine, store_id: str, start: date, end: date) -> dict[s
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | _merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]
-    return out
+    return cast(StoreRange, out)
 
 
 def _mall_names(conn: Connection) -> dict[str, str]:
@@ -153,7 +240,7 @@ def _store_names(conn: Connection) -> dict[str, tuple[str, str]]:
     return {str(i): (str(n), str(m)) for i, n, m in conn.execute(sa.select(t.c.id, t.c.name, t.c.mall_id)).all()}
 
 
-def _mall(conn: Connection, mall_id: str, start: date, end: date) -> dict[str, Any]:
+def _mall(conn: Connection, mall_id: str, start: date, end: date) -> MallRange:
     r = store.rollups.c
     names = _store_names(conn)
     ids = {s for s, (_, m) in names.items() if m == mall_id}
@@ -176,27 +263,27 @@ def _mall(conn: Connection, mall_id: str, start: date, end: date) -> dict[str, A
         t.mall == mall_id, t.day >= start, t.day <= end).group_by(t.src, t.dst)).all()
     transitions = sorted(({"from": a, "to": b, "count": int(n)} for a, b, n in trans),
                          key=lambda x: (-x["count"], x["from"], x["to"]))
-    return {"id": mall_id, "name": _mall_names(conn).get(mall_id, mall_id), "start": start.isoformat(),
-            "end": end.isoformat(), "stores": stores, "totals": totals, "transitions": transitions}
+    return cast(MallRange, {"id": mall_id, "name": _mall_names(conn).get(mall_id, mall_id), "start": start.isoformat(),
+                            "end": end.isoformat(), "stores": stores, "totals": totals, "transitions": transitions})
 
 
-def mall_range(engine: Engine, mall_id: str, start: date, end: date) -> dict[str, Any]:
+def mall_range(engine: Engine, mall_id: str, start: date, end: date) -> MallRange:
     """A mall over [start, end]: its stores' scalar metrics, ``totals`` (a shopper counted once per day however
     many stores they entered; summed over days) and ``transitions`` ``[{from, to, count}]``."""
     with engine.connect() as conn:
         return _mall(conn, mall_id, start, end)
 
 
-def operator_range(engine: Engine, start: date, end: date) -> dict[str, Any]:
+def operator_range(engine: Engine, start: date, end: date) -> OperatorRange:
     """Every mall over [start, end] (``malls``: :func:`mall_range` without the per-store transitions) and the
     operator's ``totals`` (sums of the malls')."""
     with engine.connect() as conn:
         ids = set(_mall_names(conn)) | set(conn.execute(sa.select(store.rollups.c.mall).distinct()).scalars().all())
         malls = [_mall(conn, m, start, end) for m in sorted(ids)]
     keys = ("visitors", "passersby", "staff_excluded", "wifi_logins", "new_members", "visits")
-    totals: dict[str, Any] = {k: sum(m["totals"][k] for m in malls) for k in keys}
+    totals: dict[str, Any] = {k: sum(cast(Mapping[str, int], m["totals"])[k] for m in malls) for k in keys}
     totals["capture_rate"] = _rate(totals["visitors"], totals["passersby"])
-    return {"start": start.isoformat(), "end": end.isoformat(), "malls": malls, "totals": totals}
+    return cast(OperatorRange, {"start": start.isoformat(), "end": end.isoformat(), "malls": malls, "totals": totals})
 
 
 def last_report(engine: Engine, store_id: str) -> float | None:

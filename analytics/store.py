@@ -1,8 +1,7 @@
-"""Analytics storage (an edge): raw sightings in, and the tables the pipeline reads and writes.
+"""Analytics storage (an edge): the tables the pipeline reads and writes. The raw sightings it reads are the sensor's
+own table (``sensor.store``).
 
-``insert_sightings`` is the one entry point the sensor's sinks use. It is idempotent: the primary key is the
-sighting's ``sid``, and a row that exists already is skipped, so a batch re-delivered after a crash is stored once.
-Every other table has a natural key (store, day, device; store, period, start; mall, day) and is written with
+Every table has a natural key (store, day, device; store, period, start; mall, day) and is written with
 upserts or replaced per store-day inside one transaction, so every task that writes here is idempotent.
 """
 from __future__ import annotations
@@ -10,61 +9,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.engine import Connection
 
 from analytics.visits import MISSING_RSSI
 from keliu import db
 from keliu.db import Base
-from sensor.records import Sighting
-
-
-class SightingRow(Base):
-    __tablename__ = "sightings"
-    sid: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    ts: Mapped[float] = mapped_column(sa.Float, index=True)
-    store: Mapped[str] = mapped_column(sa.String(64), index=True)
-    sensor: Mapped[str] = mapped_column(sa.String(64))
-    device: Mapped[str] = mapped_column(sa.String(32))
-    rssi: Mapped[int | None] = mapped_column(sa.SmallInteger, nullable=True)
-    freq: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
-    seq: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
-    randomized: Mapped[bool] = mapped_column(sa.Boolean)
-
-
-sightings = cast(sa.Table, SightingRow.__table__)
-
-
-def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> int:
-    """Store ``batch``; rows whose ``sid`` exists already are skipped. Returns how many rows were new."""
-    if not batch:
-        return 0
-    rows = [
-        {"sid": s.sid, "ts": s.ts, "store": s.store, "sensor": s.sensor, "device": s.device, "rssi": s.rssi,
-         "freq": s.freq, "seq": s.seq, "randomized": s.randomized}
-        for s in batch
-    ]
-    if isinstance(target, Engine):
-        with target.begin() as conn:
-            return _insert(conn, rows)
-    return _insert(target, rows)
-
-
-def _insert(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    stmt = db.dialect_insert(conn, sightings).on_conflict_do_nothing(index_elements=["sid"]).returning(
-        sightings.c.sid)
-    new = 0
-    for start in range(0, len(rows), 5000):
-        # executemany's rowcount is -1 under SQLAlchemy's "insertmanyvalues" on PostgreSQL; RETURNING yields
-        # exactly the rows inserted (conflicts return nothing) on both dialects
-        new += len(conn.execute(stmt, rows[start:start + 5000]).all())
-    return new
-
+from sensor.store import sightings
 
 # ---------------------------------------------------------------------------------------------------------------
 # the pipeline's tables (revision analytics_0002)

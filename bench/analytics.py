@@ -109,7 +109,6 @@ def pandas_baseline(ts: np.ndarray, dev: np.ndarray, rssi: np.ndarray) -> tuple[
 def celery_bench(stores: int) -> dict[str, float]:
     import sqlalchemy as sa
 
-    from analytics import store
     from analytics.celery_app import make_celery
     from keliu import config, db
 
@@ -130,12 +129,13 @@ def celery_bench(stores: int) -> dict[str, float]:
     try:
         db.upgrade(engine)
         ts, dev, rssi = mall_day(6000, seed=2)
+        from sensor import store as sensor_store
         from sensor.records import Sighting
 
         base = [Sighting(sid=f"b{i}", ts=float(t) / 1000, store="st0", sensor="s", device=f"{int(d):016x}",
                          rssi=int(r), freq=2437, seq=None, randomized=False)
                 for i, (t, d, r) in enumerate(zip(ts.tolist(), dev.tolist(), rssi.tolist()))]
-        store.insert_sightings(engine, base)
+        sensor_store.insert_sightings(engine, base)
         with engine.begin() as conn:  # the other stores: the same day, replicated in SQL
             conn.execute(sa.text(
                 "INSERT INTO sightings (sid, ts, store, sensor, device, rssi, freq, seq, randomized) "

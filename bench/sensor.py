@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/sensor.py [--frames N] [--scapy-frames N]
 
-1. Generates (once; kept in the temp dir) a pcap of simulated store days (``sensor.simulate``): radiotap, a mix of
+1. Generates (once; kept in the temp dir) a pcap of simulated store days (``keliu.testing.simulate``): radiotap, a mix of
    phone models, half of them rotating their MAC.
 2. keliu: a fresh process reads the file in chunks, parses every frame (``sensor.frames``) and assigns every probe
    its device id (``sensor.identity``, randomized-MAC grouping included); frames/s and the process's peak RSS.
@@ -33,7 +33,7 @@ def make_capture(path: Path, frames: int) -> None:
     from dataclasses import replace
     from datetime import timedelta
 
-    from sensor.simulate import DEMO, simulate, write_pcap
+    from keliu.testing.simulate import DEMO, simulate, write_pcap
 
     def gen():  # type: ignore[no-untyped-def]
         n, day = 0, 0
@@ -54,7 +54,8 @@ def child_keliu(path: str, sightings: bool) -> None:
     import resource
 
     from sensor.frames import Parser
-    from sensor.identity import Identifier, sid_key
+    from sensor.grouping import Identifier
+    from sensor.identity import sid_key
     from sensor.replay import iter_batches
     from sensor.sightings import sightings as make
 

@@ -28,6 +28,13 @@ import netaddr
 from keliu.errors import ConfigError
 from keliu.redaction import redact_url
 
+if typing.TYPE_CHECKING:
+    from analytics.config import AnalyticsConfig
+    from dashboards.config import DashboardsConfig
+    from portal.config import PortalConfig, SmsConfig, WechatConfig
+    from router_config.config import RouterConfig
+    from sensor.config import SensorConfig
+
 # ---------------------------------------------------------------------------------------------------------------
 # validators usable in field metadata: ``field(default=..., metadata={"check": mac})``
 
@@ -253,6 +260,14 @@ def _component(module: str, cls: str) -> Any:
 class Config:
     """The root of the configuration. Component sections are their packages' own dataclasses."""
 
+    # the components' sections, built from SECTIONS (typed here for the checker only: the base imports no component)
+    portal: PortalConfig
+    sms: SmsConfig
+    wechat: WechatConfig
+    sensor: SensorConfig
+    analytics: AnalyticsConfig
+    router: RouterConfig
+    dashboards: DashboardsConfig
     database_url: str = "sqlite:///var/keliu.db"
     var_dir: str = "var"
     timezone: str = "Asia/Shanghai"
@@ -260,13 +275,6 @@ class Config:
     stores: list[StoreConfig] = dataclasses.field(
         default_factory=lambda: [StoreConfig(id="demo-store", mall="demo-mall", name="Demo Store")]
     )
-    portal: Any = None
-    sms: Any = None
-    wechat: Any = None
-    sensor: Any = None
-    analytics: Any = None
-    router: Any = None
-    dashboards: Any = None
 
     def validate(self) -> None:
         malls = {m.id for m in self.malls}

@@ -105,7 +105,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
     tenants.sync(engine, cfg)
     capture = cfg.var_path / "demo" / "store-day.pcap"
     if not capture.exists():
-        from sensor.simulate import write_demo_capture
+        from keliu.testing.simulate import write_demo_capture
 
         write_demo_capture(capture, seed=7)
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)

@@ -61,7 +61,8 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
 
     from keliu import db, keys
     from sensor import consent
-    from sensor.identity import Identifier, Registry, mac_bytes, sid_key
+    from sensor.grouping import Identifier
+    from sensor.identity import Registry, mac_bytes, sid_key
     from sensor.pipeline import Pipeline
     from sensor.sightings import Batcher
     from sensor.sinks import CelerySink, Delivery, SqlHealth, SqlSink
@@ -180,10 +181,9 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) ->
     """Print one record per probe request. Device ids use this appliance's key if it exists, else a throw-away
     key; nothing is written anywhere."""
     from keliu import config, keys
-    from sensor.frames import format_mac
-    from sensor.identity import Identifier
+    from sensor.frames import channel_number, format_mac
+    from sensor.grouping import Identifier
     from sensor.replay import iter_batches
-    from sensor.simulate import channel_number
 
     cfg = config.load()
     key_file = Path(cfg.var_dir) / "keys" / "device_hmac"

@@ -23,7 +23,7 @@ class SensorConfig:
     batch_seconds: float = field(default=2.0, metadata={"check": positive})
     #: MACs of the sensor's own radios and other fixed infrastructure, never counted
     ignore_macs: list[str] = field(default_factory=list, metadata={"check": each(mac)})
-    #: where sightings go: sql (analytics.store), celery (analytics.ingest_batch), auto: celery when
+    #: where sightings go: sql (sensor.store, read by analytics), celery (analytics.ingest_batch), auto: celery when
     #: [analytics] broker_url is set, else sql
     sink: Literal["auto", "sql", "celery"] = "auto"
     #: verify: recompute the FCS of frames that carry one; flag: trust the driver's bad-FCS flag only

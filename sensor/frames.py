@@ -35,12 +35,12 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from sensor.errors import CaptureFormatError
+from sensor.errors import SensorError
+from sensor.pcap import LINKTYPE_RADIOTAP, pcap_header, record_chunks, records
 
 log = logging.getLogger(__name__)
 
 LINKTYPE_IEEE802_11 = 105
-LINKTYPE_RADIOTAP = 127
 
 # radiotap fields of the default namespace: bit -> (alignment, size). Bits 29-31 switch namespaces / extend.
 RADIOTAP_FIELDS: dict[int, tuple[int, int]] = {
@@ -92,7 +92,7 @@ class ParseStats:
         return self.malformed + self.bad_fcs + self.bad_ts
 
 
-class _Malformed(Exception):
+class _Malformed(SensorError):
     """A frame is truncated or inconsistent (internal: caught at the per-frame boundary)."""
 
 
@@ -413,7 +413,7 @@ class Parser:
         head = pcap_header(buf)
         if head is not None and head[2] == LINKTYPE_RADIOTAP:
             endian, scale, _lt = head
-            for starts in _pcap_starts(buf, endian, size):
+            for starts in record_chunks(buf, endian, size):
                 yield self.parse_radiotap(buf, starts, endian, scale)
             return
         rows: list[tuple[float, Located]] = []
@@ -576,130 +576,19 @@ def _batch_of(buf: bytes, rows: list[tuple[float, Located]], tails: dict[bytes, 
     return ProbeBatch(buf, ts, c[0], c[1], c[2], c[3], c[4], c[5], c[6], tails=tails)
 
 
-def record_starts(buf: bytes, endian: str, first: int = 24) -> tuple[np.ndarray, int]:
-    """Start offsets of the frame data of the complete classic-pcap records in ``buf`` from offset ``first``, and
-    where the last complete record ends: the one loop that must be Python (each record's position depends on the
-    previous one's length), kept as tight as it goes: bounds are checked once, after the walk."""
-    unpack = struct.Struct(endian + "I").unpack_from
-    last = len(buf) - 16
-    off = first
-    out: list[int] = []
-    append = out.append
-    while off <= last:
-        append(off)
-        off += 16 + unpack(buf, off + 8)[0]
-    if out and off > len(buf):
-        off = out.pop()  # a truncated last record (a capture still being written, or a chunk's edge)
-    return np.array(out, np.int64) + 16, off
+CHANNEL_OF = {2412: 1, 2417: 2, 2422: 3, 2427: 4, 2432: 5, 2437: 6, 2442: 7, 2447: 8, 2452: 9, 2457: 10,
+              2462: 11, 2467: 12, 2472: 13, 2484: 14}
 
 
-def _pcap_starts(buf: bytes, endian: str, size: int) -> Iterator[np.ndarray]:
-    starts, _end = record_starts(buf, endian)
-    for i in range(0, len(starts), size):
-        yield starts[i:i + size]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# capture-file records
-
-PCAP_MAGICS = {0xA1B2C3D4: 1e-6, 0xA1B23C4D: 1e-9}
-PCAPNG_SHB = 0x0A0D0D0A
-
-
-def pcap_header(buf: bytes) -> tuple[str, float, int] | None:
-    """``(byte order, timestamp scale, link type)`` of a classic pcap buffer; None for anything else."""
-    if len(buf) < 24:
-        return None
-    for endian in "<>":
-        (magic,) = struct.unpack_from(endian + "I", buf, 0)
-        if magic in PCAP_MAGICS:
-            (linktype,) = struct.unpack_from(endian + "I", buf, 20)
-            return endian, PCAP_MAGICS[magic], linktype & 0x0FFFFFFF
-    return None
-
-
-def records(buf: bytes) -> Iterator[tuple[float, int, int, int]]:
-    """``(ts, start, end, linktype)`` of every frame in a pcap or pcapng buffer. A truncated last record ends the
-    iteration (a capture still being written); a header that is not pcap/pcapng raises CaptureFormatError."""
-    if len(buf) < 24:
-        raise CaptureFormatError("file too short for a capture header")
-    (magic,) = struct.unpack_from("<I", buf, 0)
-    if magic == PCAPNG_SHB:
-        yield from _pcapng(buf)
-        return
-    for endian in "<>":
-        (magic,) = struct.unpack_from(endian + "I", buf, 0)
-        if magic in PCAP_MAGICS:
-            break
-    else:
-        raise CaptureFormatError(f"not a pcap or pcapng file (magic {buf[:4].hex()})")
-    scale = PCAP_MAGICS[magic]
-    (linktype,) = struct.unpack_from(endian + "I", buf, 20)
-    linktype &= 0x0FFFFFFF
-    hdr = struct.Struct(endian + "IIII")
-    unpack = hdr.unpack_from
-    off = 24
-    n = len(buf)
-    while off + 16 <= n:
-        sec, frac, incl, _orig = unpack(buf, off)
-        start = off + 16
-        end = start + incl
-        if end > n:
-            return
-        yield sec + frac * scale, start, end, linktype
-        off = end
-
-
-def _pcapng(buf: bytes) -> Iterator[tuple[float, int, int, int]]:
-    n = len(buf)
-    off = 0
-    endian = "<"
-    ifaces: list[tuple[int, float]] = []
-    while off + 12 <= n:
-        (btype,) = struct.unpack_from(endian + "I", buf, off)
-        if btype == PCAPNG_SHB:
-            (bom,) = struct.unpack_from("<I", buf, off + 8)
-            endian = "<" if bom == 0x1A2B3C4D else ">"
-            ifaces = []
-        (blen,) = struct.unpack_from(endian + "I", buf, off + 4)
-        if blen < 12 or off + blen > n:
-            return
-        body = off + 8
-        if btype == 1:  # interface description: link type, and the timestamp resolution option
-            (linktype,) = struct.unpack_from(endian + "H", buf, body)
-            ifaces.append((linktype, _tsresol(buf, body + 8, off + blen - 4, endian, len(ifaces))))
-        elif btype == 6:  # enhanced packet
-            iface, hi, lo, caplen = struct.unpack_from(endian + "IIII", buf, body)
-            if iface < len(ifaces) and body + 20 + caplen <= off + blen:
-                linktype, res = ifaces[iface]
-                yield ((hi << 32) | lo) * res, body + 20, body + 20 + caplen, linktype
-        elif btype == 3 and ifaces:  # simple packet: no timestamp
-            (orig,) = struct.unpack_from(endian + "I", buf, body)
-            caplen = min(orig, blen - 16)
-            yield 0.0, body + 4, body + 4 + caplen, ifaces[0][0]
-        off += blen
-
-
-def _tsresol(buf: bytes, pos: int, end: int, endian: str, iface: int) -> float:
-    """Seconds per timestamp unit of one pcapng interface (``if_tsresol``; default microseconds).
-
-    A malformed option (not one byte long, running past its block, or finer than libpcap accepts: 10^-19 or
-    2^-63) refuses the whole capture: its timestamps cannot be trusted."""
-    while pos + 4 <= end:
-        code, length = struct.unpack_from(endian + "HH", buf, pos)
-        if code == 0:
-            break
-        if pos + 4 + length > end:
-            raise CaptureFormatError(f"pcapng interface {iface}: option {code} runs past its block")
-        if code == 9:
-            if length != 1:
-                raise CaptureFormatError(f"pcapng interface {iface}: if_tsresol is {length} bytes long, not 1")
-            v = buf[pos + 4]
-            if v & 0x80 and v & 0x7F > 63 or not v & 0x80 and v > 19:
-                raise CaptureFormatError(f"pcapng interface {iface}: if_tsresol {v:#04x} is out of range")
-            return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
-        pos += 4 + ((length + 3) & ~3)
-    return 1e-6
+def channel_number(freq: int) -> int:
+    """802.11 channel number of a centre frequency in MHz (2.4, 5 and 6 GHz bands; 0 when unknown)."""
+    if freq in CHANNEL_OF:
+        return CHANNEL_OF[freq]
+    if 5000 <= freq <= 5900:
+        return (freq - 5000) // 5
+    if 5955 <= freq <= 7115:
+        return (freq - 5950) // 5
+    return 0
 
 
 def format_mac(mac: bytes) -> str:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sensor.errors import SpoolFull
-from sensor.frames import Parser, ProbeBatch
-from sensor.identity import Identifier, Registry
+from sensor.frames import Parser, ProbeBatch, channel_number
+from sensor.grouping import Identifier
+from sensor.identity import Registry
 from sensor.records import Sighting
 from sensor.sightings import Batcher, sightings
-from sensor.simulate import channel_number
 from sensor.sinks import Delivery, DeliveryThread, Health, HealthSink
 from sensor.spool import Spool
 

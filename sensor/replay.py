@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from sensor.errors import CaptureFormatError
-from sensor.frames import LINKTYPE_RADIOTAP, Parser, ProbeBatch, pcap_header, record_starts
+from sensor.frames import Parser, ProbeBatch
+from sensor.pcap import LINKTYPE_RADIOTAP, pcap_header, record_starts
 from sensor.pipeline import Pipeline
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Where sighting batches go, and where the sensor reports its health (edges).
 
     Sink (Protocol)      deliver(batch) -> None; raises DeliveryError (the batch then stays in the spool)
-    ├── SqlSink          analytics.store.insert_sightings (idempotent on sid): the embedded default
+    ├── SqlSink          sensor.store.insert_sightings (idempotent on sid): the embedded default
     ├── CelerySink       enqueues ``analytics.ingest_batch`` with a list of sighting dicts (a broker is set)
     └── MemorySink       for tests
 
@@ -36,7 +36,7 @@ class Sink(Protocol):
 
 
 class SqlSink:
-    """Stores batches with ``analytics.store.insert_sightings``."""
+    """Stores batches with ``sensor.store.insert_sightings``."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
@@ -44,7 +44,7 @@ class SqlSink:
     def deliver(self, batch: list[Sighting]) -> None:
         import sqlalchemy.exc
 
-        from analytics.store import insert_sightings
+        from sensor.store import insert_sightings
 
         try:
             insert_sightings(self.engine, batch)

@@ -24,7 +24,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
@@ -60,7 +60,7 @@ class WechatUnavailable(PortalError):
 
 
 def _cfg(svc: Services) -> WechatConfig:
-    return cast(WechatConfig, svc.cfg.wechat)
+    return svc.cfg.wechat
 
 
 def _is_fake(svc: Services) -> bool:

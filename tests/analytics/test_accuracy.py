@@ -1,4 +1,4 @@
-"""Accuracy against ground truth: simulated store days (``sensor.simulate``), the whole sensor → analytics path
+"""Accuracy against ground truth: simulated store days (``keliu.testing.simulate``), the whole sensor → analytics path
 through the CLI, and a real 24-hour lab capture with its occupancy column. Tolerances: docs/METRICS.md."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from analytics.metrics import History, store_day
 from analytics.visits import Rules, device_codes, rssi_values, summarize, to_ms
-from sensor.simulate import Scenario, simulate, write_pcap
+from keliu.testing.simulate import Scenario, simulate, write_pcap
 from tests.analytics.builders import from_frames
 from tests.conftest import ROOT, require_shared_data
 

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from analytics import pipeline, store
 from analytics.celery_app import make_celery
 from keliu import config, db
-from sensor.simulate import Scenario, simulate
+from keliu.testing.simulate import Scenario, simulate
+from sensor import store as sensor_store
 from tests.analytics.builders import DAY, DAY_START, from_frames
 from tests.analytics.servers import celery_worker
 
@@ -33,7 +34,7 @@ def single_process(tmp_path, batches) -> dict:
     engine = db.make_engine(url)
     db.upgrade(engine)
     for b in batches.values():
-        store.insert_sightings(engine, b)
+        sensor_store.insert_sightings(engine, b)
     for s in batches:
         pipeline.rollup_store(engine, cfg, s, DAY, NOW)
     out = rollups_of(engine)
@@ -69,7 +70,7 @@ def test_two_workers_share_the_stores(tmp_path, postgres_url, broker):
     expected = single_process(tmp_path, batches)
     env, engine, app, queue = setup(tmp_path, postgres_url, broker)
     for b in batches.values():
-        store.insert_sightings(engine, b)
+        sensor_store.insert_sightings(engine, b)
     with celery_worker(env, f"a1-{queue}@test", tmp_path / "w1.log", queues=queue, ready=False) as w1, \
             celery_worker(env, f"a2-{queue}@test", tmp_path / "w2.log", queues=queue, ready=False) as w2:
         w1.wait_ready()  # both start at once
@@ -100,7 +101,7 @@ def test_kill_9_mid_task_gives_the_single_process_result(tmp_path, postgres_url,
     # the first task blocks on its INSERT until we let go: the kill lands inside a task (its message unacknowledged),
     # not between two (a task done, or the next one being fetched), whatever the machine's speed
     with engine.connect() as hold:
-        hold.execute(sa.text(f"LOCK TABLE {store.sightings.name} IN EXCLUSIVE MODE"))
+        hold.execute(sa.text(f"LOCK TABLE {sensor_store.sightings.name} IN EXCLUSIVE MODE"))
         with celery_worker(env, f"k1-{queue}@test", tmp_path / "k1.log", queues=queue) as w1:
             sent = [ingest.delay(dicts[i:i + 1500]) for i in range(0, len(dicts), 1500)]
             deadline = time.monotonic() + 60
@@ -120,7 +121,7 @@ def test_kill_9_mid_task_gives_the_single_process_result(tmp_path, postgres_url,
     assert all(r.successful() for r in sent)
     assert inserted <= len(dicts)  # a task that ran to its commit before the kill inserts again as 0 new rows
     with engine.connect() as conn:
-        n = conn.execute(sa.select(sa.func.count()).select_from(store.sightings)).scalar()
+        n = conn.execute(sa.select(sa.func.count()).select_from(sensor_store.sightings)).scalar()
     assert n == len(dicts)
     assert rollups_of(engine) == expected
     engine.dispose()
@@ -134,7 +135,7 @@ def test_sensor_celery_sink_to_worker_to_report(tmp_path, postgres_url, redis_ur
     import subprocess
     import sys
 
-    from sensor.simulate import write_pcap
+    from keliu.testing.simulate import write_pcap
     from tests.conftest import ROOT
 
     sc = Scenario(passersby_per_day=300, visitors_per_day=60)
@@ -150,7 +151,7 @@ def test_sensor_celery_sink_to_worker_to_report(tmp_path, postgres_url, redis_ur
         n = 0
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                n = conn.execute(sa.select(sa.func.count()).select_from(store.sightings)).scalar() or 0
+                n = conn.execute(sa.select(sa.func.count()).select_from(sensor_store.sightings)).scalar() or 0
             if n >= len(frames):
                 break
             time.sleep(0.5)

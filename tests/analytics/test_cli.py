@@ -18,6 +18,7 @@ from analytics import store
 from analytics.cli import analytics
 from keliu import config, db
 from keliu.errors import ConfigError
+from sensor import store as sensor_store
 from tests.analytics.builders import DAY, DAY_START, tvisit
 from tests.analytics.test_pipeline import passer, seed
 from tests.conftest import ROOT
@@ -84,7 +85,7 @@ def test_run_loop_rolls_up_today_and_stops_on_sigterm(tmp_path):
     offset = now - midnight.timestamp() - 3600  # an hour ago, store-local
     batch = [s.__class__(**{**{f: getattr(s, f) for f in s.__slots__}, "ts": s.ts - DAY_START + midnight.timestamp()})
              for s in tvisit("a", max(offset - 900, 0), 10) + passer("p", max(offset, 60))]
-    store.insert_sightings(engine, batch)
+    sensor_store.insert_sightings(engine, batch)
     env = {**os.environ, **envof(tmp_path, url)}
     proc = subprocess.Popen(KELIU + ["analytics", "run", "--interval", "1"], env=env, cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

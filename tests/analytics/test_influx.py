@@ -8,9 +8,10 @@ import urllib.request
 
 import pytest
 
-from analytics import influx, pipeline, store
+from analytics import influx, pipeline
 from analytics.errors import InfluxError
 from keliu import db
+from sensor import store as sensor_store
 from tests.analytics.builders import DAY, DAY_START, tvisit
 from tests.analytics.servers import free_port, influxdb1, victoria_metrics
 from tests.analytics.test_pipeline import make_cfg, passer
@@ -51,7 +52,7 @@ def _day_rows(tmp_path):
     cfg = make_cfg(url)
     engine = db.make_engine(url)
     db.upgrade(engine)
-    store.insert_sightings(engine, tvisit("a", 11 * 3600, 10) + tvisit("b", 11 * 3600 + 60, 30) +
+    sensor_store.insert_sightings(engine, tvisit("a", 11 * 3600, 10) + tvisit("b", 11 * 3600 + 60, 30) +
                            passer("p", 11 * 3600 + 900))
     rows = pipeline.rollup_store(engine, cfg, "s1", DAY, DAY_START + 3 * 86400)
     engine.dispose()
@@ -117,7 +118,7 @@ def test_rollup_task_writes_to_the_configured_server(tmp_path):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     engine = db.make_engine(url)
     db.upgrade(engine)
-    store.insert_sightings(engine, tvisit("a", 11 * 3600, 10) + passer("p", 11 * 3600 + 900))
+    sensor_store.insert_sightings(engine, tvisit("a", 11 * 3600, 10) + passer("p", 11 * 3600 + 900))
     with victoria_metrics(tmp_path) as base:
         cfg = config.load(overrides={"database_url": url, "analytics": {"influx_url": base}}, env={})
         out = make_celery(cfg).tasks["analytics.rollup_store"].delay("s1", DAY.isoformat(), DAY_START + 86400).get()

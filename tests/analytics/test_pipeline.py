@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from analytics import pipeline, report, store
 from keliu import config, db, tenants
+from sensor import store as sensor_store
 from tests.analytics.builders import DAY, DAY_START, tsighting, tvisit
 
 H = 3600
@@ -42,7 +43,7 @@ def seed(engine):
     batch = tvisit("a", 11 * H, 10) + tvisit("b", 11 * H, 40) + passer("p", 12 * H) + passer("q", 13 * H)
     batch += tvisit("a", 12 * H, 15, store="s2") + tvisit("c", 14 * H, 25, store="s2")
     batch += tvisit("b", 14 * H, 10, store="s2") + passer("p", 12 * H + 300, "s2")
-    return store.insert_sightings(engine, batch)
+    return sensor_store.insert_sightings(engine, batch)
 
 
 def test_rollups_and_store_day_report(env):
@@ -77,7 +78,7 @@ def test_jobs_are_idempotent(env):
         n = conn.execute(sa.select(sa.func.count()).select_from(store.rollups)).scalar()
         v = conn.execute(sa.select(store.visits.c.closed)).scalars().all()
     assert n == 313 and v == [True, True]
-    assert store.insert_sightings(engine, tvisit("a", 11 * H, 10)) == 0  # re-delivered batch
+    assert sensor_store.insert_sightings(engine, tvisit("a", 11 * H, 10)) == 0  # re-delivered batch
 
 
 def test_visits_still_open_are_counted_but_not_closed(env):
@@ -108,7 +109,7 @@ def test_store_range_sums_days_and_repeats_are_seen_next_day(env):
     cfg, engine = env
     seed(engine)
     day2 = [s for n in ("a", "z") for s in tvisit(n, 86400 + 11 * H, 20)]
-    store.insert_sightings(engine, day2)
+    sensor_store.insert_sightings(engine, day2)
     for d in (DAY, DAY + timedelta(days=1)):
         pipeline.rollup_store(engine, cfg, "s1", d, NOW)
     r = report.store_range(engine, "s1", DAY, DAY + timedelta(days=2))
@@ -169,6 +170,6 @@ def test_per_store_rules_apply(tmp_path):
 
 def test_unknown_store_uses_default_zone_and_no_mall(env):
     cfg, engine = env
-    store.insert_sightings(engine, tvisit("x", 11 * H, 10, store="popup"))
+    sensor_store.insert_sightings(engine, tvisit("x", 11 * H, 10, store="popup"))
     rows = pipeline.rollup_store(engine, cfg, "popup", date(2026, 1, 5), NOW)
     assert rows[-1]["mall"] == pipeline.UNKNOWN_MALL and rows[-1]["visitors"] == 1

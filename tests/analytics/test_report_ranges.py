@@ -155,3 +155,23 @@ def test_a_long_range_takes_two_queries_whatever_its_length(engine: Engine) -> N
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     assert short == 2 and len(statements) == 4
+
+
+def keys_of(td: Any) -> set[str]:
+    return set(td.__required_keys__)
+
+
+def test_reports_carry_exactly_the_keys_their_typed_contracts_name(engine: Engine) -> None:
+    """The TypedDicts of analytics.report are the contract with the dashboards: the real reports match them."""
+    day = report.store_day(engine, "s1", FIRST)
+    assert set(day) == keys_of(report.StoreDay)
+    assert set(day["dwell_buckets"]) and set(day["loyalty_buckets"])
+    rng = report.store_range(engine, "s1", FIRST, LAST)
+    assert set(rng) == keys_of(report.StoreRange)
+    assert all(set(d) == keys_of(report.DayFigures) for d in rng["days"]) and rng["days"]
+    mall = report.mall_range(engine, "m1", FIRST, LAST)
+    assert set(mall) == keys_of(report.MallRange) and set(mall["totals"]) == keys_of(report.MallTotals)
+    assert mall["stores"] and all(set(s) == keys_of(report.MallStore) for s in mall["stores"])
+    assert all(set(t) == keys_of(report.Transition) for t in mall["transitions"])
+    op = report.operator_range(engine, FIRST, LAST)
+    assert set(op) == keys_of(report.OperatorRange) and set(op["totals"]) == keys_of(report.MallTotals)

@@ -13,8 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
-from analytics import pipeline, store
+from analytics import pipeline
 from keliu.config import Config
+from sensor import store as sensor_store
 from sensor.records import Sighting
 from tests.analytics.builders import DAY, DAY_START, tsighting, tvisit
 
@@ -37,7 +38,7 @@ def sightings() -> list[Sighting]:
 
 
 def seed(engine: Engine, cfg: Config) -> None:
-    store.insert_sightings(engine, sightings())
+    sensor_store.insert_sightings(engine, sightings())
     for day in (PREVIOUS, DAY):
         for sid in ("s1", "s2", "s3"):
             pipeline.rollup_store(engine, cfg, sid, day, NOW)

@@ -5,7 +5,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from sensor.simulate import MODELS
+from keliu.testing.simulate import MODELS
 
 PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127)
 IES = MODELS["android12-reset"].ies  # rates, HT, extended caps, VHT, HE, vendor: tshark reads them cleanly

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sensor.cli import sensor
-from sensor.frames import Parser, ProbeBatch, records
+from sensor.frames import Parser, ProbeBatch
+from sensor.pcap import records
 from tests.conftest import require_shared_data, require_tool
 from tests.sensor.sensorkit import PCAP_HEADER, ssid_matches, tframe, tshark_rows, write_records
 

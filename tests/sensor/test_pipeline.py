@@ -14,14 +14,15 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from keliu import db
+from keliu.testing.simulate import Person, Scenario, simulate, write_pcap
 from sensor import consent
 from sensor.cli import sensor
 from sensor.frames import Parser
-from sensor.identity import Identifier, member_device_id, sid_key
+from sensor.grouping import Identifier
+from sensor.identity import member_device_id, sid_key
 from sensor.pipeline import Pipeline
 from sensor.replay import replay
 from sensor.sightings import Batcher
-from sensor.simulate import Person, Scenario, simulate, write_pcap
 from sensor.sinks import Delivery, Health, MemorySink, SqlHealth, SqlSink, health_table
 from sensor.spool import Spool
 from tests.conftest import require_tool

@@ -73,7 +73,7 @@ def test_delivery_keeps_batches_while_the_sink_is_down(tmp_path: Path) -> None:
 
 def short_capture(path: Path) -> int:
     """About 2,000 probes within 60 s (so a replay at 10x speed takes 6 s)."""
-    from sensor.simulate import Person, Scenario, simulate, write_pcap
+    from keliu.testing.simulate import Person, Scenario, simulate, write_pcap
 
     t0 = Scenario().day_start(0) + 12 * 3600
     people = tuple(Person(i, "visitor", m, bytes([0x00, 0x11, 0x22, 0x33, 0x44, i]), -50.0 - i % 20, ((t0, t0 + 60),))
@@ -98,7 +98,8 @@ def replay_argv(capture: Path, *extra: str) -> list[str]:
 def expected_sids(capture: Path, var: Path) -> set[str]:
     from keliu import keys
     from sensor.frames import Parser
-    from sensor.identity import Identifier, sid_key
+    from sensor.grouping import Identifier
+    from sensor.identity import sid_key
     from sensor.sightings import sightings
 
     master = keys.secret_bytes(var, "device_hmac")

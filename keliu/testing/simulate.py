@@ -48,6 +48,9 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
+from sensor import pcap
+from sensor.frames import channel_number
+
 Kind = Literal["passerby", "visitor", "staff"]
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,21 +134,6 @@ MODELS: dict[str, Model] = {
 }
 RANDOMIZING = tuple(n for n, m in MODELS.items() if m.randomizes)
 FIXED = tuple(n for n, m in MODELS.items() if not m.randomizes)
-
-CHANNEL_OF = {2412: 1, 2417: 2, 2422: 3, 2427: 4, 2432: 5, 2437: 6, 2442: 7, 2447: 8, 2452: 9, 2457: 10,
-              2462: 11, 2467: 12, 2472: 13, 2484: 14}
-
-
-def channel_number(freq: int) -> int:
-    """802.11 channel number of a centre frequency in MHz (2.4, 5 and 6 GHz bands; 0 when unknown)."""
-    if freq in CHANNEL_OF:
-        return CHANNEL_OF[freq]
-    if 5000 <= freq <= 5900:
-        return (freq - 5000) // 5
-    if 5955 <= freq <= 7115:
-        return (freq - 5950) // 5
-    return 0
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # scenario and truth
@@ -389,7 +377,6 @@ def simulate(sc: Scenario, seed: int) -> tuple[list[Frame], Truth]:
 # ---------------------------------------------------------------------------------------------------------------
 # pcap output (an edge)
 
-_PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127)
 # radiotap: version, pad, length, present = Flags | Channel | dBm antenna signal; then flags (1 byte), channel
 # (2-byte aligned: freq, flags), signal.
 _RT_LEN = 15
@@ -429,22 +416,8 @@ def frame_bytes(frame: Frame, cache: dict[bytes, bytearray] | None = None) -> by
 
 def write_pcap(path: str | Path, frames: Iterable[Frame]) -> int:
     """Write ``frames`` as a radiotap pcap (linktype 127) that tshark reads. Returns the number of frames."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cache: dict[bytes, bytearray] = {}
-    n = 0
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(_PCAP_HEADER)
-        for f in frames:
-            data = frame_bytes(f, cache)
-            sec = int(f.ts)
-            usec = min(999_999, round((f.ts - sec) * 1e6))
-            fh.write(struct.pack("<IIII", sec, usec, len(data), len(data)))
-            fh.write(data)
-            n += 1
-    tmp.replace(path)
-    return n
+    return pcap.write(path, ((f.ts, frame_bytes(f, cache)) for f in frames))
 
 
 DEMO = Scenario()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sensor.simulate import DEMO, MODELS, Person, Scenario, simulate, write_pcap
+from keliu.testing.simulate import DEMO, MODELS, Person, Scenario, simulate, write_pcap
 from tests.conftest import require_tool
 
 SMALL = Scenario(passersby_per_day=40, visitors_per_day=12, staff=1, days=2)

@@ -1,0 +1,371 @@
+"""Assigning device ids to probes, and grouping randomized MACs into estimated devices (pure, stateful).
+
+Randomized MACs (locally administered bit set): since iOS 14 and Android 10 most phones probe with MACs that change
+every few minutes or every scan, so one phone shows as many MACs. :class:`Identifier` groups them into estimated
+devices, following Vanhoef et al. 2016 and Martin et al. 2017: a new randomized MAC joins the group of a recently
+seen MAC with the same information-element fingerprint (see ``sensor.frames``) when its sequence number continues
+that MAC's counter, or else when the timing (the old MAC went quiet shortly before) and the signal strength fit.
+The group's id is the keyed hash of its first MAC. State is kept only for active MACs and groups and expires
+(``mac_ttl_s``), so memory follows the devices in range, not the frames seen; and all of it is dropped when the
+period key rotates, so nothing links across periods. Devices in range are not a bound an attacker respects (a
+transmitter sending probes from 200,000 random MACs in a quarter of an hour), so the MACs kept are also capped at
+``max_macs``: past it, the least recently heard are forgotten and counted in :attr:`Identifier.evicted` (the
+sensor's health report shows it). A forgotten MAC heard again is a new MAC; nothing else changes.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sensor.frames import NO_RSSI
+from sensor.identity import PrivacyPolicy, Registry, device_id, member_key, period_key
+
+if TYPE_CHECKING:
+    from sensor.frames import Probe, ProbeBatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IdentityStats:
+    """Counters of the current period (mutable)."""
+
+    macs: int = 0  #: MACs that appeared (naive counting's device count)
+    devices: int = 0  #: estimated devices that appeared
+    linked_seq: int = 0  #: MACs joined to a group by sequence-number continuity
+    linked_timing: int = 0  #: MACs joined by fingerprint, timing and signal
+    opted_out: int = 0  #: frames dropped because their device opted out
+    ignored: int = 0  #: frames of ignored MACs (the sensor's own radios)
+
+
+@dataclass(slots=True, eq=False)
+class _Group:
+    device: str | None  #: None: an opted-out phone, every MAC grouped with it is dropped
+    fingerprint: int
+    current: _Mac | None = None  # the MAC most recently added
+    macs: int = 1
+    since: float = 0.0  #: first heard
+
+
+@dataclass(slots=True, eq=False)
+class _Mac:
+    group: _Group | None  #: None: the MAC's sightings are dropped
+    ts: float  #: last heard
+    seq: int  #: last sequence number
+    rssi: float | None  #: smoothed signal
+
+
+@dataclass
+class Identifier:
+    """Assigns every probe an (estimated) device id, or None when its sighting must be dropped (opt-out,
+    ignored MAC). Works on column batches (:class:`sensor.frames.ProbeBatch`).
+
+    Frames from globally unique MACs are handled with numpy: one keyed hash per distinct MAC, cached. Frames from
+    randomized MACs run through a short Python loop that keeps each MAC's last time, sequence number and signal,
+    which the grouping of the next new MAC needs exactly as of that moment."""
+
+    master: bytes = field(repr=False)
+    policy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
+    registry: Registry = field(default_factory=Registry)
+    #: 6-byte MACs never counted (the sensor's own radios)
+    ignore: frozenset[bytes] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.stats = IdentityStats()
+        self._member_key = member_key(self.master)
+        self._ignore = frozenset(int.from_bytes(m, "big") for m in self.ignore)
+        self._period = -(2**62)
+        self._period_start = float("inf")
+        self._period_end = float("-inf")
+        self._key = b""
+        self._fixed: dict[int, list[Any]] = {}  # globally unique MAC -> [device id, last heard]
+        self._macs: dict[int, _Mac] = {}  # randomized MAC -> state
+        self._by_fp: dict[int, list[_Group]] = {}
+        self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
+        #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
+        self.evicted = 0
+        self._evictions = 0
+
+    def identify_batch(self, batch: ProbeBatch) -> np.ndarray:
+        """Device ids (an object array of ``str`` or None), one per probe of ``batch``."""
+        n = len(batch)
+        out = np.empty(n, object)
+        if n == 0:
+            return out
+        days = np.floor((batch.ts + self.policy.utc_offset_s) / 86400).astype(np.int64)
+        per = days if self.policy.mode == "strict" else days // self.policy.link_days
+        cuts = [0, *(np.flatnonzero(per[1:] != per[:-1]) + 1).tolist(), n]
+        for a, b in itertools.pairwise(cuts):
+            first_ts = float(batch.ts[a])
+            if int(per[a]) != self._period and not (
+                    self._period_start - 3600 <= first_ts < self._period_end):  # small clock jitter: same period
+                self._roll(int(per[a]))
+            self._run(batch, a, b, out)
+        return out
+
+    def identify_probes(self, probes: list[Probe]) -> list[str | None]:
+        """``identify_batch`` for :class:`sensor.frames.Probe` records (tests, small tools)."""
+        from sensor.frames import ProbeBatch
+
+        return list(self.identify_batch(ProbeBatch.from_probes(probes)))
+
+    # -- one run of frames within a period ---------------------------------------------------------------------
+
+    def _run(self, batch: ProbeBatch, a: int, b: int, out: np.ndarray) -> None:
+        self._latest = max(self._latest, float(batch.ts[b - 1]))
+        M = batch.mac[a:b]
+        policy = self.policy
+        if policy.group_randomized:
+            grouped = np.ones(b - a, bool) if policy.group_all else (M >> np.uint64(41) & np.uint64(1)) == 1
+        else:
+            grouped = np.zeros(b - a, bool)
+        fixed_idx = np.flatnonzero(~grouped)
+        if len(fixed_idx):
+            uniq, inv = np.unique(M[fixed_idx], return_inverse=True)
+            get = self._fixed.get
+            seen = float(batch.ts[a + fixed_idx[-1]])
+            devs = []
+            for m in uniq.tolist():
+                entry = get(m)
+                if entry is None:
+                    entry = self._new_fixed(m)
+                entry[1] = seen
+                devs.append(entry[0])
+            out[a + fixed_idx] = np.array(devs, object)[inv]
+        rand_idx = np.flatnonzero(grouped)
+        if len(rand_idx):
+            out[a + rand_idx] = self._grouped(batch, a + rand_idx)
+        dropped = out[a:b] == None
+        if dropped.any():
+            ign = np.isin(M[dropped], np.array(sorted(self._ignore), np.uint64)) if self._ignore else None
+            n_ign = 0 if ign is None else int(ign.sum())
+            self.stats.ignored += n_ign
+            self.stats.opted_out += int(dropped.sum()) - n_ign
+        self.expire(float(batch.ts[b - 1]), lazy=True)
+
+    def _policy_id(self, mac: int) -> tuple[bool, str | None]:
+        """``(decided, device)``: ignored, opted-out (None) or member (member id) MACs; else not decided."""
+        if mac in self._ignore:
+            return True, None
+        if self.registry.members or self.registry.optouts:
+            mid = device_id(self._member_key, mac.to_bytes(6, "big"))
+            if mid in self.registry.optouts:
+                return True, None
+            if mid in self.registry.members:
+                return True, mid
+        return False, None
+
+    def _new_fixed(self, mac: int) -> list[Any]:
+        if len(self._macs) + len(self._fixed) >= self.policy.max_macs:
+            self._evict()
+        self.stats.macs += 1
+        decided, dev = self._policy_id(mac)
+        if not decided:
+            dev = device_id(self._key, mac.to_bytes(6, "big"))
+        if dev is not None:
+            self.stats.devices += 1
+        entry = self._fixed[mac] = [dev, 0.0]
+        return entry
+
+    def _grouped(self, batch: ProbeBatch, idx: np.ndarray) -> np.ndarray:
+        """Device ids of the frames ``idx`` (randomized MACs), in order: the sequential part.
+
+        Consecutive frames of one MAC (a phone's burst; about half of all frames) are one step: the MAC's state
+        after the run is what the next new MAC's grouping looks at."""
+        macs = self._macs
+        get = macs.get
+        ttl = self.policy.mac_ttl_s
+        M = batch.mac[idx]
+        starts = np.flatnonzero(np.concatenate(([True], M[1:] != M[:-1])))
+        lasts = np.concatenate((starts[1:], [len(idx)])) - 1
+        R = batch.rssi[idx]
+        valid = R != NO_RSSI
+        n_ok = np.add.reduceat(valid.astype(np.int64), starts)
+        r_sum = np.add.reduceat(np.where(valid, R, 0), starts)
+        r_mean = np.where(n_ok > 0, r_sum / np.maximum(n_ok, 1), np.nan)
+        first = idx[starts]
+        res: list[str | None] = []
+        append = res.append
+        for gi, mac, ts, seq, r, ts_last, seq_last, rm in zip(
+                first.tolist(), M[starts].tolist(), batch.ts[first].tolist(), batch.seq[first].tolist(),
+                R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist()):
+            st = get(mac)
+            if st is None or ts - st.ts > ttl:
+                st = self._new_random(batch, gi, mac, ts, seq, None if r == NO_RSSI else float(r))
+            st.ts = ts_last
+            st.seq = seq_last
+            if not math.isnan(rm):
+                # smoothed: one burst's fading (or frames heard from an adjacent channel) must not decide
+                prev = st.rssi
+                st.rssi = rm if prev is None else prev + (rm - prev) * 0.25
+            g = st.group
+            append(None if g is None else g.device)
+        return np.array(res, object)[np.repeat(np.arange(len(starts)), lasts - starts + 1)]
+
+    def _new_random(self, batch: ProbeBatch, gi: int, mac: int, ts: float, seq: int, rssi: float | None) -> _Mac:
+        if len(self._macs) + len(self._fixed) >= self.policy.max_macs:
+            self._evict()
+        st = _Mac(None, ts, seq, rssi)
+        self._macs[mac] = st
+        self.stats.macs += 1
+        decided, dev = self._policy_id(mac)
+        if decided:
+            if dev is not None:
+                st.group = _Group(dev, 0, st)
+                self.stats.devices += 1
+            elif mac not in self._ignore:
+                # opted out: the phone's other rotating MACs that group with this one are dropped as well
+                fp = batch.fingerprint(gi)
+                group = self._link(st, fp)
+                if group is None:
+                    group = _Group(None, fp, st, since=ts)
+                    self._by_fp.setdefault(fp, []).append(group)
+                group.device, group.current = None, st
+                st.group = group
+            return st
+        fp = batch.fingerprint(gi)
+        group = self._link(st, fp)
+        if group is not None:
+            group.current = st
+            group.macs += 1
+            st.group = group
+            return st
+        group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=ts)
+        self._by_fp.setdefault(fp, []).append(group)
+        st.group = group
+        self.stats.devices += 1
+        return st
+
+    def _link(self, st: _Mac, fp: int) -> _Group | None:
+        """The group a new randomized MAC most likely belongs to, or None for a new device.
+
+        Sequence continuity first: a counter that continues within ``seq_gap + seq_rate * dt`` (the phone kept
+        counting on channels the sensor did not hear) beats any timing evidence. Otherwise the group whose MAC
+        went quiet most recently, within ``link_window_s``, with a signal within ``link_rssi_db``."""
+        cands = self._by_fp.get(fp)
+        if not cands:
+            return None
+        policy = self.policy
+        window, rssi_db = policy.link_window_s, policy.link_rssi_db
+        seq_gap, seq_rate = policy.seq_gap, policy.seq_rate
+        weak, weak_window = policy.weak_rssi, policy.weak_window_s
+        ts, seq, rssi = st.ts, st.seq, st.rssi
+        # a group quiet for longer than any window can no longer be linked to (its MAC may still speak)
+        cutoff = ts - max(window, policy.long_window_s)
+        best: _Group | None = None
+        best_score = float("inf")
+        by_seq = False
+        stale = False
+        long_best: _Group | None = None
+        long_score = float("inf")
+        for g in cands:
+            cur = g.current
+            assert cur is not None
+            dt = ts - cur.ts
+            if dt > window or dt < -2.0:
+                stale = stale or cur.ts < cutoff
+                if (dt <= policy.long_window_s and cur.ts - g.since >= policy.long_presence_s
+                        and rssi is not None and cur.rssi is not None
+                        and abs(rssi - cur.rssi) <= policy.long_rssi_db and dt < long_score):
+                    long_best, long_score = g, dt
+                continue
+            dseq = (seq - cur.seq) & 0xFFF
+            drssi = abs(rssi - cur.rssi) if rssi is not None and cur.rssi is not None else 0.0
+            if 0 < dseq <= seq_gap + seq_rate * abs(dt) and dt < 60:
+                score = dseq + drssi
+                if not by_seq or score < best_score:
+                    best, best_score, by_seq = g, score, True
+                continue
+            # within one burst (phones that use a new MAC per channel scanned) the signal varies more
+            if by_seq or drssi > (rssi_db + 5.0 if -5.0 < dt < 5.0 else rssi_db):
+                continue
+            # two weak signals: passers-by, who are gone within a minute or two; a long silence there means
+            # the phone left, not that it changed its MAC
+            if dt > weak_window and rssi is not None and rssi < weak and cur.rssi is not None and cur.rssi < weak:
+                continue
+            score = 0.3 * abs(dt) / window + drssi / rssi_db  # the signal tells phones apart better than timing
+            if score < best_score:
+                best, best_score = g, score
+        if stale:  # keep the candidate lists to the groups still in range
+            self._by_fp[fp] = [g for g in cands if g.current is not None and g.current.ts >= cutoff]
+        if best is None and long_best is not None:
+            best = long_best
+        if best is not None:
+            if by_seq:
+                self.stats.linked_seq += 1
+            else:
+                self.stats.linked_timing += 1
+        return best
+
+    # -- periods and memory ------------------------------------------------------------------------------------
+
+    def _evict(self) -> None:
+        """Make room under ``max_macs``: forget what the TTL allows, then the least recently heard MACs down to 90%
+        of the cap (so the sort is paid once per tenth of the cap of new MACs, not once per MAC), and the groups
+        whose current MAC was forgotten. The tables are changed in place: ``_run`` and ``_grouped`` hold them."""
+        cap = self.policy.max_macs
+        cutoff = self._latest - self.policy.mac_ttl_s
+        heard = sorted([(st.ts, 0, m) for m, st in self._macs.items()] + [(e[1], 1, m) for m, e in self._fixed.items()])
+        expired = sum(1 for h in heard if h[0] < cutoff)
+        forced = max(0, len(heard) - expired - cap * 9 // 10)
+        for _ts, kind, m in heard[:expired + forced]:
+            del (self._macs if kind == 0 else self._fixed)[m]
+        live = {id(st) for st in self._macs.values()}
+        for fp in list(self._by_fp):
+            kept = [g for g in self._by_fp[fp] if id(g.current) in live]
+            if kept:
+                self._by_fp[fp] = kept
+            else:
+                del self._by_fp[fp]
+        if forced:
+            self.evicted += forced
+            self._evictions += 1
+            if self._evictions <= 5 or self._evictions % 1000 == 0:  # a flood must not flood the log too
+                log.warning("more than %d MACs in range: forgot the %d least recently heard (%d so far)", cap,
+                            forced, self.evicted)
+
+    def _roll(self, period: int) -> None:
+        self._period = period
+        self._period_start, self._period_end = self.policy.period_bounds(period)
+        self._key = period_key(self.master, period)
+        # a new key: nothing may link across periods, so every MAC and group starts afresh
+        self._fixed.clear()
+        self._macs.clear()
+        self._by_fp.clear()
+        self.stats = IdentityStats()
+
+    def expire(self, now: float, lazy: bool = False) -> None:
+        """Forget MACs and groups unheard for ``mac_ttl_s``: memory follows the devices in range. (Small tables
+        are not swept when ``lazy``: sweeping them costs more than they weigh.)"""
+        cutoff = now - self.policy.mac_ttl_s
+        if len(self._macs) > 1024 or not lazy:
+            self._macs = {m: st for m, st in self._macs.items() if st.ts >= cutoff}
+        if len(self._fixed) > 1024 or not lazy:
+            self._fixed = {m: e for m, e in self._fixed.items() if e[1] >= cutoff}
+        for fp in list(self._by_fp):
+            live = [g for g in self._by_fp[fp] if g.current is not None and g.current.ts >= cutoff]
+            if live:
+                self._by_fp[fp] = live
+            else:
+                del self._by_fp[fp]
+
+    def set_registry(self, registry: Registry) -> None:
+        """New member and opt-out ids from the portal. Known MACs are re-checked (their state is dropped)."""
+        if registry != self.registry:
+            self.registry = registry
+            self._fixed.clear()
+            self._macs.clear()
+            self._by_fp.clear()
+
+    @property
+    def active_macs(self) -> int:
+        return len(self._macs) + len(self._fixed)
+
+    @property
+    def active_groups(self) -> int:
+        return sum(len(v) for v in self._by_fp.values())

@@ -1,0 +1,62 @@
+"""The sensor's SQL output (an edge): the ``sightings`` table and its idempotent insert.
+
+The sensor owns what it writes: the SQL sink stores batches here, and analytics reads them (``analytics.store``,
+``analytics.pipeline``), so analytics depends on the sensor and never the other way round. ``insert_sightings`` is
+idempotent: the primary key is the sighting's ``sid``, and a row that exists already is skipped, so a batch
+re-delivered after a crash is stored once. The table's revisions are ``analytics_0001`` and on (its history stays in
+analytics/migrations, where it began).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from keliu import db
+from keliu.db import Base
+from sensor.records import Sighting
+
+
+class SightingRow(Base):
+    __tablename__ = "sightings"
+    sid: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    ts: Mapped[float] = mapped_column(sa.Float, index=True)
+    store: Mapped[str] = mapped_column(sa.String(64), index=True)
+    sensor: Mapped[str] = mapped_column(sa.String(64))
+    device: Mapped[str] = mapped_column(sa.String(32))
+    rssi: Mapped[int | None] = mapped_column(sa.SmallInteger, nullable=True)
+    freq: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    seq: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    randomized: Mapped[bool] = mapped_column(sa.Boolean)
+
+
+sightings = cast(sa.Table, SightingRow.__table__)
+
+
+def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> int:
+    """Store ``batch``; rows whose ``sid`` exists already are skipped. Returns how many rows were new."""
+    if not batch:
+        return 0
+    rows = [
+        {"sid": s.sid, "ts": s.ts, "store": s.store, "sensor": s.sensor, "device": s.device, "rssi": s.rssi,
+         "freq": s.freq, "seq": s.seq, "randomized": s.randomized}
+        for s in batch
+    ]
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            return _insert(conn, rows)
+    return _insert(target, rows)
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    stmt = db.dialect_insert(conn, sightings).on_conflict_do_nothing(index_elements=["sid"]).returning(
+        sightings.c.sid)
+    new = 0
+    for start in range(0, len(rows), 5000):
+        # executemany's rowcount is -1 under SQLAlchemy's "insertmanyvalues" on PostgreSQL; RETURNING yields
+        # exactly the rows inserted (conflicts return nothing) on both dialects
+        new += len(conn.execute(stmt, rows[start:start + 5000]).all())
+    return new

@@ -168,3 +168,35 @@ def test_store_manager_edits_the_splash(db_url: str, var_dir: Any, gate: MemoryG
     assert r.status_code == 303
     html = Phone(app, "10.77.0.20").get("/").get_data(as_text=True)
     assert "春季新品" in html and "&lt;b&gt;连网领券&lt;/b&gt; 满100减20" in html and "#0a7d3b" in html
+
+
+@pytest.mark.integration
+def test_splash_colour_with_a_final_newline_is_a_400_on_postgresql(postgres_url: str, var_dir: Any, gate: MemoryGate,
+                                                                   clock: FakeClock, sms: ConsoleSms,
+                                                                   neighbours: dict[str, str]) -> None:
+    """Issue 12 item 13: ``^#[0-9a-f]{6}$`` with ``re.match`` accepted "#0a7d3b\\n", which overflowed the
+    ``String(7)`` column: a 500 on PostgreSQL. The whole value must match."""
+    from portal.models import splash_content
+
+    app = roles_app(postgres_url, var_dir, gate, clock, sms, neighbours, "s1")
+    c = app.test_client()
+    AuthActions(c).login()
+    token = csrf_of(c.get("/admin/splash/s1").get_data(as_text=True))
+    for colour in ("#0a7d3b\n", "#0a7d3b\r\n", "\n#0a7d3b", "#0a7d3b "):
+        r = c.post("/admin/splash/s1", data={"csrf_token": token, "title": "t", "offer": "", "color": colour})
+        assert r.status_code == 400, (colour, r.status_code)
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(splash_content)).scalar() == 0
+    ok = c.post("/admin/splash/s1", data={"csrf_token": token, "title": "t", "offer": "", "color": "#0a7d3b"})
+    assert ok.status_code == 303
+
+
+def test_a_host_with_a_final_newline_is_not_remembered() -> None:
+    from portal.captive import Foreign, original_url
+
+    def req(host: str) -> Foreign:
+        return Foreign(method="GET", host=host, path="/a", query=b"", remote_addr="10.77.0.20")
+
+    assert original_url(req("example.com")) == "http://example.com/a"
+    assert original_url(req("example.com\n")) is None
+    assert original_url(req("[::1]:80\n")) is None

@@ -25,6 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from keliu import db
 from portal.models import admin_users
+from portal.redirects import safe_next
 
 Role = Literal["admin", "mall", "store"]
 #: werkzeug's password hash method (scrypt); tests swap in a cheap one
@@ -143,11 +144,9 @@ def login_required(view: F) -> F:
     return cast(F, wrapped)
 
 
-def safe_next(target: str | None) -> str:
-    """Only a local path is accepted as the place to go after login (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/admin"
-    return target
+def next_page() -> str:
+    """Where to go after the login: ``?next=`` if it is a local path (:func:`portal.redirects.safe_next`)."""
+    return safe_next(request.args.get("next"), "/admin")
 
 
 # --- views ----------------------------------------------------------------------------------------------------
@@ -173,15 +172,15 @@ def login() -> Any:
                                                               ("admin-user", name)], per, 900, svc.now())
         except RateLimited as exc:
             return render_template("admin_login.html", error="too many attempts, try again later",
-                                   next=safe_next(request.args.get("next"))), 429, {"Retry-After": str(exc.retry_after)}
+                                   next=next_page()), 429, {"Retry-After": str(exc.retry_after)}
         user = check_login(svc.engine, name, password)
         if user is not None:
             session.clear()
             session["admin"] = user.name
             session.permanent = True
-            return redirect(safe_next(request.args.get("next")))
+            return redirect(next_page())
         error = "wrong user name or password"
-    return render_template("admin_login.html", error=error, next=safe_next(request.args.get("next"))), (
+    return render_template("admin_login.html", error=error, next=next_page()), (
         401 if error else 200)
 
 

@@ -40,6 +40,7 @@ from portal.login import wechat_extend, wechat_release, wechat_store
 from portal.login.wechat_oauth import WechatApiError, WechatOAuth, authorize_url
 from portal.login.wechat_sign import WifiSignInput, wifi_sign
 from portal.members import Choices
+from portal.redirects import safe_next
 
 log = logging.getLogger("keliu.wechat")
 
@@ -211,11 +212,9 @@ def _oauth(svc: Services) -> WechatOAuth:
     return WechatOAuth(w.api_base, w.oauth_app_id, w.oauth_secret)
 
 
-def _safe_next(value: str | None) -> str:
-    """Only a local path: never an open redirect."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return url_for("wechat.member")
+def _safe_next(value: object) -> str:
+    """Only a local path (:func:`portal.redirects.safe_next`), else the member page: never an open redirect."""
+    return safe_next(value, url_for("wechat.member"))
 
 
 def _begin_oauth(svc: Services, scope: str, next_url: str) -> Any:
@@ -277,7 +276,7 @@ def oauth_callback() -> Any:
         member_id = wechat_store.member_for_oauth(conn, identity_id=ident, unionid=unionid, now=now)
     session["wechat_identity"] = ident
     if member_id is None:
-        return redirect(url_for("wechat.bind", next=pending.get("next")))
+        return redirect(url_for("wechat.bind", next=_safe_next(pending.get("next"))))
     return redirect(_safe_next(pending.get("next")))
 
 

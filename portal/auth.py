@@ -10,21 +10,39 @@ the dashboards and WeChat packages (docs/CONTRACTS.md):
 
 The demo admin (``[portal] admin_user`` with ``admin_password`` or the generated ``var/keys/admin_password``) is
 written into ``admin_users`` at start-up. Login attempts are rate-limited per IP and per user name.
+
+A login is a row of ``admin_sessions`` (server-side): the session cookie carries only a random id, the table its
+SHA-256 and an expiry (``PERMANENT_SESSION_LIFETIME``, 8 h from the login). Logout deletes the row, a new password
+deletes every row of the user, so a copied cookie stops working at once.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy.engine import Engine
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from keliu import db
-from portal.models import admin_users
+from portal.models import admin_sessions, admin_users
 from portal.redirects import safe_next
 
 Role = Literal["admin", "mall", "store"]
@@ -71,6 +89,8 @@ def create_user(engine: Engine, name: str, password: str, role: Role, mall_id: s
         # one upsert: two processes ensuring the same user at once (workers starting together) both succeed
         stmt = db.dialect_insert(conn, admin_users).values(name=name, **values)
         conn.execute(stmt.on_conflict_do_update(index_elements=[admin_users.c.name], set_=values))
+        # a new password (or role) ends every login of the user: whoever had the old one is out
+        conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.user_name == name))
     return AdminUser(name, role, mall_id, store_id)
 
 
@@ -105,6 +125,37 @@ def check_login(engine: Engine, name: str, password: str) -> AdminUser | None:
 _DUMMY_HASH = generate_password_hash("keliu-no-such-user")
 
 
+def _session_hash(sid: str) -> str:
+    # the id is 256 random bits: a plain hash suffices (no guessing), and a leaked table gives no usable cookie
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def open_session(engine: Engine, name: str, now: datetime, lifetime: timedelta) -> str:
+    """Record a login of ``name`` until ``now + lifetime``; return the random id for the cookie."""
+    sid = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.expires_at <= now))
+        conn.execute(sa.insert(admin_sessions).values(id_hash=_session_hash(sid), user_name=name, created_at=now,
+                                                      expires_at=now + lifetime))
+    return sid
+
+
+def session_user(engine: Engine, sid: str, now: datetime) -> AdminUser | None:
+    """The user of a live session id, or ``None`` (unknown, logged out, revoked or expired)."""
+    q = (sa.select(admin_users).join(admin_sessions, admin_sessions.c.user_name == admin_users.c.name)
+         .where(admin_sessions.c.id_hash == _session_hash(sid), admin_sessions.c.expires_at > now))
+    with engine.connect() as conn:
+        row = conn.execute(q).first()
+    if row is None:
+        return None
+    return AdminUser(row.name, cast(Role, row.role), row.mall_id, row.store_id)
+
+
+def close_session(engine: Engine, sid: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.id_hash == _session_hash(sid)))
+
+
 # --- request helpers ------------------------------------------------------------------------------------------
 
 
@@ -112,12 +163,13 @@ def current_user() -> AdminUser | None:
     """The admin user of this request, or ``None``."""
     if "admin_user" in g:
         return cast("AdminUser | None", g.admin_user)
-    name = session.get("admin")
+    sid = session.get("admin_sid")
     user = None
-    if isinstance(name, str):
+    if isinstance(sid, str) and sid:
         from portal.app import services
 
-        user = load_user(services().engine, name)
+        svc = services()
+        user = session_user(svc.engine, sid, svc.now())
     g.admin_user = user
     return user
 
@@ -176,7 +228,8 @@ def login() -> Any:
         user = check_login(svc.engine, name, password)
         if user is not None:
             session.clear()
-            session["admin"] = user.name
+            session["admin_sid"] = open_session(svc.engine, user.name, svc.now(),
+                                                current_app.permanent_session_lifetime)
             session.permanent = True
             return redirect(next_page())
         error = "wrong user name or password"
@@ -186,7 +239,13 @@ def login() -> Any:
 
 @bp.route("/admin/logout", methods=["POST"])
 def logout() -> Any:
-    session.pop("admin", None)
+    from portal.app import services
+
+    sid = session.get("admin_sid")
+    if isinstance(sid, str) and sid:
+        close_session(services().engine, sid)
+    session.clear()
+    g.pop("admin_user", None)
     return redirect(url_for("auth.login"))
 
 

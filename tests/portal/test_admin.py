@@ -200,3 +200,61 @@ def test_a_host_with_a_final_newline_is_not_remembered() -> None:
     assert original_url(req("example.com")) == "http://example.com/a"
     assert original_url(req("example.com\n")) is None
     assert original_url(req("[::1]:80\n")) is None
+
+
+def _cookie(client: Any) -> str:
+    cookie = client.get_cookie("keliu")
+    assert cookie is not None
+    return str(cookie.value)
+
+
+def _with_cookie(app: Flask, value: str) -> Any:
+    thief = app.test_client()
+    thief.set_cookie("keliu", value)
+    return thief
+
+
+def test_a_copied_admin_cookie_is_dead_after_logout(app: Flask, client: Any, auth: AuthActions) -> None:
+    """Issue 12 item 8: the session was a signed cookie valid 8 h; logout only removed a key from the browser's
+    copy, so a cookie copied before the logout kept working."""
+    auth.login()
+    copied = _cookie(client)
+    assert _with_cookie(app, copied).get("/admin").status_code == 200
+    assert auth.logout().status_code == 302
+    assert _with_cookie(app, copied).get("/admin").status_code == 302
+    assert _with_cookie(app, copied).get("/api/v1/operator/dashboard", headers={"Accept": "application/json"}
+                                         ).status_code == 401
+
+
+def test_a_new_password_ends_every_admin_login(app: Flask, client: Any, auth: AuthActions) -> None:
+    auth.login()
+    copied = _cookie(client)
+    pauth.create_user(app.extensions["keliu"].engine, "admin", "a-new-password", "admin")
+    assert _with_cookie(app, copied).get("/admin").status_code == 302
+    assert client.get("/admin").status_code == 302
+    assert auth.login(password="a-new-password").status_code == 302
+    assert client.get("/admin").status_code == 200
+
+
+def test_an_admin_login_expires_on_the_server(app: Flask, client: Any, auth: AuthActions, clock: FakeClock) -> None:
+    auth.login()
+    assert client.get("/admin").status_code == 200
+    clock.advance(8 * 3600 - 60)
+    assert client.get("/admin").status_code == 200
+    clock.advance(120)
+    assert client.get("/admin").status_code == 302
+
+
+def test_the_admin_cookie_carries_only_a_random_id(app: Flask, client: Any, auth: AuthActions) -> None:
+    from flask.sessions import SecureCookieSessionInterface
+
+    from portal.models import admin_sessions
+
+    auth.login()
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    data = serializer.loads(_cookie(client))
+    assert "admin" not in data and "admin" not in str(data.values())
+    with app.extensions["keliu"].engine.connect() as conn:
+        rows = conn.execute(sa.select(admin_sessions)).all()
+    assert len(rows) == 1 and rows[0].id_hash != data["admin_sid"] and rows[0].user_name == "admin"

@@ -9,7 +9,9 @@ the dashboards and WeChat packages (docs/CONTRACTS.md):
 - ``user.can_see_store(store_id, mall_id)`` and ``user.can_see_mall(mall_id)``.
 
 The demo admin (``[portal] admin_user`` with ``admin_password`` or the generated ``var/keys/admin_password``) is
-written into ``admin_users`` at start-up. Login attempts are rate-limited per IP and per user name.
+written into ``admin_users`` at start-up. Failed login attempts slow down the address they come from
+(:func:`portal.limits.login_wait_s`); successes are not counted, and no one can lock a user name out of an address
+they have not used.
 
 A login is a row of ``admin_sessions`` (server-side): the session cookie carries only a random id, the table its
 SHA-256 and an expiry (``PERMANENT_SESSION_LIFETIME``, 8 h from the login). Logout deletes the row, a new password
@@ -210,26 +212,35 @@ bp = Blueprint("auth", __name__)
 def login() -> Any:
     from portal import limits
     from portal.app import services
-    from portal.errors import RateLimited
 
     error = None
     if request.method == "POST":
         name = request.form.get("name", "")[:64]
         password = request.form.get("password", "")[:256]
         svc = services()
-        per = svc.cfg.portal.admin_login_per_15min
-        try:
-            with svc.engine.begin() as conn:
-                limits.check_and_count(conn, svc.keys.token, [("admin-ip", request.remote_addr or ""),
-                                                              ("admin-user", name)], per, 900, svc.now())
-        except RateLimited as exc:
+        per, window, now = svc.cfg.portal.admin_login_per_15min, 900, svc.now()
+        address = request.remote_addr or ""
+        secret = svc.keys.token
+        with svc.engine.begin() as conn:
+            wait = limits.login_wait_s(limits.failures(conn, secret, "admin-fail-ip", address, window, now),
+                                       limits.failures(conn, secret, "admin-fail-user", name, window, now).count,
+                                       per, window, now)
+            # counted as a failure before the (slow) password check and taken back on success, so that attempts
+            # from one address running in parallel mostly see each other (only those checking at the same instant
+            # do not)
+            pending = [] if wait else limits.record(conn, secret, [("admin-fail-ip", address),
+                                                                   ("admin-fail-user", name)], now)
+        if wait:
             return render_template("admin_login.html", error="too many attempts, try again later",
-                                   next=next_page()), 429, {"Retry-After": str(exc.retry_after)}
+                                   next=next_page()), 429, {"Retry-After": str(wait)}
         user = check_login(svc.engine, name, password)
         if user is not None:
+            # a success is not counted, and does not wipe this address's failures either: else any user with a
+            # login of their own could reset their address's backoff between guesses at another name
+            with svc.engine.begin() as conn:
+                limits.forget(conn, pending)
             session.clear()
-            session["admin_sid"] = open_session(svc.engine, user.name, svc.now(),
-                                                current_app.permanent_session_lifetime)
+            session["admin_sid"] = open_session(svc.engine, user.name, now, current_app.permanent_session_lifetime)
             session.permanent = True
             return redirect(next_page())
         error = "wrong user name or password"

@@ -190,9 +190,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register(app: Flask, cfg: Config) -> None:
-    from portal import admin, api, auth, captive, openapi, privacy
+    from portal import admin, api, auth, captive, headers, openapi, privacy
     from portal.login import sms
 
+    headers.init_app(app)
     app.wsgi_app = captive.Interceptor(app.wsgi_app, app.extensions["keliu"])  # type: ignore[method-assign]
     app.register_blueprint(captive.bp)
     app.register_blueprint(sms.bp)

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 from sqlalchemy.engine import Connection
 
-from portal import access, captive, official_account
+from portal import access, captive, headers, official_account
 from portal import wechat_models as wm
 from portal.app import Services, csrf, services
 from portal.clients import Client
@@ -140,6 +140,7 @@ def start() -> Any:
               "sign": wifi_sign(fields, acc.secret_key), "shopId": fields.shop_id, "authUrl": fields.auth_url,
               "mac": fields.mac, "ssid": fields.ssid, "bssid": fields.bssid}
     log.info("wechat hand-off for device %s (release until %d)", client.device_id, int(decision.until))
+    headers.allow_scripts_from(w.wifi_js_url)  # WeChat's script, and the JSONP step it loads from the same host
     resp = Response(render_template("wechat/start.html", params=params, js_url=w.wifi_js_url, fake=_is_fake(svc),
                                     release_s=int(decision.until - now)))
     resp.headers["Cache-Control"] = "no-store"

@@ -101,7 +101,7 @@ def start(env: Env, ip: str = PHONE_IP, **form: str) -> dict[str, str]:
     resp = env.phone(ip).post("/wechat/start", data={"terms": "1", **form})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     html = resp.get_data(as_text=True)
-    m = re.search(r"var KELIU_WECHAT = (\{.*?\});", html)
+    m = re.search(r'<script type="application/json" id="keliu-wechat">(\{.*?\})</script>', html)
     assert m is not None
     return json.loads(m.group(1))
 

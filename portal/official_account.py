@@ -59,7 +59,7 @@ def parse_push(body: bytes) -> Push:
     if root.find("Encrypt") is not None:
         raise BadPush("encrypted push (safe mode is not supported)")
     created = text("CreateTime")
-    if not created.isdigit():
+    if not (created.isascii() and created.isdigit()):  # isdigit() alone takes "²", int() does not
         raise BadPush("no CreateTime")
     return Push(account=text("ToUserName"), openid=text("FromUserName"), create_time=int(created),
                 msg_type=text("MsgType"), event=text("Event").lower())
@@ -68,7 +68,7 @@ def parse_push(body: bytes) -> Push:
 def fresh(timestamp: str, now: float) -> bool:
     """A push whose signed timestamp is more than 5 minutes off is refused (a captured push cannot be replayed
     later; within the window the dedup key catches it)."""
-    return timestamp.isdigit() and abs(now - int(timestamp)) <= MAX_SKEW_S
+    return timestamp.isascii() and timestamp.isdigit() and abs(now - int(timestamp)) <= MAX_SKEW_S
 
 
 blueprint = Blueprint("wechat_mp", __name__)

@@ -268,6 +268,7 @@ def test_a_host_with_a_final_newline_is_not_remembered() -> None:
     assert original_url(req("example.com")) == "http://example.com/a"
     assert original_url(req("example.com\n")) is None
     assert original_url(req("[::1]:80\n")) is None
+    assert original_url(req("example.com:8\u0660")) is None  # \d would take any Unicode digit
 
 
 def _cookie(client: Any) -> str:

@@ -198,7 +198,9 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(captive.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)  # JSON only: a cross-site page cannot send application/json without a CORS preflight
+    # no CSRF tokens for API clients: api.refuse_cross_site makes every state-changing request application/json
+    # (which a cross-site page cannot send without a refused CORS preflight) and refuses another site's Origin
+    csrf.exempt(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)

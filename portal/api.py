@@ -27,11 +27,10 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def same_origin(origin: str, scheme: str, host: str, own_hosts: frozenset[str]) -> bool:
-    """Whether a request's ``Origin`` is this site: the origin the request was sent to, or one of the portal's own
-    names (the splash on plain HTTP calling the API on the HTTPS listener). ``null`` is never."""
-    if origin == f"{scheme}://{host}".lower():
-        return True
+def same_origin(origin: str, own_hosts: frozenset[str]) -> bool:
+    """Whether a request's ``Origin`` is one of the portal's own names, on any port and scheme (the splash on plain
+    HTTP may call the API on the HTTPS listener). Never the request's own ``Host`` as such: a DNS-rebound name
+    would pass that. ``null`` is never."""
     parts = urlsplit(origin)
     return parts.scheme in ("http", "https") and (parts.hostname or "") in own_hosts
 
@@ -44,8 +43,7 @@ def refuse_cross_site() -> None:
         raise BadRequest("send the body as application/json", "unsupported_media_type")
     origin = request.headers.get("Origin")
     if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or (
-            origin is not None and not same_origin(origin.lower(), request.scheme, request.host.lower(),
-                                                   services().own_hosts)):
+            origin is not None and not same_origin(origin.lower(), services().own_hosts)):
         raise CrossOrigin("this request came from another site's page")
 
 

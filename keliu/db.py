@@ -1,6 +1,6 @@
 """The database edge shared by every component: declarative base, engine factory and migrations.
 
-All tables hang off one :class:`Base`. Each component keeps its tables in its own module (``portal.models``,
+All tables hang off one :class:`Base`. Each component keeps its tables in its own module (``portal.store.models``,
 ``analytics.store``) and its alembic revisions in its own ``migrations/`` folder as a separate branch, so
 ``upgrade(engine)`` runs ``alembic upgrade heads`` over all of them. SQLite (the embedded default) and PostgreSQL
 run the same code.

@@ -31,12 +31,13 @@ from keliu import config as kconfig
 from keliu import db, keys, tenants
 from keliu.config import Config
 from keliu.errors import ConfigError
-from portal import access, clients
+from keliu.gate import AllowClient, ClientState, Gate, GateCommand, MemoryGate
+from portal.core.sessions import Policy
+from portal.edges import clients
+from portal.edges.leases import LeaseFile
+from portal.edges.sms_backends import SmsBackend, make_backend
 from portal.errors import PortalError
-from portal.gate import AllowClient, ClientState, Gate, GateCommand, MemoryGate
-from portal.leases import LeaseFile
-from portal.sessions import Policy
-from portal.sms_backends import SmsBackend, make_backend
+from portal.store import access
 
 log = logging.getLogger("keliu.portal")
 csrf = CSRFProtect()
@@ -61,7 +62,7 @@ class Services:
     neighbours: clients.Neighbours | Callable[[str], str | None]
     clock: Callable[[], float]
     own_hosts: frozenset[str]
-    #: dnsmasq's lease file (portal.binding); None: none configured (the memory Gate's demo)
+    #: dnsmasq's lease file (portal.core.binding); None: none configured (the memory Gate's demo)
     leases: LeaseFile | None = None
     #: device id → monotonic time until which this process knows it is captive (see captive.Interceptor)
     captive_memo: dict[str, float] = field(default_factory=dict)
@@ -123,7 +124,7 @@ def make_gate(cfg: Config) -> Gate:
         try:
             mod = importlib.import_module("router_config.gate")
         except ImportError as exc:
-            raise ConfigError("portal.gate", "'nft' needs router_config.gate (not installed)") from exc
+            raise ConfigError("keliu.gate", "'nft' needs router_config.gate (not installed)") from exc
         return ProcessLocalGate(lambda: mod.NftGate(cfg.router))
     return MemoryGate()
 
@@ -194,8 +195,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register(app: Flask, cfg: Config) -> None:
-    from portal import admin, api, auth, captive, openapi, privacy
-    from portal.login import sms
+    from portal import auth
+    from portal.web import admin, api, captive, openapi, privacy, sms
 
     app.wsgi_app = captive.Interceptor(app.wsgi_app, app.extensions["keliu"])  # type: ignore[method-assign]
     app.register_blueprint(captive.bp)
@@ -214,23 +215,23 @@ def _register(app: Flask, cfg: Config) -> None:
         app.register_blueprint(dash.blueprint)
     if cfg.wechat.enabled:
         try:
-            wechat = importlib.import_module("portal.login.wechat")
+            wechat = importlib.import_module("portal.wechat.views")
         except ImportError:
-            log.warning("wechat.enabled but portal.login.wechat is not available")
+            log.warning("wechat.enabled but portal.wechat.views is not available")
         else:
             app.register_blueprint(wechat.blueprint)
 
     @app.errorhandler(PortalError)
     def portal_error(exc: PortalError) -> Any:
-        from portal.captive import render_error
+        from portal.web.captive import render_error
 
         return render_error(exc)
 
     @app.errorhandler(sa_exc.OperationalError)
     @app.errorhandler(sa_exc.InterfaceError)
     def database_down(exc: Exception) -> Any:
-        from portal.captive import render_error
         from portal.errors import Unavailable
+        from portal.web.captive import render_error
 
         # the transaction rolled back and the Gate was not told anything (database first, then Gate)
         log.error("database unavailable: %s", exc.__class__.__name__)
@@ -238,8 +239,8 @@ def _register(app: Flask, cfg: Config) -> None:
 
     @app.errorhandler(413)
     def too_large(_exc: Exception) -> Any:
-        from portal.captive import render_error
         from portal.errors import PayloadTooLarge
+        from portal.web.captive import render_error
 
         return render_error(PayloadTooLarge("the request body is too large", "too_large"))
 

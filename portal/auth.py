@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from keliu import db
-from portal.models import admin_users
+from portal.store.models import admin_users
 
 Role = Literal["admin", "mall", "store"]
 #: werkzeug's password hash method (scrypt); tests swap in a cheap one
@@ -157,9 +157,9 @@ bp = Blueprint("auth", __name__)
 
 @bp.route("/admin/login", methods=["GET", "POST"])
 def login() -> Any:
-    from portal import limits
     from portal.app import services
     from portal.errors import RateLimited
+    from portal.store import limits
 
     error = None
     if request.method == "POST":

@@ -11,6 +11,6 @@ import click
 def portal(host: str | None, port: int | None, listener: str) -> None:
     """Serve the captive portal, member pages, admin and dashboard with gunicorn, and the captive front (the
     port the router sends a captive phone's HTTP to) beside it."""
-    from portal.server import serve
+    from portal.serve.server import serve
 
     serve(host, port, listener)

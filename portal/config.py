@@ -19,7 +19,7 @@ def port_or_off(value: int) -> int:
 class PortalConfig:
     host: str = field(default="127.0.0.1", metadata={"check": ipv4})
     port: int = field(default=8080, metadata={"check": valid_port})
-    #: the captive front (portal.front): the port the router DNATs a captive phone's HTTP to, answered by an
+    #: the captive front (portal.serve.front): the port the router DNATs a captive phone's HTTP to, answered by an
     #: event loop beside gunicorn; 0: none, the router DNATs to ``port`` and gunicorn answers the probes too
     captive_port: int = field(default=8081, metadata={"check": port_or_off})
     #: the store this portal instance serves (a router sits in one store)
@@ -42,7 +42,7 @@ class PortalConfig:
     #: 2 cores, 4 threads gave p99 47-139 ms and 8 gave 156-365 ms (bench/portal.py); probes do not need them
     #: (the captive front answers those)
     threads: int = field(default=4, metadata={"check": positive})
-    #: Limits on what a client may hold, on both listeners (portal.http11): seconds a connection may wait for a
+    #: Limits on what a client may hold, on both listeners (portal.serve.http11): seconds a connection may wait for a
     #: request's first byte (the captive front keeps its own, longer, for phones' kept-alive probe connections)
     keepalive_s: float = field(default=5.0, metadata={"check": positive})
     #: seconds from a request's first byte to the end of its head, and from there to the end of its body (a
@@ -66,7 +66,7 @@ class PortalConfig:
     sweep_s: int = field(default=30, metadata={"check": positive})
     #: venue information page (RFC 8908 ``venue-info-url``); unset: the splash page
     venue_info_url: str | None = None
-    #: dnsmasq's DHCP lease file (its ``dhcp-leasefile``), read to bind a login to its lease (portal.binding).
+    #: dnsmasq's DHCP lease file (its ``dhcp-leasefile``), read to bind a login to its lease (portal.core.binding).
     #: Empty: with the nft Gate, dnsmasq's default ``/var/lib/misc/dnsmasq.leases``; with the memory Gate (demo,
     #: no DHCP), none: only the IP binding is checked. Missing or unreadable: heal and re-authorization refused.
     dhcp_leases: str = ""
@@ -149,5 +149,5 @@ class WechatConfig:
     api_base: str = "https://api.weixin.qq.com"
     #: the JS of 微信连Wi-Fi
     wifi_js_url: str = "https://wifi.weixin.qq.com/resources/js/wechatticket/wechatutil.js"
-    #: the base URLs point at keliu's local FAKE WeChat (portal.login.wechat_fake): every WeChat page says so
+    #: the base URLs point at keliu's local FAKE WeChat (keliu.testing.wechat_fake): every WeChat page says so
     fake: bool = False

@@ -96,7 +96,7 @@ def clients_cmd(netns: str | None) -> None:
               help="Session length (default: router.client_timeout_minutes).")
 def allow_cmd(netns: str | None, mac: str, ip: str, minutes: int | None) -> None:
     """Let MAC at IP onto the internet."""
-    from portal.gate import AllowClient
+    from keliu.gate import AllowClient
     from router_config.gate import NftGate
     from router_config.model import client_key
 
@@ -113,7 +113,7 @@ def allow_cmd(netns: str | None, mac: str, ip: str, minutes: int | None) -> None
 @click.argument("mac")
 def revoke_cmd(netns: str | None, mac: str) -> None:
     """Close the internet to MAC and cut its open connections."""
-    from portal.gate import RevokeClient
+    from keliu.gate import RevokeClient
     from router_config.gate import NftGate
     from router_config.model import client_mac
 
@@ -153,7 +153,7 @@ def bench() -> None:
 def bench_up(prefix: str, phones: int, portal_port: int) -> None:
     """Build the bench and leave it running; `keliu router bench down` removes it."""
     from keliu import config
-    from router_config.netbench import Bench
+    from keliu.testing.netbench import Bench
 
     b = Bench(prefix, phones=phones, portal_port=portal_port, cfg=config.load().router)
     b.start()
@@ -169,6 +169,6 @@ def bench_up(prefix: str, phones: int, portal_port: int) -> None:
 @click.option("--prefix", default="klr", show_default=True)
 def bench_down(prefix: str) -> None:
     """Remove the bench PREFIX (only what its state file lists)."""
-    from router_config.netbench import Bench
+    from keliu.testing.netbench import Bench
 
     click.echo("removed" if Bench.down(prefix) else f"no bench {prefix!r}")

@@ -15,9 +15,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
+from keliu.gate import MemoryGate
 from portal.app import create_app
-from portal.gate import MemoryGate
-from portal.sms_backends import ConsoleSms
+from portal.edges.sms_backends import ConsoleSms
 
 T0 = 1_795_000_000.0  # 2026-11-18, a fixed "now"
 
@@ -153,7 +153,7 @@ class Phone:
         token = self.splash_token()
         r = self.post("/login/sms/code", data={"csrf_token": token, "phone": number})
         assert r.status_code == 200, r.get_data(as_text=True)
-        from portal.phone import normalize
+        from portal.core.phone import normalize
 
         code = sms.last[normalize(number)]
         data = {"csrf_token": token, "phone": number, "code": code, "terms": "1"}

@@ -7,11 +7,11 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask, jsonify
 
+from keliu.gate import AllowClient, MemoryGate, RevokeClient
 from portal import auth as pauth
 from portal.auth import AdminUser, login_required
-from portal.gate import AllowClient, MemoryGate, RevokeClient
-from portal.models import portal_sessions
-from portal.sms_backends import ConsoleSms
+from portal.edges.sms_backends import ConsoleSms
+from portal.store.models import portal_sessions
 from tests.portal.conftest import T0, AuthActions, FakeClock, Phone, csrf_of, make_app
 
 TENANTS = {"malls": [{"id": "m1", "name": "Mall 1"}, {"id": "m2", "name": "Mall 2"}],

@@ -1,4 +1,4 @@
-"""The captive front (portal.front) over real sockets: a uvloop server in a thread in front of the test app
+"""The captive front (portal.serve.front) over real sockets: a uvloop server in a thread in front of the test app
 (MemoryGate, SQLite); requests come from 127.0.0.1, which the memory Gate knows by a pseudo-MAC."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.front import Front, FrontConfig, serve
-from portal.models import landing_urls
-from portal.sms_backends import ConsoleSms
+from portal.edges.sms_backends import ConsoleSms
+from portal.serve.front import Front, FrontConfig, serve
+from portal.store.models import landing_urls
 from tests.portal.conftest import Phone
 
 SPLASH = "http://10.77.0.1:8080/"

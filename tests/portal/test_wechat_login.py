@@ -18,9 +18,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from portal.gate import AllowClient, MemoryGate, ReleaseTemporarily
-from portal.login.wechat_fake import FakeAccounts, FakeServer, openid_for, push_body, send_push, unionid_for
-from portal.login.wechat_sign import push_signature
+from keliu.gate import AllowClient, MemoryGate, ReleaseTemporarily
+from keliu.testing.wechat_fake import FakeAccounts, FakeServer, openid_for, push_body, send_push, unionid_for
+from portal.wechat.sign import push_signature
 
 ACC = FakeAccounts()
 PUBLIC = "http://portal.test"
@@ -331,8 +331,8 @@ def test_userinfo_scope_stores_profile_and_unionid_unifies(env: Env, fake: FakeS
     client.post("/wechat/bind", data={"phone": "13700137000", "action": "bind", "code": env.sms.sent[-1][1]})
     member_id = env.rows("members")[0].id
     # a brand's account under the same Open Platform sees the same unionid: the same member, no SMS again
-    from portal import wechat_models as wm
-    from portal.login import wechat_store
+    from portal.wechat import models as wm
+    from portal.wechat import store as wechat_store
 
     now = env.app.extensions["keliu"].now()
     unionid = unionid_for(ACC.open_platform, "bob")

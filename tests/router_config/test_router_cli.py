@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from keliu.testing.internet import INTERNET_PREFIX, PORTAL_PREFIX
+from keliu.testing.netbench import Bench
 from router_config import render
 from router_config.cli import router
 from router_config.config import RouterConfig
-from router_config.internet import INTERNET_PREFIX, PORTAL_PREFIX
 from router_config.model import policy_from
-from router_config.netbench import Bench
 from tests.conftest import require_root_netns, require_tool
 from tests.router_config.phones import curl, open_bench
 

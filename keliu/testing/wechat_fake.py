@@ -16,7 +16,7 @@ It speaks the documented endpoints closely enough to drive keliu's WeChat code e
 
 Every page it renders says FAKE. Base URLs in keliu's ``[wechat]`` config point at it (``open_base``, ``api_base``,
 ``wifi_js_url``, and ``fake = true`` so that keliu's pages say FAKE too). Run it alone with
-``python -m portal.login.wechat_fake --port 9009`` (add ``--allow-any-ua`` to open 网页授权 in a normal browser).
+``python -m keliu.testing.wechat_fake --port 9009`` (add ``--allow-any-ua`` to open 网页授权 in a normal browser).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from typing import Any, Self
 
 from flask import Flask, Response, abort, redirect, request
 
-from portal.login.wechat_sign import WifiSignInput, push_signature, verify_wifi_sign
+from portal.wechat.sign import WifiSignInput, push_signature, verify_wifi_sign
 
 BANNER = "FAKE WeChat (keliu test double, not Tencent)"
 

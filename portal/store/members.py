@@ -1,7 +1,7 @@
 """One member system across stores and malls: members, devices, consents, login records (an edge: SQL).
 
 Every function takes an open connection inside the caller's transaction, so a login is stored completely or not
-at all. Used by the SMS login (``portal.login.sms``) and the WeChat login (``portal.login.wechat``):
+at all. Used by the SMS login (``portal.web.sms``) and the WeChat login (``portal.wechat.views``):
 
 - :func:`upsert_member` by E.164 phone or by WeChat openid → member id;
 - :func:`record_consents` (versioned, appended) with :class:`Choices`;
@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from keliu import db
-from portal.binding import Bound
+from portal.core.binding import Bound
+from portal.core.i18n import CONSENT_VERSIONS
 from portal.errors import BadRequest, ConsentMissing
-from portal.i18n import CONSENT_VERSIONS
-from portal.models import consents, devices, logins, members
+from portal.store.models import consents, devices, logins, members
 
 
 @dataclass(frozen=True)

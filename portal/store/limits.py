@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from portal.errors import RateLimited
-from portal.models import TS, rate_events
+from portal.store.models import TS, rate_events
 
 
 def key_of(secret: bytes, kind: str, value: str) -> str:

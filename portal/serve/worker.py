@@ -6,8 +6,8 @@ thread then blocks reading the rest of the head. About 24 phones sending ``GET /
 held every thread of both workers, and the splash, the login, the API and the dashboard stopped answering.
 
 Here a thread only ever sees a *complete* request. The loop (uvloop) reads every connection through the sans-io
-:class:`portal.http11.Http11`, which bounds the time for a head (``[portal] head_timeout_s``) and a body
-(``body_timeout_s``), the sizes, and the wait for a first byte (``keepalive_s``); :class:`portal.http11.ClientCap`
+:class:`portal.serve.http11.Http11`, which bounds the time for a head (``[portal] head_timeout_s``) and a body
+(``body_timeout_s``), the sizes, and the wait for a first byte (``keepalive_s``); :class:`portal.serve.http11.ClientCap`
 bounds the connections one address holds (``client_connections``). Idle and slow sockets then cost a few
 kilobytes each and no thread. The app's answer is collected whole in the thread (the portal's pages are small)
 and written by the loop; a client that does not read it within ``body_timeout_s`` is cut.
@@ -33,7 +33,7 @@ from urllib.parse import unquote_to_bytes
 
 from gunicorn.workers.base import Worker
 
-from portal.http11 import CLOSE, ClientCap, Continue, Http11, Limits, Refusal, Request, State
+from portal.serve.http11 import CLOSE, ClientCap, Continue, Http11, Limits, Refusal, Request, State
 
 log = logging.getLogger("keliu.portal.worker")
 
@@ -317,7 +317,7 @@ class Connection(asyncio.Protocol):
 
 
 class LoopWorker(Worker):  # type: ignore[misc]
-    """gunicorn worker class ``portal.worker.LoopWorker``; the app is :class:`portal.server.PortalServer`."""
+    """gunicorn worker class ``portal.serve.worker.LoopWorker``; the app is :class:`portal.serve.server.PortalServer`."""
 
     def run(self) -> None:
         import uvloop

@@ -1,6 +1,6 @@
 """The portal's JSON API (an edge): RFC 8908 Captive Portal API, SMS login, session status and logout.
 
-Described in :mod:`portal.openapi`. Bodies must be ``application/json`` objects encoded in UTF-8, at most 16 KiB,
+Described in :mod:`portal.web.openapi`. Bodies must be ``application/json`` objects encoded in UTF-8, at most 16 KiB,
 with only the documented fields; anything else is a 4xx with ``{"error": code, "message": ...}``. CSRF tokens are
 not used here: a cross-site page cannot send ``application/json`` without a CORS preflight, which is refused.
 """
@@ -12,12 +12,13 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, make_response, request
 
-from portal import access, detect, i18n
 from portal.app import services
+from portal.core import detect, i18n
+from portal.core.sessions import seconds_left
 from portal.errors import BadRequest, UnknownClient
-from portal.login import sms
-from portal.members import Choices
-from portal.sessions import seconds_left
+from portal.store import access
+from portal.store.members import Choices
+from portal.web import sms
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -48,7 +49,7 @@ def json_body(fields: dict[str, type | tuple[type, ...]], required: tuple[str, .
 
 
 def _lang(data: dict[str, Any]) -> str:
-    from portal.captive import lang
+    from portal.web.captive import lang
 
     value = data.get("lang")
     return value if value in i18n.LANGS else lang()

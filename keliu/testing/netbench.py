@@ -232,7 +232,7 @@ class Bench:
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.ca_file = self._certificates(tmp)
         with (tmp / "inet.log").open("w") as log:
-            self.popen(self.inet, [sys.executable, "-m", "router_config.internet",
+            self.popen(self.inet, [sys.executable, "-m", "keliu.testing.internet",
                                    "--cert", str(tmp / "inet.pem"), "--key", str(tmp / "inet.key")],
                        stdout=subprocess.DEVNULL, stderr=log, cwd=_source_root())
         # the router: the rendered dnsmasq plus what a bench needs (upstream, files in tmp, no ping before offers)

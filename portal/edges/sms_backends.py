@@ -15,8 +15,8 @@ import threading
 from typing import Protocol, TextIO
 
 from portal.config import SmsConfig
+from portal.core.phone import mask
 from portal.errors import SmsFailed
-from portal.phone import mask
 
 
 class SmsBackend(Protocol):

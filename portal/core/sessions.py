@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.gate import AllowClient, ClientState, GateCommand, RevokeClient
+from keliu.gate import AllowClient, ClientState, GateCommand, RevokeClient
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def sweep(active: Iterable[Active], gate: Iterable[ClientState], device_of: Call
 
     ``gate`` must be read *before* ``active``: a login commits its session before it tells the Gate, so a client
     the Gate knows is then never mistaken for an orphan. A Gate client at another address than its device's session
-    is an orphan too: the session binds the MAC to the address it was opened from (``portal.binding``).
+    is an orphan too: the session binds the MAC to the address it was opened from (``portal.core.binding``).
     """
     by_device: dict[str, ClientState] = {}
     for c in gate:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from portal.gate import GateCommand, ReleaseTemporarily
+from keliu.gate import GateCommand, ReleaseTemporarily
 
 HOUR_S = 3600.0
 

@@ -11,7 +11,7 @@ What is answered where:
 
 - in the loop, at once: a probe (or an asset, or anything but a GET) from an address this process found captive
   less than ``memo_s`` ago, or whose lookup is running: the prebuilt 302 to the splash;
-- in a thread (``threads``): everything else goes through :meth:`portal.captive.Interceptor.answer`, the same
+- in a thread (``threads``): everything else goes through :meth:`portal.web.captive.Interceptor.answer`, the same
   code gunicorn's middleware runs (one SQL round trip; heal, re-authorization, the landing URL);
 - when more than ``max_pending`` such lookups wait, the captive answer without a lookup (fail closed: a phone
   under a storm is sent to the splash, which decides properly).
@@ -23,7 +23,7 @@ here at all: the router stops DNATing them).
 Per connection the answers go out in request order (HTTP/1.1 pipelining); a connection closes after an answer
 that says so (to an authorized client), after HTTP/1.0, on a malformed request (400), an oversized head (431) or
 body (413), a head or body not complete in time (408: slow senders are cut), and when idle for ``keepalive_s``.
-The parsing and the deadlines are the sans-io :mod:`portal.http11`, the same as the portal's own worker's; one
+The parsing and the deadlines are the sans-io :mod:`portal.serve.http11`, the same as the portal's own worker's; one
 address holds at most ``client_connections`` at once.
 """
 from __future__ import annotations
@@ -42,10 +42,10 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from portal import http11
-from portal.captive import Foreign, Interceptor, Prebuilt, remembers_landing
-from portal.detect import classify
-from portal.http11 import CLOSE, ClientCap, Http11, Limits, Refusal, Request, State
+from portal.core.detect import classify
+from portal.serve import http11
+from portal.serve.http11 import CLOSE, ClientCap, Http11, Limits, Refusal, Request, State
+from portal.web.captive import Foreign, Interceptor, Prebuilt, remembers_landing
 
 log = logging.getLogger("keliu.portal.front")
 
@@ -178,7 +178,7 @@ class Front:
 
 
 class Connection(asyncio.Protocol):
-    """One client socket: :class:`portal.http11.Http11` parses and keeps the deadlines, answers leave in
+    """One client socket: :class:`portal.serve.http11.Http11` parses and keeps the deadlines, answers leave in
     request order."""
 
     def __init__(self, front: Front) -> None:

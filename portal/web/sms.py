@@ -1,7 +1,7 @@
 """Phone + SMS code login: request a code, verify it, become a member and get online (an edge).
 
 :func:`request_code` and :func:`verify_code` hold the whole flow; the HTML form views here and the JSON views in
-:mod:`portal.api` only translate requests. Every check happens before anything is stored, and a successful
+:mod:`portal.web.api` only translate requests. Every check happens before anything is stored, and a successful
 verification stores code use, member, consents, login, device and session in one transaction before the Gate is
 told (nothing half-way).
 
@@ -23,14 +23,16 @@ import sqlalchemy as sa
 from flask import Blueprint, redirect, request
 from sqlalchemy.engine import Connection
 
-from portal import access, codes, i18n, limits, phone, privacy, sessions
-from portal.access import Authorized
 from portal.app import Services, services
-from portal.clients import Client
+from portal.core import codes, i18n, phone, sessions
+from portal.core.i18n import CONSENT_VERSIONS
+from portal.edges.clients import Client
 from portal.errors import CodeRejected, RateLimited
-from portal.i18n import CONSENT_VERSIONS
-from portal.members import Choices, upsert_member
-from portal.models import sms_codes
+from portal.store import access, limits
+from portal.store.access import Authorized
+from portal.store.members import Choices, upsert_member
+from portal.store.models import sms_codes
+from portal.web import privacy
 
 log = logging.getLogger("keliu.portal")
 bp = Blueprint("sms", __name__)
@@ -266,7 +268,7 @@ def choices_from_form() -> Choices:
 
 
 def form_lang() -> str:
-    from portal.captive import lang
+    from portal.web.captive import lang
 
     raw = request.form.get("lang")
     return raw if raw in i18n.LANGS else lang()
@@ -274,7 +276,7 @@ def form_lang() -> str:
 
 @bp.route("/login/sms/code", methods=["POST"])
 def code_form() -> Any:
-    from portal.captive import render_splash
+    from portal.web.captive import render_splash
 
     svc = services()
     lg = form_lang()

@@ -1,12 +1,12 @@
 """Authorizations: open, end, extend, sweep and reconcile sessions, and tell the Gate (an edge: SQL + Gate).
 
 The order is always *database first, then Gate*: a session row is committed before ``AllowClient`` and ended
-before ``RevokeClient``, so the table stays the source of truth and :func:`portal.sessions.sweep` can tell an
-orphan in the Gate from a login in progress. Decisions are taken by :mod:`portal.sessions` (pure).
+before ``RevokeClient``, so the table stays the source of truth and :func:`portal.core.sessions.sweep` can tell an
+orphan in the Gate from a login in progress. Decisions are taken by :mod:`portal.core.sessions` (pure).
 
-Used by every login method (SMS here, WeChat in ``portal.login.wechat``): :func:`complete_login`.
+Used by every login method (SMS here, WeChat in ``portal.wechat.views``): :func:`complete_login`.
 
-A login binds the device to the address it logged in from (:mod:`portal.binding`): :func:`heal` re-allows only
+A login binds the device to the address it logged in from (:mod:`portal.core.binding`): :func:`heal` re-allows only
 that (MAC . IP) pair, :func:`reauthorize` only the same pair on the same DHCP lease. A refusal is logged with the
 device id (an HMAC, never the MAC) and the addresses.
 """
@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from portal import binding, leases, members, privacy, sessions
-from portal.binding import Bound
-from portal.clients import Client
-from portal.gate import AllowClient, RevokeClient
-from portal.models import devices, landing_urls, portal_sessions
-from portal.sessions import Active, EndSession, TouchSession
+from keliu.gate import AllowClient, RevokeClient
+from portal.core import binding, sessions
+from portal.core.binding import Bound
+from portal.core.sessions import Active, EndSession, TouchSession
+from portal.edges import leases
+from portal.edges.clients import Client
+from portal.store import members
+from portal.store.models import devices, landing_urls, portal_sessions
+from portal.web import privacy
 
 if TYPE_CHECKING:
     from portal.app import Services
@@ -158,7 +161,7 @@ def heal(svc: Services, client: Client, until: datetime, session_ip: str, now: d
     """An authorized device reached the portal: re-allow it if the Gate lost it (reboot). False: it is captive.
 
     Only the (MAC . IP) pair its session was opened from, and only while the DHCP lease of that address is the
-    MAC's (:func:`portal.binding.heal_refusal`): the same MAC from another address is a clone, or a phone on a new
+    MAC's (:func:`portal.core.binding.heal_refusal`): the same MAC from another address is a clone, or a phone on a new
     lease, which logs in again. If the Gate holds the pair, the request came over a connection DNATed before the
     login (a browser's kept-alive or preconnected socket): allowing again would rewrite the element and, for a
     moment, send the client's new connections to the portal too, so nothing is done (the answer closes that
@@ -253,7 +256,7 @@ def sweep(svc: Services, now: datetime) -> list[object]:
             elif isinstance(d, TouchSession):
                 conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == d.session_id)
                              .values(last_activity=d.last_activity, bytes_up=d.bytes_up, bytes_down=d.bytes_down))
-        from portal import limits
+        from portal.store import limits
 
         limits.prune(conn, now)
     for d in decisions:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-import portal.models  # noqa: F401  (members must be in the metadata for the foreign keys)
+import portal.store.models  # noqa: F401  (members must be in the metadata for the foreign keys)
 from keliu.db import Base
 
 TS = sa.DateTime(timezone=True)

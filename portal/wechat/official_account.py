@@ -2,7 +2,7 @@
 
 WeChat calls the URL configured under 开发 → 基本配置 with ``signature``, ``timestamp`` and ``nonce`` in the query:
 a GET with ``echostr`` when the URL is first verified (answer ``echostr`` verbatim), then a POST with an XML body
-for every message and event. Every request's signature is checked first (:func:`portal.login.wechat_sign.
+for every message and event. Every request's signature is checked first (:func:`portal.wechat.sign.
 verify_push`); a bad one gets 403 and nothing is parsed. Only plain-text mode is supported: a push in safe mode
 (``encrypt_type=aes``) is refused, so configure 明文模式 (docs/WECHAT.md).
 
@@ -21,7 +21,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from flask import Blueprint, Response, current_app, request
 
-from portal.login.wechat_sign import verify_push
+from portal.wechat.sign import verify_push
 
 log = logging.getLogger("keliu.wechat.mp")
 MAX_BODY = 64 * 1024
@@ -118,7 +118,7 @@ def verify_url() -> Response:
 
 @blueprint.post("/mp")
 def receive() -> Response:
-    from portal.login import wechat_store
+    from portal.wechat import store as wechat_store
 
     if not _signed():
         return Response("forbidden", status=403, mimetype="text/plain")

@@ -1,6 +1,6 @@
 """The bench's stand-ins for the internet and for the portal: small HTTP(S) servers (edge, run as a process).
 
-``python -m router_config.internet --cert C --key K`` serves, on every address of its namespace:
+``python -m keliu.testing.internet --cert C --key K`` serves, on every address of its namespace:
 
 - HTTP 80 and HTTPS 443 (IPv4 and IPv6), answering the OS captive-portal probes as the real hosts do
   (Android ``/generate_204`` → 204, Apple ``/hotspot-detect.html`` → the Success page, Windows
@@ -106,7 +106,7 @@ def _serve(port: int, role: str, tls: ssl.SSLContext | None = None) -> threading
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m router_config.internet")
+    parser = argparse.ArgumentParser(prog="python -m keliu.testing.internet")
     parser.add_argument("--cert", help="PEM certificate chain for HTTPS 443")
     parser.add_argument("--key", help="PEM private key for HTTPS 443")
     parser.add_argument("--portal", type=int, metavar="PORT", help="serve a stand-in portal on PORT instead")

@@ -2,7 +2,7 @@
 
 ``[portal] dhcp_leases`` names the file (dnsmasq's ``dhcp-leasefile``). It is read only when a decision needs it
 (a login, a heal, a re-authorization), never on the probe path of a client the Gate holds. A missing or
-unreadable file gives ``None``, which :mod:`portal.binding` treats as "cannot confirm": heal and
+unreadable file gives ``None``, which :mod:`portal.core.binding` treats as "cannot confirm": heal and
 re-authorization are refused (fail closed), a fresh SMS or WeChat login still goes ahead (without a lease tag).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from portal import binding
+from portal.core import binding
 
 log = logging.getLogger("keliu.portal")
 

@@ -10,7 +10,7 @@ dnsmasq's lease file records them; never stored in clear, they often carry the o
 - **re-authorization** without SMS (“remember this device”) needs the same MAC at the same address, on a lease
   of that MAC (not another device's) that carries the same tag as at the login (:func:`reauth_refusal`).
 
-Nothing here reads a file or the clock: :mod:`portal.leases` reads dnsmasq's lease file, callers pass ``now``.
+Nothing here reads a file or the clock: :mod:`portal.edges.leases` reads dnsmasq's lease file, callers pass ``now``.
 A refusal is a short reason (for the log line); ``None`` means allowed.
 
 Limits: a clone that copies the MAC *and* the client id and host name (all of them visible in the victim's DHCP

@@ -1,9 +1,9 @@
 """Serving the portal with gunicorn (an edge: processes, sockets, signals).
 
-Each worker is a :class:`portal.worker.LoopWorker`: an event loop reads every connection within the request
+Each worker is a :class:`portal.serve.worker.LoopWorker`: an event loop reads every connection within the request
 limits of ``[portal]`` and only complete requests reach the app's threads. The app is built once in the master (``preload_app``: migrations, tenant sync, Gate reconcile), then workers fork;
 each worker drops the inherited database pool and netlink socket. The master also runs the session sweeper
-thread and supervises (restarts, stops with itself) two children: the captive front (:mod:`portal.front`) on
+thread and supervises (restarts, stops with itself) two children: the captive front (:mod:`portal.serve.front`) on
 ``captive_port`` when it is not 0, and, when a certificate is configured, a second gunicorn serving the same app
 over HTTPS on ``https_port`` (gunicorn has one TLS setting for all its listeners) for the RFC 8908 API.
 """
@@ -44,7 +44,7 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
             "workers": 1 if https else p.workers,
             # an event loop reads requests and a few threads run the app (gthread gave a thread to each
             # half-sent request: two dozen phones froze the portal)
-            "worker_class": "portal.worker.LoopWorker",
+            "worker_class": "portal.serve.worker.LoopWorker",
             "threads": p.threads,
             "worker_connections": 4096,
             "backlog": 2048,
@@ -148,8 +148,8 @@ _APP_REF: list[Flask | None] = [None]
 
 
 def _sweeper(app: Flask) -> None:
-    from portal import access
     from portal.app import services
+    from portal.store import access
 
     with app.app_context():
         svc = services()
@@ -174,7 +174,7 @@ def serve(host: str | None, port: int | None, listener: str = "http") -> None:
     if portal:
         overrides["portal"] = portal
     if listener == "captive":
-        from portal.front import run
+        from portal.serve.front import run
 
         run(overrides)
         return

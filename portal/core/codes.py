@@ -4,7 +4,7 @@ A code is 6 digits, valid ``code_ttl_s`` (5 minutes), single use, with at most `
 the device that asked for it: a number's codes are looked up per device, so one device's request neither replaces
 nor uses up another's. At rest only
 ``HMAC(sms_pepper, phone_hash | code)`` is kept, and comparison is constant-time. The edge
-(:mod:`portal.login.sms`) loads a :class:`CodeState`, asks :func:`verify` and stores what it says.
+(:mod:`portal.web.sms`) loads a :class:`CodeState`, asks :func:`verify` and stores what it says.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@
 网页授权 for member pages opened inside WeChat: ``/wechat/oauth`` (``snsapi_base`` silently, ``snsapi_userinfo``
 after the member agreed on our page), ``/wechat/oauth/callback`` (``state`` checked), ``/wechat/bind`` (bind the
 WeChat identity to a phone once, by SMS code), ``/wechat/member`` (the member card). The official-account push
-endpoint ``/wechat/mp`` is :mod:`portal.official_account`, nested here.
+endpoint ``/wechat/mp`` is :mod:`portal.wechat.official_account`, nested here.
 """
 from __future__ import annotations
 
@@ -30,16 +30,20 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 from sqlalchemy.engine import Connection
 
-from portal import access, captive, official_account
-from portal import wechat_models as wm
 from portal.app import Services, csrf, services
-from portal.clients import Client
 from portal.config import WechatConfig
+from portal.edges.clients import Client
 from portal.errors import ConsentMissing, PortalError, RateLimited
-from portal.login import wechat_extend, wechat_release, wechat_store
-from portal.login.wechat_oauth import WechatApiError, WechatOAuth, authorize_url
-from portal.login.wechat_sign import WifiSignInput, wifi_sign
-from portal.members import Choices
+from portal.store import access
+from portal.store.members import Choices
+from portal.web import captive
+from portal.wechat import extend as wechat_extend
+from portal.wechat import models as wm
+from portal.wechat import official_account
+from portal.wechat import release as wechat_release
+from portal.wechat import store as wechat_store
+from portal.wechat.oauth import WechatApiError, WechatOAuth, authorize_url
+from portal.wechat.sign import WifiSignInput, wifi_sign
 
 log = logging.getLogger("keliu.wechat")
 
@@ -297,8 +301,8 @@ def member() -> Any:
         return redirect(url_for("wechat.oauth", next=url_for("wechat.member")))
     if row.member_id is None:
         return redirect(url_for("wechat.bind", next=url_for("wechat.member")))
-    from portal import members as pm
-    from portal.phone import mask
+    from portal.core.phone import mask
+    from portal.store import members as pm
 
     with svc.engine.connect() as conn:
         phone = pm.phone_of(conn, int(row.member_id))
@@ -316,7 +320,7 @@ def member() -> Any:
 def _bind_client(svc: Services, identity_id: int) -> Any:
     """The SMS limits need a client. Inside WeChat the page may come from anywhere (mobile data), not the store's
     LAN, so the client is the identity: a keyed hash of it stands in for the device id."""
-    from portal.clients import Client
+    from portal.edges.clients import Client
 
     key = hmac.new(svc.keys.token, f"wechat-bind:{identity_id}".encode(), "sha256").hexdigest()[:16]
     return Client(mac="", ip=request.remote_addr or "", device_id="wx" + key[:14])
@@ -324,16 +328,16 @@ def _bind_client(svc: Services, identity_id: int) -> Any:
 
 def _check_code(svc: Services, client: Any, e164: str, code: str) -> None:
     """Verify and use an SMS code, without logging anyone onto the network: the SMS login's own check
-    (:func:`portal.login.sms.consume_code`: one code at a time under a row lock, tries counted, single use)."""
-    from portal.login.sms import consume_code, mark_used
+    (:func:`portal.web.sms.consume_code`: one code at a time under a row lock, tries counted, single use)."""
+    from portal.web.sms import consume_code, mark_used
 
     consume_code(svc, client, e164, code, mark_used)
 
 
 @blueprint.route("/bind", methods=["GET", "POST"])
 def bind() -> Any:
-    from portal import phone as ph
-    from portal.login.sms import request_code
+    from portal.core import phone as ph
+    from portal.web.sms import request_code
 
     svc = services()
     row = _identity(svc)

@@ -1,7 +1,7 @@
-"""WeChat identities ↔ members (an edge: SQL in the caller's transaction, through ``portal.members``).
+"""WeChat identities ↔ members (an edge: SQL in the caller's transaction, through ``portal.store.members``).
 
 * :func:`member_for_wifi`: the 连Wi-Fi ``openId`` → a member: the one its identity is bound to, else a new
-  WeChat-only member (``portal.members.upsert_member(openid=...)``) that the identity is bound to.
+  WeChat-only member (``portal.store.members.upsert_member(openid=...)``) that the identity is bound to.
 * :func:`member_for_oauth`: a 网页授权 identity → its member if bound, else the member another identity with the same
   ``unionid`` is bound to (会员统一 across the mall's and the brands' accounts), else ``None`` (bind by SMS next).
 * :func:`bind_phone`: bind an identity to the member of a verified phone, once.
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from portal import members
-from portal import wechat_models as wm
+from portal.store import members
+from portal.wechat import models as wm
 
 if TYPE_CHECKING:
-    from portal.official_account import Push
+    from portal.wechat.official_account import Push
 
 
 class AlreadyBound(Exception):

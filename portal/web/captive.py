@@ -19,11 +19,12 @@ from flask import Blueprint, make_response, render_template, request
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
-from portal import access, detect, i18n
 from portal.app import services
+from portal.core import detect, i18n
+from portal.core.sessions import seconds_left
 from portal.errors import PortalError, RateLimited, Unavailable, UnknownClient
-from portal.models import splash_content
-from portal.sessions import seconds_left
+from portal.store import access
+from portal.store.models import splash_content
 
 bp = Blueprint("captive", __name__)
 log = logging.getLogger("keliu.portal")
@@ -67,7 +68,7 @@ class Prebuilt:
     as a raw WSGI app, byte for byte what ``Response.__call__`` would send: no body to a HEAD (a 1xx, 204 or 304
     has none anyway), the headers unchanged (they do not depend on the request: no Location autocorrection).
 
-    :meth:`wire` gives the same answer as HTTP/1.1 bytes for :mod:`portal.front`, which adds only ``Date``.
+    :meth:`wire` gives the same answer as HTTP/1.1 bytes for :mod:`portal.serve.front`, which adds only ``Date``.
     """
 
     __slots__ = ("_wire", "body", "closes", "headers", "status")
@@ -102,7 +103,7 @@ class Prebuilt:
 @dataclass(frozen=True, slots=True)
 class Foreign:
     """What the captive path reads of a request for a host that is not the portal's own, whichever server parsed
-    it (gunicorn's WSGI environ or :mod:`portal.front`): ``path`` percent-decoded with one leading slash (as
+    it (gunicorn's WSGI environ or :mod:`portal.serve.front`): ``path`` percent-decoded with one leading slash (as
     werkzeug's ``Request.path``), ``query`` raw."""
 
     method: str
@@ -126,7 +127,7 @@ class Interceptor:
     """The captive path, for requests whose Host is not the portal's own: a captive client's DNATed probes and
     pages. They need neither routing, sessions, CSRF nor templates, so :meth:`answer` takes them from one SQL
     round trip. It serves two front ends: this object is the WSGI middleware in front of Flask (requests that
-    reach gunicorn), and :mod:`portal.front` calls :meth:`answer` from its thread pool (the port the router
+    reach gunicorn), and :mod:`portal.serve.front` calls :meth:`answer` from its thread pool (the port the router
     DNATs to).
 
     A device found captive is remembered for ``CAPTIVE_MEMO_S`` in this process (a probe storm from one phone

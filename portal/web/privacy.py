@@ -17,15 +17,16 @@ import sqlalchemy as sa
 from flask import Blueprint, make_response, render_template, request
 from sqlalchemy.engine import Connection
 
-from portal import i18n, members
+from portal.core import i18n
 from portal.errors import BadRequest
-from portal.models import devices
+from portal.store import members
+from portal.store.models import devices
 from sensor import consent
 from sensor.identity import mac_bytes, member_device_id
 
 if TYPE_CHECKING:
     from portal.app import Services
-    from portal.clients import Client
+    from portal.edges.clients import Client
 
 bp = Blueprint("privacy", __name__)
 
@@ -77,7 +78,7 @@ def _page(svc: Services, client: Client, lang: str, notice: str | None = None) -
 @bp.get("/privacy")
 def page() -> Any:
     from portal.app import services
-    from portal.captive import lang
+    from portal.web.captive import lang
 
     svc = services()
     return _page(svc, svc.client(), lang())
@@ -86,7 +87,7 @@ def page() -> Any:
 @bp.post("/privacy")
 def choose() -> Any:
     from portal.app import services
-    from portal.captive import lang
+    from portal.web.captive import lang
 
     svc = services()
     client = svc.client()

@@ -64,7 +64,7 @@ class Device(Base):
     #: seamless re-authorization (无感认证) allowed until then, if the member agreed to it
     reauth_until: Mapped[datetime | None] = mapped_column(TS)
     #: the IPv4 address of the device's last SMS or WeChat login in this store, and a keyed hash of the DHCP
-    #: client id and host name of its lease then (portal.binding; None: the lease was not confirmed): seamless
+    #: client id and host name of its lease then (portal.core.binding; None: the lease was not confirmed): seamless
     #: re-authorization needs the same pair again
     bound_ip: Mapped[str | None] = mapped_column(sa.String(45))
     lease_tag: Mapped[str | None] = mapped_column(sa.String(16))

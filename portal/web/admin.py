@@ -15,10 +15,11 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import Length, Regexp
 
 from keliu.tenants import Store
-from portal import access, phone
 from portal.app import services
 from portal.auth import AdminUser, current_user, login_required
-from portal.models import members, portal_sessions, splash_content
+from portal.core import phone
+from portal.store import access
+from portal.store.models import members, portal_sessions, splash_content
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 stores = cast(sa.Table, Store.__table__)

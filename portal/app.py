@@ -14,131 +14,24 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import Flask, current_app, jsonify, request
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from flask import Flask
 
 from keliu import config as kconfig
 from keliu import db, keys, tenants
 from keliu.config import Config
 from keliu.errors import ConfigError
-from keliu.gate import AllowClient, ClientState, Gate, GateCommand, MemoryGate
-from portal.core.sessions import Policy
 from portal.edges import clients
 from portal.edges.leases import LeaseFile
-from portal.edges.sms_backends import SmsBackend, make_backend
-from portal.errors import PortalError
+from portal.edges.sms_backends import make_backend
+from portal.services import Keys, Services, csrf, make_gate, own_hosts
 from portal.store import access
 
 log = logging.getLogger("keliu.portal")
-csrf = CSRFProtect()
-
-
-@dataclass(frozen=True)
-class Keys:
-    device: bytes
-    token: bytes
-    pepper: bytes
-
-
-@dataclass(frozen=True)
-class Services:
-    """The edges a request may use, built once per app."""
-
-    cfg: Config
-    engine: Engine
-    gate: Gate
-    sms: SmsBackend
-    keys: Keys
-    neighbours: clients.Neighbours | Callable[[str], str | None]
-    clock: Callable[[], float]
-    own_hosts: frozenset[str]
-    #: dnsmasq's lease file (portal.core.binding); None: none configured (the memory Gate's demo)
-    leases: LeaseFile | None = None
-    #: device id → monotonic time until which this process knows it is captive (see captive.Interceptor)
-    captive_memo: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def store_id(self) -> str:
-        return str(self.cfg.portal.store)
-
-    @property
-    def mall_id(self) -> str:
-        return self.cfg.store(self.store_id).mall
-
-    @property
-    def policy(self) -> Policy:
-        p = self.cfg.portal
-        return Policy(session_s=p.session_minutes * 60, idle_s=p.idle_minutes * 60, reauth_s=p.reauth_days * 86400)
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), tz=UTC)
-
-    def device_of(self, mac: str) -> str:
-        return clients.device_of(self.keys.device, mac)
-
-    def client(self, ip: str | None = None) -> clients.Client:
-        return clients.resolve(ip if ip is not None else request.remote_addr, self.neighbours,
-                               self.cfg.portal.gate, self.keys.device)
-
-
-def services() -> Services:
-    return current_app.extensions["keliu"]  # type: ignore[no-any-return]
-
-
-class ProcessLocalGate:
-    """A Gate built lazily once per process: a netlink/libnftables context must not cross ``fork()`` (the server
-    builds the app in its master, then forks workers)."""
-
-    def __init__(self, factory: Callable[[], Gate]) -> None:
-        self._factory = factory
-        self._pid = -1
-        self._gate: Gate | None = None
-
-    def _get(self) -> Gate:
-        if self._gate is None or self._pid != os.getpid():
-            self._gate, self._pid = self._factory(), os.getpid()
-        return self._gate
-
-    def execute(self, command: GateCommand) -> None:
-        self._get().execute(command)
-
-    def clients(self) -> list[ClientState]:
-        return self._get().clients()
-
-    def reconcile(self, allowed: list[AllowClient]) -> None:
-        self._get().reconcile(allowed)
-
-
-def make_gate(cfg: Config) -> Gate:
-    if cfg.portal.gate == "nft":
-        try:
-            mod = importlib.import_module("router_config.gate")
-        except ImportError as exc:
-            raise ConfigError("keliu.gate", "'nft' needs router_config.gate (not installed)") from exc
-        return ProcessLocalGate(lambda: mod.NftGate(cfg.router))
-    return MemoryGate()
-
-
-def own_hosts(cfg: Config) -> frozenset[str]:
-    hosts = {"localhost", "127.0.0.1", "::1", cfg.portal.host}
-    for url in (cfg.portal.public_url, cfg.portal.api_url):
-        name = urlsplit(url).hostname
-        if name:
-            hosts.add(name.lower())
-    router = cfg.router
-    if router is not None:
-        hosts.update({router.portal_name.lower(), router.portal_ip})
-    return frozenset(hosts)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -196,7 +89,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def _register(app: Flask, cfg: Config) -> None:
     from portal import auth
-    from portal.web import admin, api, captive, openapi, privacy, sms
+    from portal.web import admin, api, captive, openapi, pages, privacy, sms
 
     app.wsgi_app = captive.Interceptor(app.wsgi_app, app.extensions["keliu"])  # type: ignore[method-assign]
     app.register_blueprint(captive.bp)
@@ -220,45 +113,4 @@ def _register(app: Flask, cfg: Config) -> None:
             log.warning("wechat.enabled but portal.wechat.views is not available")
         else:
             app.register_blueprint(wechat.blueprint)
-
-    @app.errorhandler(PortalError)
-    def portal_error(exc: PortalError) -> Any:
-        from portal.web.captive import render_error
-
-        return render_error(exc)
-
-    @app.errorhandler(sa_exc.OperationalError)
-    @app.errorhandler(sa_exc.InterfaceError)
-    def database_down(exc: Exception) -> Any:
-        from portal.errors import Unavailable
-        from portal.web.captive import render_error
-
-        # the transaction rolled back and the Gate was not told anything (database first, then Gate)
-        log.error("database unavailable: %s", exc.__class__.__name__)
-        return render_error(Unavailable("the service is briefly unavailable; try again in a few seconds"))
-
-    @app.errorhandler(413)
-    def too_large(_exc: Exception) -> Any:
-        from portal.errors import PayloadTooLarge
-        from portal.web.captive import render_error
-
-        return render_error(PayloadTooLarge("the request body is too large", "too_large"))
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError) -> Any:
-        return jsonify(error="csrf", message=exc.description), 400
-
-    for code, name in ((400, "bad_request"), (404, "not_found"), (405, "method_not_allowed"), (403, "forbidden"),
-                       (415, "unsupported_media_type")):
-        app.register_error_handler(code, _json_or_html(code, name))
-
-
-def _json_or_html(code: int, name: str) -> Callable[[Exception], Any]:
-    def handler(exc: Exception) -> Any:
-        from portal.auth import wants_json
-
-        if wants_json():
-            return jsonify(error=name, message=getattr(exc, "description", name)), code
-        return f"<!doctype html><title>{code}</title><p>{code} {name.replace('_', ' ')}</p>", code
-
-    return handler
+    pages.init_app(app)

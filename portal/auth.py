@@ -24,7 +24,11 @@ from sqlalchemy.engine import Engine
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from keliu import db
+from portal.errors import RateLimited
+from portal.services import services
+from portal.store import limits
 from portal.store.models import admin_users
+from portal.web.pages import wants_json
 
 Role = Literal["admin", "mall", "store"]
 #: werkzeug's password hash method (scrypt); tests swap in a cheap one
@@ -114,18 +118,9 @@ def current_user() -> AdminUser | None:
     name = session.get("admin")
     user = None
     if isinstance(name, str):
-        from portal.app import services
-
         user = load_user(services().engine, name)
     g.admin_user = user
     return user
-
-
-def wants_json() -> bool:
-    if request.path.startswith("/api/"):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -157,10 +152,6 @@ bp = Blueprint("auth", __name__)
 
 @bp.route("/admin/login", methods=["GET", "POST"])
 def login() -> Any:
-    from portal.app import services
-    from portal.errors import RateLimited
-    from portal.store import limits
-
     error = None
     if request.method == "POST":
         name = request.form.get("name", "")[:64]

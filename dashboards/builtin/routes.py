@@ -31,7 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _services() -> Any:
-    from portal.app import services
+    from portal.services import services
 
     return services()
 

@@ -371,7 +371,7 @@ class Bench:
         self._state_file().write_text(json.dumps(self._state.__dict__), encoding="utf-8")
 
     def detach(self) -> None:
-        """Leave everything running (for ``keliu router bench up``); ``Bench.down(prefix)`` removes it."""
+        """Leave everything running (for ``keliu bench up``); ``Bench.down(prefix)`` removes it."""
         self._procs = []
         self._save()
 

@@ -131,7 +131,7 @@ class Child:
 
 
 def _post_fork(_server: Any, _worker: Any) -> None:
-    from portal.app import services
+    from portal.services import services
 
     app = _APP_REF[0]
     if app is None:
@@ -148,7 +148,7 @@ _APP_REF: list[Flask | None] = [None]
 
 
 def _sweeper(app: Flask) -> None:
-    from portal.app import services
+    from portal.services import services
     from portal.store import access
 
     with app.app_context():

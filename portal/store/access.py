@@ -31,7 +31,7 @@ from portal.store.models import devices, landing_urls, portal_sessions
 from portal.web import privacy
 
 if TYPE_CHECKING:
-    from portal.app import Services
+    from portal.services import Services
 
 log = logging.getLogger("keliu.portal")
 

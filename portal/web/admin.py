@@ -15,9 +15,9 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import Length, Regexp
 
 from keliu.tenants import Store
-from portal.app import services
 from portal.auth import AdminUser, current_user, login_required
 from portal.core import phone
+from portal.services import services
 from portal.store import access
 from portal.store.models import members, portal_sessions, splash_content
 

@@ -12,13 +12,14 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, make_response, request
 
-from portal.app import services
 from portal.core import detect, i18n
 from portal.core.sessions import seconds_left
 from portal.errors import BadRequest, UnknownClient
+from portal.services import services
 from portal.store import access
 from portal.store.members import Choices
 from portal.web import sms
+from portal.web.pages import lang
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -49,8 +50,6 @@ def json_body(fields: dict[str, type | tuple[type, ...]], required: tuple[str, .
 
 
 def _lang(data: dict[str, Any]) -> str:
-    from portal.web.captive import lang
-
     value = data.get("lang")
     return value if value in i18n.LANGS else lang()
 

@@ -15,16 +15,16 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from flask import Blueprint, make_response, render_template, request
+from flask import Blueprint, make_response, render_template
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
-from portal.app import services
 from portal.core import detect, i18n
 from portal.core.sessions import seconds_left
-from portal.errors import PortalError, RateLimited, Unavailable, UnknownClient
+from portal.errors import UnknownClient
+from portal.services import services
 from portal.store import access
-from portal.store.models import splash_content
+from portal.web.pages import content, lang, no_store, render_error, render_splash
 
 bp = Blueprint("captive", __name__)
 log = logging.getLogger("keliu.portal")
@@ -39,28 +39,19 @@ def host_name(host: str) -> str:
     return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
 
 
-def lang() -> str:
-    return i18n.pick(request.args.get("lang"), request.cookies.get("lang"), request.headers.get("Accept-Language"))
-
-
 def splash_url() -> str:
     return str(services().cfg.portal.public_url) + "/"
-
-
-def _no_store(resp: Response) -> Response:
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
 
 
 def _foreign(resp: Response) -> Response:
     """An answer to an authorized client for a foreign host: the connection closes, because it was DNATed to us
     before the login; a browser that kept it alive would send its next request for that host here again."""
     resp.headers["Connection"] = "close"
-    return _no_store(resp)
+    return no_store(resp)
 
 
 def probe_answer(probe: detect.Probe) -> Response:
-    return _no_store(Response(probe.body, probe.status, content_type=probe.content_type))
+    return no_store(Response(probe.body, probe.status, content_type=probe.content_type))
 
 
 class Prebuilt:
@@ -145,7 +136,7 @@ class Interceptor:
         self.wsgi = wsgi
         self.svc = svc
         self.splash = svc.cfg.portal.public_url + "/"
-        self.captive = Prebuilt(_no_store(redirect(self.splash, 302)))
+        self.captive = Prebuilt(no_store(redirect(self.splash, 302)))
         #: the expected answer of each probe to an authorized client, rendered at its first use
         self.probe_answers: dict[detect.Probe, Prebuilt] = {}
 
@@ -211,53 +202,6 @@ def original_url(req: Foreign) -> str | None:
     return url if len(url) <= 2048 else None
 
 
-def content(store_id: str) -> dict[str, str]:
-    svc = services()
-    with svc.engine.connect() as conn:
-        row = conn.execute(sa.select(splash_content).where(splash_content.c.store_id == store_id)).first()
-    if row is None:
-        name = svc.cfg.store(store_id).name
-        return {"title": name, "offer": "", "color": "#d9363e"}
-    return {"title": row.title, "offer": row.offer, "color": row.color}
-
-
-def render_splash(status: int = 200, error: str | None = None, notice: str | None = None,
-                  phone: str | None = None) -> Response:
-    svc = services()
-    lg = lang()
-    c = content(svc.store_id)
-    html = render_template("splash.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), content=c,
-                           color=c["color"], error=error, notice=notice, phone=phone,
-                           reauth_days=svc.cfg.portal.reauth_days, wechat=svc.cfg.wechat.enabled)
-    resp = make_response(html, status)
-    if request.args.get("lang") in i18n.LANGS:
-        resp.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True)
-    resp.headers["Content-Language"] = lg
-    resp.headers["Vary"] = "Accept-Language, Cookie"
-    return _no_store(resp)
-
-
-def render_error(exc: PortalError) -> Any:
-    from flask import jsonify
-
-    from portal.auth import wants_json
-
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, Unavailable)) else {}
-    if wants_json():
-        return jsonify(error=exc.code, message=exc.message), exc.status, headers
-    msg = i18n.gettext(lang(), "err_" + exc.code)
-    if msg == "err_" + exc.code:
-        msg = exc.message
-    if isinstance(exc, Unavailable):
-        # the splash reads the store's content from the database: answer without it, and come back by itself
-        page = render_template("unavailable.html", lang=lang(), t=lambda k, **kw: i18n.gettext(lang(), k, **kw),
-                               message=msg, retry=exc.retry_after)
-        return _no_store(make_response(page, exc.status, headers))
-    resp = render_splash(exc.status, error=msg, phone=request.form.get("phone", "")[:32] or None)
-    resp.headers.update(headers)
-    return resp
-
-
 @bp.route("/")
 def splash() -> Any:
     svc = services()
@@ -269,10 +213,10 @@ def splash() -> Any:
     with svc.engine.connect() as conn:
         sess = access.active_session(conn, client.device_id, now, client.ip)
     if sess is not None:
-        return _no_store(redirect("/status"))
+        return no_store(redirect("/status"))
     auth = access.reauthorize(svc, client, now)
     if auth is not None:
-        return _no_store(redirect(auth.landing_url or "/status"))
+        return no_store(redirect(auth.landing_url or "/status"))
     return render_splash()
 
 
@@ -288,7 +232,7 @@ def status() -> Any:
     html = render_template("status.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), color=c["color"],
                            online=sess is not None, seconds=seconds_left(sess.until, now) if sess else 0,
                            landing=None, notice=None)
-    return _no_store(make_response(html))
+    return no_store(make_response(html))
 
 
 @bp.route("/logout", methods=["POST"])

@@ -19,13 +19,14 @@ from sqlalchemy.engine import Connection
 
 from portal.core import i18n
 from portal.errors import BadRequest
+from portal.services import Services, services
 from portal.store import members
 from portal.store.models import devices
+from portal.web.pages import lang
 from sensor import consent
 from sensor.identity import mac_bytes, member_device_id
 
 if TYPE_CHECKING:
-    from portal.app import Services
     from portal.edges.clients import Client
 
 bp = Blueprint("privacy", __name__)
@@ -77,18 +78,12 @@ def _page(svc: Services, client: Client, lang: str, notice: str | None = None) -
 
 @bp.get("/privacy")
 def page() -> Any:
-    from portal.app import services
-    from portal.web.captive import lang
-
     svc = services()
     return _page(svc, svc.client(), lang())
 
 
 @bp.post("/privacy")
 def choose() -> Any:
-    from portal.app import services
-    from portal.web.captive import lang
-
     svc = services()
     client = svc.client()
     action = request.form.get("action")

@@ -23,16 +23,17 @@ import sqlalchemy as sa
 from flask import Blueprint, redirect, request
 from sqlalchemy.engine import Connection
 
-from portal.app import Services, services
 from portal.core import codes, i18n, phone, sessions
 from portal.core.i18n import CONSENT_VERSIONS
 from portal.edges.clients import Client
 from portal.errors import CodeRejected, RateLimited
+from portal.services import Services, services
 from portal.store import access, limits
 from portal.store.access import Authorized
 from portal.store.members import Choices, upsert_member
 from portal.store.models import sms_codes
 from portal.web import privacy
+from portal.web.pages import lang, render_splash
 
 log = logging.getLogger("keliu.portal")
 bp = Blueprint("sms", __name__)
@@ -268,16 +269,12 @@ def choices_from_form() -> Choices:
 
 
 def form_lang() -> str:
-    from portal.web.captive import lang
-
     raw = request.form.get("lang")
     return raw if raw in i18n.LANGS else lang()
 
 
 @bp.route("/login/sms/code", methods=["POST"])
 def code_form() -> Any:
-    from portal.web.captive import render_splash
-
     svc = services()
     lg = form_lang()
     e164 = request_code(svc, svc.client(), request.form.get("phone", ""), lg)

@@ -75,7 +75,7 @@ def member_of_openid(conn: Connection, openid: str) -> int | None:
 
 def record_follow_event(push: Push) -> bool:
     """Record a follow/unfollow push (from the official-account endpoint). False for a WeChat retry."""
-    from portal.app import services
+    from portal.services import services
 
     svc = services()
     now = svc.now()

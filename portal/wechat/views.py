@@ -30,13 +30,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 from sqlalchemy.engine import Connection
 
-from portal.app import Services, csrf, services
 from portal.config import WechatConfig
 from portal.edges.clients import Client
 from portal.errors import ConsentMissing, PortalError, RateLimited
+from portal.services import Services, csrf, services
 from portal.store import access
 from portal.store.members import Choices
-from portal.web import captive
+from portal.web import pages
 from portal.wechat import extend as wechat_extend
 from portal.wechat import models as wm
 from portal.wechat import official_account
@@ -193,7 +193,7 @@ def _login(conn: Connection, svc: Services, acc: WifiAccount, client: Client, cl
         return None
     member_id = wechat_store.member_for_wifi(conn, app_id=acc.app_id, openid=openid, store_id=svc.store_id, now=now)
     choices = Choices(terms=True, **{k: k in claims.choices for k in OPTIONAL})
-    return access.complete_login(conn, svc, client, member_id, "wechat", choices, captive.lang(), now)
+    return access.complete_login(conn, svc, client, member_id, "wechat", choices, pages.lang(), now)
 
 
 def _rejected() -> Response:

@@ -152,7 +152,8 @@ def test_prebuilt_answers_are_the_werkzeug_responses_byte_for_byte(method: str) 
     from werkzeug.utils import redirect
 
     from portal.core.detect import PROBES
-    from portal.web.captive import Prebuilt, _foreign, _no_store, probe_answer
+    from portal.web.captive import Prebuilt, _foreign, probe_answer
+    from portal.web.pages import no_store
 
     environ = EnvironBuilder(method=method, path="/generate_204").get_environ()
 
@@ -161,7 +162,7 @@ def test_prebuilt_answers_are_the_werkzeug_responses_byte_for_byte(method: str) 
         body = b"".join(app(environ, lambda status, headers, exc_info=None: got.extend([status, list(headers)])))
         return (*got, body)
 
-    for make in [lambda: _no_store(redirect(SPLASH, 302))] + [lambda p=p: _foreign(probe_answer(p))
+    for make in [lambda: no_store(redirect(SPLASH, 302))] + [lambda p=p: _foreign(probe_answer(p))
                                                               for p in set(PROBES.values())]:
         assert answer(Prebuilt(make())) == answer(make())
 

@@ -89,13 +89,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def _register(app: Flask, cfg: Config) -> None:
     from portal import auth
-    from portal.web import admin, api, captive, openapi, pages, privacy, sms
+    from portal.web import admin, api, captive, headers, openapi, pages, privacy, sms
 
+    headers.init_app(app)
     app.wsgi_app = captive.Interceptor(app.wsgi_app, app.extensions["keliu"])  # type: ignore[method-assign]
     app.register_blueprint(captive.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)  # JSON only: a cross-site page cannot send application/json without a CORS preflight
+    # no CSRF tokens for API clients: api.refuse_cross_site makes every state-changing request application/json
+    # (which a cross-site page cannot send without a refused CORS preflight) and refuses another site's Origin
+    csrf.exempt(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)

@@ -9,25 +9,45 @@ the dashboards and WeChat packages (docs/CONTRACTS.md):
 - ``user.can_see_store(store_id, mall_id)`` and ``user.can_see_mall(mall_id)``.
 
 The demo admin (``[portal] admin_user`` with ``admin_password`` or the generated ``var/keys/admin_password``) is
-written into ``admin_users`` at start-up. Login attempts are rate-limited per IP and per user name.
+written into ``admin_users`` at start-up. Failed login attempts slow down the address they come from
+(:func:`portal.store.limits.login_wait_s`); successes are not counted, and no one can lock a user name out of an address
+they have not used.
+
+A login is a row of ``admin_sessions`` (server-side): the session cookie carries only a random id, the table its
+SHA-256 and an expiry (``PERMANENT_SESSION_LIFETIME``, 8 h from the login). Logout deletes the row, a new password
+deletes every row of the user, so a copied cookie stops working at once.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy.engine import Engine
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from keliu import db
-from portal.errors import RateLimited
+from portal.core.redirects import safe_next
 from portal.services import services
 from portal.store import limits
-from portal.store.models import admin_users
+from portal.store.models import admin_sessions, admin_users
 from portal.web.pages import wants_json
 
 Role = Literal["admin", "mall", "store"]
@@ -74,6 +94,8 @@ def create_user(engine: Engine, name: str, password: str, role: Role, mall_id: s
         # one upsert: two processes ensuring the same user at once (workers starting together) both succeed
         stmt = db.dialect_insert(conn, admin_users).values(name=name, **values)
         conn.execute(stmt.on_conflict_do_update(index_elements=[admin_users.c.name], set_=values))
+        # a new password (or role) ends every login of the user: whoever had the old one is out
+        conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.user_name == name))
     return AdminUser(name, role, mall_id, store_id)
 
 
@@ -108,6 +130,37 @@ def check_login(engine: Engine, name: str, password: str) -> AdminUser | None:
 _DUMMY_HASH = generate_password_hash("keliu-no-such-user")
 
 
+def _session_hash(sid: str) -> str:
+    # the id is 256 random bits: a plain hash suffices (no guessing), and a leaked table gives no usable cookie
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def open_session(engine: Engine, name: str, now: datetime, lifetime: timedelta) -> str:
+    """Record a login of ``name`` until ``now + lifetime``; return the random id for the cookie."""
+    sid = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.expires_at <= now))
+        conn.execute(sa.insert(admin_sessions).values(id_hash=_session_hash(sid), user_name=name, created_at=now,
+                                                      expires_at=now + lifetime))
+    return sid
+
+
+def session_user(engine: Engine, sid: str, now: datetime) -> AdminUser | None:
+    """The user of a live session id, or ``None`` (unknown, logged out, revoked or expired)."""
+    q = (sa.select(admin_users).join(admin_sessions, admin_sessions.c.user_name == admin_users.c.name)
+         .where(admin_sessions.c.id_hash == _session_hash(sid), admin_sessions.c.expires_at > now))
+    with engine.connect() as conn:
+        row = conn.execute(q).first()
+    if row is None:
+        return None
+    return AdminUser(row.name, cast(Role, row.role), row.mall_id, row.store_id)
+
+
+def close_session(engine: Engine, sid: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.id_hash == _session_hash(sid)))
+
+
 # --- request helpers ------------------------------------------------------------------------------------------
 
 
@@ -115,10 +168,11 @@ def current_user() -> AdminUser | None:
     """The admin user of this request, or ``None``."""
     if "admin_user" in g:
         return cast("AdminUser | None", g.admin_user)
-    name = session.get("admin")
+    sid = session.get("admin_sid")
     user = None
-    if isinstance(name, str):
-        user = load_user(services().engine, name)
+    if isinstance(sid, str) and sid:
+        svc = services()
+        user = session_user(svc.engine, sid, svc.now())
     g.admin_user = user
     return user
 
@@ -138,11 +192,9 @@ def login_required(view: F) -> F:
     return cast(F, wrapped)
 
 
-def safe_next(target: str | None) -> str:
-    """Only a local path is accepted as the place to go after login (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/admin"
-    return target
+def next_page() -> str:
+    """Where to go after the login: ``?next=`` if it is a local path (:func:`portal.core.redirects.safe_next`)."""
+    return safe_next(request.args.get("next"), "/admin")
 
 
 # --- views ----------------------------------------------------------------------------------------------------
@@ -157,28 +209,45 @@ def login() -> Any:
         name = request.form.get("name", "")[:64]
         password = request.form.get("password", "")[:256]
         svc = services()
-        per = svc.cfg.portal.admin_login_per_15min
-        try:
-            with svc.engine.begin() as conn:
-                limits.check_and_count(conn, svc.keys.token, [("admin-ip", request.remote_addr or ""),
-                                                              ("admin-user", name)], per, 900, svc.now())
-        except RateLimited as exc:
+        per, window, now = svc.cfg.portal.admin_login_per_15min, 900, svc.now()
+        address = request.remote_addr or ""
+        secret = svc.keys.token
+        with svc.engine.begin() as conn:
+            wait = limits.login_wait_s(limits.failures(conn, secret, "admin-fail-ip", address, window, now),
+                                       limits.failures(conn, secret, "admin-fail-user", name, window, now).count,
+                                       per, window, now)
+            # counted as a failure before the (slow) password check and taken back on success, so that attempts
+            # from one address running in parallel mostly see each other (only those checking at the same instant
+            # do not)
+            pending = [] if wait else limits.record(conn, secret, [("admin-fail-ip", address),
+                                                                   ("admin-fail-user", name)], now)
+        if wait:
             return render_template("admin_login.html", error="too many attempts, try again later",
-                                   next=safe_next(request.args.get("next"))), 429, {"Retry-After": str(exc.retry_after)}
+                                   next=next_page()), 429, {"Retry-After": str(wait)}
         user = check_login(svc.engine, name, password)
         if user is not None:
+            # a success is not counted, and does not wipe this address's failures either: else any user with a
+            # login of their own could reset their address's backoff between guesses at another name
+            with svc.engine.begin() as conn:
+                limits.forget(conn, pending)
             session.clear()
-            session["admin"] = user.name
+            session["admin_sid"] = open_session(svc.engine, user.name, now, current_app.permanent_session_lifetime)
             session.permanent = True
-            return redirect(safe_next(request.args.get("next")))
+            return redirect(next_page())
         error = "wrong user name or password"
-    return render_template("admin_login.html", error=error, next=safe_next(request.args.get("next"))), (
+    return render_template("admin_login.html", error=error, next=next_page()), (
         401 if error else 200)
 
 
 @bp.route("/admin/logout", methods=["POST"])
 def logout() -> Any:
-    session.pop("admin", None)
+    from portal.services import services
+
+    sid = session.get("admin_sid")
+    if isinstance(sid, str) and sid:
+        close_session(services().engine, sid)
+    session.clear()
+    g.pop("admin_user", None)
     return redirect(url_for("auth.login"))
 
 

@@ -58,7 +58,8 @@ class PortalConfig:
     admin_user: str = "admin"
     #: unset: generated into var/keys/admin_password on first run
     admin_password: str | None = None
-    #: admin login attempts per IP (and per user name) per 15 minutes
+    #: failed admin logins per address per 15 minutes (then it waits); this many failures for one user name from
+    #: any addresses make every failing address back off from its first failure (portal.store.limits.login_wait_s)
     admin_login_per_15min: int = field(default=10, metadata={"check": positive})
     #: session cookies carry ``Secure``: "auto" = when public_url is https
     secure_cookies: Literal["auto", "always", "never"] = "auto"

@@ -7,6 +7,7 @@
     │   └── CodeRejected        400  wrong, expired, already used or never requested code
     ├── RateLimited             429  too many requests; ``retry_after`` seconds
     ├── UnknownClient           403  no MAC for the source address (the client is not on the LAN)
+    ├── CrossOrigin             403  a state-changing API request sent by another site's page (Origin)
     ├── NotFound                404
     ├── SmsFailed               502  the SMS provider refused or could not be reached (wraps the SDK error)
     └── Unavailable             503  the database cannot be reached; ``retry_after`` seconds (nothing was stored)
@@ -64,6 +65,11 @@ class RateLimited(PortalError):
 class UnknownClient(PortalError):
     status = 403
     code = "unknown_client"
+
+
+class CrossOrigin(PortalError):
+    status = 403
+    code = "cross_origin"
 
 
 class NotFound(PortalError):

@@ -164,6 +164,17 @@ class AdminUserRow(Base):
     store_id: Mapped[str | None] = mapped_column(sa.ForeignKey("stores.id"))
 
 
+class AdminSessionRow(Base):
+    """A logged-in admin browser: the cookie holds a random id, this table only its SHA-256, so a copy of the
+    table cannot be replayed. Logout deletes the row; a new password deletes every row of that user."""
+
+    __tablename__ = "admin_sessions"
+    id_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(sa.ForeignKey("admin_users.name", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS, index=True)
+
+
 class RateEvent(Base):
     """One counted event of a rate limit; ``key`` is a keyed hash (of an IP, a device, a phone)."""
 
@@ -183,3 +194,4 @@ landing_urls = cast(sa.Table, LandingUrl.__table__)
 splash_content = cast(sa.Table, SplashContent.__table__)
 admin_users = cast(sa.Table, AdminUserRow.__table__)
 rate_events = cast(sa.Table, RateEvent.__table__)
+admin_sessions = cast(sa.Table, AdminSessionRow.__table__)

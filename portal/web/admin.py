@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
-from wtforms.validators import Length, Regexp
+from wtforms.validators import Length, ValidationError
 
 from keliu.tenants import Store
 from portal.auth import AdminUser, current_user, login_required
@@ -104,10 +104,23 @@ def extend(session_id: int) -> Any:
     return redirect("/admin?done=extended", 303)
 
 
+class FullMatch:
+    """A WTForms validator: the whole value matches ``pattern`` (WTForms' ``Regexp`` uses ``re.match``, where a
+    ``$`` also accepts a final newline; that newline then overflowed a ``String(7)`` column on PostgreSQL)."""
+
+    def __init__(self, pattern: str, message: str) -> None:
+        self.pattern = re.compile(pattern)
+        self.message = message
+
+    def __call__(self, _form: Any, field: Any) -> None:
+        if not isinstance(field.data, str) or self.pattern.fullmatch(field.data) is None:
+            raise ValidationError(self.message)
+
+
 class SplashForm(FlaskForm):  # type: ignore[misc]
     title = StringField("title", validators=[Length(max=100)])
     offer = TextAreaField("offer", validators=[Length(max=500)])
-    color = StringField("color", validators=[Regexp(r"^#[0-9a-fA-F]{6}$", message="colour as #rrggbb")])
+    color = StringField("color", validators=[FullMatch(r"#[0-9a-fA-F]{6}", message="colour as #rrggbb")])
 
 
 @bp.route("/splash/<store_id>", methods=["GET", "POST"])

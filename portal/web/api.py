@@ -1,8 +1,12 @@
 """The portal's JSON API (an edge): RFC 8908 Captive Portal API, SMS login, session status and logout.
 
 Described in :mod:`portal.web.openapi`. Bodies must be ``application/json`` objects encoded in UTF-8, at most 16 KiB,
-with only the documented fields; anything else is a 4xx with ``{"error": code, "message": ...}``. CSRF tokens are
-not used here: a cross-site page cannot send ``application/json`` without a CORS preflight, which is refused.
+with only the documented fields; anything else is a 4xx with ``{"error": code, "message": ...}``.
+
+CSRF tokens are not used here (apps and scripts call this API without a page). Instead every state-changing
+request (anything but GET, HEAD, OPTIONS) must say ``Content-Type: application/json`` (400 otherwise), which a
+cross-site page can only send after a CORS preflight, which is refused; and a request that carries an ``Origin``
+of another site, or ``Sec-Fetch-Site: cross-site``, is refused (403) before it does anything.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from flask import Blueprint, jsonify, make_response, request
 
 from portal.core import detect, i18n
 from portal.core.sessions import seconds_left
-from portal.errors import BadRequest, UnknownClient
+from portal.errors import BadRequest, CrossOrigin, UnknownClient
 from portal.services import services
 from portal.store import access
 from portal.store.members import Choices
@@ -22,6 +26,27 @@ from portal.web import sms
 from portal.web.pages import lang
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_origin(origin: str, own_hosts: frozenset[str]) -> bool:
+    """Whether a request's ``Origin`` is one of the portal's own names, on any port and scheme (the splash on plain
+    HTTP may call the API on the HTTPS listener). Never the request's own ``Host`` as such: a DNS-rebound name
+    would pass that. ``null`` is never."""
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and (parts.hostname or "") in own_hosts
+
+
+@bp.before_request
+def refuse_cross_site() -> None:
+    if request.method in SAFE_METHODS:
+        return
+    if request.mimetype != "application/json":
+        raise BadRequest("send the body as application/json", "unsupported_media_type")
+    origin = request.headers.get("Origin")
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site" or (
+            origin is not None and not same_origin(origin.lower(), services().own_hosts)):
+        raise CrossOrigin("this request came from another site's page")
 
 
 def json_body(fields: dict[str, type | tuple[type, ...]], required: tuple[str, ...]) -> dict[str, Any]:
@@ -127,6 +152,8 @@ def session_status() -> Any:
 
 @bp.route("/session/logout", methods=["POST"])
 def session_logout() -> Any:
+    if request.get_data(cache=True):
+        json_body({}, ())  # an empty object, if any body
     svc = services()
     ended = access.end_device(svc, svc.client(), "logout", svc.now())
     return jsonify(online=False, ended=ended)

@@ -29,7 +29,8 @@ from portal.web.pages import content, lang, no_store, render_error, render_splas
 bp = Blueprint("captive", __name__)
 log = logging.getLogger("keliu.portal")
 
-_HOST = re.compile(r"^(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$")
+#: used with fullmatch: ``$`` with match would also accept a final newline
+_HOST = re.compile(r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
 _ASSET = (".ico", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".css", ".js", ".woff", ".woff2", ".map")
 
 
@@ -194,7 +195,7 @@ def remembers_landing(req: Foreign) -> bool:
 
 def original_url(req: Foreign) -> str | None:
     host = req.host
-    if not _HOST.match(host):
+    if not _HOST.fullmatch(host):
         return None
     url = "http://" + host + quote(req.path, safe="/%:@!$&'()*+,;=-._~")
     if req.query:

@@ -67,10 +67,14 @@ DOCUMENT: dict[str, Any] = {
                 **_errors(403)}}},
         "/api/session/logout": {"post": {
             "summary": "End this device's session and close its internet access",
+            "description": "Content-Type must be application/json (an empty body or {}); a request with the Origin "
+                           "of another site is refused (403).",
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False, "properties": {}}}}},
             "responses": {"200": {"description": "ended", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["online", "ended"],
                 "properties": {"online": {"type": "boolean"}, "ended": {"type": "boolean"}}}}}},
-                **_errors(403)}}},
+                **_errors(400, 403)}}},
     },
     "components": {"schemas": {
         "Error": {"type": "object", "required": ["error", "message"],

@@ -60,6 +60,11 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²" or "١", which ``int`` refuses (a 500, not a rejection)."""
+    return text.isascii() and text.isdigit()
+
+
 def _tag(key: bytes, store_id: str, expires: int, nonce: str, mask: str, mac: str, ip: str) -> str:
     msg = "\n".join(["keliu-wechat-extend", VERSION, store_id, str(expires), nonce, mask, mac.lower(), ip]).encode()
     return _b64(hmac.new(key, msg, hashlib.sha256).digest()[:16])
@@ -93,7 +98,7 @@ def verify(key: bytes, token: str, *, mac: str, ip: str, now: float, stores: fro
     if len(parts) != 6 or parts[0] != VERSION or len(token) > 200:
         raise ExtendRejected("malformed")
     _v, store_id, expires_s, nonce, mask, tag = parts
-    if not expires_s.isdigit() or not mask.isdigit() or not nonce or not tag:
+    if not _number(expires_s) or not _number(mask) or not nonce or not tag:
         raise ExtendRejected("malformed")
     expires = int(expires_s)
     if not hmac.compare_digest(_tag(key, store_id, expires, nonce, mask, mac, ip), tag):

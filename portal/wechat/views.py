@@ -31,12 +31,13 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from sqlalchemy.engine import Connection
 
 from portal.config import WechatConfig
+from portal.core.redirects import safe_next
 from portal.edges.clients import Client
 from portal.errors import ConsentMissing, PortalError, RateLimited
 from portal.services import Services, csrf, services
 from portal.store import access
 from portal.store.members import Choices
-from portal.web import pages
+from portal.web import headers, pages
 from portal.wechat import extend as wechat_extend
 from portal.wechat import models as wm
 from portal.wechat import official_account
@@ -143,6 +144,7 @@ def start() -> Any:
               "sign": wifi_sign(fields, acc.secret_key), "shopId": fields.shop_id, "authUrl": fields.auth_url,
               "mac": fields.mac, "ssid": fields.ssid, "bssid": fields.bssid}
     log.info("wechat hand-off for device %s (release until %d)", client.device_id, int(decision.until))
+    headers.allow_scripts_from(w.wifi_js_url)  # WeChat's script, and the JSONP step it loads from the same host
     resp = Response(render_template("wechat/start.html", params=params, js_url=w.wifi_js_url, fake=_is_fake(svc),
                                     release_s=int(decision.until - now)))
     resp.headers["Cache-Control"] = "no-store"
@@ -215,11 +217,9 @@ def _oauth(svc: Services) -> WechatOAuth:
     return WechatOAuth(w.api_base, w.oauth_app_id, w.oauth_secret)
 
 
-def _safe_next(value: str | None) -> str:
-    """Only a local path: never an open redirect."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return url_for("wechat.member")
+def _safe_next(value: object) -> str:
+    """Only a local path (:func:`portal.core.redirects.safe_next`), else the member page: never an open redirect."""
+    return safe_next(value, url_for("wechat.member"))
 
 
 def _begin_oauth(svc: Services, scope: str, next_url: str) -> Any:
@@ -281,7 +281,7 @@ def oauth_callback() -> Any:
         member_id = wechat_store.member_for_oauth(conn, identity_id=ident, unionid=unionid, now=now)
     session["wechat_identity"] = ident
     if member_id is None:
-        return redirect(url_for("wechat.bind", next=pending.get("next")))
+        return redirect(url_for("wechat.bind", next=_safe_next(pending.get("next"))))
     return redirect(_safe_next(pending.get("next")))
 
 

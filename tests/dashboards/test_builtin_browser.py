@@ -74,13 +74,19 @@ def open_as(browser: Any, base: str, user: str, path: str) -> Any:
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # every Content-Security-Policy violation (a blocked script, style or fetch) is an error too
+    page.add_init_script("document.addEventListener('securitypolicyviolation', e => (window.__csp = window.__csp"
+                         " || []).push(e.violatedDirective + ' ' + e.blockedURI))")
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(base + path)
     assert "/admin/login" in page.url
     page.fill("#name", user)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("body[data-ready='1']", timeout=20_000)
-    assert errors == []
+    assert errors == [] and page.evaluate("window.__csp || []") == []
+    # the page ran under the policy (not a copy served without it)
+    assert "script-src 'self';" in page.request.get(page.url).headers["content-security-policy"]
     return page
 
 

@@ -11,6 +11,7 @@ from keliu.gate import AllowClient, MemoryGate, RevokeClient
 from portal import auth as pauth
 from portal.auth import AdminUser, login_required
 from portal.edges.sms_backends import ConsoleSms
+from portal.store import limits as pauth_limits
 from portal.store.models import portal_sessions
 from tests.portal.conftest import T0, AuthActions, FakeClock, Phone, csrf_of, make_app
 
@@ -77,11 +78,78 @@ def test_login_next_is_local_only(client: Any, auth: AuthActions, app: Flask) ->
     assert r.headers["Location"] == "/admin"
 
 
-def test_wrong_password_then_rate_limited(client: Any, auth: AuthActions) -> None:
-    for _ in range(10):
+def test_wrong_password_then_rate_limited(client: Any, auth: AuthActions, clock: FakeClock) -> None:
+    for _ in range(pauth_limits.BACKOFF_AFTER):
         assert auth.login(password="wrong").status_code == 401
-    r = auth.login()  # even the right password: the IP is blocked for a while
-    assert r.status_code == 429 and "Retry-After" in r.headers
+    r = auth.login()  # even the right password: the address waits
+    assert r.status_code == 429 and r.headers["Retry-After"] == "2"
+    clock.advance(2)
+    assert auth.login().status_code == 302
+
+
+def login_from(app: Flask, address: str, password: str, name: str = "admin") -> Any:
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = address
+    token = csrf_of(c.get("/admin/login").get_data(as_text=True))
+    return c.post("/admin/login", data={"csrf_token": token, "name": name, "password": password})
+
+
+def admin_password(app: Flask) -> str:
+    from keliu import keys
+
+    return keys.admin_password(app.extensions["keliu"].cfg.var_dir)
+
+
+def test_wrong_passwords_from_other_addresses_never_lock_the_admin_out(app: Flask) -> None:
+    """Issue 12 item 7: 10 wrong passwords for "admin" from 10 addresses used to lock the real admin out (the
+    per-name limit counted every attempt). An address that has not failed may always try."""
+    for i in range(30):
+        assert login_from(app, f"10.9.0.{i + 1}", "wrong").status_code == 401
+    assert login_from(app, "10.9.1.1", admin_password(app)).status_code == 302
+
+
+def test_successful_logins_are_not_counted(app: Flask) -> None:
+    for _ in range(3 * 10):
+        assert login_from(app, "10.9.0.1", admin_password(app)).status_code == 302
+
+
+def test_one_address_backs_off_and_is_capped(app: Flask, clock: FakeClock) -> None:
+    waits = []
+    for _ in range(10):  # admin_login_per_15min
+        r = login_from(app, "10.9.0.1", "wrong")
+        if r.status_code == 429:
+            waits.append(int(r.headers["Retry-After"]))
+            clock.advance(waits[-1])
+            r = login_from(app, "10.9.0.1", "wrong")
+        assert r.status_code == 401
+    assert waits == [2, 4, 8, 16, 32, 64, 128]
+    r = login_from(app, "10.9.0.1", admin_password(app))
+    assert r.status_code == 429  # ten failures in 15 minutes: until the oldest is 15 minutes old
+    clock.advance(int(r.headers["Retry-After"]))
+    assert login_from(app, "10.9.0.1", admin_password(app)).status_code == 302
+    assert login_from(app, "10.9.0.2", admin_password(app)).status_code == 302
+
+
+def test_a_name_under_attack_makes_every_failing_address_back_off_at_once(app: Flask) -> None:
+    for i in range(10):
+        login_from(app, f"10.9.0.{i + 1}", "wrong")
+    assert login_from(app, "10.9.1.1", "wrong").status_code == 401  # a fresh address may try
+    assert login_from(app, "10.9.1.1", "wrong").status_code == 429  # but backs off from its first failure
+    assert login_from(app, "10.9.1.2", admin_password(app)).status_code == 302  # the admin elsewhere gets in
+
+
+@pytest.mark.parametrize(("count", "since_last", "name_failures", "wait"), [
+    (0, 0, 0, 0), (0, 0, 99, 0), (2, 0, 0, 0), (3, 0, 0, 2), (3, 1.5, 0, 1), (3, 2, 0, 0), (4, 0, 0, 4),
+    (1, 0, 10, 2), (1, 0, 9, 0), (9, 0, 0, 128), (10, 0, 0, 900), (20, 0, 0, 900), (10, 600, 0, 300),
+    (40, 0, 0, 900), (30, 0, 10, 900),
+])
+def test_login_wait(count: int, since_last: float, name_failures: int, wait: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.fromtimestamp(T0, UTC)
+    last = now - timedelta(seconds=since_last)
+    failures = pauth_limits.Failures(count, last if count else None, last if count else None)
+    assert pauth_limits.login_wait_s(failures, name_failures, 10, 900, now) == wait
 
 
 def test_admin_forms_need_csrf(client: Any, auth: AuthActions, app: Flask) -> None:
@@ -168,3 +236,94 @@ def test_store_manager_edits_the_splash(db_url: str, var_dir: Any, gate: MemoryG
     assert r.status_code == 303
     html = Phone(app, "10.77.0.20").get("/").get_data(as_text=True)
     assert "春季新品" in html and "&lt;b&gt;连网领券&lt;/b&gt; 满100减20" in html and "#0a7d3b" in html
+
+
+@pytest.mark.integration
+def test_splash_colour_with_a_final_newline_is_a_400_on_postgresql(postgres_url: str, var_dir: Any, gate: MemoryGate,
+                                                                   clock: FakeClock, sms: ConsoleSms,
+                                                                   neighbours: dict[str, str]) -> None:
+    """Issue 12 item 13: ``^#[0-9a-f]{6}$`` with ``re.match`` accepted "#0a7d3b\\n", which overflowed the
+    ``String(7)`` column: a 500 on PostgreSQL. The whole value must match."""
+    from portal.store.models import splash_content
+
+    app = roles_app(postgres_url, var_dir, gate, clock, sms, neighbours, "s1")
+    c = app.test_client()
+    AuthActions(c).login()
+    token = csrf_of(c.get("/admin/splash/s1").get_data(as_text=True))
+    for colour in ("#0a7d3b\n", "#0a7d3b\r\n", "\n#0a7d3b", "#0a7d3b "):
+        r = c.post("/admin/splash/s1", data={"csrf_token": token, "title": "t", "offer": "", "color": colour})
+        assert r.status_code == 400, (colour, r.status_code)
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(splash_content)).scalar() == 0
+    ok = c.post("/admin/splash/s1", data={"csrf_token": token, "title": "t", "offer": "", "color": "#0a7d3b"})
+    assert ok.status_code == 303
+
+
+def test_a_host_with_a_final_newline_is_not_remembered() -> None:
+    from portal.web.captive import Foreign, original_url
+
+    def req(host: str) -> Foreign:
+        return Foreign(method="GET", host=host, path="/a", query=b"", remote_addr="10.77.0.20")
+
+    assert original_url(req("example.com")) == "http://example.com/a"
+    assert original_url(req("example.com\n")) is None
+    assert original_url(req("[::1]:80\n")) is None
+    assert original_url(req("example.com:8\u0660")) is None  # \d would take any Unicode digit
+
+
+def _cookie(client: Any) -> str:
+    cookie = client.get_cookie("keliu")
+    assert cookie is not None
+    return str(cookie.value)
+
+
+def _with_cookie(app: Flask, value: str) -> Any:
+    thief = app.test_client()
+    thief.set_cookie("keliu", value)
+    return thief
+
+
+def test_a_copied_admin_cookie_is_dead_after_logout(app: Flask, client: Any, auth: AuthActions) -> None:
+    """Issue 12 item 8: the session was a signed cookie valid 8 h; logout only removed a key from the browser's
+    copy, so a cookie copied before the logout kept working."""
+    auth.login()
+    copied = _cookie(client)
+    assert _with_cookie(app, copied).get("/admin").status_code == 200
+    assert auth.logout().status_code == 302
+    assert _with_cookie(app, copied).get("/admin").status_code == 302
+    assert _with_cookie(app, copied).get("/api/v1/operator/dashboard", headers={"Accept": "application/json"}
+                                         ).status_code == 401
+
+
+def test_a_new_password_ends_every_admin_login(app: Flask, client: Any, auth: AuthActions) -> None:
+    auth.login()
+    copied = _cookie(client)
+    pauth.create_user(app.extensions["keliu"].engine, "admin", "a-new-password", "admin")
+    assert _with_cookie(app, copied).get("/admin").status_code == 302
+    assert client.get("/admin").status_code == 302
+    assert auth.login(password="a-new-password").status_code == 302
+    assert client.get("/admin").status_code == 200
+
+
+def test_an_admin_login_expires_on_the_server(app: Flask, client: Any, auth: AuthActions, clock: FakeClock) -> None:
+    auth.login()
+    assert client.get("/admin").status_code == 200
+    clock.advance(8 * 3600 - 60)
+    assert client.get("/admin").status_code == 200
+    clock.advance(120)
+    assert client.get("/admin").status_code == 302
+
+
+def test_the_admin_cookie_carries_only_a_random_id(app: Flask, client: Any, auth: AuthActions) -> None:
+    from flask.sessions import SecureCookieSessionInterface
+
+    from portal.store.models import admin_sessions
+
+    auth.login()
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    data = serializer.loads(_cookie(client))
+    assert "admin" not in data and "admin" not in str(data.values())
+    with app.extensions["keliu"].engine.connect() as conn:
+        rows = conn.execute(sa.select(admin_sessions)).all()
+    assert len(rows) == 1 and rows[0].id_hash != data["admin_sid"] and rows[0].user_name == "admin"

@@ -16,6 +16,7 @@ from portal.edges.sms_backends import ConsoleSms
 from portal.store.models import members
 from tests.conftest import POSTGRES_URL
 from tests.portal.conftest import FakeClock, Phone, make_app
+from tests.portal.test_headers import assert_secured
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +53,9 @@ def test_dead_database_is_a_clear_503_that_opens_nothing(postgres_url: str, var_
     page = phone.get("/")
     assert page.status_code == 503 and 'id="error"' in page.get_data(as_text=True)
     assert page.headers["Retry-After"] == "5"
+    # it comes back by itself without script (issue 12 item 15: the CSP runs no inline script), and is framed by no one
+    assert '<meta http-equiv="refresh" content="5">' in page.get_data(as_text=True)
+    assert_secured(page, "503 page")
     assert phone.get("/").status_code == 200
     assert kill_backends(postgres_url) >= 1
     probe = phone.get("/generate_204", host="connectivitycheck.gstatic.com")

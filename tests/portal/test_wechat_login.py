@@ -101,8 +101,11 @@ def start(env: Env, ip: str = PHONE_IP, **form: str) -> dict[str, str]:
     resp = env.phone(ip).post("/wechat/start", data={"terms": "1", **form})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     html = resp.get_data(as_text=True)
-    m = re.search(r"var KELIU_WECHAT = (\{.*?\});", html)
+    m = re.search(r'<script type="application/json" id="keliu-wechat">(\{.*?\})</script>', html)
     assert m is not None
+    # WeChat's script (and its JSONP step, same host) may run on this page, nothing else from elsewhere
+    fake_origin = env.app.extensions["keliu"].cfg.wechat.wifi_js_url.split("/resources/")[0]
+    assert f"script-src 'self' {fake_origin};" in resp.headers["Content-Security-Policy"]
     return json.loads(m.group(1))
 
 

@@ -101,6 +101,9 @@ def test_extend_roundtrip_is_url_safe() -> None:
         (lambda t: t + ".x", {}, "malformed"),
         (lambda t: t.replace(".1300.", ".13x0."), {}, "malformed"),
         (lambda t: t.replace(".5.", ".x."), {}, "malformed"),
+        # digits str.isdigit takes and int() refuses: a rejection, not a 500
+        (lambda t: t.replace(".1300.", ".13\u00b2."), {}, "malformed"),
+        (lambda t: t.replace(".5.", ".\u0665."), {}, "malformed"),
     ],
 )
 def test_extend_rejections(mutate: object, kw: dict[str, object], reason: str) -> None:
@@ -187,6 +190,7 @@ def test_parse_subscribe_push() -> None:
     "<FromUserName>&a;</FromUserName></xml>".encode("utf-16"),
     '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE xml><xml><CreateTime>1</CreateTime></xml>'.encode("utf-16"),
     "<xml><CreateTime>\u00b2</CreateTime></xml>".encode(),
+    "<xml><CreateTime>1\u00b2</CreateTime></xml>".encode(),
 ])
 def test_unreadable_pushes_are_refused(body: bytes) -> None:
     with pytest.raises(BadPush):
@@ -194,6 +198,7 @@ def test_unreadable_pushes_are_refused(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(("timestamp", "ok"), [("1000", True), ("700", True), ("699", False), ("1301", False),
-                                               ("", False), ("-5", False), ("\u00b2", False), ("1" * 5000, False)])
+                                               ("", False), ("-5", False), ("\u00b2", False), ("1" * 5000, False),
+                                               ("100\u00b2", False)])
 def test_push_freshness(timestamp: str, ok: bool) -> None:
     assert fresh(timestamp, 1000.0) is ok

@@ -257,11 +257,12 @@ def _login_worker(args: tuple[str, str, int, int, int, float, float, float]) -> 
     import random
     import threading
 
-    from portal.app import create_app
+    from portal.app import create_app, start_up
 
     tmp, db_url, first, step, threads, start, until, rate = args
     app = create_app({"KELIU": {"database_url": db_url, "var_dir": str(Path(tmp) / "var"),
                                 "sms": {"verify_per_ip_per_hour": 10**8}}, "NEIGHBOURS": lambda ip: None})
+    start_up(app)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()

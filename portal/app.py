@@ -7,12 +7,13 @@ Configuration in layers: code defaults → TOML (``$KELIU_CONFIG`` or ``./keliu.
 - ``"GATE"``, ``"SMS"``, ``"CLOCK"`` (epoch seconds), ``"NEIGHBOURS"`` (ip → mac or None): injected edges;
 - any other key: Flask config (``TESTING``, ``WTF_CSRF_ENABLED``...).
 
-The factory upgrades the schema, syncs tenants, ensures the demo admin, and reconciles the Gate with the session
-table. Under gunicorn it runs once in the master (``preload_app``) before the workers fork.
+The factory only builds: it touches neither the schema nor the Gate. :func:`start_up` is what the process that owns
+the appliance does once before serving (the server's master, before its workers fork; the tests after building an
+app): upgrade the schema, sync the configured malls and stores, ensure the demo admin, and reconcile the Gate with
+the session table. ``keliu db upgrade`` does the first two alone.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Mapping
@@ -21,8 +22,11 @@ from typing import Any
 
 from flask import Flask
 
+from dashboards import builtin as dashboards
 from keliu import config as kconfig
 from keliu import db, keys, tenants
+from keliu.accounts import users
+from keliu.accounts import web as accounts
 from keliu.config import Config
 from keliu.errors import ConfigError
 from portal.edges import clients
@@ -30,6 +34,8 @@ from portal.edges.leases import LeaseFile
 from portal.edges.sms_backends import make_backend
 from portal.services import Keys, Services, csrf, make_gate, own_hosts
 from portal.store import access
+from portal.web import admin, api, auth, captive, headers, openapi, pages, privacy, sms
+from portal.wechat import views as wechat
 
 log = logging.getLogger("keliu.portal")
 
@@ -59,38 +65,37 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     sms = test_config.pop("SMS", None) or make_backend(cfg.sms)
     clock = test_config.pop("CLOCK", None) or time.time
     neighbours = test_config.pop("NEIGHBOURS", None) or clients.Neighbours()
-    # only the process that owns start-up reconciles (the server's master, before its workers serve); a listener
-    # started later (the captive front, HTTPS) must not: a login committed between its read of the sessions and
-    # its write to the Gate would be taken out of the Gate again
-    reconcile = bool(test_config.pop("RECONCILE", True))
     app.config.update(test_config)
 
     # hide_parameters: a database error must not put a phone number into a log line
     engine = db.make_engine(cfg.database_url, hide_parameters=True)
-    db.upgrade(engine)
-    tenants.sync(engine, cfg)
     svc = Services(cfg=cfg, engine=engine, gate=gate, sms=sms,
                    keys=Keys(keys.secret_bytes(var, "device_hmac"), keys.secret_bytes(var, "token_hmac"),
                              keys.secret_bytes(var, "sms_pepper")),
                    neighbours=neighbours, clock=clock, own_hosts=own_hosts(cfg),
                    leases=LeaseFile(cfg.portal.dhcp_leases) if cfg.portal.dhcp_leases else None)
     app.extensions["keliu"] = svc
-
-    from portal import auth
-
-    auth.ensure_user(engine, cfg.portal.admin_user, cfg.portal.admin_password or keys.admin_password(var), "admin")
-    if reconcile:
-        access.reconcile(svc, svc.now())
-
+    accounts.init_app(app, engine, clock)
     csrf.init_app(app)
     _register(app, cfg)
     return app
 
 
-def _register(app: Flask, cfg: Config) -> None:
-    from portal import auth
-    from portal.web import admin, api, captive, headers, openapi, pages, privacy, sms
+def start_up(app: Flask) -> None:
+    """Once per appliance start, before serving: schema, tenants, the demo admin, the Gate reconciled with the
+    unexpired sessions. Only the process that owns start-up may do it (the server's master, before its workers
+    serve): a listener started later (the captive front, HTTPS) that reconciled would take a login committed
+    between its read of the sessions and its write to the Gate out of the Gate again."""
+    svc: Services = app.extensions["keliu"]
+    cfg = svc.cfg
+    db.upgrade(svc.engine)
+    tenants.sync(svc.engine, cfg)
+    users.ensure_user(svc.engine, cfg.portal.admin_user,
+                      cfg.portal.admin_password or keys.admin_password(cfg.var_dir), "admin")
+    access.reconcile(svc, svc.now())
 
+
+def _register(app: Flask, cfg: Config) -> None:
     headers.init_app(app)
     app.wsgi_app = captive.Interceptor(app.wsgi_app, app.extensions["keliu"])  # type: ignore[method-assign]
     app.register_blueprint(captive.bp)
@@ -103,17 +108,8 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(privacy.bp)
-    try:
-        dash = importlib.import_module("dashboards.builtin")
-    except ImportError:
-        dash = None
-    if dash is not None and getattr(dash, "blueprint", None) is not None:
-        app.register_blueprint(dash.blueprint)
+    svc: Services = app.extensions["keliu"]
+    dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
     if cfg.wechat.enabled:
-        try:
-            wechat = importlib.import_module("portal.wechat.views")
-        except ImportError:
-            log.warning("wechat.enabled but portal.wechat.views is not available")
-        else:
-            app.register_blueprint(wechat.blueprint)
+        app.register_blueprint(wechat.blueprint)
     pages.init_app(app)

@@ -405,7 +405,7 @@ def run(overrides: dict[str, Any] | None = None) -> None:
 
     # the lookup threads hand the GIL back to the event loop after 1 ms instead of 5 ms
     sys.setswitchinterval(0.001)
-    app = create_app({"KELIU": overrides or {}, "RECONCILE": False})
+    app = create_app({"KELIU": overrides or {}})  # no start_up: the server's master did it
     interceptor = app.wsgi_app
     assert isinstance(interceptor, Interceptor)
     p = interceptor.svc.cfg.portal

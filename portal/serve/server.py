@@ -65,10 +65,12 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         if self.app is None:
-            from portal.app import create_app
+            from portal.app import create_app, start_up
 
-            # the HTTPS listener starts after the master's workers serve: it must not reconcile the Gate
-            self.app = create_app({"KELIU": self.overrides, "RECONCILE": self.listener == "http"})
+            self.app = create_app({"KELIU": self.overrides})
+            if self.listener == "http":
+                # the master, before its workers serve; the HTTPS listener starts later and must not reconcile
+                start_up(self.app)
         return self.app
 
     def _when_ready(self, _server: Any) -> None:

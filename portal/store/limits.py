@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from keliu.db import TS
 from portal.errors import RateLimited
-from portal.store.models import TS, rate_events
+from portal.store.models import rate_events
 
 
 def key_of(secret: bytes, kind: str, value: str) -> str:

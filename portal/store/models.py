@@ -9,36 +9,13 @@ Analytics reads ``members`` and ``logins`` for the funnel (docs/CONTRACTS.md).
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keliu.db import Base
-
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """``DateTime(timezone=True)`` that always hands back aware UTC values (SQLite stores them naive)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: keliu stores timezone-aware UTC only")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-TS = UTCDateTime()
+from keliu.db import TS, Base
 
 
 class Member(Base):
@@ -154,27 +131,6 @@ class SplashContent(Base):
     updated_by: Mapped[str] = mapped_column(sa.String(64), default="")
 
 
-class AdminUserRow(Base):
-    __tablename__ = "admin_users"
-    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    password_hash: Mapped[str] = mapped_column(sa.String(256))
-    #: "admin", "mall", "store"
-    role: Mapped[str] = mapped_column(sa.String(8))
-    mall_id: Mapped[str | None] = mapped_column(sa.ForeignKey("malls.id"))
-    store_id: Mapped[str | None] = mapped_column(sa.ForeignKey("stores.id"))
-
-
-class AdminSessionRow(Base):
-    """A logged-in admin browser: the cookie holds a random id, this table only its SHA-256, so a copy of the
-    table cannot be replayed. Logout deletes the row; a new password deletes every row of that user."""
-
-    __tablename__ = "admin_sessions"
-    id_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    user_name: Mapped[str] = mapped_column(sa.ForeignKey("admin_users.name", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(TS)
-    expires_at: Mapped[datetime] = mapped_column(TS, index=True)
-
-
 class RateEvent(Base):
     """One counted event of a rate limit; ``key`` is a keyed hash (of an IP, a device, a phone)."""
 
@@ -192,6 +148,4 @@ sms_codes = cast(sa.Table, SmsCode.__table__)
 portal_sessions = cast(sa.Table, PortalSession.__table__)
 landing_urls = cast(sa.Table, LandingUrl.__table__)
 splash_content = cast(sa.Table, SplashContent.__table__)
-admin_users = cast(sa.Table, AdminUserRow.__table__)
 rate_events = cast(sa.Table, RateEvent.__table__)
-admin_sessions = cast(sa.Table, AdminSessionRow.__table__)

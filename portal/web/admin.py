@@ -1,6 +1,6 @@
 """The portal's admin (an edge): online clients, kick, extend, and each store's splash content.
 
-Store managers see their store, mall operators their mall, admins everything (:mod:`portal.auth`). Phones are
+Store managers see their store, mall operators their mall, admins everything (:mod:`keliu.accounts`). Phones are
 shown masked; devices by their HMAC id. Every form carries a CSRF token (``CSRFProtect`` in the factory).
 """
 from __future__ import annotations
@@ -14,8 +14,9 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import Length, ValidationError
 
+from keliu.accounts.users import AdminUser
+from keliu.accounts.web import current_user, login_required
 from keliu.tenants import Store
-from portal.auth import AdminUser, current_user, login_required
 from portal.core import phone
 from portal.services import services
 from portal.store import access

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.wrappers import Response
 
+from keliu.accounts.web import wants_json
 from portal.core import i18n
 from portal.errors import PayloadTooLarge, PortalError, RateLimited, Unavailable
 from portal.services import services
@@ -27,13 +28,6 @@ def lang() -> str:
 def no_store(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-store"
     return resp
-
-
-def wants_json() -> bool:
-    if request.path.startswith("/api/"):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
 
 
 def content(store_id: str) -> dict[str, str]:

@@ -7,9 +7,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask, jsonify
 
+from keliu.accounts import users as pauth
+from keliu.accounts.users import AdminUser
+from keliu.accounts.web import login_required
 from keliu.gate import AllowClient, MemoryGate, RevokeClient
-from portal import auth as pauth
-from portal.auth import AdminUser, login_required
 from portal.edges.sms_backends import ConsoleSms
 from portal.store import limits as pauth_limits
 from portal.store.models import portal_sessions
@@ -317,7 +318,7 @@ def test_an_admin_login_expires_on_the_server(app: Flask, client: Any, auth: Aut
 def test_the_admin_cookie_carries_only_a_random_id(app: Flask, client: Any, auth: AuthActions) -> None:
     from flask.sessions import SecureCookieSessionInterface
 
-    from portal.store.models import admin_sessions
+    from keliu.accounts.users import admin_sessions
 
     auth.login()
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)

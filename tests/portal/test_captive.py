@@ -301,7 +301,7 @@ def test_a_clone_at_another_ip_cannot_log_the_phone_out(app: Flask, phone: Phone
     neighbours["10.77.0.99"] = MAC
     clone = Phone(app, "10.77.0.99")
     assert clone.post("/logout", data={"csrf_token": clone.splash_token()}).status_code == 200
-    assert clone.post("/api/session/logout").json == {"online": False, "ended": False}
+    assert clone.post("/api/session/logout", json={}).json == {"online": False, "ended": False}
     assert [(c.mac, c.ip) for c in gate.clients()] == [(MAC, "10.77.0.20")]
     assert not any(isinstance(c, RevokeClient) for c in gate.log)
     with app.extensions["keliu"].engine.connect() as conn:

@@ -303,7 +303,7 @@ def test_a_listener_started_later_leaves_the_gate_alone(db_url: str, var_dir: An
     from portal.app import create_app
 
     later = create_app({"KELIU": {"database_url": db_url, "var_dir": str(var_dir)}, "GATE": gate, "CLOCK": clock,
-                        "SMS": sms, "NEIGHBOURS": neighbours.get, "RECONCILE": False})
+                        "SMS": sms, "NEIGHBOURS": neighbours.get})  # built, never started up
     later.extensions["keliu"].engine.dispose()
     assert list(gate.allowed) == ["3c:22:fb:00:00:09"]
     make_app(db_url, var_dir, gate, clock, sms, neighbours)

@@ -42,6 +42,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from portal.app import create_app
 from portal.core.detect import classify
 from portal.serve import http11
 from portal.serve.http11 import CLOSE, ClientCap, Http11, Limits, Refusal, Request, State
@@ -401,7 +402,6 @@ def run(overrides: dict[str, Any] | None = None) -> None:
 
     import uvloop
 
-    from portal.app import create_app
 
     # the lookup threads hand the GIL back to the event loop after 1 ms instead of 5 ms
     sys.setswitchinterval(0.001)

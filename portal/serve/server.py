@@ -21,6 +21,12 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from keliu import config
+from portal.app import create_app, start_up
+from portal.serve.front import run
+from portal.services import services
+from portal.store import access
+
 log = logging.getLogger("keliu.portal")
 
 
@@ -33,7 +39,6 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def load_config(self) -> None:
-        from keliu import config
 
         cfg = config.load(overrides=self.overrides)
         p = cfg.portal
@@ -65,7 +70,6 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         if self.app is None:
-            from portal.app import create_app, start_up
 
             self.app = create_app({"KELIU": self.overrides})
             if self.listener == "http":
@@ -133,7 +137,6 @@ class Child:
 
 
 def _post_fork(_server: Any, _worker: Any) -> None:
-    from portal.services import services
 
     app = _APP_REF[0]
     if app is None:
@@ -150,8 +153,6 @@ _APP_REF: list[Flask | None] = [None]
 
 
 def _sweeper(app: Flask) -> None:
-    from portal.services import services
-    from portal.store import access
 
     with app.app_context():
         svc = services()
@@ -176,7 +177,6 @@ def serve(host: str | None, port: int | None, listener: str = "http") -> None:
     if portal:
         overrides["portal"] = portal
     if listener == "captive":
-        from portal.serve.front import run
 
         run(overrides)
         return

@@ -26,9 +26,8 @@ from portal.core.binding import Bound
 from portal.core.sessions import Active, EndSession, TouchSession
 from portal.edges import leases
 from portal.edges.clients import Client
-from portal.store import members
+from portal.store import limits, members, privacy
 from portal.store.models import devices, landing_urls, portal_sessions
-from portal.web import privacy
 
 if TYPE_CHECKING:
     from portal.services import Services
@@ -256,7 +255,6 @@ def sweep(svc: Services, now: datetime) -> list[object]:
             elif isinstance(d, TouchSession):
                 conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == d.session_id)
                              .values(last_activity=d.last_activity, bytes_up=d.bytes_up, bytes_down=d.bytes_down))
-        from portal.store import limits
 
         limits.prune(conn, now)
     for d in decisions:

@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from dashboards.builtin.openapi import merge_into
+
 bp = Blueprint("openapi", __name__)
 
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -88,11 +90,7 @@ DOCUMENT: dict[str, Any] = {
 
 
 def served_document() -> dict[str, Any]:
-    """The portal's document plus the built-in dashboard's ``/api/v1`` paths when that package is installed."""
-    try:
-        from dashboards.builtin.openapi import merge_into
-    except ImportError:
-        return DOCUMENT
+    """The portal's document plus the built-in dashboard's ``/api/v1`` paths."""
     return merge_into(DOCUMENT)
 
 

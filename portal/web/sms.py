@@ -28,11 +28,10 @@ from portal.core.i18n import CONSENT_VERSIONS
 from portal.edges.clients import Client
 from portal.errors import CodeRejected, RateLimited
 from portal.services import Services, services
-from portal.store import access, limits
+from portal.store import access, limits, privacy
 from portal.store.access import Authorized
 from portal.store.members import Choices, upsert_member
 from portal.store.models import sms_codes
-from portal.web import privacy
 from portal.web.pages import lang, render_splash
 
 log = logging.getLogger("keliu.portal")

@@ -118,6 +118,7 @@ def verify_url() -> Response:
 
 @blueprint.post("/mp")
 def receive() -> Response:
+    # a cycle broken on use: the store records a Push (this module's type), this view stores it
     from portal.wechat import store as wechat_store
 
     if not _signed():

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from portal.services import services
 from portal.store import members
 from portal.wechat import models as wm
 
@@ -75,7 +76,6 @@ def member_of_openid(conn: Connection, openid: str) -> int | None:
 
 def record_follow_event(push: Push) -> bool:
     """Record a follow/unfollow push (from the official-account endpoint). False for a WeChat retry."""
-    from portal.services import services
 
     svc = services()
     now = svc.now()

@@ -31,13 +31,17 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from sqlalchemy.engine import Connection
 
 from portal.config import WechatConfig
+from portal.core import phone as ph
+from portal.core.phone import mask
 from portal.core.redirects import safe_next
 from portal.edges.clients import Client
 from portal.errors import ConsentMissing, PortalError, RateLimited
 from portal.services import Services, csrf, services
 from portal.store import access
+from portal.store import members as pm
 from portal.store.members import Choices
 from portal.web import headers, pages
+from portal.web.sms import consume_code, mark_used, request_code
 from portal.wechat import extend as wechat_extend
 from portal.wechat import models as wm
 from portal.wechat import official_account
@@ -301,8 +305,6 @@ def member() -> Any:
         return redirect(url_for("wechat.oauth", next=url_for("wechat.member")))
     if row.member_id is None:
         return redirect(url_for("wechat.bind", next=url_for("wechat.member")))
-    from portal.core.phone import mask
-    from portal.store import members as pm
 
     with svc.engine.connect() as conn:
         phone = pm.phone_of(conn, int(row.member_id))
@@ -320,7 +322,6 @@ def member() -> Any:
 def _bind_client(svc: Services, identity_id: int) -> Any:
     """The SMS limits need a client. Inside WeChat the page may come from anywhere (mobile data), not the store's
     LAN, so the client is the identity: a keyed hash of it stands in for the device id."""
-    from portal.edges.clients import Client
 
     key = hmac.new(svc.keys.token, f"wechat-bind:{identity_id}".encode(), "sha256").hexdigest()[:16]
     return Client(mac="", ip=request.remote_addr or "", device_id="wx" + key[:14])
@@ -329,15 +330,12 @@ def _bind_client(svc: Services, identity_id: int) -> Any:
 def _check_code(svc: Services, client: Any, e164: str, code: str) -> None:
     """Verify and use an SMS code, without logging anyone onto the network: the SMS login's own check
     (:func:`portal.web.sms.consume_code`: one code at a time under a row lock, tries counted, single use)."""
-    from portal.web.sms import consume_code, mark_used
 
     consume_code(svc, client, e164, code, mark_used)
 
 
 @blueprint.route("/bind", methods=["GET", "POST"])
 def bind() -> Any:
-    from portal.core import phone as ph
-    from portal.web.sms import request_code
 
     svc = services()
     row = _identity(svc)

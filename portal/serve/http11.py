@@ -27,6 +27,8 @@ from enum import Enum
 
 import httptools
 
+from portal.errors import PortalError
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -131,8 +133,11 @@ class ClientCap:
             self.open[addr] = n - 1
 
 
-class _Stop(Exception):
+class _Stop(PortalError):
     """Raised inside a parser callback to stop parsing with a refusal."""
+
+    def __init__(self) -> None:
+        super().__init__("parsing stopped")
 
 
 class Http11:

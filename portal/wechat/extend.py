@@ -22,10 +22,12 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from portal.errors import PortalError
+
 VERSION = "1"
 
 
-class ExtendRejected(Exception):
+class ExtendRejected(PortalError):
     """The token must not open anything. ``reason`` is one of ``REASONS`` and safe to log."""
 
     def __init__(self, reason: str) -> None:

@@ -24,14 +24,14 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 
-from keliu.errors import KeliuError
+from portal.errors import PortalError
 
 Scope = Literal["snsapi_base", "snsapi_userinfo"]
 AUTH_METHOD = "wechat_appid_secret_query"
 TIMEOUT_S = 10.0
 
 
-class WechatApiError(KeliuError):
+class WechatApiError(PortalError):
     """WeChat refused a call (``errcode``/``errmsg``) or could not be reached (``errcode`` -1)."""
 
     status = 502

@@ -21,6 +21,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from flask import Blueprint, Response, current_app, request
 
+from portal.errors import BadRequest
 from portal.wechat.sign import verify_push
 
 log = logging.getLogger("keliu.wechat.mp")
@@ -39,7 +40,7 @@ class Push:
     event: str
 
 
-class BadPush(ValueError):
+class BadPush(BadRequest):
     """The body is not a push we can read."""
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from portal.errors import PortalError
 from portal.services import services
 from portal.store import members
 from portal.wechat import models as wm
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from portal.wechat.official_account import Push
 
 
-class AlreadyBound(Exception):
+class AlreadyBound(PortalError):
     """The WeChat identity is bound to another member who has a phone: binding happens once."""
 
 

@@ -53,6 +53,15 @@ class PortalConfig:
     max_body: int = field(default=1024 * 1024, metadata={"check": positive})
     #: connections one client address may hold at once per process (a phone's browser opens about 6)
     client_connections: int = field(default=64, metadata={"check": positive})
+    #: The captive front (portal.serve.front): seconds an address found captive is answered from memory (probes),
+    #: threads for the lookups that need the database, lookups waiting beyond which phones are answered captive
+    #: without one (load shedding, fail closed), seconds a phone's connection may wait for its next request, and
+    #: connections in all
+    captive_memo_s: float = field(default=1.0, metadata={"check": positive})
+    captive_threads: int = field(default=8, metadata={"check": positive})
+    captive_max_pending: int = field(default=256, metadata={"check": positive})
+    captive_keepalive_s: float = field(default=15.0, metadata={"check": positive})
+    captive_max_connections: int = field(default=10000, metadata={"check": positive})
     #: which Gate executes AllowClient/RevokeClient: "nft" (the router), "memory" (demo, tests)
     gate: Literal["nft", "memory"] = "memory"
     admin_user: str = "admin"

@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from portal.app import create_app
+from portal.config import PortalConfig
 from portal.core.detect import classify
 from portal.serve import http11
 from portal.serve.http11 import CLOSE, ClientCap, Http11, Limits, Refusal, Request, State
@@ -70,6 +71,15 @@ class FrontConfig:
     max_connections: int = 10000
     #: connections one address may hold at once
     client_connections: int = 64
+
+
+def front_config(p: PortalConfig) -> FrontConfig:
+    """The front's settings from ``[portal]`` (its own ``captive_*`` keys and the request limits both listeners
+    share)."""
+    return FrontConfig(memo_s=p.captive_memo_s, threads=p.captive_threads, max_pending=p.captive_max_pending,
+                       keepalive_s=p.captive_keepalive_s, head_s=p.head_timeout_s, body_s=p.body_timeout_s,
+                       max_body=p.max_body, max_connections=p.captive_max_connections,
+                       client_connections=p.client_connections)
 
 
 def _plain(status: str, text: str) -> Prebuilt:
@@ -409,8 +419,7 @@ def run(overrides: dict[str, Any] | None = None) -> None:
     interceptor = app.wsgi_app
     assert isinstance(interceptor, Interceptor)
     p = interceptor.svc.cfg.portal
-    front = Front(interceptor, FrontConfig(head_s=p.head_timeout_s, body_s=p.body_timeout_s, max_body=p.max_body,
-                                           client_connections=p.client_connections))
+    front = Front(interceptor, front_config(p))
 
     async def main() -> None:
         task = asyncio.current_task()

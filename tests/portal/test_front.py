@@ -292,3 +292,14 @@ def test_while_an_address_is_looked_up_its_other_probes_are_captive_without_a_lo
     release.set()
     assert Reader(first).answer().status == 302
     assert front.front.counts["lookup"] == 1
+
+
+def test_the_fronts_settings_come_from_the_layered_config() -> None:
+    from keliu import config
+    from portal.serve.front import FrontConfig, front_config
+
+    cfg = config.build({"portal": {"captive_memo_s": 2.5, "captive_threads": 3, "head_timeout_s": 4.0,
+                                   "client_connections": 9}}, {"KELIU_PORTAL_CAPTIVE_MAX_PENDING": "17"})
+    assert front_config(cfg.portal) == FrontConfig(memo_s=2.5, threads=3, max_pending=17, keepalive_s=15.0,
+                                                   head_s=4.0, body_s=30.0, max_body=1024 * 1024,
+                                                   max_connections=10000, client_connections=9)

@@ -24,6 +24,7 @@ from portal.core.sessions import seconds_left
 from portal.errors import UnknownClient
 from portal.services import services
 from portal.store import access
+from portal.web.headers import FIXED
 from portal.web.pages import content, lang, no_store, render_error, render_splash
 
 bp = Blueprint("captive", __name__)
@@ -44,11 +45,19 @@ def splash_url() -> str:
     return str(services().cfg.portal.public_url) + "/"
 
 
+def _fixed(resp: Response) -> Response:
+    """The security headers every page of the Flask app gets (:data:`portal.web.headers.FIXED`), for the answers
+    built here once, which do not pass through Flask; and ``Cache-Control: no-store``."""
+    for name, value in FIXED.items():
+        resp.headers.setdefault(name, value)
+    return no_store(resp)
+
+
 def _foreign(resp: Response) -> Response:
     """An answer to an authorized client for a foreign host: the connection closes, because it was DNATed to us
     before the login; a browser that kept it alive would send its next request for that host here again."""
     resp.headers["Connection"] = "close"
-    return no_store(resp)
+    return _fixed(resp)
 
 
 def probe_answer(probe: detect.Probe) -> Response:
@@ -137,7 +146,7 @@ class Interceptor:
         self.wsgi = wsgi
         self.svc = svc
         self.splash = svc.cfg.portal.public_url + "/"
-        self.captive = Prebuilt(no_store(redirect(self.splash, 302)))
+        self.captive = Prebuilt(_fixed(redirect(self.splash, 302)))
         #: the expected answer of each probe to an authorized client, rendered at its first use
         self.probe_answers: dict[detect.Probe, Prebuilt] = {}
 

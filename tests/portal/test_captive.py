@@ -13,6 +13,7 @@ from flask import Flask
 from keliu.gate import AllowClient, MemoryGate, RevokeClient
 from portal.edges.sms_backends import ConsoleSms
 from portal.store.models import landing_urls
+from portal.web.headers import FIXED
 from tests.portal.conftest import T0, FakeClock, Phone, make_app
 from tests.portal.test_detect import PROBES
 
@@ -152,8 +153,7 @@ def test_prebuilt_answers_are_the_werkzeug_responses_byte_for_byte(method: str) 
     from werkzeug.utils import redirect
 
     from portal.core.detect import PROBES
-    from portal.web.captive import Prebuilt, _foreign, probe_answer
-    from portal.web.pages import no_store
+    from portal.web.captive import Prebuilt, _fixed, _foreign, probe_answer
 
     environ = EnvironBuilder(method=method, path="/generate_204").get_environ()
 
@@ -162,7 +162,7 @@ def test_prebuilt_answers_are_the_werkzeug_responses_byte_for_byte(method: str) 
         body = b"".join(app(environ, lambda status, headers, exc_info=None: got.extend([status, list(headers)])))
         return (*got, body)
 
-    for make in [lambda: no_store(redirect(SPLASH, 302))] + [lambda p=p: _foreign(probe_answer(p))
+    for make in [lambda: _fixed(redirect(SPLASH, 302))] + [lambda p=p: _foreign(probe_answer(p))
                                                               for p in set(PROBES.values())]:
         assert answer(Prebuilt(make())) == answer(make())
 
@@ -178,7 +178,7 @@ def test_captive_answer_is_the_same_from_the_database_and_from_the_memo(app: Fla
     status, headers, body = first
     assert status == "302 FOUND"
     assert dict(headers) == {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(body)),
-                             "Location": SPLASH, "Cache-Control": "no-store"}  # no Connection: stays kept alive
+                             "Location": SPLASH, "Cache-Control": "no-store", **FIXED}  # no Connection: kept alive
     stranger = wsgi(app, "GET", "connectivitycheck.gstatic.com", "/generate_204", ip="10.9.9.9")
     assert stranger == first  # a pseudo-MAC with the memory Gate, captive the same way
 
@@ -186,7 +186,8 @@ def test_captive_answer_is_the_same_from_the_database_and_from_the_memo(app: Fla
     online = [wsgi(app, m, "connectivitycheck.gstatic.com", "/generate_204") for m in ("GET", "GET", "HEAD")]
     assert online[0] == online[1] == online[2] == ("204 NO CONTENT", [("Content-Type", "text/plain"),
                                                                       ("Cache-Control", "no-store"),
-                                                                      ("Connection", "close")], b"")
+                                                                      ("Connection", "close"), *FIXED.items()],
+                                                   b"")
     apple = [wsgi(app, m, "captive.apple.com", "/hotspot-detect.html") for m in ("GET", "HEAD")]
     assert apple[0][0] == "200 OK" and b"Success" in apple[0][2] and apple[1] == (*apple[0][:2], b"")
     assert ("Connection", "close") in apple[0][1]

@@ -303,3 +303,9 @@ def test_the_fronts_settings_come_from_the_layered_config() -> None:
     assert front_config(cfg.portal) == FrontConfig(memo_s=2.5, threads=3, max_pending=17, keepalive_s=15.0,
                                                    head_s=4.0, body_s=30.0, max_body=1024 * 1024,
                                                    max_connections=10000, client_connections=9)
+
+
+def test_the_captive_answers_carry_the_fixed_security_headers(front: Running) -> None:
+    [a] = front.exchange(PROBE)
+    assert (a.status, a.headers["x-content-type-options"], a.headers["x-frame-options"],
+            a.headers["referrer-policy"]) == (302, "nosniff", "DENY", "no-referrer")

@@ -130,7 +130,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from analytics import report
-    from portal.app import create_app
+    from portal.app import create_app, start_up
 
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="keliu-bench-dash-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -141,6 +141,7 @@ def main() -> None:
                                 "malls": [{"id": MALL, "name": "Bench Mall"}], "stores": stores,
                                 "portal": {"store": "store-00", "admin_password": PASSWORD}},
                       "TESTING": True, "WTF_CSRF_ENABLED": False, "CLOCK": lambda: clock})
+    start_up(app)
     t0 = time.perf_counter()
     if reuse:
         with sqlite3.connect(tmp / "keliu.db") as conn:

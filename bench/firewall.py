@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from portal.gate import AllowClient, RevokeClient
-from router_config.netbench import NAMES, Bench
+from keliu.gate import AllowClient, RevokeClient
+from keliu.testing.netbench import NAMES, Bench
 from router_config.nft import Nft
 
 SIZES = (10, 1000, 10000)

@@ -5,7 +5,7 @@
    workers, and the captive front beside it), driven by wrk on loopback with keep-alive (the portal keeps a
    captive client's connection open; it closes only answers to authorized clients). Each server is measured:
 
-   - ``front``: the captive front (:mod:`portal.front`), where the router DNATs a captive phone's HTTP;
+   - ``front``: the captive front (:mod:`portal.serve.front`), where the router DNATs a captive phone's HTTP;
    - ``gunicorn``: the same request on the portal's own port, i.e. the way it was answered before the front
      (and still is where nothing DNATs to the front): the baseline;
    - ``floor``: a bare uvloop server writing a constant answer without parsing, the share of the load generator
@@ -226,8 +226,9 @@ def issue_codes(tmp: Path, db_url: str, first: int, count: int) -> None:
     import sqlalchemy as sa
 
     from keliu import config, db, keys, tenants
-    from portal import clients, codes
-    from portal.models import sms_codes
+    from portal.core import codes
+    from portal.edges import clients
+    from portal.store.models import sms_codes
 
     cfg = config.load(env={"KELIU_DATABASE_URL": db_url, "KELIU_VAR_DIR": str(tmp / "var")})
     engine = db.make_engine(db_url)
@@ -256,11 +257,12 @@ def _login_worker(args: tuple[str, str, int, int, int, float, float, float]) -> 
     import random
     import threading
 
-    from portal.app import create_app
+    from portal.app import create_app, start_up
 
     tmp, db_url, first, step, threads, start, until, rate = args
     app = create_app({"KELIU": {"database_url": db_url, "var_dir": str(Path(tmp) / "var"),
                                 "sms": {"verify_per_ip_per_hour": 10**8}}, "NEIGHBOURS": lambda ip: None})
+    start_up(app)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()

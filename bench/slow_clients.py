@@ -13,7 +13,7 @@ process keeps them). Meanwhile, and before the attack for comparison:
 
 Servers, each a real ``keliu portal`` (2 workers, SQLite, the captive front beside it):
 
-- ``loop``: today's, gunicorn with ``portal.worker.LoopWorker`` (an event loop reads requests within
+- ``loop``: today's, gunicorn with ``portal.serve.worker.LoopWorker`` (an event loop reads requests within
   ``[portal] head_timeout_s``; threads see complete requests only);
 - ``gthread`` (the baseline): the same app and settings with gunicorn's ``gthread`` worker, as before issue 12.
 
@@ -44,7 +44,7 @@ _spec.loader.exec_module(bench_portal)
 
 #: the baseline server: the portal's own gunicorn application with gunicorn's gthread worker class
 GTHREAD = """
-from portal import server
+from portal.serve import server
 class Gthread(server.PortalServer):
     def load_config(self):
         super().load_config()

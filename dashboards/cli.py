@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import click
 
+from dashboards.errors import DashboardsError, StaleDashboards
+from dashboards.grafana import files, push
+from keliu import config
+
 
 @click.group("dashboards")
 def dashboards() -> None:
@@ -18,9 +22,6 @@ def dashboards() -> None:
 @click.option("--check", is_flag=True, help="Only check that the committed files are up to date.")
 def build(check: bool) -> None:
     """Regenerate dashboards/grafana/ (dashboard JSON and provisioning YAML) from the code."""
-    from dashboards.errors import StaleDashboards
-    from dashboards.grafana import files
-    from keliu import config
 
     cfg = config.load()
     if check:
@@ -40,9 +41,6 @@ def build(check: bool) -> None:
 @click.option("--influx-url", default=None, help="Also upsert the InfluxDB datasource (default: [analytics] influx_url).")
 def provision(url: str, token: str, malls: tuple[str, ...], influx_url: str | None) -> None:
     """Push the dashboards to Grafana: folder `keliu` (fleet) and a folder per mall (store and mall views)."""
-    from dashboards.errors import DashboardsError
-    from dashboards.grafana import push
-    from keliu import config
 
     cfg = config.load()
     known = {m.id: m.name for m in cfg.malls}

@@ -1,12 +1,13 @@
 """The database edge shared by every component: declarative base, engine factory and migrations.
 
-All tables hang off one :class:`Base`. Each component keeps its tables in its own module (``portal.models``,
+All tables hang off one :class:`Base`. Each component keeps its tables in its own module (``portal.store.models``,
 ``analytics.store``) and its alembic revisions in its own ``migrations/`` folder as a separate branch, so
 ``upgrade(engine)`` runs ``alembic upgrade heads`` over all of them. SQLite (the embedded default) and PostgreSQL
 run the same code.
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,29 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always hands back aware UTC values (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: keliu stores timezone-aware UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TS = UTCDateTime()
 
 
 class Base(DeclarativeBase):

@@ -35,7 +35,7 @@ def plan(cfg: object, capture: Path, wechat_port: int = WECHAT_FAKE_PORT) -> lis
     assert isinstance(cfg, Config)
     keliu = [sys.executable, "-m", "keliu.cli"]
     store = cfg.sensor.store
-    fake = [sys.executable, "-m", "portal.login.wechat_fake", "--port", str(wechat_port), "--allow-any-ua"]
+    fake = [sys.executable, "-m", "keliu.testing.wechat_fake", "--port", str(wechat_port), "--allow-any-ua"]
     return [
         Child("wechat-fake", fake),
         Child("portal", keliu + ["portal"]),
@@ -91,7 +91,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
     """Run the whole appliance on 127.0.0.1: portal on :8080, a sensor replaying a generated store capture,
     analytics in-process, and the built-in dashboard. SMS codes are printed to the console. Ctrl-C stops it."""
     from keliu import config, db, keys, tenants
-    from portal.login.wechat_fake import demo_env
+    from keliu.testing.wechat_fake import demo_env
 
     # WeChat login against the local FAKE unless the operator configured real accounts.
     env = dict(os.environ)

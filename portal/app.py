@@ -7,137 +7,37 @@ Configuration in layers: code defaults → TOML (``$KELIU_CONFIG`` or ``./keliu.
 - ``"GATE"``, ``"SMS"``, ``"CLOCK"`` (epoch seconds), ``"NEIGHBOURS"`` (ip → mac or None): injected edges;
 - any other key: Flask config (``TESTING``, ``WTF_CSRF_ENABLED``...).
 
-The factory upgrades the schema, syncs tenants, ensures the demo admin, and reconciles the Gate with the session
-table. Under gunicorn it runs once in the master (``preload_app``) before the workers fork.
+The factory only builds: it touches neither the schema nor the Gate. :func:`start_up` is what the process that owns
+the appliance does once before serving (the server's master, before its workers fork; the tests after building an
+app): upgrade the schema, sync the configured malls and stores, ensure the demo admin, and reconcile the Gate with
+the session table. ``keliu db upgrade`` does the first two alone.
 """
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import Flask, current_app, jsonify, request
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from flask import Flask
 
+from dashboards import builtin as dashboards
 from keliu import config as kconfig
 from keliu import db, keys, tenants
+from keliu.accounts import users
+from keliu.accounts import web as accounts
 from keliu.config import Config
 from keliu.errors import ConfigError
-from portal import access, clients
-from portal.errors import PortalError
-from portal.gate import AllowClient, ClientState, Gate, GateCommand, MemoryGate
-from portal.leases import LeaseFile
-from portal.sessions import Policy
-from portal.sms_backends import SmsBackend, make_backend
+from portal.edges import clients
+from portal.edges.leases import LeaseFile
+from portal.edges.sms_backends import make_backend
+from portal.services import Keys, Services, csrf, make_gate, own_hosts
+from portal.store import access
+from portal.web import admin, api, auth, captive, headers, openapi, pages, privacy, sms
+from portal.wechat import views as wechat
 
 log = logging.getLogger("keliu.portal")
-csrf = CSRFProtect()
-
-
-@dataclass(frozen=True)
-class Keys:
-    device: bytes
-    token: bytes
-    pepper: bytes
-
-
-@dataclass(frozen=True)
-class Services:
-    """The edges a request may use, built once per app."""
-
-    cfg: Config
-    engine: Engine
-    gate: Gate
-    sms: SmsBackend
-    keys: Keys
-    neighbours: clients.Neighbours | Callable[[str], str | None]
-    clock: Callable[[], float]
-    own_hosts: frozenset[str]
-    #: dnsmasq's lease file (portal.binding); None: none configured (the memory Gate's demo)
-    leases: LeaseFile | None = None
-    #: device id → monotonic time until which this process knows it is captive (see captive.Interceptor)
-    captive_memo: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def store_id(self) -> str:
-        return str(self.cfg.portal.store)
-
-    @property
-    def mall_id(self) -> str:
-        return self.cfg.store(self.store_id).mall
-
-    @property
-    def policy(self) -> Policy:
-        p = self.cfg.portal
-        return Policy(session_s=p.session_minutes * 60, idle_s=p.idle_minutes * 60, reauth_s=p.reauth_days * 86400)
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), tz=UTC)
-
-    def device_of(self, mac: str) -> str:
-        return clients.device_of(self.keys.device, mac)
-
-    def client(self, ip: str | None = None) -> clients.Client:
-        return clients.resolve(ip if ip is not None else request.remote_addr, self.neighbours,
-                               self.cfg.portal.gate, self.keys.device)
-
-
-def services() -> Services:
-    return current_app.extensions["keliu"]  # type: ignore[no-any-return]
-
-
-class ProcessLocalGate:
-    """A Gate built lazily once per process: a netlink/libnftables context must not cross ``fork()`` (the server
-    builds the app in its master, then forks workers)."""
-
-    def __init__(self, factory: Callable[[], Gate]) -> None:
-        self._factory = factory
-        self._pid = -1
-        self._gate: Gate | None = None
-
-    def _get(self) -> Gate:
-        if self._gate is None or self._pid != os.getpid():
-            self._gate, self._pid = self._factory(), os.getpid()
-        return self._gate
-
-    def execute(self, command: GateCommand) -> None:
-        self._get().execute(command)
-
-    def clients(self) -> list[ClientState]:
-        return self._get().clients()
-
-    def reconcile(self, allowed: list[AllowClient]) -> None:
-        self._get().reconcile(allowed)
-
-
-def make_gate(cfg: Config) -> Gate:
-    if cfg.portal.gate == "nft":
-        try:
-            mod = importlib.import_module("router_config.gate")
-        except ImportError as exc:
-            raise ConfigError("portal.gate", "'nft' needs router_config.gate (not installed)") from exc
-        return ProcessLocalGate(lambda: mod.NftGate(cfg.router))
-    return MemoryGate()
-
-
-def own_hosts(cfg: Config) -> frozenset[str]:
-    hosts = {"localhost", "127.0.0.1", "::1", cfg.portal.host}
-    for url in (cfg.portal.public_url, cfg.portal.api_url):
-        name = urlsplit(url).hostname
-        if name:
-            hosts.add(name.lower())
-    router = cfg.router
-    if router is not None:
-        hosts.update({router.portal_name.lower(), router.portal_ip})
-    return frozenset(hosts)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -165,38 +65,37 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     sms = test_config.pop("SMS", None) or make_backend(cfg.sms)
     clock = test_config.pop("CLOCK", None) or time.time
     neighbours = test_config.pop("NEIGHBOURS", None) or clients.Neighbours()
-    # only the process that owns start-up reconciles (the server's master, before its workers serve); a listener
-    # started later (the captive front, HTTPS) must not: a login committed between its read of the sessions and
-    # its write to the Gate would be taken out of the Gate again
-    reconcile = bool(test_config.pop("RECONCILE", True))
     app.config.update(test_config)
 
     # hide_parameters: a database error must not put a phone number into a log line
     engine = db.make_engine(cfg.database_url, hide_parameters=True)
-    db.upgrade(engine)
-    tenants.sync(engine, cfg)
     svc = Services(cfg=cfg, engine=engine, gate=gate, sms=sms,
                    keys=Keys(keys.secret_bytes(var, "device_hmac"), keys.secret_bytes(var, "token_hmac"),
                              keys.secret_bytes(var, "sms_pepper")),
                    neighbours=neighbours, clock=clock, own_hosts=own_hosts(cfg),
                    leases=LeaseFile(cfg.portal.dhcp_leases) if cfg.portal.dhcp_leases else None)
     app.extensions["keliu"] = svc
-
-    from portal import auth
-
-    auth.ensure_user(engine, cfg.portal.admin_user, cfg.portal.admin_password or keys.admin_password(var), "admin")
-    if reconcile:
-        access.reconcile(svc, svc.now())
-
+    accounts.init_app(app, engine, clock)
     csrf.init_app(app)
     _register(app, cfg)
     return app
 
 
-def _register(app: Flask, cfg: Config) -> None:
-    from portal import admin, api, auth, captive, headers, openapi, privacy
-    from portal.login import sms
+def start_up(app: Flask) -> None:
+    """Once per appliance start, before serving: schema, tenants, the demo admin, the Gate reconciled with the
+    unexpired sessions. Only the process that owns start-up may do it (the server's master, before its workers
+    serve): a listener started later (the captive front, HTTPS) that reconciled would take a login committed
+    between its read of the sessions and its write to the Gate out of the Gate again."""
+    svc: Services = app.extensions["keliu"]
+    cfg = svc.cfg
+    db.upgrade(svc.engine)
+    tenants.sync(svc.engine, cfg)
+    users.ensure_user(svc.engine, cfg.portal.admin_user,
+                      cfg.portal.admin_password or keys.admin_password(cfg.var_dir), "admin")
+    access.reconcile(svc, svc.now())
 
+
+def _register(app: Flask, cfg: Config) -> None:
     headers.init_app(app)
     app.wsgi_app = captive.Interceptor(app.wsgi_app, app.extensions["keliu"])  # type: ignore[method-assign]
     app.register_blueprint(captive.bp)
@@ -209,58 +108,8 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(privacy.bp)
-    try:
-        dash = importlib.import_module("dashboards.builtin")
-    except ImportError:
-        dash = None
-    if dash is not None and getattr(dash, "blueprint", None) is not None:
-        app.register_blueprint(dash.blueprint)
+    svc: Services = app.extensions["keliu"]
+    dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
     if cfg.wechat.enabled:
-        try:
-            wechat = importlib.import_module("portal.login.wechat")
-        except ImportError:
-            log.warning("wechat.enabled but portal.login.wechat is not available")
-        else:
-            app.register_blueprint(wechat.blueprint)
-
-    @app.errorhandler(PortalError)
-    def portal_error(exc: PortalError) -> Any:
-        from portal.captive import render_error
-
-        return render_error(exc)
-
-    @app.errorhandler(sa_exc.OperationalError)
-    @app.errorhandler(sa_exc.InterfaceError)
-    def database_down(exc: Exception) -> Any:
-        from portal.captive import render_error
-        from portal.errors import Unavailable
-
-        # the transaction rolled back and the Gate was not told anything (database first, then Gate)
-        log.error("database unavailable: %s", exc.__class__.__name__)
-        return render_error(Unavailable("the service is briefly unavailable; try again in a few seconds"))
-
-    @app.errorhandler(413)
-    def too_large(_exc: Exception) -> Any:
-        from portal.captive import render_error
-        from portal.errors import PayloadTooLarge
-
-        return render_error(PayloadTooLarge("the request body is too large", "too_large"))
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError) -> Any:
-        return jsonify(error="csrf", message=exc.description), 400
-
-    for code, name in ((400, "bad_request"), (404, "not_found"), (405, "method_not_allowed"), (403, "forbidden"),
-                       (415, "unsupported_media_type")):
-        app.register_error_handler(code, _json_or_html(code, name))
-
-
-def _json_or_html(code: int, name: str) -> Callable[[Exception], Any]:
-    def handler(exc: Exception) -> Any:
-        from portal.auth import wants_json
-
-        if wants_json():
-            return jsonify(error=name, message=getattr(exc, "description", name)), code
-        return f"<!doctype html><title>{code}</title><p>{code} {name.replace('_', ' ')}</p>", code
-
-    return handler
+        app.register_blueprint(wechat.blueprint)
+    pages.init_app(app)

@@ -11,6 +11,7 @@ import click
 def portal(host: str | None, port: int | None, listener: str) -> None:
     """Serve the captive portal, member pages, admin and dashboard with gunicorn, and the captive front (the
     port the router sends a captive phone's HTTP to) beside it."""
-    from portal.server import serve
+    # on use only: `keliu portal --help` (and `keliu --help`) need neither gunicorn nor the app
+    from portal.serve.server import serve
 
     serve(host, port, listener)

@@ -19,7 +19,7 @@ def port_or_off(value: int) -> int:
 class PortalConfig:
     host: str = field(default="127.0.0.1", metadata={"check": ipv4})
     port: int = field(default=8080, metadata={"check": valid_port})
-    #: the captive front (portal.front): the port the router DNATs a captive phone's HTTP to, answered by an
+    #: the captive front (portal.serve.front): the port the router DNATs a captive phone's HTTP to, answered by an
     #: event loop beside gunicorn; 0: none, the router DNATs to ``port`` and gunicorn answers the probes too
     captive_port: int = field(default=8081, metadata={"check": port_or_off})
     #: the store this portal instance serves (a router sits in one store)
@@ -42,7 +42,7 @@ class PortalConfig:
     #: 2 cores, 4 threads gave p99 47-139 ms and 8 gave 156-365 ms (bench/portal.py); probes do not need them
     #: (the captive front answers those)
     threads: int = field(default=4, metadata={"check": positive})
-    #: Limits on what a client may hold, on both listeners (portal.http11): seconds a connection may wait for a
+    #: Limits on what a client may hold, on both listeners (portal.serve.http11): seconds a connection may wait for a
     #: request's first byte (the captive front keeps its own, longer, for phones' kept-alive probe connections)
     keepalive_s: float = field(default=5.0, metadata={"check": positive})
     #: seconds from a request's first byte to the end of its head, and from there to the end of its body (a
@@ -53,13 +53,22 @@ class PortalConfig:
     max_body: int = field(default=1024 * 1024, metadata={"check": positive})
     #: connections one client address may hold at once per process (a phone's browser opens about 6)
     client_connections: int = field(default=64, metadata={"check": positive})
+    #: The captive front (portal.serve.front): seconds an address found captive is answered from memory (probes),
+    #: threads for the lookups that need the database, lookups waiting beyond which phones are answered captive
+    #: without one (load shedding, fail closed), seconds a phone's connection may wait for its next request, and
+    #: connections in all
+    captive_memo_s: float = field(default=1.0, metadata={"check": positive})
+    captive_threads: int = field(default=8, metadata={"check": positive})
+    captive_max_pending: int = field(default=256, metadata={"check": positive})
+    captive_keepalive_s: float = field(default=15.0, metadata={"check": positive})
+    captive_max_connections: int = field(default=10000, metadata={"check": positive})
     #: which Gate executes AllowClient/RevokeClient: "nft" (the router), "memory" (demo, tests)
     gate: Literal["nft", "memory"] = "memory"
     admin_user: str = "admin"
     #: unset: generated into var/keys/admin_password on first run
     admin_password: str | None = None
     #: failed admin logins per address per 15 minutes (then it waits); this many failures for one user name from
-    #: any addresses make every failing address back off from its first failure (portal.limits.login_wait_s)
+    #: any addresses make every failing address back off from its first failure (portal.store.limits.login_wait_s)
     admin_login_per_15min: int = field(default=10, metadata={"check": positive})
     #: session cookies carry ``Secure``: "auto" = when public_url is https
     secure_cookies: Literal["auto", "always", "never"] = "auto"
@@ -67,7 +76,7 @@ class PortalConfig:
     sweep_s: int = field(default=30, metadata={"check": positive})
     #: venue information page (RFC 8908 ``venue-info-url``); unset: the splash page
     venue_info_url: str | None = None
-    #: dnsmasq's DHCP lease file (its ``dhcp-leasefile``), read to bind a login to its lease (portal.binding).
+    #: dnsmasq's DHCP lease file (its ``dhcp-leasefile``), read to bind a login to its lease (portal.core.binding).
     #: Empty: with the nft Gate, dnsmasq's default ``/var/lib/misc/dnsmasq.leases``; with the memory Gate (demo,
     #: no DHCP), none: only the IP binding is checked. Missing or unreadable: heal and re-authorization refused.
     dhcp_leases: str = ""
@@ -150,5 +159,5 @@ class WechatConfig:
     api_base: str = "https://api.weixin.qq.com"
     #: the JS of 微信连Wi-Fi
     wifi_js_url: str = "https://wifi.weixin.qq.com/resources/js/wechatticket/wechatutil.js"
-    #: the base URLs point at keliu's local FAKE WeChat (portal.login.wechat_fake): every WeChat page says so
+    #: the base URLs point at keliu's local FAKE WeChat (keliu.testing.wechat_fake): every WeChat page says so
     fake: bool = False

@@ -4,15 +4,20 @@
     ├── BadRequest              400  malformed body, not UTF-8, not JSON, oversized (413), unknown field
     │   ├── InvalidPhone        400  not a valid mobile number
     │   ├── ConsentMissing      400  the required access terms were not accepted
-    │   └── CodeRejected        400  wrong, expired, already used or never requested code
+    │   ├── CodeRejected        400  wrong, expired, already used or never requested code
+    │   └── BadPush             400  a WeChat push we cannot read (portal.wechat.official_account)
     ├── RateLimited             429  too many requests; ``retry_after`` seconds
     ├── UnknownClient           403  no MAC for the source address (the client is not on the LAN)
     ├── CrossOrigin             403  a state-changing API request sent by another site's page (Origin)
     ├── NotFound                404
     ├── SmsFailed               502  the SMS provider refused or could not be reached (wraps the SDK error)
-    └── Unavailable             503  the database cannot be reached; ``retry_after`` seconds (nothing was stored)
+    ├── WechatApiError          502  WeChat refused a call or could not be reached (portal.wechat.oauth)
+    ├── Unavailable             503  the database cannot be reached; ``retry_after`` seconds (nothing was stored)
+    └── caught inside the portal, never answered as such:
+        AlreadyBound (portal.wechat.store), ExtendRejected (portal.wechat.extend), _Stop (portal.serve.http11)
 
-Views never build error responses by hand: they raise one of these and ``portal.app`` renders it as JSON
+Every exception the portal defines derives from PortalError (tests/test_contracts.py walks the package).
+Views never build error responses by hand: they raise one of these and ``portal.web.pages`` renders it as JSON
 (``{"error": code, "message": ...}``) for API requests or as the splash page with the message for forms.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``keliu router``: render and apply the firewall, DHCP and AP config; the Gate by hand; the netns bench (edge).
+"""``keliu router``: render and apply the firewall, DHCP and AP config; the Gate by hand (edge).
 
 A composition root: it loads the configuration, builds the Policy and calls the edges. Errors are
 :class:`router_config.errors.RouterError` (a ``KeliuError``), printed by ``keliu`` as ``keliu: <message>``.
@@ -27,7 +27,7 @@ netns_option = click.option("--netns", default=None, metavar="NAME",
 
 @click.group("router")
 def router() -> None:
-    """Render and apply the firewall, DHCP and AP config; the netns bench."""
+    """Render and apply the firewall, DHCP and AP config."""
 
 
 @router.command("render")
@@ -96,7 +96,7 @@ def clients_cmd(netns: str | None) -> None:
               help="Session length (default: router.client_timeout_minutes).")
 def allow_cmd(netns: str | None, mac: str, ip: str, minutes: int | None) -> None:
     """Let MAC at IP onto the internet."""
-    from portal.gate import AllowClient
+    from keliu.gate import AllowClient
     from router_config.gate import NftGate
     from router_config.model import client_key
 
@@ -113,7 +113,7 @@ def allow_cmd(netns: str | None, mac: str, ip: str, minutes: int | None) -> None
 @click.argument("mac")
 def revoke_cmd(netns: str | None, mac: str) -> None:
     """Close the internet to MAC and cut its open connections."""
-    from portal.gate import RevokeClient
+    from keliu.gate import RevokeClient
     from router_config.gate import NftGate
     from router_config.model import client_mac
 
@@ -139,36 +139,3 @@ def monitor_cmd(phy: int | None, name: str | None, remove: bool) -> None:
         return
     index = monitor.create(ifname, r.monitor_phy if phy is None else phy)
     click.echo(f"{ifname} (ifindex {index}) is up in monitor mode")
-
-
-@router.group("bench")
-def bench() -> None:
-    """The network-namespace bench (router, internet, DHCP phones) for trying the portal by hand."""
-
-
-@bench.command("up")
-@click.option("--prefix", default="klr", show_default=True)
-@click.option("--phones", type=click.IntRange(0, 200), default=1, show_default=True)
-@click.option("--portal-port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-def bench_up(prefix: str, phones: int, portal_port: int) -> None:
-    """Build the bench and leave it running; `keliu router bench down` removes it."""
-    from keliu import config
-    from router_config.netbench import Bench
-
-    b = Bench(prefix, phones=phones, portal_port=portal_port, cfg=config.load().router)
-    b.start()
-    b.detach()
-    click.echo(f"router: ip netns exec {b.router} …   (portal must listen on {b.portal_address[0]}:"
-               f"{b.portal_address[1]})")
-    click.echo(f"internet: {b.inet}   CA: {b.ca_file}")
-    for ph in b.phones:
-        click.echo(f"phone {ph.index}: {ph.ns}  {ph.mac}  {ph.ip}")
-
-
-@bench.command("down")
-@click.option("--prefix", default="klr", show_default=True)
-def bench_down(prefix: str) -> None:
-    """Remove the bench PREFIX (only what its state file lists)."""
-    from router_config.netbench import Bench
-
-    click.echo("removed" if Bench.down(prefix) else f"no bench {prefix!r}")

@@ -13,21 +13,21 @@ import netaddr
 
 from keliu.config import cidr, each, ipv4, mac, positive
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_IFNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_IFNAME = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
 
 
 def domain(value: str) -> str:
     """A DNS name (lower-cased); used for the walled garden and the portal's local name."""
     name = value.strip().lower().rstrip(".")
-    if not name or len(name) > 253 or not all(_LABEL.match(p) for p in name.split(".")):
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(p) for p in name.split(".")):
         raise ValueError(f"not a domain name: {value!r}")
     return name
 
 
 def ifname(value: str) -> str:
     """A Linux interface name (at most 15 characters, no spaces or slashes)."""
-    if not _IFNAME.match(value):
+    if not _IFNAME.fullmatch(value):
         raise ValueError(f"not an interface name (1-15 of A-Z a-z 0-9 _ . @ -): {value!r}")
     return value
 

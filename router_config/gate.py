@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Self
 
-from portal.gate import AllowClient, ClientState, GateCommand, ReleaseTemporarily, RevokeClient
+from keliu.gate import AllowClient, ClientState, GateCommand, ReleaseTemporarily, RevokeClient
 from router_config import model as m
 from router_config import render
 from router_config.config import RouterConfig

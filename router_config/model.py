@@ -41,7 +41,7 @@ class Policy:
     router: RouterConfig
     portal_port: int = 8080
     portal_https_port: int = 8443
-    #: the portal's captive front (portal.front), where a captive phone's HTTP to any other host is DNATed;
+    #: the portal's captive front (portal.serve.front), where a captive phone's HTTP to any other host is DNATed;
     #: None: to ``portal_port`` as well
     portal_captive_port: int | None = None
     #: RFC 8908 API URI, handed out in DHCP option 114; must be https

@@ -58,7 +58,7 @@ def modules_of(pkg: str) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("pkg", ["sensor", "analytics", "router_config", "dashboards", "keliu"])
+@pytest.mark.parametrize("pkg", ["portal", "sensor", "analytics", "router_config", "dashboards", "keliu"])
 def test_every_exception_a_package_defines_derives_from_its_base(pkg: str) -> None:
     base = getattr(importlib.import_module(f"{pkg}.errors"), BASES[pkg])
     strays = []

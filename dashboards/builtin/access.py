@@ -16,7 +16,7 @@ MAX_DAYS = 366
 
 
 class User(Protocol):
-    """What the dashboards need of ``portal.auth.AdminUser``."""
+    """What the dashboards need of ``keliu.accounts.users.AdminUser``."""
 
     name: str
     role: str

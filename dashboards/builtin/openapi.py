@@ -93,7 +93,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                                                    "end": {"type": "string", "format": "date"}}},
 }
 
-#: the admin session cookie set by ``/admin/login`` (portal.auth); the dashboards' API accepts nothing else
+#: the admin session cookie set by ``/admin/login`` (keliu.accounts); the dashboards' API accepts nothing else
 OPENAPI_SECURITY_SCHEMES: dict[str, Any] = {
     "adminSession": {"type": "apiKey", "in": "cookie", "name": "keliu",
                      "description": "session cookie of an admin user logged in at /admin/login"},

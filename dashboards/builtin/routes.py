@@ -1,25 +1,40 @@
 """The built-in dashboard's blueprint (an edge): pages under ``/dashboard``, the JSON API under ``/api/v1/``.
 
 Views are thin: check the login and the tenancy (:mod:`dashboards.builtin.access`), ask analytics for the reports,
-shape them with :mod:`dashboards.builtin.views`, answer JSON or CSV. The database engine and the clock come from the
-portal's services (``portal.app.services()``); the report functions from ``analytics.report``, or from
-``app.extensions["dashboards.reports"]`` when a test or a bench injects another implementation.
+shape them with :mod:`dashboards.builtin.views`, answer JSON or CSV. The database engine, the configuration and the
+clock are handed over by :func:`init_app`; the admin identity is :mod:`keliu.accounts.web`; the report functions come
+from ``analytics.report``, or from ``app.extensions["dashboards.reports"]`` when a test or a bench injects another
+implementation.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy.engine import Engine
 
+from analytics import report as analytics_report
 from dashboards.builtin import access, export, i18n, views
 from dashboards.builtin.access import User
 from dashboards.errors import ReportError
+from keliu.accounts.web import current_user, login_required
+from keliu.config import Config
 
 blueprint = Blueprint("dashboards", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/dashboard/static")
@@ -30,27 +45,35 @@ F = TypeVar("F", bound=Callable[..., Any])
 # --- edges --------------------------------------------------------------------------------------------------------
 
 
-def _services() -> Any:
-    from portal.app import services
+@dataclass(frozen=True)
+class Edges:
+    """What the dashboards use of the appliance, handed over by the app's factory."""
 
-    return services()
+    engine: Engine
+    cfg: Config
+    clock: Callable[[], float]
+
+
+def init_app(app: Flask, engine: Engine, cfg: Config, clock: Callable[[], float]) -> None:
+    """Register the blueprint with the database engine, the configuration and the clock."""
+    app.extensions["dashboards"] = Edges(engine, cfg, clock)
+    app.register_blueprint(blueprint)
+
+
+def _services() -> Edges:
+    return cast(Edges, current_app.extensions["dashboards"])
 
 
 def _reports() -> Any:
     injected = current_app.extensions.get("dashboards.reports")
-    return injected if injected is not None else importlib.import_module("analytics.report")
+    return injected if injected is not None else analytics_report
 
 
 def _user() -> User | None:
-    from portal.auth import current_user
-
     return cast("User | None", current_user())
 
 
-def _login_required(view: F) -> F:
-    from portal.auth import login_required
-
-    return login_required(view)
+_login_required = login_required
 
 
 def _lang() -> str:

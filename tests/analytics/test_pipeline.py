@@ -123,7 +123,7 @@ def test_store_range_sums_days_and_repeats_are_seen_next_day(env):
 def test_funnel_reads_the_portals_tables(env):
     from sqlalchemy.orm import Session
 
-    from portal.models import Login, Member
+    from portal.store.models import Login, Member
 
     cfg, engine = env
     seed(engine)

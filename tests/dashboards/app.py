@@ -32,11 +32,12 @@ def keliu_config(tmp: Path, database_url: str | None = None) -> dict[str, Any]:
 
 def make_app(tmp: Path, reports: Any | None = None, database_url: str | None = None,
              clock: float = NOW) -> Flask:
-    from portal.app import create_app
-    from portal.auth import create_user
+    from keliu.accounts.users import create_user
+    from portal.app import create_app, start_up
 
     app = create_app({"KELIU": keliu_config(tmp, database_url), "TESTING": True, "WTF_CSRF_ENABLED": False,
                       "CLOCK": lambda: clock})
+    start_up(app)
     if reports is not None:
         app.extensions["dashboards.reports"] = reports
     engine = app.extensions["keliu"].engine

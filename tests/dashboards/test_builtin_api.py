@@ -219,7 +219,7 @@ def test_fragment_merges_into_the_portal_document_with_every_ref_resolved() -> N
     import re
 
     from dashboards.builtin.openapi import merge_into
-    from portal.openapi import DOCUMENT
+    from portal.web.openapi import DOCUMENT
 
     merged = merge_into(DOCUMENT)
     assert set(OPENAPI_PATHS) <= set(merged["paths"]) and set(DOCUMENT["paths"]) <= set(merged["paths"])

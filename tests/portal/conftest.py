@@ -15,9 +15,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from portal.app import create_app
-from portal.gate import MemoryGate
-from portal.sms_backends import ConsoleSms
+from keliu.gate import MemoryGate
+from portal.app import create_app, start_up
+from portal.edges.sms_backends import ConsoleSms
 
 T0 = 1_795_000_000.0  # 2026-11-18, a fixed "now"
 
@@ -88,6 +88,7 @@ def make_app(db_url: str, var_dir: Path, gate: Any, clock: Any, sms_backend: Any
             overrides[key] = value
     app = create_app({"KELIU": overrides, "TESTING": True, "GATE": gate, "CLOCK": clock, "SMS": sms_backend,
                       "NEIGHBOURS": neighbours.get})
+    start_up(app)
     _APPS.append(app)
     return app
 
@@ -101,7 +102,7 @@ def _isolated(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in [n for n in os.environ if n.startswith("KELIU_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(var_dir.parent)
-    monkeypatch.setattr("portal.auth.HASH_METHOD", "pbkdf2:sha256:1000")  # scrypt costs ~0.2 s a hash
+    monkeypatch.setattr("keliu.accounts.users.HASH_METHOD", "pbkdf2:sha256:1000")  # scrypt costs ~0.2 s a hash
     yield
     while _APPS:
         _APPS.pop().extensions["keliu"].engine.dispose()
@@ -153,7 +154,7 @@ class Phone:
         token = self.splash_token()
         r = self.post("/login/sms/code", data={"csrf_token": token, "phone": number})
         assert r.status_code == 200, r.get_data(as_text=True)
-        from portal.phone import normalize
+        from portal.core.phone import normalize
 
         code = sms.last[normalize(number)]
         data = {"csrf_token": token, "phone": number, "code": code, "terms": "1"}

@@ -66,7 +66,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def live_portal(tmp: Path) -> Iterator[LivePortal]:
-    from portal.login.wechat_fake import FakeServer, demo_env
+    from keliu.testing.wechat_fake import FakeServer, demo_env
 
     with FakeServer() as fake:
         port, front_port = free_port(), free_port()

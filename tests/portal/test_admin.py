@@ -7,12 +7,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask, jsonify
 
-from portal import auth as pauth
-from portal import limits as pauth_limits
-from portal.auth import AdminUser, login_required
-from portal.gate import AllowClient, MemoryGate, RevokeClient
-from portal.models import portal_sessions
-from portal.sms_backends import ConsoleSms
+from keliu.accounts import users as pauth
+from keliu.accounts.users import AdminUser
+from keliu.accounts.web import login_required
+from keliu.gate import AllowClient, MemoryGate, RevokeClient
+from portal.edges.sms_backends import ConsoleSms
+from portal.store import limits as pauth_limits
+from portal.store.models import portal_sessions
 from tests.portal.conftest import T0, AuthActions, FakeClock, Phone, csrf_of, make_app
 
 TENANTS = {"malls": [{"id": "m1", "name": "Mall 1"}, {"id": "m2", "name": "Mall 2"}],
@@ -244,7 +245,7 @@ def test_splash_colour_with_a_final_newline_is_a_400_on_postgresql(postgres_url:
                                                                    neighbours: dict[str, str]) -> None:
     """Issue 12 item 13: ``^#[0-9a-f]{6}$`` with ``re.match`` accepted "#0a7d3b\\n", which overflowed the
     ``String(7)`` column: a 500 on PostgreSQL. The whole value must match."""
-    from portal.models import splash_content
+    from portal.store.models import splash_content
 
     app = roles_app(postgres_url, var_dir, gate, clock, sms, neighbours, "s1")
     c = app.test_client()
@@ -260,7 +261,7 @@ def test_splash_colour_with_a_final_newline_is_a_400_on_postgresql(postgres_url:
 
 
 def test_a_host_with_a_final_newline_is_not_remembered() -> None:
-    from portal.captive import Foreign, original_url
+    from portal.web.captive import Foreign, original_url
 
     def req(host: str) -> Foreign:
         return Foreign(method="GET", host=host, path="/a", query=b"", remote_addr="10.77.0.20")
@@ -317,7 +318,7 @@ def test_an_admin_login_expires_on_the_server(app: Flask, client: Any, auth: Aut
 def test_the_admin_cookie_carries_only_a_random_id(app: Flask, client: Any, auth: AuthActions) -> None:
     from flask.sessions import SecureCookieSessionInterface
 
-    from portal.models import admin_sessions
+    from keliu.accounts.users import admin_sessions
 
     auth.login()
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)

@@ -9,8 +9,8 @@ import pytest
 import requests
 from flask import Flask
 
-from portal.api import same_origin
-from portal.sms_backends import ConsoleSms
+from portal.edges.sms_backends import ConsoleSms
+from portal.web.api import same_origin
 from tests.portal.conftest import FakeClock, Phone
 from tests.portal.live import LivePortal, live_portal
 

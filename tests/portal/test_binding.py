@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal import binding
-from portal.binding import NO_LEASE_FILE, Bound, Lease
+from portal.core import binding
+from portal.core.binding import NO_LEASE_FILE, Bound, Lease
 
 KEY = b"k" * 32
 NOW = 1_795_000_000.0

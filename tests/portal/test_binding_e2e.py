@@ -1,4 +1,4 @@
-"""A cloned MAC against the real thing (portal.binding): the netns bench's dnsmasq gives the phones their leases,
+"""A cloned MAC against the real thing (portal.core.binding): the netns bench's dnsmasq gives the phones their leases,
 ``keliu portal`` runs with the nft Gate and reads dnsmasq's lease file, and a second namespace takes the logged-in
 phone's MAC.
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from portal.gate import RevokeClient
+from keliu.gate import RevokeClient
 from tests.portal.test_e2e import curl, curl_login, running_portal
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]

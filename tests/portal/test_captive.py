@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.gate import AllowClient, MemoryGate, RevokeClient
-from portal.models import landing_urls
-from portal.sms_backends import ConsoleSms
+from keliu.gate import AllowClient, MemoryGate, RevokeClient
+from portal.edges.sms_backends import ConsoleSms
+from portal.store.models import landing_urls
+from portal.web.headers import FIXED
 from tests.portal.conftest import T0, FakeClock, Phone, make_app
 from tests.portal.test_detect import PROBES
 
@@ -151,8 +152,8 @@ def test_prebuilt_answers_are_the_werkzeug_responses_byte_for_byte(method: str) 
     from werkzeug.test import EnvironBuilder
     from werkzeug.utils import redirect
 
-    from portal.captive import Prebuilt, _foreign, _no_store, probe_answer
-    from portal.detect import PROBES
+    from portal.core.detect import PROBES
+    from portal.web.captive import Prebuilt, _fixed, _foreign, probe_answer
 
     environ = EnvironBuilder(method=method, path="/generate_204").get_environ()
 
@@ -161,7 +162,7 @@ def test_prebuilt_answers_are_the_werkzeug_responses_byte_for_byte(method: str) 
         body = b"".join(app(environ, lambda status, headers, exc_info=None: got.extend([status, list(headers)])))
         return (*got, body)
 
-    for make in [lambda: _no_store(redirect(SPLASH, 302))] + [lambda p=p: _foreign(probe_answer(p))
+    for make in [lambda: _fixed(redirect(SPLASH, 302))] + [lambda p=p: _foreign(probe_answer(p))
                                                               for p in set(PROBES.values())]:
         assert answer(Prebuilt(make())) == answer(make())
 
@@ -177,7 +178,7 @@ def test_captive_answer_is_the_same_from_the_database_and_from_the_memo(app: Fla
     status, headers, body = first
     assert status == "302 FOUND"
     assert dict(headers) == {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(body)),
-                             "Location": SPLASH, "Cache-Control": "no-store"}  # no Connection: stays kept alive
+                             "Location": SPLASH, "Cache-Control": "no-store", **FIXED}  # no Connection: kept alive
     stranger = wsgi(app, "GET", "connectivitycheck.gstatic.com", "/generate_204", ip="10.9.9.9")
     assert stranger == first  # a pseudo-MAC with the memory Gate, captive the same way
 
@@ -185,13 +186,14 @@ def test_captive_answer_is_the_same_from_the_database_and_from_the_memo(app: Fla
     online = [wsgi(app, m, "connectivitycheck.gstatic.com", "/generate_204") for m in ("GET", "GET", "HEAD")]
     assert online[0] == online[1] == online[2] == ("204 NO CONTENT", [("Content-Type", "text/plain"),
                                                                       ("Cache-Control", "no-store"),
-                                                                      ("Connection", "close")], b"")
+                                                                      ("Connection", "close"), *FIXED.items()],
+                                                   b"")
     apple = [wsgi(app, m, "captive.apple.com", "/hotspot-detect.html") for m in ("GET", "HEAD")]
     assert apple[0][0] == "200 OK" and b"Success" in apple[0][2] and apple[1] == (*apple[0][:2], b"")
     assert ("Connection", "close") in apple[0][1]
 
 
-# --- the (MAC . IP) binding: a cloned MAC, the DHCP lease, remember-this-device (portal.binding) -------------------
+# --- the (MAC . IP) binding: a cloned MAC, the DHCP lease, remember-this-device (portal.core.binding) -------------------
 
 MAC = "3c:22:fb:00:00:01"
 PROBE = ("/generate_204", "connectivitycheck.gstatic.com")
@@ -262,7 +264,7 @@ def test_an_unreadable_lease_file_refuses_heal_but_not_an_sms_login(leased_app: 
 def test_remember_this_device_needs_the_same_dhcp_client_on_the_same_lease(
         leased_app: Flask, sms: ConsoleSms, gate: MemoryGate, clock: FakeClock, lease_file: Path,
         neighbours: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
-    from portal.models import logins
+    from portal.store.models import logins
 
     phone = Phone(leased_app, "10.77.0.20")
     assert phone.login(sms, reauth=True).status_code == 303
@@ -294,7 +296,7 @@ def test_remember_this_device_needs_the_same_dhcp_client_on_the_same_lease(
 
 def test_a_clone_at_another_ip_cannot_log_the_phone_out(app: Flask, phone: Phone, sms: ConsoleSms,
                                                         gate: MemoryGate, neighbours: dict[str, str]) -> None:
-    from portal.models import devices
+    from portal.store.models import devices
 
     assert phone.login(sms, reauth=True).status_code == 303
     neighbours["10.77.0.99"] = MAC

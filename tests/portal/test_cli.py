@@ -95,7 +95,7 @@ def test_serves_http_and_the_captive_api_over_https(tmp_path: Path) -> None:
     assert rc == 0, (tmp_path / "portal.log").read_text()
     # gunicorn's master with the portal's own worker class (an event loop that reads requests, threads that run
     # the app), not gthread
-    assert "Using worker: portal.worker.LoopWorker" in (tmp_path / "portal.log").read_text()
+    assert "Using worker: portal.serve.worker.LoopWorker" in (tmp_path / "portal.log").read_text()
     time.sleep(0.5)
     with pytest.raises(requests.ConnectionError):
         requests.get(api, verify=str(tmp_path / "ca.pem"), timeout=2)

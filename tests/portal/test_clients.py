@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from portal.clients import Neighbours, device_of, pseudo_mac, resolve
+from portal.edges.clients import Neighbours, device_of, pseudo_mac, resolve
 from portal.errors import UnknownClient
 from tests.conftest import ROOT, require_root_netns
 
@@ -60,7 +60,7 @@ def netns() -> Iterator[str]:
 @pytest.mark.integration
 @pytest.mark.netns
 def test_neighbour_table_lookup(netns: str) -> None:
-    code = ("from portal.clients import Neighbours\nn = Neighbours()\n"
+    code = ("from portal.edges.clients import Neighbours\nn = Neighbours()\n"
             "print(n.lookup('10.9.0.5'), n.lookup('10.9.0.6'), n.lookup('10.9.0.7'), n.lookup('10.9.1.5'),"
             " n.lookup('10.9.0.5'), n.lookup('127.0.0.1'), n.lookup('192.0.2.1'))")
     out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code], cwd=ROOT, capture_output=True,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal import codes
+from portal.core import codes
 from portal.errors import CodeRejected, RateLimited
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)

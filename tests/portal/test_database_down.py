@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from portal.gate import MemoryGate
-from portal.models import members
-from portal.sms_backends import ConsoleSms
+from keliu.gate import MemoryGate
+from portal.edges.sms_backends import ConsoleSms
+from portal.store.models import members
 from tests.conftest import POSTGRES_URL
 from tests.portal.conftest import FakeClock, Phone, make_app
 from tests.portal.test_headers import assert_secured

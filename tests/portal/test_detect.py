@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal import detect
+from portal.core import detect
 
 PROBES = [
     ("captive.apple.com", "/hotspot-detect.html", "apple", 200),

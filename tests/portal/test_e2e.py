@@ -53,9 +53,9 @@ def running_portal(prefix: str, tmp: Path, phones: int = 2) -> Iterator[Any]:
     for tool in ("nft", "dnsmasq", "busybox", "curl"):
         require_tool(tool)
     try:
-        from router_config.netbench import Bench
+        from keliu.testing.netbench import Bench
     except ImportError:
-        require(False, "router_config.netbench is not available")
+        require(False, "keliu.testing.netbench is not available")
         raise
     with Bench(prefix, phones=phones, portal_port=8080, portal_captive_port=8081) as b:
         ip, port = b.portal_address
@@ -237,7 +237,7 @@ def test_curl_probes_login_logout_kick(bench: Any) -> None:
     run(bench.base + "/admin/login", "--data", f"csrf_token={token}&name=admin&password={password}")
     page = run(bench.base + "/admin").stdout
     assert "138****5678" in page and "13812345678" not in page
-    from portal.clients import device_of
+    from portal.edges.clients import device_of
 
     # the device id the portal shows is the HMAC of the MAC it read from the router's neighbour table
     assert device_of(keys.secret_bytes(bench.tmpdir / "var", "device_hmac"), bench.phone(0).mac) in page

@@ -1,4 +1,4 @@
-"""The captive front (portal.front) over real sockets: a uvloop server in a thread in front of the test app
+"""The captive front (portal.serve.front) over real sockets: a uvloop server in a thread in front of the test app
 (MemoryGate, SQLite); requests come from 127.0.0.1, which the memory Gate knows by a pseudo-MAC."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.front import Front, FrontConfig, serve
-from portal.models import landing_urls
-from portal.sms_backends import ConsoleSms
+from portal.edges.sms_backends import ConsoleSms
+from portal.serve.front import Front, FrontConfig, serve
+from portal.store.models import landing_urls
 from tests.portal.conftest import Phone
 
 SPLASH = "http://10.77.0.1:8080/"
@@ -292,3 +292,20 @@ def test_while_an_address_is_looked_up_its_other_probes_are_captive_without_a_lo
     release.set()
     assert Reader(first).answer().status == 302
     assert front.front.counts["lookup"] == 1
+
+
+def test_the_fronts_settings_come_from_the_layered_config() -> None:
+    from keliu import config
+    from portal.serve.front import FrontConfig, front_config
+
+    cfg = config.build({"portal": {"captive_memo_s": 2.5, "captive_threads": 3, "head_timeout_s": 4.0,
+                                   "client_connections": 9}}, {"KELIU_PORTAL_CAPTIVE_MAX_PENDING": "17"})
+    assert front_config(cfg.portal) == FrontConfig(memo_s=2.5, threads=3, max_pending=17, keepalive_s=15.0,
+                                                   head_s=4.0, body_s=30.0, max_body=1024 * 1024,
+                                                   max_connections=10000, client_connections=9)
+
+
+def test_the_captive_answers_carry_the_fixed_security_headers(front: Running) -> None:
+    [a] = front.exchange(PROBE)
+    assert (a.status, a.headers["x-content-type-options"], a.headers["x-frame-options"],
+            a.headers["referrer-policy"]) == (302, "nosniff", "DENY", "no-referrer")

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from portal.gate import MemoryGate
-from portal.models import members, portal_sessions
-from portal.sms_backends import ConsoleSms
+from keliu.gate import MemoryGate
+from portal.edges.sms_backends import ConsoleSms
+from portal.store.models import members, portal_sessions
 from tests.portal.conftest import make_app
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -39,7 +39,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
 
 
 def _schema() -> Any:
-    from portal.openapi import DOCUMENT
+    from portal.web.openapi import DOCUMENT
 
     return schemathesis.openapi.from_dict(DOCUMENT)
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from flask import Flask
 
-from portal import headers
+from portal.web import headers
 from tests.conftest import ROOT
 from tests.portal.conftest import AuthActions
 from tests.portal.live import LivePortal, live_portal

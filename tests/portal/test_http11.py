@@ -1,9 +1,9 @@
-"""portal.http11, the sans-io connection core: bytes and clock readings in, requests and verdicts out."""
+"""portal.serve.http11, the sans-io connection core: bytes and clock readings in, requests and verdicts out."""
 from __future__ import annotations
 
 import pytest
 
-from portal.http11 import (
+from portal.serve.http11 import (
     BAD_REQUEST,
     BODY_TOO_LARGE,
     CLOSE,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal import i18n
+from portal.core import i18n
 
 
 @pytest.mark.parametrize(("switch", "cookie", "accept", "lang"), [

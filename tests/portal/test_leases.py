@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from keliu import config
-from portal import leases
-from portal.binding import NO_LEASE_FILE, Lease
+from portal.core.binding import NO_LEASE_FILE, Lease
+from portal.edges import leases
 
 
 def test_reads_the_leases_of_a_real_file(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from alembic import command
 
 from keliu import db
-from portal import binding, members
+from portal.core import binding
+from portal.store import members
 
 NOW = datetime(2026, 11, 18, tzinfo=UTC)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from portal.core.phone import mask, normalize
 from portal.errors import InvalidPhone
-from portal.phone import mask, normalize
 
 
 @pytest.mark.parametrize(("raw", "e164"), [

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from keliu import keys
-from portal.models import consents
-from portal.sms_backends import ConsoleSms
+from portal.edges.sms_backends import ConsoleSms
+from portal.store.models import consents
 from sensor import consent
 from sensor.identity import mac_bytes, member_device_id
 from tests.portal.conftest import FakeClock, Phone, csrf_of

@@ -9,7 +9,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import requests
 
-from portal.redirects import safe_next
+from portal.core.redirects import safe_next
 from tests.portal.live import WECHAT_UA, LivePortal, live_portal
 
 LOCAL = ["/", "/admin", "/admin?done=saved", "/a/", "/dashboard/store/%E5%BA%97?lang=en", "/wechat/member",

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from portal import sessions
-from portal.gate import AllowClient, ClientState, RevokeClient
-from portal.sessions import Active, EndSession, Policy, TouchSession
+from keliu.gate import AllowClient, ClientState, RevokeClient
+from portal.core import sessions
+from portal.core.sessions import Active, EndSession, Policy, TouchSession
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 POLICY = Policy(session_s=86400, idle_s=3600, reauth_s=7 * 86400)

@@ -1,4 +1,4 @@
-"""Slow and half-open clients against a real ``keliu portal`` (gunicorn with portal.worker.LoopWorker, 2 workers,
+"""Slow and half-open clients against a real ``keliu portal`` (gunicorn with portal.serve.worker.LoopWorker, 2 workers,
 and the captive front beside it) over real sockets: the attacks of the security review (issue 12, items 1 and 4).
 
 Every slow client comes from its own loopback address (127.0.x.y), as phones on the guest Wi-Fi would; the

@@ -27,8 +27,8 @@ import requests
 import sqlalchemy as sa
 
 from keliu import db
-from portal.login.wechat_fake import FakeServer, demo_env
-from portal.models import sms_codes
+from keliu.testing.wechat_fake import FakeServer, demo_env
+from portal.store.models import sms_codes
 
 pytestmark = pytest.mark.integration
 
@@ -178,12 +178,12 @@ def test_racing_binding_guesses_get_no_more_than_max_tries_looks(portal: tuple[P
 
 def test_racing_sms_login_guesses_get_no_more_than_max_tries_looks(postgres_url: str, var_dir: Path,
                                                                    neighbours: dict[str, str]) -> None:
-    """The SMS login shares the check (``portal.login.sms.consume_code``): the same race on its one-statement
+    """The SMS login shares the check (``portal.web.sms.consume_code``): the same race on its one-statement
     PostgreSQL path, one phone's requests from several threads of the app, gets the same bound."""
     import io
 
-    from portal.gate import MemoryGate
-    from portal.sms_backends import ConsoleSms
+    from keliu.gate import MemoryGate
+    from portal.edges.sms_backends import ConsoleSms
     from tests.portal.conftest import FakeClock, Phone, make_app
 
     clock, sms = FakeClock(), ConsoleSms(io.StringIO())

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.gate import AllowClient, MemoryGate, RevokeClient
-from portal.models import consents, devices, logins, members, portal_sessions, sms_codes
-from portal.sms_backends import ConsoleSms
+from keliu.gate import AllowClient, MemoryGate, RevokeClient
+from portal.edges.sms_backends import ConsoleSms
+from portal.store.models import consents, devices, logins, members, portal_sessions, sms_codes
 from tests.portal.conftest import T0, FakeClock, Phone, csrf_of, make_app
 
 MAC = "3c:22:fb:00:00:01"
@@ -303,7 +303,7 @@ def test_a_listener_started_later_leaves_the_gate_alone(db_url: str, var_dir: An
     from portal.app import create_app
 
     later = create_app({"KELIU": {"database_url": db_url, "var_dir": str(var_dir)}, "GATE": gate, "CLOCK": clock,
-                        "SMS": sms, "NEIGHBOURS": neighbours.get, "RECONCILE": False})
+                        "SMS": sms, "NEIGHBOURS": neighbours.get})  # built, never started up
     later.extensions["keliu"].engine.dispose()
     assert list(gate.allowed) == ["3c:22:fb:00:00:09"]
     make_app(db_url, var_dir, gate, clock, sms, neighbours)
@@ -312,7 +312,7 @@ def test_a_listener_started_later_leaves_the_gate_alone(db_url: str, var_dir: An
 
 def test_sweep_ends_idle_and_expired_sessions(app: Flask, phone: Phone, sms: ConsoleSms, gate: MemoryGate,
                                               clock: FakeClock) -> None:
-    from portal import access
+    from portal.store import access
 
     phone.login(sms)
     clock.advance(3600)

@@ -1,4 +1,4 @@
-"""What a successful SMS login stores: PostgreSQL's one-statement path (``portal.login.sms._LOGIN_PG``) writes the
+"""What a successful SMS login stores: PostgreSQL's one-statement path (``portal.web.sms._LOGIN_PG``) writes the
 same rows as the portable path SQLite takes (``members.upsert_member`` + ``access.complete_login``); and the
 one-statement rate limit (``limits.take``) decides like check-then-count."""
 from __future__ import annotations
@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from keliu import db
-from portal import limits
+from keliu.gate import MemoryGate
+from portal.edges.sms_backends import ConsoleSms
 from portal.errors import RateLimited
-from portal.gate import MemoryGate
-from portal.models import (
+from portal.store import limits
+from portal.store.models import (
     consents,
     devices,
     landing_urls,
@@ -25,7 +26,6 @@ from portal.models import (
     rate_events,
     sms_codes,
 )
-from portal.sms_backends import ConsoleSms
 from tests.portal.conftest import FakeClock, Phone, make_app
 
 TENANTS = {"malls": [{"id": "m1", "name": "Mall"}], "stores": [{"id": "s1", "mall": "m1"}, {"id": "s2", "mall": "m1"}]}

@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from portal.config import SmsConfig
+from portal.edges.sms_backends import TencentSms
 from portal.errors import SmsFailed
-from portal.models import sms_codes
-from portal.sms_backends import TencentSms
+from portal.store.models import sms_codes
 from tests.portal.conftest import Phone, make_app
 
 SECRET_ID, SECRET_KEY = "AKIDkeliutest0000000000000000000000", "keliu-test-secret-key-000000000000"

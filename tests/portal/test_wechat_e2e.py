@@ -1,6 +1,6 @@
 """End to end on the router bench: 微信连Wi-Fi from a phone namespace, with the FAKE WeChat on the "internet".
 
-Namespaces ``klw-*`` (router_config.netbench.Bench): the portal runs in the router namespace with the real NftGate
+Namespaces ``klw-*`` (keliu.testing.netbench.Bench): the portal runs in the router namespace with the real NftGate
 and the kernel's neighbour table; the FAKE WeChat runs in the internet namespace on ``wx.qq.com`` (one of WeChat's
 release hosts, resolved by the router's dnsmasq, which puts its address into the release set); Debian's chromium,
 driven by Playwright, runs in phone 0's namespace and taps "WeChat login". Phone 1 is used with curl to look at the
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from portal.login.wechat_fake import FakeAccounts
+from keliu.testing.wechat_fake import FakeAccounts
 from tests.conftest import ROOT, require, require_root_netns, require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns, pytest.mark.browser]
@@ -104,14 +104,14 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     for tool in ("nft", "dnsmasq", "busybox", "curl"):
         require_tool(tool)
     try:
-        from router_config.netbench import Bench
+        from keliu.testing.netbench import Bench
     except ImportError:
-        require(False, "router_config.netbench is not available")
+        require(False, "keliu.testing.netbench is not available")
         raise
     tmp = tmp_path_factory.mktemp("wechat-e2e")
     with Bench("klw", phones=2, portal_port=8080, portal_captive_port=8081) as b:
         with (tmp / "fake.log").open("w") as log:  # the child keeps its own copy of the descriptor
-            b.popen(b.inet, [sys.executable, "-m", "portal.login.wechat_fake", "--host", FAKE_IP, "--port",
+            b.popen(b.inet, [sys.executable, "-m", "keliu.testing.wechat_fake", "--host", FAKE_IP, "--port",
                              str(FAKE_PORT)], stdout=subprocess.DEVNULL, stderr=log, cwd=str(ROOT))
         portal_ip, portal_port = b.portal_address
         toml = tmp / "keliu.toml"
@@ -241,10 +241,10 @@ def test_member_page_inside_wechat_binds_phone_then_follow_is_recorded(bench: An
     assert "13800138000" not in result["phone"] and result["phone"].endswith("8000")
 
     # WeChat's servers push "subscribe" for the same person (the 网页授权 openid) to the official-account endpoint
-    from portal.login.wechat_fake import openid_for
+    from keliu.testing.wechat_fake import openid_for
 
     openid = openid_for(ACC.oauth_app_id, "alice")
-    push = ("from portal.login.wechat_fake import send_push\nimport sys, time\n"
+    push = ("from keliu.testing.wechat_fake import send_push\nimport sys, time\n"
             f"r = send_push({base + '/wechat/mp'!r}, {MP_TOKEN!r}, to_user='gh_bench', from_user={openid!r}, "
             "event='subscribe', now=int(time.time()), signature=sys.argv[1] or None)\n"
             "print(r.status_code, r.text)")

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from portal.login.wechat_fake import FakeAccounts, FakeServer, openid_for, unionid_for
-from portal.login.wechat_oauth import WechatApiError, WechatOAuth, authorize_url
-from portal.login.wechat_sign import WifiSignInput, wifi_sign
+from keliu.testing.wechat_fake import FakeAccounts, FakeServer, openid_for, unionid_for
+from portal.wechat.oauth import WechatApiError, WechatOAuth, authorize_url
+from portal.wechat.sign import WifiSignInput, wifi_sign
 
 ACC = FakeAccounts()
 WECHAT_UA = "Mozilla/5.0 (Linux; Android 14) MicroMessenger/8.0.50"
@@ -133,7 +133,7 @@ def test_wifi_jsonp_rejections(fake: FakeServer, over: dict[str, str], message: 
 
 def test_demo_env_configures_keliu_against_the_fake() -> None:
     from keliu import config
-    from portal.login.wechat_fake import demo_env
+    from keliu.testing.wechat_fake import demo_env
 
     cfg = config.load(env=demo_env("http://127.0.0.1:9009/"))
     w = cfg.wechat

@@ -18,9 +18,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from portal.gate import AllowClient, MemoryGate, ReleaseTemporarily
-from portal.login.wechat_fake import FakeAccounts, FakeServer, openid_for, push_body, send_push, unionid_for
-from portal.login.wechat_sign import push_signature
+from keliu.gate import AllowClient, MemoryGate, ReleaseTemporarily
+from keliu.testing.wechat_fake import FakeAccounts, FakeServer, openid_for, push_body, send_push, unionid_for
+from portal.wechat.sign import push_signature
 
 ACC = FakeAccounts()
 PUBLIC = "http://portal.test"
@@ -66,7 +66,7 @@ def wechat_cfg(fake_url: str) -> dict[str, Any]:
 class Env:
     def __init__(self, tmp: Path, fake: FakeServer, store: str = "demo-store", var: Path | None = None,
                  oauth: tuple[str, str] = (ACC.oauth_app_id, ACC.oauth_secret)) -> None:
-        from portal.app import create_app
+        from portal.app import create_app, start_up
 
         self.gate = MemoryGate()
         self.clock = Clock()
@@ -80,6 +80,7 @@ class Env:
             "GATE": self.gate, "CLOCK": self.clock, "SMS": self.sms, "NEIGHBOURS": self.neigh.get,
             "TESTING": True, "WTF_CSRF_ENABLED": False,
         })
+        start_up(self.app)
         self.engine = self.app.extensions["keliu"].engine
 
     def phone(self, ip: str = PHONE_IP) -> Any:
@@ -132,7 +133,7 @@ def test_page_offers_wechat_login_labelled_fake(env: Env) -> None:
 def test_splash_links_to_wechat_login_only_when_enabled(env: Env, tmp_path: Path) -> None:
     html = env.phone().get("/?lang=zh-CN").get_data(as_text=True)
     assert 'id="wechat"' in html and 'href="/wechat/?lang=zh-CN"' in html and "微信连Wi-Fi" in html
-    from portal.app import create_app
+    from portal.app import create_app, start_up
 
     plain = create_app({"KELIU": {"database_url": f"sqlite:///{tmp_path / 'plain.db'}",
                                   "var_dir": str(tmp_path / "plain-var"),
@@ -140,6 +141,7 @@ def test_splash_links_to_wechat_login_only_when_enabled(env: Env, tmp_path: Path
                                   "portal": {"public_url": PUBLIC, "store": "demo-store"}},
                         "GATE": MemoryGate(), "CLOCK": Clock(), "SMS": Sms(), "NEIGHBOURS": {PHONE_IP: PHONE_MAC}.get,
                         "TESTING": True})
+    start_up(plain)
     client = plain.test_client()
     client.environ_base["REMOTE_ADDR"] = PHONE_IP
     page = client.get("/")
@@ -334,8 +336,8 @@ def test_userinfo_scope_stores_profile_and_unionid_unifies(env: Env, fake: FakeS
     client.post("/wechat/bind", data={"phone": "13700137000", "action": "bind", "code": env.sms.sent[-1][1]})
     member_id = env.rows("members")[0].id
     # a brand's account under the same Open Platform sees the same unionid: the same member, no SMS again
-    from portal import wechat_models as wm
-    from portal.login import wechat_store
+    from portal.wechat import models as wm
+    from portal.wechat import store as wechat_store
 
     now = env.app.extensions["keliu"].now()
     unionid = unionid_for(ACC.open_platform, "bob")
@@ -482,12 +484,13 @@ def test_fake_send_push_over_real_http_needs_a_server(fake: FakeServer) -> None:
 
 
 def test_wechat_pages_are_absent_until_configured(tmp_path: Path) -> None:
-    from portal.app import create_app
+    from portal.app import create_app, start_up
 
     app = create_app({"KELIU": {"database_url": f"sqlite:///{tmp_path / 'k.db'}", "var_dir": str(tmp_path / "var"),
                                 "wechat": {"enabled": True}},
                       "GATE": MemoryGate(), "NEIGHBOURS": {PHONE_IP: PHONE_MAC}.get, "TESTING": True,
                       "WTF_CSRF_ENABLED": False})
+    start_up(app)
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = PHONE_IP
     assert client.get("/wechat/").status_code == 404

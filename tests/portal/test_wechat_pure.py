@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from portal.gate import ReleaseTemporarily
-from portal.login import wechat_extend as ext
-from portal.login.wechat_release import ReleasePolicy, decide
-from portal.login.wechat_sign import WifiSignInput, push_signature, verify_push, verify_wifi_sign, wifi_sign
-from portal.official_account import BadPush, Push, fresh, parse_push
+from keliu.gate import ReleaseTemporarily
+from portal.wechat import extend as ext
+from portal.wechat.official_account import BadPush, Push, fresh, parse_push
+from portal.wechat.release import ReleasePolicy, decide
+from portal.wechat.sign import WifiSignInput, push_signature, verify_push, verify_wifi_sign, wifi_sign
 
 # --- 连Wi-Fi sign -------------------------------------------------------------------------------------------------
 # Derived by hand from the documented formula MD5(appId+extend+timestamp+shop_id+authUrl+mac+ssid+bssid+secretKey):

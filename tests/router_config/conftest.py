@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from router_config.netbench import Bench
+from keliu.testing.netbench import Bench
 from tests.router_config.phones import open_bench
 
 

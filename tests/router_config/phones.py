@@ -4,8 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from keliu.testing.netbench import Bench, wait_port
 from router_config.config import RouterConfig
-from router_config.netbench import Bench, wait_port
 from tests.conftest import require_root_netns, require_tool
 
 
@@ -21,7 +21,7 @@ def open_bench(prefix: str, phones: int = 2, cfg: RouterConfig | None = None) ->
     bench.start()
     try:
         # a stand-in portal, so that a redirected request has someone to answer it
-        bench.popen(bench.router, [sys.executable, "-m", "router_config.internet", "--portal",
+        bench.popen(bench.router, [sys.executable, "-m", "keliu.testing.internet", "--portal",
                                    str(bench.portal_address[1])], stdout=subprocess.DEVNULL)
         wait_port(bench.router, bench.portal_address[0], bench.portal_address[1])
     except BaseException:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from portal.gate import AllowClient, ReleaseTemporarily, RevokeClient
+from keliu.gate import AllowClient, ReleaseTemporarily, RevokeClient
+from keliu.testing.internet import APPLE_SUCCESS, INTERNET_PREFIX, PORTAL_PREFIX, WINDOWS_TEXT
+from keliu.testing.netbench import NAMES, STATE_DIR, Bench, wait_port
 from router_config import nft
 from router_config.gate import NftGate
-from router_config.internet import APPLE_SUCCESS, INTERNET_PREFIX, PORTAL_PREFIX, WINDOWS_TEXT
-from router_config.netbench import NAMES, STATE_DIR, Bench, wait_port
 from tests.router_config.phones import bench_cfg, curl, open_bench
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""``keliu router``: render with CliRunner; allow/revoke/clients/status and bench up/down as real processes."""
+"""``keliu router``: render with CliRunner; allow/revoke/clients/status as real processes."""
 from __future__ import annotations
 
 import os
@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from keliu.testing.internet import INTERNET_PREFIX, PORTAL_PREFIX
 from router_config import render
 from router_config.cli import router
 from router_config.config import RouterConfig
-from router_config.internet import INTERNET_PREFIX, PORTAL_PREFIX
 from router_config.model import policy_from
-from router_config.netbench import Bench
-from tests.conftest import require_root_netns, require_tool
 from tests.router_config.phones import curl, open_bench
 
 
@@ -81,22 +79,3 @@ def test_allow_clients_status_revoke_from_the_command_line(tmp_path: Path) -> No
         assert keliu("clients", "--netns", bench.router, cwd=tmp_path).stdout == ""
     finally:
         bench.stop()
-
-
-@pytest.mark.integration
-def test_bench_up_and_down(tmp_path: Path) -> None:
-    require_root_netns()
-    for tool in ("nft", "dnsmasq", "busybox"):
-        require_tool(tool)
-    up = keliu("bench", "up", "--prefix", "klrb", "--phones", "1", cwd=tmp_path)
-    try:
-        assert up.returncode == 0, up.stderr
-        listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-        assert {"klrb-rtr", "klrb-inet", "klrb-ph0"} <= {line.split()[0] for line in listing.splitlines()}
-        assert "phone 0: klrb-ph0" in up.stdout
-    finally:
-        down = keliu("bench", "down", "--prefix", "klrb", cwd=tmp_path)
-    assert down.stdout.strip() == "removed"
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    assert not any(line.startswith("klrb-") for line in listing.splitlines())
-    assert not Bench.down("klrb")

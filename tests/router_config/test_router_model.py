@@ -23,6 +23,9 @@ from router_config.model import Policy, client_key, policy_from
         ({"lan_iface": "a-very-long-interface-name"}, "router.lan_iface"),
         ({"wan_iface": "br-lan"}, "router"),
         ({"walled_garden_domains": ["bad domain"]}, "router.walled_garden_domains"),
+        # a newline inside a name would start a new line of the rendered dnsmasq, hostapd or nft file
+        ({"walled_garden_domains": ["pay\n.example.com"]}, "router.walled_garden_domains"),
+        ({"lan_iface": "br-lan\n"}, "router.lan_iface"),
         ({"walled_garden_cidrs": ["2001:db8::/32"]}, "router"),
         ({"trusted_macs": ["not-a-mac"]}, "router.trusted_macs"),
         ({"ssid": "x" * 33}, "router"),

@@ -1,1 +1,0 @@
-"""Login methods: ``sms`` (phone + SMS code, the primary path) and ``wechat`` (owned by the WeChat package)."""

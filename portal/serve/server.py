@@ -1,0 +1,186 @@
+"""Serving the portal with gunicorn (an edge: processes, sockets, signals).
+
+Each worker is a :class:`portal.serve.worker.LoopWorker`: an event loop reads every connection within the request
+limits of ``[portal]`` and only complete requests reach the app's threads. The app is built once in the master (``preload_app``: migrations, tenant sync, Gate reconcile), then workers fork;
+each worker drops the inherited database pool and netlink socket. The master also runs the session sweeper
+thread and supervises (restarts, stops with itself) two children: the captive front (:mod:`portal.serve.front`) on
+``captive_port`` when it is not 0, and, when a certificate is configured, a second gunicorn serving the same app
+over HTTPS on ``https_port`` (gunicorn has one TLS setting for all its listeners) for the RFC 8908 API.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from keliu import config
+from portal.app import create_app, start_up
+from portal.serve.front import run
+from portal.services import services
+from portal.store import access
+
+log = logging.getLogger("keliu.portal")
+
+
+class PortalServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, overrides: dict[str, Any], listener: str) -> None:
+        self.overrides = overrides
+        self.listener = listener
+        self.app: Flask | None = None
+        self.children: list[Child] = []
+        super().__init__()
+
+    def load_config(self) -> None:
+
+        cfg = config.load(overrides=self.overrides)
+        p = cfg.portal
+        https = self.listener == "https"
+        port = p.https_port if https else p.port
+        opts: dict[str, Any] = {
+            "bind": [f"{p.host}:{port}"],
+            "workers": 1 if https else p.workers,
+            # an event loop reads requests and a few threads run the app (gthread gave a thread to each
+            # half-sent request: two dozen phones froze the portal)
+            "worker_class": "portal.serve.worker.LoopWorker",
+            "threads": p.threads,
+            "worker_connections": 4096,
+            "backlog": 2048,
+            "preload_app": True,
+            "timeout": 30,
+            "graceful_timeout": 5,
+            "accesslog": None,
+            "proc_name": f"keliu-portal-{self.listener}",
+            "post_fork": _post_fork,
+            "when_ready": self._when_ready,
+            "on_exit": self._on_exit,
+        }
+        if https:
+            opts["certfile"], opts["keyfile"] = p.https_cert, p.https_key
+        for key, value in opts.items():
+            self.cfg.set(key, value)
+        self.kcfg = cfg
+
+    def load(self) -> Flask:
+        if self.app is None:
+
+            self.app = create_app({"KELIU": self.overrides})
+            if self.listener == "http":
+                # the master, before its workers serve; the HTTPS listener starts later and must not reconcile
+                start_up(self.app)
+        return self.app
+
+    def _when_ready(self, _server: Any) -> None:
+        if self.listener != "http":
+            return
+        assert self.app is not None
+        threading.Thread(target=_sweeper, args=(self.app,), name="keliu-sweeper", daemon=True).start()
+        listeners = ["captive"] if self.kcfg.portal.captive_port else []
+        if self.kcfg.portal.https_cert:
+            listeners.append("https")
+        for listener in listeners:
+            argv = [sys.executable, "-m", "keliu.cli", "portal", "--listener", listener]
+            # the same overrides: the children's public_url (the splash they redirect to) follows host and port
+            for key in ("host", "port"):
+                if key in self.overrides.get("portal", {}):
+                    argv += [f"--{key}", str(getattr(self.kcfg.portal, key))]
+            self.children.append(Child(listener, argv))
+
+    def _on_exit(self, _server: Any) -> None:
+        for child in self.children:
+            child.stop()
+
+
+class Child:
+    """A listener process of the portal, restarted when it dies (at most once a second), stopped with the master."""
+
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        self.argv = argv
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # a restart and a stop never interleave: no child outlives the master
+        self.proc = subprocess.Popen(argv)
+        threading.Thread(target=self._watch, name=f"keliu-{name}", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            started = time.monotonic()
+            code = self.proc.wait()
+            if self._stopping.is_set():
+                return
+            log.error("portal %s listener exited with %s; restarting it", self.name, code)
+            if self._stopping.wait(max(0.0, 1.0 - (time.monotonic() - started))):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self.proc = subprocess.Popen(self.argv)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+            proc = self.proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _post_fork(_server: Any, _worker: Any) -> None:
+
+    app = _APP_REF[0]
+    if app is None:
+        return
+    with app.app_context():
+        svc = services()
+        svc.engine.dispose(close=False)
+        reset = getattr(svc.neighbours, "reset_after_fork", None)
+        if reset is not None:
+            reset()
+
+
+_APP_REF: list[Flask | None] = [None]
+
+
+def _sweeper(app: Flask) -> None:
+
+    with app.app_context():
+        svc = services()
+        stop = threading.Event()
+        while not stop.wait(svc.cfg.portal.sweep_s):
+            try:
+                ended = access.sweep(svc, svc.now())
+            except Exception:  # the sweeper must survive a database hiccup; logged with its traceback
+                log.exception("session sweep failed")
+                continue
+            if ended:
+                log.info("sweep: %d decisions", len(ended))
+
+
+def serve(host: str | None, port: int | None, listener: str = "http") -> None:
+    overrides: dict[str, Any] = {}
+    portal: dict[str, Any] = {}
+    if host is not None:
+        portal["host"] = host
+    if port is not None:
+        portal["port"] = port
+    if portal:
+        overrides["portal"] = portal
+    if listener == "captive":
+
+        run(overrides)
+        return
+    server = PortalServer(overrides, listener)
+    _APP_REF[0] = server.load()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    server.run()

@@ -1,0 +1,110 @@
+"""What every page of the portal shares (an edge: Flask): the shopper's language, the splash and the error pages,
+JSON or HTML by what the client accepts, and the app's error handlers (:func:`init_app`)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
+from werkzeug.wrappers import Response
+
+from keliu.accounts.web import wants_json
+from portal.core import i18n
+from portal.errors import PayloadTooLarge, PortalError, RateLimited, Unavailable
+from portal.services import services
+from portal.store.models import splash_content
+
+log = logging.getLogger("keliu.portal")
+
+
+def lang() -> str:
+    return i18n.pick(request.args.get("lang"), request.cookies.get("lang"), request.headers.get("Accept-Language"))
+
+
+def no_store(resp: Response) -> Response:
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def content(store_id: str) -> dict[str, str]:
+    svc = services()
+    with svc.engine.connect() as conn:
+        row = conn.execute(sa.select(splash_content).where(splash_content.c.store_id == store_id)).first()
+    if row is None:
+        name = svc.cfg.store(store_id).name
+        return {"title": name, "offer": "", "color": "#d9363e"}
+    return {"title": row.title, "offer": row.offer, "color": row.color}
+
+
+def render_splash(status: int = 200, error: str | None = None, notice: str | None = None,
+                  phone: str | None = None) -> Response:
+    svc = services()
+    lg = lang()
+    c = content(svc.store_id)
+    html = render_template("splash.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), content=c,
+                           color=c["color"], error=error, notice=notice, phone=phone,
+                           reauth_days=svc.cfg.portal.reauth_days, wechat=svc.cfg.wechat.enabled)
+    resp = make_response(html, status)
+    if request.args.get("lang") in i18n.LANGS:
+        resp.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True)
+    resp.headers["Content-Language"] = lg
+    resp.headers["Vary"] = "Accept-Language, Cookie"
+    return no_store(resp)
+
+
+def render_error(exc: PortalError) -> Any:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, Unavailable)) else {}
+    if wants_json():
+        return jsonify(error=exc.code, message=exc.message), exc.status, headers
+    msg = i18n.gettext(lang(), "err_" + exc.code)
+    if msg == "err_" + exc.code:
+        msg = exc.message
+    if isinstance(exc, Unavailable):
+        # the splash reads the store's content from the database: answer without it, and come back by itself
+        page = render_template("unavailable.html", lang=lang(), t=lambda k, **kw: i18n.gettext(lang(), k, **kw),
+                               message=msg, retry=exc.retry_after)
+        return no_store(make_response(page, exc.status, headers))
+    resp = render_splash(exc.status, error=msg, phone=request.form.get("phone", "")[:32] or None)
+    resp.headers.update(headers)
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers: a :class:`PortalError` (and a dead database, a too large body, a failed CSRF
+    check) becomes its page or JSON; plain HTTP errors get a terse page or JSON."""
+
+    @app.errorhandler(PortalError)
+    def portal_error(exc: PortalError) -> Any:
+        return render_error(exc)
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    def database_down(exc: Exception) -> Any:
+        # the transaction rolled back and the Gate was not told anything (database first, then Gate)
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        return render_error(Unavailable("the service is briefly unavailable; try again in a few seconds"))
+
+    @app.errorhandler(413)
+    def too_large(_exc: Exception) -> Any:
+        return render_error(PayloadTooLarge("the request body is too large", "too_large"))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Any:
+        return jsonify(error="csrf", message=exc.description), 400
+
+    for code, name in ((400, "bad_request"), (404, "not_found"), (405, "method_not_allowed"), (403, "forbidden"),
+                       (415, "unsupported_media_type")):
+        app.register_error_handler(code, _json_or_html(code, name))
+
+
+def _json_or_html(code: int, name: str) -> Callable[[Exception], Any]:
+    def handler(exc: Exception) -> Any:
+        if wants_json():
+            return jsonify(error=name, message=getattr(exc, "description", name)), code
+        return f"<!doctype html><title>{code}</title><p>{code} {name.replace('_', ' ')}</p>", code
+
+    return handler

@@ -38,7 +38,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -46,7 +45,7 @@ from portal.app import create_app
 from portal.config import PortalConfig
 from portal.core.detect import classify
 from portal.serve import http11
-from portal.serve.http11 import CLOSE, ClientCap, Http11, Limits, Refusal, Request, State
+from portal.serve.http11 import CLOSE, ClientCap, DateHeader, Http11, Limits, Refusal, Request, State
 from portal.web.captive import Foreign, Interceptor, Prebuilt, remembers_landing
 
 log = logging.getLogger("keliu.portal.front")
@@ -118,8 +117,7 @@ class Front:
         self.pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="keliu-front")
         self.counts = collections.Counter[str]()
         self._jitter = random.Random()
-        self._date_at = 0
-        self._date = b""
+        self._date = DateHeader()
 
     # -- decisions
 
@@ -172,10 +170,7 @@ class Front:
             self.memo.pop(ip, None)
 
     def date(self) -> bytes:
-        now = int(time.time())
-        if now != self._date_at:
-            self._date_at, self._date = now, f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
-        return self._date
+        return self._date.line(time.time())
 
     # -- housekeeping
 

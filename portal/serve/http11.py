@@ -23,6 +23,7 @@ httptools) does the byte-level parsing. :class:`ClientCap` is the per-address co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import formatdate
 from enum import Enum
 
 import httptools
@@ -106,6 +107,20 @@ class Continue:
 
 
 CONTINUE = Continue()
+
+
+class DateHeader:
+    """The ``Date:`` header line of an answer, built once per second of ``now`` (epoch seconds, given)."""
+
+    def __init__(self) -> None:
+        self._at = -1
+        self._line = b""
+
+    def line(self, now: float) -> bytes:
+        second = int(now)
+        if second != self._at:
+            self._at, self._line = second, f"Date: {formatdate(second, usegmt=True)}\r\n".encode("ascii")
+        return self._line
 
 
 class ClientCap:

@@ -27,13 +27,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from gunicorn.workers.base import Worker
 
-from portal.serve.http11 import CLOSE, ClientCap, Continue, Http11, Limits, Refusal, Request, State
+from portal.serve.http11 import (
+    CLOSE,
+    ClientCap,
+    Continue,
+    DateHeader,
+    Http11,
+    Limits,
+    Refusal,
+    Request,
+    State,
+)
 
 log = logging.getLogger("keliu.portal.worker")
 
@@ -137,17 +146,13 @@ class Server:
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="keliu-portal")
         self.connections: set[Connection] = set()
         self.counts: dict[str, int] = {}
-        self._date_at = 0
-        self._date = b""
+        self._date = DateHeader()
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def date(self) -> bytes:
-        now = int(time.time())
-        if now != self._date_at:
-            self._date_at, self._date = now, f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
-        return self._date
+        return self._date.line(time.time())
 
     def sweep(self) -> None:
         """Apply every connection's deadline (called a few times a second)."""

@@ -11,6 +11,7 @@ from portal.serve.http11 import (
     HEAD_TOO_LARGE,
     TIMEOUT,
     ClientCap,
+    DateHeader,
     Http11,
     Limits,
     Request,
@@ -156,3 +157,10 @@ def test_a_client_holds_at_most_its_cap_of_connections_and_gets_them_back_as_the
         cap.leave("10.0.0.5")
     cap.leave("10.0.0.6")
     assert cap.open == {}
+
+
+def test_the_date_line_is_built_once_a_second() -> None:
+    date = DateHeader()
+    first = date.line(1_700_000_000.2)
+    assert first == b"Date: Tue, 14 Nov 2023 22:13:20 GMT\r\n"
+    assert date.line(1_700_000_000.9) is first and date.line(1_700_000_001.0) != first

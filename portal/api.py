@@ -16,7 +16,7 @@ from portal import access, detect, i18n
 from portal.app import services
 from portal.errors import BadRequest, UnknownClient
 from portal.login import sms
-from portal.members import Choices
+from portal.login_plan import CONSENT_KINDS, Choices
 from portal.sessions import seconds_left
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -99,13 +99,12 @@ def sms_verify() -> Any:
     svc = services()
     data = json_body({"phone": str, "code": str, "lang": str, "consents": dict}, ("phone", "code", "consents"))
     raw = data["consents"]
-    kinds = ("terms", "marketing", "analytics", "reauth")
     for key, value in raw.items():
-        if key not in kinds:
+        if key not in CONSENT_KINDS:
             raise BadRequest(f"unknown consent {key!r}", "unknown_field")
         if not isinstance(value, bool):
             raise BadRequest(f"consent {key!r} must be true or false", "invalid_field")
-    choices = Choices(**{k: bool(raw.get(k, False)) for k in kinds})
+    choices = Choices.of(raw)
     now = svc.now()
     auth = sms.verify_code(svc, svc.client(), data["phone"], data["code"], choices, _lang(data))
     return jsonify(online=True, seconds_remaining=seconds_left(auth.until, now), until=auth.until.isoformat(),

@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from portal.login_plan import CONSENT_KINDS
+
 bp = Blueprint("openapi", __name__)
 
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -50,7 +52,7 @@ DOCUMENT: dict[str, Any] = {
                     "lang": {"type": "string", "enum": ["zh-CN", "en"]},
                     "consents": {"type": "object", "additionalProperties": False, "required": ["terms"],
                                  "properties": {k: {"type": "boolean"} for k in
-                                                ("terms", "marketing", "analytics", "reauth")}}}}}}},
+                                                CONSENT_KINDS}}}}}}},
             "responses": {
                 "200": {"description": "online", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["online", "seconds_remaining", "until"],

@@ -39,7 +39,7 @@ from portal.errors import ConsentMissing, PortalError, RateLimited
 from portal.login import wechat_extend, wechat_release, wechat_store
 from portal.login.wechat_oauth import WechatApiError, WechatOAuth, authorize_url
 from portal.login.wechat_sign import WifiSignInput, wifi_sign
-from portal.members import Choices
+from portal.login_plan import OPTIONAL_CONSENTS, Authorized, Choices, UseNonce, WechatMember
 
 log = logging.getLogger("keliu.wechat")
 
@@ -50,7 +50,6 @@ csrf.exempt(official_account.receive)  # WeChat's servers sign their pushes; the
 #: an extend token lives as long as the release that lets the phone reach WeChat, plus this grace for the WeChat
 #: app's authUrl call (made from the phone over the LAN, which needs no release)
 EXTEND_GRACE_S = 30
-OPTIONAL = ("marketing", "analytics", "reauth")
 REAL_WECHAT_HOSTS = ("weixin.qq.com", "wx.qq.com")
 
 
@@ -110,7 +109,7 @@ def start() -> Any:
     form = request.form
     if form.get("terms") != "1":
         raise ConsentMissing("the access terms (real-name verification) must be accepted", "consent_required")
-    choices = frozenset({"terms"} | {k for k in OPTIONAL if form.get(k) == "1"})
+    choices = frozenset({"terms"} | {k for k in OPTIONAL_CONSENTS if form.get(k) == "1"})
     now_dt = svc.now()
     now = now_dt.timestamp()
     with svc.engine.begin() as conn:
@@ -182,14 +181,12 @@ def auth() -> Any:
 
 
 def _login(conn: Connection, svc: Services, acc: WifiAccount, client: Client, claims: wechat_extend.ExtendClaims,
-           openid: str, now: datetime) -> access.Authorized | None:
-    """Consume the token and store the whole login, in the caller's transaction; None when it was used before."""
-    if not wm.consume_nonce(conn, claims.nonce, claims.store_id, now,
-                            datetime.fromtimestamp(claims.expires, tz=UTC)):
-        return None
-    member_id = wechat_store.member_for_wifi(conn, app_id=acc.app_id, openid=openid, store_id=svc.store_id, now=now)
-    choices = Choices(terms=True, **{k: k in claims.choices for k in OPTIONAL})
-    return access.complete_login(conn, svc, client, member_id, "wechat", choices, captive.lang(), now)
+           openid: str, now: datetime) -> Authorized | None:
+    """Consume the token and store the whole login (its member: the openid's, through its identity), in the
+    caller's transaction; None when the token was used before."""
+    proof = UseNonce(claims.nonce, claims.store_id, datetime.fromtimestamp(claims.expires, tz=UTC))
+    return access.complete_login(conn, svc, client, proof, WechatMember(acc.app_id, openid), "wechat",
+                                 Choices.of(claims.choices | {"terms"}), captive.lang(), now)
 
 
 def _rejected() -> Response:

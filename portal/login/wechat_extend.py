@@ -22,6 +22,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from portal.login_plan import CONSENT_KINDS
+
 VERSION = "1"
 
 
@@ -45,7 +47,7 @@ class ExtendClaims:
 
 
 #: consent kinds carried in the token (the ``terms`` are required before a token is issued at all)
-CHOICE_BITS = {"terms": 1, "marketing": 2, "analytics": 4, "reauth": 8}
+CHOICE_BITS = {kind: 1 << i for i, kind in enumerate(CONSENT_KINDS)}  # terms 1, marketing 2, analytics 4, reauth 8
 
 
 def _mask(choices: frozenset[str]) -> str:

@@ -1,0 +1,214 @@
+"""The two executors of a :class:`portal.login_plan.LoginPlan` (an edge: SQL in the caller's transaction).
+
+- :func:`execute_portable`: statement by statement, on SQLite and PostgreSQL;
+- :func:`execute_pg`: PostgreSQL only, the whole plan as one statement (one round trip instead of about ten): data-
+  modifying CTEs built with SQLAlchemy Core from the same Table objects, every later write conditional on the proof
+  being used up.
+
+Both store exactly the same rows (``tests/portal/test_login_store.py`` compares every column of every table, by
+reflection, for SMS and WeChat logins) and return the same :class:`portal.login_plan.Authorized`, or ``None`` when the
+proof was already used (nothing is then stored). :func:`execute` picks one by the connection's dialect. The sensor's
+registry is written through :mod:`sensor.consent`'s statement builders in both.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
+
+from portal import members as pm
+from portal import wechat_models as wm
+from portal.binding import Bound
+from portal.login import wechat_store
+from portal.login_plan import Authorized, LoginPlan, PhoneMember, UseCode
+from portal.models import TS, consents, devices, landing_urls, logins, members, portal_sessions, sms_codes
+from sensor import consent
+
+# --- statement by statement -----------------------------------------------------------------------------------
+
+
+def _use_code(conn: Connection, proof: UseCode, now: Any) -> bool:
+    return conn.execute(sa.update(sms_codes).where(
+        sms_codes.c.id == proof.code_id, sms_codes.c.used_at.is_(None), sms_codes.c.tries < proof.max_tries)
+        .values(used_at=now)).rowcount == 1
+
+
+def execute_portable(conn: Connection, plan: LoginPlan) -> Authorized | None:
+    """Store the plan statement by statement; ``None`` (nothing stored) if its proof was used before."""
+    now = plan.now
+    if isinstance(plan.proof, UseCode):
+        if not _use_code(conn, plan.proof, now):
+            return None
+    elif not wm.consume_nonce(conn, plan.proof.nonce, plan.proof.store_id, now, plan.proof.expires_at):
+        return None
+    if isinstance(plan.member, PhoneMember):
+        member_id = pm.upsert_member(conn, store_id=plan.store_id, now=now, phone_e164=plan.member.phone_e164)
+    else:
+        member_id = wechat_store.member_for_wifi(conn, app_id=plan.member.app_id, openid=plan.member.openid,
+                                                 store_id=plan.store_id, now=now)
+    conn.execute(sa.insert(consents), [
+        {"member_id": member_id, "kind": c.kind, "version": c.version, "granted": c.granted, "ts": now,
+         "store_id": plan.store_id, "lang": plan.lang} for c in plan.consents])
+    reg = plan.registry
+    if reg is not None:
+        conn.execute(consent.link_member(conn.dialect.name, reg.device_id, reg.since) if reg.link
+                     else consent.withdraw(reg.device_id, "member"))
+    conn.execute(sa.insert(logins).values(ts=now, store_id=plan.store_id, member_id=member_id,
+                                          device_id=plan.device_id, method=plan.method, ip=plan.ip))
+    pm.touch_device(conn, device_id=plan.device_id, member_id=member_id, store_id=plan.store_id, now=now,
+                    reauth_until=plan.reauth_until, set_reauth=True, bound=Bound(plan.bound_ip, plan.lease_tag))
+    conn.execute(sa.update(portal_sessions).where(portal_sessions.c.device_id == plan.device_id,
+                                                  portal_sessions.c.ended_at.is_(None))
+                 .values(ended_at=now, end_reason="replaced"))
+    session_id = conn.execute(sa.insert(portal_sessions).values(
+        member_id=member_id, device_id=plan.device_id, store_id=plan.store_id, ip=plan.ip, method=plan.method,
+        started_at=now, until=plan.until, last_activity=now, bytes_up=0, bytes_down=0)
+        .returning(portal_sessions.c.id)).scalar_one()
+    url = conn.execute(sa.delete(landing_urls).where(landing_urls.c.device_id == plan.device_id)
+                       .returning(landing_urls.c.url)).scalar()
+    return Authorized(int(session_id), member_id, plan.until, None if url is None else str(url))
+
+
+# --- PostgreSQL: one statement --------------------------------------------------------------------------------
+
+
+def _p(name: str, type_: Any = None) -> sa.BindParameter[Any]:
+    """A parameter of the one statement. Prefixed: a parameter named like a column would become a ``SET`` clause
+    of the CTEs' ``UPDATE`` statements (SQLAlchemy takes execution parameters named like columns as values)."""
+    return sa.bindparam("p_" + name, type_=type_ if type_ is not None else sa.String())
+
+
+@functools.cache
+def _pg_statement(proof: str, member: str, n_consents: int) -> sa.Select[Any]:
+    """The one statement for a kind of proof ("code", "nonce"), a kind of member ("phone", "wechat") and so many consent rows, built once (building a
+    statement this size costs more than running it). Everything the plan says comes in as bound parameters."""
+    now = _p("now", TS)
+    store, device = _p("store"), _p("device")
+    # the proof used up, or nothing at all
+    if proof == "code":
+        used = (sa.update(sms_codes).where(sms_codes.c.id == _p("code_id", sa.Integer()),
+                                           sms_codes.c.used_at.is_(None),
+                                           sms_codes.c.tries < _p("max_tries", sa.Integer()))
+                .values(used_at=now).returning(sms_codes.c.id).cte("used"))
+    else:
+        used = (pg_insert(wm.extend_used).values(nonce=_p("nonce"), store_id=_p("nonce_store"), used_at=now,
+                                                 expires_at=_p("nonce_expires", TS))
+                .on_conflict_do_nothing(index_elements=[wm.extend_used.c.nonce])
+                .returning(wm.extend_used.c.nonce).cte("used"))
+    go = sa.exists(sa.select(sa.literal(1)).select_from(used))
+    ctes: list[sa.CTE] = []
+    # the member, as members.upsert_member (and, for WeChat, wechat_store.member_for_wifi)
+    member_cols = ["phone_e164", "wechat_openid", "wechat_unionid", "created_at", "first_store_id", "last_seen_at"]
+    if member == "phone":
+        upsert = pg_insert(members).from_select(member_cols, sa.select(
+            _p("phone"), sa.null(), sa.null(), now, store, now).where(go))
+        member_cte = upsert.on_conflict_do_update(
+            index_elements=[members.c.phone_e164], set_={"last_seen_at": upsert.excluded.last_seen_at}
+        ).returning(members.c.id).cte("member")
+        member_id = member_cte.c.id
+    else:
+        ident = wm.identities
+        app_id, openid = _p("app_id"), _p("openid")
+        bound = (sa.select(ident.c.member_id).where(ident.c.app_id == app_id, ident.c.openid == openid,
+                                                    ident.c.member_id.is_not(None), go).cte("bound"))
+        created = pg_insert(members).from_select(member_cols, sa.select(
+            sa.null(), openid, sa.null(), now, store, now).where(go, ~sa.exists(sa.select(bound))))
+        created_cte = created.on_conflict_do_update(
+            index_elements=[members.c.wechat_openid], set_={"last_seen_at": created.excluded.last_seen_at}
+        ).returning(members.c.id).cte("created")
+        member_cte = sa.union_all(sa.select(bound.c.member_id.label("id")),
+                                  sa.select(created_cte.c.id)).cte("member")
+        member_id = member_cte.c.id
+        # the identity, created or refreshed, and bound to the member unless it was bound already
+        bind = pg_insert(ident).from_select(
+            ["app_id", "openid", "member_id", "created_at", "updated_at", "nickname", "headimgurl"],
+            sa.select(app_id, openid, member_id, now, now, sa.literal(""), sa.literal("")).select_from(member_cte),
+            include_defaults=False)
+        ctes.append(bind.on_conflict_do_update(
+            index_elements=[ident.c.app_id, ident.c.openid],
+            set_={"updated_at": bind.excluded.updated_at,
+                  "member_id": sa.func.coalesce(ident.c.member_id, bind.excluded.member_id)}).cte("identity"))
+    # consents, appended
+    ctes.append(sa.insert(consents).from_select(
+        ["member_id", "kind", "version", "granted", "ts", "store_id", "lang"],
+        sa.union_all(*[sa.select(member_id, _p(f"consent{i}_kind"), _p(f"consent{i}_version"),
+                                 _p(f"consent{i}_granted", sa.Boolean()), now, store, _p("lang"))
+                       .select_from(member_cte) for i in range(n_consents)])
+    ).cte("consent"))
+    # the sensor's registry: consent (c) linked, or a member's registration withdrawn
+    reg_id = _p("reg_id")
+    ctes.append(consent.link_member("postgresql", reg_id, _p("reg_since", sa.Float()),
+                                    when=sa.and_(go, _p("reg_link", sa.Boolean()))).cte("registered"))
+    ctes.append(consent.withdraw(reg_id, "member", when=sa.and_(go, _p("reg_unlink", sa.Boolean())))
+                .cte("withdrawn"))
+    ctes.append(sa.insert(logins).from_select(
+        ["ts", "store_id", "member_id", "device_id", "method", "ip"],
+        sa.select(now, store, member_id, device, _p("method"), _p("ip")).select_from(member_cte)).cte("login"))
+    # the re-authorization choice is per device, whichever store it was made in (this store's row: below; one
+    # statement must not modify a row twice)
+    reauth_until = _p("reauth_until", TS)
+    ctes.append(sa.update(devices).where(devices.c.device_id == device, devices.c.store_id != store, go)
+                .values(reauth_until=reauth_until).cte("other_stores"))
+    dev = pg_insert(devices).from_select(
+        ["device_id", "member_id", "store_id", "first_seen", "last_seen", "reauth_until", "bound_ip", "lease_tag"],
+        sa.select(device, member_id, store, now, now, reauth_until, _p("bound_ip"), _p("lease_tag"))
+        .select_from(member_cte))
+    ctes.append(dev.on_conflict_do_update(
+        index_elements=[devices.c.device_id, devices.c.store_id],
+        set_={c: dev.excluded[c] for c in ("last_seen", "member_id", "reauth_until", "bound_ip", "lease_tag")}
+    ).cte("device"))
+    ctes.append(sa.update(portal_sessions).where(portal_sessions.c.device_id == device,
+                                                 portal_sessions.c.ended_at.is_(None), go)
+                .values(ended_at=now, end_reason="replaced").cte("replaced"))
+    opened = sa.insert(portal_sessions).from_select(
+        ["member_id", "device_id", "store_id", "ip", "method", "started_at", "until", "last_activity", "bytes_up",
+         "bytes_down"],
+        sa.select(member_id, device, store, _p("ip"), _p("method"), now, _p("until", TS), now, sa.literal(0),
+                  sa.literal(0)).select_from(member_cte)
+    ).returning(portal_sessions.c.id, portal_sessions.c.member_id).cte("opened")
+    landing = (sa.delete(landing_urls).where(landing_urls.c.device_id == device, go)
+               .returning(landing_urls.c.url).cte("landing"))
+    return (sa.select(opened.c.id, opened.c.member_id, sa.select(landing.c.url).scalar_subquery().label("url"))
+            .add_cte(*ctes))
+
+
+def _pg_params(plan: LoginPlan) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "now": plan.now, "store": plan.store_id, "device": plan.device_id, "ip": plan.ip, "method": plan.method,
+        "lang": plan.lang, "until": plan.until, "reauth_until": plan.reauth_until, "bound_ip": plan.bound_ip,
+        "lease_tag": plan.lease_tag,
+        "reg_id": None if plan.registry is None else plan.registry.device_id,
+        "reg_since": None if plan.registry is None else plan.registry.since,
+        "reg_link": plan.registry is not None and plan.registry.link,
+        "reg_unlink": plan.registry is not None and not plan.registry.link,
+    }
+    if isinstance(plan.proof, UseCode):
+        params.update(code_id=plan.proof.code_id, max_tries=plan.proof.max_tries)
+    else:
+        params.update(nonce=plan.proof.nonce, nonce_store=plan.proof.store_id, nonce_expires=plan.proof.expires_at)
+    if isinstance(plan.member, PhoneMember):
+        params["phone"] = plan.member.phone_e164
+    else:
+        params.update(app_id=plan.member.app_id, openid=plan.member.openid)
+    for i, c in enumerate(plan.consents):
+        params.update({f"consent{i}_kind": c.kind, f"consent{i}_version": c.version,
+                       f"consent{i}_granted": c.granted})
+    return {"p_" + k: v for k, v in params.items()}
+
+
+def execute_pg(conn: Connection, plan: LoginPlan) -> Authorized | None:
+    """Store the plan in one PostgreSQL statement; ``None`` (nothing stored) if its proof was used before."""
+    stmt = _pg_statement("code" if isinstance(plan.proof, UseCode) else "nonce",
+                         "phone" if isinstance(plan.member, PhoneMember) else "wechat", len(plan.consents))
+    row = conn.execute(stmt, _pg_params(plan)).first()
+    if row is None:
+        return None
+    return Authorized(int(row.id), int(row.member_id), plan.until, None if row.url is None else str(row.url))
+
+
+def execute(conn: Connection, plan: LoginPlan) -> Authorized | None:
+    """The plan stored by the fastest executor the database has."""
+    return execute_pg(conn, plan) if conn.dialect.name == "postgresql" else execute_portable(conn, plan)

@@ -190,11 +190,13 @@ def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
 
 
-def every_row(url: str) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
+def every_row(url: str, random: dict[str, set[str]] | None = None) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
     """Every row of every table of the database at ``url``, found by reflection (not by the models: a column the
     code forgot is still compared), as comparable values: timestamps as aware UTC (SQLite stores them naive),
     surrogate ids (an integer primary key ``id``) and the foreign keys to them as ranks, since PostgreSQL's
-    sequences skip values (``INSERT … ON CONFLICT`` takes one even when it updates) where SQLite's do not."""
+    sequences skip values (``INSERT … ON CONFLICT`` takes one even when it updates) where SQLite's do not.
+    ``random``: table → columns whose values are random draws (an SMS code's hash, a token's nonce), shown as
+    ``"<random>"`` when set."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
@@ -213,9 +215,14 @@ def every_row(url: str) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
                 refs = {fk.parent.name: fk.column.table.name for fk in t.foreign_keys
                         if fk.column.name == "id" and fk.column.table.name in ranks}
 
-                def value(col: str, v: Any, t: sa.Table = t, refs: dict[str, str] = refs) -> Any:
+                drawn = (random or {}).get(t.name, set())
+
+                def value(col: str, v: Any, t: sa.Table = t, refs: dict[str, str] = refs,
+                          drawn: set[str] = drawn) -> Any:
                     if v is None:
                         return None
+                    if col in drawn:
+                        return "<random>"
                     if col == "id" and t.name in ranks:
                         return ("#", ranks[t.name][v])
                     if col in refs:

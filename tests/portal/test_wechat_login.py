@@ -200,6 +200,7 @@ def wechat_logins(env: Env, fake: FakeServer, t0: float) -> tuple[list[int], Any
     env.clock.t += 5
     codes.append(env.phone(OTHER_IP).get(handoff(fake, start(env, OTHER_IP, marketing="1"))).status_code)
     url = str(env.engine.url.render_as_string(hide_password=False))
+    env.engine.dispose()  # before PostgreSQL's database is dropped
     return codes, every_row(url, {"wechat_extend_used": {"nonce"}, "admin_users": {"password_hash"}})
 
 

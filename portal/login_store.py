@@ -12,6 +12,7 @@ registry is written through :mod:`sensor.consent`'s statement builders in both.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ from sensor import consent
 # --- statement by statement -----------------------------------------------------------------------------------
 
 
-def _use_code(conn: Connection, proof: UseCode, now: Any) -> bool:
+def _use_code(conn: Connection, proof: UseCode, now: datetime) -> bool:
     return conn.execute(sa.update(sms_codes).where(
         sms_codes.c.id == proof.code_id, sms_codes.c.used_at.is_(None), sms_codes.c.tries < proof.max_tries)
         .values(used_at=now)).rowcount == 1
@@ -80,12 +81,17 @@ def _p(name: str, type_: Any = None) -> sa.BindParameter[Any]:
     return sa.bindparam("p_" + name, type_=type_ if type_ is not None else sa.String())
 
 
+def _row(*cols: Any) -> sa.Select[Any]:
+    """A ``SELECT`` feeding an ``INSERT``: its columns need no labels (shorter SQL, see ``v`` below)."""
+    return sa.select(*cols).set_label_style(sa.SelectLabelStyle.LABEL_STYLE_NONE)
+
+
 def _pg_statement(proof: str, member: str, n_consents: int) -> sa.Select[Any]:
     """The one statement for a kind of proof ("code", "nonce"), a kind of member ("phone", "wechat") and so many
     consent rows (built and compiled once: :func:`_compiled`). Everything the plan says comes in as bound
     parameters."""
     now = _p("now", TS)
-    store, device = _p("store"), _p("device")
+    store, device, reauth_until = _p("store"), _p("device"), _p("reauth_until", TS)
     # the proof used up, or nothing at all
     if proof == "code":
         used = (sa.update(sms_codes).where(sms_codes.c.id == _p("code_id", sa.Integer()),
@@ -97,46 +103,58 @@ def _pg_statement(proof: str, member: str, n_consents: int) -> sa.Select[Any]:
                                                  expires_at=_p("nonce_expires", TS))
                 .on_conflict_do_nothing(index_elements=[wm.extend_used.c.nonce])
                 .returning(wm.extend_used.c.nonce).cte("used"))
-    go = sa.exists(sa.select(sa.literal(1)).select_from(used))
+    go = sa.select(*used.c).exists()
+    # the plan's values, once, in a row only if the proof was used up: every write below selects or joins it (so
+    # writes nothing without it), and the statement stays under the 4 KB up to which psycopg caches a query's
+    # conversion (an SMS login's does; a WeChat login's is longer and pays about 0.3 ms). Rows to update or
+    # delete are found by the device id as a parameter, not as ``v.device``: the planner picks the device's
+    # index only for a value it can see (with ``v.device`` it walked every open session).
+    v = sa.select(now.label("now"), store.label("store"), device.label("device"), _p("ip").label("ip"),
+                  _p("method").label("method"), _p("lang").label("lang"), _p("until", TS).label("until"),
+                  reauth_until.label("reauth_until"), _p("bound_ip").label("bound_ip"),
+                  _p("lease_tag").label("lease_tag"), sa.literal(0).label("zero"),
+                  sa.literal("").label("empty")).where(go).cte("v")
     ctes: list[sa.CTE] = []
     # the member, as members.upsert_member (and, for WeChat, wechat_store.member_for_wifi)
     member_cols = ["phone_e164", "wechat_openid", "wechat_unionid", "created_at", "first_store_id", "last_seen_at"]
     if member == "phone":
-        upsert = pg_insert(members).from_select(member_cols, sa.select(
-            _p("phone"), sa.null(), sa.null(), now, store, now).where(go))
+        upsert = pg_insert(members).from_select(member_cols, _row(
+            _p("phone"), sa.null(), sa.null(), v.c.now, v.c.store, v.c.now))
         member_cte = upsert.on_conflict_do_update(
             index_elements=[members.c.phone_e164], set_={"last_seen_at": upsert.excluded.last_seen_at}
         ).returning(members.c.id).cte("member")
-        member_id = member_cte.c.id
     else:
         ident = wm.identities
         app_id, openid = _p("app_id"), _p("openid")
         bound = (sa.select(ident.c.member_id).where(ident.c.app_id == app_id, ident.c.openid == openid,
                                                     ident.c.member_id.is_not(None), go).cte("bound"))
-        created = pg_insert(members).from_select(member_cols, sa.select(
-            sa.null(), openid, sa.null(), now, store, now).where(go, ~sa.exists(sa.select(bound))))
+        created = pg_insert(members).from_select(member_cols, _row(
+            sa.null(), openid, sa.null(), v.c.now, v.c.store, v.c.now).where(~sa.select(*bound.c).exists()))
         created_cte = created.on_conflict_do_update(
             index_elements=[members.c.wechat_openid], set_={"last_seen_at": created.excluded.last_seen_at}
         ).returning(members.c.id).cte("created")
         member_cte = sa.union_all(sa.select(bound.c.member_id.label("id")),
                                   sa.select(created_cte.c.id)).cte("member")
-        member_id = member_cte.c.id
         # the identity, created or refreshed, and bound to the member unless it was bound already
         bind = pg_insert(ident).from_select(
             ["app_id", "openid", "member_id", "created_at", "updated_at", "nickname", "headimgurl"],
-            sa.select(app_id, openid, member_id, now, now, sa.literal(""), sa.literal("")).select_from(member_cte),
-            include_defaults=False)
+            _row(app_id, openid, member_cte.c.id, v.c.now, v.c.now, v.c.empty, v.c.empty)
+            .select_from(member_cte.join(v, sa.true())), include_defaults=False)
         ctes.append(bind.on_conflict_do_update(
             index_elements=[ident.c.app_id, ident.c.openid],
             set_={"updated_at": bind.excluded.updated_at,
                   "member_id": sa.func.coalesce(ident.c.member_id, bind.excluded.member_id)}).cte("identity"))
+    member_id = member_cte.c.id
+    member_v = member_cte.join(v, sa.true())
     # consents, appended
+    decided = sa.values(sa.column("kind", sa.String()), sa.column("version", sa.String()),
+                        sa.column("granted", sa.Boolean()), name="c").data(
+        [(_p(f"consent{i}_kind"), _p(f"consent{i}_version"), _p(f"consent{i}_granted", sa.Boolean()))
+         for i in range(n_consents)])
     ctes.append(sa.insert(consents).from_select(
         ["member_id", "kind", "version", "granted", "ts", "store_id", "lang"],
-        sa.union_all(*[sa.select(member_id, _p(f"consent{i}_kind"), _p(f"consent{i}_version"),
-                                 _p(f"consent{i}_granted", sa.Boolean()), now, store, _p("lang"))
-                       .select_from(member_cte) for i in range(n_consents)])
-    ).cte("consent"))
+        _row(member_id, decided.c.kind, decided.c.version, decided.c.granted, v.c.now, v.c.store, v.c.lang)
+        .select_from(member_v.join(decided, sa.true()))).cte("consent"))
     # the sensor's registry: consent (c) linked, or a member's registration withdrawn
     reg_id = _p("reg_id")
     ctes.append(consent.link_member("postgresql", reg_id, _p("reg_since", sa.Float()),
@@ -145,30 +163,30 @@ def _pg_statement(proof: str, member: str, n_consents: int) -> sa.Select[Any]:
                 .cte("withdrawn"))
     ctes.append(sa.insert(logins).from_select(
         ["ts", "store_id", "member_id", "device_id", "method", "ip"],
-        sa.select(now, store, member_id, device, _p("method"), _p("ip")).select_from(member_cte)).cte("login"))
+        _row(v.c.now, v.c.store, member_id, v.c.device, v.c.method, v.c.ip).select_from(member_v)
+    ).cte("login"))
     # the re-authorization choice is per device, whichever store it was made in (this store's row: below; one
     # statement must not modify a row twice)
-    reauth_until = _p("reauth_until", TS)
-    ctes.append(sa.update(devices).where(devices.c.device_id == device, devices.c.store_id != store, go)
-                .values(reauth_until=reauth_until).cte("other_stores"))
+    ctes.append(sa.update(devices).where(devices.c.device_id == device, devices.c.store_id != v.c.store)
+                .values(reauth_until=v.c.reauth_until).cte("other_stores"))
     dev = pg_insert(devices).from_select(
         ["device_id", "member_id", "store_id", "first_seen", "last_seen", "reauth_until", "bound_ip", "lease_tag"],
-        sa.select(device, member_id, store, now, now, reauth_until, _p("bound_ip"), _p("lease_tag"))
-        .select_from(member_cte))
+        _row(v.c.device, member_id, v.c.store, v.c.now, v.c.now, v.c.reauth_until, v.c.bound_ip, v.c.lease_tag)
+        .select_from(member_v))
     ctes.append(dev.on_conflict_do_update(
         index_elements=[devices.c.device_id, devices.c.store_id],
         set_={c: dev.excluded[c] for c in ("last_seen", "member_id", "reauth_until", "bound_ip", "lease_tag")}
     ).cte("device"))
     ctes.append(sa.update(portal_sessions).where(portal_sessions.c.device_id == device,
-                                                 portal_sessions.c.ended_at.is_(None), go)
-                .values(ended_at=now, end_reason="replaced").cte("replaced"))
+                                                 portal_sessions.c.ended_at.is_(None), v.c.device.is_not(None))
+                .values(ended_at=v.c.now, end_reason="replaced").cte("replaced"))
     opened = sa.insert(portal_sessions).from_select(
         ["member_id", "device_id", "store_id", "ip", "method", "started_at", "until", "last_activity", "bytes_up",
          "bytes_down"],
-        sa.select(member_id, device, store, _p("ip"), _p("method"), now, _p("until", TS), now, sa.literal(0),
-                  sa.literal(0)).select_from(member_cte)
+        _row(member_id, v.c.device, v.c.store, v.c.ip, v.c.method, v.c.now, v.c.until, v.c.now, v.c.zero, v.c.zero)
+        .select_from(member_v)
     ).returning(portal_sessions.c.id, portal_sessions.c.member_id).cte("opened")
-    landing = (sa.delete(landing_urls).where(landing_urls.c.device_id == device, go)
+    landing = (sa.delete(landing_urls).where(landing_urls.c.device_id == device, v.c.device.is_not(None))
                .returning(landing_urls.c.url).cte("landing"))
     return (sa.select(opened.c.id, opened.c.member_id, sa.select(landing.c.url).scalar_subquery().label("url"))
             .add_cte(*ctes))

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from portal.login_plan import CONSENT_KINDS
+from portal.login_plan import CONSENT_KINDS, REQUIRED_CONSENT
 
 bp = Blueprint("openapi", __name__)
 
@@ -50,7 +50,7 @@ DOCUMENT: dict[str, Any] = {
                     "phone": {"type": "string", "maxLength": 32},
                     "code": {"type": "string", "pattern": "^[0-9]{6}$"},
                     "lang": {"type": "string", "enum": ["zh-CN", "en"]},
-                    "consents": {"type": "object", "additionalProperties": False, "required": ["terms"],
+                    "consents": {"type": "object", "additionalProperties": False, "required": [REQUIRED_CONSENT],
                                  "properties": {k: {"type": "boolean"} for k in
                                                 CONSENT_KINDS}}}}}}},
             "responses": {

@@ -39,7 +39,7 @@ from portal.errors import ConsentMissing, PortalError, RateLimited
 from portal.login import wechat_extend, wechat_release, wechat_store
 from portal.login.wechat_oauth import WechatApiError, WechatOAuth, authorize_url
 from portal.login.wechat_sign import WifiSignInput, wifi_sign
-from portal.login_plan import OPTIONAL_CONSENTS, Authorized, Choices, UseNonce, WechatMember
+from portal.login_plan import OPTIONAL_CONSENTS, REQUIRED_CONSENT, Authorized, Choices, UseNonce, WechatMember
 
 log = logging.getLogger("keliu.wechat")
 
@@ -107,9 +107,9 @@ def start() -> Any:
     w = _cfg(svc)
     client = svc.client()
     form = request.form
-    if form.get("terms") != "1":
+    if form.get(REQUIRED_CONSENT) != "1":
         raise ConsentMissing("the access terms (real-name verification) must be accepted", "consent_required")
-    choices = frozenset({"terms"} | {k for k in OPTIONAL_CONSENTS if form.get(k) == "1"})
+    choices = frozenset({REQUIRED_CONSENT} | {k for k in OPTIONAL_CONSENTS if form.get(k) == "1"})
     now_dt = svc.now()
     now = now_dt.timestamp()
     with svc.engine.begin() as conn:
@@ -186,7 +186,7 @@ def _login(conn: Connection, svc: Services, acc: WifiAccount, client: Client, cl
     caller's transaction; None when the token was used before."""
     proof = UseNonce(claims.nonce, claims.store_id, datetime.fromtimestamp(claims.expires, tz=UTC))
     return access.complete_login(conn, svc, client, proof, WechatMember(acc.app_id, openid), "wechat",
-                                 Choices.of(claims.choices | {"terms"}), captive.lang(), now)
+                                 Choices.of(claims.choices | {REQUIRED_CONSENT}), captive.lang(), now)
 
 
 def _rejected() -> Response:

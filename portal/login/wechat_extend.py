@@ -22,7 +22,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from portal.login_plan import CONSENT_KINDS
+from portal.login_plan import CONSENT_KINDS, REQUIRED_CONSENT
 
 VERSION = "1"
 
@@ -68,7 +68,7 @@ def _tag(key: bytes, store_id: str, expires: int, nonce: str, mask: str, mac: st
 
 
 def issue(key: bytes, *, store_id: str, mac: str, ip: str, now: float, ttl_s: int, nonce: bytes,
-          choices: frozenset[str] = frozenset({"terms"})) -> str:
+          choices: frozenset[str] = frozenset({REQUIRED_CONSENT})) -> str:
     """A token for the client ``mac``/``ip`` of ``store_id``, valid ``ttl_s`` seconds from ``now``.
 
     ``nonce`` (at least 9 random bytes) is passed in so that this stays pure and testable.
@@ -77,7 +77,7 @@ def issue(key: bytes, *, store_id: str, mac: str, ip: str, now: float, ttl_s: in
         raise ValueError("nonce: at least 9 random bytes")
     if "." in store_id:
         raise ValueError(f"store id must not contain '.': {store_id!r}")
-    if "terms" not in choices or not choices <= CHOICE_BITS.keys():
+    if REQUIRED_CONSENT not in choices or not choices <= CHOICE_BITS.keys():
         raise ValueError(f"choices: must include 'terms' and only {sorted(CHOICE_BITS)}: {sorted(choices)}")
     expires = int(now) + ttl_s
     n = _b64(nonce)

@@ -119,8 +119,9 @@ def consume_code(svc: Services, client: Client, e164: str, code: str,
 
     In one transaction: the per-IP verification limit, this device's latest code for ``e164`` read under a row
     lock, the decision (:func:`codes.verify`), then either a wrong try counted (and CodeRejected "code_wrong" after
-    the commit) or ``use(conn, code_id, now)``, which must mark the code used (:func:`mark_used`, or the
-    one-statement login) and may store more, all committed together. Raises CodeRejected, RateLimited."""
+    the commit) or ``use(conn, code_id, now)``, which must mark the code used (:func:`mark_used`, or a login
+    plan's executor, :mod:`portal.login_store`) and may store more, all committed together. Raises CodeRejected,
+    RateLimited."""
     code = (code or "").strip()
     if not codes.valid_format(code):
         raise CodeRejected("the code is 6 digits", "code_wrong")

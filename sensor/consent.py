@@ -9,6 +9,10 @@ is ``keliu.keys.secret_bytes(var_dir, "device_hmac")``) and registers that id he
     consent.register(engine, member_device_id(master, mac), "member")   # or "optout"
     consent.unregister(engine, device_id)                              # consent withdrawn / opt-out undone
 
+A caller that writes the registry inside a bigger statement (the portal's one-statement login) builds it from
+:func:`link_member` and :func:`withdraw`, which return SQLAlchemy constructs over :data:`registry_table`: the rules
+of the registry (an opt-out wins over membership) stay here, whoever executes them.
+
 The sensor reloads the registry every ``registry_seconds``: a member's sightings then carry the stable member id
 (the portal links it to the member), an opted-out device's sightings are dropped before anything is stored.
 """
@@ -20,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from sensor.identity import Registry
 
@@ -32,6 +37,41 @@ registry_table = sa.Table(
     sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("since", sa.Float, nullable=False),
 )
+
+
+def _value(value: Any, type_: Any) -> sa.ColumnElement[Any]:
+    return value if isinstance(value, sa.ColumnElement) else sa.literal(value, type_)
+
+
+def link_member(dialect: str, device_id: Any, since: Any,
+                when: sa.ColumnElement[bool] | None = None) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` registering ``device_id`` as a consented member's since ``since`` (epoch seconds), unless it is
+    registered already (a member stays one; an opt-out stays one). ``device_id``, ``since``: values or SQL
+    expressions (bound parameters); ``when``: a condition for writing at all; ``dialect``: "postgresql" or
+    "sqlite" (the ``ON CONFLICT`` clause is theirs)."""
+    t = registry_table
+    src = sa.select(_value(device_id, sa.String()), sa.literal("member", sa.String()), _value(since, sa.Float()))
+    if when is not None:
+        src = src.where(when)
+    if dialect == "postgresql":
+        return postgresql.insert(t).from_select(["device_id", "kind", "since"], src).on_conflict_do_nothing(
+            index_elements=[t.c.device_id])
+    if dialect == "sqlite":
+        return sqlite.insert(t).from_select(["device_id", "kind", "since"], src).on_conflict_do_nothing(
+            index_elements=[t.c.device_id])
+    raise ValueError(f"dialect must be 'postgresql' or 'sqlite', not {dialect!r}")
+
+
+def withdraw(device_id: Any, kind: Kind | None = None, when: sa.ColumnElement[bool] | None = None) -> sa.Delete:
+    """``DELETE`` forgetting ``device_id`` (only if it is registered as ``kind``, when given: withdrawing analytics
+    consent must not undo an opt-out); ``when``: a condition for deleting at all."""
+    t = registry_table
+    cond = t.c.device_id == _value(device_id, sa.String())
+    if kind is not None:
+        cond = cond & (t.c.kind == kind)
+    if when is not None:
+        cond = cond & when
+    return sa.delete(t).where(cond)
 
 
 def register(engine: Any, device_id: str, kind: Kind, now: float | None = None) -> None:
@@ -52,12 +92,8 @@ def register(engine: Any, device_id: str, kind: Kind, now: float | None = None) 
 def unregister(engine: Any, device_id: str, kind: Kind | None = None) -> None:
     """Forget ``device_id`` (only if it is registered as ``kind``, when given: withdrawing analytics consent must not
     undo an opt-out)."""
-    t = registry_table
-    cond = t.c.device_id == device_id
-    if kind is not None:
-        cond = cond & (t.c.kind == kind)
     with _tx(engine) as conn:
-        conn.execute(sa.delete(t).where(cond))
+        conn.execute(withdraw(device_id, kind))
 
 
 def kind_of(engine: Any, device_id: str) -> str | None:

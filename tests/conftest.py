@@ -6,6 +6,7 @@ Services: tests that need PostgreSQL, Redis, RabbitMQ, nftables, tshark, InfluxD
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -70,8 +71,8 @@ def require_shared_data(name: str) -> Path:
     return path
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_postgres() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
     import sqlalchemy as sa
 
@@ -87,6 +88,20 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def second_postgres_url(postgres_url: str) -> Iterator[str]:
+    """Another fresh, empty PostgreSQL database, for tests that compare two."""
+    with fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,12 +9,16 @@ from __future__ import annotations
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from portal.core.login_plan import CONSENT_KINDS
+
 LANGS = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 
-#: bump the version whenever the text of a consent changes
-CONSENT_VERSIONS = {"terms": "terms-2026-11", "marketing": "marketing-2026-11", "analytics": "analytics-2026-11",
-                    "reauth": "reauth-2026-11"}
+#: the version of each consent's text (``portal.core.login_plan.CONSENT_KINDS``): bump one whenever its text changes
+_VERSIONS = {"terms": "terms-2026-11", "marketing": "marketing-2026-11", "analytics": "analytics-2026-11",
+             "reauth": "reauth-2026-11"}
+#: in the kinds' order; a kind without a version fails here, at import
+CONSENT_VERSIONS = {kind: _VERSIONS[kind] for kind in CONSENT_KINDS}
 
 CATALOG: dict[str, dict[str, str]] = {
     "zh-CN": {

@@ -4,7 +4,8 @@ The order is always *database first, then Gate*: a session row is committed befo
 before ``RevokeClient``, so the table stays the source of truth and :func:`portal.core.sessions.sweep` can tell an
 orphan in the Gate from a login in progress. Decisions are taken by :mod:`portal.core.sessions` (pure).
 
-Used by every login method (SMS here, WeChat in ``portal.wechat.views``): :func:`complete_login`.
+Used by every login method (SMS in ``portal.web.sms``, WeChat in ``portal.wechat.views``): :func:`complete_login`,
+which plans the login (:mod:`portal.core.login_plan`) and stores the plan (:mod:`portal.store.login_store`).
 
 A login binds the device to the address it logged in from (:mod:`portal.core.binding`): :func:`heal` re-allows only
 that (MAC . IP) pair, :func:`reauthorize` only the same pair on the same DHCP lease. A refusal is logged with the
@@ -23,24 +24,27 @@ from sqlalchemy.engine import Connection
 from keliu.gate import AllowClient, RevokeClient
 from portal.core import binding, sessions
 from portal.core.binding import Bound
+from portal.core.i18n import CONSENT_VERSIONS
+from portal.core.login_plan import (
+    Authorized,
+    Choices,
+    Method,
+    PhoneMember,
+    UseCode,
+    UseNonce,
+    WechatMember,
+    plan_login,
+)
 from portal.core.sessions import Active, EndSession, TouchSession
 from portal.edges import leases
 from portal.edges.clients import Client
-from portal.store import limits, members, privacy
+from portal.store import limits, login_store, members, privacy
 from portal.store.models import devices, landing_urls, portal_sessions
 
 if TYPE_CHECKING:
     from portal.services import Services
 
 log = logging.getLogger("keliu.portal")
-
-
-@dataclass(frozen=True)
-class Authorized:
-    session_id: int
-    member_id: int
-    until: datetime
-    landing_url: str | None
 
 
 def open_session(conn: Connection, svc: Services, client: Client, member_id: int, method: str,
@@ -56,19 +60,20 @@ def open_session(conn: Connection, svc: Services, client: Client, member_id: int
     return int(res.inserted_primary_key[0]), until  # type: ignore[index]
 
 
-def complete_login(conn: Connection, svc: Services, client: Client, member_id: int, method: str,
-                   choices: members.Choices, lang: str, now: datetime) -> Authorized:
-    """Everything a successful login stores, in the caller's transaction: consents, login record, device,
-    session, and the landing URL taken out. Call :func:`allow` after the transaction commits."""
-    members.record_consents(conn, member_id, svc.store_id, choices, lang, now)
-    privacy.link_for_analytics(conn, svc, client, choices.analytics, now)
-    members.record_login(conn, member_id=member_id, store_id=svc.store_id, device_id=client.device_id,
-                         method=method, ip=client.ip, now=now)
-    reauth_until = now + timedelta(seconds=svc.policy.reauth_s) if choices.reauth else None
-    members.touch_device(conn, device_id=client.device_id, member_id=member_id, store_id=svc.store_id, now=now,
-                         reauth_until=reauth_until, set_reauth=True, bound=bound_at_login(svc, client, now))
-    session_id, until = open_session(conn, svc, client, member_id, method, now)
-    return Authorized(session_id, member_id, until, take_landing(conn, client.device_id))
+def complete_login(conn: Connection, svc: Services, client: Client, proof: UseCode | UseNonce,
+                   member: PhoneMember | WechatMember, method: Method, choices: Choices, lang: str,
+                   now: datetime) -> Authorized | None:
+    """Everything a successful login stores, in the caller's transaction: its plan (:func:`plan_login`: the proof
+    used up, member, consents, sensor registry, login record, device with its binding, session, the landing URL
+    taken out), stored by the database's executor (:mod:`portal.store.login_store`). ``None`` (nothing stored) when the
+    proof was used before. Call :func:`allow` after the transaction commits."""
+    bound = bound_at_login(svc, client, now)
+    plan = plan_login(proof=proof, member=member, method=method, store_id=svc.store_id, now=now,
+                      device_id=client.device_id, ip=client.ip, lang=lang, choices=choices,
+                      versions=CONSENT_VERSIONS,
+                      registry_id=privacy.registry_id(svc, client.mac) if client.mac else None,
+                      bound_ip=bound.ip, lease_tag=bound.lease_tag, policy=svc.policy)
+    return login_store.execute(conn, plan)
 
 
 def bound_at_login(svc: Services, client: Client, now: datetime) -> Bound:

@@ -51,8 +51,9 @@ def count(conn: Connection, key: str, now: datetime) -> None:
     conn.execute(sa.insert(rate_events).values(key=key, ts=now))
 
 
-#: count one event only if fewer than ``limit`` are in the window: check and count in one round trip (built once)
-_TAKE = (sa.insert(rate_events)
+#: count one event only if fewer than ``limit`` are in the window: check and count in one round trip (built once;
+#: also the first part of the SMS check's one statement, ``portal.web.sms._TAKE_AND_LATEST_PG``)
+TAKE = (sa.insert(rate_events)
          .from_select(["key", "ts"], sa.select(sa.bindparam("key", type_=sa.String), sa.bindparam("now", type_=TS))
                       .where(sa.select(sa.func.count()).where(rate_events.c.key == sa.bindparam("key"),
                                                               rate_events.c.ts > sa.bindparam("since", type_=TS))
@@ -65,7 +66,7 @@ def take(conn: Connection, secret: bytes, kind: str, value: str, limit: int, win
     """Count one event for ``value`` if it had fewer than ``limit`` in the window, else raise RateLimited (and
     count nothing). Same decision as :func:`check` then :func:`count`, in one statement."""
     key = key_of(secret, kind, value)
-    counted = conn.execute(_TAKE, {"key": key, "now": now, "since": now - timedelta(seconds=window_s),
+    counted = conn.execute(TAKE, {"key": key, "now": now, "since": now - timedelta(seconds=window_s),
                                    "limit": limit}).first()
     if counted is None:
         check(conn, secret, kind, value, limit, window_s, now, code)  # raises, with how long to wait

@@ -4,12 +4,11 @@ Every function takes an open connection inside the caller's transaction, so a lo
 at all. Used by the SMS login (``portal.web.sms``) and the WeChat login (``portal.wechat.views``):
 
 - :func:`upsert_member` by E.164 phone or by WeChat openid → member id;
-- :func:`record_consents` (versioned, appended) with :class:`Choices`;
+- :func:`record_consent` (versioned, appended: a decision after login; those taken at login are the login plan's);
 - :func:`record_login`, :func:`touch_device`, :func:`bound_of` (the binding a re-authorization checks).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,22 +18,8 @@ from sqlalchemy.engine import Connection
 from keliu import db
 from portal.core.binding import Bound
 from portal.core.i18n import CONSENT_VERSIONS
-from portal.errors import BadRequest, ConsentMissing
+from portal.errors import BadRequest
 from portal.store.models import consents, devices, logins, members
-
-
-@dataclass(frozen=True)
-class Choices:
-    """The shopper's choices on the splash: ``terms`` is required, the others are optional and unticked."""
-
-    terms: bool
-    marketing: bool = False
-    analytics: bool = False
-    reauth: bool = False
-
-    def require_terms(self) -> None:
-        if not self.terms:
-            raise ConsentMissing("the access terms (real-name verification) must be accepted", "consent_required")
 
 
 def upsert_member(conn: Connection, *, store_id: str, now: datetime, phone_e164: str | None = None,
@@ -51,13 +36,6 @@ def upsert_member(conn: Connection, *, store_id: str, now: datetime, phone_e164:
                                 created_at=now, first_store_id=store_id, last_seen_at=now)
     stmt = stmt.on_conflict_do_update(index_elements=[col], set_=update).returning(members.c.id)
     return int(conn.execute(stmt).scalar_one())
-
-
-def record_consents(conn: Connection, member_id: int, store_id: str, choices: Choices, lang: str,
-                    now: datetime) -> None:
-    choices.require_terms()
-    conn.execute(sa.insert(consents), [_consent_row(member_id, store_id, kind, getattr(choices, kind), lang, now)
-                                       for kind in ("terms", "marketing", "analytics", "reauth")])
 
 
 def record_consent(conn: Connection, member_id: int, store_id: str, kind: str, granted: bool, lang: str,

@@ -66,7 +66,7 @@ class Consent(Base):
     __tablename__ = "consents"
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     member_id: Mapped[int] = mapped_column(sa.ForeignKey("members.id"), index=True)
-    #: "terms" (required), "marketing", "analytics", "reauth" (optional)
+    #: one of ``portal.core.login_plan.CONSENT_KINDS``: "terms" (required), "marketing", "analytics", "reauth" (optional)
     kind: Mapped[str] = mapped_column(sa.String(16))
     version: Mapped[str] = mapped_column(sa.String(32))
     granted: Mapped[bool] = mapped_column(sa.Boolean)

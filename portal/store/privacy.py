@@ -3,10 +3,11 @@
 Two things reach the sensor's device registry from the portal, never a MAC, only
 ``sensor.identity.member_device_id(master, mac)``:
 
-- consent (c) at login, "link this phone's visits to my membership": :func:`link_for_analytics` registers the
-  device as a member's (stable id); a later login without the tick withdraws it;
-- the opt-out (:func:`set_optout`, the page ``/privacy``): the sensor then drops this phone's frames before
-  anything is stored. A member who opts out also withdraws consent (c) (a consent row).
+- consent (c) at login, "link this phone's visits to my membership": the login's plan
+  (:class:`portal.core.login_plan.RegistryChange`, id from :func:`registry_id`) registers the device as a member's
+  (stable id); a later login without the tick withdraws it;
+- the opt-out page ``/privacy``, open to anyone on the Wi-Fi without logging in: the sensor then drops this
+  phone's frames before anything is stored. A member who opts out also withdraws consent (c) (a consent row).
 """
 from __future__ import annotations
 
@@ -28,17 +29,6 @@ if TYPE_CHECKING:
 
 def registry_id(svc: Services, mac: str) -> str:
     return member_device_id(svc.keys.device, mac_bytes(mac))
-
-
-def link_for_analytics(conn: Connection, svc: Services, client: Client, granted: bool, now: datetime) -> None:
-    """Consent (c), in the login's transaction: register or withdraw the device's stable id (an opt-out stays)."""
-    if not client.mac:
-        return
-    did = registry_id(svc, client.mac)
-    if granted:
-        consent.register(conn, did, "member", now.timestamp())
-    else:
-        consent.unregister(conn, did, "member")
 
 
 def _member_of(conn: Connection, device_id: str) -> int | None:

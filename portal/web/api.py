@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, jsonify, make_response, request
 
 from portal.core import detect, i18n
+from portal.core.login_plan import CONSENT_KINDS, Choices
 from portal.core.sessions import seconds_left
 from portal.errors import BadRequest, CrossOrigin, UnknownClient
 from portal.services import services
 from portal.store import access
-from portal.store.members import Choices
 from portal.web import sms
 from portal.web.pages import lang
 
@@ -124,13 +124,12 @@ def sms_verify() -> Any:
     svc = services()
     data = json_body({"phone": str, "code": str, "lang": str, "consents": dict}, ("phone", "code", "consents"))
     raw = data["consents"]
-    kinds = ("terms", "marketing", "analytics", "reauth")
     for key, value in raw.items():
-        if key not in kinds:
+        if key not in CONSENT_KINDS:
             raise BadRequest(f"unknown consent {key!r}", "unknown_field")
         if not isinstance(value, bool):
             raise BadRequest(f"consent {key!r} must be true or false", "invalid_field")
-    choices = Choices(**{k: bool(raw.get(k, False)) for k in kinds})
+    choices = Choices.of(raw)
     now = svc.now()
     auth = sms.verify_code(svc, svc.client(), data["phone"], data["code"], choices, _lang(data))
     return jsonify(online=True, seconds_remaining=seconds_left(auth.until, now), until=auth.until.isoformat(),

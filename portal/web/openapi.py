@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from dashboards.builtin.openapi import merge_into
+from portal.core.login_plan import CONSENT_KINDS, REQUIRED_CONSENT
 
 bp = Blueprint("openapi", __name__)
 
@@ -50,9 +51,9 @@ DOCUMENT: dict[str, Any] = {
                     "phone": {"type": "string", "maxLength": 32},
                     "code": {"type": "string", "pattern": "^[0-9]{6}$"},
                     "lang": {"type": "string", "enum": ["zh-CN", "en"]},
-                    "consents": {"type": "object", "additionalProperties": False, "required": ["terms"],
+                    "consents": {"type": "object", "additionalProperties": False, "required": [REQUIRED_CONSENT],
                                  "properties": {k: {"type": "boolean"} for k in
-                                                ("terms", "marketing", "analytics", "reauth")}}}}}}},
+                                                CONSENT_KINDS}}}}}}},
             "responses": {
                 "200": {"description": "online", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["online", "seconds_remaining", "until"],

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from portal.core.login_plan import CONSENT_KINDS, REQUIRED_CONSENT
 from portal.errors import PortalError
 
 VERSION = "1"
@@ -47,7 +48,7 @@ class ExtendClaims:
 
 
 #: consent kinds carried in the token (the ``terms`` are required before a token is issued at all)
-CHOICE_BITS = {"terms": 1, "marketing": 2, "analytics": 4, "reauth": 8}
+CHOICE_BITS = {kind: 1 << i for i, kind in enumerate(CONSENT_KINDS)}  # terms 1, marketing 2, analytics 4, reauth 8
 
 
 def _mask(choices: frozenset[str]) -> str:
@@ -73,7 +74,7 @@ def _tag(key: bytes, store_id: str, expires: int, nonce: str, mask: str, mac: st
 
 
 def issue(key: bytes, *, store_id: str, mac: str, ip: str, now: float, ttl_s: int, nonce: bytes,
-          choices: frozenset[str] = frozenset({"terms"})) -> str:
+          choices: frozenset[str] = frozenset({REQUIRED_CONSENT})) -> str:
     """A token for the client ``mac``/``ip`` of ``store_id``, valid ``ttl_s`` seconds from ``now``.
 
     ``nonce`` (at least 9 random bytes) is passed in so that this stays pure and testable.
@@ -82,7 +83,7 @@ def issue(key: bytes, *, store_id: str, mac: str, ip: str, now: float, ttl_s: in
         raise ValueError("nonce: at least 9 random bytes")
     if "." in store_id:
         raise ValueError(f"store id must not contain '.': {store_id!r}")
-    if "terms" not in choices or not choices <= CHOICE_BITS.keys():
+    if REQUIRED_CONSENT not in choices or not choices <= CHOICE_BITS.keys():
         raise ValueError(f"choices: must include 'terms' and only {sorted(CHOICE_BITS)}: {sorted(choices)}")
     expires = int(now) + ttl_s
     n = _b64(nonce)

@@ -32,6 +32,14 @@ from sqlalchemy.engine import Connection
 
 from portal.config import WechatConfig
 from portal.core import phone as ph
+from portal.core.login_plan import (
+    OPTIONAL_CONSENTS,
+    REQUIRED_CONSENT,
+    Authorized,
+    Choices,
+    UseNonce,
+    WechatMember,
+)
 from portal.core.phone import mask
 from portal.core.redirects import safe_next
 from portal.edges.clients import Client
@@ -39,7 +47,6 @@ from portal.errors import ConsentMissing, PortalError, RateLimited
 from portal.services import Services, csrf, services
 from portal.store import access
 from portal.store import members as pm
-from portal.store.members import Choices
 from portal.web import headers, pages
 from portal.web.sms import consume_code, mark_used, request_code
 from portal.wechat import extend as wechat_extend
@@ -59,7 +66,6 @@ csrf.exempt(official_account.receive)  # WeChat's servers sign their pushes; the
 #: an extend token lives as long as the release that lets the phone reach WeChat, plus this grace for the WeChat
 #: app's authUrl call (made from the phone over the LAN, which needs no release)
 EXTEND_GRACE_S = 30
-OPTIONAL = ("marketing", "analytics", "reauth")
 REAL_WECHAT_HOSTS = ("weixin.qq.com", "wx.qq.com")
 
 
@@ -117,9 +123,9 @@ def start() -> Any:
     w = _cfg(svc)
     client = svc.client()
     form = request.form
-    if form.get("terms") != "1":
+    if form.get(REQUIRED_CONSENT) != "1":
         raise ConsentMissing("the access terms (real-name verification) must be accepted", "consent_required")
-    choices = frozenset({"terms"} | {k for k in OPTIONAL if form.get(k) == "1"})
+    choices = frozenset({REQUIRED_CONSENT} | {k for k in OPTIONAL_CONSENTS if form.get(k) == "1"})
     now_dt = svc.now()
     now = now_dt.timestamp()
     with svc.engine.begin() as conn:
@@ -192,14 +198,12 @@ def auth() -> Any:
 
 
 def _login(conn: Connection, svc: Services, acc: WifiAccount, client: Client, claims: wechat_extend.ExtendClaims,
-           openid: str, now: datetime) -> access.Authorized | None:
-    """Consume the token and store the whole login, in the caller's transaction; None when it was used before."""
-    if not wm.consume_nonce(conn, claims.nonce, claims.store_id, now,
-                            datetime.fromtimestamp(claims.expires, tz=UTC)):
-        return None
-    member_id = wechat_store.member_for_wifi(conn, app_id=acc.app_id, openid=openid, store_id=svc.store_id, now=now)
-    choices = Choices(terms=True, **{k: k in claims.choices for k in OPTIONAL})
-    return access.complete_login(conn, svc, client, member_id, "wechat", choices, pages.lang(), now)
+           openid: str, now: datetime) -> Authorized | None:
+    """Consume the token and store the whole login (its member: the openid's, through its identity), in the
+    caller's transaction; None when the token was used before."""
+    proof = UseNonce(claims.nonce, claims.store_id, datetime.fromtimestamp(claims.expires, tz=UTC))
+    return access.complete_login(conn, svc, client, proof, WechatMember(acc.app_id, openid), "wechat",
+                                 Choices.of(claims.choices | {REQUIRED_CONSENT}), pages.lang(), now)
 
 
 def _rejected() -> Response:

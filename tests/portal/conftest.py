@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from keliu.gate import MemoryGate
-from portal.app import create_app, start_up
+from portal.app import create_app
 from portal.edges.sms_backends import ConsoleSms
+from portal.services import start_up
 
 T0 = 1_795_000_000.0  # 2026-11-18, a fixed "now"
 
@@ -188,3 +190,52 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+def every_row(url: str, random: dict[str, set[str]] | None = None) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
+    """Every row of every table of the database at ``url``, found by reflection (not by the models: a column the
+    code forgot is still compared), as comparable values: timestamps as aware UTC (SQLite stores them naive),
+    surrogate ids (an integer primary key ``id``) and the foreign keys to them as ranks, since PostgreSQL's
+    sequences skip values (``INSERT … ON CONFLICT`` takes one even when it updates) where SQLite's do not.
+    ``random``: table → columns whose values are random draws (an SMS code's hash, a token's nonce), shown as
+    ``"<random>"`` when set."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        md = sa.MetaData()
+        md.reflect(engine)
+        out: dict[str, list[tuple[tuple[str, Any], ...]]] = {}
+        with engine.connect() as conn:
+            ranks: dict[str, dict[Any, int]] = {}
+            for t in md.sorted_tables:
+                pk = list(t.primary_key.columns)
+                if len(pk) == 1 and pk[0].name == "id" and isinstance(pk[0].type, sa.Integer):
+                    ids = conn.execute(sa.select(pk[0]).order_by(pk[0])).scalars().all()
+                    ranks[t.name] = {v: i for i, v in enumerate(ids)}
+            for t in md.sorted_tables:
+                refs = {fk.parent.name: fk.column.table.name for fk in t.foreign_keys
+                        if fk.column.name == "id" and fk.column.table.name in ranks}
+
+                drawn = (random or {}).get(t.name, set())
+
+                def value(col: str, v: Any, t: sa.Table = t, refs: dict[str, str] = refs,
+                          drawn: set[str] = drawn) -> Any:
+                    if v is None:
+                        return None
+                    if col in drawn:
+                        return "<random>"
+                    if col == "id" and t.name in ranks:
+                        return ("#", ranks[t.name][v])
+                    if col in refs:
+                        return ("#", ranks[refs[col]][v])
+                    if isinstance(v, datetime):
+                        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+                    return v
+
+                rows = conn.execute(sa.select(t)).mappings().all()
+                out[t.name] = sorted((tuple(sorted((k, value(k, v)) for k, v in r.items())) for r in rows),
+                                     key=repr)
+    finally:
+        engine.dispose()
+    return out

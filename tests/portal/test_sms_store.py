@@ -1,6 +1,7 @@
-"""What a successful SMS login stores: PostgreSQL's one-statement path (``portal.web.sms._LOGIN_PG``) writes the
-same rows as the portable path SQLite takes (``members.upsert_member`` + ``access.complete_login``); and the
-one-statement rate limit (``limits.take``) decides like check-then-count."""
+"""What SMS logins store through the real app: on PostgreSQL (the one-statement executor,
+``portal.store.login_store.execute_pg``, and the one-statement code check) every column of every table the same as on
+SQLite (the portable executor); and the one-statement rate limit (``limits.take``) decides like check-then-count.
+``tests/portal/test_login_store.py`` compares the executors themselves, for SMS and WeChat logins."""
 from __future__ import annotations
 
 import io
@@ -26,7 +27,7 @@ from portal.store.models import (
     rate_events,
     sms_codes,
 )
-from tests.portal.conftest import FakeClock, Phone, make_app
+from tests.portal.conftest import FakeClock, Phone, every_row, make_app
 
 TENANTS = {"malls": [{"id": "m1", "name": "Mall"}], "stores": [{"id": "s1", "mall": "m1"}, {"id": "s2", "mall": "m1"}]}
 NEIGHBOURS = {"10.77.0.20": "3c:22:fb:00:00:01", "10.77.0.21": "3c:22:fb:00:00:02"}
@@ -56,7 +57,7 @@ def snapshot(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def scenario(url: str, var_dir: Path) -> tuple[dict[str, list[tuple[Any, ...]]], list[Any], list[Any]]:
+def scenario(url: str, var_dir: Path) -> tuple[dict[str, list[tuple[Any, ...]]], list[Any], list[Any], Any]:
     """One phone logs in at s1 agreeing to re-authorization, is sent to the page it first asked for, logs in again
     (its open session replaced), then at s2 without re-authorization (withdrawn in both stores); a second
     shopper's phone logs in at s2; a wrong code and a replayed code store nothing of a login."""
@@ -85,7 +86,9 @@ def scenario(url: str, var_dir: Path) -> tuple[dict[str, list[tuple[Any, ...]]],
                                               sms.last["+8613812345678"] != "000000" else "111111",
                                               "consents": {"terms": True}})
     answers.append((r.status_code, r.json))
-    return snapshot(app1.extensions["keliu"].engine), answers, list(gate.log)
+    # every table by reflection; the codes' hashes and the admin's salted password hash are random draws
+    rows = every_row(url, {"sms_codes": {"code_hash"}, "admin_users": {"password_hash"}})
+    return snapshot(app1.extensions["keliu"].engine), answers, list(gate.log), rows
 
 
 def _login(phone: Phone, sms: ConsoleSms, number: str, **consent: bool) -> Any:
@@ -102,7 +105,7 @@ def test_postgresql_one_statement_login_stores_what_the_portable_path_stores(sql
                                                                               var_dir: Path) -> None:
     portable = scenario(sqlite_url, var_dir)
     one_statement = scenario(postgres_url, var_dir)  # the same keys: the same device ids and hashes
-    snap, answers, _gate_log = portable
+    snap, answers, _gate_log, _rows = portable
     assert answers[0][1]["continue_url"] == "http://example.com/some/page?x=1" and answers[1][1]["continue_url"] is None
     assert [a[2:] for a in answers[:4]] == [(400, "code_used")] * 4 and answers[4][0] == 400
     assert len(snap["logins"]) == 4 and snap["landing_urls"] == []

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from keliu.gate import AllowClient, MemoryGate, ReleaseTemporarily
 from keliu.testing.wechat_fake import FakeAccounts, FakeServer, openid_for, push_body, send_push, unionid_for
 from portal.wechat.sign import push_signature
+from tests.portal.conftest import every_row
 
 ACC = FakeAccounts()
 PUBLIC = "http://portal.test"
@@ -65,7 +66,7 @@ def wechat_cfg(fake_url: str) -> dict[str, Any]:
 
 class Env:
     def __init__(self, tmp: Path, fake: FakeServer, store: str = "demo-store", var: Path | None = None,
-                 oauth: tuple[str, str] = (ACC.oauth_app_id, ACC.oauth_secret)) -> None:
+                 oauth: tuple[str, str] = (ACC.oauth_app_id, ACC.oauth_secret), db_url: str | None = None) -> None:
         from portal.app import create_app, start_up
 
         self.gate = MemoryGate()
@@ -73,7 +74,7 @@ class Env:
         self.sms = Sms()
         self.neigh = {PHONE_IP: PHONE_MAC, OTHER_IP: OTHER_MAC}
         self.app = create_app({
-            "KELIU": {"database_url": f"sqlite:///{tmp / 'keliu.db'}", "var_dir": str(var or tmp / "var"),
+            "KELIU": {"database_url": db_url or f"sqlite:///{tmp / 'keliu.db'}", "var_dir": str(var or tmp / "var"),
                       "stores": [{"id": "demo-store", "mall": "demo-mall"}, {"id": "other", "mall": "demo-mall"}],
                       "portal": {"public_url": PUBLIC, "store": store},
                       "wechat": wechat_cfg(fake.url) | {"oauth_app_id": oauth[0], "oauth_secret": oauth[1]}},
@@ -193,6 +194,31 @@ def test_second_wechat_login_maps_to_the_same_member(env: Env, fake: FakeServer)
             conn.execute(sa.text("UPDATE portal_sessions SET ended_at = until"))
         env.clock.t += 120
     assert len(env.rows("members")) == 1 and len(env.rows("logins")) == 2
+
+
+def wechat_logins(env: Env, fake: FakeServer, t0: float) -> tuple[list[int], Any]:
+    """A phone logs in through 微信连Wi-Fi agreeing to analytics and re-authorization, its callback is replayed,
+    another phone logs in agreeing to marketing; every row of every table after."""
+    env.clock.t = t0
+    first = handoff(fake, start(env, analytics="1", reauth="1"))
+    codes = [env.phone().get(first).status_code, env.phone().get(first).status_code]
+    env.clock.t += 5
+    codes.append(env.phone(OTHER_IP).get(handoff(fake, start(env, OTHER_IP, marketing="1"))).status_code)
+    url = str(env.engine.url.render_as_string(hide_password=False))
+    env.engine.dispose()  # before PostgreSQL's database is dropped
+    return codes, every_row(url, {"wechat_extend_used": {"nonce"}, "admin_users": {"password_hash"}})
+
+
+@pytest.mark.integration
+def test_wechat_logins_store_the_same_rows_on_postgresql(tmp_path: Path, fake: FakeServer, postgres_url: str) -> None:
+    """On PostgreSQL the login is one statement (``portal.store.login_store.execute_pg``), on SQLite statement by
+    statement: every column of every table the same (the token's nonce is a random draw)."""
+    t0 = Clock().t
+    codes, portable = wechat_logins(Env(tmp_path, fake, var=tmp_path / "var"), fake, t0)
+    assert codes == [200, 403, 200]
+    assert len(portable["logins"]) == 2 and len(portable["sensor_device_registry"]) == 1
+    one_statement = wechat_logins(Env(tmp_path, fake, var=tmp_path / "var", db_url=postgres_url), fake, t0)
+    assert one_statement == (codes, portable)
 
 
 @pytest.mark.parametrize("attack", ["forged", "other-phone", "expired", "no-extend", "bad-openid"])

@@ -130,8 +130,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from analytics import report
-    from portal.app import create_app
-    from portal.services import start_up
+    from portal.app import create_app, start_up
 
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="keliu-bench-dash-"))
     tmp.mkdir(parents=True, exist_ok=True)

@@ -257,8 +257,7 @@ def _login_worker(args: tuple[str, str, int, int, int, float, float, float]) -> 
     import random
     import threading
 
-    from portal.app import create_app
-    from portal.services import start_up
+    from portal.app import create_app, start_up
 
     tmp, db_url, first, step, threads, start, until, rate = args
     app = create_app({"KELIU": {"database_url": db_url, "var_dir": str(Path(tmp) / "var"),

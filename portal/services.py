@@ -107,7 +107,7 @@ def make_gate(cfg: Config) -> Gate:
         try:
             mod = importlib.import_module("router_config.gate")
         except ImportError as exc:
-            raise ConfigError("keliu.gate", "'nft' needs router_config.gate (not installed)") from exc
+            raise ConfigError("portal.gate", "'nft' needs router_config.gate (not installed)") from exc
         return ProcessLocalGate(lambda: mod.NftGate(cfg.router))
     return MemoryGate()
 

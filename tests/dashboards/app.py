@@ -33,8 +33,7 @@ def keliu_config(tmp: Path, database_url: str | None = None) -> dict[str, Any]:
 def make_app(tmp: Path, reports: Any | None = None, database_url: str | None = None,
              clock: float = NOW) -> Flask:
     from keliu.accounts.users import create_user
-    from portal.app import create_app
-    from portal.services import start_up
+    from portal.app import create_app, start_up
 
     app = create_app({"KELIU": keliu_config(tmp, database_url), "TESTING": True, "WTF_CSRF_ENABLED": False,
                       "CLOCK": lambda: clock})

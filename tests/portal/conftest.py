@@ -17,9 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from keliu.gate import MemoryGate
-from portal.app import create_app
+from portal.app import create_app, start_up
 from portal.edges.sms_backends import ConsoleSms
-from portal.services import start_up
 
 T0 = 1_795_000_000.0  # 2026-11-18, a fixed "now"
 

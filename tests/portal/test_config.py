@@ -13,7 +13,7 @@ from keliu.errors import ConfigError
     ({"KELIU_PORTAL_HOST": "portal.lan"}, "portal.host"),
     ({"KELIU_PORTAL_PUBLIC_URL": "portal.lan"}, "portal"),
     ({"KELIU_PORTAL_HTTPS_CERT": "/etc/x.pem"}, "portal"),
-    ({"KELIU_PORTAL_GATE": "iptables"}, "keliu.gate"),
+    ({"KELIU_PORTAL_GATE": "iptables"}, "portal.gate"),
     ({"KELIU_SMS_BACKEND": "tencent"}, "sms"),
     ({"KELIU_SMS_MAX_TRIES": "-1"}, "sms.max_tries"),
     ({"KELIU_SMS_PHONE_DAILY_CAP": "0"}, "sms.phone_daily_cap"),

@@ -59,7 +59,7 @@ class Choices:
 
 @dataclass(frozen=True)
 class UseCode:
-    """Mark the SMS code used (verified under its row lock by ``portal.web.sms.consume_code``)."""
+    """Mark the SMS code used (verified under its row lock by ``portal.store.sms_login.consume_code``)."""
 
     code_id: int
     max_tries: int

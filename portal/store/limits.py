@@ -52,7 +52,7 @@ def count(conn: Connection, key: str, now: datetime) -> None:
 
 
 #: count one event only if fewer than ``limit`` are in the window: check and count in one round trip (built once;
-#: also the first part of the SMS check's one statement, ``portal.web.sms._TAKE_AND_LATEST_PG``)
+#: also the first part of the SMS check's one statement, ``portal.store.sms_login._TAKE_AND_LATEST_PG``)
 TAKE = (sa.insert(rate_events)
          .from_select(["key", "ts"], sa.select(sa.bindparam("key", type_=sa.String), sa.bindparam("now", type_=TS))
                       .where(sa.select(sa.func.count()).where(rate_events.c.key == sa.bindparam("key"),

@@ -21,8 +21,7 @@ from portal.core.login_plan import CONSENT_KINDS, Choices
 from portal.core.sessions import seconds_left
 from portal.errors import BadRequest, CrossOrigin, UnknownClient
 from portal.services import services
-from portal.store import access
-from portal.web import sms
+from portal.store import access, sms_login
 from portal.web.pages import lang
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -115,7 +114,7 @@ def captive_api() -> Any:
 def sms_code() -> Any:
     svc = services()
     data = json_body({"phone": str, "lang": str}, ("phone",))
-    sms.request_code(svc, svc.client(), data["phone"], _lang(data))
+    sms_login.request_code(svc, svc.client(), data["phone"], _lang(data))
     return jsonify(sent=True, expires_in=svc.cfg.sms.code_ttl_s, resend_after=svc.cfg.sms.resend_s), 202
 
 
@@ -131,7 +130,7 @@ def sms_verify() -> Any:
             raise BadRequest(f"consent {key!r} must be true or false", "invalid_field")
     choices = Choices.of(raw)
     now = svc.now()
-    auth = sms.verify_code(svc, svc.client(), data["phone"], data["code"], choices, _lang(data))
+    auth = sms_login.verify_code(svc, svc.client(), data["phone"], data["code"], choices, _lang(data))
     return jsonify(online=True, seconds_remaining=seconds_left(auth.until, now), until=auth.until.isoformat(),
                    continue_url=auth.landing_url)
 

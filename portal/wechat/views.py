@@ -47,8 +47,8 @@ from portal.errors import ConsentMissing, PortalError, RateLimited
 from portal.services import Services, csrf, services
 from portal.store import access
 from portal.store import members as pm
+from portal.store.sms_login import consume_code, mark_used, request_code
 from portal.web import headers, pages
-from portal.web.sms import consume_code, mark_used, request_code
 from portal.wechat import extend as wechat_extend
 from portal.wechat import models as wm
 from portal.wechat import official_account
@@ -333,7 +333,7 @@ def _bind_client(svc: Services, identity_id: int) -> Any:
 
 def _check_code(svc: Services, client: Any, e164: str, code: str) -> None:
     """Verify and use an SMS code, without logging anyone onto the network: the SMS login's own check
-    (:func:`portal.web.sms.consume_code`: one code at a time under a row lock, tries counted, single use)."""
+    (:func:`portal.store.sms_login.consume_code`: one code at a time under a row lock, tries counted, single use)."""
 
     consume_code(svc, client, e164, code, mark_used)
 

@@ -178,7 +178,7 @@ def test_racing_binding_guesses_get_no_more_than_max_tries_looks(portal: tuple[P
 
 def test_racing_sms_login_guesses_get_no_more_than_max_tries_looks(postgres_url: str, var_dir: Path,
                                                                    neighbours: dict[str, str]) -> None:
-    """The SMS login shares the check (``portal.web.sms.consume_code``): the same race on its one-statement
+    """The SMS login shares the check (``portal.store.sms_login.consume_code``): the same race on its one-statement
     PostgreSQL path, one phone's requests from several threads of the app, gets the same bound."""
     import io
 

@@ -132,6 +132,8 @@ BUSY = _plain(503, "Service Unavailable", "the portal is busy, try again in a mo
 class Server:
     """The state one worker process shares between its connections."""
 
+    PENDING = 1024
+
     def __init__(self, app: Wsgi, limits: Limits, threads: int, client_connections: int,
                  max_connections: int, scheme: str = "http", clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
@@ -140,8 +142,10 @@ class Server:
         self.clock = clock
         self.clients = ClientCap(client_connections)
         self.max_connections = max_connections
-        #: requests waiting for or in a thread beyond this are answered 503 (memory stays bounded)
-        self.max_pending = max(64, threads * 64)
+        #: requests waiting for or in a thread beyond this are answered 503 (memory stays bounded: each holds its
+        #: body). Each connection has at most one request waiting, so only more than this many busy connections
+        #: in one worker reach it (256 a worker answered 503s to a 500-connection load split unevenly over two)
+        self.max_pending = self.PENDING
         self.pending = 0
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="keliu-portal")
         self.connections: set[Connection] = set()

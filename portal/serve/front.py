@@ -292,8 +292,9 @@ class Connection(asyncio.Protocol):
             answer = front.quick(req) or front.lookup(req)
             if isinstance(answer, Prebuilt):
                 self.queue.popleft()
-                self._write(req.method, keep, answer)
+                # the idle clock starts before the answer leaves: a client that reads it must find it started
                 self.core.answered(front.clock())
+                self._write(req.method, keep, answer)
                 continue
             self.busy = True
             answer.add_done_callback(self._answered)
@@ -308,8 +309,8 @@ class Connection(asyncio.Protocol):
             return
         req, keep = self.queue.popleft()
         assert isinstance(req, Foreign)
-        self._write(req.method, keep, fut.result())
         self.core.answered(self.front.clock())
+        self._write(req.method, keep, fut.result())
         self._pump()
 
     def _write(self, method: str, keep: bool, answer: Prebuilt) -> None:

@@ -269,8 +269,9 @@ class Connection(asyncio.Protocol):
                 if self.closing:
                     return
                 keep = item.keep_alive and not (self.core.state is State.DONE and not self.queue)
-                self._write(item.method, answer, keep)
+                # the idle clock starts before the answer leaves: a client that reads it must find it started
                 self.core.answered(self.server.clock())
+                self._write(item.method, answer, keep)
                 if not keep:
                     self.close(linger=item.upgrade)
                     return

@@ -44,7 +44,7 @@ from urllib.parse import unquote_to_bytes
 from portal.app import create_app
 from portal.config import PortalConfig
 from portal.core.detect import classify
-from portal.serve import http11
+from portal.serve import http11, transports
 from portal.serve.http11 import CLOSE, ClientCap, DateHeader, Http11, Limits, Refusal, Request, State
 from portal.web.captive import Foreign, Interceptor, Prebuilt, remembers_landing
 
@@ -321,25 +321,14 @@ class Connection(asyncio.Protocol):
         if last:
             self.close(linger=self.closing_after)
 
-    #: seconds a refused connection is still read (and dropped) after its answer
-    LINGER_S = 2.0
-
     def close(self, linger: bool = False) -> None:
-        """Close; with ``linger`` (the client may still be sending: a refused body, an upgrade) half-close, then
-        drop what arrives until the client closes or ``LINGER_S`` pass. Closing a socket with unread input makes
-        the kernel answer with a reset, which can destroy the answer before the client has read it."""
+        """Close, lingering if the client may still be sending (:func:`portal.serve.transports.close`)."""
         if self.closing or self.transport is None:
             return
         self.closing = True
         self.queue.clear()
-        if linger and self.transport.can_write_eof():
-            self.transport.write_eof()
-            if self.paused:
-                self.paused = False
-                self.transport.resume_reading()
-            asyncio.get_running_loop().call_later(self.LINGER_S, self.transport.close)
-        else:
-            self.transport.close()
+        self.paused = False
+        transports.close(self.transport, linger)
 
 
 class Acceptor:

@@ -32,6 +32,7 @@ from urllib.parse import unquote_to_bytes
 
 from gunicorn.workers.base import Worker
 
+from portal.serve import transports
 from portal.serve.http11 import (
     CLOSE,
     ClientCap,
@@ -183,10 +184,6 @@ class Server:
 class Connection(asyncio.Protocol):
     """One client socket: bytes into :class:`Http11`, complete requests to the app, answers out in order."""
 
-    #: seconds a refused connection is still read (and dropped) after its answer: closing with unread input
-    #: makes the kernel send a reset, which can destroy the answer before the client has read it
-    LINGER_S = 2.0
-
     def __init__(self, server: Server) -> None:
         self.server = server
         self.core = Http11(server.limits, server.clock())
@@ -312,18 +309,12 @@ class Connection(asyncio.Protocol):
             self._pump()
 
     def close(self, linger: bool = False) -> None:
-        """Close; with ``linger`` half-close, then drop what still arrives until the client closes or
-        ``LINGER_S`` pass."""
+        """Close, lingering if the client may still be sending (:func:`portal.serve.transports.close`)."""
         if self.closing or self.transport is None:
             return
         self.closing = True
         self.queue.clear()
-        if linger and self.transport.can_write_eof():
-            self.transport.write_eof()
-            self.transport.resume_reading()
-            asyncio.get_running_loop().call_later(self.LINGER_S, self.transport.close)
-        else:
-            self.transport.close()
+        transports.close(self.transport, linger)
 
 
 class LoopWorker(Worker):  # type: ignore[misc]

@@ -84,7 +84,10 @@ DEPLOY="$SRC/router_config/deploy"
 # --- Debian packages ------------------------------------------------------------------------------------------
 # redis-server only on request: the embedded default needs no broker (SQLite, tasks in-process).
 packages=(python3 python3-venv)
-[ "$ROLE" = router ] && packages+=(nftables dnsmasq hostapd iw iproute2 conntrack wireless-regdb kmod)
+# tzdata: keliu.toml's time zones (zoneinfo has no other source); libpcap0.8: the sensor's kernel filter (scapy
+# compiles "type mgt subtype probe-req" with it)
+packages+=(tzdata)
+[ "$ROLE" = router ] && packages+=(nftables dnsmasq hostapd iw iproute2 conntrack wireless-regdb kmod libpcap0.8)
 [ "$WITH_REDIS" = 1 ] && packages+=(redis-server)
 missing=()
 for p in "${packages[@]}"; do

@@ -31,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 # WAN is the veth to the test's "internet" namespace, the sensor gets phy1, the AP phy0, the test phone phy2.
 PROVISION = "/mnt/keliu/router_config/deploy/provision.sh --src /mnt/keliu --wheels /mnt/wheels --wan wan0 --hwsim"
 KEEP_RUNS = 5
+# Installed beside keliu in the VM (never into /opt/keliu) to run tests of this tree that need real radios there.
+TEST_WHEELS = ["pytest>=8,<10", "pytest-timeout>=2.3,<3"]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -89,13 +91,14 @@ def wheelhouse(run_dir: Path) -> Path:
     require(Path("/usr/bin/python3").exists(), "Debian's python3 builds the wheelhouse")
     python = _builder()
     version = subprocess.run([str(python), "-VV"], check=True, capture_output=True, text=True).stdout
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + version.encode()).hexdigest()[:16]
+    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + version.encode() + repr(TEST_WHEELS).encode()
+                         ).hexdigest()[:16]
     deps = CACHE / f"wheels-{key}"
     pip = [str(python), "-m", "pip", "-q", "--disable-pip-version-check", "wheel"]
     if not (deps / "ok").exists():
         tmp = CACHE / f"wheels-{key}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run([*pip, "-w", str(tmp), str(ROOT)], check=True, timeout=1800)
+        subprocess.run([*pip, "-w", str(tmp), str(ROOT), *TEST_WHEELS], check=True, timeout=1800)
         for whl in tmp.glob("keliu-*.whl"):
             whl.unlink()
         (tmp / "ok").touch()

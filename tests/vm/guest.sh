@@ -5,8 +5,10 @@
 #   guest.sh internet          the "internet": a network namespace on the router's WAN link (wan0 <-> inet0)
 #                              with DNS answering every name with itself, HTTP (the OS probes' expected answers,
 #                              anything else echoed as "internet <host><path>") and HTTPS (self-signed) on it
-#   guest.sh phone-up PHY      a phone: PHY moved into the namespace "phone", wpa_supplicant with pre-association
-#                              MAC randomization joins the open guest SSID, busybox udhcpc leases an address
+#   guest.sh phone-up PHY [MAC]  a phone: PHY moved into the namespace "phone", wpa_supplicant with pre-association
+#                              MAC randomization joins the open guest SSID, busybox udhcpc leases an address; with
+#                              MAC it joins with that address (a phone's persistent per-network random address,
+#                              as Android 10+ and iOS 14+ keep it) instead of a new random one
 #   guest.sh phone-down        the phone leaves (wpa_supplicant stops, the lease is dropped)
 #   guest.sh phone CMD...      run CMD in the phone's namespace
 set -euo pipefail
@@ -14,7 +16,8 @@ set -euo pipefail
 INET_NS=internet
 PHONE_NS=phone
 RUN=/run/keliu-vm
-mkdir -p "$RUN"
+BIN=/usr/local/lib/keliu-vm  # /run is noexec
+mkdir -p "$RUN" "$BIN"
 
 internet() {
   ip netns add "$INET_NS" 2>/dev/null || true
@@ -27,6 +30,9 @@ internet() {
   ip -n "$INET_NS" addr replace 198.51.100.1/24 dev inet0
   ip -n "$INET_NS" link set inet0 up
   ip -n "$INET_NS" link set lo up
+  # keliu's table does not masquerade (yet: see test_the_router_masquerades_the_lan_behind_its_wan_address), so the
+  # "internet" routes the guests' LAN back to the router, as an upstream router with a route to the shop would
+  ip -n "$INET_NS" route replace 10.77.0.0/22 via 198.51.100.2
   if [ ! -f "$RUN/inet.crt" ]; then
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=www.example.com -keyout "$RUN/inet.key" \
       -out "$RUN/inet.crt" 2>/dev/null
@@ -36,6 +42,10 @@ import http.server, socketserver, ssl, sys, threading
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         host = (self.headers.get("Host") or "").split(":")[0]
+        if self.path == "/whoami":
+            body = f"{self.client_address[0]}\n".encode()
+            self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+            self.wfile.write(body); return
         if self.path == "/generate_204":
             self.send_response(204); self.end_headers(); return
         body = ("<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"
@@ -67,7 +77,8 @@ EOF
 }
 
 phone_up() {
-  local phy="$1" ifc
+  local phy="$1" mac="${2:-}" ifc mac_mode=1
+  phone_down
   ip netns add "$PHONE_NS" 2>/dev/null || true
   if iw phy "$phy" info >/dev/null 2>&1; then iw phy "$phy" set netns name "$PHONE_NS"; fi
   ifc="$(ip netns exec "$PHONE_NS" iw dev | awk '/Interface/{print $2; exit}')"
@@ -75,12 +86,17 @@ phone_up() {
   echo "$ifc" >"$RUN/phone.ifc"
   ip -n "$PHONE_NS" link set lo up
   # the permanent address, to compare with what the air sees
-  ip netns exec "$PHONE_NS" cat "/sys/class/net/$ifc/address" >"$RUN/phone.permaddr"
+  [ -f "$RUN/phone.permaddr" ] || ip netns exec "$PHONE_NS" cat "/sys/class/net/$ifc/address" >"$RUN/phone.permaddr"
   # mac_addr=1: a random address per network; preassoc_mac_addr=1: random addresses while scanning;
   # ssid: 免费WiFi in hex (UTF-8); scan_ssid=1 sends directed probe requests, as a phone that knows the network does
+  if [ -n "$mac" ]; then
+    mac_mode=0
+    ip -n "$PHONE_NS" link set "$ifc" down
+    ip -n "$PHONE_NS" link set "$ifc" address "$mac"
+  fi
   cat >"$RUN/phone-wpa.conf" <<EOF
 ctrl_interface=$RUN/phone-wpa
-mac_addr=1
+mac_addr=$mac_mode
 preassoc_mac_addr=1
 rand_addr_lifetime=60
 network={
@@ -98,7 +114,7 @@ EOF
     sleep 0.2
   done
   ip netns exec "$PHONE_NS" wpa_cli -p "$RUN/phone-wpa" -i "$ifc" status
-  cat >"$RUN/udhcpc.sh" <<EOF
+  cat >"$BIN/udhcpc.sh" <<EOF
 #!/bin/sh
 case "\$1" in
   bound|renew)
@@ -110,22 +126,26 @@ case "\$1" in
     env | grep -E '^(ip|mask|router|dns|opt114|captive)=' | sort >$RUN/phone.lease ;;
 esac
 EOF
-  chmod +x "$RUN/udhcpc.sh"
-  ip netns exec "$PHONE_NS" busybox udhcpc -i "$ifc" -n -q -t 10 -T 2 -O 114 -s "$RUN/udhcpc.sh"
+  chmod +x "$BIN/udhcpc.sh"
+  ip netns exec "$PHONE_NS" busybox udhcpc -i "$ifc" -n -q -t 10 -T 2 -O 114 -s "$BIN/udhcpc.sh"
   cat "$RUN/phone.lease"
 }
 
 phone_down() {
-  if [ -f "$RUN/phone-wpa.pid" ]; then kill "$(cat "$RUN/phone-wpa.pid")" 2>/dev/null || true; fi
+  local pid ifc
+  if [ -f "$RUN/phone-wpa.pid" ]; then
+    pid="$(cat "$RUN/phone-wpa.pid")"
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
   rm -f "$RUN/phone-wpa.pid" "$RUN/phone.lease"
-  local ifc
   ifc="$(cat "$RUN/phone.ifc" 2>/dev/null || true)"
   [ -z "$ifc" ] || ip -n "$PHONE_NS" addr flush dev "$ifc" 2>/dev/null || true
 }
 
 case "${1:-}" in
   internet) internet ;;
-  phone-up) phone_up "${2:?phone-up PHY}" ;;
+  phone-up) phone_up "${2:?phone-up PHY [MAC]}" "${3:-}" ;;
   phone-down) phone_down ;;
   phone) shift; exec ip netns exec "$PHONE_NS" "$@" ;;
   *) echo "usage: guest.sh internet | phone-up PHY | phone-down | phone CMD..." >&2; exit 2 ;;

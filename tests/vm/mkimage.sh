@@ -8,7 +8,8 @@
 # (tests/vm/agent.py). keliu itself is NOT in it: every test run installs it with provision.sh, the way a real
 # router gets it. The directory holds vmlinuz, initrd.img (booted with qemu -kernel/-initrd, no boot loader) and
 # root.img (ext4, never written to: each run boots a qcow2 overlay on it). Its name is a hash of this script and of
-# agent.py, so an edit of either builds a new image and the old one is left for `rm -rf`.
+# agent.py, so an edit of either builds a new image and the old one is left for `rm -rf`. The packages provision.sh
+# installs must all be here: the VM has no mirror, and test_provision_sh_runs_end_to_end fails if it tries one.
 set -euo pipefail
 
 cache="${1:?usage: mkimage.sh CACHE_DIR}"
@@ -30,7 +31,7 @@ packages=(
   # boot: systemd as init, udev, the kernel with its modules and an initramfs
   systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools zstd kmod
   # what provision.sh would otherwise apt-get (the VM has no route to a mirror)
-  python3 python3-venv nftables dnsmasq hostapd iw iproute2 conntrack wireless-regdb
+  python3 python3-venv nftables dnsmasq hostapd iw iproute2 conntrack wireless-regdb tzdata libpcap0.8
   # the test's phone, its "internet" and the checks
   wpasupplicant busybox curl procps iputils-ping netbase ca-certificates openssl
 )

@@ -44,6 +44,14 @@ JAR = "/run/keliu-vm/phone.jar"
 NUMBER, MASKED = "13812345678", "138****5678"
 
 
+def wait_portal(router: Machine) -> None:
+    """Until the portal and its captive front answer on the LAN address: keliu-portal is Type=simple, "active" as
+    soon as it is started, seconds (under TCG) before gunicorn and the front listen."""
+    for port in (8080, 8081):
+        router.sh(f"for i in $(seq 120); do curl -s -m 2 -o /dev/null http://10.77.0.1:{port}/ && exit 0; sleep 1; "
+                  "done; exit 1", timeout=180)
+
+
 def phone(router: Machine, *argv: str, timeout: float = 60) -> Result:
     return router.run(" ".join([GUEST, "phone", *(shlex.quote(a) for a in argv)]), timeout)
 
@@ -68,7 +76,7 @@ def sms_code(router: Machine, before: int) -> str:
         log = router.sh("journalctl -u keliu-portal -b --no-pager -o cat")
         codes = re.findall(rf"keliu sms: {re.escape(MASKED)} code (\d{{6}})", log)
         if len(codes) > before:
-            return codes[-1]
+            return str(codes[-1])
         time.sleep(1)
     raise AssertionError("no SMS code in keliu-portal's journal")
 
@@ -115,6 +123,7 @@ def kick(router: Machine) -> None:
 
 
 def test_a_phone_joins_is_captive_logs_in_by_sms_and_is_kicked(router: Machine) -> None:
+    wait_portal(router)
     # hostapd's SSID on phy0 in br-lan; the phone is wpa_supplicant on phy2 in its own namespace
     up = router.run(f"{GUEST} phone-up phy2", timeout=120)
     assert up.rc == 0, up.out[-2000:] + up.err[-2000:] + router.sh("tail -50 /run/keliu-vm/phone-wpa.log")
@@ -199,10 +208,6 @@ def online(router: Machine) -> bool:
     return fetch(router, "http://connectivitycheck.gstatic.com/generate_204")[0] == 204
 
 
-def wait_portal(router: Machine) -> None:
-    """Until the portal answers on the LAN address (a unit is "active" before gunicorn listens)."""
-    router.sh(f"for i in $(seq 120); do curl -s -m 2 -o /dev/null {PORTAL}/ && exit 0; sleep 1; done; exit 1",
-              timeout=180)
 
 
 def ensure_online(router: Machine) -> None:

@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 VENDOR  := dashboards/builtin/static/vendor/echarts.min.js
 
-.PHONY: demo test install system-deps assets lint typecheck bench clean
+.PHONY: demo test test-vm install system-deps vm-deps assets lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,16 @@ demo: install assets
 
 test: system-deps install assets
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The router in a VM (tests/vm): provision.sh under systemd, hostapd on mac80211_hwsim, a phone, the sensor.
+# Needs root; builds a Debian 12 image with mmdebstrap once (cached by content hash in .vm/ or $$KELIU_VM_CACHE).
+VM_PKGS := qemu-system-x86 qemu-utils mmdebstrap
+vm-deps:
+	@missing=""; for p in $(VM_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+test-vm: vm-deps install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m vm tests/vm
 
 lint: install
 	$(BIN)/ruff check keliu portal sensor analytics router_config dashboards tests bench

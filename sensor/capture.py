@@ -12,7 +12,6 @@ On a machine without a wireless card (like the development machines) :func:`chec
 from __future__ import annotations
 
 import logging
-import os
 import select
 import shutil
 import struct
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BPF = "type mgt subtype probe-req"
 ARPHRD_IEEE80211_RADIOTAP = 803
+CAP_NET_RAW = 13  # linux/capability.h
 FREQ = {**{c: 2407 + 5 * c for c in range(1, 14)}, 14: 2484, **{c: 5000 + 5 * c for c in range(32, 178)}}
 
 
@@ -45,8 +45,20 @@ def check_interface(iface: str, sys_class_net: Path = Path("/sys/class/net")) ->
     if kind != str(ARPHRD_IEEE80211_RADIOTAP):
         raise CaptureUnavailable(f"{iface} is not in monitor mode with radiotap (link type {kind}); create a monitor "
                                  "interface first (keliu router)")
-    if os.geteuid() != 0:
+    if not has_net_raw(Path("/proc/self/status").read_text()):
         raise CaptureUnavailable("live capture needs root (or CAP_NET_RAW)")
+
+
+def has_net_raw(status: str) -> bool:
+    """Whether a ``/proc/<pid>/status`` text has CAP_NET_RAW in the effective set.
+
+    Root has it; so has keliu-sensor.service, which runs as the user keliu with ``AmbientCapabilities=CAP_NET_RAW``:
+    a uid check would refuse the very unit that deploys the sensor.
+    """
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> CAP_NET_RAW & 1)
+    return False
 
 
 class ChannelHopper(threading.Thread):
@@ -90,6 +102,7 @@ def _pcap(records: list[tuple[float, bytes]]) -> bytes:
 
 def open_socket(iface: str) -> Any:
     """scapy's L2 listen socket on ``iface`` with the kernel filter for probe requests."""
+    import scapy.arch  # noqa: F401 -- sets conf.L2listen (PF_PACKET); scapy.config alone leaves it None
     from scapy.config import conf
 
     try:

@@ -23,7 +23,8 @@
 #                      keliu.toml); without it (or --hwsim) the sensor is not enabled
 #   --no-sensor        disable the sensor again
 #   --staff-ports LIST wired ports of the shop's own network, bridged into router.staff_bridge with the staff SSID
-#   --hwsim            load mac80211_hwsim with 2 radios (VMs and tests: phy0 = AP, phy1 = sensor)
+#   --hwsim            load mac80211_hwsim with 3 radios (VMs and tests: phy0 = AP, phy1 = sensor, phy2 = a
+#                      simulated phone for trying the guest SSID, see tests/vm)
 #   --no-start         install and enable everything but start nothing (image builds)
 set -euo pipefail
 
@@ -83,7 +84,10 @@ DEPLOY="$SRC/router_config/deploy"
 # --- Debian packages ------------------------------------------------------------------------------------------
 # redis-server only on request: the embedded default needs no broker (SQLite, tasks in-process).
 packages=(python3 python3-venv)
-[ "$ROLE" = router ] && packages+=(nftables dnsmasq hostapd iw iproute2 conntrack wireless-regdb kmod)
+# tzdata: keliu.toml's time zones (zoneinfo has no other source); libpcap0.8: the sensor's kernel filter (scapy
+# compiles "type mgt subtype probe-req" with it)
+packages+=(tzdata)
+[ "$ROLE" = router ] && packages+=(nftables dnsmasq hostapd iw iproute2 conntrack wireless-regdb kmod libpcap0.8)
 [ "$WITH_REDIS" = 1 ] && packages+=(redis-server)
 missing=()
 for p in "${packages[@]}"; do
@@ -179,8 +183,8 @@ EOF
 sysctl -q -p /etc/sysctl.d/90-keliu.conf
 if [ "$HWSIM" = 1 ]; then
   echo mac80211_hwsim >/etc/modules-load.d/keliu-hwsim.conf
-  echo "options mac80211_hwsim radios=2" >/etc/modprobe.d/keliu-hwsim.conf
-  modprobe mac80211_hwsim radios=2 || say "mac80211_hwsim not available in this kernel: no AP, no sensor"
+  echo "options mac80211_hwsim radios=3" >/etc/modprobe.d/keliu-hwsim.conf
+  modprobe mac80211_hwsim radios=3 || say "mac80211_hwsim not available in this kernel: no AP, no sensor"
 fi
 
 # --- the LAN bridge (systemd-networkd; the WAN keeps whatever configures it today) -----------------------------

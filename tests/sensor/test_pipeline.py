@@ -203,6 +203,17 @@ def test_run_without_a_wireless_card_says_why(tmp_path: Path, monkeypatch: pytes
     check_interface("mon0", fake)  # root here; a monitor interface passes
 
 
+def test_capture_needs_cap_net_raw_not_uid_0() -> None:
+    # keliu-sensor.service runs as the user keliu with AmbientCapabilities=CAP_NET_RAW: that must be enough
+    from sensor.capture import has_net_raw
+
+    unit = "Name:\tkeliu\nUid:\t998\t998\t998\t998\nCapInh:\t0000000000003000\nCapEff:\t0000000000003000\n"
+    assert has_net_raw(unit)  # CAP_NET_ADMIN (12) and CAP_NET_RAW (13)
+    assert not has_net_raw(unit.replace("CapEff:\t0000000000003000", "CapEff:\t0000000000001000"))
+    assert has_net_raw("Uid:\t0\t0\t0\t0\nCapEff:\t000001ffffffffff\n")  # root
+    assert not has_net_raw("Uid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\n")
+
+
 def test_live_capture_on_a_monitor_interface(tmp_path: Path) -> None:
     import time
 

@@ -1,0 +1,326 @@
+"""keliu on a real Debian 12 router in a VM: provision.sh under systemd, hostapd on a simulated radio, a phone.
+
+The router is the VM of ``router`` (conftest.py): provision.sh has run in it with the flags of docs/DEPLOY.md. The
+tests run in file order on that one router, as one story: provisioned, a phone joins and logs in, the sensor has
+counted it. Run with ``make test-vm``.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import time
+
+import pytest
+
+from tests.vm.machine import Machine, Result
+
+# the first test carries the image build (cold: about a minute) and provision.sh under TCG
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(2400)]
+GUEST = "bash /mnt/keliu/tests/vm/guest.sh"
+UNITS = ("keliu-router", "keliu-portal", "keliu-sensor", "keliu-analytics")
+
+
+def test_provision_sh_runs_end_to_end(router: Machine) -> None:
+    res = router.provision
+    assert res is not None
+    assert res.rc == 0, res.out[-3000:] + res.err[-3000:]
+    assert "provision: done: WAN wan0, LAN br-lan 10.77.0.1/22" in res.out
+    assert "provision: installing" not in res.out  # the image has every package provision.sh needs
+    for unit in (*UNITS, "dnsmasq", "hostapd", "systemd-networkd"):
+        assert router.run(f"systemctl is-active {unit}").out.strip() == "active", router.sh(
+            f"systemctl status --no-pager {unit} || true; journalctl -b --no-pager -u {unit} | tail -40")
+    assert "table inet keliu" in router.sh("nft list tables")
+    # the AP's radio is a port of the LAN bridge, which holds the router's address
+    assert "master br-lan" in router.sh("ip -o link show wlan0")
+    assert "10.77.0.1/22" in router.sh("ip -o addr show br-lan")
+    # keliu-sensor made the monitor interface on phy1 through nl80211
+    assert "type monitor" in router.sh("iw dev mon0 info")
+
+# ---------------------------------------------------------------------------------------------------------------
+# a phone on the guest SSID
+
+PORTAL = "http://10.77.0.1:8080"
+JAR = "/run/keliu-vm/phone.jar"
+NUMBER, MASKED = "13812345678", "138****5678"
+
+
+def wait_portal(router: Machine) -> None:
+    """Until the portal and its captive front answer on the LAN address: keliu-portal is Type=simple, "active" as
+    soon as it is started, seconds (under TCG) before gunicorn and the front listen."""
+    for port in (8080, 8081):
+        router.sh(f"for i in $(seq 120); do curl -s -m 2 -o /dev/null http://10.77.0.1:{port}/ && exit 0; sleep 1; "
+                  "done; exit 1", timeout=180)
+
+
+def phone(router: Machine, *argv: str, timeout: float = 60) -> Result:
+    return router.run(" ".join([GUEST, "phone", *(shlex.quote(a) for a in argv)]), timeout)
+
+
+def fetch(router: Machine, url: str, *extra: str) -> tuple[int, str, str]:
+    """(status or 0 if the connection failed, body, Location) of the phone's curl of ``url``."""
+    r = phone(router, "curl", "-s", "-m", "10", "-o", "-", "-w", "\n%{http_code} %{redirect_url}", *extra, url)
+    body, _, tail = r.out.rpartition("\n")
+    status, _, location = tail.partition(" ")
+    return (int(status) if status.isdigit() else 0), body, location
+
+
+def csrf(page: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert m is not None, page[-2000:]
+    return m.group(1)
+
+
+def sms_code(router: Machine, before: int) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        log = router.sh("journalctl -u keliu-portal -b --no-pager -o cat")
+        codes = re.findall(rf"keliu sms: {re.escape(MASKED)} code (\d{{6}})", log)
+        if len(codes) > before:
+            return str(codes[-1])
+        time.sleep(1)
+    raise AssertionError("no SMS code in keliu-portal's journal")
+
+
+def sms_count(router: Machine) -> int:
+    return len(re.findall(rf"keliu sms: {re.escape(MASKED)} code", router.sh(
+        "journalctl -u keliu-portal -b --no-pager -o cat")))
+
+
+def login(router: Machine) -> tuple[int, str]:
+    _s, page, _l = fetch(router, PORTAL + "/", "-c", JAR, "-b", JAR)
+    token = csrf(page)
+    before = sms_count(router)
+    status, _b, _l = fetch(router, PORTAL + "/login/sms/code", "-c", JAR, "-b", JAR,
+                           "--data", f"csrf_token={token}&phone={NUMBER}")
+    assert status == 200
+    code = sms_code(router, before)
+    status, _b, location = fetch(router, PORTAL + "/login/sms/verify", "-c", JAR, "-b", JAR,
+                                 "--data", f"csrf_token={token}&phone={NUMBER}&code={code}&terms=1")
+    return status, location
+
+
+def assert_captive(router: Machine) -> None:
+    assert fetch(router, "http://connectivitycheck.gstatic.com/generate_204")[::2] == (302, PORTAL + "/")
+    assert fetch(router, "http://captive.apple.com/hotspot-detect.html")[::2] == (302, PORTAL + "/")
+    assert fetch(router, "https://www.example.com/", "-k")[0] == 0  # HTTPS is refused, never intercepted
+
+
+def kick(router: Machine) -> None:
+    """The shop's admin kicks the phone from the admin pages (from the router itself, on the LAN address)."""
+    password = router.sh("cat /var/lib/keliu/keys/admin_password").strip()
+    jar = "/run/keliu-vm/admin.jar"
+    admin = f"curl -s -m 10 -c {jar} -b {jar}"
+    token = csrf(router.sh(f"{admin} {PORTAL}/admin/login"))
+    router.sh(f"{admin} {PORTAL}/admin/login --data "
+              + shlex.quote(f"csrf_token={token}&name=admin&password={password}"))
+    page = router.sh(f"{admin} {PORTAL}/admin")
+    assert MASKED in page and NUMBER not in page
+    m = re.search(r"/admin/sessions/(\d+)/kick", page)
+    assert m is not None, page[-2000:]
+    status = router.sh(f"{admin} -o /dev/null -w '%{{http_code}}' {PORTAL}/admin/sessions/{m.group(1)}/kick "
+                       f"--data csrf_token={csrf(page)}")
+    assert status == "303"
+
+
+def test_a_phone_joins_is_captive_logs_in_by_sms_and_is_kicked(router: Machine) -> None:
+    wait_portal(router)
+    # hostapd's SSID on phy0 in br-lan; the phone is wpa_supplicant on phy2 in its own namespace
+    up = router.run(f"{GUEST} phone-up phy2", timeout=120)
+    assert up.rc == 0, up.out[-2000:] + up.err[-2000:] + router.sh("tail -50 /run/keliu-vm/phone-wpa.log")
+    status = dict(line.split("=", 1) for line in up.out.splitlines() if "=" in line)
+    assert status["wpa_state"] == "COMPLETED"
+    assert status["ssid"] == "\\xe5\\x85\\x8d\\xe8\\xb4\\xb9WiFi"  # 免费WiFi as wpa_cli escapes it
+    assert status["key_mgmt"] == "NONE"
+    # DHCP from keliu's dnsmasq: an address in the LAN, the router as gateway and DNS, option 114 (RFC 8910)
+    assert status["ip"].startswith("10.77.") and status["router"] == "10.77.0.1" and status["dns"] == "10.77.0.1"
+    opt114 = status["opt114"]
+    api = bytes.fromhex(opt114).decode() if re.fullmatch(r"[0-9a-f]+", opt114) else opt114
+    assert api == "https://portal.keliu.lan:8443/api/captive"
+    # pre-association MAC randomization: the address the AP sees is not the radio's own
+    perm = router.sh("cat /run/keliu-vm/phone.permaddr").strip()
+    assoc = status["address"]
+    assert assoc != perm
+    assert assoc in router.sh("iw dev wlan0 station dump")
+
+    assert_captive(router)
+    status_code, location = login(router)
+    assert status_code == 303, location
+    assert fetch(router, "http://connectivitycheck.gstatic.com/generate_204")[0] == 204
+    status_code, body, _l = fetch(router, "http://www.example.com/hello")
+    assert (status_code, body.strip()) == (200, "internet www.example.com/hello")
+    status_code, body, _l = fetch(router, "https://www.example.com/tls", "-k")
+    assert (status_code, body.strip()) == (200, "internet www.example.com/tls")
+    clients = router.sh("nft list set inet keliu allowed")
+    assert assoc in clients
+
+    kick(router)
+    assert_captive(router)
+    assert assoc not in router.sh("nft list set inet keliu allowed")
+    # the number never reaches the journal in clear
+    assert NUMBER not in router.sh("journalctl -b --no-pager -o cat")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the sensor on phy1 (keliu-sensor: `keliu router monitor`, then `keliu sensor run --iface mon0`)
+
+SIGHTINGS = ("/opt/keliu/bin/python -c \"import sqlite3; c = sqlite3.connect('file:/var/lib/keliu/keliu.db?mode=ro', "
+             "uri=True); print(*c.execute('select count(*), coalesce(sum(randomized), 0), count(distinct device) "
+             "from sightings').fetchone())\"")
+
+
+def sightings(router: Machine) -> tuple[int, int, int]:
+    n, randomized, devices = router.sh(SIGHTINGS).split()
+    return int(n), int(randomized), int(devices)
+
+
+def test_the_sensor_counts_the_phones_real_probe_requests(router: Machine) -> None:
+    # make the phone scan again (wpa_supplicant sends probe requests on every channel, from a random address)
+    before = sightings(router)
+    router.sh(f"{GUEST} phone wpa_cli -p /run/keliu-vm/phone-wpa scan")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sightings(router)[0] <= before[0]:
+        router.sh("ip netns exec phone wpa_cli -p /run/keliu-vm/phone-wpa scan >/dev/null; sleep 3", timeout=30)
+    n, randomized, devices = sightings(router)
+    journal = router.sh("journalctl -u keliu-sensor -b --no-pager -o cat | tail -30")
+    assert n > before[0], journal
+    # every probe request came from the phone, whose scans use random addresses: no sighting of a real one
+    assert randomized == n and devices >= 1, journal
+    # the monitor interface was made by keliu on the radio keliu.toml names, and hops the configured channels
+    assert "wiphy 1" in router.sh("iw dev mon0 info")
+
+
+def test_the_sensors_live_capture_test_passes_on_the_vms_radio(router: Machine) -> None:
+    """tests/sensor's live-capture test skips on machines without a radio; here it has mon0 on a hwsim radio."""
+    router.sh("[ -x /opt/keliu-test/bin/python ] || { python3 -m venv /opt/keliu-test && "
+              "/opt/keliu-test/bin/pip install -q --no-index --find-links /mnt/wheels pytest pytest-timeout && "
+              "echo /opt/keliu/lib/python3.11/site-packages > "
+              "/opt/keliu-test/lib/python3.11/site-packages/keliu-venv.pth; }", timeout=600)
+    res = router.run("cd /mnt/keliu && PYTHONDONTWRITEBYTECODE=1 /opt/keliu-test/bin/python -m pytest -p no:cacheprovider "
+                     "-q -rs tests/sensor/test_pipeline.py -k test_live_capture_on_a_monitor_interface", timeout=600)
+    assert res.rc == 0, res.out[-3000:] + res.err[-2000:]
+    assert "1 passed" in res.out and "skipped" not in res.out, res.out[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# operations on the real system
+
+def online(router: Machine) -> bool:
+    return fetch(router, "http://connectivitycheck.gstatic.com/generate_204")[0] == 204
+
+
+
+
+def ensure_online(router: Machine) -> None:
+    if not online(router):
+        wait_portal(router)
+        assert login(router)[0] == 303
+    assert online(router)
+
+
+def wait_active(router: Machine, unit: str, timeout: float = 120) -> None:
+    router.sh(f"for i in $(seq {int(timeout)}); do systemctl is-active -q {unit} && exit 0; sleep 1; done; "
+              f"systemctl status --no-pager {unit}; exit 1", timeout=timeout + 30)
+
+
+@pytest.mark.parametrize("unit", ["keliu-portal", "nftables", "keliu-router"])
+def test_restarting_a_service_keeps_the_logged_in_phone_online(router: Machine, unit: str) -> None:
+    ensure_online(router)
+    router.sh(f"systemctl restart {unit}", timeout=180)
+    wait_active(router, "keliu-portal")
+    wait_portal(router)
+    # the allowed set is back (keliu-router re-applies the table; the portal's start reconciles its sessions)
+    deadline = time.monotonic() + 60
+    while not online(router) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert online(router), router.sh("nft list set inet keliu allowed; journalctl -b -u keliu-portal -n 30 --no-pager")
+
+
+def test_kill_9_of_the_portal_fails_closed(router: Machine) -> None:
+    def kill_portal() -> None:
+        pid = router.sh("systemctl show -p MainPID --value keliu-portal").strip()
+        router.sh(f"systemctl kill -s KILL keliu-portal; while kill -0 {pid} 2>/dev/null; do sleep 0.2; done")
+
+    # a phone that is not logged in stays captive without the portal (whether systemd has restarted it yet or not)
+    ensure_online(router)
+    kick(router)
+    kill_portal()
+    assert fetch(router, "http://connectivitycheck.gstatic.com/generate_204")[0] != 204
+    assert fetch(router, "https://www.example.com/", "-k")[0] == 0
+    wait_active(router, "keliu-portal")
+    # a logged-in phone keeps its access: the table and its set live in the kernel
+    ensure_online(router)
+    restarts = int(router.sh("systemctl show -p NRestarts --value keliu-portal"))
+    kill_portal()
+    assert online(router)
+    wait_active(router, "keliu-portal")
+    assert int(router.sh("systemctl show -p NRestarts --value keliu-portal")) == restarts + 1
+    assert online(router)
+
+
+@pytest.mark.parametrize("unit", ["keliu-router", "keliu-portal", "keliu-sensor", "keliu-analytics"])
+def test_systemd_analyze_security_of_the_running_unit(router: Machine, unit: str) -> None:
+    res = router.run(f"systemd-analyze security --no-pager --threshold=30 {unit}.service")
+    assert res.rc == 0, res.out[-1500:]
+    score = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", res.out)
+    assert score is not None and float(score.group(1)) <= 3.0, res.out[-300:]
+
+
+@pytest.mark.xfail(strict=True, reason="keliu portal loads keliu.toml inside gunicorn, which prints `Error: <key>: "
+                   "<reason>` and exits 1 (not keliu's exit status 2), so systemd restarts it every 2 s")
+def test_a_configuration_error_is_one_journal_line_and_no_restart_loop(router: Machine) -> None:
+    router.sh("cp /etc/keliu/keliu.toml /run/keliu-vm/keliu.toml.good && sed -i 's/^port = 8080$/port = 80800/' "
+              "/etc/keliu/keliu.toml && grep -q '^port = 80800' /etc/keliu/keliu.toml")
+    try:
+        router.sh("systemctl restart keliu-portal || true", timeout=120)
+        # the first start has failed once its main process has exited with a non-zero status
+        router.sh("for i in $(seq 90); do [ \"$(systemctl show -p ExecMainStatus --value keliu-portal)\" != 0 ] && exit 0; "
+                  "sleep 1; done; exit 1", timeout=120)
+        time.sleep(8)  # RestartSec=2: a restart loop would have started again by now
+        show = router.sh("systemctl show -p NRestarts -p ExecMainStatus -p ActiveState -p InvocationID keliu-portal")
+        props = dict(line.split("=", 1) for line in show.splitlines())
+        lines = router.sh(f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={props['InvocationID']}").splitlines()
+        assert (props["NRestarts"], props["ExecMainStatus"], props["ActiveState"]) == ("0", "2", "failed"), lines
+        errors = [line for line in lines if line.startswith("keliu: ")]
+        assert len(errors) == 1 and errors[0].startswith("keliu: portal.port: "), lines
+    finally:
+        router.sh("cp /run/keliu-vm/keliu.toml.good /etc/keliu/keliu.toml && systemctl reset-failed keliu-portal; "
+                  "systemctl restart keliu-portal", timeout=180)
+        wait_active(router, "keliu-portal")
+        wait_portal(router)
+
+
+def test_a_reboot_restores_exactly_the_unexpired_clients(router: Machine) -> None:
+    """The kernel's set is gone after a reboot and the portal keeps no MACs: a phone with an open session is
+    re-allowed on its next request (docs/PORTAL.md), without logging in again; nobody else is."""
+    ensure_online(router)
+    mac = phone(router, "cat", f"/sys/class/net/{router.sh('cat /run/keliu-vm/phone.ifc').strip()}/address").out.strip()
+    assert re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac)
+    assert mac in router.sh("nft list set inet keliu allowed")
+    router.reboot()
+    router.sh("mount -t 9p -o trans=virtio,version=9p2000.L,ro keliu /mnt/keliu && "
+              "mount -t 9p -o trans=virtio,version=9p2000.L,ro wheels /mnt/wheels")
+    router.sh("systemctl is-system-running --wait || true", timeout=300)
+    for unit in UNITS:
+        wait_active(router, unit)
+    wait_active(router, "hostapd")
+    assert "master br-lan" in router.sh("ip -o link show wlan0")
+    wait_portal(router)
+    router.sh(f"{GUEST} internet")
+    # the phone comes back with its per-network address (after a reboot the AP is new to it)
+    up = router.run(f"{GUEST} phone-up phy2 {mac}", timeout=120)
+    assert up.rc == 0, up.out[-2000:] + up.err[-2000:]
+    deadline = time.monotonic() + 60
+    while not online(router) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert online(router)
+    allowed = router.sh("nft list set inet keliu allowed")
+    assert set(re.findall(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}", allowed)) == {mac}
+    assert sms_count(router) == 0  # this boot's journal: no SMS code was sent, the phone did not log in again
+
+
+@pytest.mark.xfail(strict=True, reason="router_config.render writes no masquerade for router.wan_iface: the "
+                   "phones' 10.77.x addresses leave the WAN as they are (DEPLOY.md says the table does NAT)")
+def test_the_router_masquerades_the_lan_behind_its_wan_address(router: Machine) -> None:
+    ensure_online(router)
+    status, body, _l = fetch(router, "http://www.example.com/whoami")
+    assert (status, body.strip()) == (200, "198.51.100.2")

@@ -105,7 +105,7 @@ def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
 
 def version_locations() -> list[str]:
     """Every component's migrations folder that exists."""
-    names = ["keliu", "portal", "analytics", "sensor", "router_config", "dashboards"]
+    names = ["keliu", "portal", "marketing", "analytics", "sensor", "router_config", "dashboards"]
     return [str(ROOT / n / "migrations" / "versions") for n in names if (ROOT / n / "migrations" / "versions").is_dir()]
 
 

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("keliu", "portal", "sensor", "analytics", "router_config", "dashboards")
+PACKAGES = ("keliu", "portal", "marketing", "sensor", "analytics", "router_config", "dashboards")
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -44,7 +44,8 @@ def test_a_deliberate_violation_breaks_the_build(tmp_path: Path) -> None:
 
 
 #: each package's base error: everything the package raises of its own derives from it
-BASES = {"keliu": "KeliuError", "portal": "PortalError", "sensor": "SensorError", "analytics": "AnalyticsError",
+BASES = {"keliu": "KeliuError", "portal": "PortalError", "marketing": "MarketingError", "sensor": "SensorError",
+         "analytics": "AnalyticsError",
          "router_config": "RouterError", "dashboards": "DashboardsError"}
 
 
@@ -58,7 +59,7 @@ def modules_of(pkg: str) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("pkg", ["portal", "sensor", "analytics", "router_config", "dashboards", "keliu"])
+@pytest.mark.parametrize("pkg", ["portal", "marketing", "sensor", "analytics", "router_config", "dashboards", "keliu"])
 def test_every_exception_a_package_defines_derives_from_its_base(pkg: str) -> None:
     base = getattr(importlib.import_module(f"{pkg}.errors"), BASES[pkg])
     strays = []

@@ -48,11 +48,11 @@ test-vm: vm-deps install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m vm tests/vm
 
 lint: install
-	$(BIN)/ruff check keliu portal sensor analytics router_config dashboards tests bench
+	$(BIN)/ruff check keliu portal marketing sensor analytics router_config dashboards tests bench
 	$(BIN)/lint-imports
 
 typecheck:
-	$(BIN)/mypy keliu portal sensor analytics router_config dashboards
+	$(BIN)/mypy keliu portal marketing sensor analytics router_config dashboards
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

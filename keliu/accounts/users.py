@@ -1,6 +1,7 @@
 """Admin users and their logins (an edge: SQL): who may see the admin and the dashboards, and what of them.
 
-Roles: ``admin`` sees everything, ``mall`` one mall (every store in it), ``store`` one store. Passwords are stored
+Roles: ``admin`` sees everything, ``mall`` one mall (every store in it), ``store`` one store, ``staff`` serves one
+store's counter (redeems coupons there) and sees no dashboard or admin page. Passwords are stored
 as werkzeug hashes (scrypt). A login is a row of ``admin_sessions`` (server-side): the browser's cookie carries only
 a random id, the table its SHA-256 and an expiry, so logout, a new password or the expiry end it whatever the
 cookie says. The tables were created by the portal's revisions (``portal_0001``, ``portal_0004``), where their
@@ -27,7 +28,7 @@ class AdminUserRow(Base):
     __tablename__ = "admin_users"
     name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     password_hash: Mapped[str] = mapped_column(sa.String(256))
-    #: "admin", "mall", "store"
+    #: "admin", "mall", "store", "staff"
     role: Mapped[str] = mapped_column(sa.String(8))
     mall_id: Mapped[str | None] = mapped_column(sa.ForeignKey("malls.id"))
     store_id: Mapped[str | None] = mapped_column(sa.ForeignKey("stores.id"))
@@ -48,10 +49,10 @@ class AdminSessionRow(Base):
 admin_users = cast(sa.Table, AdminUserRow.__table__)
 admin_sessions = cast(sa.Table, AdminSessionRow.__table__)
 
-Role = Literal["admin", "mall", "store"]
+Role = Literal["admin", "mall", "store", "staff"]
 #: werkzeug's password hash method (scrypt); tests swap in a cheap one
 HASH_METHOD = "scrypt"
-ROLES: tuple[Role, ...] = ("admin", "mall", "store")
+ROLES: tuple[Role, ...] = ("admin", "mall", "store", "staff")
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,15 @@ class AdminUser:
             return True
         if self.role == "mall":
             return mall_id is not None and mall_id == self.mall_id
-        return store_id is not None and store_id == self.store_id
+        if self.role == "store":
+            return store_id is not None and store_id == self.store_id
+        return False  # staff: the counter only
+
+    def can_serve_store(self, store_id: str | None, mall_id: str | None) -> bool:
+        """May work the counter of the store (redeem coupons there): its staff, and whoever may see the store."""
+        if self.role == "staff":
+            return store_id is not None and store_id == self.store_id
+        return self.can_see_store(store_id, mall_id)
 
 
 # --- storage --------------------------------------------------------------------------------------------------
@@ -84,8 +93,8 @@ def create_user(engine: Engine, name: str, password: str, role: Role, mall_id: s
         raise ValueError(f"role: expected one of {ROLES}, got {role!r}")
     if role == "mall" and not mall_id:
         raise ValueError("mall_id: required for role 'mall'")
-    if role == "store" and not store_id:
-        raise ValueError("store_id: required for role 'store'")
+    if role in ("store", "staff") and not store_id:
+        raise ValueError(f"store_id: required for role {role!r}")
     values = {"password_hash": generate_password_hash(password, method=HASH_METHOD), "role": role, "mall_id": mall_id,
               "store_id": store_id}
     with engine.begin() as conn:

@@ -31,7 +31,9 @@ def _visible(user: AdminUser) -> Any:
         return sa.true()
     if user.role == "mall":
         return stores.c.mall_id == user.mall_id
-    return stores.c.id == user.store_id
+    if user.role == "store":
+        return stores.c.id == user.store_id
+    return sa.false()  # staff work the counter, not the admin
 
 
 def online(user: AdminUser) -> list[dict[str, Any]]:

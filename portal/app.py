@@ -33,11 +33,18 @@ from portal.edges import clients
 from portal.edges.leases import LeaseFile
 from portal.edges.sms_backends import make_backend
 from portal.services import Keys, Services, csrf, make_gate, own_hosts
-from portal.store import access
-from portal.web import admin, api, auth, captive, headers, openapi, pages, privacy, sms
+from portal.store import access, rights
+from portal.web import admin, api, auth, captive, headers, member_admin, member_rights, openapi, pages, privacy, sms
+from portal.wechat import rights as wechat_rights
 from portal.wechat import views as wechat
 
 log = logging.getLogger("keliu.portal")
+
+
+def member_components() -> list[rights.Component]:
+    """Every component's exporter and eraser of a member (``portal.store.rights``), in the order deletion runs them
+    (the portal's own member row goes last, whatever this list says). A component adds one line here."""
+    return [rights.SENSOR, wechat_rights.COMPONENT, rights.PORTAL]
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -108,6 +115,9 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(privacy.bp)
+    app.register_blueprint(member_admin.bp)
+    app.register_blueprint(member_rights.bp)
+    app.extensions["keliu.member_components"] = member_components()
     svc: Services = app.extensions["keliu"]
     dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
     if cfg.wechat.enabled:

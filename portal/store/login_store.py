@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
+from keliu import db
 from keliu.db import TS
 from portal.core.binding import Bound
 from portal.core.login_plan import Authorized, LoginPlan, PhoneMember, UseCode
@@ -28,6 +29,7 @@ from portal.store.models import (
     devices,
     landing_urls,
     logins,
+    member_registry,
     members,
     portal_sessions,
     sms_codes,
@@ -43,6 +45,17 @@ def _use_code(conn: Connection, proof: UseCode, now: datetime) -> bool:
     return conn.execute(sa.update(sms_codes).where(
         sms_codes.c.id == proof.code_id, sms_codes.c.used_at.is_(None), sms_codes.c.tries < proof.max_tries)
         .values(used_at=now)).rowcount == 1
+
+
+def _link_registry(conn: Connection, plan: LoginPlan, member_id: int) -> None:
+    """The member's link to the stable sensor id its consent (c) registered (``member_registry``), kept after a
+    withdrawal: deleting the member erases the registry entry and the sightings by it. Both executors run it as
+    a statement of its own, only for a login that links (the one PostgreSQL statement would otherwise outgrow
+    psycopg's query cache, see ``_pg_statement``)."""
+    reg = plan.registry
+    if reg is not None and reg.link:
+        conn.execute(db.dialect_insert(conn, member_registry).values(
+            registry_id=reg.device_id, member_id=member_id, since=plan.now).on_conflict_do_nothing())
 
 
 def execute_portable(conn: Connection, plan: LoginPlan) -> Authorized | None:
@@ -65,6 +78,7 @@ def execute_portable(conn: Connection, plan: LoginPlan) -> Authorized | None:
     if reg is not None:
         conn.execute(consent.link_member(conn.dialect.name, reg.device_id, reg.since) if reg.link
                      else consent.withdraw(reg.device_id, "member"))
+        _link_registry(conn, plan, member_id)
     conn.execute(sa.insert(logins).values(ts=now, store_id=plan.store_id, member_id=member_id,
                                           device_id=plan.device_id, method=plan.method, ip=plan.ip))
     pm.touch_device(conn, device_id=plan.device_id, member_id=member_id, store_id=plan.store_id, now=now,
@@ -246,6 +260,7 @@ def execute_pg(conn: Connection, plan: LoginPlan) -> Authorized | None:
     row = conn.execute(_compiled(conn, plan), _pg_params(plan)).first()  # type: ignore[call-overload]
     if row is None:
         return None
+    _link_registry(conn, plan, int(row.member_id))
     return Authorized(int(row.id), int(row.member_id), plan.until, None if row.url is None else str(row.url))
 
 

@@ -73,6 +73,20 @@ class Consent(Base):
     ts: Mapped[datetime] = mapped_column(TS)
     store_id: Mapped[str] = mapped_column(sa.ForeignKey("stores.id"))
     lang: Mapped[str] = mapped_column(sa.String(8), default="zh-CN")
+    #: None: decided on the portal; otherwise where an imported decision's evidence came from (``keliu member
+    #: import``: a CRM, a paper form), with the evidence's date in ``ts`` and its text's version in ``version``
+    source: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class MemberRegistry(Base):
+    """The sensor registry ids (``sensor.identity.member_device_id``) a member's consent (c) registered: the only
+    link from a member to the stable device ids in the sensor's registry and in sightings, kept (after a withdrawal
+    too) so that deleting the member can erase them."""
+
+    __tablename__ = "member_registry"
+    registry_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    member_id: Mapped[int] = mapped_column(sa.ForeignKey("members.id"), primary_key=True, index=True)
+    since: Mapped[datetime] = mapped_column(TS)
 
 
 class SmsCode(Base):
@@ -144,6 +158,7 @@ members = cast(sa.Table, Member.__table__)
 devices = cast(sa.Table, Device.__table__)
 logins = cast(sa.Table, Login.__table__)
 consents = cast(sa.Table, Consent.__table__)
+member_registry = cast(sa.Table, MemberRegistry.__table__)
 sms_codes = cast(sa.Table, SmsCode.__table__)
 portal_sessions = cast(sa.Table, PortalSession.__table__)
 landing_urls = cast(sa.Table, LandingUrl.__table__)

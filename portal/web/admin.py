@@ -1,4 +1,5 @@
-"""The portal's admin (an edge): online clients, kick, extend, and each store's splash content.
+"""The portal's admin (an edge): online clients, kick, extend, and each store's splash content. Kicks, extensions
+and splash edits are recorded in the staff audit trail (:mod:`keliu.audit`), with the user and the address.
 
 Store managers see their store, mall operators their mall, admins everything (:mod:`keliu.accounts`). Phones are
 shown masked; devices by their HMAC id. Every form carries a CSRF token (``CSRFProtect`` in the factory).
@@ -14,6 +15,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import Length, ValidationError
 
+from keliu import audit
 from keliu.accounts.users import AdminUser
 from keliu.accounts.web import current_user, login_required
 from keliu.tenants import Store
@@ -56,7 +58,7 @@ def online(user: AdminUser) -> list[dict[str, Any]]:
     return out
 
 
-def _session_visible(user: AdminUser, session_id: int) -> None:
+def _session_visible(user: AdminUser, session_id: int) -> tuple[str, str]:
     svc = services()
     with svc.engine.connect() as conn:
         row = conn.execute(sa.select(stores.c.id, stores.c.mall_id)
@@ -66,6 +68,7 @@ def _session_visible(user: AdminUser, session_id: int) -> None:
         abort(404)
     if not user.can_see_store(row.id, row.mall_id):
         abort(403)
+    return str(row.id), str(row.mall_id)
 
 
 @bp.route("")
@@ -84,9 +87,11 @@ def index() -> Any:
 def kick(session_id: int) -> Any:
     user = current_user()
     assert user is not None
-    _session_visible(user, session_id)
+    store_id, mall_id = _session_visible(user, session_id)
     svc = services()
-    access.kick(svc, session_id, svc.now())
+    if access.kick(svc, session_id, svc.now()):
+        audit.record(svc.engine, user, "session.kick", f"session:{session_id}", request.remote_addr,
+                     mall_id=mall_id, store_id=store_id, now=svc.now())
     return redirect("/admin?done=kicked", 303)
 
 
@@ -95,7 +100,7 @@ def kick(session_id: int) -> Any:
 def extend(session_id: int) -> Any:
     user = current_user()
     assert user is not None
-    _session_visible(user, session_id)
+    store_id, mall_id = _session_visible(user, session_id)
     try:
         minutes = int(request.form.get("minutes", "60"))
     except ValueError:
@@ -103,7 +108,9 @@ def extend(session_id: int) -> Any:
     if not 1 <= minutes <= 24 * 60:
         abort(400)
     svc = services()
-    access.extend(svc, session_id, minutes, svc.now())
+    if access.extend(svc, session_id, minutes, svc.now()) is not None:
+        audit.record(svc.engine, user, "session.extend", f"session:{session_id}", request.remote_addr,
+                     {"minutes": minutes}, mall_id=mall_id, store_id=store_id, now=svc.now())
     return redirect("/admin?done=extended", 303)
 
 
@@ -154,5 +161,8 @@ def splash(store_id: str) -> Any:
                 conn.execute(sa.insert(splash_content).values(store_id=store_id, **values))
             else:
                 conn.execute(sa.update(splash_content).where(splash_content.c.store_id == store_id).values(**values))
+            audit.record(conn, user, "splash.update", f"store:{store_id}", request.remote_addr,
+                         {"title": values["title"], "offer": values["offer"], "color": values["color"]},
+                         mall_id=st.mall_id, store_id=store_id, now=values["updated_at"])
         return redirect("/admin?done=saved", 303)
     return render_template("admin_splash.html", form=form, store_id=store_id, error=None)

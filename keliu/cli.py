@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "dashboards": ("dashboards.cli", "dashboards", "Build Grafana dashboards as code and provision them."),
     "config": ("keliu.cli", "config_cmd", "Check the configuration and print it (secrets hidden)."),
     "db": ("keliu.cli", "db_cmd", "Create or upgrade the database schema."),
+    "member": ("portal.member_cli", "member", "A member's rights: export, correct, delete; import from a CRM."),
+    "audit": ("keliu.audit_cli", "audit_cmd", "The staff audit trail: who viewed, exported or changed what."),
 }
 
 

@@ -34,7 +34,19 @@ from portal.edges.leases import LeaseFile
 from portal.edges.sms_backends import make_backend
 from portal.services import Keys, Services, csrf, make_gate, own_hosts
 from portal.store import access, rights
-from portal.web import admin, api, auth, captive, headers, member_admin, member_rights, openapi, pages, privacy, sms
+from portal.web import (
+    admin,
+    api,
+    auth,
+    captive,
+    headers,
+    member_admin,
+    member_rights,
+    openapi,
+    pages,
+    privacy,
+    sms,
+)
 from portal.wechat import rights as wechat_rights
 from portal.wechat import views as wechat
 

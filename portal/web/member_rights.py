@@ -83,7 +83,7 @@ def page() -> Any:
     return _page(notice=rights_text.t(lang(), "phone_changed") if done == "phone" else None)
 
 
-@bp.get(".json")
+@bp.get("/export.json")
 @member_required
 def download() -> Any:
     data = _export()

@@ -86,6 +86,7 @@ def record(conn_or_engine: Any, user: AdminUser | str, action: str, target: str,
            now: datetime | None = None) -> None:
     """Append one entry. Given a Connection, the entry is written in the caller's transaction (it stands or falls
     with the action); given an Engine, in its own. ``mall_id``/``store_id`` default to the user's own."""
+    role: str
     if isinstance(user, AdminUser):
         name, role = user.name, user.role
         mall_id = mall_id if mall_id is not None else user.mall_id

@@ -45,7 +45,7 @@ class Result:
     committed: bool = False
 
 
-class _Rollback(Exception):
+class _Rollback(PortalError):
     """Raised inside the transaction to undo it (all-or-nothing with rejected rows)."""
 
 
@@ -146,7 +146,7 @@ def import_file(engine: Engine, path: Path, *, default_store: str, now: datetime
                     continue
                 _store_row(conn, row, now, result)
             if all_or_nothing and result.rejected:
-                raise _Rollback
+                raise _Rollback("rejected rows: nothing imported")
     except _Rollback:
         result.created = result.updated = result.consents = 0
         return result

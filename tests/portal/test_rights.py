@@ -6,8 +6,8 @@ device's keyed ids, the openid or the unionid. On SQLite and on PostgreSQL. A se
 from __future__ import annotations
 
 import json
-from datetime import date
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,16 @@ from keliu.accounts import users
 from keliu.testing.wechat_fake import FakeServer, openid_for, unionid_for
 from portal.store import rights
 from sensor.identity import mac_bytes, member_device_id
-from tests.portal.test_wechat_login import ACC, OTHER_IP, OTHER_MAC, PHONE_IP, PHONE_MAC, Env, push, wechat_browser
+from tests.portal.test_wechat_login import (
+    ACC,
+    OTHER_IP,
+    OTHER_MAC,
+    PHONE_IP,
+    PHONE_MAC,
+    Env,
+    push,
+    wechat_browser,
+)
 
 NUMBER, E164 = "13700137000", "+8613700137000"
 OTHER_NUMBER = "13900139000"

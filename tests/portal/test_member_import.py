@@ -2,6 +2,7 @@
 the phone, one transaction; the row checks (pure) by table."""
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -153,3 +154,28 @@ def test_a_broken_file_imports_nothing(tmp_path: Path) -> None:
         member_import.import_file(engine, tmp_path / "x.xlsx", default_store="s1", now=NOW)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM members")).scalar() == 0
+
+
+def test_cli_import_reports_rejected_rows_and_is_audited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from keliu import audit
+    from keliu.cli import cli
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    engine = engine_for(url)
+    f = tmp_path / "crm.csv"
+    f.write_text(HEAD + "13800138000,,,CRM,2024-03-01,v3,,,\nbad,,,,,,,,\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for k in [k for k in os.environ if k.startswith("KELIU_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("KELIU_DATABASE_URL", url)
+    monkeypatch.setenv("KELIU_VAR_DIR", str(tmp_path / "var"))
+    out = CliRunner().invoke(cli, ["member", "import", str(f), "--store", "s1", "--report", str(tmp_path / "r.csv")])
+    assert out.exit_code == 1  # some rows were rejected
+    assert "imported: 1 new, 0 known, 1 consents, 1 rejected" in out.output and "line 3: phone:" in out.output
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8").splitlines()[1].startswith("3,phone:")
+    [entry] = audit.entries(engine)
+    assert entry.action == "member.import" and entry.detail["created"] == 1 and entry.address == "local"
+    out = CliRunner().invoke(cli, ["member", "import", str(f), "--store", "s1", "--all-or-nothing"])
+    assert out.exit_code == 1 and "nothing imported" in out.output

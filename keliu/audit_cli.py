@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 
 import click
 
+from keliu import audit, config, db
+from keliu.errors import KeliuError
+
 
 @click.group("audit")
 def audit_cmd() -> None:
@@ -23,8 +26,6 @@ def audit_cmd() -> None:
 def list_cmd(since: str | None, until: str | None, action: str | None, user_name: str | None, mall: str | None,
              limit: int, as_json: bool) -> None:
     """The newest entries first."""
-    from keliu import audit, config, db
-    from keliu.errors import KeliuError
 
     def when(raw: str | None, name: str) -> datetime | None:
         if raw is None:

@@ -14,12 +14,15 @@ from typing import Any
 
 import click
 
+from keliu import audit
 from keliu.errors import KeliuError
+from portal.app import create_app
+from portal.core import phone as phones
+from portal.core import rights_text
+from portal.store import member_import, rights
 
 
 def _app() -> Any:
-    from portal.app import create_app
-
     return create_app()
 
 
@@ -31,13 +34,11 @@ def _actor() -> str:
 
 
 def _member_id(conn: Any, raw_phone: str) -> int:
-    from portal.core import phone
-    from portal.store import rights
 
-    e164 = phone.normalize(raw_phone)
+    e164 = phones.normalize(raw_phone)
     mid = rights.find(conn, e164)
     if mid is None:
-        raise KeliuError(f"no member with the number {phone.mask(e164)}")
+        raise KeliuError(f"no member with the number {phones.mask(e164)}")
     return mid
 
 
@@ -55,9 +56,6 @@ def member() -> None:
               help="Write to this file (default: the screen).")
 def export_cmd(phone: str, fmt: str, lang: str, output: Path | None) -> None:
     """Everything keliu holds about the member with PHONE (JSON, or readable text)."""
-    from keliu import audit
-    from portal.core import rights_text
-    from portal.store import rights
 
     app = _app()
     svc = app.extensions["keliu"]
@@ -80,9 +78,6 @@ def export_cmd(phone: str, fmt: str, lang: str, output: Path | None) -> None:
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
 def correct_cmd(phone: str, new_phone: str, reason: str) -> None:
     """Correct the phone number of the member with PHONE (an operator's correction, on record)."""
-    from keliu import audit
-    from portal.core import phone as phones
-    from portal.store import rights
 
     app = _app()
     svc = app.extensions["keliu"]
@@ -100,7 +95,6 @@ def correct_cmd(phone: str, new_phone: str, reason: str) -> None:
 def delete_cmd(phone: str, yes: bool) -> None:
     """Delete the member with PHONE everywhere (their open sessions end first). The access log the law requires
     keeps its records until its retention ends."""
-    from portal.store import rights
 
     app = _app()
     svc = app.extensions["keliu"]
@@ -121,8 +115,6 @@ def delete_cmd(phone: str, yes: bool) -> None:
 def import_cmd(file: Path, store: str | None, all_or_nothing: bool, report: Path | None) -> None:
     """Import members from a CRM's CSV or XLSX FILE, with the consent evidence per purpose (docs/PRIVACY.md: the
     columns). Idempotent on the phone; rows without evidence get no marketing consent; one transaction."""
-    from keliu import audit
-    from portal.store import member_import
 
     app = _app()
     svc = app.extensions["keliu"]

@@ -122,33 +122,33 @@ def _page_client() -> Client:
 @bp.route("/phone", methods=["GET", "POST"])
 @member_required
 def change_phone() -> Any:
+    """Two steps, both posting the new number (kept in the form, never in the session cookie): ``action=code``
+    sends a code to it, ``action=verify`` checks the code and changes the number in the code's transaction."""
     svc = services()
     if request.method == "GET":
         return _render("member_phone.html", pending=None, notice=None, error=None)
     lg = lang()
-    pending = session.get("rights_new_phone")
+    raw = request.form.get("phone", "")[:32]
+    pending = None
     try:
-        if "code" in request.form and isinstance(pending, str):
+        e164 = phones.normalize(raw)
+        if request.form.get("action") == "verify":
+            pending = e164
+
             def use(conn: Any, code_id: int, now: Any) -> None:
                 mark_used(conn, code_id, now)
-                rights.change_phone(conn, g.member_id, pending)
+                rights.change_phone(conn, g.member_id, e164)
 
-            consume_code(svc, _page_client(), pending, request.form.get("code", ""), use)
-            session.pop("rights_new_phone", None)
-            return redirect("/member/data?done=phone", 303)
-        e164 = phones.normalize(request.form.get("phone", ""))
+            consume_code(svc, _page_client(), e164, request.form.get("code", ""), use)
+            return redirect(f"/member/data?done=phone&lang={lg}", 303)
         with svc.engine.connect() as conn:
             other = rights.find(conn, e164)
         if other is not None and other != g.member_id:
             raise BadRequest("this number belongs to another member", "phone_taken")
         request_code(svc, _page_client(), e164, lg)
-        session["rights_new_phone"] = e164
-        return _render("member_phone.html", pending=phones.mask(e164), notice=rights_text.t(lg, "code_sent"),
-                       error=None)
+        return _render("member_phone.html", pending=e164, raw=raw, notice=rights_text.t(lg, "code_sent"), error=None)
     except PortalError as exc:
-        return _render("member_phone.html", exc.status,
-                       pending=phones.mask(pending) if isinstance(pending, str) else None, notice=None,
-                       error=_error(exc))
+        return _render("member_phone.html", exc.status, pending=pending, raw=raw, notice=None, error=_error(exc))
 
 
 @bp.post("/delete")
@@ -159,5 +159,4 @@ def delete() -> Any:
     svc = services()
     rights.delete_member(svc, g.member_id, components(), f"member:{g.member_id}", request.remote_addr)
     session.pop("member_id", None)
-    session.pop("rights_new_phone", None)
     return _render("member_message.html", message=rights_text.t(lang(), "deleted"), error=False)

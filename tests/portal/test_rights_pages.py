@@ -81,16 +81,20 @@ def test_phone_change_needs_the_new_number_verified(app: Flask, phone: Phone, sm
     mid = member_of(app, "+8613812345678")
     client = as_member(app, mid)
     token = csrf_of(client.get("/member/data/phone").get_data(as_text=True))
-    r = client.post("/member/data/phone", data={"csrf_token": token, "phone": "13900139000"})
+    r = client.post("/member/data/phone", data={"csrf_token": token, "phone": "13900139000", "action": "code"})
     assert r.status_code == 400 and "另一位会员" in r.get_data(as_text=True)  # another member's number
-    r = client.post("/member/data/phone", data={"csrf_token": token, "phone": "13700137000"})
+    r = client.post("/member/data/phone", data={"csrf_token": token, "phone": "13700137000", "action": "code"})
     assert r.status_code == 200 and 'id="code"' in r.get_data(as_text=True)
     code = sms.last["+8613700137000"]
     wrong = "000000" if code != "000000" else "111111"
-    assert client.post("/member/data/phone", data={"csrf_token": token, "code": wrong}).status_code == 400
+    verify = {"csrf_token": token, "phone": "13700137000", "action": "verify"}
+    r = client.post("/member/data/phone", data=verify | {"code": wrong})
+    assert r.status_code == 400 and 'id="code"' in r.get_data(as_text=True)
     assert member_of(app, "+8613812345678") == mid  # unchanged
-    r = client.post("/member/data/phone", data={"csrf_token": token, "code": code})
-    assert r.status_code == 303 and r.headers["Location"] == "/member/data?done=phone"
+    with client.session_transaction() as s:
+        assert "13700137000" not in json.dumps(dict(s))  # the number stays in the form, not in the cookie
+    r = client.post("/member/data/phone", data=verify | {"code": code})
+    assert r.status_code == 303 and r.headers["Location"] == "/member/data?done=phone&lang=zh-CN"
     assert member_of(app, "+8613700137000") == mid
 
 

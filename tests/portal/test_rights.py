@@ -26,7 +26,9 @@ from tests.portal.test_wechat_login import (
     PHONE_IP,
     PHONE_MAC,
     Env,
+    handoff,
     push,
+    start,
     wechat_browser,
 )
 
@@ -178,5 +180,35 @@ def test_deletion_leaves_nothing_identifying_on_postgresql(tmp_path: Path, fake:
     env = Env(tmp_path, fake, db_url=postgres_url)
     try:
         run_erasure(env, fake)
+    finally:
+        env.engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_a_wechat_wifi_member_without_a_phone_is_deleted_by_an_admin(tmp_path: Path, fake: FakeServer,
+                                                                     database: str, request: Any) -> None:
+    """微信连Wi-Fi makes a member keyed by the openid (no phone); the admin deletes them by number."""
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    env = Env(tmp_path, fake, db_url=url)
+    try:
+        svc = env.app.extensions["keliu"]
+        assert env.phone().get(handoff(fake, start(env, analytics="1", reauth="1"))).status_code == 200
+        openid = openid_for(ACC.wifi_app_id, PHONE_MAC)
+        assert push(env, "subscribe", openid).status_code == 200
+        with env.engine.connect() as conn:
+            mid = conn.execute(sa.text("SELECT id FROM members WHERE wechat_openid = :o"), {"o": openid}).scalar()
+        reg = member_device_id(svc.keys.device, mac_bytes(PHONE_MAC))
+        needles = {"openid": [openid], "device": [svc.device_of(PHONE_MAC)], "registry": [reg],
+                   "mac": [PHONE_MAC, PHONE_MAC.replace(":", "")]}
+        before = text_hits(env.engine, needles)
+        assert {"members.wechat_openid: openid", "wechat_follows.openid: openid", "wechat_releases.device_key: device",
+                "sensor_device_registry.device_id: registry"} <= set(before), before
+        users.create_user(env.engine, "ops", "pw-ops-1", "admin")
+        admin = env.app.test_client()
+        from tests.portal.conftest import AuthActions
+
+        AuthActions(admin).login("ops", "pw-ops-1")
+        assert admin.post(f"/admin/members/{mid}/delete", data={"confirm": str(mid)}).status_code == 303
+        assert text_hits(env.engine, needles) == [] and env.gate.allowed == {}
     finally:
         env.engine.dispose()

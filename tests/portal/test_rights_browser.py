@@ -24,7 +24,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background
 
 
 @pytest.fixture
-def served(sqlite_url: str, var_dir: Path, sms: ConsoleSms) -> Iterator[tuple[Flask, str, int]]:
+def served(sqlite_url: str, var_dir: Path, sms: ConsoleSms) -> Iterator[tuple[Flask, str, int, ConsoleSms]]:
     app = make_app(sqlite_url, var_dir, MemoryGate(), FakeClock(), sms, {"10.77.0.20": "3c:22:fb:00:00:01"})
     Phone(app, "10.77.0.20").login(sms, marketing=True, analytics=True)
     with app.extensions["keliu"].engine.connect() as conn:
@@ -34,7 +34,7 @@ def served(sqlite_url: str, var_dir: Path, sms: ConsoleSms) -> Iterator[tuple[Fl
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield app, f"http://127.0.0.1:{server.server_port}", mid
+        yield app, f"http://127.0.0.1:{server.server_port}", mid, sms
     finally:
         server.shutdown()
         thread.join()
@@ -46,11 +46,11 @@ def session_cookie(app: Flask, member_id: int) -> str:
     return str(serializer.dumps({"member_id": member_id}))
 
 
-def test_rights_pages_fit_a_phone_and_work(served: tuple[Flask, str, int]) -> None:
+def test_rights_pages_fit_a_phone_and_work(served: tuple[Flask, str, int, ConsoleSms]) -> None:
     require(os.path.exists(CHROMIUM), f"chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
-    app, base, mid = served
+    app, base, mid, sms = served
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -71,6 +71,15 @@ def test_rights_pages_fit_a_phone_and_work(served: tuple[Flask, str, int]) -> No
             for lang in ("zh-CN", "en"):
                 for path in ("/member/data", "/member/data/all", "/member/data/phone"):
                     fits(f"{path}?lang={lang}")
+            # the phone change: a code to the new number, then the code
+            fits("/member/data/phone?lang=zh-CN")
+            page.fill("#phone", "139 0013 9000")
+            page.click("#send")
+            assert page.inner_text("#notice") == "验证码已发送到新手机号"
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.fill("#code", sms.last["+8613900139000"])
+            page.click("#verify")
+            assert page.inner_text("#notice") == "手机号已更换" and page.inner_text("#phone") == "139****9000"
             assert "我的数据" in fits("/member/data?lang=zh-CN").inner_text("header")
             page.click("#withdraw-analytics")
             assert page.inner_text("#notice") == "已撤回"
@@ -83,4 +92,4 @@ def test_rights_pages_fit_a_phone_and_work(served: tuple[Flask, str, int]) -> No
         finally:
             browser.close()
     with app.extensions["keliu"].engine.connect() as conn:
-        assert rights.find(conn, "+8613812345678") is None
+        assert rights.find(conn, "+8613812345678") is None and rights.find(conn, "+8613900139000") is None

@@ -212,7 +212,8 @@ def change_phone(conn: Connection, member_id: int, new_e164: str) -> str | None:
 def withdraw(conn: Connection, member_id: int, kinds: Sequence[str], store_id: str, lang: str,
              now: datetime) -> list[str]:
     """Withdraw the consents ``kinds`` (those granted now; returns them): a refusal row each; analytics also takes
-    the member's devices out of the sensor's registry (an opt-out stays), re-authorization ends on their devices."""
+    the member's devices out of the sensor's registry (an opt-out stays) and erases the sightings, visits and
+    device-days stored under their stable ids; re-authorization ends on their devices."""
     bad = [k for k in kinds if k not in WITHDRAWABLE]
     if bad:
         raise BadRequest(f"cannot withdraw {', '.join(bad)}: only {', '.join(WITHDRAWABLE)}", "bad_consent")
@@ -222,14 +223,24 @@ def withdraw(conn: Connection, member_id: int, kinds: Sequence[str], store_id: s
     for k in done:
         pm.record_consent(conn, member_id, store_id, k, False, lang, now)
     if "analytics" in done:
-        for rid in registry_ids(conn, member_id):
+        # the consent was the only basis of linking visits to the member (PIPL art. 47): the visits stored under
+        # the stable id go too, and from now on the phone is counted anonymously like everyone else's
+        rids = registry_ids(conn, member_id)
+        for rid in rids:
             conn.execute(registry.withdraw(rid, "member"))
+        _erase_sightings(conn, rids)
     if "reauth" in done:
         conn.execute(sa.update(devices).where(devices.c.member_id == member_id).values(reauth_until=None))
     return done
 
 
 # --- delete -----------------------------------------------------------------------------------------------------
+
+
+def _erase_sightings(conn: Connection, rids: Sequence[str]) -> None:
+    if rids:
+        for t in (sightings, visits, device_days):
+            conn.execute(sa.delete(t).where(t.c.device.in_(rids)))
 
 
 def erase_sensor(conn: Connection, member_id: int) -> None:
@@ -240,8 +251,7 @@ def erase_sensor(conn: Connection, member_id: int) -> None:
         return
     conn.execute(sa.delete(registry.registry_table).where(registry.registry_table.c.device_id.in_(rids),
                                                           registry.registry_table.c.kind == "member"))
-    for t in (sightings, visits, device_days):
-        conn.execute(sa.delete(t).where(t.c.device.in_(rids)))
+    _erase_sightings(conn, rids)
     conn.execute(sa.delete(member_registry).where(member_registry.c.member_id == member_id))
 
 

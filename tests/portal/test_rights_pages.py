@@ -64,9 +64,17 @@ def test_member_sees_downloads_and_withdraws(app: Flask, phone: Phone, sms: Cons
     from sensor import consent
 
     assert consent.kind_of(svc.engine, reg) == "member"
+    from sensor.store import sightings
+
+    with svc.engine.begin() as conn:
+        conn.execute(sa.insert(sightings), [{"sid": f"s{i}", "ts": 1.0e9, "store": "demo-store", "sensor": "x",
+                                              "device": dev, "randomized": False}
+                                             for i, dev in enumerate((reg, "0123456789abcdef"))])
     r = client.post("/member/data/withdraw", data={"csrf_token": token, "kind": "analytics"})
     assert r.status_code == 200 and 'id="withdraw-analytics"' not in r.get_data(as_text=True)
     assert consent.kind_of(svc.engine, reg) is None
+    with svc.engine.connect() as conn:  # the visits linked under the consent go with it; anonymous ones stay
+        assert conn.execute(sa.text("SELECT device FROM sightings")).scalars().all() == ["0123456789abcdef"]
     client.post("/member/data/withdraw", data={"csrf_token": token, "kind": "reauth"})
     with svc.engine.connect() as conn:
         assert rights.export(conn, mid, [], svc.now())["consents_now"] == {

@@ -207,14 +207,16 @@
       return isNum(p.data.raw) ? String(p.data.raw) : ""; }};
     view.charts.multiples.forEach(function (m) {
       chart(grid, m.name, {
-        grid: {left: 40, right: 8, top: 16, bottom: 40},
+        grid: {left: 12, right: 8, top: 18, bottom: 40},
         tooltip: {trigger: "axis", formatter: function (ps) {
           return ps.map(function (p) {
             return p.seriesName + " · " + p.name + ": " + (isNum(p.data.raw) ? p.data.raw : T.no_data);
           }).join("<br>");
         }},
         xAxis: {type: "category", data: m.labels, axisLabel: {fontSize: 10, interval: 0, rotate: 20}},
-        yAxis: {type: "log", logBase: 10, min: 1, max: Math.pow(10, Math.ceil(Math.log10(max * 2)))},
+        // from 0.5, so that a 1 still has a bar; no axis labels: each bar carries its figure
+        yAxis: {type: "log", logBase: 10, min: 0.5, max: Math.pow(10, Math.ceil(Math.log10(max * 2))),
+                axisLabel: {show: false}},
         series: [{name: T.this_period, type: "bar", data: m.current.map(logBar), itemStyle: {color: BLUE}, label: label},
                  {name: T.last_week, type: "bar", data: m.previous.map(logBar), itemStyle: {color: GREY}}]
       }, "small");

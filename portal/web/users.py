@@ -50,7 +50,7 @@ def _tenants() -> tuple[list[Any], list[Any]]:
 def _page(me: AdminUser, status: int = 200, notice: str | None = None, error: str | None = None) -> Any:
     malls, stores = _tenants()
     users = [u for u in list_users(services().engine) if me.can_manage(u, u.mall_id)]
-    roles = ["admin", "mall", "store", "staff"] if me.role == "admin" else ["store", "staff"]
+    roles = ["store", "staff", "mall", "admin"] if me.role == "admin" else ["store", "staff"]
     return render_console("admin_users.html", "users", status, me=me, users=users, roles=roles,
                           malls=[m for m in malls if me.role == "admin"],
                           stores=[s for s in stores if me.role == "admin" or s.mall_id == me.mall_id],

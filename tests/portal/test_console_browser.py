@@ -91,6 +91,18 @@ FITS = """() => {
         if (r.right > vw + 1 || r.left < -1)
             out.push(`${e.tagName.toLowerCase()}#${e.id}.${e.className} ${Math.round(r.left)}..${Math.round(r.right)}`);
     }
+    // nothing overflows its card either (a table wider than its box, a chart wider than its panel)
+    for (const e of document.querySelectorAll('.card, .table, .chart, .kpi, main, header, nav')) {
+        if (e.scrollWidth > e.clientWidth + 1)
+            out.push(`overflows ${e.tagName.toLowerCase()}#${e.id}.${e.className} ${e.scrollWidth}>${e.clientWidth}`);
+    }
+    // buttons keep their words on one line (查看 must not wrap)
+    for (const b of document.querySelectorAll('button')) {
+        const range = document.createRange();
+        range.selectNodeContents(b);
+        const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (tops.size > 1) out.push(`wrapped button ${b.innerText.trim()}`);
+    }
     const se = document.scrollingElement;
     return {scroll: se.scrollWidth, client: se.clientWidth, wide: out.slice(0, 8)};
 }"""

@@ -121,7 +121,7 @@ def list_cmd() -> None:
         return
     widths = [max(len(r[i]) for r in [("name", "role", "mall", "store", ""), *rows]) for i in range(4)]
     for r in [("name", "role", "mall", "store", ""), *rows]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + ("  " + r[4] if r[4] else ""))
+        click.echo(("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]).rstrip())
 
 
 @user.command("passwd")

@@ -250,7 +250,7 @@ def splash_preview(store_id: str) -> Any:
     assert user is not None
     svc = services()
     st = _store_of(user, store_id)
-    lg = request.args.get("lang") if request.args.get("lang") in i18n.LANGS else i18n.DEFAULT
+    lg = str(request.args["lang"]) if request.args.get("lang") in i18n.LANGS else i18n.DEFAULT
     with svc.engine.connect() as conn:
         row = conn.execute(sa.select(splash_content).where(splash_content.c.store_id == store_id)).first()
     en = lg == "en"
@@ -264,7 +264,8 @@ def splash_preview(store_id: str) -> Any:
                            reauth_days=svc.cfg.portal.reauth_days, wechat=svc.cfg.wechat.enabled)
     resp = make_response(html)
     resp.headers["Content-Security-Policy"] = ("default-src 'self'; script-src 'none'; style-src 'self' "
-                                               "'unsafe-inline'; img-src 'self'; frame-ancestors 'self'")
+                                               "'unsafe-inline'; img-src 'self'; object-src 'none'; base-uri 'none'; "
+                                               "frame-ancestors 'self'")
     resp.headers["X-Frame-Options"] = "SAMEORIGIN"
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -43,7 +43,7 @@ def logo_response(store_id: str) -> Any:
         abort(404)
     resp = make_response(bytes(row.logo))
     resp.headers["Content-Type"] = row.logo_type
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'; sandbox"
     resp.headers["Cache-Control"] = "public, max-age=86400"  # the splash's address of it changes with each save
     return resp
 

@@ -42,8 +42,8 @@ def _manager() -> AdminUser:
 
 def _tenants() -> tuple[list[Any], list[Any]]:
     with services().engine.connect() as conn:
-        malls = conn.execute(sa.select(MALLS).order_by(MALLS.c.id)).all()
-        stores = conn.execute(sa.select(STORES).order_by(STORES.c.id)).all()
+        malls = list(conn.execute(sa.select(MALLS).order_by(MALLS.c.id)).all())
+        stores = list(conn.execute(sa.select(STORES).order_by(STORES.c.id)).all())
     return malls, stores
 
 

@@ -21,7 +21,7 @@ from portal.core.terms import DEFAULT_TERMS, LOGO_MAX, logo_type, terms_text
 
 KELIU = [sys.executable, "-m", "keliu.cli"]
 ROOT = Path(__file__).resolve().parents[2]
-TOML = """database_url = "sqlite:///{db}"
+TOML = """database_url = "{db}"
 var_dir = "{var}"
 [[malls]]
 id = "m1"
@@ -50,8 +50,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PASSWORD = "a store manager's own password"
 
 
-def write_config(tmp: Path) -> Path:
-    (tmp / "keliu.toml").write_text(TOML.format(db=tmp / "keliu.db", var=tmp / "var"))
+def write_config(tmp: Path, database_url: str | None = None) -> Path:
+    (tmp / "keliu.toml").write_text(TOML.format(db=database_url or f"sqlite:///{tmp / 'keliu.db'}", var=tmp / "var"))
     return tmp
 
 
@@ -156,14 +156,17 @@ def test_user_cli_add_list_passwd_remove(tmp_path: Path) -> None:
 # --- the console ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def app(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The portal app on SQLite and on PostgreSQL (``portal_0005``'s columns on both); ``keliu user`` run in
+    ``tmp_path`` uses the same database."""
     from portal.app import create_app, start_up
 
     for name in [n for n in os.environ if n.startswith("KELIU_")]:
         monkeypatch.delenv(name)
     monkeypatch.setattr("keliu.accounts.users.HASH_METHOD", "pbkdf2:sha256:1000")
-    tmp = write_config(tmp_path)
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    tmp = write_config(tmp_path, url)
     monkeypatch.chdir(tmp)
     from keliu.gate import MemoryGate
     from portal.edges.sms_backends import ConsoleSms

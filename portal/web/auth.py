@@ -60,6 +60,24 @@ def _landing(role: str) -> str:
     return next_page()
 
 
+def _attempt(name: str) -> tuple[int, list[Any]]:
+    """Before a password check of ``name`` (a login, or the current password of a change): how long this address
+    must still wait, else the failure already counted (taken back with ``limits.forget`` on success)."""
+    svc = services()
+    per, window, now = svc.cfg.portal.admin_login_per_15min, 900, svc.now()
+    address = request.remote_addr or ""
+    secret = svc.keys.token
+    with svc.engine.begin() as conn:
+        wait = limits.login_wait_s(limits.failures(conn, secret, "admin-fail-ip", address, window, now),
+                                   limits.failures(conn, secret, "admin-fail-user", name, window, now).count,
+                                   per, window, now)
+        # counted as a failure before the (slow) password check and taken back on success, so that attempts from
+        # one address running in parallel mostly see each other (only those checking at the same instant do not)
+        pending = [] if wait else limits.record(conn, secret, [("admin-fail-ip", address),
+                                                               ("admin-fail-user", name)], now)
+    return wait, pending
+
+
 # --- views ----------------------------------------------------------------------------------------------------
 
 bp = Blueprint("auth", __name__)
@@ -72,18 +90,8 @@ def login() -> Any:
         name = request.form.get("name", "")[:64]
         password = request.form.get("password", "")[:256]
         svc = services()
-        per, window, now = svc.cfg.portal.admin_login_per_15min, 900, svc.now()
-        address = request.remote_addr or ""
-        secret = svc.keys.token
-        with svc.engine.begin() as conn:
-            wait = limits.login_wait_s(limits.failures(conn, secret, "admin-fail-ip", address, window, now),
-                                       limits.failures(conn, secret, "admin-fail-user", name, window, now).count,
-                                       per, window, now)
-            # counted as a failure before the (slow) password check and taken back on success, so that attempts
-            # from one address running in parallel mostly see each other (only those checking at the same instant
-            # do not)
-            pending = [] if wait else limits.record(conn, secret, [("admin-fail-ip", address),
-                                                                   ("admin-fail-user", name)], now)
+        now = svc.now()
+        wait, pending = _attempt(name)
         if wait:
             resp = render_console("admin_login.html", "", 429, error=console.t(console_lang(), "err_too_many"),
                                   next=next_page())
@@ -138,9 +146,15 @@ def password() -> Any:
             error = console.t(lang, "err_same")
         else:
             svc = services()
-            if not change_password(svc.engine, user.name, old, new):
+            # guesses at the current password back off like failed logins
+            wait, pending = _attempt(user.name)
+            if wait:
+                error = console.t(lang, "err_too_many")
+            elif not change_password(svc.engine, user.name, old, new):
                 error = console.t(lang, "err_old_password")
             else:
+                with svc.engine.begin() as conn:
+                    limits.forget(conn, pending)
                 # the change ended every login of the user, this one too: open a fresh one for this browser
                 session.clear()
                 g.pop("admin_user", None)

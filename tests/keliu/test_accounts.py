@@ -319,3 +319,21 @@ def test_logo_upload_refuses_a_wrong_type_and_an_oversized_file(app: Flask) -> N
     assert preview.status_code == 200 and "frame-ancestors 'self'" in preview.headers["Content-Security-Policy"]
     assert "Starbucks" in preview.get_data(as_text=True)
     assert app.test_client().get("/favicon.ico").headers["Content-Type"] == "image/png"
+
+
+def test_guesses_at_the_current_password_back_off(app: Flask) -> None:
+    from keliu.accounts.users import create_user
+
+    create_user(app.extensions["keliu"].engine, "boss-s1", PASSWORD, "store", mall_id="m1", store_id="s1")
+    c = login(app, "boss-s1", PASSWORD)
+    guess = {"new": "a brand new pw", "new2": "a brand new pw"}
+    answers = [c.post("/admin/password?lang=en", data={**guess, "old": f"guess number {i}"}).get_data(as_text=True)
+               for i in range(4)]
+    assert all("current password is wrong" in a for a in answers[:3])
+    assert "Too many attempts" in answers[3]
+    # the right one waits too (the clock stands still here): nothing changed
+    r = c.post("/admin/password?lang=en", data={**guess, "old": PASSWORD})
+    assert r.status_code == 400 and "Too many attempts" in r.get_data(as_text=True)
+    from keliu.accounts.users import check_login
+
+    assert check_login(app.extensions["keliu"].engine, "boss-s1", PASSWORD) is not None  # the old one still holds

@@ -200,8 +200,10 @@
     // passers-by (hundreds) and members (a few) on one chart: a log scale, the same for every store so that the
     // small multiples compare by eye; each bar is labelled with its figure. A 0 has no bar on a log scale (its
     // label says 0); no data is no bar and "no data" in the tooltip.
+    // bars on a log axis grow from 1: each figure is drawn at twice its value (the axis has no labels, the bar
+    // its own figure), so that a 1 still shows a bar
     function logBar(v) {
-      return {value: isNum(v) && v > 0 ? v : null, raw: isNum(v) ? v : null};
+      return {value: isNum(v) && v > 0 ? 2 * v : null, raw: isNum(v) ? v : null};
     }
     var label = {show: true, position: "top", fontSize: 10, formatter: function (p) {
       return isNum(p.data.raw) ? String(p.data.raw) : ""; }};
@@ -214,8 +216,7 @@
           }).join("<br>");
         }},
         xAxis: {type: "category", data: m.labels, axisLabel: {fontSize: 10, interval: 0, rotate: 20}},
-        // from 0.5, so that a 1 still has a bar; no axis labels: each bar carries its figure
-        yAxis: {type: "log", logBase: 10, min: 0.5, max: Math.pow(10, Math.ceil(Math.log10(max * 2))),
+        yAxis: {type: "log", logBase: 10, min: 1, max: Math.pow(10, Math.ceil(Math.log10(max * 4))),
                 axisLabel: {show: false}},
         series: [{name: T.this_period, type: "bar", data: m.current.map(logBar), itemStyle: {color: BLUE}, label: label},
                  {name: T.last_week, type: "bar", data: m.previous.map(logBar), itemStyle: {color: GREY}}]

@@ -337,3 +337,13 @@ def test_guesses_at_the_current_password_back_off(app: Flask) -> None:
     from keliu.accounts.users import check_login
 
     assert check_login(app.extensions["keliu"].engine, "boss-s1", PASSWORD) is not None  # the old one still holds
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_splash_terms_link_keeps_the_versioned_text(lang: str) -> None:
+    """The splash shows the terms consent in three parts (the middle one links to /terms); together they are the
+    text whose version the consent rows name, so no new version is needed."""
+    from portal.core import i18n
+
+    parts = (i18n.gettext(lang, k) for k in ("terms_pre", "terms_link", "terms_post"))
+    assert "".join(parts) == i18n.gettext(lang, "terms")

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "router": ("router_config.cli", "router", "Render and apply the firewall, DHCP and AP config; the Gate by hand."),
     "bench": ("keliu.testing.cli", "bench", "The network-namespace test bench (router, internet, phones) by hand."),
     "dashboards": ("dashboards.cli", "dashboards", "Build Grafana dashboards as code and provision them."),
+    "user": ("keliu.accounts.cli", "user", "Accounts of the admin and dashboards: add, list, passwd, remove."),
     "config": ("keliu.cli", "config_cmd", "Check the configuration and print it (secrets hidden)."),
     "db": ("keliu.cli", "db_cmd", "Create or upgrade the database schema."),
     "member": ("portal.member_cli", "member", "A member's rights: export, correct, delete; import from a CRM."),

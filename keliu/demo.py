@@ -2,7 +2,8 @@
 
 It prepares ``var/`` (SQLite database, first-run secrets, a generated store capture), then supervises one
 process per component — the portal (which also serves the built-in dashboard), the sensor replaying the
-capture, and the analytics loop running Celery tasks in-process — prints the URLs and the demo admin login,
+capture, and the analytics loop running Celery tasks in-process — prints the URLs and the demo's logins (the admin,
+whose generated password is changed at the first login, a store manager and a mall operator),
 and on Ctrl-C (or SIGTERM) stops every child and waits for it.
 """
 from __future__ import annotations
@@ -42,6 +43,40 @@ def plan(cfg: object, capture: Path, wechat_port: int = WECHAT_FAKE_PORT) -> lis
         Child("sensor", keliu + ["sensor", "replay", str(capture), "--store", store, "--speed", "60", "--loop"]),
         Child("analytics", keliu + ["analytics", "run", "--interval", "10"]),
     ]
+
+
+def demo_logins(engine: object, cfg: object) -> list[tuple[str, str, str]]:
+    """A store manager of the portal's store and an operator of its mall (created when missing, with passwords
+    generated into var/keys/): (label, user, password) for the banner."""
+    from keliu import keys
+    from keliu.accounts.users import create_user, load_user
+    from keliu.config import Config
+
+    assert isinstance(cfg, Config)
+    store = cfg.store(cfg.portal.store)
+    out = []
+    for label, name, role, mall_id, store_id in (
+            ("store:", f"manager-{store.id}", "store", store.mall, store.id),
+            ("mall:", f"operator-{store.mall}", "mall", store.mall, None)):
+        password = keys.login_password(cfg.var_dir, name)
+        if load_user(engine, name) is None:  # type: ignore[arg-type]
+            create_user(engine, name, password, role, mall_id=mall_id, store_id=store_id)  # type: ignore[arg-type]
+        out.append((label, name, password))
+    return out
+
+
+def _admin_note(engine: object, cfg: object, password: str) -> str:
+    """The admin's password as the banner shows it: a generated one must be changed at the first login."""
+    from keliu.accounts.users import load_user
+    from keliu.config import Config
+
+    assert isinstance(cfg, Config)
+    if cfg.portal.admin_password:
+        return password
+    user = load_user(engine, cfg.portal.admin_user)  # type: ignore[arg-type]
+    if user is not None and not user.must_change:
+        return "(the password you chose at the first login)"
+    return f"{password}   (to be changed at the first login)"
 
 
 def supervise(children: list[Child], env: dict[str, str]) -> int:
@@ -112,7 +147,9 @@ def demo(no_run: bool, wechat_port: int) -> None:
     children = plan(cfg, capture, wechat_port)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"
     click.echo(f"keliu demo\n  portal:    {base}/\n  dashboard: {base}/dashboard\n  admin:     {base}/admin"
-               f"\n  login:     {cfg.portal.admin_user} / {password}\n  SMS codes are printed below."
+               f"\n  login:     {cfg.portal.admin_user} / {_admin_note(engine, cfg, password)}"
+               + "".join(f"\n  {label:<10} {name} / {pw}" for label, name, pw in demo_logins(engine, cfg))
+               + "\n  SMS codes are printed below."
                + (f"\n  WeChat:    FAKE WeChat server at {cfg.wechat.open_base} (not Tencent's)" if cfg.wechat.fake else ""))
     if no_run:
         for child in children:

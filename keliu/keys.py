@@ -42,14 +42,23 @@ def secret_bytes(var_dir: str | Path, name: str) -> bytes:
 
 def admin_password(var_dir: str | Path) -> str:
     """The demo admin's password: generated once, readable so ``make demo`` can print it to its operator."""
-    path = Path(var_dir) / "keys" / "admin_password"
+    return login_password(var_dir, "admin")
+
+
+def login_password(var_dir: str | Path, user: str) -> str:
+    """A generated login password of ``user`` (``var/keys/<user>_password``): the first admin's, and the demo's
+    store manager and mall operator. Generated once, readable so that ``make demo`` can print it."""
+    if not user.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError("keys.login_password", f"not a plain user name: {user!r}")
+    name = f"{user}_password"
+    path = Path(var_dir) / "keys" / name
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         data = _create(path, secrets.token_urlsafe(12).encode("ascii"))
     password = data.decode("ascii").strip()
     if len(password) < 12:
-        raise ConfigError("keys.admin_password", f"{path} is shorter than 12 characters; delete it to regenerate")
+        raise ConfigError(f"keys.{name}", f"{path} is shorter than 12 characters; delete it to regenerate")
     return password
 
 

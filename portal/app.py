@@ -46,7 +46,9 @@ from portal.web import (
     pages,
     privacy,
     sms,
+    terms,
 )
+from portal.web import users as users_web
 from portal.wechat import rights as wechat_rights
 from portal.wechat import views as wechat
 
@@ -95,6 +97,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                    leases=LeaseFile(cfg.portal.dhcp_leases) if cfg.portal.dhcp_leases else None)
     app.extensions["keliu"] = svc
     accounts.init_app(app, engine, clock)
+    # before the CSRF check reads the form: the splash editor's logo upload may be larger than other bodies
+    app.before_request(admin.allow_logo_upload)
     csrf.init_app(app)
     _register(app, cfg)
     return app
@@ -109,8 +113,11 @@ def start_up(app: Flask) -> None:
     cfg = svc.cfg
     db.upgrade(svc.engine)
     tenants.sync(svc.engine, cfg)
+    # a generated first password (var/keys/admin_password) must be changed at the first login, and is then never
+    # reset; a configured one is authoritative
     users.ensure_user(svc.engine, cfg.portal.admin_user,
-                      cfg.portal.admin_password or keys.admin_password(cfg.var_dir), "admin")
+                      cfg.portal.admin_password or keys.admin_password(cfg.var_dir), "admin",
+                      generated=cfg.portal.admin_password is None)
     access.reconcile(svc, svc.now())
 
 
@@ -130,6 +137,8 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(member_admin.bp)
     app.register_blueprint(member_rights.bp)
     app.extensions["keliu.member_components"] = member_components()
+    app.register_blueprint(terms.bp)
+    app.register_blueprint(users_web.bp)
     svc: Services = app.extensions["keliu"]
     dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
     if cfg.wechat.enabled:

@@ -77,6 +77,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "h": "{n} h",
         "d": "{n} d",
         "forbidden": "You may not see these numbers.",
+        "no_data": "no data",
+        "view": "View",
     },
     "zh-CN": {
         "title": "客流分析",
@@ -146,6 +148,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "h": "{n} 小时",
         "d": "{n} 天",
         "forbidden": "您无权查看这些数据。",
+        "no_data": "无数据",
+        "view": "视图",
     },
 }
 

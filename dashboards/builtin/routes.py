@@ -77,7 +77,8 @@ _login_required = login_required
 
 
 def _lang() -> str:
-    return i18n.pick(request.args.get("lang"), request.headers.get("Accept-Language"))
+    # the console's choice: ?lang=, else the lang cookie the admin and the splash set, else Accept-Language
+    return i18n.pick(request.args.get("lang") or request.cookies.get("lang"), request.headers.get("Accept-Language"))
 
 
 def _tenants() -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, str]]]:

@@ -10,10 +10,11 @@ history stays.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -22,6 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from keliu import db
 from keliu.db import TS, Base
+from keliu.tenants import STORES as _stores
 
 
 class AdminUserRow(Base):
@@ -32,8 +34,9 @@ class AdminUserRow(Base):
     role: Mapped[str] = mapped_column(sa.String(8))
     mall_id: Mapped[str | None] = mapped_column(sa.ForeignKey("malls.id"))
     store_id: Mapped[str | None] = mapped_column(sa.ForeignKey("stores.id"))
-
-
+    #: the password was generated for the user (the first admin's, one printed by ``keliu user add``): the next
+    #: login must choose a new one before anything else (``portal_0005``)
+    must_change_password: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
 
 class AdminSessionRow(Base):
     """A logged-in admin browser: the cookie holds a random id, this table only its SHA-256, so a copy of the
@@ -61,6 +64,8 @@ class AdminUser:
     role: Role
     mall_id: str | None = None
     store_id: str | None = None
+    #: the user must choose a new password before any other page (see ``AdminUserRow.must_change_password``)
+    must_change: bool = False
 
     def can_see_mall(self, mall_id: str | None) -> bool:
         if self.role == "admin":
@@ -83,12 +88,50 @@ class AdminUser:
         return self.can_see_store(store_id, mall_id)
 
 
+    def can_manage(self, other: AdminUser, other_mall: str | None) -> bool:
+        """May create, list, reset or remove ``other`` (whose store, if any, is in ``other_mall``): an admin
+        anyone; a mall operator the store managers and staff of their own mall's stores; nobody else."""
+        if self.role == "admin":
+            return True
+        return (self.role == "mall" and other.role in ("store", "staff") and other_mall is not None
+                and other_mall == self.mall_id)
+
+
+#: a user name: letters, digits and ``._@-`` (it is shown in pages and logs, and typed in a shell)
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 256
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a user name, or ``None`` (pure)."""
+    if NAME_RE.fullmatch(name) is None:
+        return "1–64 letters, digits or . _ @ - (starting with a letter or digit)"
+    return None
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` is not acceptable, or ``None`` (pure): at least 10 characters, at most 256."""
+    if len(password) < MIN_PASSWORD:
+        return f"at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"at most {MAX_PASSWORD} characters"
+    if password.strip() != password or any(ord(c) < 32 for c in password):
+        return "no leading or trailing spaces, no control characters"
+    return None
+
+
+def _user(row: Any) -> AdminUser:
+    return AdminUser(row.name, cast(Role, row.role), row.mall_id, row.store_id, bool(row.must_change_password))
+
+
 # --- storage --------------------------------------------------------------------------------------------------
 
 
 def create_user(engine: Engine, name: str, password: str, role: Role, mall_id: str | None = None,
-                store_id: str | None = None) -> AdminUser:
-    """Create or replace an admin user. A mall user needs ``mall_id``, a store user ``store_id``."""
+                store_id: str | None = None, must_change: bool = False) -> AdminUser:
+    """Create or replace an admin user. A mall user needs ``mall_id``, a store user ``store_id``. ``must_change``:
+    the password was generated for the user, who must choose their own at the next login."""
     if role not in ROLES:
         raise ValueError(f"role: expected one of {ROLES}, got {role!r}")
     if role == "mall" and not mall_id:
@@ -96,20 +139,26 @@ def create_user(engine: Engine, name: str, password: str, role: Role, mall_id: s
     if role in ("store", "staff") and not store_id:
         raise ValueError(f"store_id: required for role {role!r}")
     values = {"password_hash": generate_password_hash(password, method=HASH_METHOD), "role": role, "mall_id": mall_id,
-              "store_id": store_id}
+              "store_id": store_id, "must_change_password": must_change}
     with engine.begin() as conn:
         # one upsert: two processes ensuring the same user at once (workers starting together) both succeed
         stmt = db.dialect_insert(conn, admin_users).values(name=name, **values)
         conn.execute(stmt.on_conflict_do_update(index_elements=[admin_users.c.name], set_=values))
         # a new password (or role) ends every login of the user: whoever had the old one is out
         conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.user_name == name))
-    return AdminUser(name, role, mall_id, store_id)
+    return AdminUser(name, role, mall_id, store_id, must_change)
 
 
-def ensure_user(engine: Engine, name: str, password: str, role: Role) -> None:
-    """Create the user, or reset it when its password or role no longer match (the demo admin at start-up)."""
+def ensure_user(engine: Engine, name: str, password: str, role: Role, *, generated: bool = False) -> None:
+    """The first admin at start-up. A configured password (``generated=False``) is authoritative: the user is
+    created, or reset when its password or role no longer match. A generated one (``var/keys/admin_password``)
+    only creates a missing user, who must change it at the first login; once changed, it is never reset."""
     with engine.connect() as conn:
         row = conn.execute(sa.select(admin_users).where(admin_users.c.name == name)).first()
+    if generated:
+        if row is None:
+            create_user(engine, name, password, role, must_change=True)
+        return
     if row is None or row.role != role or not check_password_hash(row.password_hash, password):
         create_user(engine, name, password, role)
 
@@ -117,9 +166,42 @@ def ensure_user(engine: Engine, name: str, password: str, role: Role) -> None:
 def load_user(engine: Engine, name: str) -> AdminUser | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(admin_users).where(admin_users.c.name == name)).first()
-    if row is None:
-        return None
-    return AdminUser(row.name, cast(Role, row.role), row.mall_id, row.store_id)
+    return None if row is None else _user(row)
+
+
+def list_users(engine: Engine) -> list[AdminUser]:
+    """Every user, by name. A store user's ``mall_id`` is their store's mall (so a mall operator finds them)."""
+    q = (sa.select(admin_users.c.name, admin_users.c.role, admin_users.c.store_id,
+                   admin_users.c.must_change_password,
+                   sa.func.coalesce(admin_users.c.mall_id, _stores.c.mall_id).label("mall_id"))
+         .select_from(admin_users.outerjoin(_stores, _stores.c.id == admin_users.c.store_id))
+         .order_by(admin_users.c.name))
+    with engine.connect() as conn:
+        return [_user(r) for r in conn.execute(q)]
+
+
+def set_password(engine: Engine, name: str, password: str, *, must_change: bool = False) -> bool:
+    """Set ``name``'s password (``must_change``: a generated one); every login of the user ends. False: no user."""
+    with engine.begin() as conn:
+        n = conn.execute(sa.update(admin_users).where(admin_users.c.name == name).values(
+            password_hash=generate_password_hash(password, method=HASH_METHOD), must_change_password=must_change)
+        ).rowcount
+        conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.user_name == name))
+    return bool(n)
+
+
+def change_password(engine: Engine, name: str, old: str, new: str) -> bool:
+    """The user's own change: only with the old password. Ends every login of the user; False: wrong password."""
+    if check_login(engine, name, old) is None:
+        return False
+    return set_password(engine, name, new)
+
+
+def remove_user(engine: Engine, name: str) -> bool:
+    """Delete ``name`` and their logins. False: no such user."""
+    with engine.begin() as conn:
+        conn.execute(sa.delete(admin_sessions).where(admin_sessions.c.user_name == name))
+        return bool(conn.execute(sa.delete(admin_users).where(admin_users.c.name == name)).rowcount)
 
 
 def check_login(engine: Engine, name: str, password: str) -> AdminUser | None:
@@ -131,7 +213,7 @@ def check_login(engine: Engine, name: str, password: str) -> AdminUser | None:
         return None
     if not check_password_hash(row.password_hash, password):
         return None
-    return AdminUser(row.name, cast(Role, row.role), row.mall_id, row.store_id)
+    return _user(row)
 
 
 _DUMMY_HASH = generate_password_hash("keliu-no-such-user")
@@ -158,9 +240,7 @@ def session_user(engine: Engine, sid: str, now: datetime) -> AdminUser | None:
          .where(admin_sessions.c.id_hash == _session_hash(sid), admin_sessions.c.expires_at > now))
     with engine.connect() as conn:
         row = conn.execute(q).first()
-    if row is None:
-        return None
-    return AdminUser(row.name, cast(Role, row.role), row.mall_id, row.store_id)
+    return None if row is None else _user(row)
 
 
 def close_session(engine: Engine, sid: str) -> None:

@@ -48,6 +48,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "wechat_login": "微信连Wi-Fi",
         "terms": "我已阅读并同意《上网服务条款》：依据《网络安全法》第二十四条，公共 Wi-Fi 须以手机号进行实名验证；"
                  "上网日志依法保存。",
+        # the same text as "terms", in three parts: the middle one links to the store's terms page
+        "terms_pre": "我已阅读并同意",
+        "terms_link": "《上网服务条款》",
+        "terms_post": "：依据《网络安全法》第二十四条，公共 Wi-Fi 须以手机号进行实名验证；上网日志依法保存。",
+        "terms_title": "上网服务条款",
         "marketing": "（可选）成为会员，接收优惠与活动信息。",
         "analytics": "（可选）允许将本手机的到店记录与会员关联，用于改进服务。",
         "reauth": "（可选）记住本设备 {days} 天，期间再次连接无需验证码。",
@@ -77,6 +82,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_unavailable": "服务暂时不可用，请几秒后再试。",
         "err_unknown_client": "无法识别您的设备，请确认已连接本店 Wi-Fi。",
         "err_bad_request": "请求无效。",
+        "err_too_large": "上传的内容过大。",
     },
     "en": {
         "title": "Free Wi-Fi",
@@ -105,6 +111,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "wechat_login": "Connect with WeChat",
         "terms": "I accept the Wi-Fi terms of service: under art. 24 of the Cybersecurity Law public Wi-Fi requires "
                  "real-name verification by mobile number; access logs are kept as the law requires.",
+        "terms_pre": "I accept the ",
+        "terms_link": "Wi-Fi terms of service",
+        "terms_post": ": under art. 24 of the Cybersecurity Law public Wi-Fi requires real-name verification by mobile "
+                      "number; access logs are kept as the law requires.",
+        "terms_title": "Wi-Fi terms of service",
         "marketing": "(Optional) Become a member and receive offers and event news.",
         "analytics": "(Optional) Link this phone's store visits to my membership to improve the service.",
         "reauth": "(Optional) Remember this device for {days} days: reconnect without a code.",
@@ -134,6 +145,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_unavailable": "The service is briefly unavailable; try again in a few seconds.",
         "err_unknown_client": "Your device is not recognised; are you on the store's Wi-Fi?",
         "err_bad_request": "Invalid request.",
+        "err_too_large": "The upload is too large.",
     },
 }
 

@@ -137,8 +137,17 @@ class LandingUrl(Base):
 class SplashContent(Base):
     __tablename__ = "splash_content"
     store_id: Mapped[str] = mapped_column(sa.ForeignKey("stores.id"), primary_key=True)
+    #: the Chinese title and offer (the default language); ``*_en`` the English ones (empty: the Chinese text)
     title: Mapped[str] = mapped_column(sa.String(100), default="")
     offer: Mapped[str] = mapped_column(sa.String(500), default="")
+    title_en: Mapped[str] = mapped_column(sa.String(100), default="", server_default="")
+    offer_en: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+    #: the store's terms page (《上网服务条款》); empty: the default text of ``portal.core.terms``
+    terms_zh: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    terms_en: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    #: the logo's bytes (PNG, JPEG or WebP, checked by magic bytes, size-capped) and its media type
+    logo: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    logo_type: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     #: accent colour, "#rrggbb"
     color: Mapped[str] = mapped_column(sa.String(7), default="#d9363e")
     updated_at: Mapped[datetime] = mapped_column(TS)

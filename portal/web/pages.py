@@ -30,21 +30,27 @@ def no_store(resp: Response) -> Response:
     return resp
 
 
-def content(store_id: str) -> dict[str, str]:
+def content(store_id: str, lang: str = i18n.DEFAULT) -> dict[str, Any]:
+    """The store's splash content in ``lang`` (the English title and offer fall back to the Chinese ones)."""
     svc = services()
     with svc.engine.connect() as conn:
         row = conn.execute(sa.select(splash_content).where(splash_content.c.store_id == store_id)).first()
     if row is None:
         name = svc.cfg.store(store_id).name
-        return {"title": name, "offer": "", "color": "#d9363e"}
-    return {"title": row.title, "offer": row.offer, "color": row.color}
+        return {"title": name, "offer": "", "color": "#d9363e", "logo": None, "terms_zh": "", "terms_en": ""}
+    en = lang == "en"
+    return {"title": (row.title_en if en and row.title_en else row.title),
+            "offer": (row.offer_en if en and row.offer_en else row.offer), "color": row.color,
+            # the logo's address changes with each save, so a cached old logo is never shown
+            "logo": f"/logo?v={int(row.updated_at.timestamp())}" if row.logo else None,
+            "terms_zh": row.terms_zh, "terms_en": row.terms_en}
 
 
 def render_splash(status: int = 200, error: str | None = None, notice: str | None = None,
                   phone: str | None = None) -> Response:
     svc = services()
     lg = lang()
-    c = content(svc.store_id)
+    c = content(svc.store_id, lg)
     html = render_template("splash.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), content=c,
                            color=c["color"], error=error, notice=notice, phone=phone,
                            reauth_days=svc.cfg.portal.reauth_days, wechat=svc.cfg.wechat.enabled)
@@ -90,6 +96,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(413)
     def too_large(_exc: Exception) -> Any:
+        if request.path.startswith("/admin/"):
+            # the console's upload (the splash editor's logo): not the shopper's splash, whose form it cannot read
+            return f"<!doctype html><title>413</title><p>413 {i18n.gettext(lang(), 'err_too_large')}</p>", 413
         return render_error(PayloadTooLarge("the request body is too large", "too_large"))
 
     @app.errorhandler(CSRFError)

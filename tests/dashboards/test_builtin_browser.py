@@ -104,6 +104,14 @@ def screen_tables(page: Any) -> list[list[str]]:
     }""")
 
 
+NO_DATA = {i18n.t("en", "no_data"), i18n.t("zh-CN", "no_data")}
+
+
+def as_csv(shown: list[list[str]]) -> list[list[str]]:
+    """The screen's tables as the CSV writes them: a figure without data is "no data" on screen, "—" there."""
+    return [["—" if cell in NO_DATA else cell for cell in row] for row in shown]
+
+
 def csv_of(page: Any) -> list[list[str]]:
     href = page.evaluate("document.getElementById('csv').href")  # absolute
     r = page.request.get(href)
@@ -132,14 +140,14 @@ def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: 
     assert page.locator("#charts canvas").count() >= 4  # hourly, funnel, dwell, loyalty drawn by ECharts
     shown = screen_tables(page)
     assert ["Visitors", "3", "60.0%"] in shown  # funnel: 3 visitors of 5 devices heard
-    assert csv_of(page)[3:] == shown  # the CSV holds exactly the tables on screen
+    assert csv_of(page)[3:] == as_csv(shown)  # the CSV holds exactly the tables on screen
     page.screenshot(path=str(SHOTS / "dashboard-store.png"), full_page=True)
     # the same page in Chinese
     page.goto(base + "/dashboard/store/s1?lang=zh-CN")
     page.wait_for_selector("body[data-ready='1']")
     assert page.inner_text(".kpi[data-key=capture_rate] .label") == "进店率"
     assert kpi(page, "median_dwell_s") == "25 分钟"
-    assert csv_of(page)[3:] == screen_tables(page)
+    assert csv_of(page)[3:] == as_csv(screen_tables(page))
     page.screenshot(path=str(SHOTS / "dashboard-store-zh.png"), full_page=False)
     # a store manager cannot open another store's page, nor its API
     r = page.goto(base + "/dashboard/store/s2?lang=en")
@@ -163,7 +171,7 @@ def test_mall_operator_compares_stores(browser: Any, base: str, app: Flask) -> N
     page.click("#table-stores th[data-col='2']")
     page.click("#table-stores th[data-col='2']")
     assert rows.nth(0).locator("td").first.inner_text() == "优衣库"
-    assert sorted(csv_of(page)[3:]) == sorted(screen_tables(page))  # same numbers, whatever the sort order
+    assert sorted(csv_of(page)[3:]) == sorted(as_csv(screen_tables(page)))  # same numbers, whatever the sort order
     page.screenshot(path=str(SHOTS / "dashboard-mall.png"), full_page=True)
     # a mall operator may open their stores, not another mall's store nor the operator view
     options = page.locator("#nav option").all_inner_texts()

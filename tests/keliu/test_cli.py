@@ -24,7 +24,8 @@ def test_help_lists_every_subcommand(tmp_path: Path) -> None:
         assert f"\n  {cmd} " in out.stdout
 
 
-@pytest.mark.parametrize("cmd", ["demo", "portal", "sensor", "analytics", "router", "dashboards", "config", "db"])
+@pytest.mark.parametrize("cmd", ["demo", "portal", "sensor", "analytics", "router", "dashboards", "config", "db",
+                                 "user"])
 def test_each_subcommand_explains_itself(tmp_path: Path, cmd: str) -> None:
     out = run([cmd, "--help"], tmp_path)
     assert out.returncode == 0, out.stderr

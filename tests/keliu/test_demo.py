@@ -83,6 +83,24 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
         r = admin.post(base + "/admin/login", data={"csrf_token": token, "name": user, "password": password},
                        allow_redirects=False, timeout=5)
         assert r.status_code == 302, r.text
+        # the generated first password must be changed before anything else
+        assert admin.get(base + "/admin", allow_redirects=False, timeout=5).headers["Location"].startswith(
+            "/admin/password")
+        page = admin.get(base + "/admin/password", timeout=5).text
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        r = admin.post(base + "/admin/password", allow_redirects=False, timeout=5, data={
+            "csrf_token": token, "old": password, "new": "the demo admin's own", "new2": "the demo admin's own"})
+        assert r.status_code == 303, r.text
+        # the banner's store manager and mall operator log in too
+        for role in ("store", "mall"):
+            name, pw = re.search(rf"\n  {role}:\s+(\S+) / (\S+)", banner).groups()  # type: ignore[union-attr]
+            with requests.Session() as other:
+                page = other.get(base + "/admin/login", timeout=5).text
+                token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+                r = other.post(base + "/admin/login", data={"csrf_token": token, "name": name, "password": pw},
+                               allow_redirects=False, timeout=5)
+                assert r.status_code == 302, (role, r.text)
+                assert other.get(base + "/api/v1/dashboard/me", timeout=5).json()["user"]["role"] == role
 
         def dashboard() -> dict[str, Any] | None:
             # the looping replay runs 60x ahead of the clock from now on: near the store's midnight its sightings

@@ -178,7 +178,8 @@ def test_online_clients_kick_and_extend(app: Flask, client: Any, auth: AuthActio
     r = client.post(f"/admin/sessions/{sid}/kick", data={"csrf_token": token})
     assert r.status_code == 303 and gate.log[-1] == RevokeClient("3c:22:fb:00:00:01")
     assert phone.get("/generate_204", host="connectivitycheck.gstatic.com").status_code == 302
-    assert "nobody online" in client.get("/admin").get_data(as_text=True)
+    assert "Nobody online" in client.get("/admin?lang=en").get_data(as_text=True)
+    assert "当前无人在线" in client.get("/admin?lang=zh-CN").get_data(as_text=True)
 
 
 def test_extend_adds_time(app: Flask, client: Any, auth: AuthActions, sms: ConsoleSms, gate: MemoryGate,
@@ -214,7 +215,7 @@ def test_roles_see_only_their_stores(db_url: str, var_dir: Any, gate: MemoryGate
         c = apps["s1"].test_client()
         assert AuthActions(c).login(name, pw).status_code == 302
         html = c.get("/admin").get_data(as_text=True)
-        seen[name] = {s for s in ("s1", "s2", "s3") if f"<td>{s}</td>" in html}
+        seen[name] = {s for s in ("s1", "s2", "s3") if f'">{s}</td>' in html}
         with engine.connect() as conn:
             s3 = conn.execute(sa.select(portal_sessions.c.id).where(portal_sessions.c.store_id == "s3")).scalar()
         token = csrf_of(html)

@@ -235,6 +235,12 @@ def test_curl_probes_login_logout_kick(bench: Any) -> None:
     page = run(bench.base + "/admin/login").stdout
     token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     run(bench.base + "/admin/login", "--data", f"csrf_token={token}&name=admin&password={password}")
+    # the generated first password must be changed at the first login
+    page = run(bench.base + "/admin/password").stdout
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    changed = run("-o", "/dev/null", "-w", "%{http_code}", bench.base + "/admin/password", "--data",
+                  f"csrf_token={token}&old={password}&new=an-admin-password&new2=an-admin-password")
+    assert changed.stdout == "303"
     page = run(bench.base + "/admin").stdout
     assert "138****5678" in page and "13812345678" not in page
     from portal.edges.clients import device_of

@@ -65,7 +65,8 @@ def test_every_get_route_and_error_page_has_the_headers(app: Flask, client: Any,
 
 
 TEMPLATES = sorted((ROOT / "portal" / "templates").rglob("*.html")) + sorted(
-    (ROOT / "dashboards" / "builtin" / "templates").rglob("*.html"))
+    (ROOT / "dashboards" / "builtin" / "templates").rglob("*.html")) + sorted(
+    (ROOT / "keliu" / "accounts" / "templates").rglob("*.html"))
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -97,9 +98,23 @@ def test_gunicorn_sends_the_headers_on_every_kind_of_page(live: LivePortal) -> N
         assert token is not None
         r = s.post(live.base + "/admin/login", data={"csrf_token": token.group(1), "name": "admin",
                                                      "password": live.admin_password()}, timeout=10)
+        # the generated first password: to be changed before anything else
+        assert r.url == live.base + "/admin/password?next=%2Fadmin"
+        assert_secured(r, "/admin/password")
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', r.text)
+        assert token is not None
+        r = s.post(live.base + "/admin/password?next=%2Fadmin", timeout=10, data={
+            "csrf_token": token.group(1), "old": live.admin_password(), "new": "an admin password",
+            "new2": "an admin password"})
         assert r.url == live.base + "/admin"
-        for path in ("/admin", "/admin/splash/demo-store", "/dashboard", "/api/v1/dashboard/me"):
+        for path in ("/admin", "/admin/splash/demo-store", "/admin/users", "/admin/password", "/dashboard",
+                     "/api/v1/dashboard/me", "/terms", "/favicon.ico"):
             r = s.get(live.base + path, timeout=10)
             assert r.status_code == 200, (path, r.status_code)
             assert_secured(r, path)
+        # the splash editor's preview may be framed by the console itself, and runs no script
+        r = s.get(live.base + "/admin/splash/demo-store/preview", timeout=10)
+        csp = {d.split()[0]: d.split()[1:] for d in r.headers["Content-Security-Policy"].split("; ")}
+        assert csp["frame-ancestors"] == ["'self'"] and csp["script-src"] == ["'none'"]
+        assert csp["object-src"] == ["'none'"] and r.headers["X-Frame-Options"] == "SAMEORIGIN"
         assert_secured(s.post(live.base + "/admin/logout", timeout=10, allow_redirects=False), "csrf error")

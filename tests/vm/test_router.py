@@ -113,6 +113,10 @@ def kick(router: Machine) -> None:
     token = csrf(router.sh(f"{admin} {PORTAL}/admin/login"))
     router.sh(f"{admin} {PORTAL}/admin/login --data "
               + shlex.quote(f"csrf_token={token}&name=admin&password={password}"))
+    # the generated first password must be changed at the first login
+    token = csrf(router.sh(f"{admin} {PORTAL}/admin/password"))
+    router.sh(f"{admin} {PORTAL}/admin/password --data "
+              + shlex.quote(f"csrf_token={token}&old={password}&new=an-admin-password&new2=an-admin-password"))
     page = router.sh(f"{admin} {PORTAL}/admin")
     assert MASKED in page and NUMBER not in page
     m = re.search(r"/admin/sessions/(\d+)/kick", page)

@@ -1,6 +1,9 @@
 /* The built-in dashboard's page: fetches the view JSON of /api/v1/... and draws it.
  * Every number shown comes as text from the server (dashboards/builtin/views.py), the same text the CSV holds;
- * this script only lays it out, sorts tables and draws ECharts from the same series. */
+ * this script only lays it out, sorts tables and draws ECharts from the same series.
+ * No data is null, never 0: a null figure shows as T.no_data ("无数据" / "no data"), a null point is a gap in its
+ * chart, a chart without a single figure says "no data" instead of drawing zeros, and an empty table has a
+ * "no data" line. */
 (function () {
   "use strict";
   // a JSON block, not an inline script: the page's Content-Security-Policy runs no inline script
@@ -46,11 +49,30 @@
     sel.addEventListener("change", function () { location.href = sel.value + "?" + query(); });
   }
 
+  function isNum(v) { return typeof v === "number" && isFinite(v); }
+
+  // does any series of the chart hold a figure (0 counts; null and absent do not)?
+  function hasData(series) {
+    return series.some(function (s) {
+      return (s.data || []).some(function (d) {
+        var v = d !== null && typeof d === "object" ? ("raw" in d ? d.raw : d.value) : d;
+        return isNum(v);
+      });
+    });
+  }
+
+  function noData(v) { return v === null || v === undefined; }
+
   function chart(parent, title, option, cls) {
     var box = el("div", {"class": "chart " + (cls || "")}, [el("h3", {text: title})]);
     var area = el("div", {"class": "area"});
     box.appendChild(area);
     parent.appendChild(box);
+    if (!hasData(option.series || [])) {
+      box.classList.add("nodata");
+      area.appendChild(el("p", {"class": "nodata-text", text: T.no_data}));
+      return box;
+    }
     if (window.echarts) {
       var c = window.echarts.init(area, null, {renderer: "canvas"});
       option.animation = false;
@@ -66,8 +88,9 @@
     view.kpis.forEach(function (k) {
       box.appendChild(el("div", {"class": "kpi", "data-key": k.key}, [
         el("div", {"class": "label", text: k.label}),
-        el("div", {"class": "value", text: k.text}),
-        el("div", {"class": "prev", text: T.last_week + ": " + k.previous_text + " (" + k.change_text + ")"})
+        el("div", {"class": "value" + (noData(k.value) ? " nodata" : ""), text: noData(k.value) ? T.no_data : k.text}),
+        el("div", {"class": "prev", text: T.last_week + ": " + (noData(k.previous) ? T.no_data : k.previous_text) +
+                                          (noData(k.value) || noData(k.previous) ? "" : " (" + k.change_text + ")")})
       ]));
     });
   }
@@ -80,8 +103,19 @@
     var tbody = el("tbody");
     function fill(rows) {
       tbody.textContent = "";
-      rows.forEach(function (r) {
-        tbody.appendChild(el("tr", {}, r.map(function (c) { return el("td", {text: c.text}); })));
+      if (!rows.length) {
+        tbody.appendChild(el("tr", {"class": "nodata"}, [
+          el("td", {colspan: String(tab.columns.length), text: T.no_data})]));
+        return;
+      }
+      rows.forEach(function (r, n) {
+        tbody.appendChild(el("tr", {}, r.map(function (c, i) {
+          // a figure without data: its value is null (a text cell's value is its text); the funnel's first step
+          // has no step before it, so its share is not applicable rather than missing
+          var empty = noData(c.value) && !(tab.id === "funnel" && n === 0 && i === 2);
+          return el("td", {text: empty ? T.no_data : c.text, "data-label": tab.columns[i],
+                           "class": empty ? "nodata" : ""});
+        })));
       });
     }
     var rows = tab.rows.slice();
@@ -104,8 +138,10 @@
         });
       });
     }
+    // more than four columns do not fit a phone: there each row becomes a card (dashboard.css, .stack)
     return el("div", {"class": "table", "id": "table-" + tab.id}, [
-      el("h3", {text: tab.title}), el("table", {}, [el("thead", {}, [thead]), tbody])]);
+      el("h3", {text: tab.title}),
+      el("table", {"class": tab.columns.length > 4 ? "stack" : ""}, [el("thead", {}, [thead]), tbody])]);
   }
 
   var BLUE = "#1f6feb", GREY = "#9aa4b2", ORANGE = "#f08c2e";
@@ -122,9 +158,11 @@
       ]
     }, "wide");
     chart(box, T.funnel, {
-      tooltip: {trigger: "item"}, legend: {bottom: 0},
+      tooltip: {trigger: "item"}, legend: {bottom: 0, type: "scroll"},
       series: [{type: "funnel", sort: "none", minSize: "8%", bottom: 40, top: 10,
-                label: {show: true, position: "inside", formatter: "{c}"}, data: c.funnel}]
+                label: {show: true, position: "inside", formatter: function (p) {
+                  return isNum(p.value) ? String(p.value) : T.no_data; }},
+                data: c.funnel}]
     });
     chart(box, T.dwell, {
       tooltip: {trigger: "axis"}, legend: {bottom: 0},
@@ -133,9 +171,13 @@
                {name: T.last_week, type: "bar", data: c.dwell.previous, itemStyle: {color: GREY}}]
     });
     chart(box, T.loyalty, {
-      tooltip: {trigger: "item"}, legend: {bottom: 0},
-      series: [{type: "pie", radius: ["35%", "65%"],
-                data: c.loyalty.labels.map(function (l, i) { return {name: l, value: c.loyalty.values[i]}; })}]
+      tooltip: {trigger: "item"}, legend: {bottom: 0, type: "scroll"},
+      series: [{type: "pie", radius: ["32%", "58%"], center: ["50%", "44%"], avoidLabelOverlap: true,
+                // a slice of 0 has no label: its label would sit on its neighbour's and over the legend
+                data: c.loyalty.labels.map(function (l, i) {
+                  var v = c.loyalty.values[i], shown = isNum(v) && v > 0;
+                  return {name: l, value: isNum(v) ? v : null, label: {show: shown}, labelLine: {show: shown}};
+                })}]
     });
     if (c.days.dates.length > 1) {
       chart(box, T.days, {
@@ -151,18 +193,33 @@
     var grid = el("div", {"class": "multiples"});
     box.appendChild(el("h3", {text: T.small_multiples, "class": "full"}));
     box.appendChild(grid);
-    var max = 0;
+    var max = 1;
     view.charts.multiples.forEach(function (m) {
-      m.current.concat(m.previous).forEach(function (v) { if (v > max) max = v; });
+      m.current.concat(m.previous).forEach(function (v) { if (isNum(v) && v > max) max = v; });
     });
+    // passers-by (hundreds) and members (a few) on one chart: a log scale, the same for every store so that the
+    // small multiples compare by eye; each bar is labelled with its figure. A 0 has no bar on a log scale (its
+    // label says 0); no data is no bar and "no data" in the tooltip.
+    // bars on a log axis grow from 1: each figure is drawn at twice its value (the axis has no labels, the bar
+    // its own figure), so that a 1 still shows a bar
+    function logBar(v) {
+      return {value: isNum(v) && v > 0 ? 2 * v : null, raw: isNum(v) ? v : null};
+    }
+    var label = {show: true, position: "top", fontSize: 10, formatter: function (p) {
+      return isNum(p.data.raw) ? String(p.data.raw) : ""; }};
     view.charts.multiples.forEach(function (m) {
       chart(grid, m.name, {
-        grid: {left: 40, right: 8, top: 10, bottom: 40},
-        tooltip: {trigger: "axis"},
+        grid: {left: 12, right: 8, top: 18, bottom: 40},
+        tooltip: {trigger: "axis", formatter: function (ps) {
+          return ps.map(function (p) {
+            return p.seriesName + " · " + p.name + ": " + (isNum(p.data.raw) ? p.data.raw : T.no_data);
+          }).join("<br>");
+        }},
         xAxis: {type: "category", data: m.labels, axisLabel: {fontSize: 10, interval: 0, rotate: 20}},
-        yAxis: {type: "value", max: max || null},  // one scale for all: small multiples compare by eye
-        series: [{name: T.this_period, type: "bar", data: m.current, itemStyle: {color: BLUE}},
-                 {name: T.last_week, type: "bar", data: m.previous, itemStyle: {color: GREY}}]
+        yAxis: {type: "log", logBase: 10, min: 1, max: Math.pow(10, Math.ceil(Math.log10(max * 4))),
+                axisLabel: {show: false}},
+        series: [{name: T.this_period, type: "bar", data: m.current.map(logBar), itemStyle: {color: BLUE}, label: label},
+                 {name: T.last_week, type: "bar", data: m.previous.map(logBar), itemStyle: {color: GREY}}]
       }, "small");
     });
   }

@@ -172,7 +172,8 @@ def test_kick_extend_and_splash_are_audited(app: Flask, phone: Phone, sms: Conso
     client.post(f"/admin/sessions/{sid}/kick", data={"csrf_token": token})
     client.post("/admin/splash/demo-store", data={"csrf_token": token, "title": "Hi", "offer": "", "color": "#112233"})
     got = [(e.action, e.target, e.detail, e.mall_id) for e in audit.entries(app.extensions["keliu"].engine)]
-    assert got == [("splash.update", "store:demo-store", {"title": "Hi", "offer": "", "color": "#112233"}, "demo-mall"),
+    splash = {"title": "Hi", "title_en": "", "offer": "", "offer_en": "", "color": "#112233"}
+    assert got == [("splash.update", "store:demo-store", splash, "demo-mall"),
                    ("session.kick", f"session:{sid}", {}, "demo-mall"),
                    ("session.extend", f"session:{sid}", {"minutes": 30}, "demo-mall")]
 

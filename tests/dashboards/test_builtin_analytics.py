@@ -41,8 +41,12 @@ def test_store_view_shows_the_analytics_report(app: Flask) -> None:
         "wifi_logins": ("0", "0"), "new_members": ("0", "0")}
     assert cur["repeat_visitors"] == 1  # a came back after a week
     assert view["report"]["current"]["dwell_buckets"] == cur["dwell_buckets"]
-    hourly = {r[0]["text"]: int(r[1]["value"]) for r in next(t for t in view["tables"] if t["id"] == "hourly")["rows"]}
+    hourly = {r[0]["text"]: r[1]["value"] for r in next(t for t in view["tables"] if t["id"] == "hourly")["rows"]}
     assert [hourly[f"{h:02d}:00"] for h in range(24)] == cur["hourly_visitors"]
+    # the hours after the newest sighting have not been heard: no data (null), not 0; every hour before has a number
+    first_unheard = cur["hourly_visitors"].index(None)
+    assert 0 < first_unheard < 24 and all(v is None for v in cur["hourly_visitors"][first_unheard:])
+    assert all(v is not None for v in cur["hourly_visitors"][:first_unheard])
     assert view["status"]["empty"] is False
     assert view["status"]["age_s"] == pytest.approx(NOW - report.last_report(engine, "s1"))
 

@@ -291,7 +291,15 @@ class Config:
         for s in self.stores:
             if s.id == store_id:
                 return s
-        raise ConfigError("stores", f"no store with id {store_id!r}")
+        known = ", ".join(s.id for s in self.stores)
+        raise ConfigError("stores", f"no store with id {store_id!r} (configured: {known})")
+
+    def mall(self, mall_id: str) -> MallConfig:
+        for m in self.malls:
+            if m.id == mall_id:
+                return m
+        known = ", ".join(m.id for m in self.malls)
+        raise ConfigError("malls", f"no mall with id {mall_id!r} (configured: {known})")
 
     @property
     def var_path(self) -> Path:

@@ -176,6 +176,10 @@ def serve(host: str | None, port: int | None, listener: str = "http") -> None:
         portal["port"] = port
     if portal:
         overrides["portal"] = portal
+    # Validate the configuration here, before gunicorn: inside its load_config a ConfigError became gunicorn's own
+    # "Error: …" and exit status 1 (systemd restarted it forever); here it is keliu's one line and status 2.
+    cfg = config.load(overrides=overrides)
+    cfg.store(cfg.portal.store)
     if listener == "captive":
 
         run(overrides)

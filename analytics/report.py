@@ -313,8 +313,11 @@ def _mall(conn: Connection, mall_id: str, start: date, end: date) -> MallRange:
     m = store.mall_days.c
     mrows = conn.execute(sa.select(store.mall_days).where(m.mall == mall_id, m.day >= start, m.day <= end)
                          ).mappings().all()
-    totals: dict[str, Any] = {k: _sum([int(x[k]) for x in mrows]) for k in ("visitors", "passersby",
-                                                                               "staff_excluded")}
+    # the mall's shoppers once across its stores; None when none of its stores has sensor data in the range (a
+    # mall-day rolled up before any store was heard is not an empty mall)
+    heard = any(s["visitors"] is not None for s in stores)
+    totals: dict[str, Any] = {k: _sum([int(x[k]) for x in mrows]) if heard else None
+                              for k in ("visitors", "passersby", "staff_excluded")}
     totals["capture_rate"] = _rate(totals["visitors"], totals["passersby"])
     for k in PORTAL:
         totals[k] = sum(s[k] for s in stores)

@@ -7,8 +7,8 @@ runs ``keliu sensor replay <pcap> --store demo-store --speed 60 --loop``. Withou
 timestamps are kept.
 
 ``follow`` (the demo: ``keliu sensor replay <pcap> --store S --follow-clock``) follows the wall clock: the recording
-is moved by whole days onto today (its time of day kept, in the store's UTC offset), everything up to now is fed at
-once, the rest as the clock reaches it, and at the end of the file the next round is tomorrow. No probe ever lies in
+is moved by whole days onto yesterday and then today (its time of day kept, in the store's UTC offset), everything up
+to now is fed at once, the rest as the clock reaches it, and at the end of the file the next round is tomorrow. No probe ever lies in
 the future, and "today" advances at midnight as the clock does.
 
 The replay's position (file, round, probes done, time offset) is saved in the spool together with the spooled
@@ -127,12 +127,14 @@ def replay(path: str | Path, pipe: Pipeline, *, speed: float | None = None, loop
     if follow is not None:
         speed, loop = 1.0, True
     first, last = _span(pipe.parser, path) if loop or speed is not None else (0.0, 0.0)
-    span_days = max(1, math.ceil((last - first + 1) / 86400))
+    # following the clock, each round is the next day (a capture of one store-day, see keliu.demo)
+    span_days = 1 if follow is not None else max(1, math.ceil((last - first + 1) / 86400))
     state = pipe.spool.load_state()
     resume = state if state.get("file") == str(path) and state.get("size") == size else {}
     if follow is not None:
-        # the frames already due are fed again at start: their sighting ids are the same, they are stored once
-        resume = {"offset": follow_offset(first, clock(), follow)}
+        # yesterday first (a sensor that ran yesterday too), then today: the frames already due are fed at once
+        # (again, after a restart: their sighting ids are the same, they are stored once)
+        resume = {"offset": follow_offset(first, clock(), follow) - 86400}
     if loop and resume and resume.get("offset") is not None and (
             last + float(resume["offset"]) + int(resume.get("round", 0)) * span_days * 86400 < clock() - 86400):
         # a looping replay (the demo) stopped more than a day ago: start again at now rather than in the past

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from keliu import config
+from keliu import config, console
 from portal.app import create_app, start_up
 from portal.serve.front import run
 from portal.services import services
@@ -57,6 +57,8 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
             "timeout": 30,
             "graceful_timeout": 5,
             "accesslog": None,
+            # quiet by default (keliu -v portal: gunicorn's start-up and worker lines)
+            "loglevel": "info" if console.verbosity() else "warning",
             "proc_name": f"keliu-portal-{self.listener}",
             "post_fork": _post_fork,
             "when_ready": self._when_ready,

@@ -3,6 +3,7 @@
     keliu sensor run --iface IFACE [--channels 1,6,11,36]      live capture (needs a monitor-mode wireless card)
     keliu sensor replay FILE --store STORE [--speed N | --max] [--loop]
     keliu sensor parse FILE [--format jsonl|csv] [--show-mac]   one line per probe request; stores nothing
+    keliu sensor calibrate (--iface IFACE | --file FILE)      placement: strongest devices live, visit/stay_rssi
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -257,3 +258,111 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
     click.echo(f"keliu sensor: {st.probes} probe requests, {st.frames} frames, {st.not_probe} not probe requests, "
                f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window", err=True)
     _warn_capture(file, st, fcs)
+
+
+class _Calibration:
+    """What live capture feeds (the pipeline's shape): probes identified and put on the board, nothing stored."""
+
+    def __init__(self, parser: Any, ident: Any, board: Any) -> None:
+        self.parser, self.ident, self.board = parser, ident, board
+        self.channel: int | None = None
+
+    def feed(self, batch: Any, _position: Any = None) -> None:
+        devices = self.ident.identify_batch(batch)
+        for i in range(len(batch)):
+            if devices[i] is not None:
+                p = batch.probe(i)
+                self.board.add(p.ts, devices[i], p.rssi)
+
+    def tick(self) -> None:
+        pass
+
+    def close(self, _position: Any = None) -> None:
+        pass
+
+
+def _board_text(board: Any, now: float, top: int, tz: Any, window_s: float = 60.0) -> str:
+    rows = board.top(top, now, window_s)
+    stamp = datetime.fromtimestamp(now, tz).isoformat(timespec="seconds")
+    lines = [f"{stamp}  strongest devices (keyed ids; dBm)",
+             f"{'device':<18}{'last':>6}{'max':>6}{'median':>8}{'heard':>7}{'ago':>7}"]
+    lines += [f"{r.device:<18}{r.last:>6}{r.strongest:>6}{r.median:>8.1f}{r.count:>7}{r.seen_s_ago:>6.0f}s"
+              for r in rows]
+    return "\n".join(lines if rows else lines[:1] + ["(nothing heard yet)"])
+
+
+@sensor.command("calibrate")
+@click.option("--iface", default=None, help="Live: a monitor-mode interface (radiotap).")
+@click.option("--file", "file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Instead of live capture: a capture file of the walk (pcap/pcapng).")
+@click.option("--store", default=None, help="Store id (default: [sensor] store).")
+@click.option("--channels", default=None, help="Live: comma-separated channels (default: [sensor] channels).")
+@click.option("--seconds", type=click.IntRange(min=1), default=None, help="Live: stop after N seconds (default: Ctrl-C).")
+@click.option("--device", default=None, help="The walking phone's device id (default: the strongest heard most).")
+@click.option("--top", type=click.IntRange(1, 50), default=8, show_default=True, help="Devices shown.")
+@click.option("--fcs", type=click.Choice(["verify", "flag"]), default=None, help=FCS_HELP + " Default: [sensor] fcs.")
+def calibrate_cmd(iface: str | None, file: str | None, store: str | None, channels: str | None, seconds: int | None,
+                  device: str | None, top: int, fcs: str | None) -> None:
+    """Place and tune the sensor: shows the strongest devices' signal live while someone walks in and out of the
+    store with a phone (Wi-Fi settings open), then suggests visit_rssi and stay_rssi for the store. Devices are
+    shown by keyed id, never by MAC; nothing is stored."""
+    import time
+    from zoneinfo import ZoneInfo
+
+    from keliu import config, keys
+    from sensor.calibrate import Board, NoSuggestion, suggest
+    from sensor.grouping import Identifier
+
+    if (iface is None) == (file is None):
+        raise click.UsageError("give either --iface (live) or --file (a capture of the walk)")
+    cfg = config.load()
+    sid = _store(cfg, store)
+    tz = ZoneInfo(cfg.store(sid).timezone)
+    key_file = Path(cfg.var_dir) / "keys" / "device_hmac"
+    master = keys.secret_bytes(cfg.var_dir, "device_hmac") if key_file.exists() else secrets.token_bytes(32)
+    ident = Identifier(master, _policy(cfg, tz.key, None))
+    parser = _parser(cfg, fcs or cfg.sensor.fcs)
+    board = Board()
+    sink = _Calibration(parser, ident, board)
+    if file is not None:
+        from sensor.replay import iter_batches
+
+        for batch in iter_batches(parser, file):
+            sink.feed(batch)
+        last = max((t.readings[-1][0] for t in board.tracks.values()), default=time.time())
+        click.echo(_board_text(board, last, top, tz, window_s=float("inf")))  # the whole walk
+        _warn_capture(file, parser.stats, fcs or cfg.sensor.fcs)
+    else:
+        from sensor.capture import capture, check_interface
+
+        assert iface is not None
+        chans = [int(c) for c in channels.split(",")] if channels else list(cfg.sensor.channels)
+        check_interface(iface)
+        flag = _stop_flag()
+        t_end = None if seconds is None else time.monotonic() + seconds
+        tty = sys.stdout.isatty()
+        shown = [0.0]
+
+        def stop() -> bool:
+            now = time.monotonic()
+            if now - shown[0] >= (1.0 if tty else 5.0):
+                shown[0] = now
+                text = _board_text(board, time.time(), top, tz)
+                click.echo(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"))
+            return flag[0] or (t_end is not None and now >= t_end)
+
+        capture(iface, chans, cfg.sensor.dwell_ms, cast(Any, sink), stop=stop)  # the pipeline's shape
+        click.echo(_board_text(board, time.time(), top, tz))
+    walker = device or board.walker()
+    if walker is None:
+        raise click.ClickException("no device heard: nothing to suggest")
+    rules = cfg.analytics
+    result = suggest(board.readings(walker), rules.passerby_rssi)
+    if isinstance(result, NoSuggestion):
+        click.echo(f"\nno suggestion for store {sid} (device {walker}): {result.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"\nthe walking phone: device {walker}, {result.inside[0]} readings inside (10th percentile "
+               f"{result.inside[1]} dBm), {result.outside[0]} outside (90th percentile {result.outside[1]} dBm)\n"
+               f"suggested for store {sid} (now visit_rssi = {rules.visit_rssi}, stay_rssi = {rules.stay_rssi}):\n\n"
+               f"[[analytics.stores]]\nid = \"{sid}\"\nvisit_rssi = {result.visit_rssi}\n"
+               f"stay_rssi = {result.stay_rssi}")

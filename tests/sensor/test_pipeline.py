@@ -395,3 +395,34 @@ def test_mac_flood_evictions_reach_the_health_report(tmp_path: Path, sqlite_url:
         row = conn.execute(sa.text("SELECT probes, evicted FROM sensor_health")).one()
     engine.dispose()
     assert row.probes == 1000 and row.evicted >= 900
+
+
+def test_follow_offset_moves_whole_days_onto_the_store_local_day() -> None:
+    from sensor.replay import follow_offset
+
+    first = Scenario().day_start(0) + 10 * 3600  # 2026-01-05 10:00 in UTC+8
+    now = Scenario().day_start(30) + 23.5 * 3600  # 2026-02-04 23:30 in UTC+8 (15:30 UTC: the same UTC day)
+    assert follow_offset(first, now, 8 * 3600) == 30 * 86400
+    assert follow_offset(first, now + 3600, 8 * 3600) == 31 * 86400  # 00:30 the next store-local day
+    assert follow_offset(first, first + 5, 8 * 3600) == 0.0
+
+
+def test_follow_clock_feeds_yesterday_and_today_up_to_now_and_never_ahead(tmp_path: Path) -> None:
+    tcapture(tmp_path / "c.pcap", seconds=100.0)  # 15:00:00-15:01:40 store-local on the scenario's day
+    start = Scenario().day_start(10) + 15 * 3600 + 50  # ten days later, 15:00:50
+    clock = FakeClock(now=start)
+    fed: list[tuple[float, float]] = []  # (clock at delivery, sighting time)
+
+    class Sink(MemorySink):
+        def deliver(self, batch: list) -> None:  # type: ignore[type-arg]
+            fed.extend((clock.now, s.ts) for s in batch)
+
+    pipe = tpipe(tmp_path, clock, Sink(), batch=1)
+    replay(tmp_path / "c.pcap", pipe, clock=clock, sleep=clock.sleep, rounds=2, follow=8 * 3600)
+    yesterday = [ts for _now, ts in fed if ts < start - 3600]
+    today = [(now, ts) for now, ts in fed if ts >= start - 3600]
+    assert yesterday and today
+    assert min(yesterday) == pytest.approx(start - 86400 - 50, abs=60)  # the same time of day, yesterday
+    assert all(ts <= now + 1e-6 for now, ts in today)  # never a sighting ahead of the clock
+    assert min(ts for _n, ts in today) == pytest.approx(start - 50, abs=60)
+    assert max(ts for _n, ts in today) > start  # and the rest as the clock reached it

@@ -64,9 +64,12 @@ STORES: tuple[DemoStore, ...] = (
 )
 
 
-def demo_toml() -> str:
-    """The demo's configuration file: its malls and stores, the portal and the sensor in the first store."""
-    lines = [f'[portal]\nstore = "{STORES[0].id}"\n', f'[sensor]\nstore = "{STORES[0].id}"\n']
+def demo_toml(var_dir: str) -> str:
+    """The demo's configuration file: its own database (an older demo's single "Demo Store" is not in it), its
+    malls and stores, the portal and the sensor in the first store."""
+    db = Path(var_dir) / "demo" / "keliu.db"
+    lines = [f'database_url = "sqlite:///{db.as_posix()}"\n',
+             f'[portal]\nstore = "{STORES[0].id}"\n', f'[sensor]\nstore = "{STORES[0].id}"\n']
     lines += [f'[[malls]]\nid = "{m}"\nname = "{name}"\n' for m, name in MALLS.items()]
     lines += [f'[[stores]]\nid = "{s.id}"\nmall = "{s.mall}"\nname = "{s.name}"\ntimezone = "Asia/Shanghai"\n'
               for s in STORES]
@@ -194,9 +197,10 @@ def demo(no_run: bool, wechat_port: int) -> None:
     # no router DNATs to a captive front here: the portal's own port answers the (hand-made) probes
     env.setdefault("KELIU_PORTAL_CAPTIVE_PORT", "0")
     if not config.config_path(env):
-        own = Path(config.build({}, env).var_dir) / "demo" / "keliu.toml"
+        var_dir = config.build({}, env).var_dir
+        own = Path(var_dir) / "demo" / "keliu.toml"
         own.parent.mkdir(parents=True, exist_ok=True)
-        own.write_text(demo_toml(), encoding="utf-8")
+        own.write_text(demo_toml(var_dir), encoding="utf-8")
         env["KELIU_CONFIG"] = str(own)
     cfg = config.load(env=env)
     if "KELIU_PORTAL_API_URL" not in env:

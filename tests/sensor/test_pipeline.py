@@ -333,11 +333,13 @@ def test_capture_loop_with_a_fake_radio(tmp_path: Path, monkeypatch: pytest.Monk
     assert "mon0 set channel 1" in iw_log.read_text()
 
 
-def keliu_sensor(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """A real ``keliu sensor`` process with its database and var dir in ``tmp_path``."""
+def keliu_sensor(args: list[str], tmp_path: Path, verbose: bool = False) -> subprocess.CompletedProcess[str]:
+    """A real ``keliu sensor`` process with its database and var dir in ``tmp_path`` (``verbose``: ``keliu -v``,
+    the progress and per-frame log lines that a quiet console leaves out)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
     env |= {"KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'keliu.db'}", "KELIU_VAR_DIR": str(tmp_path / "var")}
-    return subprocess.run([sys.executable, "-m", "keliu.cli", "sensor", *args], cwd=tmp_path, env=env,
+    return subprocess.run([sys.executable, "-m", "keliu.cli", *(["-v"] if verbose else []), "sensor", *args],
+                          cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -354,7 +356,7 @@ def test_crafted_pcapng_timestamps_are_refused_and_counted(tmp_path: Path) -> No
     seen = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "wlan.sa"], capture_output=True, text=True,
                           check=True).stdout.split()
     assert seen == ["02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"]
-    out = keliu_sensor(["replay", str(path), "--store", "demo-store", "--max"], tmp_path)
+    out = keliu_sensor(["replay", str(path), "--store", "demo-store", "--max"], tmp_path, verbose=True)
     assert out.returncode == 0, out.stderr
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'keliu.db'}")
     with engine.connect() as conn:

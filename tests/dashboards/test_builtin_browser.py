@@ -198,6 +198,7 @@ def test_mall_operator_compares_stores(browser: Any, base: str, app: Flask) -> N
                 title = r[0]
             elif r:
                 out[(title, r[0])] = r
+                out.setdefault((title, r[0].rsplit(" (", 1)[0]), r)  # a summary row's name with its unit
         return out
 
     screen, rows = screen_tables(page), keyed(csv_of(page)[3:])

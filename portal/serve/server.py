@@ -88,7 +88,7 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
         if self.kcfg.portal.https_cert:
             listeners.append("https")
         for listener in listeners:
-            argv = [sys.executable, "-m", "keliu.cli", "portal", "--listener", listener]
+            argv = [sys.executable, "-m", "keliu.cli", *console.argv(), "portal", "--listener", listener]
             # the same overrides: the children's public_url (the splash they redirect to) follows host and port
             for key in ("host", "port"):
                 if key in self.overrides.get("portal", {}):

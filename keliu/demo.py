@@ -94,8 +94,10 @@ def write_capture(path: Path, store: DemoStore, seed: int) -> int:
     return write_pcap(path, (f for f in frames if lo <= f.ts < lo + 86400))
 
 
-def load_history(engine: Any, now: float, days: int = HISTORY_DAYS, seed: int = 7) -> int:
-    """Write the generated history of the days before today that have no rollups yet; returns rows written."""
+def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES, days: int = HISTORY_DAYS,
+                 seed: int = 7) -> int:
+    """Write the generated history of ``stores`` for the days before today that have no rollups yet; returns rows
+    written."""
     import sqlalchemy as sa
 
     from analytics import store as astore
@@ -107,14 +109,14 @@ def load_history(engine: Any, now: float, days: int = HISTORY_DAYS, seed: int = 
     r = astore.rollups.c
     with engine.connect() as conn:
         have = set(conn.execute(sa.select(r.store, r.day).where(r.period == "1d", r.day >= wanted[0])).all())
-    for s in STORES:
+    for s in stores:
         days_missing = [d for d in wanted if (s.id, d) not in have]
         rows += history.store_days(history.Profile(s.id, s.mall, open_h=s.open_h, close_h=s.close_h,
                                                    visitors=s.visitors, passersby=s.passersby,
                                                    median_dwell_s=s.median_dwell_s), days_missing, seed, now)
     with engine.begin() as conn:
         astore.upsert(conn, astore.rollups, rows)
-        for mall in MALLS:
+        for mall in sorted({s.mall for s in stores}):
             mdays, trans = history.mall_days(mall, rows, seed, now)
             astore.upsert(conn, astore.mall_days, mdays)
             astore.upsert(conn, astore.mall_transitions, trans)
@@ -218,7 +220,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
         captures[store.id] = cfg.var_path / "demo" / f"{store.id}.pcap"
         if not captures[store.id].exists():
             write_capture(captures[store.id], store, seed=7 + i)
-    load_history(engine, time.time())
+    load_history(engine, time.time(), tuple(s for s in STORES if s.id in configured))
     engine.dispose()
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)
     children = plan(cfg, captures, wechat_port)

@@ -50,3 +50,33 @@ def test_mall_days_count_a_shopper_once_and_have_transitions() -> None:
     by_day = {d: sum(r["visitors"] for r in rows if r["period"] == "1d" and r["day"] == d) for d in DAYS}
     assert all(0 < m["visitors"] < by_day[m["day"]] for m in mdays)
     assert trans and {(t["src"], t["dst"]) for t in trans} <= {("a", "b"), ("b", "a")}
+
+
+def test_the_demo_loads_two_weeks_once_and_never_over_computed_days(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+    import tomllib
+
+    import sqlalchemy as sa
+
+    from analytics import report
+    from analytics import store as astore
+    from keliu import config, db, demo, tenants
+
+    cfg = config.build(tomllib.loads(demo.demo_toml(str(tmp_path))), {})
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    db.upgrade(engine)
+    tenants.sync(engine, cfg)
+    now = time.time()
+    assert demo.load_history(engine, now) == len(demo.STORES) * demo.HISTORY_DAYS * 25
+    assert demo.load_history(engine, now) == 0  # the days that have rollups keep them
+    with engine.connect() as conn:
+        malls = conn.execute(sa.select(sa.func.count()).select_from(astore.mall_days)).scalar()
+    assert malls == len(demo.MALLS) * demo.HISTORY_DAYS
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    today = datetime.fromtimestamp(now, ZoneInfo("Asia/Shanghai")).date()
+    week_ago = report.store_day(engine, "starbucks", today - timedelta(days=7))
+    assert week_ago["visitors"] and week_ago["passersby"] and week_ago["median_dwell_s"]
+    assert report.store_day(engine, "starbucks", today)["visitors"] is None  # today is the sensors' to fill
+    engine.dispose()

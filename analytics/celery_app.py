@@ -50,7 +50,7 @@ def make_celery(cfg: Config) -> Celery:
                  # other worker's redelivery for that long
                  "unacked_mutex_expire": max(1, min(300, a.visibility_timeout))}
     app.conf.update(
-        broker_url=a.broker_url or "memory://",
+        broker_url=a.broker_url or "memory://localhost/",  # a hostname: kombu warns without one
         result_backend=a.result_backend,
         task_always_eager=eager,
         task_eager_propagates=True,

@@ -6,6 +6,7 @@ Every command reads the layered configuration, so ``KELIU_DATABASE_URL`` (and ``
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 import time
@@ -17,6 +18,8 @@ from typing import Any
 import click
 
 from keliu.errors import ConfigError
+
+log = logging.getLogger("keliu.analytics")
 
 
 def _setup(upgrade: bool = False) -> tuple[Any, Any]:
@@ -82,22 +85,33 @@ def _table(report: Mapping[str, Any]) -> str:
             v = " ".join(str(x) for x in v)
         elif isinstance(v, float):
             v = f"{v:.3f}"
+        elif v is None:
+            v = "—"
         lines.append(f"{k:<18} {v}")
     return "\n".join(lines)
 
 
 @analytics.command("report")
-@click.option("--store", "store_id", required=True, help="Store id.")
-@click.option("--date", "day", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Store-local day.")
+@click.option("--store", "store_id", default=None, help="Store id (default: [sensor] store, this router's store).")
+@click.option("--date", "day", default=None, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Store-local day (default: today in the store's time zone).")
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True)
 @click.option("--no-refresh", is_flag=True, help="Only read the stored rollups; do not recompute the day first.")
-def report(store_id: str, day: Any, fmt: str, no_refresh: bool) -> None:
-    """A store-day's metrics. The day is first recomputed from its stored sightings (when it has any)."""
+def report(store_id: str | None, day: Any, fmt: str, no_refresh: bool) -> None:
+    """A store-day's metrics (null: no sensor data). The day is first recomputed from its stored sightings (when
+    it has any)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     from analytics import pipeline
     from analytics import report as reports
+    from keliu import config
 
+    cfg = config.load()
+    store_id = store_id or cfg.sensor.store
+    tz = ZoneInfo(cfg.store(store_id).timezone)  # an unknown store is a configuration error (exit 2)
     cfg, engine = _setup(upgrade=True)
-    d: date = day.date()
+    d: date = day.date() if day is not None else datetime.now(tz).date()
     if not no_refresh:
         pipeline.rollup_store(engine, cfg, store_id, d, time.time())
     out = reports.store_day(engine, store_id, d)
@@ -111,7 +125,9 @@ def run(interval: int, once: bool) -> None:
     """The in-process loop (demo, single box): every INTERVAL seconds close visits and roll up every active store
     and mall on the configured database, running the Celery tasks eagerly. Stops cleanly on SIGTERM or SIGINT."""
     from analytics.celery_app import make_celery
+    from keliu import console
 
+    console.setup("keliu analytics run")
     cfg, _ = _setup(upgrade=True)
     if cfg.analytics.broker_url:
         click.echo("keliu analytics run: tasks run in-process; analytics.broker_url is ignored here", err=True)
@@ -134,8 +150,8 @@ def run(interval: int, once: bool) -> None:
         if now - last_purge > 3600:
             app.tasks["analytics.purge"].delay(now).get()
             last_purge = now
-        click.echo(f"keliu analytics run: {n} store-days, {m} mall-days rolled up in {time.time() - now:.1f}s")
+        log.info("%d store-days, %d mall-days rolled up in %.1fs", n, m, time.time() - now)
         if once:
             break
         stop.wait(interval)
-    click.echo("keliu analytics run: stopped")
+    log.info("stopped")

@@ -29,10 +29,14 @@ def _float(value: object) -> str:
     return repr(float(value))  # type: ignore[arg-type]
 
 
-def lines(rollups: Iterable[Mapping[str, Any]]) -> list[str]:
-    """One ``traffic`` point per rollup row (as written by the pipeline: mall, store, period, start, fields)."""
+def lines(rollups: Iterable[Mapping[str, Any]], heard_until: float | None = None) -> list[str]:
+    """One ``traffic`` point per rollup row (as written by the pipeline: mall, store, period, start, fields). An
+    hour or 5 minutes starting after ``heard_until`` (the store's newest sighting) has no data yet: no point, so
+    that a dashboard draws nothing there rather than 0 (the reports say None)."""
     out = []
     for r in rollups:
+        if heard_until is not None and r["period"] != "1d" and r["start"] > heard_until:
+            continue
         fields = [f"{k}={int(r[k])}i" for k in INT_FIELDS] + [f"{k}={_float(r[k])}" for k in FLOAT_FIELDS]
         out.append(f"traffic,mall={_tag(r['mall'])},period={_tag(r['period'])},store={_tag(r['store'])} "
                    f"{','.join(fields)} {int(r['start'])}")

@@ -1,13 +1,22 @@
 """Reports for the dashboards and the CLI (an edge: reads the rollup tables; see docs/CONTRACTS.md).
 
 Every function reads rollups written by the pipeline (``analytics.pipeline``); none recomputes from sightings.
-Dates are store-local days and ranges include both ends. A day without rollups reports zeros.
+Dates are store-local days and ranges include both ends.
+
+No data is ``None``, never 0: a day without a daily rollup (the sensor heard nothing, or the day was not rolled up
+yet) reports ``None`` for every figure the sensor makes (:data:`SENSOR`: visitors, passers-by, visits, capture
+rate, median dwell, new and repeat visitors, staff, the dwell and loyalty buckets), and an hour without an hourly
+rollup, or after the newest sighting of the store (an hour that has not been heard yet), is ``None`` in the hourly
+lists. A capture rate without anyone heard and a median dwell without a visit are ``None`` too. The portal's figures
+(:data:`PORTAL`: Wi-Fi logins, new members) are always numbers: the portal's own tables are read for the days the
+sensor missed. A range sums the days that have data; ``None`` only when none has.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict, cast
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -18,21 +27,24 @@ from analytics.metrics import DWELL_FIELDS, DWELL_LABELS, LOYALTY_LABELS
 SCALARS = ("visitors", "passersby", "visits", "capture_rate", "median_dwell_s", "new_visitors", "repeat_visitors",
            "staff_excluded", "wifi_logins", "new_members")
 _SUMMED = tuple(k for k in SCALARS if k not in ("capture_rate", "median_dwell_s"))
+#: the portal's figures (always known); every other scalar is the sensor's and ``None`` without its data
+PORTAL = ("wifi_logins", "new_members")
+SENSOR = tuple(k for k in SCALARS if k not in PORTAL)
 
 
 # -- the contract with the dashboards and the CLI (docs/CONTRACTS.md): what each report function returns
 
 class Figures(TypedDict):
-    """The scalar metrics of a store over a day or a range."""
+    """The scalar metrics of a store over a day or a range (``None``: the sensor has no data for it)."""
 
-    visitors: int
-    passersby: int
-    visits: int
-    capture_rate: float
-    median_dwell_s: float
-    new_visitors: int
-    repeat_visitors: int
-    staff_excluded: int
+    visitors: int | None
+    passersby: int | None
+    visits: int | None
+    capture_rate: float | None
+    median_dwell_s: float | None
+    new_visitors: int | None
+    repeat_visitors: int | None
+    staff_excluded: int | None
     wifi_logins: int
     new_members: int
 
@@ -46,23 +58,23 @@ class DayFigures(Figures):
 class Buckets(Figures):
     """The figures plus the dwell-time and loyalty histograms (label → count)."""
 
-    dwell_buckets: dict[str, int]
-    loyalty_buckets: dict[str, int]
+    dwell_buckets: dict[str, int | None]
+    loyalty_buckets: dict[str, int | None]
 
 
 class StoreDay(Buckets):
     store: str
     date: str
-    hourly_visitors: list[int]
-    hourly_passersby: list[int]
+    hourly_visitors: list[int | None]
+    hourly_passersby: list[int | None]
 
 
 class StoreRange(Buckets):
     store: str
     start: str
     end: str
-    hourly_visitors: list[int]
-    hourly_passersby: list[int]
+    hourly_visitors: list[int | None]
+    hourly_passersby: list[int | None]
     days: list[DayFigures]
 
 
@@ -76,13 +88,13 @@ class MallStore(Figures):
 class MallTotals(TypedDict):
     """A mall's (or the operator's) totals: a shopper counted once per day however many stores they entered."""
 
-    visitors: int
-    passersby: int
-    staff_excluded: int
-    capture_rate: float
+    visitors: int | None
+    passersby: int | None
+    staff_excluded: int | None
+    capture_rate: float | None
     wifi_logins: int
     new_members: int
-    visits: int
+    visits: int | None
 
 
 class Transition(TypedDict("Transition", {"from": str})):
@@ -111,16 +123,21 @@ def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _rate(v: int, p: int) -> float:
-    return v / (v + p) if v + p else 0.0
+def _rate(v: int | None, p: int | None) -> float | None:
+    return None if v is None or p is None or not v + p else v / (v + p)
 
 
-def _weighted_median(pairs: Sequence[tuple[float, int]]) -> float:
+def _sum(values: Sequence[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _weighted_median(pairs: Sequence[tuple[float, int]]) -> float | None:
     """Median of values each repeated ``weight`` times (the visit-weighted median of daily medians)."""
     pairs = sorted((v, w) for v, w in pairs if w > 0)
     total = sum(w for _, w in pairs)
     if total == 0:
-        return 0.0
+        return None
     lo_rank, hi_rank = (total - 1) // 2, total // 2
     acc, lo, hi = 0, None, None
     for v, w in pairs:
@@ -134,14 +151,15 @@ def _weighted_median(pairs: Sequence[tuple[float, int]]) -> float:
     return (lo + hi) / 2.0
 
 
-def _day_row(row: Mapping[str, Any] | None) -> dict[str, Any]:
+def _day_row(row: Mapping[str, Any] | None, portal: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """A day's figures from its ``1d`` row; without one, ``None`` for the sensor's and ``portal`` (logins, new
+    members counted from the portal's tables) for the portal's."""
     if row is None:
-        return {k: 0 for k in _SUMMED} | {"capture_rate": 0.0, "median_dwell_s": 0.0,
-                                          "dwell_buckets": {k: 0 for k in DWELL_LABELS},
-                                          "loyalty_buckets": {k: 0 for k in LOYALTY_LABELS}}
+        return {k: None for k in SENSOR} | dict(zip(PORTAL, portal)) | {
+            "dwell_buckets": {k: None for k in DWELL_LABELS}, "loyalty_buckets": {k: None for k in LOYALTY_LABELS}}
     out: dict[str, Any] = {k: int(row[k]) for k in _SUMMED}
-    out["capture_rate"] = float(row["capture_rate"])
-    out["median_dwell_s"] = float(row["median_dwell_s"])
+    out["capture_rate"] = _rate(out["visitors"], out["passersby"])
+    out["median_dwell_s"] = float(row["median_dwell_s"]) if out["visits"] else None
     out["dwell_buckets"] = {label: int(row[f]) for label, f in zip(DWELL_LABELS, DWELL_FIELDS)}
     out["loyalty_buckets"] = {label: int(row["loyal_" + label]) for label in LOYALTY_LABELS}
     return out
@@ -166,60 +184,101 @@ def _store_days(conn: Connection, store_id: str, start: date, end: date) -> dict
     return {row["day"]: row for row in rows}
 
 
-def _hours(conn: Connection, store_id: str, start: date, end: date) -> dict[date, tuple[list[int], list[int]]]:
+Hours = tuple[list[int | None], list[int | None]]
+
+
+def _hours(conn: Connection, store_id: str, start: date, end: date) -> dict[date, Hours]:
     """Visitors and passers-by per hour of the day (a day's ``1h`` rows in order of start) of each day in
     [start, end] that has ``1h`` rows, in one query for the whole range (only the columns needed: an hourly row
-    per day and hour is most of what a long range reads)."""
+    per day and hour is most of what a long range reads). An hour without its row, or starting after the store's
+    newest sighting (not heard yet: the pipeline writes a day's 24 hours at once), is ``None``."""
     r = store.rollups.c
     lo, hi = _key_range(start, end)
-    rows = conn.execute(sa.select(r.day, r.visitors, r.passersby).where(
+    last = store.last_sighting(conn, store_id)
+    rows = conn.execute(sa.select(r.day, r.start, r.visitors, r.passersby).where(
         r.store == store_id, r.period == "1h", r.start >= lo, r.start < hi, r.day >= start, r.day <= end
     ).order_by(r.start)).all()
-    out: dict[date, tuple[list[int], list[int]]] = {}
+    out: dict[date, Hours] = {}
     seen: dict[date, int] = {}
-    for day, v, p in rows:
+    for day, hour_start, v, p in rows:
         i = seen.get(day, 0)
         seen[day] = i + 1
         if i >= 24:
             continue
-        hv, hp = out.setdefault(day, ([0] * 24, [0] * 24))
-        hv[i], hp[i] = int(v), int(p)
+        hv, hp = out.setdefault(day, _no_hours())
+        if last is None or hour_start <= last:
+            hv[i], hp[i] = int(v), int(p)
     return out
 
 
-def _zero_hours() -> tuple[list[int], list[int]]:
-    return [0] * 24, [0] * 24
+def _no_hours() -> Hours:
+    return [None] * 24, [None] * 24
+
+
+def _portal_days(conn: Connection, store_id: str, days: Sequence[date]) -> dict[date, tuple[int, int]]:
+    """Wi-Fi logins and new members of the store on each of ``days``, from the portal's tables (one query each
+    for the span of the days): the figures of a day the sensor has no rollup for."""
+    if not days:
+        return {}
+    tenant = store.tenant(conn, store_id)
+    tz = ZoneInfo(tenant[1] if tenant else "UTC")
+    lo = datetime.combine(min(days), time(), tz).astimezone(UTC)
+    hi = datetime.combine(max(days) + timedelta(days=1), time(), tz).astimezone(UTC)
+    logins, members = store.portal_times(conn, store_id, lo, hi)
+    out = {d: (0, 0) for d in days}
+    for i, times in enumerate((logins, members)):
+        for ts in times:
+            d = ts.astimezone(tz).date()
+            if d in out:
+                counts = list(out[d])
+                counts[i] += 1
+                out[d] = (counts[0], counts[1])
+    return out
+
+
+def _per_day(conn: Connection, store_id: str, start: date, end: date) -> tuple[dict[date, Any], list[dict[str, Any]]]:
+    rows = _store_days(conn, store_id, start, end)
+    portal = _portal_days(conn, store_id, [d for d in _days(start, end) if d not in rows])
+    return rows, [{"date": d.isoformat()} | _day_row(rows.get(d), portal.get(d, (0, 0))) for d in _days(start, end)]
 
 
 def store_day(engine: Engine, store_id: str, day: date) -> StoreDay:
     """One store-day: the scalar metrics, dwell and loyalty buckets, and 24 store-local hourly counts."""
     with engine.connect() as conn:
-        daily, hours = _store_days(conn, store_id, day, day), _hours(conn, store_id, day, day)
-    out = {"store": store_id, "date": day.isoformat()} | _day_row(daily.get(day))
-    out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _zero_hours()
+        _rows, (figures,) = _per_day(conn, store_id, day, day)
+        hours = _hours(conn, store_id, day, day)
+    out = {"store": store_id} | figures
+    out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _no_hours()
     return cast(StoreDay, out)
 
 
 def _merge(days: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {k: sum(d[k] for d in days) for k in _SUMMED}
+    out: dict[str, Any] = {k: _sum([d[k] for d in days]) for k in _SUMMED}
+    for k in PORTAL:
+        out[k] = out[k] or 0
     out["capture_rate"] = _rate(out["visitors"], out["passersby"])
-    out["median_dwell_s"] = _weighted_median([(d["median_dwell_s"], d["visits"]) for d in days])
-    out["dwell_buckets"] = {k: sum(d["dwell_buckets"][k] for d in days) for k in DWELL_LABELS}
-    out["loyalty_buckets"] = {k: sum(d["loyalty_buckets"][k] for d in days) for k in LOYALTY_LABELS}
+    out["median_dwell_s"] = _weighted_median([(d["median_dwell_s"], d["visits"]) for d in days
+                                              if d["median_dwell_s"] is not None and d["visits"]])
+    out["dwell_buckets"] = {k: _sum([d["dwell_buckets"][k] for d in days]) for k in DWELL_LABELS}
+    out["loyalty_buckets"] = {k: _sum([d["loyalty_buckets"][k] for d in days]) for k in LOYALTY_LABELS}
     return out
 
 
+def _add_hours(a: list[int | None], b: list[int | None]) -> list[int | None]:
+    return [y if x is None else x if y is None else x + y for x, y in zip(a, b)]
+
+
 def store_range(engine: Engine, store_id: str, start: date, end: date) -> StoreRange:
-    """The same keys as :func:`store_day` summed over [start, end] (hourly counts summed per hour of day), plus
-    ``days``: one dict per day with ``date`` and the scalar metrics."""
+    """The same keys as :func:`store_day` summed over [start, end] (hourly counts summed per hour of day over the
+    days that have them), plus ``days``: one dict per day with ``date`` and the scalar metrics."""
     with engine.connect() as conn:
-        rows, hours = _store_days(conn, store_id, start, end), _hours(conn, store_id, start, end)
-    per_day = [{"date": d.isoformat()} | _day_row(rows.get(d)) for d in _days(start, end)]
-    hv, hp = _zero_hours()
+        rows, per_day = _per_day(conn, store_id, start, end)
+        hours = _hours(conn, store_id, start, end)
+    hv, hp = _no_hours()
     for d in _days(start, end):
         if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures
             v, p = hours[d]
-            hv, hp = [a + b for a, b in zip(hv, v)], [a + b for a, b in zip(hp, p)]
+            hv, hp = _add_hours(hv, v), _add_hours(hp, p)
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | _merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]
@@ -248,16 +307,21 @@ def _mall(conn: Connection, mall_id: str, start: date, end: date) -> MallRange:
                                                      r.day <= end).distinct()).scalars().all())
     stores = []
     for sid in sorted(ids):
-        rows = _store_days(conn, sid, start, end)
-        merged = _merge([_day_row(rows.get(d)) for d in _days(start, end)])
+        _rows, per_day = _per_day(conn, sid, start, end)
+        merged = _merge(per_day)
         stores.append({"id": sid, "name": names.get(sid, (sid, mall_id))[0]} | {k: merged[k] for k in SCALARS})
     m = store.mall_days.c
     mrows = conn.execute(sa.select(store.mall_days).where(m.mall == mall_id, m.day >= start, m.day <= end)
                          ).mappings().all()
-    totals: dict[str, Any] = {k: sum(int(x[k]) for x in mrows) for k in ("visitors", "passersby", "staff_excluded")}
+    # the mall's shoppers once across its stores; None when none of its stores has sensor data in the range (a
+    # mall-day rolled up before any store was heard is not an empty mall)
+    heard = any(s["visitors"] is not None for s in stores)
+    totals: dict[str, Any] = {k: _sum([int(x[k]) for x in mrows]) if heard else None
+                              for k in ("visitors", "passersby", "staff_excluded")}
     totals["capture_rate"] = _rate(totals["visitors"], totals["passersby"])
-    for k in ("wifi_logins", "new_members", "visits"):
+    for k in PORTAL:
         totals[k] = sum(s[k] for s in stores)
+    totals["visits"] = _sum([s["visits"] for s in stores])
     t = store.mall_transitions.c
     trans = conn.execute(sa.select(t.src, t.dst, sa.func.sum(t.count)).where(
         t.mall == mall_id, t.day >= start, t.day <= end).group_by(t.src, t.dst)).all()
@@ -280,8 +344,10 @@ def operator_range(engine: Engine, start: date, end: date) -> OperatorRange:
     with engine.connect() as conn:
         ids = set(_mall_names(conn)) | set(conn.execute(sa.select(store.rollups.c.mall).distinct()).scalars().all())
         malls = [_mall(conn, m, start, end) for m in sorted(ids)]
-    keys = ("visitors", "passersby", "staff_excluded", "wifi_logins", "new_members", "visits")
-    totals: dict[str, Any] = {k: sum(cast(Mapping[str, int], m["totals"])[k] for m in malls) for k in keys}
+    keys = ("visitors", "passersby", "staff_excluded", "visits")
+    totals: dict[str, Any] = {k: _sum([cast(Mapping[str, Any], m["totals"])[k] for m in malls]) for k in keys}
+    for k in PORTAL:
+        totals[k] = sum(cast(Mapping[str, int], m["totals"])[k] for m in malls)
     totals["capture_rate"] = _rate(totals["visitors"], totals["passersby"])
     return cast(OperatorRange, {"start": start.isoformat(), "end": end.isoformat(), "malls": malls, "totals": totals})
 

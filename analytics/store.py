@@ -120,22 +120,40 @@ def last_sighting(conn: Connection, store: str) -> float | None:
     return None if value is None else float(value)
 
 
+#: the consent kind by which a shopper opts in to membership (``portal.core.login_plan.CONSENT_KINDS``; a test
+#: checks the two agree: analytics imports nothing of the portal)
+MEMBERSHIP_CONSENT = "marketing"
+
+
 def portal_times(conn: Connection, store: str, start: datetime, end: datetime) -> tuple[list[datetime], list[datetime]]:
-    """Times of the store's Wi-Fi logins and of its new members in [start, end) (aware UTC). The portal's tables
-    may not exist yet (the portal's migrations are another branch): then there are none."""
+    """Times of the store's Wi-Fi logins and of its new members in [start, end) (aware UTC). A new member is a
+    shopper who opted in to membership (:data:`MEMBERSHIP_CONSENT` granted) for the first time, at this store: a
+    Wi-Fi login alone (the terms the law requires) makes nobody a member. The portal's tables may not exist yet
+    (the portal's migrations are another branch): then there are none."""
     insp = sa.inspect(conn)
     naive = conn.dialect.name == "sqlite"  # the portal stores naive UTC on SQLite
     a, b = (start.replace(tzinfo=None), end.replace(tzinfo=None)) if naive else (start, end)
-    out: list[list[datetime]] = []
-    for table, ts_col, store_col in (("logins", "ts", "store_id"), ("members", "created_at", "first_store_id")):
-        if not insp.has_table(table):
-            out.append([])
-            continue
-        t = sa.table(table, sa.column(ts_col, sa.DateTime(timezone=not naive)), sa.column(store_col))
-        col = t.c[ts_col]
-        values = conn.execute(sa.select(col).where(t.c[store_col] == store, col >= a, col < b)).scalars().all()
-        out.append([v.replace(tzinfo=UTC) if v.tzinfo is None else v for v in values])
-    return out[0], out[1]
+
+    def aware(values: Sequence[datetime]) -> list[datetime]:
+        return [v.replace(tzinfo=UTC) if v.tzinfo is None else v for v in values]
+
+    logins: list[datetime] = []
+    if insp.has_table("logins"):
+        t = sa.table("logins", sa.column("ts", sa.DateTime(timezone=not naive)), sa.column("store_id"))
+        logins = aware(conn.execute(sa.select(t.c.ts).where(t.c.store_id == store, t.c.ts >= a, t.c.ts < b)
+                                    ).scalars().all())
+    members: list[datetime] = []
+    if insp.has_table("consents"):
+        c = sa.table("consents", sa.column("member_id"), sa.column("kind"), sa.column("granted", sa.Boolean()),
+                     sa.column("ts", sa.DateTime(timezone=not naive)), sa.column("store_id"))
+        first = sa.select(c.c.member_id, sa.func.min(c.c.ts).label("first")).where(
+            c.c.kind == MEMBERSHIP_CONSENT, c.c.granted.is_(True)).group_by(c.c.member_id).having(
+            sa.func.min(c.c.ts) >= a, sa.func.min(c.c.ts) < b).subquery()
+        rows = conn.execute(sa.select(c.c.member_id, c.c.ts).distinct().join_from(
+            c, first, sa.and_(c.c.member_id == first.c.member_id, c.c.ts == first.c.first)).where(
+            c.c.kind == MEMBERSHIP_CONSENT, c.c.granted.is_(True), c.c.store_id == store)).all()
+        members = aware([ts for _m, ts in rows])
+    return logins, members
 
 
 def tenant(conn: Connection, store: str) -> tuple[str, str] | None:

@@ -22,6 +22,7 @@ from celery import Celery, Task
 from sqlalchemy.engine import Engine
 
 from analytics import influx, pipeline
+from analytics import store as store_tables
 from analytics.errors import AnalyticsServiceError
 from keliu import db
 from keliu.config import Config
@@ -70,7 +71,9 @@ def rollup_store(self: Task, store: str, day: str, now: float | None = None) -> 
     rows = pipeline.rollup_store(engine_of(self), cfg, store, date.fromisoformat(day), _now(now))
     a = cfg.analytics
     if a.influx_url and rows:
-        influx.write(a.influx_url, a.influx_token, a.influx_org, a.influx_bucket, influx.lines(rows))
+        with engine_of(self).connect() as conn:
+            heard = store_tables.last_sighting(conn, store)
+        influx.write(a.influx_url, a.influx_token, a.influx_org, a.influx_bucket, influx.lines(rows, heard))
     daily = next((r for r in rows if r["period"] == "1d"), None)
     return {"store": store, "day": day, "rows": len(rows),
             "visitors": daily["visitors"] if daily else 0, "passersby": daily["passersby"] if daily else 0}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from dashboards.errors import DashboardsError, StaleDashboards
+from dashboards.errors import StaleDashboards
 from dashboards.grafana import files, push
 from keliu import config
 
@@ -45,8 +45,7 @@ def provision(url: str, token: str, malls: tuple[str, ...], influx_url: str | No
     cfg = config.load()
     known = {m.id: m.name for m in cfg.malls}
     for m in malls:
-        if m not in known:
-            raise DashboardsError(f"--mall: no configured mall with id {m!r}")
+        cfg.mall(m)  # an unknown mall is a configuration error (exit 2)
     chosen = [(m, known[m]) for m in (malls or tuple(known))]
     influx_url = influx_url or cfg.analytics.influx_url
     commands = push.plan(cfg.dashboards, chosen, tz=cfg.timezone, influx_url=influx_url,

@@ -51,12 +51,16 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keliu")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="Say more: -v progress lines, -vv debugging.")
+def cli(verbose: int) -> None:
     """客流 keliu: the captive portal and foot-traffic sensor of a shop's Wi-Fi router.
 
     Configuration comes from ./keliu.toml (or the file named by KELIU_CONFIG), then KELIU_* environment
-    variables. See docs/keliu.example.toml.
+    variables. See docs/keliu.example.toml. Quiet by default; -v says more.
     """
+    from keliu import console
+
+    console.set_verbosity(verbose)
 
 
 @click.command("config")

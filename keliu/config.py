@@ -291,7 +291,15 @@ class Config:
         for s in self.stores:
             if s.id == store_id:
                 return s
-        raise ConfigError("stores", f"no store with id {store_id!r}")
+        known = ", ".join(s.id for s in self.stores)
+        raise ConfigError("stores", f"no store with id {store_id!r} (configured: {known})")
+
+    def mall(self, mall_id: str) -> MallConfig:
+        for m in self.malls:
+            if m.id == mall_id:
+                return m
+        known = ", ".join(m.id for m in self.malls)
+        raise ConfigError("malls", f"no mall with id {mall_id!r} (configured: {known})")
 
     @property
     def var_path(self) -> Path:
@@ -341,6 +349,7 @@ def build(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Confi
     for name, (module, cls_name) in SECTIONS.items():
         cls = _component(module, cls_name)
         values[name] = _build(cls, _table(raw.get(name, {}), name), name + ".", env, f"KELIU_{name.upper()}_")
+    _check_env(env)
     cfg = Config(**values)
     try:
         cfg.validate()
@@ -348,6 +357,48 @@ def build(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Confi
         key, _, reason = str(exc).partition(": ")
         raise ConfigError(key, reason) from exc
     return cfg
+
+
+#: ``KELIU_*`` variables that are not configuration keys: the file to read, the tests' and benches' switches, and
+#: the variables Grafana's provisioning expands (dashboards.grafana.provisioning)
+NOT_KEYS = frozenset({
+    "KELIU_CONFIG", "KELIU_REQUIRE_SERVICES", "KELIU_SCREENSHOTS", "KELIU_UPDATE_GOLDEN", "KELIU_VM_CACHE",
+    "KELIU_VM_ACCEL", "KELIU_TEST_POSTGRES_URL", "KELIU_TEST_REDIS_URL", "KELIU_TEST_RABBITMQ_URL",
+    "KELIU_TEST_CHROMIUM", "KELIU_INFLUX_URL", "KELIU_INFLUX_TOKEN",
+})
+
+
+def env_names() -> frozenset[str]:
+    """Every ``KELIU_*`` variable a configuration key reads (``[section] key`` → ``KELIU_SECTION_KEY``)."""
+    names = {"KELIU_" + n.upper() for n in _TOP}
+
+    def walk(cls: type[Any], prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(typing.cast(type[Any], hints[f.name]), prefix + f.name.upper() + "_")
+            elif not (typing.get_origin(hints[f.name]) is list
+                      and dataclasses.is_dataclass(typing.get_args(hints[f.name])[0])):
+                names.add(prefix + f.name.upper())
+
+    for name, (module, cls_name) in SECTIONS.items():
+        walk(_component(module, cls_name), f"KELIU_{name.upper()}_")
+    return frozenset(names)
+
+
+def _check_env(env: Mapping[str, str]) -> None:
+    """A misspelled ``KELIU_*`` variable is an error, as the same typo in the TOML file is."""
+    import difflib
+
+    unknown = sorted(k for k in env if k.startswith("KELIU_") and k not in NOT_KEYS)
+    if not unknown:
+        return
+    known = env_names()
+    for name in unknown:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known | NOT_KEYS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(name, f"unknown environment variable: no configuration key reads it{hint}")
 
 
 def _check_database_url(url: str) -> None:

@@ -1,10 +1,16 @@
 """``keliu demo``: the whole appliance on 127.0.0.1 with embedded defaults (composition root, an edge).
 
-It prepares ``var/`` (SQLite database, first-run secrets, a generated store capture), then supervises one
-process per component — the portal (which also serves the built-in dashboard), the sensor replaying the
-capture, and the analytics loop running Celery tasks in-process — prints the URLs and the demo's logins (the admin,
-whose generated password is changed at the first login, a store manager and a mall operator),
-and on Ctrl-C (or SIGTERM) stops every child and waits for it.
+Two malls (万达广场 with four stores, 大悦城 with three; :data:`MALLS`, :data:`STORES`). Without a configuration of
+its own (``KELIU_CONFIG`` or ``./keliu.toml``) the demo writes ``var/demo/keliu.toml`` naming them. It prepares
+``var/`` (SQLite database, first-run secrets, a generated capture per store, and two weeks of generated history
+written straight into the rollup tables, :mod:`keliu.testing.history`, so that every "same weekday last week" has
+data), then supervises one process per component — the portal (which also serves the built-in dashboard), one
+sensor per store replaying its capture on the wall clock (``--follow-clock``: today's probes up to now at once,
+the rest as the clock reaches them, never an hour ahead; tomorrow after midnight), and the analytics loop running
+Celery tasks in-process — prints the URLs and the demo's logins (the
+admin, whose generated password is changed at the first login, a store manager and a mall operator), and on Ctrl-C (or SIGTERM) stops every child and
+waits for it. The demo has no TLS listener: its RFC 8908 API URI is the portal's own ``/api/captive`` over HTTP.
+Quiet: the banner and the SMS codes; ``keliu -v demo`` for the components' progress lines.
 """
 from __future__ import annotations
 
@@ -14,7 +20,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -27,20 +36,110 @@ class Child:
 
 #: where the demo runs the FAKE WeChat server (clearly labelled as such on every page it serves)
 WECHAT_FAKE_PORT = 9009
+#: days of generated history before today
+HISTORY_DAYS = 14
 
 
-def plan(cfg: object, capture: Path, wechat_port: int = WECHAT_FAKE_PORT) -> list[Child]:
+@dataclass(frozen=True)
+class DemoStore:
+    id: str
+    mall: str
+    name: str
+    open_h: int
+    close_h: int
+    visitors: int
+    passersby: int
+    median_dwell_s: float
+
+
+MALLS: dict[str, str] = {"wanda": "万达广场", "joycity": "大悦城"}
+STORES: tuple[DemoStore, ...] = (
+    # the first is the store of the demo's portal (the shopper's login happens there)
+    DemoStore("starbucks", "wanda", "星巴克", 10, 22, 240, 1200, 1500.0),
+    DemoStore("uniqlo", "wanda", "优衣库", 10, 22, 200, 1000, 1100.0),
+    DemoStore("haidilao", "wanda", "海底捞", 10, 22, 120, 600, 3600.0),
+    DemoStore("familymart", "wanda", "全家便利店", 0, 24, 200, 700, 240.0),
+    DemoStore("heytea", "joycity", "喜茶", 10, 22, 220, 900, 600.0),
+    DemoStore("muji", "joycity", "无印良品", 10, 22, 150, 800, 1300.0),
+    DemoStore("popmart", "joycity", "泡泡玛特", 10, 22, 130, 900, 700.0),
+)
+
+
+def demo_toml(var_dir: str) -> str:
+    """The demo's configuration file: its own database (an older demo's single "Demo Store" is not in it), its
+    malls and stores, the portal and the sensor in the first store."""
+    db = Path(var_dir) / "demo" / "keliu.db"
+    lines = [f'database_url = "sqlite:///{db.as_posix()}"\n',
+             f'[portal]\nstore = "{STORES[0].id}"\n', f'[sensor]\nstore = "{STORES[0].id}"\n']
+    lines += [f'[[malls]]\nid = "{m}"\nname = "{name}"\n' for m, name in MALLS.items()]
+    lines += [f'[[stores]]\nid = "{s.id}"\nmall = "{s.mall}"\nname = "{s.name}"\ntimezone = "Asia/Shanghai"\n'
+              for s in STORES]
+    return "\n".join(lines)
+
+
+def capture_scenario(store: DemoStore) -> Any:
+    from keliu.testing.simulate import Scenario
+
+    return Scenario(open_h=store.open_h, close_h=store.close_h, passersby_per_day=store.passersby,
+                    visitors_per_day=store.visitors, median_dwell_s=store.median_dwell_s,
+                    staff=0 if store.close_h - store.open_h >= 24 else 3)
+
+
+def write_capture(path: Path, store: DemoStore, seed: int) -> int:
+    """One store-day of probe requests, cut to its local day (a replay following the clock plays it daily)."""
+    from keliu.testing.simulate import simulate, write_pcap
+
+    sc = capture_scenario(store)
+    frames, _truth = simulate(sc, seed)
+    lo = sc.day_start(0)
+    return write_pcap(path, (f for f in frames if lo <= f.ts < lo + 86400))
+
+
+def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES, days: int = HISTORY_DAYS,
+                 seed: int = 7) -> int:
+    """Write the generated history of ``stores`` for the days before today that have no rollups yet; returns rows
+    written."""
+    import sqlalchemy as sa
+
+    from analytics import store as astore
+    from keliu.testing import history
+
+    today = datetime.fromtimestamp(now, ZoneInfo("Asia/Shanghai")).date()
+    wanted = [today - timedelta(days=i) for i in range(days, 0, -1)]
+    rows: list[dict[str, Any]] = []
+    r = astore.rollups.c
+    with engine.connect() as conn:
+        have = set(conn.execute(sa.select(r.store, r.day).where(r.period == "1d", r.day >= wanted[0])).all())
+    for s in stores:
+        days_missing = [d for d in wanted if (s.id, d) not in have]
+        rows += history.store_days(history.Profile(s.id, s.mall, open_h=s.open_h, close_h=s.close_h,
+                                                   visitors=s.visitors, passersby=s.passersby,
+                                                   median_dwell_s=s.median_dwell_s), days_missing, seed, now)
+    with engine.begin() as conn:
+        astore.upsert(conn, astore.rollups, rows)
+        for mall in sorted({s.mall for s in stores}):
+            mdays, trans = history.mall_days(mall, rows, seed, now)
+            astore.upsert(conn, astore.mall_days, mdays)
+            astore.upsert(conn, astore.mall_transitions, trans)
+    return len(rows)
+
+
+def plan(cfg: object, captures: dict[str, Path], wechat_port: int = WECHAT_FAKE_PORT) -> list[Child]:
     """The processes of the demo (pure): each is a ``keliu`` subcommand, plus the local FAKE WeChat."""
+    from keliu import console
     from keliu.config import Config
 
     assert isinstance(cfg, Config)
-    keliu = [sys.executable, "-m", "keliu.cli"]
-    store = cfg.sensor.store
+    keliu = [sys.executable, "-m", "keliu.cli", *console.argv()]
     fake = [sys.executable, "-m", "keliu.testing.wechat_fake", "--port", str(wechat_port), "--allow-any-ua"]
+    if console.verbosity():
+        fake.append("--verbose")
+    sensors = [Child(f"sensor-{store}", keliu + ["sensor", "replay", str(path), "--store", store, "--follow-clock"])
+               for store, path in captures.items()]
     return [
         Child("wechat-fake", fake),
         Child("portal", keliu + ["portal"]),
-        Child("sensor", keliu + ["sensor", "replay", str(capture), "--store", store, "--speed", "60", "--loop"]),
+        *sensors,
         Child("analytics", keliu + ["analytics", "run", "--interval", "10"]),
     ]
 
@@ -134,23 +233,41 @@ def demo(no_run: bool, wechat_port: int) -> None:
         env.update(demo_env(f"http://127.0.0.1:{wechat_port}"))
     # no router DNATs to a captive front here: the portal's own port answers the (hand-made) probes
     env.setdefault("KELIU_PORTAL_CAPTIVE_PORT", "0")
+    if not config.config_path(env):
+        var_dir = config.build({}, env).var_dir
+        own = Path(var_dir) / "demo" / "keliu.toml"
+        own.parent.mkdir(parents=True, exist_ok=True)
+        own.write_text(demo_toml(var_dir), encoding="utf-8")
+        env["KELIU_CONFIG"] = str(own)
     cfg = config.load(env=env)
+    if "KELIU_PORTAL_API_URL" not in env:
+        # no TLS listener in the demo: the RFC 8908 API is the portal's own, and answers
+        env["KELIU_PORTAL_API_URL"] = f"http://{cfg.portal.host}:{cfg.portal.port}/api/captive"
+        cfg = config.load(env=env)
     engine = db.make_engine(cfg.database_url)
     db.upgrade(engine)
     tenants.sync(engine, cfg)
-    capture = cfg.var_path / "demo" / "store-day.pcap"
-    if not capture.exists():
-        from keliu.testing.simulate import write_demo_capture
-
-        write_demo_capture(capture, seed=7)
+    configured = {s.id for s in cfg.stores}
+    captures: dict[str, Path] = {}
+    for i, store in enumerate(STORES):
+        if store.id not in configured:
+            continue  # an operator's own configuration: only its stores that are the demo's get a sensor
+        captures[store.id] = cfg.var_path / "demo" / f"{store.id}.pcap"
+        if not captures[store.id].exists():
+            write_capture(captures[store.id], store, seed=7 + i)
+    load_history(engine, time.time(), tuple(s for s in STORES if s.id in configured))
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)
-    children = plan(cfg, capture, wechat_port)
+    children = plan(cfg, captures, wechat_port)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"
+    malls = "; ".join(f"{name}: " + "、".join(s.name for s in cfg.stores if s.mall == mid)
+                      for mid, name in ((m.id, m.name) for m in cfg.malls))
     click.echo(f"keliu demo\n  portal:    {base}/\n  dashboard: {base}/dashboard\n  admin:     {base}/admin"
+               f"\n  malls:     {malls}"
                f"\n  login:     {cfg.portal.admin_user} / {_admin_note(engine, cfg, password)}"
                + "".join(f"\n  {label:<10} {name} / {pw}" for label, name, pw in demo_logins(engine, cfg))
                + "\n  SMS codes are printed below."
                + (f"\n  WeChat:    FAKE WeChat server at {cfg.wechat.open_base} (not Tencent's)" if cfg.wechat.fake else ""))
+    engine.dispose()
     if no_run:
         for child in children:
             click.echo(f"  would run {child.name}: {' '.join(child.argv[2:])}")

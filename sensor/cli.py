@@ -3,6 +3,7 @@
     keliu sensor run --iface IFACE [--channels 1,6,11,36]      live capture (needs a monitor-mode wireless card)
     keliu sensor replay FILE --store STORE [--speed N | --max] [--loop]
     keliu sensor parse FILE [--format jsonl|csv] [--show-mac]   one line per probe request; stores nothing
+    keliu sensor calibrate (--iface IFACE | --file FILE)      placement: strongest devices live, visit/stay_rssi
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -24,8 +25,9 @@ log = logging.getLogger("sensor")
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="keliu sensor %(asctime)s %(levelname)s %(message)s")
+    from keliu import console
+
+    console.setup("keliu sensor")
 
 
 def _utc_offset(tz: str) -> int:
@@ -134,11 +136,43 @@ def run_cmd(iface: str, channels: str | None, store: str | None) -> None:
 
     _logging()
     cfg = config.load()
+    sid = _store(cfg, store)
     chans = [int(c) for c in channels.split(",")] if channels else list(cfg.sensor.channels)
     check_interface(iface)  # before touching keys or the database: says why live capture cannot run here
-    pipe = build_pipeline(cfg, store or cfg.sensor.store, background=True)
+    pipe = build_pipeline(cfg, sid, background=True)
     flag = _stop_flag()
     capture(iface, chans, cfg.sensor.dwell_ms, pipe, stop=lambda: flag[0])
+
+
+FCS_HELP = ("verify (default): drop frames whose FCS (checksum) is wrong; flag: trust only the driver's bad-FCS "
+            "flag. Use flag for anonymized captures whose rewritten addresses no longer match their FCS.")
+
+
+def _store(cfg: Any, store: str | None) -> str:
+    """The store id given (or the configured one), which must be a configured store (else a config error)."""
+    sid = store or cfg.sensor.store
+    cfg.store(sid)
+    return str(sid)
+
+
+def _warn_capture(file: str, stats: Any, fcs: str) -> None:
+    """Warnings a technician needs: every frame failed its FCS check (the --fcs hint), a truncated file. A file of
+    which not one probe request could be read is an error (exit status 1) after the warnings."""
+    from sensor.errors import CaptureFormatError
+    from sensor.replay import truncated
+
+    warned = False
+    if fcs == "verify" and stats.bad_fcs and stats.bad_fcs == stats.frames:
+        click.echo(f"keliu sensor: warning: all {stats.bad_fcs} frames failed their FCS check; an anonymized capture "
+                   "(rewritten MAC addresses) keeps the old checksums: try --fcs flag", err=True)
+        warned = True
+    cut = truncated(file)
+    if cut:
+        click.echo(f"keliu sensor: warning: {file} is truncated: its last {cut} bytes are not a whole record "
+                   "(a capture cut short); the records before them were read", err=True)
+        warned = True
+    if warned and not stats.probes:
+        raise CaptureFormatError(f"{file}: no probe request could be read (see the warning above)")
 
 
 @sensor.command("replay")
@@ -147,9 +181,12 @@ def run_cmd(iface: str, channels: str | None, store: str | None) -> None:
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Replay N times faster than recorded.")
 @click.option("--max", "as_fast", is_flag=True, help="As fast as possible.")
 @click.option("--loop", is_flag=True, help="Forever; timestamps moved to now, then one more day each round.")
-@click.option("--fcs", type=click.Choice(["verify", "flag"]), default=None,
-              help="flag: trust the driver's bad-FCS flag only (anonymized captures with rewritten addresses).")
-def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: bool, fcs: str | None) -> None:
+@click.option("--follow-clock", is_flag=True,
+              help="Forever, on the wall clock: the recording moved by whole days onto today (time of day kept), "
+                   "what is due fed at once, the rest when the clock reaches it; then tomorrow. Never ahead of now.")
+@click.option("--fcs", type=click.Choice(["verify", "flag"]), default=None, help=FCS_HELP + " Default: [sensor] fcs.")
+def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: bool, follow_clock: bool,
+               fcs: str | None) -> None:
     """Replay a pcap/pcapng capture through the sensor pipeline into the analytics store."""
     from keliu import config
     from sensor.replay import replay
@@ -158,14 +195,17 @@ def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: 
         raise click.BadParameter(f"must be positive: {speed}", param_hint="--speed")
     _logging()
     cfg = config.load()
-    pipe = build_pipeline(cfg, store or cfg.sensor.store, fcs=fcs)
+    sid = _store(cfg, store)
+    pipe = build_pipeline(cfg, sid, fcs=fcs)
     flag = _stop_flag()
-    n = replay(file, pipe, speed=None if as_fast else speed, loop=loop, stop=lambda: flag[0])
+    follow = _utc_offset(cfg.store(sid).timezone) if follow_clock else None
+    n = replay(file, pipe, speed=None if as_fast else speed, loop=loop, stop=lambda: flag[0], follow=follow)
     st = pipe.parser.stats
     click.echo(f"keliu sensor: replayed {n} probe requests ({st.frames} frames, {st.drops} dropped, "
                f"{st.bad_ts} of them stamped outside the timestamp window, {pipe.identifier.evicted} MACs evicted, "
                f"{pipe.identifier.stats.devices} estimated devices), {pipe.delivery.delivered} sightings delivered, "
                f"{len(pipe.spool.pending())} batches still spooled")
+    _warn_capture(file, st, fcs or cfg.sensor.fcs)
 
 
 FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized"]
@@ -175,21 +215,25 @@ FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized"
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--show-mac", is_flag=True, help="Also print the raw MAC (for a technician; nothing is stored).")
-@click.option("--fcs", type=click.Choice(["verify", "flag"]), default="verify", show_default=True)
+@click.option("--fcs", type=click.Choice(["verify", "flag"]), default="verify", show_default=True, help=FCS_HELP)
 @click.option("--group-all", is_flag=True, help="Group every MAC as if randomized (anonymized captures).")
-def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) -> None:
-    """Print one record per probe request. Device ids use this appliance's key if it exists, else a throw-away
-    key; nothing is written anywhere."""
+@click.option("--store", default=None, help="Store whose time zone the times are printed in (default: [sensor] store).")
+def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, store: str | None) -> None:
+    """Print one record per probe request; times in ISO 8601 with the store's UTC offset. Device ids use this
+    appliance's key if it exists, else a throw-away key; nothing is written anywhere."""
+    from zoneinfo import ZoneInfo
+
     from keliu import config, keys
     from sensor.frames import channel_number, format_mac
     from sensor.grouping import Identifier
     from sensor.replay import iter_batches
 
     cfg = config.load()
+    tz = ZoneInfo(cfg.store(_store(cfg, store)).timezone)
     key_file = Path(cfg.var_dir) / "keys" / "device_hmac"
     # an existing key is read through keliu.keys, which refuses an empty or truncated one
     master = keys.secret_bytes(cfg.var_dir, "device_hmac") if key_file.exists() else secrets.token_bytes(32)
-    ident = Identifier(master, _policy(cfg, cfg.timezone, group_all))
+    ident = Identifier(master, _policy(cfg, tz.key, group_all))
     parser = _parser(cfg, fcs)
     fields = FIELDS + (["mac"] if show_mac else [])
     out = sys.stdout
@@ -201,7 +245,7 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) ->
         for i in range(len(batch)):
             p = batch.probe(i)
             row: dict[str, Any] = {
-                "ts": p.ts, "device": devices[i], "rssi": p.rssi, "freq": p.freq,
+                "ts": datetime.fromtimestamp(p.ts, tz).isoformat(timespec="microseconds"), "device": devices[i], "rssi": p.rssi, "freq": p.freq,
                 "channel": channel_number(p.freq) if p.freq else None, "seq": p.seq,
                 "ssid": p.ssid.decode("utf-8", "replace"), "randomized": bool(p.mac[0] & 0x02)}
             if show_mac:
@@ -213,3 +257,112 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool) ->
     st = parser.stats
     click.echo(f"keliu sensor: {st.probes} probe requests, {st.frames} frames, {st.not_probe} not probe requests, "
                f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window", err=True)
+    _warn_capture(file, st, fcs)
+
+
+class _Calibration:
+    """What live capture feeds (the pipeline's shape): probes identified and put on the board, nothing stored."""
+
+    def __init__(self, parser: Any, ident: Any, board: Any) -> None:
+        self.parser, self.ident, self.board = parser, ident, board
+        self.channel: int | None = None
+
+    def feed(self, batch: Any, _position: Any = None) -> None:
+        devices = self.ident.identify_batch(batch)
+        for i in range(len(batch)):
+            if devices[i] is not None:
+                p = batch.probe(i)
+                self.board.add(p.ts, devices[i], p.rssi)
+
+    def tick(self) -> None:
+        pass
+
+    def close(self, _position: Any = None) -> None:
+        pass
+
+
+def _board_text(board: Any, now: float, top: int, tz: Any, window_s: float = 60.0) -> str:
+    rows = board.top(top, now, window_s)
+    stamp = datetime.fromtimestamp(now, tz).isoformat(timespec="seconds")
+    lines = [f"{stamp}  strongest devices (keyed ids; dBm)",
+             f"{'device':<18}{'last':>6}{'max':>6}{'median':>8}{'heard':>7}{'ago':>7}"]
+    lines += [f"{r.device:<18}{r.last:>6}{r.strongest:>6}{r.median:>8.1f}{r.count:>7}{r.seen_s_ago:>6.0f}s"
+              for r in rows]
+    return "\n".join(lines if rows else lines[:1] + ["(nothing heard yet)"])
+
+
+@sensor.command("calibrate")
+@click.option("--iface", default=None, help="Live: a monitor-mode interface (radiotap).")
+@click.option("--file", "file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Instead of live capture: a capture file of the walk (pcap/pcapng).")
+@click.option("--store", default=None, help="Store id (default: [sensor] store).")
+@click.option("--channels", default=None, help="Live: comma-separated channels (default: [sensor] channels).")
+@click.option("--seconds", type=click.IntRange(min=1), default=None, help="Live: stop after N seconds (default: Ctrl-C).")
+@click.option("--device", default=None, help="The walking phone's device id (default: the strongest heard most).")
+@click.option("--top", type=click.IntRange(1, 50), default=8, show_default=True, help="Devices shown.")
+@click.option("--fcs", type=click.Choice(["verify", "flag"]), default=None, help=FCS_HELP + " Default: [sensor] fcs.")
+def calibrate_cmd(iface: str | None, file: str | None, store: str | None, channels: str | None, seconds: int | None,
+                  device: str | None, top: int, fcs: str | None) -> None:
+    """Place and tune the sensor: shows the strongest devices' signal live while someone walks in and out of the
+    store with a phone (Wi-Fi settings open), then suggests visit_rssi and stay_rssi for the store. Devices are
+    shown by keyed id, never by MAC; nothing is stored."""
+    import time
+    from zoneinfo import ZoneInfo
+
+    from keliu import config, keys
+    from sensor.calibrate import Board, NoSuggestion, suggest
+    from sensor.grouping import Identifier
+
+    if (iface is None) == (file is None):
+        raise click.UsageError("give either --iface (live) or --file (a capture of the walk)")
+    cfg = config.load()
+    sid = _store(cfg, store)
+    tz = ZoneInfo(cfg.store(sid).timezone)
+    key_file = Path(cfg.var_dir) / "keys" / "device_hmac"
+    master = keys.secret_bytes(cfg.var_dir, "device_hmac") if key_file.exists() else secrets.token_bytes(32)
+    ident = Identifier(master, _policy(cfg, tz.key, None))
+    parser = _parser(cfg, fcs or cfg.sensor.fcs)
+    board = Board()
+    sink = _Calibration(parser, ident, board)
+    if file is not None:
+        from sensor.replay import iter_batches
+
+        for batch in iter_batches(parser, file):
+            sink.feed(batch)
+        last = max((t.readings[-1][0] for t in board.tracks.values()), default=time.time())
+        click.echo(_board_text(board, last, top, tz, window_s=float("inf")))  # the whole walk
+        _warn_capture(file, parser.stats, fcs or cfg.sensor.fcs)
+    else:
+        from sensor.capture import capture, check_interface
+
+        assert iface is not None
+        chans = [int(c) for c in channels.split(",")] if channels else list(cfg.sensor.channels)
+        check_interface(iface)
+        flag = _stop_flag()
+        t_end = None if seconds is None else time.monotonic() + seconds
+        tty = sys.stdout.isatty()
+        shown = [0.0]
+
+        def stop() -> bool:
+            now = time.monotonic()
+            if now - shown[0] >= (1.0 if tty else 5.0):
+                shown[0] = now
+                text = _board_text(board, time.time(), top, tz)
+                click.echo(("\x1b[H\x1b[2J" if tty else "") + text + ("" if tty else "\n"))
+            return flag[0] or (t_end is not None and now >= t_end)
+
+        capture(iface, chans, cfg.sensor.dwell_ms, cast(Any, sink), stop=stop)  # the pipeline's shape
+        click.echo(_board_text(board, time.time(), top, tz))
+    walker = device or board.walker()
+    if walker is None:
+        raise click.ClickException("no device heard: nothing to suggest")
+    rules = cfg.analytics
+    result = suggest(board.readings(walker), rules.passerby_rssi)
+    if isinstance(result, NoSuggestion):
+        click.echo(f"\nno suggestion for store {sid} (device {walker}): {result.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"\nthe walking phone: device {walker}, {result.inside[0]} readings inside (10th percentile "
+               f"{result.inside[1]} dBm), {result.outside[0]} outside (90th percentile {result.outside[1]} dBm)\n"
+               f"suggested for store {sid} (now visit_rssi = {rules.visit_rssi}, stay_rssi = {rules.stay_rssi}):\n\n"
+               f"[[analytics.stores]]\nid = \"{sid}\"\nvisit_rssi = {result.visit_rssi}\n"
+               f"stay_rssi = {result.stay_rssi}")

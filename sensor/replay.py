@@ -6,6 +6,11 @@ round one more whole number of days later (so time of day stays as recorded and 
 runs ``keliu sensor replay <pcap> --store demo-store --speed 60 --loop``. Without ``loop`` the recorded
 timestamps are kept.
 
+``follow`` (the demo: ``keliu sensor replay <pcap> --store S --follow-clock``) follows the wall clock: the recording
+is moved by whole days onto yesterday and then today (its time of day kept, in the store's UTC offset), everything up
+to now is fed at once, the rest as the clock reaches it, and at the end of the file the next round is tomorrow. No probe ever lies in
+the future, and "today" advances at midnight as the clock does.
+
 The replay's position (file, round, probes done, time offset) is saved in the spool together with the spooled
 sightings, so a replay killed with ``kill -9`` continues where its last spooled batch ended; anything fed again
 produces the same sighting ids and is stored once.
@@ -75,6 +80,17 @@ def _pieces(path: str | Path, chunk: int) -> tuple[bytes, Iterator[tuple[bytes, 
     return head, gen()
 
 
+def truncated(path: str | Path) -> int:
+    """Bytes at the end of a classic pcap that are not a whole record (a capture cut short: copied while being
+    written, or a partial download); 0 for a whole file or a pcapng file."""
+    path = Path(path)
+    head, pieces = _pieces(path, CHUNK)
+    if pieces is None:
+        return 0
+    whole = len(head) + sum(len(piece) for piece, _starts in pieces)
+    return path.stat().st_size - whole
+
+
 def iter_batches(parser: Parser, path: str | Path, size: int = 16384) -> Iterator[ProbeBatch]:
     """Every probe of the capture in ``path``, as column batches, reading it piece by piece."""
     head, pieces = _pieces(path, CHUNK)
@@ -102,14 +118,23 @@ def _span(parser: Parser, path: Path) -> tuple[float, float]:
 
 def replay(path: str | Path, pipe: Pipeline, *, speed: float | None = None, loop: bool = False,
            clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-           stop: Callable[[], bool] = lambda: False, rounds: int | None = None) -> int:
-    """Feed the capture to ``pipe``; returns the number of probes fed. ``rounds`` bounds ``loop`` (tests)."""
+           stop: Callable[[], bool] = lambda: False, rounds: int | None = None,
+           follow: int | None = None) -> int:
+    """Feed the capture to ``pipe``; returns the number of probes fed. ``rounds`` bounds ``loop`` (tests).
+    ``follow``: follow the wall clock (see the module docstring), the store's UTC offset in seconds."""
     path = Path(path).resolve()
     size = path.stat().st_size
+    if follow is not None:
+        speed, loop = 1.0, True
     first, last = _span(pipe.parser, path) if loop or speed is not None else (0.0, 0.0)
-    span_days = max(1, math.ceil((last - first + 1) / 86400))
+    # following the clock, each round is the next day (a capture of one store-day, see keliu.demo)
+    span_days = 1 if follow is not None else max(1, math.ceil((last - first + 1) / 86400))
     state = pipe.spool.load_state()
     resume = state if state.get("file") == str(path) and state.get("size") == size else {}
+    if follow is not None:
+        # yesterday first (a sensor that ran yesterday too), then today: the frames already due are fed at once
+        # (again, after a restart: their sighting ids are the same, they are stored once)
+        resume = {"offset": follow_offset(first, clock(), follow) - 86400}
     if loop and resume and resume.get("offset") is not None and (
             last + float(resume["offset"]) + int(resume.get("round", 0)) * span_days * 86400 < clock() - 86400):
         # a looping replay (the demo) stopped more than a day ago: start again at now rather than in the past
@@ -119,7 +144,7 @@ def replay(path: str | Path, pipe: Pipeline, *, speed: float | None = None, loop
     base = resume.get("offset")
     if base is None:
         base = clock() - first if loop else 0.0
-    if resume:
+    if resume and follow is None:
         log.info("replay resumes %s at round %d, probe %d", path.name, rnd, skip)
     fed = 0
     start = skip
@@ -128,6 +153,8 @@ def replay(path: str | Path, pipe: Pipeline, *, speed: float | None = None, loop
         position = {"file": str(path), "size": size, "round": rnd, "probes": 0, "offset": base}
         wall0 = clock()
         t0 = first + offset
+        if follow is not None:
+            wall0 = t0  # pace on the absolute clock: what is due is fed now, the rest when it falls due
         done = 0
         for batch in _batches(pipe.parser, path, skip):
             batch = batch.shifted(offset)
@@ -154,6 +181,12 @@ def replay(path: str | Path, pipe: Pipeline, *, speed: float | None = None, loop
             break
         pipe.checkpoint({**position, "round": rnd, "probes": 0})
     return fed
+
+
+def follow_offset(first: float, now: float, utc_offset_s: int) -> float:
+    """Whole days that move the recording's first day onto the day of ``now`` (both store-local). Pure."""
+    day = 86400
+    return float(((now + utc_offset_s) // day - (first + utc_offset_s) // day) * day)
 
 
 def _batches(parser: Parser, path: Path, skip: int) -> Iterator[ProbeBatch]:

@@ -52,8 +52,11 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 _CELL = {"type": "object", "required": ["text", "value"],
-         "properties": {"text": {"type": "string", "description": "formatted as on screen and in the CSV"},
-                        "value": {"type": ["number", "string", "null"], "description": "raw value, for sorting"}}}
+         "properties": {"text": {"type": "string", "description": "formatted as on screen"},
+                        "value": {"type": ["number", "string", "null"],
+                                  "description": "raw value, for sorting and the CSV; null: no data"},
+                        "unit": {"type": "string", "enum": ["count", "s", "ratio"],
+                                 "description": "numeric cells only: the CSV writes the value in this unit"}}}
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "DashboardError": {"type": "object", "required": ["error", "message"],
@@ -77,7 +80,8 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "kpis": {"type": "array", "items": {"type": "object", "properties": {
                 "key": {"type": "string"}, "label": {"type": "string"}, "value": {"type": ["number", "null"]},
                 "text": {"type": "string"}, "previous": {"type": ["number", "null"]},
-                "previous_text": {"type": "string"}, "change_text": {"type": "string"}}}},
+                "previous_text": {"type": "string"}, "change_text": {"type": "string"},
+                "unit": {"type": "string", "enum": ["count", "s", "ratio"]}}}},
             "charts": {"type": "object", "description": "series drawn by the page (same numbers as the tables)"},
             "tables": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"}, "title": {"type": "string"}, "sortable": {"type": "boolean"},

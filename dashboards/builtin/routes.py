@@ -101,7 +101,8 @@ def _range(tz: str) -> tuple[date, date]:
 
 def _respond(view: dict[str, Any], csv: bool) -> Any:
     if csv:
-        resp = Response(export.to_csv(view), mimetype="text/csv; charset=utf-8",
+        # content_type, not mimetype: Flask would append a second "; charset=utf-8" to a mimetype
+        resp = Response(export.to_csv(view, _lang()), content_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{export.filename(view)}"'})
     else:
         resp = jsonify(view)

@@ -72,11 +72,15 @@ def fmt(lang: str, kind: str, value: float | None) -> str:
     return i18n.integer(value)
 
 
+#: the unit of each kind of number (the CSV export writes plain numbers and names the unit in the header)
+UNITS = {"int": "count", "ratio": "ratio", "duration": "s"}
+
+
 def cell(lang: str, kind: str, value: Any) -> Json:
     if kind == "text":
         return {"text": str(value), "value": value}
     v = None if value is None else float(value)
-    return {"text": fmt(lang, kind, v), "value": v}
+    return {"text": fmt(lang, kind, v), "value": v, "unit": UNITS[kind]}
 
 
 def table(tid: str, title: str, columns: Sequence[str], rows: list[list[Json]], *, sortable: bool = False) -> Json:
@@ -87,42 +91,51 @@ def kpis(lang: str, current: Report, previous: Report, keys: Sequence[tuple[str,
     out = []
     for key, kind in keys:
         cur, prev = _num(current, key), _num(previous, key)
-        out.append({"key": key, "label": t(lang, key), "value": cur, "text": fmt(lang, kind, cur),
+        out.append({"key": key, "label": t(lang, key), "value": cur, "text": fmt(lang, kind, cur), "unit": UNITS[kind],
                     "previous": prev, "previous_text": fmt(lang, kind, prev),
                     "change_text": i18n.change(cur, prev, ratio=kind == "ratio")})
     return out
 
 
 def _summary(lang: str, cards: list[Json]) -> Json:
-    rows = [[cell(lang, "text", k["label"]), {"text": k["text"], "value": k["value"]},
-             {"text": k["previous_text"], "value": k["previous"]}, cell(lang, "text", k["change_text"])]
+    rows = [[cell(lang, "text", k["label"]), {"text": k["text"], "value": k["value"], "unit": k["unit"]},
+             {"text": k["previous_text"], "value": k["previous"], "unit": k["unit"]},
+             cell(lang, "text", k["change_text"])]
             for k in cards]
     return table("summary", t(lang, "summary"), [t(lang, "metric"), t(lang, "this_period"), t(lang, "last_week"),
                                                   t(lang, "change")], rows)
 
 
+def _opt(value: Any) -> float | None:
+    """A figure as a number, or None where the report has no data (never 0 in its place)."""
+    return None if value is None else float(value)
+
+
 def funnel(lang: str, report: Report) -> list[Json]:
-    """passer-by → visitor → Wi-Fi login → member; each step with its share of the step before."""
-    visitors = int(report.get("visitors") or 0)
-    steps = [("heard", visitors + int(report.get("passersby") or 0)), ("visitors", visitors),
+    """passer-by → visitor → Wi-Fi login → member; each step with its share of the step before. The sensor's steps
+    are None without its data; the portal's are always numbers."""
+    visitors, passersby = _opt(report.get("visitors")), _opt(report.get("passersby"))
+    heard = None if visitors is None or passersby is None else visitors + passersby
+    steps = [("heard", heard), ("visitors", visitors),
              ("wifi_logins", int(report.get("wifi_logins") or 0)), ("new_members", int(report.get("new_members") or 0))]
     out = []
     for i, (key, n) in enumerate(steps):
         before = steps[i - 1][1] if i else None
-        share = None if before is None else (n / before if before else None)
+        share = None if before is None or n is None else (n / before if before else None)
         out.append({"key": key, "label": t(lang, key), "value": n, "share": share})
     return out
 
 
-def _buckets(mapping: Any) -> list[tuple[str, float]]:
+def _buckets(mapping: Any) -> list[tuple[str, float | None]]:
     if isinstance(mapping, Mapping):
-        return [(str(k), float(v or 0)) for k, v in mapping.items()]
+        return [(str(k), _opt(v)) for k, v in mapping.items()]
     return []
 
 
-def _hourly(report: Report, key: str) -> list[float]:
+def _hourly(report: Report, key: str) -> list[float | None]:
+    """24 hourly counts; None for an hour without data (not heard yet, or no sensor)."""
     values = report.get(key) or []
-    return [float(v or 0) for v in values][:24] + [0.0] * max(0, 24 - len(values))
+    return [_opt(v) for v in values][:24] + [None] * max(0, 24 - len(values))
 
 
 def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, current: Report,
@@ -170,12 +183,12 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
             "hourly": {"title": hourly_title, "hours": [f"{h:02d}" for h in range(24)], "visitors": hv, "passersby": hp,
                        "visitors_last_week": hl},
             "dwell": {"labels": [b for b, _ in dwell_now], "current": [n for _, n in dwell_now],
-                      "previous": [dwell_prev.get(b, 0.0) for b, _ in dwell_now]},
+                      "previous": [dwell_prev.get(b) for b, _ in dwell_now]},
             "loyalty": {"labels": [t(lang, b) for b, _ in loyal_now], "values": [n for _, n in loyal_now]},
             "funnel": [{"name": s["label"], "value": s["value"]} for s in steps],
             "days": {"dates": [plain(d.get("date")) for d in days],
-                     "visitors": [float(d.get("visitors") or 0) for d in days],
-                     "passersby": [float(d.get("passersby") or 0) for d in days]},
+                     "visitors": [_opt(d.get("visitors")) for d in days],
+                     "passersby": [_opt(d.get("passersby")) for d in days]},
         },
         "tables": tables,
         "report": {"current": plain(current), "previous": plain(previous)},
@@ -229,8 +242,8 @@ def mall_view(lang: str, mall: Mapping[str, Any], start: date, end: date, curren
     multiples = [{"id": _ident(s, "store"), "name": str(s.get("name") or name(_ident(s, "store"))),
                   "labels": [t(lang, "passersby"), t(lang, "visitors"), t(lang, "wifi_logins"),
                              t(lang, "new_members")],
-                  "current": [float(s.get(k) or 0) for k in ("passersby", "visitors", "wifi_logins", "new_members")],
-                  "previous": [float(prev_by.get(_ident(s, "store"), {}).get(k) or 0)
+                  "current": [_opt(s.get(k)) for k in ("passersby", "visitors", "wifi_logins", "new_members")],
+                  "previous": [_opt(prev_by.get(_ident(s, "store"), {}).get(k))
                                for k in ("passersby", "visitors", "wifi_logins", "new_members")]}
                  for s in stores]
     pstart, pend = previous_range(start, end)
@@ -277,8 +290,8 @@ def operator_view(lang: str, start: date, end: date, current: Report, previous: 
         "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
         "kpis": [],
         "charts": {"malls": {"names": [r[0]["text"] for r in side["rows"]],
-                             "visitors": [float(m.get("visitors") or 0) for m in malls],
-                             "passersby": [float(m.get("passersby") or 0) for m in malls]}},
+                             "visitors": [_opt(m.get("visitors")) for m in malls],
+                             "passersby": [_opt(m.get("passersby")) for m in malls]}},
         "tables": [side],
         "report": {"current": plain(current), "previous": plain(previous)},
     }

@@ -318,13 +318,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9009)
     parser.add_argument("--allow-any-ua", action="store_true", help="open the authorize page outside 'WeChat'")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    from werkzeug.serving import run_simple
+    import logging
 
+    from werkzeug.serving import make_server
+
+    # make_server, not run_simple: no red "development server" warning on the demo's console (this server is a
+    # test fake and says so on every page), and a request line per request only with --verbose
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     accounts = FakeAccounts(require_wechat_ua=not args.allow_any_ua)
+    server = make_server(args.host, args.port, create_fake(accounts), threaded=True)
     print(f"{BANNER} on http://{args.host}:{args.port}/  accounts: {accounts.wifi_app_id}, {accounts.oauth_app_id}",
           flush=True)
-    run_simple(args.host, args.port, create_fake(accounts), threaded=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from keliu import config
+from keliu import config, console
 from portal.app import create_app, start_up
 from portal.serve.front import run
 from portal.services import services
@@ -57,6 +57,8 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
             "timeout": 30,
             "graceful_timeout": 5,
             "accesslog": None,
+            # quiet by default (keliu -v portal: gunicorn's start-up and worker lines)
+            "loglevel": "info" if console.verbosity() else "warning",
             "proc_name": f"keliu-portal-{self.listener}",
             "post_fork": _post_fork,
             "when_ready": self._when_ready,
@@ -86,7 +88,7 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
         if self.kcfg.portal.https_cert:
             listeners.append("https")
         for listener in listeners:
-            argv = [sys.executable, "-m", "keliu.cli", "portal", "--listener", listener]
+            argv = [sys.executable, "-m", "keliu.cli", *console.argv(), "portal", "--listener", listener]
             # the same overrides: the children's public_url (the splash they redirect to) follows host and port
             for key in ("host", "port"):
                 if key in self.overrides.get("portal", {}):
@@ -176,6 +178,10 @@ def serve(host: str | None, port: int | None, listener: str = "http") -> None:
         portal["port"] = port
     if portal:
         overrides["portal"] = portal
+    # Validate the configuration here, before gunicorn: inside its load_config a ConfigError became gunicorn's own
+    # "Error: …" and exit status 1 (systemd restarted it forever); here it is keliu's one line and status 2.
+    cfg = config.load(overrides=overrides)
+    cfg.store(cfg.portal.store)
     if listener == "captive":
 
         run(overrides)

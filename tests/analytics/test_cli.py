@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -29,7 +30,10 @@ KELIU = [sys.executable, "-m", "keliu.cli"]
 
 
 def envof(tmp_path, url):
-    (tmp_path / "keliu.toml").write_text("")
+    # the seed's stores (s1, s2 in mall m1), s1 this router's store
+    (tmp_path / "keliu.toml").write_text(
+        '[sensor]\nstore = "s1"\n[[malls]]\nid = "m1"\n[[stores]]\nid = "s1"\nmall = "m1"\n'
+        '[[stores]]\nid = "s2"\nmall = "m1"\n', encoding="utf-8")
     return {"KELIU_DATABASE_URL": url, "KELIU_CONFIG": str(tmp_path / "keliu.toml"),
             "KELIU_VAR_DIR": str(tmp_path / "var")}
 
@@ -53,6 +57,27 @@ def test_report_json_on_the_database_of_the_environment(tmp_path, request, backe
     report = json.loads(out.stdout)
     assert KEYS <= set(report)
     assert (report["visitors"], report["passersby"]) == (2, 2)
+
+
+def test_report_defaults_to_the_configured_store_and_today(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    seeded(url)
+    res = CliRunner().invoke(analytics, ["report"], env=envof(tmp_path, url))
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    assert out["store"] == "s1" and out["date"] == today.isoformat()
+    assert out["visitors"] is None  # nothing heard today: no data, not 0
+
+
+@pytest.mark.parametrize("args", [["--store", "nosuch"], ["--store", "nosuch", "--date", "2026-01-05"]])
+def test_report_of_an_unknown_store_is_a_configuration_error(tmp_path, args):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    env = {**os.environ, **envof(tmp_path, url)}
+    out = subprocess.run(KELIU + ["analytics", "report", *args], env=env, capture_output=True, text=True, cwd=ROOT,
+                         timeout=120, check=False)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "keliu: stores: no store with id 'nosuch' (configured: s1, s2)\n"
 
 
 def test_report_table(tmp_path):
@@ -87,11 +112,12 @@ def test_run_loop_rolls_up_today_and_stops_on_sigterm(tmp_path):
              for s in tvisit("a", max(offset - 900, 0), 10) + passer("p", max(offset, 60))]
     sensor_store.insert_sightings(engine, batch)
     env = {**os.environ, **envof(tmp_path, url)}
-    proc = subprocess.Popen(KELIU + ["analytics", "run", "--interval", "1"], env=env, cwd=ROOT, text=True,
+    # -v: the progress line of every run (quiet without it, see test_analytics_run_is_quiet_by_default)
+    proc = subprocess.Popen(KELIU + ["-v", "analytics", "run", "--interval", "1"], env=env, cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        first = proc.stdout.readline()  # type: ignore[union-attr]
-        assert "rolled up" in first, proc.stderr.read()  # type: ignore[union-attr]
+        first = proc.stderr.readline()  # type: ignore[union-attr]
+        assert "rolled up" in first, first + proc.stderr.read()  # type: ignore[union-attr]
         proc.send_signal(signal.SIGTERM)
         rest, err = proc.communicate(timeout=30)
     finally:
@@ -99,12 +125,20 @@ def test_run_loop_rolls_up_today_and_stops_on_sigterm(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    assert rest.strip().endswith("keliu analytics run: stopped")
+    assert err.strip().endswith("stopped") and rest == ""
     with engine.connect() as conn:
         day = conn.execute(sa.select(store.rollups.c.day, store.rollups.c.passersby).where(
             store.rollups.c.period == "1d", store.rollups.c.store == "s1")).all()
     assert day == [(midnight.date(), 1)]
     engine.dispose()
+
+
+def test_analytics_run_is_quiet_by_default(tmp_path):
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    env = {**os.environ, **envof(tmp_path, url)}
+    out = subprocess.run(KELIU + ["analytics", "run", "--once"], env=env, cwd=ROOT, text=True, capture_output=True, check=False,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout == "" and out.stderr == "", out
 
 
 def test_per_store_rules_and_validation():

@@ -36,6 +36,15 @@ def test_no_device_id_ever_in_a_line():
     assert [t.split("=")[0] for t in tags] == ["mall", "period", "store"]
 
 
+def test_no_point_for_an_hour_not_heard_yet():
+    hours = [ROW | {"period": "1h", "start": ROW["start"] + 3600 * h} for h in range(3)]
+    day = ROW | {"period": "1d"}
+    got = influx.lines([day, *hours], heard_until=ROW["start"] + 3600 + 5)
+    assert [line.rsplit(" ", 1)[1] for line in got] == [str(ROW["start"]), str(ROW["start"]),
+                                                        str(ROW["start"] + 3600)]
+    assert len(influx.lines([day, *hours])) == 4
+
+
 def test_health_lines():
     (line,) = influx.health_lines([{"mall": "m1", "store": "s1", "sensor": "sensor-1", "ts": 5, "fps": 12.5,
                                     "drops": 0, "last_frame_age_s": 1.0}])

@@ -113,7 +113,7 @@ def test_store_range_sums_days_and_repeats_are_seen_next_day(env):
     for d in (DAY, DAY + timedelta(days=1)):
         pipeline.rollup_store(engine, cfg, "s1", d, NOW)
     r = report.store_range(engine, "s1", DAY, DAY + timedelta(days=2))
-    assert [d["visitors"] for d in r["days"]] == [2, 2, 0]
+    assert [d["visitors"] for d in r["days"]] == [2, 2, None]  # the third day has no data: None, not 0
     assert r["visitors"] == 4 and r["repeat_visitors"] == 1 and r["new_visitors"] == 3
     assert r["loyalty_buckets"]["weekly"] == 1
     assert r["median_dwell_s"] == 1350.0  # visit-weighted median of (1500 x2, 1200 x2)
@@ -123,15 +123,28 @@ def test_store_range_sums_days_and_repeats_are_seen_next_day(env):
 def test_funnel_reads_the_portals_tables(env):
     from sqlalchemy.orm import Session
 
-    from portal.store.models import Login, Member
+    from portal.store.models import Consent, Login, Member
 
     cfg, engine = env
     seed(engine)
     t = datetime.fromtimestamp(DAY_START + 11 * H + 120, UTC)
     with Session(engine) as s:
-        m = Member(phone_e164="+8613800000000", created_at=t, first_store_id="s1", last_seen_at=t)
-        s.add(m)
-        s.flush()
+        def member(phone: str, consents: list[tuple[str, bool, datetime, str]]) -> Member:
+            m = Member(phone_e164=phone, created_at=t, first_store_id="s1", last_seen_at=t)
+            s.add(m)
+            s.flush()
+            for kind, granted, ts, store_id in consents:
+                s.add(Consent(member_id=m.id, kind=kind, version="v1", granted=granted, ts=ts, store_id=store_id))
+            return m
+
+        # opted in to membership here today: the one new member
+        m = member("+8613800000000", [("terms", True, t, "s1"), ("marketing", True, t, "s1")])
+        # logged in (the terms the law requires) but declined membership: not a member
+        member("+8613800000001", [("terms", True, t, "s1"), ("marketing", False, t, "s1")])
+        # opted in yesterday, again today: a member already
+        member("+8613800000002", [("marketing", True, t - timedelta(days=1), "s1"), ("marketing", True, t, "s1")])
+        # opted in today at another store: that store's new member
+        member("+8613800000003", [("marketing", True, t, "s2")])
         for i in range(3):
             s.add(Login(ts=t + timedelta(minutes=i), store_id="s1", member_id=m.id, device_id="d" * 16, method="sms"))
         s.add(Login(ts=t - timedelta(days=1), store_id="s1", member_id=m.id, device_id="d" * 16, method="sms"))
@@ -139,6 +152,18 @@ def test_funnel_reads_the_portals_tables(env):
     pipeline.rollup_store(engine, cfg, "s1", DAY, NOW)
     r = report.store_day(engine, "s1", DAY)
     assert (r["wifi_logins"], r["new_members"]) == (3, 1)
+    # a day the sensor has no data for: its sensor figures are None, the portal's still counted
+    before = report.store_day(engine, "s1", DAY - timedelta(days=1))
+    assert (before["visitors"], before["passersby"], before["capture_rate"], before["median_dwell_s"]) == (
+        None, None, None, None)
+    assert (before["wifi_logins"], before["new_members"]) == (1, 1)
+    assert before["hourly_visitors"] == [None] * 24
+
+
+def test_membership_is_the_portals_marketing_consent():
+    from portal.core.login_plan import CONSENT_KINDS, OPTIONAL_CONSENTS
+
+    assert store.MEMBERSHIP_CONSENT in CONSENT_KINDS and store.MEMBERSHIP_CONSENT in OPTIONAL_CONSENTS
 
 
 def test_funnel_is_zero_before_the_portal_tables_exist(tmp_path):

@@ -78,11 +78,12 @@ def old_store_days(conn: Connection, store_id: str, start: date, end: date) -> d
     return {row["day"]: row for row in rows}
 
 
-def old_hourly(conn: Connection, store_id: str, day: date) -> tuple[list[int], list[int]]:
+def old_hourly(conn: Connection, store_id: str, day: date) -> tuple[list[int | None], list[int | None]]:
+    """(with today's contract: an hour without its row is None, not 0)"""
     r = store.rollups.c
     rows = conn.execute(sa.select(r.start, r.visitors, r.passersby).where(
         r.store == store_id, r.period == "1h", r.day == day).order_by(r.start)).all()
-    hv, hp = [0] * 24, [0] * 24
+    hv, hp = [None] * 24, [None] * 24
     for i, row in enumerate(rows[:24]):
         hv[i], hp[i] = int(row[1]), int(row[2])
     return hv, hp
@@ -100,11 +101,11 @@ def old_store_range(engine: Engine, store_id: str, start: date, end: date) -> di
     with engine.connect() as conn:
         rows = old_store_days(conn, store_id, start, end)
         per_day = [{"date": d.isoformat()} | report._day_row(rows.get(d)) for d in report._days(start, end)]
-        hv, hp = [0] * 24, [0] * 24
+        hv, hp = [None] * 24, [None] * 24
         for d in report._days(start, end):
             if d in rows:
                 v, p = old_hourly(conn, store_id, d)
-                hv, hp = [a + b for a, b in zip(hv, v)], [a + b for a, b in zip(hp, p)]
+                hv, hp = report._add_hours(hv, v), report._add_hours(hp, p)
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | report._merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
     out["days"] = [{k: d[k] for k in ("date", *report.SCALARS)} for d in per_day]
@@ -130,7 +131,7 @@ def test_store_range_and_day_report_what_the_per_day_reading_did(engine: Engine)
             assert report.store_day(engine, sid, d) == old_store_day(engine, sid, d), (sid, d)
             d += timedelta(days=1)
     full = report.store_range(engine, "s1", FIRST, LAST)
-    assert full["visitors"] > 0 and sum(full["hourly_visitors"]) > 0  # the seed is not all zeros
+    assert full["visitors"] > 0 and sum(v or 0 for v in full["hourly_visitors"]) > 0  # the seed is not all zeros
 
 
 def test_mall_and_operator_reports_are_unchanged(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,3 +176,29 @@ def test_reports_carry_exactly_the_keys_their_typed_contracts_name(engine: Engin
     assert all(set(t) == keys_of(report.Transition) for t in mall["transitions"])
     op = report.operator_range(engine, FIRST, LAST)
     assert set(op) == keys_of(report.OperatorRange) and set(op["totals"]) == keys_of(report.MallTotals)
+
+
+def test_no_data_is_none_not_zero(engine: Engine) -> None:
+    """Days without rollups and hours without hourly rows report None for the sensor's figures (a shop with no
+    data is not an empty shop); the portal's figures stay numbers (SQLite and PostgreSQL)."""
+    sensor = ("visitors", "passersby", "visits", "capture_rate", "median_dwell_s", "new_visitors", "repeat_visitors",
+              "staff_excluded")
+    day = report.store_day(engine, "s1", EMPTY[0])
+    assert all(day[k] is None for k in sensor), day  # type: ignore[literal-required]
+    assert (day["wifi_logins"], day["new_members"]) == (0, 0)
+    assert day["hourly_visitors"] == day["hourly_passersby"] == [None] * 24
+    assert set(day["dwell_buckets"].values()) == {None} and set(day["loyalty_buckets"].values()) == {None}
+    rng = report.store_range(engine, "s1", EMPTY[0], EMPTY[1])
+    assert all(rng[k] is None for k in sensor) and all(d[k] is None for d in rng["days"] for k in sensor)
+    assert report.store_day(engine, "s1", NO_HOURS)["hourly_visitors"] == [None] * 24
+    some = report.store_day(engine, "s1", SOME_HOURS)["hourly_visitors"]
+    assert sum(v is not None for v in some) == 10 and some[10:] == [None] * 14  # rows in order of start
+    # a range with some data sums the days that have it; the empty days do not turn it into None
+    mixed = report.store_range(engine, "s1", EMPTY[0] - timedelta(days=1), EMPTY[1])
+    assert mixed["visitors"] == report.store_day(engine, "s1", EMPTY[0] - timedelta(days=1))["visitors"] is not None
+    assert [d["visitors"] is None for d in mixed["days"]] == [False, True, True]
+    mall = report.mall_range(engine, "m1", EMPTY[0], EMPTY[1])
+    assert mall["totals"]["visitors"] is None and mall["totals"]["capture_rate"] is None
+    assert mall["totals"]["wifi_logins"] == 0 and all(s["visitors"] is None for s in mall["stores"])
+    op = report.operator_range(engine, EMPTY[0], EMPTY[1])
+    assert op["totals"]["visitors"] is None and op["totals"]["new_members"] == 0

@@ -41,8 +41,12 @@ def test_store_view_shows_the_analytics_report(app: Flask) -> None:
         "wifi_logins": ("0", "0"), "new_members": ("0", "0")}
     assert cur["repeat_visitors"] == 1  # a came back after a week
     assert view["report"]["current"]["dwell_buckets"] == cur["dwell_buckets"]
-    hourly = {r[0]["text"]: int(r[1]["value"]) for r in next(t for t in view["tables"] if t["id"] == "hourly")["rows"]}
+    hourly = {r[0]["text"]: r[1]["value"] for r in next(t for t in view["tables"] if t["id"] == "hourly")["rows"]}
     assert [hourly[f"{h:02d}:00"] for h in range(24)] == cur["hourly_visitors"]
+    # the hours after the newest sighting have not been heard: no data (null), not 0; every hour before has a number
+    first_unheard = cur["hourly_visitors"].index(None)
+    assert 0 < first_unheard < 24 and all(v is None for v in cur["hourly_visitors"][first_unheard:])
+    assert all(v is not None for v in cur["hourly_visitors"][:first_unheard])
     assert view["status"]["empty"] is False
     assert view["status"]["age_s"] == pytest.approx(NOW - report.last_report(engine, "s1"))
 
@@ -67,3 +71,38 @@ def test_operator_view_and_empty_store(app: Flask) -> None:
     assert [(r[0]["id"], r[2]["value"]) for r in rows] == [(m["id"], m["totals"]["visitors"]) for m in op["malls"]]
     s3 = login(app, "boss-s3").get("/api/v1/stores/s3/dashboard?lang=en").json
     assert s3["status"]["never"] is True and s3["status"]["empty"] is True
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_no_data_is_null_in_the_api_and_an_empty_cell_in_the_csv(tmp_path: Any, request: pytest.FixtureRequest,
+                                                               backend: str) -> None:
+    import csv
+    import io
+    from datetime import timedelta
+
+    url = None if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    app = make_app(tmp_path, database_url=url, clock=NOW)
+    svc = app.extensions["keliu"]
+    seed(svc.engine, svc.cfg)
+    try:
+        c = login(app, "boss-s1")
+        empty = DAY - timedelta(days=3)  # the sensor heard nothing that day
+        view = c.get(f"/api/v1/stores/s1/dashboard?start={empty}&end={empty}&lang=en").json
+        kpis = {k["key"]: k for k in view["kpis"]}
+        for key in ("passersby", "visitors", "capture_rate", "median_dwell_s", "new_visitors", "repeat_visitors"):
+            assert kpis[key]["value"] is None and kpis[key]["text"] != "0", key
+        assert kpis["wifi_logins"]["value"] == 0 and kpis["new_members"]["value"] == 0  # the portal's: numbers
+        current = view["report"]["current"]
+        assert current["hourly_visitors"] == current["hourly_passersby"] == [None] * 24
+        assert view["charts"]["hourly"]["visitors"] == [None] * 24
+        assert [s["value"] for s in view["charts"]["funnel"]] == [None, None, 0, 0]
+        rows = list(csv.reader(io.StringIO(c.get(f"/api/v1/stores/s1/dashboard.csv?start={empty}&end={empty}&lang=en")
+                                           .get_data(as_text=True)[1:])))
+        visitors = next(r for r in rows if r and r[0] == "Visitors (count)")
+        assert visitors[1] == ""  # no data: an empty cell, not 0
+        # today (the app's clock): the hours after the newest sighting are null, the day's figures are numbers
+        today = c.get("/api/v1/stores/s1/dashboard?lang=en").json
+        hours = today["report"]["current"]["hourly_visitors"]
+        assert today["report"]["current"]["visitors"] == 3 and None in hours and hours[-1] is None
+    finally:
+        svc.engine.dispose()

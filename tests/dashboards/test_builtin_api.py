@@ -189,21 +189,43 @@ def test_operator_view(app: Flask) -> None:
 # ---- CSV -----------------------------------------------------------------------------------------------------
 
 
-def test_csv_holds_exactly_the_tables_of_the_view(app: Flask) -> None:
+def test_csv_holds_the_tables_of_the_view_as_plain_numbers_with_units_in_the_header(app: Flask) -> None:
     c = login(app, "boss-s1")
     view = c.get(f"/api/v1/stores/s1/dashboard?start={D1}&end={D2}&lang=en").json
     r = c.get(f"/api/v1/stores/s1/dashboard.csv?start={D1}&end={D2}&lang=en")
     assert r.status_code == 200 and r.mimetype == "text/csv"
+    assert r.headers["Content-Type"] == "text/csv; charset=utf-8"  # one charset
     assert r.headers["Cache-Control"] == "private, no-store"
     assert r.headers["Content-Disposition"] == 'attachment; filename="keliu-store-s1-2026-11-17-2026-11-18.csv"'
     text = r.get_data(as_text=True)
     assert text.startswith("\ufeff")
     lines = list(csv.reader(io.StringIO(text[1:])))
-    expected = [[view["title"], "2026-11-17 – 2026-11-18"], [view["compare_note"]], []]
+    assert lines[:3] == [[view["title"], "2026-11-17 – 2026-11-18"], [view["compare_note"]], []]
+    # the same tables, row for row: every number plain (its value, empty without data), every text as on the page
+    pos, blocks = 3, {}
     for t in view["tables"]:
-        expected += [[t["title"]], t["columns"]] + [[c["text"] for c in row] for row in t["rows"]] + [[]]
-    assert lines == expected
-    assert ["Capture rate", "23.1%", "0.0%", "+23.1 pt"] in lines
+        title, header, rows = lines[pos], lines[pos + 1], lines[pos + 2:pos + 2 + len(t["rows"])]
+        assert title == [t["title"]] and lines[pos + 2 + len(t["rows"])] == []
+        blocks[t["id"]] = (header, rows)
+        for got, want in zip(rows, t["rows"]):
+            for g, w in zip(got[1:], want[1:]):
+                assert (g == "" if w["value"] is None else float(g) == pytest.approx(w["value"], abs=1e-6)) if "unit" in w \
+                    else g == w["text"]
+        pos += 3 + len(t["rows"])
+    assert pos == len(lines)
+    header, summary = blocks["summary"]
+    rate = next(row for row in summary if row[0].startswith("Capture rate"))
+    assert rate[0] == "Capture rate (ratio 0–1)" and 0 < float(rate[1]) < 1 and not any("%" in x for x in rate[1:3])
+    dwell = next(row for row in summary if row[0].startswith("Median dwell"))
+    assert dwell[0].endswith("(seconds)") and float(dwell[1]) > 60  # seconds, not "16.2 min"
+    header, _rows = blocks["hourly"]
+    columns = next(t["columns"] for t in view["tables"] if t["id"] == "hourly")
+    assert header == [columns[0]] + [f"{c} (count)" for c in columns[1:]]
+
+
+def test_csv_in_chinese_names_the_units_in_chinese(app: Flask) -> None:
+    text = login(app, "boss-s1").get(f"/api/v1/stores/s1/dashboard.csv?start={D1}&end={D2}").get_data(as_text=True)
+    assert "(秒)" in text and "(比例 0–1)" in text and "分钟" not in text and "%" not in text
 
 
 def test_every_api_route_is_in_the_openapi_fragment(app: Flask) -> None:

@@ -107,16 +107,37 @@ def screen_tables(page: Any) -> list[list[str]]:
 NO_DATA = {i18n.t("en", "no_data"), i18n.t("zh-CN", "no_data")}
 
 
-def as_csv(shown: list[list[str]]) -> list[list[str]]:
-    """The screen's tables as the CSV writes them: a figure without data is "no data" on screen, "—" there."""
-    return [["—" if cell in NO_DATA else cell for cell in row] for row in shown]
-
-
 def csv_of(page: Any) -> list[list[str]]:
     href = page.evaluate("document.getElementById('csv').href")  # absolute
     r = page.request.get(href)
     assert r.status == 200
     return list(csv.reader(io.StringIO(r.text().lstrip("\ufeff"))))
+
+
+def assert_csv_holds_the_screen(screen: list[list[str]], rows: list[list[str]]) -> None:
+    """The CSV holds the tables on screen, row for row: the same titles and texts, the numbers plain (a count as
+    its digits, a ratio or a duration as its value in its unit, no data as an empty cell) and the headers of
+    numeric columns carrying their unit ("Visitors (count)")."""
+    assert len(rows) == len(screen)
+    header = True
+    for shown, got in zip(screen, rows):
+        if len(shown) <= 1:  # a table's title, or the blank line after it
+            assert got == shown
+            header = len(shown) == 1
+            continue
+        assert len(got) == len(shown)
+        for s, c in zip(shown, got):
+            if header:
+                assert c == s or c.startswith(s + " ("), (s, c)
+            elif c != s and not c.startswith(s + " ("):  # (a summary row's name carries its metric's unit)
+                if c == "":
+                    assert s in NO_DATA, (s, c)  # no data on screen too
+                else:
+                    value = float(c)  # a plain number
+                    assert any(ch.isdigit() for ch in s), (s, c)
+                    if "." not in c and s.replace(",", "").isdigit():
+                        assert int(s.replace(",", "")) == value, (s, c)
+        header = False
 
 
 def kpi(page: Any, key: str) -> str:
@@ -140,14 +161,15 @@ def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: 
     assert page.locator("#charts canvas").count() >= 4  # hourly, funnel, dwell, loyalty drawn by ECharts
     shown = screen_tables(page)
     assert ["Visitors", "3", "60.0%"] in shown  # funnel: 3 visitors of 5 devices heard
-    assert csv_of(page)[3:] == as_csv(shown)  # the CSV holds exactly the tables on screen
+    assert_csv_holds_the_screen(shown, csv_of(page)[3:])  # the CSV holds the tables on screen, in plain numbers
+    assert ["Capture rate (ratio 0–1)", "0.6", "0.5", "+10.0 pt"] in csv_of(page)  # not "60.0%"
     page.screenshot(path=str(SHOTS / "dashboard-store.png"), full_page=True)
     # the same page in Chinese
     page.goto(base + "/dashboard/store/s1?lang=zh-CN")
     page.wait_for_selector("body[data-ready='1']")
     assert page.inner_text(".kpi[data-key=capture_rate] .label") == "进店率"
     assert kpi(page, "median_dwell_s") == "25 分钟"
-    assert csv_of(page)[3:] == as_csv(screen_tables(page))
+    assert_csv_holds_the_screen(screen_tables(page), csv_of(page)[3:])
     page.screenshot(path=str(SHOTS / "dashboard-store-zh.png"), full_page=False)
     # a store manager cannot open another store's page, nor its API
     r = page.goto(base + "/dashboard/store/s2?lang=en")
@@ -171,7 +193,24 @@ def test_mall_operator_compares_stores(browser: Any, base: str, app: Flask) -> N
     page.click("#table-stores th[data-col='2']")
     page.click("#table-stores th[data-col='2']")
     assert rows.nth(0).locator("td").first.inner_text() == "优衣库"
-    assert sorted(csv_of(page)[3:]) == sorted(as_csv(screen_tables(page)))  # same numbers, whatever the sort order
+    # the same rows whatever the sort order on screen (the CSV in the server's order): matched by table and name
+    def keyed(lines: list[list[str]]) -> dict[tuple[str, str], list[str]]:
+        out, title = {}, ""
+        for r in lines:
+            if len(r) == 1:
+                title = r[0]
+            elif r:
+                out[(title, r[0])] = r
+                out.setdefault((title, r[0].rsplit(" (", 1)[0]), r)  # a summary row's name with its unit
+        return out
+
+    screen, rows = screen_tables(page), keyed(csv_of(page)[3:])
+    title = ""
+    matched = []
+    for r in screen:
+        title = r[0] if len(r) == 1 else title
+        matched.append(rows[(title, r[0])] if len(r) > 1 else r)
+    assert_csv_holds_the_screen(screen, matched)
     page.screenshot(path=str(SHOTS / "dashboard-mall.png"), full_page=True)
     # a mall operator may open their stores, not another mall's store nor the operator view
     options = page.locator("#nav option").all_inner_texts()

@@ -74,4 +74,6 @@ def test_provision_errors_are_one_line(config_env: Path, capsys: pytest.CaptureF
     assert err.startswith("keliu: Grafana refused EnsureFolder: ") and err.count("\n") == 1
     with pytest.raises(SystemExit) as exc:
         main(["dashboards", "provision", "--url", "http://127.0.0.1:9", "--token", "t", "--mall", "nowhere"])
-    assert capsys.readouterr().err == "keliu: --mall: no configured mall with id 'nowhere'\n"
+    assert exc.value.code == 2  # an unknown mall is a configuration error
+    err = capsys.readouterr().err
+    assert err.startswith("keliu: malls: no mall with id 'nowhere' (configured: ") and err.count("\n") == 1

@@ -91,3 +91,110 @@ def test_config_error_quoting_a_url_hides_its_password(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.startswith("keliu: database_url: not an SQLAlchemy URL: 'postgre sql://keliu:***@db/keliu'")
     assert "s3cret" not in out.stderr
+
+
+# ---- every command: one line, exit 2, on a configuration error ----------------------------------------------
+
+STORES = "[sensor]\nstore = 's1'\n[portal]\nstore = 's1'\n[[malls]]\nid = 'm1'\n[[stores]]\nid = 's1'\nmall = 'm1'\n"
+
+
+def one_line(out: subprocess.CompletedProcess[str], start: str) -> None:
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith(start), out.stderr
+    assert "Traceback" not in out.stderr and "Error:" not in out.stderr
+
+
+def capture(tmp_path: Path) -> Path:
+    from keliu.testing.simulate import Scenario, simulate, write_pcap
+
+    frames, _truth = simulate(Scenario(passersby_per_day=20, visitors_per_day=5, staff=0), seed=3)
+    path = tmp_path / "day.pcap"
+    write_pcap(path, frames)
+    return path
+
+
+COMMANDS = [["config", "--check"], ["db"], ["portal"], ["analytics", "report"], ["analytics", "run", "--once"],
+            ["sensor", "parse", "{pcap}"], ["sensor", "replay", "{pcap}", "--max"], ["dashboards", "build", "--check"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c[:2]))
+@pytest.mark.parametrize(("toml", "env", "line"), [
+    ("[dashboards]\nprot = 1\n", {}, "keliu: dashboards.prot: unknown key"),
+    ("", {"KELIU_PORTAL_PORT": "80800"}, "keliu: portal.port: port out of range"),
+    ("", {"KELIU_PORTAL_PROT": "8080"}, "keliu: KELIU_PORTAL_PROT: unknown environment variable"),
+], ids=["toml-key", "bad-value", "env-typo"])
+def test_every_command_prints_one_line_and_exits_2_on_a_configuration_error(
+        tmp_path: Path, cmd: list[str], toml: str, env: dict[str, str], line: str) -> None:
+    (tmp_path / "keliu.toml").write_text(STORES + toml, encoding="utf-8")
+    pcap = capture(tmp_path) if any("{pcap}" in a for a in cmd) else None
+    args = [a.replace("{pcap}", str(pcap)) for a in cmd]
+    one_line(run(args, tmp_path, {"KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}", **env}), line)
+
+
+def test_an_env_typo_names_the_variable_it_meant(tmp_path: Path) -> None:
+    out = run(["config", "--check"], tmp_path, {"KELIU_DATABSE_URL": "sqlite://"})
+    one_line(out, "keliu: KELIU_DATABSE_URL: unknown environment variable")
+    assert "did you mean KELIU_DATABASE_URL?" in out.stderr
+    # the variables that are not configuration keys are not errors
+    ok = run(["config", "--check"], tmp_path, {"KELIU_REQUIRE_SERVICES": "1", "KELIU_VM_CACHE": "/tmp"})
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize("cmd", [["analytics", "report", "--store", "nosuch"], ["sensor", "parse", "{pcap}", "--store",
+                                                                                "nosuch"],
+                                 ["sensor", "replay", "{pcap}", "--store", "nosuch", "--max"]],
+                         ids=lambda c: " ".join(c[:2]))
+def test_an_unknown_store_is_a_configuration_error(tmp_path: Path, cmd: list[str]) -> None:
+    (tmp_path / "keliu.toml").write_text(STORES, encoding="utf-8")
+    pcap = capture(tmp_path)
+    out = run([a.replace("{pcap}", str(pcap)) for a in cmd], tmp_path,
+              {"KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}"})
+    one_line(out, "keliu: stores: no store with id 'nosuch' (configured: s1)")
+
+
+def test_portal_with_an_unknown_store_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "keliu.toml").write_text(STORES, encoding="utf-8")
+    one_line(run(["portal"], tmp_path, {"KELIU_PORTAL_STORE": "nosuch"}), "keliu: stores: no store with id 'nosuch'")
+
+
+def test_parse_prints_iso_times_in_the_stores_offset_and_a_truncated_file_warns(tmp_path: Path) -> None:
+    import json
+    from datetime import datetime
+
+    (tmp_path / "keliu.toml").write_text(STORES, encoding="utf-8")
+    pcap = capture(tmp_path)
+    out = run(["sensor", "parse", str(pcap)], tmp_path)
+    assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
+    first = json.loads(out.stdout.splitlines()[0])
+    assert first["ts"].endswith("+08:00") and datetime.fromisoformat(first["ts"]).utcoffset().total_seconds() == 8 * 3600
+    data = pcap.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:len(data) - 30])
+    out = run(["sensor", "parse", str(cut)], tmp_path)
+    assert out.returncode == 0 and out.stdout.count("\n") == len(out.stdout.splitlines()) > 0
+    assert f"warning: {cut} is truncated" in out.stderr
+    head = tmp_path / "head.pcap"
+    head.write_bytes(data[:24 + 10])  # the file header and the start of the first record
+    out = run(["sensor", "parse", str(head)], tmp_path)
+    assert out.returncode == 1 and "is truncated" in out.stderr and "no probe request could be read" in out.stderr
+
+
+def test_parse_of_an_anonymized_capture_hints_at_fcs_flag(tmp_path: Path) -> None:
+    from tests.conftest import require_shared_data
+
+    path = require_shared_data("baccichet__iPhone11-B_anonymized.pcap")
+    out = run(["sensor", "parse", str(path)], tmp_path)
+    assert out.returncode == 1 and out.stdout == ""
+    assert "all 782 frames failed their FCS check" in out.stderr and "try --fcs flag" in out.stderr
+    ok = run(["sensor", "parse", str(path), "--fcs", "flag"], tmp_path)
+    assert ok.returncode == 0 and len(ok.stdout.splitlines()) == 782 and "warning" not in ok.stderr
+    assert "anonymized captures" in run(["sensor", "parse", "--help"], tmp_path).stdout
+
+
+def test_the_console_is_quiet_by_default(tmp_path: Path) -> None:
+    (tmp_path / "keliu.toml").write_text(STORES, encoding="utf-8")
+    env = {"KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}"}
+    out = run(["db"], tmp_path, env)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    out = run(["analytics", "run", "--once"], tmp_path, env)
+    assert out.returncode == 0 and out.stdout == out.stderr == "", out

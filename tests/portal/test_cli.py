@@ -57,7 +57,8 @@ def test_serves_http_and_the_captive_api_over_https(tmp_path: Path) -> None:
                 "KELIU_PORTAL_HTTPS_PORT": str(https_port), "KELIU_PORTAL_HTTPS_CERT": str(tmp_path / "portal.pem"),
                 "KELIU_PORTAL_HTTPS_KEY": str(tmp_path / "portal.key"), "KELIU_PORTAL_WORKERS": "1"})
     log = (tmp_path / "portal.log").open("wb")
-    proc = subprocess.Popen(KELIU + ["portal", "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
+    # -v: gunicorn's start-up lines (quiet without it), which name the worker class checked below
+    proc = subprocess.Popen(KELIU + ["-v", "portal", "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/", proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import struct
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def parse_cli(path: Path, *args: str) -> list[dict[str, object]]:
 def agree(rows: list[dict[str, object]], ref: list[tuple[float, str, int | None, int, str]]) -> None:
     assert len(rows) == len(ref)
     for ours, (ts, sa, sig, seq, ssid) in zip(rows, ref):
-        assert abs(float(ours["ts"]) - ts) < 2e-6  # type: ignore[arg-type]
+        assert abs(datetime.fromisoformat(ours["ts"]).timestamp() - ts) < 2e-6  # type: ignore[arg-type]
         assert (ours["mac"], ours["rssi"], ours["seq"]) == (sa, sig, seq)
         assert ssid_matches(str(ours["ssid"]), ssid), (ours["ssid"], ssid)
 

@@ -333,11 +333,13 @@ def test_capture_loop_with_a_fake_radio(tmp_path: Path, monkeypatch: pytest.Monk
     assert "mon0 set channel 1" in iw_log.read_text()
 
 
-def keliu_sensor(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """A real ``keliu sensor`` process with its database and var dir in ``tmp_path``."""
+def keliu_sensor(args: list[str], tmp_path: Path, verbose: bool = False) -> subprocess.CompletedProcess[str]:
+    """A real ``keliu sensor`` process with its database and var dir in ``tmp_path`` (``verbose``: ``keliu -v``,
+    the progress and per-frame log lines that a quiet console leaves out)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
     env |= {"KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'keliu.db'}", "KELIU_VAR_DIR": str(tmp_path / "var")}
-    return subprocess.run([sys.executable, "-m", "keliu.cli", "sensor", *args], cwd=tmp_path, env=env,
+    return subprocess.run([sys.executable, "-m", "keliu.cli", *(["-v"] if verbose else []), "sensor", *args],
+                          cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -354,7 +356,7 @@ def test_crafted_pcapng_timestamps_are_refused_and_counted(tmp_path: Path) -> No
     seen = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "wlan.sa"], capture_output=True, text=True,
                           check=True).stdout.split()
     assert seen == ["02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"]
-    out = keliu_sensor(["replay", str(path), "--store", "demo-store", "--max"], tmp_path)
+    out = keliu_sensor(["replay", str(path), "--store", "demo-store", "--max"], tmp_path, verbose=True)
     assert out.returncode == 0, out.stderr
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'keliu.db'}")
     with engine.connect() as conn:
@@ -395,3 +397,34 @@ def test_mac_flood_evictions_reach_the_health_report(tmp_path: Path, sqlite_url:
         row = conn.execute(sa.text("SELECT probes, evicted FROM sensor_health")).one()
     engine.dispose()
     assert row.probes == 1000 and row.evicted >= 900
+
+
+def test_follow_offset_moves_whole_days_onto_the_store_local_day() -> None:
+    from sensor.replay import follow_offset
+
+    first = Scenario().day_start(0) + 10 * 3600  # 2026-01-05 10:00 in UTC+8
+    now = Scenario().day_start(30) + 23.5 * 3600  # 2026-02-04 23:30 in UTC+8 (15:30 UTC: the same UTC day)
+    assert follow_offset(first, now, 8 * 3600) == 30 * 86400
+    assert follow_offset(first, now + 3600, 8 * 3600) == 31 * 86400  # 00:30 the next store-local day
+    assert follow_offset(first, first + 5, 8 * 3600) == 0.0
+
+
+def test_follow_clock_feeds_yesterday_and_today_up_to_now_and_never_ahead(tmp_path: Path) -> None:
+    tcapture(tmp_path / "c.pcap", seconds=100.0)  # 15:00:00-15:01:40 store-local on the scenario's day
+    start = Scenario().day_start(10) + 15 * 3600 + 50  # ten days later, 15:00:50
+    clock = FakeClock(now=start)
+    fed: list[tuple[float, float]] = []  # (clock at delivery, sighting time)
+
+    class Sink(MemorySink):
+        def deliver(self, batch: list) -> None:  # type: ignore[type-arg]
+            fed.extend((clock.now, s.ts) for s in batch)
+
+    pipe = tpipe(tmp_path, clock, Sink(), batch=1)
+    replay(tmp_path / "c.pcap", pipe, clock=clock, sleep=clock.sleep, rounds=2, follow=8 * 3600)
+    yesterday = [ts for _now, ts in fed if ts < start - 3600]
+    today = [(now, ts) for now, ts in fed if ts >= start - 3600]
+    assert yesterday and today
+    assert min(yesterday) == pytest.approx(start - 86400 - 50, abs=60)  # the same time of day, yesterday
+    assert all(ts <= now + 1e-6 for now, ts in today)  # never a sighting ahead of the clock
+    assert min(ts for _n, ts in today) == pytest.approx(start - 50, abs=60)
+    assert max(ts for _n, ts in today) > start  # and the rest as the clock reached it

@@ -1,0 +1,142 @@
+"""Generated past days of a demo's stores, as the analytics rollups the pipeline would have written (pure).
+
+The demo (:mod:`keliu.demo`) starts with two weeks of history so that every "same weekday last week" comparison has
+data. Computing two weeks of a mall's probe requests through the sensor and the pipeline would take minutes; the
+figures are drawn here instead, day by day and hour by hour, from a store's :class:`Profile` (busier at weekends
+and in the late afternoon, a log-normal dwell around the store's median), and written straight into the rollup
+tables (``analytics.store.rollups``: a ``1d`` row at the store-local midnight and 24 ``1h`` rows; ``mall_days`` and
+``mall_transitions`` for the malls). The same seed always gives the same history. Nothing here claims to be
+measured: it is the demo's stand-in for the days before it started.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from analytics.metrics import DWELL_EDGES_MS, DWELL_FIELDS, LOYALTY_LABELS
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A store's typical weekday: opening hours (store-local), shoppers who come in and who walk by, dwell."""
+
+    store: str
+    mall: str
+    timezone: str = "Asia/Shanghai"
+    open_h: int = 10
+    close_h: int = 22
+    visitors: int = 240
+    passersby: int = 1200
+    median_dwell_s: float = 900.0
+    staff: int = 4
+    #: share of visitors who log in to the Wi-Fi, and of those who opt in to membership
+    login_rate: float = 0.12
+    member_rate: float = 0.35
+
+
+def _weights(p: Profile) -> list[float]:
+    """Relative traffic of each hour of the day: nothing while closed, a peak at 65 % of the opening hours."""
+    span = p.close_h - p.open_h
+    out = []
+    for h in range(24):
+        if not p.open_h <= h < p.close_h:
+            out.append(0.0)
+            continue
+        x = (h + 0.5 - p.open_h) / span
+        out.append(0.4 + 0.6 * (1 - abs(x - 0.65) / 0.65))
+    return out
+
+
+def _split(rng: random.Random, total: int, weights: Sequence[float]) -> list[int]:
+    """``total`` spread over the bins in proportion to ``weights`` (largest remainders, then a little noise)."""
+    s = sum(weights)
+    if not s or total <= 0:
+        return [0] * len(weights)
+    raw = [total * w / s * rng.uniform(0.85, 1.15) for w in weights]
+    scale = total / sum(raw)
+    return [round(r * scale) for r in raw]
+
+
+def _dwell_buckets(rng: random.Random, visits: int, median_s: float) -> list[int]:
+    out = [0] * len(DWELL_FIELDS)
+    for _ in range(visits):
+        dwell_ms = min(5 * 3600.0, max(120.0, rng.lognormvariate(math.log(median_s), 0.7))) * 1000
+        i = sum(1 for edge in DWELL_EDGES_MS if dwell_ms >= edge)
+        out[min(i, len(out) - 1)] += 1
+    return out
+
+
+def _row(p: Profile, period: str, start: int, day: date, v: int, ps: int, rng: random.Random,
+         median_s: float, staff: int, now: float) -> dict[str, Any]:
+    visits = v + round(v * rng.uniform(0.0, 0.15))
+    new = round(v * rng.uniform(0.6, 0.8))
+    logins = round(v * p.login_rate * rng.uniform(0.7, 1.3))
+    repeat = v - new
+    daily = round(repeat * 0.1)
+    weekly = round(repeat * 0.4)
+    monthly = round(repeat * 0.3)
+    loyalty = dict(zip(LOYALTY_LABELS, (new, daily, weekly, monthly, repeat - daily - weekly - monthly)))
+    row: dict[str, Any] = {
+        "store": p.store, "period": period, "start": start, "mall": p.mall, "day": day, "visitors": v,
+        "passersby": ps, "visits": visits, "new_visitors": new, "repeat_visitors": repeat, "staff_excluded": staff,
+        "wifi_logins": logins, "new_members": round(logins * p.member_rate * rng.uniform(0.6, 1.4)),
+        "capture_rate": v / (v + ps) if v + ps else 0.0, "median_dwell_s": median_s if visits else 0.0,
+        "updated_at": now}
+    row.update(zip(DWELL_FIELDS, _dwell_buckets(rng, visits, median_s)))
+    row.update(("loyal_" + k, n) for k, n in loyalty.items())
+    return row
+
+
+def store_days(p: Profile, days: Sequence[date], seed: int, now: float) -> list[dict[str, Any]]:
+    """The ``1d`` and ``1h`` rollup rows of the store's ``days``."""
+    tz = ZoneInfo(p.timezone)
+    weights = _weights(p)
+    out: list[dict[str, Any]] = []
+    for day in days:
+        rng = random.Random(f"keliu-history:{seed}:{p.store}:{day.isoformat()}")
+        busy = (1.35 if day.weekday() >= 5 else 1.0) * rng.uniform(0.85, 1.15)
+        hv = _split(rng, round(p.visitors * busy), weights)
+        hp = _split(rng, round(p.passersby * busy), weights)
+        median = p.median_dwell_s * rng.uniform(0.85, 1.15)
+        midnight = int(datetime.combine(day, time(), tz).timestamp())
+        first_open = next((h for h, w in enumerate(weights) if w), 0)
+        hours = [_row(p, "1h", midnight + 3600 * h, day, hv[h], hp[h], rng,
+                      median * rng.uniform(0.8, 1.2) if hv[h] else 0.0, p.staff if h == first_open else 0, now)
+                 for h in range(24)]
+        total = _row(p, "1d", midnight, day, sum(hv), sum(hp), rng, median, p.staff, now)
+        # the day's counts are its hours' counts (as the pipeline's are)
+        for key in ("visits", "new_visitors", "repeat_visitors", "wifi_logins", "new_members", *DWELL_FIELDS,
+                    *("loyal_" + k for k in LOYALTY_LABELS)):
+            total[key] = sum(r[key] for r in hours)
+        out += [total, *hours]
+    return out
+
+
+def mall_days(mall: str, rows: Sequence[dict[str, Any]], seed: int, now: float) -> tuple[list[dict[str, Any]],
+                                                                                             list[dict[str, Any]]]:
+    """A mall's ``mall_days`` (a shopper who entered several stores counted once) and ``mall_transitions`` rows
+    from its stores' ``1d`` rows."""
+    days: dict[date, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["period"] == "1d" and r["mall"] == mall:
+            days.setdefault(r["day"], []).append(r)
+    out, trans = [], []
+    for day, stores in sorted(days.items()):
+        rng = random.Random(f"keliu-history-mall:{seed}:{mall}:{day.isoformat()}")
+        v = round(sum(s["visitors"] for s in stores) * rng.uniform(0.8, 0.9))
+        ps = round(sum(s["passersby"] for s in stores) * rng.uniform(0.6, 0.75))
+        out.append({"mall": mall, "day": day, "visitors": v, "passersby": ps,
+                    "staff_excluded": sum(s["staff_excluded"] for s in stores),
+                    "capture_rate": v / (v + ps) if v + ps else 0.0, "updated_at": now})
+        for a in stores:
+            for b in stores:
+                if a is not b:
+                    n = round(min(a["visitors"], b["visitors"]) * rng.uniform(0.01, 0.05))
+                    if n:
+                        trans.append({"mall": mall, "day": day, "src": a["store"], "dst": b["store"], "count": n})
+    return out, trans

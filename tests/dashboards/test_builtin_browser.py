@@ -131,7 +131,7 @@ def assert_csv_holds_the_screen(screen: list[list[str]], rows: list[list[str]]) 
                 assert c == s or c.startswith(s + " ("), (s, c)
             elif c != s and not c.startswith(s + " ("):  # (a summary row's name carries its metric's unit)
                 if c == "":
-                    assert s in NO_DATA, (s, c)  # no data on screen too
+                    assert s in NO_DATA or s == "—", (s, c)  # no data (or no change to show) on screen too
                 else:
                     value = float(c)  # a plain number
                     assert any(ch.isdigit() for ch in s), (s, c)

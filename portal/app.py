@@ -34,7 +34,7 @@ from portal.edges.leases import LeaseFile
 from portal.edges.sms_backends import make_backend
 from portal.services import Keys, Services, csrf, make_gate, own_hosts
 from portal.store import access
-from portal.web import admin, api, auth, captive, headers, member, openapi, pages, privacy, sms
+from portal.web import admin, api, auth, captive, counter, headers, member, openapi, pages, privacy, sms
 from portal.wechat import member_login as wechat_member
 from portal.wechat import views as wechat
 
@@ -110,6 +110,7 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(member.bp)
+    app.register_blueprint(counter.bp)
     svc: Services = app.extensions["keliu"]
     dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
     if cfg.wechat.enabled:

@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Flask
 
+import marketing
 from dashboards import builtin as dashboards
 from keliu import config as kconfig
 from keliu import db, keys, tenants
@@ -34,6 +35,7 @@ from portal.edges.leases import LeaseFile
 from portal.edges.sms_backends import make_backend
 from portal.services import Keys, Services, csrf, make_gate, own_hosts
 from portal.store import access
+from portal.store.marketing_members import PortalMembers
 from portal.web import admin, api, auth, captive, headers, openapi, pages, privacy, sms
 from portal.wechat import views as wechat
 
@@ -110,6 +112,7 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(privacy.bp)
     svc: Services = app.extensions["keliu"]
     dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
+    marketing.init_app(app, svc.engine, svc.clock, PortalMembers())
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
     pages.init_app(app)

@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Flask
 
+import marketing
 from dashboards import builtin as dashboards
 from keliu import config as kconfig
 from keliu import db, keys, tenants
@@ -29,11 +30,13 @@ from keliu.accounts import users
 from keliu.accounts import web as accounts
 from keliu.config import Config
 from keliu.errors import ConfigError
+from marketing.core import card
 from portal.edges import clients
 from portal.edges.leases import LeaseFile
 from portal.edges.sms_backends import make_backend
 from portal.services import Keys, Services, csrf, make_gate, own_hosts
 from portal.store import access
+from portal.store.marketing_members import PortalMembers
 from portal.web import admin, api, auth, captive, counter, headers, member, openapi, pages, privacy, sms
 from portal.wechat import member_login as wechat_member
 from portal.wechat import views as wechat
@@ -113,6 +116,8 @@ def _register(app: Flask, cfg: Config) -> None:
     app.register_blueprint(counter.bp)
     svc: Services = app.extensions["keliu"]
     dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
+    marketing.init_app(app, svc.engine, svc.clock, PortalMembers(),
+                       card.CardVerifier(card.card_key(svc.keys.token), svc.mall_id))
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
         app.register_blueprint(wechat_member.blueprint)

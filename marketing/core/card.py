@@ -20,6 +20,7 @@ import hmac
 import re
 from collections.abc import Container
 from dataclasses import dataclass
+from datetime import datetime
 
 from marketing.errors import MarketingError
 
@@ -114,3 +115,24 @@ def verify(key: bytes, token: str, mall_id: str, now: int, used_nonces: Containe
     if claims.nonce in used_nonces:
         raise CardRejected("replayed", "this member code was already used; ask the member to refresh the card")
     return claims
+
+
+class CardVerifier:
+    """:class:`marketing.members.MemberTokens` for a POS that sends the member QR it scanned with a sale: the member
+    a code proves now in ``mall_id`` (signature, mall, age), or None. It does not use the nonce up: a POS resends
+    a sale with the same QR until it gets an answer, and the sale must link to the same member each time (the sale
+    itself is idempotent on its transaction id). The counter page, which acts on a scan, uses nonces up
+    (:func:`marketing.staff.use_card`)."""
+
+    def __init__(self, key: bytes, mall_id: str) -> None:
+        self._key = key
+        self.mall_id = mall_id
+
+    def __repr__(self) -> str:  # never show the key
+        return f"CardVerifier(mall_id={self.mall_id!r})"
+
+    def member_of(self, token: str, now: datetime) -> int | None:
+        try:
+            return verify(self._key, token, self.mall_id, int(now.timestamp())).member_id
+        except CardRejected:
+            return None

@@ -152,6 +152,10 @@ REFUSALS: dict[str, int] = {
     "offer_inactive": 409,
     "unknown_redemption": 404,
     "already_rolled_back": 409,
+    "unknown_sale": 409,
+    "unknown_offer": 404,
+    "not_a_member": 409,
+    "refund_too_large": 409,
 }
 
 

@@ -154,11 +154,12 @@ def issue_coupon(conn: Connection, *, offer_id: int, member_id: int | None, stor
                  random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> Issued:
     """Issue one coupon of ``offer_id`` from ``store_id`` (a store of the offer, or its issuing store) to
     ``member_id`` (``None``: an anonymous coupon, e.g. printed). Checking the member's marketing consent is the
-    caller's (:func:`issue_to_member` does it). Raises :class:`Refused` (``offer_inactive``, ``wrong_store``,
+    caller's (:func:`issue_to_member` does it). Raises :class:`Refused` (``unknown_offer``, ``offer_inactive``,
+    ``wrong_store``,
     ``expired``, ``issue_limit``, ``member_limit``); the caller's transaction then holds nothing of it."""
     offer = conn.execute(sa.select(offers).where(offers.c.id == offer_id)).first()
     if offer is None:
-        raise Refused("offer_inactive", "no such offer")
+        raise Refused("unknown_offer", "no such offer")
     stores = offer_stores_of(conn, offer_id)
     if store_id != offer.store_id and store_id not in stores:
         raise Refused("wrong_store", "this store does not issue this offer")

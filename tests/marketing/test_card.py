@@ -76,3 +76,16 @@ def test_sign_refuses_what_it_cannot_encode() -> None:
         card.sign(KEY, "a.b", 1, T, NONCE)
     with pytest.raises(ValueError):
         card.sign(KEY, "m1", 1, T, b"short")
+
+
+def test_verifier_for_the_pos() -> None:
+    from datetime import UTC, datetime
+
+    v = card.CardVerifier(KEY, "m1")
+    at = datetime.fromtimestamp(T + 10, UTC)
+    assert v.member_of(tcode(), at) == 42
+    assert v.member_of(tcode(), at) == 42  # a POS resending the same sale links the same member
+    assert v.member_of(tcode(mall="m2"), at) is None
+    assert v.member_of(tcode(), datetime.fromtimestamp(T + 61, UTC)) is None
+    assert v.member_of("nonsense", at) is None
+    assert "KEY" not in repr(v) and repr(KEY) not in repr(v)

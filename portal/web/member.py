@@ -32,6 +32,8 @@ from sqlalchemy.engine import Connection
 from marketing import staff
 from marketing.core import card
 from marketing.core.attribution import Refused
+from marketing.store import coupons
+from marketing.store.models import sales
 from portal.core import phone as ph
 from portal.core.codes import phone_hash
 from portal.core.login_plan import OPTIONAL_CONSENTS
@@ -188,12 +190,19 @@ def _card_page(member_id: int, status: int = 200, **ctx: Any) -> Any:
         consents = pm.current_consents(conn, member_id)
         code = session.get("member_staff_code")
         pending = staff.card_by_code(conn, code) if isinstance(code, str) else None
+        held = coupons.member_coupons(conn, member_id, svc.now())
+        bought = conn.execute(sa.select(sales.c.store_id, sales.c.kind, sales.c.ts, sales.c.amount_cents)
+                              .where(sales.c.member_id == member_id).order_by(sales.c.ts.desc()).limit(20)).all()
     if row is None:  # the member was erased
         session.clear()
         return _login_page()
+    names = {s.id: s.name or s.id for s in svc.cfg.stores}
+    for c in held:
+        c["where"] = ", ".join(names.get(s, s) for s in c["stores"])
     return _page("member/card.html", status, phone=ph.mask(row.phone_e164) if row.phone_e164 else "",
                  consents={k: consents.get(k, False) for k in CHANGEABLE}, ttl=card.TTL_S,
-                 refresh=card.REFRESH_S, pending_staff=pending, **ctx)
+                 refresh=card.REFRESH_S, pending_staff=pending, coupons=held, purchases=bought,
+                 store_names=names, **ctx)
 
 
 @bp.post("/consents")

@@ -155,3 +155,25 @@ def test_staff_card_binds_after_login_and_confirmation(app: Flask, sms: ConsoleS
 @pytest.mark.parametrize("path", ["/member/qr.svg"])
 def test_pages_need_a_member(client: Any, path: str) -> None:
     assert client.get(path).status_code == 302
+
+
+def test_card_lists_coupons_and_purchases(app: Flask, sms: ConsoleSms) -> None:
+    from marketing.core.offers import OfferSpec
+    from marketing.store import coupons
+    from marketing.store.models import sales
+
+    member_id = tmember(app)
+    svc = app.extensions["keliu"]
+    with svc.engine.begin() as conn:
+        offer = coupons.create_offer(conn, OfferSpec(title="满100减20", kind="amount_off", value=2000,
+                                                     stores=(svc.store_id,), min_spend_cents=10000, valid_days=7),
+                                     store_id=svc.store_id, now=svc.now(), created_by="test")
+        code = coupons.issue_coupon(conn, offer_id=offer, member_id=member_id, store_id=svc.store_id,
+                                    channel="staff", now=svc.now()).display_code
+        conn.execute(sa.insert(sales).values(store_id=svc.store_id, txn_id="T1", kind="sale", ts=svc.now(),
+                                             amount_cents=12345, member_id=member_id, match="phone", row_hash="h"))
+    p = Phone(app, MOBILE_IP)
+    member_login(p, sms)
+    html = p.get("/member").get_data(as_text=True)
+    assert f'data-code="{code}" data-state="issued"' in html and "满100减20" in html
+    assert "¥123.45" in html

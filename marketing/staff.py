@@ -212,33 +212,3 @@ def flags(conn: Connection, store_id: str, since: datetime, until: datetime) -> 
     rows = conn.execute(sa.select(staff_flags).where(staff_flags.c.store_id == store_id, staff_flags.c.at >= since,
                                                      staff_flags.c.at < until).order_by(staff_flags.c.at)).all()
     return [{"staff": r.staff, "kind": r.kind, "reference": r.reference, "at": r.at.isoformat()} for r in rows]
-
-
-def leaderboard(conn: Connection, store_id: str, since: datetime, until: datetime) -> list[dict[str, object]]:
-    """Per staff member, in ``[since, until)``: redemptions made at the counter, the basket amount and discount of
-    those, and the basket amount of redemptions attributed to them (whoever served the counter); flags."""
-    r = staff_redemptions
-    window = (r.c.store_id == store_id, r.c.at >= since, r.c.at < until)
-    made = {row.staff: row for row in conn.execute(
-        sa.select(r.c.staff, sa.func.count().label("n"), sa.func.sum(r.c.amount_cents).label("amount"),
-                  sa.func.sum(r.c.discount_cents).label("discount")).where(*window).group_by(r.c.staff))}
-    credited = {row.attributed_to: row for row in conn.execute(
-        sa.select(r.c.attributed_to, sa.func.count().label("n"), sa.func.sum(r.c.amount_cents).label("amount"))
-        .where(*window, r.c.attributed_to.is_not(None)).group_by(r.c.attributed_to))}
-    flagged = dict(conn.execute(sa.select(staff_flags.c.staff, sa.func.count()).where(
-        staff_flags.c.store_id == store_id, staff_flags.c.at >= since, staff_flags.c.at < until)
-        .group_by(staff_flags.c.staff)).tuples().all())
-    bound = dict(conn.execute(sa.select(staff_bindings.c.staff, sa.func.count(sa.distinct(staff_bindings.c.member_id)))
-                              .where(staff_bindings.c.store_id == store_id, staff_bindings.c.bound_at >= since,
-                                     staff_bindings.c.bound_at < until)
-                              .group_by(staff_bindings.c.staff)).tuples().all())
-    out = []
-    for name in sorted(set(made) | set(credited) | set(bound)):
-        m, c = made.get(name), credited.get(name)
-        out.append({"staff": name, "members_bound": int(bound.get(name, 0)),
-                    "redemptions": int(m.n) if m else 0, "discount_cents": int(m.discount or 0) if m else 0,
-                    "attributed_redemptions": int(c.n) if c else 0,
-                    "attributed_amount_cents": int(c.amount or 0) if c else 0,
-                    "flags": int(flagged.get(name, 0))})
-    out.sort(key=lambda row: (-int(row["attributed_amount_cents"]), str(row["staff"])))  # type: ignore[call-overload]
-    return out

@@ -31,6 +31,7 @@ from keliu.accounts import web as accounts
 from keliu.config import Config
 from keliu.errors import ConfigError
 from marketing.core import card
+from marketing.web import dashboard as marketing_dashboard
 from portal.edges import clients
 from portal.edges.leases import LeaseFile
 from portal.edges.sms_backends import make_backend
@@ -118,6 +119,7 @@ def _register(app: Flask, cfg: Config) -> None:
     dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
     marketing.init_app(app, svc.engine, svc.clock, PortalMembers(),
                        card.CardVerifier(card.card_key(svc.keys.token), svc.mall_id))
+    marketing_dashboard.init_app(app, svc.engine, svc.clock, svc.cfg.timezone)
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
         app.register_blueprint(wechat_member.blueprint)

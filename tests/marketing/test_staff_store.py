@@ -21,7 +21,8 @@ KEY = card.card_key(b"t" * 32)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def engine(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Any]:
+def engine(request: pytest.FixtureRequest, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setattr("keliu.accounts.users.HASH_METHOD", "pbkdf2:sha256:1000")  # scrypt costs ~0.2 s a hash
     url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
     eng = db.make_engine(url)
     db.upgrade(eng)
@@ -90,7 +91,7 @@ def test_bindings_last_touch_protection_and_attribution(engine: Any) -> None:
         assert staff.in_charge(conn, member, "s1", datetime(2026, 12, 19, 16, 0, tzinfo=UTC)) is None
 
 
-def test_redemption_flags_and_leaderboard(engine: Any) -> None:
+def test_redemption_flags(engine: Any) -> None:
     member, other = tmember(engine), tmember(engine, "+8613800000002")
     alice = tcard(engine, "alice")
     tcard(engine, "bob")
@@ -112,13 +113,10 @@ def test_redemption_flags_and_leaderboard(engine: Any) -> None:
     assert redeem("bob", other, "r4", T0 + timedelta(hours=3, minutes=1)) == ()
     assert redeem("bob", other, "r5", T0 + timedelta(hours=3, minutes=2)) == ("burst",)
     with engine.connect() as conn:
-        board = staff.leaderboard(conn, "s1", T0, T0 + timedelta(days=1))
         found = staff.flags(conn, "s1", T0, T0 + timedelta(days=1))
-    assert board == [
-        {"staff": "alice", "members_bound": 1, "redemptions": 1, "discount_cents": 1000,
-         "attributed_redemptions": 2, "attributed_amount_cents": 20000, "flags": 1},
-        {"staff": "bob", "members_bound": 0, "redemptions": 4, "discount_cents": 4000,
-         "attributed_redemptions": 0, "attributed_amount_cents": 0, "flags": 2},
-    ]
+        recorded = conn.execute(sa.select(staff.staff_redemptions.c.reference, staff.staff_redemptions.c.attributed_to)
+                                .order_by(staff.staff_redemptions.c.id)).all()
+    assert [tuple(r) for r in recorded] == [("r1", "alice"), ("r2", "alice"), ("r3", None), ("r4", None),
+                                            ("r5", None)]
     assert [(f["staff"], f["kind"], f["reference"]) for f in found] == [
         ("alice", "self_attributed", "r2"), ("bob", "own_coupon", "r3"), ("bob", "burst", "r5")]

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "db": ("keliu.cli", "db_cmd", "Create or upgrade the database schema."),
     "token": ("keliu.cli", "token_cmd", "API bearer tokens for POS systems and integrations."),
     "pos": ("keliu.cli", "pos_cmd", "POS sales: import a CSV or XLSX export."),
+    "staff": ("marketing.staff_cli", "staff", "Staff attribution: settings per store, staff phones, flags."),
 }
 
 

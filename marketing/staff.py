@@ -7,6 +7,9 @@ if recorded, is the keyed hash the portal uses for SMS codes (the caller compute
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,6 +102,19 @@ def use_card(conn: Connection, key: bytes, token: str, mall_id: str, store_id: s
     # a used nonce only matters until its code expires; keep a day of them for the record, drop older ones
     conn.execute(sa.delete(card_uses).where(card_uses.c.expires_at < now - timedelta(days=1)))
     return claims
+
+
+# --- a staff member's phone, as a keyed hash ----------------------------------------------------------------------
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def phone_hash(key: bytes, e164: str) -> str:
+    """The keyed hash a staff member's phone is recorded as, and a member's phone compared as (``key``: the
+    appliance's ``token_hmac`` secret): no phone number is stored here. ValueError if ``e164`` is not E.164."""
+    if not _E164.match(e164):
+        raise ValueError("a phone number in E.164 form (+8613812345678)")
+    return hmac.new(key, b"staff-phone:" + e164.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 # --- settings and staff cards ------------------------------------------------------------------------------------

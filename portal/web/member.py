@@ -35,7 +35,6 @@ from marketing.core.attribution import Refused
 from marketing.store import coupons
 from marketing.store.models import sales
 from portal.core import phone as ph
-from portal.core.codes import phone_hash
 from portal.core.login_plan import OPTIONAL_CONSENTS
 from portal.edges.clients import Client
 from portal.errors import PortalError
@@ -256,11 +255,7 @@ def staff_confirm() -> Any:
     return _card_page(member_id, notice=f"已绑定店员 {found.staff} / You are now served by {found.staff}.")
 
 
-def staff_phone_hash(svc: Services, e164: str) -> str:
-    """The keyed hash a staff member's phone is recorded as (the SMS codes' own, so no number is stored)."""
-    return phone_hash(svc.keys.pepper, e164)
-
-
 def member_phone_hash(conn: Connection, svc: Services, member_id: int) -> str | None:
+    """The member's phone as :func:`marketing.staff.phone_hash` (None: no phone), to compare with a staff phone."""
     phone = pm.phone_of(conn, member_id)
-    return None if phone is None else staff_phone_hash(svc, phone)
+    return None if phone is None else staff.phone_hash(svc.keys.token, phone)

@@ -168,3 +168,16 @@ def test_staff_card_page(app: Flask) -> None:
     with app.extensions["keliu"].engine.connect() as conn:
         code = conn.execute(sa.select(staff.staff_cards.c.code)).scalar()
     assert f"/member/staff/{code}" in html
+
+
+def test_staff_redeeming_their_own_coupon_is_flagged(app: Flask) -> None:
+    svc = app.extensions["keliu"]
+    member_id = tmember(app, "+8613900000009")  # alice's own membership
+    with svc.engine.begin() as conn:
+        staff.ensure_card(conn, "alice", STORE, svc.now())
+        staff.set_phone_hash(conn, "alice", staff.phone_hash(svc.keys.token, "+8613900000009"))
+    code = tcoupon(app, toffer(app), member_id)
+    assert post(staff_client(app, "alice"), "/counter/redeem", code=code, key="s" * 20, basket="150").status_code == 200
+    with svc.engine.connect() as conn:
+        kinds = conn.execute(sa.select(staff.staff_flags.c.kind)).scalars().all()
+    assert kinds == ["own_coupon"]

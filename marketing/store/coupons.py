@@ -314,8 +314,11 @@ def _hash(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-class _Lost(Exception):
+class _Lost(MarketingError):
+    """Internal: the guard lost a race (the transaction is rolled back, then the key is looked up again)."""
+
     def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 

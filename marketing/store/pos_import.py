@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from keliu.db import TS
 from marketing.core import codes
-from marketing.core.pos import RowInvalid, header_map, parse_row
+from marketing.core.pos import RowInvalid, SaleRow, header_map, parse_row
 from marketing.errors import MarketingError
 from marketing.members import MemberDirectory, MemberTokens
 from marketing.store.coupons import zone_of_store
@@ -161,60 +161,60 @@ def _drop_staging(conn: Connection) -> None:
 def _stage(conn: Connection, rows: Iterator[Sequence[object]], cols: dict[str, int], tz: ZoneInfo, now: datetime,
            directory: MemberDirectory | None, tokens: MemberTokens | None,
            report: Callable[[Rejected], None]) -> tuple[int, int]:
-    """Parse and load every row into the staging table; returns (rows read, rows rejected by parsing)."""
-    pg = conn.dialect.name == "postgresql"
-    copy: Any = None
-    if pg:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        copy_cm = cur.copy(f"COPY {STAGING} ({', '.join(COLS)}) FROM STDIN")
-        copy = copy_cm.__enter__()
-    batch: list[dict[str, Any]] = []
+    """Parse and load every row into the staging table, a batch at a time (members are resolved between two
+    batches' COPYs: the connection cannot query during a COPY); returns (rows read, rows rejected by parsing)."""
+    batch: list[tuple[int, SaleRow]] = []
     read = rejected = 0
     phones: dict[str, int | None] = {}
-    resolve = directory is not None or tokens is not None
-    try:
-        for line, cells in enumerate(rows, start=2):
-            if not any(c not in (None, "") for c in cells):
-                continue  # blank lines (Excel leaves them) are not rows
-            read += 1
-            try:
-                row = parse_row(cells, cols, tz)
-            except RowInvalid as exc:
-                rejected += 1
-                report(Rejected(line, exc.field, exc.reason))
-                continue
-            member_id: int | None = None
-            how: str | None = None
-            if resolve and (row.member_qr or row.phone):
-                if row.phone and not row.member_qr and row.phone in phones:
-                    member_id = phones[row.phone]
-                    how = "phone" if member_id is not None else None
-                else:
-                    # the coupon's holder is matched for the whole file at once, in SQL
-                    member_id, how = resolve_member(conn, replace(row, coupon_code=None), now, directory, tokens)
-                    if row.phone and not row.member_qr:
-                        phones[row.phone] = member_id
-            code = None
-            if row.coupon_code:
-                try:
-                    code = codes.normalize(row.coupon_code)
-                except codes.InvalidCode:
-                    code = None
-            values = (line, row.txn_id, row.kind, row.ts, row.amount_cents, row.refund_of, member_id, how, code,
-                      row.staff, row.content_hash(member_id), "new", None)
-            if copy is not None:
-                copy.write_row(values)
-            else:
-                batch.append(dict(zip(COLS, values, strict=True)))
-                if len(batch) >= BATCH:
-                    conn.execute(sa.insert(staging), batch)
-                    batch.clear()
-        if batch:
-            conn.execute(sa.insert(staging), batch)
-    finally:
-        if copy is not None:
-            copy_cm.__exit__(None, None, None)
+    for line, cells in enumerate(rows, start=2):
+        if not any(c not in (None, "") for c in cells):
+            continue  # blank lines (Excel leaves them) are not rows
+        read += 1
+        try:
+            batch.append((line, parse_row(cells, cols, tz)))
+        except RowInvalid as exc:
+            rejected += 1
+            report(Rejected(line, exc.field, exc.reason))
+            continue
+        if len(batch) >= BATCH:
+            _load(conn, batch, now, directory, tokens, phones)
+            batch.clear()
+    if batch:
+        _load(conn, batch, now, directory, tokens, phones)
     return read, rejected
+
+
+def _load(conn: Connection, batch: list[tuple[int, SaleRow]], now: datetime, directory: MemberDirectory | None,
+          tokens: MemberTokens | None, phones: dict[str, int | None]) -> None:
+    values = []
+    for line, row in batch:
+        member_id: int | None = None
+        how: str | None = None
+        if row.member_qr or (row.phone and directory is not None):
+            if row.phone and not row.member_qr and row.phone in phones:
+                member_id = phones[row.phone]
+                how = "phone" if member_id is not None else None
+            else:
+                # the coupon's holder is matched for the whole file at once, in SQL
+                member_id, how = resolve_member(conn, replace(row, coupon_code=None), now, directory, tokens)
+                if row.phone and not row.member_qr and len(phones) < 100_000:
+                    phones[row.phone] = member_id
+        code = None
+        if row.coupon_code:
+            try:
+                code = codes.normalize(row.coupon_code)
+            except codes.InvalidCode:
+                code = None
+        values.append((line, row.txn_id, row.kind, row.ts, row.amount_cents, row.refund_of, member_id, how, code,
+                       row.staff, row.content_hash(member_id), "new", None))
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f"COPY {STAGING} ({', '.join(COLS)}) FROM STDIN") as copy:
+            for v in values:
+                copy.write_row(v)
+    else:
+        conn.execute(sa.insert(staging), [dict(zip(COLS, v, strict=True)) for v in values])
 
 
 def _apply(conn: Connection, store_id: str, file_name: str, now: datetime, read: int, parse_rejects: int,

@@ -21,6 +21,7 @@ from keliu.accounts import tokens
 from marketing.core import codes
 from marketing.core.offers import MAX_CENTS, OfferInvalid, parse_offer
 from marketing.core.pos import RowInvalid, parse_api_body
+from marketing.errors import MarketingError
 from marketing.members import MemberDirectory, MemberTokens
 from marketing.store import coupons as store
 from marketing.store.sales import TxnMismatch, record_transaction
@@ -48,7 +49,7 @@ def services() -> MarketingServices:
     return cast(MarketingServices, current_app.extensions["keliu.marketing"])
 
 
-class ApiError(Exception):
+class ApiError(MarketingError):
     """An answer other than success (internal to this module: turned into a JSON error by the handler)."""
 
     def __init__(self, status: int, error: str, message: str) -> None:

@@ -112,6 +112,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
     children = plan(cfg, capture, wechat_port)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"
     click.echo(f"keliu demo\n  portal:    {base}/\n  dashboard: {base}/dashboard\n  admin:     {base}/admin"
+               f"\n  member:    {base}/member (card)   counter: {base}/counter (redeem)"
                f"\n  login:     {cfg.portal.admin_user} / {password}\n  SMS codes are printed below."
                + (f"\n  WeChat:    FAKE WeChat server at {cfg.wechat.open_base} (not Tencent's)" if cfg.wechat.fake else ""))
     if no_run:

@@ -33,7 +33,7 @@ from marketing.store.coupons import IdempotencyMismatch, Refused
 from portal.core import phone as ph
 from portal.services import Services, services
 from portal.store import members as pm
-from portal.web.member import member_phone_hash
+from portal.web.member import local_until, member_phone_hash
 
 log = logging.getLogger("keliu.portal")
 bp = Blueprint("counter", __name__, url_prefix="/counter")
@@ -97,9 +97,10 @@ def index() -> Any:
     return _page(user=user, store=store_id)
 
 
-def _coupon_view(d: coupons.CouponDetails) -> dict[str, Any]:
+def _coupon_view(d: coupons.CouponDetails, store_id: str) -> dict[str, Any]:
     return {"code": codes.display(d.code), "title": d.title, "kind": d.kind, "value": d.value,
-            "min_spend": d.min_spend_cents / 100, "expires_at": d.expires_at, "state": d.state,
+            "min_spend": d.min_spend_cents / 100, "until_local": local_until(services(), d.expires_at, store_id),
+            "state": d.state,
             "refusal": REASONS.get(d.refusal or "", d.refusal) if d.refusal else None}
 
 
@@ -123,7 +124,7 @@ def scan() -> Any:
             log.info("counter %s: member code refused (%s)", store_id, exc.reason)
             return _page(exc.status, user=user, store=store_id, error=REASONS.get(exc.code, str(exc)))
         return _page(user=user, store=store_id, member=ph.mask(phone) if phone else f"#{claims.member_id}",
-                     coupons=[_coupon_view(d) for d in found if d is not None])
+                     coupons=[_coupon_view(d, store_id) for d in found if d is not None])
     try:
         with svc.engine.connect() as conn:
             d = coupons.coupon_details(conn, text, store_id, now)
@@ -131,7 +132,7 @@ def scan() -> Any:
         return _page(404, user=user, store=store_id, error=REASONS["invalid_code"], typed=text[:32])
     if d is None:
         return _page(404, user=user, store=store_id, error=REASONS["unknown_code"], typed=text[:32])
-    return _page(user=user, store=store_id, coupons=[_coupon_view(d)])
+    return _page(user=user, store=store_id, coupons=[_coupon_view(d, store_id)])
 
 
 def _cents(raw: str) -> int | None:

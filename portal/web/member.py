@@ -21,8 +21,9 @@ import io
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 import segno
 import sqlalchemy as sa
@@ -190,7 +191,7 @@ def _card_page(member_id: int, status: int = 200, **ctx: Any) -> Any:
         code = session.get("member_staff_code")
         pending = staff.card_by_code(conn, code) if isinstance(code, str) else None
         held = coupons.member_coupons(conn, member_id, svc.now())
-        bought = conn.execute(sa.select(sales.c.store_id, sales.c.kind, sales.c.ts, sales.c.amount_cents)
+        rows = conn.execute(sa.select(sales.c.store_id, sales.c.kind, sales.c.ts, sales.c.amount_cents)
                               .where(sales.c.member_id == member_id).order_by(sales.c.ts.desc()).limit(20)).all()
     if row is None:  # the member was erased
         session.clear()
@@ -198,10 +199,23 @@ def _card_page(member_id: int, status: int = 200, **ctx: Any) -> Any:
     names = {s.id: s.name or s.id for s in svc.cfg.stores}
     for c in held:
         c["where"] = ", ".join(names.get(s, s) for s in c["stores"])
+        c["until_local"] = local_until(svc, c["expires_at"], c["stores"][0] if c["stores"] else svc.store_id)
+    bought = [{"store_id": p.store_id, "kind": p.kind, "amount_cents": p.amount_cents,
+               "local_day": p.ts.astimezone(_zone(svc, p.store_id)).strftime("%Y-%m-%d")} for p in rows]
     return _page("member/card.html", status, phone=ph.mask(row.phone_e164) if row.phone_e164 else "",
                  consents={k: consents.get(k, False) for k in CHANGEABLE}, ttl=card.TTL_S,
                  refresh=card.REFRESH_S, pending_staff=pending, coupons=held, purchases=bought,
                  store_names=names, **ctx)
+
+
+def _zone(svc: Services, store_id: str) -> ZoneInfo:
+    tz = next((s.timezone for s in svc.cfg.stores if s.id == store_id), svc.cfg.timezone)
+    return ZoneInfo(tz)
+
+
+def local_until(svc: Services, expires_at: datetime, store_id: str) -> str:
+    """The last local minute a coupon is valid, in the store's zone ("until 23:59" of its last day)."""
+    return (expires_at - timedelta(seconds=1)).astimezone(_zone(svc, store_id)).strftime("%Y-%m-%d %H:%M")
 
 
 @bp.post("/consents")

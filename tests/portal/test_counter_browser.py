@@ -7,6 +7,7 @@ in, opens ``/counter``, taps Scan (jsQR reads the camera), sees the member's cou
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,9 @@ from tests.portal.y4m import write_y4m
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 VENDOR = ROOT / "portal" / "static" / "vendor" / "jsQR.js"
+# screenshots: into docs/screenshots/ only when asked (KELIU_SCREENSHOTS=1), so that a test run leaves the tree clean
+SHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("KELIU_SCREENSHOTS") == "1"
+         else Path(tempfile.mkdtemp(prefix="keliu-shots-")))
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1, "is_mobile": True,
@@ -94,6 +98,7 @@ def test_counter_scans_the_member_card_with_the_camera(served: tuple[Flask, str]
             no_overflow(page)
             assert errors == []
             shot = qr.screenshot()
+            page.screenshot(path=str(SHOTS / "member-card.png"), full_page=True)
         finally:
             member_browser.close()
         video = tmp_path / "member-card.y4m"
@@ -124,6 +129,7 @@ def test_counter_scans_the_member_card_with_the_camera(served: tuple[Flask, str]
             page.wait_for_selector("#counter-done")
             assert page.inner_text("#counter-discount") == "20.00"
             no_overflow(page)
+            page.screenshot(path=str(SHOTS / "counter-redeemed.png"), full_page=True)
             assert errors == []
         finally:
             counter_browser.close()

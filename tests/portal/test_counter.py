@@ -25,9 +25,10 @@ STORES = [{"id": STORE, "mall": "demo-mall"}, {"id": OTHER, "mall": "demo-mall"}
           {"id": "far", "mall": "far-mall"}]
 
 
-@pytest.fixture
-def app(db_url: str, var_dir: Path, gate: MemoryGate, clock: FakeClock, sms: ConsoleSms,
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def app(request: pytest.FixtureRequest, sqlite_url: str, var_dir: Path, gate: MemoryGate, clock: FakeClock, sms: ConsoleSms,
         neighbours: dict[str, str]) -> Flask:
+    db_url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
     a = make_app(db_url, var_dir, gate, clock, sms, neighbours, stores=STORES,
                  malls=[{"id": "demo-mall"}, {"id": "far-mall"}])
     engine = a.extensions["keliu"].engine
@@ -181,3 +182,30 @@ def test_staff_redeeming_their_own_coupon_is_flagged(app: Flask) -> None:
     with svc.engine.connect() as conn:
         kinds = conn.execute(sa.select(staff.staff_flags.c.kind)).scalars().all()
     assert kinds == ["own_coupon"]
+
+
+def test_concurrent_taps_redeem_once(app: Flask) -> None:
+    """Eight requests of one attempt at once (a stuttering tap, a proxy's retry): one redemption, every answer 200
+    with the same ledger row."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = tcoupon(app, toffer(app), tmember(app))
+    c = staff_client(app, "alice")
+    token = csrf_of(c.get("/counter").get_data(as_text=True))
+    cookie = c.get_cookie("keliu")
+    assert cookie is not None
+
+    def tap(_: int) -> tuple[int, str]:
+        other = app.test_client()
+        other.set_cookie("keliu", cookie.value)
+        r = other.post("/counter/redeem", data={"csrf_token": token, "code": code, "key": "t" * 24,
+                                                "basket": "150"})
+        m = re.search(r"Ledger #(\d+)", r.get_data(as_text=True))
+        return r.status_code, m.group(1) if m else ""
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(tap, range(8)))
+    assert {a[0] for a in answers} == {200} and len({a[1] for a in answers}) == 1, answers
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM redemptions")).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(staff.staff_redemptions)).scalar() == 1

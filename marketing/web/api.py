@@ -78,10 +78,9 @@ def _principal(store_id: str) -> tokens.ApiPrincipal:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> (keliu token create)")
     svc = services()
     with svc.engine.connect() as conn:
-        who = tokens.principal(conn, token.strip())
-        if who is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked token")
-        mall = conn.execute(sa.select(stores_t.c.mall_id).where(stores_t.c.id == store_id)).scalar()
+        who, mall = tokens.principal_at(conn, token.strip(), store_id)
+    if who is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token")
     if mall is None or not who.can_act_for(store_id, mall):
         raise ApiError(403, "forbidden", "this token may not act for this store")
     return who

@@ -190,19 +190,23 @@ def _stage(conn: Connection, rows: Iterator[Sequence[object]], cols: dict[str, i
 
 def _load(conn: Connection, batch: list[tuple[int, SaleRow]], now: datetime, directory: MemberDirectory | None,
           tokens: MemberTokens | None, phones: dict[str, int | None]) -> None:
+    if directory is not None:
+        # the batch's phone numbers in one query (the QR, when it verifies, still comes first)
+        wanted = list({row.phone for _line, row in batch if row.phone and row.phone not in phones})
+        if wanted:
+            if len(phones) > 100_000:
+                phones.clear()
+            found = directory.members_by_phones(conn, wanted)
+            phones.update({p: found.get(p) for p in wanted})
     values = []
     for line, row in batch:
         member_id: int | None = None
         how: str | None = None
-        if row.member_qr or (row.phone and directory is not None):
-            if row.phone and not row.member_qr and row.phone in phones:
-                member_id = phones[row.phone]
-                how = "phone" if member_id is not None else None
-            else:
-                # the coupon's holder is matched for the whole file at once, in SQL
-                member_id, how = resolve_member(conn, replace(row, coupon_code=None), now, directory, tokens)
-                if row.phone and not row.member_qr and len(phones) < 100_000:
-                    phones[row.phone] = member_id
+        if row.member_qr and tokens is not None:
+            # the coupon's holder is matched for the whole file at once, in SQL
+            member_id, how = resolve_member(conn, replace(row, coupon_code=None, phone=None), now, None, tokens)
+        if member_id is None and row.phone and phones.get(row.phone) is not None:
+            member_id, how = phones[row.phone], "phone"
         code = None
         if row.coupon_code:
             try:

@@ -210,7 +210,7 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int, default: int | None =
         raise OfferInvalid(key, "an integer")
     if not lo <= v <= hi:
         raise OfferInvalid(key, f"between {lo} and {hi}")
-    return v
+    return int(v)
 
 
 def _date(body: dict[str, Any], key: str) -> date | None:

@@ -276,8 +276,10 @@ def _apply(conn: Connection, store_id: str, file_name: str, now: datetime, read:
         ["store_id", *cols, "import_id", "refund_of_id"],
         sa.select(sa.literal(store_id), *[st.c[c] for c in cols], sa.literal(imp), st.c.sale_id)
         .where(st.c.status == "new", st.c.kind == "refund")))
-    refunds = x(sa.select(sa.func.count()).select_from(st).where(st.c.status == "new", st.c.kind == "refund")).scalar_one()
-    counts = dict(x(sa.select(st.c.status, sa.func.count()).group_by(st.c.status)).all())
+    refunds = x(sa.select(sa.func.count()).select_from(st)
+                .where(st.c.status == "new", st.c.kind == "refund")).scalar_one()
+    counts: dict[str, int] = {str(k): int(n) for k, n in x(sa.select(st.c.status, sa.func.count())
+                                                           .group_by(st.c.status)).all()}
     members = x(sa.select(sa.func.count()).select_from(st)
                 .where(st.c.status == "new", st.c.member_id.is_not(None))).scalar_one()
     for r in x(sa.select(st.c.line, st.c.reason).where(st.c.status == "rejected").order_by(st.c.line)):

@@ -137,6 +137,7 @@ REFUSALS: dict[str, int] = {
     "unknown_code": 404,
     "invalid_code": 404,
     "wrong_store": 403,
+    "staff_store": 403,
     "already_redeemed": 409,
     "voided": 409,
     "expired": 409,

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from keliu import db
+from keliu.accounts.users import AdminUser
 from marketing.core import codes
 from marketing.core.offers import (
     REFUSALS,
@@ -383,6 +384,17 @@ def _with_replay(engine: Engine, store_id: str, key: str, request_hash: str,
     if prior is not None:
         return prior
     raise failure
+
+
+def redeem_as(engine: Engine, user: AdminUser, req: RedeemRequest, now: datetime) -> Outcome:
+    """:func:`redeem` for a logged-in user (the counter page): a staff user redeems only at their own store (an
+    admin, mall or store user where they may see the store); anyone else is ``Refused("staff_store")`` (403)
+    before anything is read or written. ``req.staff`` should be ``user.name``."""
+    with engine.connect() as conn:
+        zone = zone_of_store(conn, req.store_id)
+    if zone is None or not user.can_serve_store(req.store_id, zone[0]):
+        raise Refused("staff_store", "this user may not redeem coupons in this store")
+    return redeem(engine, req, now)
 
 
 def redeem(engine: Engine, req: RedeemRequest, now: datetime) -> Outcome:

@@ -7,6 +7,7 @@ API or in a POS file is turned into an id here and never stored by marketing.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -19,6 +20,11 @@ class MemberDirectory(Protocol):
     def member_by_phone(self, conn: Connection, phone: str) -> int | None:
         """The id of the member with this phone number (as typed or as the POS sends it; the directory
         normalizes it to E.164), or ``None``: unknown number, or not a valid mobile number."""
+        ...
+
+    def members_by_phones(self, conn: Connection, phones: Sequence[str]) -> dict[str, int]:
+        """:meth:`member_by_phone` for many numbers at once (the POS import's batches): raw number → member id,
+        for the numbers that are a member's."""
         ...
 
     def consents_to_marketing(self, conn: Connection, member_id: int) -> bool:

@@ -116,6 +116,20 @@ def principal(conn: Connection, token: str) -> ApiPrincipal | None:
     return ApiPrincipal(row.name, cast(TokenRole, row.role), row.mall_id, row.store_id)
 
 
+def principal_at(conn: Connection, token: str, store_id: str) -> tuple[ApiPrincipal | None, str | None]:
+    """:func:`principal` and the mall of ``store_id`` (``None``: no such store) in one round trip: every API
+    request asks both."""
+    if not token or len(token) > 200:
+        return None, None
+    stores = sa.table("stores", sa.column("id"), sa.column("mall_id"))
+    mall = sa.select(stores.c.mall_id).where(stores.c.id == store_id).scalar_subquery()
+    row = conn.execute(sa.select(api_tokens, mall.label("store_mall")).where(
+        api_tokens.c.token_hash == token_hash(token), api_tokens.c.revoked_at.is_(None))).first()
+    if row is None:
+        return None, None
+    return ApiPrincipal(row.name, cast(TokenRole, row.role), row.mall_id, row.store_id), row.store_mall
+
+
 def list_tokens(engine: Engine) -> list[TokenInfo]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(api_tokens).order_by(api_tokens.c.id)).all()

@@ -137,6 +137,7 @@ REFUSALS: dict[str, int] = {
     "unknown_code": 404,
     "invalid_code": 404,
     "wrong_store": 403,
+    "staff_store": 403,
     "already_redeemed": 409,
     "voided": 409,
     "expired": 409,
@@ -210,7 +211,7 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int, default: int | None =
         raise OfferInvalid(key, "an integer")
     if not lo <= v <= hi:
         raise OfferInvalid(key, f"between {lo} and {hi}")
-    return v
+    return int(v)
 
 
 def _date(body: dict[str, Any], key: str) -> date | None:

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from keliu import db
+from keliu.accounts.users import AdminUser
 from marketing.core import codes
 from marketing.core.offers import (
     REFUSALS,
@@ -191,6 +192,35 @@ def issue_coupon(conn: Connection, *, offer_id: int, member_id: int | None, stor
                   window.expires_at)
 
 
+def issue_batch(conn: Connection, *, offer_id: int, count: int, store_id: str, now: datetime,
+                issued_by: str | None = None, channel: Channel = "staff",
+                random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> list[str]:
+    """Issue ``count`` anonymous coupons at once (printed coupons, a flyer run): the offer's issue cap is taken
+    by one conditional UPDATE for the whole batch (all or none). Returns the codes."""
+    if not 1 <= count <= 100_000:
+        raise ValueError("count: 1 to 100,000")
+    offer = conn.execute(sa.select(offers).where(offers.c.id == offer_id)).first()
+    if offer is None:
+        raise Refused("unknown_offer", "no such offer")
+    if store_id != offer.store_id and store_id not in offer_stores_of(conn, offer_id):
+        raise Refused("wrong_store", "this store does not issue this offer")
+    window = coupon_window(_spec(offer), now, ZoneInfo(offer.timezone))
+    if window.expires_at <= now or window.starts_at >= window.expires_at:
+        raise Refused("expired", "the offer's validity is over")
+    took = conn.execute(sa.update(offers).where(
+        offers.c.id == offer_id, offers.c.active.is_(True),
+        sa.or_(offers.c.max_issued.is_(None), offers.c.issued_count + count <= offers.c.max_issued))
+        .values(issued_count=offers.c.issued_count + count)).rowcount
+    if took != 1:
+        raise Refused("issue_limit" if offer.active else "offer_inactive")
+    out = [codes.from_random(random_bytes(codes.RANDOM_BYTES)) for _ in range(count)]
+    conn.execute(sa.insert(coupons), [
+        {"code": code, "offer_id": offer_id, "member_id": None, "store_id": store_id, "channel": channel,
+         "issued_by": issued_by, "issued_at": now, "starts_at": window.starts_at, "expires_at": window.expires_at,
+         "state": "issued", "state_at": now} for code in out])
+    return out
+
+
 def issue_to_member(conn: Connection, directory: MemberDirectory, *, offer_id: int, member_id: int, store_id: str,
                     channel: Channel, now: datetime, issued_by: str | None = None) -> Issued:
     """:func:`issue_coupon` to a member who consented to marketing; ``Refused("no_consent")`` otherwise."""
@@ -337,23 +367,34 @@ def _prior(conn: Connection, store_id: str, key: str, request_hash: str) -> Outc
 
 def _with_replay(engine: Engine, store_id: str, key: str, request_hash: str,
                  attempt: Callable[[Connection], Outcome], conflict: str) -> Outcome:
-    """Run ``attempt`` in a transaction; if it lost a race (guard 0 rows, or the key's unique index), look for
-    the winner's row under the same key and replay it, else refuse with the reason."""
+    """Run ``attempt`` in a transaction. The fast path asks nothing first: a retry of a key already in the ledger
+    fails on its way (the unique index, the guard, or a check) and is answered here, after the rollback, from the
+    ledger: the first answer for the same body, :class:`IdempotencyMismatch` for another; else the refusal."""
     try:
         with engine.begin() as conn:
-            prior = _prior(conn, store_id, key, request_hash)
-            if prior is not None:
-                return prior
             return attempt(conn)
     except _Lost as lost:
-        reason = lost.reason
+        failure: Refused = Refused(lost.reason)
     except sa.exc.IntegrityError:
-        reason = conflict
+        failure = Refused(conflict)
+    except Refused as refused:
+        failure = refused
     with engine.connect() as conn:
         prior = _prior(conn, store_id, key, request_hash)
     if prior is not None:
         return prior
-    raise Refused(reason)
+    raise failure
+
+
+def redeem_as(engine: Engine, user: AdminUser, req: RedeemRequest, now: datetime) -> Outcome:
+    """:func:`redeem` for a logged-in user (the counter page): a staff user redeems only at their own store (an
+    admin, mall or store user where they may see the store); anyone else is ``Refused("staff_store")`` (403)
+    before anything is read or written. ``req.staff`` should be ``user.name``."""
+    with engine.connect() as conn:
+        zone = zone_of_store(conn, req.store_id)
+    if zone is None or not user.can_serve_store(req.store_id, zone[0]):
+        raise Refused("staff_store", "this user may not redeem coupons in this store")
+    return redeem(engine, req, now)
 
 
 def redeem(engine: Engine, req: RedeemRequest, now: datetime) -> Outcome:
@@ -371,15 +412,18 @@ def redeem(engine: Engine, req: RedeemRequest, now: datetime) -> Outcome:
         raise Refused("invalid_code", exc.reason) from exc
 
     def attempt(conn: Connection) -> Outcome:
+        here = sa.exists().where(offer_stores.c.offer_id == coupons.c.offer_id,
+                                 offer_stores.c.store_id == req.store_id)
         c = conn.execute(sa.select(coupons, offers.c.kind, offers.c.value, offers.c.min_spend_cents,
                                    offers.c.max_discount_cents, offers.c.timezone, offers.c.stackable,
                                    offers.c.per_member_use_limit, offers.c.budget_total_cents,
-                                   offers.c.budget_daily_cents, offers.c.title)
+                                   offers.c.budget_daily_cents, offers.c.title, here.label("here"))
                          .join(offers, offers.c.id == coupons.c.offer_id).where(coupons.c.code == code)).first()
         if c is None:
             raise Refused("unknown_code", "no coupon has this code")
-        view = CouponView(c.state, c.starts_at, c.expires_at, offer_stores_of(conn, c.offer_id), c.kind, c.value,
-                          c.min_spend_cents, c.max_discount_cents)
+        # the stores as far as this decision needs them: this store, if the offer names it
+        view = CouponView(c.state, c.starts_at, c.expires_at, frozenset({req.store_id} if c.here else ()), c.kind,
+                          c.value, c.min_spend_cents, c.max_discount_cents)
         reason = check_redeemable(view, req.store_id, now, req.basket_cents)
         if reason is not None:
             raise _Lost(reason) if reason == "already_redeemed" else Refused(reason)

@@ -60,9 +60,13 @@ staging = sa.Table(
     #: "new", "duplicate", "rejected"
     sa.Column("status", sa.String(10), nullable=False),
     sa.Column("reason", sa.String(120)),
+    #: a refund's sale, once found
+    sa.Column("sale_id", sa.Integer),
+    sa.Column("sale_amount", sa.BigInteger),
     prefixes=["TEMPORARY"],
 )
-COLS = [c.name for c in staging.columns]
+#: the columns a parsed row fills
+COLS = [c.name for c in staging.columns][:13]
 
 
 class ImportFailed(MarketingError):
@@ -186,19 +190,23 @@ def _stage(conn: Connection, rows: Iterator[Sequence[object]], cols: dict[str, i
 
 def _load(conn: Connection, batch: list[tuple[int, SaleRow]], now: datetime, directory: MemberDirectory | None,
           tokens: MemberTokens | None, phones: dict[str, int | None]) -> None:
+    if directory is not None:
+        # the batch's phone numbers in one query (the QR, when it verifies, still comes first)
+        wanted = list({row.phone for _line, row in batch if row.phone and row.phone not in phones})
+        if wanted:
+            if len(phones) > 100_000:
+                phones.clear()
+            found = directory.members_by_phones(conn, wanted)
+            phones.update({p: found.get(p) for p in wanted})
     values = []
     for line, row in batch:
         member_id: int | None = None
         how: str | None = None
-        if row.member_qr or (row.phone and directory is not None):
-            if row.phone and not row.member_qr and row.phone in phones:
-                member_id = phones[row.phone]
-                how = "phone" if member_id is not None else None
-            else:
-                # the coupon's holder is matched for the whole file at once, in SQL
-                member_id, how = resolve_member(conn, replace(row, coupon_code=None), now, directory, tokens)
-                if row.phone and not row.member_qr and len(phones) < 100_000:
-                    phones[row.phone] = member_id
+        if row.member_qr and tokens is not None:
+            # the coupon's holder is matched for the whole file at once, in SQL
+            member_id, how = resolve_member(conn, replace(row, coupon_code=None, phone=None), now, None, tokens)
+        if member_id is None and row.phone and phones.get(row.phone) is not None:
+            member_id, how = phones[row.phone], "phone"
         code = None
         if row.coupon_code:
             try:
@@ -252,20 +260,26 @@ def _apply(conn: Connection, store_id: str, file_name: str, now: datetime, read:
         ["store_id", *cols, "import_id"],
         sa.select(sa.literal(store_id), *[st.c[c] for c in cols], sa.literal(imp))
         .where(st.c.status == "new", st.c.kind == "sale")))
+    if conn.dialect.name == "postgresql":
+        x(sa.text("ANALYZE sales"))  # its statistics predate this file's sales: the lookups below need the index
     sale = sa.select(sales.c.id).where(sales.c.store_id == store_id, sales.c.txn_id == st.c.refund_of,
                                        sales.c.kind == "sale")
-    x(sa.update(st).where(st.c.status == "new", st.c.kind == "refund", ~sale.exists())
+    sale_amount = sa.select(sales.c.amount_cents).where(sales.c.store_id == store_id,
+                                                        sales.c.txn_id == st.c.refund_of, sales.c.kind == "sale")
+    x(sa.update(st).where(st.c.status == "new", st.c.kind == "refund")
+      .values(sale_id=sale.scalar_subquery(), sale_amount=sale_amount.scalar_subquery()))
+    x(sa.update(st).where(st.c.status == "new", st.c.kind == "refund", st.c.sale_id.is_(None))
       .values(status="rejected", reason="refund_of:a refund of an unknown sale"))
-    bigger = sa.select(sales.c.id).where(sales.c.store_id == store_id, sales.c.txn_id == st.c.refund_of,
-                                         sales.c.kind == "sale", sales.c.amount_cents < st.c.amount_cents)
-    x(sa.update(st).where(st.c.status == "new", st.c.kind == "refund", bigger.exists())
+    x(sa.update(st).where(st.c.status == "new", st.c.kind == "refund", st.c.sale_amount < st.c.amount_cents)
       .values(status="rejected", reason="amount:a refund larger than its sale"))
     x(sales.insert().from_select(
         ["store_id", *cols, "import_id", "refund_of_id"],
-        sa.select(sa.literal(store_id), *[st.c[c] for c in cols], sa.literal(imp), sale.scalar_subquery())
+        sa.select(sa.literal(store_id), *[st.c[c] for c in cols], sa.literal(imp), st.c.sale_id)
         .where(st.c.status == "new", st.c.kind == "refund")))
-    refunds = x(sa.select(sa.func.count()).select_from(st).where(st.c.status == "new", st.c.kind == "refund")).scalar_one()
-    counts = dict(x(sa.select(st.c.status, sa.func.count()).group_by(st.c.status)).all())
+    refunds = x(sa.select(sa.func.count()).select_from(st)
+                .where(st.c.status == "new", st.c.kind == "refund")).scalar_one()
+    counts: dict[str, int] = {str(k): int(n) for k, n in x(sa.select(st.c.status, sa.func.count())
+                                                           .group_by(st.c.status)).all()}
     members = x(sa.select(sa.func.count()).select_from(st)
                 .where(st.c.status == "new", st.c.member_id.is_not(None))).scalar_one()
     for r in x(sa.select(st.c.line, st.c.reason).where(st.c.status == "rejected").order_by(st.c.line)):

@@ -3,10 +3,12 @@ edge: SQL), handed to ``marketing.init_app`` by the factory. Marketing learns me
 never a phone number it did not bring itself."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from portal.core import phone as phones
+from portal.core import phone as phones_core
 from portal.errors import InvalidPhone
 from portal.store.models import consents, members
 
@@ -16,10 +18,21 @@ class PortalMembers:
 
     def member_by_phone(self, conn: Connection, phone: str) -> int | None:
         try:
-            e164 = phones.normalize(phone)
+            e164 = phones_core.normalize(phone)
         except InvalidPhone:
             return None
         return conn.execute(sa.select(members.c.id).where(members.c.phone_e164 == e164)).scalar()
+
+    def members_by_phones(self, conn: Connection, phones: Sequence[str]) -> dict[str, int]:
+        e164: dict[str, list[str]] = {}
+        for raw in phones:
+            try:
+                e164.setdefault(phones_core.normalize(raw), []).append(raw)
+            except InvalidPhone:
+                continue
+        found = conn.execute(sa.select(members.c.phone_e164, members.c.id)
+                             .where(members.c.phone_e164.in_(list(e164)))).all() if e164 else []
+        return {raw: int(mid) for number, mid in found for raw in e164[number]}
 
     def consents_to_marketing(self, conn: Connection, member_id: int) -> bool:
         granted = conn.execute(sa.select(consents.c.granted).where(

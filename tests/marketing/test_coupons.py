@@ -220,3 +220,18 @@ def test_erase_member_unlinks_everything(engine: Engine) -> None:
     assert done["coupons"] == 2 and done["redemptions"] == 1 and done["coupons_voided"] == 1
     assert count(engine, coupons, coupons.c.member_id.is_not(None)) == 0
     assert count(engine, redemptions) == 1   # the books keep the amount
+
+
+def test_staff_of_one_store_cannot_redeem_at_another(engine: Engine) -> None:
+    from keliu.accounts.users import AdminUser
+
+    code = tcoupon(engine, toffer(engine, stores=["s1", "s2"]))
+    staff_a = AdminUser("ann", "staff", store_id="s1")
+    with pytest.raises(store.Refused) as err:
+        store.redeem_as(engine, staff_a, tredeem(code, store_id="s2"), NOW)
+    assert (err.value.reason, err.value.status) == ("staff_store", 403)
+    assert count(engine, redemptions) == 0
+    mall_b = AdminUser("bo", "mall", mall_id="m2")
+    with pytest.raises(store.Refused):
+        store.redeem_as(engine, mall_b, tredeem(code, store_id="s1"), NOW)
+    assert store.redeem_as(engine, staff_a, tredeem(code, store_id="s1"), NOW).kind == "redeem"

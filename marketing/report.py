@@ -4,8 +4,9 @@ leaderboard and the trade-area settlement, over a range of instants ``[since, un
 Every redemption counted is *net*: a redemption that was rolled back is not counted (its rollback row names it).
 A staff member is credited with an event (a redemption, a sale) of a member when that member was bound to them in
 that store at the event's instant (:mod:`marketing.core.attribution`: the latest scan at or before it, inside its
-window), computed here in SQL with the same rule. Sales are the POS transactions linked to a member (by the member
-QR, a coupon or the phone number, never by guess); refunds subtract.
+window), computed here in SQL for redemptions, and for sales by :func:`marketing.core.metrics.attributed_revenue` over
+:func:`marketing.staff.attribution_rows`. Sales are the POS transactions linked to a member (by the member QR, a
+coupon or the phone number, never by guess); a refund subtracts from the staff member its sale was credited to.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from marketing.staff import staff_bindings, staff_flags
+from marketing.core import metrics
+from marketing.staff import attribution_rows, staff_bindings, staff_flags
+from marketing.store import reports
 from marketing.store.models import coupons, offer_stores, offers, redemptions, sales
 
 stores_t = sa.table("stores", sa.column("id"), sa.column("mall_id"), sa.column("name"), sa.column("timezone"))
@@ -39,10 +42,11 @@ def _net(since: datetime, until: datetime) -> Any:
 def _in_charge(member: Any, store: Any, ts: Any) -> Any:
     """The staff member bound to ``member`` in ``store`` at ``ts`` (a correlated scalar subquery; NULL: nobody)."""
     b = staff_bindings.alias("b")
+    # correlate_except: the event's table (two levels up) is the outer query's, never a FROM of its own here
     latest = (sa.select(b.c.id).where(b.c.member_id == member, b.c.store_id == store, b.c.bound_at <= ts)
-              .order_by(b.c.bound_at.desc(), b.c.id.desc()).limit(1).scalar_subquery())
+              .order_by(b.c.bound_at.desc(), b.c.id.desc()).limit(1).correlate_except(b).scalar_subquery())
     return (sa.select(staff_bindings.c.staff).where(staff_bindings.c.id == latest, staff_bindings.c.expires_at > ts)
-            .scalar_subquery())
+            .correlate_except(staff_bindings).scalar_subquery())
 
 
 def offer_rows(conn: Connection, store_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
@@ -105,14 +109,10 @@ def staff_rows(conn: Connection, store_id: str, since: datetime, until: datetime
         sa.select(credited_red.c.staff, sa.func.count().label("n"),
                   sa.func.sum(credited_red.c.basket_cents).label("basket"))
         .where(credited_red.c.staff.is_not(None)).group_by(credited_red.c.staff))}
-    signed = sa.case((sales.c.kind == "refund", -sales.c.amount_cents), else_=sales.c.amount_cents)
-    credited_sales = (sa.select(_in_charge(sales.c.member_id, sales.c.store_id, sales.c.ts).label("staff"),
-                                signed.label("amount"))
-                      .where(sales.c.store_id == store_id, sales.c.member_id.is_not(None), sales.c.ts >= since,
-                             sales.c.ts < until).subquery())
-    sales_by = dict(conn.execute(
-        sa.select(credited_sales.c.staff, sa.func.sum(credited_sales.c.amount))
-        .where(credited_sales.c.staff.is_not(None)).group_by(credited_sales.c.staff)).tuples().all())
+    # sales: marketing.core.metrics.attributed_revenue (a refund follows its sale's staff member); the sales of
+    # the range, and the bindings that may hold them
+    sales_by = metrics.attributed_revenue(reports.sale_facts(conn, [store_id], since, until),
+                                          attribution_rows(conn, [store_id], since, until))
     bound = dict(conn.execute(
         sa.select(staff_bindings.c.staff, sa.func.count(sa.distinct(staff_bindings.c.member_id)))
         .where(staff_bindings.c.store_id == store_id, staff_bindings.c.bound_at >= since,
@@ -121,7 +121,7 @@ def staff_rows(conn: Connection, store_id: str, since: datetime, until: datetime
         sa.select(staff_flags.c.staff, sa.func.count()).where(staff_flags.c.store_id == store_id,
                                                               staff_flags.c.at >= since, staff_flags.c.at < until)
         .group_by(staff_flags.c.staff)).tuples().all())
-    out = []
+    out: list[dict[str, Any]] = []
     for name in set(made) | set(red_by) | set(sales_by) | set(bound) | set(flagged):
         m, r = made.get(name), red_by.get(name)
         out.append({"staff": name, "members_bound": int(bound.get(name, 0)),
@@ -129,7 +129,7 @@ def staff_rows(conn: Connection, store_id: str, since: datetime, until: datetime
                     "attributed_redemptions": int(r.n) if r else 0,
                     "attributed_basket_cents": int(r.basket or 0) if r else 0,
                     "attributed_sales_cents": int(sales_by.get(name) or 0), "flags": int(flagged.get(name, 0))})
-    out.sort(key=lambda x: (-(x["attributed_sales_cents"] + x["attributed_basket_cents"]), x["staff"]))
+    out.sort(key=lambda x: (-(int(x["attributed_sales_cents"]) + int(x["attributed_basket_cents"])), str(x["staff"])))
     return out
 
 

@@ -21,6 +21,7 @@ from keliu import db
 from keliu.db import TS
 from marketing.core import attribution, card
 from marketing.core.attribution import Binding, Refused, Settings
+from marketing.core.metrics import Attribution
 
 _md = sa.MetaData()
 
@@ -195,6 +196,25 @@ def in_charge(conn: Connection, member_id: int, store_id: str, at: datetime) -> 
     """The staff member an event of ``member_id`` in ``store_id`` at ``at`` is attributed to, if any."""
     b = attribution.in_charge(history(conn, member_id, store_id), at)
     return None if b is None else b.staff
+
+
+def attribution_rows(conn: Connection, store_ids: list[str], since: datetime, until: datetime) -> list[Attribution]:
+    """The bindings of these stores that overlap ``[since, until)`` as :class:`marketing.core.metrics.Attribution`
+    rows for :func:`marketing.core.metrics.attributed_revenue`: each ends at its window's end or at the member's
+    next scan in that store, whichever comes first (last touch wins), so at most one holds at any instant."""
+    rows = conn.execute(sa.select(staff_bindings).where(staff_bindings.c.store_id.in_(store_ids),
+                                                        staff_bindings.c.bound_at < until)
+                        .order_by(staff_bindings.c.member_id, staff_bindings.c.store_id, staff_bindings.c.bound_at,
+                                  staff_bindings.c.id)).all()
+    out: list[Attribution] = []
+    for i, r in enumerate(rows):
+        nxt = rows[i + 1] if i + 1 < len(rows) else None
+        end = r.expires_at
+        if nxt is not None and (nxt.member_id, nxt.store_id) == (r.member_id, r.store_id):
+            end = min(end, nxt.bound_at)
+        if end > since and end > r.bound_at:
+            out.append(Attribution(r.member_id, r.staff, r.store_id, r.bound_at, end))
+    return out
 
 
 # --- redemptions at the counter and their flags ------------------------------------------------------------------

@@ -42,6 +42,7 @@ REASONS = {
     "unknown_code": "没有这个券码 / No coupon has this code",
     "invalid_code": "券码格式不对 / This is not a coupon code",
     "wrong_store": "本店不能核销此券 / This coupon cannot be redeemed in this store",
+    "staff_store": "您不能在此店核销 / You may not redeem coupons in this store",
     "already_redeemed": "此券已核销 / Already redeemed",
     "voided": "此券已作废 / This coupon was voided",
     "expired": "此券已过期 / This coupon has expired",
@@ -158,7 +159,7 @@ def redeem() -> Any:
     req = coupons.RedeemRequest(store_id=store_id, code=code, idempotency_key=key, basket_cents=basket,
                                 staff=user.name, source="counter")
     try:
-        out = coupons.redeem(svc.engine, req, now)
+        out = coupons.redeem_as(svc.engine, user, req, now)
     except Refused as exc:
         return _page(exc.status, user=user, store=store_id, error=REASONS.get(exc.reason, exc.reason), again=code)
     except IdempotencyMismatch:

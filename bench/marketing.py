@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -276,22 +275,25 @@ def baseline_part(args: argparse.Namespace, url: str, offer: int) -> dict[str, o
 # --- 4. POS import ------------------------------------------------------------------------------------------------
 
 
+def pos_line(seed: int, i: int) -> str:
+    """Row ``i`` of a generated POS file: a sale (1 % with a phone number, none of them a member's), every 50th a
+    refund of the sale before it, every 10,000th (from 5,000) malformed, every 10,000th (from 7,001) an exact
+    duplicate of the row before it."""
+    if i % 10000 == 7001:
+        return pos_line(seed, i - 1)
+    ts = (datetime(2026, 11, 1, 10, 0) + timedelta(seconds=i * 2)).strftime("%Y-%m-%d %H:%M:%S")
+    if i % 50 == 49:
+        return f"R{seed}-{i},{ts},1.00,refund,S{seed}-{i - 1},,\n"
+    if i % 10000 == 5000:
+        return f"S{seed}-{i},{ts},not money,sale,,,\n"
+    phone = f"1381234{(i * 7919) % 10000:04d}" if i % 100 == 0 else ""
+    return f"S{seed}-{i},{ts},{i % 900 + 10}.50,sale,,{phone},clerk{i % 7}\n"
+
+
 def pos_rows(n: int, seed: int) -> Iterator[str]:
-    rnd = random.Random(seed)
-    start = datetime(2026, 11, 1, 10, 0)
     yield "txn_id,ts,amount,kind,refund_of,phone,staff\n"
     for i in range(n):
-        ts = (start + timedelta(seconds=i * 2)).strftime("%Y-%m-%d %H:%M:%S")
-        if i % 50 == 49:
-            yield f"R{seed}-{i},{ts},1.00,refund,S{seed}-{i - 1},,\n"
-        elif i % 10000 == 5000:
-            yield f"S{seed}-{i},{ts},not money,sale,,,\n"
-        elif i % 10000 == 7000:
-            yield f"S{seed}-{i - 1},{(start + timedelta(seconds=(i - 1) * 2)).strftime('%Y-%m-%d %H:%M:%S')}," \
-                  f"{(i - 1) % 900 + 10}.50,sale,,,\n"   # a duplicate of the row before
-        else:
-            phone = f"1381234{rnd.randrange(10000):04d}" if i % 100 == 0 else ""
-            yield f"S{seed}-{i},{ts},{i % 900 + 10}.50,sale,,{phone},clerk{i % 7}\n"
+        yield pos_line(seed, i)
 
 
 IMPORT_CHILD = """

@@ -91,6 +91,9 @@ def test_tokens_and_tenancy(app: Flask) -> None:
     mall = token(app, role="mall", mall_id="m1")
     other = token(app, role="mall", mall_id="m2")
     assert c.post("/api/v1/stores/s1/offers", json=OFFER).status_code == 401
+    # another site's form post carries no token (bearer tokens are no ambient credential): 401, nothing stored
+    r = c.post("/api/v1/stores/s1/redemptions", data={"code": "x"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 401
     r = c.post("/api/v1/stores/s1/offers", json=OFFER, headers={"Authorization": "Bearer kl_nope"})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
     assert c.post("/api/v1/stores/s1/offers", json=OFFER, headers=s1).status_code == 201

@@ -4,6 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 VENDOR  := dashboards/builtin/static/vendor/echarts.min.js
+QR_VENDOR := portal/static/vendor/jsQR.js
 
 .PHONY: demo test test-vm install system-deps vm-deps assets lint typecheck bench clean
 
@@ -29,7 +30,13 @@ $(VENDOR): dashboards/builtin/package.json
 	mkdir -p $(dir $(VENDOR))
 	cp dashboards/builtin/node_modules/echarts/dist/echarts.min.js $(VENDOR)
 
-assets: $(VENDOR)
+# jsQR from the npm registry: the counter page's camera scanner (served locally, never committed)
+$(QR_VENDOR): portal/package.json
+	cd portal && npm install --no-audit --no-fund --silent
+	mkdir -p $(dir $(QR_VENDOR))
+	cp portal/node_modules/jsqr/dist/jsQR.js $(QR_VENDOR)
+
+assets: $(VENDOR) $(QR_VENDOR)
 
 demo: install assets
 	$(BIN)/keliu demo

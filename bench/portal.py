@@ -92,13 +92,14 @@ def open_loop_script(tmp: Path, connections: int, rate: float) -> Path:
 
 
 def wrk(url: str, connections: int, duration: int, threads: int = 2, script: Path | None = None,
-        headers: tuple[str, ...] = ()) -> dict[str, float]:
+        headers: tuple[str, ...] = (), script_args: tuple[str, ...] = ()) -> dict[str, float]:
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
     for h in headers:
         argv += ["-H", h]
     if script is not None:
         argv += ["-s", str(script)]
-    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
+    tail = ["--", *script_args] if script_args else []
+    out = subprocess.run(argv + [url] + tail, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = {q: re.search(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out) for q in (50, 99)}
     assert pct[50] is not None and pct[99] is not None, out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,6 +29,9 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "db": ("keliu.cli", "db_cmd", "Create or upgrade the database schema."),
     "member": ("portal.member_cli", "member", "A member's rights: export, correct, delete; import from a CRM."),
     "audit": ("keliu.audit_cli", "audit_cmd", "The staff audit trail: who viewed, exported or changed what."),
+    "token": ("keliu.cli", "token_cmd", "API bearer tokens for POS systems and integrations."),
+    "pos": ("keliu.cli", "pos_cmd", "POS sales: import a CSV or XLSX export."),
+    "staff": ("marketing.staff_cli", "staff", "Staff attribution: settings per store, staff phones, flags."),
 }
 
 
@@ -89,6 +93,73 @@ def db_cmd() -> None:
     db.upgrade(engine)
     tenants.sync(engine, cfg)
     click.echo(f"schema up to date: {engine.url.render_as_string(hide_password=True)}")
+
+
+@click.group("token")
+def token_cmd() -> None:
+    """API bearer tokens (stored hashed; a token is printed once, at creation)."""
+
+
+@token_cmd.command("create")
+@click.option("--role", type=click.Choice(["store", "mall"]), required=True)
+@click.option("--store", "store_id", help="the store a store token acts for")
+@click.option("--mall", "mall_id", help="the mall a mall token acts for (every store in it)")
+@click.option("--name", help="a name to list and revoke it by (default: generated)")
+def token_create(role: str, store_id: str | None, mall_id: str | None, name: str | None) -> None:
+    """Create a token and print it (only its SHA-256 is stored)."""
+    from datetime import UTC, datetime
+
+    from keliu import config, db
+    from keliu.accounts import tokens
+
+    engine = db.make_engine(config.load().database_url)
+    name, token = tokens.create_token(engine, role=role, store_id=store_id, mall_id=mall_id,  # type: ignore[arg-type]
+                                      name=name, now=datetime.now(UTC))
+    click.echo(f"{name}\t{token}")
+
+
+@token_cmd.command("list")
+def token_list() -> None:
+    """List tokens: name, role, tenant, created, revoked (never the token)."""
+    from keliu import config, db
+    from keliu.accounts import tokens
+
+    for t in tokens.list_tokens(db.make_engine(config.load().database_url)):
+        click.echo("\t".join([t.name, t.role, t.store_id or t.mall_id or "", t.created_at.isoformat(),
+                              t.revoked_at.isoformat() if t.revoked_at else "live"]))
+
+
+@token_cmd.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Revoke a token by name (effective on the next request)."""
+    from datetime import UTC, datetime
+
+    from keliu import config, db
+    from keliu.accounts import tokens
+
+    tokens.revoke_token(db.make_engine(config.load().database_url), name, datetime.now(UTC))
+    click.echo(f"revoked {name}")
+
+
+@click.group("pos")
+def pos_cmd() -> None:
+    """POS sales and refunds (docs/MARKETING.md: the file format)."""
+
+
+@pos_cmd.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--store", "store_id", required=True, help="the store whose POS exported the file")
+@click.option("--strict", is_flag=True, help="import nothing if any row is rejected")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="write every rejected row (line, column, reason) to this CSV file")
+def pos_import(file: Path, store_id: str, strict: bool, rejects: Path | None) -> None:
+    """Import a CSV or XLSX export: idempotent on (store, transaction id); refunds linked to their sale; valid
+    rows stored in one transaction (nothing half-imported); rejected rows reported."""
+    from marketing.cli import run_import
+    from portal.store.marketing_members import PortalMembers
+
+    run_import(file, store_id, strict=strict, rejects=rejects, directory=PortalMembers())
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -262,6 +262,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
     malls = "; ".join(f"{name}: " + "、".join(s.name for s in cfg.stores if s.mall == mid)
                       for mid, name in ((m.id, m.name) for m in cfg.malls))
     click.echo(f"keliu demo\n  portal:    {base}/\n  dashboard: {base}/dashboard\n  admin:     {base}/admin"
+               f"\n  member:    {base}/member (card)   counter: {base}/counter (redeem)"
                f"\n  malls:     {malls}"
                f"\n  login:     {cfg.portal.admin_user} / {_admin_note(engine, cfg, password)}"
                + "".join(f"\n  {label:<10} {name} / {pw}" for label, name, pw in demo_logins(engine, cfg))

@@ -5,3 +5,8 @@ logic (codes, validity, applicability, the contact policy, lift statistics) live
 (the database, HTTP, SMS and WeChat sends). The portal wires the package in with ``marketing.init_app``; the
 package never imports the portal (docs/ARCHITECTURE.md).
 """
+from __future__ import annotations
+
+from marketing.web import init_app, welcome
+
+__all__ = ["init_app", "welcome"]

@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import Connection
 
+import marketing
 from dashboards import builtin as dashboards
 from keliu import config as kconfig
 from keliu import db, keys, tenants
@@ -29,17 +31,23 @@ from keliu.accounts import users
 from keliu.accounts import web as accounts
 from keliu.config import Config
 from keliu.errors import ConfigError
+from marketing.core import card
+from marketing.store import erasure as marketing_erasure
+from marketing.web import dashboard as marketing_dashboard
 from portal.edges import clients
 from portal.edges.leases import LeaseFile
 from portal.edges.sms_backends import make_backend
 from portal.services import Keys, Services, csrf, make_gate, own_hosts
 from portal.store import access, rights
+from portal.store.marketing_members import PortalMembers
 from portal.web import (
     admin,
     api,
     auth,
     captive,
+    counter,
     headers,
+    member,
     member_admin,
     member_rights,
     openapi,
@@ -49,6 +57,7 @@ from portal.web import (
     terms,
 )
 from portal.web import users as users_web
+from portal.wechat import member_login as wechat_member
 from portal.wechat import rights as wechat_rights
 from portal.wechat import views as wechat
 
@@ -58,7 +67,16 @@ log = logging.getLogger("keliu.portal")
 def member_components() -> list[rights.Component]:
     """Every component's exporter and eraser of a member (``portal.store.rights``), in the order deletion runs them
     (the portal's own member row goes last, whatever this list says). A component adds one line here."""
-    return [rights.SENSOR, wechat_rights.COMPONENT, rights.PORTAL]
+    return [rights.SENSOR, wechat_rights.COMPONENT, MARKETING, rights.PORTAL]
+
+
+def _erase_marketing(conn: Connection, member_id: int) -> None:
+    # the member's unused coupons are voided now: nobody can present them as theirs any more
+    marketing_erasure.erase_member(conn, member_id, datetime.now(UTC))
+
+
+#: marketing's part of a member (coupons, purchases, staff attributions): unlinked, never the store's amounts
+MARKETING = rights.Component("marketing", marketing_erasure.export_member, _erase_marketing)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -139,8 +157,14 @@ def _register(app: Flask, cfg: Config) -> None:
     app.extensions["keliu.member_components"] = member_components()
     app.register_blueprint(terms.bp)
     app.register_blueprint(users_web.bp)
+    app.register_blueprint(member.bp)
+    app.register_blueprint(counter.bp)
     svc: Services = app.extensions["keliu"]
     dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
+    marketing.init_app(app, svc.engine, svc.clock, PortalMembers(),
+                       card.CardVerifier(card.card_key(svc.keys.token), svc.mall_id))
+    marketing_dashboard.init_app(app, svc.engine, svc.clock, svc.cfg.timezone)
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
+        app.register_blueprint(wechat_member.blueprint)
     pages.init_app(app)

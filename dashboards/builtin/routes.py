@@ -255,8 +255,12 @@ def _page(kind: str, ident: str | None, api: str) -> Any:
     config = {"kind": kind, "id": ident, "api": api, "lang": lang, "start": request.args.get("start"),
               "end": request.args.get("end"), "i18n": i18n.CATALOG[lang],
               "user": {"name": user.name, "role": user.role}, **_visible(user, malls, stores)}
+    # sections a package above the dashboards registered for this kind of view (marketing's, say): links only
+    sections = [{"href": s["path"].format(id=quote(ident, safe="")) + "?lang=" + lang,
+                 "title": s["title"].get(lang, s["id"]), "id": s["id"]}
+                for s in current_app.extensions.get("dashboards.sections", []) if s["kind"] == kind and ident]
     return render_template("dashboard/page.html", lang=lang, t=lambda k, **kw: i18n.t(lang, k, **kw),
-                           config=config, kind=kind, user=user)
+                           config=config, kind=kind, user=user, sections=sections)
 
 
 @blueprint.get("/dashboard/store/<store_id>")

@@ -15,10 +15,11 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from flask import Blueprint, make_response, render_template
+from flask import Blueprint, current_app, make_response, render_template
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
+import marketing
 from portal.core import detect, i18n
 from portal.core.sessions import seconds_left
 from portal.errors import UnknownClient
@@ -239,9 +240,11 @@ def status() -> Any:
     with svc.engine.connect() as conn:
         sess = access.active_session(conn, client.device_id, now, client.ip)
     c = content(svc.store_id)
+    # the Wi-Fi success page carries the store's welcome offer, only for members who consented to marketing
+    offers = marketing.welcome(current_app, member_id=sess.member_id, store_id=svc.store_id) if sess else []
     html = render_template("status.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), color=c["color"],
                            online=sess is not None, seconds=seconds_left(sess.until, now) if sess else 0,
-                           landing=None, notice=None)
+                           landing=None, notice=None, coupons=offers)
     return no_store(make_response(html))
 
 

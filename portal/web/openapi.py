@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from dashboards.builtin.openapi import merge_into
+from marketing.web import openapi as marketing_openapi
 from portal.core.login_plan import CONSENT_KINDS, REQUIRED_CONSENT
 
 bp = Blueprint("openapi", __name__)
@@ -91,8 +92,8 @@ DOCUMENT: dict[str, Any] = {
 
 
 def served_document() -> dict[str, Any]:
-    """The portal's document plus the built-in dashboard's ``/api/v1`` paths."""
-    return merge_into(DOCUMENT)
+    """The portal's document plus the built-in dashboard's and marketing's ``/api/v1`` paths."""
+    return marketing_openapi.merge_into(merge_into(DOCUMENT))
 
 
 @bp.route("/api/openapi.json")

@@ -74,9 +74,10 @@ def test_document_is_served(live: tuple[str, Any]) -> None:
 
     base, _app = live
     from dashboards.builtin.openapi import OPENAPI_PATHS
+    from marketing.web.openapi import OPENAPI_PATHS as MARKETING_PATHS
 
     doc = requests.get(base + "/api/openapi.json", timeout=5).json()
     portal_paths = {"/api/captive", "/api/login/sms/code", "/api/login/sms/verify", "/api/session",
                     "/api/session/logout"}
-    assert set(doc["paths"]) == portal_paths | set(OPENAPI_PATHS)
-    assert all(p.startswith("/api/v1/") for p in OPENAPI_PATHS)
+    assert set(doc["paths"]) == portal_paths | set(OPENAPI_PATHS) | set(MARKETING_PATHS)
+    assert all(p.startswith("/api/v1/") for p in [*OPENAPI_PATHS, *MARKETING_PATHS])

@@ -1,0 +1,40 @@
+"""What marketing needs to know of members, without importing the portal: the :class:`MemberDirectory` and
+:class:`MemberTokens` protocols (edges the composition root injects).
+
+The portal owns members, phone numbers and consents; it hands ``marketing.init_app`` an adapter
+(``portal.store.marketing_members.PortalMembers``). Marketing keeps member *ids* only: a phone number given to the
+API or in a POS file is turned into an id here and never stored by marketing.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.engine import Connection
+
+
+class MemberDirectory(Protocol):
+    """Members as the portal keeps them."""
+
+    def member_by_phone(self, conn: Connection, phone: str) -> int | None:
+        """The id of the member with this phone number (as typed or as the POS sends it; the directory
+        normalizes it to E.164), or ``None``: unknown number, or not a valid mobile number."""
+        ...
+
+    def members_by_phones(self, conn: Connection, phones: Sequence[str]) -> dict[str, int]:
+        """:meth:`member_by_phone` for many numbers at once (the POS import's batches): raw number → member id,
+        for the numbers that are a member's."""
+        ...
+
+    def consents_to_marketing(self, conn: Connection, member_id: int) -> bool:
+        """Whether the member's latest decision on the ``marketing`` consent is a yes."""
+        ...
+
+
+class MemberTokens(Protocol):
+    """The member card's signed, short-lived QR payload (built by the member page), checked at the counter."""
+
+    def member_of(self, token: str, now: datetime) -> int | None:
+        """The member id a QR payload proves now, or ``None`` (forged, expired or replayed)."""
+        ...

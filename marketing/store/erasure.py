@@ -1,0 +1,52 @@
+"""Erasing a member from marketing's tables (an edge: SQL), for the member-rights code (right to erasure).
+
+Marketing holds member *ids*, never phone numbers. Erasure unlinks them: the member's coupons, ledger rows and
+sales keep their amounts (the store's books and the budgets stay right) but no longer point at anyone, and the
+per-member counters go. A coupon still ``issued`` is voided (no one can present it as theirs any more). Runs in the
+caller's transaction, before the member row itself is deleted (the foreign keys need it first).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from marketing import staff
+from marketing.store.models import coupons, member_offers, offers, redemptions, sales
+
+
+def erase_member(conn: Connection, member_id: int, now: datetime | None = None) -> dict[str, int]:
+    """Unlink ``member_id`` from every marketing table; returns the rows touched per table."""
+    done: dict[str, int] = {}
+    if now is not None:
+        done["coupons_voided"] = conn.execute(sa.update(coupons).where(
+            coupons.c.member_id == member_id, coupons.c.state == "issued").values(state="voided", state_at=now)).rowcount
+    done["coupons"] = conn.execute(sa.update(coupons).where(coupons.c.member_id == member_id)
+                                   .values(member_id=None)).rowcount
+    done["redemptions"] = conn.execute(sa.update(redemptions).where(redemptions.c.member_id == member_id)
+                                       .values(member_id=None)).rowcount
+    done["sales"] = conn.execute(sa.update(sales).where(sales.c.member_id == member_id)
+                                 .values(member_id=None, match=None)).rowcount
+    done["member_offers"] = conn.execute(sa.delete(member_offers).where(member_offers.c.member_id == member_id)).rowcount
+    done.update(staff.erase_member(conn, member_id))
+    return done
+
+
+def export_member(conn: Connection, member_id: int) -> dict[str, list[dict[str, object]]]:
+    """What marketing holds of a member, for the right of access: coupons, purchases and staff attributions."""
+    def rows(stmt: sa.Select[tuple[object, ...]]) -> list[dict[str, object]]:
+        return [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in r._mapping.items()}
+                for r in conn.execute(stmt)]
+
+    return {
+        "coupons": rows(sa.select(coupons.c.code, offers.c.title, coupons.c.state, coupons.c.issued_at,
+                                  coupons.c.state_at).join(offers, offers.c.id == coupons.c.offer_id)
+                        .where(coupons.c.member_id == member_id).order_by(coupons.c.issued_at)),
+        "purchases": rows(sa.select(sales.c.store_id, sales.c.kind, sales.c.ts, sales.c.amount_cents, sales.c.match)
+                          .where(sales.c.member_id == member_id).order_by(sales.c.ts)),
+        "staff_attributions": rows(sa.select(staff.staff_bindings.c.store_id, staff.staff_bindings.c.staff,
+                                             staff.staff_bindings.c.bound_at, staff.staff_bindings.c.expires_at)
+                                   .where(staff.staff_bindings.c.member_id == member_id)
+                                   .order_by(staff.staff_bindings.c.bound_at)),
+    }

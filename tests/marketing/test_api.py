@@ -1,0 +1,242 @@
+"""The POS/integration API through the portal app (Flask test client, real SQLite and PostgreSQL): bearer tokens
+and tenancy, every status code of the offers, coupons, redemptions and transactions endpoints, the OpenAPI
+document, and the welcome coupon on the Wi-Fi success page."""
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from keliu.accounts import tokens
+from keliu.gate import MemoryGate
+from marketing.store.models import coupons, redemptions, sales
+from portal.edges.sms_backends import ConsoleSms
+from tests.conftest import fresh_postgres
+from tests.portal.conftest import FakeClock, Phone, make_app
+
+pytestmark = pytest.mark.integration
+
+TENANTS = {
+    "malls": [{"id": "m1", "name": "Mall 1"}, {"id": "m2", "name": "Mall 2"}],
+    "stores": [{"id": "s1", "mall": "m1", "name": "A", "timezone": "Asia/Shanghai"},
+               {"id": "s2", "mall": "m1", "name": "B", "timezone": "Asia/Shanghai"},
+               {"id": "x1", "mall": "m2", "name": "X", "timezone": "Asia/Shanghai"}],
+    "portal": {"store": "s1"},
+}
+NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    for name in [n for n in os.environ if n.startswith("KELIU_")]:
+        monkeypatch.delenv(name)
+    var = tmp_path / "var"
+    var.mkdir()
+    monkeypatch.chdir(tmp_path)
+    clock = FakeClock(NOW.timestamp())
+    sms = ConsoleSms(io.StringIO())
+
+    def build(url: str) -> Flask:
+        a = make_app(url, var, MemoryGate(clock), clock, sms, {"10.77.0.20": "3c:22:fb:00:00:01"}, **TENANTS)
+        a.config["TEST_SMS"] = sms
+        return a
+
+    if request.param == "sqlite":
+        a = build(f"sqlite:///{tmp_path / 'k.db'}")
+        yield a
+        a.extensions["keliu"].engine.dispose()
+        return
+    with fresh_postgres() as url:
+        a = build(url)
+        yield a
+        a.extensions["keliu"].engine.dispose()
+
+
+def token(app: Flask, **kw: Any) -> dict[str, str]:
+    _name, t = tokens.create_token(app.extensions["keliu"].engine, now=NOW, **kw)
+    return {"Authorization": f"Bearer {t}"}
+
+
+def member(app: Flask, phone: str, marketing: bool) -> int:
+    with app.extensions["keliu"].engine.begin() as conn:
+        mid = conn.execute(sa.text("INSERT INTO members (phone_e164, created_at, first_store_id, last_seen_at) "
+                                   "VALUES (:p, :t, 's1', :t) RETURNING id"), {"p": phone, "t": NOW}).scalar_one()
+        conn.execute(sa.text("INSERT INTO consents (member_id, kind, version, granted, ts, store_id, lang) "
+                             "VALUES (:i, 'marketing', 'v1', :g, :t, 's1', 'zh-CN')"),
+                     {"i": mid, "g": marketing, "t": NOW})
+    return int(mid)
+
+
+OFFER = {"title": "满50减10", "kind": "amount_off", "value": 1000, "min_spend_cents": 5000, "valid_days": 7,
+         "stores": ["s1", "s2"]}
+
+
+def offer(client: FlaskClient, auth: dict[str, str], **kw: Any) -> int:
+    r = client.post("/api/v1/stores/s1/offers", json={**OFFER, **kw}, headers=auth)
+    assert r.status_code == 201, r.get_json()
+    return int(r.get_json()["id"])
+
+
+def test_tokens_and_tenancy(app: Flask) -> None:
+    c = app.test_client()
+    s1 = token(app, role="store", store_id="s1")
+    mall = token(app, role="mall", mall_id="m1")
+    other = token(app, role="mall", mall_id="m2")
+    assert c.post("/api/v1/stores/s1/offers", json=OFFER).status_code == 401
+    # another site's form post carries no token (bearer tokens are no ambient credential): 401, nothing stored
+    r = c.post("/api/v1/stores/s1/redemptions", data={"code": "x"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 401
+    r = c.post("/api/v1/stores/s1/offers", json=OFFER, headers={"Authorization": "Bearer kl_nope"})
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert c.post("/api/v1/stores/s1/offers", json=OFFER, headers=s1).status_code == 201
+    assert c.post("/api/v1/stores/s2/offers", json=OFFER, headers=s1).status_code == 403
+    assert c.post("/api/v1/stores/s2/offers", json=OFFER, headers=mall).status_code == 201
+    assert c.post("/api/v1/stores/s1/offers", json=OFFER, headers=other).status_code == 403
+    assert c.post("/api/v1/stores/nope/offers", json=OFFER, headers=mall).status_code == 403
+    engine = app.extensions["keliu"].engine
+    name = tokens.list_tokens(engine)[0].name
+    tokens.revoke_token(engine, name, NOW)
+    assert c.post("/api/v1/stores/s1/offers", json=OFFER, headers=s1).status_code == 401
+    with engine.connect() as conn:   # only hashes are stored
+        stored = set(conn.execute(sa.select(tokens.api_tokens.c.token_hash)).scalars())
+    assert s1["Authorization"].split()[1] not in stored
+
+
+def test_offers_refuse_bad_bodies(app: Flask) -> None:
+    c = app.test_client()
+    auth = token(app, role="store", store_id="s1")
+    r = c.post("/api/v1/stores/s1/offers", json={**OFFER, "kind": "bogo"}, headers=auth)
+    assert r.status_code == 422 and "kind" in r.get_json()["message"]
+    assert c.post("/api/v1/stores/s1/offers", data="[", headers={**auth, "Content-Type": "application/json"}
+                  ).status_code == 422
+    assert c.post("/api/v1/stores/s1/offers", json={**OFFER, "stores": ["x1"]}, headers=auth).status_code == 422
+
+
+def test_issue_needs_a_consenting_member(app: Flask) -> None:
+    c = app.test_client()
+    auth = token(app, role="store", store_id="s1")
+    oid = offer(c, auth)
+    member(app, "+8613812345678", True)
+    member(app, "+8613912345678", False)
+    r = c.post("/api/v1/stores/s1/coupons", json={"offer_id": oid, "phone": "138 1234 5678"}, headers=auth)
+    assert r.status_code == 201 and len(r.get_json()["code"]) == 19
+    r = c.post("/api/v1/stores/s1/coupons", json={"offer_id": oid, "phone": "13912345678"}, headers=auth)
+    assert (r.status_code, r.get_json()["error"]) == (409, "no_consent")
+    r = c.post("/api/v1/stores/s1/coupons", json={"offer_id": oid, "phone": "13700000000"}, headers=auth)
+    assert (r.status_code, r.get_json()["error"]) == (409, "not_a_member")
+    r = c.post("/api/v1/stores/s1/coupons", json={"offer_id": oid, "phone": "13812345678"}, headers=auth)
+    assert (r.status_code, r.get_json()["error"]) == (409, "member_limit")
+    r = c.post("/api/v1/stores/s1/coupons", json={"offer_id": 999, "phone": "13812345678"}, headers=auth)
+    assert r.status_code == 404
+    r = c.post("/api/v1/stores/s1/coupons", json={"offer_id": "1", "phone": "13812345678"}, headers=auth)
+    assert r.status_code == 422
+
+
+def test_redemption_status_codes(app: Flask) -> None:
+    c = app.test_client()
+    s1 = token(app, role="store", store_id="s1")
+    s2 = token(app, role="store", store_id="s2")
+    x1 = token(app, role="store", store_id="x1")
+    oid = offer(c, s1)
+    member(app, "+8613812345678", True)
+    code = c.post("/api/v1/stores/s1/coupons", json={"offer_id": oid, "phone": "13812345678"},
+                  headers=s1).get_json()["code"]
+    body = {"code": code, "idempotency_key": "pos-1-0001", "amount_cents": 8800, "pos_txn_id": "T-1"}
+    url = "/api/v1/stores/s2/redemptions"
+    # a code from another mall's store: 403; the coupon detail likewise
+    assert c.post("/api/v1/stores/x1/redemptions", json=body, headers=x1).status_code == 403
+    assert c.get(f"/api/v1/stores/s2/coupons/{code}", headers=s2).get_json()["redeemable"] is True
+    first = c.post(url, json=body, headers=s2)
+    assert first.status_code == 201 and first.get_json()["discount_cents"] == 1000
+    replay = c.post(url, json=body, headers=s2)
+    assert replay.status_code == 200 and replay.get_json() == first.get_json()
+    assert c.post(url, json={**body, "amount_cents": 8801}, headers=s2).status_code == 422
+    r = c.post(url, json={**body, "idempotency_key": "pos-1-0002"}, headers=s2)
+    assert (r.status_code, r.get_json()["error"]) == (409, "already_redeemed")
+    r = c.post(url, json={**body, "code": "0000-0000-0000-0000", "idempotency_key": "k3"}, headers=s2)
+    assert r.status_code == 404
+    assert c.post(url, json={"code": code}, headers=s2).status_code == 422
+    assert c.post(url, json={**body, "amount_cents": -1, "idempotency_key": "k4"}, headers=s2).status_code == 422
+    assert c.post(url, json={**body, "extra": 1, "idempotency_key": "k5"}, headers=s2).status_code == 422
+    assert c.post(url, json=body).status_code == 401
+    assert c.post(url, json=body, headers=s1).status_code == 403
+    # rollback, then the coupon redeems again
+    rb = {"idempotency_key": "rb-1", "original_idempotency_key": "pos-1-0001"}
+    r = c.post(url + "/rollback", json=rb, headers=s2)
+    assert r.status_code == 201 and r.get_json()["kind"] == "rollback"
+    assert c.post(url + "/rollback", json=rb, headers=s2).status_code == 200
+    r = c.post(url + "/rollback", json={**rb, "idempotency_key": "rb-2"}, headers=s2)
+    assert r.status_code == 409
+    assert c.post(url + "/rollback", json={**rb, "original_idempotency_key": "zz", "idempotency_key": "rb-3"},
+                  headers=s2).status_code == 404
+    assert c.post(url, json={**body, "idempotency_key": "pos-1-0003"}, headers=s2).status_code == 201
+    with app.extensions["keliu"].engine.connect() as conn:
+        kinds = conn.execute(sa.select(redemptions.c.kind, redemptions.c.staff).order_by(redemptions.c.id)).all()
+        assert [k for k, _ in kinds] == ["redeem", "rollback", "redeem"]
+        assert {s for _, s in kinds} == {f"token:{tokens.list_tokens(app.extensions['keliu'].engine)[1].name}"}
+        assert conn.execute(sa.select(coupons.c.state)).scalar() == "redeemed"
+
+
+def test_transactions(app: Flask) -> None:
+    c = app.test_client()
+    auth = token(app, role="store", store_id="s1")
+    mid = member(app, "+8613812345678", True)
+    url = "/api/v1/stores/s1/transactions"
+    sale = {"txn_id": "T1", "ts": "2026-12-06T18:00:00+08:00", "amount_cents": 12800, "phone": "13812345678"}
+    r = c.post(url, json=sale, headers=auth)
+    assert r.status_code == 201 and r.get_json()["match"] == "phone"
+    assert c.post(url, json=sale, headers=auth).status_code == 200
+    assert c.post(url, json={**sale, "amount_cents": 1}, headers=auth).status_code == 422
+    refund = {"txn_id": "R1", "ts": "2026-12-06 19:00:00", "amount_cents": 2800, "kind": "refund", "refund_of": "T1"}
+    assert c.post(url, json=refund, headers=auth).status_code == 201
+    r = c.post(url, json={**refund, "txn_id": "R2", "refund_of": "NOPE"}, headers=auth)
+    assert (r.status_code, r.get_json()["error"]) == (409, "unknown_sale")
+    assert c.post(url, json={"txn_id": "T9", "ts": "soon", "amount_cents": 1}, headers=auth).status_code == 422
+    # no phone number lands in the sales table
+    with app.extensions["keliu"].engine.connect() as conn:
+        rows = conn.execute(sa.select(sales)).all()
+    assert [r.member_id for r in rows] == [mid, None]
+    assert "13812345678" not in repr(rows)
+
+
+def test_every_api_route_is_in_the_served_document(app: Flask) -> None:
+    doc = app.test_client().get("/api/openapi.json").get_json()
+    routes = {str(r.rule).replace("<", "{").replace(">", "}") for r in app.url_map.iter_rules()
+              if r.endpoint.startswith("marketing_api.")}
+    assert routes and routes <= set(doc["paths"])
+    assert "bearerToken" in doc["components"]["securitySchemes"]
+
+
+def test_welcome_coupon_on_the_success_page(app: Flask) -> None:
+    c = app.test_client()
+    auth = token(app, role="store", store_id="s1")
+    offer(c, auth, on_login=True, title="WiFi welcome")
+    sms = app.config["TEST_SMS"]
+    phone = Phone(app, "10.77.0.20")
+    phone.login(sms, "13812345678", marketing=True)
+    page = phone.get("/status?lang=en").get_data(as_text=True)
+    assert "WiFi welcome" in page and "Show this code at the counter" in page
+    with app.extensions["keliu"].engine.connect() as conn:
+        code = conn.execute(sa.select(coupons.c.code)).scalar_one()
+    assert code[:4] in page
+    assert "2026-12-12 23:59" in page   # 7 local days from Dec 6, to the last minute of the day
+
+
+def test_no_coupon_without_marketing_consent(app: Flask) -> None:
+    c = app.test_client()
+    auth = token(app, role="store", store_id="s1")
+    offer(c, auth, on_login=True, title="WiFi welcome")
+    phone = Phone(app, "10.77.0.20")
+    phone.login(app.config["TEST_SMS"], "13812345678")
+    page = phone.get("/status").get_data(as_text=True)
+    assert "WiFi welcome" not in page and "送您一张优惠券" not in page
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 0

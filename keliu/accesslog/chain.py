@@ -31,6 +31,19 @@ OPENS = ("login", "reauth")
 ENDS = ("logout", "kick", "expired", "idle", "reconcile")
 
 
+@dataclass(frozen=True)
+class Nat:
+    """Where a LAN address's connections are translated to: the public address and its source-port block
+    (deterministic NAT, RFC 7422: ``router_config.portblock``)."""
+
+    public_ip: str | None
+    port_lo: int | None
+    port_hi: int | None
+
+
+NO_NAT = Nat(None, None, None)
+
+
 def stamp(ts: datetime) -> str:
     """A timestamp's canonical text: UTC, microseconds, ``Z``."""
     if ts.tzinfo is None:

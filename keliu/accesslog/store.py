@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from keliu.accesslog import chain
 from keliu.accesslog.signing import Signer, valid
+from keliu.accesslog.chain import NO_NAT, Nat
 from keliu.accesslog.tables import access_log, accesslog_head
 from keliu.errors import KeliuError
 
@@ -65,16 +66,6 @@ def append(conn: Connection, rec: Mapping[str, Any], *, detail_of: Any = None) -
     return seq
 
 
-@dataclass(frozen=True)
-class Nat:
-    """Where a LAN address's connections are translated to: the public address and the source-port block."""
-
-    public_ip: str | None
-    port_lo: int | None
-    port_hi: int | None
-
-
-NO_NAT = Nat(None, None, None)
 
 
 def opening_record(event: str, ts: datetime, store_id: str, session_id: int | None, member_id: int | None,
@@ -103,25 +94,26 @@ def ended(conn: Connection, *, event: str, ts: datetime, session_id: int, store_
 # --- the portal's one-statement login (PostgreSQL) -------------------------------------------------------------
 
 
-def login_ctes(opened_cte: Any, values: Mapping[str, Any], body: Any) -> list[Any]:
+def login_ctes(opened_cte: Any, values: Mapping[str, Any], body: Any, also: Any) -> list[Any]:
     """Two CTEs that append the login's record inside the login statement: the head, locked and advanced (its
     new link computed by PostgreSQL over ``body``), and the record, written only if ``opened_cte`` (``id``,
-    ``member_id`` of the new session) holds a row. ``values``: SQL expressions of the body's columns."""
+    ``member_id`` of the new session) holds a row. ``values``: SQL expressions of the body's columns, over ``also``
+    (a one-row CTE of the statement's values)."""
     h = accesslog_head
     bar = sa.literal_column("'|'")
-    new_seq = h.c.seq + 1
+    new_seq = h.c.seq + sa.literal_column("1")
     sid = sa.select(opened_cte.c.id).scalar_subquery()
     mid = sa.select(opened_cte.c.member_id).scalar_subquery()
     digest = sa.func.encode(sa.func.sha256(sa.func.convert_to(
         sa.func.concat(h.c.hash, bar, new_seq, bar, sid, bar, mid, bar, body), sa.literal_column("'UTF8'"))),
         sa.literal_column("'hex'"))
-    head = (sa.update(h).where(h.c.id == HEAD_ID, sa.select(opened_cte.c.id).exists())
+    head = (sa.update(h).where(h.c.id == sa.literal_column(str(HEAD_ID)), sa.select(opened_cte.c.id).exists())
             .values(seq=new_seq, prev_hash=h.c.hash, hash=digest)
             .returning(h.c.seq, h.c.prev_hash, h.c.hash).cte("alhead"))
     cols = ["seq", "prev_hash", "hash", "session_id", "member_id", *values]
     row = (sa.select(head.c.seq, head.c.prev_hash, head.c.hash, opened_cte.c.id, opened_cte.c.member_id,
                      *values.values())
-           .select_from(head.join(opened_cte, sa.true()))
+           .select_from(head.join(opened_cte, sa.true()).join(also, sa.true()))
            .set_label_style(sa.SelectLabelStyle.LABEL_STYLE_NONE))
     return [head, sa.insert(access_log).from_select(cols, row).cte("alrec")]
 

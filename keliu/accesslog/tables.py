@@ -33,7 +33,7 @@ class AccessRecord(Base):
     store_id: Mapped[str | None] = mapped_column(sa.String(64))
     session_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
     member_id: Mapped[int | None] = mapped_column(sa.Integer)
-    #: E.164; a WeChat login without a phone is identified by ``account`` (``wx:<app id>:<openid>``)
+    #: E.164; a WeChat login without a phone is identified by ``account`` (``wx:<openid>``)
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     account: Mapped[str | None] = mapped_column(sa.String(160))
     mac: Mapped[str | None] = mapped_column(sa.String(17))

@@ -191,13 +191,15 @@ def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
 
 
-def every_row(url: str, random: dict[str, set[str]] | None = None) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
+def every_row(url: str, random: dict[str, set[str]] | None = None,
+              links: dict[str, dict[str, str]] | None = None) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
     """Every row of every table of the database at ``url``, found by reflection (not by the models: a column the
     code forgot is still compared), as comparable values: timestamps as aware UTC (SQLite stores them naive),
     surrogate ids (an integer primary key ``id``) and the foreign keys to them as ranks, since PostgreSQL's
     sequences skip values (``INSERT … ON CONFLICT`` takes one even when it updates) where SQLite's do not.
     ``random``: table → columns whose values are random draws (an SMS code's hash, a token's nonce), shown as
-    ``"<random>"`` when set."""
+    ``"<random>"`` when set. ``links``: table → column → table whose ``id`` it names without a foreign key (the
+    access log outlives the rows it names), ranked like a foreign key."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
@@ -215,6 +217,7 @@ def every_row(url: str, random: dict[str, set[str]] | None = None) -> dict[str, 
             for t in md.sorted_tables:
                 refs = {fk.parent.name: fk.column.table.name for fk in t.foreign_keys
                         if fk.column.name == "id" and fk.column.table.name in ranks}
+                refs.update((links or {}).get(t.name, {}))
 
                 drawn = (random or {}).get(t.name, set())
 

@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "dashboards": ("dashboards.cli", "dashboards", "Build Grafana dashboards as code and provision them."),
     "config": ("keliu.cli", "config_cmd", "Check the configuration and print it (secrets hidden)."),
     "db": ("keliu.cli", "db_cmd", "Create or upgrade the database schema."),
+    "accesslog": ("keliu.accesslog.cli", "accesslog",
+                  "The access and NAT log the law requires: verify, query, export, anchor, purge."),
 }
 
 

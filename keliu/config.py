@@ -30,8 +30,8 @@ from keliu.redaction import redact_url
 
 if typing.TYPE_CHECKING:
     from analytics.config import AnalyticsConfig
-    from keliu.accesslog.config import AccesslogConfig
     from dashboards.config import DashboardsConfig
+    from keliu.accesslog.config import AccesslogConfig
     from portal.config import PortalConfig, SmsConfig, WechatConfig
     from router_config.config import RouterConfig
     from sensor.config import SensorConfig

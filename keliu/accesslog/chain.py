@@ -91,7 +91,7 @@ def check(rows: Iterable[Mapping[str, Any]], start_seq: int = 1, start_prev: str
         seq = r["seq"]
         if seq != expect_seq:
             what = "missing" if seq > expect_seq else "out of order"
-            return Bad(expect_seq if seq > expect_seq else seq,
+            return Bad(min(seq, expect_seq),
                        f"record {expect_seq} {what} (found {seq} next)"), n
         if r["prev_hash"] != expect_prev:
             return Bad(seq, "previous-hash mismatch (a record before it was changed, deleted or moved)"), n

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from keliu.errors import AccesslogError
 from keliu.keys import secret_bytes
 
 KEY_NAME = "accesslog_ed25519"
@@ -40,9 +41,12 @@ def signer(var_dir: str | Path) -> Signer:
 
 
 def load_public(pem: bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem)
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError as exc:
+        raise AccesslogError(f"not a PEM public key: {exc}") from exc
     if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
+        raise AccesslogError("not an Ed25519 public key")
     return key
 
 

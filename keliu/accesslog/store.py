@@ -21,20 +21,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Connection
 
 from keliu.accesslog import chain
+from keliu.accesslog.chain import Nat
 from keliu.accesslog.signing import Signer, valid
-from keliu.accesslog.chain import NO_NAT, Nat
 from keliu.accesslog.tables import access_log, accesslog_head
-from keliu.errors import KeliuError
+from keliu.errors import AccesslogError
 
 HEAD_ID = 1
 #: events during which the block's device is online (an extension copies its session's opening record)
 ACTIVE = (*chain.OPENS, "extend")
 #: the columns a session's later records copy from its opening record
 CARRIED = ("store_id", "member_id", "phone", "account", "mac", "ip", "public_ip", "port_lo", "port_hi", "started_at")
-
-
-class AccesslogError(KeliuError):
-    """The access log cannot be read or written as asked."""
 
 
 # --- appending ------------------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ from portal.core.sessions import Active, EndSession, TouchSession
 from portal.edges import leases
 from portal.edges.clients import Client
 from portal.store import limits, login_store, members, privacy
-from portal.store.models import devices, landing_urls, members as members_table, portal_sessions
+from portal.store.models import devices, landing_urls, portal_sessions
+from portal.store.models import members as members_table
 from router_config import portblock
 
 if TYPE_CHECKING:

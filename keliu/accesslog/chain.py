@@ -90,9 +90,7 @@ def check(rows: Iterable[Mapping[str, Any]], start_seq: int = 1, start_prev: str
     for r in rows:
         seq = r["seq"]
         if seq != expect_seq:
-            what = "missing" if seq > expect_seq else "out of order"
-            return Bad(min(seq, expect_seq),
-                       f"record {expect_seq} {what} (found {seq} next)"), n
+            return Bad(expect_seq, f"missing or out of order (found record {seq} where {expect_seq} belongs)"), n
         if r["prev_hash"] != expect_prev:
             return Bad(seq, "previous-hash mismatch (a record before it was changed, deleted or moved)"), n
         h = link(expect_prev, seq, r["session_id"], r["member_id"], body(r))

@@ -156,7 +156,7 @@ def verify(conn: Connection, public: Ed25519PublicKey, batch: int = 20000) -> Re
     first_last: list[int] = []
 
     def rows() -> Iterator[Mapping[str, Any]]:
-        result = conn.execution_options(yield_per=batch).execute(sa.select(access_log).order_by(access_log.c.seq))
+        result = conn.execute(sa.select(access_log).order_by(access_log.c.seq).execution_options(yield_per=batch))
         for part in result.mappings().partitions():
             for r in part:
                 if not first_last:
@@ -265,7 +265,7 @@ def records(conn: Connection, *, start: datetime | None = None, end: datetime | 
         q = q.where(access_log.c.phone == phone)
     if mac is not None:
         q = q.where(access_log.c.mac == mac)
-    for row in conn.execution_options(yield_per=5000).execute(q):
+    for row in conn.execute(q.execution_options(yield_per=5000)):
         yield _record(row)
 
 

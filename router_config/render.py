@@ -155,8 +155,10 @@ def nat_block_chains(p: Policy) -> list[NftChain]:
     if r.nat_log != "portblock":
         return []
     rules = [f'oifname != "{r.wan_iface}" return']
-    rules += [f"ip saddr {ip} masquerade to :{lo}-{hi}"
+    rules += [f"ip saddr {ip} meta l4proto {{ tcp, udp }} masquerade to :{lo}-{hi}"
               for ip, lo, hi in portblock.blocks(r.lan_cidr, r.dhcp_start, r.dhcp_end)]
+    # what has no ports (ICMP) leaves from the WAN's address too
+    rules.append(f"ip saddr {r.lan_cidr} masquerade")
     return [NftChain("nat_blocks", tuple(rules), "type nat hook postrouting priority srcnat - 10; policy accept;",
                      "NAT log: each LAN address's fixed block of source ports (RFC 7422)")]
 

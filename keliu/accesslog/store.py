@@ -148,6 +148,19 @@ def _start(conn: Connection, public: Ed25519PublicKey) -> tuple[int, str, chain.
     return first_seq, first_prev, None
 
 
+#: PostgreSQL writes a timestamp's canonical text itself (chain.stamp): parsing it into a datetime and formatting it
+#: again in Python cost more than hashing the record
+_PG_STAMP = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+
+
+def _canonical_column(conn: Connection, name: str) -> Any:
+    col = access_log.c[name]
+    if conn.dialect.name == "postgresql" and name in ("ts", "started_at", "ended_at"):
+        return sa.func.to_char(sa.func.timezone(sa.literal_column("'UTC'"), col),
+                               sa.literal_column(f"'{_PG_STAMP}'")).label(name)
+    return col
+
+
 def verify(conn: Connection, public: Ed25519PublicKey, batch: int = 20000) -> Report:
     """Check the whole chain: every link, the sequence, its start (genesis or the last signed purge), every
     anchor's and purge's signature, and that the head names the last record."""
@@ -155,19 +168,20 @@ def verify(conn: Connection, public: Ed25519PublicKey, batch: int = 20000) -> Re
     anchors: list[dict[str, Any]] = []
     first_last: list[int] = []
 
-    def rows() -> Iterator[Mapping[str, Any]]:
-        result = conn.execute(sa.select(access_log).order_by(access_log.c.seq).execution_options(yield_per=batch))
-        for part in result.mappings().partitions():
+    def rows() -> Iterator[tuple[Any, ...]]:
+        cols = [_canonical_column(conn, c) for c in chain.COLUMNS]
+        result = conn.execute(sa.select(*cols).order_by(access_log.c.seq).execution_options(yield_per=batch))
+        for part in result.partitions():
+            if not first_last:
+                first_last.append(part[0][0])
             for r in part:
-                if not first_last:
-                    first_last.append(r["seq"])
-                if r["event"] in ("anchor", "purge"):
-                    anchors.append(dict(r))
-                yield r
+                if r[6] in ("anchor", "purge"):  # the event
+                    anchors.append(dict(zip(chain.COLUMNS, r, strict=True)))
+            yield from part
 
     n = 0
     if bad is None:
-        bad, n = chain.check(rows(), start_seq, start_prev)
+        bad, n = chain.check_rows(rows(), start_seq, start_prev)
     last_anchor = None
     if bad is None:
         for a in anchors:
@@ -175,6 +189,7 @@ def verify(conn: Connection, public: Ed25519PublicKey, batch: int = 20000) -> Re
                 try:
                     d = json.loads(a["detail"])
                     ok = valid(public, chain.anchor_message(a["seq"] - 1, a["prev_hash"], a["ts"]), str(d["sig"]))
+                    a["ts"] = a["ts"] if isinstance(a["ts"], datetime) else datetime.fromisoformat(a["ts"])
                 except (ValueError, KeyError, TypeError):
                     ok = False
                 if not ok:

@@ -35,7 +35,7 @@ def test_body_is_unambiguous() -> None:
 
 def test_timestamps_are_canonical_utc() -> None:
     local = T0.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai"))
-    assert chain.stamp(local) == chain.stamp(T0) == "2026-11-18T10:00:00.000000Z"
+    assert chain.stamp(local) == chain.stamp(T0) == "2026-11-18T10:00:00.000000+00:00"
     with pytest.raises(ValueError):
         chain.stamp(datetime(2026, 1, 1))
 
@@ -67,3 +67,12 @@ def test_a_chain_after_a_purge_starts_where_the_purge_says() -> None:
     assert chain.check(rows[2:], 3, rows[1]["hash"]) == (None, 3)
     bad, _ = chain.check(rows[3:], 3, rows[1]["hash"])
     assert bad is not None and bad.seq == 3
+
+
+def test_the_inline_body_of_verify_equals_the_canonical_body() -> None:
+    for rec in tchain(3) + [{"ts": T0, "event": "purge", "detail": "{}", "port_lo": 1024, "port_hi": 1086,
+                             "started_at": T0, "ended_at": T0 + timedelta(microseconds=1)}]:
+        values = tuple(rec.get(k) for k in chain.BODY)
+        assert chain._body_of(values) == chain.body(rec)
+        as_text = tuple(chain.stamp(v) if isinstance(v, datetime) else v for v in values)
+        assert chain._body_of(as_text) == chain.body(rec)

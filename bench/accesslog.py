@@ -116,12 +116,12 @@ def proc_jiffies(pid: int) -> int:
     return int(f[11]) + int(f[12])
 
 
-def client_addresses(cfg: RouterConfig, n: int) -> list[str]:
-    """``n`` addresses spread over the upper DHCP range (the bench's phones lease the first ones)."""
-    first = int(netaddr.IPAddress("10.77.0.64"))
-    last = int(netaddr.IPAddress(cfg.dhcp_end))
-    step = (last - first) // n
-    return [str(netaddr.IPAddress(first + i * step)) for i in range(n)]
+def client_addresses(cfg: RouterConfig, n: int, exclude: tuple[str, ...] = ()) -> list[str]:
+    """``n`` addresses spread over the DHCP range, but those the bench's phones leased."""
+    pool = [str(a) for a in netaddr.iter_iprange(cfg.dhcp_start, cfg.dhcp_end) if str(a) not in exclude]
+    if len(pool) < n:
+        raise SystemExit(f"the DHCP range holds {len(pool)} addresses, fewer than {n} clients")
+    return [pool[i * len(pool) // n] for i in range(n)]
 
 
 def nat_run(design: str, cps: float, seconds: float, clients: int) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def nat_run(design: str, cps: float, seconds: float, clients: int) -> dict[str, 
                     "net.netfilter.nf_conntrack_tcp_timeout_fin_wait=1",
                     "net.netfilter.nf_conntrack_tcp_timeout_last_ack=1",
                     "net.netfilter.nf_conntrack_timestamp=1"], check=True)
-        addrs = client_addresses(cfg, clients)
+        addrs = client_addresses(cfg, clients, tuple(b.phone(i).ip for i in range(PHONES)))
         per = [addrs[i::PHONES] for i in range(PHONES)]
         allowed = []
         until = time.time() + 3600

@@ -11,6 +11,7 @@ the head's ``UPDATE … RETURNING`` computes the link with PostgreSQL's ``sha256
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -161,27 +162,130 @@ def _canonical_column(conn: Connection, name: str) -> Any:
     return col
 
 
-def verify(conn: Connection, public: Ed25519PublicKey, batch: int = 20000) -> Report:
-    """Check the whole chain: every link, the sequence, its start (genesis or the last signed purge), every
-    anchor's and purge's signature, and that the head names the last record."""
-    start_seq, start_prev, bad = _start(conn, public)
-    anchors: list[dict[str, Any]] = []
-    first_last: list[int] = []
+def _rows(conn: Connection, lo: int | None = None, hi: int | None = None,
+          batch: int = 20000) -> Iterator[tuple[Any, ...]]:
+    q = sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS]).order_by(access_log.c.seq)
+    if lo is not None:
+        q = q.where(access_log.c.seq >= lo)
+    if hi is not None:
+        q = q.where(access_log.c.seq <= hi)
+    result = conn.execute(q.execution_options(yield_per=batch))
+    try:
+        for part in result.partitions():
+            yield from part
+    finally:
+        result.close()  # a check that stops at a bad record leaves the server-side cursor open otherwise
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What checking one range of records found: its first record's place, its last link, its signed records."""
+
+    bad: chain.Bad | None
+    records: int
+    first_seq: int | None
+    first_prev: str | None
+    last_hash: str | None
+    signed: list[dict[str, Any]]
+
+
+def _check_part(conn: Connection, lo: int | None, hi: int | None, start_prev: str | None,
+                start_seq: int | None = None) -> _Part:
+    """Check the records ``lo``..``hi``; ``start_prev``: the link the first must name (``None``: taken from it,
+    the caller compares it with the previous part's last link)."""
+    signed: list[dict[str, Any]] = []
+    first: list[tuple[Any, ...]] = []
+    last: list[str] = []
+
+    source = _rows(conn, lo, hi)
 
     def rows() -> Iterator[tuple[Any, ...]]:
-        cols = [_canonical_column(conn, c) for c in chain.COLUMNS]
-        result = conn.execute(sa.select(*cols).order_by(access_log.c.seq).execution_options(yield_per=batch))
-        for part in result.partitions():
-            if not first_last:
-                first_last.append(part[0][0])
-            for r in part:
-                if r[6] in ("anchor", "purge"):  # the event
-                    anchors.append(dict(zip(chain.COLUMNS, r, strict=True)))
-            yield from part
+        for r in source:
+            if not first:
+                first.append(r)
+            if r[6] in ("anchor", "purge"):  # the event
+                signed.append(dict(zip(chain.COLUMNS, r, strict=True)))
+            yield r
+            last[:] = [r[2]]
 
-    n = 0
+    try:
+        return _check_rows(rows(), lo, start_prev, start_seq, signed, last)
+    finally:
+        source.close()
+
+
+def _check_rows(it: Iterator[tuple[Any, ...]], lo: int | None, start_prev: str | None, start_seq: int | None,
+                signed: list[dict[str, Any]], last: list[str]) -> _Part:
+    head = next(it, None)
+    if head is None:
+        return _Part(None, 0, None, None, None, [])
+    expect_seq = start_seq if start_seq is not None else lo if lo is not None else head[0]
+
+    def again() -> Iterator[tuple[Any, ...]]:
+        yield head
+        yield from it
+
+    bad, n = chain.check_rows(again(), expect_seq, head[1] if start_prev is None else start_prev)
+    return _Part(bad, n, head[0], head[1], last[0] if last else None, signed)
+
+
+def _check_part_at(url: str, lo: int, hi: int) -> _Part:
+    """:func:`_check_part` in a worker process, on its own connection."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return _check_part(conn, lo, hi, None)
+    finally:
+        engine.dispose()
+
+
+def _check_all(conn: Connection, start_seq: int, start_prev: str, workers: int) -> _Part:
+    """The chain from ``start_seq``, in ``workers`` processes over ranges of ``seq`` when PostgreSQL holds many
+    records (each range's links are independent; the ranges are then joined: each must begin with the link the
+    previous one ended with)."""
+    if workers <= 1:
+        return _check_part(conn, None, None, start_prev, start_seq)
+    top = conn.execute(sa.select(sa.func.max(access_log.c.seq))).scalar() or 0
+    lo0 = conn.execute(sa.select(sa.func.min(access_log.c.seq))).scalar() or start_seq
+    step = max(1, (top - lo0 + workers) // workers)
+    bounds = [(lo0 + i * step, min(top, lo0 + (i + 1) * step - 1)) for i in range(workers)
+              if lo0 + i * step <= top]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    url = conn.engine.url.render_as_string(hide_password=False)
+    with ProcessPoolExecutor(len(bounds), mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(pool.map(_check_part_at, [url] * len(bounds), *zip(*bounds, strict=True)))
+    n, signed, prev, expect = 0, [], start_prev, start_seq
+    for part in parts:
+        if part.first_seq is None:
+            continue
+        if part.first_seq != expect:
+            return _Part(chain.Bad(expect, f"missing or out of order (found record {part.first_seq} where "
+                                           f"{expect} belongs)"), n, None, None, None, signed)
+        if part.first_prev != prev:
+            return _Part(chain.Bad(part.first_seq, "previous-hash mismatch (a record before it was changed, "
+                                                   "deleted or moved)"), n, None, None, None, signed)
+        signed += part.signed
+        n += part.records
+        if part.bad is not None:
+            return _Part(part.bad, n, None, None, None, signed)
+        prev, expect = part.last_hash, part.first_seq + part.records
+    return _Part(None, n, None, None, prev, signed)
+
+
+def verify(conn: Connection, public: Ed25519PublicKey, parallel_min: int = 100_000) -> Report:
+    """Check the whole chain: every link, the sequence, its start (genesis or the last signed purge), every
+    anchor's and purge's signature, and that the head names the last record. On PostgreSQL, a chain of at least
+    ``parallel_min`` records is checked in one process per CPU."""
+    start_seq, start_prev, bad = _start(conn, public)
+    n, anchors, first = 0, [], None
     if bad is None:
-        bad, n = chain.check_rows(rows(), start_seq, start_prev)
+        span = conn.execute(sa.select(sa.func.min(access_log.c.seq), sa.func.max(access_log.c.seq))).one()
+        many = span[0] is not None and span[1] - span[0] + 1 >= parallel_min
+        workers = min(os.cpu_count() or 1, 4) if many and conn.dialect.name == "postgresql" else 1
+        part = _check_all(conn, start_seq, start_prev, workers)
+        bad, n, anchors, first = part.bad, part.records, part.signed, span[0]
     last_anchor = None
     if bad is None:
         for a in anchors:
@@ -203,7 +307,6 @@ def verify(conn: Connection, public: Ed25519PublicKey, batch: int = 20000) -> Re
             bad = chain.Bad(last + 1 if head.seq > last else head.seq,
                             f"the chain head says {head.seq} records, the table ends at {last} (records were "
                             "deleted from the end, or the head was changed)")
-    first = first_last[0] if first_last else None
     return Report(n, first, None if n == 0 else start_seq + n - 1,
                   sum(1 for a in anchors if a["event"] == "anchor"), last_anchor, bad)
 

@@ -267,3 +267,24 @@ def test_two_writers_at_once_never_fork_the_chain(engine: Engine, var_dir: Path)
     with engine.connect() as conn:
         report = store.verify(conn, signing.signer(var_dir).public)
         assert report.ok and report.records == 180
+
+
+@pytest.mark.parametrize("how", sorted(TAMPER))
+def test_verify_in_parallel_finds_what_verify_in_one_process_finds(postgres_url: str, var_dir: Path,
+                                                                    how: str) -> None:
+    engine = db.make_engine(postgres_url)
+    try:
+        db.upgrade(engine)
+        scenario(engine)
+        public = signing.signer(var_dir).public
+        with engine.connect() as conn:
+            assert store.verify(conn, public, parallel_min=1) == store.verify(conn, public)
+        tamper, message = TAMPER[how]
+        with engine.begin() as conn:
+            tamper(conn)
+        with engine.connect() as conn:
+            serial, parallel = store.verify(conn, public), store.verify(conn, public, parallel_min=1)
+        assert parallel.bad is not None and message in str(parallel.bad)
+        assert parallel.bad == serial.bad
+    finally:
+        engine.dispose()

@@ -1,6 +1,8 @@
 """Deterministic NAT's port blocks (RFC 7422), pure: the mapping and the rules rendered from it."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from keliu.config import build
@@ -26,7 +28,7 @@ def test_block(cidr: str, ip: str, expected: tuple[int, int] | None) -> None:
 def test_blocks_tile_the_port_space_without_overlap() -> None:
     got = portblock.blocks("10.77.0.0/22", "10.77.0.0", "10.77.3.255")
     assert len(got) == 1024 and got[0][1] == 1024 and got[-1][2] == 65535
-    assert all(a[2] + 1 == b[1] for a, b in zip(got, got[1:], strict=False))
+    assert all(a[2] + 1 == b[1] for a, b in itertools.pairwise(got))
 
 
 def test_rules_are_one_per_dhcp_address_in_their_own_chain_before_srcnat() -> None:

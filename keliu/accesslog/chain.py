@@ -146,6 +146,24 @@ def check_rows(rows: Iterable[tuple[Any, ...]], start_seq: int = 1,
     return None, n
 
 
+def check_links(rows: Iterable[tuple[Any, ...]], start_seq: int = 1,
+                start_prev: str = GENESIS) -> tuple[Bad | None, int]:
+    """:func:`check_rows` over (``seq``, ``prev_hash``, ``hash``, link) where the database computed each record's
+    link over its stored ``prev_hash`` (``keliu.accesslog.store``): what is left is comparing text."""
+    expect_seq, expect_prev = start_seq, start_prev
+    n = 0
+    for seq, prev_hash, hash_, computed, *_ in rows:
+        if seq != expect_seq:
+            return Bad(expect_seq, f"missing or out of order (found record {seq} where {expect_seq} belongs)"), n
+        if prev_hash != expect_prev:
+            return Bad(seq, "previous-hash mismatch (a record before it was changed, deleted or moved)"), n
+        if computed != hash_:
+            return Bad(seq, "hash mismatch (the record was changed)"), n
+        n += 1
+        expect_seq, expect_prev = seq + 1, hash_
+    return None, n
+
+
 def anchor_message(seq: int, hash_: str, at: datetime | str) -> bytes:
     """What a daily anchor signs: the chain's head (``seq``, ``hash``) at ``at`` (a datetime or its canonical
     text)."""

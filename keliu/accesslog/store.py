@@ -162,9 +162,40 @@ def _canonical_column(conn: Connection, name: str) -> Any:
     return col
 
 
+def _pg_link() -> Any:
+    """The link of each record, computed by PostgreSQL over its stored ``prev_hash`` exactly as
+    :func:`keliu.accesslog.chain.link` over :func:`keliu.accesslog.chain.body` (the login statement writes links
+    the same way): verify then only compares text, at C speed, and fetches five columns instead of eighteen."""
+    c = access_log.c
+    bar, tilde = sa.literal_column("'|'"), sa.literal_column("'~'")
+    parts: list[Any] = []
+    for name in chain.BODY:
+        col = c[name]
+        if name in ("ts", "started_at", "ended_at"):
+            text: Any = sa.func.concat(sa.literal_column("'32:'"), _canonical_column_pg(col))
+        else:
+            as_text = sa.cast(col, sa.Text)
+            text = sa.func.concat(sa.func.length(as_text), sa.literal_column("':'"), as_text)
+        parts.append(sa.case((col.is_(None), tilde), else_=text))
+    body = sa.func.concat(*parts)
+    return sa.func.encode(sa.func.sha256(sa.func.convert_to(
+        sa.func.concat(c.prev_hash, bar, c.seq, bar, c.session_id, bar, c.member_id, bar, body),
+        sa.literal_column("'UTF8'"))), sa.literal_column("'hex'")).label("link")
+
+
+def _canonical_column_pg(col: Any) -> Any:
+    return sa.func.to_char(sa.func.timezone(sa.literal_column("'UTC'"), col), sa.literal_column(f"'{_PG_STAMP}'"))
+
+
 def _rows(conn: Connection, lo: int | None = None, hi: int | None = None,
           batch: int = 20000) -> Iterator[tuple[Any, ...]]:
-    q = sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS]).order_by(access_log.c.seq)
+    """Rows in :data:`keliu.accesslog.chain.COLUMNS` order; on PostgreSQL (``seq``, ``prev_hash``, ``hash``,
+    the link PostgreSQL computed, ``event``)."""
+    c = access_log.c
+    if conn.dialect.name == "postgresql":
+        q = sa.select(c.seq, c.prev_hash, c.hash, _pg_link(), c.event).order_by(c.seq)
+    else:
+        q = sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS]).order_by(access_log.c.seq)
     if lo is not None:
         q = q.where(access_log.c.seq >= lo)
     if hi is not None:
@@ -196,26 +227,33 @@ def _check_part(conn: Connection, lo: int | None, hi: int | None, start_prev: st
     signed: list[dict[str, Any]] = []
     first: list[tuple[Any, ...]] = []
     last: list[str] = []
-
+    pg = conn.dialect.name == "postgresql"
+    event_at = 4 if pg else 6
+    signed_seqs: list[int] = []
     source = _rows(conn, lo, hi)
 
     def rows() -> Iterator[tuple[Any, ...]]:
         for r in source:
             if not first:
                 first.append(r)
-            if r[6] in ("anchor", "purge"):  # the event
-                signed.append(dict(zip(chain.COLUMNS, r, strict=True)))
+            if r[event_at] in ("anchor", "purge"):
+                signed_seqs.append(r[0])
             yield r
             last[:] = [r[2]]
 
     try:
-        return _check_rows(rows(), lo, start_prev, start_seq, signed, last)
+        part = _check_rows(rows(), lo, start_prev, start_seq, signed, last, pg)
     finally:
         source.close()
+    if signed_seqs:
+        q = (sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS])
+             .where(access_log.c.seq.in_(signed_seqs)).order_by(access_log.c.seq))
+        signed += [dict(zip(chain.COLUMNS, r, strict=True)) for r in conn.execute(q)]
+    return part
 
 
 def _check_rows(it: Iterator[tuple[Any, ...]], lo: int | None, start_prev: str | None, start_seq: int | None,
-                signed: list[dict[str, Any]], last: list[str]) -> _Part:
+                signed: list[dict[str, Any]], last: list[str], pg: bool) -> _Part:
     head = next(it, None)
     if head is None:
         return _Part(None, 0, None, None, None, [])
@@ -225,7 +263,8 @@ def _check_rows(it: Iterator[tuple[Any, ...]], lo: int | None, start_prev: str |
         yield head
         yield from it
 
-    bad, n = chain.check_rows(again(), expect_seq, head[1] if start_prev is None else start_prev)
+    check = chain.check_links if pg else chain.check_rows
+    bad, n = check(again(), expect_seq, head[1] if start_prev is None else start_prev)
     return _Part(bad, n, head[0], head[1], last[0] if last else None, signed)
 
 

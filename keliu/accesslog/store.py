@@ -11,7 +11,6 @@ the head's ``UPDATE … RETURNING`` computes the link with PostgreSQL's ``sha256
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -187,19 +186,10 @@ def _canonical_column_pg(col: Any) -> Any:
     return sa.func.to_char(sa.func.timezone(sa.literal_column("'UTC'"), col), sa.literal_column(f"'{_PG_STAMP}'"))
 
 
-def _rows(conn: Connection, lo: int | None = None, hi: int | None = None,
-          batch: int = 20000) -> Iterator[tuple[Any, ...]]:
-    """Rows in :data:`keliu.accesslog.chain.COLUMNS` order; on PostgreSQL (``seq``, ``prev_hash``, ``hash``,
-    the link PostgreSQL computed, ``event``)."""
-    c = access_log.c
-    if conn.dialect.name == "postgresql":
-        q = sa.select(c.seq, c.prev_hash, c.hash, _pg_link(), c.event).order_by(c.seq)
-    else:
-        q = sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS]).order_by(access_log.c.seq)
-    if lo is not None:
-        q = q.where(access_log.c.seq >= lo)
-    if hi is not None:
-        q = q.where(access_log.c.seq <= hi)
+def _rows(conn: Connection, start_seq: int, batch: int = 20000) -> Iterator[tuple[Any, ...]]:
+    """Every record from ``start_seq`` in :data:`keliu.accesslog.chain.COLUMNS` order, streamed."""
+    q = (sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS]).where(access_log.c.seq >= start_seq)
+         .order_by(access_log.c.seq))
     result = conn.execute(q.execution_options(yield_per=batch))
     try:
         for part in result.partitions():
@@ -208,123 +198,62 @@ def _rows(conn: Connection, lo: int | None = None, hi: int | None = None,
         result.close()  # a check that stops at a bad record leaves the server-side cursor open otherwise
 
 
-@dataclass(frozen=True)
-class _Part:
-    """What checking one range of records found: its first record's place, its last link, its signed records."""
-
-    bad: chain.Bad | None
-    records: int
-    first_seq: int | None
-    first_prev: str | None
-    last_hash: str | None
-    signed: list[dict[str, Any]]
-
-
-def _check_part(conn: Connection, lo: int | None, hi: int | None, start_prev: str | None,
-                start_seq: int | None = None) -> _Part:
-    """Check the records ``lo``..``hi``; ``start_prev``: the link the first must name (``None``: taken from it,
-    the caller compares it with the previous part's last link)."""
-    signed: list[dict[str, Any]] = []
-    first: list[tuple[Any, ...]] = []
-    last: list[str] = []
-    pg = conn.dialect.name == "postgresql"
-    event_at = 4 if pg else 6
-    signed_seqs: list[int] = []
-    source = _rows(conn, lo, hi)
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        for r in source:
-            if not first:
-                first.append(r)
-            if r[event_at] in ("anchor", "purge"):
-                signed_seqs.append(r[0])
-            yield r
-            last[:] = [r[2]]
-
+def _check_in_python(conn: Connection, start_seq: int, start_prev: str) -> tuple[chain.Bad | None, int]:
+    rows = _rows(conn, start_seq)
     try:
-        part = _check_rows(rows(), lo, start_prev, start_seq, signed, last, pg)
+        return chain.check_rows(rows, start_seq, start_prev)
     finally:
-        source.close()
-    if signed_seqs:
-        q = (sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS])
-             .where(access_log.c.seq.in_(signed_seqs)).order_by(access_log.c.seq))
-        signed += [dict(zip(chain.COLUMNS, r, strict=True)) for r in conn.execute(q)]
-    return part
+        rows.close()
 
 
-def _check_rows(it: Iterator[tuple[Any, ...]], lo: int | None, start_prev: str | None, start_seq: int | None,
-                signed: list[dict[str, Any]], last: list[str], pg: bool) -> _Part:
-    head = next(it, None)
-    if head is None:
-        return _Part(None, 0, None, None, None, [])
-    expect_seq = start_seq if start_seq is not None else lo if lo is not None else head[0]
-
-    def again() -> Iterator[tuple[Any, ...]]:
-        yield head
-        yield from it
-
-    check = chain.check_links if pg else chain.check_rows
-    bad, n = check(again(), expect_seq, head[1] if start_prev is None else start_prev)
-    return _Part(bad, n, head[0], head[1], last[0] if last else None, signed)
-
-
-def _check_part_at(url: str, lo: int, hi: int) -> _Part:
-    """:func:`_check_part` in a worker process, on its own connection."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return _check_part(conn, lo, hi, None)
-    finally:
-        engine.dispose()
-
-
-def _check_all(conn: Connection, start_seq: int, start_prev: str, workers: int) -> _Part:
-    """The chain from ``start_seq``, in ``workers`` processes over ranges of ``seq`` when PostgreSQL holds many
-    records (each range's links are independent; the ranges are then joined: each must begin with the link the
-    previous one ended with)."""
-    if workers <= 1:
-        return _check_part(conn, None, None, start_prev, start_seq)
-    top = conn.execute(sa.select(sa.func.max(access_log.c.seq))).scalar() or 0
-    lo0 = conn.execute(sa.select(sa.func.min(access_log.c.seq))).scalar() or start_seq
-    step = max(1, (top - lo0 + workers) // workers)
-    bounds = [(lo0 + i * step, min(top, lo0 + (i + 1) * step - 1)) for i in range(workers)
-              if lo0 + i * step <= top]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    url = conn.engine.url.render_as_string(hide_password=False)
-    with ProcessPoolExecutor(len(bounds), mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_check_part_at, [url] * len(bounds), *zip(*bounds, strict=True)))
-    n, signed, prev, expect = 0, [], start_prev, start_seq
-    for part in parts:
-        if part.first_seq is None:
-            continue
-        if part.first_seq != expect:
-            return _Part(chain.Bad(expect, f"missing or out of order (found record {part.first_seq} where "
-                                           f"{expect} belongs)"), n, None, None, None, signed)
-        if part.first_prev != prev:
-            return _Part(chain.Bad(part.first_seq, "previous-hash mismatch (a record before it was changed, "
-                                                   "deleted or moved)"), n, None, None, None, signed)
-        signed += part.signed
-        n += part.records
-        if part.bad is not None:
-            return _Part(part.bad, n, None, None, None, signed)
-        prev, expect = part.last_hash, part.first_seq + part.records
-    return _Part(None, n, None, None, prev, signed)
+def _check_in_postgres(conn: Connection, start_seq: int, start_prev: str) -> tuple[chain.Bad | None, int]:
+    """The same checks as :func:`keliu.accesslog.chain.check_rows`, run by PostgreSQL in one pass (a window over
+    ``seq``): each record's link recomputed (:func:`_pg_link`), its ``prev_hash`` against the previous record's
+    ``hash``, its ``seq`` against the previous one's. Only the first bad record and the count come back."""
+    c = access_log.c
+    w = {"order_by": c.seq}
+    walk = sa.select(c.seq, c.prev_hash, c.hash, _pg_link(),
+                     sa.func.lag(c.seq).over(**w).label("pseq"),
+                     sa.func.lag(c.hash).over(**w).label("phash")).where(c.seq >= start_seq).subquery("walk")
+    gap = sa.or_(sa.and_(walk.c.pseq.is_(None), walk.c.seq != start_seq),
+                 sa.and_(walk.c.pseq.is_not(None), walk.c.seq != walk.c.pseq + sa.literal_column("1")))
+    wrong_prev = walk.c.prev_hash != sa.func.coalesce(walk.c.phash, start_prev)
+    why = sa.case((gap, sa.literal_column("'gap'")), (wrong_prev, sa.literal_column("'prev'")),
+                  else_=sa.literal_column("'hash'"))
+    first_bad = conn.execute(sa.select(walk.c.seq, walk.c.pseq, why)
+                             .where(sa.or_(gap, wrong_prev, walk.c.link != walk.c.hash))
+                             .order_by(walk.c.seq).limit(1)).first()
+    if first_bad is None:
+        n = conn.execute(sa.select(sa.func.count()).where(c.seq >= start_seq)).scalar_one()
+        return None, int(n)
+    seq, pseq, reason = first_bad
+    expect = start_seq if pseq is None else pseq + 1
+    n = conn.execute(sa.select(sa.func.count()).where(c.seq >= start_seq, c.seq < seq)).scalar_one()
+    if reason == "gap":
+        return chain.Bad(expect, f"missing or out of order (found record {seq} where {expect} belongs)"), int(n)
+    if reason == "prev":
+        return chain.Bad(seq, "previous-hash mismatch (a record before it was changed, deleted or moved)"), int(n)
+    return chain.Bad(seq, "hash mismatch (the record was changed)"), int(n)
 
 
-def verify(conn: Connection, public: Ed25519PublicKey, parallel_min: int = 100_000) -> Report:
+def _signed(conn: Connection, start_seq: int) -> list[dict[str, Any]]:
+    q = (sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS])
+         .where(access_log.c.seq >= start_seq, access_log.c.event.in_(["anchor", "purge"]))
+         .order_by(access_log.c.seq))
+    return [dict(zip(chain.COLUMNS, r, strict=True)) for r in conn.execute(q)]
+
+
+def verify(conn: Connection, public: Ed25519PublicKey, independent: bool = False) -> Report:
     """Check the whole chain: every link, the sequence, its start (genesis or the last signed purge), every
-    anchor's and purge's signature, and that the head names the last record. On PostgreSQL, a chain of at least
-    ``parallel_min`` records is checked in one process per CPU."""
+    anchor's and purge's signature, and that the head names the last record. On PostgreSQL the database walks the
+    chain (:func:`_check_in_postgres`); ``independent``: Python recomputes every link itself (as on SQLite)."""
     start_seq, start_prev, bad = _start(conn, public)
-    n, anchors, first = 0, [], None
+    n, anchors = 0, []
     if bad is None:
-        span = conn.execute(sa.select(sa.func.min(access_log.c.seq), sa.func.max(access_log.c.seq))).one()
-        many = span[0] is not None and span[1] - span[0] + 1 >= parallel_min
-        workers = min(os.cpu_count() or 1, 4) if many and conn.dialect.name == "postgresql" else 1
-        part = _check_all(conn, start_seq, start_prev, workers)
-        bad, n, anchors, first = part.bad, part.records, part.signed, span[0]
+        walk = _check_in_postgres if conn.dialect.name == "postgresql" and not independent else _check_in_python
+        bad, n = walk(conn, start_seq, start_prev)
+        anchors = _signed(conn, start_seq)
+    first = conn.execute(sa.select(sa.func.min(access_log.c.seq))).scalar()
     last_anchor = None
     if bad is None:
         for a in anchors:

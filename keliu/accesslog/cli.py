@@ -49,7 +49,9 @@ def accesslog() -> None:
 @accesslog.command("verify")
 @click.option("--public-key", "public_key", type=click.Path(exists=True, dir_okay=False),
               help="PEM public key to check signatures with (default: the router's own key in var/keys).")
-def verify_cmd(public_key: str | None) -> None:
+@click.option("--in-database", is_flag=True,
+              help="PostgreSQL: let the database recompute the links (less data moved) instead of keliu.")
+def verify_cmd(public_key: str | None, in_database: bool) -> None:
     """Check every record's link, the sequence, the start (genesis or last purge), the signatures and the head.
     Exit 1 naming the first bad record."""
     from keliu.accesslog import signing, store
@@ -58,7 +60,7 @@ def verify_cmd(public_key: str | None) -> None:
     public = (signing.load_public(Path(public_key).read_bytes()) if public_key
               else signing.signer(cfg.var_path).public)
     with engine.connect() as conn:
-        report = store.verify(conn, public)
+        report = store.verify(conn, public, in_database=in_database)
     if report.bad is not None:
         raise AccesslogError(f"chain broken at {report.bad}")
     span = "no records" if report.first_seq is None else f"records {report.first_seq}–{report.last_seq}"

@@ -243,14 +243,15 @@ def _signed(conn: Connection, start_seq: int) -> list[dict[str, Any]]:
     return [dict(zip(chain.COLUMNS, r, strict=True)) for r in conn.execute(q)]
 
 
-def verify(conn: Connection, public: Ed25519PublicKey, independent: bool = False) -> Report:
+def verify(conn: Connection, public: Ed25519PublicKey, in_database: bool = False) -> Report:
     """Check the whole chain: every link, the sequence, its start (genesis or the last signed purge), every
-    anchor's and purge's signature, and that the head names the last record. On PostgreSQL the database walks the
-    chain (:func:`_check_in_postgres`); ``independent``: Python recomputes every link itself (as on SQLite)."""
+    anchor's and purge's signature, and that the head names the last record. Python recomputes every link itself
+    (the database vouches for nothing); ``in_database`` on PostgreSQL: the database walks the chain
+    (:func:`_check_in_postgres`: less data moved, more of the database's CPU)."""
     start_seq, start_prev, bad = _start(conn, public)
     n, anchors = 0, []
     if bad is None:
-        walk = _check_in_postgres if conn.dialect.name == "postgresql" and not independent else _check_in_python
+        walk = _check_in_postgres if conn.dialect.name == "postgresql" and in_database else _check_in_python
         bad, n = walk(conn, start_seq, start_prev)
         anchors = _signed(conn, start_seq)
     first = conn.execute(sa.select(sa.func.min(access_log.c.seq))).scalar()

@@ -284,7 +284,7 @@ def test_postgresql_walking_the_chain_finds_what_python_finds(postgres_url: str,
                 TAMPER[how][0](conn)
         public = signing.signer(var_dir).public
         with engine.connect() as conn:
-            in_db, in_python = store.verify(conn, public), store.verify(conn, public, independent=True)
+            in_db, in_python = store.verify(conn, public, in_database=True), store.verify(conn, public)
         assert in_db == in_python
         assert in_db.ok == (how == "none")
     finally:

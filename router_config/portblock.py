@@ -18,7 +18,7 @@ LAST_PORT = 65535
 
 def block_size(lan_cidr: str) -> int:
     """Ports per LAN address (at least 1: a LAN larger than the port space cannot be mapped)."""
-    size = (LAST_PORT - FIRST_PORT + 1) // netaddr.IPNetwork(lan_cidr).size
+    size = (LAST_PORT - FIRST_PORT + 1) // int(netaddr.IPNetwork(lan_cidr).size)
     if size < 1:
         raise ValueError(f"{lan_cidr} has more addresses than there are source ports to share")
     return size

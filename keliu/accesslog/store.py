@@ -11,10 +11,10 @@ the head's ``UPDATE … RETURNING`` computes the link with PostgreSQL's ``sha256
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -96,7 +96,7 @@ def login_ctes(opened_cte: Any, values: Mapping[str, Any], body: Any, also: Any)
     ``member_id`` of the new session) holds a row. ``values``: SQL expressions of the body's columns, over ``also``
     (a one-row CTE of the statement's values)."""
     h = accesslog_head
-    bar = sa.literal_column("'|'")
+    bar: Any = sa.literal_column("'|'")
     new_seq = h.c.seq + sa.literal_column("1")
     sid = sa.select(opened_cte.c.id).scalar_subquery()
     mid = sa.select(opened_cte.c.member_id).scalar_subquery()
@@ -166,7 +166,8 @@ def _pg_link() -> Any:
     :func:`keliu.accesslog.chain.link` over :func:`keliu.accesslog.chain.body` (the login statement writes links
     the same way): verify then only compares text, at C speed, and fetches five columns instead of eighteen."""
     c = access_log.c
-    bar, tilde = sa.literal_column("'|'"), sa.literal_column("'~'")
+    bar: Any = sa.literal_column("'|'")
+    tilde: Any = sa.literal_column("'~'")
     parts: list[Any] = []
     for name in chain.BODY:
         col = c[name]
@@ -186,14 +187,14 @@ def _canonical_column_pg(col: Any) -> Any:
     return sa.func.to_char(sa.func.timezone(sa.literal_column("'UTC'"), col), sa.literal_column(f"'{_PG_STAMP}'"))
 
 
-def _rows(conn: Connection, start_seq: int, batch: int = 20000) -> Iterator[tuple[Any, ...]]:
+def _rows(conn: Connection, start_seq: int, batch: int = 20000) -> Generator[tuple[Any, ...], None, None]:
     """Every record from ``start_seq`` in :data:`keliu.accesslog.chain.COLUMNS` order, streamed."""
     q = (sa.select(*[_canonical_column(conn, c) for c in chain.COLUMNS]).where(access_log.c.seq >= start_seq)
          .order_by(access_log.c.seq))
     result = conn.execute(q.execution_options(yield_per=batch))
     try:
         for part in result.partitions():
-            yield from part
+            yield from cast("Sequence[tuple[Any, ...]]", part)  # rows are tuples; no copy per record
     finally:
         result.close()  # a check that stops at a bad record leaves the server-side cursor open otherwise
 
@@ -211,10 +212,9 @@ def _check_in_postgres(conn: Connection, start_seq: int, start_prev: str) -> tup
     ``seq``): each record's link recomputed (:func:`_pg_link`), its ``prev_hash`` against the previous record's
     ``hash``, its ``seq`` against the previous one's. Only the first bad record and the count come back."""
     c = access_log.c
-    w = {"order_by": c.seq}
     walk = sa.select(c.seq, c.prev_hash, c.hash, _pg_link(),
-                     sa.func.lag(c.seq).over(**w).label("pseq"),
-                     sa.func.lag(c.hash).over(**w).label("phash")).where(c.seq >= start_seq).subquery("walk")
+                     sa.func.lag(c.seq).over(order_by=c.seq).label("pseq"),
+                     sa.func.lag(c.hash).over(order_by=c.seq).label("phash")).where(c.seq >= start_seq).subquery("walk")
     gap = sa.or_(sa.and_(walk.c.pseq.is_(None), walk.c.seq != start_seq),
                  sa.and_(walk.c.pseq.is_not(None), walk.c.seq != walk.c.pseq + sa.literal_column("1")))
     wrong_prev = walk.c.prev_hash != sa.func.coalesce(walk.c.phash, start_prev)

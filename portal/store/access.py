@@ -14,6 +14,7 @@ device id (an HMAC, never the MAC) and the addresses.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,7 @@ _ENDED = (portal_sessions.c.id, portal_sessions.c.store_id, portal_sessions.c.me
           portal_sessions.c.started_at)
 
 
-def log_ended(conn: Connection, rows: list[Any], event: str, now: datetime) -> None:
+def log_ended(conn: Connection, rows: Sequence[Any], event: str, now: datetime) -> None:
     """The access log's record of each ended session (``rows``: :data:`_ENDED`), after every session update of the
     transaction (the chain head is locked last, so no writer waits for it while holding a session row)."""
     for r in rows:
@@ -290,7 +291,7 @@ def sweep(svc: Services, now: datetime) -> list[object]:
     gate_clients = svc.gate.clients()  # before the table: see sessions.sweep
     with svc.engine.begin() as conn:
         decisions = sessions.sweep(_active(conn), gate_clients, svc.device_of, now, svc.policy)
-        ended: list[tuple[str, list[Any]]] = []
+        ended: list[tuple[str, Sequence[Any]]] = []
         for d in decisions:
             if isinstance(d, EndSession):
                 ended.append((d.reason, conn.execute(

@@ -33,6 +33,9 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "detect-staff": {"task": "analytics.dispatch", "schedule": crontab(hour="0", minute="20"),
                          "args": ("staff",)},
         "purge": {"task": "analytics.purge", "schedule": crontab(hour="3", minute="30")},
+        # the access and NAT log (keliu.accesslog): a signed anchor each day, the retention purge each night
+        "accesslog-anchor": {"task": "analytics.accesslog_anchor", "schedule": crontab(hour="0", minute="5")},
+        "accesslog-purge": {"task": "analytics.accesslog_purge", "schedule": crontab(hour="3", minute="40")},
     }
 
 

@@ -10,11 +10,13 @@ exponential backoff on database and InfluxDB errors. Days travel as ISO strings,
     analytics.detect_staff(store, day)       the day's staff and fixed-device flags
     analytics.purge(now)                     retention of raw sightings, visits and device days
     analytics.dispatch(kind, now)            the beat's fan-out: one task per store (or mall) and day
+    analytics.accesslog_anchor(now)          the access log's daily signed anchor (keliu.accesslog)
+    analytics.accesslog_purge(now)           the access and NAT log's retention, with a signed purge record
 """
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +27,8 @@ from analytics import influx, pipeline
 from analytics import store as store_tables
 from analytics.errors import AnalyticsServiceError
 from keliu import db
+from keliu.accesslog import signing
+from keliu.accesslog import store as accesslog
 from keliu.config import Config
 
 _ENGINES: dict[str, Engine] = {}
@@ -92,6 +96,22 @@ def purge(self: Task, now: float | None = None) -> dict[str, int]:
     return pipeline.purge(engine_of(self), config_of(self), _now(now))
 
 
+def accesslog_purge(self: Task, now: float | None = None) -> int:
+    """The access and NAT log's retention: records older than ``[accesslog] retention_days`` go, a signed purge
+    record stays (keliu.accesslog)."""
+    cfg = config_of(self)
+    with engine_of(self).begin() as conn:
+        return accesslog.purge(conn, signing.signer(cfg.var_path), datetime.fromtimestamp(_now(now), UTC),
+                               cfg.accesslog.retention_days)
+
+
+def accesslog_anchor(self: Task, now: float | None = None) -> int:
+    """The access log's daily signed anchor of its head."""
+    cfg = config_of(self)
+    with engine_of(self).begin() as conn:
+        return accesslog.anchor(conn, signing.signer(cfg.var_path), datetime.fromtimestamp(_now(now), UTC))
+
+
 def dispatch(self: Task, kind: str, now: float | None = None) -> int:
     """Fan out one task per active store (``stores``, ``staff``) or mall (``malls``) and day; returns how many."""
     cfg, engine, t = config_of(self), engine_of(self), _now(now)
@@ -121,5 +141,6 @@ def dispatch(self: Task, kind: str, now: float | None = None) -> int:
 
 def register(app: Celery) -> None:
     """Register the tasks on ``app`` under their explicit names."""
-    for fn in (ingest_batch, close_visits, rollup_store, rollup_mall, detect_staff, purge, dispatch):
+    for fn in (ingest_batch, close_visits, rollup_store, rollup_mall, detect_staff, purge, dispatch,
+               accesslog_purge, accesslog_anchor):
         app.task(name=f"analytics.{fn.__name__}", **RETRY)(fn)

@@ -31,6 +31,7 @@ from keliu.redaction import redact_url
 if typing.TYPE_CHECKING:
     from analytics.config import AnalyticsConfig
     from dashboards.config import DashboardsConfig
+    from keliu.accesslog.config import AccesslogConfig
     from portal.config import PortalConfig, SmsConfig, WechatConfig
     from router_config.config import RouterConfig
     from sensor.config import SensorConfig
@@ -268,6 +269,7 @@ class Config:
     analytics: AnalyticsConfig
     router: RouterConfig
     dashboards: DashboardsConfig
+    accesslog: AccesslogConfig
     database_url: str = "sqlite:///var/keliu.db"
     var_dir: str = "var"
     timezone: str = "Asia/Shanghai"
@@ -315,6 +317,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "analytics": ("analytics.config", "AnalyticsConfig"),
     "router": ("router_config.config", "RouterConfig"),
     "dashboards": ("dashboards.config", "DashboardsConfig"),
+    "accesslog": ("keliu.accesslog.config", "AccesslogConfig"),
 }
 _TOP = ("database_url", "var_dir", "timezone")
 

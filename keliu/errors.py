@@ -2,7 +2,8 @@
 
     KeliuError                 base of everything keliu raises on purpose
     ├── ConfigError            a configuration key has a bad value (names the key and the value)
-    └── ServiceError           a real service (database, broker, nft, InfluxDB) failed; wraps the library error
+    ├── ServiceError           a real service (database, broker, nft, InfluxDB) failed; wraps the library error
+    └── AccesslogError         the access log cannot be read, written or trusted as asked (keliu.accesslog)
 
 The CLI turns any KeliuError into one line ``keliu: <message>`` and a non-zero exit.
 """
@@ -28,3 +29,7 @@ class ConfigError(KeliuError):
 
 class ServiceError(KeliuError):
     """A service keliu talks to failed. Raised ``from`` the library's own exception."""
+
+
+class AccesslogError(KeliuError):
+    """The access log cannot be read, written or trusted as asked: a broken chain, a bad key, a bad request."""

@@ -19,6 +19,7 @@ KNOWN = {
     "flask_secret": 32,  # signs the portal's session cookies
     "token_hmac": 32,  # signs single-use tokens (WeChat extend, logout links)
     "sms_pepper": 32,  # keys the hashes of SMS codes at rest
+    "accesslog_ed25519": 32,  # the Ed25519 seed signing the access log's anchors and purges (keliu.accesslog)
 }
 
 

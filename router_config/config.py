@@ -73,6 +73,11 @@ class RouterConfig:
     #: the sensor's monitor-mode interface, created on ``monitor_phy`` by ``router_config.monitor``
     monitor_iface: str = field(default="mon0", metadata={"check": ifname})
     monitor_phy: int = 0
+    #: the NAT log (MPS Order 82): "portblock" translates each LAN address to a fixed block of source ports on
+    #: the WAN (RFC 7422, router_config.portblock), so the access log's login records answer "who used port P";
+    #: "conntrack": per-connection records from conntrack events (ulogd2's NFCT plugin, run apart from keliu);
+    #: "none": no translation rules from keliu (another NAT, and its log, is the operator's)
+    nat_log: Literal["portblock", "conntrack", "none"] = "portblock"
 
     def validate(self) -> None:
         lan = netaddr.IPNetwork(self.lan_cidr)
@@ -86,6 +91,12 @@ class RouterConfig:
             raise ValueError(f"dhcp_start: {self.dhcp_start} is after dhcp_end {self.dhcp_end}")
         if start <= netaddr.IPAddress(self.portal_ip) <= end:
             raise ValueError(f"portal_ip: {self.portal_ip} lies inside the DHCP range")
+        if self.nat_log == "portblock":
+            from router_config.portblock import block_size
+
+            if block_size(self.lan_cidr) < 8:
+                raise ValueError(f"nat_log: {self.lan_cidr} leaves fewer than 8 source ports per address; use a "
+                                 "smaller lan_cidr or nat_log = \"conntrack\"")
         if self.lan_iface == self.wan_iface:
             raise ValueError(f"wan_iface: same as lan_iface ({self.lan_iface!r})")
         for key in ("ssid", "staff_ssid"):

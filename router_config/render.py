@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import netaddr
 
 from router_config import model as m
+from router_config import portblock
 from router_config.model import Policy
 
 
@@ -141,7 +142,25 @@ def nft_chains(p: Policy) -> list[NftChain]:
     ]
     if down:
         chains.append(NftChain("client_down", tuple(down), comment="download policer"))
+    chains += nat_block_chains(p)
     return chains
+
+
+def nat_block_chains(p: Policy) -> list[NftChain]:
+    """Deterministic NAT (RFC 7422, :mod:`router_config.portblock`): every DHCP address leaves through the WAN
+    with its own fixed block of source ports. A base chain of its own, before the ``srcnat`` priority: the first
+    NAT chain whose rule matches a new connection decides its translation, so a generic masquerade elsewhere
+    (ours or the router's) only sees what no block covers."""
+    r = p.router
+    if r.nat_log != "portblock":
+        return []
+    rules = [f'oifname != "{r.wan_iface}" return']
+    rules += [f"ip saddr {ip} meta l4proto {{ tcp, udp }} masquerade to :{lo}-{hi}"
+              for ip, lo, hi in portblock.blocks(r.lan_cidr, r.dhcp_start, r.dhcp_end)]
+    # what has no ports (ICMP) leaves from the WAN's address too
+    rules.append(f"ip saddr {r.lan_cidr} masquerade")
+    return [NftChain("nat_blocks", tuple(rules), "type nat hook postrouting priority srcnat - 10; policy accept;",
+                     "NAT log: each LAN address's fixed block of source ports (RFC 7422)")]
 
 
 def _set_text(s: NftSet, with_elements: bool) -> list[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from keliu.accesslog.chain import NO_NAT, Nat
 from portal.core.sessions import Policy, grant_until
 from portal.errors import ConsentMissing
 
@@ -146,11 +147,16 @@ class LoginPlan:
     lease_tag: str | None
     #: the session's end
     until: datetime
+    #: what the access log records beside the member (MPS Order 82): the device's MAC (``None``: unknown) and
+    #: where its connections are translated to
+    mac: str | None = None
+    nat: Nat = NO_NAT
 
 
 def plan_login(*, proof: UseCode | UseNonce, member: PhoneMember | WechatMember, method: Method, store_id: str,
                now: datetime, device_id: str, ip: str, lang: str, choices: Choices, versions: Mapping[str, str],
-               registry_id: str | None, bound_ip: str, lease_tag: str | None, policy: Policy) -> LoginPlan:
+               registry_id: str | None, bound_ip: str, lease_tag: str | None, policy: Policy,
+               mac: str | None = None, nat: Nat = NO_NAT) -> LoginPlan:
     """The plan of a login. ``versions``: the version of each consent text shown (``portal.core.i18n``);
     ``registry_id``: the device's stable sensor id (``None`` without a MAC); ``policy``: the session's and the
     re-authorization's lengths. Raises ConsentMissing without the terms."""
@@ -161,4 +167,4 @@ def plan_login(*, proof: UseCode | UseNonce, member: PhoneMember | WechatMember,
         consents=tuple(ConsentRow(k, versions[k], choices.granted(k)) for k in CONSENT_KINDS),
         registry=None if registry_id is None else RegistryChange(registry_id, choices.analytics, now.timestamp()),
         reauth_until=now + timedelta(seconds=policy.reauth_s) if choices.reauth else None,
-        bound_ip=bound_ip, lease_tag=lease_tag, until=grant_until(policy, now))
+        bound_ip=bound_ip, lease_tag=lease_tag, until=grant_until(policy, now), mac=mac, nat=nat)

@@ -14,6 +14,7 @@ device id (an HMAC, never the MAC) and the addresses.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from keliu.accesslog import store as accesslog
+from keliu.accesslog.chain import Nat
 from keliu.gate import AllowClient, RevokeClient
 from portal.core import binding, sessions
 from portal.core.binding import Bound
@@ -40,6 +43,8 @@ from portal.edges import leases
 from portal.edges.clients import Client
 from portal.store import limits, login_store, members, privacy
 from portal.store.models import devices, landing_urls, portal_sessions
+from portal.store.models import members as members_table
+from router_config import portblock
 
 if TYPE_CHECKING:
     from portal.services import Services
@@ -72,8 +77,31 @@ def complete_login(conn: Connection, svc: Services, client: Client, proof: UseCo
                       device_id=client.device_id, ip=client.ip, lang=lang, choices=choices,
                       versions=CONSENT_VERSIONS,
                       registry_id=privacy.registry_id(svc, client.mac) if client.mac else None,
-                      bound_ip=bound.ip, lease_tag=bound.lease_tag, policy=svc.policy)
+                      bound_ip=bound.ip, lease_tag=bound.lease_tag, policy=svc.policy, mac=client.mac or None,
+                      nat=nat_of(svc, client.ip))
     return login_store.execute(conn, plan)
+
+
+def nat_of(svc: Services, ip: str) -> Nat:
+    """Where the access log says ``ip``'s connections leave: the configured public address and, with
+    ``[router] nat_log = "portblock"``, the address's fixed block of source ports (RFC 7422)."""
+    public = svc.cfg.accesslog.public_ip or None
+    router = svc.cfg.router
+    found = portblock.block(router.lan_cidr, ip) if router.nat_log == "portblock" else None
+    return Nat(public, None, None) if found is None else Nat(public, found[0], found[1])
+
+
+#: the columns of a session row its end's access record falls back on (a session older than the access log)
+_ENDED = (portal_sessions.c.id, portal_sessions.c.store_id, portal_sessions.c.member_id, portal_sessions.c.ip,
+          portal_sessions.c.started_at)
+
+
+def log_ended(conn: Connection, rows: Sequence[Any], event: str, now: datetime) -> None:
+    """The access log's record of each ended session (``rows``: :data:`_ENDED`), after every session update of the
+    transaction (the chain head is locked last, so no writer waits for it while holding a session row)."""
+    for r in rows:
+        accesslog.ended(conn, event=event, ts=now, session_id=r.id, store_id=r.store_id, member_id=r.member_id,
+                        ip=r.ip, started_at=r.started_at)
 
 
 def bound_at_login(svc: Services, client: Client, now: datetime) -> Bound:
@@ -156,6 +184,12 @@ def reauthorize(svc: Services, client: Client, now: datetime) -> Authorized | No
         members.touch_device(conn, device_id=client.device_id, member_id=member_id, store_id=svc.store_id, now=now)
         session_id, until = open_session(conn, svc, client, member_id, "reauth", now)
         landing = take_landing(conn, client.device_id)
+        m = conn.execute(sa.select(members_table.c.phone_e164, members_table.c.wechat_openid)
+                         .where(members_table.c.id == member_id)).one()
+        accesslog.append(conn, accesslog.opening_record(
+            "reauth", now, svc.store_id, session_id, member_id, m.phone_e164,
+            None if m.phone_e164 is not None or m.wechat_openid is None else f"wx:{m.wechat_openid}",
+            client.mac or None, client.ip, nat_of(svc, client.ip), "reauth"))
     allow(svc, client, until)
     log.info("reauth device %s session %s", client.device_id, session_id)
     return Authorized(session_id, member_id, until, landing)
@@ -194,13 +228,15 @@ def end_device(svc: Services, client: Client, reason: str, now: datetime) -> boo
             log.warning("%s refused: device %s at %s (session at %s): other_ip", reason, client.device_id, client.ip,
                         elsewhere.ip)
             return False
-        n = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.device_id == client.device_id,
-                                                          portal_sessions.c.ended_at.is_(None))
-                         .values(ended_at=now, end_reason=reason)).rowcount
+        ended = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.device_id == client.device_id,
+                                                              portal_sessions.c.ended_at.is_(None))
+                             .values(ended_at=now, end_reason=reason).returning(*_ENDED)).all()
+        n = len(ended)
         if reason == "logout":
             # logging out also withdraws seamless re-authorization on this device
             members.touch_device(conn, device_id=client.device_id, member_id=None, store_id=svc.store_id, now=now,
                                  reauth_until=None, set_reauth=True)
+        log_ended(conn, ended, reason, now)
     svc.gate.execute(RevokeClient(client.mac))
     return n > 0
 
@@ -218,8 +254,9 @@ def kick(svc: Services, session_id: int, now: datetime, reason: str = "kick") ->
             portal_sessions.c.id == session_id, portal_sessions.c.ended_at.is_(None))).first()
         if row is None:
             return False
-        conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == session_id)
-                     .values(ended_at=now, end_reason=reason))
+        ended = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == session_id)
+                             .values(ended_at=now, end_reason=reason).returning(*_ENDED)).all()
+        log_ended(conn, ended, reason, now)
     found = _gate_client(svc, row.device_id)
     if found is not None:
         svc.gate.execute(RevokeClient(found[0]))
@@ -236,6 +273,8 @@ def extend(svc: Services, session_id: int, minutes: int, now: datetime) -> datet
         until = sessions.extend(row.until, now, minutes, svc.policy)
         conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == session_id)
                      .values(until=until, last_activity=now))
+        accesslog.ended(conn, event="extend", ts=now, session_id=row.id, store_id=row.store_id,
+                        member_id=row.member_id, ip=row.ip, started_at=row.started_at)
     found = _gate_client(svc, row.device_id)
     if found is not None:
         svc.gate.execute(AllowClient(found[0], found[1], until.timestamp()))
@@ -252,16 +291,20 @@ def sweep(svc: Services, now: datetime) -> list[object]:
     gate_clients = svc.gate.clients()  # before the table: see sessions.sweep
     with svc.engine.begin() as conn:
         decisions = sessions.sweep(_active(conn), gate_clients, svc.device_of, now, svc.policy)
+        ended: list[tuple[str, Sequence[Any]]] = []
         for d in decisions:
             if isinstance(d, EndSession):
-                conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == d.session_id,
-                                                              portal_sessions.c.ended_at.is_(None))
-                             .values(ended_at=now, end_reason=d.reason))
+                ended.append((d.reason, conn.execute(
+                    sa.update(portal_sessions).where(portal_sessions.c.id == d.session_id,
+                                                     portal_sessions.c.ended_at.is_(None))
+                    .values(ended_at=now, end_reason=d.reason).returning(*_ENDED)).all()))
             elif isinstance(d, TouchSession):
                 conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == d.session_id)
                              .values(last_activity=d.last_activity, bytes_up=d.bytes_up, bytes_down=d.bytes_down))
 
         limits.prune(conn, now)
+        for reason, rows in ended:
+            log_ended(conn, rows, reason, now)
     for d in decisions:
         if isinstance(d, RevokeClient):
             svc.gate.execute(d)
@@ -272,10 +315,11 @@ def reconcile(svc: Services, now: datetime) -> list[AllowClient]:
     """At start-up: make the Gate hold exactly the clients that have an open session."""
     gate_clients = svc.gate.clients()
     with svc.engine.begin() as conn:
-        conn.execute(sa.update(portal_sessions).where(portal_sessions.c.ended_at.is_(None),
-                                                      portal_sessions.c.until <= now)
-                     .values(ended_at=now, end_reason="expired"))
+        expired = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.ended_at.is_(None),
+                                                                portal_sessions.c.until <= now)
+                               .values(ended_at=now, end_reason="expired").returning(*_ENDED)).all()
         active = _active(conn)
+        log_ended(conn, expired, "expired", now)
     allowed = sessions.reconcile(active, gate_clients, svc.device_of, now)
     svc.gate.reconcile(allowed)
     return allowed

@@ -20,6 +20,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from keliu import db
+from keliu.accesslog import chain as al_chain
+from keliu.accesslog import store as accesslog
 from keliu.db import TS
 from portal.core.binding import Bound
 from portal.core.login_plan import Authorized, LoginPlan, PhoneMember, UseCode
@@ -92,7 +94,19 @@ def execute_portable(conn: Connection, plan: LoginPlan) -> Authorized | None:
         .returning(portal_sessions.c.id)).scalar_one()
     url = conn.execute(sa.delete(landing_urls).where(landing_urls.c.device_id == plan.device_id)
                        .returning(landing_urls.c.url)).scalar()
+    accesslog.append(conn, _access_record(plan, int(session_id), member_id))
     return Authorized(int(session_id), member_id, plan.until, None if url is None else str(url))
+
+
+def _access_record(plan: LoginPlan, session_id: int | None, member_id: int | None) -> dict[str, Any]:
+    """The login's record in the access log (MPS Order 82): a phone login by its number, a WeChat login by its
+    openid (WeChat's own real-name registration stands behind it)."""
+    if isinstance(plan.member, PhoneMember):
+        phone, account = plan.member.phone_e164, None
+    else:
+        phone, account = None, f"wx:{plan.member.openid}"
+    return accesslog.opening_record("login", plan.now, plan.store_id, session_id, member_id, phone, account,
+                                    plan.mac, plan.ip, plan.nat, plan.method)
 
 
 # --- PostgreSQL: one statement --------------------------------------------------------------------------------
@@ -211,6 +225,14 @@ def _pg_statement(proof: str, member: str, n_consents: int) -> sa.Select[Any]:
     ).returning(portal_sessions.c.id, portal_sessions.c.member_id).cte("opened")
     landing = (sa.delete(landing_urls).where(landing_urls.c.device_id == device, v.c.device.is_not(None))
                .returning(landing_urls.c.url).cte("landing"))
+    # the access log's record, chained in this statement (keliu.accesslog.store.login_ctes)
+    ctes += accesslog.login_ctes(opened, {
+        "ts": v.c.now, "event": sa.literal_column("'login'"), "store_id": v.c.store,
+        "phone": _p("phone") if member == "phone" else sa.null(),
+        "account": sa.null() if member == "phone" else _p("account"),
+        "mac": _p("mac"), "ip": v.c.ip, "public_ip": _p("pub"), "port_lo": _p("plo", sa.Integer()),
+        "port_hi": _p("phi", sa.Integer()), "started_at": v.c.now, "ended_at": sa.null(), "detail": v.c.method,
+    }, _p("body"), also=v)
     return (sa.select(opened.c.id, opened.c.member_id, sa.select(landing.c.url).scalar_subquery().label("url"))
             .add_cte(*ctes))
 
@@ -224,6 +246,8 @@ def _pg_params(plan: LoginPlan) -> dict[str, Any]:
         "reg_since": None if plan.registry is None else plan.registry.since,
         "reg_link": plan.registry is not None and plan.registry.link,
         "reg_unlink": plan.registry is not None and not plan.registry.link,
+        "mac": plan.mac, "pub": plan.nat.public_ip, "plo": plan.nat.port_lo, "phi": plan.nat.port_hi,
+        "body": al_chain.body(_access_record(plan, None, None)),
     }
     if isinstance(plan.proof, UseCode):
         params.update(code_id=plan.proof.code_id, max_tries=plan.proof.max_tries)
@@ -232,7 +256,8 @@ def _pg_params(plan: LoginPlan) -> dict[str, Any]:
     if isinstance(plan.member, PhoneMember):
         params["phone"] = plan.member.phone_e164
     else:
-        params.update(app_id=plan.member.app_id, openid=plan.member.openid)
+        params.update(app_id=plan.member.app_id, openid=plan.member.openid,
+                      account=f"wx:{plan.member.openid}")
     for i, c in enumerate(plan.consents):
         params.update({f"consent{i}_kind": c.kind, f"consent{i}_version": c.version,
                        f"consent{i}_granted": c.granted})

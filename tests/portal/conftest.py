@@ -198,13 +198,22 @@ def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
 
 
-def every_row(url: str, random: dict[str, set[str]] | None = None) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
+#: the access log's columns every_row compares by rank (ids named without a foreign key) or not at all (links)
+ACCESSLOG_LINKS = {"access_log": {"member_id": "members", "session_id": "portal_sessions"}}
+CHAINED = {"access_log": {"hash", "prev_hash"}, "accesslog_head": {"hash", "prev_hash"}}
+
+
+def every_row(url: str, random: dict[str, set[str]] | None = None,
+              links: dict[str, dict[str, str]] | None = None) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
     """Every row of every table of the database at ``url``, found by reflection (not by the models: a column the
     code forgot is still compared), as comparable values: timestamps as aware UTC (SQLite stores them naive),
     surrogate ids (an integer primary key ``id``) and the foreign keys to them as ranks, since PostgreSQL's
     sequences skip values (``INSERT … ON CONFLICT`` takes one even when it updates) where SQLite's do not.
     ``random``: table → columns whose values are random draws (an SMS code's hash, a token's nonce), shown as
-    ``"<random>"`` when set."""
+    ``"<random>"`` when set. ``links``: table → column → table whose ``id`` it names without a foreign key (the
+    access log outlives the rows it names), ranked like a foreign key. The access log's are always ranked, and its
+    hash links, computed over the raw ids, are always shown as ``"<random>"`` (``keliu accesslog verify`` checks
+    them; tests/portal/test_login_store.py does so on both databases)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
@@ -222,8 +231,10 @@ def every_row(url: str, random: dict[str, set[str]] | None = None) -> dict[str, 
             for t in md.sorted_tables:
                 refs = {fk.parent.name: fk.column.table.name for fk in t.foreign_keys
                         if fk.column.name == "id" and fk.column.table.name in ranks}
+                refs.update(ACCESSLOG_LINKS.get(t.name, {}))
+                refs.update((links or {}).get(t.name, {}))
 
-                drawn = (random or {}).get(t.name, set())
+                drawn = (random or {}).get(t.name, set()) | CHAINED.get(t.name, set())
 
                 def value(col: str, v: Any, t: sa.Table = t, refs: dict[str, str] = refs,
                           drawn: set[str] = drawn) -> Any:

@@ -17,7 +17,8 @@ from router_config.model import Policy
 GOLDEN = Path(__file__).parent / "golden"
 
 POLICIES = {
-    "default": Policy(RouterConfig()),
+    # the NAT log's port blocks have their own policy (below): a /22's thousand rules would drown these files
+    "default": Policy(RouterConfig(nat_log="none")),
     "full": Policy(
         RouterConfig(
             walled_garden_domains=["pay.example.com", "cdn.example.cn"],
@@ -31,12 +32,16 @@ POLICIES = {
             staff_passphrase="correct horse battery",
             hw_mode="a",
             channel=36,
+            nat_log="none",
         ),
         portal_port=9080,
         portal_https_port=9443,
         portal_captive_port=9081,
         api_url="https://portal.mall.lan:9443/api/captive",
     ),
+    # deterministic NAT (RFC 7422) on a /28: 4,032 ports per address
+    "portblock": Policy(RouterConfig(lan_cidr="10.77.0.0/28", portal_ip="10.77.0.1", dhcp_start="10.77.0.2",
+                                     dhcp_end="10.77.0.5")),
 }
 
 RENDERERS: dict[str, Callable[[Policy], str]] = {

@@ -342,6 +342,7 @@ def main() -> None:
     parser.add_argument("--pos-rows", type=int, default=1_000_000)
     parser.add_argument("--postgres", default=PG_ADMIN)
     parser.add_argument("--only", choices=["redeem", "race", "pos"], default=None)
+    parser.add_argument("--threads", type=int, default=None, help="[portal] threads per worker (default: config's)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="keliu-bench-marketing-"))
@@ -352,8 +353,10 @@ def main() -> None:
         offer, token = prepare(url)
         if args.only in (None, "redeem", "race"):
             port = free_port()
-            portal = start_portal(tmp, url, port, {"KELIU_PORTAL_CAPTIVE_PORT": str(free_port()),
-                                                   "KELIU_PORTAL_CLIENT_CONNECTIONS": "100000"})
+            extra = {"KELIU_PORTAL_CAPTIVE_PORT": str(free_port()), "KELIU_PORTAL_CLIENT_CONNECTIONS": "100000"}
+            if args.threads:
+                extra["KELIU_PORTAL_THREADS"] = str(args.threads)
+            portal = start_portal(tmp, url, port, extra)
             try:
                 wait_listening(port, portal)
                 if args.only in (None, "redeem"):

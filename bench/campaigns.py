@@ -1,0 +1,221 @@
+"""Campaign figures (issue 16): trigger evaluation, sends through the contact policy, and lift's interval coverage.
+
+    python bench/campaigns.py [--members 1000000] [--sends 8000] [--workers 4] [--campaigns 200]
+
+- ``evaluate_members_per_s``: a lapsed-members trigger over ``--members`` members on PostgreSQL (one INSERT … SELECT
+  with the holdout's arm computed in SQL; marketing.campaigns.audience), members per second of the whole run;
+- ``send_rps``: sends decided, counted and recorded through the contact policy (marketing.campaigns.contact.reserve)
+  by ``--workers`` processes at once, aimed at few members so that they collide; half the sends fall inside the
+  quiet hours. ``cap_violations``: member-days with more pushes reserved than the cap; ``quiet_hour_violations``:
+  reserved pushes inside the store's quiet hours;
+- the baseline in the same run: the same load through a cap enforced by read-then-write (read the counts, decide,
+  then add one), and the violations it lets through (``baseline_cap_violations``);
+- ``lift_ci_coverage``: over ``--campaigns`` simulated campaigns with a known true effect (visit rate 8 % → 10 %,
+  5,000 members, 10 % holdout), the share whose 95 % interval of the lift covers the truth; the same for revenue
+  per member (log-normal tickets), ``revenue_ci_coverage``.
+
+The last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from keliu import db
+from keliu.tenants import MALLS, STORES
+from marketing.campaigns import audience, contact
+from marketing.campaigns.models import campaign_sends, campaigns, contact_counts
+from marketing.core import contact as policy_core
+from marketing.core import lift
+
+PG_ADMIN = os.environ.get("KELIU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+TZ = "Asia/Shanghai"
+NOON = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+NIGHT = NOON + timedelta(hours=10)  # 22:00 in Shanghai
+CAP = 3
+
+
+def fresh_database() -> str:
+    name = f"keliu_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(url: str) -> None:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    admin.dispose()
+
+
+def seed(url: str, members: int, n_campaigns: int) -> None:
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(MALLS).values(id="m1", name="M"))
+        conn.execute(sa.insert(STORES).values(id="s1", mall_id="m1", name="S", timezone=TZ))
+        # members seen over the last 90 days; generated in the database (a bench fixture, not product code)
+        conn.exec_driver_sql(
+            "INSERT INTO members (id, created_at, first_store_id, last_seen_at) "
+            "SELECT g, now(), 's1', now() - mod(g, 90) * interval '1 day' FROM generate_series(1, %(n)s) g",
+            {"n": members})
+        conn.execute(sa.insert(campaigns), [
+            {"id": c, "store_id": "s1", "name": f"c{c}", "trigger": "lapsed", "channel": "sms",
+             "category": "member_benefit", "status": "approved", "control_share": 0.1, "salt": f"salt{c}",
+             "cooldown_s": 0, "window_days": 7, "created_at": NOON} for c in range(1, n_campaigns + 1)])
+    engine.dispose()
+
+
+def evaluate(url: str, members: int) -> dict[str, float]:
+    engine = db.make_engine(url)
+    t0 = time.perf_counter()
+    counts = audience.enroll_lapsed(engine, 1, "salt1", 0.1, datetime.now(UTC) - timedelta(days=30),
+                                    datetime.now(UTC))
+    elapsed = time.perf_counter() - t0
+    engine.dispose()
+    enrolled = counts["treatment"] + counts["control"]
+    print(f"lapsed trigger: {members:,} members evaluated, {enrolled:,} enrolled "
+          f"({counts['control']:,} control) in {elapsed:.2f} s")
+    return {"evaluate_members_per_s": round(members / elapsed), "evaluate_s": round(elapsed, 3),
+            "enrolled": enrolled, "control_share": round(counts["control"] / max(enrolled, 1), 4)}
+
+
+def everything(conn: sa.Connection, member_id: int) -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(policy_core.PURPOSES), frozenset()
+
+
+def naive_reserve(engine: sa.Engine, policy: policy_core.ContactPolicy, send: policy_core.Send,
+                  now: datetime, step: int) -> str:
+    """The baseline: read the counts, decide, then add one without a condition (read-then-write)."""
+    day = policy_core.local_day(now, send.store_timezone).isoformat()
+    t = contact_counts
+    with engine.begin() as conn:
+        counts = {r.channel: r.n for r in conn.execute(
+            sa.select(t.c.channel, t.c.n).where(t.c.member_id == send.member_id, t.c.day == day))}
+        facts = policy_core.MemberFacts(frozenset(policy_core.PURPOSES), sent_today=counts.pop("*", 0),
+                                        sent_today_by_channel=counts)
+        decision = policy_core.decide(policy, send, facts, now)
+        status = "reserved" if decision.send else "suppressed"
+        conn.execute(sa.insert(campaign_sends).values(campaign_id=send.campaign_id, step=step, member_id=send.member_id,
+                                                      channel=send.channel, status=status, reason=decision.reason,
+                                                      ts=now))
+        if decision.send:
+            for channel in ("*", send.channel):
+                stmt = db.dialect_insert(conn, t).values(member_id=send.member_id, day=day, channel=channel, n=1)
+                conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.member_id, t.c.day, t.c.channel],
+                                                        set_={"n": t.c.n + 1}))
+    return status
+
+
+def worker(args: tuple[str, int, int, int, int, bool]) -> int:
+    url, index, workers, sends, n_campaigns, naive = args
+    engine = db.make_engine(url, pool_size=1, max_overflow=0)
+    policy = policy_core.ContactPolicy(daily_cap=CAP, channel_caps={"sms": CAP, "wechat": CAP, "webhook": CAP})
+    rng = np.random.default_rng(index)
+    done = 0
+    for k in range(index, sends, workers):
+        member = int(rng.integers(1, 51))  # 50 members: every one is wanted by many campaigns at once
+        campaign = (k % n_campaigns) + 1
+        channel = ("sms", "wechat", "webhook")[k % 3]
+        now = NIGHT if k % 2 else NOON
+        send = policy_core.Send(member, campaign + (1000 if naive else 0), channel, TZ)  # type: ignore[arg-type]
+        if naive:
+            naive_reserve(engine, policy, send, now, k)
+        else:
+            contact.reserve(engine, policy, send, now, everything, step=k)
+        done += 1
+    engine.dispose()
+    return done
+
+
+def sends_bench(url: str, sends: int, workers: int, n_campaigns: int, naive: bool) -> dict[str, float]:
+    if naive:  # the baseline's campaigns: the same, under other ids
+        engine = db.make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.delete(contact_counts))
+            conn.execute(sa.insert(campaigns), [
+                {"id": 1000 + c, "store_id": "s1", "name": f"n{c}", "trigger": "lapsed", "channel": "sms",
+                 "category": "member_benefit", "status": "approved", "control_share": 0.1, "salt": f"n{c}",
+                 "cooldown_s": 0, "window_days": 7, "created_at": NOON} for c in range(1, n_campaigns + 1)])
+        engine.dispose()
+    t0 = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        total = sum(pool.map(worker, [(url, i, workers, sends, n_campaigns, naive) for i in range(workers)]))
+    elapsed = time.perf_counter() - t0
+    engine = db.make_engine(url)
+    s = campaign_sends
+    ids = s.c.campaign_id >= 1000 if naive else s.c.campaign_id < 1000
+    with engine.connect() as conn:
+        per_member = conn.execute(sa.select(s.c.member_id, sa.func.count()).where(
+            ids, s.c.status == "reserved", s.c.ts == NOON).group_by(s.c.member_id)).all()
+        night = conn.execute(sa.select(sa.func.count()).select_from(s).where(
+            ids, s.c.status == "reserved", s.c.ts == NIGHT)).scalar()
+        reserved = conn.execute(sa.select(sa.func.count()).select_from(s).where(ids, s.c.status == "reserved")).scalar()
+    engine.dispose()
+    over = sum(n - CAP for _, n in per_member if n > CAP)
+    label = "read-then-write (baseline)" if naive else "contact policy"
+    print(f"{label}: {total:,} sends by {workers} workers in {elapsed:.2f} s = {total / elapsed:,.0f}/s; "
+          f"{reserved} reserved, {over} over the cap, {night} inside the quiet hours")
+    prefix = "baseline_" if naive else ""
+    return {f"{prefix}send_rps": round(total / elapsed), f"{prefix}cap_violations": over,
+            f"{prefix}quiet_hour_violations": int(night or 0)}
+
+
+def coverage(campaigns_n: int) -> dict[str, float]:
+    rng = np.random.default_rng(2026)
+    covered_visits = covered_revenue = 0
+    true_lift = 0.25
+    for _ in range(campaigns_n):
+        n = 5_000
+        control = rng.random(n) < 0.10
+        visited = (rng.random(n) < np.where(control, 0.08, 0.08 * (1 + true_lift))).astype(float)
+        # revenue: the visitors who buy (40 %) spend a log-normal ticket (median ~¥120)
+        bought = visited * (rng.random(n) < 0.4)
+        revenue = bought * rng.lognormal(np.log(12_000), 0.6, n)
+        report = lift.analyse(lift.Outcomes(visited[~control], bought[~control], revenue[~control]),
+                              lift.Outcomes(visited[control], bought[control], revenue[control]), cost_cents=1.0)
+        covered_visits += report.visit_rate.lift.covers(true_lift)
+        covered_revenue += report.revenue_per_member.lift.covers(true_lift)
+    print(f"lift: {campaigns_n} simulated campaigns, true lift {true_lift:.0%}: the 95 % interval covered it "
+          f"{covered_visits} times (visit rate), {covered_revenue} times (revenue per member)")
+    return {"lift_ci_coverage": round(covered_visits / campaigns_n, 3),
+            "revenue_ci_coverage": round(covered_revenue / campaigns_n, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--sends", type=int, default=8_000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--campaigns", type=int, default=200)
+    args = parser.parse_args()
+    out: dict[str, float] = {}
+    url = fresh_database()
+    try:
+        seed(url, args.members, 100)
+        out.update(evaluate(url, args.members))
+        out.update(sends_bench(url, args.sends, args.workers, 100, naive=False))
+        out.update(sends_bench(url, args.sends, args.workers, 100, naive=True))
+    finally:
+        drop_database(url)
+    out.update(coverage(args.campaigns))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

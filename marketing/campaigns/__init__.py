@@ -1,0 +1,1 @@
+"""Campaigns (edges): their tables, the send ledger and the contact policy's atomic counts."""

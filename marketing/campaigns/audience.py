@@ -1,0 +1,61 @@
+"""Who a campaign reaches, and in which arm (an edge: SQL).
+
+A trigger's segment is evaluated in the database, in one statement: the eligible members are inserted into
+``campaign_members`` with their arm, computed by the same keyed hash as :func:`marketing.core.holdout.assign`
+(PostgreSQL: ``sha256`` of the salt, a NUL byte and the id's decimal text; the first 16 hex digits compared, in the C
+collation, with the threshold's). A member already enrolled keeps their first arm and first eligibility (``ON
+CONFLICT DO NOTHING``): re-running a trigger changes nothing. On SQLite (the demo) the arms are computed in Python.
+
+Consent is not part of eligibility: it is checked at send time by the contact policy, for both arms alike, so the
+holdout compares like with like (intent to treat).
+
+The members' table belongs to the portal, which marketing must not import: it is named here as a lightweight table
+clause with the three columns used (a schema contract; tests/marketing checks it against the real schema).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from keliu import db
+from marketing.campaigns.models import campaign_members
+from marketing.core import holdout
+
+MEMBERS = sa.table("members", sa.column("id", sa.Integer), sa.column("first_store_id", sa.String),
+                   sa.column("last_seen_at", db.TS))
+
+
+def arm_sql(member_id: sa.ColumnElement[int], salt: str, control_share: float) -> sa.ColumnElement[str]:
+    """The holdout's arm as a PostgreSQL expression (equal to ``holdout.assign(salt.encode(), id, share)``)."""
+    prefix = sa.func.decode((salt.encode() + b"\x00").hex(), "hex")
+    digest = sa.func.sha256(prefix.op("||")(sa.func.convert_to(sa.cast(member_id, sa.Text), "UTF8")))
+    head = sa.func.substr(sa.func.encode(digest, "hex"), 1, 16).collate("C")
+    return sa.case((head < holdout.threshold_hex(control_share), "control"), else_="treatment")
+
+
+def enroll_lapsed(engine: Engine, campaign_id: int, salt: str, control_share: float, cutoff: datetime,
+                  now: datetime, store_id: str | None = None) -> dict[str, int]:
+    """Enroll the members not seen since ``cutoff`` (optionally: first seen in ``store_id``). Returns the arms'
+    sizes of this campaign after the call."""
+    m = MEMBERS
+    where = [m.c.last_seen_at < cutoff]
+    if store_id is not None:
+        where.append(m.c.first_store_id == store_id)
+    t = campaign_members
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            chosen = sa.select(sa.literal(campaign_id), m.c.id, arm_sql(m.c.id, salt, control_share),
+                               sa.literal(now, db.TS)).where(*where)
+            stmt = db.dialect_insert(conn, t).from_select(["campaign_id", "member_id", "arm", "eligible_at"], chosen)
+            conn.execute(stmt.on_conflict_do_nothing())
+        else:
+            ids = conn.execute(sa.select(m.c.id).where(*where)).scalars().all()
+            rows = [{"campaign_id": campaign_id, "member_id": i, "eligible_at": now,
+                     "arm": holdout.assign(salt.encode(), i, control_share)} for i in ids]
+            if rows:
+                conn.execute(db.dialect_insert(conn, t).on_conflict_do_nothing(), rows)
+        counts = dict(conn.execute(sa.select(t.c.arm, sa.func.count()).where(t.c.campaign_id == campaign_id)
+                                   .group_by(t.c.arm)).all())
+    return {"treatment": int(counts.get("treatment", 0)), "control": int(counts.get("control", 0))}

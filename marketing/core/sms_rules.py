@@ -1,0 +1,69 @@
+"""What the SMS providers and MIIT Order 31 demand of a marketing text, and how a member refuses by reply.
+
+- MIIT Order 31 (2015): no commercial SMS without consent; every one carries an easy way to refuse; a refusal stops
+  the sending at once.
+- Tencent Cloud SMS: templates approved in advance; marketing texts end with "拒收请回复R"; coupon promotion,
+  win-back (用户召回) and "visit the store" (邀请到店) content may not be sent by SMS at all.
+- Aliyun SMS: marketing texts end with "回T退订"; no promotional SMS from 20:00 to 08:00 (the contact policy's
+  default quiet hours already cover it).
+
+A campaign declares its message's category; the categories a provider forbids are refused before any template is
+filled. The keyword screen is a second line for a category declared wrongly, not the rule itself.
+"""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+Category = Literal["notice", "coupon", "winback", "visit_invite", "member_benefit"]
+CATEGORIES: tuple[Category, ...] = ("notice", "coupon", "winback", "visit_invite", "member_benefit")
+
+
+@dataclass(frozen=True)
+class ProviderRules:
+    refusal_suffix: str
+    forbidden_categories: frozenset[str]
+    #: words that betray a forbidden category in a text declared as another
+    forbidden_words: tuple[str, ...] = ()
+
+
+PROVIDERS: dict[str, ProviderRules] = {
+    "tencent": ProviderRules("拒收请回复R", frozenset({"coupon", "winback", "visit_invite"}),
+                             ("优惠券", "券", "到店", "来店", "回来看看", "好久不见")),
+    "aliyun": ProviderRules("回T退订", frozenset()),
+    # the console backend of development and tests follows the strictest rules we know
+    "console": ProviderRules("拒收请回复R", frozenset({"coupon", "winback", "visit_invite"}),
+                             ("优惠券", "券", "到店", "来店", "回来看看", "好久不见")),
+}
+
+#: replies that refuse marketing SMS (compared after NFKC, trimming and upper-casing: "ｔｄ" and " r " count)
+REFUSAL_REPLIES: frozenset[str] = frozenset({"R", "T", "TD", "N", "退订", "拒收"})
+
+
+def rules_for(provider: str) -> ProviderRules:
+    try:
+        return PROVIDERS[provider]
+    except KeyError:
+        raise ValueError(f"sms provider: expected one of {sorted(PROVIDERS)}, got {provider!r}") from None
+
+
+def problems(provider: str, category: str, text: str) -> list[str]:
+    """Why this marketing text may not be sent through ``provider`` (empty: it may)."""
+    rules = rules_for(provider)
+    found: list[str] = []
+    if category not in CATEGORIES:
+        found.append(f"category: expected one of {CATEGORIES}, got {category!r}")
+    elif category in rules.forbidden_categories:
+        found.append(f"category: {provider} forbids {category!r} content in SMS")
+    words = [w for w in rules.forbidden_words if w in text]
+    if words and category not in rules.forbidden_categories:
+        found.append(f"text: contains {', '.join(words)}, content {provider} forbids in SMS")
+    if not text.rstrip().endswith(rules.refusal_suffix):
+        found.append(f"text: must end with the refusal suffix {rules.refusal_suffix!r}")
+    return found
+
+
+def is_refusal(reply: str) -> bool:
+    """Whether an inbound SMS reply refuses marketing."""
+    return unicodedata.normalize("NFKC", reply).strip().upper() in REFUSAL_REPLIES

@@ -1,0 +1,64 @@
+"""Enrolling a trigger's members: the SQL arm equals the pure holdout's, and re-running changes nothing."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from keliu import db
+from keliu.tenants import MALLS, STORES
+from marketing.campaigns import audience
+from marketing.campaigns.models import campaign_members, campaigns
+from marketing.core import holdout
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    url = str(request.getfixturevalue("postgres_url" if request.param == "postgresql" else "sqlite_url"))
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    members = [{"id": i, "created_at": NOW, "first_store_id": "s1" if i % 3 else "s2",
+                "last_seen_at": NOW - timedelta(days=i % 60)} for i in range(1, 3001)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(MALLS).values(id="m1", name="M"))
+        conn.execute(sa.insert(STORES), [{"id": s, "mall_id": "m1", "name": s, "timezone": "Asia/Shanghai"}
+                                         for s in ("s1", "s2")])
+        table = sa.table("members", sa.column("id"), sa.column("first_store_id"), sa.column("created_at", db.TS),
+                         sa.column("last_seen_at", db.TS))
+        conn.execute(sa.insert(table), members)
+        conn.execute(sa.insert(campaigns).values(
+            id=1, store_id="s1", name="lapsed", trigger="lapsed", channel="sms", category="member_benefit",
+            status="approved", control_share=0.2, salt="pepper", cooldown_s=0, window_days=7, created_at=NOW))
+    yield engine
+    engine.dispose()
+
+
+def test_lapsed_members_are_enrolled_with_the_pure_holdouts_arm(engine: Engine) -> None:
+    counts = audience.enroll_lapsed(engine, 1, "pepper", 0.2, NOW - timedelta(days=30), NOW)
+    lapsed = [i for i in range(1, 3001) if i % 60 > 30]
+    assert counts["treatment"] + counts["control"] == len(lapsed)
+    with engine.connect() as conn:
+        arms = dict(conn.execute(sa.select(campaign_members.c.member_id, campaign_members.c.arm)).all())
+    assert arms == {i: holdout.assign(b"pepper", i, 0.2) for i in lapsed}
+    assert 0.15 < counts["control"] / len(lapsed) < 0.25
+
+
+def test_rerunning_a_trigger_keeps_first_arms_and_times(engine: Engine) -> None:
+    first = audience.enroll_lapsed(engine, 1, "pepper", 0.2, NOW - timedelta(days=30), NOW, store_id="s1")
+    later = NOW + timedelta(days=1)
+    again = audience.enroll_lapsed(engine, 1, "pepper", 0.2, NOW - timedelta(days=30), later, store_id="s1")
+    assert again == first
+    with engine.connect() as conn:
+        assert set(conn.execute(sa.select(campaign_members.c.eligible_at)).scalars()) == {NOW}
+
+
+def test_the_members_table_clause_matches_the_real_schema(engine: Engine) -> None:
+    real = {c["name"] for c in sa.inspect(engine).get_columns("members")}
+    assert {c.name for c in audience.MEMBERS.columns} <= real

@@ -3,8 +3,8 @@
     python bench/campaigns.py [--members 1000000] [--sends 8000] [--workers 4] [--campaigns 200]
 
 - ``evaluate_members_per_s``: a lapsed-members trigger over ``--members`` members on PostgreSQL (one INSERT … SELECT
-  with the holdout's arm computed in SQL; marketing.campaigns.audience), members per second of the whole run;
-- ``send_rps``: sends decided, counted and recorded through the contact policy (marketing.campaigns.contact.reserve)
+  with the holdout's arm computed in SQL; marketing.store.audience), members per second of the whole run;
+- ``send_rps``: sends decided, counted and recorded through the contact policy (marketing.store.contact.reserve)
   by ``--workers`` processes at once, aimed at few members so that they collide; half the sends fall inside the
   quiet hours. ``cap_violations``: member-days with more pushes reserved than the cap; ``quiet_hour_violations``:
   reserved pushes inside the store's quiet hours;
@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keliu import db
 from keliu.tenants import MALLS, STORES
-from marketing.campaigns import audience, contact
-from marketing.campaigns.models import campaign_sends, campaigns, contact_counts
 from marketing.core import contact as policy_core
 from marketing.core import lift
+from marketing.store import audience, contact
+from marketing.store.campaigns import campaign_sends, campaigns, contact_counts
 
 PG_ADMIN = os.environ.get("KELIU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TZ = "Asia/Shanghai"

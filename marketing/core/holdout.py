@@ -5,7 +5,7 @@ that arms are independent across campaigns (a member in one campaign's control i
 SHA-256 of ``salt · 0x00 · decimal member id``; its first 8 bytes, read as an unsigned big-endian integer h, are
 uniform over [0, 2**64); the member is in control when h < ceil(share · 2**64). The comparison is done on integers
 (no float rounding), so the same test written in SQL on the hash's first 16 hex digits
-(marketing.campaigns.audience) gives the same arm for every member.
+(marketing.store.audience) gives the same arm for every member.
 """
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ from sqlalchemy.engine import Engine
 
 from keliu import db
 from keliu.tenants import MALLS, STORES
-from marketing.campaigns import audience
-from marketing.campaigns.models import campaign_members, campaigns
 from marketing.core import holdout
+from marketing.store import audience
+from marketing.store.campaigns import campaign_members, campaigns
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from keliu import db
 from keliu.tenants import MALLS, STORES
-from marketing.campaigns import contact as store
-from marketing.campaigns.models import campaign_sends, campaigns, contact_counts
 from marketing.core.contact import PURPOSES, ContactPolicy, Send
+from marketing.store import contact as store
+from marketing.store.campaigns import campaign_sends, campaigns, contact_counts
 
 pytestmark = pytest.mark.integration
 

@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from keliu import db
-from marketing.campaigns.models import campaign_sends, contact_counts
 from marketing.core import contact
 from marketing.core.contact import ContactPolicy, Decision, MemberFacts, Send
+from marketing.store.campaigns import campaign_sends, contact_counts
 
 #: reads a member's granted purposes and refused channels inside the caller's transaction
 ConsentReader = Callable[[Connection, int], tuple[frozenset[str], frozenset[str]]]

@@ -7,7 +7,7 @@
   caps; the channel may now be called) → ``sent`` / ``failed``; or ``suppressed`` with its ``reason``; or
   ``control`` (the holdout's would-have-sent event).
 - ``contact_counts``: pushes per member per local day, per channel and in all (``channel`` = ``*``); raised only by
-  one conditional increment each (marketing.campaigns.contact).
+  one conditional increment each (marketing.store.contact).
 """
 from __future__ import annotations
 

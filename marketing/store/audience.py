@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from keliu import db
-from marketing.campaigns.models import campaign_members
 from marketing.core import holdout
+from marketing.store.campaigns import campaign_members
 
 MEMBERS = sa.table("members", sa.column("id", sa.Integer), sa.column("first_store_id", sa.String),
                    sa.column("last_seen_at", db.TS))

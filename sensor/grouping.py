@@ -50,6 +50,8 @@ class _Group:
     current: _Mac | None = None  # the MAC most recently added
     macs: int = 1
     since: float = 0.0  #: first heard
+    gap: float = 40.0  #: smoothed interval between the phone's scans (s)
+    ssids: frozenset[bytes] = frozenset()  #: directed SSIDs heard first in its MACs
 
 
 @dataclass(slots=True, eq=False)
@@ -58,6 +60,23 @@ class _Mac:
     ts: float  #: last heard
     seq: int  #: last sequence number
     rssi: float | None  #: smoothed signal
+    first: float = 0.0  #: first heard
+    seq0: int = 0  #: first sequence number
+    rssi0: float | None = None  #: first frame's signal
+    ssid: bytes = b""  #: first frame's SSID
+    counted: bool = False  #: its lifetime is in the fingerprint's statistics
+    pending: bool = False  #: new, waiting for its time step's assignment
+
+
+@dataclass(slots=True)
+class _FpStats:
+    """What the linker learns about one fingerprint (one phone model family) during a period."""
+
+    ended: int = 0  #: MACs of it that went quiet
+    long: int = 0  #: ... of which lived 30 s or more (not a per-scan randomizer)
+    links: int = 0
+    seq_links: int = 0  #: links where the sequence counter continued
+    seq_rate: float = 4.0  #: smoothed counter advance per second across those links
 
 
 @dataclass
@@ -86,6 +105,10 @@ class Identifier:
         self._fixed: dict[int, list[Any]] = {}  # globally unique MAC -> [device id, last heard]
         self._macs: dict[int, _Mac] = {}  # randomized MAC -> state
         self._by_fp: dict[int, list[_Group]] = {}
+        self._fp_stats: dict[int, _FpStats] = {}
+        self._pending: list[tuple[_Mac, int, int]] = []
+        self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)  # new MACs of the current time step, not yet assigned
+        self._arrivals: list[float] = []  # when recent new devices were created (the arrival rate)
         self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
         #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
         self.evicted = 0
@@ -189,14 +212,23 @@ class Identifier:
         r_sum = np.add.reduceat(np.where(valid, R, 0), starts)
         r_mean = np.where(n_ok > 0, r_sum / np.maximum(n_ok, 1), np.nan)
         first = idx[starts]
-        res: list[str | None] = []
+        res: list[_Mac | str | None] = []  # a _Mac: a new MAC not assigned yet (its time step is open)
+        self._snap.clear()
         append = res.append
+        evidence = self.policy.linker == "evidence"
+        step = self.policy.link_step_s
         for gi, mac, ts, seq, r, ts_last, seq_last, rm in zip(
                 first.tolist(), M[starts].tolist(), batch.ts[first].tolist(), batch.seq[first].tolist(),
                 R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist()):
+            if self._pending and ts - self._pending[0][0].first > step:
+                self._flush()
             st = get(mac)
             if st is None or ts - st.ts > ttl:
-                st = self._new_random(batch, gi, mac, ts, seq, None if r == NO_RSSI else float(r))
+                st = self._new_random(batch, gi, mac, ts, seq,
+                                      None if r == NO_RSSI else float(r) if math.isnan(rm) else rm)
+            elif evidence and ts - st.ts > 2.0 and st.group is not None:
+                g = st.group
+                g.gap += (min(ts - st.ts, 600.0) - g.gap) * 0.2
             st.ts = ts_last
             st.seq = seq_last
             if not math.isnan(rm):
@@ -204,13 +236,17 @@ class Identifier:
                 prev = st.rssi
                 st.rssi = rm if prev is None else prev + (rm - prev) * 0.25
             g = st.group
-            append(None if g is None else g.device)
-        return np.array(res, object)[np.repeat(np.arange(len(starts)), lasts - starts + 1)]
+            append(g.device if g is not None else st if st.pending else None)
+        if self._pending:
+            self._flush()
+        snap = self._snap
+        ids = [snap[id(x)] if isinstance(x, _Mac) else x for x in res]
+        return np.array(ids, object)[np.repeat(np.arange(len(starts)), lasts - starts + 1)]
 
     def _new_random(self, batch: ProbeBatch, gi: int, mac: int, ts: float, seq: int, rssi: float | None) -> _Mac:
         if len(self._macs) + len(self._fixed) >= self.policy.max_macs:
             self._evict()
-        st = _Mac(None, ts, seq, rssi)
+        st = _Mac(None, ts, seq, rssi, ts, seq, rssi)
         self._macs[mac] = st
         self.stats.macs += 1
         decided, dev = self._policy_id(mac)
@@ -221,7 +257,7 @@ class Identifier:
             elif mac not in self._ignore:
                 # opted out: the phone's other rotating MACs that group with this one are dropped as well
                 fp = batch.fingerprint(gi)
-                group = self._link(st, fp)
+                group = self._link(st, fp) if self.policy.linker != "evidence" else self._best_one(st, fp)
                 if group is None:
                     group = _Group(None, fp, st, since=ts)
                     self._by_fp.setdefault(fp, []).append(group)
@@ -229,6 +265,11 @@ class Identifier:
                 st.group = group
             return st
         fp = batch.fingerprint(gi)
+        if self.policy.linker == "evidence":
+            st.ssid = batch.ssid(gi)
+            st.pending = True
+            self._pending.append((st, fp, mac))
+            return st
         group = self._link(st, fp)
         if group is not None:
             group.current = st
@@ -302,6 +343,177 @@ class Identifier:
                 self.stats.linked_timing += 1
         return best
 
+    # -- the evidence linker -----------------------------------------------------------------------------------
+
+    def _arrival_rate(self, now: float) -> float:
+        """New phones per second over the last ten minutes (at least one per ten minutes)."""
+        arr = self._arrivals
+        cut = now - 600.0
+        if arr and arr[0] < cut:
+            k = 0
+            while k < len(arr) and arr[k] < cut:
+                k += 1
+            del arr[:k]
+        return max(len(arr), 1) / 600.0
+
+    def _candidates(self, st: _Mac, fp: int) -> list[tuple[float, _Group]]:
+        """``(log-likelihood ratio, group)`` of every group the new MAC ``st`` could continue, against the
+        hypothesis that a new phone arrived (docs/METRICS.md, "Linking rotating MACs")."""
+        cands = self._by_fp.get(fp)
+        if not cands:
+            return []
+        policy = self.policy
+        ev = policy.evidence
+        ts, rssi, seq = st.first, st.rssi0, st.seq0
+        stats = self._fp_stats.get(fp)
+        if stats is None:
+            stats = self._fp_stats[fp] = _FpStats()
+        # is this fingerprint a per-scan randomizer? (its MACs never live 30 s)
+        for g in cands:
+            cur = g.current
+            if cur is not None and not cur.counted and ts - cur.ts > 60.0:
+                cur.counted = True
+                stats.ended += 1
+                stats.long += cur.ts - cur.first >= 30.0
+        p_timed = min(1.0, (stats.long + 0.1) / (0.05 * stats.ended + 1.0)) if "rotation" in ev else 1.0
+        p_cont = min(0.95, max(0.05, (stats.seq_links + 1.0) / (stats.links + 2.0)))
+        # the alternative: a phone of this model family arrived now
+        if "commonness" in ev:
+            active = sum(len(v) for v in self._by_fp.values()) if len(self._by_fp) < 256 else len(self._macs)
+            share = (len(cands) + 0.5) / (active + 10.0)
+        else:
+            share = 0.1
+        log_new = math.log(self._arrival_rate(ts) * share)
+        cutoff = ts - policy.link_max_gap_s
+        rmin, rmax = policy.rotate_min_s, policy.rotate_max_s
+        out: list[tuple[float, _Group]] = []
+        stale = False
+        for g in cands:
+            cur = g.current
+            assert cur is not None
+            dt = ts - cur.ts
+            if cur.ts < cutoff:
+                stale = True
+                continue
+            if dt < -policy.link_step_s or cur is st:
+                continue
+            dt = max(dt, 0.5)
+            # the phone rotated its MAC in the silence (a MAC that lived 60 s did not, unless per-scan)
+            if "rotation" in ev:
+                age = cur.ts - cur.first
+                if g.macs > 1:  # the MAC's birth was seen: its true age
+                    p_rot = min(1.0, max(0.02, (age + dt - rmin) / (rmax - rmin)))
+                else:  # first MAC: it may have been born before the phone came in range
+                    p_rot = min(1.0, max(0.02, (age + dt) / rmax))
+                p_rot = (1.0 - p_timed) + p_timed * p_rot
+            else:
+                p_rot = 0.5
+            # ... and scanned now: the phone's own scan interval, or a screen-off silence; and is still here
+            if "timing" in ev:
+                mu = max(5.0, g.gap)
+                dens = 0.7 / mu * math.exp(-dt / mu) + 0.3 / 400.0 * math.exp(-dt / 400.0)
+                present = (cur.ts - g.since + 60.0) / (cur.ts - g.since + 60.0 + dt)
+            else:
+                dens, present = 1.0 / 120.0, 1.0
+            score = math.log(p_rot * dens * present + 1e-12) - log_new
+            if "rssi" in ev and rssi is not None and cur.rssi is not None:
+                # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
+                # a new phone: any signal of the crowd
+                sd = min(10.0, 4.5 + 0.01 * dt)
+                d = (rssi - cur.rssi) / sd
+                z = (rssi + 75.0) / 12.0
+                same = 0.85 / sd * math.exp(-0.5 * d * d) + 0.15 / 15.0 * math.exp(-0.5 * (d * sd / 15.0) ** 2)
+                score += math.log(same * 12.0) + 0.5 * z * z
+            if "seq" in ev:
+                # a continuing counter advanced by the frames sent meanwhile (on channels not heard, too):
+                # about exponential with twice the model's learnt counter rate; a new phone's counter is uniform on 4096
+                life = cur.ts - cur.first
+                own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 2.0 else 0.0
+                mean = 8.0 + 2.0 * max(stats.seq_rate, own) * dt
+                dseq = (seq - cur.seq) & 0xFFF
+                like = p_cont * math.exp(-dseq / mean) / mean if 0 < dseq <= 2048 else 0.0
+                score += math.log((like + (1.0 - p_cont) / 4096.0) * 4096.0)
+            if "ssid" in ev and st.ssid:
+                if st.ssid in g.ssids:
+                    score += 2.5
+                elif g.ssids:
+                    score -= 1.0
+            out.append((score, g))
+        if stale:
+            self._by_fp[fp] = [g for g in cands if g.current is not None and g.current.ts >= cutoff]
+        return out
+
+    def _attach(self, st: _Mac, fp: int, g: _Group) -> None:
+        cur = g.current
+        stats = self._fp_stats[fp]
+        stats.links += 1
+        if cur is not None:
+            w = self.policy.seq_gap + self.policy.seq_rate * max(0.0, st.first - cur.ts)
+            dseq = (st.seq0 - cur.seq) & 0xFFF
+            if 0 < dseq <= w:
+                stats.seq_links += 1
+                dt = st.first - cur.ts
+                if dt >= 5.0:
+                    stats.seq_rate += (min(dseq / dt, 20.0) - stats.seq_rate) * 0.1
+                self.stats.linked_seq += 1
+            else:
+                self.stats.linked_timing += 1
+        g.current = st
+        g.macs += 1
+        if st.ssid:
+            g.ssids = g.ssids | {st.ssid}
+        st.group = g
+
+    def _best_one(self, st: _Mac, fp: int) -> _Group | None:
+        """The group of one new MAC decided alone (an opted-out phone's MAC), or None."""
+        cands = [c for c in self._candidates(st, fp) if c[0] > self.policy.link_threshold]
+        if not cands:
+            return None
+        g = max(cands, key=lambda c: c[0])[1]
+        self._attach(st, fp, g)
+        return g
+
+    def _flush(self) -> None:
+        """Assign the new MACs of one time step: every (new MAC, group) pair scored, then pairs taken best first,
+        each MAC and each group at most once, while the score beats a new phone (``link_threshold``); what is
+        left is scored again against the groups as just extended, in time order, else it is a new phone."""
+        pending, self._pending = self._pending, []
+        pairs: list[tuple[float, int, int, _Group]] = []
+        for i, (st, fp, _mac) in enumerate(pending):
+            for score, g in self._candidates(st, fp):
+                if score > self.policy.link_threshold:
+                    pairs.append((score, i, id(g), g))
+        done: set[int] = set()
+        used: set[int] = set()
+        if pairs:
+            pairs.sort(key=lambda p: -p[0])
+            for _score, i, gid, g in pairs:
+                if i in done or gid in used:
+                    continue
+                st, fp, _mac = pending[i]
+                self._attach(st, fp, g)
+                done.add(i)
+                used.add(gid)
+        for i, (st, fp, mac) in enumerate(pending):
+            if i in done:
+                continue
+            # second pass, in time order, against the state the first pass left: a phone that used two MACs in
+            # one scan (one per channel) continues the group its first one joined, if the evidence says so
+            if len(pending) > 1:
+                best = max(self._candidates(st, fp), key=lambda c: c[0], default=None)
+                if best is not None and best[0] > self.policy.link_threshold:
+                    self._attach(st, fp, best[1])
+                    continue
+            group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=st.first,
+                           ssids=frozenset({st.ssid}) if st.ssid else frozenset())
+            self._by_fp.setdefault(fp, []).append(group)
+            st.group = group
+            self.stats.devices += 1
+            self._arrivals.append(st.first)
+        for st, _fp, _mac in pending:
+            st.pending = False
+            self._snap[id(st)] = None if st.group is None else st.group.device
+
     # -- periods and memory ------------------------------------------------------------------------------------
 
     def _evict(self) -> None:
@@ -337,6 +549,8 @@ class Identifier:
         self._fixed.clear()
         self._macs.clear()
         self._by_fp.clear()
+        self._fp_stats.clear()
+        self._arrivals.clear()
         self.stats = IdentityStats()
 
     def expire(self, now: float, lazy: bool = False) -> None:

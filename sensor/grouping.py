@@ -66,6 +66,8 @@ class _Mac:
     ssid: bytes = b""  #: first frame's SSID
     counted: bool = False  #: its lifetime is in the fingerprint's statistics
     pending: bool = False  #: new, waiting for its time step's assignment
+    fp: int = 0  #: the fingerprint of its first frame
+    checks: int = 0  #: later runs whose fingerprint was compared with ``fp``
 
 
 @dataclass(slots=True)
@@ -76,7 +78,20 @@ class _FpStats:
     long: int = 0  #: ... of which lived 30 s or more (not a per-scan randomizer)
     links: int = 0
     seq_links: int = 0  #: links where the sequence counter continued
-    seq_rate: float = 4.0  #: smoothed counter advance per second across those links
+    seq_rate: float = 0.5  #: smoothed counter advance per second across those links
+
+
+#: log-probability that a phone's next MAC sends another fingerprint than its last (a phone alternating element
+#: sets: a real iPhone 12 sends 2 % of its probes with the iPhone 11's set, a Galaxy S21 1 % with a third set)
+_LOG_FP_CHANGE = math.log(0.02)
+
+
+def _seq_mean(stats: _FpStats, cur: _Mac, dt: float) -> float:
+    """How far a continuing sequence counter is expected to have advanced ``dt`` seconds after ``cur``'s last
+    frame: the model's learnt counter rate, or the MAC's own if faster (a phone probing hard)."""
+    life = cur.ts - cur.first
+    own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 0.2 else 0.0
+    return 8.0 + 1.5 * max(stats.seq_rate, own) * dt
 
 
 @dataclass
@@ -106,6 +121,8 @@ class Identifier:
         self._macs: dict[int, _Mac] = {}  # randomized MAC -> state
         self._by_fp: dict[int, list[_Group]] = {}
         self._fp_stats: dict[int, _FpStats] = {}
+        #: fingerprints one phone sends (seen on one MAC): a union-find forest, roots key ``_by_fp``
+        self._fp_parent: dict[int, int] = {}
         self._pending: list[tuple[_Mac, int, int]] = []
         self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)  # new MACs of the current time step, not yet assigned
         self._arrivals: list[float] = []  # when recent new devices were created (the arrival rate)
@@ -217,18 +234,28 @@ class Identifier:
         append = res.append
         evidence = self.policy.linker == "evidence"
         step = self.policy.link_step_s
-        for gi, mac, ts, seq, r, ts_last, seq_last, rm in zip(
+        for k, (gi, mac, ts, seq, r, ts_last, seq_last, rm) in enumerate(zip(
                 first.tolist(), M[starts].tolist(), batch.ts[first].tolist(), batch.seq[first].tolist(),
-                R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist()):
+                R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist())):
             if self._pending and ts - self._pending[0][0].first > step:
                 self._flush()
             st = get(mac)
             if st is None or ts - st.ts > ttl:
                 st = self._new_random(batch, gi, mac, ts, seq,
                                       None if r == NO_RSSI else float(r) if math.isnan(rm) else rm)
-            elif evidence and ts - st.ts > 2.0 and st.group is not None:
-                g = st.group
-                g.gap += (min(ts - st.ts, 600.0) - g.gap) * 0.2
+                if evidence and st.fp and ts_last != ts:  # a burst may mix element sets: compare its last frame
+                    fp2 = batch.fingerprint(int(idx[lasts[k]]))
+                    if fp2 != st.fp:
+                        self._same_phone_fps(st.fp, fp2)
+            elif evidence:
+                if ts - st.ts > 2.0 and st.group is not None:
+                    g = st.group
+                    g.gap += (min(ts - st.ts, 600.0) - g.gap) * 0.2
+                if st.checks < 4 and st.fp:
+                    st.checks += 1
+                    fp2 = batch.fingerprint(gi)
+                    if fp2 != st.fp:
+                        self._same_phone_fps(st.fp, fp2)
             st.ts = ts_last
             st.seq = seq_last
             if not math.isnan(rm):
@@ -268,6 +295,7 @@ class Identifier:
         if self.policy.linker == "evidence":
             st.ssid = batch.ssid(gi)
             st.pending = True
+            st.fp = fp
             self._pending.append((st, fp, mac))
             return st
         group = self._link(st, fp)
@@ -345,6 +373,37 @@ class Identifier:
 
     # -- the evidence linker -----------------------------------------------------------------------------------
 
+    def _find(self, fp: int) -> int:
+        parent = self._fp_parent
+        root = fp
+        while root in parent:
+            root = parent[root]
+        while fp != root:  # path compression
+            nxt = parent[fp]
+            parent[fp] = root
+            fp = nxt
+        return root
+
+    def _same_phone_fps(self, a: int, b: int) -> None:
+        """One MAC sent fingerprints ``a`` and ``b`` (a phone whose elements vary between probes, e.g. a vendor
+        element with a counter): from now on they are one model family for the linker."""
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return
+        if len(self._fp_parent) >= 100_000:  # bounded, like every table here
+            self._fp_parent.clear()
+        self._fp_parent[rb] = ra
+        moved = self._by_fp.pop(rb, None)
+        if moved:
+            self._by_fp.setdefault(ra, []).extend(moved)
+        sb = self._fp_stats.pop(rb, None)
+        if sb is not None:
+            sa = self._fp_stats.setdefault(ra, _FpStats())
+            sa.ended += sb.ended
+            sa.long += sb.long
+            sa.links += sb.links
+            sa.seq_links += sb.seq_links
+
     def _arrival_rate(self, now: float) -> float:
         """New phones per second over the last ten minutes (at least one per ten minutes)."""
         arr = self._arrivals
@@ -358,10 +417,34 @@ class Identifier:
 
     def _candidates(self, st: _Mac, fp: int) -> list[tuple[float, _Group]]:
         """``(log-likelihood ratio, group)`` of every group the new MAC ``st`` could continue, against the
-        hypothesis that a new phone arrived (docs/METRICS.md, "Linking rotating MACs")."""
-        cands = self._by_fp.get(fp)
-        if not cands:
-            return []
+        hypothesis that a new phone arrived (docs/METRICS.md, "Linking rotating MACs"). Groups of the MAC's own
+        model family; for the first MAC of a family not seen before in the period, the groups of other families
+        heard in the last two minutes, at the price of a fingerprint change (``fingerprint`` evidence: a phone
+        that sometimes sends a second element set)."""
+        fp = self._find(fp)
+        cands = self._by_fp.get(fp) or []
+        unseen = fp not in self._fp_stats  # the family's first MAC in this period
+        ev = self.policy.evidence
+        ts = st.first
+        if "commonness" in ev:
+            active = sum(len(v) for v in self._by_fp.values()) if len(self._by_fp) < 256 else len(self._macs)
+            share = (len(cands) + 0.5) / (active + 10.0)
+        else:
+            share = 0.1
+        # the alternative: a phone of this model family arrived now
+        log_new = math.log(self._arrival_rate(ts) * share)
+        out = self._score(st, fp, cands, log_new, 0.0) if cands else []
+        if "fingerprint" in ev and unseen and not cands:
+            recent = ts - 120.0
+            for root, groups in list(self._by_fp.items()):
+                if root != fp:
+                    near = [g for g in groups if g.current is not None and g.current.ts >= recent]
+                    if near:
+                        out += self._score(st, root, near, log_new, _LOG_FP_CHANGE)
+        return out
+
+    def _score(self, st: _Mac, fp: int, cands: list[_Group], log_new: float,
+               penalty: float) -> list[tuple[float, _Group]]:
         policy = self.policy
         ev = policy.evidence
         ts, rssi, seq = st.first, st.rssi0, st.seq0
@@ -377,13 +460,6 @@ class Identifier:
                 stats.long += cur.ts - cur.first >= 30.0
         p_timed = min(1.0, (stats.long + 0.1) / (0.05 * stats.ended + 1.0)) if "rotation" in ev else 1.0
         p_cont = min(0.95, max(0.05, (stats.seq_links + 1.0) / (stats.links + 2.0)))
-        # the alternative: a phone of this model family arrived now
-        if "commonness" in ev:
-            active = sum(len(v) for v in self._by_fp.values()) if len(self._by_fp) < 256 else len(self._macs)
-            share = (len(cands) + 0.5) / (active + 10.0)
-        else:
-            share = 0.1
-        log_new = math.log(self._arrival_rate(ts) * share)
         cutoff = ts - policy.link_max_gap_s
         rmin, rmax = policy.rotate_min_s, policy.rotate_max_s
         out: list[tuple[float, _Group]] = []
@@ -415,7 +491,7 @@ class Identifier:
                 present = (cur.ts - g.since + 60.0) / (cur.ts - g.since + 60.0 + dt)
             else:
                 dens, present = 1.0 / 120.0, 1.0
-            score = math.log(p_rot * dens * present + 1e-12) - log_new
+            score = math.log(p_rot * dens * present + 1e-12) - log_new + penalty
             if "rssi" in ev and rssi is not None and cur.rssi is not None:
                 # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
                 # a new phone: any signal of the crowd
@@ -427,9 +503,7 @@ class Identifier:
             if "seq" in ev:
                 # a continuing counter advanced by the frames sent meanwhile (on channels not heard, too):
                 # about exponential with twice the model's learnt counter rate; a new phone's counter is uniform on 4096
-                life = cur.ts - cur.first
-                own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 2.0 else 0.0
-                mean = 8.0 + 2.0 * max(stats.seq_rate, own) * dt
+                mean = _seq_mean(stats, cur, dt)
                 dseq = (seq - cur.seq) & 0xFFF
                 like = p_cont * math.exp(-dseq / mean) / mean if 0 < dseq <= 2048 else 0.0
                 score += math.log((like + (1.0 - p_cont) / 4096.0) * 4096.0)
@@ -445,12 +519,12 @@ class Identifier:
 
     def _attach(self, st: _Mac, fp: int, g: _Group) -> None:
         cur = g.current
-        stats = self._fp_stats[fp]
+        fp = self._find(fp)
+        stats = self._fp_stats.setdefault(fp, _FpStats())
         stats.links += 1
         if cur is not None:
-            w = self.policy.seq_gap + self.policy.seq_rate * max(0.0, st.first - cur.ts)
             dseq = (st.seq0 - cur.seq) & 0xFFF
-            if 0 < dseq <= w:
+            if 0 < dseq <= 3.0 * _seq_mean(stats, cur, max(0.0, st.first - cur.ts)):
                 stats.seq_links += 1
                 dt = st.first - cur.ts
                 if dt >= 5.0:
@@ -504,6 +578,7 @@ class Identifier:
                 if best is not None and best[0] > self.policy.link_threshold:
                     self._attach(st, fp, best[1])
                     continue
+            fp = self._find(fp)
             group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=st.first,
                            ssids=frozenset({st.ssid}) if st.ssid else frozenset())
             self._by_fp.setdefault(fp, []).append(group)
@@ -550,6 +625,7 @@ class Identifier:
         self._macs.clear()
         self._by_fp.clear()
         self._fp_stats.clear()
+        self._fp_parent.clear()
         self._arrivals.clear()
         self.stats = IdentityStats()
 

@@ -65,3 +65,50 @@ def measure(air: Air, truth: Truth, policy: PrivacyPolicy | None = None, rules: 
         out.append(DayResult(day, truth.day(air, day, rules.min_dwell_s, rules.passerby_rssi), got, oracle,
                              {"linked_seq": ident.stats.linked_seq, "linked_timing": ident.stats.linked_timing}))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# real phones staged together
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    name: str
+    phones: int  #: phones heard in the scene (the truth: every one is a visitor, nobody passes by)
+    macs: int  #: distinct MACs (naive counting)
+    devices: int  #: keliu's estimated devices
+    visitors: int
+    passersby: int
+
+    def row(self) -> dict[str, Any]:
+        return {"scene": self.name, "phones": self.phones, "macs": self.macs, "devices": self.devices,
+                "visitors": self.visitors, "passersby": self.passersby}
+
+
+def scene(name: str, probes: list[Any], phones: int, policy: PrivacyPolicy | None = None) -> SceneResult:
+    """Identify ``probes`` (:class:`sensor.frames.Probe`, in time order; several real phones, each present the whole
+    time) and count them with the default definitions; the store is open around the clock (a lab scene)."""
+    from sensor.frames import ProbeBatch
+
+    probes = sorted(probes, key=lambda p: p.ts)
+    ident = Identifier(MASTER, policy or PrivacyPolicy())
+    ids = ident.identify_batch(ProbeBatch.from_probes(probes))
+    codes = np.array([0 if d is None else int(d, 16) for d in ids.tolist()], np.uint64)
+    ts = np.array([p.ts for p in probes])
+    rssi = np.array([-100 if p.rssi is None else p.rssi for p in probes], np.int64)
+    rules = Rules(open_hour=0, close_hour=24)
+    day0 = float(np.floor((ts[0] + 8 * 3600) / 86400) * 86400 - 8 * 3600)
+    f = figures(ts, codes, rssi, day0, rules)
+    return SceneResult(name, phones, len({p.mac for p in probes}), len(set(codes.tolist()) - {0}),
+                       int(f["visitors"]), int(f["passersby"]))
+
+
+def staged(captures: list[list[Any]], start: float, stagger_s: float = 0.0) -> list[Any]:
+    """Real single-phone captures staged together: each shifted to start at ``start + i * stagger_s``."""
+    out = []
+    for i, probes in enumerate(captures):
+        if not probes:
+            continue
+        shift = start + i * stagger_s - min(p.ts for p in probes)
+        out += [p._replace(ts=p.ts + shift) for p in probes]
+    return out

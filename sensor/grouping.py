@@ -123,6 +123,7 @@ class Identifier:
         self._fp_stats: dict[int, _FpStats] = {}
         #: fingerprints one phone sends (seen on one MAC): a union-find forest, roots key ``_by_fp``
         self._fp_parent: dict[int, int] = {}
+        self._active = 0
         self._pending: list[tuple[_Mac, int, int]] = []
         self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)  # new MACs of the current time step, not yet assigned
         self._arrivals: list[float] = []  # when recent new devices were created (the arrival rate)
@@ -427,8 +428,7 @@ class Identifier:
         ev = self.policy.evidence
         ts = st.first
         if "commonness" in ev:
-            active = sum(len(v) for v in self._by_fp.values()) if len(self._by_fp) < 256 else len(self._macs)
-            share = (len(cands) + 0.5) / (active + 10.0)
+            share = (len(cands) + 0.5) / (self._active + 10.0)
         else:
             share = 0.1
         # the alternative: a phone of this model family arrived now
@@ -461,6 +461,8 @@ class Identifier:
         p_timed = min(1.0, (stats.long + 0.1) / (0.05 * stats.ended + 1.0)) if "rotation" in ev else 1.0
         p_cont = min(0.95, max(0.05, (stats.seq_links + 1.0) / (stats.links + 2.0)))
         cutoff = ts - policy.link_max_gap_s
+        # per-scan randomizers produce a new MAC every scan: their links are held to their own threshold
+        offset = (policy.link_threshold - policy.perscan_threshold) * (1.0 - p_timed)
         rmin, rmax = policy.rotate_min_s, policy.rotate_max_s
         out: list[tuple[float, _Group]] = []
         stale = False
@@ -491,7 +493,7 @@ class Identifier:
                 present = (cur.ts - g.since + 60.0) / (cur.ts - g.since + 60.0 + dt)
             else:
                 dens, present = 1.0 / 120.0, 1.0
-            score = math.log(p_rot * dens * present + 1e-12) - log_new + penalty
+            score = math.log(p_rot * dens * present + 1e-12) - log_new + penalty + offset
             if "rssi" in ev and rssi is not None and cur.rssi is not None:
                 # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
                 # a new phone: any signal of the crowd
@@ -540,6 +542,7 @@ class Identifier:
 
     def _best_one(self, st: _Mac, fp: int) -> _Group | None:
         """The group of one new MAC decided alone (an opted-out phone's MAC), or None."""
+        self._active = sum(len(v) for v in self._by_fp.values())
         cands = [c for c in self._candidates(st, fp) if c[0] > self.policy.link_threshold]
         if not cands:
             return None
@@ -552,6 +555,7 @@ class Identifier:
         each MAC and each group at most once, while the score beats a new phone (``link_threshold``); what is
         left is scored again against the groups as just extended, in time order, else it is a new phone."""
         pending, self._pending = self._pending, []
+        self._active = sum(len(v) for v in self._by_fp.values())  # groups in range: the crowd
         pairs: list[tuple[float, int, int, _Group]] = []
         for i, (st, fp, _mac) in enumerate(pending):
             for score, g in self._candidates(st, fp):

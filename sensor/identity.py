@@ -109,7 +109,10 @@ class PrivacyPolicy:
     #: new MACs first heard within this many seconds of each other are assigned together (one time step)
     link_step_s: float = 2.0
     #: a link is made when its log-likelihood ratio against "a new phone arrived" exceeds this
-    link_threshold: float = 0.0
+    link_threshold: float = -1.5
+    #: ... and this for fingerprints that randomize at every scan (learnt: their MACs never live 30 s), whose
+    #: many short chains make wrong links likelier (both calibrated on keliu.testing.crowd, docs/METRICS.md)
+    perscan_threshold: float = -0.5
     #: how long a quiet group stays a candidate for the linker
     link_max_gap_s: float = 900.0
     #: timed rotation (Android, iOS 14-17 associated): a MAC younger than ``rotate_min_s`` rarely rotates; by

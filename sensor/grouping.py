@@ -84,6 +84,7 @@ class _FpStats:
 #: log-probability that a phone's next MAC sends another fingerprint than its last (a phone alternating element
 #: sets: a real iPhone 12 sends 2 % of its probes with the iPhone 11's set, a Galaxy S21 1 % with a third set)
 _LOG_FP_CHANGE = math.log(0.02)
+_LOG12 = math.log(12.0)  # the crowd's signal spread (dB): a new phone's signal is N(-75, 12)
 
 
 def _seq_mean(stats: _FpStats, cur: _Mac, dt: float) -> float:
@@ -445,6 +446,8 @@ class Identifier:
 
     def _score(self, st: _Mac, fp: int, cands: list[_Group], log_new: float,
                penalty: float) -> list[tuple[float, _Group]]:
+        """The log-likelihood ratios of ``st`` continuing each of ``cands`` (one fingerprint family ``fp``)
+        against a new phone, whose log-rate is ``log_new`` (the terms: docs/METRICS.md)."""
         policy = self.policy
         ev = policy.evidence
         ts, rssi, seq = st.first, st.rssi0, st.seq0
@@ -452,64 +455,85 @@ class Identifier:
         if stats is None:
             stats = self._fp_stats[fp] = _FpStats()
         # is this fingerprint a per-scan randomizer? (its MACs never live 30 s)
+        ended = ts - 60.0
         for g in cands:
             cur = g.current
-            if cur is not None and not cur.counted and ts - cur.ts > 60.0:
+            if cur is not None and not cur.counted and cur.ts < ended:
                 cur.counted = True
                 stats.ended += 1
                 stats.long += cur.ts - cur.first >= 30.0
-        p_timed = min(1.0, (stats.long + 0.1) / (0.05 * stats.ended + 1.0)) if "rotation" in ev else 1.0
+        use_rot, use_timing = "rotation" in ev, "timing" in ev
+        use_rssi = "rssi" in ev and rssi is not None
+        use_seq, use_ssid = "seq" in ev, "ssid" in ev and bool(st.ssid)
+        p_timed = min(1.0, (stats.long + 0.1) / (0.05 * stats.ended + 1.0)) if use_rot else 1.0
         p_cont = min(0.95, max(0.05, (stats.seq_links + 1.0) / (stats.links + 2.0)))
+        seq_rate = stats.seq_rate
         cutoff = ts - policy.link_max_gap_s
         # per-scan randomizers produce a new MAC every scan: their links are held to their own threshold
-        offset = (policy.link_threshold - policy.perscan_threshold) * (1.0 - p_timed)
-        rmin, rmax = policy.rotate_min_s, policy.rotate_max_s
+        base = penalty - log_new + (policy.link_threshold - policy.perscan_threshold) * (1.0 - p_timed)
+        rmin, span = policy.rotate_min_s, policy.rotate_max_s - policy.rotate_min_s
+        rmax = policy.rotate_max_s
+        not_cont = (1.0 - p_cont) / 4096.0
+        min_dt = -policy.link_step_s
+        if use_rssi:
+            z = (rssi + 75.0) / 12.0  # type: ignore[operator]
+            rssi_new = 0.5 * z * z + _LOG12
+        exp, log = math.exp, math.log
         out: list[tuple[float, _Group]] = []
         stale = False
         for g in cands:
             cur = g.current
             assert cur is not None
-            dt = ts - cur.ts
-            if cur.ts < cutoff:
+            cts = cur.ts
+            if cts < cutoff:
                 stale = True
                 continue
-            if dt < -policy.link_step_s or cur is st:
+            dt = ts - cts
+            if dt < min_dt or cur is st:
                 continue
-            dt = max(dt, 0.5)
+            if dt < 0.5:
+                dt = 0.5
+            crssi = cur.rssi
+            if use_rssi and crssi is not None:
+                diff = rssi - crssi  # type: ignore[operator]
+                if diff > 20.0 or diff < -20.0:  # ten times the fading allowed: never the same phone here
+                    continue
             # the phone rotated its MAC in the silence (a MAC that lived 60 s did not, unless per-scan)
-            if "rotation" in ev:
-                age = cur.ts - cur.first
-                if g.macs > 1:  # the MAC's birth was seen: its true age
-                    p_rot = min(1.0, max(0.02, (age + dt - rmin) / (rmax - rmin)))
-                else:  # first MAC: it may have been born before the phone came in range
-                    p_rot = min(1.0, max(0.02, (age + dt) / rmax))
-                p_rot = (1.0 - p_timed) + p_timed * p_rot
+            if use_rot:
+                age = cts - cur.first
+                p = (age + dt - rmin) / span if g.macs > 1 else (age + dt) / rmax  # first MAC: born unseen
+                p = 0.02 if p < 0.02 else 1.0 if p > 1.0 else p
+                p_rot = (1.0 - p_timed) + p_timed * p
             else:
                 p_rot = 0.5
             # ... and scanned now: the phone's own scan interval, or a screen-off silence; and is still here
-            if "timing" in ev:
-                mu = max(5.0, g.gap)
-                dens = 0.7 / mu * math.exp(-dt / mu) + 0.3 / 400.0 * math.exp(-dt / 400.0)
-                present = (cur.ts - g.since + 60.0) / (cur.ts - g.since + 60.0 + dt)
+            if use_timing:
+                mu = g.gap if g.gap > 5.0 else 5.0
+                stay = cts - g.since + 60.0
+                like = (0.7 / mu * exp(-dt / mu) + 0.00075 * exp(-dt / 400.0)) * stay / (stay + dt)
             else:
-                dens, present = 1.0 / 120.0, 1.0
-            score = math.log(p_rot * dens * present + 1e-12) - log_new + penalty + offset
-            if "rssi" in ev and rssi is not None and cur.rssi is not None:
+                like = 1.0 / 120.0
+            score = log(p_rot * like + 1e-12) + base
+            if use_rssi and crssi is not None:
                 # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
                 # a new phone: any signal of the crowd
-                sd = min(10.0, 4.5 + 0.01 * dt)
-                d = (rssi - cur.rssi) / sd
-                z = (rssi + 75.0) / 12.0
-                same = 0.85 / sd * math.exp(-0.5 * d * d) + 0.15 / 15.0 * math.exp(-0.5 * (d * sd / 15.0) ** 2)
-                score += math.log(same * 12.0) + 0.5 * z * z
-            if "seq" in ev:
-                # a continuing counter advanced by the frames sent meanwhile (on channels not heard, too):
-                # about exponential with twice the model's learnt counter rate; a new phone's counter is uniform on 4096
-                mean = _seq_mean(stats, cur, dt)
+                sd = 4.5 + 0.01 * dt
+                if sd > 10.0:
+                    sd = 10.0
+                d = diff / sd
+                same = 0.85 / sd * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (diff / 15.0) ** 2)
+                score += log(same) + rssi_new
+            if use_seq:
+                # a continuing counter advanced by the frames sent meanwhile (on channels not heard, too): about
+                # exponential around the model's learnt counter rate (or the MAC's own, if faster); a new
+                # phone's counter is uniform on 4096
+                life = cts - cur.first
+                own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 0.2 else 0.0
+                mean = 8.0 + 1.5 * (own if own > seq_rate else seq_rate) * dt
                 dseq = (seq - cur.seq) & 0xFFF
-                like = p_cont * math.exp(-dseq / mean) / mean if 0 < dseq <= 2048 else 0.0
-                score += math.log((like + (1.0 - p_cont) / 4096.0) * 4096.0)
-            if "ssid" in ev and st.ssid:
+                cont = p_cont * exp(-dseq / mean) / mean if 0 < dseq <= 2048 else 0.0
+                score += log((cont + not_cont) * 4096.0)
+            if use_ssid:
                 if st.ssid in g.ssids:
                     score += 2.5
                 elif g.ssids:

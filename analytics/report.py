@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics import store
+from analytics.bands import Uncertainty, uncertainty
 from analytics.metrics import DWELL_FIELDS, DWELL_LABELS, LOYALTY_LABELS
 
 SCALARS = ("visitors", "passersby", "visits", "capture_rate", "median_dwell_s", "new_visitors", "repeat_visitors",
@@ -52,6 +53,8 @@ class Buckets(Figures):
 
 class StoreDay(Buckets):
     store: str
+    #: the calibrated dwell estimate, the error bands and each figure's basis (analytics.bands)
+    uncertainty: Uncertainty
     date: str
     hourly_visitors: list[int]
     hourly_passersby: list[int]
@@ -59,6 +62,7 @@ class StoreDay(Buckets):
 
 class StoreRange(Buckets):
     store: str
+    uncertainty: Uncertainty
     start: str
     end: str
     hourly_visitors: list[int]
@@ -197,6 +201,7 @@ def store_day(engine: Engine, store_id: str, day: date) -> StoreDay:
         daily, hours = _store_days(conn, store_id, day, day), _hours(conn, store_id, day, day)
     out = {"store": store_id, "date": day.isoformat()} | _day_row(daily.get(day))
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _zero_hours()
+    out["uncertainty"] = uncertainty(out)
     return cast(StoreDay, out)
 
 
@@ -223,6 +228,7 @@ def store_range(engine: Engine, store_id: str, start: date, end: date) -> StoreR
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | _merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]
+    out["uncertainty"] = uncertainty(out)
     return cast(StoreRange, out)
 
 

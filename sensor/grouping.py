@@ -84,6 +84,7 @@ class _FpStats:
 #: log-probability that a phone's next MAC sends another fingerprint than its last (a phone alternating element
 #: sets: a real iPhone 12 sends 2 % of its probes with the iPhone 11's set, a Galaxy S21 1 % with a third set)
 _LOG_FP_CHANGE = math.log(0.02)
+_HORIZONS = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0)
 _LOG12 = math.log(12.0)  # the crowd's signal spread (dB): a new phone's signal is N(-75, 12)
 
 
@@ -479,6 +480,18 @@ class Identifier:
             z = (rssi + 75.0) / 12.0  # type: ignore[operator]
             rssi_new = 0.5 * z * z + _LOG12
         exp, log = math.exp, math.log
+        # a horizon: the best any group quiet for dt could score (its scan interval = dt, the same signal, the
+        # counter right behind) falls with dt; groups quiet longer than where it drops below the threshold are
+        # skipped unscored (in a crowd most are passers-by long gone)
+        top = base + (log(0.85 / 4.5 + 0.01) + rssi_new if use_rssi else 0.0) + (2.5 if use_ssid else 0.0)
+        horizon = policy.link_max_gap_s
+        for h in _HORIZONS:
+            b = top + log(0.7 / (math.e * h) + 0.00075 * exp(-h / 400.0) if use_timing else 1.0 / 120.0)
+            if use_seq:
+                b += log((p_cont / (8.0 + 1.5 * seq_rate * h) + not_cont) * 4096.0)
+            if b < policy.link_threshold:
+                horizon = h
+                break
         out: list[tuple[float, _Group]] = []
         stale = False
         for g in cands:
@@ -489,15 +502,11 @@ class Identifier:
                 stale = True
                 continue
             dt = ts - cts
-            if dt < min_dt or cur is st:
+            if dt < min_dt or dt > horizon or cur is st:
                 continue
             if dt < 0.5:
                 dt = 0.5
             crssi = cur.rssi
-            if use_rssi and crssi is not None:
-                diff = rssi - crssi  # type: ignore[operator]
-                if diff > 20.0 or diff < -20.0:  # ten times the fading allowed: never the same phone here
-                    continue
             # the phone rotated its MAC in the silence (a MAC that lived 60 s did not, unless per-scan)
             if use_rot:
                 age = cts - cur.first
@@ -520,6 +529,7 @@ class Identifier:
                 sd = 4.5 + 0.01 * dt
                 if sd > 10.0:
                     sd = 10.0
+                diff = rssi - crssi  # type: ignore[operator]
                 d = diff / sd
                 same = 0.85 / sd * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (diff / 15.0) ** 2)
                 score += log(same) + rssi_new

@@ -25,13 +25,14 @@ from typing import Any, TypedDict
 #: per metric: (lowest, highest) of truth / reported over the calibration days (capture rate: truth − reported).
 #: Produced by ``bench/accuracy.py`` (its ``calibration`` output), seed 1, default configuration.
 CALIBRATION: dict[str, tuple[float, float]] = {
-    "visitors": (0.987, 1.339),
-    "passersby": (0.978, 1.143),
-    "median_dwell_s": (1.124, 1.92),
-    "capture_rate": (-0.003, 0.025),
+    "visitors": (0.987, 1.327),
+    "passersby": (0.984, 1.164),
+    "median_dwell_s": (1.117, 1.896),
+    "capture_rate": (-0.003, 0.024),
 }
 #: widening for what the calibration did not show: relative for counts and dwell, absolute for capture rate
-MARGIN = {"visitors": 0.05, "passersby": 0.05, "median_dwell_s": 0.05, "capture_rate": 0.01}
+#: (seed 2's all_reset day reads 12 % more visitors than the truth where seed 1's read at most 1.3 % fewer)
+MARGIN = {"visitors": 0.12, "passersby": 0.12, "median_dwell_s": 0.10, "capture_rate": 0.02}
 
 #: what each figure rests on: the sensor's linked devices (rotating MACs joined by evidence), or an estimate
 BASIS = {"visitors": "linked_devices", "passersby": "linked_devices", "capture_rate": "linked_devices",

@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from keliu.testing.accuracy import measure, scene, staged  # noqa: E402
-from keliu.testing.crowd import PRESETS, simulate  # noqa: E402
-from sensor.identity import PrivacyPolicy  # noqa: E402
+from keliu.testing.accuracy import measure, scene, staged
+from keliu.testing.crowd import PRESETS, simulate
+from sensor.identity import PrivacyPolicy
 
 SHARED = ROOT.parent / "shared" / "data"
 KEYS = ("visitors", "passersby", "median_dwell_s", "capture_rate", "phones")

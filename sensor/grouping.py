@@ -504,20 +504,19 @@ class Identifier:
             dt = ts - cts
             if dt < min_dt or dt > horizon or cur is st:
                 continue
-            if dt < 0.5:
-                dt = 0.5
+            dt = max(dt, 0.5)
             crssi = cur.rssi
             # the phone rotated its MAC in the silence (a MAC that lived 60 s did not, unless per-scan)
             if use_rot:
                 age = cts - cur.first
                 p = (age + dt - rmin) / span if g.macs > 1 else (age + dt) / rmax  # first MAC: born unseen
-                p = 0.02 if p < 0.02 else 1.0 if p > 1.0 else p
+                p = 0.02 if p < 0.02 else min(p, 1.0)
                 p_rot = (1.0 - p_timed) + p_timed * p
             else:
                 p_rot = 0.5
             # ... and scanned now: the phone's own scan interval, or a screen-off silence; and is still here
             if use_timing:
-                mu = g.gap if g.gap > 5.0 else 5.0
+                mu = max(5.0, g.gap)
                 stay = cts - g.since + 60.0
                 like = (0.7 / mu * exp(-dt / mu) + 0.00075 * exp(-dt / 400.0)) * stay / (stay + dt)
             else:
@@ -527,8 +526,7 @@ class Identifier:
                 # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
                 # a new phone: any signal of the crowd
                 sd = 4.5 + 0.01 * dt
-                if sd > 10.0:
-                    sd = 10.0
+                sd = min(sd, 10.0)
                 diff = rssi - crssi  # type: ignore[operator]
                 d = diff / sd
                 same = 0.85 / sd * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (diff / 15.0) ** 2)
@@ -539,7 +537,7 @@ class Identifier:
                 # phone's counter is uniform on 4096
                 life = cts - cur.first
                 own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 0.2 else 0.0
-                mean = 8.0 + 1.5 * (own if own > seq_rate else seq_rate) * dt
+                mean = 8.0 + 1.5 * (max(seq_rate, own)) * dt
                 dseq = (seq - cur.seq) & 0xFFF
                 cont = p_cont * exp(-dseq / mean) / mean if 0 < dseq <= 2048 else 0.0
                 score += log((cont + not_cont) * 4096.0)

@@ -43,12 +43,12 @@ def identify(air: Air, policy: PrivacyPolicy | None = None, chunk: int = 65536) 
 
 
 def figures(ts: np.ndarray, device: np.ndarray, rssi: np.ndarray, day_start: float, rules: Rules) -> dict[str, Any]:
-    start_ms = int(round(day_start * 1000))
+    start_ms = round(day_start * 1000)
     ms = np.round(ts * 1000).astype(np.int64)
     sd = store_day(summarize(ms, device, rssi.astype(np.int16), rules, start_ms), rules, start_ms)
     (r,) = sd.rollup("1d")
     return {"visitors": r.visitors, "passersby": r.passersby, "median_dwell_s": float(r.median_dwell_s),
-            "capture_rate": float(r.capture_rate), "phones": int(len(np.unique(device))),
+            "capture_rate": float(r.capture_rate), "phones": len(np.unique(device)),
             "staff": int(r.staff_excluded), "dwell_s": sd.visits.dwell_ms[~sd.visit_staff] / 1000.0}
 
 

@@ -27,6 +27,7 @@ up to about 1,000 phones in range at the peak).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from dataclasses import dataclass, replace
@@ -221,7 +222,7 @@ class Truth:
         v = len(visitors)
         return {"visitors": v, "passersby": len(pas), "median_dwell_s": float(np.median(dwell)) if dwell else 0.0,
                 "capture_rate": v / (v + len(pas)) if v + len(pas) else 0.0, "phones": len(phones),
-                "staff": len(staff), "macs": int(len(np.unique(air.mac[m])))}
+                "staff": len(staff), "macs": len(np.unique(air.mac[m]))}
 
 
 _SSIDS = tuple(s.encode() for s in ("ChinaNet-5G", "CMCC-WEB", "HomeWiFi", "TP-LINK_8A2C", "office-guest",
@@ -366,7 +367,7 @@ def simulate(sc: CrowdScenario | str, seed: int) -> tuple[Air, Truth]:
                 bounds = [*reset_at.tolist(), total]
                 if bounds[0] != 0:
                     bounds.insert(0, 0)
-                for a, b in zip(bounds[:-1], bounds[1:]):
+                for a, b in itertools.pairwise(bounds):
                     r0 = int(rng.integers(0, 4096))
                     seqs[a:b] = r0 + base[a:b] - base[a]
                 seq = int(seqs[-1])
@@ -397,4 +398,4 @@ def simulate(sc: CrowdScenario | str, seed: int) -> tuple[Air, Truth]:
     table = np.array(ssid_table, object)
     air = Air(c["ts"], c["mac"].astype(np.uint64), c["seq"], c["rssi"], c["freq"], c["fp"],
               tuple(table[c["ssid"]].tolist()), c["pid"])
-    return air, Truth(sc, people, int(len(np.unique(air.mac))))
+    return air, Truth(sc, people, len(np.unique(air.mac)))

@@ -10,7 +10,7 @@ from analytics.bands import CALIBRATION, band, calibrate, dwell_estimate, uncert
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-from accuracy import run_scenario  # noqa: E402
+from accuracy import run_scenario
 
 
 def test_band_arithmetic() -> None:

@@ -8,6 +8,7 @@ import glob
 import subprocess
 import sys
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -186,7 +187,7 @@ def test_baccichet_phones_staged_together_measured() -> None:
     (docs/METRICS.md): this test pins what keliu reports so that a change shows, and checks the part that holds."""
     require_shared_data("baccichet/groundtruth_files.csv")
     files = sorted(glob.glob(str(SHARED_DATA / "baccichet" / "raw" / "*.pcap")))
-    caps = [list(Parser("flag").parse_capture(open(f, "rb").read())) for f in files]
+    caps = [list(Parser("flag").parse_capture(Path(f).read_bytes())) for f in files]  # type: ignore[arg-type]
     r = scene("baccichet", staged(caps, 1_780_000_000.0), len(caps), PrivacyPolicy(group_all=True))
     print(r)
     assert r.macs > 800

@@ -2,10 +2,14 @@
 
 Randomized MACs (locally administered bit set): since iOS 14 and Android 10 most phones probe with MACs that change
 every few minutes or every scan, so one phone shows as many MACs. :class:`Identifier` groups them into estimated
-devices, following Vanhoef et al. 2016 and Martin et al. 2017: a new randomized MAC joins the group of a recently
-seen MAC with the same information-element fingerprint (see ``sensor.frames``) when its sequence number continues
-that MAC's counter, or else when the timing (the old MAC went quiet shortly before) and the signal strength fit.
-The group's id is the keyed hash of its first MAC. State is kept only for active MACs and groups and expires
+devices. The default linker (``PrivacyPolicy.linker = "evidence"``, docs/METRICS.md "Linking rotating MACs") weighs
+evidence, following Vanhoef et al. 2016, Martin et al. 2017, Matte et al. 2016 and Pintor et al. 2022: the new MACs
+first heard within one time step (``link_step_s``) are scored against every group of the same fingerprint family
+still in range by a log-likelihood ratio of "this phone rotated" against "a new phone arrived" (sequence-number
+continuity, the phone's scan timing, signal continuity, directed SSIDs, the rotation prior for the MAC's age, and
+how common the fingerprint is in the current crowd), then assigned best pair first, each MAC and group once, while
+the ratio beats the threshold. ``linker = "first_fit"`` keeps the earlier rule (the first group that fits) as the
+baseline. The group's id is the keyed hash of its first MAC. State is kept only for active MACs and groups and expires
 (``mac_ttl_s``), so memory follows the devices in range, not the frames seen; and all of it is dropped when the
 period key rotates, so nothing links across periods. Devices in range are not a bound an attacker respects (a
 transmitter sending probes from 200,000 random MACs in a quarter of an hour), so the MACs kept are also capped at

@@ -21,8 +21,8 @@ def test_models_and_popularity() -> None:
 
 
 def test_deterministic_by_seed() -> None:
-    a, ta = simulate("half", 3)
-    b, tb = simulate("half", 3)
+    a, _ = simulate("half", 3)
+    b, _ = simulate("half", 3)
     assert np.array_equal(a.ts, b.ts) and np.array_equal(a.mac, b.mac) and a.ssid == b.ssid
     c, _ = simulate("half", 4)
     assert len(c) != len(a) or not np.array_equal(c.mac, a.mac)
@@ -33,7 +33,7 @@ def test_presets_behave_as_named() -> None:
     none, tn = simulate("none", 1)
     assert tn.macs == len(set(none.pid.tolist()))  # one MAC per phone
     assert not np.any((none.mac >> np.uint64(41)) & np.uint64(1))  # globally unique
-    half, th = simulate("half", 1)
+    _, th = simulate("half", 1)
     rot = {p.pid for p in th.people if p.phone.behaviour == "timed"}
     assert 0.4 < len(rot) / len(th.people) < 0.6
     assert all(not p.phone.seq_reset for p in th.people if p.pid in rot)

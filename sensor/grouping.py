@@ -489,7 +489,7 @@ class Identifier:
         # skipped unscored (in a crowd most are passers-by long gone)
         top = base + (log(0.85 / 4.5 + 0.01) + rssi_new if use_rssi else 0.0) + (2.5 if use_ssid else 0.0)
         horizon = policy.link_max_gap_s
-        for h in _HORIZONS:
+        for h in _HORIZONS if len(cands) > 16 else ():  # a short list costs less to score than to bound
             b = top + log(0.7 / (math.e * h) + 0.00075 * exp(-h / 400.0) if use_timing else 1.0 / 120.0)
             if use_seq:
                 b += log((p_cont / (8.0 + 1.5 * seq_rate * h) + not_cont) * 4096.0)
@@ -508,19 +508,20 @@ class Identifier:
             dt = ts - cts
             if dt < min_dt or dt > horizon or cur is st:
                 continue
-            dt = max(dt, 0.5)
+            if dt < 0.5:  # noqa: PLR1730 (a call costs more in this loop)
+                dt = 0.5
             crssi = cur.rssi
             # the phone rotated its MAC in the silence (a MAC that lived 60 s did not, unless per-scan)
             if use_rot:
                 age = cts - cur.first
                 p = (age + dt - rmin) / span if g.macs > 1 else (age + dt) / rmax  # first MAC: born unseen
-                p = 0.02 if p < 0.02 else min(p, 1.0)
+                p = 0.02 if p < 0.02 else 1.0 if p > 1.0 else p  # noqa: FURB136
                 p_rot = (1.0 - p_timed) + p_timed * p
             else:
                 p_rot = 0.5
             # ... and scanned now: the phone's own scan interval, or a screen-off silence; and is still here
             if use_timing:
-                mu = max(5.0, g.gap)
+                mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136 (no call in this loop)
                 stay = cts - g.since + 60.0
                 like = (0.7 / mu * exp(-dt / mu) + 0.00075 * exp(-dt / 400.0)) * stay / (stay + dt)
             else:
@@ -529,8 +530,7 @@ class Identifier:
             if use_rssi and crssi is not None:
                 # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
                 # a new phone: any signal of the crowd
-                sd = 4.5 + 0.01 * dt
-                sd = min(sd, 10.0)
+                sd = 4.5 + 0.01 * dt if dt < 550.0 else 10.0
                 diff = rssi - crssi  # type: ignore[operator]
                 d = diff / sd
                 same = 0.85 / sd * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (diff / 15.0) ** 2)
@@ -541,7 +541,7 @@ class Identifier:
                 # phone's counter is uniform on 4096
                 life = cts - cur.first
                 own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 0.2 else 0.0
-                mean = 8.0 + 1.5 * (max(seq_rate, own)) * dt
+                mean = 8.0 + 1.5 * (own if own > seq_rate else seq_rate) * dt  # noqa: FURB136
                 dseq = (seq - cur.seq) & 0xFFF
                 cont = p_cont * exp(-dseq / mean) / mean if 0 < dseq <= 2048 else 0.0
                 score += log((cont + not_cont) * 4096.0)

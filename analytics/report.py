@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics import store
+from analytics.bands import Uncertainty, uncertainty
 from analytics.metrics import DWELL_FIELDS, DWELL_LABELS, LOYALTY_LABELS
 
 SCALARS = ("visitors", "passersby", "visits", "capture_rate", "median_dwell_s", "new_visitors", "repeat_visitors",
@@ -64,6 +65,8 @@ class Buckets(Figures):
 
 class StoreDay(Buckets):
     store: str
+    #: the calibrated dwell estimate, the error bands and each figure's basis (analytics.bands)
+    uncertainty: Uncertainty
     date: str
     hourly_visitors: list[int | None]
     hourly_passersby: list[int | None]
@@ -71,6 +74,7 @@ class StoreDay(Buckets):
 
 class StoreRange(Buckets):
     store: str
+    uncertainty: Uncertainty
     start: str
     end: str
     hourly_visitors: list[int | None]
@@ -249,6 +253,7 @@ def store_day(engine: Engine, store_id: str, day: date) -> StoreDay:
         hours = _hours(conn, store_id, day, day)
     out = {"store": store_id} | figures
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _no_hours()
+    out["uncertainty"] = uncertainty(out)
     return cast(StoreDay, out)
 
 
@@ -282,6 +287,7 @@ def store_range(engine: Engine, store_id: str, start: date, end: date) -> StoreR
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | _merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]
+    out["uncertainty"] = uncertainty(out)
     return cast(StoreRange, out)
 
 

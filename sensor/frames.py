@@ -55,6 +55,9 @@ FLAG_BAD_FCS = 0x40
 #: elements left out of the fingerprint: SSID (directed probes differ), DS parameter set (the current channel),
 #: request element and padding-like elements; vendor elements count by OUI and type only (some carry per-MAC data).
 _VOLATILE = frozenset({0, 3, 10})
+#: element-id extensions (element 255) counted by their extension id only: 2 (FILS request parameters, 802.11ai),
+#: whose last octet changes from probe to probe (a real Oppo Find X3 Neo: 88 fingerprints from one phone otherwise)
+_VOLATILE_EXT = frozenset({2})
 _CACHE_MAX = 4096
 
 #: the default timestamp window: nothing before 2000-01-01 (a clock that was never set, a crafted file) ...
@@ -161,6 +164,8 @@ def _elements(buf: bytes | memoryview, start: int, end: int) -> int:
             raise _Malformed(f"element {eid} truncated")
         if eid == 221:  # vendor: OUI and type only
             parts += bytes((221, min(length, 4))) + bytes(buf[i + 2:i + 2 + min(length, 4)])
+        elif eid == 255 and length and buf[i + 2] in _VOLATILE_EXT:  # extension id only
+            parts += bytes((255, buf[i + 2]))
         elif eid not in _VOLATILE:
             parts += bytes(buf[i:nxt])
         i = nxt

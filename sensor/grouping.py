@@ -2,10 +2,14 @@
 
 Randomized MACs (locally administered bit set): since iOS 14 and Android 10 most phones probe with MACs that change
 every few minutes or every scan, so one phone shows as many MACs. :class:`Identifier` groups them into estimated
-devices, following Vanhoef et al. 2016 and Martin et al. 2017: a new randomized MAC joins the group of a recently
-seen MAC with the same information-element fingerprint (see ``sensor.frames``) when its sequence number continues
-that MAC's counter, or else when the timing (the old MAC went quiet shortly before) and the signal strength fit.
-The group's id is the keyed hash of its first MAC. State is kept only for active MACs and groups and expires
+devices. The default linker (``PrivacyPolicy.linker = "evidence"``, docs/METRICS.md "Linking rotating MACs") weighs
+evidence, following Vanhoef et al. 2016, Martin et al. 2017, Matte et al. 2016 and Pintor et al. 2022: the new MACs
+first heard within one time step (``link_step_s``) are scored against every group of the same fingerprint family
+still in range by a log-likelihood ratio of "this phone rotated" against "a new phone arrived" (sequence-number
+continuity, the phone's scan timing, signal continuity, directed SSIDs, the rotation prior for the MAC's age, and
+how common the fingerprint is in the current crowd), then assigned best pair first, each MAC and group once, while
+the ratio beats the threshold. ``linker = "first_fit"`` keeps the earlier rule (the first group that fits) as the
+baseline. The group's id is the keyed hash of its first MAC. State is kept only for active MACs and groups and expires
 (``mac_ttl_s``), so memory follows the devices in range, not the frames seen; and all of it is dropped when the
 period key rotates, so nothing links across periods. Devices in range are not a bound an attacker respects (a
 transmitter sending probes from 200,000 random MACs in a quarter of an hour), so the MACs kept are also capped at
@@ -50,6 +54,8 @@ class _Group:
     current: _Mac | None = None  # the MAC most recently added
     macs: int = 1
     since: float = 0.0  #: first heard
+    gap: float = 40.0  #: smoothed interval between the phone's scans (s)
+    ssids: frozenset[bytes] = frozenset()  #: directed SSIDs heard first in its MACs
 
 
 @dataclass(slots=True, eq=False)
@@ -58,6 +64,40 @@ class _Mac:
     ts: float  #: last heard
     seq: int  #: last sequence number
     rssi: float | None  #: smoothed signal
+    first: float = 0.0  #: first heard
+    seq0: int = 0  #: first sequence number
+    rssi0: float | None = None  #: first frame's signal
+    ssid: bytes = b""  #: first frame's SSID
+    counted: bool = False  #: its lifetime is in the fingerprint's statistics
+    pending: bool = False  #: new, waiting for its time step's assignment
+    fp: int = 0  #: the fingerprint of its first frame
+    checks: int = 0  #: later runs whose fingerprint was compared with ``fp``
+
+
+@dataclass(slots=True)
+class _FpStats:
+    """What the linker learns about one fingerprint (one phone model family) during a period."""
+
+    ended: int = 0  #: MACs of it that went quiet
+    long: int = 0  #: ... of which lived 30 s or more (not a per-scan randomizer)
+    links: int = 0
+    seq_links: int = 0  #: links where the sequence counter continued
+    seq_rate: float = 0.5  #: smoothed counter advance per second across those links
+
+
+#: log-probability that a phone's next MAC sends another fingerprint than its last (a phone alternating element
+#: sets: a real iPhone 12 sends 2 % of its probes with the iPhone 11's set, a Galaxy S21 1 % with a third set)
+_LOG_FP_CHANGE = math.log(0.02)
+_HORIZONS = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0)
+_LOG12 = math.log(12.0)  # the crowd's signal spread (dB): a new phone's signal is N(-75, 12)
+
+
+def _seq_mean(stats: _FpStats, cur: _Mac, dt: float) -> float:
+    """How far a continuing sequence counter is expected to have advanced ``dt`` seconds after ``cur``'s last
+    frame: the model's learnt counter rate, or the MAC's own if faster (a phone probing hard)."""
+    life = cur.ts - cur.first
+    own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 0.2 else 0.0
+    return 8.0 + 1.5 * max(stats.seq_rate, own) * dt
 
 
 @dataclass
@@ -86,6 +126,13 @@ class Identifier:
         self._fixed: dict[int, list[Any]] = {}  # globally unique MAC -> [device id, last heard]
         self._macs: dict[int, _Mac] = {}  # randomized MAC -> state
         self._by_fp: dict[int, list[_Group]] = {}
+        self._fp_stats: dict[int, _FpStats] = {}
+        #: fingerprints one phone sends (seen on one MAC): a union-find forest, roots key ``_by_fp``
+        self._fp_parent: dict[int, int] = {}
+        self._active = 0
+        self._pending: list[tuple[_Mac, int, int]] = []
+        self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)  # new MACs of the current time step, not yet assigned
+        self._arrivals: list[float] = []  # when recent new devices were created (the arrival rate)
         self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
         #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
         self.evicted = 0
@@ -189,14 +236,33 @@ class Identifier:
         r_sum = np.add.reduceat(np.where(valid, R, 0), starts)
         r_mean = np.where(n_ok > 0, r_sum / np.maximum(n_ok, 1), np.nan)
         first = idx[starts]
-        res: list[str | None] = []
+        res: list[_Mac | str | None] = []  # a _Mac: a new MAC not assigned yet (its time step is open)
+        self._snap.clear()
         append = res.append
-        for gi, mac, ts, seq, r, ts_last, seq_last, rm in zip(
+        evidence = self.policy.linker == "evidence"
+        step = self.policy.link_step_s
+        for k, (gi, mac, ts, seq, r, ts_last, seq_last, rm) in enumerate(zip(
                 first.tolist(), M[starts].tolist(), batch.ts[first].tolist(), batch.seq[first].tolist(),
-                R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist()):
+                R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist())):
+            if self._pending and ts - self._pending[0][0].first > step:
+                self._flush()
             st = get(mac)
             if st is None or ts - st.ts > ttl:
-                st = self._new_random(batch, gi, mac, ts, seq, None if r == NO_RSSI else float(r))
+                st = self._new_random(batch, gi, mac, ts, seq,
+                                      None if r == NO_RSSI else float(r) if math.isnan(rm) else rm)
+                if evidence and st.fp and ts_last != ts:  # a burst may mix element sets: compare its last frame
+                    fp2 = batch.fingerprint(int(idx[lasts[k]]))
+                    if fp2 != st.fp:
+                        self._same_phone_fps(st.fp, fp2)
+            elif evidence:
+                if ts - st.ts > 2.0 and st.group is not None:
+                    g = st.group
+                    g.gap += (min(ts - st.ts, 600.0) - g.gap) * 0.2
+                if st.checks < 4 and st.fp:
+                    st.checks += 1
+                    fp2 = batch.fingerprint(gi)
+                    if fp2 != st.fp:
+                        self._same_phone_fps(st.fp, fp2)
             st.ts = ts_last
             st.seq = seq_last
             if not math.isnan(rm):
@@ -204,13 +270,17 @@ class Identifier:
                 prev = st.rssi
                 st.rssi = rm if prev is None else prev + (rm - prev) * 0.25
             g = st.group
-            append(None if g is None else g.device)
-        return np.array(res, object)[np.repeat(np.arange(len(starts)), lasts - starts + 1)]
+            append(g.device if g is not None else st if st.pending else None)
+        if self._pending:
+            self._flush()
+        snap = self._snap
+        ids = [snap[id(x)] if isinstance(x, _Mac) else x for x in res]
+        return np.array(ids, object)[np.repeat(np.arange(len(starts)), lasts - starts + 1)]
 
     def _new_random(self, batch: ProbeBatch, gi: int, mac: int, ts: float, seq: int, rssi: float | None) -> _Mac:
         if len(self._macs) + len(self._fixed) >= self.policy.max_macs:
             self._evict()
-        st = _Mac(None, ts, seq, rssi)
+        st = _Mac(None, ts, seq, rssi, ts, seq, rssi)
         self._macs[mac] = st
         self.stats.macs += 1
         decided, dev = self._policy_id(mac)
@@ -221,7 +291,7 @@ class Identifier:
             elif mac not in self._ignore:
                 # opted out: the phone's other rotating MACs that group with this one are dropped as well
                 fp = batch.fingerprint(gi)
-                group = self._link(st, fp)
+                group = self._link(st, fp) if self.policy.linker != "evidence" else self._best_one(st, fp)
                 if group is None:
                     group = _Group(None, fp, st, since=ts)
                     self._by_fp.setdefault(fp, []).append(group)
@@ -229,6 +299,12 @@ class Identifier:
                 st.group = group
             return st
         fp = batch.fingerprint(gi)
+        if self.policy.linker == "evidence":
+            st.ssid = batch.ssid(gi)
+            st.pending = True
+            st.fp = fp
+            self._pending.append((st, fp, mac))
+            return st
         group = self._link(st, fp)
         if group is not None:
             group.current = st
@@ -302,6 +378,257 @@ class Identifier:
                 self.stats.linked_timing += 1
         return best
 
+    # -- the evidence linker -----------------------------------------------------------------------------------
+
+    def _find(self, fp: int) -> int:
+        parent = self._fp_parent
+        root = fp
+        while root in parent:
+            root = parent[root]
+        while fp != root:  # path compression
+            nxt = parent[fp]
+            parent[fp] = root
+            fp = nxt
+        return root
+
+    def _same_phone_fps(self, a: int, b: int) -> None:
+        """One MAC sent fingerprints ``a`` and ``b`` (a phone whose elements vary between probes, e.g. a vendor
+        element with a counter): from now on they are one model family for the linker."""
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return
+        if len(self._fp_parent) >= 100_000:  # bounded, like every table here
+            self._fp_parent.clear()
+        self._fp_parent[rb] = ra
+        moved = self._by_fp.pop(rb, None)
+        if moved:
+            self._by_fp.setdefault(ra, []).extend(moved)
+        sb = self._fp_stats.pop(rb, None)
+        if sb is not None:
+            sa = self._fp_stats.setdefault(ra, _FpStats())
+            sa.ended += sb.ended
+            sa.long += sb.long
+            sa.links += sb.links
+            sa.seq_links += sb.seq_links
+
+    def _arrival_rate(self, now: float) -> float:
+        """New phones per second over the last ten minutes (at least one per ten minutes)."""
+        arr = self._arrivals
+        cut = now - 600.0
+        if arr and arr[0] < cut:
+            k = 0
+            while k < len(arr) and arr[k] < cut:
+                k += 1
+            del arr[:k]
+        return max(len(arr), 1) / 600.0
+
+    def _candidates(self, st: _Mac, fp: int) -> list[tuple[float, _Group]]:
+        """``(log-likelihood ratio, group)`` of every group the new MAC ``st`` could continue, against the
+        hypothesis that a new phone arrived (docs/METRICS.md, "Linking rotating MACs"). Groups of the MAC's own
+        model family; for the first MAC of a family not seen before in the period, the groups of other families
+        heard in the last two minutes, at the price of a fingerprint change (``fingerprint`` evidence: a phone
+        that sometimes sends a second element set)."""
+        fp = self._find(fp)
+        cands = self._by_fp.get(fp) or []
+        unseen = fp not in self._fp_stats  # the family's first MAC in this period
+        ev = self.policy.evidence
+        ts = st.first
+        if "commonness" in ev:
+            share = (len(cands) + 0.5) / (self._active + 10.0)
+        else:
+            share = 0.1
+        # the alternative: a phone of this model family arrived now
+        log_new = math.log(self._arrival_rate(ts) * share)
+        out = self._score(st, fp, cands, log_new, 0.0) if cands else []
+        if "fingerprint" in ev and unseen and not cands:
+            recent = ts - 120.0
+            for root, groups in list(self._by_fp.items()):
+                if root != fp:
+                    near = [g for g in groups if g.current is not None and g.current.ts >= recent]
+                    if near:
+                        out += self._score(st, root, near, log_new, _LOG_FP_CHANGE)
+        return out
+
+    def _score(self, st: _Mac, fp: int, cands: list[_Group], log_new: float,
+               penalty: float) -> list[tuple[float, _Group]]:
+        """The log-likelihood ratios of ``st`` continuing each of ``cands`` (one fingerprint family ``fp``)
+        against a new phone, whose log-rate is ``log_new`` (the terms: docs/METRICS.md)."""
+        policy = self.policy
+        ev = policy.evidence
+        ts, rssi, seq = st.first, st.rssi0, st.seq0
+        stats = self._fp_stats.get(fp)
+        if stats is None:
+            stats = self._fp_stats[fp] = _FpStats()
+        # is this fingerprint a per-scan randomizer? (its MACs never live 30 s)
+        ended = ts - 60.0
+        for g in cands:
+            cur = g.current
+            if cur is not None and not cur.counted and cur.ts < ended:
+                cur.counted = True
+                stats.ended += 1
+                stats.long += cur.ts - cur.first >= 30.0
+        use_rot, use_timing = "rotation" in ev, "timing" in ev
+        use_rssi = "rssi" in ev and rssi is not None
+        use_seq, use_ssid = "seq" in ev, "ssid" in ev and bool(st.ssid)
+        p_timed = min(1.0, (stats.long + 0.1) / (0.05 * stats.ended + 1.0)) if use_rot else 1.0
+        p_cont = min(0.95, max(0.05, (stats.seq_links + 1.0) / (stats.links + 2.0)))
+        seq_rate = stats.seq_rate
+        cutoff = ts - policy.link_max_gap_s
+        # per-scan randomizers produce a new MAC every scan: their links are held to their own threshold
+        base = penalty - log_new + (policy.link_threshold - policy.perscan_threshold) * (1.0 - p_timed)
+        rmin, span = policy.rotate_min_s, policy.rotate_max_s - policy.rotate_min_s
+        rmax = policy.rotate_max_s
+        not_cont = (1.0 - p_cont) / 4096.0
+        min_dt = -policy.link_step_s
+        if use_rssi:
+            z = (rssi + 75.0) / 12.0  # type: ignore[operator]
+            rssi_new = 0.5 * z * z + _LOG12
+        exp, log = math.exp, math.log
+        # a horizon: the best any group quiet for dt could score (its scan interval = dt, the same signal, the
+        # counter right behind) falls with dt; groups quiet longer than where it drops below the threshold are
+        # skipped unscored (in a crowd most are passers-by long gone)
+        top = base + (log(0.85 / 4.5 + 0.01) + rssi_new if use_rssi else 0.0) + (2.5 if use_ssid else 0.0)
+        horizon = policy.link_max_gap_s
+        for h in _HORIZONS if len(cands) > 16 else ():  # a short list costs less to score than to bound
+            b = top + log(0.7 / (math.e * h) + 0.00075 * exp(-h / 400.0) if use_timing else 1.0 / 120.0)
+            if use_seq:
+                b += log((p_cont / (8.0 + 1.5 * seq_rate * h) + not_cont) * 4096.0)
+            if b < policy.link_threshold:
+                horizon = h
+                break
+        out: list[tuple[float, _Group]] = []
+        stale = False
+        for g in cands:
+            cur = g.current
+            assert cur is not None
+            cts = cur.ts
+            if cts < cutoff:
+                stale = True
+                continue
+            dt = ts - cts
+            if dt < min_dt or dt > horizon or cur is st:
+                continue
+            if dt < 0.5:  # noqa: PLR1730 (a call costs more in this loop)
+                dt = 0.5
+            crssi = cur.rssi
+            # the phone rotated its MAC in the silence (a MAC that lived 60 s did not, unless per-scan)
+            if use_rot:
+                age = cts - cur.first
+                p = (age + dt - rmin) / span if g.macs > 1 else (age + dt) / rmax  # first MAC: born unseen
+                p = 0.02 if p < 0.02 else 1.0 if p > 1.0 else p  # noqa: FURB136
+                p_rot = (1.0 - p_timed) + p_timed * p
+            else:
+                p_rot = 0.5
+            # ... and scanned now: the phone's own scan interval, or a screen-off silence; and is still here
+            if use_timing:
+                mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136 (no call in this loop)
+                stay = cts - g.since + 60.0
+                like = (0.7 / mu * exp(-dt / mu) + 0.00075 * exp(-dt / 400.0)) * stay / (stay + dt)
+            else:
+                like = 1.0 / 120.0
+            score = log(p_rot * like + 1e-12) + base
+            if use_rssi and crssi is not None:
+                # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
+                # a new phone: any signal of the crowd
+                sd = 4.5 + 0.01 * dt if dt < 550.0 else 10.0
+                diff = rssi - crssi  # type: ignore[operator]
+                d = diff / sd
+                same = 0.85 / sd * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (diff / 15.0) ** 2)
+                score += log(same) + rssi_new
+            if use_seq:
+                # a continuing counter advanced by the frames sent meanwhile (on channels not heard, too): about
+                # exponential around the model's learnt counter rate (or the MAC's own, if faster); a new
+                # phone's counter is uniform on 4096
+                life = cts - cur.first
+                own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 0.2 else 0.0
+                mean = 8.0 + 1.5 * (own if own > seq_rate else seq_rate) * dt  # noqa: FURB136
+                dseq = (seq - cur.seq) & 0xFFF
+                cont = p_cont * exp(-dseq / mean) / mean if 0 < dseq <= 2048 else 0.0
+                score += log((cont + not_cont) * 4096.0)
+            if use_ssid:
+                if st.ssid in g.ssids:
+                    score += 2.5
+                elif g.ssids:
+                    score -= 1.0
+            out.append((score, g))
+        if stale:
+            self._by_fp[fp] = [g for g in cands if g.current is not None and g.current.ts >= cutoff]
+        return out
+
+    def _attach(self, st: _Mac, fp: int, g: _Group) -> None:
+        cur = g.current
+        fp = self._find(fp)
+        stats = self._fp_stats.setdefault(fp, _FpStats())
+        stats.links += 1
+        if cur is not None:
+            dseq = (st.seq0 - cur.seq) & 0xFFF
+            if 0 < dseq <= 3.0 * _seq_mean(stats, cur, max(0.0, st.first - cur.ts)):
+                stats.seq_links += 1
+                dt = st.first - cur.ts
+                if dt >= 5.0:
+                    stats.seq_rate += (min(dseq / dt, 20.0) - stats.seq_rate) * 0.1
+                self.stats.linked_seq += 1
+            else:
+                self.stats.linked_timing += 1
+        g.current = st
+        g.macs += 1
+        if st.ssid:
+            g.ssids = g.ssids | {st.ssid}
+        st.group = g
+
+    def _best_one(self, st: _Mac, fp: int) -> _Group | None:
+        """The group of one new MAC decided alone (an opted-out phone's MAC), or None."""
+        self._active = sum(len(v) for v in self._by_fp.values())
+        cands = [c for c in self._candidates(st, fp) if c[0] > self.policy.link_threshold]
+        if not cands:
+            return None
+        g = max(cands, key=lambda c: c[0])[1]
+        self._attach(st, fp, g)
+        return g
+
+    def _flush(self) -> None:
+        """Assign the new MACs of one time step: every (new MAC, group) pair scored, then pairs taken best first,
+        each MAC and each group at most once, while the score beats a new phone (``link_threshold``); what is
+        left is scored again against the groups as just extended, in time order, else it is a new phone."""
+        pending, self._pending = self._pending, []
+        self._active = sum(len(v) for v in self._by_fp.values())  # groups in range: the crowd
+        pairs: list[tuple[float, int, int, _Group]] = []
+        for i, (st, fp, _mac) in enumerate(pending):
+            for score, g in self._candidates(st, fp):
+                if score > self.policy.link_threshold:
+                    pairs.append((score, i, id(g), g))
+        done: set[int] = set()
+        used: set[int] = set()
+        if pairs:
+            pairs.sort(key=lambda p: -p[0])
+            for _score, i, gid, g in pairs:
+                if i in done or gid in used:
+                    continue
+                st, fp, _mac = pending[i]
+                self._attach(st, fp, g)
+                done.add(i)
+                used.add(gid)
+        for i, (st, fp, mac) in enumerate(pending):
+            if i in done:
+                continue
+            # second pass, in time order, against the state the first pass left: a phone that used two MACs in
+            # one scan (one per channel) continues the group its first one joined, if the evidence says so
+            if len(pending) > 1:
+                best = max(self._candidates(st, fp), key=lambda c: c[0], default=None)
+                if best is not None and best[0] > self.policy.link_threshold:
+                    self._attach(st, fp, best[1])
+                    continue
+            fp = self._find(fp)
+            group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=st.first,
+                           ssids=frozenset({st.ssid}) if st.ssid else frozenset())
+            self._by_fp.setdefault(fp, []).append(group)
+            st.group = group
+            self.stats.devices += 1
+            self._arrivals.append(st.first)
+        for st, _fp, _mac in pending:
+            st.pending = False
+            self._snap[id(st)] = None if st.group is None else st.group.device
+
     # -- periods and memory ------------------------------------------------------------------------------------
 
     def _evict(self) -> None:
@@ -337,6 +664,9 @@ class Identifier:
         self._fixed.clear()
         self._macs.clear()
         self._by_fp.clear()
+        self._fp_stats.clear()
+        self._fp_parent.clear()
+        self._arrivals.clear()
         self.stats = IdentityStats()
 
     def expire(self, now: float, lazy: bool = False) -> None:

@@ -99,6 +99,26 @@ class PrivacyPolicy:
     #: below this signal (dBm) on both sides, a MAC links only within ``weak_window_s``
     weak_rssi: float = -72.0
     weak_window_s: float = 40.0
+    #: ``evidence`` (the default): the likelihood-ratio linker with one assignment per time step
+    #: (docs/METRICS.md, "Linking rotating MACs"); ``first_fit``: the earlier rule (the first group that fits)
+    linker: str = "evidence"
+    #: the linker's evidence types (remove one for an ablation): ``seq``, ``rssi``, ``timing``, ``rotation``,
+    #: ``commonness``, ``ssid``; and, off by default, ``fingerprint`` (a family's first MAC may continue a group of
+    #: another element set, at a price: it joins phones of different models in a crowd more often than it helps)
+    evidence: frozenset[str] = frozenset({"seq", "rssi", "timing", "rotation", "commonness", "ssid"})
+    #: new MACs first heard within this many seconds of each other are assigned together (one time step)
+    link_step_s: float = 2.0
+    #: a link is made when its log-likelihood ratio against "a new phone arrived" exceeds this
+    link_threshold: float = -1.5
+    #: ... and this for fingerprints that randomize at every scan (learnt: their MACs never live 30 s), whose
+    #: many short chains make wrong links likelier (both calibrated on keliu.testing.crowd, docs/METRICS.md)
+    perscan_threshold: float = -0.5
+    #: how long a quiet group stays a candidate for the linker
+    link_max_gap_s: float = 900.0
+    #: timed rotation (Android, iOS 14-17 associated): a MAC younger than ``rotate_min_s`` rarely rotates; by
+    #: ``rotate_max_s`` it has
+    rotate_min_s: float = 120.0
+    rotate_max_s: float = 900.0
 
     def period(self, ts: float) -> int:
         day = int((ts + self.utc_offset_s) // 86400)

@@ -131,6 +131,7 @@ def store_numbers(store_id: str, lang: str) -> dict[str, Any]:
     current = rep.store_range(eng, store_id, start, end)
     previous = rep.store_range(eng, store_id, pstart, pend)
     view = views.store_view(lang, store, start, end, current, previous)
+    view["uncertainty"] = current.get("uncertainty")  # the error bands and bases (analytics.bands)
     view["status"] = views.status(lang, rep.last_report(eng, store_id), _services().clock(), current)
     return view
 

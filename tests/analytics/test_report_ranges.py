@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics import report, store
+from analytics.bands import uncertainty
 from keliu import config, db, tenants
 
 ZONES = {"s1": "Asia/Shanghai", "s2": "Pacific/Kiritimati", "s3": "Etc/GMT+12", "s4": "America/New_York"}
@@ -125,10 +126,16 @@ def ranges() -> list[tuple[date, date]]:
 def test_store_range_and_day_report_what_the_per_day_reading_did(engine: Engine) -> None:
     for sid in ZONES:
         for a, b in ranges():
-            assert report.store_range(engine, sid, a, b) == old_store_range(engine, sid, a, b), (sid, a, b)
+            got = dict(report.store_range(engine, sid, a, b))
+            unc = got.pop("uncertainty")  # added by issue 17 (analytics.bands): the rest is unchanged
+            assert got == old_store_range(engine, sid, a, b), (sid, a, b)
+            assert unc == uncertainty(got)
         d = FIRST - timedelta(days=1)
         while d <= LAST + timedelta(days=1):
-            assert report.store_day(engine, sid, d) == old_store_day(engine, sid, d), (sid, d)
+            got = dict(report.store_day(engine, sid, d))
+            unc = got.pop("uncertainty")
+            assert got == old_store_day(engine, sid, d), (sid, d)
+            assert unc == uncertainty(got)
             d += timedelta(days=1)
     full = report.store_range(engine, "s1", FIRST, LAST)
     assert full["visitors"] > 0 and sum(v or 0 for v in full["hourly_visitors"]) > 0  # the seed is not all zeros

@@ -1,0 +1,195 @@
+"""The evidence linker (sensor.grouping, ``linker = "evidence"``): its rules on small cases, and issue 17's accuracy
+targets that hold, on the simulated crowds of keliu.testing.crowd and on real phones (docs/METRICS.md, "Accuracy").
+No timings here: bench/accuracy.py and bench/sensor.py measure speed."""
+from __future__ import annotations
+
+import csv
+import glob
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from keliu.testing.accuracy import measure, scene, staged
+from keliu.testing.crowd import simulate
+from sensor.frames import Parser, Probe
+from sensor.grouping import Identifier
+from sensor.identity import PrivacyPolicy, mac_bytes
+from tests.conftest import SHARED_DATA, require_shared_data
+
+MASTER = bytes(range(32))
+T0 = 1_767_600_000.0 + 3 * 3600  # 11:00 in UTC+8
+
+
+def probe(ts: float, mac: str, seq: int, rssi: int = -50, fp: int = 7, ssid: bytes = b"") -> Probe:
+    return Probe(ts, mac_bytes(mac), seq, rssi, 2437, ssid, fp)
+
+
+def ids(probes: list[Probe], policy: PrivacyPolicy | None = None) -> list[str | None]:
+    return Identifier(MASTER, policy or PrivacyPolicy()).identify_probes(probes)
+
+
+def background(n: int = 12, fp: int = 7) -> list[Probe]:
+    """A store's afternoon: ``n`` phones of model ``fp`` that came and left (one MAC each for ten minutes: the
+    linker learns that the model rotates on a timer, not per scan), and a stream of passers-by of another model,
+    one every 5 s (how often phones arrive)."""
+    out = []
+    for j in range(n):
+        start = T0 + 50 * j
+        out += [probe(start + 30 * i, f"02:00:00:00:20:{j:02x}", 37 * j + 2 * i, -66 + j % 4, fp=fp)
+                for i in range(20)]
+    for k in range(800):
+        out.append(probe(T0 + 5 * k + 0.3, f"02:00:00:01:{k >> 8:02x}:{k & 255:02x}", (97 * k) % 4096, -82, fp=99))
+    return out
+
+
+def tagged(probes: list[Probe], macs: tuple[str, ...]) -> list[str | None]:
+    probes = sorted(probes, key=lambda p: p.ts)
+    out = ids(probes)
+    want = {mac_bytes(m) for m in macs}
+    return [d for d, p in zip(out, probes) if p.mac in want]
+
+
+def test_a_long_lived_mac_followed_by_a_new_one_is_a_rotation() -> None:
+    """After a MAC that lived 12 minutes (timed rotation is due), a new MAC of the same model with the same signal
+    continues the phone even with a restarted counter."""
+    t = T0 + 1500
+    long = [probe(t + 30 * i, "02:00:00:00:00:01", 100 + 4 * i, -58) for i in range(25)]
+    long.append(probe(t + 30 * 25, "02:00:00:00:00:02", 3000, -58))
+    out = tagged(background() + long, ("02:00:00:00:00:01", "02:00:00:00:00:02"))
+    assert out[0] == out[-1]
+
+
+def test_a_continuing_counter_links_after_a_long_silence() -> None:
+    keeps = []
+    t = T0
+    for k in range(6):  # six rotations, each continuing the counter
+        keeps += [probe(t + 30 * i, f"02:00:00:00:01:{k:02x}", 100 + 60 * k + 5 * i, -60) for i in range(12)]
+        t += 360
+    macs = tuple(f"02:00:00:00:01:{k:02x}" for k in range(6))
+    cont = tagged(background() + keeps + [probe(t + 500, "02:00:00:00:02:00", 100 + 60 * 6 + 9, -60)],
+                  (*macs, "02:00:00:00:02:00"))
+    assert len(set(cont)) == 1
+
+
+def test_one_group_is_continued_by_one_mac_per_time_step() -> None:
+    """Two new MACs of the same model in the same step, one old group: the better one (signal) takes it, the other
+    is a new phone — first fit would have given the group to whichever came first."""
+    old = [probe(T0 + 30 * i, "02:00:00:00:00:01", 10 + 3 * i, -50) for i in range(20)]
+    t = T0 + 30 * 20
+    out = tagged(background() + old + [probe(t, "02:00:00:00:00:02", 3000, -75),
+                                       probe(t + 0.5, "02:00:00:00:00:03", 1500, -51)],
+                 ("02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"))
+    assert out[-1] == out[0]
+    assert out[-2] != out[0]
+
+
+def test_a_rare_fingerprint_links_where_a_common_one_does_not() -> None:
+    """The same evidence for a rotation weighs more when few phones in the crowd share the fingerprint."""
+    def crowd(fp_of_others: int) -> list[str | None]:
+        ps = []
+        for j in range(60):  # 60 phones of a model, all in range
+            ps += [probe(T0 + 20 * i + j * 0.3, f"02:00:00:00:10:{j:02x}", 10 * j + 3 * i, -70 + j % 15,
+                         fp=fp_of_others) for i in range(25)]
+        ps += [probe(T0 + 20 * i + 0.1, "02:00:00:00:00:01", 3 * i, -62, fp=7) for i in range(25)]
+        ps.append(probe(T0 + 20 * 25 + 200, "02:00:00:00:00:02", 2000, -62, fp=7))
+        ps.sort(key=lambda p: p.ts)
+        out = ids(ps)
+        return [out[i] for i, p in enumerate(ps) if p.mac in (mac_bytes("02:00:00:00:00:01"),
+                                                              mac_bytes("02:00:00:00:00:02"))]
+    rare = crowd(8)  # the others are another model: ours is rare
+    common = crowd(7)  # the others are our model
+    assert rare[0] == rare[-1]
+    assert common[0] != common[-1]
+
+
+def test_first_fit_is_still_there_as_the_baseline() -> None:
+    policy = PrivacyPolicy(linker="first_fit")
+    out = ids([probe(T0, "02:00:00:00:00:01", 100), probe(T0 + 20, "02:00:00:00:00:02", 140)], policy)
+    assert out[0] == out[1]
+
+
+# -- accuracy targets (issue 17) ---------------------------------------------------------------------------------
+
+
+@cache
+def results(preset: str, seed: int = 1) -> list:
+    air, truth = simulate(preset, seed)
+    return measure(air, truth)
+
+
+def within(got: float, want: float, rel: float) -> bool:
+    return abs(got - want) <= rel * want
+
+
+@pytest.mark.parametrize("day", [0, 1])
+def test_no_randomization_unchanged(day: int) -> None:
+    r = results("none")[day]
+    assert r.got["phones"] == r.truth["phones"]  # nothing to link: every phone exactly once
+    assert within(r.got["visitors"], r.truth["visitors"], 0.03)
+    assert within(r.got["passersby"], r.truth["passersby"], 0.03)
+    assert abs(r.got["capture_rate"] - r.truth["capture_rate"]) <= 0.01
+    assert r.got == {**r.oracle, "dwell_s": r.got["dwell_s"]} or r.got["visitors"] == r.oracle["visitors"]
+
+
+@pytest.mark.parametrize("day", [0, 1])
+def test_half_rotating_counter_continuing(day: int) -> None:
+    r = results("half")[day]
+    print(f"half day {day + 1}: truth {r.truth}, keliu { {k: v for k, v in r.got.items() if k != 'dwell_s'} }")
+    assert within(r.got["visitors"], r.truth["visitors"], 0.10)
+    assert within(r.got["passersby"], r.truth["passersby"], 0.10)
+    assert abs(r.got["capture_rate"] - r.truth["capture_rate"]) <= 0.02
+    assert within(r.got["phones"], r.truth["phones"], 0.10)
+    # median dwell: NOT within 10 % of the truth (docs/METRICS.md); within 10 % of what perfect linking measures
+    assert within(r.got["median_dwell_s"], r.oracle["median_dwell_s"], 0.10)
+
+
+@pytest.mark.parametrize("day", [0, 1])
+def test_all_rotating_counter_restarted(day: int) -> None:
+    r = results("all_reset")[day]
+    print(f"all_reset day {day + 1}: truth {r.truth}, keliu { {k: v for k, v in r.got.items() if k != 'dwell_s'} }")
+    assert within(r.got["visitors"], r.truth["visitors"], 0.20)
+    assert within(r.got["passersby"], r.truth["passersby"], 0.20)
+    assert within(r.got["phones"], r.truth["phones"], 0.20)
+
+
+def test_real_single_phones_are_at_most_two_devices() -> None:
+    for name, fcs, group_all in (("pintor-cagliari__B-ts-2021-Jun-03-h15-m34-s17-modePA-ch-11-th-60.pcap", "verify",
+                                  False), ("baccichet__iPhone11-B_anonymized.pcap", "flag", True)):
+        probes = list(Parser(fcs).parse_capture(require_shared_data(name).read_bytes()))  # type: ignore[arg-type]
+        r = scene(name, probes, 1, PrivacyPolicy(group_all=group_all))
+        print(r)
+        assert r.macs in (80, 465)
+        assert r.devices <= 2
+
+
+@pytest.mark.parametrize("name", ["pintor_scene_modeS_simultaneous", "pintor_scene_modeA_staggered2min"])
+def test_real_phones_staged_together(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    builder = require_shared_data("pintor/build_scenes.py")
+    out = tmp_path_factory.getbasetemp() / "pintor-scenes"
+    if not (out / f"{name}.pcap").exists():
+        subprocess.run([sys.executable, str(builder), str(out)], check=True, capture_output=True, timeout=600)
+    probes = list(Parser("verify").parse_capture((out / f"{name}.pcap").read_bytes()))
+    with open(out / f"{name}_devices.csv", newline="") as f:
+        phones = sum(int(r["probe_requests"]) > 0 for r in csv.DictReader(f))
+    r = scene(name, probes, phones)
+    print(r)
+    assert r.macs > 2 * phones  # the scene is what SOURCES.md says: rotating MACs
+    assert within(r.visitors, phones, 0.20)
+    assert r.passersby <= 0.20 * phones
+    assert r.devices <= 1.5 * phones
+
+
+def test_baccichet_phones_staged_together_measured() -> None:
+    """Six more real phones (two iPhones share an element set), all arriving at once. The targets do NOT hold here
+    (docs/METRICS.md): this test pins what keliu reports so that a change shows, and checks the part that holds."""
+    require_shared_data("baccichet/groundtruth_files.csv")
+    files = sorted(glob.glob(str(SHARED_DATA / "baccichet" / "raw" / "*.pcap")))
+    caps = [list(Parser("flag").parse_capture(Path(f).read_bytes())) for f in files]  # type: ignore[arg-type]
+    r = scene("baccichet", staged(caps, 1_780_000_000.0), len(caps), PrivacyPolicy(group_all=True))
+    print(r)
+    assert r.macs > 800
+    assert r.devices < r.macs / 40  # far from naive counting
+    assert r.visitors >= len(caps)  # every phone is seen as a visitor (some twice)

@@ -172,8 +172,8 @@ def test_the_internet_sees_the_routers_wan_address_not_the_phones(bench: Bench) 
     server = bench.popen(bench.inet, [sys.executable, "-c", PEER_SERVER])
     try:
         wait_port(bench.inet, NAMES[EXAMPLE], 7001)
-        peer = bench.run(bench.phone(0).ns, [sys.executable, "-c", "import socket; print(socket.create_connection("
-                                             f"('{NAMES[EXAMPLE]}', 7001), timeout=5).recv(100).decode().strip())"])
+        ask = f"import socket; print(socket.create_connection(('{NAMES[EXAMPLE]}', 7001), timeout=5).recv(100).decode())"
+        peer = bench.run(bench.phone(0).ns, [sys.executable, "-c", ask])
     finally:
         server.kill()
     assert peer.stdout.strip() == WAN_ROUTER != bench.phone(0).ip, peer.stderr

@@ -111,14 +111,20 @@ def assert_captive(router: Machine) -> None:
     assert fetch(router, "https://www.example.com/", "-k")[0] == 0  # HTTPS is refused, never intercepted
 
 
-def kick(router: Machine) -> None:
-    """The shop's admin kicks the phone from the admin pages (from the router itself, on the LAN address)."""
+def admin_curl(router: Machine) -> str:
+    """curl as the shop's admin, logged in on the admin pages (from the router itself, on the LAN address)."""
     password = router.sh("cat /var/lib/keliu/keys/admin_password").strip()
     jar = "/run/keliu-vm/admin.jar"
     admin = f"curl -s -m 10 -c {jar} -b {jar}"
     token = csrf(router.sh(f"{admin} {PORTAL}/admin/login"))
     router.sh(f"{admin} {PORTAL}/admin/login --data "
               + shlex.quote(f"csrf_token={token}&name=admin&password={password}"))
+    return admin
+
+
+def kick(router: Machine) -> None:
+    """The shop's admin kicks the phone from the admin pages."""
+    admin = admin_curl(router)
     page = router.sh(f"{admin} {PORTAL}/admin")
     assert MASKED in page and NUMBER not in page
     m = re.search(r"/admin/sessions/(\d+)/kick", page)
@@ -249,6 +255,33 @@ def test_the_radio_tests_that_skip_elsewhere_pass_on_the_vms_radios(router: Mach
                      "tests/router_config/test_monitor.py", timeout=600)
     assert res.rc == 0, res.out[-3000:] + res.err[-2000:]
     assert "4 passed" in res.out and "skipped" not in res.out, res.out[-2000:]
+
+
+def test_the_dashboard_api_shows_the_phones_visit(router: Machine) -> None:
+    """keliu-analytics turns the sensor's sightings into a visit and the built-in dashboard's API shows it. A test
+    configuration: a visit after 20 s at the store instead of the default 5 min ([analytics] min_dwell_s)."""
+    router.sh("grep -q '^min_dwell_s' /etc/keliu/keliu.toml || "
+              "sed -i 's/^\\[analytics\\]$/[analytics]\\nmin_dwell_s = 20/' /etc/keliu/keliu.toml; "
+              "grep -q '^min_dwell_s = 20' /etc/keliu/keliu.toml")
+    # the phone stays in the shop for 45 s, scanning every 3 s
+    router.sh("for i in $(seq 15); do ip netns exec phone wpa_cli -p /run/keliu-vm/phone-wpa scan >/dev/null; "
+              "sleep 3; done", timeout=120)
+    # keliu analytics run rolls up when it starts, then every minute
+    router.sh("systemctl restart keliu-analytics", timeout=120)
+    admin = admin_curl(router)
+    deadline = time.monotonic() + 150
+    while True:
+        out = router.sh(f"{admin} '{PORTAL}/api/v1/stores/store-1/dashboard?lang=en'")
+        view = json.loads(out) if out.startswith("{") else {}
+        current = view.get("report", {}).get("current") or {}
+        if int(current.get("visitors") or 0) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert int(current.get("visitors") or 0) >= 1, (out[-1500:], router.sh(
+        "journalctl -b -u keliu-analytics -n 20 --no-pager -o cat; " + SIGHTINGS.replace(
+            "count(*), coalesce(sum(randomized), 0), count(distinct device)", "min(rssi), max(rssi), count(*)")))
+    assert int(current.get("wifi_logins") or 0) >= 1  # the phone's SMS login, counted by the same report
+    assert view["status"]["empty"] is False
 
 
 # ---------------------------------------------------------------------------------------------------------------

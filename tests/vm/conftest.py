@@ -147,6 +147,9 @@ def newer_wheel(run_dir: Path) -> Path:
         if (ROOT / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, src / name)
+    vendor = Path("dashboards") / "builtin" / "static" / "vendor"  # git-ignored, built by `make assets`
+    if (ROOT / vendor).is_dir():
+        shutil.copytree(ROOT / vendor, src / vendor, dirs_exist_ok=True)
     pyproject = (src / "pyproject.toml").read_text(encoding="utf-8")
     version = re.search(r'^version = "([^"]+)"$', pyproject, re.MULTILINE)
     assert version is not None
@@ -154,7 +157,7 @@ def newer_wheel(run_dir: Path) -> Path:
                                                           1), encoding="utf-8")
     (src / "keliu" / "migrations" / "versions" / "vmupgrade_0001.py").write_text(UPGRADE_REVISION, encoding="utf-8")
     out = run_dir / "wheels" / "next"
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(_builder()), "-m", "pip", "-q", "--disable-pip-version-check", "wheel", "--no-deps",
                     "-w", str(out), str(src)], check=True, timeout=600)
     (wheel,) = out.glob("keliu-*.whl")
@@ -174,7 +177,7 @@ def router(request: pytest.FixtureRequest, vm_image: Path, wheelhouse: Path, run
               "mount -t 9p -o trans=virtio,version=9p2000.L,ro wheels /mnt/wheels")
         vm.sh("systemctl is-system-running --wait || true", timeout=180)
         vm.sh("bash /mnt/keliu/tests/vm/guest.sh internet")
-        vm.provision = vm.run(PROVISION, timeout=1200)
+        vm.provision = vm.run(PROVISION, timeout=1800)  # 15 min measured on a loaded 2-core host
         yield vm
     finally:
         try:

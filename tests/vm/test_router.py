@@ -467,7 +467,13 @@ def test_provision_sh_again_upgrades_keliu_and_migrates_with_nothing_lost(router
         wait_active(router, unit)
     wait_portal(router)
     assert mac in router.sh("nft list set inet keliu allowed")
+    # provision.sh restarted hostapd: the phone joins again with its per-network address, and is online without
+    # logging in again
+    sent = sms_count(router)
+    up = router.run(f"{GUEST} phone-up phy2 {mac}", timeout=120)
+    assert up.rc == 0, up.out[-2000:] + up.err[-2000:]
     deadline = time.monotonic() + 60
     while not online(router) and time.monotonic() < deadline:
         time.sleep(2)
     assert online(router)
+    assert sms_count(router) == sent

@@ -85,16 +85,23 @@ def create(ifname: str, phy: int = 0) -> int:
 
 
 def remove(ifname: str) -> bool:
-    """Delete ``ifname`` if it exists; returns whether it did."""
+    """Delete ``ifname`` if it exists; returns whether it did.
+
+    Through nl80211 (``iw dev IFACE del``), as it was made: rtnetlink's link delete answers EOPNOTSUPP for a
+    wireless virtual interface (found on mac80211_hwsim in the VM tests).
+    """
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=ifname)
-        if not found:
-            return False
-        try:
-            ipr.link("del", index=found[0])
-        except NetlinkError as exc:
-            raise MonitorError(f"cannot delete {ifname}: {exc}") from exc
-        return True
+    if not found:
+        return False
+    iw = _iw()
+    try:
+        iw.del_interface(int(found[0]))
+    except NetlinkError as exc:
+        raise MonitorError(f"cannot delete {ifname}: {exc}") from exc
+    finally:
+        iw.close()
+    return True

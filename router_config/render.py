@@ -129,9 +129,14 @@ def nft_chains(p: Policy) -> list[NftChain]:
         "meta l4proto tcp reject with tcp reset",
         "drop",
     )
+    # the guests' private addresses leave by the router's WAN address (IPv4 only: IPv6 in "handle" mode is routed)
+    lan_net = netaddr.IPNetwork(r.lan_cidr).cidr
+    postrouting = (f'oifname "{r.wan_iface}" ip saddr {lan_net} masquerade',)
     chains = [
         NftChain("prerouting", prerouting, "type nat hook prerouting priority dstnat; policy accept;",
                  "before login, HTTP goes to the portal"),
+        NftChain("postrouting", postrouting, "type nat hook postrouting priority srcnat; policy accept;",
+                 "NAT: the LAN leaves by the WAN address"),
         NftChain("input", inp, "type filter hook input priority filter; policy accept;",
                  "what a phone may ask of the router itself"),
         NftChain("forward", (f"iifname {lan} jump from_lan", f"oifname {lan} jump to_lan"),

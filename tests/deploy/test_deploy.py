@@ -112,6 +112,21 @@ def test_vagrantfile_is_a_debian_12_router_provisioned_by_the_deploy_script() ->
     assert options and set(options) <= known
 
 
+def test_the_vagrantfile_and_make_test_vm_provision_alike() -> None:
+    """The VM `make test-vm` boots runs provision.sh with the Vagrantfile's flags; only where the tree and the
+    wheels come from and how the LAN is wired differ (a wired port in Vagrant, the AP radio alone in the test)."""
+    found = re.search(r'^PROVISION = "([^"]+)"$', (ROOT / "tests" / "vm" / "conftest.py").read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    assert found is not None
+    vm_provision = found.group(1)
+    args = re.search(r"args: \[(.*)\]", (ROOT / "Vagrantfile").read_text(encoding="utf-8"))
+    assert args is not None
+    vagrant_flags = {a for a in re.findall(r'"([^"]+)"', args.group(1)) if a.startswith("--")}
+    vm_flags = {a for a in vm_provision.split() if a.startswith("--")}
+    assert vagrant_flags - {"--lan-ports"} == vm_flags - {"--wheels"} == {"--src", "--wan", "--hwsim"}
+    assert vm_provision.split()[0] == "/mnt/keliu/router_config/deploy/provision.sh"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # provision.sh
 

@@ -13,7 +13,7 @@ import pytest
 
 from keliu.gate import AllowClient, ReleaseTemporarily, RevokeClient
 from keliu.testing.internet import APPLE_SUCCESS, INTERNET_PREFIX, PORTAL_PREFIX, WINDOWS_TEXT
-from keliu.testing.netbench import NAMES, STATE_DIR, Bench, wait_port
+from keliu.testing.netbench import NAMES, STATE_DIR, WAN_ROUTER, Bench, wait_port
 from router_config import nft
 from router_config.gate import NftGate
 from tests.router_config.phones import bench_cfg, curl, open_bench
@@ -67,6 +67,19 @@ for i in range(100):
         print("open", flush=True)
     time.sleep(0.1)
 print("never cut")
+"""
+
+# tells each client the address it came from
+PEER_SERVER = """
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7001))
+s.listen()
+while True:
+    c, addr = s.accept()
+    c.sendall(addr[0].encode() + b"\\n")
+    c.close()
 """
 
 
@@ -150,6 +163,20 @@ def test_allow_opens_the_internet_with_probe_answers_and_counts_bytes(bench: Ben
     assert (client.mac, client.ip) == (bench.phone(0).mac, bench.phone(0).ip)
     assert client.bytes_up > 0 and client.bytes_down > 0
     assert client.expires_in is not None and 0 < client.expires_in <= 600
+
+
+def test_the_internet_sees_the_routers_wan_address_not_the_phones(bench: Bench) -> None:
+    """NAT: the table masquerades the LAN on router.wan_iface (the bench's internet could route the LAN back,
+    so only the source address tells)."""
+    allow(bench, 0)
+    server = bench.popen(bench.inet, [sys.executable, "-c", PEER_SERVER])
+    try:
+        wait_port(bench.inet, NAMES[EXAMPLE], 7001)
+        ask = f"import socket; print(socket.create_connection(('{NAMES[EXAMPLE]}', 7001), timeout=5).recv(100).decode())"
+        peer = bench.run(bench.phone(0).ns, [sys.executable, "-c", ask])
+    finally:
+        server.kill()
+    assert peer.stdout.strip() == WAN_ROUTER != bench.phone(0).ip, peer.stderr
 
 
 def test_revoke_cuts_an_open_connection_and_redirects_again(bench: Bench) -> None:

@@ -90,6 +90,23 @@ def test_ipv6_block_rejects_guests_ipv6_and_handle_admits_logged_in_macs() -> No
     assert "meta nfproto ipv6 reject" not in handle
 
 
+def test_the_lan_is_masqueraded_behind_the_wan_and_only_there() -> None:
+    chains = {c.name: c for c in render.nft_chains(POLICIES["default"])}
+    assert chains["postrouting"].hook == "type nat hook postrouting priority srcnat; policy accept;"
+    assert chains["postrouting"].rules == ('oifname "eth0" ip saddr 10.77.0.0/22 masquerade',)
+    other = Policy(RouterConfig(wan_iface="ppp0", lan_cidr="192.168.8.0/24", portal_ip="192.168.8.1",
+                                dhcp_start="192.168.8.10", dhcp_end="192.168.8.200"))
+    text = render.nftables(other)
+    assert '\t\toifname "ppp0" ip saddr 192.168.8.0/24 masquerade' in text.splitlines()
+    assert text.count("masquerade") == 1
+    # IPv6 in "handle" mode is routed, never NATed: the one rule matches IPv4 sources only ("ip saddr")
+    assert [r for c in render.nft_chains(POLICIES["full"]) for r in c.rules if "masquerade" in r] == [
+        'oifname "eth0" ip saddr 10.77.0.0/22 masquerade']
+    # apply declares the chain with its hook and flushes it, so an older table gains it on the next apply
+    script = render.apply_script(POLICIES["default"]).splitlines()
+    assert "flush chain inet keliu postrouting" in script
+
+
 # -- Gate commands -> nft text
 
 P = POLICIES["default"]

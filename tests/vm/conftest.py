@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,57 @@ def wheelhouse(run_dir: Path) -> Path:
     return out
 
 
+UPGRADE_REVISION = '''"""test only (tests/vm): the migration of a newer keliu, for the upgrade by provision.sh
+
+Revision ID: vmupgrade_0001
+Revises:
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "vmupgrade_0001"
+down_revision = None
+branch_labels = ("vmupgrade",)
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("vm_upgrade_probe", sa.Column("id", sa.Integer(), primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("vm_upgrade_probe")
+'''
+
+
+def newer_wheel(run_dir: Path) -> Path:
+    """A wheel of this tree as the next release: version ``<v>.post1`` and one more alembic revision (a new branch
+    that adds a table), written to ``<run>/wheels/next/`` (the VM sees it at /mnt/wheels/next)."""
+    src = run_dir / "next-src"
+    shutil.rmtree(src, ignore_errors=True)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    vendor = Path("dashboards") / "builtin" / "static" / "vendor"  # git-ignored, built by `make assets`
+    if (ROOT / vendor).is_dir():
+        shutil.copytree(ROOT / vendor, src / vendor, dirs_exist_ok=True)
+    pyproject = (src / "pyproject.toml").read_text(encoding="utf-8")
+    version = re.search(r'^version = "([^"]+)"$', pyproject, re.MULTILINE)
+    assert version is not None
+    (src / "pyproject.toml").write_text(pyproject.replace(version.group(0), f'version = "{version.group(1)}.post1"',
+                                                          1), encoding="utf-8")
+    (src / "keliu" / "migrations" / "versions" / "vmupgrade_0001.py").write_text(UPGRADE_REVISION, encoding="utf-8")
+    out = run_dir / "wheels" / "next"
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(_builder()), "-m", "pip", "-q", "--disable-pip-version-check", "wheel", "--no-deps",
+                    "-w", str(out), str(src)], check=True, timeout=600)
+    (wheel,) = out.glob("keliu-*.whl")
+    return wheel
+
+
 @pytest.fixture(scope="module")
 def router(request: pytest.FixtureRequest, vm_image: Path, wheelhouse: Path, run_dir: Path) -> Iterator[Machine]:
     """A booted VM with keliu provisioned by provision.sh, its WAN on the test's "internet" namespace."""
@@ -125,7 +177,7 @@ def router(request: pytest.FixtureRequest, vm_image: Path, wheelhouse: Path, run
               "mount -t 9p -o trans=virtio,version=9p2000.L,ro wheels /mnt/wheels")
         vm.sh("systemctl is-system-running --wait || true", timeout=180)
         vm.sh("bash /mnt/keliu/tests/vm/guest.sh internet")
-        vm.provision = vm.run(PROVISION, timeout=1200)
+        vm.provision = vm.run(PROVISION, timeout=1800)  # 15 min measured on a loaded 2-core host
         yield vm
     finally:
         try:

@@ -1,0 +1,104 @@
+"""``keliu fleet``: the operator's least-privilege commands, run on the central host (a composition root).
+
+    keliu fleet policies                 row level security on every router table (again after keliu db)
+    keliu fleet router add STORE         the store router's PostgreSQL role (+ broker user with --broker)
+    keliu fleet router remove STORE      drop them
+    keliu fleet router list
+    keliu fleet ca init                  the fleet's CA in var/fleet/
+    keliu fleet cert issue NAME          a server or router certificate signed by it
+    keliu fleet key export --to CERT     the mall's device key, encrypted to one router
+    keliu fleet key import FILE          (on the router) decrypt it into var/keys/device_hmac
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _engine() -> Any:
+    from keliu import config, db
+
+    return db.make_engine(config.load().database_url)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a new file readable by its owner only (refuses to overwrite)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+@click.group("fleet")
+def fleet() -> None:
+    """Least privilege in a fleet: router roles with row level security, broker users, a CA, the device key."""
+
+
+@fleet.command("policies")
+def policies_cmd() -> None:
+    """Enable row level security and the routers' policies on every table (idempotent)."""
+    from keliu.fleet import roles
+
+    tables = roles.apply_policies(_engine())
+    click.echo(f"router access rules on {len(tables)} tables")
+
+
+@fleet.group("router")
+def router() -> None:
+    """Per-router credentials."""
+
+
+@router.command("add")
+@click.argument("store_id")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the password to this new file (mode 0600) instead of printing it")
+@click.option("--broker", "broker_api", metavar="URL",
+              help="also create the router's RabbitMQ user through this management API "
+                   "(e.g. http://guest:guest@127.0.0.1:15672); default: rabbitmqctl when --broker-ctl")
+@click.option("--broker-ctl", is_flag=True, help="create the RabbitMQ user with rabbitmqctl on this host")
+@click.option("--vhost", default="/", show_default=True, help="the broker's virtual host")
+def router_add(store_id: str, password_file: Path | None, broker_api: str | None, broker_ctl: bool,
+               vhost: str) -> None:
+    """Create (or reset) STORE's router role: its rows only. The password is shown once (or written to
+    --password-file); put it in the router's KELIU_DATABASE_URL."""
+    from keliu.fleet import roles
+
+    role, password = roles.add_router(_engine(), store_id)
+    lines = [f"postgresql\t{role}\t{password}"]
+    if broker_api or broker_ctl:
+        from keliu.fleet import rabbit
+
+        user, bpw = rabbit.add_user(store_id, vhost=vhost, api=broker_api)
+        lines.append(f"rabbitmq\t{user}\t{bpw}\tqueue {rabbit.queue_name(store_id)}")
+    text = "\n".join(lines) + "\n"
+    if password_file:
+        write_secret(password_file, text)
+        click.echo(f"{role}: credentials written to {password_file} (0600)")
+    else:
+        click.echo(text, nl=False)
+
+
+@router.command("remove")
+@click.argument("store_id")
+@click.option("--broker", "broker_api", metavar="URL", help="also delete the RabbitMQ user through this API")
+@click.option("--broker-ctl", is_flag=True, help="also delete the RabbitMQ user with rabbitmqctl")
+def router_remove(store_id: str, broker_api: str | None, broker_ctl: bool) -> None:
+    """Drop STORE's router role (its rows stay)."""
+    from keliu.fleet import roles
+
+    click.echo(f"dropped {roles.remove_router(_engine(), store_id)}")
+    if broker_api or broker_ctl:
+        from keliu.fleet import rabbit
+
+        click.echo(f"deleted broker user {rabbit.delete_user(store_id, api=broker_api)}")
+
+
+@router.command("list")
+def router_list() -> None:
+    """Role, store and mall of every router."""
+    from keliu.fleet import roles
+
+    for role, store, mall in roles.list_routers(_engine()):
+        click.echo(f"{role}\t{store}\t{mall}")

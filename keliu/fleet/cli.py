@@ -1,7 +1,7 @@
 """``keliu fleet``: the operator's least-privilege commands, run on the central host (a composition root).
 
     keliu fleet policies                 row level security on every router table (again after keliu db)
-    keliu fleet router add STORE         the store router's PostgreSQL role (+ broker user with --broker)
+    keliu fleet router add STORE         the store router's PostgreSQL role (and RabbitMQ user: --broker)
     keliu fleet router remove STORE      drop them
     keliu fleet router list
     keliu fleet ca init                  the fleet's CA in var/fleet/
@@ -54,23 +54,20 @@ def router() -> None:
 @click.argument("store_id")
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
               help="write the password to this new file (mode 0600) instead of printing it")
-@click.option("--broker", "broker_api", metavar="URL",
-              help="also create the router's RabbitMQ user through this management API "
-                   "(e.g. http://guest:guest@127.0.0.1:15672); default: rabbitmqctl when --broker-ctl")
-@click.option("--broker-ctl", is_flag=True, help="create the RabbitMQ user with rabbitmqctl on this host")
+@click.option("--broker", is_flag=True,
+              help="also create the router's RabbitMQ user (rabbitmqctl, on the broker's host)")
 @click.option("--vhost", default="/", show_default=True, help="the broker's virtual host")
-def router_add(store_id: str, password_file: Path | None, broker_api: str | None, broker_ctl: bool,
-               vhost: str) -> None:
+def router_add(store_id: str, password_file: Path | None, broker: bool, vhost: str) -> None:
     """Create (or reset) STORE's router role: its rows only. The password is shown once (or written to
     --password-file); put it in the router's KELIU_DATABASE_URL."""
     from keliu.fleet import roles
 
     role, password = roles.add_router(_engine(), store_id)
     lines = [f"postgresql\t{role}\t{password}"]
-    if broker_api or broker_ctl:
+    if broker:
         from keliu.fleet import rabbit
 
-        user, bpw = rabbit.add_user(store_id, vhost=vhost, api=broker_api)
+        user, bpw = rabbit.add_user(store_id, vhost=vhost)
         lines.append(f"rabbitmq\t{user}\t{bpw}\tqueue {rabbit.queue_name(store_id)}")
     text = "\n".join(lines) + "\n"
     if password_file:
@@ -82,17 +79,16 @@ def router_add(store_id: str, password_file: Path | None, broker_api: str | None
 
 @router.command("remove")
 @click.argument("store_id")
-@click.option("--broker", "broker_api", metavar="URL", help="also delete the RabbitMQ user through this API")
-@click.option("--broker-ctl", is_flag=True, help="also delete the RabbitMQ user with rabbitmqctl")
-def router_remove(store_id: str, broker_api: str | None, broker_ctl: bool) -> None:
+@click.option("--broker", is_flag=True, help="also delete the router's RabbitMQ user")
+def router_remove(store_id: str, broker: bool) -> None:
     """Drop STORE's router role (its rows stay)."""
     from keliu.fleet import roles
 
     click.echo(f"dropped {roles.remove_router(_engine(), store_id)}")
-    if broker_api or broker_ctl:
+    if broker:
         from keliu.fleet import rabbit
 
-        click.echo(f"deleted broker user {rabbit.delete_user(store_id, api=broker_api)}")
+        click.echo(f"deleted broker user {rabbit.delete_user(store_id)}")
 
 
 @router.command("list")

@@ -98,3 +98,58 @@ def router_list() -> None:
 
     for role, store, mall in roles.list_routers(_engine()):
         click.echo(f"{role}\t{store}\t{mall}")
+
+
+def _fleet_dir(directory: Path | None) -> Path:
+    if directory is not None:
+        return directory
+    from keliu import config
+
+    return Path(config.load().var_dir) / "fleet"
+
+
+@fleet.group("ca")
+def ca_group() -> None:
+    """The fleet's certificate authority (var/fleet/ca.key, ca.pem)."""
+
+
+@ca_group.command("init")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="where the CA lives (default: <var_dir>/fleet)")
+@click.option("--days", default=3650, show_default=True)
+def ca_init(directory: Path | None, days: int) -> None:
+    """Create the CA key (0600) and certificate; never replaces one."""
+    from datetime import UTC, datetime
+
+    from keliu.fleet import ca
+
+    click.echo(f"CA certificate: {ca.init_ca(_fleet_dir(directory), datetime.now(UTC), days=days)}")
+
+
+@fleet.group("cert")
+def cert_group() -> None:
+    """Certificates signed by the fleet's CA."""
+
+
+@cert_group.command("issue")
+@click.argument("name", required=False)
+@click.option("--server", is_flag=True, help="the central host's certificate (PostgreSQL, RabbitMQ)")
+@click.option("--router", "store_id", help="a router's client certificate, named (common name) after the store's "
+                                           "router role, keliu_router_<store>")
+@click.option("--dns", multiple=True, help="a DNS name of the server (repeat)")
+@click.option("--ip", "ips", multiple=True, help="an IP address of the server (repeat)")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--days", default=825, show_default=True)
+def cert_issue(name: str | None, server: bool, store_id: str | None, dns: tuple[str, ...], ips: tuple[str, ...],
+               directory: Path | None, days: int) -> None:
+    """Issue NAME.key (0600) and NAME.pem in the CA's directory."""
+    from datetime import UTC, datetime
+
+    from keliu.fleet import ca, policy
+
+    if store_id is not None:
+        name = policy.role_name(store_id)
+    if not name:
+        raise click.UsageError("give NAME or --router STORE")
+    out = ca.issue(_fleet_dir(directory), name, datetime.now(UTC), dns=dns, ips=ips, server=server, days=days)
+    click.echo(f"{out.cert}\n{out.key}")

@@ -153,3 +153,78 @@ def cert_issue(name: str | None, server: bool, store_id: str | None, dns: tuple[
         raise click.UsageError("give NAME or --router STORE")
     out = ca.issue(_fleet_dir(directory), name, datetime.now(UTC), dns=dns, ips=ips, server=server, days=days)
     click.echo(f"{out.cert}\n{out.key}")
+
+
+@fleet.group("key")
+def key_group() -> None:
+    """The mall's device key (device_hmac), sealed to one router's certificate."""
+
+
+@key_group.command("export")
+@click.option("--to", "cert_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the router's certificate (from keliu fleet cert issue --router)")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="the sealed key file to write (safe to copy: only that router can open it)")
+@click.option("--from", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the mall's key file (default: <var_dir>/keys/device_hmac of this host)")
+@click.option("--ca", "ca_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="the CA directory the certificate must be signed by (default: <var_dir>/fleet)")
+def key_export(cert_path: Path, out: Path, key_file: Path | None, ca_dir: Path | None) -> None:
+    """Seal the mall's device key to the router certificate --to."""
+    from cryptography import x509
+
+    from keliu import config, keys
+    from keliu.errors import ConfigError
+    from keliu.fleet import ca, keybox
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    _, ca_cert = ca.load_ca(_fleet_dir(ca_dir))
+    keybox.check_issued_by(cert, ca_cert)
+    secret = key_file.read_bytes() if key_file else keys.secret_bytes(config.load().var_dir, "device_hmac")
+    if len(secret) < 16:
+        raise ConfigError("fleet.key", f"{key_file} is shorter than 16 bytes: not a key")
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(keybox.seal(secret, "device_hmac", cert))
+    click.echo(f"sealed device_hmac for {cert.subject.rfc4514_string()} in {out}")
+
+
+@key_group.command("import")
+@click.argument("box", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--identity", "identity", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="this router's private key (keliu_router_<store>.key)")
+@click.option("--cert", "cert_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="this router's certificate: also check the file was sealed for it")
+def key_import(box: Path, identity: Path, cert_path: Path | None) -> None:
+    """(On the router) open the sealed key into <var_dir>/keys/device_hmac (0600). An existing, different key
+    is never replaced (device ids would change): stop the services and remove it first."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from keliu import config
+    from keliu.errors import ConfigError
+    from keliu.fleet import keybox
+
+    key = serialization.load_pem_private_key(identity.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError("fleet.key", f"{identity} is not an EC private key")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes()) if cert_path else None
+    name, secret = keybox.open_box(box.read_bytes(), key, cert)
+    if name != "device_hmac":
+        raise ConfigError("fleet.key", f"the file holds {name!r}, not device_hmac")
+    target = Path(config.load().var_dir) / "keys" / "device_hmac"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(target.parent, 0o700)
+    if target.exists():
+        if target.read_bytes() == secret:
+            click.echo(f"{target} already holds this key")
+            return
+        raise ConfigError("fleet.key", f"{target} holds another key; replacing it changes every device id "
+                                       "(stop the services and remove it first, before the router's first day)")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+        fh.flush()
+        os.fsync(fh.fileno())
+    click.echo(f"device_hmac installed in {target}")

@@ -15,6 +15,7 @@ from typing import Literal
 from keliu.errors import ConfigError
 
 Kind = Literal["store", "store_append", "store_read", "mall_read", "shared", "shared_read", "shared_append",
+               "shared_update",
                "members", "consents", "admin_sessions"]
 
 
@@ -76,7 +77,7 @@ TABLES: dict[str, Access] = {
     "wechat_identities": Access("shared"),
     "wechat_releases": Access("shared_append"),
     "member_offers": Access("shared"),
-    "accesslog_head": Access("shared"),
+    "accesslog_head": Access("shared_update"),  # the chain's head: moved forward, never deleted
 }
 
 #: tables no router is granted: the mall's campaigns and their audiences, mall-wide figures, the WeChat official
@@ -192,7 +193,7 @@ def table_policies(table: str, access: Access) -> list[str]:
         sql += _policy(table, "fleet_store", "ALL",
                        f"user_name IN (SELECT name FROM admin_users WHERE store_id = {MY_STORE})",
                        f"user_name IN (SELECT name FROM admin_users WHERE store_id = {MY_STORE})")
-    elif k in ("shared", "shared_read", "shared_append"):
+    elif k in ("shared", "shared_read", "shared_append", "shared_update"):
         sql = [f"ALTER TABLE {q(table)} DISABLE ROW LEVEL SECURITY"]
     return sql
 
@@ -205,6 +206,8 @@ def grants(table: str, access: Access, role: str) -> list[str]:
         return [f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {r}"]
     if k in ("store_append", "consents", "shared_append"):
         return [f"GRANT SELECT, INSERT ON {t} TO {r}"]
+    if k == "shared_update":
+        return [f"GRANT SELECT, INSERT, UPDATE ON {t} TO {r}"]
     if k in ("store_read", "mall_read", "shared_read"):
         return [f"GRANT SELECT ON {t} TO {r}"]
     if k == "members":

@@ -171,3 +171,13 @@ def test_store_ids_that_cannot_name_a_role_are_refused() -> None:
 def test_sqlite_has_no_router_roles(sqlite_url: str) -> None:
     with pytest.raises(ConfigError, match="central PostgreSQL"):
         roles.add_router(db.make_engine(sqlite_url), "s1")
+
+
+@pytest.mark.parametrize(("table", "forbidden"), [
+    ("access_log", {"UPDATE", "DELETE"}), ("staff_audit", {"UPDATE", "DELETE"}), ("members", {"DELETE"}),
+    ("consents", {"UPDATE", "DELETE"}), ("accesslog_head", {"DELETE"}), ("offers", {"INSERT", "UPDATE", "DELETE"}),
+])
+def test_what_a_router_is_never_granted(table: str, forbidden: set[str]) -> None:
+    sql = " ".join(policy.grants(table, policy.TABLES[table], "keliu_router_s1"))
+    assert not {word for word in forbidden if f" {word}" in sql or f"{word}," in sql}, sql
+    assert not set(policy.TABLES) & policy.CENTRAL_ONLY

@@ -11,24 +11,45 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
 
-def _engine() -> Any:
+@contextlib.contextmanager
+def _engine() -> Iterator[Any]:
     from keliu import config, db
 
-    return db.make_engine(config.load().database_url)
+    engine = db.make_engine(config.load().database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
-def write_secret(path: Path, text: str) -> None:
-    """Write ``text`` to a new file readable by its owner only (refuses to overwrite)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+@contextlib.contextmanager
+def _secret_file(path: Path | None) -> Iterator[IO[str] | None]:
+    """A new file readable by its owner only, opened before anything is created (so that a password is never
+    reset and then lost to a file that could not be written); removed again if the command fails."""
+    if path is None:
+        yield None
+        return
+    from keliu.errors import ConfigError
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise ConfigError("fleet.password_file", f"{path} exists; nothing was changed") from exc
+    try:
+        with os.fdopen(fd, "w") as fh:
+            yield fh
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 @click.group("fleet")
@@ -41,7 +62,8 @@ def policies_cmd() -> None:
     """Enable row level security and the routers' policies on every table (idempotent)."""
     from keliu.fleet import roles
 
-    tables = roles.apply_policies(_engine())
+    with _engine() as engine:
+        tables = roles.apply_policies(engine)
     click.echo(f"router access rules on {len(tables)} tables")
 
 
@@ -62,19 +84,20 @@ def router_add(store_id: str, password_file: Path | None, broker: bool, vhost: s
     --password-file); put it in the router's KELIU_DATABASE_URL."""
     from keliu.fleet import roles
 
-    role, password = roles.add_router(_engine(), store_id)
-    lines = [f"postgresql\t{role}\t{password}"]
-    if broker:
-        from keliu.fleet import rabbit
+    with _secret_file(password_file) as out, _engine() as engine:
+        role, password = roles.add_router(engine, store_id)
+        lines = [f"postgresql\t{role}\t{password}"]
+        if broker:
+            from keliu.fleet import rabbit
 
-        user, bpw = rabbit.add_user(store_id, vhost=vhost)
-        lines.append(f"rabbitmq\t{user}\t{bpw}\tqueue {rabbit.queue_name(store_id)}")
-    text = "\n".join(lines) + "\n"
-    if password_file:
-        write_secret(password_file, text)
-        click.echo(f"{role}: credentials written to {password_file} (0600)")
-    else:
-        click.echo(text, nl=False)
+            user, bpw = rabbit.add_user(store_id, vhost=vhost)
+            lines.append(f"rabbitmq\t{user}\t{bpw}\tqueue {rabbit.queue_name(store_id)}")
+        text = "\n".join(lines) + "\n"
+        if out is not None:
+            out.write(text)
+            click.echo(f"{role}: credentials written to {password_file} (0600)")
+        else:
+            click.echo(text, nl=False)
 
 
 @router.command("remove")
@@ -84,7 +107,8 @@ def router_remove(store_id: str, broker: bool) -> None:
     """Drop STORE's router role (its rows stay)."""
     from keliu.fleet import roles
 
-    click.echo(f"dropped {roles.remove_router(_engine(), store_id)}")
+    with _engine() as engine:
+        click.echo(f"dropped {roles.remove_router(engine, store_id)}")
     if broker:
         from keliu.fleet import rabbit
 
@@ -96,8 +120,9 @@ def router_list() -> None:
     """Role, store and mall of every router."""
     from keliu.fleet import roles
 
-    for role, store, mall in roles.list_routers(_engine()):
-        click.echo(f"{role}\t{store}\t{mall}")
+    with _engine() as engine:
+        for role, store, mall in roles.list_routers(engine):
+            click.echo(f"{role}\t{store}\t{mall}")
 
 
 def _fleet_dir(directory: Path | None) -> Path:

@@ -3,9 +3,11 @@ portal uses on PostgreSQL) and sensor writes, and can neither read nor write sto
 devices or sightings; the access log chained by routers stays intact."""
 from __future__ import annotations
 
+import stat
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -181,3 +183,27 @@ def test_what_a_router_is_never_granted(table: str, forbidden: set[str]) -> None
     sql = " ".join(policy.grants(table, policy.TABLES[table], "keliu_router_s1"))
     assert not {word for word in forbidden if f" {word}" in sql or f"{word}," in sql}, sql
     assert not set(policy.TABLES) & policy.CENTRAL_ONLY
+
+
+@pytest.mark.integration
+def test_cli_writes_the_credentials_once_and_private(fleet: tuple[Engine, str, str], postgres_url: str,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from keliu.fleet.cli import fleet as fleet_cli
+
+    _, a, _ = fleet
+    monkeypatch.setenv("KELIU_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("KELIU_VAR_DIR", str(tmp_path / "var"))
+    out = tmp_path / "a.credentials"
+    result = CliRunner().invoke(fleet_cli, ["router", "add", a, "--password-file", str(out)])
+    assert result.exit_code == 0, result.output
+    role, password = out.read_text().split("\t")[1:3]
+    assert role == policy.role_name(a) and password.strip() not in result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    listed = CliRunner().invoke(fleet_cli, ["router", "list"])
+    assert listed.output.split("\t")[:2] == [role, a]
+    # never over an existing file
+    again = CliRunner().invoke(fleet_cli, ["router", "add", a, "--password-file", str(out)])
+    assert isinstance(again.exception, ConfigError) and "nothing was changed" in str(again.exception)
+    assert out.read_text().split("\t")[2] == password  # the file, and the role's password, unchanged

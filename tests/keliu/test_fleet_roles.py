@@ -203,7 +203,13 @@ def test_cli_writes_the_credentials_once_and_private(fleet: tuple[Engine, str, s
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     listed = CliRunner().invoke(fleet_cli, ["router", "list"])
     assert listed.output.split("\t")[:2] == [role, a]
+    def stored() -> str:
+        with fleet[0].connect() as conn:
+            return str(conn.execute(sa.text("SELECT rolpassword FROM pg_authid WHERE rolname = :r"),
+                                    {"r": role}).scalar_one())
+
+    before = stored()
     # never over an existing file
     again = CliRunner().invoke(fleet_cli, ["router", "add", a, "--password-file", str(out)])
     assert isinstance(again.exception, ConfigError) and "nothing was changed" in str(again.exception)
-    assert out.read_text().split("\t")[2] == password  # the file, and the role's password, unchanged
+    assert out.read_text().split("\t")[2] == password and stored() == before  # the file and the role unchanged

@@ -2,8 +2,8 @@
 
 A router connects as its own login role (``keliu_router_<store>``), never as the tables' owner (who bypasses row
 level security). ``fleet_routers`` maps each role to its store; ``keliu_fleet_store()`` reads that mapping for the
-connected role (``session_user``, which the router cannot change), so no setting the router controls decides what
-it sees. Each table a router needs gets exactly one of the access kinds below; tables not listed are not granted
+connected role (``session_user``, which the router cannot change), so no setting the router controls decides which
+store it is (the one setting a policy reads, the phone of a login in progress, is in ``table_policies``). Each table a router needs gets exactly one of the access kinds below; tables not listed are not granted
 at all (central only). docs/DEPLOY.md "A fleet" lists them for operators.
 """
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Literal
 from keliu.errors import ConfigError
 
 Kind = Literal["store", "store_append", "store_read", "mall_read", "shared", "shared_read", "shared_append",
-               "shared_update",
-               "members", "consents", "admin_sessions"]
+               "shared_update", "members", "consents", "admin_sessions"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class Access:
     column: str = "store_id"  # the store (or mall) column the policy compares
 
 
-#: table -> what a router may do with it (see KINDS for the meaning of each kind)
+#: table -> what a router may do with it (``table_policies`` and ``grants`` say what each kind means)
 TABLES: dict[str, Access] = {
     # the portal: sessions, logins and devices of this store only
     "portal_sessions": Access("store"),
@@ -64,7 +63,8 @@ TABLES: dict[str, Access] = {
     "malls": Access("shared_read"),
     "stores": Access("shared_read"),
     "alembic_version": Access("shared_read"),
-    # the mall's one member system: this store's members and the one logging in; consents append-only by store, readable by member id
+    # the mall's one member system: this store's members and the one logging in; consents appended by store,
+    # readable by member id
     "members": Access("members"),
     "consents": Access("consents"),
     # keyed ids and hashes, no store column: shared by the mall's routers by design (a device id is the same in

@@ -1,6 +1,6 @@
 """A real SMS login through the portal of a fleet's router that connects with its own role (row level security,
 keliu.fleet): the central host migrated the schema; router A's portal logs in a new shopper and a member of store B,
-sees only its store's sessions, and its admin lists nothing of B."""
+sees only its store's sessions; its store manager signs in on the router and cannot even find a session of B."""
 from __future__ import annotations
 
 import uuid
@@ -12,12 +12,14 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from keliu.accounts import users
 from keliu.fleet import roles
 from keliu.gate import AllowClient, MemoryGate
 from portal.app import create_app
+from portal.core import phone
 from portal.edges.sms_backends import ConsoleSms
 from portal.store.models import logins, members, portal_sessions
-from tests.portal.conftest import FakeClock, Phone, make_app
+from tests.portal.conftest import FakeClock, Phone, csrf_of, make_app
 
 
 @pytest.fixture
@@ -49,6 +51,7 @@ def test_a_router_logs_in_through_its_own_role(central: Flask, postgres_url: str
     a, b = stores
     owner = central.extensions["keliu"].engine
     assert Phone(central, "10.77.0.21").login(sms, number="13900000002").status_code in (200, 302, 303)
+    users.create_user(owner, "mgr-a", "a-long-password-1", "store", store_id=a)
     role, _password = roles.add_router(owner, a)
     # router A: its own var dir and gate; the test server trusts 127.0.0.1, so the role name is what matters
     router_url = sa.engine.make_url(postgres_url).set(username=role).render_as_string(False)
@@ -72,6 +75,21 @@ def test_a_router_logs_in_through_its_own_role(central: Flask, postgres_url: str
             assert set(conn.execute(sa.select(portal_sessions.c.store_id)).scalars()) == {a}
             assert sorted(conn.execute(sa.select(members.c.phone_e164)).scalars()) == ["+8613812345678",
                                                                                      "+8613900000002"]
+        # its store manager signs in to the router's console and sees its store's online clients only
+        manager = router.test_client()
+        token = csrf_of(manager.get("/admin/login").get_data(as_text=True))
+        r = manager.post("/admin/login", data={"csrf_token": token, "name": "mgr-a", "password": "a-long-password-1"})
+        assert r.status_code in (302, 303), r.get_data(as_text=True)[:300]
+        page = manager.get("/admin")
+        assert page.status_code == 200, page.get_data(as_text=True)[:300]
+        html = page.get_data(as_text=True)
+        assert phone.mask("+8613812345678") in html and phone.mask("+8613900000002") in html
+        # store B's session does not exist for it: kicking it is a 404, and B's client stays online
+        with owner.connect() as conn:
+            b_session = conn.execute(sa.select(portal_sessions.c.id).where(portal_sessions.c.store_id == b)
+                                     ).scalar_one()
+        token = csrf_of(html)
+        assert manager.post(f"/admin/sessions/{b_session}/kick", data={"csrf_token": token}).status_code == 404
         engine.dispose()
     finally:
         router.extensions["keliu"].engine.dispose()
@@ -79,4 +97,6 @@ def test_a_router_logs_in_through_its_own_role(central: Flask, postgres_url: str
     with owner.connect() as conn:
         by_store = conn.execute(sa.select(logins.c.store_id, sa.func.count()).group_by(logins.c.store_id)).all()
         assert dict(by_store) == {a: 2, b: 1}
+        assert conn.execute(sa.select(portal_sessions.c.ended_at).where(portal_sessions.c.store_id == b)
+                            ).scalar_one() is None
         assert conn.execute(sa.select(sa.func.count()).select_from(members)).scalar_one() == 2

@@ -32,6 +32,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "token": ("keliu.cli", "token_cmd", "API bearer tokens for POS systems and integrations."),
     "pos": ("keliu.cli", "pos_cmd", "POS sales: import a CSV or XLSX export."),
     "staff": ("marketing.staff_cli", "staff", "Staff attribution: settings per store, staff phones, flags."),
+    "fleet": ("keliu.fleet.cli", "fleet",
+              "Least privilege in a fleet: router roles with row level security, broker users, CA, device key."),
     "accesslog": ("keliu.accesslog.cli", "accesslog",
                   "The access and NAT log the law requires: verify, query, export, anchor, purge."),
 }

@@ -129,13 +129,16 @@ def start_up(app: Flask) -> None:
     between its read of the sessions and its write to the Gate out of the Gate again."""
     svc: Services = app.extensions["keliu"]
     cfg = svc.cfg
-    db.upgrade(svc.engine)
-    tenants.sync(svc.engine, cfg)
-    # a generated first password (var/keys/admin_password) must be changed at the first login, and is then never
-    # reset; a configured one is authoritative
-    users.ensure_user(svc.engine, cfg.portal.admin_user,
-                      cfg.portal.admin_password or keys.admin_password(cfg.var_dir), "admin",
-                      generated=cfg.portal.admin_password is None)
+    # a fleet's router (its own role, keliu.fleet) may neither migrate, nor rename tenants, nor create a mall-wide
+    # admin: the central host does (keliu db, keliu user)
+    if cfg.portal.manage_schema:
+        db.upgrade(svc.engine)
+        tenants.sync(svc.engine, cfg)
+        # a generated first password (var/keys/admin_password) must be changed at the first login, and is then
+        # never reset; a configured one is authoritative
+        users.ensure_user(svc.engine, cfg.portal.admin_user,
+                          cfg.portal.admin_password or keys.admin_password(cfg.var_dir), "admin",
+                          generated=cfg.portal.admin_password is None)
     access.reconcile(svc, svc.now())
 
 

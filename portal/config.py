@@ -24,6 +24,9 @@ class PortalConfig:
     captive_port: int = field(default=8081, metadata={"check": port_or_off})
     #: the store this portal instance serves (a router sits in one store)
     store: str = "demo-store"
+    #: false on a fleet's router that connects with its own role (``keliu fleet``): the central host upgrades the
+    #: schema, syncs the tenants and owns the admin accounts, so start-up only reconciles the Gate
+    manage_schema: bool = True
     #: HTTPS listener for the RFC 8908 API; cert and key paths (PEM). Unset: no HTTPS listener.
     https_port: int = field(default=8443, metadata={"check": valid_port})
     https_cert: str | None = None

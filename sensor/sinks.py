@@ -70,8 +70,11 @@ class CelerySink:
         from kombu.exceptions import KombuError, OperationalError
 
         try:
+            # through the queue's own exchange, never Celery's shortcut via the default exchange: a fleet's router
+            # user may write to its queue's exchange only (keliu.fleet.rabbit), and write access to the default
+            # exchange would let it publish into any queue
             self.app.send_task(INGEST_TASK, args=[[to_dict(s) for s in batch]], queue=self.queue,
-                               retry=False)
+                               exchange=self.queue, routing_key=self.queue, retry=False)
         except (KombuError, OperationalError, OSError) as exc:
             raise DeliveryError(f"broker: {type(exc).__name__}: {exc}") from exc
 

@@ -95,10 +95,15 @@ def test_the_lan_is_masqueraded_behind_the_wan_and_only_there() -> None:
     assert chains["postrouting"].hook == "type nat hook postrouting priority srcnat; policy accept;"
     assert chains["postrouting"].rules == ('oifname "eth0" ip saddr 10.77.0.0/22 masquerade',)
     other = Policy(RouterConfig(wan_iface="ppp0", lan_cidr="192.168.8.0/24", portal_ip="192.168.8.1",
-                                dhcp_start="192.168.8.10", dhcp_end="192.168.8.200"))
+                                dhcp_start="192.168.8.10", dhcp_end="192.168.8.200", nat_log="none"))
     text = render.nftables(other)
     assert '\t\toifname "ppp0" ip saddr 192.168.8.0/24 masquerade' in text.splitlines()
     assert text.count("masquerade") == 1
+    # with the NAT log's port blocks (the default) the generic rule stays, for what no block covers
+    blocks = render.nftables(Policy(RouterConfig(wan_iface="ppp0", lan_cidr="192.168.8.0/24", portal_ip="192.168.8.1",
+                                                 dhcp_start="192.168.8.10", dhcp_end="192.168.8.200")))
+    assert '\t\toifname "ppp0" ip saddr 192.168.8.0/24 masquerade' in blocks.splitlines()
+    assert "masquerade to :" in blocks
     # IPv6 in "handle" mode is routed, never NATed: the one rule matches IPv4 sources only ("ip saddr")
     assert [r for c in render.nft_chains(POLICIES["full"]) for r in c.rules if "masquerade" in r] == [
         'oifname "eth0" ip saddr 10.77.0.0/22 masquerade']

@@ -16,8 +16,8 @@ from typing import Any, cast
 from flask import Blueprint, abort, current_app, make_response, redirect, request
 
 from keliu import audit
-from keliu.accounts.users import AdminUser
 from keliu.accounts import i18n as console
+from keliu.accounts.users import AdminUser
 from keliu.accounts.web import console_lang, current_user, login_required
 from portal.core import phone as phones
 from portal.core import rights_text

@@ -54,7 +54,9 @@ def _edges() -> _Edges:
 
 
 def _lang() -> str:
-    return dashboard_i18n.pick(request.args.get("lang"), request.headers.get("Accept-Language"))
+    # the console's choice, as the dashboard makes it: ?lang=, else the lang cookie, else Accept-Language
+    return dashboard_i18n.pick(request.args.get("lang") or request.cookies.get("lang"),
+                               request.headers.get("Accept-Language"))
 
 
 def _range(tz: str) -> tuple[Any, Any]:

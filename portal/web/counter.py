@@ -21,7 +21,7 @@ import secrets
 from typing import Any
 
 import segno
-from flask import Blueprint, abort, make_response, render_template, request, url_for
+from flask import Blueprint, abort, request, url_for
 
 from keliu.accounts.users import AdminUser
 from keliu.accounts.web import current_user, login_required
@@ -33,6 +33,7 @@ from marketing.store.coupons import IdempotencyMismatch, Refused
 from portal.core import phone as ph
 from portal.services import Services, services
 from portal.store import members as pm
+from portal.web.auth import render_console
 from portal.web.member import local_until, member_phone_hash
 
 log = logging.getLogger("keliu.portal")
@@ -78,7 +79,7 @@ def _store(user: AdminUser, svc: Services) -> tuple[str, str]:
 def _page(status: int = 200, **ctx: Any) -> Any:
     ctx.setdefault("key", secrets.token_urlsafe(16))  # this attempt's idempotency key
     ctx.setdefault("basket", "")
-    resp = make_response(render_template("counter/counter.html", **ctx), status)
+    resp = render_console("counter/counter.html", "counter", status, **ctx)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -189,5 +190,5 @@ def staff_card() -> Any:
     buf = io.BytesIO()
     segno.make(url, error="m").save(buf, kind="svg", scale=8, border=4, xmldecl=False)
     svg = buf.getvalue().decode()
-    return render_template("counter/staff_card.html", user=user, store=store_id, url=url, svg=svg,
-                           name=svc.cfg.store(store_id).name or store_id)
+    return render_console("counter/staff_card.html", "counter", user=user, store=store_id, url=url, svg=svg,
+                          name=svc.cfg.store(store_id).name or store_id)

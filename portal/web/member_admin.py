@@ -13,16 +13,18 @@ import json
 from datetime import datetime
 from typing import Any, cast
 
-from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request
+from flask import Blueprint, abort, current_app, make_response, redirect, request
 
 from keliu import audit
+from keliu.accounts import i18n as console
 from keliu.accounts.users import AdminUser
-from keliu.accounts.web import current_user, login_required
+from keliu.accounts.web import console_lang, current_user, login_required
 from portal.core import phone as phones
 from portal.core import rights_text
 from portal.errors import PortalError
 from portal.services import services
 from portal.store import rights
+from portal.web.auth import render_console
 
 bp = Blueprint("member_admin", __name__, url_prefix="/admin")
 
@@ -64,11 +66,20 @@ def members() -> Any:
         rows = [] if error else rights.listing(conn, user, e164, limit=50, offset=50 * page)
         # a search by number is recorded as one, without the number (the trail keeps no phone)
         _record(conn, user, "member.list", None, {"search": bool(raw), "shown": len(rows), "page": page})
-    return render_template("admin_members.html", user=user, rows=[
+    return render_console("admin_members.html", "members", user=user, rows=[
         {"id": r.id, "phone": phones.mask(r.phone_e164), "wechat": bool(r.wechat_openid),
          "first_store_id": r.first_store_id, "created_at": r.created_at.strftime("%Y-%m-%d"),
          "last_seen_at": r.last_seen_at.strftime("%Y-%m-%d %H:%M")} for r in rows],
-        query=raw[:32], error=error, page=page)
+        query=raw[:32], error=error, page=page, notice=_notice())
+
+
+#: what ``?done=`` says after a change (anything else says nothing)
+_DONE = ("withdrawn", "corrected", "deleted")
+
+
+def _notice() -> str | None:
+    done = request.args.get("done")
+    return console.t(console_lang(), "done_" + done) if done in _DONE else None
 
 
 def _member(conn: Any, user: AdminUser, member_id: int) -> Any:
@@ -87,9 +98,11 @@ def member(member_id: int) -> Any:
         _member(conn, user, member_id)
         data = rights.export(conn, member_id, _components(), svc.now())
         _record(conn, user, "member.view", member_id)
-    return render_template("admin_member.html", user=user, member_id=member_id, data=data,
-                           sections=rights_text.sections(data, "en"), kinds=rights.WITHDRAWABLE,
-                           may_change=rights.may_change(user), notice=request.args.get("done"))
+    lang = console_lang()
+    return render_console("admin_member.html", "members", user=user, member_id=member_id, data=data,
+                          sections=rights_text.sections(data, lang),
+                          kinds=[(k, rights_text.t(lang, "kind_" + k)) for k in rights.WITHDRAWABLE],
+                          may_change=rights.may_change(user), notice=_notice())
 
 
 @bp.get("/members/<int:member_id>/export.json")
@@ -177,4 +190,4 @@ def audit_page() -> Any:
             abort(400)
     rows = audit.entries(svc.engine, mall_id=None if user.role == "admin" else user.mall_id, since=since,
                          action=action, limit=500)
-    return render_template("admin_audit.html", user=user, rows=rows, action=action or "", day=day or "")
+    return render_console("admin_audit.html", "audit", user=user, rows=rows, action=action or "", day=day or "")

@@ -1,7 +1,8 @@
 """Every page of the appliance in Debian's chromium (headless), at phone size (390×844) and desktop size (1280×800),
 in zh-CN and English: the shopper's splash, status, terms and privacy pages, the console's login, password, online
-clients, splash editor and its preview, user pages, the dashboard's store, mall and operator views and its error
-page.
+clients, splash editor and its preview, user pages, members, a member and the audit trail, the counter and the
+staff card (an admin's and a staff member's), the dashboard's store, mall and operator views, its marketing sections
+and its error page; and the member's own pages (/member, /member/data and what they link to).
 
 Each page must fit its width (the document does not scroll sideways and no element reaches past the viewport),
 show no untranslated key (a raw catalog key such as ``nav_users``, or the ``⟦key⟧`` mark of a missing one), carry
@@ -19,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from flask import Flask
@@ -70,7 +72,24 @@ PAGES = [
     ("dashboard-mall", "/dashboard/mall/m1?start=2026-01-05", "body[data-ready='1']"),
     ("dashboard-operator", "/dashboard/operator?start=2026-01-05", "body[data-ready='1']"),
     ("dashboard-empty", "/dashboard/store/s3", "body[data-ready='1']"),
+    ("members", "/admin/members", "#members"),
+    ("member", "/admin/members/{member}", "#export"),
+    ("audit", "/admin/audit", "#audit"),
+    ("counter", "/counter", "#scan-form"),
+    ("counter-card", "/counter/card", "#staff-qr"),
+    ("marketing-store", "/dashboard/store/s1/marketing?start=2026-01-05", "#marketing"),
+    ("marketing-mall", "/dashboard/mall/m1/marketing?start=2026-01-05", "#marketing"),
 ]
+#: the member's own pages (a shopper's, not the console's): (name, path, what to wait for, whether it follows
+#: ``?lang=``: the member card /member shows both languages at once and says so in neither)
+MEMBER_PAGES = [
+    ("member-home", "/member", "#member-phone", False),
+    ("member-data", "/member/data", "body", True),
+    ("member-data-all", "/member/data/all", "body", True),
+    ("member-phone", "/member/data/phone", "body", True),
+]
+#: a shop assistant of s1: the counter is all of the console they see
+STAFF = "clerk-s1"
 
 
 def raw_keys() -> re.Pattern[str]:
@@ -127,6 +146,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     svc = app.extensions["keliu"]
     for name, (role, mall, store) in USERS.items():
         create_user(svc.engine, name, PASSWORD, role, mall_id=mall, store_id=store)  # type: ignore[arg-type]
+    create_user(svc.engine, STAFF, PASSWORD, "staff", mall_id="m1", store_id="s1")
     seed(svc.engine, svc.cfg)
     # one shopper online, so that the admin's table has a row (with its long device id) to lay out
     assert Phone(app, PHONE_IP).login(sms, "13812345678", marketing=True).status_code in (200, 302, 303)
@@ -178,7 +198,7 @@ def with_lang(path: str, lang: str) -> str:
     return path + ("&" if "?" in path else "?") + "lang=" + lang
 
 
-def check_page(page: Any, problems: list[str], name: str, lang: str, viewport: str) -> None:
+def check_page(page: Any, problems: list[str], name: str, lang: str, viewport: str, *, html_lang: bool = True) -> None:
     where = f"{name} {lang} {viewport}"
     fit = page.evaluate(FITS)
     assert fit["scroll"] <= fit["client"], (where, fit)
@@ -187,16 +207,17 @@ def check_page(page: Any, problems: list[str], name: str, lang: str, viewport: s
     assert "⟦" not in text, where
     raw = RAW.search(text)
     assert raw is None, (where, raw.group(0) if raw else None)
-    assert page.evaluate("document.documentElement.lang") == lang, where
+    if html_lang:
+        assert page.evaluate("document.documentElement.lang") == lang, where
     assert problems == [], (where, problems)
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_every_page_fits_and_is_translated(browser: Any, base: str, viewport: str) -> None:
+def test_every_page_fits_and_is_translated(browser: Any, base: str, member: int, viewport: str) -> None:
     page, problems = logged_in(browser, base, viewport)
     for lang in LANGS:
         for name, path, ready in PAGES:
-            resp = page.goto(base + with_lang(path, lang))
+            resp = page.goto(base + with_lang(path.format(member=member), lang))
             assert resp is not None and resp.status == 200, (name, lang, resp.status if resp else None)
             page.wait_for_selector(ready, timeout=20_000)
             check_page(page, problems, name, lang, viewport)
@@ -213,6 +234,69 @@ def test_every_page_fits_and_is_translated(browser: Any, base: str, viewport: st
     page.wait_for_selector("#clients")
     assert "/admin" in page.url
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def member(app: Flask) -> int:
+    """The member the shopper online became."""
+    from portal.store import rights
+
+    with app.extensions["keliu"].engine.connect() as conn:
+        mid = rights.find(conn, "+8613812345678")
+    assert mid is not None
+    return mid
+
+
+def nav_links(page: Any) -> list[str]:
+    return [str(i) for i in page.locator("#console-nav .kn-links a").evaluate_all("(as) => as.map(a => a.id)")]
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_staff_see_the_counter_in_the_console(browser: Any, base: str, viewport: str) -> None:
+    """A shop assistant's counter and staff card carry the console's navigation: the counter and the password, no
+    more; every other console page answers them 403."""
+    page, problems = logged_in(browser, base, viewport, user=STAFF)
+    assert "/counter" in page.url, page.url
+    for lang in LANGS:
+        for name, path, ready in [("counter", "/counter", "#scan-form"), ("counter-card", "/counter/card", "#staff-qr")]:
+            resp = page.goto(base + with_lang(path, lang))
+            assert resp is not None and resp.status == 200, (name, lang, resp.status if resp else None)
+            page.wait_for_selector(ready)
+            assert nav_links(page) == ["nav-counter", "nav-password"], (name, lang)
+            assert page.inner_text("#nav-counter") == console.t(lang, "nav_counter")
+            assert page.get_attribute("#nav-counter", "href") == f"/counter?lang={lang}"
+            check_page(page, problems, f"staff-{name}", lang, viewport)
+    for path in ("/admin/members", "/admin/audit", "/admin", "/dashboard/store/s1/marketing"):
+        resp = page.goto(base + path)
+        assert resp is not None and resp.status == 403, path
+    page.context.close()
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_member_pages_fit_and_are_translated(browser: Any, base: str, app: Flask, member: int,
+                                             viewport: str) -> None:
+    """The member's own pages, with the member logged in on this browser (the session cookie the SMS login sets)."""
+    from datetime import UTC, datetime
+
+    from tests.dashboards.realdata import NOW
+
+    signer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    cookie = signer.dumps({"member_id": member, "member_auth_at": datetime.fromtimestamp(NOW, UTC).isoformat()})
+    for lang in LANGS:
+        ctx = browser.new_context(viewport=VIEWPORTS[viewport], locale="zh-CN")
+        ctx.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base}])
+        page = ctx.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda exc, problems=problems: problems.append(f"script error: {exc}"))
+        page.on("response", lambda r, problems=problems: problems.append(f"{r.status} {r.url}")
+                if r.status == 404 else None)
+        for name, path, ready, follows_lang in MEMBER_PAGES:
+            resp = page.goto(base + with_lang(path, lang))
+            assert resp is not None and resp.status == 200, (name, lang, resp.status if resp else None)
+            assert urlparse(page.url).path == path.rstrip("/"), (name, page.url)  # not sent to the login
+            page.wait_for_selector(ready)
+            check_page(page, problems, name, lang, viewport, html_lang=follows_lang)
+        ctx.close()
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))

@@ -1,9 +1,10 @@
 """``keliu pos import FILE --store S``: a POS export (CSV or XLSX) into ``sales`` (an edge: files and SQL).
 
-The file is streamed, never held: rows are parsed one by one (:func:`marketing.core.pos.parse_row`; XLSX through
-openpyxl's read-only mode) and written in batches to a temporary staging table (PostgreSQL: ``COPY … FROM
-STDIN``; SQLite: batched inserts), so memory does not grow with the file. Then, **in the same transaction**, SQL
-decides over the whole file at once:
+The file is streamed, never held, so memory does not grow with the file. On PostgreSQL a CSV is parsed by the
+server (:func:`_stage_in_server`: ``COPY`` of the raw bytes, plain rows converted in SQL, the others through
+Python's parser, with the same results). Otherwise rows are parsed one by one (:func:`marketing.core.pos.parse_row`;
+XLSX through openpyxl's read-only mode) and written in batches to a temporary staging table (PostgreSQL: ``COPY …
+FROM STDIN``; SQLite: batched inserts). Then, **in the same transaction**, SQL decides over the whole file at once:
 
 1. a ``txn_id`` repeated in the file with different content → every copy rejected; with the same content, the
    first kept and the rest counted as duplicates;

@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -119,25 +119,13 @@ def principal(conn: Connection, token: str) -> ApiPrincipal | None:
 def principal_at(conn: Connection, token: str, store_id: str) -> tuple[ApiPrincipal | None, str | None]:
     """:func:`principal` and the mall of ``store_id`` (``None``: no such store) in one round trip: every API
     request asks both."""
-    query = principal_query(token, store_id)
-    return (None, None) if query is None else principal_of(conn.execute(query).first())
-
-
-def principal_query(token: str, store_id: str) -> sa.Select[Any] | None:
-    """The query of :func:`principal_at` (at most one row; ``None``: the token cannot be one), for a caller that
-    runs it together with its own in one round trip; :func:`principal_of` reads its row."""
     if not token or len(token) > 200:
-        return None
+        return None, None
     stores = sa.table("stores", sa.column("id"), sa.column("mall_id"))
     mall = sa.select(stores.c.mall_id).where(stores.c.id == store_id).scalar_subquery()
-    return sa.select(api_tokens.c.name, api_tokens.c.role, api_tokens.c.mall_id, api_tokens.c.store_id,
-                     mall.label("store_mall")).where(api_tokens.c.token_hash == token_hash(token),
-                                                     api_tokens.c.revoked_at.is_(None))
-
-
-def principal_of(row: Any) -> tuple[ApiPrincipal | None, str | None]:
-    """``(principal, mall of the store)`` from a row of :func:`principal_query` (``None``: no live token)."""
-    if row is None or row.name is None:
+    row = conn.execute(sa.select(api_tokens, mall.label("store_mall")).where(
+        api_tokens.c.token_hash == token_hash(token), api_tokens.c.revoked_at.is_(None))).first()
+    if row is None:
         return None, None
     return ApiPrincipal(row.name, cast(TokenRole, row.role), row.mall_id, row.store_id), row.store_mall
 

@@ -35,7 +35,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -80,20 +80,6 @@ class Refused(MarketingError):
 
 class IdempotencyMismatch(MarketingError):
     """The idempotency key was used before with another request body (the API answers 422)."""
-
-
-@dataclass(frozen=True)
-class Gate:
-    """Who asks for a redemption, checked in the redemption's first round trip on PostgreSQL (by itself, first,
-    elsewhere): ``query`` selects at most one row; ``admit`` gets that row (``None``: no row) and raises the
-    caller's error, or returns who redeems (the ledger's ``staff``)."""
-
-    query: sa.Select[Any]
-    admit: Callable[[Any], str]
-
-    def alone(self, engine: Engine) -> str:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return self.admit(conn.execute(self.query).first())
 
 
 # --- offers -----------------------------------------------------------------------------------------------------
@@ -420,17 +406,14 @@ def redeem_as(engine: Engine, user: AdminUser, req: RedeemRequest, now: datetime
     return redeem(engine, req, now)
 
 
-def redeem(engine: Engine, req: RedeemRequest, now: datetime, gate: Gate | None = None) -> Outcome:
+def redeem(engine: Engine, req: RedeemRequest, now: datetime) -> Outcome:
     """Redeem a coupon: one transaction, all or nothing. Returns the ledger row (``replayed`` for a retry of an
     earlier request with the same key and body). Raises :class:`Refused` (404 ``unknown_code``/``invalid_code``,
-    403 ``wrong_store``, 409 for the rest) or :class:`IdempotencyMismatch` (422). With a ``gate``, who asks is
-    checked before anything else is answered, and ``req.staff`` is what it admits."""
+    403 ``wrong_store``, 409 for the rest) or :class:`IdempotencyMismatch` (422)."""
     h = req.request_hash()
     try:
         code = codes.normalize(req.code)
     except codes.InvalidCode as exc:
-        if gate is not None:
-            req = replace(req, staff=gate.alone(engine))
         with engine.connect() as conn:
             prior = _prior(conn, req.store_id, req.idempotency_key, h)
         if prior is not None:
@@ -439,7 +422,7 @@ def redeem(engine: Engine, req: RedeemRequest, now: datetime, gate: Gate | None 
 
     if engine.dialect.name == "postgresql":
         try:
-            fast, req = _redeem_in_one_statement(engine, req, code, h, now, gate)
+            fast = _redeem_in_one_statement(engine, req, code, h, now)
         except _Lost as lost:
             return _replay_or_raise(engine, req.store_id, req.idempotency_key, h, Refused(lost.reason))
         except sa.exc.IntegrityError:
@@ -448,11 +431,9 @@ def redeem(engine: Engine, req: RedeemRequest, now: datetime, gate: Gate | None 
             return _replay_or_raise(engine, req.store_id, req.idempotency_key, h, refused)
         if fast is not None:
             return fast
-    elif gate is not None:
-        req = replace(req, staff=gate.alone(engine))
 
     def attempt(conn: Connection) -> Outcome:
-        c, off, day, _staff = _decide(conn, req, code, now)
+        c, off, day = _decide(conn, req, code, now)
         # the ledger row first: a concurrent retry of the same key waits on the unique index, then replays;
         # then the guard: one conditional UPDATE decides who redeems a single-use code
         ledger = sa.insert(redemptions).values(
@@ -482,29 +463,16 @@ def redeem(engine: Engine, req: RedeemRequest, now: datetime, gate: Gate | None 
     return _with_replay(engine, req.store_id, req.idempotency_key, h, attempt, "already_redeemed")
 
 
-def _decide(conn: Connection, req: RedeemRequest, code: str, now: datetime,
-            gate: Gate | None = None) -> tuple[Any, int, date, str]:
+def _decide(conn: Connection, req: RedeemRequest, code: str, now: datetime) -> tuple[Any, int, date]:
     """Read the coupon and its offer and decide in Python (pure core) whether it may be redeemed here now:
-    ``(row, discount, local day, staff)``, or :class:`Refused` / :class:`_Lost`. The decision is re-checked by the
-    guard in SQL (state and validity), so reading it outside the writing transaction changes nothing. A ``gate``'s
-    query is read in the same statement (a full join on true: a row whichever of the two is missing) and
-    admitted first."""
+    ``(row, discount, local day)``, or :class:`Refused` / :class:`_Lost`. The decision is re-checked by the guard
+    in SQL (state and validity), so reading it outside the writing transaction changes nothing."""
     here = sa.exists().where(offer_stores.c.offer_id == coupons.c.offer_id, offer_stores.c.store_id == req.store_id)
-    query = (sa.select(coupons, offers.c.kind, offers.c.value, offers.c.min_spend_cents,
-                       offers.c.max_discount_cents, offers.c.timezone, offers.c.stackable,
-                       offers.c.per_member_use_limit, offers.c.budget_total_cents,
-                       offers.c.budget_daily_cents, offers.c.title, here.label("here"))
-             .join(offers, offers.c.id == coupons.c.offer_id).where(coupons.c.code == code))
-    staff = req.staff
-    if gate is None:
-        c = conn.execute(query).first()
-    else:
-        g, q = gate.query.subquery("gate"), query.subquery("coupon")
-        both = conn.execute(sa.select(*[col.label(f"gate_{col.name}") for col in g.c], q)
-                            .select_from(g.join(q, sa.true(), full=True))).first()
-        staff = gate.admit(None if both is None else
-                           _GateRow(**{col.name: getattr(both, f"gate_{col.name}") for col in g.c}))
-        c = None if both is None or both.id is None else both
+    c = conn.execute(sa.select(coupons, offers.c.kind, offers.c.value, offers.c.min_spend_cents,
+                               offers.c.max_discount_cents, offers.c.timezone, offers.c.stackable,
+                               offers.c.per_member_use_limit, offers.c.budget_total_cents,
+                               offers.c.budget_daily_cents, offers.c.title, here.label("here"))
+                     .join(offers, offers.c.id == coupons.c.offer_id).where(coupons.c.code == code)).first()
     if c is None:
         raise Refused("unknown_code", "no coupon has this code")
     # the stores as far as this decision needs them: this store, if the offer names it
@@ -516,14 +484,7 @@ def _decide(conn: Connection, req: RedeemRequest, code: str, now: datetime,
     if req.pos_txn_id is not None:
         _check_stacking(conn, req.store_id, req.pos_txn_id, bool(c.stackable))
     off = discount_cents(c.kind, c.value, req.basket_cents, c.max_discount_cents)
-    return c, off, local_day(now, ZoneInfo(c.timezone)), staff
-
-
-class _GateRow:
-    """The gate's columns of a joined row, by name."""
-
-    def __init__(self, **cols: Any) -> None:
-        self.__dict__.update(cols)
+    return c, off, local_day(now, ZoneInfo(c.timezone))
 
 
 def _moves_counters(c: Any, off: int) -> bool:
@@ -556,17 +517,15 @@ RETURNING id""").bindparams(
     sa.bindparam("off", type_=sa.BigInteger), sa.bindparam("day", type_=sa.Date))
 
 
-def _redeem_in_one_statement(engine: Engine, req: RedeemRequest, code: str, h: str, now: datetime,
-                             gate: Gate | None) -> tuple[Outcome | None, RedeemRequest]:
+def _redeem_in_one_statement(engine: Engine, req: RedeemRequest, code: str, h: str,
+                             now: datetime) -> Outcome | None:
     """The redemption in two round trips on PostgreSQL when it moves no counter (the offer limits neither the
-    member's uses nor, for a non-zero discount, the budgets): the read and decision (:func:`_decide`, with the
-    gate), then :data:`_REDEEM_ONE`. ``(None, req)``: it moves counters, use the transaction of :func:`redeem`
-    (``req`` with the staff the gate admitted). Raises like it."""
+    member's uses nor, for a non-zero discount, the budgets): the read and decision (:func:`_decide`), then
+    :data:`_REDEEM_ONE`. ``None``: it moves counters, use the transaction of :func:`redeem`. Raises like it."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        c, off, day, staff = _decide(conn, req, code, now, gate)
-        req = replace(req, staff=staff)
+        c, off, day = _decide(conn, req, code, now)
         if _moves_counters(c, off):
-            return None, req
+            return None
         rid = conn.execute(_REDEEM_ONE, {
             "now": now, "coupon_id": c.id, "offer_id": c.offer_id, "member_id": c.member_id,
             "store_id": req.store_id, "staff": req.staff, "source": req.source, "key": req.idempotency_key,
@@ -574,7 +533,7 @@ def _redeem_in_one_statement(engine: Engine, req: RedeemRequest, code: str, h: s
     if rid is None:
         raise _Lost("already_redeemed")
     return Outcome(int(rid), "redeem", code, c.offer_id, req.store_id, req.basket_cents, off, req.pos_txn_id, now,
-                   None, False, c.title, c.kind, c.member_id), req
+                   None, False, c.title, c.kind, c.member_id)
 
 
 def _check_stacking(conn: Connection, store_id: str, pos_txn_id: str, stackable: bool) -> None:

@@ -70,38 +70,21 @@ def _refused(exc: store.Refused) -> ApiError:
     return ApiError(exc.status, exc.reason, str(exc))
 
 
-def _bearer() -> str:
+def _principal(store_id: str) -> tokens.ApiPrincipal:
+    """The caller, allowed to act for ``store_id``; else 401/403."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> (keliu token create)")
-    return token.strip()
-
-
-def _principal(store_id: str) -> tokens.ApiPrincipal:
-    """The caller, allowed to act for ``store_id``; else 401/403."""
-    token = _bearer()
     svc = services()
     # one read, no transaction around it (no BEGIN and ROLLBACK round trips on every API request)
     with svc.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return _admit(tokens.principal_at(conn, token, store_id), store_id)
-
-
-def _admit(found: tuple[tokens.ApiPrincipal | None, str | None], store_id: str) -> tokens.ApiPrincipal:
-    who, mall = found
+        who, mall = tokens.principal_at(conn, token.strip(), store_id)
     if who is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token")
     if mall is None or not who.can_act_for(store_id, mall):
         raise ApiError(403, "forbidden", "this token may not act for this store")
     return who
-
-
-def _gate(store_id: str) -> store.Gate:
-    """:func:`_principal` for :func:`marketing.store.coupons.redeem` to check in its first round trip."""
-    query = tokens.principal_query(_bearer(), store_id)
-    if query is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked token")
-    return store.Gate(query, lambda row: _admit(tokens.principal_of(row), store_id).actor)
 
 
 def _body() -> dict[str, Any]:
@@ -176,26 +159,21 @@ def _key(body: dict[str, Any], name: str = "idempotency_key") -> str:
 
 @bp.route("/api/v1/stores/<store_id>/redemptions", methods=["POST"])
 def redeem(store_id: str) -> Response:
-    # who asks is checked in the redemption's first round trip (before anything about the coupon is answered)
-    gate = _gate(store_id)
+    who = _principal(store_id)
+    body = _body()
+    unknown = set(body) - {"code", "idempotency_key", "amount_cents", "pos_txn_id"}
+    code, amount, txn = body.get("code"), body.get("amount_cents"), body.get("pos_txn_id")
+    key = _key(body)
+    if (unknown or not isinstance(code, str) or not 1 <= len(code) <= 64
+            or isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_CENTS
+            or (txn is not None and (not isinstance(txn, str) or not 1 <= len(txn) <= 64))):
+        raise ApiError(422, "malformed", "expected {\"code\": string, \"idempotency_key\": string, "
+                                         "\"amount_cents\": integer ≥ 0, \"pos_txn_id\"?: string}")
     svc = services()
-    try:
-        body = _body()
-        unknown = set(body) - {"code", "idempotency_key", "amount_cents", "pos_txn_id"}
-        code, amount, txn = body.get("code"), body.get("amount_cents"), body.get("pos_txn_id")
-        key = _key(body)
-        if (unknown or not isinstance(code, str) or not 1 <= len(code) <= 64
-                or isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_CENTS
-                or (txn is not None and (not isinstance(txn, str) or not 1 <= len(txn) <= 64))):
-            raise ApiError(422, "malformed", "expected {\"code\": string, \"idempotency_key\": string, "
-                                             "\"amount_cents\": integer ≥ 0, \"pos_txn_id\"?: string}")
-    except ApiError:
-        gate.alone(svc.engine)  # 401 and 403 come before 422, as on every endpoint
-        raise
     req = store.RedeemRequest(store_id=store_id, code=code, idempotency_key=key, basket_cents=amount,
-                              staff="", source="pos" if txn else "api", pos_txn_id=txn)
+                              staff=who.actor, source="pos" if txn else "api", pos_txn_id=txn)
     try:
-        out = store.redeem(svc.engine, req, svc.now(), gate)
+        out = store.redeem(svc.engine, req, svc.now())
     except store.IdempotencyMismatch as exc:
         raise ApiError(422, "idempotency_key_reused", str(exc)) from exc
     except store.Refused as exc:

@@ -184,3 +184,24 @@ def test_server_and_python_parsers_agree(engine: Engine, tmp_path: Path) -> None
                       encoding="utf-8")
     again, rejected = run(engine, quoted)
     assert (again.rows_new, again.rows_duplicate, [(r.line, r.field) for r in rejected]) == (0, 9, [(10, "ts")])
+
+
+def test_local_times_around_a_change_of_utc_offset(engine: Engine, tmp_path: Path) -> None:
+    """A store west of UTC with daylight saving time: local times without an offset (a plain one, one in the
+    spring gap, one in the autumn overlap, one a day from a change) are stored as Python reads them."""
+    from zoneinfo import ZoneInfo
+
+    from marketing.core.pos import header_map, parse_row
+
+    lines = ["W1,2026-07-01 12:00:00,1", "W2,2026-03-08 02:30:00,1", "W3,2026-11-01 01:30:00,1",
+             "W4,2026-03-07 10:00:00,1", "W5,2026-01-15T08:00:00Z,1"]
+    f = tmp_path / "west.csv"
+    f.write_text("txn_id,ts,amount\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    rep = pos_import.import_file(engine, f, "w1", NOW)
+    assert rep.rows_new == 5
+    with engine.connect() as conn:
+        stored = {r.txn_id: r for r in conn.execute(sa.select(sales)).all()}
+    cols = header_map(["txn_id", "ts", "amount"])
+    for line in lines:
+        row = parse_row(line.split(","), cols, ZoneInfo("America/Los_Angeles"))
+        assert (stored[row.txn_id].ts, stored[row.txn_id].row_hash) == (row.ts, row.content_hash(None)), line

@@ -345,6 +345,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="[portal] threads per worker (default: config's)")
     args = parser.parse_args()
 
+    load_start = os.getloadavg()
+    print(f"load average at the start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} "
+          f"({os.cpu_count()} cores; the machine may be shared)", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="keliu-bench-marketing-"))
     (tmp / "var").mkdir()
     url = make_database(args.postgres)
@@ -371,7 +374,10 @@ def main() -> None:
             out.update(pos_part(args, tmp, url))
     finally:
         drop_database(args.postgres, url)
-    out.update({"workers": int(os.environ.get("KELIU_PORTAL_WORKERS", "2")),
+    load_end = os.getloadavg()
+    print(f"load average at the end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}", flush=True)
+    out.update({"load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in load_end],
+                "workers": int(os.environ.get("KELIU_PORTAL_WORKERS", "2")),
                 "anchor_saleor_544": "usage limit overrun by concurrent checkouts",
                 "bench_rusage_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
     print(json.dumps(out))

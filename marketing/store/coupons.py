@@ -16,8 +16,12 @@ What this module guarantees, and how:
   which is how Medusa #16595 lost concurrent updates).
 - **Retries are answered, not repeated**: ``(store, idempotency_key)`` is unique in the ledger; the same key with
   the same body gets the first answer again (``replayed=True``), with another body :class:`IdempotencyMismatch`
-  (Odoo PR #222372, OCA/pos #185: an offline POS re-sending its queue). The ledger row is inserted *before* the
-  guard, so a concurrent retry of the same key waits on the unique index and then replays the winner's answer.
+  (Odoo PR #222372, OCA/pos #185: an offline POS re-sending its queue). A concurrent retry of the same key waits
+  on the coupon's row lock (same code) or on the ledger's unique index (another code), fails, and then replays
+  the winner's answer.
+- **Few round trips on PostgreSQL**: a redemption that moves no counter reads and decides in autocommit, then
+  writes the guard and the ledger row in one statement (its own transaction, committed durably); one that moves a
+  counter runs the transaction described above.
 - **Money is integer cents**; instants are UTC; the daily budget's day is the offer's local day.
 
 Entry points: :func:`create_offer`, :func:`issue_coupon` (take an open connection: the caller's transaction),
@@ -379,7 +383,12 @@ def _with_replay(engine: Engine, store_id: str, key: str, request_hash: str,
         failure = Refused(conflict)
     except Refused as refused:
         failure = refused
-    with engine.connect() as conn:
+    return _replay_or_raise(engine, store_id, key, request_hash, failure)
+
+
+def _replay_or_raise(engine: Engine, store_id: str, key: str, request_hash: str, failure: Refused) -> Outcome:
+    """After a failed attempt (rolled back): the ledger's answer under this key if there is one, else ``failure``."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         prior = _prior(conn, store_id, key, request_hash)
     if prior is not None:
         return prior
@@ -411,26 +420,20 @@ def redeem(engine: Engine, req: RedeemRequest, now: datetime) -> Outcome:
             return prior
         raise Refused("invalid_code", exc.reason) from exc
 
+    if engine.dialect.name == "postgresql":
+        try:
+            fast = _redeem_in_one_statement(engine, req, code, h, now)
+        except _Lost as lost:
+            return _replay_or_raise(engine, req.store_id, req.idempotency_key, h, Refused(lost.reason))
+        except sa.exc.IntegrityError:
+            return _replay_or_raise(engine, req.store_id, req.idempotency_key, h, Refused("already_redeemed"))
+        except Refused as refused:
+            return _replay_or_raise(engine, req.store_id, req.idempotency_key, h, refused)
+        if fast is not None:
+            return fast
+
     def attempt(conn: Connection) -> Outcome:
-        here = sa.exists().where(offer_stores.c.offer_id == coupons.c.offer_id,
-                                 offer_stores.c.store_id == req.store_id)
-        c = conn.execute(sa.select(coupons, offers.c.kind, offers.c.value, offers.c.min_spend_cents,
-                                   offers.c.max_discount_cents, offers.c.timezone, offers.c.stackable,
-                                   offers.c.per_member_use_limit, offers.c.budget_total_cents,
-                                   offers.c.budget_daily_cents, offers.c.title, here.label("here"))
-                         .join(offers, offers.c.id == coupons.c.offer_id).where(coupons.c.code == code)).first()
-        if c is None:
-            raise Refused("unknown_code", "no coupon has this code")
-        # the stores as far as this decision needs them: this store, if the offer names it
-        view = CouponView(c.state, c.starts_at, c.expires_at, frozenset({req.store_id} if c.here else ()), c.kind,
-                          c.value, c.min_spend_cents, c.max_discount_cents)
-        reason = check_redeemable(view, req.store_id, now, req.basket_cents)
-        if reason is not None:
-            raise _Lost(reason) if reason == "already_redeemed" else Refused(reason)
-        if req.pos_txn_id is not None:
-            _check_stacking(conn, req.store_id, req.pos_txn_id, bool(c.stackable))
-        off = discount_cents(c.kind, c.value, req.basket_cents, c.max_discount_cents)
-        day = local_day(now, ZoneInfo(c.timezone))
+        c, off, day = _decide(conn, req, code, now)
         # the ledger row first: a concurrent retry of the same key waits on the unique index, then replays;
         # then the guard: one conditional UPDATE decides who redeems a single-use code
         ledger = sa.insert(redemptions).values(
@@ -458,6 +461,79 @@ def redeem(engine: Engine, req: RedeemRequest, now: datetime) -> Outcome:
                        None, False, c.title, c.kind, c.member_id)
 
     return _with_replay(engine, req.store_id, req.idempotency_key, h, attempt, "already_redeemed")
+
+
+def _decide(conn: Connection, req: RedeemRequest, code: str, now: datetime) -> tuple[Any, int, date]:
+    """Read the coupon and its offer and decide in Python (pure core) whether it may be redeemed here now:
+    ``(row, discount, local day)``, or :class:`Refused` / :class:`_Lost`. The decision is re-checked by the guard
+    in SQL (state and validity), so reading it outside the writing transaction changes nothing."""
+    here = sa.exists().where(offer_stores.c.offer_id == coupons.c.offer_id, offer_stores.c.store_id == req.store_id)
+    c = conn.execute(sa.select(coupons, offers.c.kind, offers.c.value, offers.c.min_spend_cents,
+                               offers.c.max_discount_cents, offers.c.timezone, offers.c.stackable,
+                               offers.c.per_member_use_limit, offers.c.budget_total_cents,
+                               offers.c.budget_daily_cents, offers.c.title, here.label("here"))
+                     .join(offers, offers.c.id == coupons.c.offer_id).where(coupons.c.code == code)).first()
+    if c is None:
+        raise Refused("unknown_code", "no coupon has this code")
+    # the stores as far as this decision needs them: this store, if the offer names it
+    view = CouponView(c.state, c.starts_at, c.expires_at, frozenset({req.store_id} if c.here else ()), c.kind,
+                      c.value, c.min_spend_cents, c.max_discount_cents)
+    reason = check_redeemable(view, req.store_id, now, req.basket_cents)
+    if reason is not None:
+        raise _Lost(reason) if reason == "already_redeemed" else Refused(reason)
+    if req.pos_txn_id is not None:
+        _check_stacking(conn, req.store_id, req.pos_txn_id, bool(c.stackable))
+    off = discount_cents(c.kind, c.value, req.basket_cents, c.max_discount_cents)
+    return c, off, local_day(now, ZoneInfo(c.timezone))
+
+
+def _moves_counters(c: Any, off: int) -> bool:
+    """Whether redeeming this coupon moves a counter (:func:`_move_counters`): then it needs a transaction."""
+    return ((c.member_id is not None and c.per_member_use_limit is not None)
+            or (off != 0 and (c.budget_total_cents is not None or c.budget_daily_cents is not None)))
+
+
+#: PostgreSQL: the guard and the ledger row in one statement, so in one implicit transaction (autocommit: no BEGIN
+#: and COMMIT round trips; the commit is as durable as any). The guard comes first and takes the ledger row's id
+#: from the sequence; the ledger row is inserted only if the guard matched (zero rows: nothing is written). A
+#: concurrent attempt at the same code waits on the coupon's row lock and then matches nothing; a concurrent retry
+#: of the same key (another code) fails on the ledger's unique index and the whole statement is undone. The text is
+#: constant, so psycopg prepares it after a few executions.
+_REDEEM_ONE = sa.text("""
+WITH guard AS (
+  UPDATE coupons SET state = 'redeemed', state_at = :now,
+                     redemption_id = nextval(pg_get_serial_sequence('redemptions', 'id'))
+  WHERE id = :coupon_id AND state = 'issued' AND starts_at <= :now AND expires_at > :now
+  RETURNING redemption_id)
+INSERT INTO redemptions (id, kind, coupon_id, offer_id, member_id, store_id, staff, source, idempotency_key,
+                         request_hash, pos_txn_id, basket_cents, discount_cents, day, ts)
+SELECT redemption_id, 'redeem', :coupon_id, :offer_id, CAST(:member_id AS integer), CAST(:store_id AS varchar),
+       CAST(:staff AS varchar), CAST(:source AS varchar), CAST(:key AS varchar), CAST(:hash AS varchar),
+       CAST(:pos_txn_id AS varchar), :basket, :off, :day, :now
+FROM guard
+RETURNING id""").bindparams(
+    sa.bindparam("now", type_=db.TS), sa.bindparam("coupon_id", type_=sa.Integer),
+    sa.bindparam("offer_id", type_=sa.Integer), sa.bindparam("basket", type_=sa.BigInteger),
+    sa.bindparam("off", type_=sa.BigInteger), sa.bindparam("day", type_=sa.Date))
+
+
+def _redeem_in_one_statement(engine: Engine, req: RedeemRequest, code: str, h: str,
+                             now: datetime) -> Outcome | None:
+    """The redemption in two round trips on PostgreSQL when it moves no counter (the offer limits neither the
+    member's uses nor, for a non-zero discount, the budgets): the read and decision (:func:`_decide`), then
+    :data:`_REDEEM_ONE`. ``None``: it moves counters, use the transaction of :func:`redeem`. Raises like it."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        c, off, day = _decide(conn, req, code, now)
+        if _moves_counters(c, off):
+            return None
+        rid = conn.execute(_REDEEM_ONE, {
+            "now": now, "coupon_id": c.id, "offer_id": c.offer_id, "member_id": c.member_id,
+            "store_id": req.store_id, "staff": req.staff, "source": req.source, "key": req.idempotency_key,
+            "hash": h, "pos_txn_id": req.pos_txn_id, "basket": req.basket_cents, "off": off, "day": day}).scalar()
+    if rid is None:
+        raise _Lost("already_redeemed")
+    return Outcome(int(rid), "redeem", code, c.offer_id, req.store_id, req.basket_cents, off, req.pos_txn_id, now,
+                   None, False, c.title, c.kind, c.member_id)
 
 
 def _check_stacking(conn: Connection, store_id: str, pos_txn_id: str, stackable: bool) -> None:

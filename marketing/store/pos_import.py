@@ -1,9 +1,10 @@
 """``keliu pos import FILE --store S``: a POS export (CSV or XLSX) into ``sales`` (an edge: files and SQL).
 
-The file is streamed, never held: rows are parsed one by one (:func:`marketing.core.pos.parse_row`; XLSX through
-openpyxl's read-only mode) and written in batches to a temporary staging table (PostgreSQL: ``COPY … FROM
-STDIN``; SQLite: batched inserts), so memory does not grow with the file. Then, **in the same transaction**, SQL
-decides over the whole file at once:
+The file is streamed, never held, so memory does not grow with the file. On PostgreSQL a CSV is parsed by the
+server (:func:`_stage_in_server`: ``COPY`` of the raw bytes, plain rows converted in SQL, the others through
+Python's parser, with the same results). Otherwise rows are parsed one by one (:func:`marketing.core.pos.parse_row`;
+XLSX through openpyxl's read-only mode) and written in batches to a temporary staging table (PostgreSQL: ``COPY …
+FROM STDIN``; SQLite: batched inserts). Then, **in the same transaction**, SQL decides over the whole file at once:
 
 1. a ``txn_id`` repeated in the file with different content → every copy rejected; with the same content, the
    first kept and the rest counted as duplicates;
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from keliu.db import TS
 from marketing.core import codes
-from marketing.core.pos import RowInvalid, SaleRow, header_map, parse_row
+from marketing.core.pos import MAX_CENTS, RowInvalid, SaleRow, header_map, parse_row
 from marketing.errors import MarketingError
 from marketing.members import MemberDirectory, MemberTokens
 from marketing.store.coupons import zone_of_store
@@ -145,7 +146,18 @@ def import_file(engine: Engine, path: Path, store_id: str, now: datetime, *,
         raise ImportFailed(f"{path.name}: header: {exc}") from exc
     with engine.begin() as conn:
         _create_staging(conn)
-        read, parse_rejects = _stage(conn, rows, cols, tz, now, directory, tokens, report)
+        staged = None
+        if conn.dialect.name == "postgresql" and path.suffix.lower() not in (".xlsx", ".xlsm"):
+            rows_close = getattr(rows, "close", None)
+            if rows_close is not None:
+                rows_close()  # the server reads the file from here on
+            staged = _stage_in_server(conn, path, cols, len(header), tz, now, directory, tokens, report)
+            if staged is None:  # not for the server's parser: the Python path, from the start of the file
+                rows = read_rows(path)
+                next(rows)
+        if staged is None:
+            staged = _stage(conn, enumerate(rows, start=2), cols, tz, now, directory, tokens, report)
+        read, parse_rejects = staged
         rep = _apply(conn, store_id, path.name, now, read, parse_rejects, report)
         _drop_staging(conn)
         if strict and rep.rows_rejected:
@@ -162,15 +174,16 @@ def _drop_staging(conn: Connection) -> None:
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGING}")
 
 
-def _stage(conn: Connection, rows: Iterator[Sequence[object]], cols: dict[str, int], tz: ZoneInfo, now: datetime,
-           directory: MemberDirectory | None, tokens: MemberTokens | None,
+def _stage(conn: Connection, rows: Iterable[tuple[int, Sequence[object]]], cols: dict[str, int], tz: ZoneInfo,
+           now: datetime, directory: MemberDirectory | None, tokens: MemberTokens | None,
            report: Callable[[Rejected], None]) -> tuple[int, int]:
-    """Parse and load every row into the staging table, a batch at a time (members are resolved between two
-    batches' COPYs: the connection cannot query during a COPY); returns (rows read, rows rejected by parsing)."""
+    """Parse and load every ``(line, cells)`` into the staging table, a batch at a time (members are resolved
+    between two batches' COPYs: the connection cannot query during a COPY); returns (rows read, rows rejected by
+    parsing)."""
     batch: list[tuple[int, SaleRow]] = []
     read = rejected = 0
     phones: dict[str, int | None] = {}
-    for line, cells in enumerate(rows, start=2):
+    for line, cells in rows:
         if not any(c not in (None, "") for c in cells):
             continue  # blank lines (Excel leaves them) are not rows
         read += 1
@@ -186,6 +199,149 @@ def _stage(conn: Connection, rows: Iterator[Sequence[object]], cols: dict[str, i
     if batch:
         _load(conn, batch, now, directory, tokens, phones)
     return read, rejected
+
+
+#: what Python's ``str.strip()`` removes (``str.isspace``): a cell starting or ending with one goes to Python
+_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009" \
+         "\u200a\u2028\u2029\u202f\u205f\u3000"
+RAW = "pos_raw"
+SLOW = "pos_slow"
+CHUNK = 1 << 20
+
+
+def _stage_in_server(conn: Connection, path: Path, cols: dict[str, int], width: int, tz: ZoneInfo, now: datetime,
+                     directory: MemberDirectory | None, tokens: MemberTokens | None,
+                     report: Callable[[Rejected], None]) -> tuple[int, int] | None:
+    """PostgreSQL, CSV: the server parses the file. The file's bytes are streamed to ``COPY … (FORMAT csv,
+    HEADER)`` into a temporary table of text columns; one set-based statement converts every row that is plainly
+    valid (the cases where the SQL conversion is the same as :func:`marketing.core.pos.parse_row`'s: ASCII
+    digits, ISO times of the usual shape, no member reference, no surrounding spaces) and hashes it like
+    :meth:`SaleRow.content_hash`; every other row (a member QR, a coupon code or a phone to resolve, anything
+    unusual or invalid) is parsed by Python exactly as before, so the answers are the same row for row.
+
+    ``None`` (nothing kept) when the file is not for the server's parser: a quote character (Python's CSV reader
+    and PostgreSQL's differ on a quote inside a field), a ``\\.`` line (COPY's end-of-data marker), rows of
+    another width than the header, or bytes that are not in the file's encoding."""
+    encoding = "UTF8"
+    with path.open("rb") as raw:
+        head = raw.read(65536)
+    try:
+        head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:
+            encoding = "GB18030"
+    names = [f"c{i}" for i in range(width)]
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {RAW}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {RAW} (line integer GENERATED ALWAYS AS IDENTITY (START WITH 2), "
+                         + ", ".join(f"{n} text" for n in names) + ")")
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    sp = conn.begin_nested()
+    try:
+        with driver.cursor() as cur, cur.copy(
+                f"COPY {RAW} ({', '.join(names)}) FROM STDIN (FORMAT csv, HEADER true, ENCODING '{encoding}')"
+        ) as copy, path.open("rb") as f:
+            tail = b"\n"
+            while chunk := f.read(CHUNK):
+                seen = tail + chunk
+                if b'"' in chunk or b"\n\\.\n" in seen or b"\n\\.\r" in seen or seen.endswith(b"\n\\."):
+                    raise _NotForServer
+                tail = seen[-3:]
+                copy.write(chunk)
+    except (_NotForServer, Exception) as exc:  # psycopg's DataError/BadCopyFileFormat/...: the file, not the server
+        sp.rollback()
+        if not isinstance(exc, _NotForServer | sa.exc.DBAPIError) and type(exc).__module__.split(".")[0] != "psycopg":
+            raise
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {RAW}")
+        return None
+    sp.commit()
+
+    def cell(key: str) -> str:
+        i = cols.get(key)
+        return f"r.c{i}" if i is not None else "NULL"
+
+    # blank rows (every cell empty) are not rows; the line numbers still count them
+    conn.exec_driver_sql(f"DELETE FROM {RAW} WHERE " + " AND ".join(f"coalesce({n}, '') = ''" for n in names))
+    read = int(conn.exec_driver_sql(f"SELECT count(*) FROM {RAW}").scalar_one())
+    sp_ = "[" + "".join(_SPACE) + "]"
+    amount = f"{cell('amount_cents')}" if "amount_cents" in cols else "NULL"
+    plain = [f"({cell(k)} IS NULL OR ({cell(k)} !~ :edge))" for k in ("txn_id", "ts", "amount", "amount_cents",
+                                                                         "kind", "refund_of", "staff")]
+    ts = cell("ts")
+    kind = f"CASE coalesce({cell('kind')}, '') WHEN '' THEN 'sale' WHEN 'sale' THEN 'sale' WHEN '销售' THEN 'sale' " \
+           f"WHEN 'refund' THEN 'refund' WHEN '退款' THEN 'refund' END"
+    cents = (f"CASE WHEN {amount} IS NOT NULL THEN CAST({amount} AS bigint) ELSE "
+             f"CAST(split_part({cell('amount')}, '.', 1) AS bigint) * 100 + "
+             f"CAST(rpad(split_part({cell('amount')}, '.', 2), 2, '0') AS bigint) END")
+    # the time: an offset in the text, or the store's local time when that is unambiguous (no change of UTC
+    # offset within a day either side; such rows go to Python, which takes the earlier offset as zoneinfo does)
+    local = f"CAST({ts} AS timestamp)"
+    instant = f"CASE WHEN {ts} ~ '(Z|[+-]\\d\\d:\\d\\d)$' THEN CAST({ts} AS timestamptz) " \
+              f"ELSE {local} AT TIME ZONE :tz END"
+    conds = [
+        f"{cell('txn_id')} IS NOT NULL AND char_length({cell('txn_id')}) <= 64",
+        *plain,
+        *[f"{cell(k)} IS NULL" for k in ("member_qr", "coupon_code", "phone")],
+        # ISO 8601 of the usual shape, fields in range, then the day in its month
+        (f"{ts} ~ '^[1-9]\\d{{3}}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])[T ]([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d"
+        f"(\\.\\d{{1,6}})?)?(Z|[+-](0\\d|1[0-4]):[0-5]\\d)?$'"),
+        (f"CAST(substr({ts}, 9, 2) AS integer) <= extract(day from date_trunc('month', "
+        f"make_date(CAST(substr({ts}, 1, 4) AS integer), CAST(substr({ts}, 6, 2) AS integer), 1)) "
+        f"+ interval '1 month - 1 day')"),
+        (f"({ts} ~ '(Z|[+-]\\d\\d:\\d\\d)$' OR ((({local} AT TIME ZONE :tz) - interval '26 hours') AT TIME ZONE :tz "
+        f"= {local} - interval '26 hours' AND (({local} AT TIME ZONE :tz) + interval '26 hours') AT TIME ZONE :tz "
+        f"= {local} + interval '26 hours'))"),
+        (f"CASE WHEN {amount} IS NOT NULL THEN {amount} ~ '^\\d{{1,12}}$' "
+         f"ELSE coalesce({cell('amount')} ~ '^\\d{{1,12}}(\\.\\d{{1,2}})?$', false) END"),
+        f"{kind} IS NOT NULL",
+        (f"(({kind} = 'refund' AND {cell('refund_of')} IS NOT NULL AND char_length({cell('refund_of')}) <= 64) OR "
+        f"({kind} = 'sale' AND {cell('refund_of')} IS NULL))"),
+        f"({cell('staff')} IS NULL OR char_length({cell('staff')}) <= 80)",
+    ]
+    # nested CASEs, not AND: SQL does not promise to evaluate AND's operands in order, and a cast must only see
+    # text its pattern has admitted
+    fast = "true"
+    for cond in reversed(conds):
+        fast = f"CASE WHEN {cond} THEN {fast} ELSE false END"
+    # the plain rows: converted and hashed in SQL (the cents are checked against the maximum here)
+    ts_text = ("to_char(t.instant AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+               "extract(microseconds from t.instant) % 1000000 = 0 THEN '' ELSE "
+               "to_char(t.instant AT TIME ZONE 'UTC', '.US') END || '+00:00'")
+    conn.execute(sa.text(
+        f"INSERT INTO {STAGING} (line, txn_id, kind, ts, amount_cents, refund_of, staff, row_hash, status) "
+        f"SELECT t.line, t.txn_id, t.kind, t.instant, t.cents, t.refund_of, t.staff, "
+        f"encode(sha256(convert_to(concat_ws(chr(31), t.txn_id, t.kind, {ts_text}, CAST(t.cents AS text), "
+        f"coalesce(t.refund_of, ''), '', coalesce(t.staff, ''), ''), 'UTF8')), 'hex'), 'new' FROM ("
+        f"SELECT f.line, f.txn_id, f.kind, CASE WHEN f.fast THEN {instant.replace('r.c', 'f.c')} END AS instant, "
+        f"CASE WHEN f.fast THEN {cents.replace('r.c', 'f.c')} END AS cents, f.refund_of, f.staff FROM ("
+        f"SELECT r.*, {cell('txn_id')} AS txn_id, {kind} AS kind, {cell('refund_of')} AS refund_of, "
+        f"{cell('staff')} AS staff, {fast} AS fast FROM {RAW} r OFFSET 0) f WHERE f.fast OFFSET 0) t "
+        f"WHERE t.cents <= :max").bindparams(tz=tz.key, edge=f"^{sp_}|{sp_}$", max=MAX_CENTS))
+    # every other row through Python's parser, in line order, a batch at a time
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SLOW}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {SLOW} AS SELECT r.* FROM {RAW} r WHERE NOT EXISTS "
+                         f"(SELECT 1 FROM {STAGING} s WHERE s.line = r.line)")
+    conn.exec_driver_sql(f"DROP TABLE {RAW}")
+    conn.exec_driver_sql(f"CREATE INDEX ON {SLOW} (line)")
+
+    def slow_rows() -> Iterator[tuple[int, Sequence[object]]]:
+        last = 0
+        while True:
+            got = conn.exec_driver_sql(f"SELECT line, {', '.join(names)} FROM {SLOW} WHERE line > %(last)s "
+                                       f"ORDER BY line LIMIT {BATCH}", {"last": last}).all()
+            if not got:
+                return
+            for r in got:
+                yield int(r[0]), [c if c is not None else "" for c in r[1:]]
+            last = int(got[-1][0])
+
+    _read, rejected = _stage(conn, slow_rows(), cols, tz, now, directory, tokens, report)
+    conn.exec_driver_sql(f"DROP TABLE {SLOW}")
+    return read, rejected
+
+
+class _NotForServer(Exception):
+    """Internal: this CSV goes through Python's parser."""
 
 
 def _load(conn: Connection, batch: list[tuple[int, SaleRow]], now: datetime, directory: MemberDirectory | None,

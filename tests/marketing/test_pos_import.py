@@ -149,3 +149,59 @@ def test_gb18030_export(engine: Engine, tmp_path: Path) -> None:
     f.write_bytes("交易号,时间,金额,店员\nT1,2026-12-06 10:00,1,小王\n".encode("gb18030"))
     rep, rejected = run(engine, f)
     assert (rep.rows_new, rejected) == (1, [])
+
+
+def test_server_and_python_parsers_agree(engine: Engine, tmp_path: Path) -> None:
+    """On PostgreSQL plain rows are converted and hashed in SQL, others by Python: the same content stored either
+    way is the same row (a re-import through the other parser finds only duplicates), and the values are
+    Python's."""
+    from zoneinfo import ZoneInfo
+
+    from marketing.core.pos import header_map, parse_row
+
+    lines = ["T1,2026-12-06 10:00:00,128.50,sale,,小王", "T2,2026-12-06T10:00:00+08:00,30,销售,,",
+             "T3,2026-12-06T02:00:00.25Z,0.5,,,", "T4,2026-12-31 23:59,7,,,", "T5,2026-02-28T23:59:59.000001-05:30,1,,,",
+             "R1,2026-12-07 09:00:00,8.5,退款,T1,小王", "T6, 2026-12-06 10:00,3,,,", "T7,2026-12-06 10:00,3 ,,,",
+             "T8,2026-02-29 10:00,3,,,", "T9,2026-12-06 10:00,003.10,,,"]
+    header = "txn_id,ts,amount,kind,refund_of,staff"
+    plain = tmp_path / "plain.csv"
+    plain.write_text(header + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    rep, rejected = run(engine, plain)
+    assert [(r.line, r.field) for r in rejected] == [(10, "ts")]
+    assert rep.rows_new == 9
+    with engine.connect() as conn:
+        stored = {r.txn_id: r for r in conn.execute(sa.select(sales)).all()}
+        tz = ZoneInfo(conn.execute(sa.text("SELECT timezone FROM stores WHERE id = 's1'")).scalar_one())
+    cols = header_map(header.split(","))
+    for line in lines[:8] + lines[9:]:
+        row = parse_row(line.split(","), cols, tz)
+        got = stored[row.txn_id]
+        assert (got.ts, got.amount_cents, got.kind, got.staff, got.row_hash) == (
+            row.ts, row.amount_cents, row.kind, row.staff, row.content_hash(None)), line
+    # the same rows quoted (Python's parser on every database): nothing new, nothing different
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text(header + "\n" + "\n".join(",".join(f'"{c}"' for c in x.split(",")) for x in lines) + "\n",
+                      encoding="utf-8")
+    again, rejected = run(engine, quoted)
+    assert (again.rows_new, again.rows_duplicate, [(r.line, r.field) for r in rejected]) == (0, 9, [(10, "ts")])
+
+
+def test_local_times_around_a_change_of_utc_offset(engine: Engine, tmp_path: Path) -> None:
+    """A store west of UTC with daylight saving time: local times without an offset (a plain one, one in the
+    spring gap, one in the autumn overlap, one a day from a change) are stored as Python reads them."""
+    from zoneinfo import ZoneInfo
+
+    from marketing.core.pos import header_map, parse_row
+
+    lines = ["W1,2026-07-01 12:00:00,1", "W2,2026-03-08 02:30:00,1", "W3,2026-11-01 01:30:00,1",
+             "W4,2026-03-07 10:00:00,1", "W5,2026-01-15T08:00:00Z,1"]
+    f = tmp_path / "west.csv"
+    f.write_text("txn_id,ts,amount\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    rep = pos_import.import_file(engine, f, "w1", NOW)
+    assert rep.rows_new == 5
+    with engine.connect() as conn:
+        stored = {r.txn_id: r for r in conn.execute(sa.select(sales)).all()}
+    cols = header_map(["txn_id", "ts", "amount"])
+    for line in lines:
+        row = parse_row(line.split(","), cols, ZoneInfo("America/Los_Angeles"))
+        assert (stored[row.txn_id].ts, stored[row.txn_id].row_hash) == (row.ts, row.content_hash(None)), line

@@ -256,8 +256,8 @@ class Identifier:
                         self._same_phone_fps(st.fp, fp2)
             elif evidence:
                 if ts - st.ts > 2.0 and st.group is not None:
-                    g = st.group
-                    g.gap += (min(ts - st.ts, 600.0) - g.gap) * 0.2
+                    grp = st.group
+                    grp.gap += (min(ts - st.ts, 600.0) - grp.gap) * 0.2
                 if st.checks < 4 and st.fp:
                     st.checks += 1
                     fp2 = batch.fingerprint(gi)

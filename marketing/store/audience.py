@@ -56,6 +56,6 @@ def enroll_lapsed(engine: Engine, campaign_id: int, salt: str, control_share: fl
                      "arm": holdout.assign(salt.encode(), i, control_share)} for i in ids]
             if rows:
                 conn.execute(db.dialect_insert(conn, t).on_conflict_do_nothing(), rows)
-        counts = dict(conn.execute(sa.select(t.c.arm, sa.func.count()).where(t.c.campaign_id == campaign_id)
-                                   .group_by(t.c.arm)).all())
+        counts: dict[str, int] = {str(arm): int(n) for arm, n in conn.execute(
+            sa.select(t.c.arm, sa.func.count()).where(t.c.campaign_id == campaign_id).group_by(t.c.arm))}
     return {"treatment": int(counts.get("treatment", 0)), "control": int(counts.get("control", 0))}

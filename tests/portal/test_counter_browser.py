@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,11 @@ def test_counter_scans_the_member_card_with_the_camera(served: tuple[Flask, str]
             page.fill("#code", sms.last["+8613812345678"])
             page.click("#member-login")
             qr = page.wait_for_selector("#member-qr")
-            page.wait_for_function("document.getElementById('member-qr').naturalWidth > 0")
+            # polled from here: wait_for_function compiles its predicate in the page, which the CSP (no eval) forbids
+            deadline = time.monotonic() + 15
+            while not page.evaluate("document.getElementById('member-qr').naturalWidth > 0"):
+                assert time.monotonic() < deadline, "the member card's QR never loaded"
+                page.wait_for_timeout(100)
             no_overflow(page)
             assert errors == []
             shot = qr.screenshot()

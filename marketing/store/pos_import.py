@@ -340,7 +340,7 @@ def _stage_in_server(conn: Connection, path: Path, cols: dict[str, int], width: 
     return read, rejected
 
 
-class _NotForServer(Exception):
+class _NotForServer(MarketingError):
     """Internal: this CSV goes through Python's parser."""
 
 

@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,43 @@ def var_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'keliu.db'}"
+
+
+#: headless chromium as the tests run it (no network chatter: this machine's network is closed)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+#: the dashboard's ECharts, built by `make assets` (never committed)
+ECHARTS = ROOT / "dashboards" / "builtin" / "static" / "vendor" / "echarts.min.js"
+
+
+@contextlib.contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port in a thread (werkzeug); yields its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@contextlib.contextmanager
+def launch_chromium() -> Iterator[Any]:
+    """Debian's chromium under playwright, with the dashboard's vendored ECharts present (else the test fails
+    under KELIU_REQUIRE_SERVICES, or skips)."""
+    require(os.path.exists(CHROMIUM), f"chromium at {CHROMIUM}")
+    require(ECHARTS.exists(), f"{ECHARTS} missing: run `make assets`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -9,18 +9,16 @@ import csv
 import io
 import os
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from analytics import report
 from dashboards.builtin import i18n
-from tests.conftest import CHROMIUM, ROOT, require
+from tests.conftest import ROOT, launch_chromium, serve_wsgi
 from tests.dashboards.app import PASSWORD, make_app
 from tests.dashboards.realdata import DAY, NOW, PREVIOUS, seed
 
@@ -29,9 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 # screenshots: into docs/screenshots/ only when asked (KELIU_SCREENSHOTS=1), so that a test run leaves the tree clean
 SHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("KELIU_SCREENSHOTS") == "1"
          else Path(tempfile.mkdtemp(prefix="keliu-shots-")))
-VENDOR = ROOT / "dashboards" / "builtin" / "static" / "vendor" / "echarts.min.js"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -45,28 +40,14 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
 
 @pytest.fixture(scope="module")
 def base(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
+    with serve_wsgi(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require(os.path.exists(CHROMIUM), f"chromium at {CHROMIUM}")
-    require(VENDOR.exists(), f"{VENDOR} missing: run `make assets`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch_chromium() as b:
+        yield b
 
 
 def open_as(browser: Any, base: str, user: str, path: str) -> Any:

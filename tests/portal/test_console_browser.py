@@ -16,7 +16,6 @@ import io
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,20 +23,16 @@ from urllib.parse import urlparse
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from dashboards.builtin import i18n as dash_i18n
 from keliu.accounts import i18n as console
 from portal.core import i18n as portal_i18n
-from tests.conftest import CHROMIUM, ROOT, require
+from tests.conftest import ROOT, launch_chromium, serve_wsgi
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("KELIU_SCREENSHOTS") == "1"
          else Path(tempfile.mkdtemp(prefix="keliu-shots-")))
-VENDOR = ROOT / "dashboards" / "builtin" / "static" / "vendor" / "echarts.min.js"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse battery staple"
 #: the screenshots of README.md and docs/PORTAL.md: (page, viewport, language) → file
 SCREENSHOTS = {
@@ -156,28 +151,14 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
 
 @pytest.fixture(scope="module")
 def base(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
+    with serve_wsgi(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require(os.path.exists(CHROMIUM), f"chromium at {CHROMIUM}")
-    require(VENDOR.exists(), f"{VENDOR} missing: run `make assets`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch_chromium() as b:
+        yield b
 
 
 def logged_in(browser: Any, base: str, viewport: str, user: str = "admin") -> tuple[Any, list[str]]:

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marketing.errors import MarketingError
+from marketing.errors import FieldInvalid
 
 Kind = Literal["amount_off", "percent_off", "gift"]
 KINDS: tuple[Kind, ...] = ("amount_off", "percent_off", "gift")
@@ -29,13 +29,8 @@ MAX_CENTS = 1_000_000_000
 MAX_DAYS = 3660
 
 
-class OfferInvalid(MarketingError):
+class OfferInvalid(FieldInvalid):
     """An offer that cannot be created: ``field`` names what is wrong."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from marketing.errors import MarketingError
+from marketing.errors import FieldInvalid
 
 ALIASES: dict[str, str] = {
     "txn_id": "txn_id", "transaction_id": "txn_id", "交易号": "txn_id", "订单号": "txn_id",
@@ -48,13 +48,8 @@ KINDS = {"sale": "sale", "销售": "sale", "refund": "refund", "退款": "refund
 MAX_CENTS = 100_000_000_000
 
 
-class RowInvalid(MarketingError):
+class RowInvalid(FieldInvalid):
     """A POS row (or header) that cannot be used: ``field`` names the column."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import secrets
 import signal
@@ -208,8 +206,6 @@ def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: 
     _warn_capture(file, st, fcs or cfg.sensor.fcs)
 
 
-FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized"]
-
 
 @sensor.command("parse")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
@@ -224,9 +220,9 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
     from zoneinfo import ZoneInfo
 
     from keliu import config, keys
-    from sensor.frames import channel_number, format_mac
     from sensor.grouping import Identifier
     from sensor.replay import iter_batches
+    from sensor.rows import RowWriter, header
 
     cfg = config.load()
     tz = ZoneInfo(cfg.store(_store(cfg, store)).timezone)
@@ -235,25 +231,18 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
     master = keys.secret_bytes(cfg.var_dir, "device_hmac") if key_file.exists() else secrets.token_bytes(32)
     ident = Identifier(master, _policy(cfg, tz.key, group_all))
     parser = _parser(cfg, fcs)
-    fields = FIELDS + (["mac"] if show_mac else [])
-    out = sys.stdout
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n") if fmt == "csv" else None
-    if writer:
-        writer.writeheader()
+    rows = RowWriter(cast(Any, fmt), tz, show_mac)
+    # whole batches are formatted at once (sensor.rows) and written in pieces of about 1 MB
+    out, pending, size = sys.stdout, [header(rows.fmt, show_mac)], 0
     for batch in iter_batches(parser, file):
-        devices = ident.identify_batch(batch)
-        for i in range(len(batch)):
-            p = batch.probe(i)
-            row: dict[str, Any] = {
-                "ts": datetime.fromtimestamp(p.ts, tz).isoformat(timespec="microseconds"), "device": devices[i], "rssi": p.rssi, "freq": p.freq,
-                "channel": channel_number(p.freq) if p.freq else None, "seq": p.seq,
-                "ssid": p.ssid.decode("utf-8", "replace"), "randomized": bool(p.mac[0] & 0x02)}
-            if show_mac:
-                row["mac"] = format_mac(p.mac)
-            if writer:
-                writer.writerow(row)
-            else:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        text = rows.text(batch, ident.identify_batch(batch))
+        pending.append(text)
+        size += len(text)
+        if size >= 1 << 20:
+            out.write("".join(pending))
+            pending, size = [], 0
+    out.write("".join(pending))
+    out.flush()
     st = parser.stats
     click.echo(f"keliu sensor: {st.probes} probe requests, {st.frames} frames, {st.not_probe} not probe requests, "
                f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window", err=True)

@@ -393,7 +393,8 @@ def _present(conn: Connection, cfg: Config, store_id: str, now: float, window_s:
     # an indexed range on sightings.ts: the look-back only (window + one visit gap)
     ts, devs, rssi = store.load_sightings(conn, store_id, now - lookback_s(ctx.rules, window_s), now + 0.001)
     staff = _staff_now(conn, store_id, local_day(now, ctx.tz), ctx.rules)
-    p = present(to_ms(ts), device_codes(devs), rssi, ctx.rules, round(now * 1000), window_s, staff)
+    connected = device_codes(store.connected_devices(conn, store_id, now - window_s, now + 0.001))
+    p = present(to_ms(ts), device_codes(devs), rssi, ctx.rules, round(now * 1000), window_s, staff, connected)
     last = float(ts.max()) if len(ts) else store.last_sighting(conn, store_id)
     return p, last
 

@@ -85,6 +85,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "live_detail": "last {minutes} min · staying ≥ {dwell}: {staying} · passing by: {nearby}",
         "live_heard": "sensor heard {age} ago",
         "live_silent": "nothing heard in the last {minutes} min",
+        "live_connected": "on the guest Wi-Fi now: {n} (exact)",
     },
     "zh-CN": {
         "title": "客流分析",
@@ -162,6 +163,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "live_detail": "最近 {minutes} 分钟 · 停留满 {dwell}：{staying} · 路过：{nearby}",
         "live_heard": "探针 {age}前收到信号",
         "live_silent": "最近 {minutes} 分钟未收到信号",
+        "live_connected": "当前连接访客 Wi-Fi：{n}（精确）",
     },
 }
 

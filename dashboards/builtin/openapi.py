@@ -121,6 +121,10 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "staying": {"type": "integer", "description": "of those, inside for min_dwell_s already"},
             "nearby": {"type": "integer", "description": "heard at passer-by strength in the window, not inside"},
             "staff_excluded": {"type": "integer"},
+            "connected": {"type": "integer",
+                          "description": "stations associated to the AP in the window (hostapd): exact, basis "
+                                         "connected; not added to occupancy (a connected phone is also probed)"},
+            "connected_text": {"type": "string"},
             "band": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
                      "description": "calibrated [low, high] (analytics.bands, the visitors' band)"},
             "basis": {"type": "string", "enum": ["linked_devices"]},

@@ -328,6 +328,7 @@ def live_view(lang: str, kind: str, live: Report, min_dwell_s: float, names: Map
         "detail": t(lang, "live_detail", minutes=minutes, dwell=i18n.duration(lang, min_dwell_s),
                     staying=i18n.integer(live.get("staying")), nearby=i18n.integer(live.get("nearby"))),
         "heard": heard,
+        "connected_text": t(lang, "live_connected", n=i18n.integer(live.get("connected") or 0)),
     }
     if kind == "mall":
         out["stores"] = [{"id": s["store"], "name": (names or {}).get(s["store"], s["store"]),

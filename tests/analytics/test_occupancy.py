@@ -91,10 +91,31 @@ def test_figures_carry_the_visitor_band_and_basis() -> None:
     now = DAY_START + NOW
     out = figures(p, now=now, window_s=600, last_sighting=now - 12.34)
     assert out == {"as_of": now, "window_s": 600, "occupancy": 2, "staying": 1, "nearby": 1, "staff_excluded": 0,
-                   "band": band("visitors", 2.0), "basis": "linked_devices", "last_sighting_age_s": 12.3}
+                   "band": band("visitors", 2.0), "basis": "linked_devices", "connected": 0,
+                   "last_sighting_age_s": 12.3}
     assert out["band"][0] <= 2 <= out["band"][1] and out["band"][0] < out["band"][1]
     empty = figures(tpresent([]), now=now, window_s=600, last_sighting=None)
     assert (empty["occupancy"], empty["band"], empty["last_sighting_age_s"]) == (0, [0.0, 0.0], None)
+
+
+def test_connected_stations_are_counted_apart_and_exactly() -> None:
+    rows = [(-60, "a", -60), (-30, "c", -80)]
+    conn = device_codes([dev("w1"), dev("w2"), dev("w1"), dev("s")])
+    p = present(*_arrays(rows), RULES, NOW_MS, 600, device_codes([dev("s")]), conn)
+    assert p.connected.tolist() == codes({"w1", "w2"}).tolist()  # staff dropped, each station once
+    assert (len(p.inside), len(p.nearby)) == (1, 1)  # the probe-based figures are unchanged
+    out = figures(p, now=DAY_START + NOW, window_s=600, last_sighting=None)
+    assert (out["occupancy"], out["connected"]) == (1, 2)
+    # nothing heard by the sensor, two phones on the Wi-Fi: still two connected
+    empty = present(np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int16), RULES, NOW_MS, 600,
+                    device_codes([dev("s")]), conn)
+    assert (len(empty.inside), len(empty.connected)) == (0, 2)
+    other = present(*_arrays([(-10, "b", -60)]), RULES, NOW_MS, 600, None, device_codes([dev("w2"), dev("w3")]))
+    assert union([p, other]).connected.tolist() == codes({"w1", "w2", "w3"}).tolist()
+
+
+def _arrays(rows: list[tuple[float, str, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return arrays([tsighting(NOW + t, d, r) for t, d, r in rows])
 
 
 @pytest.mark.parametrize(("ages", "manual", "is_staff"), [

@@ -3,6 +3,7 @@ the app's injected clock show at once, without a rollup, with the visit rules, s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -33,6 +34,9 @@ def seed(engine: sa.Engine) -> None:
     batch = stay("a", 480) + [at(60, "b", -58), at(30, "p", -84), at(1200, "gone", -55)]  # s1
     batch += stay("z", 3000) + [at(45, "weak", -95)]  # s1: a staff device, and one below the passer-by threshold
     batch += [at(90, "a", -80, "s2"), at(40, "d", -55, "s2"), at(20, "b", -60, "s2")]  # s2: b in both stores
+    # two phones on the guest Wi-Fi (hostapd, sensor.stations): one 3 min ago, one 20 min ago (outside the window)
+    batch += [replace(at(a, name, -50), sid=f"conn-{name}", sensor="sensor-1-ap", basis="connected")
+              for a, name in ((180, "wifi1"), (1200, "wifi2"), (30, "a"))]
     sensor_store.insert_sightings(engine, batch)
     with engine.begin() as conn:  # the pipeline flagged z staff today (same-day rule)
         conn.execute(astore.device_days.insert().values(
@@ -62,6 +66,11 @@ def test_store_live_occupancy_is_fresh_and_follows_the_visit_rules(app: Flask) -
     assert live["band_text"] == f"likely {int(live['band'][0])}–{-int(-live['band'][1] // 1)}"
     assert live["detail"] == "last 10 min · staying ≥ 5 min: 1 · passing by: 1"
     assert live["heard"] == "sensor heard 0 s ago"
+    # the AP's stations: counted apart and exactly (a is on the Wi-Fi and among the probes: not added twice)
+    assert (live["connected"], live["connected_text"]) == (2, "on the guest Wi-Fi now: 2 (exact)")
+    with app.extensions["keliu"].engine.connect() as conn:  # the day's visits read the probes only
+        _ts, devs, _rssi = astore.load_sightings(conn, "s1", NOW - 3600, NOW + 1)
+    assert dev("wifi1") not in devs and devs.count(dev("a")) == 9
     # a shopper who walks in now is counted on the next request: no visit has to close, no rollup has to run
     sensor_store.insert_sightings(app.extensions["keliu"].engine, [at(2, "new", -57)])
     assert c.get("/api/v1/stores/s1/live").json["occupancy"] == 3

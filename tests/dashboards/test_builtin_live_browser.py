@@ -66,6 +66,7 @@ def test_store_page_shows_who_is_in_store_now_and_follows_it(browser: Any, base:
     assert (shown["label"], shown["value"]) == ("In store now", "2")
     assert shown["band"].startswith("likely ") and shown["detail"].startswith("last 10 min · staying ≥ 5 min: 1")
     assert page.is_visible("#live")
+    assert page.inner_text("#live-connected") == "on the guest Wi-Fi now: 2 (exact)"  # hostapd's stations
     # a shopper walks in: the page's poll shows it without a reload (at most live_poll_s later)
     sensor_store.insert_sightings(app.extensions["keliu"].engine, [at(1, "walk-in", -56)])
     deadline = time.monotonic() + 40

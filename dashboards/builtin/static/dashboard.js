@@ -105,6 +105,7 @@
     box.appendChild(el("div", {"class": "value", id: "live-value", text: v.text}));
     box.appendChild(el("div", {"class": "band", id: "live-band", text: v.band_text}));
     box.appendChild(el("div", {"class": "detail", id: "live-detail", text: v.detail + " · " + v.heard}));
+    box.appendChild(el("div", {"class": "detail", id: "live-connected", text: v.connected_text}));
     if (v.stores && v.stores.length) {
       box.appendChild(el("ul", {"class": "live-stores"}, v.stores.map(function (s) {
         return el("li", {"data-store": s.id}, [el("span", {text: s.name}), el("b", {text: s.text})]);

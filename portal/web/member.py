@@ -41,8 +41,10 @@ from portal.edges.clients import Client
 from portal.errors import PortalError
 from portal.services import Services, services
 from portal.store import members as pm
+from portal.store import rights
 from portal.store.models import members
 from portal.store.sms_login import consume_code, mark_used, request_code
+from portal.web.pages import lang
 
 log = logging.getLogger("keliu.portal")
 bp = Blueprint("member", __name__, url_prefix="/member")
@@ -82,11 +84,25 @@ def member_required(view: F) -> F:
     return cast(F, wrapped)
 
 
+#: what a member's login or logout leaves in the session: the admin console's login (its own, server-side session
+#: id: a member logging in on the same browser must not log the admin out, nor the other way round)
+OTHER_LOGINS = ("admin_sid",)
+
+
+def _reset_session(keep: tuple[str, ...]) -> None:
+    """Empty the session but for ``keep`` (and the other logins'): nothing of an earlier visitor's member session
+    survives, and the CSRF token is a new one (against session fixation: a session planted before the login is
+    not the one that is logged in)."""
+    kept = {k: session[k] for k in (*OTHER_LOGINS, *keep) if k in session}
+    permanent = session.permanent
+    session.clear()
+    session.update(kept)
+    session.permanent = permanent  # the admin's login keeps its lifetime
+
+
 def sign_in(member_id: int) -> None:
     """Log ``member_id`` in on this browser (the SMS form here, the WeChat authorization in portal.wechat)."""
-    keep = {k: session[k] for k in ("wechat_identity", "member_staff_code") if k in session}
-    session.clear()  # nothing of an earlier visitor's session survives a login on a shared phone
-    session.update(keep)
+    _reset_session(("wechat_identity", "member_staff_code"))
     session.permanent = True
     session["member_id"] = member_id
     session["member_auth_at"] = services().now().isoformat()
@@ -162,7 +178,7 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    session.clear()
+    _reset_session(())
     return redirect(url_for("member.index"), 303)
 
 
@@ -194,7 +210,7 @@ def _card_page(member_id: int, status: int = 200, **ctx: Any) -> Any:
         rows = conn.execute(sa.select(sales.c.store_id, sales.c.kind, sales.c.ts, sales.c.amount_cents)
                               .where(sales.c.member_id == member_id).order_by(sales.c.ts.desc()).limit(20)).all()
     if row is None:  # the member was erased
-        session.clear()
+        _reset_session(())
         return _login_page()
     names = {s.id: s.name or s.id for s in svc.cfg.stores}
     for c in held:
@@ -225,12 +241,16 @@ def consents() -> Any:
     member_id = current_member_id()
     assert member_id is not None
     now = svc.now()
+    lg = lang()
     with svc.engine.begin() as conn:
         before = pm.current_consents(conn, member_id)
-        for kind in CHANGEABLE:
-            granted = request.form.get(kind) == "1"
-            if before.get(kind, False) != granted:
-                pm.record_consent(conn, member_id, svc.store_id, kind, granted, "zh-CN", now)
+        given = [k for k in CHANGEABLE if request.form.get(k) == "1" and not before.get(k, False)]
+        taken = [k for k in CHANGEABLE if request.form.get(k) != "1" and before.get(k, False)]
+        # a withdrawal is the member-rights page's, in the same transaction: analytics takes every stable device
+        # id linked to the member out of the sensor's registry now, not at the phone's next Wi-Fi login
+        rights.withdraw(conn, member_id, taken, svc.store_id, lg, now)
+        for kind in given:
+            pm.record_consent(conn, member_id, svc.store_id, kind, True, lg, now)
     return _card_page(member_id, notice="已保存 / Saved")
 
 

@@ -20,7 +20,7 @@ from keliu.gate import MemoryGate
 from marketing.store.models import coupons, redemptions, sales
 from portal.edges.sms_backends import ConsoleSms
 from tests.conftest import fresh_postgres
-from tests.portal.conftest import FakeClock, Phone, make_app
+from tests.portal.conftest import FakeClock, Phone, csrf_of, make_app
 
 pytestmark = pytest.mark.integration
 
@@ -240,3 +240,68 @@ def test_no_coupon_without_marketing_consent(app: Flask) -> None:
     assert "WiFi welcome" not in page and "送您一张优惠券" not in page
     with app.extensions["keliu"].engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 0
+
+
+LANDING = "http://example.com/some/page?x=1"
+
+
+def test_coupon_is_shown_before_the_landing_redirect(app: Flask) -> None:
+    c = app.test_client()
+    offer(c, token(app, role="store", store_id="s1"), on_login=True, title="WiFi welcome")
+    phone = Phone(app, "10.77.0.20")
+    phone.get("/some/page?x=1", host="example.com")  # the page the phone first asked for, kept for after the login
+    r = phone.login(app.config["TEST_SMS"], "13812345678", marketing=True)
+    # a coupon was issued: the success page first, not the landing page
+    assert r.status_code == 303 and r.headers["Location"] == "/status"
+    page = phone.get("/status?lang=en").get_data(as_text=True)
+    with app.extensions["keliu"].engine.connect() as conn:
+        code = conn.execute(sa.select(coupons.c.code)).scalar_one()
+    assert "WiFi welcome" in page and "2026-12-12 23:59" in page and code[:4] in page
+    # the link on to the landing page comes after the coupon
+    assert page.index('id="coupon-1"') < page.index(f'id="continue" href="{LANDING.replace("&", "&amp;")}"')
+    again = phone.get("/status").get_data(as_text=True)  # the same coupon on a reload: nothing issued twice
+    assert 'id="continue"' in again and 'id="coupon-2"' not in again
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 1
+    phone.post("/logout", data={"csrf_token": csrf_of(again)})
+    assert 'id="continue"' not in phone.get("/status").get_data(as_text=True)
+
+
+def test_no_coupon_keeps_the_landing_redirect(app: Flask) -> None:
+    c = app.test_client()
+    offer(c, token(app, role="store", store_id="s1"), on_login=True, title="WiFi welcome")
+    phone = Phone(app, "10.77.0.20")
+    phone.get("/some/page?x=1", host="example.com")
+    r = phone.login(app.config["TEST_SMS"], "13812345678")  # no marketing consent: no coupon
+    assert r.status_code == 303 and r.headers["Location"] == LANDING
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 0
+
+
+def test_json_login_answers_with_the_issued_coupon(app: Flask) -> None:
+    c = app.test_client()
+    offer(c, token(app, role="store", store_id="s1"), on_login=True, title="WiFi welcome")
+    sms = app.config["TEST_SMS"]
+
+    def login(ip: str, number: str, **consents: bool) -> dict[str, Any]:
+        p = Phone(app, ip)
+        p.get("/some/page?x=1", host="example.com")
+        assert p.post("/api/login/sms/code", json={"phone": number}).status_code == 202
+        r = p.post("/api/login/sms/verify", json={"phone": number, "code": sms.last["+86" + number],
+                                                  "consents": {"terms": True, **consents}})
+        assert r.status_code == 200, r.json
+        return dict(r.json)
+
+    got = login("10.77.0.20", "13812345678", marketing=True)
+    with app.extensions["keliu"].engine.connect() as conn:
+        code = conn.execute(sa.select(coupons.c.code)).scalar_one()
+    assert got["continue_url"] == LANDING
+    [coupon] = got["coupons"]
+    assert coupon["title"] == "WiFi welcome" and coupon["code"].replace("-", "").replace(" ", "") == code
+    assert (coupon["kind"], coupon["value"], coupon["min_spend_cents"]) == ("amount_off", 1000, 5000)
+    assert coupon["valid_until_local"] == "2026-12-12 23:59"
+    assert datetime.fromisoformat(coupon["valid_until"]) == datetime(2026, 12, 12, 16, 0, tzinfo=UTC)
+    # no marketing consent: no coupon, nothing stored
+    assert login("10.77.0.21", "13900139000")["coupons"] == []
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 1

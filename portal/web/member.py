@@ -35,6 +35,7 @@ from marketing.core import card
 from marketing.core.attribution import Refused
 from marketing.store import coupons
 from marketing.store.models import sales
+from portal.core import card_text
 from portal.core import phone as ph
 from portal.core.login_plan import OPTIONAL_CONSENTS
 from portal.edges.clients import Client
@@ -44,7 +45,7 @@ from portal.store import members as pm
 from portal.store import rights
 from portal.store.models import members
 from portal.store.sms_login import consume_code, mark_used, request_code
-from portal.web.pages import lang
+from portal.web.pages import error_text, lang, language_headers
 
 log = logging.getLogger("keliu.portal")
 bp = Blueprint("member", __name__, url_prefix="/member")
@@ -122,9 +123,11 @@ def _browser_client(svc: Services) -> Client:
 
 
 def _page(template: str, status: int = 200, **ctx: Any) -> Any:
-    resp = make_response(render_template(template, **ctx), status)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    """A member page in the shopper's language (:func:`portal.web.pages.lang`; ``?lang=`` is remembered)."""
+    lg = lang()
+    resp = make_response(render_template(template, lang=lg, t=lambda k, **kw: card_text.t(lg, k, **kw), **ctx),
+                         status)
+    return language_headers(resp, lg)
 
 
 def _login_page(status: int = 200, **ctx: Any) -> Any:
@@ -148,9 +151,9 @@ def code() -> Any:
     svc = services()
     raw = request.form.get("phone", "")[:32]
     try:
-        request_code(svc, _browser_client(svc), raw, "zh-CN")
+        request_code(svc, _browser_client(svc), raw, lang())
     except PortalError as exc:
-        return _login_page(exc.status, phone=raw, error=exc.message)
+        return _login_page(exc.status, phone=raw, error=error_text(exc, lang()))
     return _login_page(phone=raw, sent=True)
 
 
@@ -167,10 +170,9 @@ def login() -> Any:
 
         member_id = consume_code(svc, _browser_client(svc), e164, request.form.get("code", ""), find)
     except PortalError as exc:
-        return _login_page(exc.status, phone=raw, sent=True, error=exc.message)
+        return _login_page(exc.status, phone=raw, sent=True, error=error_text(exc, lang()))
     if member_id is None:
-        return _login_page(404, error="这个号码还不是会员：连接商场 Wi-Fi 时登录即可加入 / "
-                                      "This number is not a member yet: log in on the mall's Wi-Fi to join.")
+        return _login_page(404, error=card_text.t(lang(), "m_not_member"))
     sign_in(int(member_id))
     log.info("member page login %s", ph.mask(e164))
     return redirect(url_for("member.index"), 303)
@@ -216,6 +218,7 @@ def _card_page(member_id: int, status: int = 200, **ctx: Any) -> Any:
     for c in held:
         c["where"] = ", ".join(names.get(s, s) for s in c["stores"])
         c["until_local"] = local_until(svc, c["expires_at"], c["stores"][0] if c["stores"] else svc.store_id)
+        c["min_spend"] = c["min_spend_cents"] / 100
     bought = [{"store_id": p.store_id, "kind": p.kind, "amount_cents": p.amount_cents,
                "local_day": p.ts.astimezone(_zone(svc, p.store_id)).strftime("%Y-%m-%d")} for p in rows]
     return _page("member/card.html", status, phone=ph.mask(row.phone_e164) if row.phone_e164 else "",
@@ -251,7 +254,7 @@ def consents() -> Any:
         rights.withdraw(conn, member_id, taken, svc.store_id, lg, now)
         for kind in given:
             pm.record_consent(conn, member_id, svc.store_id, kind, True, lg, now)
-    return _card_page(member_id, notice="已保存 / Saved")
+    return _card_page(member_id, notice=card_text.t(lg, "m_saved"))
 
 
 # --- a shop assistant's card ---------------------------------------------------------------------------------------
@@ -280,13 +283,12 @@ def staff_confirm() -> Any:
     with svc.engine.begin() as conn:
         found = staff.card_by_code(conn, code)
         if found is None:
-            return _card_page(member_id, 404, error="店员卡无效 / This shop assistant card is not valid.")
+            return _card_page(member_id, 404, error=card_text.t(lang(), "m_staff_invalid"))
         decision = staff.scan(conn, member_id, found, now, svc.cfg.store(found.store_id).timezone)
     if isinstance(decision, Refused):
-        return _card_page(member_id, 409, error="您已有专属店员，暂不能更换 / You are already served by another "
-                                                "shop assistant for now.")
+        return _card_page(member_id, 409, error=card_text.t(lang(), "m_staff_taken"))
     log.info("member %s bound to staff %s in %s", member_id, found.staff, found.store_id)
-    return _card_page(member_id, notice=f"已绑定店员 {found.staff} / You are now served by {found.staff}.")
+    return _card_page(member_id, notice=card_text.t(lang(), "m_staff_bound", name=found.staff))
 
 
 def member_phone_hash(conn: Connection, svc: Services, member_id: int) -> str | None:

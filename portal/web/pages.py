@@ -27,6 +27,22 @@ def lang() -> str:
     return i18n.pick(request.args.get("lang"), request.cookies.get("lang"), request.headers.get("Accept-Language"))
 
 
+def language_headers(resp: Response, lg: str) -> Response:
+    """A shopper's page in ``lg``: the switch (``?lang=``) remembered in the ``lang`` cookie, the language named,
+    caches told it varies, never stored (the pages are personal)."""
+    if request.args.get("lang") in i18n.LANGS:
+        resp.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True)
+    resp.headers["Content-Language"] = lg
+    resp.headers["Vary"] = "Accept-Language, Cookie"
+    return no_store(resp)
+
+
+def error_text(exc: PortalError, lg: str) -> str:
+    """The shopper's words for a :class:`PortalError` (the splash's catalog), else its own message."""
+    msg = i18n.gettext(lg, "err_" + exc.code)
+    return exc.message if msg == "err_" + exc.code else msg
+
+
 def no_store(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -56,12 +72,7 @@ def render_splash(status: int = 200, error: str | None = None, notice: str | Non
     html = render_template("splash.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), content=c,
                            color=c["color"], error=error, notice=notice, phone=phone,
                            reauth_days=svc.cfg.portal.reauth_days, wechat=svc.cfg.wechat.enabled)
-    resp = make_response(html, status)
-    if request.args.get("lang") in i18n.LANGS:
-        resp.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True)
-    resp.headers["Content-Language"] = lg
-    resp.headers["Vary"] = "Accept-Language, Cookie"
-    return no_store(resp)
+    return language_headers(make_response(html, status), lg)
 
 
 #: the page a login sent to the success page first (because a coupon was issued) goes on to: the success page's
@@ -98,9 +109,7 @@ def render_error(exc: PortalError) -> Any:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, Unavailable)) else {}
     if wants_json():
         return jsonify(error=exc.code, message=exc.message), exc.status, headers
-    msg = i18n.gettext(lang(), "err_" + exc.code)
-    if msg == "err_" + exc.code:
-        msg = exc.message
+    msg = error_text(exc, lang())
     if isinstance(exc, Unavailable):
         # the splash reads the store's content from the database: answer without it, and come back by itself
         page = render_template("unavailable.html", lang=lang(), t=lambda k, **kw: i18n.gettext(lang(), k, **kw),

@@ -84,7 +84,7 @@ def test_current_member_id_convention(app: Flask, sms: ConsoleSms, clock: FakeCl
 def test_unknown_number_is_told_only_after_the_code(app: Flask, sms: ConsoleSms) -> None:
     p = Phone(app, MOBILE_IP)
     r = member_login(p, sms, "13900001111")
-    assert r.status_code == 404 and "not a member yet" in r.get_data(as_text=True)
+    assert r.status_code == 404 and "还不是会员" in r.get_data(as_text=True)
     with app.extensions["keliu"].engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM members")).scalar() == 0
     with p.http.session_transaction() as s:

@@ -25,7 +25,16 @@ from portal.errors import UnknownClient
 from portal.services import services
 from portal.store import access
 from portal.web.headers import FIXED
-from portal.web.pages import LANDING_KEY, after_login, content, lang, no_store, render_error, render_splash, welcome
+from portal.web.pages import (
+    LANDING_KEY,
+    after_login,
+    content,
+    lang,
+    no_store,
+    render_error,
+    render_splash,
+    welcome,
+)
 
 bp = Blueprint("captive", __name__)
 log = logging.getLogger("keliu.portal")

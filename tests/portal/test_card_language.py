@@ -58,7 +58,7 @@ def visible(page: str) -> str:
     """The text of an HTML page a person reads: no markup, scripts or styles; attributes a person sees (the QR
     code's alt text, the button's words in its data-msg-*) kept."""
     seen = " ".join(re.findall(r'(?:alt|placeholder|data-msg-[a-z-]+)="([^"]*)"', page))
-    body = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.DOTALL)
     return html_lib.unescape(re.sub(r"<[^>]+>", " ", body) + " " + seen)
 
 

@@ -57,6 +57,7 @@ from portal.web import (
     terms,
 )
 from portal.web import users as users_web
+from portal.wechat import member_card as wechat_card
 from portal.wechat import member_login as wechat_member
 from portal.wechat import rights as wechat_rights
 from portal.wechat import views as wechat
@@ -170,4 +171,5 @@ def _register(app: Flask, cfg: Config) -> None:
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
         app.register_blueprint(wechat_member.blueprint)
+        wechat_card.init_app(app)
     pages.init_app(app)

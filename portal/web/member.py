@@ -221,6 +221,10 @@ def _card_page(member_id: int, status: int = 200, **ctx: Any) -> Any:
         c["min_spend"] = c["min_spend_cents"] / 100
     bought = [{"store_id": p.store_id, "kind": p.kind, "amount_cents": p.amount_cents,
                "local_day": p.ts.astimezone(_zone(svc, p.store_id)).strftime("%Y-%m-%d")} for p in rows]
+    if request.args.get("wechat_card") == "failed":
+        ctx.setdefault("error", card_text.t(lang(), "m_wechat_card_failed"))
+    # the member card in WeChat, when portal.wechat.member_card registered its page (this layer imports no WeChat)
+    ctx["wechat_card"] = "wechat_card.add" in current_app.view_functions
     return _page("member/card.html", status, phone=ph.mask(row.phone_e164) if row.phone_e164 else "",
                  consents={k: consents.get(k, False) for k in CHANGEABLE}, ttl=card.TTL_S,
                  refresh=card.REFRESH_S, pending_staff=pending, coupons=held, purchases=bought,

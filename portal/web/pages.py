@@ -95,6 +95,8 @@ def after_login(auth: Authorized, code: int = 303) -> Response:
     if landing and welcome(auth.member_id):
         session[LANDING_KEY] = landing
         landing = None
+    else:
+        session.pop(LANDING_KEY, None)  # an earlier login's page is not this one's
     return no_store(redirect(landing or "/status", code))
 
 

@@ -265,6 +265,15 @@ def test_coupon_is_shown_before_the_landing_redirect(app: Flask) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 1
     phone.post("/logout", data={"csrf_token": csrf_of(again)})
     assert 'id="continue"' not in phone.get("/status").get_data(as_text=True)
+    # a page an earlier login left in the browser's session (one that ended without this logout), then a login
+    # with no page to go on to: no stale link
+    with phone.http.session_transaction() as s:
+        s["wifi_landing"] = LANDING
+    app.extensions["keliu"].clock.advance(3600)
+    r = phone.login(app.config["TEST_SMS"], "13812345678", marketing=True)
+    assert r.headers["Location"] == "/status"
+    page = phone.get("/status").get_data(as_text=True)
+    assert 'id="coupon-1"' in page and 'id="continue"' not in page
 
 
 def test_no_coupon_keeps_the_landing_redirect(app: Flask) -> None:

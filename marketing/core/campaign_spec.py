@@ -21,9 +21,10 @@ A segment is a predicate on member facts, one condition a line (or joined by ``a
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +56,7 @@ class Condition:
 class Problem:
     field: str
     key: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def parse(form: Mapping[str, Any], *, scopes: Mapping[str, tuple[str | None, str
     elif not consents:
         problems.append(Problem("consents", "err_consent_basis"))
     elif channel in contact.CHANNELS and trigger in TRIGGERS:
-        needed = contact.needed_purposes(contact.Send(0, 0, channel, "UTC",  # type: ignore[arg-type]
+        needed = contact.needed_purposes(contact.Send(0, 0, channel, "UTC",  # type: ignore[arg-type,unused-ignore]
                                                       presence_triggered=trigger in PRESENCE_TRIGGERS,
                                                       trade_area=mall_id is not None))
         missing = [p for p in needed if p not in consents]

@@ -139,13 +139,14 @@ def attributed(conn: Connection, campaign_id: int, stores: Sequence[str], window
     def last_touch(ts: Any, member: Any) -> list[sa.ColumnElement[bool]]:
         later = sa.select(other.c.id).where(
             other.c.member_id == member, other.c.campaign_id != campaign_id, other.c.status.in_(SENT),
-            other.c.ts > mine.c.ts, other.c.ts <= ts)
+            other.c.ts > mine.c.ts, other.c.ts <= ts).correlate_except(other)  # the sale's row is two levels up
         return [mine.c.campaign_id == campaign_id, mine.c.status.in_(SENT), mine.c.member_id == member,
                 _within(conn, ts, mine.c.ts, 0.0, float(window_days)), ~sa.exists(later)]
 
     signed = sa.case((s.c.kind == "sale", s.c.amount_cents), else_=-s.c.amount_cents)
     touched_sales = sa.select(s.c.id, s.c.member_id, s.c.kind, signed.label("net")).where(
-        s.c.store_id.in_(stores), sa.exists(sa.select(mine.c.id).where(*last_touch(s.c.ts, s.c.member_id)))
+        s.c.store_id.in_(stores),
+        sa.exists(sa.select(mine.c.id).where(*last_touch(s.c.ts, s.c.member_id)).correlate_except(mine))
     ).subquery()
     buyers, revenue = conn.execute(sa.select(
         sa.func.count(sa.distinct(sa.case((touched_sales.c.kind == "sale", touched_sales.c.member_id)))),
@@ -155,7 +156,8 @@ def attributed(conn: Connection, campaign_id: int, stores: Sequence[str], window
         sign = sa.case((r.c.kind == "redeem", 1), else_=-1)
         redeemed = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sign), 0)).where(
             r.c.offer_id == offer_id,
-            sa.exists(sa.select(mine.c.id).where(*last_touch(r.c.ts, r.c.member_id))))).scalar_one()
+            sa.exists(sa.select(mine.c.id).where(*last_touch(r.c.ts, r.c.member_id)).correlate_except(mine)))
+        ).scalar_one()
     return int(buyers or 0), int(revenue or 0), int(redeemed or 0)
 
 

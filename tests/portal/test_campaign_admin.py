@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from html import unescape
 from datetime import timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,7 @@ def test_mall_trade_area_campaign_needs_trade_area_consent(app: Flask) -> None:
     assert r.status_code == 422 and "trade_area" in r.get_data(as_text=True)
     r = post_form(c, "/admin/campaigns/new", {**wechat, "consents": ["wechat_marketing", "trade_area"]})
     assert r.status_code == 303  # WeChat has no SMS suffix rule; a coupon category is allowed there
-    e = [e for e in audit.entries(app.extensions["keliu"].engine) if e.action == "campaign.create"][0]
+    e = next(e for e in audit.entries(app.extensions["keliu"].engine) if e.action == "campaign.create")
     assert (e.user_name, e.mall_id, e.store_id) == ("mall", "m1", None)
 
 

@@ -181,14 +181,16 @@ def _columns(spec: CampaignSpec) -> dict[str, Any]:
             "cooldown_s": spec.cooldown_hours * 3600, "window_days": spec.window_days}
 
 
-def create(engine: Engine, user: AdminUser, spec: CampaignSpec, now: datetime, address: str | None) -> int:
-    """Store a new campaign as a draft; returns its id."""
+def create(engine: Engine, user: AdminUser, spec: CampaignSpec, now: datetime, address: str | None,
+           salt: str | None = None) -> int:
+    """Store a new campaign as a draft; returns its id. ``salt``: the holdout's key (default: 16 random bytes; a
+    fixed one only where the arms must be reproducible, as in the demo's generated history)."""
     with engine.begin() as conn:
         if f"store:{spec.store_id}" not in scopes_for(conn, user) and f"mall:{spec.mall_id}" not in scopes_for(
                 conn, user):
             raise CampaignRefused("forbidden", 403)
         cid = int(conn.execute(sa.insert(campaigns).values(
-            **_columns(spec), status="draft", salt=secrets.token_hex(16), created_at=now).returning(
+            **_columns(spec), status="draft", salt=salt or secrets.token_hex(16), created_at=now).returning(
             campaigns.c.id)).scalar_one())
         conn.execute(sa.insert(campaign_specs).values(
             campaign_id=cid, spec=json.dumps(spec.as_params(), ensure_ascii=False, sort_keys=True),

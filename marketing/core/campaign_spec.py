@@ -119,6 +119,30 @@ def parse_segment(text: str) -> tuple[tuple[Condition, ...], list[Problem]]:
     return tuple(conditions), problems
 
 
+def matches(segment: Sequence[Condition], facts: Mapping[str, Any]) -> bool:
+    """Whether a member with ``facts`` is in the segment (every condition holds; an empty segment holds for all).
+    Numeric facts are numbers (``last_visit_days``: None for a member never seen counts as infinitely long ago);
+    ``store`` is the member's first store; ``tag`` a collection of tags, ``tag = vip`` meaning "has the tag"."""
+    for c in segment:
+        if c.fact == "tag":
+            has = c.value in (facts.get("tag") or ())
+            if has != (c.op == "="):
+                return False
+            continue
+        value = facts.get(c.fact)
+        if c.fact == "store":
+            if (value == c.value) != (c.op == "="):
+                return False
+            continue
+        number = float("inf") if value is None and c.fact == "last_visit_days" else float(value or 0)
+        limit = float(c.value)
+        ok = {">=": number >= limit, "<=": number <= limit, ">": number > limit, "<": number < limit,
+              "=": number == limit, "!=": number != limit}[c.op]
+        if not ok:
+            return False
+    return True
+
+
 def segment_text(conditions: Sequence[Condition]) -> str:
     return "\n".join(f"{c.fact} {c.op} {c.value}" for c in conditions)
 

@@ -105,3 +105,22 @@ def test_report_view_and_csv_keep_incremental_beside_attributed() -> None:
     assert rows["Visit rate"][:2] == ["0.3", "0.1"]
     assert float(rows["iROAS (incremental revenue ÷ cost) / ROAS"][0]) == pytest.approx(75.0)
     assert rows["iROAS (incremental revenue ÷ cost) / ROAS"][3] == "70"
+
+
+@pytest.mark.parametrize(("text", "facts", "expected"), [
+    ("", {}, True),
+    ("visits >= 3", {"visits": 3}, True),
+    ("visits >= 3", {"visits": 2}, False),
+    ("visits > 3 and purchases = 0", {"visits": 4}, True),
+    ("last_visit_days >= 30", {"last_visit_days": None}, True),
+    ("last_visit_days < 30", {"last_visit_days": None}, False),
+    ("store = s1\nredemptions != 0", {"store": "s1", "redemptions": 1}, True),
+    ("store != s1", {"store": "s1"}, False),
+    ("tag = vip", {"tag": {"vip", "new"}}, True),
+    ("tag != vip", {"tag": {"vip"}}, False),
+    ("tag = vip", {}, False),
+])
+def test_segment_matches(text: str, facts: dict[str, Any], expected: bool) -> None:
+    segment, problems = campaign_spec.parse_segment(text)
+    assert problems == []
+    assert campaign_spec.matches(segment, facts) is expected

@@ -7,6 +7,10 @@ and in the late afternoon, a log-normal dwell around the store's median), and wr
 tables (``analytics.store.rollups``: a ``1d`` row at the store-local midnight and 24 ``1h`` rows; ``mall_days`` and
 ``mall_transitions`` for the malls). The same seed always gives the same history. Nothing here claims to be
 measured: it is the demo's stand-in for the days before it started.
+
+:func:`campaign_outcomes` draws the Wi-Fi logins and purchases of the demo campaign's members in its window (the
+members its message reached come back and buy more often: :class:`CampaignEffect`); :func:`keliu.demo.load_campaign`
+writes them.
 """
 from __future__ import annotations
 

@@ -136,6 +136,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "m_redeemed": "核销（净）",
         "m_discount": "优惠成本",
         "m_cost": "总成本（优惠 + 消息）",
+        "m_visits_treatment": "实验组到访次数（Wi-Fi 登录 + 探针）",
+        "m_visits_control": "对照组到访次数（Wi-Fi 登录 + 探针）",
+        "cuped_on": "已用活动前 28 天的到访次数做 CUPED 调整（缩小置信区间，不改变期望差值）。",
+        "cuped_off": "未做 CUPED 调整（活动前 28 天的到访次数没有差异）。",
         "m_visit_rate": "到访率",
         "m_purchase_rate": "购买率",
         "m_revenue_per_member": "人均消费",
@@ -281,6 +285,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "m_redeemed": "Redeemed (net)",
         "m_discount": "Discount cost",
         "m_cost": "Total cost (discounts + messages)",
+        "m_visits_treatment": "Visits of the treatment (Wi-Fi logins + sensor)",
+        "m_visits_control": "Visits of the control (Wi-Fi logins + sensor)",
+        "cuped_on": "Adjusted by CUPED with the visits of the 28 days before eligibility (a narrower interval, the "
+                    "same expected difference).",
+        "cuped_off": "Not adjusted by CUPED (the visits of the 28 days before eligibility do not vary).",
         "m_visit_rate": "Visit rate",
         "m_purchase_rate": "Purchase rate",
         "m_revenue_per_member": "Revenue per member",
@@ -367,7 +376,9 @@ def report_view(lang: str, campaign: Mapping[str, Any], f: Mapping[str, Any], li
     reach = [("m_eligible", f["eligible"], "n"), ("m_treatment", f["treatment"], "n"),
              ("m_control", f["control"], "n"), ("m_sent", f["sent"], "n"), ("m_delivered", f["delivered"], "n"),
              ("m_suppressed", sum(f["suppressed"].values()), "n"), ("m_redeemed", f["redeemed"], "n"),
-             ("m_discount", f["discount_cents"], "yuan"), ("m_cost", f["cost_cents"], "yuan")]
+             ("m_discount", f["discount_cents"], "yuan"), ("m_cost", f["cost_cents"], "yuan"),
+             ("m_visits_treatment", f.get("visits_treatment", 0), "n"),
+             ("m_visits_control", f.get("visits_control", 0), "n")]
     cost = float(f["cost_cents"])
     roas = f["attributed_revenue_cents"] / cost if cost > 0 else None
     attributed_revenue = f["attributed_revenue_cents"]
@@ -402,7 +413,8 @@ def report_view(lang: str, campaign: Mapping[str, Any], f: Mapping[str, Any], li
               _plain(_fmt(roas, "ratio"), roas)],
          ]},
     ]
-    return {"lang": lang, "title": t(lang, "report_title", name=campaign["name"]), "note": t(lang, "report_note"),
+    note = t(lang, "report_note") + " " + t(lang, "cuped_on" if f.get("cuped") else "cuped_off")
+    return {"lang": lang, "title": t(lang, "report_title", name=campaign["name"]), "note": note,
             "campaign": dict(campaign), "tables": tables}
 
 

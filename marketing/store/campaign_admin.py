@@ -226,9 +226,12 @@ def update(engine: Engine, user: AdminUser, campaign_id: int, spec: CampaignSpec
             **_columns(spec))).rowcount
         if done != 1:
             raise CampaignRefused("err_not_editable")
-        conn.execute(sa.update(campaign_specs).where(campaign_specs.c.campaign_id == campaign_id).values(
-            spec=json.dumps(spec.as_params(), ensure_ascii=False, sort_keys=True), updated_by=user.name,
-            updated_at=now))
+        doc = json.dumps(spec.as_params(), ensure_ascii=False, sort_keys=True)
+        if not conn.execute(sa.update(campaign_specs).where(campaign_specs.c.campaign_id == campaign_id).values(
+                spec=doc, updated_by=user.name, updated_at=now)).rowcount:
+            # a campaign created outside the console (a script, a test) gets its document now
+            conn.execute(sa.insert(campaign_specs).values(campaign_id=campaign_id, spec=doc, created_by=user.name,
+                                                          updated_by=user.name, updated_at=now))
         audit.record(conn, user, "campaign.update", f"campaign:{campaign_id}", address,
                      {"name": spec.name, "trigger": spec.trigger, "channel": spec.channel}, now=now,
                      **_audit_scope(conn, spec.store_id, spec.mall_id))

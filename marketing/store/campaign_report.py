@@ -65,6 +65,8 @@ class Figures:
     attributed_buyers: int
     attributed_revenue_cents: int
     attributed_redemptions: int
+    #: whether the estimates were adjusted by CUPED (the pre-period visits varied)
+    cuped: bool
 
 
 def scope_stores(conn: Connection, store_id: str | None, mall_id: str | None) -> list[str]:
@@ -207,7 +209,7 @@ def figures(conn: Connection, campaign_id: int, offer_id: int | None, message_co
                    suppressed=suppressed, sent=sent, delivered=by_status.get("delivered", 0), redeemed=redeemed,
                    discount_cents=discount, cost_cents=cost, lift=report, visits_treatment=visit_counts["treatment"],
                    visits_control=visit_counts["control"], attributed_buyers=a_buyers,
-                   attributed_revenue_cents=a_revenue, attributed_redemptions=a_redeemed)
+                   attributed_revenue_cents=a_revenue, attributed_redemptions=a_redeemed, cuped=use_pre)
 
 
 def control_visit_rate(f: Figures) -> float | None:

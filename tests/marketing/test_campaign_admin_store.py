@@ -83,3 +83,19 @@ def test_racing_approvals_one_wins(engine: Engine) -> None:
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT approved_by FROM campaign_specs WHERE campaign_id = :c"), {"c": cid}).one()
     assert row.approved_by == "op"
+
+
+def test_editing_a_campaign_made_outside_the_console_gives_it_a_document(engine: Engine) -> None:
+    from marketing.store.campaigns import campaigns
+
+    with engine.begin() as conn:
+        cid = conn.execute(sa.insert(campaigns).values(
+            store_id="s1", name="scripted", trigger="lapsed", channel="sms", category="member_benefit",
+            status="draft", control_share=0.1, salt="pepper", cooldown_s=0, window_days=7, created_at=NOW
+        ).returning(campaigns.c.id)).scalar_one()
+        c = campaign_admin.load(conn, cid)
+    assert c is not None and c.spec == {} and c.form()["control_pct"] == "10"
+    campaign_admin.update(engine, BOSS, cid, spec(), NOW, None)
+    with engine.connect() as conn:
+        c = campaign_admin.load(conn, cid)
+    assert c is not None and (c.name, c.trigger, c.spec["message"], c.created_by) == ("n", "login_first", "欢迎", "boss")

@@ -132,3 +132,4 @@ def test_figures_lift_and_attribution(seeded: tuple[Engine, int]) -> None:
     # last touch: member 10's sale (campaign 1 reached them last) and member 15's redemption; not member 14's sale
     assert (f.attributed_buyers, f.attributed_revenue_cents, f.attributed_redemptions) == (1, 10000, 1)
     assert (f.visits_treatment, f.visits_control) == (2, 1)
+    assert f.cuped  # members 13 and 17 logged in during the pre-period: the covariate varies

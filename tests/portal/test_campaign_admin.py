@@ -255,6 +255,7 @@ def test_report_page_csv_and_sample_size(app: Flask, clock: FakeClock) -> None:
     for tab in ("tab-reach", "tab-suppressed", "tab-lift", "tab-incremental", "sample"):
         assert f'id="{tab}"' in html
     assert "Incremental [95 % CI]" in html and "Attributed (last touch)" in html
+    assert "Not adjusted by CUPED" in html  # nobody visited in the 28 days before: no covariate
     raw = c.get(f"/admin/campaigns/{cid}/report.csv?lang=en")
     assert raw.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(raw.get_data(as_text=True).lstrip("\ufeff"))))

@@ -327,6 +327,17 @@ def t(lang: str, key: str, **kw: object) -> str:
     return text.format(**kw) if kw else text
 
 
+def problem_text(lang: str, key: str, params: Mapping[str, Any]) -> str:
+    """An editor's problem in words: a category and the missing consents are named as the form names them."""
+    words = dict(params)
+    if "category" in words:
+        words["category"] = t(lang, f"category_{words['category']}")
+    if "purposes" in words:
+        words["purposes"] = ("、" if lang == "zh-CN" else ", ").join(
+            t(lang, f"purpose_{p.strip()}") for p in str(words["purposes"]).split(","))
+    return t(lang, key, **words)
+
+
 def reason_text(lang: str, reason: str) -> str:
     """A suppression reason in words (``no_consent:<purpose>`` names the purpose)."""
     if reason.startswith("no_consent:"):

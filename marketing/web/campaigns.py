@@ -106,7 +106,7 @@ def _editor(form: dict[str, Any], problems: list[Problem], campaign_id: int | No
     lang = console_lang()
     by_field: dict[str, list[str]] = {}
     for p in problems:
-        by_field.setdefault(p.field, []).append(campaign_view.t(lang, p.key, **dict(p.params)))
+        by_field.setdefault(p.field, []).append(campaign_view.problem_text(lang, p.key, p.params))
     return _render("marketing/campaign_edit.html", status, form=form, problems=by_field, campaign_id=campaign_id,
                    scopes=[(s, names.get(s, s)) for s in scopes], offers=offers, choices=_choices(lang))
 

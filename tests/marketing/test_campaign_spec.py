@@ -124,3 +124,10 @@ def test_segment_matches(text: str, facts: dict[str, Any], expected: bool) -> No
     segment, problems = campaign_spec.parse_segment(text)
     assert problems == []
     assert campaign_spec.matches(segment, facts) is expected
+
+
+def test_problems_name_categories_and_consents_in_words() -> None:
+    assert campaign_view.problem_text("en", "err_consent_missing", {"purposes": "sms_marketing, trade_area"}) == (
+        "The consent basis does not cover the sends; add: SMS marketing, Trade-area offers.")
+    assert campaign_view.problem_text("zh-CN", "err_sms_category", {"provider": "tencent", "category": "winback"}
+                                      ).startswith("tencent 不允许通过短信发送“用户召回”类内容")

@@ -130,14 +130,14 @@ def test_edit_only_draft_or_paused_and_share_fixed_after_enrollment(app: Flask, 
 
 @pytest.mark.parametrize(("changes", "field", "text"), [
     ({"consents": []}, "consents", "活动必须有同意依据"),
-    ({"consents": ["marketing"]}, "consents", "同意依据不足，还需要：sms_marketing"),
-    ({"category": "coupon", "message": "满100减20，拒收请回复R"}, "category", "tencent 不允许通过短信发送"),
+    ({"consents": ["marketing"]}, "consents", "同意依据不足，还需要：短信营销"),
+    ({"category": "coupon", "message": "满100减20，拒收请回复R"}, "category", "tencent 不允许通过短信发送“优惠券推广”"),
     ({"category": "winback"}, "category", "tencent 不允许通过短信发送"),
     ({"category": "notice", "message": "好久不见，到店领券，拒收请回复R"}, "message", "短信内容含有 tencent 禁止的内容"),
     ({"message": "会员日积分翻倍"}, "message", "须以退订提示“拒收请回复R”结尾"),
     ({"provider": "aliyun", "message": "会员日积分翻倍，拒收请回复R"}, "message", "须以退订提示“回T退订”结尾"),
     ({"template_id": ""}, "template_id", "须填写服务商已审核的模板 ID"),
-    ({"trigger": "dwell", "dwell_minutes": "20"}, "consents", "还需要：presence_offers"),
+    ({"trigger": "dwell", "dwell_minutes": "20"}, "consents", "还需要：基于到店位置的优惠"),
     ({"scope": "mall:m1"}, "scope", "请选择您有权管理的门店或商圈"),
     ({"control_pct": "0"}, "control_pct", "须为 1 到 50 之间的整数"),
     ({"window_days": "abc"}, "window_days", "须为 1 到 90 之间的整数"),
@@ -173,7 +173,7 @@ def test_mall_trade_area_campaign_needs_trade_area_consent(app: Flask) -> None:
     wechat = {**GOOD_SMS, "scope": "mall:m1", "channel": "wechat", "category": "coupon", "message": "周末满减",
               "consents": ["wechat_marketing"]}
     r = post_form(c, "/admin/campaigns/new", wechat)
-    assert r.status_code == 422 and "trade_area" in r.get_data(as_text=True)
+    assert r.status_code == 422 and "还需要：商圈优惠" in r.get_data(as_text=True)
     r = post_form(c, "/admin/campaigns/new", {**wechat, "consents": ["wechat_marketing", "trade_area"]})
     assert r.status_code == 303  # WeChat has no SMS suffix rule; a coupon category is allowed there
     e = next(e for e in audit.entries(app.extensions["keliu"].engine) if e.action == "campaign.create")

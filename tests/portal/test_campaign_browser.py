@@ -5,6 +5,8 @@ campaign, opens its report (tables with intervals, the CSV download, the sample-
 fits a phone's and a desktop's width and shows no untranslated key, in zh-CN and English."""
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,11 +21,14 @@ from keliu.gate import MemoryGate
 from marketing.store.campaigns import campaign_members, campaign_sends
 from portal.edges.sms_backends import ConsoleSms
 from portal.store.members import upsert_member
-from tests.conftest import launch_chromium, serve_wsgi
+from tests.conftest import ROOT, launch_chromium, serve_wsgi
 from tests.portal.conftest import FakeClock, make_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
+# screenshots: into docs/screenshots/ only when asked (KELIU_SCREENSHOTS=1), so that a test run leaves the tree clean
+SHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("KELIU_SCREENSHOTS") == "1"
+         else Path(tempfile.mkdtemp(prefix="keliu-shots-")))
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 FITS = """() => {
     const vw = document.documentElement.clientWidth, out = [];
@@ -108,6 +113,7 @@ def test_editor_refuses_then_creates_and_the_report_answers(served: tuple[Flask,
         assert page.input_value("#f-name") == "沉睡会员唤醒"  # nothing typed is lost
         assert page.input_value("#f-message") == "满100减20优惠券已到账"
         fits(page, "editor with problems")
+        page.screenshot(path=str(SHOTS / "console-campaign-editor-zh.png"), full_page=True)
         page.select_option("#f-category", "member_benefit")
         page.fill("#f-message", "会员日积分翻倍，拒收请回复R")
         page.check("#consent-sms_marketing")
@@ -134,6 +140,7 @@ def test_editor_refuses_then_creates_and_the_report_answers(served: tuple[Flask,
         assert low < 0.3 < high and low > 0  # the difference's interval excludes 0
         assert page.locator("#tab-incremental th").all_inner_texts() == ["指标", "增量 [95% CI]", "归因（最后触达）"]
         fits(page, "report")
+        page.screenshot(path=str(SHOTS / "console-campaign-report-zh.png"), full_page=True)
         with page.expect_download() as got:
             page.click("#csv")
         csv_text = Path(got.value.path()).read_text(encoding="utf-8-sig")

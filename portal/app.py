@@ -33,6 +33,7 @@ from keliu.config import Config
 from keliu.errors import ConfigError
 from marketing.core import card
 from marketing.store import erasure as marketing_erasure
+from marketing.web import campaigns as marketing_campaigns
 from marketing.web import dashboard as marketing_dashboard
 from portal.edges import clients
 from portal.edges.leases import LeaseFile
@@ -168,6 +169,7 @@ def _register(app: Flask, cfg: Config) -> None:
     marketing.init_app(app, svc.engine, svc.clock, PortalMembers(),
                        card.CardVerifier(card.card_key(svc.keys.token), svc.mall_id))
     marketing_dashboard.init_app(app, svc.engine, svc.clock, svc.cfg.timezone)
+    marketing_campaigns.init_app(app, svc.engine, svc.clock, svc.cfg.sms.backend)
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
         app.register_blueprint(wechat_member.blueprint)

@@ -48,6 +48,11 @@ class PrivatePostgres:
     port: int
     socket_dir: Path
 
+    @property
+    def log(self) -> Path:
+        """The server's log (pg_ctl -l)."""
+        return self.socket_dir / "log"
+
     def admin_url(self, database: str = "postgres") -> str:
         """The superuser over the cluster's Unix socket (trusted: only this test can reach the directory)."""
         return f"postgresql+psycopg://postgres@/{database}?host={self.socket_dir}&port={self.port}"

@@ -70,6 +70,7 @@ def make_celery(cfg: Config) -> Celery:
         timezone=cfg.timezone,
         enable_utc=True,
         broker_transport_options=transport,
+        broker_use_ssl=a.broker_use_ssl() or False,  # TLS to RabbitMQ with the fleet CA's certificates (keliu.tls)
         result_backend_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

@@ -33,6 +33,13 @@ def _setup(upgrade: bool = False) -> tuple[Any, Any]:
     return cfg, engine
 
 
+def _components() -> list[Any]:
+    """The Celery components above analytics (marketing's tasks), as the composition root (``keliu.cli``) hands
+    them over in the click context; none when this group runs on its own."""
+    find = click.get_current_context().meta.get("keliu.celery_components")
+    return list(find()) if find is not None else []
+
+
 @click.group("analytics")
 def analytics() -> None:
     """Celery worker and beat, reports of visits and metrics."""
@@ -51,7 +58,7 @@ def worker(concurrency: int, hostname: str | None, loglevel: str, pool: str, que
     cfg, _ = _setup()
     if not cfg.analytics.broker_url:
         raise ConfigError("analytics.broker_url", "a worker needs a broker; without one, use `keliu analytics run`")
-    app = make_celery(cfg)
+    app = make_celery(cfg, _components())
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", f"--pool={pool}",
             "-Q", queues or ",".join(worker_queues(cfg)), "--without-gossip", "--without-mingle"]
     if hostname:
@@ -70,7 +77,7 @@ def beat(loglevel: str) -> None:
     cfg, _ = _setup()
     if not cfg.analytics.broker_url:
         raise ConfigError("analytics.broker_url", "beat needs a broker; without one, use `keliu analytics run`")
-    app = make_celery(cfg)
+    app = make_celery(cfg, _components())
     schedule = Path(cfg.var_dir) / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
     Beat(app=app, schedule=str(schedule), loglevel=loglevel).run()

@@ -641,11 +641,15 @@ def void_coupon(conn: Connection, code: str, now: datetime) -> bool:
                              .values(state="voided", state_at=now)).rowcount)
 
 
-def expire_due(conn: Connection, now: datetime) -> int:
+def expire_due(conn: Connection, now: datetime, limit: int | None = None) -> int:
     """Mark issued coupons past their end ``expired`` (the API already reports them so; this keeps the table
-    honest for reports). Returns how many."""
-    return int(conn.execute(sa.update(coupons).where(coupons.c.state == "issued", coupons.c.expires_at <= now)
-                            .values(state="expired", state_at=now)).rowcount)
+    honest for reports): at most ``limit`` of them (the lowest ids) when given, so that a caller can sweep in
+    short transactions. Idempotent: a coupon already expired, redeemed or voided is not touched, and a redemption
+    racing the sweep cannot win either way (its guard requires ``expires_at > now``). Returns how many."""
+    due = sa.and_(coupons.c.state == "issued", coupons.c.expires_at <= now)
+    where = due if limit is None else sa.and_(due, coupons.c.id.in_(
+        sa.select(coupons.c.id).where(due).order_by(coupons.c.id).limit(limit)))
+    return int(conn.execute(sa.update(coupons).where(where).values(state="expired", state_at=now)).rowcount)
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ def token_list() -> None:
 @token_cmd.command("revoke")
 @click.argument("name")
 def token_revoke(name: str) -> None:
-    """Revoke a token by name (effective on the next request)."""
+    """Revoke a token by name (the servers refuse it within 5 s: they remember a checked token that long)."""
     from datetime import UTC, datetime
 
     from keliu import config, db

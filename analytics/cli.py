@@ -131,7 +131,7 @@ def report(store_id: str | None, day: Any, fmt: str, no_refresh: bool) -> None:
 def run(interval: int, once: bool) -> None:
     """The in-process loop (demo, single box): every INTERVAL seconds close visits and roll up every active store
     and mall on the configured database, running the Celery tasks eagerly. Stops cleanly on SIGTERM or SIGINT."""
-    from analytics.celery_app import make_celery
+    from analytics.celery_app import beat_schedule, make_celery
     from keliu import console
 
     console.setup("keliu analytics run")
@@ -141,7 +141,9 @@ def run(interval: int, once: bool) -> None:
     from keliu import config
 
     cfg = config.load(overrides={"analytics": {"broker_url": None}}) if cfg.analytics.broker_url else cfg
-    app = make_celery(cfg)
+    app = make_celery(cfg, _components())
+    # the components' periodic tasks (marketing.expire_due) run on every pass here, in-process like the rest
+    extra = [e for name, e in app.conf.beat_schedule.items() if name not in beat_schedule()]
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: object) -> None:
@@ -154,6 +156,8 @@ def run(interval: int, once: bool) -> None:
         now = time.time()
         n = app.tasks["analytics.dispatch"].delay("stores", now).get()
         m = app.tasks["analytics.dispatch"].delay("malls", now).get()
+        for entry in extra:
+            app.tasks[entry["task"]].delay(*entry.get("args", ())).get()
         if now - last_purge > 3600:
             app.tasks["analytics.purge"].delay(now).get()
             last_purge = now

@@ -1,10 +1,13 @@
 """marketing's Celery task ``marketing.expire_due`` on the analytics Celery app: in the beat schedule; run eagerly
-against SQLite and PostgreSQL with a moved clock (batched, idempotent, nothing else touched); and by a real
-``keliu analytics worker`` process on Redis."""
+against SQLite and PostgreSQL with a moved clock (batched, idempotent, nothing else touched); by a real
+``keliu analytics worker`` process on Redis; and by the demo's in-process loop ``keliu analytics run``."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -90,3 +93,25 @@ def test_a_worker_on_redis_expires_the_coupons(tmp_path: Path, redis_url: str) -
             assert app.tasks["marketing.expire_due"].delay(later).get(timeout=60) == 0
         assert {states(engine)[c] for c in codes} == {"expired"}
         engine.dispose()
+
+
+def test_the_in_process_loop_runs_it(tmp_path: Path, sqlite_template: Path) -> None:
+    import shutil
+
+    from keliu import db
+
+    shutil.copy(sqlite_template, tmp_path / "k.db")
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    engine = db.make_engine(url)
+    offer = toffer(engine, valid_days=1, per_member_issue_limit=None)
+    old = datetime(2020, 1, 1, 10, tzinfo=UTC)  # ended long before any clock this test runs under
+    code, live = tcoupon(engine, offer, now=old), tcoupon(engine, offer, now=datetime.now(UTC) + timedelta(hours=1))
+    (tmp_path / "keliu.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
+    env.update({"KELIU_DATABASE_URL": url, "KELIU_CONFIG": str(tmp_path / "keliu.toml"),
+                "KELIU_VAR_DIR": str(tmp_path / "var")})
+    out = subprocess.run([sys.executable, "-m", "keliu.cli", "analytics", "run", "--once"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert (states(engine)[code], states(engine)[live]) == ("expired", "issued")
+    engine.dispose()

@@ -35,8 +35,8 @@ def instants(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
             datetime.combine(end + timedelta(days=1), time(0), zone).astimezone(ZoneInfo("UTC")))
 
 
-def _net(since: datetime, until: datetime) -> Any:
-    """The redemptions in force: ``redeem`` rows in the range that no rollback names."""
+def _in_force(since: datetime, until: datetime) -> Any:
+    """The redemptions in force (the member figures): ``redeem`` rows in the range that no rollback names, ever."""
     undone = sa.select(redemptions.c.reverses_id).where(redemptions.c.reverses_id.is_not(None))
     return sa.and_(redemptions.c.kind == "redeem", redemptions.c.ts >= since, redemptions.c.ts < until,
                    redemptions.c.id.not_in(undone))
@@ -79,7 +79,7 @@ def funnel(conn: Connection, store_id: str, since: datetime, until: datetime) ->
         coupons.c.store_id == store_id, coupons.c.member_id.is_not(None), coupons.c.issued_at >= since,
         coupons.c.issued_at < until)).scalar()
     red = (sa.select(redemptions.c.member_id, sa.func.min(redemptions.c.ts).label("first"))
-           .where(_net(since, until), redemptions.c.store_id == store_id, redemptions.c.member_id.is_not(None))
+           .where(_in_force(since, until), redemptions.c.store_id == store_id, redemptions.c.member_id.is_not(None))
            .group_by(redemptions.c.member_id).subquery())
     redeemed = conn.execute(sa.select(sa.func.count()).select_from(red)).scalar()
     bought = conn.execute(sa.select(sa.func.count(sa.distinct(red.c.member_id))).select_from(
@@ -97,7 +97,7 @@ def staff_rows(conn: Connection, store_id: str, since: datetime, until: datetime
             if v != (0, 0)}
     credited_red = (sa.select(_in_charge(redemptions.c.member_id, redemptions.c.store_id, redemptions.c.ts)
                               .label("staff"), redemptions.c.basket_cents)
-                    .where(_net(since, until), redemptions.c.store_id == store_id,
+                    .where(_in_force(since, until), redemptions.c.store_id == store_id,
                            redemptions.c.member_id.is_not(None)).subquery())
     red_by = {r.staff: r for r in conn.execute(
         sa.select(credited_red.c.staff, sa.func.count().label("n"),

@@ -643,12 +643,13 @@ def void_coupon(conn: Connection, code: str, now: datetime) -> bool:
 
 def expire_due(conn: Connection, now: datetime, limit: int | None = None) -> int:
     """Mark issued coupons past their end ``expired`` (the API already reports them so; this keeps the table
-    honest for reports): at most ``limit`` of them (the lowest ids) when given, so that a caller can sweep in
-    short transactions. Idempotent: a coupon already expired, redeemed or voided is not touched, and a redemption
+    honest for reports): at most ``limit`` of them (the earliest ends first) when given, so that a caller can sweep
+    in short transactions. Idempotent: a coupon already expired, redeemed or voided is not touched, and a redemption
     racing the sweep cannot win either way (its guard requires ``expires_at > now``). Returns how many."""
     due = sa.and_(coupons.c.state == "issued", coupons.c.expires_at <= now)
+    # the earliest ends first: a range scan of the partial index of issued coupons (ix_coupons_issued_expires_at)
     where = due if limit is None else sa.and_(due, coupons.c.id.in_(
-        sa.select(coupons.c.id).where(due).order_by(coupons.c.id).limit(limit)))
+        sa.select(coupons.c.id).where(due).order_by(coupons.c.expires_at).limit(limit)))
     return int(conn.execute(sa.update(coupons).where(where).values(state="expired", state_at=now)).rowcount)
 
 

@@ -314,3 +314,60 @@ def test_json_login_answers_with_the_issued_coupon(app: Flask) -> None:
     assert login("10.77.0.21", "13900139000")["coupons"] == []
     with app.extensions["keliu"].engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 1
+
+
+def test_statements_per_api_redemption(app: Flask) -> None:
+    """Load-independent: the SQL statements one API redemption sends, once the token is known to the process. On
+    PostgreSQL an offer that moves no counter takes 2 (the coupon read, then the guard and the ledger row in one
+    statement); the token check costs none within its 5 s (keliu.accounts.tokens.CACHE_TTL_S)."""
+    c = app.test_client()
+    s1 = token(app, role="store", store_id="s1")
+    oid = offer(c, s1, per_member_issue_limit=None, per_member_use_limit=None)
+    member(app, "+8613812345678", True)
+    codes = [c.post("/api/v1/stores/s1/coupons", json={"offer_id": oid, "phone": "13812345678"},
+                    headers=s1).get_json()["code"] for _ in range(3)]
+    engine = app.extensions["keliu"].engine
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        per = []
+        for i, code in enumerate(codes):
+            sent.clear()
+            r = c.post("/api/v1/stores/s1/redemptions", headers=s1,
+                       json={"code": code, "idempotency_key": f"n-{i}", "amount_cents": 6000})
+            assert r.status_code == 201
+            per.append(list(sent))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    if engine.dialect.name == "postgresql":
+        assert per[1:] == [["SELECT", "WITH"]] * 2
+    else:  # SQLite: one transaction (read, ledger row, guard)
+        assert per[1:] == [["SELECT", "INSERT", "UPDATE"]] * 2
+
+
+def test_a_known_token_is_trusted_for_its_ttl_and_revoked_at_once_here(app: Flask) -> None:
+    engine = app.extensions["keliu"].engine
+    _name, t = tokens.create_token(engine, role="store", store_id="s1", now=NOW, name="till")
+    clock = [1000.0]
+    cache = tokens.PrincipalCache(ttl_s=5.0, clock=lambda: clock[0])
+    who, mall = cache.principal_at(engine, t, "s1")
+    assert who is not None and (who.name, who.store_id, mall) == ("till", "s1", "m1")
+    assert cache.principal_at(engine, t, "nope") == (who, None)  # no such store: no mall (the API: 403)
+    # revoked by another process (keliu token revoke): this process trusts it until the entry is 5 s old
+    with engine.begin() as conn:
+        conn.execute(sa.update(tokens.api_tokens).values(revoked_at=NOW))
+    clock[0] += 4.9
+    assert cache.principal_at(engine, t, "s1")[0] == who
+    clock[0] += 0.2
+    assert cache.principal_at(engine, t, "s1") == (None, None)
+    # a live token again, then revoked in this process: at once
+    with engine.begin() as conn:
+        conn.execute(sa.update(tokens.api_tokens).values(revoked_at=None))
+    assert cache.principal_at(engine, t, "s1")[0] == who
+    tokens.revoke_token(engine, "till", NOW)
+    assert cache.principal_at(engine, t, "s1") == (None, None)
+    assert cache.principal_at(engine, "kl_unknown", "s1") == (None, None)

@@ -6,9 +6,14 @@ one task at a time (prefetch 1) and acknowledges it only when done (``acks_late`
 is redelivered (``task_reject_on_worker_lost``; on Redis after ``visibility_timeout``). That is safe because every
 task is idempotent (``analytics.pipeline``). Store tasks carry the store in their arguments, so the stores spread
 over the workers as they free up. One beat scheduler runs in the configured time zone (Asia/Shanghai by default).
+
+Components above analytics add their own tasks: the composition root passes each one's ``register(app)`` (which
+registers its explicitly named tasks and returns its beat entries) as ``components``; analytics never imports
+them (``keliu.cli.CELERY_COMPONENTS`` names them: marketing's ``marketing.expire_due``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from celery import Celery
@@ -18,6 +23,9 @@ from keliu.config import Config
 
 #: also consumed by workers: Celery's default queue, for senders that do not route (the sensor's sink)
 DEFAULT_QUEUE = "celery"
+
+#: a component's ``register(app)``: adds its tasks to the app, returns its beat entries
+Component = Callable[[Celery], Mapping[str, dict[str, Any]]]
 
 
 def worker_queues(cfg: Config) -> list[str]:
@@ -39,8 +47,9 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
     }
 
 
-def make_celery(cfg: Config) -> Celery:
-    """The analytics Celery app for ``cfg``; the tasks of ``analytics.tasks`` are registered on it."""
+def make_celery(cfg: Config, components: Sequence[Component] = ()) -> Celery:
+    """The analytics Celery app for ``cfg``; the tasks of ``analytics.tasks`` are registered on it, then those of
+    each of ``components`` (their beat entries join the schedule; their tasks go to the analytics queue)."""
     a = cfg.analytics
     app = Celery("keliu-analytics", set_as_current=False)
     eager = a.broker_url is None
@@ -62,7 +71,7 @@ def make_celery(cfg: Config) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=a.queue,
-        task_routes={"analytics.*": {"queue": a.queue}},
+        task_routes={"analytics.*": {"queue": a.queue}, "marketing.*": {"queue": a.queue}},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -70,6 +79,7 @@ def make_celery(cfg: Config) -> Celery:
         timezone=cfg.timezone,
         enable_utc=True,
         broker_transport_options=transport,
+        broker_use_ssl=a.broker_use_ssl() or False,  # TLS to RabbitMQ with the fleet CA's certificates (keliu.tls)
         result_backend_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
@@ -79,4 +89,6 @@ def make_celery(cfg: Config) -> Celery:
     from analytics import tasks
 
     tasks.register(app)
+    for register in components:
+        app.conf.beat_schedule.update(register(app))
     return app

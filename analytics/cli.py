@@ -33,6 +33,13 @@ def _setup(upgrade: bool = False) -> tuple[Any, Any]:
     return cfg, engine
 
 
+def _components() -> list[Any]:
+    """The Celery components above analytics (marketing's tasks), as the composition root (``keliu.cli``) hands
+    them over in the click context; none when this group runs on its own."""
+    find = click.get_current_context().meta.get("keliu.celery_components")
+    return list(find()) if find is not None else []
+
+
 @click.group("analytics")
 def analytics() -> None:
     """Celery worker and beat, reports of visits and metrics."""
@@ -51,7 +58,7 @@ def worker(concurrency: int, hostname: str | None, loglevel: str, pool: str, que
     cfg, _ = _setup()
     if not cfg.analytics.broker_url:
         raise ConfigError("analytics.broker_url", "a worker needs a broker; without one, use `keliu analytics run`")
-    app = make_celery(cfg)
+    app = make_celery(cfg, _components())
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", f"--pool={pool}",
             "-Q", queues or ",".join(worker_queues(cfg)), "--without-gossip", "--without-mingle"]
     if hostname:
@@ -70,7 +77,7 @@ def beat(loglevel: str) -> None:
     cfg, _ = _setup()
     if not cfg.analytics.broker_url:
         raise ConfigError("analytics.broker_url", "beat needs a broker; without one, use `keliu analytics run`")
-    app = make_celery(cfg)
+    app = make_celery(cfg, _components())
     schedule = Path(cfg.var_dir) / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
     Beat(app=app, schedule=str(schedule), loglevel=loglevel).run()
@@ -124,7 +131,7 @@ def report(store_id: str | None, day: Any, fmt: str, no_refresh: bool) -> None:
 def run(interval: int, once: bool) -> None:
     """The in-process loop (demo, single box): every INTERVAL seconds close visits and roll up every active store
     and mall on the configured database, running the Celery tasks eagerly. Stops cleanly on SIGTERM or SIGINT."""
-    from analytics.celery_app import make_celery
+    from analytics.celery_app import beat_schedule, make_celery
     from keliu import console
 
     console.setup("keliu analytics run")
@@ -134,7 +141,9 @@ def run(interval: int, once: bool) -> None:
     from keliu import config
 
     cfg = config.load(overrides={"analytics": {"broker_url": None}}) if cfg.analytics.broker_url else cfg
-    app = make_celery(cfg)
+    app = make_celery(cfg, _components())
+    # the components' periodic tasks (marketing.expire_due) run on every pass here, in-process like the rest
+    extra = [e for name, e in app.conf.beat_schedule.items() if name not in beat_schedule()]
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: object) -> None:
@@ -147,6 +156,8 @@ def run(interval: int, once: bool) -> None:
         now = time.time()
         n = app.tasks["analytics.dispatch"].delay("stores", now).get()
         m = app.tasks["analytics.dispatch"].delay("malls", now).get()
+        for entry in extra:
+            app.tasks[entry["task"]].delay(*entry.get("args", ())).get()
         if now - last_purge > 3600:
             app.tasks["analytics.purge"].delay(now).get()
             last_purge = now

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analytics.visits import Rules
+from keliu import tls
 from keliu.config import positive, slug
 
 
@@ -45,6 +46,11 @@ class StoreRules:
 class AnalyticsConfig:
     #: Celery broker; unset runs tasks in-process (the embedded default)
     broker_url: str | None = None
+    #: TLS to a RabbitMQ broker (amqp://host:5671): the fleet CA's certificate, and this host's certificate and key
+    #: (keliu fleet cert issue); they become Celery's broker_use_ssl (keliu.tls), for the sensor's sink too
+    broker_ssl_ca: str | None = None
+    broker_ssl_cert: str | None = None
+    broker_ssl_key: str | None = None
     result_backend: str | None = None
     #: the queue of the store and mall tasks; workers also consume Celery's default queue "celery"
     queue: str = field(default="analytics", metadata={"check": slug})
@@ -72,7 +78,12 @@ class AnalyticsConfig:
     history_days: int = field(default=90, metadata={"check": positive})
     stores: list[StoreRules] = field(default_factory=list)
 
+    def broker_use_ssl(self) -> dict[str, object] | None:
+        """Celery's broker_use_ssl for these settings (None: plain AMQP)."""
+        return tls.broker_use_ssl(self.broker_ssl_ca, self.broker_ssl_cert, self.broker_ssl_key)
+
     def validate(self) -> None:
+        tls.check_broker(self.broker_url, self.broker_ssl_ca, self.broker_ssl_cert, self.broker_ssl_key)
         pairs = [(self.stay_rssi, self.visit_rssi)] + [(s.stay_rssi, s.visit_rssi) for s in self.stores]
         for stay, visit in pairs:
             if stay is not None and visit is not None and stay > visit:

@@ -55,7 +55,8 @@ staff_audit = cast(sa.Table, AuditRow.__table__)
 #: the actions keliu records today (other strings are allowed: a component adds its own, ``<area>.<verb>``)
 ACTIONS = ("member.list", "member.view", "member.export", "member.correct", "member.delete", "member.withdraw",
            "member.import", "session.kick", "session.extend", "splash.update", "audit.view",
-           "offer.create", "offer.update", "campaign.create", "campaign.update", "token.create")
+           "offer.create", "offer.update", "campaign.create", "campaign.update", "campaign.approve",
+           "campaign.pause", "campaign.archive", "token.create")
 
 
 @dataclass(frozen=True)

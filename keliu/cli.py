@@ -39,6 +39,18 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: the components that add tasks (and beat entries) to the analytics Celery app, each a module with ``register(app)``
+#: (analytics sits below them and never imports them: its commands find :func:`celery_components` in the click
+#: context, under ``CELERY_META``; see analytics.celery_app)
+CELERY_COMPONENTS = ("marketing.tasks",)
+CELERY_META = "keliu.celery_components"
+
+
+def celery_components() -> list[Any]:
+    """The ``register`` functions of :data:`CELERY_COMPONENTS`, for ``analytics.celery_app.make_celery``."""
+    return [importlib.import_module(m).register for m in CELERY_COMPONENTS]
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
@@ -69,6 +81,7 @@ def cli(verbose: int) -> None:
     from keliu import console
 
     console.set_verbosity(verbose)
+    click.get_current_context().meta[CELERY_META] = celery_components
 
 
 @click.command("config")
@@ -136,7 +149,7 @@ def token_list() -> None:
 @token_cmd.command("revoke")
 @click.argument("name")
 def token_revoke(name: str) -> None:
-    """Revoke a token by name (effective on the next request)."""
+    """Revoke a token by name (the servers refuse it within 5 s: they remember a checked token that long)."""
     from datetime import UTC, datetime
 
     from keliu import config, db

@@ -32,6 +32,7 @@ if typing.TYPE_CHECKING:
     from analytics.config import AnalyticsConfig
     from dashboards.config import DashboardsConfig
     from keliu.accesslog.config import AccesslogConfig
+    from keliu.tls import DatabaseConfig
     from portal.config import PortalConfig, SmsConfig, WechatConfig
     from router_config.config import RouterConfig
     from sensor.config import SensorConfig
@@ -270,6 +271,8 @@ class Config:
     router: RouterConfig
     dashboards: DashboardsConfig
     accesslog: AccesslogConfig
+    #: ``[database]``: TLS to PostgreSQL (keliu.tls); already folded into ``database_url``'s query
+    database: DatabaseConfig
     database_url: str = "sqlite:///var/keliu.db"
     var_dir: str = "var"
     timezone: str = "Asia/Shanghai"
@@ -318,8 +321,13 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "router": ("router_config.config", "RouterConfig"),
     "dashboards": ("dashboards.config", "DashboardsConfig"),
     "accesslog": ("keliu.accesslog.config", "AccesslogConfig"),
+    "database": ("keliu.tls", "DatabaseConfig"),
 }
 _TOP = ("database_url", "var_dir", "timezone")
+
+
+def _default(name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(Config) if f.name == name)
 
 
 def build(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
@@ -353,6 +361,9 @@ def build(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Confi
         cls = _component(module, cls_name)
         values[name] = _build(cls, _table(raw.get(name, {}), name), name + ".", env, f"KELIU_{name.upper()}_")
     _check_env(env)
+    from keliu import tls
+
+    values["database_url"] = tls.database_url(values.get("database_url", _default("database_url")), values["database"])
     cfg = Config(**values)
     try:
         cfg.validate()
@@ -438,7 +449,11 @@ def load(overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | No
             raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
     if overrides:
         raw = merge(raw, overrides)
-    return build(raw, env)
+    cfg = build(raw, env)
+    from keliu import tls
+
+    tls.check_files(cfg.database, cfg.analytics)  # the certificates and keys named, read once at start-up
+    return cfg
 
 
 SECRET_WORDS = ("secret", "password", "token", "passphrase", "key")

@@ -124,6 +124,139 @@ def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES
     return len(rows)
 
 
+#: the demo's campaign: its name, how many generated members it reaches, and how long ago they became eligible
+DEMO_CAMPAIGN = "沉睡会员唤醒（演示）"
+CAMPAIGN_MEMBERS = 3000
+CAMPAIGN_DAYS_AGO = 10
+
+
+def load_campaign(engine: Any, cfg: object, now: float, seed: int = 7) -> int:
+    """One finished campaign with a holdout in the portal's store, on generated members (once: a restart finds it
+    and returns its id). Everything goes through the product's own code — the editor's rules
+    (:func:`marketing.core.campaign_spec.parse`), create and approve (audited), the lapsed trigger's enrollment
+    with the holdout's arms (:func:`marketing.store.audience.enroll_lapsed`), the contact policy deciding each send
+    (:func:`marketing.core.contact.decide`: the 10 % who did not consent to marketing are suppressed, in both arms),
+    coupons redeemed through the ledger (:func:`marketing.store.coupons.redeem`) — except the outcomes, which are
+    generated (:func:`keliu.testing.history.campaign_outcomes`: the members the message reached come back and buy
+    more often) and written as the Wi-Fi logins and POS sales they would have been. It is history: nothing is
+    sent, and the members, their consents, the sends, logins and sales are written in batches (one transaction
+    each) so that the demo starts in seconds. Members are WeChat-only (a generated openid, no phone number)."""
+    import hashlib
+    import random
+
+    import sqlalchemy as sa
+
+    from keliu.accounts.users import AdminUser
+    from keliu.config import Config
+    from keliu.testing import history
+    from marketing.core import campaign_spec, codes, contact
+    from marketing.core.offers import OfferSpec
+    from marketing.core.pos import SaleRow
+    from marketing.store import audience, campaign_admin, coupons
+    from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
+    from marketing.store.models import sales
+    from portal.core.i18n import CONSENT_VERSIONS
+    from portal.store.models import consents, logins, members
+
+    assert isinstance(cfg, Config)
+    store = cfg.store(cfg.portal.store)
+    with engine.connect() as conn:
+        have = conn.execute(sa.select(campaigns.c.id).where(campaigns.c.name == DEMO_CAMPAIGN,
+                                                            campaigns.c.store_id == store.id)).scalar()
+    if have is not None:
+        return int(have)
+    tz = ZoneInfo(store.timezone)
+    day = datetime.fromtimestamp(now, tz).date() - timedelta(days=CAMPAIGN_DAYS_AGO)
+    eligible = datetime.combine(day, datetime.min.time().replace(hour=10), tz).astimezone(ZoneInfo("UTC"))
+    manager = AdminUser(f"manager-{store.id}", "store", mall_id=store.mall, store_id=store.id)
+    with engine.begin() as conn:
+        offer = coupons.create_offer(conn, OfferSpec(title="会员日满100减20", kind="amount_off", value=2000,
+                                                     stores=(store.id,), min_spend_cents=10000, valid_days=7),
+                                     store_id=store.id, now=eligible - timedelta(days=1), created_by=manager.name)
+        # generated members, their consents and their last visit (31–59 days before the campaign: lapsed when it
+        # ran), written in batches: WeChat-only members with a generated openid, no phone number
+        rng = random.Random(f"keliu-demo-members:{seed}")
+        joined = {f"demo-generated-{i:05d}": eligible - timedelta(days=rng.randrange(60, 180))
+                  for i in range(CAMPAIGN_MEMBERS)}
+        conn.execute(sa.insert(members), [
+            {"wechat_openid": o, "created_at": t, "first_store_id": store.id,
+             "last_seen_at": eligible - timedelta(days=rng.randrange(31, 60))} for o, t in joined.items()])
+        ids = dict(conn.execute(sa.select(members.c.wechat_openid, members.c.id).where(
+            members.c.wechat_openid.in_(list(joined)))).all())
+        consented = {ids[o]: rng.random() < 0.9 for o in joined}
+        conn.execute(sa.insert(consents), [
+            {"member_id": ids[o], "kind": kind, "version": CONSENT_VERSIONS[kind], "granted": granted, "ts": t,
+             "store_id": store.id, "lang": "zh-CN"}
+            for o, t in joined.items() for kind, granted in (("terms", True), ("marketing", consented[ids[o]]))])
+    form = {"name": DEMO_CAMPAIGN, "scope": f"store:{store.id}", "trigger": "lapsed", "lapsed_days": "30",
+            "segment": "last_visit_days >= 30", "channel": "webhook", "category": "member_benefit",
+            "message": "会员专享：本周到店消费满100减20", "offer_id": str(offer), "consents": ["marketing"],
+            "control_pct": "10", "window_days": "7", "cooldown_hours": "24", "message_cost_cents": "5"}
+    spec, problems = campaign_spec.parse(form, scopes={f"store:{store.id}": (store.id, None)},
+                                         offers=frozenset({offer}))
+    assert spec is not None, problems
+    cid = campaign_admin.create(engine, manager, spec, eligible - timedelta(hours=2), "demo",
+                                salt=f"keliu-demo-{seed}")
+    campaign_admin.transition(engine, manager, cid, "approve", eligible - timedelta(hours=1), "demo")
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(campaigns).where(campaigns.c.id == cid)).one()
+    audience.enroll_lapsed(engine, cid, row.salt, row.control_share, eligible - timedelta(days=30), eligible,
+                           store_id=store.id)
+    with engine.connect() as conn:
+        arms = {int(m): str(a) for m, a in conn.execute(sa.select(
+            campaign_members.c.member_id, campaign_members.c.arm).where(campaign_members.c.campaign_id == cid))}
+
+    # the contact policy decides each send as it would have then; the sends are written as one batch (history)
+    policy = contact.ContactPolicy()
+    sends, reached = [], set()
+    for member, arm in sorted(arms.items()):
+        send = contact.Send(member, cid, "webhook", store.timezone, cooldown=timedelta(hours=24))
+        granted = frozenset({"terms", "marketing"} if consented[member] else {"terms"})
+        decision = contact.decide(policy, send, contact.MemberFacts(consents=granted), eligible)
+        status = ("control" if arm == "control" else "sent") if decision.send else "suppressed"
+        if status == "sent":
+            reached.add(member)
+        sends.append({"campaign_id": cid, "step": 0, "member_id": member, "channel": "webhook", "status": status,
+                      "reason": decision.reason, "ts": eligible})
+    with engine.begin() as conn:
+        conn.execute(sa.insert(campaign_sends), sends)
+    outcomes = history.campaign_outcomes(arms, frozenset(reached), eligible, spec.window_days, seed,
+                                         open_h=10, close_h=22, timezone=store.timezone)
+    redeem: list[tuple[int, datetime, int, str]] = []
+    with engine.begin() as conn:
+        conn.execute(sa.insert(logins), [
+            {"ts": at, "store_id": store.id, "member_id": o.member_id, "method": "wechat", "ip": "10.0.0.2",
+             "device_id": hashlib.sha256(f"demo-device:{o.member_id}".encode()).hexdigest()[:32]}
+            for o in outcomes for at in o.logins])
+        for o in outcomes:
+            for k, (at, cents, with_coupon) in enumerate(o.sales):
+                txn = f"DEMO-{cid}-{o.member_id}-{k}"
+                if with_coupon:
+                    redeem.append((o.member_id, at, cents, txn))
+                    continue
+                row = SaleRow(txn_id=txn, kind="sale", ts=at, amount_cents=cents)
+                conn.execute(sa.insert(sales).values(store_id=store.id, txn_id=txn, kind="sale", ts=at,
+                                                     amount_cents=cents, member_id=o.member_id, match="qr",
+                                                     row_hash=row.content_hash(o.member_id)))
+            if o.logins:
+                conn.execute(sa.update(members).where(members.c.id == o.member_id).values(
+                    last_seen_at=o.logins[-1]))
+    for member, at, cents, txn in redeem:
+        with engine.begin() as conn:
+            code = coupons.issue_coupon(conn, offer_id=offer, member_id=member, store_id=store.id,
+                                        channel="campaign", now=eligible).code
+        coupons.redeem(engine, coupons.RedeemRequest(store_id=store.id, code=code, idempotency_key=txn,
+                                                     basket_cents=cents, staff="demo", source="pos",
+                                                     pos_txn_id=txn), at)
+        row = SaleRow(txn_id=txn, kind="sale", ts=at, amount_cents=cents, coupon_code=code)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(sales).values(store_id=store.id, txn_id=txn, kind="sale", ts=at,
+                                                 amount_cents=cents, member_id=member, match="coupon",
+                                                 coupon_code=codes.normalize(code),
+                                                 row_hash=row.content_hash(member)))
+    return cid
+
+
 def plan(cfg: object, captures: dict[str, Path], wechat_port: int = WECHAT_FAKE_PORT) -> list[Child]:
     """The processes of the demo (pure): each is a ``keliu`` subcommand, plus the local FAKE WeChat."""
     from keliu import console
@@ -256,6 +389,9 @@ def demo(no_run: bool, wechat_port: int) -> None:
         if not captures[store.id].exists():
             write_capture(captures[store.id], store, seed=7 + i)
     load_history(engine, time.time(), tuple(s for s in STORES if s.id in configured))
+    # one finished campaign with a holdout on generated members, in the portal's store if it is one of the demo's
+    campaign = (load_campaign(engine, cfg, time.time())
+                if cfg.portal.store in configured and cfg.portal.store in {s.id for s in STORES} else None)
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)
     children = plan(cfg, captures, wechat_port)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"
@@ -263,7 +399,9 @@ def demo(no_run: bool, wechat_port: int) -> None:
                       for mid, name in ((m.id, m.name) for m in cfg.malls))
     click.echo(f"keliu demo\n  portal:    {base}/\n  dashboard: {base}/dashboard\n  admin:     {base}/admin"
                f"\n  member:    {base}/member (card)   counter: {base}/counter (redeem)"
-               f"\n  malls:     {malls}"
+               + (f"\n  campaign:  {base}/admin/campaigns/{campaign}/report (a campaign with a 10 % holdout on "
+                  f"generated members; the store manager or the mall operator below)" if campaign else "")
+               + f"\n  malls:     {malls}"
                f"\n  login:     {cfg.portal.admin_user} / {_admin_note(engine, cfg, password)}"
                + "".join(f"\n  {label:<10} {name} / {pw}" for label, name, pw in demo_logins(engine, cfg))
                + "\n  SMS codes are printed below."

@@ -1,7 +1,10 @@
 """The marketing numbers of the dashboard (an edge: SQL, read only): offers, the coupon funnel, the staff
 leaderboard and the trade-area settlement, over a range of instants ``[since, until)``.
 
-Every redemption counted is *net*: a redemption that was rolled back is not counted (its rollback row names it).
+Money (the offer figures, the settlement, the redemptions a staff member made) is *booked*
+(:func:`marketing.store.reports.booked`): a redemption counts in the range of its time, a rollback subtracts in the
+range of its own time, so a closed period never changes. Members (the funnel, the redemptions attributed to a
+staff member) count the redemptions *in force*: a member whose redemption was rolled back did not redeem.
 A staff member is credited with an event (a redemption, a sale) of a member when that member was bound to them in
 that store at the event's instant (:mod:`marketing.core.attribution`: the latest scan at or before it, inside its
 window), computed here in SQL for redemptions, and for sales by :func:`marketing.core.metrics.attributed_revenue` over
@@ -32,8 +35,8 @@ def instants(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
             datetime.combine(end + timedelta(days=1), time(0), zone).astimezone(ZoneInfo("UTC")))
 
 
-def _net(since: datetime, until: datetime) -> Any:
-    """The redemptions in force: ``redeem`` rows in the range that no rollback names."""
+def _in_force(since: datetime, until: datetime) -> Any:
+    """The redemptions in force (the member figures): ``redeem`` rows in the range that no rollback names, ever."""
     undone = sa.select(redemptions.c.reverses_id).where(redemptions.c.reverses_id.is_not(None))
     return sa.and_(redemptions.c.kind == "redeem", redemptions.c.ts >= since, redemptions.c.ts < until,
                    redemptions.c.id.not_in(undone))
@@ -50,30 +53,22 @@ def _in_charge(member: Any, store: Any, ts: Any) -> Any:
 
 
 def offer_rows(conn: Connection, store_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Per offer issued by the store or redeemable in it: coupons issued from the store in the range, redemptions
-    in the store in the range, the rate, the discount cost and the redeemed baskets (the revenue the coupon came
-    with)."""
+    """Per offer issued by the store or redeemable in it: coupons issued from the store in the range, and the
+    redemptions at the store booked in the range net of the rollbacks booked in it (:func:`reports.booked`), the
+    rate, the discount cost and the redeemed baskets (the revenue the coupon came with)."""
     here = sa.select(offer_stores.c.offer_id).where(offer_stores.c.store_id == store_id)
     rows = conn.execute(sa.select(offers.c.id, offers.c.title, offers.c.kind, offers.c.store_id)
                         .where(sa.or_(offers.c.store_id == store_id, offers.c.id.in_(here)))
                         .order_by(offers.c.id)).all()
-    issued = dict(conn.execute(
-        sa.select(coupons.c.offer_id, sa.func.count()).where(coupons.c.store_id == store_id,
-                                                             coupons.c.issued_at >= since, coupons.c.issued_at < until)
-        .group_by(coupons.c.offer_id)).tuples().all())
-    used = {r.offer_id: r for r in conn.execute(
-        sa.select(redemptions.c.offer_id, sa.func.count().label("n"),
-                  sa.func.coalesce(sa.func.sum(redemptions.c.discount_cents), 0).label("discount"),
-                  sa.func.coalesce(sa.func.sum(redemptions.c.basket_cents), 0).label("basket"))
-        .where(_net(since, until), redemptions.c.store_id == store_id).group_by(redemptions.c.offer_id))}
+    figures = {f.offer_id: f for f in metrics.offer_figures(
+        reports.issued_per_offer(conn, [store_id], since, until),
+        reports.booked(conn, since, until, store_id=store_id))}
     out = []
     for r in rows:
-        n_issued, u = int(issued.get(r.id, 0)), used.get(r.id)
-        n_used = int(u.n) if u else 0
+        f = figures.get(r.id) or metrics.OfferFigures(r.id, 0, 0, 0)
         out.append({"offer_id": r.id, "title": r.title, "kind": r.kind, "issuing_store": r.store_id,
-                    "issued": n_issued, "redeemed": n_used,
-                    "rate": (n_used / n_issued) if n_issued else None,
-                    "discount_cents": int(u.discount) if u else 0, "revenue_cents": int(u.basket) if u else 0})
+                    "issued": f.issued, "redeemed": f.redeemed, "rate": f.redemption_rate.value,
+                    "discount_cents": f.discount_cents, "revenue_cents": f.basket_cents})
     return out
 
 
@@ -84,7 +79,7 @@ def funnel(conn: Connection, store_id: str, since: datetime, until: datetime) ->
         coupons.c.store_id == store_id, coupons.c.member_id.is_not(None), coupons.c.issued_at >= since,
         coupons.c.issued_at < until)).scalar()
     red = (sa.select(redemptions.c.member_id, sa.func.min(redemptions.c.ts).label("first"))
-           .where(_net(since, until), redemptions.c.store_id == store_id, redemptions.c.member_id.is_not(None))
+           .where(_in_force(since, until), redemptions.c.store_id == store_id, redemptions.c.member_id.is_not(None))
            .group_by(redemptions.c.member_id).subquery())
     redeemed = conn.execute(sa.select(sa.func.count()).select_from(red)).scalar()
     bought = conn.execute(sa.select(sa.func.count(sa.distinct(red.c.member_id))).select_from(
@@ -97,13 +92,12 @@ def funnel(conn: Connection, store_id: str, since: datetime, until: datetime) ->
 def staff_rows(conn: Connection, store_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
     """Per staff member of the store: members bound in the range, redemptions they made at the counter, the
     redemptions and the net sales attributed to them, and their flags. Best attributed sales first."""
-    made = {r.staff: r for r in conn.execute(
-        sa.select(redemptions.c.staff, sa.func.count().label("n"),
-                  sa.func.coalesce(sa.func.sum(redemptions.c.discount_cents), 0).label("discount"))
-        .where(_net(since, until), redemptions.c.store_id == store_id).group_by(redemptions.c.staff))}
+    # redemptions made at the counter: booked, as the offer figures (a rollback against whoever redeemed)
+    made = {k: v for k, v in metrics.staff_figures(reports.booked(conn, since, until, store_id=store_id)).items()
+            if v != (0, 0)}
     credited_red = (sa.select(_in_charge(redemptions.c.member_id, redemptions.c.store_id, redemptions.c.ts)
                               .label("staff"), redemptions.c.basket_cents)
-                    .where(_net(since, until), redemptions.c.store_id == store_id,
+                    .where(_in_force(since, until), redemptions.c.store_id == store_id,
                            redemptions.c.member_id.is_not(None)).subquery())
     red_by = {r.staff: r for r in conn.execute(
         sa.select(credited_red.c.staff, sa.func.count().label("n"),
@@ -125,7 +119,7 @@ def staff_rows(conn: Connection, store_id: str, since: datetime, until: datetime
     for name in set(made) | set(red_by) | set(sales_by) | set(bound) | set(flagged):
         m, r = made.get(name), red_by.get(name)
         out.append({"staff": name, "members_bound": int(bound.get(name, 0)),
-                    "redemptions": int(m.n) if m else 0, "discount_cents": int(m.discount) if m else 0,
+                    "redemptions": m[0] if m else 0, "discount_cents": m[1] if m else 0,
                     "attributed_redemptions": int(r.n) if r else 0,
                     "attributed_basket_cents": int(r.basket or 0) if r else 0,
                     "attributed_sales_cents": int(sales_by.get(name) or 0), "flags": int(flagged.get(name, 0))})
@@ -134,30 +128,7 @@ def staff_rows(conn: Connection, store_id: str, since: datetime, until: datetime
 
 
 def settlement(conn: Connection, mall_id: str, since: datetime, until: datetime) -> dict[str, Any]:
-    """The trade-area settlement of a mall: net redemptions in the range at the mall's stores, by the store that
-    issued the coupon and the store that redeemed it (``pairs``), and per store: what its own coupons cost
-    (``issuer_discount_cents``, wherever redeemed) and what it gave on other stores' coupons
-    (``given_for_others_cents``)."""
-    mall_stores = sa.select(stores_t.c.id).where(stores_t.c.mall_id == mall_id)
-    rows = conn.execute(
-        sa.select(coupons.c.store_id.label("issued_by"), redemptions.c.store_id.label("redeemed_at"),
-                  sa.func.count().label("n"), sa.func.sum(redemptions.c.discount_cents).label("discount"),
-                  sa.func.sum(redemptions.c.basket_cents).label("basket"))
-        .join(coupons, coupons.c.id == redemptions.c.coupon_id)
-        .where(_net(since, until), redemptions.c.store_id.in_(mall_stores))
-        .group_by(coupons.c.store_id, redemptions.c.store_id)
-        .order_by(coupons.c.store_id, redemptions.c.store_id)).all()
-    pairs = [{"issued_by": r.issued_by, "redeemed_at": r.redeemed_at, "redemptions": int(r.n),
-              "discount_cents": int(r.discount or 0), "basket_cents": int(r.basket or 0)} for r in rows]
-    per: dict[str, dict[str, int]] = {}
-    for p in pairs:
-        a = per.setdefault(p["issued_by"], {"issuer_discount_cents": 0, "redeemed_elsewhere": 0,
-                                            "given_for_others_cents": 0, "redeemed_here_for_others": 0})
-        b = per.setdefault(p["redeemed_at"], {"issuer_discount_cents": 0, "redeemed_elsewhere": 0,
-                                              "given_for_others_cents": 0, "redeemed_here_for_others": 0})
-        a["issuer_discount_cents"] += p["discount_cents"]
-        if p["issued_by"] != p["redeemed_at"]:
-            a["redeemed_elsewhere"] += p["redemptions"]
-            b["given_for_others_cents"] += p["discount_cents"]
-            b["redeemed_here_for_others"] += p["redemptions"]
-    return {"pairs": pairs, "stores": [{"store": s, **v} for s, v in sorted(per.items())]}
+    """The trade-area settlement of a mall's offers in the range (:func:`marketing.core.metrics.settlement` over
+    :func:`reports.booked`): per (issuing store, redeeming store) the redemptions booked net of rollbacks booked,
+    their discount and baskets, and per store what its own coupons cost and what it gave on others'."""
+    return metrics.settlement(reports.booked(conn, since, until, mall_id=mall_id))

@@ -33,6 +33,7 @@ from keliu.config import Config
 from keliu.errors import ConfigError
 from marketing.core import card
 from marketing.store import erasure as marketing_erasure
+from marketing.web import campaigns as marketing_campaigns
 from marketing.web import dashboard as marketing_dashboard
 from portal.edges import clients
 from portal.edges.leases import LeaseFile
@@ -57,6 +58,7 @@ from portal.web import (
     terms,
 )
 from portal.web import users as users_web
+from portal.wechat import member_card as wechat_card
 from portal.wechat import member_login as wechat_member
 from portal.wechat import rights as wechat_rights
 from portal.wechat import views as wechat
@@ -167,7 +169,9 @@ def _register(app: Flask, cfg: Config) -> None:
     marketing.init_app(app, svc.engine, svc.clock, PortalMembers(),
                        card.CardVerifier(card.card_key(svc.keys.token), svc.mall_id))
     marketing_dashboard.init_app(app, svc.engine, svc.clock, svc.cfg.timezone)
+    marketing_campaigns.init_app(app, svc.engine, svc.clock, svc.cfg.sms.backend)
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
         app.register_blueprint(wechat_member.blueprint)
+        wechat_card.init_app(app)
     pages.init_app(app)

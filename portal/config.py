@@ -157,6 +157,9 @@ class WechatConfig:
     oauth_secret: str | None = None
     #: official-account server token (signature of pushes)
     token: str | None = None
+    #: the member card in WeChat (会员卡, portal.wechat.card): the logo's URL on WeChat's image host (uploaded once
+    #: with media/uploadimg); set, the member page offers "add to WeChat" (with oauth_app_id/oauth_secret)
+    member_card_logo_url: str | None = None
     #: base URLs, configurable so that tests and the demo can point at the local fake
     open_base: str = "https://open.weixin.qq.com"
     api_base: str = "https://api.weixin.qq.com"

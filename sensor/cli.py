@@ -87,7 +87,12 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
             from keliu.errors import ConfigError
 
             raise ConfigError("sensor.sink", "celery needs analytics.broker_url")
-        sink = CelerySink(broker, getattr(cfg.analytics, "queue", None))
+        from keliu import tls
+
+        a = cfg.analytics
+        sink = CelerySink(broker, getattr(a, "queue", None),
+                          ssl=tls.broker_use_ssl(getattr(a, "broker_ssl_ca", None), getattr(a, "broker_ssl_cert", None),
+                                                 getattr(a, "broker_ssl_key", None)))
     else:
         sink = SqlSink(engine)
     spool_root = Path(s.spool_dir) if s.spool_dir else Path(cfg.var_dir) / "spool"

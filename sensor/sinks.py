@@ -55,10 +55,12 @@ class SqlSink:
 class CelerySink:
     """Enqueues ``analytics.ingest_batch(batch)``; the task is idempotent on sid (coordinated by name only)."""
 
-    def __init__(self, broker_url: str, queue: str | None = None) -> None:
+    def __init__(self, broker_url: str, queue: str | None = None, ssl: dict[str, Any] | None = None) -> None:
         from celery import Celery
 
         self.app = Celery("keliu-sensor", broker=broker_url, set_as_current=False)
+        # TLS to the broker with the fleet CA's certificates: keliu.tls.broker_use_ssl of [analytics] broker_ssl_*
+        self.app.conf.broker_use_ssl = ssl or False
         # fail fast: a downed broker must not stall capture; the spool keeps the batch and Delivery retries later
         self.app.conf.update(task_serializer="json", accept_content=["json"],
                              broker_connection_retry_on_startup=False, broker_connection_max_retries=1,

@@ -4,6 +4,12 @@ Appends take the chain head's row lock first (``UPDATE accesslog_head``): on Pos
 the first to commit and then reads the head it left, on SQLite writers are serialized anyway; the chain never
 forks. An append belongs to the transaction of the session change it records: both commit, or neither.
 
+Lock order: a transaction that changes sessions or devices *and* appends takes the chain head before any of those
+rows (:func:`lock_head`), the login statement included (PostgreSQL runs the CTEs of one statement in no promised
+order). Taken last instead, a logout (session row, then head) and a login of the same device at the same instant
+(head, then that session row) deadlocked (tests/portal/test_login_logout_race.py). Row locks last until commit
+either way, so taking the head first costs no longer hold than the rest of the transaction.
+
 The portal's one-statement login on PostgreSQL extends the chain inside its own statement (:func:`login_ctes`):
 the head's ``UPDATE … RETURNING`` computes the link with PostgreSQL's ``sha256`` over the body that
 :func:`keliu.accesslog.chain.body` computed, so both executors store identical records.
@@ -36,8 +42,10 @@ CARRIED = ("store_id", "member_id", "phone", "account", "mac", "ip", "public_ip"
 # --- appending ------------------------------------------------------------------------------------------------
 
 
-def _lock_head(conn: Connection) -> tuple[int, str]:
-    """Take the chain head's lock; return its (seq, hash) as the last committed writer left it."""
+def lock_head(conn: Connection) -> tuple[int, str]:
+    """Take the chain head's lock (held until commit; taking it again in the transaction is free); return its
+    (seq, hash) as the last committed writer left it. Call it first in a transaction that will append after
+    changing other rows (the module's lock order)."""
     conn.execute(sa.update(accesslog_head).where(accesslog_head.c.id == HEAD_ID)
                  .values(seq=accesslog_head.c.seq))
     row = conn.execute(sa.select(accesslog_head.c.seq, accesslog_head.c.hash)
@@ -50,7 +58,7 @@ def append(conn: Connection, rec: Mapping[str, Any], *, detail_of: Any = None) -
 
     ``detail_of(seq, prev_hash)``: computes ``detail`` once the record's place is known (anchors and purges sign
     it)."""
-    last_seq, prev = _lock_head(conn)
+    last_seq, prev = lock_head(conn)
     seq = last_seq + 1
     values = {k: rec.get(k) for k in (*chain.BODY, "session_id", "member_id")}
     if detail_of is not None:
@@ -295,7 +303,7 @@ def purge(conn: Connection, signer: Signer, now: datetime, retention_days: int) 
     """Delete the records older than the retention period from the oldest end and append a signed purge record
     naming where the chain now begins; return how many were deleted."""
     cut = now - timedelta(days=retention_days)
-    _lock_head(conn)
+    lock_head(conn)
     last = conn.execute(sa.select(sa.func.max(access_log.c.seq)).where(access_log.c.ts < cut)).scalar()
     if last is None:
         return 0

@@ -3,12 +3,23 @@
 A token is 32 random bytes (``secrets.token_urlsafe(32)``, prefixed ``kl_`` so a leaked one is recognisable); the
 table ``api_tokens`` (revision ``core_0002``) keeps only its SHA-256, so a copy of the table authenticates nothing.
 A token acts for one store (role ``store``) or every store of one mall (role ``mall``) with the dashboard's
-tenancy rules; revoking it takes effect on the next request. ``keliu token create|list|revoke`` manage them.
+tenancy rules. ``keliu token create|list|revoke`` manage them.
+
+A server process remembers a token it has checked for :data:`CACHE_TTL_S` seconds (:class:`PrincipalCache`: the
+token's hash and the store asked → the principal and the store's mall), so an API request usually costs no round
+trip for its token. A revocation takes effect at once in the process that revokes (it empties the cache), and
+within :data:`CACHE_TTL_S` in every other one (``keliu token revoke`` runs in its own process: the servers stop
+accepting the token within 5 s). Unknown and revoked tokens are never remembered (a new token works at once, and a
+flood of wrong tokens cannot fill the memory).
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
@@ -116,18 +127,69 @@ def principal(conn: Connection, token: str) -> ApiPrincipal | None:
     return ApiPrincipal(row.name, cast(TokenRole, row.role), row.mall_id, row.store_id)
 
 
+_stores = sa.table("stores", sa.column("id"), sa.column("mall_id"))
+#: built once (its SQL is compiled once and cached; psycopg prepares it after a few uses)
+_PRINCIPAL_AT = sa.select(
+    api_tokens.c.name, api_tokens.c.role, api_tokens.c.mall_id, api_tokens.c.store_id,
+    sa.select(_stores.c.mall_id).where(_stores.c.id == sa.bindparam("store_id")).scalar_subquery()
+    .label("store_mall")).where(api_tokens.c.token_hash == sa.bindparam("token_hash"),
+                                api_tokens.c.revoked_at.is_(None))
+
+
 def principal_at(conn: Connection, token: str, store_id: str) -> tuple[ApiPrincipal | None, str | None]:
     """:func:`principal` and the mall of ``store_id`` (``None``: no such store) in one round trip: every API
     request asks both."""
     if not token or len(token) > 200:
         return None, None
-    stores = sa.table("stores", sa.column("id"), sa.column("mall_id"))
-    mall = sa.select(stores.c.mall_id).where(stores.c.id == store_id).scalar_subquery()
-    row = conn.execute(sa.select(api_tokens, mall.label("store_mall")).where(
-        api_tokens.c.token_hash == token_hash(token), api_tokens.c.revoked_at.is_(None))).first()
+    row = conn.execute(_PRINCIPAL_AT, {"token_hash": token_hash(token), "store_id": store_id}).first()
     if row is None:
         return None, None
     return ApiPrincipal(row.name, cast(TokenRole, row.role), row.mall_id, row.store_id), row.store_mall
+
+
+#: seconds a process trusts a token it has checked (a revocation elsewhere takes effect within this)
+CACHE_TTL_S = 5.0
+#: entries kept at most (the cache is emptied when full: tokens are few, the bound only caps memory)
+CACHE_MAX = 4096
+
+
+class PrincipalCache:
+    """:func:`principal_at` remembered for ``ttl_s`` seconds of ``clock`` (monotonic), per engine, token hash and
+    store. Only live tokens are remembered. Every cache in the process is emptied by :func:`revoke_token`."""
+
+    def __init__(self, ttl_s: float = CACHE_TTL_S, clock: Callable[[], float] = time.monotonic,
+                 max_entries: int = CACHE_MAX) -> None:
+        self.ttl_s, self.clock, self.max_entries = ttl_s, clock, max_entries
+        self._entries: dict[tuple[int, str, str], tuple[float, ApiPrincipal, str | None]] = {}
+        with _CACHES_LOCK:
+            _CACHES.add(self)
+
+    def principal_at(self, engine: Engine, token: str, store_id: str) -> tuple[ApiPrincipal | None, str | None]:
+        if not token or len(token) > 200:
+            return None, None
+        key = (id(engine), token_hash(token), store_id)
+        now = self.clock()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        # one read, no transaction around it (no BEGIN and ROLLBACK round trips)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            who, mall = principal_at(conn, token, store_id)
+        if who is None:
+            self._entries.pop(key, None)
+            return None, None
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl_s, who, mall)
+        return who, mall
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+#: every cache of the process (weakly: an app's cache goes with its app), for :func:`revoke_token`
+_CACHES: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
+_CACHES_LOCK = threading.Lock()
 
 
 def list_tokens(engine: Engine) -> list[TokenInfo]:
@@ -140,5 +202,8 @@ def revoke_token(engine: Engine, name: str, now: datetime) -> None:
     with engine.begin() as conn:
         done = conn.execute(sa.update(api_tokens).where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
                             .values(revoked_at=now)).rowcount
+    with _CACHES_LOCK:
+        for cache in list(_CACHES):
+            cache.clear()
     if not done:
         raise TokenError(f"no live token named {name!r}")

@@ -149,7 +149,8 @@ def console_nav(active: str, lang: str | None = None) -> dict[str, Any]:
             links.append(("counter", COUNTER_PAGE, "nav_counter"))
         else:
             links += [("dashboard", "/dashboard", "nav_dashboard"), ("online", "/admin", "nav_online"),
-                      ("splash", "/admin/splash", "nav_splash"), ("members", "/admin/members", "nav_members")]
+                      ("splash", "/admin/splash", "nav_splash"), ("members", "/admin/members", "nav_members"),
+                      ("campaigns", "/admin/campaigns", "nav_campaigns")]
             if user.role in ("admin", "mall"):
                 links += [("users", "/admin/users", "nav_users"), ("audit", "/admin/audit", "nav_audit")]
     if user is not None:

@@ -81,9 +81,10 @@ TABLES: dict[str, Access] = {
 }
 
 #: tables no router is granted: the mall's campaigns and their audiences, mall-wide figures, the WeChat official
-#: account's events, budgets, and the fleet's own mapping (the central host's processes use them as the owner)
+#: account's events and member card template (the member pages live on the public central host), budgets, and the
+#: fleet's own mapping (the central host's processes use them as the owner)
 CENTRAL_ONLY = frozenset({"campaign_members", "campaign_sends", "contact_counts", "mall_days", "mall_transitions",
-                          "offer_days", "wechat_follows", "fleet_routers"})
+                          "offer_days", "wechat_follows", "wechat_member_cards", "fleet_routers"})
 
 #: members' columns a router may change (a login refreshes them); the rest only the central host
 MEMBER_UPDATE = ("last_seen_at", "wechat_unionid")

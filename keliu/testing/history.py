@@ -7,6 +7,10 @@ and in the late afternoon, a log-normal dwell around the store's median), and wr
 tables (``analytics.store.rollups``: a ``1d`` row at the store-local midnight and 24 ``1h`` rows; ``mall_days`` and
 ``mall_transitions`` for the malls). The same seed always gives the same history. Nothing here claims to be
 measured: it is the demo's stand-in for the days before it started.
+
+:func:`campaign_outcomes` draws the Wi-Fi logins and purchases of the demo campaign's members in its window (the
+members its message reached come back and buy more often: :class:`CampaignEffect`); :func:`keliu.demo.load_campaign`
+writes them.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -140,3 +144,59 @@ def mall_days(mall: str, rows: Sequence[dict[str, Any]], seed: int, now: float) 
                     if n:
                         trans.append({"mall": mall, "day": day, "src": a["store"], "dst": b["store"], "count": n})
     return out, trans
+
+
+@dataclass(frozen=True)
+class CampaignEffect:
+    """What the demo's campaign does to the members its message reached (an assumption of the generator, not a
+    finding): everyone else — the held-out, and the treated it did not reach — comes back and buys at the base
+    rates, the reached at the rates lifted by ``visit_lift`` and ``purchase_lift``."""
+
+    visit_rate: float = 0.22
+    visit_lift: float = 0.8
+    purchase_rate: float = 0.10
+    purchase_lift: float = 0.8
+    median_ticket_cents: int = 9800
+    #: the share of treated buyers whose basket allows it who use the campaign's coupon
+    redeem_share: float = 0.6
+
+
+@dataclass(frozen=True)
+class MemberOutcome:
+    member_id: int
+    logins: tuple[datetime, ...]
+    #: (when, amount in cents, whether the campaign's coupon was used)
+    sales: tuple[tuple[datetime, int, bool], ...]
+
+
+def campaign_outcomes(arms: dict[int, str], reached: frozenset[int], eligible_at: datetime, window_days: int,
+                      seed: int,
+                      effect: CampaignEffect = CampaignEffect(), *, open_h: int = 10, close_h: int = 22,
+                      timezone: str = "Asia/Shanghai", min_spend_cents: int = 10000) -> list[MemberOutcome]:
+    """Each enrolled member's Wi-Fi logins and purchases in the window after ``eligible_at`` (pure, seeded): a
+    member comes back with their visit rate (one or two logins in opening hours; lifted if the campaign's message
+    ``reached`` them), and a visitor buys with the probability that makes their purchase rate; a reached buyer may
+    use the campaign's coupon. The same seed gives the same outcomes."""
+    tz = ZoneInfo(timezone)
+    out: list[MemberOutcome] = []
+    for member, arm in sorted(arms.items()):
+        rng = random.Random(f"keliu-campaign:{seed}:{member}")
+        treated = arm == "treatment" and member in reached
+        p_visit = min(0.95, effect.visit_rate * (1 + effect.visit_lift if treated else 1))
+        p_buy = min(0.95, effect.purchase_rate * (1 + effect.purchase_lift if treated else 1)) / p_visit
+        if rng.random() >= p_visit:
+            out.append(MemberOutcome(member, (), ()))
+            continue
+        logins: list[datetime] = []
+        for _ in range(1 + (rng.random() < 0.25)):
+            day = eligible_at.astimezone(tz).date() + timedelta(days=rng.randrange(1, window_days))
+            minute = rng.randrange(open_h * 60, close_h * 60 - 30)
+            logins.append(datetime.combine(day, time(minute // 60, minute % 60), tz).astimezone(eligible_at.tzinfo))
+        logins.sort()
+        sales: list[tuple[datetime, int, bool]] = []
+        if rng.random() < p_buy:
+            cents = max(1000, round(effect.median_ticket_cents * math.exp(rng.gauss(0.0, 0.5)) / 100) * 100)
+            coupon = treated and cents >= min_spend_cents and rng.random() < effect.redeem_share
+            sales.append((logins[0] + timedelta(minutes=20), cents, coupon))
+        out.append(MemberOutcome(member, tuple(logins), tuple(sales)))
+    return out

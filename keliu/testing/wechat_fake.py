@@ -10,6 +10,10 @@ It speaks the documented endpoints closely enough to drive keliu's WeChat code e
 * 网页授权: ``/connect/oauth2/authorize`` (only for a ``MicroMessenger`` user agent, as WeChat's works only inside
   WeChat), ``/sns/oauth2/access_token`` (single-use codes, 5 minutes), ``/sns/userinfo``; failures are
   ``{"errcode", "errmsg"}`` bodies with HTTP 200 and ``text/plain``, as WeChat sends them.
+* the member card (会员卡): ``/cgi-bin/token`` (client credential), ``/card/create`` (``MEMBER_CARD`` only: the 卡券
+  coupon types can no longer be created), ``/card/qrcode/create`` (``QR_CARD``), ``/card/membercard/activate``
+  (only a code a user took); ``/fake/card/take?ticket=&user=`` stands in for WeChat opening the card QR code.
+  The state records the templates, the QR codes, the cards taken and the activations.
 * ``/fake/control`` (POST JSON) makes the next call of an endpoint fail with a given errcode.
 * :func:`send_push` posts a signed official-account event (what WeChat's servers do) to a URL.
 * :func:`demo_env` gives the ``KELIU_WECHAT_*`` variables that point keliu at a running fake.
@@ -60,6 +64,12 @@ class _State:
     tickets: dict[str, dict[str, str]] = field(default_factory=dict)
     fail: dict[str, tuple[int, str]] = field(default_factory=dict)
     auth_calls: list[str] = field(default_factory=list)  # authUrl calls handed to phones (URLs)
+    # the card API (会员卡): client-credential tokens, card templates, card QR codes, cards taken, activations
+    api_tokens: dict[str, float] = field(default_factory=dict)  # token -> expires
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # card_id -> card/create body
+    card_qrcodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticket -> card/qrcode/create card
+    cards_taken: dict[tuple[str, str], str] = field(default_factory=dict)  # (card_id, code) -> openid
+    activations: list[dict[str, Any]] = field(default_factory=list)  # card/membercard/activate bodies
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -238,6 +248,112 @@ def create_fake(accounts: FakeAccounts | None = None, clock: Callable[[], float]
                       "city": "", "country": "CN", "headimgurl": "", "privilege": [],
                       "unionid": unionid_for(acc.open_platform, user)})
 
+    # --- the card API: the member card (会员卡) -----------------------------------------------------------------
+    @app.get("/cgi-bin/token")
+    def api_token() -> Response:
+        q = request.args
+        if (hit := failing("cgi_token")) is not None:
+            return hit
+        if q.get("grant_type") != "client_credential":
+            return _err(40002, "invalid grant_type")
+        if q.get("appid") != acc.oauth_app_id:
+            return _err(40013, "invalid appid")
+        if q.get("secret") != acc.oauth_secret:
+            return _err(40125, "invalid appsecret")
+        token = secrets.token_urlsafe(24)
+        with state.lock:
+            state.api_tokens[token] = clock() + 7200
+        return _json({"access_token": token, "expires_in": 7200})
+
+    def card_call(endpoint: str) -> tuple[dict[str, Any] | None, Response | None]:
+        """The JSON body of a card API call with a good access token, or WeChat's error."""
+        if (hit := failing(endpoint)) is not None:
+            return None, hit
+        with state.lock:
+            exp = state.api_tokens.get(request.args.get("access_token", ""))
+        if exp is None or clock() >= exp:
+            return None, _err(40001, "invalid credential, access_token is invalid or not latest")
+        try:
+            body = json.loads(request.get_data().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None, _err(47001, "data format error")
+        return (body, None) if isinstance(body, dict) else (None, _err(47001, "data format error"))
+
+    @app.post("/card/create")
+    def card_create() -> Response:
+        body, error = card_call("card_create")
+        if body is None:
+            return error or _err(-1, "system error")
+        c = body.get("card") or {}
+        # the 卡券 coupon types can no longer be created (since 1 Apr 2021); member cards still can
+        if c.get("card_type") != "MEMBER_CARD":
+            return _err(40078, "invalid card type: only MEMBER_CARD")
+        base = (c.get("member_card") or {}).get("base_info") or {}
+        for name in ("logo_url", "brand_name", "title", "code_type", "sku", "date_info"):
+            if not base.get(name):
+                return _err(40000 + len(name), f"missing base_info.{name}")
+        if len(base["brand_name"]) > 12 or len(base["title"]) > 9:
+            return _err(40071, "brand_name or title too long")
+        card_id = "pFAKE" + secrets.token_hex(12)
+        with state.lock:
+            state.cards[card_id] = body
+        return _json({"errcode": 0, "errmsg": "ok", "card_id": card_id})
+
+    @app.post("/card/qrcode/create")
+    def card_qrcode() -> Response:
+        body, error = card_call("card_qrcode")
+        if body is None:
+            return error or _err(-1, "system error")
+        one = ((body.get("action_info") or {}).get("card")) or {}
+        with state.lock:
+            tpl = state.cards.get(str(one.get("card_id", "")))
+        if body.get("action_name") != "QR_CARD" or tpl is None:
+            return _err(40073, "invalid card id")
+        custom = tpl["card"]["member_card"]["base_info"].get("use_custom_code")
+        code = str(one.get("code", ""))
+        if custom and not (code and len(code) <= 20):
+            return _err(40056, "invalid serial code")
+        ticket = secrets.token_urlsafe(16)
+        with state.lock:
+            state.card_qrcodes[ticket] = dict(one)
+        base_url = request.host_url.rstrip("/")
+        return _json({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expire_seconds": body.get("expire_seconds"),
+                      "url": f"{base_url}/fake/card/take?ticket={ticket}",
+                      "show_qrcode_url": f"{base_url}/fake/card/take?ticket={ticket}&show=1"})
+
+    @app.get("/fake/card/take")
+    def card_take() -> Response:
+        """Stands in for WeChat opening a card QR code: the user (``?user=``) takes the card into their card
+        holder (WeChat would then push ``user_get_card`` to the account's server; tests send it with
+        :func:`send_push`)."""
+        with state.lock:
+            one = state.card_qrcodes.get(request.args.get("ticket", ""))
+            if one is not None:
+                user = request.args.get("user") or "alice"
+                state.cards_taken[(str(one["card_id"]), str(one.get("code", "")))] = openid_for(acc.oauth_app_id,
+                                                                                                 user)
+        if one is None:
+            return Response(f"<h1>{BANNER}</h1><p>unknown card QR code</p>", status=404, mimetype="text/html")
+        return Response(f"<h1>{BANNER}</h1><p>会员卡已放入卡包 / the card is in the card holder</p>",
+                        mimetype="text/html")
+
+    @app.post("/card/membercard/activate")
+    def card_activate() -> Response:
+        body, error = card_call("card_activate")
+        if body is None:
+            return error or _err(-1, "system error")
+        key = (str(body.get("card_id", "")), str(body.get("code", "")))
+        with state.lock:
+            known, taken = key[0] in state.cards, key in state.cards_taken
+            ok = known and taken and bool(body.get("membership_number"))
+            if ok:
+                state.activations.append(body)
+        if not known:
+            return _err(40073, "invalid card id")
+        if not ok:
+            return _err(40056, "invalid serial code")  # a code no user holds cannot be activated
+        return _json({"errcode": 0, "errmsg": "ok"})
+
     @app.post("/fake/control")
     def control() -> Response:
         body = request.get_json(force=True, silent=True) or {}
@@ -249,17 +365,19 @@ def create_fake(accounts: FakeAccounts | None = None, clock: Callable[[], float]
     return app
 
 
-def push_body(to_user: str, from_user: str, event: str, now: int) -> bytes:
-    """An official-account event push as WeChat sends it (plain-text mode XML)."""
+def push_body(to_user: str, from_user: str, event: str, now: int, extra: dict[str, str] | None = None) -> bytes:
+    """An official-account event push as WeChat sends it (plain-text mode XML); ``extra``: the event's own fields
+    (``user_get_card``: ``CardId``, ``UserCardCode``, ``IsGiveByFriend``, ``OuterStr``)."""
+    more = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in (extra or {}).items())
     return (
         f"<xml><ToUserName><![CDATA[{to_user}]]></ToUserName><FromUserName><![CDATA[{from_user}]]></FromUserName>"
         f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
-        "</xml>"
+        f"{more}</xml>"
     ).encode()
 
 
 def send_push(url: str, token: str, *, to_user: str, from_user: str, event: str, now: int,
-              nonce: str | None = None, signature: str | None = None) -> Any:
+              nonce: str | None = None, signature: str | None = None, extra: dict[str, str] | None = None) -> Any:
     """POST a signed event push to ``url`` like WeChat's servers do; ``signature`` overrides (to forge one)."""
     import requests
 
@@ -267,7 +385,7 @@ def send_push(url: str, token: str, *, to_user: str, from_user: str, event: str,
     ts = str(now)
     sig = signature if signature is not None else push_signature(token, ts, nonce)
     return requests.post(url, params={"signature": sig, "timestamp": ts, "nonce": nonce},
-                         data=push_body(to_user, from_user, event, now),
+                         data=push_body(to_user, from_user, event, now, extra),
                          headers={"Content-Type": "text/xml"}, timeout=10)
 
 

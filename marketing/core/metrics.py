@@ -1,6 +1,9 @@
 """Marketing metrics (pure): purchase conversion, member purchase rate, redemption rate and discount cost per
-offer, attributed revenue per staff member. Plain rows in, frozen values out; the SQL that gathers the rows is
-:mod:`marketing.store.reports`.
+offer, the trade-area settlement, attributed revenue per staff member. Plain rows in, frozen values out; the SQL
+that gathers the rows is :mod:`marketing.store.reports`.
+
+Money is booked, never restated: a redemption counts in the period of its time, a rollback in the period of its
+own time (:class:`Booked`), so a closed period's offer figures and settlement never change afterwards.
 
 Conversion is only ever computed over what can be **linked** deterministically (a sale carrying a member QR, a
 coupon or a member's phone; a visitor who logged in as a member): every :class:`Rate` carries a ``label`` saying
@@ -9,9 +12,10 @@ so, and the dashboard shows it. Anonymous visitors who bought without showing an
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -71,15 +75,20 @@ def member_purchase_rate(sales: Iterable[SaleFact]) -> tuple[Rate, Rate]:
 
 
 @dataclass(frozen=True)
-class LedgerFact:
-    """A ledger row: ``kind`` redeem or rollback (``reverses`` names the redemption a rollback undoes)."""
+class Booked:
+    """Ledger rows booked in a period, summed (:func:`marketing.store.reports.booked`): for one offer, its issuing
+    store (the offer's: who pays for the discount), the store where it was redeemed and the staff member who
+    redeemed, the redemptions booked in the period minus the rollbacks booked in it, and their discounts and
+    baskets likewise. A rollback counts in the period of its own time, against the redemption's store and staff
+    member, so a closed period's figures never change."""
 
-    id: int
-    kind: str
     offer_id: int
-    store_id: str
+    issuing_store: str
+    redeeming_store: str
+    staff: str
+    redemptions: int
     discount_cents: int
-    reverses: int | None = None
+    basket_cents: int
 
 
 @dataclass(frozen=True)
@@ -88,31 +97,61 @@ class OfferFigures:
     issued: int
     redeemed: int
     discount_cents: int
+    basket_cents: int = 0
 
     @property
     def redemption_rate(self) -> Rate:
         return Rate(self.redeemed, self.issued, "coupons redeemed (net of rollbacks) / issued")
 
 
-def offer_figures(issued: dict[int, int], ledger: Iterable[LedgerFact]) -> list[OfferFigures]:
-    """Per offer: issued (``offer id → coupons issued``), redeemed net of rollbacks, and the discount cost of the
-    redemptions still in force."""
-    redeemed: dict[int, int] = defaultdict(int)
-    cost: dict[int, int] = defaultdict(int)
-    for row in ledger:
-        sign = 1 if row.kind == "redeem" else -1
-        redeemed[row.offer_id] += sign
-        cost[row.offer_id] += sign * row.discount_cents
-    ids = sorted(set(issued) | set(redeemed))
-    return [OfferFigures(i, issued.get(i, 0), redeemed.get(i, 0), cost.get(i, 0)) for i in ids]
+def offer_figures(issued: Mapping[int, int], booked: Iterable[Booked]) -> list[OfferFigures]:
+    """Per offer (by id): coupons issued (``offer id → coupons issued``), redemptions net of rollbacks, their
+    discount cost and baskets, as booked (:class:`Booked`)."""
+    sums: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for b in booked:
+        s = sums[b.offer_id]
+        s[0] += b.redemptions
+        s[1] += b.discount_cents
+        s[2] += b.basket_cents
+    ids = sorted(set(issued) | set(sums))
+    return [OfferFigures(i, issued.get(i, 0), *sums.get(i, (0, 0, 0))) for i in ids]
 
 
-def discount_cost_by_store(ledger: Iterable[LedgerFact]) -> dict[str, int]:
-    """The discount given at each redeeming store, net of rollbacks (the trade-area settlement's basis)."""
-    out: dict[str, int] = defaultdict(int)
-    for row in ledger:
-        out[row.store_id] += row.discount_cents if row.kind == "redeem" else -row.discount_cents
-    return dict(out)
+def staff_figures(booked: Iterable[Booked]) -> dict[str, tuple[int, int]]:
+    """Per staff member who redeemed: ``(redemptions, discount cents)`` net of rollbacks, as booked."""
+    out: dict[str, tuple[int, int]] = {}
+    for b in booked:
+        n, d = out.get(b.staff, (0, 0))
+        out[b.staff] = (n + b.redemptions, d + b.discount_cents)
+    return out
+
+
+def settlement(booked: Iterable[Booked]) -> dict[str, Any]:
+    """The trade-area settlement of a period: ``pairs`` per (issuing store, redeeming store) with the redemptions,
+    discount and baskets booked; ``stores`` per store: what its own coupons cost wherever redeemed
+    (``issuer_discount_cents``), how many were redeemed elsewhere, and what it gave on other stores' coupons
+    (``given_for_others_cents``, ``redeemed_here_for_others``): what the issuer owes the redeemer."""
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in booked:
+        s = sums[(row.issuing_store, row.redeeming_store)]
+        s[0] += row.redemptions
+        s[1] += row.discount_cents
+        s[2] += row.basket_cents
+    pairs: list[dict[str, Any]] = [
+        {"issued_by": i, "redeemed_at": r, "redemptions": n, "discount_cents": d, "basket_cents": basket}
+        for (i, r), (n, d, basket) in sorted(sums.items()) if (n, d, basket) != (0, 0, 0)]
+    zero = {"issuer_discount_cents": 0, "redeemed_elsewhere": 0, "given_for_others_cents": 0,
+            "redeemed_here_for_others": 0}
+    per: dict[str, dict[str, int]] = {}
+    for p in pairs:
+        issuer = per.setdefault(p["issued_by"], dict(zero))
+        redeemer = per.setdefault(p["redeemed_at"], dict(zero))
+        issuer["issuer_discount_cents"] += p["discount_cents"]
+        if p["issued_by"] != p["redeemed_at"]:
+            issuer["redeemed_elsewhere"] += p["redemptions"]
+            redeemer["given_for_others_cents"] += p["discount_cents"]
+            redeemer["redeemed_here_for_others"] += p["redemptions"]
+    return {"pairs": pairs, "stores": [{"store": s, **v} for s, v in sorted(per.items())]}
 
 
 @dataclass(frozen=True)

@@ -463,16 +463,20 @@ def redeem(engine: Engine, req: RedeemRequest, now: datetime) -> Outcome:
     return _with_replay(engine, req.store_id, req.idempotency_key, h, attempt, "already_redeemed")
 
 
+#: the coupon, its offer's terms and whether the offer names the store (built once: every redemption reads it)
+_DECIDE = (sa.select(coupons, offers.c.kind, offers.c.value, offers.c.min_spend_cents, offers.c.max_discount_cents,
+                     offers.c.timezone, offers.c.stackable, offers.c.per_member_use_limit, offers.c.budget_total_cents,
+                     offers.c.budget_daily_cents, offers.c.title,
+                     sa.exists().where(offer_stores.c.offer_id == coupons.c.offer_id,
+                                       offer_stores.c.store_id == sa.bindparam("store_id")).label("here"))
+           .join(offers, offers.c.id == coupons.c.offer_id).where(coupons.c.code == sa.bindparam("code")))
+
+
 def _decide(conn: Connection, req: RedeemRequest, code: str, now: datetime) -> tuple[Any, int, date]:
     """Read the coupon and its offer and decide in Python (pure core) whether it may be redeemed here now:
     ``(row, discount, local day)``, or :class:`Refused` / :class:`_Lost`. The decision is re-checked by the guard
     in SQL (state and validity), so reading it outside the writing transaction changes nothing."""
-    here = sa.exists().where(offer_stores.c.offer_id == coupons.c.offer_id, offer_stores.c.store_id == req.store_id)
-    c = conn.execute(sa.select(coupons, offers.c.kind, offers.c.value, offers.c.min_spend_cents,
-                               offers.c.max_discount_cents, offers.c.timezone, offers.c.stackable,
-                               offers.c.per_member_use_limit, offers.c.budget_total_cents,
-                               offers.c.budget_daily_cents, offers.c.title, here.label("here"))
-                     .join(offers, offers.c.id == coupons.c.offer_id).where(coupons.c.code == code)).first()
+    c = conn.execute(_DECIDE, {"code": code, "store_id": req.store_id}).first()
     if c is None:
         raise Refused("unknown_code", "no coupon has this code")
     # the stores as far as this decision needs them: this store, if the offer names it
@@ -637,11 +641,16 @@ def void_coupon(conn: Connection, code: str, now: datetime) -> bool:
                              .values(state="voided", state_at=now)).rowcount)
 
 
-def expire_due(conn: Connection, now: datetime) -> int:
+def expire_due(conn: Connection, now: datetime, limit: int | None = None) -> int:
     """Mark issued coupons past their end ``expired`` (the API already reports them so; this keeps the table
-    honest for reports). Returns how many."""
-    return int(conn.execute(sa.update(coupons).where(coupons.c.state == "issued", coupons.c.expires_at <= now)
-                            .values(state="expired", state_at=now)).rowcount)
+    honest for reports): at most ``limit`` of them (the earliest ends first) when given, so that a caller can sweep
+    in short transactions. Idempotent: a coupon already expired, redeemed or voided is not touched, and a redemption
+    racing the sweep cannot win either way (its guard requires ``expires_at > now``). Returns how many."""
+    due = sa.and_(coupons.c.state == "issued", coupons.c.expires_at <= now)
+    # the earliest ends first: a range scan of the partial index of issued coupons (ix_coupons_issued_expires_at)
+    where = due if limit is None else sa.and_(due, coupons.c.id.in_(
+        sa.select(coupons.c.id).where(due).order_by(coupons.c.expires_at).limit(limit)))
+    return int(conn.execute(sa.update(coupons).where(where).values(state="expired", state_at=now)).rowcount)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,16 @@
 """The rows the marketing metrics need, read from the ledger, coupons and sales (an edge: SQL); the dashboard's
-marketing section calls these and hands the rows to :mod:`marketing.core.metrics`.
+marketing section (:mod:`marketing.report`) calls these and hands the rows to :mod:`marketing.core.metrics`.
 
 Ranges are half-open instants ``[start, end)`` (the caller turns local days into instants in the store's zone).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from marketing.core.metrics import LedgerFact, SaleFact
+from marketing.core.metrics import Booked, SaleFact
 from marketing.store.models import coupons, offers, redemptions, sales
 
 
@@ -23,13 +22,28 @@ def issued_per_offer(conn: Connection, store_ids: list[str], start: datetime, en
     return {int(o): int(n) for o, n in rows}
 
 
-def ledger_facts(conn: Connection, store_ids: list[str], start: datetime, end: datetime) -> list[LedgerFact]:
-    """Redemptions and rollbacks booked in the range at these (redeeming) stores."""
-    rows = conn.execute(sa.select(redemptions.c.id, redemptions.c.kind, redemptions.c.offer_id,
-                                  redemptions.c.store_id, redemptions.c.discount_cents, redemptions.c.reverses_id)
-                        .where(redemptions.c.store_id.in_(store_ids), redemptions.c.ts >= start,
-                               redemptions.c.ts < end).order_by(redemptions.c.id)).all()
-    return [LedgerFact(r.id, r.kind, r.offer_id, r.store_id, r.discount_cents, r.reverses_id) for r in rows]
+def booked(conn: Connection, start: datetime, end: datetime, *, mall_id: str | None = None,
+           store_id: str | None = None) -> list[Booked]:
+    """The ledger rows booked in the range, summed per offer, issuing store (the offer's), redeeming store and staff
+    member (:class:`marketing.core.metrics.Booked`): a redemption +1 and a rollback -1 (with their discounts and
+    baskets) in the range of their own time; a rollback counts against the staff member of the redemption it
+    undoes. The offers of ``mall_id``, or the redemptions at ``store_id`` (one of them). This is the one definition
+    of the offer figures and the trade-area settlement (docs/MARKETING.md "Metrics")."""
+    if (mall_id is None) == (store_id is None):
+        raise TypeError("booked: give exactly one of mall_id and store_id")
+    r, undone = redemptions, redemptions.alias("undone")
+    sign = sa.case((r.c.kind == "redeem", 1), else_=-1)
+    staff = sa.func.coalesce(undone.c.staff, r.c.staff)
+    which = offers.c.mall_id == mall_id if mall_id is not None else r.c.store_id == store_id
+    rows = conn.execute(
+        sa.select(r.c.offer_id, offers.c.store_id, r.c.store_id, staff, sa.func.sum(sign),
+                  sa.func.sum(sign * r.c.discount_cents), sa.func.sum(sign * r.c.basket_cents))
+        .join(offers, offers.c.id == r.c.offer_id).outerjoin(undone, undone.c.id == r.c.reverses_id)
+        .where(which, r.c.ts >= start, r.c.ts < end)
+        .group_by(r.c.offer_id, offers.c.store_id, r.c.store_id, staff)
+        .order_by(r.c.offer_id, offers.c.store_id, r.c.store_id, staff)).all()
+    return [Booked(int(o), str(i), str(at), str(who), int(n or 0), int(d or 0), int(b or 0))
+            for o, i, at, who, n, d, b in rows]
 
 
 def sale_facts(conn: Connection, store_ids: list[str], start: datetime, end: datetime) -> list[SaleFact]:
@@ -39,25 +53,3 @@ def sale_facts(conn: Connection, store_ids: list[str], start: datetime, end: dat
                         .where(sales.c.store_id.in_(store_ids), sales.c.ts >= start, sales.c.ts < end)
                         .order_by(sales.c.id)).all()
     return [SaleFact(r.id, r.kind, r.ts, r.amount_cents, r.member_id, r.store_id, r.refund_of_id) for r in rows]
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """The trade-area settlement: offers of ``issuing_store`` redeemed at ``redeeming_store``."""
-
-    issuing_store: str
-    redeeming_store: str
-    redemptions: int
-    discount_cents: int
-
-
-def trade_area_settlement(conn: Connection, mall_id: str, start: datetime, end: datetime) -> list[Settlement]:
-    """Per (issuing store, redeeming store) of a mall: redemptions net of rollbacks and their discount cost."""
-    sign = sa.case((redemptions.c.kind == "redeem", 1), else_=-1)
-    rows = conn.execute(sa.select(offers.c.store_id.label("issuer"), redemptions.c.store_id.label("at"),
-                                  sa.func.sum(sign), sa.func.sum(sign * redemptions.c.discount_cents))
-                        .join(offers, offers.c.id == redemptions.c.offer_id)
-                        .where(offers.c.mall_id == mall_id, redemptions.c.ts >= start, redemptions.c.ts < end)
-                        .group_by(offers.c.store_id, redemptions.c.store_id)
-                        .order_by(offers.c.store_id, redemptions.c.store_id)).all()
-    return [Settlement(r.issuer, r.at, int(r[2] or 0), int(r[3] or 0)) for r in rows]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -40,6 +40,8 @@ class MarketingServices:
     clock: Callable[[], float]
     members: MemberDirectory
     member_tokens: MemberTokens | None = None
+    #: the bearer tokens this process has checked (:class:`keliu.accounts.tokens.PrincipalCache`: 5 s)
+    principals: tokens.PrincipalCache = field(default_factory=tokens.PrincipalCache)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), tz=UTC)
@@ -77,9 +79,7 @@ def _principal(store_id: str) -> tokens.ApiPrincipal:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> (keliu token create)")
     svc = services()
-    # one read, no transaction around it (no BEGIN and ROLLBACK round trips on every API request)
-    with svc.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        who, mall = tokens.principal_at(conn, token.strip(), store_id)
+    who, mall = svc.principals.principal_at(svc.engine, token.strip(), store_id)
     if who is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token")
     if mall is None or not who.can_act_for(store_id, mall):

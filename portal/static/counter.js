@@ -14,6 +14,8 @@
     var stream = null;
 
     function say(text) { status.hidden = false; status.textContent = text; }
+    // the words are the page's, in its language (data-msg-* on the button): no text in this file
+    function msg(name) { return button.getAttribute("data-msg-" + name) || ""; }
 
     function stop() {
       if (stream) { stream.getTracks().forEach(function (t) { t.stop(); }); stream = null; }
@@ -30,7 +32,7 @@
         var found = window.jsQR(img.data, img.width, img.height, { inversionAttempts: "dontInvert" });
         if (found && found.data) {
           input.value = found.data;
-          say("已识别 / Read");
+          say(msg("read"));
           stop();
           form.submit();
           return;
@@ -42,10 +44,10 @@
     if (button) {
       button.addEventListener("click", function () {
         if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || typeof window.jsQR !== "function") {
-          say("此浏览器不能扫码，请输入券码 / This browser cannot scan; type the code.");
+          say(msg("no-scan"));
           return;
         }
-        say("对准二维码 / Point the camera at the QR code");
+        say(msg("point"));
         navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false })
           .then(function (s) {
             stream = s;
@@ -54,7 +56,7 @@
             return video.play();
           })
           .then(function () { window.requestAnimationFrame(tick); })
-          .catch(function () { stop(); say("无法打开相机，请输入券码 / No camera; type the code."); });
+          .catch(function () { stop(); say(msg("no-camera")); });
       });
     }
 

@@ -98,7 +98,8 @@ _ENDED = (portal_sessions.c.id, portal_sessions.c.store_id, portal_sessions.c.me
 
 def log_ended(conn: Connection, rows: Sequence[Any], event: str, now: datetime) -> None:
     """The access log's record of each ended session (``rows``: :data:`_ENDED`), after every session update of the
-    transaction (the chain head is locked last, so no writer waits for it while holding a session row)."""
+    transaction, which took the chain head first (:func:`keliu.accesslog.store.lock_head`: the lock order of every
+    session writer, the login statement's too, so that a logout and a login of one device never deadlock)."""
     for r in rows:
         accesslog.ended(conn, event=event, ts=now, session_id=r.id, store_id=r.store_id, member_id=r.member_id,
                         ip=r.ip, started_at=r.started_at)
@@ -179,6 +180,7 @@ def reauthorize(svc: Services, client: Client, now: datetime) -> Authorized | No
             log.warning("reauth refused: device %s at %s (bound to %s): %s", client.device_id, client.ip,
                         bound.ip if bound is not None else "-", refused)
             return None
+        accesslog.lock_head(conn)  # before the device and session rows: the lock order (keliu.accesslog.store)
         members.record_login(conn, member_id=member_id, store_id=svc.store_id, device_id=client.device_id,
                              method="reauth", ip=client.ip, now=now)
         members.touch_device(conn, device_id=client.device_id, member_id=member_id, store_id=svc.store_id, now=now)
@@ -223,6 +225,7 @@ def end_device(svc: Services, client: Client, reason: str, now: datetime) -> boo
     than the session's: a device that cloned the MAC would cut the phone that logged in (and withdraw its
     re-authorization)."""
     with svc.engine.begin() as conn:
+        accesslog.lock_head(conn)  # first: the lock order (keliu.accesslog.store)
         elsewhere = active_session(conn, client.device_id, now)
         if elsewhere is not None and elsewhere.ip != client.ip:
             log.warning("%s refused: device %s at %s (session at %s): other_ip", reason, client.device_id, client.ip,
@@ -254,6 +257,7 @@ def kick(svc: Services, session_id: int, now: datetime, reason: str = "kick") ->
             portal_sessions.c.id == session_id, portal_sessions.c.ended_at.is_(None))).first()
         if row is None:
             return False
+        accesslog.lock_head(conn)  # before the session row: the lock order (keliu.accesslog.store)
         ended = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == session_id)
                              .values(ended_at=now, end_reason=reason).returning(*_ENDED)).all()
         log_ended(conn, ended, reason, now)
@@ -270,6 +274,7 @@ def extend(svc: Services, session_id: int, minutes: int, now: datetime) -> datet
             portal_sessions.c.id == session_id, portal_sessions.c.ended_at.is_(None))).first()
         if row is None:
             return None
+        accesslog.lock_head(conn)  # before the session row: the lock order (keliu.accesslog.store)
         until = sessions.extend(row.until, now, minutes, svc.policy)
         conn.execute(sa.update(portal_sessions).where(portal_sessions.c.id == session_id)
                      .values(until=until, last_activity=now))
@@ -291,6 +296,8 @@ def sweep(svc: Services, now: datetime) -> list[object]:
     gate_clients = svc.gate.clients()  # before the table: see sessions.sweep
     with svc.engine.begin() as conn:
         decisions = sessions.sweep(_active(conn), gate_clients, svc.device_of, now, svc.policy)
+        if any(isinstance(d, EndSession) for d in decisions):
+            accesslog.lock_head(conn)  # before the session rows: the lock order (keliu.accesslog.store)
         ended: list[tuple[str, Sequence[Any]]] = []
         for d in decisions:
             if isinstance(d, EndSession):
@@ -315,6 +322,7 @@ def reconcile(svc: Services, now: datetime) -> list[AllowClient]:
     """At start-up: make the Gate hold exactly the clients that have an open session."""
     gate_clients = svc.gate.clients()
     with svc.engine.begin() as conn:
+        accesslog.lock_head(conn)  # first: the lock order (keliu.accesslog.store)
         expired = conn.execute(sa.update(portal_sessions).where(portal_sessions.c.ended_at.is_(None),
                                                                 portal_sessions.c.until <= now)
                                .values(ended_at=now, end_reason="expired").returning(*_ENDED)).all()

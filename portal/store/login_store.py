@@ -281,7 +281,12 @@ def _compiled(conn: Connection, plan: LoginPlan) -> sa.Compiled:
 
 
 def execute_pg(conn: Connection, plan: LoginPlan) -> Authorized | None:
-    """Store the plan in one PostgreSQL statement; ``None`` (nothing stored) if its proof was used before."""
+    """Store the plan in one PostgreSQL statement; ``None`` (nothing stored) if its proof was used before.
+
+    The access log's chain head is locked first, in a statement of its own: inside the login statement PostgreSQL
+    may lock it after the device's session row or before, and a logout locks the head first (the lock order of
+    :mod:`keliu.accesslog.store`)."""
+    accesslog.lock_head(conn)
     row = conn.execute(_compiled(conn, plan), _pg_params(plan)).first()  # type: ignore[call-overload]
     if row is None:
         return None

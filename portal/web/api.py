@@ -22,7 +22,7 @@ from portal.core.sessions import seconds_left
 from portal.errors import BadRequest, CrossOrigin, UnknownClient
 from portal.services import services
 from portal.store import access, sms_login
-from portal.web.pages import lang
+from portal.web.pages import coupon_json, lang, welcome
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -131,8 +131,11 @@ def sms_verify() -> Any:
     choices = Choices.of(raw)
     now = svc.now()
     auth = sms_login.verify_code(svc, svc.client(), data["phone"], data["code"], choices, _lang(data))
+    # the success page's coupons, issued here as there (only with marketing consent): an app that goes on to
+    # continue_url has them in hand
+    coupons = [coupon_json(c) for c in welcome(auth.member_id)]
     return jsonify(online=True, seconds_remaining=seconds_left(auth.until, now), until=auth.until.isoformat(),
-                   continue_url=auth.landing_url)
+                   continue_url=auth.landing_url, coupons=coupons)
 
 
 @bp.route("/session")

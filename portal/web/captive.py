@@ -15,18 +15,26 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, make_response, render_template
+from flask import Blueprint, make_response, render_template, session
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
-import marketing
 from portal.core import detect, i18n
 from portal.core.sessions import seconds_left
 from portal.errors import UnknownClient
 from portal.services import services
 from portal.store import access
 from portal.web.headers import FIXED
-from portal.web.pages import content, lang, no_store, render_error, render_splash
+from portal.web.pages import (
+    LANDING_KEY,
+    after_login,
+    content,
+    lang,
+    no_store,
+    render_error,
+    render_splash,
+    welcome,
+)
 
 bp = Blueprint("captive", __name__)
 log = logging.getLogger("keliu.portal")
@@ -227,7 +235,7 @@ def splash() -> Any:
         return no_store(redirect("/status"))
     auth = access.reauthorize(svc, client, now)
     if auth is not None:
-        return no_store(redirect(auth.landing_url or "/status"))
+        return after_login(auth, 302)
     return render_splash()
 
 
@@ -241,10 +249,12 @@ def status() -> Any:
         sess = access.active_session(conn, client.device_id, now, client.ip)
     c = content(svc.store_id)
     # the Wi-Fi success page carries the store's welcome offer, only for members who consented to marketing
-    offers = marketing.welcome(current_app, member_id=sess.member_id, store_id=svc.store_id) if sess else []
+    offers = welcome(sess.member_id) if sess else []
+    # the page a login meant to send the browser to, kept while a coupon was shown first (pages.after_login)
+    landing = session.get(LANDING_KEY) if sess else None
     html = render_template("status.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), color=c["color"],
                            online=sess is not None, seconds=seconds_left(sess.until, now) if sess else 0,
-                           landing=None, notice=None, coupons=offers)
+                           landing=landing if isinstance(landing, str) else None, notice=None, coupons=offers)
     return no_store(make_response(html))
 
 
@@ -253,4 +263,5 @@ def logout() -> Any:
     svc = services()
     client = svc.client()
     access.end_device(svc, client, "logout", svc.now())
+    session.pop(LANDING_KEY, None)
     return render_splash(notice=i18n.gettext(lang(), "logged_out"))

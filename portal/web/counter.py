@@ -24,12 +24,13 @@ import segno
 from flask import Blueprint, abort, request, url_for
 
 from keliu.accounts.users import AdminUser
-from keliu.accounts.web import current_user, login_required
+from keliu.accounts.web import console_lang, current_user, login_required
 from keliu.errors import ConfigError
 from marketing import staff
 from marketing.core import card, codes
 from marketing.store import coupons
 from marketing.store.coupons import IdempotencyMismatch, Refused
+from portal.core import card_text
 from portal.core import phone as ph
 from portal.services import Services, services
 from portal.store import members as pm
@@ -39,26 +40,6 @@ from portal.web.member import local_until, member_phone_hash
 log = logging.getLogger("keliu.portal")
 bp = Blueprint("counter", __name__, url_prefix="/counter")
 
-REASONS = {
-    "unknown_code": "没有这个券码 / No coupon has this code",
-    "invalid_code": "券码格式不对 / This is not a coupon code",
-    "wrong_store": "本店不能核销此券 / This coupon cannot be redeemed in this store",
-    "staff_store": "您不能在此店核销 / You may not redeem coupons in this store",
-    "already_redeemed": "此券已核销 / Already redeemed",
-    "voided": "此券已作废 / This coupon was voided",
-    "expired": "此券已过期 / This coupon has expired",
-    "not_yet_valid": "此券尚未生效 / Not valid yet",
-    "below_min_spend": "未达最低消费 / The basket is below the minimum spend",
-    "use_limit": "已达使用次数上限 / Use limit reached",
-    "budget_exhausted": "活动预算已用完 / The offer's budget is spent",
-    "daily_budget_exhausted": "今日预算已用完 / Today's budget is spent",
-    "not_stackable": "不能与其他券同用 / Cannot be combined with another coupon",
-    "card_malformed": "不是会员码 / Not a member code",
-    "card_forged": "会员码无效 / This member code is not valid",
-    "card_expired": "会员码已过期，请会员刷新 / The member code expired; ask the member to refresh it",
-    "card_replayed": "会员码已使用，请会员刷新 / The member code was already used; ask for a fresh one",
-    "card_other_mall": "这是其他商场的会员码 / This member code belongs to another mall",
-}
 
 
 def _store(user: AdminUser, svc: Services) -> tuple[str, str]:
@@ -76,11 +57,22 @@ def _store(user: AdminUser, svc: Services) -> tuple[str, str]:
     return store_id, mall_id
 
 
+def _words() -> Any:
+    """The counter's own words in the console's language (the navigation's are the console's catalog's)."""
+    lg = console_lang()
+    return lambda k, **kw: card_text.t(lg, k, **kw)
+
+
+def _reason(code: str) -> str:
+    return card_text.reason(console_lang(), code)
+
+
 def _page(status: int = 200, **ctx: Any) -> Any:
     ctx.setdefault("key", secrets.token_urlsafe(16))  # this attempt's idempotency key
     ctx.setdefault("basket", "")
-    resp = render_console("counter/counter.html", "counter", status, **ctx)
+    resp = render_console("counter/counter.html", "counter", status, ct=_words(), **ctx)
     resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Vary"] = "Accept-Language, Cookie"
     return resp
 
 
@@ -103,7 +95,7 @@ def _coupon_view(d: coupons.CouponDetails, store_id: str) -> dict[str, Any]:
     return {"code": codes.display(d.code), "title": d.title, "kind": d.kind, "value": d.value,
             "min_spend": d.min_spend_cents / 100, "until_local": local_until(services(), d.expires_at, store_id),
             "state": d.state,
-            "refusal": REASONS.get(d.refusal or "", d.refusal) if d.refusal else None}
+            "refusal": _reason(d.refusal) if d.refusal else None}
 
 
 @bp.post("/scan")
@@ -124,16 +116,16 @@ def scan() -> Any:
                          if c["state"] == "issued" and store_id in c["stores"]]
         except card.CardRejected as exc:
             log.info("counter %s: member code refused (%s)", store_id, exc.reason)
-            return _page(exc.status, user=user, store=store_id, error=REASONS.get(exc.code, str(exc)))
+            return _page(exc.status, user=user, store=store_id, error=_reason(exc.code))
         return _page(user=user, store=store_id, member=ph.mask(phone) if phone else f"#{claims.member_id}",
                      coupons=[_coupon_view(d, store_id) for d in found if d is not None])
     try:
         with svc.engine.connect() as conn:
             d = coupons.coupon_details(conn, text, store_id, now)
     except codes.InvalidCode:
-        return _page(404, user=user, store=store_id, error=REASONS["invalid_code"], typed=text[:32])
+        return _page(404, user=user, store=store_id, error=_reason("invalid_code"), typed=text[:32])
     if d is None:
-        return _page(404, user=user, store=store_id, error=REASONS["unknown_code"], typed=text[:32])
+        return _page(404, user=user, store=store_id, error=_reason("unknown_code"), typed=text[:32])
     return _page(user=user, store=store_id, coupons=[_coupon_view(d, store_id)])
 
 
@@ -154,7 +146,7 @@ def redeem() -> Any:
     key = request.form.get("key", "")
     basket = _cents(request.form.get("basket", ""))
     if not (16 <= len(key) <= 64) or basket is None:
-        return _page(400, user=user, store=store_id, error="请输入消费金额 / Enter the basket amount",
+        return _page(400, user=user, store=store_id, error=_words()("c_enter_basket"),
                      again=code)
     now = svc.now()
     req = coupons.RedeemRequest(store_id=store_id, code=code, idempotency_key=key, basket_cents=basket,
@@ -162,9 +154,9 @@ def redeem() -> Any:
     try:
         out = coupons.redeem_as(svc.engine, user, req, now)
     except Refused as exc:
-        return _page(exc.status, user=user, store=store_id, error=REASONS.get(exc.reason, exc.reason), again=code)
+        return _page(exc.status, user=user, store=store_id, error=_reason(exc.reason), again=code)
     except IdempotencyMismatch:
-        return _page(422, user=user, store=store_id, error="请重新核销 / Please redeem again", again=code)
+        return _page(422, user=user, store=store_id, error=_words()("c_redeem_again"), again=code)
     if not out.replayed:
         with svc.engine.begin() as conn:
             flags = staff.record_redemption(
@@ -191,4 +183,4 @@ def staff_card() -> Any:
     segno.make(url, error="m").save(buf, kind="svg", scale=8, border=4, xmldecl=False)
     svg = buf.getvalue().decode()
     return render_console("counter/staff_card.html", "counter", user=user, store=store_id, url=url, svg=svg,
-                          name=svc.cfg.store(store_id).name or store_id)
+                          name=svc.cfg.store(store_id).name or store_id, ct=_words())

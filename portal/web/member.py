@@ -35,14 +35,17 @@ from marketing.core import card
 from marketing.core.attribution import Refused
 from marketing.store import coupons
 from marketing.store.models import sales
+from portal.core import card_text
 from portal.core import phone as ph
 from portal.core.login_plan import OPTIONAL_CONSENTS
 from portal.edges.clients import Client
 from portal.errors import PortalError
 from portal.services import Services, services
 from portal.store import members as pm
+from portal.store import rights
 from portal.store.models import members
 from portal.store.sms_login import consume_code, mark_used, request_code
+from portal.web.pages import error_text, lang, language_headers
 
 log = logging.getLogger("keliu.portal")
 bp = Blueprint("member", __name__, url_prefix="/member")
@@ -82,11 +85,25 @@ def member_required(view: F) -> F:
     return cast(F, wrapped)
 
 
+#: what a member's login or logout leaves in the session: the admin console's login (its own, server-side session
+#: id: a member logging in on the same browser must not log the admin out, nor the other way round)
+OTHER_LOGINS = ("admin_sid",)
+
+
+def _reset_session(keep: tuple[str, ...]) -> None:
+    """Empty the session but for ``keep`` (and the other logins'): nothing of an earlier visitor's member session
+    survives, and the CSRF token is a new one (against session fixation: a session planted before the login is
+    not the one that is logged in)."""
+    kept = {k: session[k] for k in (*OTHER_LOGINS, *keep) if k in session}
+    permanent = session.permanent
+    session.clear()
+    session.update(kept)
+    session.permanent = permanent  # the admin's login keeps its lifetime
+
+
 def sign_in(member_id: int) -> None:
     """Log ``member_id`` in on this browser (the SMS form here, the WeChat authorization in portal.wechat)."""
-    keep = {k: session[k] for k in ("wechat_identity", "member_staff_code") if k in session}
-    session.clear()  # nothing of an earlier visitor's session survives a login on a shared phone
-    session.update(keep)
+    _reset_session(("wechat_identity", "member_staff_code"))
     session.permanent = True
     session["member_id"] = member_id
     session["member_auth_at"] = services().now().isoformat()
@@ -106,9 +123,11 @@ def _browser_client(svc: Services) -> Client:
 
 
 def _page(template: str, status: int = 200, **ctx: Any) -> Any:
-    resp = make_response(render_template(template, **ctx), status)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    """A member page in the shopper's language (:func:`portal.web.pages.lang`; ``?lang=`` is remembered)."""
+    lg = lang()
+    resp = make_response(render_template(template, lang=lg, t=lambda k, **kw: card_text.t(lg, k, **kw), **ctx),
+                         status)
+    return language_headers(resp, lg)
 
 
 def _login_page(status: int = 200, **ctx: Any) -> Any:
@@ -132,9 +151,9 @@ def code() -> Any:
     svc = services()
     raw = request.form.get("phone", "")[:32]
     try:
-        request_code(svc, _browser_client(svc), raw, "zh-CN")
+        request_code(svc, _browser_client(svc), raw, lang())
     except PortalError as exc:
-        return _login_page(exc.status, phone=raw, error=exc.message)
+        return _login_page(exc.status, phone=raw, error=error_text(exc, lang()))
     return _login_page(phone=raw, sent=True)
 
 
@@ -151,10 +170,9 @@ def login() -> Any:
 
         member_id = consume_code(svc, _browser_client(svc), e164, request.form.get("code", ""), find)
     except PortalError as exc:
-        return _login_page(exc.status, phone=raw, sent=True, error=exc.message)
+        return _login_page(exc.status, phone=raw, sent=True, error=error_text(exc, lang()))
     if member_id is None:
-        return _login_page(404, error="这个号码还不是会员：连接商场 Wi-Fi 时登录即可加入 / "
-                                      "This number is not a member yet: log in on the mall's Wi-Fi to join.")
+        return _login_page(404, error=card_text.t(lang(), "m_not_member"))
     sign_in(int(member_id))
     log.info("member page login %s", ph.mask(e164))
     return redirect(url_for("member.index"), 303)
@@ -162,7 +180,7 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    session.clear()
+    _reset_session(())
     return redirect(url_for("member.index"), 303)
 
 
@@ -194,14 +212,19 @@ def _card_page(member_id: int, status: int = 200, **ctx: Any) -> Any:
         rows = conn.execute(sa.select(sales.c.store_id, sales.c.kind, sales.c.ts, sales.c.amount_cents)
                               .where(sales.c.member_id == member_id).order_by(sales.c.ts.desc()).limit(20)).all()
     if row is None:  # the member was erased
-        session.clear()
+        _reset_session(())
         return _login_page()
     names = {s.id: s.name or s.id for s in svc.cfg.stores}
     for c in held:
         c["where"] = ", ".join(names.get(s, s) for s in c["stores"])
         c["until_local"] = local_until(svc, c["expires_at"], c["stores"][0] if c["stores"] else svc.store_id)
+        c["min_spend"] = c["min_spend_cents"] / 100
     bought = [{"store_id": p.store_id, "kind": p.kind, "amount_cents": p.amount_cents,
                "local_day": p.ts.astimezone(_zone(svc, p.store_id)).strftime("%Y-%m-%d")} for p in rows]
+    if request.args.get("wechat_card") == "failed":
+        ctx.setdefault("error", card_text.t(lang(), "m_wechat_card_failed"))
+    # the member card in WeChat, when portal.wechat.member_card registered its page (this layer imports no WeChat)
+    ctx["wechat_card"] = "wechat_card.add" in current_app.view_functions
     return _page("member/card.html", status, phone=ph.mask(row.phone_e164) if row.phone_e164 else "",
                  consents={k: consents.get(k, False) for k in CHANGEABLE}, ttl=card.TTL_S,
                  refresh=card.REFRESH_S, pending_staff=pending, coupons=held, purchases=bought,
@@ -225,13 +248,17 @@ def consents() -> Any:
     member_id = current_member_id()
     assert member_id is not None
     now = svc.now()
+    lg = lang()
     with svc.engine.begin() as conn:
         before = pm.current_consents(conn, member_id)
-        for kind in CHANGEABLE:
-            granted = request.form.get(kind) == "1"
-            if before.get(kind, False) != granted:
-                pm.record_consent(conn, member_id, svc.store_id, kind, granted, "zh-CN", now)
-    return _card_page(member_id, notice="已保存 / Saved")
+        given = [k for k in CHANGEABLE if request.form.get(k) == "1" and not before.get(k, False)]
+        taken = [k for k in CHANGEABLE if request.form.get(k) != "1" and before.get(k, False)]
+        # a withdrawal is the member-rights page's, in the same transaction: analytics takes every stable device
+        # id linked to the member out of the sensor's registry now, not at the phone's next Wi-Fi login
+        rights.withdraw(conn, member_id, taken, svc.store_id, lg, now)
+        for kind in given:
+            pm.record_consent(conn, member_id, svc.store_id, kind, True, lg, now)
+    return _card_page(member_id, notice=card_text.t(lg, "m_saved"))
 
 
 # --- a shop assistant's card ---------------------------------------------------------------------------------------
@@ -260,13 +287,12 @@ def staff_confirm() -> Any:
     with svc.engine.begin() as conn:
         found = staff.card_by_code(conn, code)
         if found is None:
-            return _card_page(member_id, 404, error="店员卡无效 / This shop assistant card is not valid.")
+            return _card_page(member_id, 404, error=card_text.t(lang(), "m_staff_invalid"))
         decision = staff.scan(conn, member_id, found, now, svc.cfg.store(found.store_id).timezone)
     if isinstance(decision, Refused):
-        return _card_page(member_id, 409, error="您已有专属店员，暂不能更换 / You are already served by another "
-                                                "shop assistant for now.")
+        return _card_page(member_id, 409, error=card_text.t(lang(), "m_staff_taken"))
     log.info("member %s bound to staff %s in %s", member_id, found.staff, found.store_id)
-    return _card_page(member_id, notice=f"已绑定店员 {found.staff} / You are now served by {found.staff}.")
+    return _card_page(member_id, notice=card_text.t(lang(), "m_staff_bound", name=found.staff))
 
 
 def member_phone_hash(conn: Connection, svc: Services, member_id: int) -> str | None:

@@ -14,6 +14,14 @@ from portal.core.login_plan import CONSENT_KINDS, REQUIRED_CONSENT
 
 bp = Blueprint("openapi", __name__)
 
+#: a coupon issued at the login (the Wi-Fi success page's, only to a member who consented to marketing)
+_COUPON = {"type": "object",
+           "required": ["code", "title", "kind", "value", "min_spend_cents", "valid_until", "valid_until_local"],
+           "properties": {"code": {"type": "string"}, "title": {"type": "string"},
+                          "kind": {"type": "string", "enum": ["amount_off", "percent_off", "gift"]},
+                          "value": {"type": "integer"}, "min_spend_cents": {"type": "integer"},
+                          "valid_until": {"type": "string", "format": "date-time"},
+                          "valid_until_local": {"type": "string", "description": "the last valid minute, local"}}}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
@@ -60,7 +68,8 @@ DOCUMENT: dict[str, Any] = {
                     "type": "object", "required": ["online", "seconds_remaining", "until"],
                     "properties": {"online": {"type": "boolean"}, "seconds_remaining": {"type": "integer"},
                                    "until": {"type": "string"},
-                                   "continue_url": {"type": "string", "nullable": True}}}}}},
+                                   "continue_url": {"type": "string", "nullable": True},
+                                   "coupons": {"type": "array", "items": _COUPON}}}}}},
                 **_errors(400, 403, 413, 429)}}},
         "/api/session": {"get": {
             "summary": "This device's session",

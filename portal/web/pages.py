@@ -7,13 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, jsonify, make_response, redirect, render_template, request, session
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.wrappers import Response
 
+import marketing
 from keliu.accounts.web import wants_json
 from portal.core import i18n
+from portal.core.login_plan import Authorized
 from portal.errors import PayloadTooLarge, PortalError, RateLimited, Unavailable
 from portal.services import services
 from portal.store.models import splash_content
@@ -23,6 +25,22 @@ log = logging.getLogger("keliu.portal")
 
 def lang() -> str:
     return i18n.pick(request.args.get("lang"), request.cookies.get("lang"), request.headers.get("Accept-Language"))
+
+
+def language_headers(resp: Response, lg: str) -> Response:
+    """A shopper's page in ``lg``: the switch (``?lang=``) remembered in the ``lang`` cookie, the language named,
+    caches told it varies, never stored (the pages are personal)."""
+    if request.args.get("lang") in i18n.LANGS:
+        resp.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True)
+    resp.headers["Content-Language"] = lg
+    resp.headers["Vary"] = "Accept-Language, Cookie"
+    return no_store(resp)
+
+
+def error_text(exc: PortalError, lg: str) -> str:
+    """The shopper's words for a :class:`PortalError` (the splash's catalog), else its own message."""
+    msg = i18n.gettext(lg, "err_" + exc.code)
+    return exc.message if msg == "err_" + exc.code else msg
 
 
 def no_store(resp: Response) -> Response:
@@ -54,21 +72,46 @@ def render_splash(status: int = 200, error: str | None = None, notice: str | Non
     html = render_template("splash.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), content=c,
                            color=c["color"], error=error, notice=notice, phone=phone,
                            reauth_days=svc.cfg.portal.reauth_days, wechat=svc.cfg.wechat.enabled)
-    resp = make_response(html, status)
-    if request.args.get("lang") in i18n.LANGS:
-        resp.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax", httponly=True)
-    resp.headers["Content-Language"] = lg
-    resp.headers["Vary"] = "Accept-Language, Cookie"
-    return no_store(resp)
+    return language_headers(make_response(html, status), lg)
+
+
+#: the page a login sent to the success page first (because a coupon was issued) goes on to: the success page's
+#: "continue" link (server-side state of this browser; never a URL from a query string)
+LANDING_KEY = "wifi_landing"
+
+
+def welcome(member_id: int) -> list[dict[str, Any]]:
+    """The Wi-Fi success page's coupons for a member who logged in at this portal's store
+    (:func:`marketing.welcome`: issued once, only to a member who consented to marketing; the member's live coupon
+    of the offer when asked again)."""
+    return marketing.welcome(current_app, member_id=member_id, store_id=services().store_id)
+
+
+def after_login(auth: Authorized, code: int = 303) -> Response:
+    """Where a Wi-Fi login (or a re-authorization) sends the browser: the page it first asked for, or the success
+    page. When a coupon was just issued and there is such a page, the success page comes first, showing the coupon
+    with a link on to the page: a redirect straight away would lose the coupon."""
+    landing = auth.landing_url
+    if landing and welcome(auth.member_id):
+        session[LANDING_KEY] = landing
+        landing = None
+    else:
+        session.pop(LANDING_KEY, None)  # an earlier login's page is not this one's
+    return no_store(redirect(landing or "/status", code))
+
+
+def coupon_json(c: dict[str, Any]) -> dict[str, Any]:
+    """A success-page coupon (:func:`welcome`) in the JSON login API's answer."""
+    return {"code": c["code"], "title": c["title"], "kind": c["kind"], "value": c["value"],
+            "min_spend_cents": c["min_spend_cents"], "valid_until": c["expires_at"].isoformat(),
+            "valid_until_local": c["until_local"]}
 
 
 def render_error(exc: PortalError) -> Any:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, Unavailable)) else {}
     if wants_json():
         return jsonify(error=exc.code, message=exc.message), exc.status, headers
-    msg = i18n.gettext(lang(), "err_" + exc.code)
-    if msg == "err_" + exc.code:
-        msg = exc.message
+    msg = error_text(exc, lang())
     if isinstance(exc, Unavailable):
         # the splash reads the store's content from the database: answer without it, and come back by itself
         page = render_template("unavailable.html", lang=lang(), t=lambda k, **kw: i18n.gettext(lang(), k, **kw),

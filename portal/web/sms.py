@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, redirect, request
+from flask import Blueprint, request
 
 from portal.core import i18n
 from portal.core.login_plan import CONSENT_KINDS, Choices
 from portal.services import services
 from portal.store.sms_login import request_code, verify_code
-from portal.web.pages import lang, render_splash
+from portal.web.pages import after_login, lang, render_splash
 
 bp = Blueprint("sms", __name__)
 
@@ -37,6 +37,4 @@ def verify_form() -> Any:
     svc = services()
     auth = verify_code(svc, svc.client(), request.form.get("phone", ""), request.form.get("code", ""),
                        choices_from_form(), form_lang())
-    resp = redirect(auth.landing_url or "/status", 303)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return after_login(auth)

@@ -7,6 +7,8 @@
 * ``wechat_releases``: when a device (keyed HMAC, never its MAC) got a temporary release, for the hourly cap.
 * ``wechat_follows``: subscribe/unsubscribe events of official accounts, append-only, deduplicated (WeChat retries a
   push it got no answer to).
+* ``wechat_member_cards``: the member card template (``card_id``) of each official account, no member data
+  (:mod:`portal.wechat.card`: a member's card number is computed, not stored).
 
 Revisions live in ``portal/migrations/versions/wechat_*.py`` (branch ``wechat``).
 """
@@ -71,7 +73,17 @@ class WechatFollow(Base):
     ts: Mapped[datetime] = mapped_column(TS)
 
 
+class WechatMemberCard(Base):
+    """The member card template (``card/create``) of an official account: created once, on first use."""
+
+    __tablename__ = "wechat_member_cards"
+    app_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    card_id: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
 identities = cast(sa.Table, WechatIdentity.__table__)
+member_cards = cast(sa.Table, WechatMemberCard.__table__)
 extend_used = cast(sa.Table, WechatExtendUsed.__table__)
 releases = cast(sa.Table, WechatRelease.__table__)
 follows = cast(sa.Table, WechatFollow.__table__)

@@ -7,7 +7,8 @@ verify_push`); a bad one gets 403 and nothing is parsed. Only plain-text mode is
 (``encrypt_type=aes``) is refused, so configure 明文模式 (docs/WECHAT.md).
 
 ``subscribe``/``unsubscribe`` events become rows of ``wechat_follows`` against the member whose WeChat identity has
-that openid (when known). Pushes (and the GET verification) whose signed timestamp is more than 5 minutes from the
+that openid (when known). ``user_get_card`` (a member took their member card) activates the card
+(:func:`portal.wechat.member_card.activate_from_push`; a retried push activates again, which WeChat accepts). Pushes (and the GET verification) whose signed timestamp is more than 5 minutes from the
 app's clock are refused, and a retried push is recorded once. The XML is parsed by defusedxml with DTDs forbidden:
 the check is made by the parser on the decoded document, so no encoding (UTF-16, UTF-32...) smuggles an entity in.
 """
@@ -22,6 +23,7 @@ from defusedxml.ElementTree import fromstring
 from flask import Blueprint, Response, current_app, request
 
 from portal.errors import BadRequest
+from portal.wechat import member_card
 from portal.wechat.sign import verify_push
 
 log = logging.getLogger("keliu.wechat.mp")
@@ -38,6 +40,9 @@ class Push:
     create_time: int
     msg_type: str
     event: str
+    #: a card event's (``user_get_card``): the card template and the code of the card the user took
+    card_id: str = ""
+    card_code: str = ""
 
 
 class BadPush(BadRequest):
@@ -71,7 +76,8 @@ def parse_push(body: bytes) -> Push:
     if not _digits(created):
         raise BadPush("no CreateTime")
     return Push(account=text("ToUserName"), openid=text("FromUserName"), create_time=int(created),
-                msg_type=text("MsgType"), event=text("Event").lower())
+                msg_type=text("MsgType"), event=text("Event").lower(), card_id=text("CardId")[:64],
+                card_code=text("UserCardCode")[:32])
 
 
 def fresh(timestamp: str, now: float) -> bool:
@@ -137,5 +143,8 @@ def receive() -> Response:
     if push.msg_type == "event" and push.event in ("subscribe", "unsubscribe") and push.openid:
         recorded = wechat_store.record_follow_event(push)
         log.info("official account %s: %s (%s)", push.account, push.event, "recorded" if recorded else "retry")
+    elif push.msg_type == "event" and push.event == "user_get_card" and push.card_id and push.card_code:
+        # a member took their member card from the card QR code: activate it
+        member_card.activate_from_push(push.card_id, push.card_code, push.event)
     # WeChat wants "success" (or an empty body) within 5 s, or it retries and warns the follower.
     return Response("success", mimetype="text/plain")

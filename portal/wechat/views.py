@@ -31,6 +31,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from sqlalchemy.engine import Connection
 
 from portal.config import WechatConfig
+from portal.core import i18n
 from portal.core import phone as ph
 from portal.core.login_plan import (
     OPTIONAL_CONSENTS,
@@ -192,7 +193,11 @@ def auth() -> Any:
     access.allow(svc, client, authorized.until)  # after the commit: the session table is the source of truth
     log.info("wechat login: device %s member %s session %s", client.device_id, authorized.member_id,
              authorized.session_id)
-    resp = Response(render_template("wechat/online.html", fake=_is_fake(svc), landing=authorized.landing_url))
+    # the success page's coupons (only with marketing consent), shown above the link on: never lost to a redirect
+    lg = pages.lang()
+    resp = Response(render_template("wechat/online.html", fake=_is_fake(svc), landing=authorized.landing_url,
+                                    coupons=pages.welcome(authorized.member_id), lang=lg,
+                                    t=lambda k, **kw: i18n.gettext(lg, k, **kw)))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

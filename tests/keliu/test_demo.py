@@ -58,6 +58,8 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
         banner = wait_for(lambda: "login:" in log.read_text() and log.read_text(), 60, "the banner", proc, log)
         assert f"portal:    {base}/" in banner and f"dashboard: {base}/dashboard" in banner
         assert "万达广场: 星巴克、优衣库、海底捞、全家便利店; 大悦城: 喜茶、无印良品、泡泡玛特" in banner
+        campaign = re.search(r"campaign:\s+(\S+/report)", banner).group(1)  # type: ignore[union-attr]
+        assert campaign.startswith(base + "/admin/campaigns/")
         user, password = re.search(r"login:\s+(\S+) / (\S+)", banner).groups()  # type: ignore[union-attr]
         assert (tmp_path / "var" / "keys" / "admin_password").read_text().strip() == password
         assert (tmp_path / "var" / "keys" / "admin_password").stat().st_mode & 0o077 == 0
@@ -110,6 +112,20 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
                                allow_redirects=False, timeout=5)
                 assert r.status_code == 302, (role, r.text)
                 assert other.get(base + "/api/v1/dashboard/me", timeout=5).json()["user"]["role"] == role
+                # the demo's campaign: its report, with a lift and its 95 % interval, reached with the banner's
+                # logins (the store's manager and the mall's operator)
+                report = other.get(campaign + "?lang=en", timeout=10)
+                assert report.status_code == 200, (role, report.text[-2000:])
+                assert "Campaign report · 沉睡会员唤醒（演示）" in report.text and "Attributed (last touch)" in report.text
+                lows = [float(x) for x in re.findall(r'data-low="([^"]+)"', report.text)]
+                highs = [float(x) for x in re.findall(r'data-high="([^"]+)"', report.text)]
+                assert len(lows) == len(highs) >= 6
+                # the visit rate's difference: the generated effect is large enough for its interval to exclude 0
+                assert 0 < lows[0] < highs[0], (lows, highs)
+                rows = {r.split(",")[0]: r.split(",")[1:] for r in other.get(
+                    campaign.replace("/report", "/report.csv") + "?lang=en", timeout=10).text.splitlines() if r}
+                assert rows["Eligible"] == ["3000"] and int(rows["Control (held out)"][0]) > 200
+                assert int(rows["Suppressed"][0]) > 0 and int(rows["Redeemed (net)"][0]) > 0
 
         tz = ZoneInfo("Asia/Shanghai")
 

@@ -2,10 +2,12 @@
 within a day, closed hours empty, the same for the same seed."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from analytics.metrics import DWELL_FIELDS, LOYALTY_LABELS
 from analytics.store import COUNTS
+from keliu.testing import history
 from keliu.testing.history import Profile, mall_days, store_days
 
 DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(14)]  # Monday 2 Nov, two weeks
@@ -80,3 +82,33 @@ def test_the_demo_loads_two_weeks_once_and_never_over_computed_days(tmp_path) ->
     assert week_ago["visitors"] and week_ago["passersby"] and week_ago["median_dwell_s"]
     assert report.store_day(engine, "starbucks", today)["visitors"] is None  # today is the sensors' to fill
     engine.dispose()
+
+
+def test_campaign_outcomes_are_seeded_windowed_and_lifted_only_where_the_message_reached() -> None:
+    eligible = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+    arms = {i: ("control" if i % 10 == 0 else "treatment") for i in range(1, 20001)}
+    reached = frozenset(i for i in arms if arms[i] == "treatment" and i % 7)
+    out = history.campaign_outcomes(arms, reached, eligible, 7, seed=3)
+    assert out == history.campaign_outcomes(arms, reached, eligible, 7, seed=3)
+    assert [o.member_id for o in out] == sorted(arms)
+    groups: dict[str, list[history.MemberOutcome]] = {"control": [], "reached": [], "missed": []}
+    for o in out:
+        groups["control" if arms[o.member_id] == "control" else "reached" if o.member_id in reached
+               else "missed"].append(o)
+        for at in o.logins:
+            assert eligible < at < eligible + timedelta(days=7)
+            local = at.astimezone(ZoneInfo("Asia/Shanghai"))
+            assert 10 <= local.hour < 22
+        # a coupon only for a reached member whose basket reaches the minimum spend
+        assert all(not c or (o.member_id in reached and cents >= 10000) for _at, cents, c in o.sales)
+
+    def rate(group: str, what: str) -> float:
+        rows = groups[group]
+        return sum(1 for o in rows if (o.logins if what == "visit" else o.sales)) / len(rows)
+
+    effect = history.CampaignEffect()
+    for group in ("control", "missed"):
+        assert abs(rate(group, "visit") - effect.visit_rate) < 0.03, group
+        assert abs(rate(group, "buy") - effect.purchase_rate) < 0.025, group
+    assert abs(rate("reached", "visit") - effect.visit_rate * (1 + effect.visit_lift)) < 0.02
+    assert abs(rate("reached", "buy") - effect.purchase_rate * (1 + effect.purchase_lift)) < 0.02

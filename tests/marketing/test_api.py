@@ -20,7 +20,7 @@ from keliu.gate import MemoryGate
 from marketing.store.models import coupons, redemptions, sales
 from portal.edges.sms_backends import ConsoleSms
 from tests.conftest import fresh_postgres
-from tests.portal.conftest import FakeClock, Phone, make_app
+from tests.portal.conftest import FakeClock, Phone, csrf_of, make_app
 
 pytestmark = pytest.mark.integration
 
@@ -240,3 +240,134 @@ def test_no_coupon_without_marketing_consent(app: Flask) -> None:
     assert "WiFi welcome" not in page and "送您一张优惠券" not in page
     with app.extensions["keliu"].engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 0
+
+
+LANDING = "http://example.com/some/page?x=1"
+
+
+def test_coupon_is_shown_before_the_landing_redirect(app: Flask) -> None:
+    c = app.test_client()
+    offer(c, token(app, role="store", store_id="s1"), on_login=True, title="WiFi welcome")
+    phone = Phone(app, "10.77.0.20")
+    phone.get("/some/page?x=1", host="example.com")  # the page the phone first asked for, kept for after the login
+    r = phone.login(app.config["TEST_SMS"], "13812345678", marketing=True)
+    # a coupon was issued: the success page first, not the landing page
+    assert r.status_code == 303 and r.headers["Location"] == "/status"
+    page = phone.get("/status?lang=en").get_data(as_text=True)
+    with app.extensions["keliu"].engine.connect() as conn:
+        code = conn.execute(sa.select(coupons.c.code)).scalar_one()
+    assert "WiFi welcome" in page and "2026-12-12 23:59" in page and code[:4] in page
+    # the link on to the landing page comes after the coupon
+    assert page.index('id="coupon-1"') < page.index(f'id="continue" href="{LANDING.replace("&", "&amp;")}"')
+    again = phone.get("/status").get_data(as_text=True)  # the same coupon on a reload: nothing issued twice
+    assert 'id="continue"' in again and 'id="coupon-2"' not in again
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 1
+    phone.post("/logout", data={"csrf_token": csrf_of(again)})
+    assert 'id="continue"' not in phone.get("/status").get_data(as_text=True)
+    # a page an earlier login left in the browser's session (one that ended without this logout), then a login
+    # with no page to go on to: no stale link
+    with phone.http.session_transaction() as s:
+        s["wifi_landing"] = LANDING
+    app.extensions["keliu"].clock.advance(3600)
+    r = phone.login(app.config["TEST_SMS"], "13812345678", marketing=True)
+    assert r.headers["Location"] == "/status"
+    page = phone.get("/status").get_data(as_text=True)
+    assert 'id="coupon-1"' in page and 'id="continue"' not in page
+
+
+def test_no_coupon_keeps_the_landing_redirect(app: Flask) -> None:
+    c = app.test_client()
+    offer(c, token(app, role="store", store_id="s1"), on_login=True, title="WiFi welcome")
+    phone = Phone(app, "10.77.0.20")
+    phone.get("/some/page?x=1", host="example.com")
+    r = phone.login(app.config["TEST_SMS"], "13812345678")  # no marketing consent: no coupon
+    assert r.status_code == 303 and r.headers["Location"] == LANDING
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 0
+
+
+def test_json_login_answers_with_the_issued_coupon(app: Flask) -> None:
+    c = app.test_client()
+    offer(c, token(app, role="store", store_id="s1"), on_login=True, title="WiFi welcome")
+    sms = app.config["TEST_SMS"]
+
+    def login(ip: str, number: str, **consents: bool) -> dict[str, Any]:
+        p = Phone(app, ip)
+        p.get("/some/page?x=1", host="example.com")
+        assert p.post("/api/login/sms/code", json={"phone": number}).status_code == 202
+        r = p.post("/api/login/sms/verify", json={"phone": number, "code": sms.last["+86" + number],
+                                                  "consents": {"terms": True, **consents}})
+        assert r.status_code == 200, r.json
+        return dict(r.json)
+
+    got = login("10.77.0.20", "13812345678", marketing=True)
+    with app.extensions["keliu"].engine.connect() as conn:
+        code = conn.execute(sa.select(coupons.c.code)).scalar_one()
+    assert got["continue_url"] == LANDING
+    [coupon] = got["coupons"]
+    assert coupon["title"] == "WiFi welcome" and coupon["code"].replace("-", "").replace(" ", "") == code
+    assert (coupon["kind"], coupon["value"], coupon["min_spend_cents"]) == ("amount_off", 1000, 5000)
+    assert coupon["valid_until_local"] == "2026-12-12 23:59"
+    assert datetime.fromisoformat(coupon["valid_until"]) == datetime(2026, 12, 12, 16, 0, tzinfo=UTC)
+    # no marketing consent: no coupon, nothing stored
+    assert login("10.77.0.21", "13900139000")["coupons"] == []
+    with app.extensions["keliu"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(coupons)).scalar() == 1
+
+
+def test_statements_per_api_redemption(app: Flask) -> None:
+    """Load-independent: the SQL statements one API redemption sends, once the token is known to the process. On
+    PostgreSQL an offer that moves no counter takes 2 (the coupon read, then the guard and the ledger row in one
+    statement); the token check costs none within its 5 s (keliu.accounts.tokens.CACHE_TTL_S)."""
+    c = app.test_client()
+    s1 = token(app, role="store", store_id="s1")
+    oid = offer(c, s1, per_member_issue_limit=None, per_member_use_limit=None)
+    member(app, "+8613812345678", True)
+    codes = [c.post("/api/v1/stores/s1/coupons", json={"offer_id": oid, "phone": "13812345678"},
+                    headers=s1).get_json()["code"] for _ in range(3)]
+    engine = app.extensions["keliu"].engine
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        per = []
+        for i, code in enumerate(codes):
+            sent.clear()
+            r = c.post("/api/v1/stores/s1/redemptions", headers=s1,
+                       json={"code": code, "idempotency_key": f"n-{i}", "amount_cents": 6000})
+            assert r.status_code == 201
+            per.append(list(sent))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    if engine.dialect.name == "postgresql":
+        assert per[1:] == [["SELECT", "WITH"]] * 2
+    else:  # SQLite: one transaction (read, ledger row, guard)
+        assert per[1:] == [["SELECT", "INSERT", "UPDATE"]] * 2
+
+
+def test_a_known_token_is_trusted_for_its_ttl_and_revoked_at_once_here(app: Flask) -> None:
+    engine = app.extensions["keliu"].engine
+    _name, t = tokens.create_token(engine, role="store", store_id="s1", now=NOW, name="till")
+    clock = [1000.0]
+    cache = tokens.PrincipalCache(ttl_s=5.0, clock=lambda: clock[0])
+    who, mall = cache.principal_at(engine, t, "s1")
+    assert who is not None and (who.name, who.store_id, mall) == ("till", "s1", "m1")
+    assert cache.principal_at(engine, t, "nope") == (who, None)  # no such store: no mall (the API: 403)
+    # revoked by another process (keliu token revoke): this process trusts it until the entry is 5 s old
+    with engine.begin() as conn:
+        conn.execute(sa.update(tokens.api_tokens).values(revoked_at=NOW))
+    clock[0] += 4.9
+    assert cache.principal_at(engine, t, "s1")[0] == who
+    clock[0] += 0.2
+    assert cache.principal_at(engine, t, "s1") == (None, None)
+    # a live token again, then revoked in this process: at once
+    with engine.begin() as conn:
+        conn.execute(sa.update(tokens.api_tokens).values(revoked_at=None))
+    assert cache.principal_at(engine, t, "s1")[0] == who
+    tokens.revoke_token(engine, "till", NOW)
+    assert cache.principal_at(engine, t, "s1") == (None, None)
+    assert cache.principal_at(engine, "kl_unknown", "s1") == (None, None)

@@ -8,13 +8,14 @@ from sqlalchemy.engine import Engine
 
 from marketing.core.metrics import (
     Attribution,
-    LedgerFact,
+    Booked,
     SaleFact,
     attributed_revenue,
-    discount_cost_by_store,
     member_purchase_rate,
     offer_figures,
     purchase_conversion,
+    settlement,
+    staff_figures,
 )
 from marketing.store import coupons as store
 from marketing.store import reports
@@ -41,14 +42,25 @@ def test_member_purchase_rate_nets_refunds() -> None:
     assert (revenue.numerator, revenue.denominator) == (600, 3600)
 
 
-def test_offer_figures_and_settlement_net_of_rollbacks() -> None:
-    ledger = [LedgerFact(1, "redeem", 10, "s1", 1000), LedgerFact(2, "redeem", 10, "s2", 1000),
-              LedgerFact(3, "rollback", 10, "s2", 1000, reverses=2), LedgerFact(4, "redeem", 11, "s2", 500)]
-    figs = offer_figures({10: 4, 12: 1}, ledger)
-    assert [(f.offer_id, f.issued, f.redeemed, f.discount_cents) for f in figs] == [
-        (10, 4, 1, 1000), (11, 0, 1, 500), (12, 1, 0, 0)]
+def test_offer_figures_settlement_and_staff_from_booked_rows() -> None:
+    booked = [Booked(10, "s1", "s1", "ann", 1, 1000, 6000), Booked(10, "s1", "s2", "bob", 0, 0, 0),
+              Booked(11, "s2", "s2", "bob", 1, 500, 7000), Booked(13, "s1", "s2", "bob", -1, -1000, -6000)]
+    figs = offer_figures({10: 4, 12: 1}, booked)
+    assert [(f.offer_id, f.issued, f.redeemed, f.discount_cents, f.basket_cents) for f in figs] == [
+        (10, 4, 1, 1000, 6000), (11, 0, 1, 500, 7000), (12, 1, 0, 0, 0), (13, 0, -1, -1000, -6000)]
     assert figs[0].redemption_rate.value == 0.25
-    assert discount_cost_by_store(ledger) == {"s1": 1000, "s2": 500}
+    assert staff_figures(booked) == {"ann": (1, 1000), "bob": (0, -500)}
+    s = settlement(booked)
+    # a pair that nets to nothing is left out; a rollback booked now of an earlier period's redemption is negative
+    assert s["pairs"] == [
+        {"issued_by": "s1", "redeemed_at": "s1", "redemptions": 1, "discount_cents": 1000, "basket_cents": 6000},
+        {"issued_by": "s1", "redeemed_at": "s2", "redemptions": -1, "discount_cents": -1000, "basket_cents": -6000},
+        {"issued_by": "s2", "redeemed_at": "s2", "redemptions": 1, "discount_cents": 500, "basket_cents": 7000}]
+    assert s["stores"] == [
+        {"store": "s1", "issuer_discount_cents": 0, "redeemed_elsewhere": -1, "given_for_others_cents": 0,
+         "redeemed_here_for_others": 0},
+        {"store": "s2", "issuer_discount_cents": 500, "redeemed_elsewhere": 0, "given_for_others_cents": -1000,
+         "redeemed_here_for_others": -1}]
 
 
 def test_attributed_revenue_last_touch_and_refunds() -> None:
@@ -75,9 +87,13 @@ def test_report_rows(engine: Engine) -> None:
     start, end = NOW - timedelta(days=1), NOW + timedelta(days=1)
     with engine.connect() as conn:
         issued = reports.issued_per_offer(conn, ["s1", "s2"], start, end)
-        ledger = reports.ledger_facts(conn, ["s1", "s2"], start, end)
-        settle = reports.trade_area_settlement(conn, "m1", start, end)
+        by_mall = reports.booked(conn, start, end, mall_id="m1")
+        at_s2 = reports.booked(conn, start, end, store_id="s2")
+        assert reports.booked(conn, start, end, mall_id="m2") == []
         assert reports.sale_facts(conn, ["s1"], start, end) == []
-    assert [(f.issued, f.redeemed, f.discount_cents) for f in offer_figures(issued, ledger)] == [(2, 1, 1000)]
-    assert [(s.issuing_store, s.redeeming_store, s.redemptions, s.discount_cents) for s in settle] == [
-        ("s1", "s1", 1, 1000), ("s1", "s2", 0, 0)]
+    assert [(f.issued, f.redeemed, f.discount_cents) for f in offer_figures(issued, by_mall)] == [(2, 1, 1000)]
+    assert [(b.issuing_store, b.redeeming_store, b.staff, b.redemptions, b.discount_cents) for b in by_mall] == [
+        ("s1", "s1", "alice", 1, 1000), ("s1", "s2", "alice", 0, 0)]
+    assert at_s2 == [by_mall[1]]
+    with pytest.raises(TypeError):
+        reports.booked(conn, start, end)

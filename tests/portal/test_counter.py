@@ -37,8 +37,10 @@ def app(request: pytest.FixtureRequest, sqlite_url: str, var_dir: Path, gate: Me
     return a
 
 
-def staff_client(app: Flask, name: str) -> Any:
+def staff_client(app: Flask, name: str, lang: str = "en") -> Any:
+    """A staff member's browser, asking for English by Accept-Language (the answers below are read in English)."""
     c = app.test_client()
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = lang
     token = csrf_of(c.get("/admin/login").get_data(as_text=True))
     r = c.post("/admin/login", data={"csrf_token": token, "name": name, "password": "pw-" + name})
     assert r.status_code in (302, 303), r.get_data(as_text=True)

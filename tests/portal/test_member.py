@@ -13,6 +13,7 @@ from keliu.accounts import users
 from keliu.gate import MemoryGate
 from marketing import staff
 from portal.edges.sms_backends import ConsoleSms
+from portal.store import members as pm
 from portal.store.members import upsert_member
 from portal.web import member as member_web
 from tests.portal.conftest import FakeClock, Phone, csrf_of, make_app
@@ -83,7 +84,7 @@ def test_current_member_id_convention(app: Flask, sms: ConsoleSms, clock: FakeCl
 def test_unknown_number_is_told_only_after_the_code(app: Flask, sms: ConsoleSms) -> None:
     p = Phone(app, MOBILE_IP)
     r = member_login(p, sms, "13900001111")
-    assert r.status_code == 404 and "not a member yet" in r.get_data(as_text=True)
+    assert r.status_code == 404 and "还不是会员" in r.get_data(as_text=True)
     with app.extensions["keliu"].engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM members")).scalar() == 0
     with p.http.session_transaction() as s:
@@ -177,3 +178,79 @@ def test_card_lists_coupons_and_purchases(app: Flask, sms: ConsoleSms) -> None:
     html = p.get("/member").get_data(as_text=True)
     assert f'data-code="{code}" data-state="issued"' in html and "满100减20" in html
     assert "¥123.45" in html
+
+
+def test_member_login_and_logout_leave_an_admin_session_alone(app: Flask, sms: ConsoleSms) -> None:
+    from tests.portal.conftest import AuthActions
+
+    tmember(app)
+    p = Phone(app, MOBILE_IP)
+    admin = AuthActions(p.http)
+    assert admin.login().status_code in (302, 303)
+    assert p.get("/admin").status_code == 200
+    with p.http.session_transaction() as s:
+        planted = dict(s)  # what a session fixed before the login would hold
+    r = member_login(p, sms)
+    assert r.status_code == 303
+    with p.http.session_transaction() as s:
+        assert s["admin_sid"] == planted["admin_sid"] and isinstance(s["member_id"], int)
+        # the member's keys and the CSRF token are new: the session from before the login is not the one logged in
+        assert s.get("csrf_token") != planted.get("csrf_token") and "member_browser" not in s
+        assert s.permanent
+    assert p.get("/admin").status_code == 200  # both logins hold
+    assert 'id="member-qr"' in p.get("/member").get_data(as_text=True)
+    token = csrf_of(p.get("/member").get_data(as_text=True))
+    assert p.post("/member/logout", data={"csrf_token": token}).status_code == 303
+    assert 'id="member-login"' in p.get("/member").get_data(as_text=True)
+    assert p.get("/admin").status_code == 200  # the admin is still in after the member left
+    with p.http.session_transaction() as s:
+        assert "member_id" not in s and "member_auth_at" not in s and s.permanent
+    assert admin.logout().status_code in (302, 303)
+    assert p.get("/admin").status_code == 302
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def any_db_app(request: pytest.FixtureRequest, sqlite_url: str, var_dir: Path, gate: MemoryGate, clock: FakeClock,
+               sms: ConsoleSms, neighbours: dict[str, str]) -> Flask:
+    db_url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    return make_app(db_url, var_dir, gate, clock, sms, neighbours)
+
+
+def test_analytics_withdrawal_reaches_the_sensor_registry_at_once(any_db_app: Flask, sms: ConsoleSms) -> None:
+    from portal.store import rights
+    from sensor import consent
+    from sensor.store import sightings
+
+    app = any_db_app
+    svc = app.extensions["keliu"]
+    # the member consented to analytics on two phones on the Wi-Fi: two stable ids in the sensor's registry
+    Phone(app, "10.77.0.20").login(sms, marketing=True, analytics=True)
+    Phone(app, "10.77.0.21").login(sms, analytics=True)
+    with svc.engine.connect() as conn:
+        member_id = rights.find(conn, E164)
+        assert member_id is not None
+        rids = rights.registry_ids(conn, member_id)
+    assert len(rids) == 2 and all(consent.kind_of(svc.engine, r) == "member" for r in rids)
+    other = "0123456789abcdef"
+    consent.register(svc.engine, other, "member")  # another shopper's phone: untouched
+    with svc.engine.begin() as conn:
+        conn.execute(sa.insert(sightings), [{"sid": f"s{i}", "ts": 1.0e9, "store": svc.store_id, "sensor": "x",
+                                              "device": dev, "randomized": False}
+                                             for i, dev in enumerate((*rids, other))])
+    p = Phone(app, MOBILE_IP)  # the member page, from mobile data: no MAC known here
+    member_login(p, sms)
+    token = csrf_of(p.get("/member").get_data(as_text=True))
+    r = p.post("/member/consents", data={"csrf_token": token, "marketing": "1"})  # analytics unticked
+    assert r.status_code == 200 and 'id="c-analytics" name="analytics" value="1" checked' not in r.get_data(
+        as_text=True)
+    assert [consent.kind_of(svc.engine, r) for r in rids] == [None, None]  # now, not at the next Wi-Fi login
+    assert consent.kind_of(svc.engine, other) == "member"
+    with svc.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT device FROM sightings")).scalars().all() == [other]
+        now = pm.current_consents(conn, member_id)
+    assert (now["analytics"], now["marketing"]) == (False, True)
+    # an opt-out stays an opt-out: withdrawing the member's consent never registers a device again
+    consent.register(svc.engine, rids[0], "optout")
+    p.post("/member/consents", data={"csrf_token": token, "marketing": "1", "analytics": "1"})
+    p.post("/member/consents", data={"csrf_token": token, "marketing": "1"})
+    assert consent.kind_of(svc.engine, rids[0]) == "optout"

@@ -524,3 +524,23 @@ def test_wechat_pages_are_absent_until_configured(tmp_path: Path) -> None:
     assert client.get("/wechat/auth?extend=x&openId=y&tid=z").status_code == 404
     assert client.get("/wechat/oauth").status_code == 404
     assert app.extensions["keliu"].gate.log == []
+
+
+def test_wechat_login_shows_the_welcome_coupon_above_the_link_on(env: Env, fake: FakeServer) -> None:
+    from marketing.core.offers import OfferSpec
+    from marketing.store import coupons
+
+    svc = env.app.extensions["keliu"]
+    with env.engine.begin() as conn:
+        coupons.create_offer(conn, OfferSpec(title="WiFi welcome", kind="amount_off", value=1000,
+                                             stores=("demo-store",), min_spend_cents=5000, valid_days=7,
+                                             on_login=True), store_id="demo-store", now=svc.now(), created_by="t")
+    phone = env.phone()
+    phone.get("/some/page", headers={"Host": "example.com"})  # the landing URL, kept for after the login
+    html = env.phone().get(handoff(fake, start(env, marketing="1"))).get_data(as_text=True)
+    [code] = [r.code for r in env.rows("coupons")]
+    assert 'id="coupon-1"' in html and "WiFi welcome" in html and code[:4] in html
+    assert html.index('id="coupon-1"') < html.index('href="http://example.com/some/page"')
+    # another phone, no marketing consent: online, no coupon, nothing issued
+    other = env.phone(OTHER_IP).get(handoff(fake, start(env, ip=OTHER_IP))).get_data(as_text=True)
+    assert 'id="wechat-online"' in other and 'id="coupon-1"' not in other and len(env.rows("coupons")) == 1

@@ -1,0 +1,133 @@
+"""The campaign editor's rules (marketing.core.campaign_spec) and the report's words and CSV
+(marketing.core.campaign_view), pure: a form in, a spec or the problems out."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+
+from marketing.core import campaign_spec, campaign_view, lift
+from marketing.core.campaign_spec import Condition
+
+SCOPES: dict[str, tuple[str | None, str | None]] = {"store:s1": ("s1", None), "mall:m1": (None, "m1")}
+FORM = {"name": " 回访 ", "scope": "store:s1", "trigger": "lapsed", "lapsed_days": "45", "channel": "sms",
+        "category": "member_benefit", "provider": "aliyun", "message": "会员日积分翻倍 回T退订",
+        "template_id": "SMS_1", "segment": "visits >= 2 and last_visit_days >= 45\nstore = s1",
+        "consents": ["sms_marketing"], "offer_id": "7"}
+
+
+def parse(**changes: Any) -> tuple[campaign_spec.CampaignSpec | None, list[tuple[str, str]]]:
+    spec, problems = campaign_spec.parse({**FORM, **changes}, scopes=SCOPES, offers=frozenset({7}))
+    return spec, [(p.field, p.key) for p in problems]
+
+
+def test_a_good_form_gives_the_spec_with_the_defaults() -> None:
+    spec, problems = parse()
+    assert problems == [] and spec is not None
+    assert (spec.name, spec.store_id, spec.mall_id, spec.params) == ("回访", "s1", None, {"lapsed_days": 45})
+    assert spec.segment == (Condition("visits", ">=", 2), Condition("last_visit_days", ">=", 45),
+                            Condition("store", "=", "s1"))
+    assert (spec.control_share, spec.window_days, spec.cooldown_hours, spec.offer_id) == (0.10, 7, 24, 7)
+    assert spec.as_params()["segment"] == "visits >= 2\nlast_visit_days >= 45\nstore = s1"
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"consents": []}, [("consents", "err_consent_basis")]),
+    ({"consents": "sms_marketing, nonsense"}, [("consents", "err_choice")]),
+    ({"trigger": "visit"}, [("consents", "err_consent_missing")]),
+    ({"trigger": "visit", "consents": ["sms_marketing", "presence_offers"]}, []),
+    ({"scope": "mall:m1"}, [("consents", "err_consent_missing")]),
+    ({"scope": "store:s9"}, [("scope", "err_scope_choice")]),
+    ({"provider": "tencent"}, [("message", "err_sms_suffix")]),
+    ({"provider": "tencent", "category": "visit_invite", "message": "欢迎 拒收请回复R"},
+     [("category", "err_sms_category")]),
+    ({"provider": "tencent", "category": "notice", "message": "新券到了 拒收请回复R"}, [("message", "err_sms_words")]),
+    ({"provider": "nobody"}, [("provider", "err_choice")]),
+    ({"channel": "wechat", "consents": ["wechat_marketing"], "template_id": ""},
+     [("template_id", "err_template_required")]),
+    ({"channel": "splash", "consents": ["marketing"], "template_id": "", "message": "欢迎"}, []),
+    ({"trigger": "scheduled", "scheduled_at": "tomorrow"}, [("scheduled_at", "err_scheduled_at")]),
+    ({"trigger": "scheduled", "scheduled_at": "2026-12-24T10:00"}, []),
+    ({"trigger": "dwell", "dwell_minutes": "0", "consents": ["sms_marketing", "presence_offers"]},
+     [("dwell_minutes", "err_range")]),
+    ({"offer_id": "8"}, [("offer_id", "err_offer")]),
+    ({"segment": "visits >> 2"}, [("segment", "err_segment_syntax")]),
+    ({"segment": "tag > vip"}, [("segment", "err_segment_op")]),
+    ({"control_pct": "51"}, [("control_pct", "err_range")]),
+    ({"message": "x" * 501}, [("message", "err_message_len"), ("message", "err_sms_suffix")]),
+])
+def test_problems(changes: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    spec, problems = parse(**changes)
+    assert problems == expected
+    assert (spec is None) == bool(expected)
+
+
+def test_status_transitions() -> None:
+    assert campaign_spec.next_status("approve", "draft") == "approved"
+    assert campaign_spec.next_status("approve", "paused") == "approved"
+    assert campaign_spec.next_status("pause", "approved") == "paused"
+    assert campaign_spec.next_status("pause", "draft") is None
+    assert campaign_spec.next_status("archive", "archived") is None
+    assert campaign_spec.next_status("delete", "draft") is None
+
+
+def test_catalogs_hold_the_same_keys_and_every_problem_key_is_translated() -> None:
+    zh, en = campaign_view.CATALOG["zh-CN"], campaign_view.CATALOG["en"]
+    assert set(zh) == set(en)
+    keys = {"err_consent_basis", "err_consent_missing", "err_sms_category", "err_sms_words", "err_sms_suffix",
+            "err_choice", "err_range", "err_segment_syntax", "err_segment_number", "err_segment_op",
+            "err_segment_fact", "err_template_required", "err_offer", "err_offer_required", "err_scope_choice",
+            "err_share_locked", "err_not_editable", "err_transition", "err_scheduled_at", "err_name_len",
+            "err_message_len", "err_template_id"}
+    assert keys <= set(en)
+    assert campaign_view.t("en", "back") == "Back"  # the console's own words fall through
+    assert campaign_view.t("en", "no_such_key") == "⟦no_such_key⟧"
+    assert campaign_view.reason_text("zh-CN", "no_consent:sms_marketing") == "未同意：短信营销"
+
+
+def test_report_view_and_csv_keep_incremental_beside_attributed() -> None:
+    rng = [1.0] * 30 + [0.0] * 70
+    report = lift.analyse(lift.Outcomes.of(rng, rng[:], [5000.0] * 30 + [0.0] * 70),
+                          lift.Outcomes.of([1.0] * 2 + [0.0] * 18, [0.0] * 20, [0.0] * 20), cost_cents=2000)
+    counts = {"eligible": 120, "treatment": 100, "control": 20, "sent": 90, "delivered": 80, "redeemed": 12,
+              "discount_cents": 1500, "cost_cents": 2000, "suppressed": {"quiet_hours": 10},
+              "attributed_buyers": 25, "attributed_revenue_cents": 140000, "attributed_redemptions": 12}
+    view = campaign_view.report_view("en", {"id": 1, "name": "c"}, counts, report)
+    inc = next(t for t in view["tables"] if t["id"] == "incremental")
+    assert inc["columns"] == ["Metric", "Incremental [95 % CI]", "Attributed (last touch)"]
+    text = campaign_view.to_csv(view)
+    assert text.startswith("\ufeff")
+    rows = {r[0]: r[1:] for r in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if r}
+    assert rows["Buying members"][3] == "25" and float(rows["Buying members"][0]) == pytest.approx(30.0)
+    assert rows["Revenue"][3] == "140000" and float(rows["Revenue"][0]) == pytest.approx(150000.0)
+    assert rows["Visit rate"][:2] == ["0.3", "0.1"]
+    assert float(rows["iROAS (incremental revenue ÷ cost) / ROAS"][0]) == pytest.approx(75.0)
+    assert rows["iROAS (incremental revenue ÷ cost) / ROAS"][3] == "70"
+
+
+@pytest.mark.parametrize(("text", "facts", "expected"), [
+    ("", {}, True),
+    ("visits >= 3", {"visits": 3}, True),
+    ("visits >= 3", {"visits": 2}, False),
+    ("visits > 3 and purchases = 0", {"visits": 4}, True),
+    ("last_visit_days >= 30", {"last_visit_days": None}, True),
+    ("last_visit_days < 30", {"last_visit_days": None}, False),
+    ("store = s1\nredemptions != 0", {"store": "s1", "redemptions": 1}, True),
+    ("store != s1", {"store": "s1"}, False),
+    ("tag = vip", {"tag": {"vip", "new"}}, True),
+    ("tag != vip", {"tag": {"vip"}}, False),
+    ("tag = vip", {}, False),
+])
+def test_segment_matches(text: str, facts: dict[str, Any], expected: bool) -> None:
+    segment, problems = campaign_spec.parse_segment(text)
+    assert problems == []
+    assert campaign_spec.matches(segment, facts) is expected
+
+
+def test_problems_name_categories_and_consents_in_words() -> None:
+    assert campaign_view.problem_text("en", "err_consent_missing", {"purposes": "sms_marketing, trade_area"}) == (
+        "The consent basis does not cover the sends; add: SMS marketing, Trade-area offers.")
+    assert campaign_view.problem_text("zh-CN", "err_sms_category", {"provider": "tencent", "category": "winback"}
+                                      ).startswith("tencent 不允许通过短信发送“用户召回”类内容")

@@ -50,6 +50,18 @@ def test_lapsed_members_are_enrolled_with_the_pure_holdouts_arm(engine: Engine) 
     assert 0.15 < counts["control"] / len(lapsed) < 0.25
 
 
+def test_sql_and_python_give_every_member_the_same_arm_for_any_salt_and_share(postgres_url: str) -> None:
+    """The arms are computed in SQL on PostgreSQL only (SQLite: in Python)."""
+    ids = [*range(1, 5001), 2**31 - 1]
+    values = sa.values(sa.column("id", sa.Integer), name="ids").data([(i,) for i in ids])
+    engine = db.make_engine(postgres_url)
+    with engine.connect() as conn:
+        for salt, share in (("pepper", 0.2), ("", 0.1), ("盐", 0.5), ("x" * 32, 0.999), ("s", 0.0)):
+            arms = dict(conn.execute(sa.select(values.c.id, audience.arm_sql(values.c.id, salt, share))).all())
+            assert arms == {i: holdout.assign(salt.encode(), i, share) for i in ids}, (salt, share)
+    engine.dispose()
+
+
 def test_rerunning_a_trigger_keeps_first_arms_and_times(engine: Engine) -> None:
     first = audience.enroll_lapsed(engine, 1, "pepper", 0.2, NOW - timedelta(days=30), NOW, store_id="s1")
     later = NOW + timedelta(days=1)

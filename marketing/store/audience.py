@@ -5,7 +5,8 @@ A trigger's segment is evaluated in the database, in one statement: the eligible
 (PostgreSQL: the built-in ``hashint4extended(id, seed)``, one call per member, compared with the threshold as a
 bigint). A member already enrolled keeps their first arm and first eligibility: re-running a trigger changes
 nothing. On PostgreSQL the campaign's row is locked first (``FOR NO KEY UPDATE``, a statement of its own, so that the
-insert's snapshot is taken after the lock): two runs of one campaign's trigger take turns, and the insert skips the
+insert's snapshot is taken after the lock), with :func:`enrollment_lock` held shared (the table has no foreign keys:
+marketing.store.campaigns says why and who keeps its references true): two runs of one campaign's trigger take turns, and the insert skips the
 members already enrolled by an anti-join, set-based, instead of trying every row against the unique index (``ON
 CONFLICT DO NOTHING`` cost a fifth of the statement over a million members). A writer of the campaign's members
 that did not take the lock would meet the unique key and fail the run, loudly; a re-run completes it.
@@ -21,14 +22,27 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from keliu import db
 from marketing.core import holdout
+from marketing.errors import FieldInvalid
 from marketing.store.campaigns import campaign_members, campaigns
 
 MEMBERS = sa.table("members", sa.column("id", sa.Integer), sa.column("first_store_id", sa.String),
                    sa.column("last_seen_at", db.TS))
+
+
+#: the advisory lock between enrolling (shared) and erasing a member (exclusive), see marketing.store.campaigns
+ENROLLMENT_LOCK = 0x6B656C69_75636D01  # "keliu" cm 1
+
+
+def enrollment_lock(conn: Connection, exclusive: bool = False) -> None:
+    """Hold the enrollment lock until the transaction ends (PostgreSQL; SQLite serializes writers). Take it in a
+    statement of its own, before the statements it protects: they must read after it was granted."""
+    if conn.dialect.name == "postgresql":
+        lock = sa.func.pg_advisory_xact_lock if exclusive else sa.func.pg_advisory_xact_lock_shared
+        conn.execute(sa.select(lock(sa.literal(ENROLLMENT_LOCK, sa.BigInteger))))
 
 
 def arm_sql(member_id: sa.ColumnElement[int], salt: str, control_share: float) -> sa.ColumnElement[str]:
@@ -49,9 +63,12 @@ def enroll_lapsed(engine: Engine, campaign_id: int, salt: str, control_share: fl
         where.append(m.c.first_store_id == store_id)
     t = campaign_members
     with engine.begin() as conn:
+        enrollment_lock(conn)
+        found = conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)
+                             .with_for_update(key_share=True)).first()
+        if found is None:
+            raise FieldInvalid("campaign_id", f"no campaign {campaign_id}")
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)
-                         .with_for_update(key_share=True))
             enrolled = sa.select(t.c.member_id).where(t.c.campaign_id == campaign_id, t.c.member_id == m.c.id)
             chosen = sa.select(sa.literal(campaign_id), m.c.id, arm_sql(m.c.id, salt, control_share),
                                sa.literal(now, db.TS)).where(*where, ~enrolled.exists())

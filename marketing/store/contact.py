@@ -18,7 +18,7 @@ plan by the database:
      counted) or ``suppressed`` with the reason.
 
 - :func:`reserve_pg` (PostgreSQL), one statement in the transaction instead of four to six: the consents are read
-  first (the reader's own statements, on the same connection), :func:`marketing.core.contact.decide` settles what
+  first (the reader's own statements, in the same transaction), :func:`marketing.core.contact.decide` settles what
   needs no table (withdrawn, consent, quiet hours), and one statement — data-modifying CTEs built from the same Table
   objects — checks the cooldown and both caps against the member's rows, raises the two counts by the same
   conditional upserts (the daily count first, the channel's only if it rose), and inserts the send's row with the
@@ -48,8 +48,7 @@ from marketing.core import contact
 from marketing.core.contact import ContactPolicy, Decision, MemberFacts, Send
 from marketing.store.campaigns import campaign_sends, contact_counts
 
-#: reads a member's granted purposes and refused channels on the caller's connection (inside the send's transaction
-#: on SQLite; on PostgreSQL just before the one statement, see the module's docstring)
+#: reads a member's granted purposes and refused channels on the given connection, inside the send's transaction
 ConsentReader = Callable[[Connection, int], tuple[frozenset[str], frozenset[str]]]
 
 ALL_CHANNELS = "*"

@@ -171,7 +171,7 @@ def _warn_capture(file: str, stats: Any, fcs: str) -> None:
         click.echo(f"keliu sensor: warning: {file} is truncated: its last {cut} bytes are not a whole record "
                    "(a capture cut short); the records before them were read", err=True)
         warned = True
-    if warned and not stats.probes:
+    if warned and not (stats.probes or stats.assocs):
         raise CaptureFormatError(f"{file}: no probe request could be read (see the warning above)")
 
 
@@ -208,7 +208,7 @@ def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: 
     _warn_capture(file, st, fcs or cfg.sensor.fcs)
 
 
-FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized"]
+FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized", "kind"]
 
 
 @sensor.command("parse")
@@ -219,12 +219,12 @@ FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized"
 @click.option("--group-all", is_flag=True, help="Group every MAC as if randomized (anonymized captures).")
 @click.option("--store", default=None, help="Store whose time zone the times are printed in (default: [sensor] store).")
 def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, store: str | None) -> None:
-    """Print one record per probe request; times in ISO 8601 with the store's UTC offset. Device ids use this
+    """Print one record per probe (or association) request; times in ISO 8601 with the store's UTC offset. Device ids use this
     appliance's key if it exists, else a throw-away key; nothing is written anywhere."""
     from zoneinfo import ZoneInfo
 
     from keliu import config, keys
-    from sensor.frames import channel_number, format_mac
+    from sensor.frames import KINDS, channel_number, format_mac
     from sensor.grouping import Identifier
     from sensor.replay import iter_batches
 
@@ -247,7 +247,7 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
             row: dict[str, Any] = {
                 "ts": datetime.fromtimestamp(p.ts, tz).isoformat(timespec="microseconds"), "device": devices[i], "rssi": p.rssi, "freq": p.freq,
                 "channel": channel_number(p.freq) if p.freq else None, "seq": p.seq,
-                "ssid": p.ssid.decode("utf-8", "replace"), "randomized": bool(p.mac[0] & 0x02)}
+                "ssid": p.ssid.decode("utf-8", "replace"), "randomized": bool(p.mac[0] & 0x02), "kind": KINDS[p.kind]}
             if show_mac:
                 row["mac"] = format_mac(p.mac)
             if writer:
@@ -255,7 +255,8 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
             else:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     st = parser.stats
-    click.echo(f"keliu sensor: {st.probes} probe requests, {st.frames} frames, {st.not_probe} not probe requests, "
+    click.echo(f"keliu sensor: {st.probes} probe requests, {st.assocs} association requests, {st.frames} frames, "
+               f"{st.not_probe} other frames, "
                f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window", err=True)
     _warn_capture(file, st, fcs)
 

@@ -19,3 +19,6 @@ class Sighting:
     freq: int | None  #: MHz
     seq: int | None  #: 802.11 sequence number
     randomized: bool  #: the source MAC was locally administered
+    #: what was heard: ``probe`` (a probe request), ``assoc`` or ``reassoc`` (the device's association or
+    #: reassociation request to an access point, from its per-network address)
+    kind: str = "probe"

@@ -1,7 +1,8 @@
 """Live capture from a monitor-mode interface (an edge: raw sockets, ``iw``).
 
-scapy's L2 listen socket with the kernel BPF filter ``type mgt subtype probe-req`` receives only probe requests;
-their raw bytes (radiotap included) are collected for half a second at a time into an in-memory pcap and handed to
+scapy's L2 listen socket with the kernel BPF filter :data:`BPF` receives only probe requests and association and
+reassociation requests (management subtypes 4, 0 and 2: a phone scanning, and a phone joining a network, from the
+address it keeps for that network); their raw bytes (radiotap included) are collected for half a second at a time into an in-memory pcap and handed to
 the same parser and pipeline as a replay, so both paths share everything past the socket. A hopper thread moves
 the radio over the configured channels (2.4 and 5 GHz), ``dwell_ms`` on each, with ``iw dev IFACE set channel``.
 The monitor interface itself is created by the router's nl80211 path (``router_config``).
@@ -27,7 +28,7 @@ from sensor.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
-BPF = "type mgt subtype probe-req"
+BPF = "type mgt and (subtype probe-req or subtype assoc-req or subtype reassoc-req)"
 ARPHRD_IEEE80211_RADIOTAP = 803
 CAP_NET_RAW = 13  # linux/capability.h
 FREQ = {**{c: 2407 + 5 * c for c in range(1, 14)}, 14: 2484, **{c: 5000 + 5 * c for c in range(32, 178)}}
@@ -101,7 +102,7 @@ def _pcap(records: list[tuple[float, bytes]]) -> bytes:
 
 
 def open_socket(iface: str) -> Any:
-    """scapy's L2 listen socket on ``iface`` with the kernel filter for probe requests."""
+    """scapy's L2 listen socket on ``iface`` with the kernel filter :data:`BPF`."""
     import scapy.arch  # noqa: F401 -- sets conf.L2listen (PF_PACKET); scapy.config alone leaves it None
     from scapy.config import conf
 

@@ -177,7 +177,7 @@ def _warn_capture(file: str, stats: Any, fcs: str) -> None:
         click.echo(f"keliu sensor: warning: {file} is truncated: its last {cut} bytes are not a whole record "
                    "(a capture cut short); the records before them were read", err=True)
         warned = True
-    if warned and not stats.probes:
+    if warned and not (stats.probes or stats.assocs):
         raise CaptureFormatError(f"{file}: no probe request could be read (see the warning above)")
 
 
@@ -223,7 +223,7 @@ def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: 
 @click.option("--group-all", is_flag=True, help="Group every MAC as if randomized (anonymized captures).")
 @click.option("--store", default=None, help="Store whose time zone the times are printed in (default: [sensor] store).")
 def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, store: str | None) -> None:
-    """Print one record per probe request; times in ISO 8601 with the store's UTC offset. Device ids use this
+    """Print one record per probe (or association) request; times in ISO 8601 with the store's UTC offset. Device ids use this
     appliance's key if it exists, else a throw-away key; nothing is written anywhere."""
     from zoneinfo import ZoneInfo
 
@@ -252,7 +252,8 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
     out.write("".join(pending))
     out.flush()
     st = parser.stats
-    click.echo(f"keliu sensor: {st.probes} probe requests, {st.frames} frames, {st.not_probe} not probe requests, "
+    click.echo(f"keliu sensor: {st.probes} probe requests, {st.assocs} association requests, {st.frames} frames, "
+               f"{st.not_probe} other frames, "
                f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window", err=True)
     _warn_capture(file, st, fcs)
 

@@ -1,5 +1,11 @@
 """The fast 802.11 probe-request parser (pure: bytes in, :class:`Probe` records out).
 
+Besides probe requests it reads association and reassociation requests (management subtypes 0 and 2): a phone
+associating with any access point in range says so from its (per-network, stable) address, and the sensor counts
+that frame like a probe. The record's ``kind`` tells them apart (:data:`KINDS`); the fixed fields before their
+elements (capability and listen interval; for a reassociation also the current AP's address) are skipped, and their
+elements (SSID first) are read and fingerprinted as a probe request's are.
+
 It reads capture files from a buffer (classic pcap in either byte order with micro- or nanosecond timestamps, and
 pcapng), then for every frame the radiotap header (present bitmasks including extended ones and namespaces, field
 alignment, the FCS and bad-FCS flags, the dBm antenna signal, the channel frequency), the management header
@@ -16,9 +22,10 @@ Speed (the sensor must keep up with a busy channel on a router's CPU) comes from
 The record is a ``NamedTuple`` rather than a frozen dataclass: it is just as immutable, and building one costs a
 fifth of a frozen dataclass's ``__init__``, which matters at 300,000 frames per second.
 
-The per-frame boundary: a frame that is not a probe request is skipped and counted; a malformed or truncated frame
+The per-frame boundary: a frame that is neither a probe request nor an association or reassociation request is
+skipped and counted (``not_probe``); a malformed or truncated frame
 is counted as ``malformed`` and skipped; a frame whose FCS is wrong (or flagged bad by the driver) is counted as
-``bad_fcs`` and skipped; a probe request whose capture timestamp lies outside the parser's window (before
+``bad_fcs`` and skipped; a probe or association request whose capture timestamp lies outside the parser's window (before
 ``earliest``, by default 2000-01-01, or more than ``ahead_s`` past the injected clock, by default a day) is counted as
 ``bad_ts`` and skipped, so a crafted capture (a pcapng ``if_tsresol`` of 0 turns the raw counter into seconds) cannot
 place a sighting in the year 10^11. Nothing raises out of :meth:`Parser.parse_frame`. A capture *file* whose
@@ -60,6 +67,14 @@ _VOLATILE = frozenset({0, 3, 10})
 _VOLATILE_EXT = frozenset({2})
 _CACHE_MAX = 4096
 
+#: what a record is: a probe request, an association request, a reassociation request (``Probe.kind``)
+KIND_PROBE, KIND_ASSOC, KIND_REASSOC = 0, 1, 2
+KINDS = ("probe", "assoc", "reassoc")  #: their names (``Sighting.kind``, ``keliu sensor parse``)
+#: the first frame-control octet (version 0, type management) of each kind -> (its kind, fixed-field bytes before
+#: its elements): probe request none; association request capability and listen interval; reassociation request
+#: those and the current AP's address
+FRAME_KINDS = {0x40: (KIND_PROBE, 0), 0x00: (KIND_ASSOC, 4), 0x20: (KIND_REASSOC, 10)}
+
 #: the default timestamp window: nothing before 2000-01-01 (a clock that was never set, a crafted file) ...
 TS_EARLIEST = 946_684_800.0
 #: ... nor more than a day past the injected clock; without a clock, nothing after 2100-01-01
@@ -68,7 +83,8 @@ TS_LATEST = 4_102_444_800.0
 
 
 class Probe(NamedTuple):
-    """One probe request. ``mac`` is the raw source address: it stays in memory and is never stored."""
+    """One probe request (or association or reassociation request, by ``kind``). ``mac`` is the raw source address:
+    it stays in memory and is never stored."""
 
     ts: float  #: epoch seconds
     mac: bytes  #: 6 bytes
@@ -77,6 +93,7 @@ class Probe(NamedTuple):
     freq: int | None  #: channel centre frequency, MHz
     ssid: bytes  #: b"" for a wildcard probe
     fingerprint: int  #: CRC-32 over the stable information elements (the phone model's signature)
+    kind: int = KIND_PROBE  #: KIND_PROBE, KIND_ASSOC or KIND_REASSOC
 
 
 @dataclass(slots=True)
@@ -84,11 +101,12 @@ class ParseStats:
     """Counters of the per-frame boundary (mutable on purpose: updated for every frame)."""
 
     frames: int = 0
-    probes: int = 0
-    not_probe: int = 0
+    probes: int = 0  #: probe requests
+    assocs: int = 0  #: association and reassociation requests
+    not_probe: int = 0  #: other frames
     malformed: int = 0
     bad_fcs: int = 0
-    bad_ts: int = 0  #: probe requests outside the timestamp window (not counted in ``probes``)
+    bad_ts: int = 0  #: probe or association requests outside the timestamp window (not counted in ``probes``)
 
     @property
     def drops(self) -> int:
@@ -173,7 +191,8 @@ def _elements(buf: bytes | memoryview, start: int, end: int) -> int:
 
 
 class Located(NamedTuple):
-    """Where one probe request's fields are (internal to the parser; offsets into the capture buffer)."""
+    """Where one probe (or association) request's fields are (internal to the parser; offsets into the capture
+    buffer)."""
 
     mac: int  #: 48-bit source address, first octet most significant
     seq: int
@@ -182,6 +201,7 @@ class Located(NamedTuple):
     ssid_start: int
     ssid_end: int  #: also where the elements after the SSID start
     end: int  #: end of the elements (FCS excluded)
+    kind: int = KIND_PROBE
 
 
 NO_RSSI = -32768  #: column value of a missing signal field
@@ -189,7 +209,9 @@ NO_RSSI = -32768  #: column value of a missing signal field
 
 @dataclass(frozen=True, eq=False)
 class ProbeBatch:
-    """Probe requests of one stretch of a capture as columns (numpy arrays), in capture order.
+    """Probe requests (and association requests) of one stretch of a capture as columns (numpy arrays), in
+    capture order. ``kind`` (int8, :data:`KINDS`) is None when every frame is a probe request (the common case,
+    which then costs nothing).
 
     The buffer is kept so that SSIDs and fingerprints are read only when asked for: the identity layer needs a
     fingerprint only for the first frame of each new MAC."""
@@ -207,6 +229,7 @@ class ProbeBatch:
     #: for batches built from records (``from_probes``): fingerprints and SSIDs given, not read from ``buf``
     fps: np.ndarray | None = None
     ssids: tuple[bytes, ...] | None = None
+    kind: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -216,24 +239,27 @@ class ProbeBatch:
         return ProbeBatch(self.buf, self.ts[i:j], self.mac[i:j], self.seq[i:j], self.rssi[i:j], self.freq[i:j],
                           self.ssid_start[i:j], self.ssid_end[i:j], self.end[i:j], self.tails,
                           None if self.fps is None else self.fps[i:j],
-                          None if self.ssids is None else self.ssids[i:j])
+                          None if self.ssids is None else self.ssids[i:j],
+                          None if self.kind is None else self.kind[i:j])
 
     def shifted(self, seconds: float) -> ProbeBatch:
         """The same frames ``seconds`` later (a replay moved to the present)."""
         if not seconds:
             return self
         return ProbeBatch(self.buf, self.ts + seconds, self.mac, self.seq, self.rssi, self.freq, self.ssid_start,
-                          self.ssid_end, self.end, self.tails, self.fps, self.ssids)
+                          self.ssid_end, self.end, self.tails, self.fps, self.ssids, self.kind)
 
     @classmethod
     def from_probes(cls, probes: list[Probe]) -> ProbeBatch:
         z = np.zeros(len(probes), np.int64)
+        kinds = np.array([p.kind for p in probes], np.int8)
         return cls(b"", np.array([p.ts for p in probes], np.float64),
                    np.array([int.from_bytes(p.mac, "big") for p in probes], np.uint64),
                    np.array([p.seq for p in probes], np.int64),
                    np.array([NO_RSSI if p.rssi is None else p.rssi for p in probes], np.int64),
                    np.array([p.freq or 0 for p in probes], np.int64), z, z, z,
-                   fps=np.array([p.fingerprint for p in probes], np.int64), ssids=tuple(p.ssid for p in probes))
+                   fps=np.array([p.fingerprint for p in probes], np.int64), ssids=tuple(p.ssid for p in probes),
+                   kind=kinds if kinds.any() else None)
 
     def fingerprint(self, i: int) -> int:
         if self.fps is not None:
@@ -252,11 +278,14 @@ class ProbeBatch:
             return self.ssids[i]
         return self.buf[int(self.ssid_start[i]):int(self.ssid_end[i])]
 
+    def kind_of(self, i: int) -> int:
+        return KIND_PROBE if self.kind is None else int(self.kind[i])
+
     def probe(self, i: int) -> Probe:
         r = int(self.rssi[i])
         f = int(self.freq[i])
         return Probe(float(self.ts[i]), int(self.mac[i]).to_bytes(6, "big"), int(self.seq[i]),
-                     None if r == NO_RSSI else r, f or None, self.ssid(i), self.fingerprint(i))
+                     None if r == NO_RSSI else r, f or None, self.ssid(i), self.fingerprint(i), self.kind_of(i))
 
     def probes(self) -> Iterator[Probe]:
         for i in range(len(self)):
@@ -297,11 +326,14 @@ class Parser:
         """The timestamps accepted now: ``(earliest, latest)``."""
         return self.earliest, TS_LATEST if self.clock is None else self.clock() + self.ahead_s
 
-    def _out_of_window(self, ts: float, window: tuple[float, float]) -> bool:
-        """For a located probe: True (and counted, and logged) when its timestamp is outside ``window``."""
+    def _out_of_window(self, ts: float, window: tuple[float, float], kind: int = KIND_PROBE) -> bool:
+        """For a located frame: True (and counted, and logged) when its timestamp is outside ``window``."""
         if window[0] <= ts <= window[1]:
             return False
-        self.stats.probes -= 1
+        if kind == KIND_PROBE:
+            self.stats.probes -= 1
+        else:
+            self.stats.assocs -= 1
         self.stats.bad_ts += 1
         self._drop_log("timestamp out of window", f"{ts!r} not in [{window[0]:.0f}, {window[1]:.0f}]")
         return True
@@ -312,7 +344,7 @@ class Parser:
                     ) -> Probe | None:
         """Parse the frame ``buf[start:end]`` captured at ``ts``. None when it is skipped (and counted)."""
         loc = self.locate(buf, start, end, linktype)
-        if loc is None or self._out_of_window(ts, self.window()):
+        if loc is None or self._out_of_window(ts, self.window(), loc.kind):
             return None
         tail = buf[loc.ssid_end:loc.end]
         fp = self._tails.get(tail)
@@ -322,10 +354,11 @@ class Parser:
                 self._tails.clear()
             self._tails[tail] = fp
         return Probe(ts, loc.mac.to_bytes(6, "big"), loc.seq, loc.rssi, loc.freq, buf[loc.ssid_start:loc.ssid_end],
-                     fp)
+                     fp, loc.kind)
 
     def locate(self, buf: bytes, start: int, end: int, linktype: int = LINKTYPE_RADIOTAP) -> Located | None:
-        """The per-frame boundary: the probe's fields, or None when the frame is skipped (and counted)."""
+        """The per-frame boundary: the probe's (or association's) fields, or None when the frame is skipped (and
+        counted)."""
         self.stats.frames += 1
         try:
             return self._locate(buf, start, end, linktype)
@@ -392,24 +425,29 @@ class Parser:
             raise _Malformed(f"unsupported link type {linktype}")
         if end - h < 24:
             raise _Malformed("management header truncated")
-        if buf[h] != 0x40:  # version 0, type management, subtype probe request
+        known = FRAME_KINDS.get(buf[h])  # version 0, type management, subtype probe/association/reassociation
+        if known is None:
             self.stats.not_probe += 1
             return None
-        i = h + 24
+        kind, fixed = known
+        i = h + 24 + fixed
         if i + 2 > end or buf[i] != 0:
-            raise _Malformed("probe request without an SSID element")
+            raise _Malformed(f"{KINDS[kind]} request without an SSID element")
         tail_start = i + 2 + buf[i + 1]
         if tail_start > end:
             raise _Malformed("SSID element truncated")
         _walk(buf, tail_start, end)
-        self.stats.probes += 1
+        if kind == KIND_PROBE:
+            self.stats.probes += 1
+        else:
+            self.stats.assocs += 1
         return Located(int.from_bytes(buf[h + 10:h + 16], "big"), (buf[h + 22] | buf[h + 23] << 8) >> 4, rssi,
-                       freq, i + 2, tail_start, end)
+                       freq, i + 2, tail_start, end, kind)
 
     # -- capture files -----------------------------------------------------------------------------------------
 
     def parse_capture(self, buf: bytes) -> Iterator[Probe]:
-        """Every probe request of a pcap or pcapng file held in ``buf``, as records."""
+        """Every probe (and association) request of a pcap or pcapng file held in ``buf``, as records."""
         for batch in self.batches(buf):
             yield from batch.probes()
 
@@ -425,7 +463,7 @@ class Parser:
         window = self.window()
         for ts, s, e, linktype in records(buf):
             loc = self.locate(buf, s, e, linktype)
-            if loc is not None and not self._out_of_window(ts, window):
+            if loc is not None and not self._out_of_window(ts, window, loc.kind):
                 rows.append((ts, loc))
             if len(rows) >= size:
                 yield _batch_of(buf, rows, self._tails)
@@ -480,10 +518,20 @@ class Parser:
         hdr = gather(h, 0, 26).astype(np.int64)  # management header and the SSID element's header
         bad |= E2 - h < 24
         ok = ~bad & ~slow & ~bad_fcs
-        probe = ok & (hdr[:, 0] == 0x40)
-        not_probe = ok & ~probe
-        ssid_ok = (E2 - h >= 26) & (hdr[:, 24] == 0)
-        tail = h + 26 + hdr[:, 25]
+        fc = hdr[:, 0]
+        probe = ok & (fc == 0x40)
+        assoc = ok & ((fc == 0x00) | (fc == 0x20))  # association and reassociation requests
+        not_probe = ok & ~probe & ~assoc
+        el = h + 24  # the SSID element
+        eid, elen = hdr[:, 24], hdr[:, 25]
+        if assoc.any():  # rare (a phone joining a network): their elements start after the fixed fields
+            ai = np.flatnonzero(assoc)
+            el[ai] += np.where(fc[ai] == 0x20, 10, 4)
+            eid, elen = eid.copy(), elen.copy()
+            eid[ai], elen[ai] = at(el[ai]), at(el[ai] + 1)
+            probe |= assoc
+        ssid_ok = (E2 - el >= 2) & (eid == 0)
+        tail = el + 2 + elen
         ssid_ok &= tail <= E2
         bad |= probe & ~ssid_ok
         probe &= ssid_ok
@@ -509,7 +557,7 @@ class Parser:
         rows: list[tuple[int, Located]] = []
         for k in np.flatnonzero(slow):
             loc = self.locate(buf, int(S[k]), int(E[k]), LINKTYPE_RADIOTAP)
-            if loc is not None and not self._out_of_window(float(ts[k]), window):
+            if loc is not None and not self._out_of_window(float(ts[k]), window, loc.kind):
                 rows.append((int(k), loc))
         st = self.stats
         nbad = int(np.count_nonzero(bad & ~slow))
@@ -517,14 +565,15 @@ class Parser:
         st.malformed += nbad
         st.bad_fcs += int(np.count_nonzero(bad_fcs & ~bad))
         st.not_probe += int(np.count_nonzero(not_probe & ~bad))
-        st.probes += int(np.count_nonzero(probe))
+        n_assoc = int(np.count_nonzero(probe & assoc))
+        st.probes += int(np.count_nonzero(probe)) - n_assoc
+        st.assocs += n_assoc
         nbad_ts = int(np.count_nonzero(bad_ts))
         st.bad_ts += nbad_ts
         if nbad or bad_fcs.any() or nbad_ts:
             self._drop_log("malformed, bad FCS or timestamp out of window",
                            f"{nbad} malformed, {nbad_ts} out of window in a batch of {nframes}")
         idx = np.flatnonzero(probe)
-        hp = h[idx]
         hi = hdr[idx]
         mac = np.zeros(len(idx), np.uint64)
         for octet in range(10, 16):
@@ -534,14 +583,16 @@ class Parser:
         co = c_off[idx]
         freq = np.where(co >= 0, at(S[idx] + np.maximum(co, 0)) | at(S[idx] + np.maximum(co, 0) + 1) << 8, 0)
         seq = (hi[:, 22] | hi[:, 23] << 8) >> 4
-        cols = [ts[idx], mac, seq, sig, freq, hp + 26, tail[idx], E2[idx]]
+        kind = np.where(hi[:, 0] == 0x40, KIND_PROBE, np.where(hi[:, 0] == 0x00, KIND_ASSOC, KIND_REASSOC)).astype(
+            np.int8) if n_assoc else np.zeros(len(idx), np.int8)
+        cols = [ts[idx], mac, seq, sig, freq, el[idx] + 2, tail[idx], E2[idx], kind]
         if rows:
             extra = _columns(rows)
             order = np.argsort(np.concatenate([idx, np.array([r[0] for r in rows], np.int64)]), kind="stable")
             ts_x = ts[np.array([r[0] for r in rows], np.int64)]
             cols = [np.concatenate([c, x])[order] for c, x in zip(cols, [ts_x, *extra])]
         return ProbeBatch(buf, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7],
-                          tails=self._tails)
+                          tails=self._tails, kind=cols[8] if cols[8].any() else None)
 
 
 _MAX_ELEMENTS = 48
@@ -567,18 +618,20 @@ def _walk(buf: bytes, start: int, end: int) -> None:
 
 
 def _columns(rows: list[tuple[int, Located]]) -> list[np.ndarray]:
-    """mac, seq, rssi, freq, ssid_start, ssid_end, end columns of located frames."""
+    """mac, seq, rssi, freq, ssid_start, ssid_end, end and kind columns of located frames."""
     locs = [r[1] for r in rows]
     return [np.array([x.mac for x in locs], np.uint64), np.array([x.seq for x in locs], np.int64),
             np.array([NO_RSSI if x.rssi is None else x.rssi for x in locs], np.int64),
             np.array([x.freq or 0 for x in locs], np.int64), np.array([x.ssid_start for x in locs], np.int64),
-            np.array([x.ssid_end for x in locs], np.int64), np.array([x.end for x in locs], np.int64)]
+            np.array([x.ssid_end for x in locs], np.int64), np.array([x.end for x in locs], np.int64),
+            np.array([x.kind for x in locs], np.int8)]
 
 
 def _batch_of(buf: bytes, rows: list[tuple[float, Located]], tails: dict[bytes, int]) -> ProbeBatch:
     ts = np.array([r[0] for r in rows], np.float64)
     c = _columns([(0, r[1]) for r in rows])
-    return ProbeBatch(buf, ts, c[0], c[1], c[2], c[3], c[4], c[5], c[6], tails=tails)
+    return ProbeBatch(buf, ts, c[0], c[1], c[2], c[3], c[4], c[5], c[6], tails=tails,
+                      kind=c[7] if c[7].any() else None)
 
 
 CHANNEL_OF = {2412: 1, 2417: 2, 2422: 3, 2427: 4, 2432: 5, 2437: 6, 2442: 7, 2447: 8, 2452: 9, 2457: 10,

@@ -236,20 +236,24 @@ class Identifier:
         r_sum = np.add.reduceat(np.where(valid, R, 0), starts)
         r_mean = np.where(n_ok > 0, r_sum / np.maximum(n_ok, 1), np.nan)
         first = idx[starts]
+        # runs holding an association request: the MAC is the phone's address for a network, not a rotating one
+        stable = (np.maximum.reduceat(batch.kind[idx], starts) > 0).tolist() if batch.kind is not None and (
+            batch.kind[idx].any()) else itertools.repeat(False)
         res: list[_Mac | str | None] = []  # a _Mac: a new MAC not assigned yet (its time step is open)
         self._snap.clear()
         append = res.append
         evidence = self.policy.linker == "evidence"
         step = self.policy.link_step_s
-        for k, (gi, mac, ts, seq, r, ts_last, seq_last, rm) in enumerate(zip(
+        for k, (gi, mac, ts, seq, r, ts_last, seq_last, rm, assoc) in enumerate(zip(
                 first.tolist(), M[starts].tolist(), batch.ts[first].tolist(), batch.seq[first].tolist(),
-                R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist())):
+                R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist(),
+                stable)):
             if self._pending and ts - self._pending[0][0].first > step:
                 self._flush()
             st = get(mac)
             if st is None or ts - st.ts > ttl:
                 st = self._new_random(batch, gi, mac, ts, seq,
-                                      None if r == NO_RSSI else float(r) if math.isnan(rm) else rm)
+                                      None if r == NO_RSSI else float(r) if math.isnan(rm) else rm, assoc)
                 if evidence and st.fp and ts_last != ts:  # a burst may mix element sets: compare its last frame
                     fp2 = batch.fingerprint(int(idx[lasts[k]]))
                     if fp2 != st.fp:
@@ -277,7 +281,11 @@ class Identifier:
         ids = [snap[id(x)] if isinstance(x, _Mac) else x for x in res]
         return np.array(ids, object)[np.repeat(np.arange(len(starts)), lasts - starts + 1)]
 
-    def _new_random(self, batch: ProbeBatch, gi: int, mac: int, ts: float, seq: int, rssi: float | None) -> _Mac:
+    def _new_random(self, batch: ProbeBatch, gi: int, mac: int, ts: float, seq: int, rssi: float | None,
+                    assoc: bool = False) -> _Mac:
+        """A new randomized MAC's state. Its group is decided by the policy (member, opt-out, ignored), else, for a
+        MAC first heard associating (``assoc``), it is its own device at once (the address a phone keeps for one
+        network, which the portal sees too: not a rotating probe address to be linked); else by the linker."""
         if len(self._macs) + len(self._fixed) >= self.policy.max_macs:
             self._evict()
         st = _Mac(None, ts, seq, rssi, ts, seq, rssi)
@@ -299,6 +307,10 @@ class Identifier:
                 st.group = group
             return st
         fp = batch.fingerprint(gi)
+        if assoc:
+            st.group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=ts)
+            self.stats.devices += 1
+            return st
         if self.policy.linker == "evidence":
             st.ssid = batch.ssid(gi)
             st.pending = True

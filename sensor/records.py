@@ -23,3 +23,6 @@ class Sighting:
     #: or "connected" (a station associated to this AP, from hostapd: its MAC is stable on this network, so the
     #: device is exact)
     basis: str = "probe"
+    #: what was heard: ``probe`` (a probe request), ``assoc`` or ``reassoc`` (the device's association or
+    #: reassociation request to an access point, from its per-network address)
+    kind: str = "probe"

@@ -1,4 +1,4 @@
-"""The text that ``keliu sensor parse`` prints: a batch of identified probe requests as CSV or JSON lines (pure).
+"""The text that ``keliu sensor parse`` prints: a batch of identified probe (and association) requests as CSV or JSON lines (pure).
 
 The batch's numpy columns are turned into strings a column at a time (times through ``np.datetime_as_string``, the
 small value sets — signal, frequency, channel, SSID — through tables built once per distinct value) and the rows are
@@ -17,9 +17,9 @@ from typing import Literal
 
 import numpy as np
 
-from sensor.frames import NO_RSSI, ProbeBatch, channel_number
+from sensor.frames import KIND_PROBE, KINDS, NO_RSSI, ProbeBatch, channel_number
 
-FIELDS = ("ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized")
+FIELDS = ("ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized", "kind")
 Format = Literal["csv", "jsonl"]
 
 
@@ -136,12 +136,14 @@ class RowWriter:
         ssid = _ssids(batch, self._ssid, _csv_field if csv_ else (lambda s: json.dumps(s, ensure_ascii=False)))
         rnd = ((batch.mac >> np.uint64(41)) & np.uint64(1)).astype(bool)
         flag = (np.array(["False", "True"]) if csv_ else np.array(["false", "true"]))[rnd.astype(np.int64)].tolist()
-        cols = [ts, dev, rssi, freq, chan, seq, ssid, flag]
+        # a batch of probe requests only carries no kind column (sensor.frames.ProbeBatch.kind)
+        kind = [KINDS[KIND_PROBE]] * n if batch.kind is None else [KINDS[k] for k in batch.kind.tolist()]
+        cols = [ts, dev, rssi, freq, chan, seq, ssid, flag, kind]
         if csv_:
-            line = "%s,%s,%s,%s,%s,%s,%s,%s"
+            line = "%s,%s,%s,%s,%s,%s,%s,%s,%s"
         else:
             line = ('{"ts": "%s", "device": %s, "rssi": %s, "freq": %s, "channel": %s, "seq": %s, "ssid": %s, '
-                    '"randomized": %s')
+                    '"randomized": %s, "kind": "%s"')
         if self.show_mac:
             cols.append(_macs(batch.mac))
             line += ",%s" if csv_ else ', "mac": "%s"'

@@ -1,4 +1,4 @@
-"""Probes plus device ids in, :class:`sensor.records.Sighting` batches out (pure).
+"""Probes (and association requests) plus device ids in, :class:`sensor.records.Sighting` batches out (pure).
 
 The sighting id (``sid``) is the idempotency key of delivery: a keyed BLAKE2b digest over the sensor, the frame's
 timestamp (microseconds), its sequence number and its MAC. The same frame always gets the same sid (so a batch
@@ -8,13 +8,14 @@ MAC from being recovered from it. :class:`Batcher` cuts the stream into batches 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from sensor.frames import NO_RSSI, ProbeBatch
+from sensor.frames import KIND_PROBE, KINDS, NO_RSSI, ProbeBatch
 from sensor.records import Sighting
 
 _PACK = struct.Struct(">qH6s")
@@ -34,13 +35,14 @@ def sightings(batch: ProbeBatch, devices: np.ndarray, store: str, sensor: str, k
     prefix = sensor.encode() + b"\0"
     pack = _PACK.pack
     new = object.__new__
-    s_sid, s_ts, s_store, s_sensor, s_device, s_rssi, s_freq, s_seq, s_rand, s_basis = _SLOTS
+    s_sid, s_ts, s_store, s_sensor, s_device, s_rssi, s_freq, s_seq, s_rand, s_basis, s_kind = _SLOTS
     us = np.round(batch.ts[keep] * 1e6).astype(np.int64).tolist()
+    kinds = itertools.repeat(KINDS[KIND_PROBE]) if batch.kind is None else [KINDS[k] for k in batch.kind[keep].tolist()]
     out: list[Sighting] = []
     append = out.append
-    for ts, t_us, mac, dev, rssi, freq, seq in zip(batch.ts[keep].tolist(), us, batch.mac[keep].tolist(),
-                                                   devices[keep].tolist(), batch.rssi[keep].tolist(),
-                                                   batch.freq[keep].tolist(), batch.seq[keep].tolist()):
+    for ts, t_us, mac, dev, rssi, freq, seq, kind in zip(batch.ts[keep].tolist(), us, batch.mac[keep].tolist(),
+                                                         devices[keep].tolist(), batch.rssi[keep].tolist(),
+                                                         batch.freq[keep].tolist(), batch.seq[keep].tolist(), kinds):
         raw = mac.to_bytes(6, "big")
         h = copy()
         h.update(prefix + pack(t_us, seq, raw))
@@ -55,6 +57,7 @@ def sightings(batch: ProbeBatch, devices: np.ndarray, store: str, sensor: str, k
         s_seq(s, seq)
         s_rand(s, bool(raw[0] & 0x02))
         s_basis(s, "probe")
+        s_kind(s, kind)
         append(s)
     return out
 

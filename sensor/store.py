@@ -33,6 +33,8 @@ class SightingRow(Base):
     randomized: Mapped[bool] = mapped_column(sa.Boolean)
     #: "probe" or "connected" (``sensor.records.Sighting.basis``; revision analytics_0003)
     basis: Mapped[str] = mapped_column(sa.String(16), server_default="probe")
+    #: ``probe``, ``assoc`` or ``reassoc`` (revision analytics_0004)
+    kind: Mapped[str] = mapped_column(sa.String(8), server_default="probe")
 
 
 sightings = cast(sa.Table, SightingRow.__table__)
@@ -44,7 +46,8 @@ def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> 
         return 0
     rows = [
         {"sid": s.sid, "ts": s.ts, "store": s.store, "sensor": s.sensor, "device": s.device, "rssi": s.rssi,
-         "freq": s.freq, "seq": s.seq, "randomized": s.randomized, "basis": s.basis}
+         "freq": s.freq, "seq": s.seq, "randomized": s.randomized, "basis": s.basis,
+         "kind": s.kind}
         for s in batch
     ]
     if isinstance(target, Engine):

@@ -242,6 +242,33 @@ elif [ -n "$STAFF_PORTS" ]; then
   die "--staff-ports needs router.staff_ssid in $ETC/keliu.toml"
 fi
 systemctl enable -q systemd-networkd
+# Enabling networkd enables systemd-networkd-wait-online too, which waits until a link networkd manages is online.
+# keliu's bridges must not hold the boot (RequiredForOnline=no above), so when networkd manages nothing else (the WAN
+# is configured by ifupdown, NetworkManager or a test) it can only time out after 2 minutes: every boot was 2 minutes
+# late (the units ordered after network-online.target waited) and "degraded". It is skipped then; a WAN that a
+# .network file of networkd configures keeps it.
+wan_by_networkd=0
+for f in /etc/systemd/network/*.network; do
+  case "$f" in */10-keliu-* | */11-keliu-*) continue ;; esac
+  [ -f "$f" ] || continue
+  # shellcheck disable=SC2013 # Name= lists names separated by spaces: words, as networkd splits them
+  for name in $(sed -n 's/^[[:space:]]*Name[[:space:]]*=//p' "$f"); do
+    # shellcheck disable=SC2254 # the name is a glob, as networkd reads it
+    case "$WAN_IFACE" in $name) wan_by_networkd=1 ;; esac
+  done
+done
+wait_online=/etc/systemd/system/systemd-networkd-wait-online.service.d
+if [ "$wan_by_networkd" = 1 ]; then
+  rm -f "$wait_online/keliu.conf"
+else
+  install -d "$wait_online"
+  cat >"$wait_online/keliu.conf" <<EOF
+# written by keliu provision.sh: networkd manages only keliu's LAN bridges here (RequiredForOnline=no), not the WAN
+# $WAN_IFACE, so this unit has nothing to wait for (it would fail after its timeout and hold the boot up 2 minutes)
+[Unit]
+ConditionPathExists=!/etc/systemd/network/10-keliu-$LAN_IFACE.network
+EOF
+fi
 [ "$START" = 1 ] && systemctl restart systemd-networkd
 
 # --- dnsmasq and hostapd: rendered by keliu from keliu.toml, never hand-written ---------------------------------

@@ -57,6 +57,36 @@ def tframe(kind: str, mac: str, seq: int, *, freq: int = 2437, signal: int = -55
     return trt(kind, freq, signal, fcs) + tdot11(mac, seq, ssid, fcs=fcs, subtype=subtype)
 
 
+AP = "00:0c:29:aa:bb:01"  # the access point a station associates with
+
+
+def tassoc(mac: str, seq: int, ssid: bytes = "免费WiFi".encode(), *, reassoc: bool = False, fcs: bool = False,
+           freq: int = 2437, signal: int = -55, ies: bytes = IES, rt: str = "basic") -> bytes:
+    """An association (or reassociation) request from ``mac`` to :data:`AP`, built by scapy, with a radiotap
+    header of variant ``rt``: capability and listen interval (and the current AP) before the elements."""
+    from scapy.layers.dot11 import Dot11, Dot11AssoReq, Dot11Elt, Dot11FCS, Dot11ReassoReq
+
+    cls = Dot11FCS if fcs else Dot11
+    hdr = cls(type=0, subtype=2 if reassoc else 0, addr1=AP, addr2=mac, addr3=AP, SC=seq << 4)
+    body = Dot11ReassoReq(cap=0x0421, listen_interval=10, current_AP=AP) if reassoc else Dot11AssoReq(
+        cap=0x0421, listen_interval=10)
+    return trt(rt, freq, signal, fcs) + bytes(hdr / body / Dot11Elt(ID=0, info=ssid) / ies)
+
+
+def hand_rt(freq: int = 2437, signal: int = -55) -> bytes:
+    """A radiotap header written out by hand: flags (none), channel (2 GHz OFDM), dBm antenna signal."""
+    return struct.pack("<BBHI", 0, 0, 15, 0b101010) + struct.pack("<BxHHb", 0, freq, 0x00A0, signal)
+
+
+def hand_mgmt(fc0: int, sa: str, seq: int, body: bytes, da: str = AP) -> bytes:
+    """An 802.11 management frame written out by hand: frame control (``fc0``: version, type, subtype), duration,
+    three addresses, sequence control, then ``body``."""
+    def b(m: str) -> bytes:
+        return bytes.fromhex(m.replace(":", ""))
+
+    return struct.pack("<BBH", fc0, 0, 314) + b(da) + b(sa) + b(da) + struct.pack("<H", seq << 4) + body
+
+
 def write_records(path: Path, records: list[tuple[float, bytes]], header: bytes = PCAP_HEADER) -> Path:
     with open(path, "wb") as fh:
         fh.write(header)
@@ -67,14 +97,15 @@ def write_records(path: Path, records: list[tuple[float, bytes]], header: bytes 
     return path
 
 
-def tshark_rows(tshark: str, path: Path) -> list[tuple[float, str, int | None, int, str]]:
-    """``(time, source address, first dBm signal, seq, ssid)`` of every probe request tshark accepts (valid FCS,
-    not malformed): the reference the parser must agree with.
+def tshark_rows(tshark: str, path: Path, subtypes: str = "4") -> list[tuple[float, str, int | None, int, str]]:
+    """``(time, source address, first dBm signal, seq, ssid)`` of every probe request (or every management frame of
+    ``subtypes``, e.g. ``"0,2,4"``) tshark accepts (valid FCS, not malformed): the reference the parser must agree
+    with.
 
     ``wlan.check_checksum`` verifies the FCS where radiotap says there is one. Not ``wlan.check_fcs``: in tshark 4.0
     that preference means "assume packets have FCS", which cuts 4 bytes off captures without a flags field."""
     out = subprocess.run(
-        [tshark, "-r", str(path), "-Y", ("wlan.fc.type_subtype == 4 && !(wlan.fcs.status == 0)"
+        [tshark, "-r", str(path), "-Y", (f"wlan.fc.type_subtype in {{{subtypes}}} && !(wlan.fcs.status == 0)"
                                           " && !(radiotap.flags.badfcs == 1) && !_ws.malformed"),
          "-T", "fields", "-e", "frame.time_epoch", "-e", "wlan.sa", "-e", "radiotap.dbm_antsignal", "-e", "wlan.seq",
          "-e", "wlan.ssid", "-o", "wlan.check_checksum:TRUE"],

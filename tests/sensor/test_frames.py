@@ -16,7 +16,7 @@ from sensor.cli import sensor
 from sensor.frames import Parser, ProbeBatch
 from sensor.pcap import records
 from tests.conftest import require_shared_data, require_tool
-from tests.sensor.sensorkit import PCAP_HEADER, ssid_matches, tframe, tshark_rows, write_records
+from tests.sensor.sensorkit import PCAP_HEADER, ssid_matches, tassoc, tframe, tshark_rows, write_records
 
 T0 = 1_767_600_000.0
 VARIANTS = [
@@ -140,7 +140,8 @@ def batched(buf: bytes) -> tuple[list[object], object]:
 
 
 SEEDS = [tframe(k, "02:00:00:00:00:01", 5, **kw) for k, kw in VARIANTS] + [
-    tframe("basic", "00:00:00:00:00:02", 6, fcs=True)]
+    tframe("basic", "00:00:00:00:00:02", 6, fcs=True), tassoc("02:00:00:00:00:03", 7, fcs=True),
+    tassoc("02:00:00:00:00:04", 8, reassoc=True, rt="tsft")]
 
 
 @st.composite
@@ -170,7 +171,7 @@ def test_fuzz_batch_equals_reference_and_nothing_escapes(timed: list[tuple[bytes
     assert got_stats == ref_stats
     s = got_stats
     assert s.frames == len(frames) == (  # type: ignore[attr-defined]
-        s.probes + s.not_probe + s.malformed + s.bad_fcs + s.bad_ts)  # type: ignore[attr-defined]
+        s.probes + s.assocs + s.not_probe + s.malformed + s.bad_fcs + s.bad_ts)  # type: ignore[attr-defined]
 
 
 @settings(max_examples=100, deadline=None)

@@ -181,7 +181,7 @@ def test_parse_cli_csv_without_mac(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     n = tcapture(tmp_path / "c.pcap")
     res = CliRunner().invoke(sensor, ["parse", str(tmp_path / "c.pcap"), "--format", "csv"], catch_exceptions=False)
     lines = res.stdout.splitlines()
-    assert lines[0] == "ts,device,rssi,freq,channel,seq,ssid,randomized"
+    assert lines[0] == "ts,device,rssi,freq,channel,seq,ssid,randomized,kind"
     assert len(lines) == n + 1
     assert "00:01:02:03:04" not in res.stdout
 

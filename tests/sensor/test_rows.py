@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from sensor.cli import sensor
-from sensor.frames import Parser, Probe, ProbeBatch, channel_number, format_mac
+from sensor.frames import KINDS, Parser, Probe, ProbeBatch, channel_number, format_mac
 from sensor.grouping import Identifier
 from sensor.replay import iter_batches
 from sensor.rows import FIELDS, RowWriter, header, local_times
@@ -37,7 +37,8 @@ def reference(batch: ProbeBatch, devices: np.ndarray, tz: ZoneInfo, fmt: str, sh
         row: dict[str, object] = {
             "ts": datetime.fromtimestamp(p.ts, tz).isoformat(timespec="microseconds"), "device": devices[i],
             "rssi": p.rssi, "freq": p.freq, "channel": channel_number(p.freq) if p.freq else None, "seq": p.seq,
-            "ssid": p.ssid.decode("utf-8", "replace"), "randomized": bool(p.mac[0] & 0x02)}
+            "ssid": p.ssid.decode("utf-8", "replace"), "randomized": bool(p.mac[0] & 0x02),
+            "kind": KINDS[p.kind]}
         if show_mac:
             row["mac"] = format_mac(p.mac)
         if writer:

@@ -9,6 +9,7 @@ over the workers as they free up. One beat scheduler runs in the configured time
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -39,8 +40,10 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
     }
 
 
-def make_celery(cfg: Config) -> Celery:
-    """The analytics Celery app for ``cfg``; the tasks of ``analytics.tasks`` are registered on it."""
+def make_celery(cfg: Config, extensions: Sequence[Callable[[Celery], None]] = ()) -> Celery:
+    """The analytics Celery app for ``cfg``; the tasks of ``analytics.tasks`` are registered on it, then each of
+    ``extensions`` is called with the app: a composition root adds the tasks of the layers above analytics that
+    way (keliu.tasks adds marketing's), since analytics may not import them."""
     a = cfg.analytics
     app = Celery("keliu-analytics", set_as_current=False)
     eager = a.broker_url is None
@@ -79,4 +82,6 @@ def make_celery(cfg: Config) -> Celery:
     from analytics import tasks
 
     tasks.register(app)
+    for extend in extensions:
+        extend(app)
     return app

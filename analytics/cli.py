@@ -21,6 +21,20 @@ from keliu.errors import ConfigError
 
 log = logging.getLogger("keliu.analytics")
 
+#: where a composition root (keliu.cli) puts the factory of the whole appliance's Celery app (analytics' tasks and
+#: those of the layers above, which analytics may not import); absent, the commands build analytics' own app
+CELERY_APP = "keliu.celery_app"
+
+
+def _make_app(cfg: Any) -> Any:
+    ctx = click.get_current_context(silent=True)
+    factory = ctx.meta.get(CELERY_APP) if ctx is not None else None
+    if factory is not None:
+        return factory(cfg)
+    from analytics.celery_app import make_celery
+
+    return make_celery(cfg)
+
 
 def _setup(upgrade: bool = False) -> tuple[Any, Any]:
     from keliu import config, db, tenants
@@ -46,12 +60,12 @@ def analytics() -> None:
 @click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: analytics.queue and celery).")
 def worker(concurrency: int, hostname: str | None, loglevel: str, pool: str, queues: str | None) -> None:
     """A Celery worker on the configured broker (analytics.broker_url); several share the stores."""
-    from analytics.celery_app import make_celery, worker_queues
+    from analytics.celery_app import worker_queues
 
     cfg, _ = _setup()
     if not cfg.analytics.broker_url:
         raise ConfigError("analytics.broker_url", "a worker needs a broker; without one, use `keliu analytics run`")
-    app = make_celery(cfg)
+    app = _make_app(cfg)
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", f"--pool={pool}",
             "-Q", queues or ",".join(worker_queues(cfg)), "--without-gossip", "--without-mingle"]
     if hostname:
@@ -65,12 +79,10 @@ def beat(loglevel: str) -> None:
     """The one beat scheduler (run exactly one): rollups every 5 minutes, staff detection, purge."""
     from celery.apps.beat import Beat
 
-    from analytics.celery_app import make_celery
-
     cfg, _ = _setup()
     if not cfg.analytics.broker_url:
         raise ConfigError("analytics.broker_url", "beat needs a broker; without one, use `keliu analytics run`")
-    app = make_celery(cfg)
+    app = _make_app(cfg)
     schedule = Path(cfg.var_dir) / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
     Beat(app=app, schedule=str(schedule), loglevel=loglevel).run()

@@ -69,6 +69,14 @@ def cli(verbose: int) -> None:
     from keliu import console
 
     console.set_verbosity(verbose)
+    # the analytics worker and beat run every component's tasks: the app is composed here, where layers meet
+    click.get_current_context().meta["keliu.celery_app"] = _celery_app
+
+
+def _celery_app(cfg: Any) -> Any:
+    from keliu.tasks import make_app
+
+    return make_app(cfg)
 
 
 @click.command("config")

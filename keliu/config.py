@@ -32,6 +32,7 @@ if typing.TYPE_CHECKING:
     from analytics.config import AnalyticsConfig
     from dashboards.config import DashboardsConfig
     from keliu.accesslog.config import AccesslogConfig
+    from marketing.config import MarketingConfig
     from portal.config import PortalConfig, SmsConfig, WechatConfig
     from router_config.config import RouterConfig
     from sensor.config import SensorConfig
@@ -270,6 +271,7 @@ class Config:
     router: RouterConfig
     dashboards: DashboardsConfig
     accesslog: AccesslogConfig
+    marketing: MarketingConfig
     database_url: str = "sqlite:///var/keliu.db"
     var_dir: str = "var"
     timezone: str = "Asia/Shanghai"
@@ -318,6 +320,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "router": ("router_config.config", "RouterConfig"),
     "dashboards": ("dashboards.config", "DashboardsConfig"),
     "accesslog": ("keliu.accesslog.config", "AccesslogConfig"),
+    "marketing": ("marketing.config", "MarketingConfig"),
 }
 _TOP = ("database_url", "var_dir", "timezone")
 

@@ -1,0 +1,149 @@
+"""The Celery tasks of campaigns (thin edges over marketing.execution), explicitly named, registered on the
+analytics app by the composition root (keliu.tasks.make_app) — marketing imports analytics' app, never the
+reverse.
+
+    marketing.trigger_login(member, store, ts)         after a login commits (the portal enqueues it): first or
+                                                       returning login, decided from the member's logins
+    marketing.trigger_presence(member, store, dwell_s, ts)
+                                                       a member's visit started (dwell 0) or lasted dwell_s
+    marketing.beat(ts)                                 every approved lapsed / expiring / scheduled campaign: enroll
+                                                       the newly eligible, enqueue their sends (beat, every 5 min)
+    marketing.run_campaign(campaign, ts)               one beat campaign now (the admin's "run now", the demo)
+    marketing.deliver_<channel>(campaign, member, step, ts)
+                                                       one message (splash, sms, wechat, webhook): each channel its
+                                                       own task, so each has its own rate limit
+    marketing.resume_sends(ts)                         sends left behind by a dead worker or a lost task (beat,
+                                                       every minute)
+
+Every task is acknowledged late and rejected (so redelivered) when its worker is lost; a delivery whose lease is
+held by another attempt, or that failed transiently, retries with a countdown. ``ts`` (epoch seconds) is the
+trigger's instant; a delivery decides at the time it runs unless ``ts`` is given (tests, replays).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from celery import Celery, Task
+from celery.schedules import crontab
+
+from marketing import execution
+from marketing.core.contact import CHANNELS
+from marketing.store.segments import LOGINS
+
+#: the composition root's factory of the execution's dependencies, called once per worker process
+DepsFactory = Callable[[Celery], execution.Deps]
+
+_DEPS: dict[int, execution.Deps] = {}
+RETRY: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (sa.exc.OperationalError, sa.exc.InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 20,
+}
+
+
+def deps_of(task: Task) -> execution.Deps:
+    key = id(task.app)
+    if key not in _DEPS:
+        factory: DepsFactory | None = getattr(task.app, "keliu_marketing_deps", None)
+        assert factory is not None, "marketing tasks run on an app set up by marketing.tasks.register"
+        _DEPS[key] = factory(task.app)
+    return _DEPS[key]
+
+
+def _at(ts: float | None) -> datetime:
+    return datetime.fromtimestamp(time.time() if ts is None else ts, UTC)
+
+
+def _enqueue(task: Task, sends: list[tuple[int, str, int]], member_id: int, ts: float | None) -> int:
+    for campaign_id, channel, step in sends:
+        task.app.tasks[f"marketing.deliver_{channel}"].delay(campaign_id, member_id, step, ts)
+    return len(sends)
+
+
+def trigger_login(self: Task, member_id: int, store_id: str, ts: float | None = None) -> int:
+    deps = deps_of(self)
+    with deps.engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(LOGINS).where(LOGINS.c.member_id == member_id)
+                         ).scalar() or 0
+    sends = execution.login_sends(deps.engine, member_id, store_id, n <= 1, _at(ts))
+    return _enqueue(self, sends, member_id, ts)
+
+
+def trigger_presence(self: Task, member_id: int, store_id: str, dwell_s: float = 0.0,
+                     ts: float | None = None) -> int:
+    deps = deps_of(self)
+    return _enqueue(self, execution.presence_sends(deps.engine, member_id, store_id, dwell_s, _at(ts)), member_id, ts)
+
+
+def run_campaign(self: Task, campaign_id: int, ts: float | None = None) -> int:
+    deps = deps_of(self)
+    with deps.engine.connect() as conn:
+        camp = execution.load(conn, campaign_id)
+    if camp is None:
+        return 0
+    due = execution.campaign_sends_due(deps.engine, campaign_id, _at(ts), deps.policy)
+    deliver = self.app.tasks[f"marketing.deliver_{camp.channel}"]
+    for member_id, step in due:
+        deliver.delay(campaign_id, member_id, step, ts)
+    return len(due)
+
+
+def beat(self: Task, ts: float | None = None) -> int:
+    """Fan out one ``marketing.run_campaign`` per approved beat campaign; returns how many."""
+    ids = execution.beat_campaigns(deps_of(self).engine)
+    for campaign_id in ids:
+        self.app.tasks["marketing.run_campaign"].delay(campaign_id, ts)
+    return len(ids)
+
+
+def resume_sends(self: Task, ts: float | None = None) -> int:
+    deps = deps_of(self)
+    stale = execution.stale_sends(deps.engine, _at(ts), deps.lease)
+    for campaign_id, member_id, step, channel in stale:
+        self.app.tasks[f"marketing.deliver_{channel}"].delay(campaign_id, member_id, step, ts)
+    return len(stale)
+
+
+def deliver(self: Task, campaign_id: int, member_id: int, step: int, ts: float | None = None) -> dict[str, Any]:
+    deps = deps_of(self)
+    r = execution.deliver(deps, campaign_id, member_id, step, _at(ts))
+    if r.status in ("in_flight", "retry") and r.retry_in is not None:
+        # another attempt holds the lease (this task came back after its worker died), or the channel failed for
+        # now: try again when the lease runs out / after the backoff; the lease is taken over then, never shared
+        raise self.retry(countdown=r.retry_in, max_retries=None if r.status == "in_flight" else 20)
+    return {"status": r.status, "reason": r.reason}
+
+
+def register(app: Celery, deps: DepsFactory, rate_limits: dict[str, str] | None = None) -> None:
+    """Register the tasks on ``app`` under their explicit names, with ``deps`` to build their dependencies, the
+    per-channel rate limits (Celery's token bucket, per worker process) and the beat entries."""
+    app.keliu_marketing_deps = deps  # type: ignore[attr-defined]
+    limits = rate_limits or {}
+    for fn in (trigger_login, trigger_presence, beat, run_campaign, resume_sends):
+        app.task(name=f"marketing.{fn.__name__}", **RETRY)(fn)
+    for channel in CHANNELS:
+        app.task(name=f"marketing.deliver_{channel}", rate_limit=limits.get(channel), **RETRY)(deliver)
+    app.conf.beat_schedule = {
+        **(app.conf.beat_schedule or {}),
+        "marketing-beat": {"task": "marketing.beat", "schedule": crontab(minute="*/5")},
+        "marketing-resume-sends": {"task": "marketing.resume_sends", "schedule": crontab(minute="*")},
+    }
+
+
+def login_enqueuer(app: Celery) -> Callable[[int, str, datetime], None]:
+    """What the portal calls after a login committed: enqueue ``marketing.trigger_login``."""
+    task = app.tasks["marketing.trigger_login"]
+
+    def on_login(member_id: int, store_id: str, now: datetime) -> None:
+        task.delay(member_id, store_id, now.timestamp())
+
+    return on_login

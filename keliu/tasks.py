@@ -47,7 +47,7 @@ def marketing_deps(app: Celery) -> Deps:
     from portal.edges.sms_backends import make_backend
     from portal.store.marketing_members import PortalMembers
 
-    cfg: Config = app.keliu_config  # type: ignore[attr-defined]
+    cfg: Config = app.keliu_config
     m = cfg.marketing
     channels: dict[str, PushChannel] = {
         "sms": SmsChannel(PortalSms(make_backend(cfg.sms), cfg.sms.backend, m.sms_template_map())),

@@ -47,7 +47,7 @@ class MarketingConfig:
     callback_secret: str | None = None
 
     def sms_template_map(self) -> dict[str, str]:
-        return dict(item.split(":", 1) for item in self.sms_templates)  # type: ignore[misc]
+        return dict(item.split(":", 1) for item in self.sms_templates)
 
     def rate_limits(self) -> dict[str, str]:
         return {"sms": self.rate_sms, "wechat": self.rate_wechat, "webhook": self.rate_webhook}

@@ -126,7 +126,7 @@ def deliver(self: Task, campaign_id: int, member_id: int, step: int, ts: float |
 def register(app: Celery, deps: DepsFactory, rate_limits: dict[str, str] | None = None) -> None:
     """Register the tasks on ``app`` under their explicit names, with ``deps`` to build their dependencies, the
     per-channel rate limits (Celery's token bucket, per worker process) and the beat entries."""
-    app.keliu_marketing_deps = deps  # type: ignore[attr-defined]
+    app.keliu_marketing_deps = deps
     limits = rate_limits or {}
     for fn in (trigger_login, trigger_presence, beat, run_campaign, resume_sends):
         app.task(name=f"marketing.{fn.__name__}", **RETRY)(fn)

@@ -10,6 +10,11 @@ It speaks the documented endpoints closely enough to drive keliu's WeChat code e
 * 网页授权: ``/connect/oauth2/authorize`` (only for a ``MicroMessenger`` user agent, as WeChat's works only inside
   WeChat), ``/sns/oauth2/access_token`` (single-use codes, 5 minutes), ``/sns/userinfo``; failures are
   ``{"errcode", "errmsg"}`` bodies with HTTP 200 and ``text/plain``, as WeChat sends them.
+* 公众号 template messages: ``/cgi-bin/token`` (``grant_type=client_credential``: the official account's appid and
+  secret, a token valid 7,200 s) and ``/cgi-bin/message/template/send?access_token=…`` (``touser``,
+  ``template_id``, ``data``, optional ``url`` and ``client_msg_id``). Like WeChat, one ``client_msg_id`` for one
+  openid sends one message (WeChat's 防重入 id): a repeat is answered with the first ``msgid`` and not delivered
+  again. ``state.templates`` lists the delivered messages, ``state.template_calls`` counts every call.
 * ``/fake/control`` (POST JSON) makes the next call of an endpoint fail with a given errcode.
 * :func:`send_push` posts a signed official-account event (what WeChat's servers do) to a URL.
 * :func:`demo_env` gives the ``KELIU_WECHAT_*`` variables that point keliu at a running fake.
@@ -60,6 +65,10 @@ class _State:
     tickets: dict[str, dict[str, str]] = field(default_factory=dict)
     fail: dict[str, tuple[int, str]] = field(default_factory=dict)
     auth_calls: list[str] = field(default_factory=list)  # authUrl calls handed to phones (URLs)
+    api_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # access_token -> appid, expiry
+    templates: list[dict[str, Any]] = field(default_factory=list)  # delivered template messages
+    template_ids: dict[tuple[str, str], int] = field(default_factory=dict)  # (openid, client_msg_id) -> msgid
+    template_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -237,6 +246,44 @@ def create_fake(accounts: FakeAccounts | None = None, clock: Callable[[], float]
         return _json({"openid": openid_for(app_id, user), "nickname": f"{user} (FAKE)", "sex": 0, "province": "",
                       "city": "", "country": "CN", "headimgurl": "", "privilege": [],
                       "unionid": unionid_for(acc.open_platform, user)})
+
+    @app.get("/cgi-bin/token")
+    def api_token() -> Response:
+        if request.args.get("grant_type") != "client_credential":
+            return _err(40002, "invalid grant_type")
+        if request.args.get("appid") != acc.oauth_app_id or request.args.get("secret") != acc.oauth_secret:
+            return _err(40125, "invalid appsecret")
+        hit = failing("token")
+        if hit:
+            return hit
+        token = secrets.token_urlsafe(24)
+        with state.lock:
+            state.api_tokens[token] = (acc.oauth_app_id, clock() + 7200)
+        return _json({"access_token": token, "expires_in": 7200})
+
+    @app.post("/cgi-bin/message/template/send")
+    def template_send() -> Response:
+        with state.lock:
+            state.template_calls += 1
+            got = state.api_tokens.get(request.args.get("access_token", ""))
+        if got is None or got[1] < clock():
+            return _err(40001, "invalid credential, access_token is invalid or not latest")
+        hit = failing("template_send")
+        if hit:
+            return hit
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict) or not body.get("touser") or not body.get("template_id") \
+                or not isinstance(body.get("data"), dict):
+            return _err(47001, "data format error")
+        key = (str(body["touser"]), str(body.get("client_msg_id") or ""))
+        with state.lock:
+            if key[1] and key in state.template_ids:
+                return _json({"errcode": 0, "errmsg": "ok", "msgid": state.template_ids[key]})
+            msgid = 1_000_000 + len(state.templates)
+            if key[1]:
+                state.template_ids[key] = msgid
+            state.templates.append({**body, "msgid": msgid})
+        return _json({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
     @app.post("/fake/control")
     def control() -> Response:

@@ -91,7 +91,7 @@ def _int(raw: Mapping[str, Any], key: str, default: int | None, lo: int = 1) -> 
         return None
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         raise FieldInvalid(key, f"expected an integer >= {lo}, got {v!r}")
-    return v
+    return int(v)
 
 
 def parse_params(raw: Mapping[str, Any] | str) -> Params:

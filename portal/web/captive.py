@@ -242,9 +242,11 @@ def status() -> Any:
     c = content(svc.store_id)
     # the Wi-Fi success page carries the store's welcome offer, only for members who consented to marketing
     offers = marketing.welcome(current_app, member_id=sess.member_id, store_id=svc.store_id) if sess else []
+    # and the campaigns' messages queued for this member's next success page (shown once)
+    messages = marketing.splash_messages(current_app, member_id=sess.member_id) if sess else []
     html = render_template("status.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), color=c["color"],
                            online=sess is not None, seconds=seconds_left(sess.until, now) if sess else 0,
-                           landing=None, notice=None, coupons=offers)
+                           landing=None, notice=None, coupons=offers, messages=messages)
     return no_store(make_response(html))
 
 

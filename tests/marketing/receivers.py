@@ -21,6 +21,8 @@ class WebhookReceiver:
         self.clock = clock
         self.delay_s = delay_s
         self.calls = 0
+        #: requests received and not answered yet
+        self.in_flight = 0
         self.refused = 0
         self.delivered: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
@@ -32,9 +34,13 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer.lock:
+                    outer.in_flight += 1
                 status = outer.receive(dict(self.headers.items()), body)
                 if outer.delay_s:
                     time.sleep(outer.delay_s)  # the sender may be killed while waiting for this answer
+                with outer.lock:
+                    outer.in_flight -= 1
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -98,7 +98,8 @@ def parse_params(raw: Mapping[str, Any] | str) -> Params:
     doc = json.loads(raw) if isinstance(raw, str) else dict(raw)
     if not isinstance(doc, dict):
         raise FieldInvalid("params", "expected a JSON object")
-    seg_raw = doc.get("segment") or {}
+    seg_raw = doc.get("segment", {})
+    seg_raw = {} if seg_raw is None else seg_raw
     if not isinstance(seg_raw, dict):
         raise FieldInvalid("segment", "expected an object")
     known = {f.name for f in fields(Segment)}

@@ -238,6 +238,26 @@ def presence_sends(engine: Engine, member_id: int, store_id: str, dwell_s: float
     return out
 
 
+#: the portal's link from a consenting member to the sensor's stable device id (the ids visits are keyed by)
+REGISTRY = sa.table("member_registry", sa.column("registry_id", sa.String), sa.column("member_id", sa.Integer))
+
+
+def presence_seen(engine: Engine, since: datetime) -> list[tuple[int, str, float]]:
+    """(member, store, dwell seconds) of the members whose visits (analytics' ``visits``, rolled up every five
+    minutes) were active since ``since``: the analytics side of the visit and dwell triggers. Only members whose
+    device the portal registered (consent (c)) can be seen; staff visits are left out. Nothing is read when no
+    visit or dwell campaign is approved."""
+    from analytics.store import visits
+
+    with engine.connect() as conn:
+        if not _active(conn, ("visit", "dwell")):
+            return []
+        v, r = visits, REGISTRY
+        q = sa.select(r.c.member_id, v.c.store, sa.func.max(v.c.dwell_s)).join(r, r.c.registry_id == v.c.device).where(
+            v.c.end >= since.timestamp(), v.c.staff.is_(False)).group_by(r.c.member_id, v.c.store)
+        return [(int(m), str(st), float(d)) for m, st, d in conn.execute(q.order_by(r.c.member_id, v.c.store))]
+
+
 def beat_campaigns(engine: Engine) -> list[int]:
     with engine.connect() as conn:
         return _active(conn, tuple(sorted(spec.BEAT_TRIGGERS)))

@@ -6,6 +6,9 @@ reverse.
                                                        returning login, decided from the member's logins
     marketing.trigger_presence(member, store, dwell_s, ts)
                                                        a member's visit started (dwell 0) or lasted dwell_s
+    marketing.scan_presence(ts)                        the members whose visits analytics saw in the last 10 minutes
+                                                       fire trigger_presence's campaigns (beat, every 5 min, after
+                                                       the rollups)
     marketing.beat(ts)                                 every approved lapsed / expiring / scheduled campaign: enroll
                                                        the newly eligible, enqueue their sends (beat, every 5 min)
     marketing.run_campaign(campaign, ts)               one beat campaign now (the admin's "run now", the demo)
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,6 +87,15 @@ def trigger_presence(self: Task, member_id: int, store_id: str, dwell_s: float =
     return _enqueue(self, execution.presence_sends(deps.engine, member_id, store_id, dwell_s, _at(ts)), member_id, ts)
 
 
+def scan_presence(self: Task, ts: float | None = None) -> int:
+    deps = deps_of(self)
+    now = _at(ts)
+    n = 0
+    for member_id, store_id, dwell_s in execution.presence_seen(deps.engine, now - timedelta(minutes=10)):
+        n += _enqueue(self, execution.presence_sends(deps.engine, member_id, store_id, dwell_s, now), member_id, ts)
+    return n
+
+
 def run_campaign(self: Task, campaign_id: int, ts: float | None = None) -> int:
     deps = deps_of(self)
     with deps.engine.connect() as conn:
@@ -128,13 +140,14 @@ def register(app: Celery, deps: DepsFactory, rate_limits: dict[str, str] | None 
     per-channel rate limits (Celery's token bucket, per worker process) and the beat entries."""
     app.keliu_marketing_deps = deps
     limits = rate_limits or {}
-    for fn in (trigger_login, trigger_presence, beat, run_campaign, resume_sends):
+    for fn in (trigger_login, trigger_presence, scan_presence, beat, run_campaign, resume_sends):
         app.task(name=f"marketing.{fn.__name__}", **RETRY)(fn)
     for channel in CHANNELS:
         app.task(name=f"marketing.deliver_{channel}", rate_limit=limits.get(channel), **RETRY)(deliver)
     app.conf.beat_schedule = {
         **(app.conf.beat_schedule or {}),
         "marketing-beat": {"task": "marketing.beat", "schedule": crontab(minute="*/5")},
+        "marketing-presence": {"task": "marketing.scan_presence", "schedule": crontab(minute="3-59/5")},
         "marketing-resume-sends": {"task": "marketing.resume_sends", "schedule": crontab(minute="*")},
     }
 

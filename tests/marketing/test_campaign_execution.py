@@ -228,3 +228,51 @@ def test_lapsed_campaign_enrolls_holds_out_and_sends_each_member_once(engine: En
     cid2 = tcampaign(engine, trigger="lapsed", channel="webhook",
                      message={"text": "x", "webhook_url": "http://127.0.0.1:9/"})
     assert execution.campaign_sends_due(engine, cid2, NOW.replace(hour=13), d.policy) == []
+
+
+def test_segments_and_the_expiring_coupon_trigger(engine: Engine) -> None:
+    from tests.marketing.conftest import tcoupon, toffer
+
+    d = deps(engine)
+    cid = tcampaign(engine, trigger="scheduled", params={"send_at": NOW.isoformat(), "segment": {"min_logins": 1}})
+    assert execution.campaign_sends_due(engine, cid, NOW - timedelta(seconds=1), d.policy) == []  # not yet
+    assert execution.campaign_sends_due(engine, cid, NOW, d.policy) == []  # no member logged in
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO logins (ts, store_id, member_id, device_id, method, ip) "
+                             "VALUES (:t, 's1', :m, 'd1', 'sms', '10.0.0.2')"), {"t": NOW, "m": MEMBER_NO})
+    assert execution.campaign_sends_due(engine, cid, NOW, d.policy) == [(MEMBER_NO, 0)]
+    recent = tcampaign(engine, trigger="scheduled", params={"send_at": NOW.isoformat(),
+                                                             "segment": {"seen_within_days": 1}})
+    assert [m for m, _ in execution.campaign_sends_due(engine, recent, NOW, d.policy)] == [MEMBER_YES, MEMBER_NO]
+    offer = toffer(engine)
+    code_yes = tcoupon(engine, offer, MEMBER_YES)
+    exp = tcampaign(engine, trigger="expiring", params={"offer_id": offer, "expiring_hours": 24})
+    assert execution.campaign_sends_due(engine, exp, NOW, d.policy) == []  # 7 days left
+    later = NOW + timedelta(days=6)  # the coupon ends at local midnight of its 7th day: 6 hours later
+    due = execution.campaign_sends_due(engine, exp, later, d.policy)
+    from marketing.store.models import coupons
+    with engine.connect() as conn:
+        coupon_id = conn.execute(sa.select(coupons.c.id).where(coupons.c.member_id == MEMBER_YES)).scalar_one()
+    assert code_yes and due == [(MEMBER_YES, coupon_id)]
+    assert execution.deliver(d, exp, MEMBER_YES, coupon_id, later).status == "sent"
+    assert execution.campaign_sends_due(engine, exp, later, d.policy) == []
+
+
+def test_visits_seen_by_analytics_fire_the_dwell_campaign(engine: Engine) -> None:
+    from analytics.store import visits
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO member_registry (registry_id, member_id, since) VALUES ('dev1', :m, :t)"),
+                     {"m": MEMBER_YES, "t": NOW})
+        conn.execute(sa.insert(visits).values(store="s1", device="dev1", start=NOW.timestamp() - 1800,
+                                              day=NOW.date(), end=NOW.timestamp() - 60, dwell_s=1740.0,
+                                              staff=False, closed=False))
+        conn.execute(sa.insert(visits).values(store="s1", device="stranger", start=NOW.timestamp() - 600,
+                                              day=NOW.date(), end=NOW.timestamp(), dwell_s=600.0, staff=False,
+                                              closed=False))
+    since = NOW - timedelta(minutes=10)
+    assert execution.presence_seen(engine, since) == []  # no visit or dwell campaign: nothing read
+    cid = tcampaign(engine, trigger="dwell", params={"dwell_minutes": 20})
+    assert execution.presence_seen(engine, since) == [(MEMBER_YES, "s1", 1740.0)]
+    assert execution.presence_sends(engine, MEMBER_YES, "s1", 1740.0, NOW) == [
+        (cid, "splash", execution.day_step(NOW, "Asia/Shanghai"))]

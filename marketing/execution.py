@@ -42,6 +42,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from analytics.store import visits
 from keliu.tenants import STORES
 from marketing.channels import Outgoing, PushChannel, splash
 from marketing.core import campaign as spec
@@ -247,8 +248,6 @@ def presence_seen(engine: Engine, since: datetime) -> list[tuple[int, str, float
     minutes) were active since ``since``: the analytics side of the visit and dwell triggers. Only members whose
     device the portal registered (consent (c)) can be seen; staff visits are left out. Nothing is read when no
     visit or dwell campaign is approved."""
-    from analytics.store import visits
-
     with engine.connect() as conn:
         if not _active(conn, ("visit", "dwell")):
             return []

@@ -135,8 +135,8 @@ def report(store_id: str | None, day: Any, fmt: str, no_refresh: bool) -> None:
 @click.option("--once", is_flag=True, help="Run the pipeline once and exit.")
 def run(interval: int, once: bool) -> None:
     """The in-process loop (demo, single box): every INTERVAL seconds close visits and roll up every active store
-    and mall on the configured database, running the Celery tasks eagerly. Stops cleanly on SIGTERM or SIGINT."""
-    from analytics.celery_app import make_celery
+    and mall on the configured database, running the Celery tasks eagerly, and run the beat tasks the composition
+    root added for the other components (marketing's campaigns). Stops cleanly on SIGTERM or SIGINT."""
     from keliu import console
 
     console.setup("keliu analytics run")
@@ -146,7 +146,10 @@ def run(interval: int, once: bool) -> None:
     from keliu import config
 
     cfg = config.load(overrides={"analytics": {"broker_url": None}}) if cfg.analytics.broker_url else cfg
-    app = make_celery(cfg)
+    app = _make_app(cfg)
+    # the other components' beat entries (each task takes the instant as its one argument), every interval
+    others = sorted({str(e["task"]) for e in app.conf.beat_schedule.values()
+                     if not str(e["task"]).startswith("analytics.")})
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: object) -> None:
@@ -159,6 +162,8 @@ def run(interval: int, once: bool) -> None:
         now = time.time()
         n = app.tasks["analytics.dispatch"].delay("stores", now).get()
         m = app.tasks["analytics.dispatch"].delay("malls", now).get()
+        for name in others:
+            app.tasks[name].delay(now).get()
         if now - last_purge > 3600:
             app.tasks["analytics.purge"].delay(now).get()
             last_purge = now

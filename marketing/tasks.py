@@ -128,7 +128,9 @@ def resume_sends(self: Task, ts: float | None = None) -> int:
 def deliver(self: Task, campaign_id: int, member_id: int, step: int, ts: float | None = None) -> dict[str, Any]:
     deps = deps_of(self)
     r = execution.deliver(deps, campaign_id, member_id, step, _at(ts))
-    if r.status in ("in_flight", "retry") and r.retry_in is not None:
+    # (in-process, eager, a retry would run again at once, ignoring the countdown: the send stays recorded as
+    # ``reserved``/``sending`` and the beat's resume_sends takes it up)
+    if r.status in ("in_flight", "retry") and r.retry_in is not None and not self.request.is_eager:
         # another attempt holds the lease (this task came back after its worker died), or the channel failed for
         # now: try again when the lease runs out / after the backoff; the lease is taken over then, never shared
         raise self.retry(countdown=r.retry_in, max_retries=None if r.status == "in_flight" else 20)

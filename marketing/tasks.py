@@ -20,7 +20,7 @@ reverse.
 
 Every task is acknowledged late and rejected (so redelivered) when its worker is lost; a delivery whose lease is
 held by another attempt, or that failed transiently, retries with a countdown. ``ts`` (epoch seconds) is the
-trigger's instant; a delivery decides at the time it runs unless ``ts`` is given (tests, replays).
+trigger's instant (now if omitted); a delivery decides at the time it runs, or at ``ts`` if that is later.
 """
 from __future__ import annotations
 
@@ -127,7 +127,8 @@ def resume_sends(self: Task, ts: float | None = None) -> int:
 
 def deliver(self: Task, campaign_id: int, member_id: int, step: int, ts: float | None = None) -> dict[str, Any]:
     deps = deps_of(self)
-    r = execution.deliver(deps, campaign_id, member_id, step, _at(ts))
+    # decided when it runs, never before its trigger's instant: a retry after a held lease must see the lease run out
+    r = execution.deliver(deps, campaign_id, member_id, step, _at(max(ts or 0.0, time.time())))
     # (in-process, eager, a retry would run again at once, ignoring the countdown: the send stays recorded as
     # ``reserved``/``sending`` and the beat's resume_sends takes it up)
     if r.status in ("in_flight", "retry") and r.retry_in is not None and not self.request.is_eager:

@@ -33,7 +33,9 @@ class PortalSms:
         try:
             return str(self.backend.send_marketing(e164, template_id, params, session))  # type: ignore[attr-defined]
         except SmsFailed as exc:
-            raise ChannelFailed("sms", str(exc), permanent="refused" in str(exc)) from exc
+            # the provider answered and refused (a bad number, a blacklist, a limit): retrying cannot help; a
+            # provider that could not be reached may answer later
+            raise ChannelFailed("sms", str(exc), permanent="unreachable" not in str(exc)) from exc
 
 
 def marketing_deps(app: Celery) -> Deps:

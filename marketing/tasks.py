@@ -143,10 +143,12 @@ def register(app: Celery, deps: DepsFactory, rate_limits: dict[str, str] | None 
     per-channel rate limits (Celery's token bucket, per worker process) and the beat entries."""
     app.keliu_marketing_deps = deps
     limits = rate_limits or {}
+    # not shared (Celery's default would put them on every app made afterwards: analytics' own app and the
+    # sensor's, which have no dependencies for them)
     for fn in (trigger_login, trigger_presence, scan_presence, beat, run_campaign, resume_sends):
-        app.task(name=f"marketing.{fn.__name__}", **RETRY)(fn)
+        app.task(name=f"marketing.{fn.__name__}", shared=False, **RETRY)(fn)
     for channel in CHANNELS:
-        app.task(name=f"marketing.deliver_{channel}", rate_limit=limits.get(channel), **RETRY)(deliver)
+        app.task(name=f"marketing.deliver_{channel}", rate_limit=limits.get(channel), shared=False, **RETRY)(deliver)
     app.conf.beat_schedule = {
         **(app.conf.beat_schedule or {}),
         "marketing-beat": {"task": "marketing.beat", "schedule": crontab(minute="*/5")},

@@ -2,7 +2,9 @@
 
     KeliuError (keliu.errors)
     └── MarketingError        the package's base: everything marketing raises of its own derives from it
-        └── FieldInvalid      one named field of an input is wrong (an offer's, a POS row's)
+        ├── FieldInvalid      one named field of an input is wrong (an offer's, a POS row's, a campaign's)
+        ├── CampaignRefused   a campaign may not be approved or moved to that status (``problems`` says why)
+        └── ChannelFailed     a channel did not take a message; ``permanent``: retrying cannot help
 """
 from __future__ import annotations
 
@@ -20,3 +22,20 @@ class FieldInvalid(MarketingError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class CampaignRefused(MarketingError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class ChannelFailed(MarketingError):
+    """A channel did not take a message (``permanent``: the channel refused it, e.g. the member does not follow the
+    official account; otherwise it may succeed later, e.g. a timeout or a 5xx)."""
+
+    def __init__(self, channel: str, reason: str, permanent: bool = False) -> None:
+        super().__init__(f"{channel}: {reason}")
+        self.channel = channel
+        self.reason = reason
+        self.permanent = permanent

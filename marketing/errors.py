@@ -8,6 +8,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from keliu.errors import KeliuError
 
 
@@ -25,9 +28,15 @@ class FieldInvalid(MarketingError):
 
 
 class CampaignRefused(MarketingError):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+    """A campaign action that may not be done: ``key`` (translated by the console), ``status`` (HTTP), and for a
+    refused spec its ``problems`` (marketing.core.campaign_spec.Problem: field, key, parameters)."""
+
+    def __init__(self, key: str, status: int = 409, problems: Sequence[Any] = ()) -> None:
+        detail = "; ".join(f"{p.field}: {p.key} {dict(p.params) or ''}".rstrip() for p in problems)
+        super().__init__(f"{key}: {detail}" if detail else key)
+        self.key = key
+        self.status = status
+        self.problems = list(problems)
 
 
 class ChannelFailed(MarketingError):

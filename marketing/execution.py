@@ -33,11 +33,13 @@ coupon (step = the coupon's id).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -45,7 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 from analytics.store import visits
 from keliu.tenants import STORES
 from marketing.channels import Outgoing, PushChannel, splash
-from marketing.core import campaign as spec
+from marketing.core import campaign_spec as spec
 from marketing.core import contact, webhook
 from marketing.core.contact import ContactPolicy, Send
 from marketing.errors import ChannelFailed
@@ -55,6 +57,7 @@ from marketing.store import segments
 from marketing.store.audience import MEMBERS
 from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
 from marketing.store.models import coupons
+from marketing.store.segments import REGISTRY
 
 log = logging.getLogger("keliu.marketing")
 
@@ -108,10 +111,13 @@ def load(conn: Connection, campaign_id: int) -> Campaign | None:
     tz_q = sa.select(STORES.c.timezone)
     tz_q = tz_q.where(STORES.c.id == store) if store else tz_q.where(STORES.c.mall_id == row["mall_id"])
     tz = conn.execute(tz_q.order_by(STORES.c.id).limit(1)).scalar() or "Asia/Shanghai"
+    params = spec.parse_params(row["params"] or "{}")
+    if params.send_at is not None and params.send_at.tzinfo is None:  # the editor's store-local time
+        params = dataclasses.replace(params, send_at=params.send_at.replace(tzinfo=ZoneInfo(str(tz))))
     return Campaign(id=row["id"], store_id=store, mall_id=row["mall_id"], trigger=row["trigger"],
                     channel=row["channel"], category=row["category"], status=row["status"],
                     control_share=row["control_share"], salt=row["salt"],
-                    cooldown=timedelta(seconds=row["cooldown_s"]), params=spec.parse_params(row["params"] or "{}"),
+                    cooldown=timedelta(seconds=row["cooldown_s"]), params=params,
                     content=spec.parse_content(row["message"] or "{}"), webhook_secret=row["webhook_secret"] or "",
                     timezone=str(tz))
 
@@ -125,7 +131,7 @@ def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: dateti
         arm = segments.enroll_member(conn, camp.id, camp.salt, camp.control_share, member_id, now)
     send = Send(member_id=member_id, campaign_id=camp.id, channel=camp.channel,  # type: ignore[arg-type]
                 store_timezone=camp.timezone, presence_triggered=camp.trigger in spec.PRESENCE_TRIGGERS,
-                trade_area=camp.params.trade_area, cooldown=camp.cooldown)
+                trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown)
     r = contact_store.reserve(deps.engine, deps.policy, send, now, deps.contacts.consents_of, step=step,
                               control=arm == "control")
     if r.status == "duplicate":
@@ -220,7 +226,8 @@ def login_sends(engine: Engine, member_id: int, store_id: str, first: bool,
         for cid in _active(conn, ("login_first",) if first else ("login_return",), store_id):
             camp = load(conn, cid)
             assert camp is not None
-            out.append((cid, camp.channel, 0 if first else day_step(now, camp.timezone)))
+            if segments.member_in(conn, camp.params.segment, member_id, now):
+                out.append((cid, camp.channel, 0 if first else day_step(now, camp.timezone)))
     return out
 
 
@@ -235,12 +242,11 @@ def presence_sends(engine: Engine, member_id: int, store_id: str, dwell_s: float
             assert camp is not None
             if camp.trigger == "dwell" and dwell_s < camp.params.dwell_minutes * 60:
                 continue
+            if not segments.member_in(conn, camp.params.segment, member_id, now):
+                continue
             out.append((cid, camp.channel, day_step(now, camp.timezone)))
     return out
 
-
-#: the portal's link from a consenting member to the sensor's stable device id (the ids visits are keyed by)
-REGISTRY = sa.table("member_registry", sa.column("registry_id", sa.String), sa.column("member_id", sa.Integer))
 
 
 def presence_seen(engine: Engine, since: datetime) -> list[tuple[int, str, float]]:
@@ -274,7 +280,7 @@ def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime,
             return []
         seg = camp.params.segment
         where = segments.conditions(seg, now)
-        if camp.store_id and seg.store_id is None:
+        if camp.store_id and not any(c.fact == "store" for c in seg):
             where.append(MEMBERS.c.first_store_id == camp.store_id)
         if camp.trigger == "lapsed":
             where.append(MEMBERS.c.last_seen_at < now - timedelta(days=camp.params.lapsed_days))
@@ -293,8 +299,7 @@ def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime,
                 c.c.offer_id == camp.params.offer_id, c.c.state == "issued", c.c.member_id.is_not(None),
                 c.c.expires_at > now, c.c.expires_at <= soon,
                 ~sa.exists().where(s.c.campaign_id == camp.id, s.c.step == c.c.id, s.c.member_id == c.c.member_id))
-            if seg.store_id or seg.min_logins or seg.min_purchases or seg.min_redemptions or \
-                    seg.seen_within_days or seg.not_seen_days:
+            if seg:
                 q = q.where(c.c.member_id.in_(sa.select(MEMBERS.c.id).where(*segments.conditions(seg, now))))
             rows = [(int(mid), int(cid)) for mid, cid in conn.execute(q.order_by(c.c.id))]
     return rows

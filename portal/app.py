@@ -172,7 +172,7 @@ def _register(app: Flask, cfg: Config) -> None:
                        card.CardVerifier(card.card_key(svc.keys.token), svc.mall_id), contacts=PortalMembers(),
                        sms_callback_secret=cfg.marketing.callback_secret, on_login=login_trigger(cfg))
     marketing_dashboard.init_app(app, svc.engine, svc.clock, svc.cfg.timezone)
-    marketing_campaigns.init_app(app, svc.engine, svc.clock, svc.cfg.sms.backend)
+    marketing_campaigns.init_app(app, svc.engine, svc.clock, svc.cfg.sms.backend, cfg.marketing.sms_template_map())
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
         app.register_blueprint(wechat_member.blueprint)

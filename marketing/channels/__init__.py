@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from marketing.core.campaign import Content
+from marketing.core.campaign_spec import Content
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """SMS for campaigns (an edge): the :class:`SmsGateway` protocol the portal's SMS backends implement, and the
 channel that fills an approved template.
 
-Providers approve templates in advance: a marketing SMS names the template id approved for its message category
-(``gateway.templates``) and passes the campaign's parameters; the text the member reads is the template's, and a
+Providers approve templates in advance: a marketing SMS names the campaign's approved template id (entered in the
+editor) or else the one configured for its message category (``gateway.templates``) and passes the campaign's
+parameters; the text the member reads is the template's, and a
 campaign's ``text`` (checked at approval by marketing.core.sms_rules: category, forbidden content, the provider's
 refusal suffix) must be that text. Marketing never imports the portal: the composition root hands the portal's
 backend in.
@@ -37,9 +38,9 @@ class SmsChannel:
         if not msg.address:
             raise ChannelFailed("sms", "the member has no phone number", permanent=True)
         problems = sms_rules.problems(self.gateway.provider, msg.category, msg.content.text)
-        template = self.gateway.templates.get(msg.category)
+        template = msg.content.sms_template_id or self.gateway.templates.get(msg.category)
         if template is None:
-            problems.append(f"no approved template for {msg.category!r}")
+            problems.append(f"no approved template for {msg.category!r}")  # never empty: approval checked it
         if problems:  # approval checked it; a changed configuration must still not let it through
             raise ChannelFailed("sms", "; ".join(problems), permanent=True)
         assert template is not None

@@ -12,8 +12,10 @@
 - ``sms_replies``: the SMS provider's inbound replies, once each (the provider's id of the reply is unique); the
   member id only, never the number or the text.
 
-Revision ``campaigns_0002_execution`` adds the campaign's ``params`` (trigger and segment, JSON) and ``message``
-(the channel's content, JSON), its webhook secret and approval, and a send's ``attempts``, ``lease_until``,
+Revision ``campaigns_0002_execution`` adds the campaign's ``params`` (trigger, segment and consent basis, JSON) and
+``message`` (the channel's content, JSON) — the one place a campaign's definition lives, written by
+marketing.store.campaign_admin and read by marketing.execution and the console —, its webhook secret, who created,
+changed and approved it, and a send's ``attempts``, ``lease_until``,
 ``provider_ref`` and ``error`` (marketing.execution).
 """
 from __future__ import annotations
@@ -45,12 +47,16 @@ class CampaignRow(Base):
     cooldown_s: Mapped[int] = mapped_column(sa.Integer, default=86400)
     window_days: Mapped[int] = mapped_column(sa.Integer, default=7)
     created_at: Mapped[datetime] = mapped_column(TS)
-    #: the trigger's parameters and the segment, JSON (marketing.core.campaign.CampaignSpec)
+    #: the trigger's parameters, the segment and the consent basis, JSON (marketing.core.campaign_spec.Params)
     params: Mapped[str] = mapped_column(sa.Text, default="{}", server_default="{}")
-    #: the channel's content, JSON (marketing.core.channels.Content)
+    #: the channel's content, JSON (marketing.core.campaign_spec.Content)
     message: Mapped[str] = mapped_column(sa.Text, default="{}", server_default="{}")
     #: HMAC-SHA256 key of the signed webhook (generated at creation; shown to the receiver's owner once)
     webhook_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    #: the console user (or script) who created and last changed it (marketing.store.campaign_admin)
+    created_by: Mapped[str | None] = mapped_column(sa.String(64))
+    updated_by: Mapped[str | None] = mapped_column(sa.String(64))
+    updated_at: Mapped[datetime | None] = mapped_column(TS)
     approved_by: Mapped[str | None] = mapped_column(sa.String(64))
     approved_at: Mapped[datetime | None] = mapped_column(TS)
 

@@ -17,9 +17,10 @@ from keliu import config, db
 from keliu.tasks import make_app
 from keliu.tenants import MALLS, STORES
 from keliu.testing.wechat_fake import FakeAccounts, FakeServer
-from marketing.store import lifecycle
+from marketing.store import campaign_admin
 from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
 from tests.analytics.servers import celery_worker
+from tests.marketing.campaign_kit import ADMIN, new_campaign
 from tests.marketing.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -50,13 +51,12 @@ def seed(engine: sa.Engine, now: datetime) -> tuple[int, int]:
                                            "wechat_openid": f"oMEMBER{i}"} for i in range(1, N + 1)])
         conn.execute(sa.insert(CONSENTS), [{"member_id": i, "kind": "marketing", "version": "v1", "granted": True,
                                             "ts": old, "store_id": "c1", "lang": "zh-CN"} for i in range(1, N + 1)])
-        ids = []
-        for channel, message in (("webhook", {"text": "新品到了", "webhook_url": "PLACEHOLDER"}),
-                                 ("wechat", {"text": "积分到账", "wechat_template_id": "TPL1"})):
-            cid = lifecycle.create(conn, name=channel, trigger="scheduled", channel=channel, category="notice",
-                                   now=now, store_id="c1", params={"send_at": (now - timedelta(minutes=1)).isoformat()},
-                                   message=message, control_share=0.1, cooldown_s=0)
-            ids.append(cid)
+    ids = []
+    for channel, message in (("webhook", {"text": "新品到了", "webhook_url": "PLACEHOLDER"}),
+                             ("wechat", {"text": "积分到账", "wechat_template_id": "TPL1"})):
+        ids.append(new_campaign(engine, now, name=channel, trigger="scheduled", channel=channel, category="notice",
+                                store_id="c1", params={"send_at": (now - timedelta(minutes=1)).isoformat()},
+                                message=message, control_share=0.1, approve=False))
     return ids[0], ids[1]
 
 
@@ -78,8 +78,8 @@ def test_kill_9_mid_campaign_sends_each_message_exactly_once(tmp_path, postgres_
                 message=sa.func.replace(campaigns.c.message, "PLACEHOLDER", rx.url)))
             rx.secrets[hook_id] = conn.execute(sa.select(campaigns.c.webhook_secret)
                                                .where(campaigns.c.id == hook_id)).scalar_one()
-            for cid in (hook_id, wechat_id):
-                lifecycle.approve(conn, cid, by="boss", now=now, sms_provider="console", sms_templates={})
+        for cid in (hook_id, wechat_id):
+            campaign_admin.transition(engine, ADMIN, cid, "approve", now, None)
         (tmp_path / "keliu.toml").write_text("")
         queue = f"t-{uuid.uuid4().hex[:10]}"
         env = {"KELIU_DATABASE_URL": postgres_url, "KELIU_ANALYTICS_BROKER_URL": broker,

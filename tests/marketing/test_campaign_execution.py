@@ -19,10 +19,11 @@ from marketing.channels.sms import SmsChannel
 from marketing.channels.webhook import WebhookChannel
 from marketing.channels.wechat import WechatChannel
 from marketing.errors import CampaignRefused
-from marketing.store import lifecycle
+from marketing.store import campaign_admin
 from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
 from portal.edges.sms_backends import ConsoleSms
 from portal.store.marketing_members import PortalMembers
+from tests.marketing.campaign_kit import ADMIN, new_campaign
 from tests.marketing.conftest import MEMBER_NO, MEMBER_YES, NOW
 from tests.marketing.receivers import WebhookReceiver
 
@@ -34,14 +35,15 @@ SMS_TEXT = "会员日全场积分双倍，拒收请回复R"
 def tcampaign(engine: Engine, *, trigger: str = "login_first", channel: str = "splash",
               category: str = "member_benefit", message: dict[str, Any] | None = None,
               params: dict[str, Any] | None = None, control_share: float = 0.0, approve: bool = True,
-              cooldown_s: int = 0) -> int:
-    with engine.begin() as conn:
-        cid = lifecycle.create(conn, name="c", trigger=trigger, channel=channel, category=category, now=NOW,
-                               store_id="s1", params=params, control_share=control_share, cooldown_s=cooldown_s,
-                               message=message or {"text": "欢迎回来 welcome back"})
-        if approve:
-            lifecycle.approve(conn, cid, by="boss", now=NOW, sms_provider="console", sms_templates=TEMPLATES)
-    return cid
+              cooldown_hours: int = 0) -> int:
+    return new_campaign(engine, NOW, trigger=trigger, channel=channel, category=category, params=params,
+                        message=message, control_share=control_share, cooldown_hours=cooldown_hours,
+                        approve=approve, sms_templates=TEMPLATES)
+
+
+def approve(engine: Engine, cid: int) -> str:
+    return campaign_admin.transition(engine, ADMIN, cid, "approve", NOW, None, sms_provider="console",
+                                     sms_templates=TEMPLATES)
 
 
 def deps(engine: Engine, **channels: Any) -> execution.Deps:
@@ -126,7 +128,7 @@ def test_wechat_template_through_the_fake_and_failures_recorded(engine: Engine) 
         assert send_row(engine, cid, MEMBER_YES, 7)["provider_ref"] == str(fake.state.templates[0]["msgid"])
         # WeChat's anti-reentry id: the same client_msg_id again is the same message, not a second one
         from marketing.channels import Outgoing
-        from marketing.core.campaign import Content
+        from marketing.core.campaign_spec import Content
         again = Outgoing(cid, 7, MEMBER_YES, "member_benefit", Content(wechat_template_id="TPL1"),
                          f"keliu-{cid}-7-{MEMBER_YES}", address="oMEMBER1")
         assert ch.send(again, NOW.timestamp()) == str(fake.state.templates[0]["msgid"])
@@ -157,33 +159,31 @@ def test_sms_goes_through_an_approved_template_with_the_refusal_suffix(engine: E
 
 
 @pytest.mark.parametrize(("category", "message", "problem"), [
-    ("coupon", {"text": "送你一张优惠券，拒收请回复R"}, "console forbids 'coupon'"),
-    ("member_benefit", {"text": "会员日全场积分双倍"}, "refusal suffix"),
-    ("member_benefit", {"text": "好久不见，回来看看吧，拒收请回复R"}, "content console forbids"),
-    ("visit_invite", {"text": "欢迎到店，拒收请回复R"}, "forbids 'visit_invite'"),
+    ("coupon", {"text": "送你一张优惠券，拒收请回复R"}, ("category", "err_sms_category")),
+    ("member_benefit", {"text": "会员日全场积分双倍"}, ("message", "err_sms_suffix")),
+    ("member_benefit", {"text": "好久不见，回来看看吧，拒收请回复R"}, ("message", "err_sms_words")),
+    ("visit_invite", {"text": "欢迎到店，拒收请回复R"}, ("category", "err_sms_category")),
 ])
 def test_approval_refuses_sms_the_provider_forbids(engine: Engine, category: str, message: dict[str, str],
-                                                   problem: str) -> None:
+                                                   problem: tuple[str, str]) -> None:
     cid = tcampaign(engine, channel="sms", category=category, message=message, approve=False)
-    with engine.begin() as conn, pytest.raises(CampaignRefused) as exc:
-        lifecycle.approve(conn, cid, by="boss", now=NOW, sms_provider="console", sms_templates=TEMPLATES)
-    assert any(problem in p for p in exc.value.problems)
+    with pytest.raises(CampaignRefused) as exc:
+        approve(engine, cid)
+    assert exc.value.key == "err_approval" and problem in [(p.field, p.key) for p in exc.value.problems]
     # a draft sends nothing
     assert execution.deliver(deps(engine), cid, MEMBER_YES, 0, NOW).status == "inactive"
 
 
 def test_pause_stops_sends_and_resume_checks_again(engine: Engine) -> None:
     cid = tcampaign(engine)
-    with engine.begin() as conn:
-        lifecycle.set_status(conn, cid, "paused")
+    assert campaign_admin.transition(engine, ADMIN, cid, "pause", NOW, None) == "paused"
     assert execution.deliver(deps(engine), cid, MEMBER_YES, 0, NOW).status == "inactive"
-    with engine.begin() as conn, pytest.raises(CampaignRefused):
-        lifecycle.set_status(conn, cid, "approved")  # resuming goes through approve
-    with engine.begin() as conn:
-        lifecycle.approve(conn, cid, by="boss", now=NOW, sms_provider="console", sms_templates=TEMPLATES)
-        lifecycle.set_status(conn, cid, "archived")
-    with engine.begin() as conn, pytest.raises(CampaignRefused, match="from 'archived'"):
-        lifecycle.approve(conn, cid, by="boss", now=NOW, sms_provider="console", sms_templates=TEMPLATES)
+    with pytest.raises(CampaignRefused, match="err_transition"):
+        campaign_admin.transition(engine, ADMIN, cid, "pause", NOW, None)  # not approved: nothing to pause
+    assert approve(engine, cid) == "approved"  # resuming is approving again (the rules checked again)
+    assert campaign_admin.transition(engine, ADMIN, cid, "archive", NOW, None) == "archived"
+    with pytest.raises(CampaignRefused, match="err_transition"):
+        approve(engine, cid)
 
 
 def test_presence_trigger_needs_the_presence_consent(engine: Engine) -> None:
@@ -234,7 +234,7 @@ def test_segments_and_the_expiring_coupon_trigger(engine: Engine) -> None:
     from tests.marketing.conftest import tcoupon, toffer
 
     d = deps(engine)
-    cid = tcampaign(engine, trigger="scheduled", params={"send_at": NOW.isoformat(), "segment": {"min_logins": 1}})
+    cid = tcampaign(engine, trigger="scheduled", params={"send_at": NOW.isoformat(), "segment": "logins >= 1"})
     assert execution.campaign_sends_due(engine, cid, NOW - timedelta(seconds=1), d.policy) == []  # not yet
     assert execution.campaign_sends_due(engine, cid, NOW, d.policy) == []  # no member logged in
     with engine.begin() as conn:
@@ -242,7 +242,7 @@ def test_segments_and_the_expiring_coupon_trigger(engine: Engine) -> None:
                              "VALUES (:t, 's1', :m, 'd1', 'sms', '10.0.0.2')"), {"t": NOW, "m": MEMBER_NO})
     assert execution.campaign_sends_due(engine, cid, NOW, d.policy) == [(MEMBER_NO, 0)]
     recent = tcampaign(engine, trigger="scheduled", params={"send_at": NOW.isoformat(),
-                                                             "segment": {"seen_within_days": 1}})
+                                                             "segment": "last_visit_days <= 1"})
     assert [m for m, _ in execution.campaign_sends_due(engine, recent, NOW, d.policy)] == [MEMBER_YES, MEMBER_NO]
     offer = toffer(engine)
     code_yes = tcoupon(engine, offer, MEMBER_YES)
@@ -276,3 +276,57 @@ def test_visits_seen_by_analytics_fire_the_dwell_campaign(engine: Engine) -> Non
     assert execution.presence_seen(engine, since) == [(MEMBER_YES, "s1", 1740.0)]
     assert execution.presence_sends(engine, MEMBER_YES, "s1", 1740.0, NOW) == [
         (cid, "splash", execution.day_step(NOW, "Asia/Shanghai"))]
+
+
+def test_a_campaign_made_in_the_console_editor_runs_through_the_contact_policy(engine: Engine) -> None:
+    """The one definition and lifecycle: the editor's form (campaign_spec.parse), created and approved by a store
+    manager through the console's store (audited), then ``marketing.run_campaign`` on the appliance's Celery app
+    (eager) enrolls, decides and sends; the report counts what the executor wrote."""
+    from keliu import audit, config
+    from keliu.accounts.users import AdminUser
+    from keliu.tasks import make_app
+    from marketing.channels import splash
+    from marketing.core import campaign_spec
+    from marketing.store import campaign_report
+
+    boss = AdminUser("boss", "store", mall_id="m1", store_id="s1")
+    form = {"name": "好久不见", "scope": "store:s1", "trigger": "lapsed", "lapsed_days": "30",
+            "segment": "last_visit_days >= 30\nstore = s1", "channel": "splash", "category": "member_benefit",
+            "message": "好久不见，本周会员双倍积分", "consents": ["marketing"], "control_pct": "1",
+            "window_days": "7", "cooldown_hours": "0"}
+    spec, problems = campaign_spec.parse(form, scopes={"store:s1": ("s1", None)}, offers=frozenset())
+    assert spec is not None, problems
+    cid = campaign_admin.create(engine, boss, spec, NOW, "10.0.0.9")
+    app = make_app(config.load(overrides={"database_url": engine.url.render_as_string(hide_password=False)},
+                               env={}))
+    later = NOW + timedelta(days=31)
+    assert app.tasks["marketing.run_campaign"].delay(cid, later.timestamp()).get() == 0  # a draft sends nothing
+    assert campaign_admin.transition(engine, boss, cid, "approve", NOW, "10.0.0.9") == "approved"
+    assert app.tasks["marketing.run_campaign"].delay(cid, (NOW + timedelta(days=29)).timestamp()).get() == 0
+    assert app.tasks["marketing.run_campaign"].delay(cid, later.timestamp()).get() == 2  # both lapsed members
+    with engine.connect() as conn:
+        arms = dict(conn.execute(sa.select(campaign_members.c.member_id, campaign_members.c.arm).where(
+            campaign_members.c.campaign_id == cid)).tuples().all())
+    assert set(arms) == {MEMBER_YES, MEMBER_NO}
+    # the member without marketing consent is suppressed with its reason, whatever the arm (intent to treat)
+    expected = {"sent" if arms[MEMBER_YES] == "treatment" else "control": 1, "suppressed": 1}
+    got = execution.counts(engine, cid)
+    assert got["status"] == expected and got["suppressed"] == {"no_consent:marketing": 1}
+    # again: nothing twice
+    assert app.tasks["marketing.run_campaign"].delay(cid, later.timestamp()).get() == 0
+    assert execution.counts(engine, cid)["status"] == expected
+    # delivered = what a receiver confirmed: the success page showed the message
+    with engine.connect() as conn:
+        assert campaign_report.delivered(conn, cid) == 0
+    with engine.begin() as conn:
+        shown = splash.pending(conn, MEMBER_YES)
+        assert [m["text"] for m in shown] == (["好久不见，本周会员双倍积分"] if "sent" in expected else [])
+        splash.mark_shown(conn, [m["id"] for m in shown], later)
+    with engine.connect() as conn:
+        f = campaign_report.figures(conn, cid, None, 0)
+    assert f is not None and (f.sent, f.delivered) == ((1, 1) if "sent" in expected else (0, 0))
+    assert sorted(e.action for e in audit.entries(engine) if e.target == f"campaign:{cid}") == [
+        "campaign.approve", "campaign.create"]
+    from marketing import tasks
+
+    tasks.deps_of(app.tasks["marketing.run_campaign"]).engine.dispose()

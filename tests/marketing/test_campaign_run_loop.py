@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from keliu import db
 from keliu.cli import cli
 from marketing import execution
-from marketing.store import lifecycle
+from tests.marketing.campaign_kit import new_campaign
 
 MEMBERS = sa.table("members", sa.column("id"), sa.column("created_at", db.TS), sa.column("first_store_id"),
                    sa.column("last_seen_at", db.TS))
@@ -33,9 +33,8 @@ def test_run_once_sends_a_lapsed_campaign_in_process(tmp_path) -> None:  # type:
                                           for i in (1, 2, 3)])
         conn.execute(sa.insert(CONSENTS), [{"member_id": i, "kind": "marketing", "version": "v1", "granted": i != 3,
                                             "ts": old, "store_id": "s1", "lang": "zh-CN"} for i in (1, 2, 3)])
-        cid = lifecycle.create(conn, name="we miss you", trigger="lapsed", channel="splash", category="notice",
-                               now=now, store_id="s1", message={"text": "好久不见"}, control_share=0.0)
-        lifecycle.approve(conn, cid, by="admin", now=now, sms_provider="console", sms_templates={})
+    cid = new_campaign(engine, now, name="we miss you", trigger="lapsed", channel="splash", category="notice",
+                       message={"text": "好久不见"})
     res = CliRunner().invoke(cli, ["analytics", "run", "--once"], env=env)
     assert res.exit_code == 0, res.output
     assert execution.counts(engine, cid) == {"status": {"sent": 2, "suppressed": 1},

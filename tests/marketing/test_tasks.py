@@ -1,6 +1,8 @@
-"""marketing's Celery task ``marketing.expire_due`` on the analytics Celery app: in the beat schedule; run eagerly
-against SQLite and PostgreSQL with a moved clock (batched, idempotent, nothing else touched); by a real
-``keliu analytics worker`` process on Redis; and by the demo's in-process loop ``keliu analytics run``."""
+"""marketing's Celery tasks on the appliance's app (keliu.tasks.make_app, the one composition): the campaign tasks'
+explicit names, late acknowledgement, per-channel rate limits from ``[marketing]`` and beat entries (analytics' own
+app has none of them); ``marketing.expire_due`` in the beat schedule, run eagerly against SQLite and PostgreSQL with
+a moved clock (batched, idempotent, nothing else touched), by a real ``keliu analytics worker`` process on Redis, and
+by the demo's in-process loop ``keliu analytics run``. (The campaigns on real workers: test_campaign_celery.py.)"""
 from __future__ import annotations
 
 import os
@@ -114,3 +116,29 @@ def test_the_in_process_loop_runs_it(tmp_path: Path, sqlite_template: Path) -> N
     assert out.returncode == 0, out.stderr
     assert (states(engine)[code], states(engine)[live]) == ("expired", "issued")
     engine.dispose()
+
+
+def test_the_appliance_app_has_marketings_tasks_with_their_rate_limits() -> None:
+    cfg = config.load(env={"KELIU_MARKETING_RATE_SMS": "5/s", "KELIU_MARKETING_RATE_WEBHOOK": "600/m"})
+    app = make_app(cfg)
+    names = {n for n in app.tasks if n.startswith("marketing.")}
+    assert names == {"marketing.trigger_login", "marketing.trigger_presence", "marketing.scan_presence",
+                     "marketing.beat", "marketing.run_campaign", "marketing.resume_sends",
+                     "marketing.deliver_splash", "marketing.deliver_sms", "marketing.deliver_wechat",
+                     "marketing.deliver_webhook", "marketing.expire_due"}
+    limits = {c: app.tasks[f"marketing.deliver_{c}"].rate_limit for c in ("splash", "sms", "wechat", "webhook")}
+    assert limits == {"splash": None, "sms": "5/s", "wechat": "20/s", "webhook": "600/m"}
+    assert all(app.tasks[n].acks_late and app.tasks[n].reject_on_worker_lost for n in names)
+    beat = {e["task"]: e for e in app.conf.beat_schedule.values()}
+    assert {"marketing.beat", "marketing.scan_presence", "marketing.resume_sends", "marketing.expire_due",
+            "analytics.dispatch"} <= set(beat)
+    assert not any(n.startswith("marketing.") for n in make_celery(cfg).tasks)
+
+
+def test_a_bad_rate_names_the_key() -> None:
+    from keliu.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="rate_sms"):
+        config.load(env={"KELIU_MARKETING_RATE_SMS": "fast"})
+    with pytest.raises(ConfigError, match="sms_templates"):
+        config.load(env={"KELIU_MARKETING_SMS_TEMPLATES": "member_benefit"})

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import Flask
 
-from marketing.store import lifecycle
 from marketing.store.campaigns import campaign_sends
 from portal.edges.sms_backends import ConsoleSms
+from tests.marketing.campaign_kit import new_campaign
 from tests.portal.conftest import FakeClock, Phone
 
 
@@ -18,13 +18,10 @@ def test_first_login_shows_the_campaign_message_once(app: Flask, phone: Phone, s
                                                      clock: FakeClock) -> None:
     engine = app.extensions["keliu"].engine
     now = datetime.fromtimestamp(clock(), UTC)
-    with engine.begin() as conn:
-        first = lifecycle.create(conn, name="welcome", trigger="login_first", channel="splash", category="notice",
-                                 now=now, store_id="demo-store", message={"text": "首次光临，欢迎！"})
-        again = lifecycle.create(conn, name="back", trigger="login_return", channel="splash", category="notice",
-                                 now=now, store_id="demo-store", message={"text": "欢迎回来"})
-        for cid in (first, again):
-            lifecycle.approve(conn, cid, by="admin", now=now, sms_provider="console", sms_templates={})
+    first, _again = (new_campaign(engine, now, name=name, trigger=trigger, channel="splash", category="notice",
+                                  store_id="demo-store", message={"text": text})
+                     for name, trigger, text in (("welcome", "login_first", "首次光临，欢迎！"),
+                                                 ("back", "login_return", "欢迎回来")))
     assert phone.login(sms, marketing=True).status_code == 303
     page = phone.get("/status").get_data(as_text=True)
     assert "首次光临，欢迎！" in page and "欢迎回来" not in page

@@ -159,7 +159,7 @@ def test_a_campaign_sms_goes_through_the_sdk_with_its_approved_template(tencent:
     from keliu.tasks import PortalSms
     from marketing.channels import Outgoing
     from marketing.channels.sms import SmsChannel
-    from marketing.core.campaign import Content
+    from marketing.core.campaign_spec import Content
     from marketing.errors import ChannelFailed
 
     endpoint, handler = tencent

@@ -1,5 +1,6 @@
-"""campaigns: what a campaign sends and to whom (params, message), the send's lease and attempts, the Wi-Fi success
-page's queued messages and the SMS provider's inbound replies
+"""campaigns: what a campaign sends and to whom (params, message), who created, changed and approved it (the
+console's editor and the executor share these columns), the send's lease and attempts, the Wi-Fi success page's
+queued messages and the SMS provider's inbound replies
 
 Revision ID: campaigns_0002_execution
 Revises: campaigns_0001
@@ -22,6 +23,9 @@ def upgrade() -> None:
         b.add_column(sa.Column("params", sa.Text, nullable=False, server_default="{}"))
         b.add_column(sa.Column("message", sa.Text, nullable=False, server_default="{}"))
         b.add_column(sa.Column("webhook_secret", sa.String(64)))
+        b.add_column(sa.Column("created_by", sa.String(64)))
+        b.add_column(sa.Column("updated_by", sa.String(64)))
+        b.add_column(sa.Column("updated_at", TS))
         b.add_column(sa.Column("approved_by", sa.String(64)))
         b.add_column(sa.Column("approved_at", TS))
     with op.batch_alter_table("campaign_sends") as b:
@@ -69,5 +73,6 @@ def downgrade() -> None:
         for c in ("error", "provider_ref", "lease_until", "attempts"):
             b.drop_column(c)
     with op.batch_alter_table("campaigns") as b:
-        for c in ("approved_at", "approved_by", "webhook_secret", "message", "params"):
+        for c in ("approved_at", "approved_by", "updated_at", "updated_by", "created_by", "webhook_secret", "message",
+                  "params"):
             b.drop_column(c)

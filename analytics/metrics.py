@@ -123,6 +123,14 @@ def loyalty_of(device: U64, history: History, rules: Rules) -> npt.NDArray[np.in
     return out
 
 
+def known_staff(history: History, rules: Rules) -> U64:
+    """Staff known before the day's own presence: the manual list and devices flagged staff (same-day rule) on at
+    least ``staff_days`` of the last 7 days (sorted, unique)."""
+    recent = history.staff_age <= 7
+    hs_dev, hs_n = np.unique(history.staff_device[recent], return_counts=True)
+    return np.union1d(hs_dev[hs_n >= rules.staff_days], device_codes(list(rules.staff_devices)))
+
+
 def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History | None = None,
               logins_ms: I64 | None = None, members_ms: I64 | None = None) -> StoreDay:
     """Every figure of one store-day from its merged state (see the module docstring)."""
@@ -134,11 +142,7 @@ def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History
     open_hours = rules.close_hour - rules.open_hour
     present = np.bitwise_count(seen.hours & open_mask).astype(np.int64)
     auto = present >= np.ceil(rules.staff_fraction * open_hours - 1e-9)
-    recent = history.staff_age <= 7
-    hs_dev, hs_n = np.unique(history.staff_device[recent], return_counts=True)
-    habitual = hs_dev[hs_n >= rules.staff_days]
-    manual = device_codes(list(rules.staff_devices))
-    staff = auto | _member(seen.device, habitual) | _member(seen.device, manual)
+    staff = auto | _member(seen.device, known_staff(history, rules))
     staff_dev = seen.device[staff]
     visit_staff = _member(vis.device, staff_dev)
     # visitors: non-staff devices with a visit; counted at the start of their first visit of the day

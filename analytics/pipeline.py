@@ -59,7 +59,8 @@ def context(conn: Connection, cfg: Config, store_id: str) -> StoreContext:
     return StoreContext(store_id, known[0], known[1], cfg.analytics.rules_for(store_id))
 
 
-def _history(conn: Connection, store_id: str, day: date, rules: Rules) -> History:
+def history(conn: Connection, store_id: str, day: date, rules: Rules) -> History:
+    """The store's earlier days (visits and automatic staff flags) before ``day``."""
     d = store.device_days.c
     rows = conn.execute(sa.select(d.device, d.day, d.visited, d.auto_staff).where(
         d.store == store_id, d.day >= day - timedelta(days=rules.history_days), d.day < day,
@@ -96,7 +97,7 @@ def compute(conn: Connection, cfg: Config, store_id: str, day: date) -> Computed
     utc = UTC
     logins, members = store.portal_times(conn, store_id, datetime.fromtimestamp(start_ms / 1000, utc),
                                          datetime.fromtimestamp(end_ms / 1000, utc))
-    result = store_day(state, ctx.rules, start_ms, _history(conn, store_id, day, ctx.rules), _ms(logins),
+    result = store_day(state, ctx.rules, start_ms, history(conn, store_id, day, ctx.rules), _ms(logins),
                        _ms(members))
     return Computed(ctx, day, result, names)
 

@@ -1,6 +1,8 @@
 """Reports for the dashboards and the CLI (an edge: reads the rollup tables; see docs/CONTRACTS.md).
 
-Every function reads rollups written by the pipeline (``analytics.pipeline``); none recomputes from sightings.
+Every function reads rollups written by the pipeline (``analytics.pipeline``); none recomputes from sightings,
+except the live occupancy (:func:`store_live`, :func:`mall_live`), which reads the last minutes of sightings (an
+indexed time range) so that it is fresh within seconds of the frames instead of waiting for closed visits.
 Dates are store-local days and ranges include both ends.
 
 No data is ``None``, never 0: a day without a daily rollup (the sensor heard nothing, or the day was not rolled up
@@ -18,12 +20,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict, cast
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics import store
 from analytics.bands import Uncertainty, uncertainty
-from analytics.metrics import DWELL_FIELDS, DWELL_LABELS, LOYALTY_LABELS
+from analytics.metrics import DWELL_FIELDS, DWELL_LABELS, LOYALTY_LABELS, History, known_staff
+from analytics.occupancy import WINDOW_S, Present, figures, lookback_s, present, union
+from analytics.visits import U64, Rules, device_codes, to_ms
+from keliu.config import Config
 
 SCALARS = ("visitors", "passersby", "visits", "capture_rate", "median_dwell_s", "new_visitors", "repeat_visitors",
            "staff_excluded", "wifi_logins", "new_members")
@@ -362,3 +368,56 @@ def last_report(engine: Engine, store_id: str) -> float | None:
     """Epoch seconds of the newest sighting of the store's sensors (None: never heard)."""
     with engine.connect() as conn:
         return store.last_sighting(conn, store_id)
+
+
+# -- live occupancy: the one report read from the sightings themselves (the last minutes), not from rollups
+
+
+def _staff_now(conn: Connection, store_id: str, today: date, rules: Rules) -> U64:
+    """Staff at the store right now: the manual list, habitual staff of the last 7 days, and the devices the
+    pipeline flagged staff today already."""
+    d = store.device_days.c
+    rows = conn.execute(sa.select(d.device, d.day, d.staff, d.auto_staff).where(
+        d.store == store_id, d.day >= today - timedelta(days=7), d.day <= today,
+        sa.or_(d.staff, d.auto_staff))).all()
+    past = [(r[0], (today - r[1]).days) for r in rows if r[3] and r[1] < today]
+    hist = History(staff_device=device_codes([p[0] for p in past]),
+                   staff_age=np.array([p[1] for p in past], dtype=np.int64))
+    return np.union1d(known_staff(hist, rules), device_codes([r[0] for r in rows if r[2] and r[1] == today]))
+
+
+def _present(conn: Connection, cfg: Config, store_id: str, now: float, window_s: int) -> tuple[Present, float | None]:
+    from analytics.pipeline import context, local_day
+
+    ctx = context(conn, cfg, store_id)
+    # an indexed range on sightings.ts: the look-back only (window + one visit gap)
+    ts, devs, rssi = store.load_sightings(conn, store_id, now - lookback_s(ctx.rules, window_s), now + 0.001)
+    staff = _staff_now(conn, store_id, local_day(now, ctx.tz), ctx.rules)
+    connected = device_codes(store.connected_devices(conn, store_id, now - window_s, now + 0.001))
+    p = present(to_ms(ts), device_codes(devs), rssi, ctx.rules, round(now * 1000), window_s, staff, connected)
+    last = float(ts.max()) if len(ts) else store.last_sighting(conn, store_id)
+    return p, last
+
+
+def store_live(engine: Engine, cfg: Config, store_id: str, now: float, window_s: int = WINDOW_S) -> dict[str, Any]:
+    """Live occupancy of one store at ``now`` (:mod:`analytics.occupancy`)."""
+    with engine.connect() as conn:
+        p, last = _present(conn, cfg, store_id, now, window_s)
+    return {"store": store_id, **figures(p, now=now, window_s=window_s, last_sighting=last)}
+
+
+def mall_live(engine: Engine, cfg: Config, mall_id: str, store_ids: Sequence[str], now: float,
+              window_s: int = WINDOW_S) -> dict[str, Any]:
+    """Live occupancy of a mall (its stores' devices, each once) and of each of its stores."""
+    parts: list[Present] = []
+    stores: list[dict[str, Any]] = []
+    lasts: list[float] = []
+    with engine.connect() as conn:
+        for sid in store_ids:
+            p, last = _present(conn, cfg, sid, now, window_s)
+            parts.append(p)
+            if last is not None:
+                lasts.append(last)
+            stores.append({"store": sid, **figures(p, now=now, window_s=window_s, last_sighting=last)})
+    total = figures(union(parts), now=now, window_s=window_s, last_sighting=max(lasts) if lasts else None)
+    return {"mall": mall_id, **total, "stores": stores}

@@ -105,14 +105,23 @@ def lock(conn: Connection, *key: object) -> None:
 
 def load_sightings(conn: Connection, store: str, start_s: float, end_s: float) -> tuple[
         npt.NDArray[np.float64], list[str], npt.NDArray[np.int16]]:
-    """The store's sightings with ``start_s <= ts < end_s``: times, device ids, RSSI (None as MISSING_RSSI)."""
+    """The store's probe sightings with ``start_s <= ts < end_s``: times, device ids, RSSI (None as MISSING_RSSI).
+    Connected stations (basis "connected") are left out: their device ids are keyed from the station's own MAC,
+    not linked with the probes' estimated devices, so counting both would count a connected phone twice."""
     s = sightings.c
     rows = conn.execute(sa.select(s.ts, s.device, s.rssi).where(
-        s.store == store, s.ts >= start_s, s.ts < end_s)).all()
+        s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "probe")).all()
     ts = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
     devs = [r[1] for r in rows]
     rssi = np.fromiter((MISSING_RSSI if r[2] is None else r[2] for r in rows), dtype=np.int16, count=len(rows))
     return ts, devs, rssi
+
+
+def connected_devices(conn: Connection, store: str, start_s: float, end_s: float) -> list[str]:
+    """The distinct devices connected to the store's AP (sightings of basis "connected") in ``[start_s, end_s)``."""
+    s = sightings.c
+    return list(conn.execute(sa.select(s.device).distinct().where(
+        s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "connected")).scalars().all())
 
 
 def last_sighting(conn: Connection, store: str) -> float | None:

@@ -7,14 +7,16 @@
 - ``send_rps``: sends decided, counted and recorded through the contact policy (marketing.store.contact.reserve)
   by ``--workers`` processes at once, aimed at few members so that they collide; half the sends fall inside the
   quiet hours. ``cap_violations``: member-days with more pushes reserved than the cap; ``quiet_hour_violations``:
-  reserved pushes inside the store's quiet hours;
+  reserved pushes inside the store's quiet hours; ``statements_per_send`` (and the baseline's): SQL statements a
+  send costs in the same mix, counted in one process (BEGIN and COMMIT not included) — the load-independent figure;
 - the baseline in the same run: the same load through a cap enforced by read-then-write (read the counts, decide,
   then add one), and the violations it lets through (``baseline_cap_violations``);
 - ``lift_ci_coverage``: over ``--campaigns`` simulated campaigns with a known true effect (visit rate 8 % → 10 %,
   5,000 members, 10 % holdout), the share whose 95 % interval of the lift covers the truth; the same for revenue
   per member (log-normal tickets), ``revenue_ci_coverage``.
 
-The last line is one JSON object.
+The load average is printed first and reported as ``loadavg_1m`` (the machine may be shared). The last line is one
+JSON object.
 """
 from __future__ import annotations
 
@@ -176,6 +178,29 @@ def sends_bench(url: str, sends: int, workers: int, n_campaigns: int, naive: boo
             f"{prefix}quiet_hour_violations": int(night or 0)}
 
 
+def statements_per_send(url: str, sends: int, n_campaigns: int, naive: bool) -> dict[str, float]:
+    """Statements per send in the timed runs' mix, counted in this process on members the timed runs left alone."""
+    engine = db.make_engine(url, pool_size=1, max_overflow=0)
+    seen = {"statements": 0, "transactions": 0}
+    sa.event.listen(engine, "before_cursor_execute", lambda *_: seen.__setitem__("statements", seen["statements"] + 1))
+    sa.event.listen(engine, "commit", lambda *_: seen.__setitem__("transactions", seen["transactions"] + 1))
+    policy = policy_core.ContactPolicy(daily_cap=CAP, channel_caps={"sms": CAP, "wechat": CAP, "webhook": CAP})
+    rng = np.random.default_rng(7)
+    for k in range(sends):
+        send = policy_core.Send(int(rng.integers(51, 101)), (k % n_campaigns) + 1 + (1000 if naive else 0),
+                                ("sms", "wechat", "webhook")[k % 3], TZ)  # type: ignore[arg-type]
+        now = NIGHT if k % 2 else NOON
+        if naive:
+            naive_reserve(engine, policy, send, now, 100_000 + k)
+        else:
+            contact.reserve(engine, policy, send, now, everything, step=100_000 + k)
+    engine.dispose()
+    prefix = "baseline_" if naive else ""
+    print(f"{'read-then-write (baseline)' if naive else 'contact policy'}: {seen['statements'] / sends:.2f} "
+          f"statements per send ({seen['transactions']} committed transactions for {sends} sends)")
+    return {f"{prefix}statements_per_send": round(seen["statements"] / sends, 2)}
+
+
 def coverage(campaigns_n: int) -> dict[str, float]:
     rng = np.random.default_rng(2026)
     covered_visits = covered_revenue = 0
@@ -204,13 +229,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--campaigns", type=int, default=200)
     args = parser.parse_args()
-    out: dict[str, float] = {}
+    load = os.getloadavg()
+    print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    out: dict[str, float] = {"loadavg_1m": round(load[0], 2)}
     url = fresh_database()
     try:
         seed(url, args.members, 100)
         out.update(evaluate(url, args.members))
         out.update(sends_bench(url, args.sends, args.workers, 100, naive=False))
         out.update(sends_bench(url, args.sends, args.workers, 100, naive=True))
+        out.update(statements_per_send(url, 500, 100, naive=False))
+        out.update(statements_per_send(url, 500, 100, naive=True))
     finally:
         drop_database(url)
     out.update(coverage(args.campaigns))

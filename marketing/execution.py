@@ -52,8 +52,8 @@ from marketing.core import contact, webhook
 from marketing.core.contact import ContactPolicy, Send
 from marketing.errors import ChannelFailed
 from marketing.members import MemberContacts
+from marketing.store import audience, segments
 from marketing.store import contact as contact_store
-from marketing.store import segments
 from marketing.store.audience import MEMBERS
 from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
 from marketing.store.models import coupons
@@ -128,7 +128,9 @@ def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: dateti
         camp = load(conn, campaign_id)
         if camp is None or camp.status != "approved":
             return Result("inactive")
-        arm = segments.enroll_member(conn, camp.id, camp.salt, camp.control_share, member_id, now)
+        arm = audience.enroll_member(conn, camp.id, camp.salt, camp.control_share, member_id, now)
+        if arm is None:  # no such member (erased)
+            return Result("inactive")
     send = Send(member_id=member_id, campaign_id=camp.id, channel=camp.channel,  # type: ignore[arg-type]
                 store_timezone=camp.timezone, presence_triggered=camp.trigger in spec.PRESENCE_TRIGGERS,
                 trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown)
@@ -287,7 +289,7 @@ def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime,
         elif camp.trigger == "scheduled" and (camp.params.send_at is None or now < camp.params.send_at):
             return []
         if camp.trigger in ("lapsed", "scheduled"):
-            segments.enroll(conn, camp.id, camp.salt, camp.control_share, where, now)
+            audience.enroll(conn, camp.id, camp.salt, camp.control_share, where, now)
             m, s = campaign_members, campaign_sends
             todo = conn.execute(sa.select(m.c.member_id).where(m.c.campaign_id == camp.id, ~sa.exists().where(
                 s.c.campaign_id == camp.id, s.c.step == 0, s.c.member_id == m.c.member_id)).order_by(m.c.member_id))

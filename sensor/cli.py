@@ -4,11 +4,10 @@
     keliu sensor replay FILE --store STORE [--speed N | --max] [--loop]
     keliu sensor parse FILE [--format jsonl|csv] [--show-mac]   one line per probe request; stores nothing
     keliu sensor calibrate (--iface IFACE | --file FILE)      placement: strongest devices live, visit/stay_rssi
+    keliu sensor stations --ctrl /var/run/hostapd/IFACE [--interval S] [--once]   the AP's connected stations
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import secrets
 import signal
@@ -57,8 +56,9 @@ def _parser(cfg: Any, fcs: str) -> Any:
 
 
 def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: bool | None = None,
-                   background: bool = False) -> Any:
-    """Wire config, keys, database, spool and sink into a :class:`sensor.pipeline.Pipeline`."""
+                   background: bool = False, sensor_id: str | None = None) -> Any:
+    """Wire config, keys, database, spool and sink into a :class:`sensor.pipeline.Pipeline` (``sensor_id``: the
+    name its sightings carry and its spool is kept under; default ``[sensor] sensor_id``)."""
     import sqlalchemy as sa
 
     from keliu import db, keys
@@ -96,7 +96,8 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
     else:
         sink = SqlSink(engine)
     spool_root = Path(s.spool_dir) if s.spool_dir else Path(cfg.var_dir) / "spool"
-    spool = Spool(spool_root / f"{store}-{s.sensor_id}", s.spool_max_mb * 2**20)
+    name = sensor_id or s.sensor_id
+    spool = Spool(spool_root / f"{store}-{name}", s.spool_max_mb * 2**20)
     last = [Registry()]
 
     def registry() -> Registry:
@@ -107,7 +108,7 @@ def build_pipeline(cfg: Any, store: str, *, fcs: str | None = None, group_all: b
         return last[0]
 
     parser = _parser(cfg, fcs or s.fcs)
-    return Pipeline(store=store, sensor=s.sensor_id, parser=parser, identifier=ident,
+    return Pipeline(store=store, sensor=name, parser=parser, identifier=ident,
                     sid_key=sid_key(master), spool=spool, delivery=Delivery(spool, sink), health=SqlHealth(engine),
                     batcher=Batcher(s.batch_size, s.batch_seconds), mode=s.privacy,
                     health_seconds=s.health_seconds, registry=registry, registry_seconds=s.registry_seconds,
@@ -213,8 +214,6 @@ def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: 
     _warn_capture(file, st, fcs or cfg.sensor.fcs)
 
 
-FIELDS = ["ts", "device", "rssi", "freq", "channel", "seq", "ssid", "randomized"]
-
 
 @sensor.command("parse")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
@@ -229,9 +228,9 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
     from zoneinfo import ZoneInfo
 
     from keliu import config, keys
-    from sensor.frames import channel_number, format_mac
     from sensor.grouping import Identifier
     from sensor.replay import iter_batches
+    from sensor.rows import RowWriter, header
 
     cfg = config.load()
     tz = ZoneInfo(cfg.store(_store(cfg, store)).timezone)
@@ -240,25 +239,18 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
     master = keys.secret_bytes(cfg.var_dir, "device_hmac") if key_file.exists() else secrets.token_bytes(32)
     ident = Identifier(master, _policy(cfg, tz.key, group_all))
     parser = _parser(cfg, fcs)
-    fields = FIELDS + (["mac"] if show_mac else [])
-    out = sys.stdout
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n") if fmt == "csv" else None
-    if writer:
-        writer.writeheader()
+    rows = RowWriter(cast(Any, fmt), tz, show_mac)
+    # whole batches are formatted at once (sensor.rows) and written in pieces of about 1 MB
+    out, pending, size = sys.stdout, [header(rows.fmt, show_mac)], 0
     for batch in iter_batches(parser, file):
-        devices = ident.identify_batch(batch)
-        for i in range(len(batch)):
-            p = batch.probe(i)
-            row: dict[str, Any] = {
-                "ts": datetime.fromtimestamp(p.ts, tz).isoformat(timespec="microseconds"), "device": devices[i], "rssi": p.rssi, "freq": p.freq,
-                "channel": channel_number(p.freq) if p.freq else None, "seq": p.seq,
-                "ssid": p.ssid.decode("utf-8", "replace"), "randomized": bool(p.mac[0] & 0x02)}
-            if show_mac:
-                row["mac"] = format_mac(p.mac)
-            if writer:
-                writer.writerow(row)
-            else:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        text = rows.text(batch, ident.identify_batch(batch))
+        pending.append(text)
+        size += len(text)
+        if size >= 1 << 20:
+            out.write("".join(pending))
+            pending, size = [], 0
+    out.write("".join(pending))
+    out.flush()
     st = parser.stats
     click.echo(f"keliu sensor: {st.probes} probe requests, {st.frames} frames, {st.not_probe} not probe requests, "
                f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window", err=True)
@@ -294,6 +286,47 @@ def _board_text(board: Any, now: float, top: int, tz: Any, window_s: float = 60.
     lines += [f"{r.device:<18}{r.last:>6}{r.strongest:>6}{r.median:>8.1f}{r.count:>7}{r.seen_s_ago:>6.0f}s"
               for r in rows]
     return "\n".join(lines if rows else lines[:1] + ["(nothing heard yet)"])
+
+
+@sensor.command("stations")
+@click.option("--ctrl", "ctrl", required=True, type=click.Path(dir_okay=False),
+              help="hostapd's control socket of the guest SSID (ctrl_interface dir + interface, e.g. "
+                   "/var/run/hostapd/wlan0).")
+@click.option("--store", default=None, help="Store the AP serves (default: [sensor] store).")
+@click.option("--interval", type=click.FloatRange(min=1.0), default=10.0, show_default=True,
+              help="Seconds between two reads of the station list.")
+@click.option("--once", is_flag=True, help="Read the list once, deliver, exit (a check, or a cron job).")
+def stations_cmd(ctrl: str, store: str | None, interval: float, once: bool) -> None:
+    """Feed the AP's associated stations (hostapd) to analytics as sightings of basis "connected": keyed device
+    ids (never a MAC), stored through the same spool and sink as the probes, under sensor id <sensor_id>-ap."""
+    from keliu import config, keys
+    from sensor.hostapd import poll
+    from sensor.identity import mac_bytes
+    from sensor.stations import Station, station_sightings
+
+    _logging()
+    cfg = config.load()
+    sid = _store(cfg, store)
+    pipe = build_pipeline(cfg, sid, sensor_id=f"{cfg.sensor.sensor_id}-ap")
+    master = keys.secret_bytes(cfg.var_dir, "device_hmac")
+    ignore = frozenset(mac_bytes(m).hex(":") for m in cfg.sensor.ignore_macs)
+    delivered = [0]
+
+    def feed(found: list[Station], freq: int | None, now: float) -> None:
+        pipe.refresh_registry(now)
+        items = station_sightings(found, now, sid, pipe.sensor, master, pipe.identifier.policy, pipe.sid_key,
+                                  registry=pipe.identifier.registry, ignore=ignore, freq=freq)
+        pipe.feed_sightings(items)
+        delivered[0] += len(items)
+        log.info("hostapd: %d stations, %d associated and heard, as sightings", len(found), len(items))
+
+    flag = _stop_flag()
+    n = poll(ctrl, feed, interval=interval, stop=lambda: flag[0], rounds=1 if once else None)
+    pipe.close()
+    click.echo(f"keliu sensor: {n} reads of {ctrl}, {delivered[0]} station sightings, "
+               f"{len(pipe.spool.pending())} batches still spooled")
+    if once and n == 0:
+        raise click.ClickException(f"hostapd at {ctrl} could not be read (see the warning above)")
 
 
 @sensor.command("calibrate")

@@ -4,6 +4,7 @@
     └── SensorError                 base of everything the sensor raises on purpose
         ├── CaptureFormatError      a file is not a pcap/pcapng capture (or its header is broken)
         ├── CaptureUnavailable      live capture cannot run here (no wireless card, no monitor mode, no root)
+        ├── StationsUnavailable     hostapd's control socket is missing or silent (sensor.hostapd)
         ├── SpoolFull               the on-disk spool reached its bound; new batches are refused (loudly)
         └── DeliveryError           a sink (database, broker) failed; the batch stays in the spool
 
@@ -24,6 +25,10 @@ class CaptureFormatError(SensorError):
 
 class CaptureUnavailable(SensorError):
     """Live capture is not possible on this machine; the message says why."""
+
+
+class StationsUnavailable(SensorError):
+    """hostapd's control interface cannot be read; the message names the socket and why."""
 
 
 class SpoolFull(SensorError):

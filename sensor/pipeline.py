@@ -65,7 +65,7 @@ class Pipeline:
         """Identify and batch the probes; spool due batches. With ``position`` (a replay's place in its file),
         everything fed so far is spooled together with it whenever a batch is due, so a restart resumes there."""
         now = self.clock()
-        self._refresh_registry(now)
+        self.refresh_registry(now)
         self.fed += len(batch)
         devices = self.identifier.identify_batch(batch)
         items = sightings(batch, devices, self.store, self.sensor, self.sid_key)
@@ -79,6 +79,15 @@ class Pipeline:
             self._spool(b, position if i == len(due) - 1 else None)
         self.tick(now)
         return items
+
+    def feed_sightings(self, items: list[Sighting]) -> None:
+        """Sightings made elsewhere (the AP's connected stations, ``sensor.stations``, built against
+        ``identifier.registry`` after :meth:`refresh_registry`) into the same batches, spool and delivery as the
+        probes'."""
+        now = self.clock()
+        for b in self.batcher.add(items, now):
+            self._spool(b, None)
+        self.tick(now)
 
     def tick(self, now: float | None = None) -> None:
         """Time-based work: a timed-out batch, delivery, health, the portal's registry."""
@@ -115,7 +124,8 @@ class Pipeline:
         except SpoolFull:
             self.status = "spool full: sightings are being dropped"  # logged by the spool, shown by health
 
-    def _refresh_registry(self, now: float) -> None:
+    def refresh_registry(self, now: float) -> None:
+        """Re-read the portal's member / opt-out registry when ``registry_seconds`` have passed."""
         if self.registry is not None and now - self._registry_at >= self.registry_seconds:
             self._registry_at = now
             self.identifier.set_registry(self.registry())

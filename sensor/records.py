@@ -19,3 +19,7 @@ class Sighting:
     freq: int | None  #: MHz
     seq: int | None  #: 802.11 sequence number
     randomized: bool  #: the source MAC was locally administered
+    #: how it was made: "probe" (a probe request the sensor heard; the device id is an estimate when MACs rotate)
+    #: or "connected" (a station associated to this AP, from hostapd: its MAC is stable on this network, so the
+    #: device is exact)
+    basis: str = "probe"

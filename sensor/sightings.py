@@ -34,7 +34,7 @@ def sightings(batch: ProbeBatch, devices: np.ndarray, store: str, sensor: str, k
     prefix = sensor.encode() + b"\0"
     pack = _PACK.pack
     new = object.__new__
-    s_sid, s_ts, s_store, s_sensor, s_device, s_rssi, s_freq, s_seq, s_rand = _SLOTS
+    s_sid, s_ts, s_store, s_sensor, s_device, s_rssi, s_freq, s_seq, s_rand, s_basis = _SLOTS
     us = np.round(batch.ts[keep] * 1e6).astype(np.int64).tolist()
     out: list[Sighting] = []
     append = out.append
@@ -54,6 +54,7 @@ def sightings(batch: ProbeBatch, devices: np.ndarray, store: str, sensor: str, k
         s_freq(s, freq or None)
         s_seq(s, seq)
         s_rand(s, bool(raw[0] & 0x02))
+        s_basis(s, "probe")
         append(s)
     return out
 

@@ -31,6 +31,8 @@ class SightingRow(Base):
     freq: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     seq: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     randomized: Mapped[bool] = mapped_column(sa.Boolean)
+    #: "probe" or "connected" (``sensor.records.Sighting.basis``; revision analytics_0003)
+    basis: Mapped[str] = mapped_column(sa.String(16), server_default="probe")
 
 
 sightings = cast(sa.Table, SightingRow.__table__)
@@ -42,7 +44,7 @@ def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> 
         return 0
     rows = [
         {"sid": s.sid, "ts": s.ts, "store": s.store, "sensor": s.sensor, "device": s.device, "rssi": s.rssi,
-         "freq": s.freq, "seq": s.seq, "randomized": s.randomized}
+         "freq": s.freq, "seq": s.seq, "randomized": s.randomized, "basis": s.basis}
         for s in batch
     ]
     if isinstance(target, Engine):

@@ -79,6 +79,13 @@ CATALOG: dict[str, dict[str, str]] = {
         "forbidden": "You may not see these numbers.",
         "no_data": "no data",
         "view": "View",
+        "live_store": "In store now",
+        "live_mall": "In the mall now",
+        "live_band": "likely {lo}–{hi}",
+        "live_detail": "last {minutes} min · staying ≥ {dwell}: {staying} · passing by: {nearby}",
+        "live_heard": "sensor heard {age} ago",
+        "live_silent": "nothing heard in the last {minutes} min",
+        "live_connected": "on the guest Wi-Fi now: {n} (exact)",
     },
     "zh-CN": {
         "title": "客流分析",
@@ -150,6 +157,13 @@ CATALOG: dict[str, dict[str, str]] = {
         "forbidden": "您无权查看这些数据。",
         "no_data": "无数据",
         "view": "视图",
+        "live_store": "当前在店人数",
+        "live_mall": "商场当前人数",
+        "live_band": "可能范围 {lo}–{hi}",
+        "live_detail": "最近 {minutes} 分钟 · 停留满 {dwell}：{staying} · 路过：{nearby}",
+        "live_heard": "探针 {age}前收到信号",
+        "live_silent": "最近 {minutes} 分钟未收到信号",
+        "live_connected": "当前连接访客 Wi-Fi：{n}（精确）",
     },
 }
 

@@ -35,6 +35,17 @@ def _op(summary: str, ident: str | None, csv: bool, tag: str = "dashboards") -> 
                     "responses": {"200": {"description": "the view", "content": content}, **_ERRORS}}}
 
 
+def _live(summary: str, ident: str) -> dict[str, Any]:
+    params = [{"name": ident, "in": "path", "required": True, "schema": {"type": "string"}},
+              {"name": "window", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 1, "maximum": 60, "default": 10},
+               "description": "minutes: devices inside whose last inside sighting is this recent"}, _RANGE[2]]
+    return {"get": {"tags": ["dashboards"], "summary": summary, "security": [{"adminSession": []}],
+                    "parameters": params,
+                    "responses": {"200": {"description": "live occupancy", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/LiveOccupancy"}}}}, **_ERRORS}}}
+
+
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/dashboard/me": {"get": {
         "tags": ["dashboards"], "summary": "The logged-in admin user and the dashboard views they may open",
@@ -47,6 +58,10 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/malls/{mall_id}/dashboard": _op(
         "Mall view: stores side by side, mall totals, top store-to-store transitions", "mall_id", False),
     "/api/v1/malls/{mall_id}/dashboard.csv": _op("Mall view as CSV", "mall_id", True),
+    "/api/v1/stores/{store_id}/live": _live(
+        "Live occupancy (当前在店人数): devices inside the store now, from the last minutes of sightings", "store_id"),
+    "/api/v1/malls/{mall_id}/live": _live(
+        "Live occupancy of a mall (each shopper once) and of each of its stores", "mall_id"),
     "/api/v1/operator/dashboard": _op("Operator view: malls side by side (role admin)", None, False),
     "/api/v1/operator/dashboard.csv": _op("Operator view as CSV", None, True),
 }
@@ -91,8 +106,37 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                        "properties": {"last_report": {"type": ["number", "null"]}, "age_s": {"type": ["number", "null"]},
                                       "empty": {"type": "boolean"}, "never": {"type": "boolean"},
                                       "message": {"type": "string"}}},
+            "live": {"$ref": "#/components/schemas/LiveOccupancy"},
             "report": {"type": "object", "description": "the analytics reports behind the view (analytics.report)",
                        "properties": {"current": {"type": "object"}, "previous": {"type": "object"}}}}},
+    "LiveOccupancy": {
+        "type": "object",
+        "required": ["as_of", "window_s", "occupancy", "staying", "nearby", "staff_excluded", "band", "basis"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["store", "mall"]},
+            "store": {"type": "string"}, "mall": {"type": "string"},
+            "as_of": {"type": "number", "description": "epoch seconds the figures are for (the server's clock)"},
+            "window_s": {"type": "integer"},
+            "occupancy": {"type": "integer", "description": "devices inside now (visit rules; staff excluded)"},
+            "staying": {"type": "integer", "description": "of those, inside for min_dwell_s already"},
+            "nearby": {"type": "integer", "description": "heard at passer-by strength in the window, not inside"},
+            "staff_excluded": {"type": "integer"},
+            "connected": {"type": "integer",
+                          "description": "stations associated to the AP in the window (hostapd): exact, basis "
+                                         "connected; not added to occupancy (a connected phone is also probed)"},
+            "connected_text": {"type": "string"},
+            "band": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
+                     "description": "calibrated [low, high] (analytics.bands, the visitors' band)"},
+            "basis": {"type": "string", "enum": ["linked_devices"]},
+            "last_sighting_age_s": {"type": ["number", "null"],
+                                    "description": "seconds since the newest sighting; null: none in the look-back"},
+            "label": {"type": "string"}, "text": {"type": "string"}, "band_text": {"type": "string"},
+            "detail": {"type": "string"}, "heard": {"type": "string"},
+            "stores": {"type": "array", "description": "mall: each store's figure",
+                       "items": {"type": "object", "properties": {"id": {"type": "string"},
+                                                                  "name": {"type": "string"},
+                                                                  "value": {"type": "integer"},
+                                                                  "text": {"type": "string"}}}}}},
     "DateRange": {"type": "object", "properties": {"start": {"type": "string", "format": "date"},
                                                    "end": {"type": "string", "format": "date"}}},
 }

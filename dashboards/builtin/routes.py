@@ -30,6 +30,7 @@ from flask import (
 from sqlalchemy.engine import Engine
 
 from analytics import report as analytics_report
+from analytics.occupancy import MAX_WINDOW_S, WINDOW_S
 from dashboards.builtin import access, export, i18n, views
 from dashboards.builtin.access import User
 from dashboards.errors import ReportError
@@ -40,6 +41,9 @@ blueprint = Blueprint("dashboards", __name__, template_folder="templates", stati
                       static_url_path="/dashboard/static")
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: how often the page asks for the live occupancy again (the figure is then at most this much + the sensor's
+#: delivery behind the frames: within 60 s)
+LIVE_POLL_S = 20
 
 
 # --- edges --------------------------------------------------------------------------------------------------------
@@ -133,6 +137,7 @@ def store_numbers(store_id: str, lang: str) -> dict[str, Any]:
     view = views.store_view(lang, store, start, end, current, previous)
     view["uncertainty"] = current.get("uncertainty")  # the error bands and bases (analytics.bands)
     view["status"] = views.status(lang, rep.last_report(eng, store_id), _services().clock(), current)
+    view["live"] = _store_live(store_id, lang, WINDOW_S)
     return view
 
 
@@ -147,8 +152,53 @@ def mall_numbers(mall_id: str, lang: str) -> dict[str, Any]:
     previous = rep.mall_range(eng, mall_id, pstart, pend)
     names = {sid: s["name"] or sid for sid, s in stores.items()}
     last = {sid: rep.last_report(eng, sid) for sid, m in mall_of.items() if m == mall_id}
-    return views.mall_view(lang, {"id": mall_id, "name": malls[mall_id]}, start, end, current, previous, names,
+    view = views.mall_view(lang, {"id": mall_id, "name": malls[mall_id]}, start, end, current, previous, names,
                            last, _services().clock())
+    view["live"] = _mall_live(mall_id, lang, WINDOW_S, mall_of, names)
+    return view
+
+
+# live occupancy: read from the last minutes of sightings on every request (analytics.report.store_live), so the
+# figure is as fresh as the sensor's delivery (seconds); the page polls it every LIVE_POLL_S
+
+
+def _window() -> int:
+    """``?window=`` in minutes (1–60; default 10, Cisco Spaces' "Right Now")."""
+    raw = request.args.get("window")
+    if raw is None or raw == "":
+        return WINDOW_S
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WINDOW_S // 60:
+        raise ReportError(f"window: whole minutes from 1 to {MAX_WINDOW_S // 60}, not {raw!r}")
+    return int(raw) * 60
+
+
+def _store_live(store_id: str, lang: str, window_s: int) -> dict[str, Any]:
+    svc = _services()
+    live = _reports().store_live(svc.engine, svc.cfg, store_id, svc.clock(), window_s)
+    return views.live_view(lang, "store", live, svc.cfg.analytics.rules_for(store_id).min_dwell_s)
+
+
+def _mall_live(mall_id: str, lang: str, window_s: int, mall_of: dict[str, str],
+               names: dict[str, str]) -> dict[str, Any]:
+    svc = _services()
+    ids = sorted(sid for sid, m in mall_of.items() if m == mall_id)
+    live = _reports().mall_live(svc.engine, svc.cfg, mall_id, ids, svc.clock(), window_s)
+    return views.live_view(lang, "mall", live, svc.cfg.analytics.min_dwell_s, names)
+
+
+def store_live(store_id: str, lang: str) -> dict[str, Any]:
+    user = _require_user()
+    _malls, mall_of, _stores = _tenants()
+    access.check_store(user, store_id, mall_of)
+    return _store_live(store_id, lang, _window())
+
+
+def mall_live(mall_id: str, lang: str) -> dict[str, Any]:
+    user = _require_user()
+    malls, mall_of, stores = _tenants()
+    access.check_mall(user, mall_id, malls)
+    names = {sid: s["name"] or sid for sid, s in stores.items()}
+    return _mall_live(mall_id, lang, _window(), mall_of, names)
 
 
 def operator_numbers(lang: str) -> dict[str, Any]:
@@ -205,6 +255,20 @@ def api_store_csv(store_id: str) -> Any:
     return _respond(store_numbers(store_id, _lang()), csv=True)
 
 
+@blueprint.get("/api/v1/stores/<store_id>/live")
+@_login_required
+def api_store_live(store_id: str) -> Any:
+    """Live occupancy of a store (``?window=`` minutes)."""
+    return _respond(store_live(store_id, _lang()), csv=False)
+
+
+@blueprint.get("/api/v1/malls/<mall_id>/live")
+@_login_required
+def api_mall_live(mall_id: str) -> Any:
+    """Live occupancy of a mall and of each of its stores (``?window=`` minutes)."""
+    return _respond(mall_live(mall_id, _lang()), csv=False)
+
+
 @blueprint.get("/api/v1/malls/<mall_id>/dashboard")
 @_login_required
 def api_mall(mall_id: str) -> Any:
@@ -253,7 +317,10 @@ def _page(kind: str, ident: str | None, api: str) -> Any:
     else:
         access.check_operator(user)
     lang = _lang()
-    config = {"kind": kind, "id": ident, "api": api, "lang": lang, "start": request.args.get("start"),
+    live = {"store": url_for("dashboards.api_store_live", store_id=ident or "-"),
+            "mall": url_for("dashboards.api_mall_live", mall_id=ident or "-")}.get(kind)
+    config = {"kind": kind, "id": ident, "api": api, "live": live, "live_poll_s": LIVE_POLL_S, "lang": lang,
+              "start": request.args.get("start"),
               "end": request.args.get("end"), "i18n": i18n.CATALOG[lang],
               "user": {"name": user.name, "role": user.role}, **_visible(user, malls, stores)}
     # sections a package above the dashboards registered for this kind of view (marketing's, say): links only

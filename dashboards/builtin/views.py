@@ -9,6 +9,7 @@ Reports are the dicts of ``analytics.report`` (docs/CONTRACTS.md "Analytics → 
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -309,3 +310,28 @@ def status(lang: str, last_report: float | None, now: float, current: Report) ->
         message = t(lang, "stale", age=i18n.duration(lang, age))
     return {"last_report": last_report, "age_s": age, "empty": not has_data, "never": last_report is None,
             "message": message}
+
+
+def live_view(lang: str, kind: str, live: Report, min_dwell_s: float, names: Mapping[str, str] | None = None) -> Json:
+    """Live occupancy (``analytics.report.store_live`` / ``mall_live``) with its texts: the figure, its band, the
+    detail line and the sensor's freshness; a mall's stores each with their own figure."""
+    n = live.get("occupancy")
+    lo, hi = (live.get("band") or [None, None])[:2]
+    minutes = f"{int(live.get('window_s') or 0) / 60:g}"
+    age = live.get("last_sighting_age_s")
+    heard = (t(lang, "live_heard", age=i18n.duration(lang, float(age)))
+             if age is not None and age <= float(live.get("window_s") or 0) else t(lang, "live_silent", minutes=minutes))
+    out: Json = {
+        **plain(live), "kind": kind, "label": t(lang, "live_mall" if kind == "mall" else "live_store"),
+        "text": i18n.integer(n), "band_text": "" if lo is None or hi is None else t(
+            lang, "live_band", lo=i18n.integer(math.floor(lo)), hi=i18n.integer(math.ceil(hi))),
+        "detail": t(lang, "live_detail", minutes=minutes, dwell=i18n.duration(lang, min_dwell_s),
+                    staying=i18n.integer(live.get("staying")), nearby=i18n.integer(live.get("nearby"))),
+        "heard": heard,
+        "connected_text": t(lang, "live_connected", n=i18n.integer(live.get("connected") or 0)),
+    }
+    if kind == "mall":
+        out["stores"] = [{"id": s["store"], "name": (names or {}).get(s["store"], s["store"]),
+                          "value": s.get("occupancy"), "text": i18n.integer(s.get("occupancy"))}
+                         for s in live.get("stores") or []]
+    return out

@@ -1,7 +1,13 @@
 """The campaign tables (revision ``campaigns_0001``).
 
 - ``campaigns``: what to send, to whom (trigger and segment), through which channel, with which holdout share.
-- ``campaign_members``: each eligible member's arm, decided once at eligibility (marketing.core.holdout).
+- ``campaign_members``: each eligible member's arm, decided once at eligibility (marketing.core.holdout). No foreign
+  keys (revision ``campaign_members_0001``): a trigger inserts up to millions of rows in one statement, and
+  PostgreSQL checks a foreign key by one query per row. The writers keep the references true instead: enrolling
+  locks the campaign's row and holds :func:`marketing.store.audience.enrollment_lock` (shared); erasing a member
+  (marketing.store.erasure) holds it exclusively while it deletes the member's rows, so no enrollment that began
+  before the member was deleted can add one after. A campaign is archived, never deleted; code that deletes one
+  deletes its ``campaign_members`` rows in the same transaction.
 - ``campaign_sends``: one row per (campaign, step, member), written before anything is sent: the unique key is what
   makes a retried or doubled task send nothing twice. ``status``: ``pending`` → ``reserved`` (counted against the
   caps; the channel may now be called) → ``sent`` / ``failed``; or ``suppressed`` with its ``reason``; or
@@ -63,9 +69,9 @@ class CampaignRow(Base):
 
 class CampaignMemberRow(Base):
     __tablename__ = "campaign_members"
-    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
-    member_id: Mapped[int] = mapped_column(sa.ForeignKey("members.id", ondelete="CASCADE"), primary_key=True,
-                                           index=True)
+    # no foreign keys (revision campaign_members_0001): see the module's docstring
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, index=True)
     #: "treatment" or "control"
     arm: Mapped[str] = mapped_column(sa.String(16))
     eligible_at: Mapped[datetime] = mapped_column(TS)

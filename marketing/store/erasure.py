@@ -2,7 +2,8 @@
 
 Marketing holds member *ids*, never phone numbers. Erasure unlinks them: the member's coupons, ledger rows and
 sales keep their amounts (the store's books and the budgets stay right) but no longer point at anyone, and the
-per-member counters go. A coupon still ``issued`` is voided (no one can present it as theirs any more). Runs in the
+per-member counters go; the member's campaign enrollments are deleted (under the enrollment lock, exclusive: the
+table has no foreign key, see marketing.store.campaigns). A coupon still ``issued`` is voided (no one can present it as theirs any more). Runs in the
 caller's transaction, before the member row itself is deleted (the foreign keys need it first).
 """
 from __future__ import annotations
@@ -13,12 +14,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from marketing import staff
+from marketing.store.audience import enrollment_lock
+from marketing.store.campaigns import campaign_members
 from marketing.store.models import coupons, member_offers, offers, redemptions, sales
 
 
 def erase_member(conn: Connection, member_id: int, now: datetime | None = None) -> dict[str, int]:
     """Unlink ``member_id`` from every marketing table; returns the rows touched per table."""
     done: dict[str, int] = {}
+    enrollment_lock(conn, exclusive=True)
+    done["campaign_members"] = conn.execute(sa.delete(campaign_members).where(
+        campaign_members.c.member_id == member_id)).rowcount
     if now is not None:
         done["coupons_voided"] = conn.execute(sa.update(coupons).where(
             coupons.c.member_id == member_id, coupons.c.state == "issued").values(state="voided", state_at=now)).rowcount

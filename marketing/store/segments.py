@@ -1,14 +1,12 @@
-"""A segment in SQL, and enrolling it in a campaign (an edge: SQL).
+"""A segment in SQL (an edge: SQL).
 
 :func:`conditions` renders a segment (:class:`marketing.core.campaign_spec.Condition`s, the predicate
 :func:`marketing.core.campaign_spec.matches` evaluates on plain values) as predicates on the members table, with
 correlated counts over the portal's ``logins``, the sensor's visits of the member's registered devices (staff
 visits excluded) and marketing's ``sales`` and ``redemptions``: ``visits`` = Wi-Fi logins + sensor visits, as the
 campaign report counts them; ``last_visit_days`` = whole days since ``members.last_seen_at`` (never seen: infinitely
-long ago); :func:`enroll`
-inserts the matching members with their holdout arm in one ``INSERT … SELECT`` on PostgreSQL (the arm computed by
-``marketing.store.audience.arm_sql``), in Python on SQLite — as the lapsed trigger does. Enrolled members keep
-their first arm and eligibility.
+long ago). Enrolling the members a segment selects is marketing.store.audience's (one writer of ``campaign_members``,
+under its lock); :func:`member_in` checks one member (an event trigger).
 
 The portal's tables are named as lightweight table clauses (marketing never imports the portal).
 """
@@ -24,10 +22,8 @@ from sqlalchemy.engine import Connection
 
 from analytics.store import visits as sensor_visits
 from keliu import db
-from marketing.core import holdout
 from marketing.core.campaign_spec import Condition
-from marketing.store.audience import MEMBERS, arm_sql
-from marketing.store.campaigns import campaign_members
+from marketing.store.audience import MEMBERS
 from marketing.store.models import redemptions, sales
 
 #: the portal's logins and its link from a consenting member to the sensor's stable device id (table clauses)
@@ -98,31 +94,3 @@ def member_in(conn: Connection, segment: Sequence[Condition], member_id: int, no
         return True
     return conn.execute(sa.select(MEMBERS.c.id).where(MEMBERS.c.id == member_id, *conditions(segment, now))
                         ).first() is not None
-
-
-def enroll(conn: Connection, campaign_id: int, salt: str, control_share: float,
-           where: list[sa.ColumnElement[bool]], now: datetime) -> None:
-    """Enroll every member matching ``where`` (kept arms: ``ON CONFLICT DO NOTHING``)."""
-    m, t = MEMBERS, campaign_members
-    if conn.dialect.name == "postgresql":
-        chosen = sa.select(sa.literal(campaign_id), m.c.id, arm_sql(m.c.id, salt, control_share),
-                           sa.literal(now, db.TS)).where(*where)
-        conn.execute(db.dialect_insert(conn, t).from_select(["campaign_id", "member_id", "arm", "eligible_at"], chosen)
-                     .on_conflict_do_nothing())
-        return
-    ids = conn.execute(sa.select(m.c.id).where(*where)).scalars().all()
-    rows = [{"campaign_id": campaign_id, "member_id": i, "eligible_at": now,
-             "arm": holdout.assign(salt.encode(), i, control_share)} for i in ids]
-    if rows:
-        conn.execute(db.dialect_insert(conn, t).on_conflict_do_nothing(), rows)
-
-
-def enroll_member(conn: Connection, campaign_id: int, salt: str, control_share: float, member_id: int,
-                  now: datetime) -> str:
-    """Enroll one member (an event trigger) and return their arm (the first one, if enrolled before)."""
-    t = campaign_members
-    conn.execute(db.dialect_insert(conn, t).values(
-        campaign_id=campaign_id, member_id=member_id, eligible_at=now,
-        arm=holdout.assign(salt.encode(), member_id, control_share)).on_conflict_do_nothing())
-    return str(conn.execute(sa.select(t.c.arm).where(t.c.campaign_id == campaign_id, t.c.member_id == member_id))
-               .scalar_one())

@@ -64,6 +64,10 @@ def _merge(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: the fake live occupancy per store
+LIVE = {"s1": 7, "s2": 4}
+
+
 class FakeReports:
     def __init__(self, last_report: Mapping[str, float] | None = None) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -100,3 +104,15 @@ class FakeReports:
 
     def last_report(self, engine: Any, store_id: str) -> float | None:
         return self.last.get(store_id)
+
+    def store_live(self, engine: Any, cfg: Any, store_id: str, now: float, window_s: int) -> dict[str, Any]:
+        self.calls.append(("store_live", store_id, now, window_s))
+        return {"store": store_id, "as_of": now, "window_s": window_s, "occupancy": LIVE.get(store_id, 0),
+                "staying": 0, "nearby": 0, "staff_excluded": 0, "band": [0.0, 0.0], "basis": "linked_devices",
+                "last_sighting_age_s": None}
+
+    def mall_live(self, engine: Any, cfg: Any, mall_id: str, store_ids: list[str], now: float,
+                  window_s: int) -> dict[str, Any]:
+        self.calls.append(("mall_live", mall_id, tuple(store_ids), now, window_s))
+        stores = [self.store_live(engine, cfg, s, now, window_s) for s in store_ids]
+        return {**stores[0], "mall": mall_id, "occupancy": sum(s["occupancy"] for s in stores), "stores": stores}

@@ -35,6 +35,28 @@ def test_holdout_rejects_a_share_outside_0_1(share: float) -> None:
         holdout.assign(b"s", 1, share)
 
 
+@pytest.mark.parametrize(("value", "seed", "expected"), [
+    # PostgreSQL 15's answers to SELECT hashint4extended(value, seed)
+    (1, 0, -3670598878359251130),
+    (1, 1234567890123, -899875311103157017),
+    (2147483647, -5, -6338950646891332599),
+    (-7, 42, -7260134608902199406),
+])
+def test_the_holdout_hash_is_postgresqls_hashint4extended(value: int, seed: int, expected: int) -> None:
+    assert holdout.hashint4extended(value, seed) == expected
+
+
+def test_the_holdout_point_and_threshold_agree_on_both_scales() -> None:
+    assert holdout.seed(b"pepper") == holdout.seed(b"pepper") != holdout.seed(b"salt")
+    assert -(2**63) <= holdout.seed(b"pepper") < 2**63
+    for m in range(1, 2_000):
+        h = holdout.hashint4extended(m, holdout.seed(b"pepper"))
+        assert (h < holdout.signed_threshold(0.2)) == (holdout.assign(b"pepper", m, 0.2) == "control")
+    assert all(holdout.assign(b"pepper", m, 0.0) == "treatment" for m in range(1, 2_000))
+    with pytest.raises(ValueError, match="member_id"):
+        holdout.point(b"pepper", 2**31)
+
+
 # --- contact policy --------------------------------------------------------------------------------------------
 
 SH = "Asia/Shanghai"

@@ -95,6 +95,34 @@
     });
   }
 
+  // live occupancy (当前在店人数): drawn from the view, then asked for again every cfg.live_poll_s seconds
+  function live(v) {
+    var box = document.getElementById("live");
+    if (!v) { box.hidden = true; return; }
+    box.hidden = false;
+    box.textContent = "";
+    box.appendChild(el("div", {"class": "label", text: v.label}));
+    box.appendChild(el("div", {"class": "value", id: "live-value", text: v.text}));
+    box.appendChild(el("div", {"class": "band", id: "live-band", text: v.band_text}));
+    box.appendChild(el("div", {"class": "detail", id: "live-detail", text: v.detail + " · " + v.heard}));
+    box.appendChild(el("div", {"class": "detail", id: "live-connected", text: v.connected_text}));
+    if (v.stores && v.stores.length) {
+      box.appendChild(el("ul", {"class": "live-stores"}, v.stores.map(function (s) {
+        return el("li", {"data-store": s.id}, [el("span", {text: s.name}), el("b", {text: s.text})]);
+      })));
+    }
+    box.setAttribute("data-as-of", String(v.as_of));
+  }
+
+  function pollLive() {
+    if (!cfg.live) return;
+    fetch(cfg.live + "?lang=" + encodeURIComponent(cfg.lang), {credentials: "same-origin",
+                                                               headers: {Accept: "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (v) { if (v) live(v); })
+      .catch(function () { /* the next poll tries again; the last figure stays with its time */ });
+  }
+
   function table(tab) {
     var thead = el("tr", {}, tab.columns.map(function (c, i) {
       var th = el("th", {text: c, "data-col": String(i)});
@@ -250,6 +278,7 @@
     } else {
       status.hidden = true;
     }
+    live(view.live);
     kpis(view);
     var box = document.getElementById("charts");
     box.textContent = "";
@@ -302,4 +331,5 @@
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
   nav();
   load();
+  if (cfg.live) window.setInterval(pollLive, 1000 * (cfg.live_poll_s || 20));
 })();

@@ -1,0 +1,118 @@
+"""The AP's own stations: hostapd's station list in, keyed sightings of basis "connected" out (pure).
+
+hostapd answers ``STA-FIRST`` / ``STA-NEXT <addr>`` on its control interface with one station each, and
+``hostapd_cli all_sta`` prints those answers one after the other: the station's address alone on the first line,
+then ``key=value`` lines (``flags=[AUTH][ASSOC][AUTHORIZED]``, ``aid``, ``rx_packets``, ``inactive_msec``,
+``signal`` in dBm, ``rx_rate_info``, ``connected_time`` in seconds, ...; which keys appear depends on the driver
+and the build). :func:`parse_stations` reads that text; :func:`station_sightings` turns the associated stations of
+one poll into sightings.
+
+A connected phone keeps one MAC on this network (iOS and Android use a per-network address that rotates at most
+daily or on a reconnect), so its device id is exact: the HMAC of that MAC under the day's period key
+(:func:`sensor.identity.device_id`, the same keying and rotation as the sensor's own ids; never the raw MAC). Such
+sightings are marked ``basis="connected"``: analytics counts them as connected stations, apart from the probe-based
+estimates (the two ids of one phone are not linked, so they are never added together).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from sensor.identity import (
+    PrivacyPolicy,
+    Registry,
+    device_id,
+    is_randomized,
+    mac_bytes,
+    member_key,
+    period_key,
+)
+from sensor.records import Sighting
+
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class Station:
+    """One station of hostapd's list. ``mac`` stays in memory: it is keyed before anything is written."""
+
+    mac: str
+    flags: frozenset[str]
+    signal: int | None  #: dBm of the last frames received; None when the driver gives none (or 0)
+    connected_time: int | None  #: seconds since association
+    inactive_msec: int | None
+
+    @property
+    def associated(self) -> bool:
+        return "ASSOC" in self.flags
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip().split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def parse_stations(text: str) -> list[Station]:
+    """Every station in ``text`` (``STA-FIRST``/``STA-NEXT`` answers, or ``hostapd_cli all_sta`` output).
+
+    A block starts at a line that is a MAC address. Lines before the first such line (a ``Selected interface``
+    banner), ``FAIL`` answers and lines without ``=`` are skipped; a value that is not a number is None."""
+    out: list[Station] = []
+    mac: str | None = None
+    fields: dict[str, str] = {}
+
+    def close() -> None:
+        if mac is None:
+            return
+        flags = frozenset(re.findall(r"\[([A-Z0-9_]+)\]", fields.get("flags", "")))
+        signal = _int(fields.get("signal"))
+        out.append(Station(mac.lower(), flags, signal if signal else None, _int(fields.get("connected_time")),
+                           _int(fields.get("inactive_msec"))))
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if _MAC.match(line):
+            close()
+            mac, fields = line, {}
+        elif mac is not None and "=" in line:
+            key, _, value = line.partition("=")
+            fields.setdefault(key.strip(), value)
+    close()
+    return out
+
+
+def station_sightings(stations: list[Station], now: float, store: str, sensor: str, master: bytes,
+                      policy: PrivacyPolicy, sid_key: bytes, *, registry: Registry | None = None,
+                      ignore: frozenset[str] = frozenset(), freq: int | None = None,
+                      max_inactive_ms: int = 60_000) -> list[Sighting]:
+    """One sighting per associated station heard from within ``max_inactive_ms``, at ``now``.
+
+    The device id is keyed as the sensor keys a fixed MAC (:mod:`sensor.grouping`): the period key of ``now``, or
+    the member id for a registered member; an opted-out device and an ignored MAC (``ignore``: lower-case
+    addresses, ``[sensor] ignore_macs``) give nothing. ``sid`` is keyed over (sensor, time, device), so a poll
+    re-delivered is stored once. Stations not associated (authenticating, leaving) and stations silent for longer
+    than ``max_inactive_ms`` (out of range, not yet timed out by hostapd) give nothing."""
+    key = period_key(master, policy.period(now))
+    reg = registry or Registry()
+    mkey = member_key(master) if reg.members or reg.optouts else b""
+    us = round(now * 1e6)
+    out = []
+    for st in stations:
+        if not st.associated or (st.inactive_msec is not None and st.inactive_msec > max_inactive_ms):
+            continue
+        if st.mac in ignore:
+            continue
+        raw = mac_bytes(st.mac)
+        mid = device_id(mkey, raw) if mkey else ""
+        if mid and mid in reg.optouts:
+            continue
+        dev = mid if mid and mid in reg.members else device_id(key, raw)
+        sid = hashlib.blake2b(f"{sensor}\0{us}\0{dev}\0connected".encode(), key=sid_key, digest_size=16).hexdigest()
+        out.append(Sighting(sid=sid, ts=now, store=store, sensor=sensor, device=dev, rssi=st.signal, freq=freq,
+                            seq=None, randomized=is_randomized(raw), basis="connected"))
+    return out

@@ -1,0 +1,252 @@
+"""The AP's own stations: hostapd's station text → Station (table tests), → keyed sightings of basis "connected",
+and the control-interface client against a fake hostapd speaking its datagram protocol on a unix socket."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from sensor.errors import StationsUnavailable
+from sensor.hostapd import HostapdControl, poll
+from sensor.identity import PrivacyPolicy, Registry, device_id, member_device_id, period_key, sid_key
+from sensor.stations import Station, parse_stations, station_sightings
+
+# one station as hostapd's STA-FIRST / STA-NEXT answer it (ctrl_iface_ap.c: address line, flags, aid, capability,
+# listen_interval, supported_rates, timeout_next, the WPA MIB, the driver's tx/rx data, connected_time, ...)
+PHONE = """\
+5a:1c:7e:20:9b:41
+flags=[AUTH][ASSOC][AUTHORIZED][SHORT_PREAMBLE][WMM][HT]
+aid=1
+capability=0x1431
+listen_interval=20
+supported_rates=82 84 8b 96 0c 12 18 24 30 48 60 6c
+timeout_next=NULLFUNC POLL
+rx_packets=1873
+tx_packets=2211
+rx_bytes=213498
+tx_bytes=1988320
+inactive_msec=840
+signal=-52
+rx_rate_info=650 mcs 7 shortGI
+tx_rate_info=722 mcs 7 shortGI
+ht_mcs_bitmask=ffff0000000000000000
+connected_time=312
+supp_op_classes=51515354737475767778797a7b7c7d7e7f8081
+ht_caps_info=0x01ef
+ext_capab=0000080000000040
+"""
+LAPTOP = """\
+00:1e:c2:aa:bb:03
+flags=[AUTH][ASSOC][AUTHORIZED][WMM]
+aid=2
+capability=0x0421
+listen_interval=10
+supported_rates=82 84 8b 96 0c 12 18 24 30 48 60 6c
+timeout_next=NULLFUNC POLL
+rx_packets=10
+tx_packets=12
+rx_bytes=1000
+tx_bytes=1200
+inactive_msec=95000
+signal=-71
+rx_rate_info=240
+tx_rate_info=540
+connected_time=4021
+"""
+JOINING = """\
+ae:44:10:02:c3:9f
+flags=[AUTH]
+aid=0
+capability=0x0
+listen_interval=0
+supported_rates=
+timeout_next=NULLFUNC POLL
+"""
+NO_DRIVER_DATA = """\
+02:11:22:33:44:55
+flags=[AUTH][ASSOC][AUTHORIZED]
+aid=3
+capability=0x0
+listen_interval=5
+supported_rates=0c 18 30
+timeout_next=NULLFUNC POLL
+connected_time=7
+"""
+ZERO_SIGNAL = PHONE.replace("5a:1c:7e:20:9b:41", "5A:1C:7E:20:9B:42").replace("signal=-52", "signal=0") \
+    .replace("connected_time=312", "connected_time=abc")
+
+
+def st(mac: str, flags: str, signal: int | None, connected: int | None, inactive: int | None) -> Station:
+    return Station(mac, frozenset(flags.split()), signal, connected, inactive)
+
+
+P = st("5a:1c:7e:20:9b:41", "AUTH ASSOC AUTHORIZED SHORT_PREAMBLE WMM HT", -52, 312, 840)
+L = st("00:1e:c2:aa:bb:03", "AUTH ASSOC AUTHORIZED WMM", -71, 4021, 95000)
+J = st("ae:44:10:02:c3:9f", "AUTH", None, None, None)
+N = st("02:11:22:33:44:55", "AUTH ASSOC AUTHORIZED", None, 7, None)
+Z = st("5a:1c:7e:20:9b:42", "AUTH ASSOC AUTHORIZED SHORT_PREAMBLE WMM HT", None, None, 840)
+
+CASES = [
+    ("one station (STA-FIRST)", PHONE, [P]),
+    ("hostapd_cli all_sta with its banner", "Selected interface 'wlan0'\n" + PHONE + LAPTOP + JOINING, [P, L, J]),
+    ("a driver without tx/rx data", NO_DRIVER_DATA, [N]),
+    ("signal 0 is no signal; a bad number is None; upper-case address", ZERO_SIGNAL, [Z]),
+    ("no station (STA-FIRST's empty answer)", "", []),
+    ("FAIL (STA-NEXT of a station gone)", "FAIL\n", []),
+    ("CRLF line ends", PHONE.replace("\n", "\r\n"), [P]),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "want"), CASES, ids=[c[0] for c in CASES])
+def test_parse_stations(case: str, text: str, want: list[Station]) -> None:
+    assert parse_stations(text) == want, case
+
+
+MASTER = bytes(range(32))
+POLICY = PrivacyPolicy(utc_offset_s=8 * 3600)
+NOW = 1_767_600_000.0
+
+
+def test_associated_stations_become_keyed_sightings_of_basis_connected() -> None:
+    found = parse_stations(PHONE + LAPTOP + JOINING + NO_DRIVER_DATA)
+    out = station_sightings(found, NOW, "s1", "sensor-1-ap", MASTER, POLICY, sid_key(MASTER), freq=2437)
+    key = period_key(MASTER, POLICY.period(NOW))
+    # the laptop was silent for 95 s (out of range), the joining phone is not associated
+    assert [(s.device, s.rssi, s.freq, s.seq, s.randomized, s.basis, s.ts, s.store, s.sensor) for s in out] == [
+        (device_id(key, bytes.fromhex("5a1c7e209b41")), -52, 2437, None, True, "connected", NOW, "s1", "sensor-1-ap"),
+        (device_id(key, bytes.fromhex("021122334455")), None, 2437, None, True, "connected", NOW, "s1", "sensor-1-ap")]
+    text = repr(out).lower()
+    for mac in ("5a:1c:7e:20:9b:41", "5a1c7e209b41", "02:11:22:33:44:55", "021122334455"):
+        assert mac not in text  # never the raw MAC, in any spelling
+    again = station_sightings(found, NOW, "s1", "sensor-1-ap", MASTER, POLICY, sid_key(MASTER), freq=2437)
+    assert [s.sid for s in again] == [s.sid for s in out]  # a re-delivered poll is stored once
+    later = station_sightings(found, NOW + 10, "s1", "sensor-1-ap", MASTER, POLICY, sid_key(MASTER))
+    assert {s.sid for s in later}.isdisjoint(s.sid for s in out) and [s.device for s in later] == [
+        s.device for s in out]  # the same phones, a new sighting each poll
+    tomorrow = station_sightings(found, NOW + 86400, "s1", "sensor-1-ap", MASTER, POLICY, sid_key(MASTER))
+    assert tomorrow[0].device != out[0].device  # strict privacy: the day's key rotates, as the sensor's ids do
+
+
+def test_opt_outs_members_and_ignored_macs_are_honoured() -> None:
+    found = parse_stations(PHONE + NO_DRIVER_DATA + ZERO_SIGNAL)
+    member = member_device_id(MASTER, bytes.fromhex("5a1c7e209b41"))
+    optout = member_device_id(MASTER, bytes.fromhex("021122334455"))
+    out = station_sightings(found, NOW, "s1", "ap", MASTER, POLICY, sid_key(MASTER),
+                            registry=Registry(members=frozenset({member}), optouts=frozenset({optout})),
+                            ignore=frozenset({"5a:1c:7e:20:9b:42"}))
+    assert [s.device for s in out] == [member]
+
+
+# --- the control interface ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fake_hostapd(stations: list[str], freq: int = 2437, silent: bool = False) -> Iterator[tuple[str, list[str]]]:
+    """A stand-in for hostapd's control socket: one datagram in, one reply datagram out to the sender's address
+    (STA-FIRST, STA-NEXT <addr>, STATUS, PING); the commands it got are recorded."""
+    d = tempfile.mkdtemp(prefix="keliu-fakehapd-")
+    path = os.path.join(d, "wlan0")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(0.2)
+    got: list[str] = []
+    done = threading.Event()
+    macs = [s.splitlines()[0].lower() for s in stations]
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                data, addr = srv.recvfrom(4096)
+            except TimeoutError:
+                continue
+            cmd = data.decode()
+            got.append(cmd)
+            if silent:
+                continue
+            if cmd == "STA-FIRST":
+                reply = stations[0] if stations else ""
+            elif cmd.startswith("STA-NEXT "):
+                mac = cmd.split()[1].lower()
+                if mac not in macs:
+                    reply = "FAIL\n"
+                else:
+                    i = macs.index(mac) + 1
+                    reply = stations[i] if i < len(stations) else ""
+            elif cmd == "STATUS":
+                reply = f"state=ENABLED\nphy=phy0\nfreq={freq}\nnum_sta_non_erp=0\n"
+            elif cmd == "PING":
+                reply = "PONG\n"
+            else:
+                reply = "UNKNOWN COMMAND\n"
+            srv.sendto(b"<3>CTRL-EVENT-SCAN-STARTED ", addr)  # an event first: the client must skip it
+            srv.sendto(reply.encode(), addr)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield path, got
+    finally:
+        done.set()
+        t.join()
+        srv.close()
+        os.unlink(path)
+        os.rmdir(d)
+
+
+def test_the_client_walks_the_station_list() -> None:
+    with fake_hostapd([PHONE, LAPTOP, JOINING]) as (path, got), HostapdControl(path) as ctl:
+        assert ctl.stations() == [P, L, J]
+        assert ctl.freq() == 2437
+    assert got == ["STA-FIRST", "STA-NEXT 5a:1c:7e:20:9b:41", "STA-NEXT 00:1e:c2:aa:bb:03",
+                   "STA-NEXT ae:44:10:02:c3:9f", "STATUS"]
+    with fake_hostapd([]) as (path, _got), HostapdControl(path) as ctl:
+        assert ctl.stations() == []
+
+
+def test_a_missing_or_silent_hostapd_is_a_clear_error_and_polling_goes_on(tmp_path: Path) -> None:
+    with pytest.raises(StationsUnavailable, match="nosuch"):
+        HostapdControl(tmp_path / "nosuch")
+    with fake_hostapd([PHONE], silent=True) as (path, _got), HostapdControl(path, timeout=0.3) as ctl, \
+            pytest.raises(StationsUnavailable, match="did not answer STA-FIRST"):
+        ctl.stations()
+    seen: list[int] = []
+    n = poll(tmp_path / "nosuch", lambda found, f, now: seen.append(len(found)), interval=1.0, clock=lambda: 0.0,
+             sleep=lambda s: None, rounds=3)
+    assert (n, seen) == (0, [])
+    with fake_hostapd([PHONE, NO_DRIVER_DATA], freq=5180) as (path, _got):
+        calls: list[tuple[list[Station], int | None, float]] = []
+        clock = iter([100.0, 100.1, 110.0, 110.1])
+        n = poll(path, lambda found, f, now: calls.append((found, f, now)), interval=10.0,
+                 clock=lambda: next(clock), sleep=lambda s: None, rounds=2)
+    assert n == 2 and [(c[1], c[2], len(c[0])) for c in calls] == [(5180, 100.0, 2), (5180, 110.0, 2)]
+
+
+def test_the_cli_stores_connected_stations_through_the_sensor_sink(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from sensor.cli import sensor
+
+    monkeypatch.setenv("KELIU_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("KELIU_DATABASE_URL", f"sqlite:///{tmp_path / 'k.db'}")
+    with fake_hostapd([PHONE, LAPTOP, NO_DRIVER_DATA]) as (path, _got):
+        res = CliRunner().invoke(sensor, ["stations", "--ctrl", path, "--once"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "1 reads" in res.output and "2 station sightings" in res.output
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT store, sensor, device, rssi, freq, basis FROM sightings")).all()
+        dump = " ".join(str(r) for r in conn.execute(sa.text("SELECT * FROM sightings")).all()).lower()
+    engine.dispose()
+    assert sorted(((r[1], r[3], r[4], r[5]) for r in rows), key=str) == [("sensor-1-ap", -52, 2437, "connected"),
+                                                                         ("sensor-1-ap", None, 2437, "connected")]
+    assert all(len(r[2]) == 16 for r in rows)
+    assert "5a:1c:7e" not in dump and "5a1c7e" not in dump and "021122" not in dump
+    res = CliRunner().invoke(sensor, ["stations", "--ctrl", str(tmp_path / "gone"), "--once"])
+    assert res.exit_code != 0 and "could not be read" in res.output

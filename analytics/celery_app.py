@@ -7,13 +7,13 @@ is redelivered (``task_reject_on_worker_lost``; on Redis after ``visibility_time
 task is idempotent (``analytics.pipeline``). Store tasks carry the store in their arguments, so the stores spread
 over the workers as they free up. One beat scheduler runs in the configured time zone (Asia/Shanghai by default).
 
-Components above analytics add their own tasks: the composition root passes each one's ``register(app)`` (which
-registers its explicitly named tasks and returns its beat entries) as ``components``; analytics never imports
-them (``keliu.cli.CELERY_COMPONENTS`` names them: marketing's ``marketing.expire_due``).
+Components above analytics add their own tasks: the appliance's composition root (:func:`keliu.tasks.make_app`)
+passes ``extensions``, each called with the app to register its explicitly named tasks and beat entries
+(marketing's campaigns and ``marketing.expire_due``); analytics never imports them.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -23,10 +23,6 @@ from keliu.config import Config
 
 #: also consumed by workers: Celery's default queue, for senders that do not route (the sensor's sink)
 DEFAULT_QUEUE = "celery"
-
-#: a component's ``register(app)``: adds its tasks to the app, returns its beat entries
-Component = Callable[[Celery], Mapping[str, dict[str, Any]]]
-
 
 def worker_queues(cfg: Config) -> list[str]:
     return [cfg.analytics.queue, DEFAULT_QUEUE]
@@ -47,9 +43,10 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
     }
 
 
-def make_celery(cfg: Config, components: Sequence[Component] = ()) -> Celery:
-    """The analytics Celery app for ``cfg``; the tasks of ``analytics.tasks`` are registered on it, then those of
-    each of ``components`` (their beat entries join the schedule; their tasks go to the analytics queue)."""
+def make_celery(cfg: Config, extensions: Sequence[Callable[[Celery], None]] = ()) -> Celery:
+    """The analytics Celery app for ``cfg``; the tasks of ``analytics.tasks`` are registered on it, then each of
+    ``extensions`` is called with the app: a composition root adds the tasks of the layers above analytics that
+    way (keliu.tasks adds marketing's), since analytics may not import them."""
     a = cfg.analytics
     app = Celery("keliu-analytics", set_as_current=False)
     eager = a.broker_url is None
@@ -89,6 +86,6 @@ def make_celery(cfg: Config, components: Sequence[Component] = ()) -> Celery:
     from analytics import tasks
 
     tasks.register(app)
-    for register in components:
-        app.conf.beat_schedule.update(register(app))
+    for extend in extensions:
+        extend(app)
     return app

@@ -21,6 +21,20 @@ from keliu.errors import ConfigError
 
 log = logging.getLogger("keliu.analytics")
 
+#: where a composition root (keliu.cli) puts the factory of the whole appliance's Celery app (analytics' tasks and
+#: those of the layers above, which analytics may not import); absent, the commands build analytics' own app
+CELERY_APP = "keliu.celery_app"
+
+
+def _make_app(cfg: Any) -> Any:
+    ctx = click.get_current_context(silent=True)
+    factory = ctx.meta.get(CELERY_APP) if ctx is not None else None
+    if factory is not None:
+        return factory(cfg)
+    from analytics.celery_app import make_celery
+
+    return make_celery(cfg)
+
 
 def _setup(upgrade: bool = False) -> tuple[Any, Any]:
     from keliu import config, db, tenants
@@ -31,13 +45,6 @@ def _setup(upgrade: bool = False) -> tuple[Any, Any]:
         db.upgrade(engine)
         tenants.sync(engine, cfg)
     return cfg, engine
-
-
-def _components() -> list[Any]:
-    """The Celery components above analytics (marketing's tasks), as the composition root (``keliu.cli``) hands
-    them over in the click context; none when this group runs on its own."""
-    find = click.get_current_context().meta.get("keliu.celery_components")
-    return list(find()) if find is not None else []
 
 
 @click.group("analytics")
@@ -53,12 +60,12 @@ def analytics() -> None:
 @click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: analytics.queue and celery).")
 def worker(concurrency: int, hostname: str | None, loglevel: str, pool: str, queues: str | None) -> None:
     """A Celery worker on the configured broker (analytics.broker_url); several share the stores."""
-    from analytics.celery_app import make_celery, worker_queues
+    from analytics.celery_app import worker_queues
 
     cfg, _ = _setup()
     if not cfg.analytics.broker_url:
         raise ConfigError("analytics.broker_url", "a worker needs a broker; without one, use `keliu analytics run`")
-    app = make_celery(cfg, _components())
+    app = _make_app(cfg)
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", f"--pool={pool}",
             "-Q", queues or ",".join(worker_queues(cfg)), "--without-gossip", "--without-mingle"]
     if hostname:
@@ -72,12 +79,10 @@ def beat(loglevel: str) -> None:
     """The one beat scheduler (run exactly one): rollups every 5 minutes, staff detection, purge."""
     from celery.apps.beat import Beat
 
-    from analytics.celery_app import make_celery
-
     cfg, _ = _setup()
     if not cfg.analytics.broker_url:
         raise ConfigError("analytics.broker_url", "beat needs a broker; without one, use `keliu analytics run`")
-    app = make_celery(cfg, _components())
+    app = _make_app(cfg)
     schedule = Path(cfg.var_dir) / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
     Beat(app=app, schedule=str(schedule), loglevel=loglevel).run()
@@ -130,8 +135,8 @@ def report(store_id: str | None, day: Any, fmt: str, no_refresh: bool) -> None:
 @click.option("--once", is_flag=True, help="Run the pipeline once and exit.")
 def run(interval: int, once: bool) -> None:
     """The in-process loop (demo, single box): every INTERVAL seconds close visits and roll up every active store
-    and mall on the configured database, running the Celery tasks eagerly. Stops cleanly on SIGTERM or SIGINT."""
-    from analytics.celery_app import beat_schedule, make_celery
+    and mall on the configured database, running the Celery tasks eagerly, and run the beat tasks the composition
+    root added for the other components (marketing's campaigns). Stops cleanly on SIGTERM or SIGINT."""
     from keliu import console
 
     console.setup("keliu analytics run")
@@ -141,9 +146,10 @@ def run(interval: int, once: bool) -> None:
     from keliu import config
 
     cfg = config.load(overrides={"analytics": {"broker_url": None}}) if cfg.analytics.broker_url else cfg
-    app = make_celery(cfg, _components())
-    # the components' periodic tasks (marketing.expire_due) run on every pass here, in-process like the rest
-    extra = [e for name, e in app.conf.beat_schedule.items() if name not in beat_schedule()]
+    app = _make_app(cfg)
+    # the other components' beat entries (each task takes the instant as its one argument), every interval
+    others = sorted({str(e["task"]) for e in app.conf.beat_schedule.values()
+                     if not str(e["task"]).startswith("analytics.")})
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: object) -> None:
@@ -156,8 +162,8 @@ def run(interval: int, once: bool) -> None:
         now = time.time()
         n = app.tasks["analytics.dispatch"].delay("stores", now).get()
         m = app.tasks["analytics.dispatch"].delay("malls", now).get()
-        for entry in extra:
-            app.tasks[entry["task"]].delay(*entry.get("args", ())).get()
+        for name in others:
+            app.tasks[name].delay(now).get()
         if now - last_purge > 3600:
             app.tasks["analytics.purge"].delay(now).get()
             last_purge = now

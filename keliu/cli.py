@@ -39,18 +39,6 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-#: the components that add tasks (and beat entries) to the analytics Celery app, each a module with ``register(app)``
-#: (analytics sits below them and never imports them: its commands find :func:`celery_components` in the click
-#: context, under ``CELERY_META``; see analytics.celery_app)
-CELERY_COMPONENTS = ("marketing.tasks",)
-CELERY_META = "keliu.celery_components"
-
-
-def celery_components() -> list[Any]:
-    """The ``register`` functions of :data:`CELERY_COMPONENTS`, for ``analytics.celery_app.make_celery``."""
-    return [importlib.import_module(m).register for m in CELERY_COMPONENTS]
-
-
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
@@ -81,7 +69,14 @@ def cli(verbose: int) -> None:
     from keliu import console
 
     console.set_verbosity(verbose)
-    click.get_current_context().meta[CELERY_META] = celery_components
+    # the analytics worker and beat run every component's tasks: the app is composed here, where layers meet
+    click.get_current_context().meta["keliu.celery_app"] = _celery_app
+
+
+def _celery_app(cfg: Any) -> Any:
+    from keliu.tasks import make_app
+
+    return make_app(cfg)
 
 
 @click.command("config")

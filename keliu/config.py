@@ -33,6 +33,7 @@ if typing.TYPE_CHECKING:
     from dashboards.config import DashboardsConfig
     from keliu.accesslog.config import AccesslogConfig
     from keliu.tls import DatabaseConfig
+    from marketing.config import MarketingConfig
     from portal.config import PortalConfig, SmsConfig, WechatConfig
     from router_config.config import RouterConfig
     from sensor.config import SensorConfig
@@ -273,6 +274,7 @@ class Config:
     accesslog: AccesslogConfig
     #: ``[database]``: TLS to PostgreSQL (keliu.tls); already folded into ``database_url``'s query
     database: DatabaseConfig
+    marketing: MarketingConfig
     database_url: str = "sqlite:///var/keliu.db"
     var_dir: str = "var"
     timezone: str = "Asia/Shanghai"
@@ -322,6 +324,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "dashboards": ("dashboards.config", "DashboardsConfig"),
     "accesslog": ("keliu.accesslog.config", "AccesslogConfig"),
     "database": ("keliu.tls", "DatabaseConfig"),
+    "marketing": ("marketing.config", "MarketingConfig"),
 }
 _TOP = ("database_url", "var_dir", "timezone")
 

@@ -190,6 +190,7 @@ def load_campaign(engine: Any, cfg: object, now: float, seed: int = 7) -> int:
             for o, t in joined.items() for kind, granted in (("terms", True), ("marketing", consented[ids[o]]))])
     form = {"name": DEMO_CAMPAIGN, "scope": f"store:{store.id}", "trigger": "lapsed", "lapsed_days": "30",
             "segment": "last_visit_days >= 30", "channel": "webhook", "category": "member_benefit",
+            "webhook_url": "https://crm.example.com/keliu/campaigns",
             "message": "会员专享：本周到店消费满100减20", "offer_id": str(offer), "consents": ["marketing"],
             "control_pct": "10", "window_days": "7", "cooldown_hours": "24", "message_cost_cents": "5"}
     spec, problems = campaign_spec.parse(form, scopes={f"store:{store.id}": (store.id, None)},

@@ -7,6 +7,6 @@ package never imports the portal (docs/ARCHITECTURE.md).
 """
 from __future__ import annotations
 
-from marketing.web import init_app, welcome
+from marketing.web import init_app, login_committed, splash_messages, welcome
 
-__all__ = ["init_app", "welcome"]
+__all__ = ["init_app", "login_committed", "splash_messages", "welcome"]

@@ -38,3 +38,29 @@ class MemberTokens(Protocol):
     def member_of(self, token: str, now: datetime) -> int | None:
         """The member id a QR payload proves now, or ``None`` (forged, expired or replayed)."""
         ...
+
+
+class MemberContacts(Protocol):
+    """What a campaign's sends need of members (the portal's adapter, injected by the composition root). Every
+    method reads or writes in the caller's transaction."""
+
+    def consents_of(self, conn: Connection, member_id: int) -> tuple[frozenset[str], frozenset[str]]:
+        """The marketing purposes (``marketing.core.contact.PURPOSES``) the member granted, and the channels they
+        refused (an SMS reply "R", the member page)."""
+        ...
+
+    def phone_of(self, conn: Connection, member_id: int) -> str | None:
+        """The member's E.164 number (read at send time, handed to the SMS gateway, never stored by marketing)."""
+        ...
+
+    def wechat_openid_of(self, conn: Connection, member_id: int) -> str | None:
+        """The member's openid of the official account that sends template messages."""
+        ...
+
+    def member_by_phone(self, conn: Connection, phone: str) -> int | None:
+        ...
+
+    def withdraw(self, conn: Connection, member_id: int, purpose: str, now: datetime, source: str) -> None:
+        """Record the member's refusal of ``purpose`` (e.g. ``sms_marketing`` after an SMS reply "R"), effective
+        for every send decided after this transaction commits."""
+        ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,8 +31,10 @@ from keliu.accounts import users
 from keliu.accounts import web as accounts
 from keliu.config import Config
 from keliu.errors import ConfigError
+from keliu.tasks import make_app
 from marketing.core import card
 from marketing.store import erasure as marketing_erasure
+from marketing.tasks import login_enqueuer
 from marketing.web import campaigns as marketing_campaigns
 from marketing.web import dashboard as marketing_dashboard
 from portal.edges import clients
@@ -167,11 +169,25 @@ def _register(app: Flask, cfg: Config) -> None:
     svc: Services = app.extensions["keliu"]
     dashboards.init_app(app, svc.engine, svc.cfg, svc.clock)
     marketing.init_app(app, svc.engine, svc.clock, PortalMembers(),
-                       card.CardVerifier(card.card_key(svc.keys.token), svc.mall_id))
+                       card.CardVerifier(card.card_key(svc.keys.token), svc.mall_id), contacts=PortalMembers(),
+                       sms_callback_secret=cfg.marketing.callback_secret, on_login=login_trigger(cfg))
     marketing_dashboard.init_app(app, svc.engine, svc.clock, svc.cfg.timezone)
-    marketing_campaigns.init_app(app, svc.engine, svc.clock, svc.cfg.sms.backend)
+    marketing_campaigns.init_app(app, svc.engine, svc.clock, svc.cfg.sms.backend, cfg.marketing.sms_template_map())
     if cfg.wechat.enabled:
         app.register_blueprint(wechat.blueprint)
         app.register_blueprint(wechat_member.blueprint)
         wechat_card.init_app(app)
     pages.init_app(app)
+
+
+def login_trigger(cfg: Config) -> Callable[[int, str, datetime], None]:
+    """What a login calls after it committed: enqueue ``marketing.trigger_login`` on the appliance's Celery app
+    (keliu.tasks; built at the first login; without a broker the task runs in-process)."""
+    built: list[Callable[[int, str, datetime], None]] = []
+
+    def on_login(member_id: int, store_id: str, now: datetime) -> None:
+        if not built:
+            built.append(login_enqueuer(make_app(cfg)))
+        built[0](member_id, store_id, now)
+
+    return on_login

@@ -13,7 +13,11 @@ It speaks the documented endpoints closely enough to drive keliu's WeChat code e
 * the member card (会员卡): ``/cgi-bin/token`` (client credential), ``/card/create`` (``MEMBER_CARD`` only: the 卡券
   coupon types can no longer be created), ``/card/qrcode/create`` (``QR_CARD``), ``/card/membercard/activate``
   (only a code a user took); ``/fake/card/take?ticket=&user=`` stands in for WeChat opening the card QR code.
-  The state records the templates, the QR codes, the cards taken and the activations.
+  The state records the card templates, the QR codes, the cards taken and the activations.
+* 公众号 template messages (with the same client-credential token): ``/cgi-bin/message/template/send?access_token=…``
+  (``touser``, ``template_id``, ``data``, optional ``url`` and ``client_msg_id``). Like WeChat, one ``client_msg_id`` for one
+  openid sends one message (WeChat's 防重入 id): a repeat is answered with the first ``msgid`` and not delivered
+  again. ``state.templates`` lists the delivered messages, ``state.template_calls`` counts every call.
 * ``/fake/control`` (POST JSON) makes the next call of an endpoint fail with a given errcode.
 * :func:`send_push` posts a signed official-account event (what WeChat's servers do) to a URL.
 * :func:`demo_env` gives the ``KELIU_WECHAT_*`` variables that point keliu at a running fake.
@@ -70,6 +74,9 @@ class _State:
     card_qrcodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticket -> card/qrcode/create card
     cards_taken: dict[tuple[str, str], str] = field(default_factory=dict)  # (card_id, code) -> openid
     activations: list[dict[str, Any]] = field(default_factory=list)  # card/membercard/activate bodies
+    templates: list[dict[str, Any]] = field(default_factory=list)  # delivered template messages
+    template_ids: dict[tuple[str, str], int] = field(default_factory=dict)  # (openid, client_msg_id) -> msgid
+    template_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -353,6 +360,30 @@ def create_fake(accounts: FakeAccounts | None = None, clock: Callable[[], float]
         if not ok:
             return _err(40056, "invalid serial code")  # a code no user holds cannot be activated
         return _json({"errcode": 0, "errmsg": "ok"})
+
+    @app.post("/cgi-bin/message/template/send")
+    def template_send() -> Response:
+        with state.lock:
+            state.template_calls += 1
+            exp = state.api_tokens.get(request.args.get("access_token", ""))
+        if exp is None or clock() >= exp:
+            return _err(40001, "invalid credential, access_token is invalid or not latest")
+        hit = failing("template_send")
+        if hit:
+            return hit
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict) or not body.get("touser") or not body.get("template_id") \
+                or not isinstance(body.get("data"), dict):
+            return _err(47001, "data format error")
+        key = (str(body["touser"]), str(body.get("client_msg_id") or ""))
+        with state.lock:
+            if key[1] and key in state.template_ids:
+                return _json({"errcode": 0, "errmsg": "ok", "msgid": state.template_ids[key]})
+            msgid = 1_000_000 + len(state.templates)
+            if key[1]:
+                state.template_ids[key] = msgid
+            state.templates.append({**body, "msgid": msgid})
+        return _json({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
     @app.post("/fake/control")
     def control() -> Response:

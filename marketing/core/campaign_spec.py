@@ -1,19 +1,35 @@
-"""A campaign as the console edits it: the form's fields in, a :class:`CampaignSpec` or the list of what is wrong
-out (pure).
+"""A campaign's definition, in one place (pure): what the console's editor accepts, what is stored, what the
+executor reads, and what approval refuses.
+
+A campaign is the ``campaigns`` row's columns (name, scope, trigger, channel, category, holdout, window, cooldown,
+status) plus two JSON documents in the same row: ``params`` (:class:`Params`: the trigger's parameters, the segment,
+the consent basis, the offer) and ``message`` (:class:`Content`: what the channel sends). :func:`parse` turns the
+console's form into a :class:`CampaignSpec` or the list of what is wrong; :func:`from_docs` does the same for a
+script's documents (raising :class:`marketing.errors.FieldInvalid`); :func:`parse_params` / :func:`parse_content`
+read the stored documents back; :func:`problems` is the one set of rules, checked when the editor saves and again
+at approval (against the configured SMS provider and its approved templates).
 
 Every refusal is a :class:`Problem` with the field it concerns, a key the console translates
-(:mod:`marketing.core.campaign_view`) and its parameters; nothing is stored while one remains. The rules:
+(:mod:`marketing.core.campaign_view`) and its parameters; nothing is stored or approved while one remains. The rules:
 
 - **consent basis** (PIPL arts. 14, 16): a campaign names the consents it relies on, and they must cover what its
   sends need (:func:`marketing.core.contact.needed_purposes`): the channel's own marketing consent, the separate
   ``presence_offers`` consent for a presence trigger (movement tracks are sensitive personal information, PIPL
   art. 28), ``trade_area`` for a mall-wide campaign; none at all is refused;
-- **SMS** (MIIT Order 31 and the provider, :mod:`marketing.core.sms_rules`): an approved template id, a category
-  the provider allows, no word betraying a forbidden category, the provider's refusal suffix at the end;
-- WeChat needs its template id; a coupon-expiry trigger needs the offer whose coupons expire;
-- the holdout is 1–50 % (a campaign without a control measures nothing), the window 1–90 days.
+- **SMS** (MIIT Order 31 and the provider, :mod:`marketing.core.sms_rules`): an approved template id (the
+  campaign's own, or the one configured for its category), a category the provider allows, no word betraying a
+  forbidden category, the provider's refusal suffix at the end;
+- WeChat needs its template id; a webhook an http(s) URL; a coupon-expiry trigger the offer whose coupons expire;
+  a scheduled send its instant;
+- the holdout is 1–50 % in the editor (a campaign without a control measures nothing), the window 1–90 days.
 
-A segment is a predicate on member facts, one condition a line (or joined by ``and``)::
+Triggers: ``login_first`` / ``login_return`` (the portal enqueues after a login commits), ``visit`` / ``dwell`` (a
+member's visit started, or lasted ``dwell_minutes``; presence-triggered), ``lapsed`` (no visit or login for
+``lapsed_days``), ``expiring`` (a coupon of ``offer_id`` ends within ``expiring_hours``), ``scheduled`` (one send
+to the segment at ``send_at``; without an offset it is the store's local time).
+
+A segment is a predicate on member facts, one condition a line (or joined by ``and``), stored as that text and
+evaluated in SQL by :mod:`marketing.store.segments` (:func:`matches` is the same predicate on plain values)::
 
     visits >= 3
     last_visit_days <= 30
@@ -22,6 +38,7 @@ A segment is a predicate on member facts, one condition a line (or joined by ``a
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,20 +46,26 @@ from datetime import datetime
 from typing import Any
 
 from marketing.core import contact, sms_rules
+from marketing.errors import FieldInvalid
 
 TRIGGERS: tuple[str, ...] = ("login_first", "login_return", "visit", "dwell", "lapsed", "expiring", "scheduled")
 #: triggers fired by the sensor's presence data: they need the separate presence consent
 PRESENCE_TRIGGERS = frozenset({"visit", "dwell"})
-#: the parameter each trigger takes: (name, lowest, highest)
-TRIGGER_PARAMS: Mapping[str, tuple[str, int, int]] = {
-    "dwell": ("dwell_minutes", 1, 24 * 60), "lapsed": ("lapsed_days", 1, 365), "expiring": ("expiring_days", 1, 30)}
+#: triggers evaluated by the beat over the whole segment (the others fire per member from an event)
+BEAT_TRIGGERS = frozenset({"lapsed", "expiring", "scheduled"})
+#: the parameter each trigger takes: (name, lowest, highest, default)
+TRIGGER_PARAMS: Mapping[str, tuple[str, int, int, int]] = {
+    "dwell": ("dwell_minutes", 1, 24 * 60, 20), "lapsed": ("lapsed_days", 1, 365, 30),
+    "expiring": ("expiring_hours", 1, 30 * 24, 48)}
+STATUSES: tuple[str, ...] = ("draft", "approved", "paused", "archived")
 NUMERIC_FACTS = ("visits", "last_visit_days", "logins", "purchases", "redemptions")
-TEXT_FACTS = ("store", "tag")
+TEXT_FACTS = ("store",)
 OPS = (">=", "<=", "!=", "=", ">", "<")
 _CONDITION = re.compile(r"\s*([a-z_]+)\s*(>=|<=|!=|=|>|<)\s*(\S+)\s*$")
 _SPLIT = re.compile(r"\n|\band\b", re.IGNORECASE)
 MAX_MESSAGE = 500
 MAX_TEMPLATE_ID = 64
+MAX_URL = 500
 
 
 @dataclass(frozen=True)
@@ -60,36 +83,96 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Params:
+    """The trigger's parameters, the segment, the consent basis and the offer (``campaigns.params``)."""
+
+    segment: tuple[Condition, ...] = ()
+    lapsed_days: int = 30
+    dwell_minutes: int = 20
+    expiring_hours: int = 48
+    offer_id: int | None = None
+    #: a scheduled send's instant (naive: the store's local time)
+    send_at: datetime | None = None
+    #: pushes may carry a trade-area offer (issued by one store, redeemed at another); a mall's campaign always does
+    trade_area: bool = False
+    #: the member consents the campaign relies on (contact.PURPOSES)
+    consents: frozenset[str] = frozenset()
+    #: the SMS provider whose rules the text was written for (the configured one decides at approval)
+    provider: str | None = None
+    #: what one message costs (the report's iROAS)
+    message_cost_cents: int = 0
+
+
+@dataclass(frozen=True)
+class Content:
+    """What the channel sends (``campaigns.message``). ``text`` is the message as the member reads it (for SMS: the
+    approved template's text with its parameters filled, ending with the provider's refusal suffix)."""
+
+    text: str = ""
+    #: the campaign's approved SMS template (empty: the one configured for its category)
+    sms_template_id: str = ""
+    sms_params: tuple[str, ...] = ()
+    wechat_template_id: str = ""
+    wechat_data: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    url: str = ""
+    webhook_url: str = ""
+
+
+@dataclass(frozen=True)
 class CampaignSpec:
     name: str
     #: exactly one of store_id (the store's campaign) and mall_id (a trade-area campaign)
     store_id: str | None
     mall_id: str | None
     trigger: str
-    #: the trigger's parameter (TRIGGER_PARAMS), e.g. {"lapsed_days": 30}; "scheduled": {"at": "2026-12-24T10:00"}
-    params: Mapping[str, Any]
-    segment: tuple[Condition, ...]
     channel: str
     category: str
-    provider: str | None
-    message: str
-    template_id: str | None
-    offer_id: int | None
-    consents: frozenset[str]
-    control_share: float
-    window_days: int
-    cooldown_hours: int
-    message_cost_cents: int
+    params: Params
+    content: Content
+    control_share: float = 0.10
+    window_days: int = 7
+    cooldown_hours: int = 24
 
     def presence(self) -> bool:
         return self.trigger in PRESENCE_TRIGGERS
 
-    def as_params(self) -> dict[str, Any]:
-        """What the campaign's spec row keeps beside the ``campaigns`` columns (JSON)."""
-        return {"params": dict(self.params), "segment": segment_text(self.segment), "provider": self.provider,
-                "message": self.message, "template_id": self.template_id, "offer_id": self.offer_id,
-                "consents": sorted(self.consents), "message_cost_cents": self.message_cost_cents,
-                "cooldown_hours": self.cooldown_hours}
+    @property
+    def segment(self) -> tuple[Condition, ...]:
+        return self.params.segment
+
+    @property
+    def message(self) -> str:
+        return self.content.text
+
+    @property
+    def offer_id(self) -> int | None:
+        return self.params.offer_id
+
+    @property
+    def consents(self) -> frozenset[str]:
+        return self.params.consents
+
+    def params_doc(self) -> str:
+        return params_doc(self.params)
+
+    def message_doc(self) -> str:
+        return message_doc(self.content)
+
+
+def params_doc(p: Params) -> str:
+    """``campaigns.params`` (JSON; the segment as its text)."""
+    doc = dataclasses.asdict(p)
+    doc["segment"] = segment_text(p.segment)
+    doc["consents"] = sorted(p.consents)
+    doc["send_at"] = p.send_at.isoformat(timespec="minutes") if p.send_at else None
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
+
+
+def message_doc(c: Content) -> str:
+    """``campaigns.message`` (JSON)."""
+    doc = dataclasses.asdict(c)
+    doc["sms_params"] = list(c.sms_params)
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
 
 def parse_segment(text: str) -> tuple[tuple[Condition, ...], list[Problem]]:
@@ -120,15 +203,11 @@ def parse_segment(text: str) -> tuple[tuple[Condition, ...], list[Problem]]:
 
 
 def matches(segment: Sequence[Condition], facts: Mapping[str, Any]) -> bool:
-    """Whether a member with ``facts`` is in the segment (every condition holds; an empty segment holds for all).
-    Numeric facts are numbers (``last_visit_days``: None for a member never seen counts as infinitely long ago);
-    ``store`` is the member's first store; ``tag`` a collection of tags, ``tag = vip`` meaning "has the tag"."""
+    """Whether a member with ``facts`` is in the segment (every condition holds; an empty segment holds for all):
+    the predicate :func:`marketing.store.segments.conditions` renders in SQL. Numeric facts are numbers
+    (``last_visit_days``: None for a member never seen counts as infinitely long ago); ``store`` is the member's
+    first store."""
     for c in segment:
-        if c.fact == "tag":
-            has = c.value in (facts.get("tag") or ())
-            if has != (c.op == "="):
-                return False
-            continue
         value = facts.get(c.fact)
         if c.fact == "store":
             if (value == c.value) != (c.op == "="):
@@ -156,103 +235,220 @@ def _int(form: Mapping[str, Any], name: str, low: int, high: int, default: int,
     return int(raw)
 
 
+def problems(spec: CampaignSpec, *, sms_provider: str | None = None,
+             sms_templates: Mapping[str, str] | None = None) -> list[Problem]:
+    """What may not be sent as specified (empty: nothing). ``sms_provider`` / ``sms_templates``: the configured
+    provider and its approved template per category (at approval); without them, the spec's own provider and
+    template id (the editor)."""
+    found: list[Problem] = []
+    p, c = spec.params, spec.content
+    if spec.trigger not in TRIGGERS:
+        found.append(Problem("trigger", "err_choice", {"choices": ", ".join(TRIGGERS)}))
+    if spec.channel not in contact.CHANNELS:
+        found.append(Problem("channel", "err_choice", {"choices": ", ".join(contact.CHANNELS)}))
+    if spec.category not in sms_rules.CATEGORIES:
+        found.append(Problem("category", "err_choice", {"choices": ", ".join(sms_rules.CATEGORIES)}))
+    if (spec.store_id is None) == (spec.mall_id is None):
+        found.append(Problem("scope", "err_scope_choice"))
+    if spec.trigger == "expiring" and p.offer_id is None:
+        found.append(Problem("offer_id", "err_offer_required"))
+    if spec.trigger == "scheduled" and p.send_at is None:
+        found.append(Problem("scheduled_at", "err_scheduled_at"))
+    if not 1 <= len(c.text.strip()) <= MAX_MESSAGE:
+        found.append(Problem("message", "err_message_len", {"max": MAX_MESSAGE}))
+    if spec.channel == "sms":
+        provider = sms_provider or p.provider or "tencent"
+        if provider not in sms_rules.PROVIDERS:
+            found.append(Problem("provider", "err_choice", {"choices": ", ".join(sorted(sms_rules.PROVIDERS))}))
+        else:
+            rules = sms_rules.rules_for(provider)
+            for text in sms_rules.problems(provider, spec.category, c.text):
+                if text.startswith("category"):
+                    found.append(Problem("category", "err_sms_category", {"provider": provider,
+                                                                          "category": spec.category}))
+                elif "refusal suffix" in text:
+                    found.append(Problem("message", "err_sms_suffix", {"suffix": rules.refusal_suffix}))
+                else:
+                    words = [w for w in rules.forbidden_words if w in c.text]
+                    found.append(Problem("message", "err_sms_words", {"provider": provider,
+                                                                      "words": "、".join(words)}))
+        if not c.sms_template_id and spec.category not in (sms_templates or {}):
+            found.append(Problem("template_id", "err_template_required"))
+    elif spec.channel == "wechat" and not c.wechat_template_id:
+        found.append(Problem("template_id", "err_template_required"))
+    elif spec.channel == "webhook" and not c.webhook_url.startswith(("https://", "http://")):
+        found.append(Problem("webhook_url", "err_webhook_url"))
+    unknown = sorted(x for x in p.consents if x not in contact.PURPOSES)
+    if unknown:
+        found.append(Problem("consents", "err_choice", {"choices": ", ".join(contact.PURPOSES)}))
+    elif not p.consents:
+        found.append(Problem("consents", "err_consent_basis"))
+    elif spec.channel in contact.CHANNELS and spec.trigger in TRIGGERS:
+        needed = contact.needed_purposes(contact.Send(0, 0, spec.channel, "UTC",  # type: ignore[arg-type,unused-ignore]
+                                                      presence_triggered=spec.trigger in PRESENCE_TRIGGERS,
+                                                      trade_area=p.trade_area or spec.mall_id is not None))
+        missing = [x for x in needed if x not in p.consents]
+        if missing:
+            found.append(Problem("consents", "err_consent_missing", {"purposes": ", ".join(missing)}))
+    return found
+
+
 def parse(form: Mapping[str, Any], *, scopes: Mapping[str, tuple[str | None, str | None]],
           offers: frozenset[int], default_provider: str = "tencent") -> tuple[CampaignSpec | None, list[Problem]]:
     """The console's form → a spec, or the problems. ``scopes``: the scope values the user may choose
     (``"store:s1"`` → ("s1", None), ``"mall:m1"`` → (None, "m1")); ``offers``: the offers they may attach.
     ``consents`` may be a list (checkboxes) or a comma-separated text."""
-    problems: list[Problem] = []
+    found: list[Problem] = []
     name = str(form.get("name") or "").strip()
     if not 1 <= len(name) <= 200:
-        problems.append(Problem("name", "err_name_len"))
+        found.append(Problem("name", "err_name_len"))
     scope = str(form.get("scope") or "")
     store_id, mall_id = scopes.get(scope, (None, None))
     if scope not in scopes:
-        problems.append(Problem("scope", "err_scope_choice"))
+        found.append(Problem("scope", "err_scope_choice"))
     trigger = str(form.get("trigger") or "")
-    params: dict[str, Any] = {}
-    if trigger not in TRIGGERS:
-        problems.append(Problem("trigger", "err_choice", {"choices": ", ".join(TRIGGERS)}))
-    elif trigger in TRIGGER_PARAMS:
-        pname, low, high = TRIGGER_PARAMS[trigger]
-        params[pname] = _int(form, pname, low, high, {"dwell_minutes": 20, "lapsed_days": 30,
-                                                      "expiring_days": 3}[pname], problems)
+    numbers: dict[str, int] = {}
+    send_at: datetime | None = None
+    if trigger in TRIGGER_PARAMS:
+        pname, low, high, default = TRIGGER_PARAMS[trigger]
+        numbers[pname] = _int(form, pname, low, high, default, found)
     elif trigger == "scheduled":
-        at = str(form.get("scheduled_at") or "").strip()
         try:
-            params["at"] = datetime.fromisoformat(at).replace(tzinfo=None).isoformat(timespec="minutes")
+            send_at = datetime.fromisoformat(str(form.get("scheduled_at") or "").strip())
         except ValueError:
-            problems.append(Problem("scheduled_at", "err_scheduled_at"))
+            found.append(Problem("scheduled_at", "err_scheduled_at"))
+            send_at = datetime.min  # reported above; keeps the rules below from repeating it
     segment, seg_problems = parse_segment(str(form.get("segment") or ""))
-    problems += seg_problems
+    found += seg_problems
     channel = str(form.get("channel") or "")
-    if channel not in contact.CHANNELS:
-        problems.append(Problem("channel", "err_choice", {"choices": ", ".join(contact.CHANNELS)}))
     category = str(form.get("category") or "notice")
-    if category not in sms_rules.CATEGORIES:
-        problems.append(Problem("category", "err_choice", {"choices": ", ".join(sms_rules.CATEGORIES)}))
     message = str(form.get("message") or "").strip()
-    if not 1 <= len(message) <= MAX_MESSAGE:
-        problems.append(Problem("message", "err_message_len", {"max": MAX_MESSAGE}))
-    template_id = str(form.get("template_id") or "").strip() or None
-    if template_id is not None and (len(template_id) > MAX_TEMPLATE_ID or not template_id.isprintable()):
-        problems.append(Problem("template_id", "err_template_id"))
-    provider: str | None = None
-    if channel == "sms":
-        provider = str(form.get("provider") or default_provider)
-        if provider not in sms_rules.PROVIDERS:
-            problems.append(Problem("provider", "err_choice", {"choices": ", ".join(sorted(sms_rules.PROVIDERS))}))
-        else:
-            rules = sms_rules.rules_for(provider)
-            for text in sms_rules.problems(provider, category, message):
-                if text.startswith("category"):
-                    problems.append(Problem("category", "err_sms_category", {"provider": provider,
-                                                                             "category": category}))
-                elif "refusal suffix" in text:
-                    problems.append(Problem("message", "err_sms_suffix", {"suffix": rules.refusal_suffix}))
-                else:
-                    words = [w for w in rules.forbidden_words if w in message]
-                    problems.append(Problem("message", "err_sms_words", {"provider": provider,
-                                                                          "words": "、".join(words)}))
-        if template_id is None:
-            problems.append(Problem("template_id", "err_template_required"))
-    elif channel == "wechat" and template_id is None:
-        problems.append(Problem("template_id", "err_template_required"))
+    template_id = str(form.get("template_id") or "").strip()
+    if len(template_id) > MAX_TEMPLATE_ID or not template_id.isprintable():
+        found.append(Problem("template_id", "err_template_id"))
+        template_id = "-"
+    webhook_url = str(form.get("webhook_url") or "").strip()
+    if len(webhook_url) > MAX_URL:
+        found.append(Problem("webhook_url", "err_webhook_url"))
+        webhook_url = "https://-"
+    provider = str(form.get("provider") or default_provider) if channel == "sms" else None
     offer_raw = str(form.get("offer_id") or "").strip()
     offer_id: int | None = None
     if offer_raw:
         if not offer_raw.isdigit() or int(offer_raw) not in offers:
-            problems.append(Problem("offer_id", "err_offer"))
+            found.append(Problem("offer_id", "err_offer"))
+            offer_id = -1  # reported above
         else:
             offer_id = int(offer_raw)
-    if trigger == "expiring" and offer_id is None:
-        problems.append(Problem("offer_id", "err_offer_required"))
     raw_consents = form.get("consents") or []
-    given = [s.strip() for s in raw_consents.split(",")] if isinstance(raw_consents, str) else list(raw_consents)
-    consents = frozenset(c for c in given if c)
-    unknown = sorted(c for c in consents if c not in contact.PURPOSES)
-    if unknown:
-        problems.append(Problem("consents", "err_choice", {"choices": ", ".join(contact.PURPOSES)}))
-    elif not consents:
-        problems.append(Problem("consents", "err_consent_basis"))
-    elif channel in contact.CHANNELS and trigger in TRIGGERS:
-        needed = contact.needed_purposes(contact.Send(0, 0, channel, "UTC",  # type: ignore[arg-type,unused-ignore]
-                                                      presence_triggered=trigger in PRESENCE_TRIGGERS,
-                                                      trade_area=mall_id is not None))
-        missing = [p for p in needed if p not in consents]
-        if missing:
-            problems.append(Problem("consents", "err_consent_missing", {"purposes": ", ".join(missing)}))
-    share_pct = _int(form, "control_pct", 1, 50, 10, problems)
-    window = _int(form, "window_days", 1, 90, 7, problems)
-    cooldown = _int(form, "cooldown_hours", 0, 24 * 30, 24, problems)
-    cost = _int(form, "message_cost_cents", 0, 10_000, 0, problems)
-    if problems:
-        return None, problems
-    return CampaignSpec(name=name, store_id=store_id, mall_id=mall_id, trigger=trigger, params=params,
-                        segment=segment, channel=channel, category=category, provider=provider, message=message,
-                        template_id=template_id, offer_id=offer_id, consents=consents,
-                        control_share=share_pct / 100.0, window_days=window, cooldown_hours=cooldown,
-                        message_cost_cents=cost), []
+    given = [x.strip() for x in raw_consents.split(",")] if isinstance(raw_consents, str) else list(raw_consents)
+    share_pct = _int(form, "control_pct", 1, 50, 10, found)
+    window = _int(form, "window_days", 1, 90, 7, found)
+    cooldown = _int(form, "cooldown_hours", 0, 24 * 30, 24, found)
+    cost = _int(form, "message_cost_cents", 0, 10_000, 0, found)
+    spec = CampaignSpec(
+        name=name, store_id=store_id, mall_id=mall_id, trigger=trigger, channel=channel, category=category,
+        params=Params(segment=segment, offer_id=offer_id, send_at=send_at, trade_area=mall_id is not None,
+                      consents=frozenset(x for x in given if x), provider=provider, message_cost_cents=cost,
+                      **numbers),
+        content=Content(text=message, sms_template_id=template_id if channel == "sms" else "",
+                        wechat_template_id=template_id if channel == "wechat" else "",
+                        webhook_url=webhook_url if channel == "webhook" else ""),
+        control_share=share_pct / 100.0, window_days=window, cooldown_hours=cooldown)
+    found += [x for x in problems(spec) if not (x.field == "scope" and scope not in scopes)]
+    if found:
+        return None, found
+    return spec, []
+
+
+def _json_int(raw: Mapping[str, Any], key: str, default: int | None, lo: int = 1) -> int | None:
+    v = raw.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise FieldInvalid(key, f"expected an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _doc(raw: Mapping[str, Any] | str, name: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError:
+        raise FieldInvalid(name, "expected a JSON object") from None
+    if not isinstance(doc, dict):
+        raise FieldInvalid(name, "expected a JSON object")
+    return doc
+
+
+def parse_params(raw: Mapping[str, Any] | str) -> Params:
+    """``campaigns.params`` (or a script's document) → :class:`Params`; raises FieldInvalid naming the field."""
+    doc = _doc(raw, "params")
+    seg_raw = doc.get("segment") or ""
+    if not isinstance(seg_raw, str):
+        raise FieldInvalid("segment", "expected the segment's text (e.g. \"logins >= 2\")")
+    segment, seg_problems = parse_segment(seg_raw)
+    if seg_problems:
+        raise FieldInvalid("segment", "; ".join(f"{p.key} {dict(p.params)}" for p in seg_problems))
+    send_at = doc.get("send_at")
+    when = None
+    if send_at is not None:
+        try:
+            when = datetime.fromisoformat(str(send_at))
+        except ValueError:
+            raise FieldInvalid("send_at", f"expected an ISO 8601 instant, got {send_at!r}") from None
+    trade = doc.get("trade_area", False)
+    if not isinstance(trade, bool):
+        raise FieldInvalid("trade_area", f"expected true or false, got {trade!r}")
+    consents = doc.get("consents", [])
+    if not isinstance(consents, list) or not all(isinstance(x, str) for x in consents):
+        raise FieldInvalid("consents", "expected a list of purposes")
+    provider = doc.get("provider")
+    if provider is not None and not isinstance(provider, str):
+        raise FieldInvalid("provider", "expected text")
+    return Params(segment=segment, lapsed_days=_json_int(doc, "lapsed_days", 30) or 30,
+                  dwell_minutes=_json_int(doc, "dwell_minutes", 20) or 20,
+                  expiring_hours=_json_int(doc, "expiring_hours", 48) or 48,
+                  offer_id=_json_int(doc, "offer_id", None), send_at=when, trade_area=trade,
+                  consents=frozenset(consents), provider=provider,
+                  message_cost_cents=_json_int(doc, "message_cost_cents", 0, 0) or 0)
+
+
+def parse_content(raw: Mapping[str, Any] | str) -> Content:
+    """``campaigns.message`` (or a script's document) → :class:`Content`; raises FieldInvalid."""
+    doc = _doc(raw, "message")
+    for key in ("text", "sms_template_id", "wechat_template_id", "url", "webhook_url"):
+        if not isinstance(doc.get(key, ""), str):
+            raise FieldInvalid(key, "expected text")
+    params = doc.get("sms_params", [])
+    if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+        raise FieldInvalid("sms_params", "expected a list of texts")
+    data = doc.get("wechat_data", {})
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise FieldInvalid("wechat_data", "expected an object of texts")
+    return Content(text=doc.get("text", ""), sms_template_id=doc.get("sms_template_id", ""),
+                   sms_params=tuple(params), wechat_template_id=doc.get("wechat_template_id", ""),
+                   wechat_data=dict(data), url=doc.get("url", ""), webhook_url=doc.get("webhook_url", ""))
+
+
+def from_docs(*, name: str, trigger: str, channel: str, category: str, store_id: str | None = None,
+              mall_id: str | None = None, params: Mapping[str, Any] | str | None = None,
+              message: Mapping[str, Any] | str | None = None, control_share: float = 0.10, window_days: int = 7,
+              cooldown_hours: int = 24) -> CampaignSpec:
+    """A spec from a script's documents (the shapes of ``campaigns.params`` / ``campaigns.message``). Raises
+    FieldInvalid for what cannot be read; the rules (:func:`problems`) are checked at approval."""
+    if (store_id is None) == (mall_id is None):
+        raise FieldInvalid("store_id", "a campaign belongs to one store or one mall")
+    if not name.strip():
+        raise FieldInvalid("name", "empty")
+    if trigger not in TRIGGERS:
+        raise FieldInvalid("trigger", f"expected one of {TRIGGERS}, got {trigger!r}")
+    if not 0.0 <= control_share < 1.0:
+        raise FieldInvalid("control_share", f"expected 0 <= share < 1, got {control_share!r}")
+    if cooldown_hours < 0 or window_days < 1:
+        raise FieldInvalid("cooldown_hours" if cooldown_hours < 0 else "window_days", "out of range")
+    return CampaignSpec(name=name.strip(), store_id=store_id, mall_id=mall_id, trigger=trigger, channel=channel,
+                        category=category, params=parse_params(params or {}), content=parse_content(message or {}),
+                        control_share=control_share, window_days=window_days, cooldown_hours=cooldown_hours)
 
 
 #: allowed status changes: action → (statuses it applies to, the new status)

@@ -19,6 +19,7 @@ clause with the three columns used (a schema contract; tests/marketing checks it
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -53,6 +54,42 @@ def arm_sql(member_id: sa.ColumnElement[int], salt: str, control_share: float) -
                    else_="treatment")
 
 
+def enroll(conn: Connection, campaign_id: int, salt: str, control_share: float,
+           where: Sequence[sa.ColumnElement[bool]], now: datetime) -> None:
+    """Enroll every member matching ``where`` (predicates on :data:`MEMBERS`) with their arm, in the caller's
+    transaction: the enrollment lock (shared) and the campaign's row first, then one ``INSERT … SELECT`` that skips
+    the members already enrolled (PostgreSQL), or the arms computed in Python (SQLite). Raises FieldInvalid for an
+    unknown campaign. Every writer of ``campaign_members`` goes through here (the table has no foreign keys)."""
+    m, t = MEMBERS, campaign_members
+    enrollment_lock(conn)
+    found = conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)
+                         .with_for_update(key_share=True)).first()
+    if found is None:
+        raise FieldInvalid("campaign_id", f"no campaign {campaign_id}")
+    if conn.dialect.name == "postgresql":
+        enrolled = sa.select(t.c.member_id).where(t.c.campaign_id == campaign_id, t.c.member_id == m.c.id)
+        chosen = sa.select(sa.literal(campaign_id), m.c.id, arm_sql(m.c.id, salt, control_share),
+                           sa.literal(now, db.TS)).where(*where, ~enrolled.exists())
+        conn.execute(db.dialect_insert(conn, t).from_select(["campaign_id", "member_id", "arm", "eligible_at"],
+                                                            chosen))
+        return
+    ids = conn.execute(sa.select(m.c.id).where(*where)).scalars().all()
+    rows = [{"campaign_id": campaign_id, "member_id": i, "eligible_at": now,
+             "arm": holdout.assign(salt.encode(), i, control_share)} for i in ids]
+    if rows:
+        conn.execute(db.dialect_insert(conn, t).on_conflict_do_nothing(), rows)
+
+
+def enroll_member(conn: Connection, campaign_id: int, salt: str, control_share: float, member_id: int,
+                  now: datetime) -> str | None:
+    """Enroll one member (an event trigger) and return their arm (the first one, if enrolled before); None when
+    there is no such member (erased)."""
+    t = campaign_members
+    enroll(conn, campaign_id, salt, control_share, [MEMBERS.c.id == member_id], now)
+    arm = conn.execute(sa.select(t.c.arm).where(t.c.campaign_id == campaign_id, t.c.member_id == member_id)).scalar()
+    return None if arm is None else str(arm)
+
+
 def enroll_lapsed(engine: Engine, campaign_id: int, salt: str, control_share: float, cutoff: datetime,
                   now: datetime, store_id: str | None = None) -> dict[str, int]:
     """Enroll the members not seen since ``cutoff`` (optionally: first seen in ``store_id``). Returns the arms'
@@ -63,23 +100,7 @@ def enroll_lapsed(engine: Engine, campaign_id: int, salt: str, control_share: fl
         where.append(m.c.first_store_id == store_id)
     t = campaign_members
     with engine.begin() as conn:
-        enrollment_lock(conn)
-        found = conn.execute(sa.select(campaigns.c.id).where(campaigns.c.id == campaign_id)
-                             .with_for_update(key_share=True)).first()
-        if found is None:
-            raise FieldInvalid("campaign_id", f"no campaign {campaign_id}")
-        if conn.dialect.name == "postgresql":
-            enrolled = sa.select(t.c.member_id).where(t.c.campaign_id == campaign_id, t.c.member_id == m.c.id)
-            chosen = sa.select(sa.literal(campaign_id), m.c.id, arm_sql(m.c.id, salt, control_share),
-                               sa.literal(now, db.TS)).where(*where, ~enrolled.exists())
-            stmt = db.dialect_insert(conn, t).from_select(["campaign_id", "member_id", "arm", "eligible_at"], chosen)
-            conn.execute(stmt)
-        else:
-            ids = conn.execute(sa.select(m.c.id).where(*where)).scalars().all()
-            rows = [{"campaign_id": campaign_id, "member_id": i, "eligible_at": now,
-                     "arm": holdout.assign(salt.encode(), i, control_share)} for i in ids]
-            if rows:
-                conn.execute(db.dialect_insert(conn, t).on_conflict_do_nothing(), rows)
+        enroll(conn, campaign_id, salt, control_share, where, now)
         counts: dict[str, int] = {str(arm): int(n) for arm, n in conn.execute(
             sa.select(t.c.arm, sa.func.count()).where(t.c.campaign_id == campaign_id).group_by(t.c.arm))}
     return {"treatment": int(counts.get("treatment", 0)), "control": int(counts.get("control", 0))}

@@ -30,19 +30,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from analytics.store import visits as sensor_visits
-from keliu import db
 from marketing.core import lift
-from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
+from marketing.store.campaigns import campaign_members, campaign_sends, campaigns, splash_messages
 from marketing.store.models import redemptions, sales
+from marketing.store.segments import LOGINS, REGISTRY
 
-LOGINS = sa.table("logins", sa.column("member_id", sa.Integer), sa.column("store_id", sa.String),
-                  sa.column("ts", db.TS))
-REGISTRY = sa.table("member_registry", sa.column("member_id", sa.Integer), sa.column("registry_id", sa.String))
 STORES = sa.table("stores", sa.column("id", sa.String), sa.column("mall_id", sa.String))
 #: the days before eligibility whose visits are the CUPED covariate
 PRE_DAYS = 28
-#: statuses of a send that reached the channel (``delivered``: the channel confirmed it)
-SENT = ("sent", "delivered")
+#: the status marketing.execution marks a send the channel took with
+SENT = ("sent",)
 
 
 @dataclass(frozen=True)
@@ -206,10 +203,23 @@ def figures(conn: Connection, campaign_id: int, offer_id: int | None, message_co
         lift.Outcomes.of(k["visited"], k["bought"], k["revenue"], k["pre"] if use_pre else None), float(cost))
     a_buyers, a_revenue, a_redeemed = attributed(conn, campaign_id, stores, c.window_days, offer_id)
     return Figures(eligible=len(arms), treatment=len(t["visited"]), control=len(k["visited"]), by_status=by_status,
-                   suppressed=suppressed, sent=sent, delivered=by_status.get("delivered", 0), redeemed=redeemed,
+                   suppressed=suppressed, sent=sent, delivered=delivered(conn, campaign_id), redeemed=redeemed,
                    discount_cents=discount, cost_cents=cost, lift=report, visits_treatment=visit_counts["treatment"],
                    visits_control=visit_counts["control"], attributed_buyers=a_buyers,
                    attributed_revenue_cents=a_revenue, attributed_redemptions=a_redeemed, cuped=use_pre)
+
+
+def delivered(conn: Connection, campaign_id: int) -> int:
+    """The sends a receiver confirmed, as marketing.execution records them: a signed webhook its receiver answered
+    with 2xx (``sent``), a success-page message the member was shown (``splash_messages.shown_at``). SMS and WeChat
+    sends are ``sent`` once the provider took them (its serial number or msgid in ``provider_ref``); keliu takes no
+    delivery receipts from them, so they are not counted as delivered."""
+    cs, sp = campaign_sends, splash_messages
+    hooks = conn.execute(sa.select(sa.func.count()).select_from(cs).where(
+        cs.c.campaign_id == campaign_id, cs.c.channel == "webhook", cs.c.status.in_(SENT))).scalar_one()
+    shown = conn.execute(sa.select(sa.func.count()).select_from(sp).where(
+        sp.c.campaign_id == campaign_id, sp.c.shown_at.is_not(None))).scalar_one()
+    return int(hooks) + int(shown)
 
 
 def control_visit_rate(f: Figures) -> float | None:

@@ -189,7 +189,9 @@ def _pg_statement() -> sa.Select[Any]:
                   (~rose_all, "daily_cap"), (~rose_channel, "channel_cap"), else_=sa.null())
     claim = (pg_insert(s).from_select(
         ["campaign_id", "step", "member_id", "channel", "status", "reason", "ts"],
-        sa.select(campaign, step, member, channel, status, why, now).select_from(verdict))
+        # the other columns take their server defaults (``attempts`` 0): a Python-side default would become a bind
+        # parameter of this statement, compiled once, and arrive as NULL
+        sa.select(campaign, step, member, channel, status, why, now).select_from(verdict), include_defaults=False)
         .on_conflict_do_nothing(index_elements=[s.c.campaign_id, s.c.step, s.c.member_id])
         .returning(s.c.id, s.c.status, s.c.reason).cte("claim"))
     return sa.select(sa.select(claim.c.id).scalar_subquery().label("id"),

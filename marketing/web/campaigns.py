@@ -15,7 +15,7 @@ transaction).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -38,12 +38,18 @@ class _Edges:
     engine: Engine
     clock: Callable[[], float]
     sms_provider: str
+    #: the configured SMS backend and its approved template per message category (what approval checks against)
+    sms_backend: str
+    sms_templates: Mapping[str, str]
 
 
-def init_app(app: Flask, engine: Engine, clock: Callable[[], float], sms_provider: str = "tencent") -> None:
-    """Register the pages. ``sms_provider``: the appliance's SMS backend, the editor's default provider rules."""
+def init_app(app: Flask, engine: Engine, clock: Callable[[], float], sms_provider: str = "tencent",
+             sms_templates: Mapping[str, str] | None = None) -> None:
+    """Register the pages. ``sms_provider``: the appliance's SMS backend (the editor's default provider rules, and
+    approval's); ``sms_templates``: its approved template per message category (``[marketing] sms_templates``)."""
     app.extensions["marketing.campaigns"] = _Edges(engine, clock,
-                                                   sms_provider if sms_provider in sms_rules.PROVIDERS else "tencent")
+                                                   sms_provider if sms_provider in sms_rules.PROVIDERS else "tencent",
+                                                   sms_provider, dict(sms_templates or {}))
     app.register_blueprint(bp)
 
 
@@ -115,8 +121,8 @@ def _defaults() -> dict[str, Any]:
     return {"name": "", "scope": "", "trigger": "lapsed", "channel": "sms", "category": "notice",
             "provider": _edges().sms_provider, "message": "", "template_id": "", "offer_id": "", "segment": "",
             "consents": [], "control_pct": "10", "window_days": "7", "cooldown_hours": "24",
-            "message_cost_cents": "0", "dwell_minutes": "20", "lapsed_days": "30", "expiring_days": "3",
-            "scheduled_at": ""}
+            "message_cost_cents": "0", "dwell_minutes": "20", "lapsed_days": "30", "expiring_hours": "48",
+            "scheduled_at": "", "webhook_url": ""}
 
 
 def _parse(form: dict[str, Any]) -> tuple[campaign_spec.CampaignSpec | None, list[Problem]]:
@@ -182,9 +188,14 @@ def edit(campaign_id: int) -> Any:
 @bp.post("/admin/campaigns/<int:campaign_id>/<any(approve, pause, archive):action>")
 @console_required
 def act(campaign_id: int, action: str) -> Any:
+    edges = _edges()
     try:
-        campaign_admin.transition(_edges().engine, _user(), campaign_id, action, _now(), request.remote_addr)
+        campaign_admin.transition(edges.engine, _user(), campaign_id, action, _now(), request.remote_addr,
+                                  sms_provider=edges.sms_backend, sms_templates=edges.sms_templates)
     except CampaignRefused as exc:
+        if exc.problems:  # approval refused: the editor shows every problem beside its field
+            c = _visible_campaign(campaign_id)
+            return _editor(c.form(), [Problem("form", exc.key), *exc.problems], campaign_id, exc.status)
         return _refused(exc, None, campaign_id)
     return redirect(f"/admin/campaigns?done=done_{action}&lang={console_lang()}#campaign-{campaign_id}", 303)
 
@@ -192,8 +203,7 @@ def act(campaign_id: int, action: str) -> Any:
 def _report(campaign_id: int, lang: str) -> dict[str, Any]:
     c = _visible_campaign(campaign_id)
     with _edges().engine.connect() as conn:
-        f = campaign_report.figures(conn, campaign_id, c.spec.get("offer_id"),
-                                    int(c.spec.get("message_cost_cents", 0)))
+        f = campaign_report.figures(conn, campaign_id, c.params.offer_id, c.params.message_cost_cents)
     if f is None:
         abort(404)
     counts = {k: v for k, v in asdict(f).items() if k != "lift"}

@@ -7,11 +7,16 @@
   local server that verifies the signature.
 
 Any SDK error becomes :class:`portal.errors.SmsFailed` ``from`` the original.
+
+Both also send campaigns' templated marketing SMS (``send_marketing``: an approved template id, its parameters, and
+a session context echoed in delivery receipts, here the send's idempotency key); the composition root hands them to
+marketing as ``marketing.channels.sms.SmsGateway`` (keliu.tasks).
 """
 from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Protocol, TextIO
 
 from portal.config import SmsConfig
@@ -34,6 +39,11 @@ class ConsoleSms:
             self.last[e164] = code
         out = self._out or sys.stdout
         print(f"keliu sms: {mask(e164)} code {code}", file=out, flush=True)
+
+    def send_marketing(self, e164: str, template_id: str, params: Sequence[str], session: str) -> str:
+        out = self._out or sys.stdout
+        print(f"keliu sms: {mask(e164)} template {template_id} {list(params)} ({session})", file=out, flush=True)
+        return f"console:{session}"
 
 
 class TencentSms:
@@ -69,6 +79,29 @@ class TencentSms:
         if not statuses or statuses[0].Code != "Ok":
             code_ = statuses[0].Code if statuses else "no status"
             raise SmsFailed(f"Tencent Cloud SMS did not send: {code_}")
+
+    def send_marketing(self, e164: str, template_id: str, params: Sequence[str], session: str) -> str:
+        """A templated marketing SMS; Tencent's serial number of it."""
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+        from tencentcloud.sms.v20210111 import models
+
+        req = models.SendSmsRequest()
+        req.PhoneNumberSet = [e164]
+        req.SmsSdkAppId = self.cfg.tencent_sdk_app_id
+        req.SignName = self.cfg.tencent_sign_name
+        req.TemplateId = template_id
+        req.TemplateParamSet = list(params)
+        req.SessionContext = session
+        try:
+            resp = self._client.SendSms(req)
+        except TencentCloudSDKException as exc:
+            raise SmsFailed(f"Tencent Cloud SMS refused the request: {exc.code}") from exc
+        except Exception as exc:  # the SDK wraps transport errors inconsistently across versions
+            raise SmsFailed(f"Tencent Cloud SMS unreachable: {type(exc).__name__}") from exc
+        statuses = resp.SendStatusSet or []
+        if not statuses or statuses[0].Code != "Ok":
+            raise SmsFailed(f"Tencent Cloud SMS did not send: {statuses[0].Code if statuses else 'no status'}")
+        return str(statuses[0].SerialNo or "")
 
 
 def make_backend(cfg: SmsConfig) -> SmsBackend:

@@ -3,7 +3,9 @@ edge: SQL), handed to ``marketing.init_app`` by the factory. Marketing learns me
 never a phone number it did not bring itself."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -14,7 +16,8 @@ from portal.store.models import consents, members
 
 
 class PortalMembers:
-    """:class:`marketing.members.MemberDirectory` over the portal's ``members`` and ``consents`` tables."""
+    """:class:`marketing.members.MemberDirectory` and :class:`marketing.members.MemberContacts` over the portal's
+    ``members`` and ``consents`` tables."""
 
     def member_by_phone(self, conn: Connection, phone: str) -> int | None:
         try:
@@ -39,3 +42,38 @@ class PortalMembers:
             consents.c.member_id == member_id, consents.c.kind == "marketing")
             .order_by(consents.c.id.desc()).limit(1)).scalar()
         return bool(granted)
+
+    # -- marketing.members.MemberContacts: what a campaign's sends need --------------------------------------
+
+    #: purposes a member decides on separately; the SMS and WeChat ones default to the marketing consent until the
+    #: member decides on them (an SMS reply "R" is such a decision), presence and trade area need their own yes
+    CHANNEL_PURPOSES: ClassVar[Mapping[str, str]] = {"sms_marketing": "sms", "wechat_marketing": "wechat"}
+    OWN_PURPOSES: ClassVar[tuple[str, ...]] = ("presence_offers", "trade_area")
+
+    def consents_of(self, conn: Connection, member_id: int) -> tuple[frozenset[str], frozenset[str]]:
+        kinds = ("marketing", *self.CHANNEL_PURPOSES, *self.OWN_PURPOSES)
+        rows = conn.execute(sa.select(consents.c.kind, consents.c.granted).where(
+            consents.c.member_id == member_id, consents.c.kind.in_(kinds)).order_by(consents.c.id)).all()
+        latest: dict[str, bool] = {}
+        for kind, granted in rows:
+            latest[str(kind)] = bool(granted)
+        refused = frozenset(ch for p, ch in self.CHANNEL_PURPOSES.items() if latest.get(p) is False)
+        if not latest.get("marketing"):
+            return frozenset(), refused  # no marketing consent: no marketing purpose at all
+        granted_ = {"marketing"}
+        granted_ |= {p for p in self.CHANNEL_PURPOSES if latest.get(p, True)}
+        granted_ |= {p for p in self.OWN_PURPOSES if latest.get(p)}
+        return frozenset(granted_), refused
+
+    def phone_of(self, conn: Connection, member_id: int) -> str | None:
+        return conn.execute(sa.select(members.c.phone_e164).where(members.c.id == member_id)).scalar()
+
+    def wechat_openid_of(self, conn: Connection, member_id: int) -> str | None:
+        return conn.execute(sa.select(members.c.wechat_openid).where(members.c.id == member_id)).scalar()
+
+    def withdraw(self, conn: Connection, member_id: int, purpose: str, now: datetime, source: str) -> None:
+        store = conn.execute(sa.select(members.c.first_store_id).where(members.c.id == member_id)).scalar()
+        if store is None:
+            return
+        conn.execute(sa.insert(consents).values(member_id=member_id, kind=purpose, version=source[:32], granted=False,
+                                                ts=now, store_id=store, lang="zh-CN", source=source[:64]))

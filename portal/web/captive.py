@@ -28,6 +28,7 @@ from portal.web.headers import FIXED
 from portal.web.pages import (
     LANDING_KEY,
     after_login,
+    campaign_messages,
     content,
     lang,
     no_store,
@@ -250,11 +251,14 @@ def status() -> Any:
     c = content(svc.store_id)
     # the Wi-Fi success page carries the store's welcome offer, only for members who consented to marketing
     offers = welcome(sess.member_id) if sess else []
+    # and the campaigns' messages queued for this member's next success page (shown once)
+    messages = campaign_messages(sess.member_id) if sess else []
     # the page a login meant to send the browser to, kept while a coupon was shown first (pages.after_login)
     landing = session.get(LANDING_KEY) if sess else None
     html = render_template("status.html", lang=lg, t=lambda k, **kw: i18n.gettext(lg, k, **kw), color=c["color"],
                            online=sess is not None, seconds=seconds_left(sess.until, now) if sess else 0,
-                           landing=landing if isinstance(landing, str) else None, notice=None, coupons=offers)
+                           landing=landing if isinstance(landing, str) else None, notice=None, coupons=offers,
+                           messages=messages)
     return no_store(make_response(html))
 
 

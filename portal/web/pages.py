@@ -87,6 +87,12 @@ def welcome(member_id: int) -> list[dict[str, Any]]:
     return marketing.welcome(current_app, member_id=member_id, store_id=services().store_id)
 
 
+def campaign_messages(member_id: int) -> list[str]:
+    """The campaigns' messages queued for this member's next success page (:func:`marketing.splash_messages`:
+    each shown once)."""
+    return marketing.splash_messages(current_app, member_id=member_id)
+
+
 def after_login(auth: Authorized, code: int = 303) -> Response:
     """Where a Wi-Fi login (or a re-authorization) sends the browser: the page it first asked for, or the success
     page. When a coupon was just issued and there is such a page, the success page comes first, showing the coupon

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
+import marketing
 from portal.core import i18n
 from portal.core.login_plan import CONSENT_KINDS, Choices
 from portal.services import services
@@ -37,4 +38,5 @@ def verify_form() -> Any:
     svc = services()
     auth = verify_code(svc, svc.client(), request.form.get("phone", ""), request.form.get("code", ""),
                        choices_from_form(), form_lang())
+    marketing.login_committed(current_app, member_id=auth.member_id, store_id=svc.store_id, now=svc.now())
     return after_login(auth)

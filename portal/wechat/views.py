@@ -27,9 +27,20 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy.engine import Connection
 
+import marketing
 from portal.config import WechatConfig
 from portal.core import i18n
 from portal.core import phone as ph
@@ -191,6 +202,7 @@ def auth() -> Any:
         log.warning("wechat authUrl rejected for device %s: replayed", client.device_id)
         return _rejected()
     access.allow(svc, client, authorized.until)  # after the commit: the session table is the source of truth
+    marketing.login_committed(current_app, member_id=authorized.member_id, store_id=svc.store_id, now=now_dt)
     log.info("wechat login: device %s member %s session %s", client.device_id, authorized.member_id,
              authorized.session_id)
     # the success page's coupons (only with marketing consent), shown above the link on: never lost to a redirect

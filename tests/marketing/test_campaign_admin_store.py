@@ -56,7 +56,8 @@ def test_create_and_refusals_outside_the_scope(engine: Engine) -> None:
         assert [c.id for c in campaign_admin.visible(conn, MALL)] == [cid]
         assert campaign_admin.visible(conn, OTHER) == [] and campaign_admin.visible(conn, CLERK) == []
         c = campaign_admin.load(conn, cid)
-    assert c is not None and (c.status, c.created_by, c.spec["consents"]) == ("draft", "boss", ["marketing", "trade_area"])
+    assert c is not None and (c.status, c.created_by, c.params.consents) == ("draft", "boss",
+                                                                      frozenset({"marketing", "trade_area"}))
     entries = [(e.action, e.target, e.address) for e in audit.entries(engine) if e.action.startswith("campaign.")]
     assert entries == [("campaign.create", f"campaign:{cid}", "10.0.0.9")]
 
@@ -81,11 +82,11 @@ def test_racing_approvals_one_wins(engine: Engine) -> None:
     assert sorted(results) == ["approved"] + ["err_transition"] * 7
     assert [e.action for e in audit.entries(engine)].count("campaign.approve") == 1
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT approved_by FROM campaign_specs WHERE campaign_id = :c"), {"c": cid}).one()
+        row = conn.execute(sa.text("SELECT approved_by FROM campaigns WHERE id = :c"), {"c": cid}).one()
     assert row.approved_by == "op"
 
 
-def test_editing_a_campaign_made_outside_the_console_gives_it_a_document(engine: Engine) -> None:
+def test_a_campaign_made_outside_the_console_is_checked_at_approval_and_editable(engine: Engine) -> None:
     from marketing.store.campaigns import campaigns
 
     with engine.begin() as conn:
@@ -94,8 +95,18 @@ def test_editing_a_campaign_made_outside_the_console_gives_it_a_document(engine:
             status="draft", control_share=0.1, salt="pepper", cooldown_s=0, window_days=7, created_at=NOW
         ).returning(campaigns.c.id)).scalar_one()
         c = campaign_admin.load(conn, cid)
-    assert c is not None and c.spec == {} and c.form()["control_pct"] == "10"
+    assert c is not None and c.params == campaign_spec.Params() and c.form()["control_pct"] == "10"
+    # no consent basis, no text, no template: approval names every problem and changes nothing
+    with pytest.raises(CampaignRefused) as refused:
+        campaign_admin.transition(engine, BOSS, cid, "approve", NOW, None, sms_provider="tencent",
+                                  sms_templates={})
+    assert refused.value.key == "err_approval"
+    assert {(p.field, p.key) for p in refused.value.problems} >= {
+        ("consents", "err_consent_basis"), ("message", "err_message_len"), ("template_id", "err_template_required")}
     campaign_admin.update(engine, BOSS, cid, spec(), NOW, None)
     with engine.connect() as conn:
         c = campaign_admin.load(conn, cid)
-    assert c is not None and (c.name, c.trigger, c.spec["message"], c.created_by) == ("n", "login_first", "欢迎", "boss")
+        row = conn.execute(sa.select(campaigns.c.status, campaigns.c.updated_by)
+                           .where(campaigns.c.id == cid)).one()
+    assert c is not None and (c.name, c.trigger, c.content.text) == ("n", "login_first", "欢迎")
+    assert tuple(row) == ("draft", "boss")

@@ -1,15 +1,19 @@
-"""The campaign editor's rules (marketing.core.campaign_spec) and the report's words and CSV
-(marketing.core.campaign_view), pure: a form in, a spec or the problems out."""
+"""A campaign's definition (marketing.core.campaign_spec), pure: the editor's form in, a spec or the problems out;
+the stored documents read back (a bad field named); the same rules at approval against the configured SMS provider
+and its templates; segments; the lifecycle's transitions; and the report's words and CSV (marketing.core.campaign_view)."""
 from __future__ import annotations
 
 import csv
 import io
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from marketing.core import campaign_spec, campaign_view, lift
-from marketing.core.campaign_spec import Condition
+from marketing.core.campaign_spec import Condition, Content, Params
+from marketing.errors import FieldInvalid
 
 SCOPES: dict[str, tuple[str | None, str | None]] = {"store:s1": ("s1", None), "mall:m1": (None, "m1")}
 FORM = {"name": " 回访 ", "scope": "store:s1", "trigger": "lapsed", "lapsed_days": "45", "channel": "sms",
@@ -26,11 +30,16 @@ def parse(**changes: Any) -> tuple[campaign_spec.CampaignSpec | None, list[tuple
 def test_a_good_form_gives_the_spec_with_the_defaults() -> None:
     spec, problems = parse()
     assert problems == [] and spec is not None
-    assert (spec.name, spec.store_id, spec.mall_id, spec.params) == ("回访", "s1", None, {"lapsed_days": 45})
+    assert (spec.name, spec.store_id, spec.mall_id, spec.params.lapsed_days) == ("回访", "s1", None, 45)
     assert spec.segment == (Condition("visits", ">=", 2), Condition("last_visit_days", ">=", 45),
                             Condition("store", "=", "s1"))
     assert (spec.control_share, spec.window_days, spec.cooldown_hours, spec.offer_id) == (0.10, 7, 24, 7)
-    assert spec.as_params()["segment"] == "visits >= 2\nlast_visit_days >= 45\nstore = s1"
+    assert spec.content == Content(text="会员日积分翻倍 回T退订", sms_template_id="SMS_1")
+    # what the campaigns row keeps, and what the executor reads back: the same spec
+    doc = json.loads(spec.params_doc())
+    assert doc["segment"] == "visits >= 2\nlast_visit_days >= 45\nstore = s1" and doc["consents"] == ["sms_marketing"]
+    assert campaign_spec.parse_params(spec.params_doc()) == spec.params
+    assert campaign_spec.parse_content(spec.message_doc()) == spec.content
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -54,7 +63,10 @@ def test_a_good_form_gives_the_spec_with_the_defaults() -> None:
      [("dwell_minutes", "err_range")]),
     ({"offer_id": "8"}, [("offer_id", "err_offer")]),
     ({"segment": "visits >> 2"}, [("segment", "err_segment_syntax")]),
-    ({"segment": "tag > vip"}, [("segment", "err_segment_op")]),
+    ({"segment": "store > s1"}, [("segment", "err_segment_op")]),
+    ({"segment": "tag = vip"}, [("segment", "err_segment_fact")]),
+    ({"channel": "webhook", "consents": ["marketing"], "template_id": ""}, [("webhook_url", "err_webhook_url")]),
+    ({"channel": "webhook", "consents": ["marketing"], "webhook_url": "https://crm.example/hook"}, []),
     ({"control_pct": "51"}, [("control_pct", "err_range")]),
     ({"message": "x" * 501}, [("message", "err_message_len"), ("message", "err_sms_suffix")]),
 ])
@@ -80,7 +92,7 @@ def test_catalogs_hold_the_same_keys_and_every_problem_key_is_translated() -> No
             "err_choice", "err_range", "err_segment_syntax", "err_segment_number", "err_segment_op",
             "err_segment_fact", "err_template_required", "err_offer", "err_offer_required", "err_scope_choice",
             "err_share_locked", "err_not_editable", "err_transition", "err_scheduled_at", "err_name_len",
-            "err_message_len", "err_template_id"}
+            "err_message_len", "err_template_id", "err_webhook_url", "err_approval"}
     assert keys <= set(en)
     assert campaign_view.t("en", "back") == "Back"  # the console's own words fall through
     assert campaign_view.t("en", "no_such_key") == "⟦no_such_key⟧"
@@ -116,9 +128,7 @@ def test_report_view_and_csv_keep_incremental_beside_attributed() -> None:
     ("last_visit_days < 30", {"last_visit_days": None}, False),
     ("store = s1\nredemptions != 0", {"store": "s1", "redemptions": 1}, True),
     ("store != s1", {"store": "s1"}, False),
-    ("tag = vip", {"tag": {"vip", "new"}}, True),
-    ("tag != vip", {"tag": {"vip"}}, False),
-    ("tag = vip", {}, False),
+    ("store != s1", {}, True),
 ])
 def test_segment_matches(text: str, facts: dict[str, Any], expected: bool) -> None:
     segment, problems = campaign_spec.parse_segment(text)
@@ -131,3 +141,97 @@ def test_problems_name_categories_and_consents_in_words() -> None:
         "The consent basis does not cover the sends; add: SMS marketing, Trade-area offers.")
     assert campaign_view.problem_text("zh-CN", "err_sms_category", {"provider": "tencent", "category": "winback"}
                                       ).startswith("tencent 不允许通过短信发送“用户召回”类内容")
+
+
+# -- the stored documents and approval -----------------------------------------------------------------------------
+
+TEMPLATES = {"member_benefit": "2000101"}
+
+
+def approval(trigger: str = "login_first", channel: str = "splash", category: str = "notice",
+             params: dict[str, Any] | None = None, message: dict[str, Any] | None = None,
+             mall: bool = False) -> list[tuple[str, str]]:
+    spec = campaign_spec.from_docs(name="c", trigger=trigger, channel=channel, category=category,
+                                   store_id=None if mall else "s1", mall_id="m1" if mall else None,
+                                   params={"consents": ["marketing", "sms_marketing", "wechat_marketing"],
+                                           **(params or {})},
+                                   message={"text": "hello", **(message or {})})
+    return [(p.field, p.key) for p in campaign_spec.problems(spec, sms_provider="tencent", sms_templates=TEMPLATES)]
+
+
+def test_params_parse_with_defaults_and_a_segment() -> None:
+    p = campaign_spec.parse_params('{"segment": "store = s1\\nlogins >= 2", "send_at": "2026-12-07T10:00:00+08:00", '
+                                   '"trade_area": true, "consents": ["marketing"]}')
+    assert p == Params(segment=(Condition("store", "=", "s1"), Condition("logins", ">=", 2)),
+                       send_at=datetime(2026, 12, 7, 2, 0, tzinfo=UTC), trade_area=True,
+                       consents=frozenset({"marketing"}))
+    assert campaign_spec.parse_params({}) == Params()
+    # a naive instant is the store's local time (marketing.execution localizes it)
+    assert campaign_spec.parse_params({"send_at": "2026-12-07T10:00"}).send_at == datetime(2026, 12, 7, 10, 0)
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"segment": "visits_per_week >= 2"}, "segment"),
+    ({"segment": {"min_logins": 2}}, "segment"),
+    ({"lapsed_days": 0}, "lapsed_days"),
+    ({"dwell_minutes": "20"}, "dwell_minutes"),
+    ({"send_at": "tomorrow"}, "send_at"),
+    ({"trade_area": "yes"}, "trade_area"),
+    ({"consents": "marketing"}, "consents"),
+    ({"message_cost_cents": -1}, "message_cost_cents"),
+    ("[1]", "params"),
+    ("{", "params"),
+])
+def test_bad_params_name_the_field(raw: Any, field: str) -> None:
+    with pytest.raises(FieldInvalid) as exc:
+        campaign_spec.parse_params(raw)
+    assert exc.value.field == field
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"text": 5}, "text"), ({"sms_params": "a"}, "sms_params"), ({"sms_params": [1]}, "sms_params"),
+    ({"wechat_data": {"a": 1}}, "wechat_data"), ({"webhook_url": None}, "webhook_url"),
+    ({"sms_template_id": 7}, "sms_template_id"),
+])
+def test_bad_content_names_the_field(raw: dict[str, object], field: str) -> None:
+    with pytest.raises(FieldInvalid) as exc:
+        campaign_spec.parse_content(raw)
+    assert exc.value.field == field
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"store_id": None}, "store_id"), ({"mall_id": "m1"}, "store_id"), ({"name": " "}, "name"),
+    ({"trigger": "birthday"}, "trigger"), ({"control_share": 1.0}, "control_share"),
+    ({"window_days": 0}, "window_days"), ({"cooldown_hours": -1}, "cooldown_hours"),
+])
+def test_from_docs_refuses_what_it_cannot_store(kw: dict[str, Any], field: str) -> None:
+    args: dict[str, Any] = {"name": "c", "trigger": "lapsed", "channel": "splash", "category": "notice",
+                            "store_id": "s1", **kw}
+    with pytest.raises(FieldInvalid) as exc:
+        campaign_spec.from_docs(**args)
+    assert exc.value.field == field
+
+
+def test_approval_checks_the_same_rules_against_the_configured_provider() -> None:
+    assert approval() == []
+    assert approval(channel="fax") == [("channel", "err_choice")]
+    assert approval(trigger="expiring") == [("offer_id", "err_offer_required")]
+    assert approval(trigger="scheduled") == [("scheduled_at", "err_scheduled_at")]
+    assert approval(message={"text": " "}) == [("message", "err_message_len")]
+    assert approval(channel="wechat") == [("template_id", "err_template_required")]
+    assert approval(channel="wechat", message={"wechat_template_id": "T1"}) == []
+    assert approval(channel="webhook", message={"webhook_url": "ftp://x"}) == [("webhook_url", "err_webhook_url")]
+    # consent basis: none, or not covering a presence trigger or a trade-area campaign
+    assert approval(params={"consents": []}) == [("consents", "err_consent_basis")]
+    assert approval(trigger="dwell") == [("consents", "err_consent_missing")]
+    assert approval(mall=True) == [("consents", "err_consent_missing")]
+    assert approval(params={"trade_area": True, "consents": ["marketing", "trade_area"]}) == []
+    # SMS: Tencent's suffix, its forbidden categories, an approved template (the campaign's or the configured one)
+    sms = {"text": "积分双倍，拒收请回复R"}
+    assert approval(channel="sms", category="member_benefit", message=sms) == []
+    assert approval(channel="sms", category="notice", message=sms) == [("template_id", "err_template_required")]
+    assert approval(channel="sms", category="notice", message={**sms, "sms_template_id": "2000777"}) == []
+    assert approval(channel="sms", category="member_benefit", message={"text": "积分双倍"}) == [
+        ("message", "err_sms_suffix")]
+    assert ("category", "err_sms_category") in approval(channel="sms", category="winback",
+                                                        message={"text": "好久不见，拒收请回复R"})

@@ -150,3 +150,30 @@ def test_login_through_tencent_and_nothing_stored_when_it_fails(db_url: str, var
     assert r.status_code == 502 and r.json["error"] == "sms_failed"
     with app.extensions["keliu"].engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(sms_codes)).scalar() == 1
+
+
+def test_a_campaign_sms_goes_through_the_sdk_with_its_approved_template(tencent: tuple[str, Any]) -> None:
+    """marketing's SmsGateway over this backend (keliu.tasks.PortalSms): the template approved for the message's
+    category, its parameters, the send's idempotency key as SessionContext; Tencent's serial number back; a refusal
+    becomes marketing's ChannelFailed."""
+    from keliu.tasks import PortalSms
+    from marketing.channels import Outgoing
+    from marketing.channels.sms import SmsChannel
+    from marketing.core.campaign_spec import Content
+    from marketing.errors import ChannelFailed
+
+    endpoint, handler = tencent
+    channel = SmsChannel(PortalSms(TencentSms(SmsConfig(**tcfg(endpoint))), "tencent", {"member_benefit": TEMPLATE}))
+    msg = Outgoing(4, 0, 9, "member_benefit", Content(text="会员日积分双倍，拒收请回复R", sms_params=("双倍",)),
+                   "keliu-4-0-9", address="+8613812345678")
+    assert channel.send(msg, 0.0) == "5000:1"
+    (body,) = handler.received
+    assert (body["TemplateId"], body["TemplateParamSet"], body["SessionContext"]) == (TEMPLATE, ["双倍"], "keliu-4-0-9")
+    handler.status_code = "FailedOperation.PhoneNumberInBlacklist"
+    with pytest.raises(ChannelFailed, match="PhoneNumberInBlacklist") as refused:
+        channel.send(msg, 0.0)
+    assert refused.value.permanent
+    # a text without the refusal suffix never reaches the provider
+    with pytest.raises(ChannelFailed, match="refusal suffix") as exc:
+        channel.send(Outgoing(4, 0, 9, "member_benefit", Content(text="积分双倍"), "k", address="+8613812345678"), 0.0)
+    assert exc.value.permanent and len(handler.received) == 2

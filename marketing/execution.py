@@ -1,0 +1,330 @@
+"""Running a campaign: triggers find members, every send is claimed, sent once and recorded (an edge: SQL and the
+channels; the decisions are marketing.core's).
+
+One message to one member (:func:`deliver`):
+
+1. **claim and decide** (marketing.store.contact.reserve): the row of (campaign, step, member) is claimed in the
+   transaction that reads consents and counts; a second claim is a ``duplicate``; a suppressed or control send is
+   recorded and ends here;
+2. **lease** (:func:`_take`): ``reserved`` → ``sending`` with ``lease_until = now + send_lease_s`` and ``attempts
+   + 1``, in one conditional ``UPDATE``: one worker holds a send at a time;
+3. **send** through the channel with the idempotency key ``keliu-<campaign>-<step>-<member>``;
+4. **mark** ``sent`` (with the channel's message id) or, after a refusal or ``max_attempts`` calls, ``failed``
+   with the error; a transient failure goes back to ``reserved`` and is retried with a backoff. A failed send is
+   a row with its error, never lost.
+
+The Wi-Fi success page is stored in the lease's own transaction, together with ``sent``: exactly once.
+
+**A worker killed mid-send** leaves its row ``sending`` and its task unacknowledged (``acks_late``); the task comes
+back (RabbitMQ: when the connection drops; Redis: after the visibility timeout) and finds the lease still held: it
+waits for the lease to run out (a retry with that countdown), then takes the send over and calls the channel again
+with the **same key**. A send whose task was lost altogether is picked up by the beat's :func:`stale_sends`. The
+trade-off: a worker that died *after* the channel took the message and *before* ``sent`` was committed makes a
+second call. Where the channel deduplicates by key — the webhook (its receiver keeps ``Idempotency-Key``), WeChat
+(``client_msg_id``, WeChat's anti-reentry id) and the success page (one row per send) — the member gets exactly one
+message; the SMS providers do not deduplicate, so an SMS killed in that window of milliseconds may arrive twice
+(at-least-once). The other choice, never retrying a ``sending`` row, would lose every message whose worker died
+before the call (at-most-once); a marketing text lost is worse for the campaign's measurement (a treated member
+who got nothing) than a rare duplicate, and the caps still count the send once.
+
+Step numbers: ``login_first``, ``lapsed`` and ``scheduled`` send once per member (step 0); ``login_return``,
+``visit`` and ``dwell`` at most once per member and local day (step = the day's ordinal); ``expiring`` once per
+coupon (step = the coupon's id).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from analytics.store import visits
+from keliu.tenants import STORES
+from marketing.channels import Outgoing, PushChannel, splash
+from marketing.core import campaign_spec as spec
+from marketing.core import contact, webhook
+from marketing.core.contact import ContactPolicy, Send
+from marketing.errors import ChannelFailed
+from marketing.members import MemberContacts
+from marketing.store import audience, segments
+from marketing.store import contact as contact_store
+from marketing.store.audience import MEMBERS
+from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
+from marketing.store.models import coupons
+from marketing.store.segments import REGISTRY
+
+log = logging.getLogger("keliu.marketing")
+
+
+@dataclass
+class Deps:
+    """What execution needs, assembled by the composition root."""
+
+    engine: Engine
+    contacts: MemberContacts
+    #: push channels by name ("sms", "wechat", "webhook"); the success page needs none
+    channels: Mapping[str, PushChannel] = field(default_factory=dict)
+    policy: ContactPolicy = field(default_factory=ContactPolicy)
+    lease: timedelta = timedelta(seconds=120)
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: int
+    store_id: str | None
+    mall_id: str | None
+    trigger: str
+    channel: str
+    category: str
+    status: str
+    control_share: float
+    salt: str
+    cooldown: timedelta
+    params: spec.Params
+    content: spec.Content
+    webhook_secret: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Result:
+    #: sent, failed, suppressed, control, duplicate, in_flight (someone holds the lease), retry (transient
+    #: failure), inactive (not an approved campaign)
+    status: str
+    reason: str | None = None
+    #: for in_flight and retry: seconds after which to try again
+    retry_in: float | None = None
+
+
+def load(conn: Connection, campaign_id: int) -> Campaign | None:
+    row = conn.execute(sa.select(campaigns).where(campaigns.c.id == campaign_id)).mappings().first()
+    if row is None:
+        return None
+    store = row["store_id"]
+    tz_q = sa.select(STORES.c.timezone)
+    tz_q = tz_q.where(STORES.c.id == store) if store else tz_q.where(STORES.c.mall_id == row["mall_id"])
+    tz = conn.execute(tz_q.order_by(STORES.c.id).limit(1)).scalar() or "Asia/Shanghai"
+    params = spec.parse_params(row["params"] or "{}")
+    if params.send_at is not None and params.send_at.tzinfo is None:  # the editor's store-local time
+        params = dataclasses.replace(params, send_at=params.send_at.replace(tzinfo=ZoneInfo(str(tz))))
+    return Campaign(id=row["id"], store_id=store, mall_id=row["mall_id"], trigger=row["trigger"],
+                    channel=row["channel"], category=row["category"], status=row["status"],
+                    control_share=row["control_share"], salt=row["salt"],
+                    cooldown=timedelta(seconds=row["cooldown_s"]), params=params,
+                    content=spec.parse_content(row["message"] or "{}"), webhook_secret=row["webhook_secret"] or "",
+                    timezone=str(tz))
+
+
+def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: datetime) -> Result:
+    """Decide, claim and send one message (see the module's docstring); safe to call any number of times."""
+    with deps.engine.begin() as conn:
+        camp = load(conn, campaign_id)
+        if camp is None or camp.status != "approved":
+            return Result("inactive")
+        arm = audience.enroll_member(conn, camp.id, camp.salt, camp.control_share, member_id, now)
+        if arm is None:  # no such member (erased)
+            return Result("inactive")
+    send = Send(member_id=member_id, campaign_id=camp.id, channel=camp.channel,  # type: ignore[arg-type]
+                store_timezone=camp.timezone, presence_triggered=camp.trigger in spec.PRESENCE_TRIGGERS,
+                trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown)
+    r = contact_store.reserve(deps.engine, deps.policy, send, now, deps.contacts.consents_of, step=step,
+                              control=arm == "control")
+    if r.status == "duplicate":
+        s = campaign_sends
+        with deps.engine.connect() as conn:
+            row = conn.execute(sa.select(s.c.id, s.c.status, s.c.reason).where(
+                s.c.campaign_id == camp.id, s.c.step == step, s.c.member_id == member_id)).one()
+        if row.status not in ("reserved", "sending"):
+            return Result("duplicate", row.status)
+        send_id = int(row.id)
+    elif r.status != "reserved":
+        return Result(r.status, r.decision.reason)
+    else:
+        assert r.send_id is not None
+        send_id = r.send_id
+    return transmit(deps, camp, send_id, member_id, step, now)
+
+
+def _take(conn: Connection, send_id: int, now: datetime, lease: timedelta) -> int | None:
+    """Lease the send to this worker; the attempt's number, or None when another worker holds it (or it ended)."""
+    s = campaign_sends
+    took = conn.execute(sa.update(s).where(
+        s.c.id == send_id,
+        sa.or_(s.c.status == "reserved", sa.and_(s.c.status == "sending", s.c.lease_until < now)),
+    ).values(status="sending", attempts=s.c.attempts + 1, lease_until=now + lease).returning(s.c.attempts)).first()
+    return None if took is None else int(took[0])
+
+
+def transmit(deps: Deps, camp: Campaign, send_id: int, member_id: int, step: int, now: datetime) -> Result:
+    s = campaign_sends
+    with deps.engine.begin() as conn:
+        status = conn.execute(sa.select(campaigns.c.status).where(campaigns.c.id == camp.id)).scalar()
+        if status != "approved":  # paused between the claim and now: the send waits in ``reserved``
+            return Result("inactive")
+        attempt = _take(conn, send_id, now, deps.lease)
+        if attempt is None:
+            row = conn.execute(sa.select(s.c.status, s.c.lease_until).where(s.c.id == send_id)).one()
+            if row.status == "sending" and row.lease_until is not None:
+                return Result("in_flight", retry_in=max(1.0, (row.lease_until - now).total_seconds() + 1))
+            return Result("duplicate", row.status)
+        if camp.channel == "splash":
+            splash.queue(conn, send_id=send_id, member_id=member_id, campaign_id=camp.id, store_id=camp.store_id,
+                         text=camp.content.text, now=now)
+            conn.execute(sa.update(s).where(s.c.id == send_id).values(status="sent", lease_until=None))
+            return Result("sent")
+        address = ""
+        if camp.channel == "sms":
+            address = deps.contacts.phone_of(conn, member_id) or ""
+        elif camp.channel == "wechat":
+            address = deps.contacts.wechat_openid_of(conn, member_id) or ""
+    msg = Outgoing(campaign_id=camp.id, step=step, member_id=member_id, category=camp.category, content=camp.content,
+                   key=webhook.idempotency_key(camp.id, step, member_id), address=address,
+                   webhook_secret=camp.webhook_secret)
+    channel = deps.channels.get(camp.channel)
+    try:
+        if channel is None:
+            raise ChannelFailed(camp.channel, "channel not configured", permanent=True)
+        ref = channel.send(msg, now.timestamp())
+    except ChannelFailed as exc:
+        final = exc.permanent or attempt >= deps.max_attempts
+        with deps.engine.begin() as conn:
+            conn.execute(sa.update(s).where(s.c.id == send_id, s.c.status == "sending").values(
+                status="failed" if final else "reserved", lease_until=None, error=str(exc)[:200]))
+        log.info("send %d (campaign %d) failed, attempt %d: %s", send_id, camp.id, attempt, exc)
+        return Result("failed", exc.reason) if final else Result("retry", exc.reason, retry_in=float(2 ** attempt))
+    with deps.engine.begin() as conn:
+        conn.execute(sa.update(s).where(s.c.id == send_id, s.c.status == "sending").values(
+            status="sent", lease_until=None, provider_ref=ref[:64] or None, error=None))
+    return Result("sent")
+
+
+# -- what each trigger reaches ---------------------------------------------------------------------------------
+
+def _active(conn: Connection, triggers: tuple[str, ...], store_id: str | None = None) -> list[int]:
+    c = campaigns
+    q = sa.select(c.c.id).where(c.c.status == "approved", c.c.trigger.in_(triggers))
+    if store_id is not None:
+        mall = sa.select(STORES.c.mall_id).where(STORES.c.id == store_id).scalar_subquery()
+        q = q.where(sa.or_(c.c.store_id == store_id, c.c.mall_id == mall))
+    return [int(i) for i in conn.execute(q.order_by(c.c.id)).scalars()]
+
+
+def day_step(now: datetime, tz: str) -> int:
+    return contact.local_day(now, tz).toordinal()
+
+
+def login_sends(engine: Engine, member_id: int, store_id: str, first: bool,
+                now: datetime) -> list[tuple[int, str, int]]:
+    """(campaign, channel, step) of every approved login campaign of the store (or its mall) this login fires."""
+    out = []
+    with engine.connect() as conn:
+        for cid in _active(conn, ("login_first",) if first else ("login_return",), store_id):
+            camp = load(conn, cid)
+            assert camp is not None
+            if segments.member_in(conn, camp.params.segment, member_id, now):
+                out.append((cid, camp.channel, 0 if first else day_step(now, camp.timezone)))
+    return out
+
+
+def presence_sends(engine: Engine, member_id: int, store_id: str, dwell_s: float,
+                   now: datetime) -> list[tuple[int, str, int]]:
+    """A member's visit started (``dwell_s`` 0) or has lasted ``dwell_s``: the visit campaigns, and the dwell
+    campaigns whose ``dwell_minutes`` it reached. The presence consent is checked at send time."""
+    out = []
+    with engine.connect() as conn:
+        for cid in _active(conn, ("visit", "dwell"), store_id):
+            camp = load(conn, cid)
+            assert camp is not None
+            if camp.trigger == "dwell" and dwell_s < camp.params.dwell_minutes * 60:
+                continue
+            if not segments.member_in(conn, camp.params.segment, member_id, now):
+                continue
+            out.append((cid, camp.channel, day_step(now, camp.timezone)))
+    return out
+
+
+
+def presence_seen(engine: Engine, since: datetime) -> list[tuple[int, str, float]]:
+    """(member, store, dwell seconds) of the members whose visits (analytics' ``visits``, rolled up every five
+    minutes) were active since ``since``: the analytics side of the visit and dwell triggers. Only members whose
+    device the portal registered (consent (c)) can be seen; staff visits are left out. Nothing is read when no
+    visit or dwell campaign is approved."""
+    with engine.connect() as conn:
+        if not _active(conn, ("visit", "dwell")):
+            return []
+        v, r = visits, REGISTRY
+        q = sa.select(r.c.member_id, v.c.store, sa.func.max(v.c.dwell_s)).join(r, r.c.registry_id == v.c.device).where(
+            v.c.end >= since.timestamp(), v.c.staff.is_(False)).group_by(r.c.member_id, v.c.store)
+        return [(int(m), str(st), float(d)) for m, st, d in conn.execute(q.order_by(r.c.member_id, v.c.store))]
+
+
+def beat_campaigns(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        return _active(conn, tuple(sorted(spec.BEAT_TRIGGERS)))
+
+
+def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime,
+                       policy: ContactPolicy) -> list[tuple[int, int]]:
+    """Enroll a beat campaign's members now eligible and yield the (member, step) sends not claimed yet. Nothing
+    while its push channel is inside the quiet hours (the beat comes back) or before a scheduled ``send_at``."""
+    with engine.begin() as conn:
+        camp = load(conn, campaign_id)
+        if camp is None or camp.status != "approved" or camp.trigger not in spec.BEAT_TRIGGERS:
+            return []
+        if camp.channel in contact.PUSH_CHANNELS and contact.quiet_until(policy, now, camp.timezone):
+            return []
+        seg = camp.params.segment
+        where = segments.conditions(seg, now)
+        if camp.store_id and not any(c.fact == "store" for c in seg):
+            where.append(MEMBERS.c.first_store_id == camp.store_id)
+        if camp.trigger == "lapsed":
+            where.append(MEMBERS.c.last_seen_at < now - timedelta(days=camp.params.lapsed_days))
+        elif camp.trigger == "scheduled" and (camp.params.send_at is None or now < camp.params.send_at):
+            return []
+        if camp.trigger in ("lapsed", "scheduled"):
+            audience.enroll(conn, camp.id, camp.salt, camp.control_share, where, now)
+            m, s = campaign_members, campaign_sends
+            todo = conn.execute(sa.select(m.c.member_id).where(m.c.campaign_id == camp.id, ~sa.exists().where(
+                s.c.campaign_id == camp.id, s.c.step == 0, s.c.member_id == m.c.member_id)).order_by(m.c.member_id))
+            rows: list[tuple[int, int]] = [(int(i), 0) for i in todo.scalars()]
+        else:  # expiring: each live coupon of the offer ending within the window, once per coupon
+            c, s = coupons, campaign_sends
+            soon = now + timedelta(hours=camp.params.expiring_hours)
+            q = sa.select(c.c.member_id, c.c.id).where(
+                c.c.offer_id == camp.params.offer_id, c.c.state == "issued", c.c.member_id.is_not(None),
+                c.c.expires_at > now, c.c.expires_at <= soon,
+                ~sa.exists().where(s.c.campaign_id == camp.id, s.c.step == c.c.id, s.c.member_id == c.c.member_id))
+            if seg:
+                q = q.where(c.c.member_id.in_(sa.select(MEMBERS.c.id).where(*segments.conditions(seg, now))))
+            rows = [(int(mid), int(cid)) for mid, cid in conn.execute(q.order_by(c.c.id))]
+    return rows
+
+
+def stale_sends(engine: Engine, now: datetime, lease: timedelta) -> list[tuple[int, int, int, str]]:
+    """(campaign, member, step, channel) of sends left behind: ``sending`` whose lease ran out (the worker died),
+    ``reserved`` older than a lease (the task was lost, or waits for a retry that did not come)."""
+    s, c = campaign_sends, campaigns
+    q = sa.select(s.c.campaign_id, s.c.member_id, s.c.step, s.c.channel).join(c, c.c.id == s.c.campaign_id).where(
+        c.c.status == "approved",
+        sa.or_(sa.and_(s.c.status == "sending", s.c.lease_until < now),
+               sa.and_(s.c.status == "reserved", s.c.ts < now - lease)))
+    with engine.connect() as conn:
+        return [(int(a), int(b), int(d), str(e)) for a, b, d, e in conn.execute(q.order_by(s.c.id))]
+
+
+def counts(engine: Engine, campaign_id: int) -> dict[str, Any]:
+    """Sends by status and suppressions by reason (the report's "sent, suppressed by reason, delivered")."""
+    s = campaign_sends
+    with engine.connect() as conn:
+        by_status = {str(k): int(n) for k, n in conn.execute(sa.select(s.c.status, sa.func.count()).where(
+            s.c.campaign_id == campaign_id).group_by(s.c.status))}
+        by_reason = {str(k): int(n) for k, n in conn.execute(sa.select(s.c.reason, sa.func.count()).where(
+            s.c.campaign_id == campaign_id, s.c.status == "suppressed").group_by(s.c.reason))}
+    return {"status": by_status, "suppressed": by_reason}

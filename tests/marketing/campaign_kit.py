@@ -1,0 +1,37 @@
+"""Creating test campaigns through the one lifecycle (marketing.store.campaign_admin), as the console does: a spec
+from documents (marketing.core.campaign_spec.from_docs), created by an admin and approved against the configured
+SMS provider's templates. The consent basis defaults to what the channel and trigger need."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from keliu.accounts.users import AdminUser
+from marketing.core import campaign_spec, contact
+from marketing.store import campaign_admin
+
+ADMIN = AdminUser("admin", "admin")
+
+
+def new_campaign(engine: Engine, now: datetime, *, trigger: str, channel: str, name: str = "c",
+                 category: str = "member_benefit", store_id: str | None = "s1", mall_id: str | None = None,
+                 params: Mapping[str, Any] | None = None, message: Mapping[str, Any] | None = None,
+                 control_share: float = 0.0, cooldown_hours: int = 0, approve: bool = True,
+                 sms_templates: Mapping[str, str] | None = None, salt: str | None = None) -> int:
+    doc = dict(params or {})
+    if "consents" not in doc:
+        doc["consents"] = list(contact.needed_purposes(contact.Send(
+            0, 0, channel, "UTC", presence_triggered=trigger in campaign_spec.PRESENCE_TRIGGERS,  # type: ignore[arg-type]
+            trade_area=mall_id is not None or bool(doc.get("trade_area")))))
+    spec = campaign_spec.from_docs(name=name, trigger=trigger, channel=channel, category=category,
+                                   store_id=store_id if mall_id is None else None, mall_id=mall_id, params=doc,
+                                   message=message or {"text": "欢迎回来 welcome back"}, control_share=control_share,
+                                   cooldown_hours=cooldown_hours)
+    cid = campaign_admin.create(engine, ADMIN, spec, now, None, salt=salt)
+    if approve:
+        campaign_admin.transition(engine, ADMIN, cid, "approve", now, None, sms_provider="console",
+                                  sms_templates=sms_templates or {})
+    return cid

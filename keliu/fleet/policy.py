@@ -52,6 +52,8 @@ TABLES: dict[str, Access] = {
     "staff_flags": Access("store"),
     "staff_redemptions": Access("store"),
     "staff_settings": Access("store"),
+    # a campaign's message for this store's next success page (a mall-wide one, store NULL, waits for the central host)
+    "splash_messages": Access("store"),
     "offer_stores": Access("store_read"),
     "api_tokens": Access("store_read"),
     "admin_users": Access("store_read"),
@@ -80,11 +82,11 @@ TABLES: dict[str, Access] = {
     "accesslog_head": Access("shared_update"),  # the chain's head: moved forward, never deleted
 }
 
-#: tables no router is granted: the mall's campaigns and their audiences, mall-wide figures, the WeChat official
-#: account's events and member card template (the member pages live on the public central host), budgets, and the
+#: tables no router is granted: the mall's campaigns and their audiences, the SMS provider's replies (its callback
+#: reaches the central host), mall-wide figures, the WeChat official account's events and member card template (the member pages live on the public central host), budgets, and the
 #: fleet's own mapping (the central host's processes use them as the owner)
 CENTRAL_ONLY = frozenset({"campaign_members", "campaign_sends", "contact_counts", "mall_days", "mall_transitions",
-                          "offer_days", "wechat_follows", "wechat_member_cards", "fleet_routers"})
+                          "offer_days", "sms_replies", "wechat_follows", "wechat_member_cards", "fleet_routers"})
 
 #: members' columns a router may change (a login refreshes them); the rest only the central host
 MEMBER_UPDATE = ("last_seen_at", "wechat_unionid")

@@ -90,6 +90,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return sa.create_engine(url, **kwargs)
 
 
+def write_first(conn: sa.Connection) -> None:
+    """Make the transaction just begun on ``conn`` a writer from its first statement. On SQLite a transaction that
+    reads and then writes fails at once with "database is locked" when another connection committed since its read
+    began (the busy timeout does not cover that upgrade); ``BEGIN IMMEDIATE`` takes the write lock first, waiting
+    for it within the busy timeout. PostgreSQL waits on its row locks anyway: nothing is sent there."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_update``/``do_nothing`` on both databases keliu runs on."""
     if conn.dialect.name == "postgresql":

@@ -130,6 +130,66 @@ CAMPAIGN_MEMBERS = 3000
 CAMPAIGN_DAYS_AGO = 10
 
 
+WELCOME_OFFER = "连上Wi-Fi 新会员满50减10"
+
+
+def load_marketing(engine: Any, cfg: object, now: float) -> str:
+    """The portal's store's welcome offer and the last business day's POS file, both through the product's own code: an offer
+    issued on the Wi-Fi success page to a member who consents to marketing (:func:`marketing.store.coupons
+    .create_offer`, once), and a CSV export of the till's sales so far today written to ``var/demo/`` and imported
+    as ``keliu pos import`` does (:func:`marketing.store.pos_import.import_file`: idempotent on the transaction id,
+    so a restart imports only what is new). Returns the banner's line."""
+    import csv
+
+    import sqlalchemy as sa
+
+    from keliu.config import Config
+    from marketing.core.offers import OfferSpec
+    from marketing.store import coupons
+    from marketing.store.models import offers
+    from marketing.store.pos_import import import_file
+
+    assert isinstance(cfg, Config)
+    store = cfg.store(cfg.portal.store)
+    at = datetime.fromtimestamp(now, ZoneInfo("UTC"))
+    with engine.begin() as conn:
+        have = conn.execute(sa.select(offers.c.id).where(offers.c.title == WELCOME_OFFER,
+                                                         offers.c.store_id == store.id)).scalar()
+        if have is None:
+            coupons.create_offer(conn, OfferSpec(title=WELCOME_OFFER, kind="amount_off", value=1000,
+                                                 stores=(store.id,), min_spend_cents=5000, valid_days=7,
+                                                 on_login=True),
+                                 store_id=store.id, now=at, created_by="demo")
+    # the last business day's sales at the till (local time, one every 25 minutes from 10:00 until now or 22:00;
+    # before 11:00 that is yesterday's), the last one refunded
+    tz = ZoneInfo(store.timezone)
+    local = datetime.fromtimestamp(now, tz)
+    if local.hour < 11:
+        local = (local - timedelta(days=1)).replace(hour=22, minute=0, second=0, microsecond=0)
+    opening = local.replace(hour=10, minute=0, second=0, microsecond=0)
+    closing = min(local, local.replace(hour=22, minute=0, second=0, microsecond=0))
+    rows: list[list[str]] = []
+    t = opening
+    while t < closing:
+        n = len(rows) + 1
+        rows.append([f"DEMO-{local:%Y%m%d}-{n:03d}", t.strftime("%Y-%m-%d %H:%M:%S"),
+                     f"{38 + (n * 37) % 160}.{(n * 13) % 100:02d}", "销售", "", f"店员{1 + n % 3}"])
+        t += timedelta(minutes=25)
+    if rows:
+        last = rows[-1]
+        rows.append([last[0] + "-R", last[1], last[2], "退款", last[0], last[5]])
+    path = cfg.var_path / "demo" / f"pos-{store.id}-{local:%Y%m%d}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        w = csv.writer(out)
+        w.writerow(["交易号", "时间", "金额", "类型", "原交易号", "店员"])
+        w.writerows(rows)
+    rep = import_file(engine, path, store.id, at)
+    return (f"{path.resolve()} ({rep.rows_new} new, {rep.rows_duplicate} already recorded, {rep.rows_rejected} rejected;"
+            f" keliu pos import FILE --store {store.id}); the welcome offer {WELCOME_OFFER!r} is issued on the"
+            f" Wi-Fi success page to a member who consents to marketing")
+
+
 def load_campaign(engine: Any, cfg: object, now: float, seed: int = 7) -> int:
     """One finished campaign with a holdout in the portal's store, on generated members (once: a restart finds it
     and returns its id). Everything goes through the product's own code — the editor's rules
@@ -391,8 +451,9 @@ def demo(no_run: bool, wechat_port: int) -> None:
             write_capture(captures[store.id], store, seed=7 + i)
     load_history(engine, time.time(), tuple(s for s in STORES if s.id in configured))
     # one finished campaign with a holdout on generated members, in the portal's store if it is one of the demo's
-    campaign = (load_campaign(engine, cfg, time.time())
-                if cfg.portal.store in configured and cfg.portal.store in {s.id for s in STORES} else None)
+    ours = cfg.portal.store in configured and cfg.portal.store in {s.id for s in STORES}
+    campaign = load_campaign(engine, cfg, time.time()) if ours else None
+    pos = load_marketing(engine, cfg, time.time()) if ours else None
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)
     children = plan(cfg, captures, wechat_port)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"
@@ -402,6 +463,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
                f"\n  member:    {base}/member (card)   counter: {base}/counter (redeem)"
                + (f"\n  campaign:  {base}/admin/campaigns/{campaign}/report (a campaign with a 10 % holdout on "
                   f"generated members; the store manager or the mall operator below)" if campaign else "")
+               + (f"\n  POS:       {pos}" if pos else "")
                + f"\n  malls:     {malls}"
                f"\n  login:     {cfg.portal.admin_user} / {_admin_note(engine, cfg, password)}"
                + "".join(f"\n  {label:<10} {name} / {pw}" for label, name, pw in demo_logins(engine, cfg))

@@ -242,6 +242,8 @@ def welcome_coupons(engine: Engine, directory: MemberDirectory, *, member_id: in
     budget, offer over) shows nothing and is not an error: the login page must never fail for marketing."""
     out: list[Issued] = []
     with engine.begin() as conn:
+        # on the embedded SQLite the sensors write all the time: read and issue under the write lock
+        db.write_first(conn)
         if not directory.consents_to_marketing(conn, member_id):
             return []
         rows = conn.execute(sa.select(offers.c.id).join(offer_stores, offer_stores.c.offer_id == offers.c.id).where(

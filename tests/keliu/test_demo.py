@@ -60,6 +60,10 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
         assert "万达广场: 星巴克、优衣库、海底捞、全家便利店; 大悦城: 喜茶、无印良品、泡泡玛特" in banner
         campaign = re.search(r"campaign:\s+(\S+/report)", banner).group(1)  # type: ignore[union-attr]
         assert campaign.startswith(base + "/admin/campaigns/")
+        # the last business day's POS file, imported as `keliu pos import` does
+        pos = re.search(r"POS:\s+(\S+\.csv) \((\d+) new, (\d+) already recorded, (\d+) rejected", banner)
+        assert pos is not None and Path(pos.group(1)).exists() and pos.group(4) == "0", banner
+        assert int(pos.group(2)) == Path(pos.group(1)).read_text(encoding="utf-8").count("\n") - 1 > 0
         user, password = re.search(r"login:\s+(\S+) / (\S+)", banner).groups()  # type: ignore[union-attr]
         assert (tmp_path / "var" / "keys" / "admin_password").read_text().strip() == password
         assert (tmp_path / "var" / "keys" / "admin_password").stat().st_mode & 0o077 == 0
@@ -84,6 +88,8 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
                           json={"phone": "13812345678", "code": code,
                                 "consents": {"terms": True, "marketing": True}})
         assert r.status_code == 200 and r.json()["online"] is True, r.text
+        # the welcome offer's coupon, issued on the success page to a member who consented to marketing
+        assert [c["title"] for c in r.json()["coupons"]] == ["连上Wi-Fi 新会员满50减10"], r.text
         assert requests.get(base + "/api/captive", timeout=5).json()["captive"] is False
 
         # frames → visits → dashboard

@@ -15,7 +15,13 @@ from sqlalchemy.engine import Connection
 
 from marketing import staff
 from marketing.store.audience import enrollment_lock
-from marketing.store.campaigns import campaign_members
+from marketing.store.campaigns import (
+    campaign_members,
+    campaign_sends,
+    campaigns,
+    sms_replies,
+    splash_messages,
+)
 from marketing.store.models import coupons, member_offers, offers, redemptions, sales
 
 
@@ -40,7 +46,9 @@ def erase_member(conn: Connection, member_id: int, now: datetime | None = None) 
 
 
 def export_member(conn: Connection, member_id: int) -> dict[str, list[dict[str, object]]]:
-    """What marketing holds of a member, for the right of access: coupons, purchases and staff attributions."""
+    """What marketing holds of a member, for the right of access: coupons, purchases, staff attributions, the
+    campaigns that enrolled them (with the arm: the member may see they were held out), every send decided for
+    them (sent, suppressed and why), the success-page messages and their SMS replies (refusals)."""
     def rows(stmt: sa.Select[tuple[object, ...]]) -> list[dict[str, object]]:
         return [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in r._mapping.items()}
                 for r in conn.execute(stmt)]
@@ -55,4 +63,17 @@ def export_member(conn: Connection, member_id: int) -> dict[str, list[dict[str, 
                                              staff.staff_bindings.c.bound_at, staff.staff_bindings.c.expires_at)
                                    .where(staff.staff_bindings.c.member_id == member_id)
                                    .order_by(staff.staff_bindings.c.bound_at)),
+        "campaigns": rows(sa.select(campaigns.c.name, campaign_members.c.arm, campaign_members.c.eligible_at)
+                          .join(campaigns, campaigns.c.id == campaign_members.c.campaign_id)
+                          .where(campaign_members.c.member_id == member_id).order_by(campaign_members.c.eligible_at)),
+        "campaign_sends": rows(sa.select(campaigns.c.name, campaign_sends.c.channel, campaign_sends.c.status,
+                                         campaign_sends.c.reason, campaign_sends.c.ts)
+                               .join(campaigns, campaigns.c.id == campaign_sends.c.campaign_id)
+                               .where(campaign_sends.c.member_id == member_id).order_by(campaign_sends.c.ts)),
+        "success_page_messages": rows(sa.select(splash_messages.c.text, splash_messages.c.created_at,
+                                                splash_messages.c.shown_at)
+                                      .where(splash_messages.c.member_id == member_id)
+                                      .order_by(splash_messages.c.created_at)),
+        "sms_replies": rows(sa.select(sms_replies.c.received_at, sms_replies.c.refusal)
+                            .where(sms_replies.c.member_id == member_id).order_by(sms_replies.c.received_at)),
     }

@@ -21,6 +21,7 @@ from marketing.channels.wechat import WechatChannel
 from marketing.errors import CampaignRefused
 from marketing.store import campaign_admin
 from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
+from marketing.store.erasure import export_member
 from portal.edges.sms_backends import ConsoleSms
 from portal.store.marketing_members import PortalMembers
 from tests.marketing.campaign_kit import ADMIN, new_campaign
@@ -70,6 +71,22 @@ def test_splash_message_is_stored_once_and_shown_once(engine: Engine) -> None:
         assert splash.mark_shown(conn, [m["id"] for m in got], NOW) == 1
         assert splash.pending(conn, MEMBER_YES) == []
         assert splash.pending(conn, MEMBER_NO) == []
+
+
+def test_a_members_export_holds_their_campaign_sends_and_messages(engine: Engine) -> None:
+    """The right of access (PIPL art. 45): what campaigns decided for a member is theirs to see."""
+    cid = tcampaign(engine)
+    d = deps(engine)
+    assert execution.deliver(d, cid, MEMBER_YES, 0, NOW).status == "sent"
+    assert execution.deliver(d, cid, MEMBER_NO, 0, NOW).status == "suppressed"
+    with engine.begin() as conn:
+        name = conn.execute(sa.select(campaigns.c.name).where(campaigns.c.id == cid)).scalar_one()
+        yes, no = export_member(conn, MEMBER_YES), export_member(conn, MEMBER_NO)
+    assert [(r["name"], r["channel"], r["status"], r["reason"]) for r in yes["campaign_sends"]] == [
+        (name, "splash", "sent", None)]
+    assert [r["text"] for r in yes["success_page_messages"]] == ["欢迎回来 welcome back"]
+    assert [(r["status"], r["reason"]) for r in no["campaign_sends"]] == [("suppressed", "no_consent:marketing")]
+    assert no["success_page_messages"] == [] and no["sms_replies"] == []
 
 
 def test_webhook_is_signed_and_a_dead_workers_send_is_resent_with_the_same_key(engine: Engine) -> None:

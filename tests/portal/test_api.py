@@ -22,8 +22,11 @@ def api_rules(app: Flask) -> list[tuple[str, str]]:
     out = []
     for rule in app.url_map.iter_rules():
         # the POS API authenticates by a bearer token, which no other site's page holds or can make a browser
-        # send (no ambient credential: nothing to forge); without one it answers 401 (tests/marketing/test_api.py)
-        if rule.rule.startswith("/api/") and not rule.endpoint.startswith("marketing_api."):
+        # send (no ambient credential: nothing to forge); without one it answers 401 (tests/marketing/test_api.py);
+        # the SMS provider's reply callback by the secret in its URL, likewise: without it, 404 and nothing
+        # changes (tests/marketing/test_sms_replies.py)
+        if rule.rule.startswith("/api/") and not rule.endpoint.startswith(("marketing_api.",
+                                                                           "marketing_sms_replies.")):
             path = rule.rule.replace("<int:", "<").replace("<", "").replace(">", "")
             out.extend((m, path) for m in sorted((rule.methods or set()) & UNSAFE))
     return out

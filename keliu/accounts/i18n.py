@@ -296,9 +296,15 @@ CATALOG: dict[str, dict[str, str]] = {
 }
 
 
-def t(lang: str, key: str, **kw: object) -> str:
-    """The text of ``key`` in ``lang`` (else zh-CN), formatted with ``kw``; ``⟦key⟧`` when no catalog has it."""
-    text = CATALOG.get(lang, CATALOG[DEFAULT]).get(key) or CATALOG[DEFAULT].get(key)
+def lookup(catalog: dict[str, dict[str, str]], lang: str, key: str, **kw: object) -> str:
+    """The text of ``key`` in ``catalog``'s ``lang`` (else zh-CN), formatted with ``kw``; ``⟦key⟧`` when neither
+    language has it (the console's words here, and the member card's and counter's, portal.core.card_text)."""
+    text = catalog.get(lang, catalog[DEFAULT]).get(key) or catalog[DEFAULT].get(key)
     if text is None:
         return MISSING.format(key=key)
     return text.format(**kw) if kw else text
+
+
+def t(lang: str, key: str, **kw: object) -> str:
+    """The console's text of ``key`` in ``lang`` (:func:`lookup`)."""
+    return lookup(CATALOG, lang, key, **kw)

@@ -9,11 +9,11 @@ rest of the portal (:func:`portal.core.i18n.pick`: ``?lang=``, the ``lang`` cook
 """
 from __future__ import annotations
 
+from keliu.accounts.i18n import lookup
 from portal.core.i18n import DEFAULT, LANGS
 
 __all__ = ["CATALOG", "LANGS", "reason", "t"]
 
-MISSING = "⟦{key}⟧"
 
 CATALOG: dict[str, dict[str, str]] = {
     "zh-CN": {
@@ -228,10 +228,7 @@ CATALOG: dict[str, dict[str, str]] = {
 
 def t(lang: str, key: str, **kw: object) -> str:
     """The text of ``key`` in ``lang`` (else zh-CN), formatted with ``kw``; ``⟦key⟧`` when no catalog has it."""
-    text = CATALOG.get(lang, CATALOG[DEFAULT]).get(key) or CATALOG[DEFAULT].get(key)
-    if text is None:
-        return MISSING.format(key=key)
-    return text.format(**kw) if kw else text
+    return lookup(CATALOG, lang, key, **kw)
 
 
 def reason(lang: str, code: str) -> str:

@@ -60,28 +60,14 @@ class TencentSms:
         self._client = sms_client.SmsClient(cred, cfg.tencent_region, profile)
 
     def send(self, e164: str, code: str, lang: str) -> None:
-        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-        from tencentcloud.sms.v20210111 import models
-
-        req = models.SendSmsRequest()
-        req.PhoneNumberSet = [e164]
-        req.SmsSdkAppId = self.cfg.tencent_sdk_app_id
-        req.SignName = self.cfg.tencent_sign_name
-        req.TemplateId = self.cfg.tencent_template_id
-        req.TemplateParamSet = [code, str(self.cfg.code_ttl_s // 60)]
-        try:
-            resp = self._client.SendSms(req)
-        except TencentCloudSDKException as exc:
-            raise SmsFailed(f"Tencent Cloud SMS refused the request: {exc.code}") from exc
-        except Exception as exc:  # the SDK wraps transport errors inconsistently across versions
-            raise SmsFailed(f"Tencent Cloud SMS unreachable: {type(exc).__name__}") from exc
-        statuses = resp.SendStatusSet or []
-        if not statuses or statuses[0].Code != "Ok":
-            code_ = statuses[0].Code if statuses else "no status"
-            raise SmsFailed(f"Tencent Cloud SMS did not send: {code_}")
+        self._send(e164, self.cfg.tencent_template_id, [code, str(self.cfg.code_ttl_s // 60)])
 
     def send_marketing(self, e164: str, template_id: str, params: Sequence[str], session: str) -> str:
         """A templated marketing SMS; Tencent's serial number of it."""
+        return self._send(e164, template_id, list(params), session)
+
+    def _send(self, e164: str, template_id: str | None, params: list[str], session: str | None = None) -> str:
+        """One templated SMS through the SDK (the login code's and the marketing ones); its serial number."""
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
         from tencentcloud.sms.v20210111 import models
 
@@ -90,8 +76,9 @@ class TencentSms:
         req.SmsSdkAppId = self.cfg.tencent_sdk_app_id
         req.SignName = self.cfg.tencent_sign_name
         req.TemplateId = template_id
-        req.TemplateParamSet = list(params)
-        req.SessionContext = session
+        req.TemplateParamSet = params
+        if session is not None:
+            req.SessionContext = session
         try:
             resp = self._client.SendSms(req)
         except TencentCloudSDKException as exc:

@@ -93,6 +93,19 @@ class ImportReport:
     members_linked: int
 
 
+def _is_gb18030(path: Path) -> bool:
+    """Whether a CSV is not UTF-8 (and so, from a Chinese Excel, GB18030), judged on its first 64 KiB; both the
+    Python reader and the server's COPY ask this."""
+    with path.open("rb") as raw:
+        head = raw.read(65536)
+    try:
+        head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # a cut multi-byte character at the end of the sample is not a reason to switch
+        return exc.start < len(head) - 4
+    return False
+
+
 def read_rows(path: Path) -> Iterator[Sequence[object]]:
     """The rows of a CSV (UTF-8, BOM allowed; GB18030 as a fallback for Chinese Excel exports) or of the first
     sheet of an XLSX, header first, streamed."""
@@ -108,15 +121,7 @@ def read_rows(path: Path) -> Iterator[Sequence[object]]:
         finally:
             wb.close()
         return
-    encoding = "utf-8-sig"
-    with path.open("rb") as raw:
-        head = raw.read(65536)
-    try:
-        head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        # a cut multi-byte character at the end of the sample is not a reason to switch
-        if exc.start < len(head) - 4:
-            encoding = "gb18030"
+    encoding = "gb18030" if _is_gb18030(path) else "utf-8-sig"
     with path.open(encoding=encoding, newline="") as f:
         try:
             yield from csv.reader(f)
@@ -222,14 +227,7 @@ def _stage_in_server(conn: Connection, path: Path, cols: dict[str, int], width: 
     ``None`` (nothing kept) when the file is not for the server's parser: a quote character (Python's CSV reader
     and PostgreSQL's differ on a quote inside a field), a ``\\.`` line (COPY's end-of-data marker), rows of
     another width than the header, or bytes that are not in the file's encoding."""
-    encoding = "UTF8"
-    with path.open("rb") as raw:
-        head = raw.read(65536)
-    try:
-        head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:
-            encoding = "GB18030"
+    encoding = "GB18030" if _is_gb18030(path) else "UTF8"
     names = [f"c{i}" for i in range(width)]
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {RAW}")
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {RAW} (line integer GENERATED ALWAYS AS IDENTITY (START WITH 2), "

@@ -193,15 +193,21 @@ def create(engine: Engine, user: AdminUser, spec: CampaignSpec, now: datetime, a
     return cid
 
 
+def _load_for(conn: Connection, user: AdminUser, campaign_id: int) -> Campaign:
+    """The campaign ``user`` is about to change: 404 when there is none, 403 when it is not theirs."""
+    current = load(conn, campaign_id)
+    if current is None:
+        raise CampaignRefused("not_found", 404)
+    if not may_act(conn, user, current):
+        raise CampaignRefused("forbidden", 403)
+    return current
+
+
 def update(engine: Engine, user: AdminUser, campaign_id: int, spec: CampaignSpec, now: datetime,
            address: str | None) -> None:
     """Change a draft's or a paused campaign's spec (an approved one is paused first)."""
     with engine.begin() as conn:
-        current = load(conn, campaign_id)
-        if current is None:
-            raise CampaignRefused("not_found", 404)
-        if not may_act(conn, user, current):
-            raise CampaignRefused("forbidden", 403)
+        current = _load_for(conn, user, campaign_id)
         scopes = scopes_for(conn, user)
         if f"store:{spec.store_id}" not in scopes and f"mall:{spec.mall_id}" not in scopes:
             raise CampaignRefused("forbidden", 403)
@@ -233,11 +239,7 @@ def transition(engine: Engine, user: AdminUser, campaign_id: int, action: str, n
         raise CampaignRefused("not_found", 404)
     allowed, new = campaign_spec.TRANSITIONS[action]
     with engine.begin() as conn:
-        current = load(conn, campaign_id)
-        if current is None:
-            raise CampaignRefused("not_found", 404)
-        if not may_act(conn, user, current):
-            raise CampaignRefused("forbidden", 403)
+        current = _load_for(conn, user, campaign_id)
         extra: dict[str, Any] = {}
         if action == "approve" and current.status in allowed:
             found = campaign_spec.problems(current.spec(), sms_provider=sms_provider, sms_templates=sms_templates)

@@ -34,8 +34,8 @@ class PortalSms:
             return str(self.backend.send_marketing(e164, template_id, params, session))  # type: ignore[attr-defined]
         except SmsFailed as exc:
             # the provider answered and refused (a bad number, a blacklist, a limit): retrying cannot help; a
-            # provider that could not be reached may answer later
-            raise ChannelFailed("sms", str(exc), permanent="unreachable" not in str(exc)) from exc
+            # provider that could not be reached, or asked to try later, may take it then
+            raise ChannelFailed("sms", str(exc), permanent=not exc.transient) from exc
 
 
 def marketing_deps(app: Celery) -> Deps:

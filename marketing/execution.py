@@ -37,7 +37,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 from analytics.store import visits
 from keliu.tenants import STORES
 from marketing.channels import Outgoing, PushChannel, splash
+from marketing.channels.sms import SmsChannel
 from marketing.core import campaign_spec as spec
 from marketing.core import contact, webhook
 from marketing.core.contact import ContactPolicy, Send
@@ -122,6 +123,12 @@ def load(conn: Connection, campaign_id: int) -> Campaign | None:
                     timezone=str(tz))
 
 
+def provider_hours(deps: Deps, channel: str) -> tuple[time, time] | None:
+    """Local hours the channel's provider forbids marketing pushes in (the configured SMS provider's rules)."""
+    ch = deps.channels.get(channel)
+    return ch.forbidden_hours if isinstance(ch, SmsChannel) else None
+
+
 def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: datetime) -> Result:
     """Decide, claim and send one message (see the module's docstring); safe to call any number of times."""
     with deps.engine.begin() as conn:
@@ -133,7 +140,8 @@ def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: dateti
             return Result("inactive")
     send = Send(member_id=member_id, campaign_id=camp.id, channel=camp.channel,  # type: ignore[arg-type]
                 store_timezone=camp.timezone, presence_triggered=camp.trigger in spec.PRESENCE_TRIGGERS,
-                trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown)
+                trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown,
+                provider_hours=provider_hours(deps, camp.channel))
     r = contact_store.reserve(deps.engine, deps.policy, send, now, deps.contacts.consents_of, step=step,
                               control=arm == "control")
     if r.status == "duplicate":
@@ -186,7 +194,7 @@ def transmit(deps: Deps, camp: Campaign, send_id: int, member_id: int, step: int
             address = deps.contacts.wechat_openid_of(conn, member_id) or ""
     msg = Outgoing(campaign_id=camp.id, step=step, member_id=member_id, category=camp.category, content=camp.content,
                    key=webhook.idempotency_key(camp.id, step, member_id), address=address,
-                   webhook_secret=camp.webhook_secret)
+                   webhook_secret=camp.webhook_secret, timezone=camp.timezone)
     channel = deps.channels.get(camp.channel)
     try:
         if channel is None:
@@ -270,15 +278,18 @@ def beat_campaigns(engine: Engine) -> list[int]:
         return _active(conn, tuple(sorted(spec.BEAT_TRIGGERS)))
 
 
-def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime,
-                       policy: ContactPolicy) -> list[tuple[int, int]]:
+def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime, policy: ContactPolicy,
+                       hours: tuple[time, time] | None = None) -> list[tuple[int, int]]:
     """Enroll a beat campaign's members now eligible and yield the (member, step) sends not claimed yet. Nothing
-    while its push channel is inside the quiet hours (the beat comes back) or before a scheduled ``send_at``."""
+    while its push channel is inside the quiet hours or the provider's forbidden ``hours`` (the beat comes back) or
+    before a scheduled ``send_at``."""
     with engine.begin() as conn:
         camp = load(conn, campaign_id)
         if camp is None or camp.status != "approved" or camp.trigger not in spec.BEAT_TRIGGERS:
             return []
-        if camp.channel in contact.PUSH_CHANNELS and contact.quiet_until(policy, now, camp.timezone):
+        if camp.channel in contact.PUSH_CHANNELS and (
+                contact.quiet_until(policy, now, camp.timezone)
+                or (hours is not None and contact.window_until(*hours, now, camp.timezone))):
             return []
         seg = camp.params.segment
         where = segments.conditions(seg, now)

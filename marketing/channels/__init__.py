@@ -35,6 +35,8 @@ class Outgoing:
     address: str = ""
     webhook_secret: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: the campaign's store's time zone (a provider's forbidden hours are local)
+    timezone: str = "Asia/Shanghai"
 
 
 class PushChannel(Protocol):

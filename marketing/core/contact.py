@@ -7,8 +7,11 @@ A send is refused or suppressed, never sent, when (checked in this order; the fi
                      consent (``sms_marketing``, ``wechat_marketing``; the Wi-Fi success page and the webhook need
                      ``marketing``), a presence trigger also needs ``presence_offers`` (movement tracks are
                      sensitive personal information, PIPL art. 28), a trade-area offer also needs ``trade_area``;
-``quiet_hours``      a push inside the quiet hours in the store's time zone (default 20:00–08:00; Aliyun forbids
-                     promotional SMS then too); ``not_before`` says when it may go;
+``quiet_hours``      a push inside the quiet hours in the store's time zone (default 20:00–08:00); ``not_before``
+                     says when it may go;
+``provider_hours``   a push inside hours the channel's provider forbids, whatever the quiet hours are configured to
+                     (:attr:`Send.provider_hours`, from marketing.core.sms_rules: Aliyun, no promotional SMS
+                     20:00–08:00); ``not_before`` likewise;
 ``cooldown``         this campaign reached this member less than its cooldown ago;
 ``daily_cap``        the member already got ``daily_cap`` pushes today (their local day, every channel together);
 ``channel_cap``      the member already got this channel's cap today.
@@ -69,6 +72,8 @@ class Send:
     presence_triggered: bool = False
     trade_area: bool = False
     cooldown: timedelta = timedelta(0)
+    #: local hours (start, end) in which the channel's provider forbids this push (marketing.core.sms_rules)
+    provider_hours: tuple[time, time] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,14 @@ def local_day(now: datetime, tz: str) -> date:
 
 def quiet_until(policy: ContactPolicy, now: datetime, tz: str) -> datetime | None:
     """None outside the quiet hours; inside them, the (UTC) instant they end."""
+    return window_until(policy.quiet_start, policy.quiet_end, now, tz)
+
+
+def window_until(start: time, end: time, now: datetime, tz: str) -> datetime | None:
+    """None outside the local hours [start, end) (across midnight when start > end); inside, the (UTC) instant they
+    end."""
     zone = ZoneInfo(tz)
     local = _aware(now).astimezone(zone)
-    start, end = policy.quiet_start, policy.quiet_end
     if start == end:
         return None  # no quiet hours
     t = local.timetz().replace(tzinfo=None)
@@ -136,6 +146,10 @@ def decide(policy: ContactPolicy, send: Send, facts: MemberFacts, now: datetime)
     until = quiet_until(policy, now, send.store_timezone)
     if until is not None:
         return Decision(False, "quiet_hours", until)
+    if send.provider_hours is not None:
+        until = window_until(*send.provider_hours, now, send.store_timezone)
+        if until is not None:
+            return Decision(False, "provider_hours", until)
     last = facts.last_sent_for_campaign
     if last is not None and send.cooldown > timedelta(0) and _aware(now) - _aware(last) < send.cooldown:
         return Decision(False, "cooldown")

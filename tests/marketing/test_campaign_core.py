@@ -1,7 +1,7 @@
 """The pure core of campaigns: holdout assignment, the contact policy, the SMS rules and lift statistics."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -111,6 +111,25 @@ def test_quiet_hours_follow_a_store_west_of_utc() -> None:
     assert contact.decide(ContactPolicy(), send(tz=ny), MemberFacts(ALL), at(10, tz_offset=-5)).send
     # 10:00 in New York is 23:00 in Shanghai: the store's zone decides, not the server's or Beijing's
     assert contact.decide(ContactPolicy(), send(tz=SH), MemberFacts(ALL), at(10, tz_offset=-5)).reason == "quiet_hours"
+
+
+@pytest.mark.parametrize(("hour", "minute", "reason"), [
+    (19, 59, None), (20, 0, "provider_hours"), (21, 30, "provider_hours"), (22, 0, "quiet_hours"),
+    (6, 59, "quiet_hours"), (7, 0, "provider_hours"), (7, 59, "provider_hours"), (8, 0, None)])
+def test_aliyuns_forbidden_hours_hold_whatever_the_quiet_hours_are(hour: int, minute: int,
+                                                                    reason: str | None) -> None:
+    """A policy with quiet hours 22:00–07:00 still sends no Aliyun marketing SMS 20:00–08:00 (``provider_hours``),
+    and says when it may go; the SMS channel names the hours from its provider's rules."""
+    relaxed = ContactPolicy(quiet_start=time(22, 0), quiet_end=time(7, 0))
+    hours = sms_rules.rules_for("aliyun").promo_hours
+    d = contact.decide(relaxed, send(provider_hours=hours), MemberFacts(ALL), at(hour, minute))
+    assert d.reason == reason
+    if reason == "provider_hours":
+        assert d.not_before is not None and d.not_before.astimezone(timezone(timedelta(hours=8))).hour == 8
+    assert contact.decide(relaxed, send(), MemberFacts(ALL), at(21)).send  # no provider rule: only the policy's
+    assert sms_rules.rules_for("tencent").promo_hours is None
+    assert (sms_rules.promo_forbidden_until("aliyun", at(hour, minute), SH) is not None) is (
+        reason is not None)
 
 
 def test_the_splash_page_is_exempt_from_quiet_hours_and_caps_but_not_consent() -> None:

@@ -52,7 +52,7 @@ from marketing.core import campaign_spec as spec
 from marketing.core import contact, webhook
 from marketing.core.contact import ContactPolicy, Send
 from marketing.errors import ChannelFailed
-from marketing.members import MemberContacts
+from marketing.members import MemberCards, MemberContacts
 from marketing.store import audience, segments
 from marketing.store import contact as contact_store
 from marketing.store.audience import MEMBERS
@@ -69,11 +69,13 @@ class Deps:
 
     engine: Engine
     contacts: MemberContacts
-    #: push channels by name ("sms", "wechat", "webhook"); the success page needs none
+    #: push channels by name ("sms", "wechat", "wechat_card", "webhook"); the success page needs none
     channels: Mapping[str, PushChannel] = field(default_factory=dict)
     policy: ContactPolicy = field(default_factory=ContactPolicy)
     lease: timedelta = timedelta(seconds=120)
     max_attempts: int = 5
+    #: the members' activated WeChat member cards (the ``wechat_card`` channel); None: nobody has one
+    cards: MemberCards | None = None
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,13 @@ def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: dateti
         arm = audience.enroll_member(conn, camp.id, camp.salt, camp.control_share, member_id, now)
         if arm is None:  # no such member (erased)
             return Result("inactive")
+        unreachable = None
+        if camp.channel == "wechat_card" and _card(deps, conn, member_id) is None:
+            unreachable = "no_card"  # decided like consent, for both arms: the holdout compares like with like
     send = Send(member_id=member_id, campaign_id=camp.id, channel=camp.channel,  # type: ignore[arg-type]
                 store_timezone=camp.timezone, presence_triggered=camp.trigger in spec.PRESENCE_TRIGGERS,
                 trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown,
-                provider_hours=provider_hours(deps, camp.channel))
+                provider_hours=provider_hours(deps, camp.channel), unreachable=unreachable)
     r = contact_store.reserve(deps.engine, deps.policy, send, now, deps.contacts.consents_of, step=step,
                               control=arm == "control")
     if r.status == "duplicate":
@@ -158,6 +163,10 @@ def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: dateti
         assert r.send_id is not None
         send_id = r.send_id
     return transmit(deps, camp, send_id, member_id, step, now)
+
+
+def _card(deps: Deps, conn: Connection, member_id: int) -> tuple[str, str] | None:
+    return None if deps.cards is None else deps.cards.card_of(conn, member_id)
 
 
 def _take(conn: Connection, send_id: int, now: datetime, lease: timedelta) -> int | None:
@@ -187,14 +196,16 @@ def transmit(deps: Deps, camp: Campaign, send_id: int, member_id: int, step: int
                          text=camp.content.text, now=now)
             conn.execute(sa.update(s).where(s.c.id == send_id).values(status="sent", lease_until=None))
             return Result("sent")
-        address = ""
+        address, extra = "", dict[str, str]()
         if camp.channel == "sms":
             address = deps.contacts.phone_of(conn, member_id) or ""
         elif camp.channel == "wechat":
             address = deps.contacts.wechat_openid_of(conn, member_id) or ""
+        elif camp.channel == "wechat_card" and (card := _card(deps, conn, member_id)) is not None:
+            extra["card_id"], address = card
     msg = Outgoing(campaign_id=camp.id, step=step, member_id=member_id, category=camp.category, content=camp.content,
                    key=webhook.idempotency_key(camp.id, step, member_id), address=address,
-                   webhook_secret=camp.webhook_secret, timezone=camp.timezone)
+                   webhook_secret=camp.webhook_secret, extra=extra, timezone=camp.timezone)
     channel = deps.channels.get(camp.channel)
     try:
         if channel is None:

@@ -4,9 +4,12 @@ A send is refused or suppressed, never sent, when (checked in this order; the fi
 
 ``withdrawn``        the member refused marketing on this channel (an SMS reply "R"/"T"/"TD", the member page);
 ``no_consent:<p>``   a purpose the send needs was not consented to: every push channel needs its own marketing
-                     consent (``sms_marketing``, ``wechat_marketing``; the Wi-Fi success page and the webhook need
+                     consent (``sms_marketing``, ``wechat_marketing`` (template messages and the member card); the
+                     Wi-Fi success page and the webhook need
                      ``marketing``), a presence trigger also needs ``presence_offers`` (movement tracks are
                      sensitive personal information, PIPL art. 28), a trade-area offer also needs ``trade_area``;
+``no_card``          (and any :attr:`Send.unreachable`) the channel cannot reach the member: a ``wechat_card`` send
+                     to a member without an activated WeChat member card;
 ``quiet_hours``      a push inside the quiet hours in the store's time zone (default 20:00–08:00); ``not_before``
                      says when it may go;
 ``provider_hours``   a push inside hours the channel's provider forbids, whatever the quiet hours are configured to
@@ -31,20 +34,24 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-Channel = Literal["splash", "sms", "wechat", "webhook"]
-CHANNELS: tuple[Channel, ...] = ("splash", "sms", "wechat", "webhook")
-#: channels that push a message to the member (the splash page only answers the shopper's own request)
-PUSH_CHANNELS: frozenset[str] = frozenset({"sms", "wechat", "webhook"})
+Channel = Literal["splash", "sms", "wechat", "wechat_card", "webhook"]
+CHANNELS: tuple[Channel, ...] = ("splash", "sms", "wechat", "wechat_card", "webhook")
+#: channels that push a message to the member (the splash page only answers the shopper's own request; the member
+#: card's update comes with WeChat's notification)
+PUSH_CHANNELS: frozenset[str] = frozenset({"sms", "wechat", "wechat_card", "webhook"})
 #: the consent each channel needs
 CHANNEL_PURPOSE: Mapping[str, str] = {"splash": "marketing", "sms": "sms_marketing", "wechat": "wechat_marketing",
-                                      "webhook": "marketing"}
+                                      "wechat_card": "wechat_marketing", "webhook": "marketing"}
+#: a channel whose member refusals are another's (a refusal of WeChat marketing covers the member card)
+REFUSED_AS: Mapping[str, str] = {"wechat_card": "wechat"}
 PURPOSES: tuple[str, ...] = ("marketing", "sms_marketing", "wechat_marketing", "presence_offers", "trade_area")
 
 
 @dataclass(frozen=True)
 class ContactPolicy:
     daily_cap: int = 3
-    channel_caps: Mapping[str, int] = field(default_factory=lambda: {"sms": 1, "wechat": 2, "webhook": 3})
+    channel_caps: Mapping[str, int] = field(default_factory=lambda: {"sms": 1, "wechat": 2, "wechat_card": 1,
+                                                                     "webhook": 3})
     quiet_start: time = time(20, 0)
     quiet_end: time = time(8, 0)
 
@@ -74,6 +81,8 @@ class Send:
     cooldown: timedelta = timedelta(0)
     #: local hours (start, end) in which the channel's provider forbids this push (marketing.core.sms_rules)
     provider_hours: tuple[time, time] | None = None
+    #: why the channel cannot reach this member at all (``no_card``: no activated WeChat member card), or None
+    unreachable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,11 +145,13 @@ def decide(policy: ContactPolicy, send: Send, facts: MemberFacts, now: datetime)
     """Whether ``send`` may go now (see the module's docstring for the order of the checks)."""
     if send.channel not in CHANNELS:
         raise ValueError(f"channel: expected one of {CHANNELS}, got {send.channel!r}")
-    if send.channel in facts.withdrawn_channels:
+    if send.channel in facts.withdrawn_channels or REFUSED_AS.get(send.channel) in facts.withdrawn_channels:
         return Decision(False, "withdrawn")
     for purpose in needed_purposes(send):
         if purpose not in facts.consents:
             return Decision(False, f"no_consent:{purpose}")
+    if send.unreachable is not None:
+        return Decision(False, send.unreachable)
     if send.channel not in PUSH_CHANNELS:
         return SEND
     until = quiet_until(policy, now, send.store_timezone)

@@ -132,6 +132,21 @@ def test_aliyuns_forbidden_hours_hold_whatever_the_quiet_hours_are(hour: int, mi
         reason is not None)
 
 
+def test_the_member_card_needs_wechat_consent_then_a_card() -> None:
+    """``wechat_card``: WeChat marketing consent first (and a WeChat refusal covers it), then an activated card
+    (``no_card``), then the push rules like any other push (quiet hours, its own cap of 1 a day)."""
+    no_card = send("wechat_card", unreachable="no_card")
+    assert contact.decide(ContactPolicy(), no_card, MemberFacts(frozenset()), at(12)).reason == (
+        "no_consent:wechat_marketing")
+    assert contact.decide(ContactPolicy(), no_card, MemberFacts(ALL), at(12)).reason == "no_card"
+    refused = MemberFacts(ALL - {"wechat_marketing"}, withdrawn_channels=frozenset({"wechat"}))
+    assert contact.decide(ContactPolicy(), send("wechat_card"), refused, at(12)).reason == "withdrawn"
+    assert contact.decide(ContactPolicy(), send("wechat_card"), MemberFacts(ALL), at(12)) == contact.SEND
+    assert contact.decide(ContactPolicy(), send("wechat_card"), MemberFacts(ALL), at(21)).reason == "quiet_hours"
+    once = MemberFacts(ALL, sent_today=1, sent_today_by_channel={"wechat_card": 1})
+    assert contact.decide(ContactPolicy(), send("wechat_card"), once, at(12)).reason == "channel_cap"
+
+
 def test_the_splash_page_is_exempt_from_quiet_hours_and_caps_but_not_consent() -> None:
     facts = MemberFacts(ALL, sent_today=99, sent_today_by_channel={"splash": 99})
     assert contact.decide(ContactPolicy(), send("splash"), facts, at(23)).send

@@ -34,8 +34,8 @@ class PortalSms:
             return str(self.backend.send_marketing(e164, template_id, params, session))  # type: ignore[attr-defined]
         except SmsFailed as exc:
             # the provider answered and refused (a bad number, a blacklist, a limit): retrying cannot help; a
-            # provider that could not be reached may answer later
-            raise ChannelFailed("sms", str(exc), permanent="unreachable" not in str(exc)) from exc
+            # provider that could not be reached, or asked to try later, may take it then
+            raise ChannelFailed("sms", str(exc), permanent=not exc.transient) from exc
 
 
 def marketing_deps(app: Celery) -> Deps:
@@ -45,9 +45,11 @@ def marketing_deps(app: Celery) -> Deps:
     from marketing.channels.sms import SmsChannel
     from marketing.channels.webhook import WebhookChannel
     from marketing.channels.wechat import WechatChannel
+    from marketing.channels.wechat_card import WechatCardChannel
     from marketing.execution import Deps
     from portal.edges.sms_backends import make_backend
     from portal.store.marketing_members import PortalMembers
+    from portal.wechat.marketing_cards import PortalCards
 
     cfg: Config = app.keliu_config
     m = cfg.marketing
@@ -56,10 +58,16 @@ def marketing_deps(app: Celery) -> Deps:
         "webhook": WebhookChannel(m.webhook_timeout_s),
     }
     w = cfg.wechat
+    cards = None
     if w.oauth_app_id and w.oauth_secret:
-        channels["wechat"] = WechatChannel(w.api_base, w.oauth_app_id, w.oauth_secret)
+        # one client of the official account per process: the member card shares the template messages' token
+        account = WechatChannel(w.api_base, w.oauth_app_id, w.oauth_secret)
+        channels["wechat"] = account
+        channels["wechat_card"] = WechatCardChannel(account)
+        cards = PortalCards(w.oauth_app_id)
     return Deps(engine=db.make_engine(cfg.database_url, hide_parameters=True), contacts=PortalMembers(),
-                channels=channels, lease=timedelta(seconds=m.send_lease_s), max_attempts=m.max_attempts)
+                channels=channels, lease=timedelta(seconds=m.send_lease_s), max_attempts=m.max_attempts,
+                cards=cards)
 
 
 def make_app(cfg: Config) -> Celery:

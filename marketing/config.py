@@ -50,4 +50,6 @@ class MarketingConfig:
         return dict(item.split(":", 1) for item in self.sms_templates)
 
     def rate_limits(self) -> dict[str, str]:
-        return {"sms": self.rate_sms, "wechat": self.rate_wechat, "webhook": self.rate_webhook}
+        # the member card is the same official account's API as the template messages
+        return {"sms": self.rate_sms, "wechat": self.rate_wechat, "wechat_card": self.rate_wechat,
+                "webhook": self.rate_webhook}

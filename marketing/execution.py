@@ -37,7 +37,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,11 +47,12 @@ from sqlalchemy.engine import Connection, Engine
 from analytics.store import visits
 from keliu.tenants import STORES
 from marketing.channels import Outgoing, PushChannel, splash
+from marketing.channels.sms import SmsChannel
 from marketing.core import campaign_spec as spec
 from marketing.core import contact, webhook
 from marketing.core.contact import ContactPolicy, Send
 from marketing.errors import ChannelFailed
-from marketing.members import MemberContacts
+from marketing.members import MemberCards, MemberContacts
 from marketing.store import audience, segments
 from marketing.store import contact as contact_store
 from marketing.store.audience import MEMBERS
@@ -68,11 +69,13 @@ class Deps:
 
     engine: Engine
     contacts: MemberContacts
-    #: push channels by name ("sms", "wechat", "webhook"); the success page needs none
+    #: push channels by name ("sms", "wechat", "wechat_card", "webhook"); the success page needs none
     channels: Mapping[str, PushChannel] = field(default_factory=dict)
     policy: ContactPolicy = field(default_factory=ContactPolicy)
     lease: timedelta = timedelta(seconds=120)
     max_attempts: int = 5
+    #: the members' activated WeChat member cards (the ``wechat_card`` channel); None: nobody has one
+    cards: MemberCards | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,12 @@ def load(conn: Connection, campaign_id: int) -> Campaign | None:
                     timezone=str(tz))
 
 
+def provider_hours(deps: Deps, channel: str) -> tuple[time, time] | None:
+    """Local hours the channel's provider forbids marketing pushes in (the configured SMS provider's rules)."""
+    ch = deps.channels.get(channel)
+    return ch.forbidden_hours if isinstance(ch, SmsChannel) else None
+
+
 def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: datetime) -> Result:
     """Decide, claim and send one message (see the module's docstring); safe to call any number of times."""
     with deps.engine.begin() as conn:
@@ -131,9 +140,13 @@ def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: dateti
         arm = audience.enroll_member(conn, camp.id, camp.salt, camp.control_share, member_id, now)
         if arm is None:  # no such member (erased)
             return Result("inactive")
+        unreachable = None
+        if camp.channel == "wechat_card" and _card(deps, conn, member_id) is None:
+            unreachable = "no_card"  # decided like consent, for both arms: the holdout compares like with like
     send = Send(member_id=member_id, campaign_id=camp.id, channel=camp.channel,  # type: ignore[arg-type]
                 store_timezone=camp.timezone, presence_triggered=camp.trigger in spec.PRESENCE_TRIGGERS,
-                trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown)
+                trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown,
+                provider_hours=provider_hours(deps, camp.channel), unreachable=unreachable)
     r = contact_store.reserve(deps.engine, deps.policy, send, now, deps.contacts.consents_of, step=step,
                               control=arm == "control")
     if r.status == "duplicate":
@@ -150,6 +163,10 @@ def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: dateti
         assert r.send_id is not None
         send_id = r.send_id
     return transmit(deps, camp, send_id, member_id, step, now)
+
+
+def _card(deps: Deps, conn: Connection, member_id: int) -> tuple[str, str] | None:
+    return None if deps.cards is None else deps.cards.card_of(conn, member_id)
 
 
 def _take(conn: Connection, send_id: int, now: datetime, lease: timedelta) -> int | None:
@@ -179,14 +196,16 @@ def transmit(deps: Deps, camp: Campaign, send_id: int, member_id: int, step: int
                          text=camp.content.text, now=now)
             conn.execute(sa.update(s).where(s.c.id == send_id).values(status="sent", lease_until=None))
             return Result("sent")
-        address = ""
+        address, extra = "", dict[str, str]()
         if camp.channel == "sms":
             address = deps.contacts.phone_of(conn, member_id) or ""
         elif camp.channel == "wechat":
             address = deps.contacts.wechat_openid_of(conn, member_id) or ""
+        elif camp.channel == "wechat_card" and (card := _card(deps, conn, member_id)) is not None:
+            extra["card_id"], address = card
     msg = Outgoing(campaign_id=camp.id, step=step, member_id=member_id, category=camp.category, content=camp.content,
                    key=webhook.idempotency_key(camp.id, step, member_id), address=address,
-                   webhook_secret=camp.webhook_secret)
+                   webhook_secret=camp.webhook_secret, extra=extra, timezone=camp.timezone)
     channel = deps.channels.get(camp.channel)
     try:
         if channel is None:
@@ -270,15 +289,18 @@ def beat_campaigns(engine: Engine) -> list[int]:
         return _active(conn, tuple(sorted(spec.BEAT_TRIGGERS)))
 
 
-def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime,
-                       policy: ContactPolicy) -> list[tuple[int, int]]:
+def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime, policy: ContactPolicy,
+                       hours: tuple[time, time] | None = None) -> list[tuple[int, int]]:
     """Enroll a beat campaign's members now eligible and yield the (member, step) sends not claimed yet. Nothing
-    while its push channel is inside the quiet hours (the beat comes back) or before a scheduled ``send_at``."""
+    while its push channel is inside the quiet hours or the provider's forbidden ``hours`` (the beat comes back) or
+    before a scheduled ``send_at``."""
     with engine.begin() as conn:
         camp = load(conn, campaign_id)
         if camp is None or camp.status != "approved" or camp.trigger not in spec.BEAT_TRIGGERS:
             return []
-        if camp.channel in contact.PUSH_CHANNELS and contact.quiet_until(policy, now, camp.timezone):
+        if camp.channel in contact.PUSH_CHANNELS and (
+                contact.quiet_until(policy, now, camp.timezone)
+                or (hours is not None and contact.window_until(*hours, now, camp.timezone))):
             return []
         seg = camp.params.segment
         where = segments.conditions(seg, now)

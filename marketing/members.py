@@ -64,3 +64,12 @@ class MemberContacts(Protocol):
         """Record the member's refusal of ``purpose`` (e.g. ``sms_marketing`` after an SMS reply "R"), effective
         for every send decided after this transaction commits."""
         ...
+
+
+class MemberCards(Protocol):
+    """The members' activated WeChat member cards (the portal's adapter, ``portal.wechat.marketing_cards``, injected
+    by the composition root when the official account is configured)."""
+
+    def card_of(self, conn: Connection, member_id: int) -> tuple[str, str] | None:
+        """(card_id, code) of the member's activated member card in the sending account, or None."""
+        ...

@@ -102,7 +102,8 @@ def run_campaign(self: Task, campaign_id: int, ts: float | None = None) -> int:
         camp = execution.load(conn, campaign_id)
     if camp is None:
         return 0
-    due = execution.campaign_sends_due(deps.engine, campaign_id, _at(ts), deps.policy)
+    due = execution.campaign_sends_due(deps.engine, campaign_id, _at(ts), deps.policy,
+                                       execution.provider_hours(deps, camp.channel))
     deliver = self.app.tasks[f"marketing.deliver_{camp.channel}"]
     for member_id, step in due:
         deliver.delay(campaign_id, member_id, step, ts)

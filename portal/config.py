@@ -103,7 +103,7 @@ class PortalConfig:
 
 @dataclass(frozen=True)
 class SmsConfig:
-    backend: Literal["console", "tencent"] = "console"
+    backend: Literal["console", "tencent", "aliyun"] = "console"
     code_ttl_s: int = field(default=300, metadata={"check": positive})
     max_tries: int = field(default=5, metadata={"check": positive})
     #: seconds before the same device may ask again for a code to the same number (another device is not held up)
@@ -129,6 +129,16 @@ class SmsConfig:
     tencent_sdk_app_id: str | None = None
     tencent_sign_name: str | None = None
     tencent_template_id: str | None = None
+    #: Aliyun SMS (dysmsapi SendSms): "http" only for the local test server that checks the signature
+    aliyun_scheme: Literal["https", "http"] = "https"
+    aliyun_endpoint: str = "dysmsapi.aliyuncs.com"
+    aliyun_region: str = "cn-hangzhou"
+    aliyun_access_key_id: str | None = None
+    aliyun_access_key_secret: str | None = None
+    #: the approved signature (签名), without 【】
+    aliyun_sign_name: str | None = None
+    #: the approved verification-code template (SMS_…), whose variable is ${code}
+    aliyun_template_code: str | None = None
 
     def validate(self) -> None:
         if self.phone_daily_cap <= 2 * self.daily_cap:
@@ -138,6 +148,11 @@ class SmsConfig:
             for key in ("tencent_secret_id", "tencent_secret_key", "tencent_sdk_app_id", "tencent_template_id"):
                 if not getattr(self, key):
                     raise ValueError(f"{key}: required when backend = 'tencent'")
+        if self.backend == "aliyun":
+            for key in ("aliyun_access_key_id", "aliyun_access_key_secret", "aliyun_sign_name",
+                        "aliyun_template_code"):
+                if not getattr(self, key):
+                    raise ValueError(f"{key}: required when backend = 'aliyun'")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@
     ├── UnknownClient           403  no MAC for the source address (the client is not on the LAN)
     ├── CrossOrigin             403  a state-changing API request sent by another site's page (Origin)
     ├── NotFound                404
-    ├── SmsFailed               502  the SMS provider refused or could not be reached (wraps the SDK error)
+    ├── SmsFailed               502  the SMS provider refused (or, ``transient``, could not be reached or asked to
+    │                                try later); wraps the SDK's or the HTTP error
     ├── WechatApiError          502  WeChat refused a call or could not be reached (portal.wechat.oauth)
     ├── Unavailable             503  the database cannot be reached; ``retry_after`` seconds (nothing was stored)
     └── caught inside the portal, never answered as such:
@@ -83,8 +84,15 @@ class NotFound(PortalError):
 
 
 class SmsFailed(PortalError):
+    """``transient``: the provider could not be reached or asked to try later (a retry may succeed); otherwise it
+    refused this message (a bad number, a limit, a template): sending it again cannot help."""
+
     status = 502
     code = "sms_failed"
+
+    def __init__(self, message: str, code: str | None = None, *, transient: bool = False) -> None:
+        super().__init__(message, code)
+        self.transient = transient
 
 
 class Unavailable(PortalError):

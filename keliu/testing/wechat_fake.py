@@ -12,8 +12,10 @@ It speaks the documented endpoints closely enough to drive keliu's WeChat code e
   ``{"errcode", "errmsg"}`` bodies with HTTP 200 and ``text/plain``, as WeChat sends them.
 * the member card (会员卡): ``/cgi-bin/token`` (client credential), ``/card/create`` (``MEMBER_CARD`` only: the 卡券
   coupon types can no longer be created), ``/card/qrcode/create`` (``QR_CARD``), ``/card/membercard/activate``
-  (only a code a user took); ``/fake/card/take?ticket=&user=`` stands in for WeChat opening the card QR code.
-  The state records the card templates, the QR codes, the cards taken and the activations.
+  (only a code a user took), ``/card/membercard/updateuser`` (only an activated card: its custom fields and
+  background replaced, as the member would see them); ``/fake/card/take?ticket=&user=`` stands in for WeChat
+  opening the card QR code. The state records the card templates, the QR codes, the cards taken, the activations
+  and the updates (``card_updates``, and the card's current values in ``card_fields``).
 * 公众号 template messages (with the same client-credential token): ``/cgi-bin/message/template/send?access_token=…``
   (``touser``, ``template_id``, ``data``, optional ``url`` and ``client_msg_id``). Like WeChat, one ``client_msg_id`` for one
   openid sends one message (WeChat's 防重入 id): a repeat is answered with the first ``msgid`` and not delivered
@@ -74,6 +76,8 @@ class _State:
     card_qrcodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticket -> card/qrcode/create card
     cards_taken: dict[tuple[str, str], str] = field(default_factory=dict)  # (card_id, code) -> openid
     activations: list[dict[str, Any]] = field(default_factory=list)  # card/membercard/activate bodies
+    card_updates: list[dict[str, Any]] = field(default_factory=list)  # card/membercard/updateuser bodies
+    card_fields: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (card_id, code) -> shown
     templates: list[dict[str, Any]] = field(default_factory=list)  # delivered template messages
     template_ids: dict[tuple[str, str], int] = field(default_factory=dict)  # (openid, client_msg_id) -> msgid
     template_calls: int = 0
@@ -360,6 +364,29 @@ def create_fake(accounts: FakeAccounts | None = None, clock: Callable[[], float]
         if not ok:
             return _err(40056, "invalid serial code")  # a code no user holds cannot be activated
         return _json({"errcode": 0, "errmsg": "ok"})
+
+    @app.post("/card/membercard/updateuser")
+    def card_updateuser() -> Response:
+        """A member card's user info: only a card a user took and keliu activated; the values given replace the
+        card's (``card_fields``, what the member sees), each call is recorded (``card_updates``)."""
+        body, error = card_call("card_updateuser")
+        if body is None:
+            return error or _err(-1, "system error")
+        key = (str(body.get("card_id", "")), str(body.get("code", "")))
+        with state.lock:
+            known = key[0] in state.cards
+            active = any((a["card_id"], a["code"]) == key for a in state.activations)
+            holder = state.cards_taken.get(key, "")
+            if known and active:
+                state.card_updates.append(body)
+                shown = state.card_fields.setdefault(key, {})
+                shown.update({k: v for k, v in body.items() if k.startswith("custom_field_value")
+                              or k in ("background_pic_url", "bonus", "balance")})
+        if not known:
+            return _err(40073, "invalid card id")
+        if not active:
+            return _err(40056, "invalid serial code")
+        return _json({"errcode": 0, "errmsg": "ok", "result_bonus": 0, "result_balance": 0, "openid": holder})
 
     @app.post("/cgi-bin/message/template/send")
     def template_send() -> Response:

@@ -6,6 +6,8 @@
               root): an approved template id per message category, the provider's refusal suffix in the text
     wechat    a template message through the official account's ``/cgi-bin/message/template/send``
               (:mod:`.wechat`), ``client_msg_id`` = the send's idempotency key
+    wechat_card  the member's WeChat member card: its message line set through ``card/membercard/updateuser``
+              with WeChat's notification (:mod:`.wechat_card`)
     webhook   a signed POST (:mod:`.webhook`, signature in marketing.core.webhook)
 
 Each push channel's ``send`` takes an :class:`Outgoing` and returns the channel's id of the message, or raises
@@ -31,10 +33,12 @@ class Outgoing:
     content: Content
     #: ``keliu-<campaign>-<step>-<member>``: equal for every attempt of this message
     key: str
-    #: the member's address on this channel (E.164 number, openid; empty for the webhook)
+    #: the member's address on this channel (E.164 number, openid, member card code; empty for the webhook)
     address: str = ""
     webhook_secret: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: the campaign's store's time zone (a provider's forbidden hours are local)
+    timezone: str = "Asia/Shanghai"
 
 
 class PushChannel(Protocol):

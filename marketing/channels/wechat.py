@@ -65,17 +65,24 @@ class WechatChannel:
             self._token = (str(got["access_token"]), now + int(got.get("expires_in", 7200)) - 60)
             return self._token[0]
 
-    def send(self, msg: Outgoing, now: float) -> str:
-        if not msg.address:
-            raise ChannelFailed("wechat", "the member has no openid", permanent=True)
-        data = json.dumps(template_body(msg), ensure_ascii=False).encode()
+    def call(self, path: str, body: dict[str, Any], now: float, channel: str = "wechat",
+             permanent: frozenset[int] = PERMANENT) -> dict[str, Any]:
+        """POST ``body`` (JSON) to an API of the account with its access token, fetched again once when WeChat says
+        it is no longer good; the answer when its errcode is 0. Raises ChannelFailed (``permanent`` for the codes
+        given)."""
+        data = json.dumps(body, ensure_ascii=False).encode()
         for attempt in range(2):
-            got = self._get(f"{self.api_base}/cgi-bin/message/template/send", method="POST", data=data,
+            got = self._get(f"{self.api_base}{path}", method="POST", data=data,
                             params={"access_token": self.token(now, fresh=attempt > 0)},
                             headers={"Content-Type": "application/json"})
             code = int(got.get("errcode", -1))
             if code == 0:
-                return str(got.get("msgid", ""))
+                return got
             if code not in TOKEN_INVALID:
-                raise ChannelFailed("wechat", f"errcode {code}", permanent=code in PERMANENT)
-        raise ChannelFailed("wechat", "access token refused twice")
+                raise ChannelFailed(channel, f"errcode {code}", permanent=code in permanent)
+        raise ChannelFailed(channel, "access token refused twice")
+
+    def send(self, msg: Outgoing, now: float) -> str:
+        if not msg.address:
+            raise ChannelFailed("wechat", "the member has no openid", permanent=True)
+        return str(self.call("/cgi-bin/message/template/send", template_body(msg), now).get("msgid", ""))

@@ -64,6 +64,8 @@ OPS = (">=", "<=", "!=", "=", ">", "<")
 _CONDITION = re.compile(r"\s*([a-z_]+)\s*(>=|<=|!=|=|>|<)\s*(\S+)\s*$")
 _SPLIT = re.compile(r"\n|\band\b", re.IGNORECASE)
 MAX_MESSAGE = 500
+#: the WeChat member card's message line (marketing.channels.wechat_card.MAX_TEXT)
+MAX_CARD_TEXT = 12
 MAX_TEMPLATE_ID = 64
 MAX_URL = 500
 
@@ -276,6 +278,8 @@ def problems(spec: CampaignSpec, *, sms_provider: str | None = None,
             found.append(Problem("template_id", "err_template_required"))
     elif spec.channel == "wechat" and not c.wechat_template_id:
         found.append(Problem("template_id", "err_template_required"))
+    elif spec.channel == "wechat_card" and len(c.text.strip()) > MAX_CARD_TEXT:
+        found.append(Problem("message", "err_card_text", {"max": MAX_CARD_TEXT}))
     elif spec.channel == "webhook" and not c.webhook_url.startswith(("https://", "http://")):
         found.append(Problem("webhook_url", "err_webhook_url"))
     unknown = sorted(x for x in p.consents if x not in contact.PURPOSES)

@@ -4,11 +4,17 @@ A send is refused or suppressed, never sent, when (checked in this order; the fi
 
 ``withdrawn``        the member refused marketing on this channel (an SMS reply "R"/"T"/"TD", the member page);
 ``no_consent:<p>``   a purpose the send needs was not consented to: every push channel needs its own marketing
-                     consent (``sms_marketing``, ``wechat_marketing``; the Wi-Fi success page and the webhook need
+                     consent (``sms_marketing``, ``wechat_marketing`` (template messages and the member card); the
+                     Wi-Fi success page and the webhook need
                      ``marketing``), a presence trigger also needs ``presence_offers`` (movement tracks are
                      sensitive personal information, PIPL art. 28), a trade-area offer also needs ``trade_area``;
-``quiet_hours``      a push inside the quiet hours in the store's time zone (default 20:00–08:00; Aliyun forbids
-                     promotional SMS then too); ``not_before`` says when it may go;
+``no_card``          (and any :attr:`Send.unreachable`) the channel cannot reach the member: a ``wechat_card`` send
+                     to a member without an activated WeChat member card;
+``quiet_hours``      a push inside the quiet hours in the store's time zone (default 20:00–08:00); ``not_before``
+                     says when it may go;
+``provider_hours``   a push inside hours the channel's provider forbids, whatever the quiet hours are configured to
+                     (:attr:`Send.provider_hours`, from marketing.core.sms_rules: Aliyun, no promotional SMS
+                     20:00–08:00); ``not_before`` likewise;
 ``cooldown``         this campaign reached this member less than its cooldown ago;
 ``daily_cap``        the member already got ``daily_cap`` pushes today (their local day, every channel together);
 ``channel_cap``      the member already got this channel's cap today.
@@ -28,20 +34,24 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-Channel = Literal["splash", "sms", "wechat", "webhook"]
-CHANNELS: tuple[Channel, ...] = ("splash", "sms", "wechat", "webhook")
-#: channels that push a message to the member (the splash page only answers the shopper's own request)
-PUSH_CHANNELS: frozenset[str] = frozenset({"sms", "wechat", "webhook"})
+Channel = Literal["splash", "sms", "wechat", "wechat_card", "webhook"]
+CHANNELS: tuple[Channel, ...] = ("splash", "sms", "wechat", "wechat_card", "webhook")
+#: channels that push a message to the member (the splash page only answers the shopper's own request; the member
+#: card's update comes with WeChat's notification)
+PUSH_CHANNELS: frozenset[str] = frozenset({"sms", "wechat", "wechat_card", "webhook"})
 #: the consent each channel needs
 CHANNEL_PURPOSE: Mapping[str, str] = {"splash": "marketing", "sms": "sms_marketing", "wechat": "wechat_marketing",
-                                      "webhook": "marketing"}
+                                      "wechat_card": "wechat_marketing", "webhook": "marketing"}
+#: a channel whose member refusals are another's (a refusal of WeChat marketing covers the member card)
+REFUSED_AS: Mapping[str, str] = {"wechat_card": "wechat"}
 PURPOSES: tuple[str, ...] = ("marketing", "sms_marketing", "wechat_marketing", "presence_offers", "trade_area")
 
 
 @dataclass(frozen=True)
 class ContactPolicy:
     daily_cap: int = 3
-    channel_caps: Mapping[str, int] = field(default_factory=lambda: {"sms": 1, "wechat": 2, "webhook": 3})
+    channel_caps: Mapping[str, int] = field(default_factory=lambda: {"sms": 1, "wechat": 2, "wechat_card": 1,
+                                                                     "webhook": 3})
     quiet_start: time = time(20, 0)
     quiet_end: time = time(8, 0)
 
@@ -69,6 +79,10 @@ class Send:
     presence_triggered: bool = False
     trade_area: bool = False
     cooldown: timedelta = timedelta(0)
+    #: local hours (start, end) in which the channel's provider forbids this push (marketing.core.sms_rules)
+    provider_hours: tuple[time, time] | None = None
+    #: why the channel cannot reach this member at all (``no_card``: no activated WeChat member card), or None
+    unreachable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,9 +123,14 @@ def local_day(now: datetime, tz: str) -> date:
 
 def quiet_until(policy: ContactPolicy, now: datetime, tz: str) -> datetime | None:
     """None outside the quiet hours; inside them, the (UTC) instant they end."""
+    return window_until(policy.quiet_start, policy.quiet_end, now, tz)
+
+
+def window_until(start: time, end: time, now: datetime, tz: str) -> datetime | None:
+    """None outside the local hours [start, end) (across midnight when start > end); inside, the (UTC) instant they
+    end."""
     zone = ZoneInfo(tz)
     local = _aware(now).astimezone(zone)
-    start, end = policy.quiet_start, policy.quiet_end
     if start == end:
         return None  # no quiet hours
     t = local.timetz().replace(tzinfo=None)
@@ -126,16 +145,22 @@ def decide(policy: ContactPolicy, send: Send, facts: MemberFacts, now: datetime)
     """Whether ``send`` may go now (see the module's docstring for the order of the checks)."""
     if send.channel not in CHANNELS:
         raise ValueError(f"channel: expected one of {CHANNELS}, got {send.channel!r}")
-    if send.channel in facts.withdrawn_channels:
+    if send.channel in facts.withdrawn_channels or REFUSED_AS.get(send.channel) in facts.withdrawn_channels:
         return Decision(False, "withdrawn")
     for purpose in needed_purposes(send):
         if purpose not in facts.consents:
             return Decision(False, f"no_consent:{purpose}")
+    if send.unreachable is not None:
+        return Decision(False, send.unreachable)
     if send.channel not in PUSH_CHANNELS:
         return SEND
     until = quiet_until(policy, now, send.store_timezone)
     if until is not None:
         return Decision(False, "quiet_hours", until)
+    if send.provider_hours is not None:
+        until = window_until(*send.provider_hours, now, send.store_timezone)
+        if until is not None:
+            return Decision(False, "provider_hours", until)
     last = facts.last_sent_for_campaign
     if last is not None and send.cooldown > timedelta(0) and _aware(now) - _aware(last) < send.cooldown:
         return Decision(False, "cooldown")

@@ -4,8 +4,10 @@
   the sending at once.
 - Tencent Cloud SMS: templates approved in advance; marketing texts end with "拒收请回复R"; coupon promotion,
   win-back (用户召回) and "visit the store" (邀请到店) content may not be sent by SMS at all.
-- Aliyun SMS: marketing texts end with "回T退订"; no promotional SMS from 20:00 to 08:00 (the contact policy's
-  default quiet hours already cover it).
+- Aliyun SMS: marketing texts end with "回T退订"; no promotional SMS from 20:00 to 08:00 local time
+  (:attr:`ProviderRules.promo_hours`): the contact policy refuses such a send as ``provider_hours`` whatever its own
+  quiet hours are configured to (marketing.core.contact), and the SMS channel checks it again when it sends
+  (:func:`promo_forbidden_until`).
 
 A campaign declares its message's category; the categories a provider forbids are refused before any template is
 filled. The keyword screen is a second line for a category declared wrongly, not the rule itself.
@@ -14,7 +16,10 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, time
 from typing import Literal
+
+from marketing.core.contact import window_until
 
 Category = Literal["notice", "coupon", "winback", "visit_invite", "member_benefit"]
 CATEGORIES: tuple[Category, ...] = ("notice", "coupon", "winback", "visit_invite", "member_benefit")
@@ -26,15 +31,18 @@ class ProviderRules:
     forbidden_categories: frozenset[str]
     #: words that betray a forbidden category in a text declared as another
     forbidden_words: tuple[str, ...] = ()
+    #: local hours [start, end) in which the provider forbids promotional (marketing) SMS
+    promo_hours: tuple[time, time] | None = None
 
 
 PROVIDERS: dict[str, ProviderRules] = {
     "tencent": ProviderRules("拒收请回复R", frozenset({"coupon", "winback", "visit_invite"}),
                              ("优惠券", "券", "到店", "来店", "回来看看", "好久不见")),
-    "aliyun": ProviderRules("回T退订", frozenset()),
+    "aliyun": ProviderRules("回T退订", frozenset(), promo_hours=(time(20, 0), time(8, 0))),
     # the console backend of development and tests follows the strictest rules we know
     "console": ProviderRules("拒收请回复R", frozenset({"coupon", "winback", "visit_invite"}),
-                             ("优惠券", "券", "到店", "来店", "回来看看", "好久不见")),
+                             ("优惠券", "券", "到店", "来店", "回来看看", "好久不见"),
+                             promo_hours=(time(20, 0), time(8, 0))),
 }
 
 #: replies that refuse marketing SMS (compared after NFKC, trimming and upper-casing: "ｔｄ" and " r " count)
@@ -62,6 +70,12 @@ def problems(provider: str, category: str, text: str) -> list[str]:
     if not text.rstrip().endswith(rules.refusal_suffix):
         found.append(f"text: must end with the refusal suffix {rules.refusal_suffix!r}")
     return found
+
+
+def promo_forbidden_until(provider: str, now: datetime, tz: str) -> datetime | None:
+    """None when ``provider`` allows a marketing SMS now in the store's zone ``tz``; otherwise when it will."""
+    hours = rules_for(provider).promo_hours
+    return None if hours is None else window_until(*hours, now, tz)
 
 
 def is_refusal(reply: str) -> bool:

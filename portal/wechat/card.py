@@ -10,7 +10,9 @@ What keliu asks of WeChat (the calls are :mod:`portal.wechat.card_api`):
   counter (:mod:`marketing.core.card`);
 * per member, a QR code that adds the card with their number (``card/qrcode/create``, ``QR_CARD``);
 * when WeChat pushes ``user_get_card`` for that card and a number keliu made, its activation
-  (``card/membercard/activate``, ``membership_number`` = ``code`` = the member card number).
+  (``card/membercard/activate``, ``membership_number`` = ``code`` = the member card number);
+* the card's message line (``custom_field1``), which campaigns set through ``card/membercard/updateuser``
+  (marketing's ``wechat_card`` channel, :mod:`marketing.channels.wechat_card`).
 
 The member card number is never the phone number: ``8`` + the member id in 9 digits + a 6-digit tag keyed with
 ``token_hmac`` (16 digits, WeChat allows up to 20). keliu stores nothing per member for it: the number is computed,
@@ -68,6 +70,8 @@ class CardTemplate:
     notice: str = "结账时打开会员码"
     description: str = "会员码每分钟更新，请在会员页出示"
     center_title: str = "会员码"
+    #: the name of the card's message line (custom_field1), which campaigns fill (marketing's wechat_card channel)
+    message_name: str = "会员消息"
 
 
 def create_body(t: CardTemplate) -> dict[str, Any]:
@@ -81,6 +85,9 @@ def create_body(t: CardTemplate) -> dict[str, Any]:
             "center_title": t.center_title, "center_url": t.center_url,
         },
         "prerogative": t.prerogative, "supply_bonus": False, "supply_balance": False,
+        # the card's one message line: campaigns write it (card/membercard/updateuser's custom_field_value1, with
+        # WeChat's notification of the change); its name is shown beside the value, the URL opens the member page
+        "custom_field1": {"name": t.message_name, "url": t.center_url},
         # activation by keliu's call after the member took the card (not WeChat's own form)
         "auto_activate": False, "wx_activate": False,
     }}}
@@ -97,3 +104,4 @@ def activate_body(card_id: str, number: str) -> dict[str, Any]:
     """The body of ``card/membercard/activate``: the member card number is both the code and the membership
     number shown on the card."""
     return {"card_id": card_id, "code": number, "membership_number": number}
+

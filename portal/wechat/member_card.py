@@ -6,7 +6,8 @@ with their member card number (``card/qrcode/create``); the page shows it, with 
 When the member takes the card, WeChat pushes ``user_get_card`` to the official-account endpoint
 (:mod:`portal.wechat.official_account`), and :func:`activate_from_push` activates it (``card/membercard/activate``)
 if the card is this account's template and the number is one keliu made (:func:`portal.wechat.card.member_of_number`)
-for a member who still exists. The bodies and the number are :mod:`portal.wechat.card` (pure), the calls
+for a member who still exists, and remembers the activated card (``wechat_card_members``: what a campaign's
+``wechat_card`` channel updates, :mod:`portal.wechat.marketing_cards`). The bodies and the number are :mod:`portal.wechat.card` (pure), the calls
 :mod:`portal.wechat.card_api`.
 
 Offered when WeChat is on, the service account's ``oauth_app_id``/``oauth_secret`` are set and
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import datetime
 from typing import Any
 
 import segno
@@ -23,6 +25,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, make_response, redirect, render_template, url_for
 from sqlalchemy.exc import IntegrityError
 
+from keliu import db
 from portal.config import WechatConfig
 from portal.core import card_text
 from portal.services import Services, services
@@ -31,7 +34,7 @@ from portal.web.member import current_member_id, member_required
 from portal.web.pages import lang, language_headers
 from portal.wechat import card
 from portal.wechat.card_api import CardApi
-from portal.wechat.models import member_cards
+from portal.wechat.models import card_members, member_cards
 from portal.wechat.oauth import WechatApiError
 
 log = logging.getLogger("keliu.wechat")
@@ -127,6 +130,34 @@ def activate_from_push(card_id: str, number: str, event: str) -> bool:
     except WechatApiError as exc:
         log.warning("wechat member card activation for member %s failed: %s", member_id, exc.errcode)
         return False
+    assert member_id is not None
+    record_activation(svc.engine, api.app_id, member_id, card_id, number, svc.now())
     log.info("wechat member card activated for member %s", member_id)
     return True
+
+
+def forget_from_push(card_id: str, code: str) -> bool:
+    """``user_del_card``: the member removed the card from their card holder; forget it (True when a card of this
+    account was known). A retried push finds nothing more to forget."""
+    if current_app.extensions.get(EXT) is None:
+        return False
+    svc = services()
+    t = card_members
+    with svc.engine.begin() as conn:
+        gone = conn.execute(sa.delete(t).where(t.c.app_id == _api().app_id, t.c.card_id == card_id,
+                                               t.c.code == code)).rowcount
+    log.info("wechat member card removed by its holder: %s", "forgotten" if gone else "not known")
+    return bool(gone)
+
+
+def record_activation(engine: sa.Engine, app_id: str, member_id: int, card_id: str, code: str,
+                      now: datetime) -> None:
+    """Remember the activated card (what the campaigns' ``wechat_card`` channel updates); a retried push keeps one
+    row, with the latest activation."""
+    t = card_members
+    with engine.begin() as conn:
+        conn.execute(db.dialect_insert(conn, t).values(
+            app_id=app_id, member_id=member_id, card_id=card_id, code=code, activated_at=now,
+        ).on_conflict_do_update(index_elements=[t.c.app_id, t.c.member_id],
+                                set_={"card_id": card_id, "code": code, "activated_at": now}))
 

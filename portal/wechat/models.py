@@ -9,6 +9,9 @@
   push it got no answer to).
 * ``wechat_member_cards``: the member card template (``card_id``) of each official account, no member data
   (:mod:`portal.wechat.card`: a member's card number is computed, not stored).
+* ``wechat_card_members``: the member cards keliu activated (account, member, template, the card's code = the member
+  card number, when): what a campaign's ``wechat_card`` channel needs to update a member's card
+  (:mod:`portal.wechat.marketing_cards`); written on activation, deleted with the member.
 
 Revisions live in ``portal/migrations/versions/wechat_*.py`` (branch ``wechat``).
 """
@@ -82,7 +85,20 @@ class WechatMemberCard(Base):
     created_at: Mapped[datetime] = mapped_column(TS)
 
 
+class WechatCardMember(Base):
+    """A member's member card that keliu activated in an official account's card holder (one per account)."""
+
+    __tablename__ = "wechat_card_members"
+    app_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    member_id: Mapped[int] = mapped_column(sa.ForeignKey("members.id"), primary_key=True)
+    card_id: Mapped[str] = mapped_column(sa.String(64))
+    #: the card's code: the member card number (portal.wechat.card.card_number), never the phone
+    code: Mapped[str] = mapped_column(sa.String(32))
+    activated_at: Mapped[datetime] = mapped_column(TS)
+
+
 identities = cast(sa.Table, WechatIdentity.__table__)
+card_members = cast(sa.Table, WechatCardMember.__table__)
 member_cards = cast(sa.Table, WechatMemberCard.__table__)
 extend_used = cast(sa.Table, WechatExtendUsed.__table__)
 releases = cast(sa.Table, WechatRelease.__table__)

@@ -8,7 +8,9 @@ verify_push`); a bad one gets 403 and nothing is parsed. Only plain-text mode is
 
 ``subscribe``/``unsubscribe`` events become rows of ``wechat_follows`` against the member whose WeChat identity has
 that openid (when known). ``user_get_card`` (a member took their member card) activates the card
-(:func:`portal.wechat.member_card.activate_from_push`; a retried push activates again, which WeChat accepts). Pushes (and the GET verification) whose signed timestamp is more than 5 minutes from the
+(:func:`portal.wechat.member_card.activate_from_push`; a retried push activates again, which WeChat accepts);
+``user_del_card`` (the member removed it) forgets the activated card (:func:`portal.wechat.member_card.
+forget_from_push`). Pushes (and the GET verification) whose signed timestamp is more than 5 minutes from the
 app's clock are refused, and a retried push is recorded once. The XML is parsed by defusedxml with DTDs forbidden:
 the check is made by the parser on the decoded document, so no encoding (UTF-16, UTF-32...) smuggles an entity in.
 """
@@ -146,5 +148,8 @@ def receive() -> Response:
     elif push.msg_type == "event" and push.event == "user_get_card" and push.card_id and push.card_code:
         # a member took their member card from the card QR code: activate it
         member_card.activate_from_push(push.card_id, push.card_code, push.event)
+    elif push.msg_type == "event" and push.event == "user_del_card" and push.card_id and push.card_code:
+        # the member removed the card from their card holder: campaigns no longer write on it
+        member_card.forget_from_push(push.card_id, push.card_code)
     # WeChat wants "success" (or an empty body) within 5 s, or it retries and warns the follower.
     return Response("success", mimetype="text/plain")

@@ -2,7 +2,8 @@
 :class:`portal.store.rights.Component` of WeChat, in this layer because the store may not import WeChat's tables).
 
 Deletion forgets the member's WeChat identities (openid, unionid, nickname, avatar URL), their official-account
-follow events (by member and by those openids) and the 微信连Wi-Fi release history of their own devices.
+follow events (by member and by those openids), their activated member cards and the 微信连Wi-Fi release history of
+their own devices.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from portal.store import rights
-from portal.wechat.models import follows, identities, releases
+from portal.wechat.models import card_members, follows, identities, releases
 
 
 def _openids(conn: Connection, member_id: int) -> list[str]:
@@ -39,11 +40,15 @@ def export_member(conn: Connection, member_id: int) -> dict[str, Any]:
         "follows": rows(sa.select(follows.c.app_id, follows.c.event, follows.c.ts)
                         .where(sa.or_(follows.c.member_id == member_id, follows.c.openid.in_(openids)))
                         .order_by(follows.c.id)),
+        "member_cards": rows(sa.select(card_members.c.app_id, card_members.c.card_id, card_members.c.code,
+                                       card_members.c.activated_at).where(card_members.c.member_id == member_id)
+                             .order_by(card_members.c.app_id)),
     }
 
 
 def erase_member(conn: Connection, member_id: int) -> None:
     openids = _openids(conn, member_id)
+    conn.execute(sa.delete(card_members).where(card_members.c.member_id == member_id))
     conn.execute(sa.delete(follows).where(sa.or_(follows.c.member_id == member_id, follows.c.openid.in_(openids))))
     conn.execute(sa.delete(identities).where(sa.or_(identities.c.member_id == member_id,
                                                     identities.c.openid.in_(openids))))

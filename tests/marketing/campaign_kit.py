@@ -20,7 +20,8 @@ def new_campaign(engine: Engine, now: datetime, *, trigger: str, channel: str, n
                  category: str = "member_benefit", store_id: str | None = "s1", mall_id: str | None = None,
                  params: Mapping[str, Any] | None = None, message: Mapping[str, Any] | None = None,
                  control_share: float = 0.0, cooldown_hours: int = 0, approve: bool = True,
-                 sms_templates: Mapping[str, str] | None = None, salt: str | None = None) -> int:
+                 sms_templates: Mapping[str, str] | None = None, salt: str | None = None,
+                 sms_provider: str = "console") -> int:
     doc = dict(params or {})
     if "consents" not in doc:
         doc["consents"] = list(contact.needed_purposes(contact.Send(
@@ -32,6 +33,6 @@ def new_campaign(engine: Engine, now: datetime, *, trigger: str, channel: str, n
                                    cooldown_hours=cooldown_hours)
     cid = campaign_admin.create(engine, ADMIN, spec, now, None, salt=salt)
     if approve:
-        campaign_admin.transition(engine, ADMIN, cid, "approve", now, None, sms_provider="console",
+        campaign_admin.transition(engine, ADMIN, cid, "approve", now, None, sms_provider=sms_provider,
                                   sms_templates=sms_templates or {})
     return cid

@@ -1,7 +1,7 @@
 """The pure core of campaigns: holdout assignment, the contact policy, the SMS rules and lift statistics."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -111,6 +111,40 @@ def test_quiet_hours_follow_a_store_west_of_utc() -> None:
     assert contact.decide(ContactPolicy(), send(tz=ny), MemberFacts(ALL), at(10, tz_offset=-5)).send
     # 10:00 in New York is 23:00 in Shanghai: the store's zone decides, not the server's or Beijing's
     assert contact.decide(ContactPolicy(), send(tz=SH), MemberFacts(ALL), at(10, tz_offset=-5)).reason == "quiet_hours"
+
+
+@pytest.mark.parametrize(("hour", "minute", "reason"), [
+    (19, 59, None), (20, 0, "provider_hours"), (21, 30, "provider_hours"), (22, 0, "quiet_hours"),
+    (6, 59, "quiet_hours"), (7, 0, "provider_hours"), (7, 59, "provider_hours"), (8, 0, None)])
+def test_aliyuns_forbidden_hours_hold_whatever_the_quiet_hours_are(hour: int, minute: int,
+                                                                    reason: str | None) -> None:
+    """A policy with quiet hours 22:00–07:00 still sends no Aliyun marketing SMS 20:00–08:00 (``provider_hours``),
+    and says when it may go; the SMS channel names the hours from its provider's rules."""
+    relaxed = ContactPolicy(quiet_start=time(22, 0), quiet_end=time(7, 0))
+    hours = sms_rules.rules_for("aliyun").promo_hours
+    d = contact.decide(relaxed, send(provider_hours=hours), MemberFacts(ALL), at(hour, minute))
+    assert d.reason == reason
+    if reason == "provider_hours":
+        assert d.not_before is not None and d.not_before.astimezone(timezone(timedelta(hours=8))).hour == 8
+    assert contact.decide(relaxed, send(), MemberFacts(ALL), at(21)).send  # no provider rule: only the policy's
+    assert sms_rules.rules_for("tencent").promo_hours is None
+    assert (sms_rules.promo_forbidden_until("aliyun", at(hour, minute), SH) is not None) is (
+        reason is not None)
+
+
+def test_the_member_card_needs_wechat_consent_then_a_card() -> None:
+    """``wechat_card``: WeChat marketing consent first (and a WeChat refusal covers it), then an activated card
+    (``no_card``), then the push rules like any other push (quiet hours, its own cap of 1 a day)."""
+    no_card = send("wechat_card", unreachable="no_card")
+    assert contact.decide(ContactPolicy(), no_card, MemberFacts(frozenset()), at(12)).reason == (
+        "no_consent:wechat_marketing")
+    assert contact.decide(ContactPolicy(), no_card, MemberFacts(ALL), at(12)).reason == "no_card"
+    refused = MemberFacts(ALL - {"wechat_marketing"}, withdrawn_channels=frozenset({"wechat"}))
+    assert contact.decide(ContactPolicy(), send("wechat_card"), refused, at(12)).reason == "withdrawn"
+    assert contact.decide(ContactPolicy(), send("wechat_card"), MemberFacts(ALL), at(12)) == contact.SEND
+    assert contact.decide(ContactPolicy(), send("wechat_card"), MemberFacts(ALL), at(21)).reason == "quiet_hours"
+    once = MemberFacts(ALL, sent_today=1, sent_today_by_channel={"wechat_card": 1})
+    assert contact.decide(ContactPolicy(), send("wechat_card"), once, at(12)).reason == "channel_cap"
 
 
 def test_the_splash_page_is_exempt_from_quiet_hours_and_caps_but_not_consent() -> None:

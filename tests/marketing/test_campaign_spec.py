@@ -67,6 +67,12 @@ def test_a_good_form_gives_the_spec_with_the_defaults() -> None:
     ({"segment": "tag = vip"}, [("segment", "err_segment_fact")]),
     ({"channel": "webhook", "consents": ["marketing"], "template_id": ""}, [("webhook_url", "err_webhook_url")]),
     ({"channel": "webhook", "consents": ["marketing"], "webhook_url": "https://crm.example/hook"}, []),
+    ({"channel": "wechat_card", "consents": ["wechat_marketing"], "template_id": "", "message": "满100减20券已到账"},
+     []),
+    ({"channel": "wechat_card", "consents": ["wechat_marketing"], "template_id": "", "message": "会员日全场积分双倍欢迎光临"},
+     [("message", "err_card_text")]),
+    ({"channel": "wechat_card", "consents": ["marketing"], "template_id": "", "message": "新券"},
+     [("consents", "err_consent_missing")]),
     ({"control_pct": "51"}, [("control_pct", "err_range")]),
     ({"message": "x" * 501}, [("message", "err_message_len"), ("message", "err_sms_suffix")]),
 ])
@@ -92,11 +98,13 @@ def test_catalogs_hold_the_same_keys_and_every_problem_key_is_translated() -> No
             "err_choice", "err_range", "err_segment_syntax", "err_segment_number", "err_segment_op",
             "err_segment_fact", "err_template_required", "err_offer", "err_offer_required", "err_scope_choice",
             "err_share_locked", "err_not_editable", "err_transition", "err_scheduled_at", "err_name_len",
-            "err_message_len", "err_template_id", "err_webhook_url", "err_approval"}
+            "err_message_len", "err_template_id", "err_webhook_url", "err_approval", "err_card_text"}
     assert keys <= set(en)
     assert campaign_view.t("en", "back") == "Back"  # the console's own words fall through
     assert campaign_view.t("en", "no_such_key") == "⟦no_such_key⟧"
     assert campaign_view.reason_text("zh-CN", "no_consent:sms_marketing") == "未同意：短信营销"
+    assert campaign_view.reason_text("en", "no_card") == "no activated WeChat member card"
+    assert campaign_view.reason_text("en", "provider_hours") == "hours the provider forbids"
 
 
 def test_report_view_and_csv_keep_incremental_beside_attributed() -> None:

@@ -125,9 +125,11 @@ def test_the_appliance_app_has_marketings_tasks_with_their_rate_limits() -> None
     assert names == {"marketing.trigger_login", "marketing.trigger_presence", "marketing.scan_presence",
                      "marketing.beat", "marketing.run_campaign", "marketing.resume_sends",
                      "marketing.deliver_splash", "marketing.deliver_sms", "marketing.deliver_wechat",
-                     "marketing.deliver_webhook", "marketing.expire_due"}
-    limits = {c: app.tasks[f"marketing.deliver_{c}"].rate_limit for c in ("splash", "sms", "wechat", "webhook")}
-    assert limits == {"splash": None, "sms": "5/s", "wechat": "20/s", "webhook": "600/m"}
+                     "marketing.deliver_wechat_card", "marketing.deliver_webhook", "marketing.expire_due"}
+    limits = {c: app.tasks[f"marketing.deliver_{c}"].rate_limit
+              for c in ("splash", "sms", "wechat", "wechat_card", "webhook")}
+    # the member card is the same official account's API: the template messages' rate
+    assert limits == {"splash": None, "sms": "5/s", "wechat": "20/s", "wechat_card": "20/s", "webhook": "600/m"}
     assert all(app.tasks[n].acks_late and app.tasks[n].reject_on_worker_lost for n in names)
     beat = {e["task"]: e for e in app.conf.beat_schedule.values()}
     assert {"marketing.beat", "marketing.scan_presence", "marketing.resume_sends", "marketing.expire_due",

@@ -88,10 +88,10 @@ def as_member(app: Flask) -> tuple[Any, int]:
     return c, member_id
 
 
-def push_card(app: Flask, card_id: str, code: str, openid: str) -> Any:
+def push_card(app: Flask, card_id: str, code: str, openid: str, event: str = "user_get_card") -> Any:
     ts, nonce = str(int(app.extensions["keliu"].clock())), "777"
     sig = push_signature(MP_TOKEN, ts, nonce)
-    body = push_body("gh_fake_account", openid, "user_get_card", int(ts),
+    body = push_body("gh_fake_account", openid, event, int(ts),
                      {"CardId": card_id, "UserCardCode": code, "IsGiveByFriend": "0", "OuterStr": "member-page"})
     r = app.test_client().post(f"/wechat/mp?signature={sig}&timestamp={ts}&nonce={nonce}", data=body,
                                content_type="text/xml")
@@ -140,6 +140,17 @@ def test_add_to_wechat_creates_the_template_once_and_activates_on_the_push(app: 
     fake.state.cards_taken[(card_id, gone)] = openid
     push_card(app, card_id, gone, openid)
     assert len(fake.state.activations) == 1
+    # keliu remembers the one card it activated (what campaigns write on), and forgets it when the member removes it
+    def activated() -> list[Any]:
+        with svc.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(
+                "SELECT app_id, member_id, card_id, code FROM wechat_card_members"))]
+
+    assert activated() == [(ACC.oauth_app_id, member_id, card_id, number)]
+    push_card(app, "pOTHER", number, openid, event="user_del_card")  # not this account's card: nothing
+    assert len(activated()) == 1
+    push_card(app, card_id, number, openid, event="user_del_card")
+    assert activated() == []
 
 
 def test_a_wechat_failure_is_a_clear_answer(app: Flask, fake: FakeServer) -> None:

@@ -19,6 +19,10 @@ Every refusal is a :class:`Problem` with the field it concerns, a key the consol
 - **SMS** (MIIT Order 31 and the provider, :mod:`marketing.core.sms_rules`): an approved template id (the
   campaign's own, or the one configured for its category), a category the provider allows, no word betraying a
   forbidden category, the provider's refusal suffix at the end;
+- **an offer** (not for ``expiring``, whose offer names the coupons that expire): each treated member's send issues
+  one coupon of it (marketing.execution); an SMS campaign may carry one only through a provider that allows coupon
+  promotion by SMS (:func:`marketing.core.sms_rules.allows_offers`: not Tencent), and then the coupon goes to the
+  member card only; :func:`with_coupon` puts the code into what the other channels send;
 - WeChat needs its template id; a webhook an http(s) URL; a coupon-expiry trigger the offer whose coupons expire;
   a scheduled send its instant;
 - the holdout is 1–50 % in the editor (a campaign without a control measures nothing), the window 1–90 days.
@@ -66,6 +70,8 @@ _SPLIT = re.compile(r"\n|\band\b", re.IGNORECASE)
 MAX_MESSAGE = 500
 MAX_TEMPLATE_ID = 64
 MAX_URL = 500
+#: where a campaign's text (or WeChat data, or link) wants the coupon's code
+COUPON_PLACEHOLDER = "{coupon}"
 
 
 @dataclass(frozen=True)
@@ -152,11 +158,37 @@ class CampaignSpec:
     def consents(self) -> frozenset[str]:
         return self.params.consents
 
+    def issues_coupon(self) -> bool:
+        return issues_coupon(self.trigger, self.params.offer_id)
+
     def params_doc(self) -> str:
         return params_doc(self.params)
 
     def message_doc(self) -> str:
         return message_doc(self.content)
+
+
+def issues_coupon(trigger: str, offer_id: int | None) -> bool:
+    """Whether a send of this campaign issues a coupon of its offer (an ``expiring`` trigger's offer names the
+    coupons that expire: it issues none)."""
+    return offer_id is not None and trigger != "expiring"
+
+
+def with_coupon(content: Content, channel: str, code: str) -> Content:
+    """What the channel sends once the send's coupon ``code`` exists (pure). ``{coupon}`` in the text, the WeChat
+    data's values and the link is replaced by the code; where it appears nowhere, the code is added: a line of its
+    own after the text (the success page, the webhook), a ``coupon`` field in the WeChat template's data. An SMS is
+    the approved template's text and is left as it is (its coupon is on the member card only)."""
+    if channel == "sms":
+        return content
+    ph = COUPON_PLACEHOLDER
+    text = content.text.replace(ph, code) if ph in content.text else f"{content.text}\n{code}"
+    data = {k: v.replace(ph, code) for k, v in content.wechat_data.items()}
+    if channel == "wechat" and not any(ph in v for v in content.wechat_data.values()):
+        if not data:  # the channel's default data is the text's beginning: keep it beside the code
+            data = {"thing1": content.text.replace(ph, code)[:20]}
+        data["coupon"] = code
+    return dataclasses.replace(content, text=text, wechat_data=data, url=content.url.replace(ph, code))
 
 
 def params_doc(p: Params) -> str:
@@ -274,6 +306,9 @@ def problems(spec: CampaignSpec, *, sms_provider: str | None = None,
                                                                       "words": "、".join(words)}))
         if not c.sms_template_id and spec.category not in (sms_templates or {}):
             found.append(Problem("template_id", "err_template_required"))
+        if issues_coupon(spec.trigger, p.offer_id) and provider in sms_rules.PROVIDERS \
+                and not sms_rules.allows_offers(provider):
+            found.append(Problem("offer_id", "err_sms_offer", {"provider": provider}))
     elif spec.channel == "wechat" and not c.wechat_template_id:
         found.append(Problem("template_id", "err_template_required"))
     elif spec.channel == "webhook" and not c.webhook_url.startswith(("https://", "http://")):

@@ -103,6 +103,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_sms_words": "短信内容含有 {provider} 禁止的内容：{words}。",
         "err_sms_suffix": "营销短信须以退订提示“{suffix}”结尾（工信部令第 31 号）。",
         "err_offer": "请选择本范围内的优惠。",
+        "err_sms_offer": "{provider} 禁止通过短信推广优惠券：短信活动不能附带优惠（请改用微信、Wi-Fi 成功页或 Webhook）。",
         "err_offer_required": "“券将到期”触发须附带一个优惠。",
         "err_webhook_url": "Webhook 渠道须填写 http(s) 地址（最多 500 个字符）。",
         "err_approval": "活动未通过审核检查，请先修改以下问题：",
@@ -155,6 +156,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "not_estimable": "无法估计",
         "reason_withdrawn": "会员已退订",
         "reason_quiet_hours": "免打扰时段",
+        "reason_offer": "券未能发放",
         "reason_cooldown": "冷却期内",
         "reason_daily_cap": "已达每日上限",
         "reason_channel_cap": "已达渠道上限",
@@ -254,6 +256,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_sms_words": "The SMS text has content {provider} forbids: {words}.",
         "err_sms_suffix": "A marketing SMS must end with the refusal suffix \"{suffix}\" (MIIT Order 31).",
         "err_offer": "Choose an offer of this scope.",
+        "err_sms_offer": "{provider} forbids coupon promotion by SMS: an SMS campaign cannot carry an offer (use "
+                         "WeChat, the Wi-Fi success page or a webhook).",
         "err_offer_required": "A coupon expiry trigger needs an offer.",
         "err_webhook_url": "The webhook channel needs an http(s) URL (at most 500 characters).",
         "err_approval": "The campaign fails the approval checks; fix these first:",
@@ -308,6 +312,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "not_estimable": "not estimable",
         "reason_withdrawn": "member refused",
         "reason_quiet_hours": "quiet hours",
+        "reason_offer": "coupon could not be issued",
         "reason_cooldown": "cooldown",
         "reason_daily_cap": "daily cap reached",
         "reason_channel_cap": "channel cap reached",
@@ -349,6 +354,8 @@ def reason_text(lang: str, reason: str) -> str:
     if reason.startswith("no_consent:"):
         purpose = reason.split(":", 1)[1]
         return ("未同意：" if lang == "zh-CN" else "no consent: ") + t(lang, f"purpose_{purpose}")
+    if reason.startswith("offer:"):
+        return f"{t(lang, 'reason_offer')}: {reason.split(':', 1)[1]}"
     key = f"reason_{reason}"
     return t(lang, key) if key in CATALOG["en"] else reason
 

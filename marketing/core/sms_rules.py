@@ -7,6 +7,12 @@
 - Aliyun SMS: marketing texts end with "回T退订"; no promotional SMS from 20:00 to 08:00 (the contact policy's
   default quiet hours already cover it).
 
+A campaign with an attached offer issues a coupon to each treated member when it sends. Through a provider that
+forbids coupon promotion in SMS (Tencent, and the console backend that follows it) such a campaign is refused at
+creation and at approval (:func:`allows_offers`): an SMS that names a coupon is coupon promotion whatever its
+declared category. Through a provider that allows it (Aliyun) the coupon goes to the member card only: the text is
+the approved template's, which cannot gain a coupon code after approval.
+
 A campaign declares its message's category; the categories a provider forbids are refused before any template is
 filled. The keyword screen is a second line for a category declared wrongly, not the rule itself.
 """
@@ -62,6 +68,11 @@ def problems(provider: str, category: str, text: str) -> list[str]:
     if not text.rstrip().endswith(rules.refusal_suffix):
         found.append(f"text: must end with the refusal suffix {rules.refusal_suffix!r}")
     return found
+
+
+def allows_offers(provider: str) -> bool:
+    """Whether an SMS campaign through ``provider`` may carry an offer (its coupon on the member card only)."""
+    return "coupon" not in rules_for(provider).forbidden_categories
 
 
 def is_refusal(reply: str) -> bool:

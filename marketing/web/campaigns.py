@@ -203,7 +203,7 @@ def act(campaign_id: int, action: str) -> Any:
 def _report(campaign_id: int, lang: str) -> dict[str, Any]:
     c = _visible_campaign(campaign_id)
     with _edges().engine.connect() as conn:
-        f = campaign_report.figures(conn, campaign_id, c.params.offer_id, c.params.message_cost_cents)
+        f = campaign_report.figures(conn, campaign_id, c.params.message_cost_cents)
     if f is None:
         abort(404)
     counts = {k: v for k, v in asdict(f).items() if k != "lift"}

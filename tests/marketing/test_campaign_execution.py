@@ -340,7 +340,7 @@ def test_a_campaign_made_in_the_console_editor_runs_through_the_contact_policy(e
         assert [m["text"] for m in shown] == (["好久不见，本周会员双倍积分"] if "sent" in expected else [])
         splash.mark_shown(conn, [m["id"] for m in shown], later)
     with engine.connect() as conn:
-        f = campaign_report.figures(conn, cid, None, 0)
+        f = campaign_report.figures(conn, cid, 0)
     assert f is not None and (f.sent, f.delivered) == ((1, 1) if "sent" in expected else (0, 0))
     assert sorted(e.action for e in audit.entries(engine) if e.target == f"campaign:{cid}") == [
         "campaign.approve", "campaign.create"]

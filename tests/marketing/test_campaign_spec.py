@@ -49,10 +49,18 @@ def test_a_good_form_gives_the_spec_with_the_defaults() -> None:
     ({"trigger": "visit", "consents": ["sms_marketing", "presence_offers"]}, []),
     ({"scope": "mall:m1"}, [("consents", "err_consent_missing")]),
     ({"scope": "store:s9"}, [("scope", "err_scope_choice")]),
-    ({"provider": "tencent"}, [("message", "err_sms_suffix")]),
-    ({"provider": "tencent", "category": "visit_invite", "message": "欢迎 拒收请回复R"},
+    ({"provider": "tencent"}, [("message", "err_sms_suffix"), ("offer_id", "err_sms_offer")]),
+    ({"provider": "tencent", "offer_id": ""}, [("message", "err_sms_suffix")]),
+    ({"provider": "tencent", "offer_id": "", "message": "会员日积分翻倍 拒收请回复R"}, []),
+    # Tencent forbids coupon promotion by SMS: an SMS campaign with an offer is refused (Aliyun: the card only)
+    ({"provider": "tencent", "offer_id": "7", "message": "会员日积分翻倍 拒收请回复R"}, [("offer_id", "err_sms_offer")]),
+    ({"provider": "console", "offer_id": "7", "message": "会员日积分翻倍 拒收请回复R"}, [("offer_id", "err_sms_offer")]),
+    # the offer of a coupon-expiry reminder names the coupons that expire: it issues none
+    ({"provider": "tencent", "trigger": "expiring", "message": "会员日积分翻倍 拒收请回复R"}, []),
+    ({"provider": "tencent", "category": "visit_invite", "message": "欢迎 拒收请回复R", "offer_id": ""},
      [("category", "err_sms_category")]),
-    ({"provider": "tencent", "category": "notice", "message": "新券到了 拒收请回复R"}, [("message", "err_sms_words")]),
+    ({"provider": "tencent", "category": "notice", "message": "新券到了 拒收请回复R", "offer_id": ""},
+     [("message", "err_sms_words")]),
     ({"provider": "nobody"}, [("provider", "err_choice")]),
     ({"channel": "wechat", "consents": ["wechat_marketing"], "template_id": ""},
      [("template_id", "err_template_required")]),
@@ -74,6 +82,24 @@ def test_problems(changes: dict[str, Any], expected: list[tuple[str, str]]) -> N
     spec, problems = parse(**changes)
     assert problems == expected
     assert (spec is None) == bool(expected)
+
+
+@pytest.mark.parametrize(("channel", "content", "expected"), [
+    ("splash", Content(text="送你 {coupon}，满50减10"), Content(text="送你 7K2M-Q9XD，满50减10")),
+    ("splash", Content(text="欢迎回来"), Content(text="欢迎回来\n7K2M-Q9XD")),
+    ("webhook", Content(text="hi", url="https://x.example/c/{coupon}"),
+     Content(text="hi\n7K2M-Q9XD", url="https://x.example/c/7K2M-Q9XD")),
+    ("wechat", Content(text="礼", wechat_template_id="T", wechat_data={"thing1": "礼", "code2": "{coupon}"}),
+     Content(text="礼\n7K2M-Q9XD", wechat_template_id="T", wechat_data={"thing1": "礼", "code2": "7K2M-Q9XD"})),
+    ("wechat", Content(text="礼", wechat_template_id="T"),
+     Content(text="礼\n7K2M-Q9XD", wechat_template_id="T", wechat_data={"thing1": "礼", "coupon": "7K2M-Q9XD"})),
+    # an SMS is its approved template: the coupon is on the member card only
+    ("sms", Content(text="会员日 回T退订 {coupon}", sms_params=("x",)), Content(text="会员日 回T退订 {coupon}",
+                                                                              sms_params=("x",))),
+])
+def test_with_coupon_puts_the_code_where_the_channel_allows(channel: str, content: Content,
+                                                           expected: Content) -> None:
+    assert campaign_spec.with_coupon(content, channel, "7K2M-Q9XD") == expected
 
 
 def test_status_transitions() -> None:

@@ -38,6 +38,11 @@ evaluated in SQL by :mod:`marketing.store.segments` (:func:`matches` is the same
     visits >= 3
     last_visit_days <= 30
     store = starbucks
+    tag in vip, student        (has any of the tags)
+    tag not in staff           (has none of them)
+
+A tag must be one some member carries (:func:`problems` with ``tags``: the console and
+marketing.store.campaign_admin pass the known ones): an unknown tag is refused with the tag named.
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ from datetime import datetime
 from typing import Any
 
 from marketing.core import contact, sms_rules
+from marketing.core import tags as tags_core
 from marketing.errors import FieldInvalid
 
 TRIGGERS: tuple[str, ...] = ("login_first", "login_return", "visit", "dwell", "lapsed", "expiring", "scheduled")
@@ -64,6 +70,9 @@ TRIGGER_PARAMS: Mapping[str, tuple[str, int, int, int]] = {
 STATUSES: tuple[str, ...] = ("draft", "approved", "paused", "archived")
 NUMERIC_FACTS = ("visits", "last_visit_days", "logins", "purchases", "redemptions")
 TEXT_FACTS = ("store",)
+#: ``tag in a, b`` (the member has any of the tags), ``tag not in a, b`` (none of them)
+SET_FACTS = ("tag",)
+_TAG_CONDITION = re.compile(r"\s*tag\s+(in|not\s+in)\s+(.+?)\s*$", re.IGNORECASE)
 OPS = (">=", "<=", "!=", "=", ">", "<")
 _CONDITION = re.compile(r"\s*([a-z_]+)\s*(>=|<=|!=|=|>|<)\s*(\S+)\s*$")
 _SPLIT = re.compile(r"\n|\band\b", re.IGNORECASE)
@@ -213,6 +222,15 @@ def parse_segment(text: str) -> tuple[tuple[Condition, ...], list[Problem]]:
     for part in _SPLIT.split(text or ""):
         if not part.strip():
             continue
+        t = _TAG_CONDITION.match(part)
+        if t is not None:
+            try:
+                wanted = tags_core.split(t.group(2))
+            except FieldInvalid:
+                problems.append(Problem("segment", "err_segment_tag_text", {"text": t.group(2).strip()}))
+                continue
+            conditions.append(Condition("tag", "not in" if t.group(1).lower() != "in" else "in", ",".join(wanted)))
+            continue
         m = _CONDITION.match(part)
         if m is None:
             problems.append(Problem("segment", "err_segment_syntax", {"text": part.strip()}))
@@ -223,14 +241,16 @@ def parse_segment(text: str) -> tuple[tuple[Condition, ...], list[Problem]]:
                 problems.append(Problem("segment", "err_segment_number", {"fact": fact, "value": raw}))
                 continue
             conditions.append(Condition(fact, op, int(raw)))
+        elif fact in SET_FACTS:
+            problems.append(Problem("segment", "err_segment_tag_op", {"op": op}))
         elif fact in TEXT_FACTS:
             if op not in ("=", "!="):
                 problems.append(Problem("segment", "err_segment_op", {"fact": fact, "op": op}))
                 continue
             conditions.append(Condition(fact, op, raw))
         else:
-            problems.append(Problem("segment", "err_segment_fact", {"fact": fact,
-                                                                    "facts": ", ".join(NUMERIC_FACTS + TEXT_FACTS)}))
+            problems.append(Problem("segment", "err_segment_fact", {
+                "fact": fact, "facts": ", ".join(NUMERIC_FACTS + TEXT_FACTS + SET_FACTS)}))
     return tuple(conditions), problems
 
 
@@ -238,9 +258,14 @@ def matches(segment: Sequence[Condition], facts: Mapping[str, Any]) -> bool:
     """Whether a member with ``facts`` is in the segment (every condition holds; an empty segment holds for all):
     the predicate :func:`marketing.store.segments.conditions` renders in SQL. Numeric facts are numbers
     (``last_visit_days``: None for a member never seen counts as infinitely long ago); ``store`` is the member's
-    first store."""
+    first store; ``tags`` the member's tags."""
     for c in segment:
         value = facts.get(c.fact)
+        if c.fact == "tag":
+            held = set(facts.get("tags") or ())
+            if bool(held & set(str(c.value).split(","))) != (c.op == "in"):
+                return False
+            continue
         if c.fact == "store":
             if (value == c.value) != (c.op == "="):
                 return False
@@ -267,12 +292,24 @@ def _int(form: Mapping[str, Any], name: str, low: int, high: int, default: int,
     return int(raw)
 
 
+def unknown_tags(segment: Sequence[Condition], tags: frozenset[str]) -> list[str]:
+    """The tags the segment names that are not in ``tags`` (the ones some member carries), sorted."""
+    named = {t for c in segment if c.fact == "tag" for t in str(c.value).split(",")}
+    return sorted(named - tags)
+
+
 def problems(spec: CampaignSpec, *, sms_provider: str | None = None,
-             sms_templates: Mapping[str, str] | None = None) -> list[Problem]:
+             sms_templates: Mapping[str, str] | None = None, tags: frozenset[str] | None = None) -> list[Problem]:
     """What may not be sent as specified (empty: nothing). ``sms_provider`` / ``sms_templates``: the configured
     provider and its approved template per category (at approval); without them, the spec's own provider and
-    template id (the editor)."""
+    template id (the editor). ``tags``: the member tags that exist (a segment naming another is refused);
+    None: not checked."""
     found: list[Problem] = []
+    if tags is not None:
+        unknown = unknown_tags(spec.params.segment, tags)
+        if unknown:
+            found.append(Problem("segment", "err_segment_tag", {"tags": ", ".join(unknown),
+                                                                "known": ", ".join(sorted(tags)) or "—"}))
     p, c = spec.params, spec.content
     if spec.trigger not in TRIGGERS:
         found.append(Problem("trigger", "err_choice", {"choices": ", ".join(TRIGGERS)}))
@@ -329,7 +366,8 @@ def problems(spec: CampaignSpec, *, sms_provider: str | None = None,
 
 
 def parse(form: Mapping[str, Any], *, scopes: Mapping[str, tuple[str | None, str | None]],
-          offers: frozenset[int], default_provider: str = "tencent") -> tuple[CampaignSpec | None, list[Problem]]:
+          offers: frozenset[int], default_provider: str = "tencent",
+          tags: frozenset[str] | None = None) -> tuple[CampaignSpec | None, list[Problem]]:
     """The console's form → a spec, or the problems. ``scopes``: the scope values the user may choose
     (``"store:s1"`` → ("s1", None), ``"mall:m1"`` → (None, "m1")); ``offers``: the offers they may attach.
     ``consents`` may be a list (checkboxes) or a comma-separated text."""
@@ -390,7 +428,7 @@ def parse(form: Mapping[str, Any], *, scopes: Mapping[str, tuple[str | None, str
                         wechat_template_id=template_id if channel == "wechat" else "",
                         webhook_url=webhook_url if channel == "webhook" else ""),
         control_share=share_pct / 100.0, window_days=window, cooldown_hours=cooldown)
-    found += [x for x in problems(spec) if not (x.field == "scope" and scope not in scopes)]
+    found += [x for x in problems(spec, tags=tags) if not (x.field == "scope" and scope not in scopes)]
     if found:
         return None, found
     return spec, []

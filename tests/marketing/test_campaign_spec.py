@@ -72,7 +72,10 @@ def test_a_good_form_gives_the_spec_with_the_defaults() -> None:
     ({"offer_id": "8"}, [("offer_id", "err_offer")]),
     ({"segment": "visits >> 2"}, [("segment", "err_segment_syntax")]),
     ({"segment": "store > s1"}, [("segment", "err_segment_op")]),
-    ({"segment": "tag = vip"}, [("segment", "err_segment_fact")]),
+    ({"segment": "tag = vip"}, [("segment", "err_segment_tag_op")]),
+    ({"segment": "tag in v!p"}, [("segment", "err_segment_tag_text")]),
+    ({"segment": "tag in vip, student"}, []),
+    ({"segment": "likes = cats"}, [("segment", "err_segment_fact")]),
     ({"channel": "webhook", "consents": ["marketing"], "template_id": ""}, [("webhook_url", "err_webhook_url")]),
     ({"channel": "webhook", "consents": ["marketing"], "webhook_url": "https://crm.example/hook"}, []),
     ({"control_pct": "51"}, [("control_pct", "err_range")]),
@@ -100,6 +103,43 @@ def test_problems(changes: dict[str, Any], expected: list[tuple[str, str]]) -> N
 def test_with_coupon_puts_the_code_where_the_channel_allows(channel: str, content: Content,
                                                            expected: Content) -> None:
     assert campaign_spec.with_coupon(content, channel, "7K2M-Q9XD") == expected
+
+
+def test_tag_conditions_parse_print_and_match() -> None:
+    segment, problems = campaign_spec.parse_segment("tag in VIP, student,vip\nTAG NOT IN staff and visits >= 1")
+    assert problems == []
+    assert segment == (Condition("tag", "in", "student,vip"), Condition("tag", "not in", "staff"),
+                       Condition("visits", ">=", 1))
+    assert campaign_spec.segment_text(segment) == "tag in student,vip\ntag not in staff\nvisits >= 1"
+    assert campaign_spec.parse_segment(campaign_spec.segment_text(segment)) == (segment, [])
+    assert campaign_spec.matches(segment, {"tags": {"vip"}, "visits": 1})
+    assert not campaign_spec.matches(segment, {"tags": {"vip", "staff"}, "visits": 1})  # has one it must not
+    assert not campaign_spec.matches(segment, {"tags": set(), "visits": 1})  # has none of vip, student
+    assert campaign_spec.unknown_tags(segment, frozenset({"vip", "staff"})) == ["student"]
+
+
+def test_an_unknown_tag_is_refused_at_creation_with_the_tag_named() -> None:
+    spec, problems = campaign_spec.parse({**FORM, "segment": "tag in vip, vipp"}, scopes=SCOPES,
+                                         offers=frozenset({7}), tags=frozenset({"vip", "student"}))
+    assert spec is None
+    assert [(p.field, p.key, dict(p.params)) for p in problems] == [
+        ("segment", "err_segment_tag", {"tags": "vipp", "known": "student, vip"})]
+    assert "vipp" in campaign_view.problem_text("en", problems[0].key, problems[0].params)
+
+
+@pytest.mark.parametrize(("text", "tag"), [("VIP", "vip"), ("ＶＩＰ", "vip"), (" 团购 ", "团购"), ("a_b-1", "a_b-1")])
+def test_tags_are_normalized(text: str, tag: str) -> None:
+    from marketing.core import tags
+
+    assert tags.normalize(text) == tag
+
+
+@pytest.mark.parametrize("text", ["", "-vip", "v ip", "v!p", "x" * 33, "a,b"])
+def test_bad_tags_are_refused(text: str) -> None:
+    from marketing.core import tags
+
+    with pytest.raises(FieldInvalid, match="tag"):
+        tags.normalize(text)
 
 
 def test_status_transitions() -> None:

@@ -196,7 +196,8 @@ def load_campaign(engine: Any, cfg: object, now: float, seed: int = 7) -> int:
     (:func:`marketing.core.campaign_spec.parse`), create and approve (audited), the lapsed trigger's enrollment
     with the holdout's arms (:func:`marketing.store.audience.enroll_lapsed`), the contact policy deciding each send
     (:func:`marketing.core.contact.decide`: the 10 % who did not consent to marketing are suppressed, in both arms),
-    coupons redeemed through the ledger (:func:`marketing.store.coupons.redeem`) — except the outcomes, which are
+    the redeemers' coupons issued as their sends issue them (:func:`marketing.store.coupons.issue_for_send`) and
+    redeemed through the ledger (:func:`marketing.store.coupons.redeem`) — except the outcomes, which are
     generated (:func:`keliu.testing.history.campaign_outcomes`: the members the message reached come back and buy
     more often) and written as the Wi-Fi logins and POS sales they would have been. It is history: nothing is
     sent, and the members, their consents, the sends, logins and sales are written in batches (one transaction
@@ -281,6 +282,9 @@ def load_campaign(engine: Any, cfg: object, now: float, seed: int = 7) -> int:
                       "reason": decision.reason, "ts": eligible})
     with engine.begin() as conn:
         conn.execute(sa.insert(campaign_sends), sends)
+        sent_ids = {int(m): int(i) for i, m in conn.execute(sa.select(
+            campaign_sends.c.id, campaign_sends.c.member_id).where(campaign_sends.c.campaign_id == cid,
+                                                                   campaign_sends.c.status == "sent"))}
     outcomes = history.campaign_outcomes(arms, frozenset(reached), eligible, spec.window_days, seed,
                                          open_h=10, close_h=22, timezone=store.timezone)
     redeem: list[tuple[int, datetime, int, str]] = []
@@ -303,9 +307,11 @@ def load_campaign(engine: Any, cfg: object, now: float, seed: int = 7) -> int:
                 conn.execute(sa.update(members).where(members.c.id == o.member_id).values(
                     last_seen_at=o.logins[-1]))
     for member, at, cents, txn in redeem:
+        # the coupon the member's send carried (only a member the message reached redeems), issued as a send
+        # issues it; the other sends' coupons, never redeemed, are left out of the history to keep the start quick
         with engine.begin() as conn:
-            code = coupons.issue_coupon(conn, offer_id=offer, member_id=member, store_id=store.id,
-                                        channel="campaign", now=eligible).code
+            code = coupons.issue_for_send(conn, send_id=sent_ids[member], offer_id=offer, member_id=member,
+                                          store_id=store.id, key=f"keliu-{cid}-0-{member}", now=eligible).code
         coupons.redeem(engine, coupons.RedeemRequest(store_id=store.id, code=code, idempotency_key=txn,
                                                      basket_cents=cents, staff="demo", source="pos",
                                                      pos_txn_id=txn), at)

@@ -15,6 +15,14 @@ One message to one member (:func:`deliver`):
 
 The Wi-Fi success page is stored in the lease's own transaction, together with ``sent``: exactly once.
 
+**A campaign with an offer** (not ``expiring``, whose offer names the coupons that expire) issues the treated
+member's coupon in the lease's transaction (:func:`marketing.store.coupons.issue_for_send`: the offer's validity,
+its cap and the member's limit; tied to the send's row, so a retried or re-leased send finds the coupon and issues
+no second one) and puts its code into the message (:func:`marketing.core.campaign_spec.with_coupon`; an SMS's
+coupon is on the member card only). A control send ends at the claim and gets none. When the coupon cannot be
+issued the send is ``suppressed`` with ``offer:<refusal>`` (``offer:member_limit``, ``offer:issue_limit``,
+``offer:expired``, ``offer:offer_inactive``) and the counts its reservation raised are given back: nothing is sent.
+
 **A worker killed mid-send** leaves its row ``sending`` and its task unacknowledged (``acks_late``); the task comes
 back (RabbitMQ: when the connection drops; Redis: after the visibility timeout) and finds the lease still held: it
 waits for the lease to run out (a retry with that countdown), then takes the send over and calls the channel again
@@ -53,11 +61,11 @@ from marketing.core import contact, webhook
 from marketing.core.contact import ContactPolicy, Send
 from marketing.errors import ChannelFailed
 from marketing.members import MemberCards, MemberContacts
-from marketing.store import audience, segments
+from marketing.store import audience, coupons, segments
 from marketing.store import contact as contact_store
 from marketing.store.audience import MEMBERS
 from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
-from marketing.store.models import coupons
+from marketing.store.models import coupons as coupons_t
 from marketing.store.segments import REGISTRY
 
 log = logging.getLogger("keliu.marketing")
@@ -191,21 +199,32 @@ def transmit(deps: Deps, camp: Campaign, send_id: int, member_id: int, step: int
             if row.status == "sending" and row.lease_until is not None:
                 return Result("in_flight", retry_in=max(1.0, (row.lease_until - now).total_seconds() + 1))
             return Result("duplicate", row.status)
+        key = webhook.idempotency_key(camp.id, step, member_id)
+        content, extra = camp.content, dict[str, str]()
+        if spec.issues_coupon(camp.trigger, camp.params.offer_id):
+            assert camp.params.offer_id is not None
+            try:
+                with conn.begin_nested():
+                    issued = coupons.issue_for_send(conn, send_id=send_id, offer_id=camp.params.offer_id,
+                                                    member_id=member_id, store_id=camp.store_id, key=key, now=now)
+            except coupons.Refused as exc:
+                return _no_coupon(conn, camp, send_id, member_id, exc.reason)
+            content = spec.with_coupon(content, camp.channel, issued.display_code)
+            extra = {"coupon_code": issued.display_code, "coupon_expires_at": issued.expires_at.isoformat()}
         if camp.channel == "splash":
             splash.queue(conn, send_id=send_id, member_id=member_id, campaign_id=camp.id, store_id=camp.store_id,
-                         text=camp.content.text, now=now)
+                         text=content.text, now=now)
             conn.execute(sa.update(s).where(s.c.id == send_id).values(status="sent", lease_until=None))
             return Result("sent")
-        address, extra = "", dict[str, str]()
+        address = ""
         if camp.channel == "sms":
             address = deps.contacts.phone_of(conn, member_id) or ""
         elif camp.channel == "wechat":
             address = deps.contacts.wechat_openid_of(conn, member_id) or ""
         elif camp.channel == "wechat_card" and (card := _card(deps, conn, member_id)) is not None:
             extra["card_id"], address = card
-    msg = Outgoing(campaign_id=camp.id, step=step, member_id=member_id, category=camp.category, content=camp.content,
-                   key=webhook.idempotency_key(camp.id, step, member_id), address=address,
-                   webhook_secret=camp.webhook_secret, extra=extra, timezone=camp.timezone)
+    msg = Outgoing(campaign_id=camp.id, step=step, member_id=member_id, category=camp.category, content=content,
+                   key=key, address=address, webhook_secret=camp.webhook_secret, extra=extra, timezone=camp.timezone)
     channel = deps.channels.get(camp.channel)
     try:
         if channel is None:
@@ -222,6 +241,19 @@ def transmit(deps: Deps, camp: Campaign, send_id: int, member_id: int, step: int
         conn.execute(sa.update(s).where(s.c.id == send_id, s.c.status == "sending").values(
             status="sent", lease_until=None, provider_ref=ref[:64] or None, error=None))
     return Result("sent")
+
+
+def _no_coupon(conn: Connection, camp: Campaign, send_id: int, member_id: int, refusal: str) -> Result:
+    """The campaign's coupon could not be issued (the offer's cap, its validity, the member's limit): the send is
+    suppressed with that reason, nothing is sent (no message promises a coupon that does not exist), and the counts
+    its reservation raised are given back, in the lease's transaction."""
+    s = campaign_sends
+    ts = conn.execute(sa.select(s.c.ts).where(s.c.id == send_id)).scalar_one()
+    reason = f"offer:{refusal}"
+    conn.execute(sa.update(s).where(s.c.id == send_id).values(status="suppressed", reason=reason, lease_until=None))
+    contact_store.give_back(conn, member_id, contact.local_day(ts, camp.timezone).isoformat(), camp.channel)
+    log.info("send %d (campaign %d) suppressed: %s", send_id, camp.id, reason)
+    return Result("suppressed", reason)
 
 
 # -- what each trigger reaches ---------------------------------------------------------------------------------
@@ -317,7 +349,7 @@ def campaign_sends_due(engine: Engine, campaign_id: int, now: datetime, policy: 
                 s.c.campaign_id == camp.id, s.c.step == 0, s.c.member_id == m.c.member_id)).order_by(m.c.member_id))
             rows: list[tuple[int, int]] = [(int(i), 0) for i in todo.scalars()]
         else:  # expiring: each live coupon of the offer ending within the window, once per coupon
-            c, s = coupons, campaign_sends
+            c, s = coupons_t, campaign_sends
             soon = now + timedelta(hours=camp.params.expiring_hours)
             q = sa.select(c.c.member_id, c.c.id).where(
                 c.c.offer_id == camp.params.offer_id, c.c.state == "issued", c.c.member_id.is_not(None),

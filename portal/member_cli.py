@@ -1,5 +1,6 @@
-"""``keliu member``: a member's rights from the command line (export, correct, delete) and the import of members
-from a store's CRM (composition root: builds the portal's services from the configuration).
+"""``keliu member``: a member's rights from the command line (export, correct, delete), the import of members
+from a store's CRM, and member tags for campaign segments (``keliu member tag add|remove|list``; composition root:
+builds the portal's services from the configuration).
 
 Every command is recorded in the staff audit trail as ``cli:<login name>`` from ``local``. Members are named by
 their phone number (any spelling :func:`portal.core.phone.normalize` accepts).
@@ -16,6 +17,8 @@ import click
 
 from keliu import audit
 from keliu.errors import KeliuError
+from marketing.errors import FieldInvalid
+from marketing.store import tags as member_tags
 from portal.app import create_app
 from portal.core import phone as phones
 from portal.core import rights_text
@@ -44,7 +47,66 @@ def _member_id(conn: Any, raw_phone: str) -> int:
 
 @click.group("member")
 def member() -> None:
-    """A member's rights (PIPL arts. 44–47): export, correct, delete; and importing members from a CRM."""
+    """A member's rights (PIPL arts. 44–47): export, correct, delete; importing members from a CRM; tags."""
+
+
+def _member_ref(conn: Any, ref: str) -> int:
+    """A member named by phone number, or by id as ``id:123`` (a WeChat-only member has no number)."""
+    if ref.startswith("id:"):
+        raw = ref[3:]
+        mid = rights.member_row(conn, int(raw)).id if raw.isdigit() else None
+        if mid is None:
+            raise KeliuError(f"member: expected id:<number>, got {ref!r}")
+        return int(mid)
+    return _member_id(conn, ref)
+
+
+@member.group("tag")
+def tag() -> None:
+    """Member tags, for campaign segments (``tag in vip, student``). Recorded in the audit trail."""
+
+
+def _tag_change(ref: str, names: tuple[str, ...], add: bool) -> None:
+    app = _app()
+    svc = app.extensions["keliu"]
+    now = svc.now()
+    try:
+        with svc.engine.begin() as conn:
+            mid = _member_ref(conn, ref)
+            changed = [t for t in names if (member_tags.set_tag(conn, mid, t, _actor(), now) if add
+                                            else member_tags.unset_tag(conn, mid, t))]
+            audit.record(conn, _actor(), "member.tag" if add else "member.untag", f"member:{mid}", "local",
+                         {"tags": changed}, mall_id=rights.mall_of(conn, mid), now=now)
+            held = member_tags.tags_of(conn, mid)
+    except FieldInvalid as exc:
+        raise KeliuError(str(exc)) from exc
+    click.echo(f"member #{mid}: {', '.join(held) or '(no tags)'}")
+
+
+@tag.command("add")
+@click.argument("member_ref", metavar="MEMBER")
+@click.argument("names", nargs=-1, required=True, metavar="TAG...")
+def tag_add(member_ref: str, names: tuple[str, ...]) -> None:
+    """Give MEMBER (a phone number, or id:<n>) the TAGs."""
+    _tag_change(member_ref, names, add=True)
+
+
+@tag.command("remove")
+@click.argument("member_ref", metavar="MEMBER")
+@click.argument("names", nargs=-1, required=True, metavar="TAG...")
+def tag_remove(member_ref: str, names: tuple[str, ...]) -> None:
+    """Take the TAGs from MEMBER (a phone number, or id:<n>)."""
+    _tag_change(member_ref, names, add=False)
+
+
+@tag.command("list")
+@click.argument("member_ref", metavar="MEMBER")
+def tag_list(member_ref: str) -> None:
+    """MEMBER's tags, one a line."""
+    app = _app()
+    with app.extensions["keliu"].engine.connect() as conn:
+        for t in member_tags.tags_of(conn, _member_ref(conn, member_ref)):
+            click.echo(t)
 
 
 @member.command("export")

@@ -82,13 +82,13 @@ TABLES: dict[str, Access] = {
     "accesslog_head": Access("shared_update"),  # the chain's head: moved forward, never deleted
 }
 
-#: tables no router is granted: the mall's campaigns and their audiences, the SMS provider's replies (its callback
-#: reaches the central host), mall-wide figures, the WeChat official account's events, member card template and
-#: activated cards (the member pages live on the public central host), budgets, and the
-#: fleet's own mapping (the central host's processes use them as the owner)
+#: tables no router is granted: the mall's campaigns and their audiences (and the member tags their segments read,
+#: set in the central console and CLI), the SMS provider's replies (its callback reaches the central host), mall-wide
+#: figures, the WeChat official account's events, member card template and activated cards (the member pages live on
+#: the public central host), budgets, and the fleet's own mapping (the central host's processes use them as the owner)
 CENTRAL_ONLY = frozenset({"campaign_members", "campaign_sends", "contact_counts", "mall_days", "mall_transitions",
-                          "offer_days", "sms_replies", "wechat_follows", "wechat_member_cards", "wechat_card_members",
-                          "fleet_routers"})
+                          "member_tags", "offer_days", "sms_replies", "wechat_follows", "wechat_member_cards",
+                          "wechat_card_members", "fleet_routers"})
 
 #: members' columns a router may change (a login refreshes them); the rest only the central host
 MEMBER_UPDATE = ("last_seen_at", "wechat_unionid")

@@ -14,6 +14,8 @@ from marketing.errors import ChannelFailed
 def body(msg: Outgoing, now: float) -> bytes:
     doc = {"campaign_id": msg.campaign_id, "step": msg.step, "member_id": msg.member_id, "text": msg.content.text,
            "url": msg.content.url or None, "sent_at": int(now)}
+    if "coupon_code" in msg.extra:  # the campaign's offer: the coupon issued for this send
+        doc["coupon"] = {"code": msg.extra["coupon_code"], "expires_at": msg.extra.get("coupon_expires_at")}
     return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()
 
 

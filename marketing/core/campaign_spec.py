@@ -19,6 +19,10 @@ Every refusal is a :class:`Problem` with the field it concerns, a key the consol
 - **SMS** (MIIT Order 31 and the provider, :mod:`marketing.core.sms_rules`): an approved template id (the
   campaign's own, or the one configured for its category), a category the provider allows, no word betraying a
   forbidden category, the provider's refusal suffix at the end;
+- **an offer** (not for ``expiring``, whose offer names the coupons that expire): each treated member's send issues
+  one coupon of it (marketing.execution); an SMS campaign may carry one only through a provider that allows coupon
+  promotion by SMS (:func:`marketing.core.sms_rules.allows_offers`: not Tencent), and then the coupon goes to the
+  member card only; :func:`with_coupon` puts the code into what the other channels send;
 - WeChat needs its template id; a webhook an http(s) URL; a coupon-expiry trigger the offer whose coupons expire;
   a scheduled send its instant;
 - the holdout is 1–50 % in the editor (a campaign without a control measures nothing), the window 1–90 days.
@@ -34,6 +38,11 @@ evaluated in SQL by :mod:`marketing.store.segments` (:func:`matches` is the same
     visits >= 3
     last_visit_days <= 30
     store = starbucks
+    tag in vip, student        (has any of the tags)
+    tag not in staff           (has none of them)
+
+A tag must be one some member carries (:func:`problems` with ``tags``: the console and
+marketing.store.campaign_admin pass the known ones): an unknown tag is refused with the tag named.
 """
 from __future__ import annotations
 
@@ -46,6 +55,7 @@ from datetime import datetime
 from typing import Any
 
 from marketing.core import contact, sms_rules
+from marketing.core import tags as tags_core
 from marketing.errors import FieldInvalid
 
 TRIGGERS: tuple[str, ...] = ("login_first", "login_return", "visit", "dwell", "lapsed", "expiring", "scheduled")
@@ -60,6 +70,9 @@ TRIGGER_PARAMS: Mapping[str, tuple[str, int, int, int]] = {
 STATUSES: tuple[str, ...] = ("draft", "approved", "paused", "archived")
 NUMERIC_FACTS = ("visits", "last_visit_days", "logins", "purchases", "redemptions")
 TEXT_FACTS = ("store",)
+#: ``tag in a, b`` (the member has any of the tags), ``tag not in a, b`` (none of them)
+SET_FACTS = ("tag",)
+_TAG_CONDITION = re.compile(r"\s*tag\s+(in|not\s+in)\s+(.+?)\s*$", re.IGNORECASE)
 OPS = (">=", "<=", "!=", "=", ">", "<")
 _CONDITION = re.compile(r"\s*([a-z_]+)\s*(>=|<=|!=|=|>|<)\s*(\S+)\s*$")
 _SPLIT = re.compile(r"\n|\band\b", re.IGNORECASE)
@@ -68,6 +81,8 @@ MAX_MESSAGE = 500
 MAX_CARD_TEXT = 12
 MAX_TEMPLATE_ID = 64
 MAX_URL = 500
+#: where a campaign's text (or WeChat data, or link) wants the coupon's code
+COUPON_PLACEHOLDER = "{coupon}"
 
 
 @dataclass(frozen=True)
@@ -154,11 +169,38 @@ class CampaignSpec:
     def consents(self) -> frozenset[str]:
         return self.params.consents
 
+    def issues_coupon(self) -> bool:
+        return issues_coupon(self.trigger, self.params.offer_id)
+
     def params_doc(self) -> str:
         return params_doc(self.params)
 
     def message_doc(self) -> str:
         return message_doc(self.content)
+
+
+def issues_coupon(trigger: str, offer_id: int | None) -> bool:
+    """Whether a send of this campaign issues a coupon of its offer (an ``expiring`` trigger's offer names the
+    coupons that expire: it issues none)."""
+    return offer_id is not None and trigger != "expiring"
+
+
+def with_coupon(content: Content, channel: str, code: str) -> Content:
+    """What the channel sends once the send's coupon ``code`` exists (pure). ``{coupon}`` in the text, the WeChat
+    data's values and the link is replaced by the code; where it appears nowhere, the code is added: a line of its
+    own after the text (the success page, the webhook), a ``coupon`` field in the WeChat template's data. An SMS is
+    the approved template's text and the member card's message line holds 12 characters: both are left as they are
+    (the coupon is on the member card)."""
+    if channel in ("sms", "wechat_card"):
+        return content
+    ph = COUPON_PLACEHOLDER
+    text = content.text.replace(ph, code) if ph in content.text else f"{content.text}\n{code}"
+    data = {k: v.replace(ph, code) for k, v in content.wechat_data.items()}
+    if channel == "wechat" and not any(ph in v for v in content.wechat_data.values()):
+        if not data:  # the channel's default data is the text's beginning: keep it beside the code
+            data = {"thing1": content.text.replace(ph, code)[:20]}
+        data["coupon"] = code
+    return dataclasses.replace(content, text=text, wechat_data=data, url=content.url.replace(ph, code))
 
 
 def params_doc(p: Params) -> str:
@@ -183,6 +225,15 @@ def parse_segment(text: str) -> tuple[tuple[Condition, ...], list[Problem]]:
     for part in _SPLIT.split(text or ""):
         if not part.strip():
             continue
+        t = _TAG_CONDITION.match(part)
+        if t is not None:
+            try:
+                wanted = tags_core.split(t.group(2))
+            except FieldInvalid:
+                problems.append(Problem("segment", "err_segment_tag_text", {"text": t.group(2).strip()}))
+                continue
+            conditions.append(Condition("tag", "not in" if t.group(1).lower() != "in" else "in", ",".join(wanted)))
+            continue
         m = _CONDITION.match(part)
         if m is None:
             problems.append(Problem("segment", "err_segment_syntax", {"text": part.strip()}))
@@ -193,14 +244,16 @@ def parse_segment(text: str) -> tuple[tuple[Condition, ...], list[Problem]]:
                 problems.append(Problem("segment", "err_segment_number", {"fact": fact, "value": raw}))
                 continue
             conditions.append(Condition(fact, op, int(raw)))
+        elif fact in SET_FACTS:
+            problems.append(Problem("segment", "err_segment_tag_op", {"op": op}))
         elif fact in TEXT_FACTS:
             if op not in ("=", "!="):
                 problems.append(Problem("segment", "err_segment_op", {"fact": fact, "op": op}))
                 continue
             conditions.append(Condition(fact, op, raw))
         else:
-            problems.append(Problem("segment", "err_segment_fact", {"fact": fact,
-                                                                    "facts": ", ".join(NUMERIC_FACTS + TEXT_FACTS)}))
+            problems.append(Problem("segment", "err_segment_fact", {
+                "fact": fact, "facts": ", ".join(NUMERIC_FACTS + TEXT_FACTS + SET_FACTS)}))
     return tuple(conditions), problems
 
 
@@ -208,9 +261,14 @@ def matches(segment: Sequence[Condition], facts: Mapping[str, Any]) -> bool:
     """Whether a member with ``facts`` is in the segment (every condition holds; an empty segment holds for all):
     the predicate :func:`marketing.store.segments.conditions` renders in SQL. Numeric facts are numbers
     (``last_visit_days``: None for a member never seen counts as infinitely long ago); ``store`` is the member's
-    first store."""
+    first store; ``tags`` the member's tags."""
     for c in segment:
         value = facts.get(c.fact)
+        if c.fact == "tag":
+            held = set(facts.get("tags") or ())
+            if bool(held & set(str(c.value).split(","))) != (c.op == "in"):
+                return False
+            continue
         if c.fact == "store":
             if (value == c.value) != (c.op == "="):
                 return False
@@ -237,12 +295,24 @@ def _int(form: Mapping[str, Any], name: str, low: int, high: int, default: int,
     return int(raw)
 
 
+def unknown_tags(segment: Sequence[Condition], tags: frozenset[str]) -> list[str]:
+    """The tags the segment names that are not in ``tags`` (the ones some member carries), sorted."""
+    named = {t for c in segment if c.fact == "tag" for t in str(c.value).split(",")}
+    return sorted(named - tags)
+
+
 def problems(spec: CampaignSpec, *, sms_provider: str | None = None,
-             sms_templates: Mapping[str, str] | None = None) -> list[Problem]:
+             sms_templates: Mapping[str, str] | None = None, tags: frozenset[str] | None = None) -> list[Problem]:
     """What may not be sent as specified (empty: nothing). ``sms_provider`` / ``sms_templates``: the configured
     provider and its approved template per category (at approval); without them, the spec's own provider and
-    template id (the editor)."""
+    template id (the editor). ``tags``: the member tags that exist (a segment naming another is refused);
+    None: not checked."""
     found: list[Problem] = []
+    if tags is not None:
+        unknown = unknown_tags(spec.params.segment, tags)
+        if unknown:
+            found.append(Problem("segment", "err_segment_tag", {"tags": ", ".join(unknown),
+                                                                "known": ", ".join(sorted(tags)) or "—"}))
     p, c = spec.params, spec.content
     if spec.trigger not in TRIGGERS:
         found.append(Problem("trigger", "err_choice", {"choices": ", ".join(TRIGGERS)}))
@@ -276,6 +346,9 @@ def problems(spec: CampaignSpec, *, sms_provider: str | None = None,
                                                                       "words": "、".join(words)}))
         if not c.sms_template_id and spec.category not in (sms_templates or {}):
             found.append(Problem("template_id", "err_template_required"))
+        if issues_coupon(spec.trigger, p.offer_id) and provider in sms_rules.PROVIDERS \
+                and not sms_rules.allows_offers(provider):
+            found.append(Problem("offer_id", "err_sms_offer", {"provider": provider}))
     elif spec.channel == "wechat" and not c.wechat_template_id:
         found.append(Problem("template_id", "err_template_required"))
     elif spec.channel == "wechat_card" and len(c.text.strip()) > MAX_CARD_TEXT:
@@ -298,7 +371,8 @@ def problems(spec: CampaignSpec, *, sms_provider: str | None = None,
 
 
 def parse(form: Mapping[str, Any], *, scopes: Mapping[str, tuple[str | None, str | None]],
-          offers: frozenset[int], default_provider: str = "tencent") -> tuple[CampaignSpec | None, list[Problem]]:
+          offers: frozenset[int], default_provider: str = "tencent",
+          tags: frozenset[str] | None = None) -> tuple[CampaignSpec | None, list[Problem]]:
     """The console's form → a spec, or the problems. ``scopes``: the scope values the user may choose
     (``"store:s1"`` → ("s1", None), ``"mall:m1"`` → (None, "m1")); ``offers``: the offers they may attach.
     ``consents`` may be a list (checkboxes) or a comma-separated text."""
@@ -359,7 +433,7 @@ def parse(form: Mapping[str, Any], *, scopes: Mapping[str, tuple[str | None, str
                         wechat_template_id=template_id if channel == "wechat" else "",
                         webhook_url=webhook_url if channel == "webhook" else ""),
         control_share=share_pct / 100.0, window_days=window, cooldown_hours=cooldown)
-    found += [x for x in problems(spec) if not (x.field == "scope" and scope not in scopes)]
+    found += [x for x in problems(spec, tags=tags) if not (x.field == "scope" and scope not in scopes)]
     if found:
         return None, found
     return spec, []

@@ -45,14 +45,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "f_expiring_hours": "到期前小时数（券将到期触发）",
         "f_scheduled_at": "定时发送时间（门店当地时间）",
         "f_segment": "人群条件（每行一条，例如 visits >= 3；可用：visits、last_visit_days、logins、purchases、"
-                     "redemptions、store、tag）",
+                     "redemptions、store；标签：tag in vip, student 或 tag not in staff）",
         "f_channel": "渠道",
         "f_category": "内容类别",
         "f_provider": "短信服务商",
         "f_message": "消息内容",
         "f_template_id": "模板 ID（短信、微信须为已审核模板）",
         "f_webhook_url": "Webhook 地址（webhook 渠道，https://…）",
-        "f_offer": "附带优惠",
+        "f_offer": "附带优惠（每位发送对象发一张券，券码写入消息中的 {coupon} 处或末尾；短信不含券码）",
         "f_no_offer": "不附带",
         "f_consents": "同意依据（发送所需的同意，缺一不可）",
         "f_control_pct": "对照组比例（%）",
@@ -96,6 +96,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_segment_number": "{fact} 须与非负整数比较（不是 “{value}”）。",
         "err_segment_op": "{fact} 只能用 = 或 !=（不是 {op}）。",
         "err_segment_fact": "未知的会员事实 “{fact}”；可用：{facts}。",
+        "err_segment_tag_op": "标签条件写作 “tag in 标签1, 标签2”（有其一）或 “tag not in 标签”（都没有），不能用 {op}。",
+        "err_segment_tag_text": "“{text}” 不是有效的标签（1–32 个字母、数字、_ 或 -，以逗号分隔）。",
+        "err_segment_tag": "没有会员带有标签 {tags}（可能写错了）；现有标签：{known}。",
         "err_message_len": "消息内容须为 1–{max} 个字符。",
         "err_card_text": "会员卡消息栏最多 {max} 个字符。",
         "err_template_id": "模板 ID 过长或含不可见字符。",
@@ -105,6 +108,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_sms_words": "短信内容含有 {provider} 禁止的内容：{words}。",
         "err_sms_suffix": "营销短信须以退订提示“{suffix}”结尾（工信部令第 31 号）。",
         "err_offer": "请选择本范围内的优惠。",
+        "err_sms_offer": "{provider} 禁止通过短信推广优惠券：短信活动不能附带优惠（请改用微信、Wi-Fi 成功页或 Webhook）。",
         "err_offer_required": "“券将到期”触发须附带一个优惠。",
         "err_webhook_url": "Webhook 渠道须填写 http(s) 地址（最多 500 个字符）。",
         "err_approval": "活动未通过审核检查，请先修改以下问题：",
@@ -158,6 +162,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "reason_withdrawn": "会员已退订",
         "reason_quiet_hours": "免打扰时段",
         "reason_provider_hours": "服务商禁发时段",
+        "reason_offer": "券未能发放",
         "reason_cooldown": "冷却期内",
         "reason_daily_cap": "已达每日上限",
         "reason_channel_cap": "已达渠道上限",
@@ -200,14 +205,15 @@ CATALOG: dict[str, dict[str, str]] = {
         "f_expiring_hours": "Hours before expiry (coupon expiry trigger)",
         "f_scheduled_at": "Send at (store-local time)",
         "f_segment": "Segment (one condition a line, e.g. visits >= 3; facts: visits, last_visit_days, logins, "
-                     "purchases, redemptions, store, tag)",
+                     "purchases, redemptions, store; tags: tag in vip, student or tag not in staff)",
         "f_channel": "Channel",
         "f_category": "Content category",
         "f_provider": "SMS provider",
         "f_message": "Message",
         "f_template_id": "Template id (SMS and WeChat: an approved template)",
         "f_webhook_url": "Webhook URL (webhook channel, https://…)",
-        "f_offer": "Offer to attach",
+        "f_offer": "Offer to attach (one coupon to each member sent to; its code replaces {coupon} in the message, "
+                   "or follows it; never in an SMS)",
         "f_no_offer": "none",
         "f_consents": "Consent basis (every consent the sends need)",
         "f_control_pct": "Holdout share (%)",
@@ -251,6 +257,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_segment_number": "{fact} compares with a whole number, not \"{value}\".",
         "err_segment_op": "{fact} takes = or != only, not {op}.",
         "err_segment_fact": "Unknown member fact \"{fact}\"; known: {facts}.",
+        "err_segment_tag_op": "A tag condition reads \"tag in a, b\" (has any of them) or \"tag not in a\" (has none), "
+                              "not {op}.",
+        "err_segment_tag_text": "\"{text}\" is not a list of tags (1-32 letters, digits, _ or -, comma-separated).",
+        "err_segment_tag": "No member carries the tag {tags} (a typo?); the tags in use: {known}.",
         "err_message_len": "A message is 1–{max} characters.",
         "err_card_text": "The member card's message line takes at most {max} characters.",
         "err_template_id": "The template id is too long or has invisible characters.",
@@ -260,6 +270,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "err_sms_words": "The SMS text has content {provider} forbids: {words}.",
         "err_sms_suffix": "A marketing SMS must end with the refusal suffix \"{suffix}\" (MIIT Order 31).",
         "err_offer": "Choose an offer of this scope.",
+        "err_sms_offer": "{provider} forbids coupon promotion by SMS: an SMS campaign cannot carry an offer (use "
+                         "WeChat, the Wi-Fi success page or a webhook).",
         "err_offer_required": "A coupon expiry trigger needs an offer.",
         "err_webhook_url": "The webhook channel needs an http(s) URL (at most 500 characters).",
         "err_approval": "The campaign fails the approval checks; fix these first:",
@@ -315,6 +327,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "reason_withdrawn": "member refused",
         "reason_quiet_hours": "quiet hours",
         "reason_provider_hours": "hours the provider forbids",
+        "reason_offer": "coupon could not be issued",
         "reason_cooldown": "cooldown",
         "reason_daily_cap": "daily cap reached",
         "reason_channel_cap": "channel cap reached",
@@ -357,6 +370,8 @@ def reason_text(lang: str, reason: str) -> str:
     if reason.startswith("no_consent:"):
         purpose = reason.split(":", 1)[1]
         return ("未同意：" if lang == "zh-CN" else "no consent: ") + t(lang, f"purpose_{purpose}")
+    if reason.startswith("offer:"):
+        return f"{t(lang, 'reason_offer')}: {reason.split(':', 1)[1]}"
     key = f"reason_{reason}"
     return t(lang, key) if key in CATALOG["en"] else reason
 

@@ -9,6 +9,12 @@
   quiet hours are configured to (marketing.core.contact), and the SMS channel checks it again when it sends
   (:func:`promo_forbidden_until`).
 
+A campaign with an attached offer issues a coupon to each treated member when it sends. Through a provider that
+forbids coupon promotion in SMS (Tencent, and the console backend that follows it) such a campaign is refused at
+creation and at approval (:func:`allows_offers`): an SMS that names a coupon is coupon promotion whatever its
+declared category. Through a provider that allows it (Aliyun) the coupon goes to the member card only: the text is
+the approved template's, which cannot gain a coupon code after approval.
+
 A campaign declares its message's category; the categories a provider forbids are refused before any template is
 filled. The keyword screen is a second line for a category declared wrongly, not the rule itself.
 """
@@ -76,6 +82,11 @@ def promo_forbidden_until(provider: str, now: datetime, tz: str) -> datetime | N
     """None when ``provider`` allows a marketing SMS now in the store's zone ``tz``; otherwise when it will."""
     hours = rules_for(provider).promo_hours
     return None if hours is None else window_until(*hours, now, tz)
+
+
+def allows_offers(provider: str) -> bool:
+    """Whether an SMS campaign through ``provider`` may carry an offer (its coupon on the member card only)."""
+    return "coupon" not in rules_for(provider).forbidden_categories
 
 
 def is_refusal(reply: str) -> bool:

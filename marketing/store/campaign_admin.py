@@ -28,6 +28,7 @@ from keliu.accounts.users import AdminUser
 from marketing.core import campaign_spec
 from marketing.core.campaign_spec import CampaignSpec, Content, Params, Problem
 from marketing.errors import CampaignRefused, FieldInvalid
+from marketing.store import tags as member_tags
 from marketing.store.campaigns import campaign_members, campaigns
 from marketing.store.models import offers
 
@@ -173,14 +174,24 @@ def _columns(spec: CampaignSpec) -> dict[str, Any]:
             "params": spec.params_doc(), "message": spec.message_doc()}
 
 
+def _check_tags(conn: Connection, spec: CampaignSpec) -> None:
+    """A segment may name only tags some member carries (an unknown one is a typo): CampaignRefused otherwise."""
+    found = campaign_spec.problems(spec, tags=member_tags.known(conn))
+    unknown = [p for p in found if p.key == "err_segment_tag"]
+    if unknown:
+        raise CampaignRefused("err_segment_tag", 422, unknown)
+
+
 def create(engine: Engine, user: AdminUser, spec: CampaignSpec, now: datetime, address: str | None,
            salt: str | None = None) -> int:
     """Store a new campaign as a draft; returns its id. ``salt``: the holdout's key (default: 16 random bytes; a
-    fixed one only where the arms must be reproducible, as in the demo's generated history)."""
+    fixed one only where the arms must be reproducible, as in the demo's generated history). A segment naming a
+    tag no member carries is refused (``err_segment_tag``)."""
     with engine.begin() as conn:
         if f"store:{spec.store_id}" not in scopes_for(conn, user) and f"mall:{spec.mall_id}" not in scopes_for(
                 conn, user):
             raise CampaignRefused("forbidden", 403)
+        _check_tags(conn, spec)
         cid = int(conn.execute(sa.insert(campaigns).values(
             **_columns(spec), status="draft", salt=salt or secrets.token_hex(16), created_at=now,
             created_by=user.name, updated_by=user.name, updated_at=now,
@@ -213,6 +224,7 @@ def update(engine: Engine, user: AdminUser, campaign_id: int, spec: CampaignSpec
             raise CampaignRefused("forbidden", 403)
         if current.status not in campaign_spec.EDITABLE:
             raise CampaignRefused("err_not_editable")
+        _check_tags(conn, spec)
         enrolled = conn.execute(sa.select(sa.func.count()).select_from(campaign_members).where(
             campaign_members.c.campaign_id == campaign_id)).scalar_one()
         if enrolled and abs(spec.control_share - current.control_share) > 1e-9:
@@ -242,7 +254,8 @@ def transition(engine: Engine, user: AdminUser, campaign_id: int, action: str, n
         current = _load_for(conn, user, campaign_id)
         extra: dict[str, Any] = {}
         if action == "approve" and current.status in allowed:
-            found = campaign_spec.problems(current.spec(), sms_provider=sms_provider, sms_templates=sms_templates)
+            found = campaign_spec.problems(current.spec(), sms_provider=sms_provider, sms_templates=sms_templates,
+                                           tags=member_tags.known(conn))
             if found:
                 raise CampaignRefused("err_approval", 409, found)
             extra = {"approved_by": user.name, "approved_at": now}

@@ -7,8 +7,9 @@ store of its mall):
 - **visits**: Wi-Fi logins (``logins``) plus the sensor's visits of the member's registered devices
   (``member_registry`` → ``visits.device``, staff visits excluded); ``visited`` = at least one;
 - **purchases and revenue**: POS sales linked to the member (``sales``), refunds subtracted;
-- **redemptions**: redemptions of the campaign's offer (``redemptions``), rollbacks subtracted, and the discount
-  they cost;
+- **redemptions**: redemptions of the coupons the campaign's sends carried (:func:`campaign_coupons`: issued for
+  its sends, or for an ``expiring`` campaign the coupons it reminded of), rollbacks subtracted, and the discount
+  they cost (a coupon of the same offer from elsewhere — the success page, the counter — is not the campaign's);
 - **pre-period visits** (the 28 days before eligibility): the covariate CUPED adjusts by.
 
 Each is one grouped statement joined to ``campaign_members`` (the window test in SQL: an interval on PostgreSQL,
@@ -91,10 +92,21 @@ def _per_member(conn: Connection, q: sa.Select[Any]) -> dict[int, tuple[float, .
     return {int(r[0]): tuple(float(x or 0) for x in r[1:]) for r in conn.execute(q)}
 
 
+def campaign_coupons(campaign_id: int, trigger: str) -> sa.Select[Any]:
+    """The ids of the coupons a campaign's sends carried: those issued for its sends (``campaign_sends.coupon_id``,
+    marketing.execution), or for an ``expiring`` campaign the coupons its reminders were about (the step)."""
+    cs = campaign_sends
+    if trigger == "expiring":  # the reminders that went out
+        return sa.select(cs.c.step).where(cs.c.campaign_id == campaign_id, cs.c.status.in_(SENT))
+    # every coupon the campaign issued, whatever became of its message (the coupon is on the member card)
+    return sa.select(cs.c.coupon_id).where(cs.c.campaign_id == campaign_id, cs.c.coupon_id.is_not(None))
+
+
 def outcomes(conn: Connection, campaign_id: int, stores: Sequence[str], window_days: int,
-             offer_id: int | None) -> dict[str, dict[int, tuple[float, ...]]]:
+             trigger: str) -> dict[str, dict[int, tuple[float, ...]]]:
     """Per member of the campaign: logins, sensor visits, pre-period logins and visits, sales and net revenue,
-    net redemptions and discount of the offer (each a dict member id → values; members without any are absent)."""
+    net redemptions and discount of the coupons the campaign's sends carried (:func:`campaign_coupons`) (each a
+    dict member id → values; members without any are absent)."""
     cm = campaign_members
     mine = cm.c.campaign_id == campaign_id
     lg, reg, v, s, r = LOGINS, REGISTRY, sensor_visits, sales, redemptions
@@ -116,19 +128,17 @@ def outcomes(conn: Connection, campaign_id: int, stores: Sequence[str], window_d
         cm.join(s, s.c.member_id == cm.c.member_id)).where(
         mine, s.c.store_id.in_(stores), _within(conn, s.c.ts, cm.c.eligible_at, 0.0, float(window_days))).group_by(
         cm.c.member_id))
-    out["redemptions"] = {}
-    if offer_id is not None:
-        sign = sa.case((r.c.kind == "redeem", 1), else_=-1)
-        out["redemptions"] = _per_member(conn, sa.select(
-            cm.c.member_id, sa.func.sum(sign), sa.func.sum(sign * r.c.discount_cents)).select_from(
-            cm.join(r, r.c.member_id == cm.c.member_id)).where(
-            mine, r.c.offer_id == offer_id,
-            _within(conn, r.c.ts, cm.c.eligible_at, 0.0, float(window_days))).group_by(cm.c.member_id))
+    sign = sa.case((r.c.kind == "redeem", 1), else_=-1)
+    out["redemptions"] = _per_member(conn, sa.select(
+        cm.c.member_id, sa.func.sum(sign), sa.func.sum(sign * r.c.discount_cents)).select_from(
+        cm.join(r, r.c.member_id == cm.c.member_id)).where(
+        mine, r.c.coupon_id.in_(campaign_coupons(campaign_id, trigger)),
+        _within(conn, r.c.ts, cm.c.eligible_at, 0.0, float(window_days))).group_by(cm.c.member_id))
     return out
 
 
 def attributed(conn: Connection, campaign_id: int, stores: Sequence[str], window_days: int,
-               offer_id: int | None) -> tuple[int, int, int]:
+               trigger: str) -> tuple[int, int, int]:
     """Last-touch: (buyers, net revenue in cents, net redemptions) of treated members after a send of this
     campaign reached them, within the window and before any later send of another campaign."""
     mine = campaign_sends.alias("mine")
@@ -150,17 +160,15 @@ def attributed(conn: Connection, campaign_id: int, stores: Sequence[str], window
     buyers, revenue = conn.execute(sa.select(
         sa.func.count(sa.distinct(sa.case((touched_sales.c.kind == "sale", touched_sales.c.member_id)))),
         sa.func.coalesce(sa.func.sum(touched_sales.c.net), 0))).one()
-    redeemed = 0
-    if offer_id is not None:
-        sign = sa.case((r.c.kind == "redeem", 1), else_=-1)
-        redeemed = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sign), 0)).where(
-            r.c.offer_id == offer_id,
-            sa.exists(sa.select(mine.c.id).where(*last_touch(r.c.ts, r.c.member_id)).correlate_except(mine)))
-        ).scalar_one()
+    sign = sa.case((r.c.kind == "redeem", 1), else_=-1)
+    redeemed = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sign), 0)).where(
+        r.c.coupon_id.in_(campaign_coupons(campaign_id, trigger)),
+        sa.exists(sa.select(mine.c.id).where(*last_touch(r.c.ts, r.c.member_id)).correlate_except(mine)))
+    ).scalar_one()
     return int(buyers or 0), int(revenue or 0), int(redeemed or 0)
 
 
-def figures(conn: Connection, campaign_id: int, offer_id: int | None, message_cost_cents: int) -> Figures | None:
+def figures(conn: Connection, campaign_id: int, message_cost_cents: int) -> Figures | None:
     """Everything the report shows of one campaign (None: no such campaign)."""
     c = conn.execute(sa.select(campaigns).where(campaigns.c.id == campaign_id)).first()
     if c is None:
@@ -177,7 +185,7 @@ def figures(conn: Connection, campaign_id: int, offer_id: int | None, message_co
         by_status[status] = by_status.get(status, 0) + int(n)
         if status == "suppressed":
             suppressed[str(reason)] = suppressed.get(str(reason), 0) + int(n)
-    o = outcomes(conn, campaign_id, stores, c.window_days, offer_id)
+    o = outcomes(conn, campaign_id, stores, c.window_days, c.trigger)
     arrays: dict[str, dict[str, list[float]]] = {a: {"visited": [], "bought": [], "revenue": [], "pre": []}
                                                  for a in ("treatment", "control")}
     visit_counts = {"treatment": 0, "control": 0}
@@ -201,7 +209,7 @@ def figures(conn: Connection, campaign_id: int, offer_id: int | None, message_co
     report = lift.analyse(
         lift.Outcomes.of(t["visited"], t["bought"], t["revenue"], t["pre"] if use_pre else None),
         lift.Outcomes.of(k["visited"], k["bought"], k["revenue"], k["pre"] if use_pre else None), float(cost))
-    a_buyers, a_revenue, a_redeemed = attributed(conn, campaign_id, stores, c.window_days, offer_id)
+    a_buyers, a_revenue, a_redeemed = attributed(conn, campaign_id, stores, c.window_days, c.trigger)
     return Figures(eligible=len(arms), treatment=len(t["visited"]), control=len(k["visited"]), by_status=by_status,
                    suppressed=suppressed, sent=sent, delivered=delivered(conn, campaign_id), redeemed=redeemed,
                    discount_cents=discount, cost_cents=cost, lift=report, visits_treatment=visit_counts["treatment"],

@@ -22,7 +22,8 @@ Revision ``campaigns_0002_execution`` adds the campaign's ``params`` (trigger, s
 ``message`` (the channel's content, JSON) — the one place a campaign's definition lives, written by
 marketing.store.campaign_admin and read by marketing.execution and the console —, its webhook secret, who created,
 changed and approved it, and a send's ``attempts``, ``lease_until``,
-``provider_ref`` and ``error`` (marketing.execution).
+``provider_ref`` and ``error`` (marketing.execution). Revision ``campaigns_0003_campfeat`` adds the send's
+``coupon_id``: the coupon of the campaign's offer issued for it (one per send).
 """
 from __future__ import annotations
 
@@ -96,6 +97,10 @@ class CampaignSendRow(Base):
     #: the channel's id of the message (SMS serial number, WeChat msgid, …)
     provider_ref: Mapped[str | None] = mapped_column(sa.String(64))
     error: Mapped[str | None] = mapped_column(sa.String(200))
+    #: the coupon of the campaign's offer this send carries (revision ``campaigns_0003_campfeat``): issued when the
+    #: send is leased, in the lease's transaction, so a retried or re-leased send finds it and issues no second one
+    coupon_id: Mapped[int | None] = mapped_column(sa.ForeignKey("coupons.id", name="fk_campaign_sends_coupon_id_coupons"),
+                                                  index=True)
 
 
 class ContactCountRow(Base):

@@ -91,6 +91,13 @@ def _unbump(conn: Connection, member_id: int, day: str, *channels: str) -> None:
                                     t.c.n > 0).values(n=t.c.n - 1))
 
 
+def give_back(conn: Connection, member_id: int, day: str, channel: str) -> None:
+    """Give back the counts a ``reserved`` send raised (the day in all and its channel) when it is suppressed after
+    all, before any channel was called (marketing.execution: the campaign's coupon could not be issued)."""
+    if channel in contact.PUSH_CHANNELS:
+        _unbump(conn, member_id, day, ALL_CHANNELS, channel)
+
+
 def _facts(conn: Connection, send: Send, day: str, consents_of: ConsentReader) -> MemberFacts:
     granted, refused = consents_of(conn, send.member_id)
     t = contact_counts

@@ -27,7 +27,7 @@ What this module guarantees, and how:
 Entry points: :func:`create_offer`, :func:`issue_coupon` (take an open connection: the caller's transaction),
 :func:`redeem`, :func:`rollback` (take the engine: each is its own transaction, retried once on a lost race to
 answer a replay), :func:`void_coupon`, :func:`expire_due`, :func:`coupon_details`, :func:`member_coupons`,
-:func:`welcome_coupons` (the Wi-Fi success page).
+:func:`welcome_coupons` (the Wi-Fi success page), :func:`issue_for_send` (a campaign's send: once per send).
 """
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ from marketing.core.offers import (
 )
 from marketing.errors import MarketingError
 from marketing.members import MemberDirectory
+from marketing.store.campaigns import campaign_sends
 from marketing.store.models import coupons, member_offers, offer_days, offer_stores, offers, redemptions
 
 stores_t = sa.table("stores", sa.column("id"), sa.column("mall_id"), sa.column("timezone"))
@@ -232,6 +233,30 @@ def issue_to_member(conn: Connection, directory: MemberDirectory, *, offer_id: i
         raise Refused("no_consent", "the member has not consented to marketing")
     return issue_coupon(conn, offer_id=offer_id, member_id=member_id, store_id=store_id, channel=channel, now=now,
                         issued_by=issued_by)
+
+
+def issue_for_send(conn: Connection, *, send_id: int, offer_id: int, member_id: int, store_id: str | None,
+                   key: str, now: datetime) -> Issued:
+    """The coupon a campaign's send carries, in the caller's transaction (the send's lease): the one already tied
+    to the send (``campaign_sends.coupon_id``: a retried or re-leased send, the same idempotency key ``key``), or
+    one issued now by :func:`issue_coupon` — the offer's validity, its issue cap and the member's limit — and tied
+    to the send. ``store_id``: the campaign's store (None for a mall's campaign: the offer's issuing store). The
+    send's consents were checked by the contact policy. Raises :class:`Refused` like :func:`issue_coupon`; the
+    caller's savepoint then holds nothing of it."""
+    s = campaign_sends
+    held = conn.execute(sa.select(*_COUPON_COLS).select_from(s).join(coupons, coupons.c.id == s.c.coupon_id)
+                        .join(offers, offers.c.id == coupons.c.offer_id).where(s.c.id == send_id)).first()
+    if held is not None:
+        return _issued_of(held)
+    if store_id is None:
+        store_id = conn.execute(sa.select(offers.c.store_id).where(offers.c.id == offer_id)).scalar()
+        if store_id is None:
+            raise Refused("unknown_offer", "no such offer")
+    issued = issue_coupon(conn, offer_id=offer_id, member_id=member_id, store_id=store_id, channel="campaign",
+                          now=now, issued_by=key[:64])
+    coupon_id = conn.execute(sa.select(coupons.c.id).where(coupons.c.code == issued.code)).scalar_one()
+    conn.execute(sa.update(s).where(s.c.id == send_id).values(coupon_id=coupon_id))
+    return issued
 
 
 def welcome_coupons(engine: Engine, directory: MemberDirectory, *, member_id: int, store_id: str,

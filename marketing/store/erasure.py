@@ -2,7 +2,7 @@
 
 Marketing holds member *ids*, never phone numbers. Erasure unlinks them: the member's coupons, ledger rows and
 sales keep their amounts (the store's books and the budgets stay right) but no longer point at anyone, and the
-per-member counters go; the member's campaign enrollments are deleted (under the enrollment lock, exclusive: the
+per-member counters and the member's tags go; the member's campaign enrollments are deleted (under the enrollment lock, exclusive: the
 table has no foreign key, see marketing.store.campaigns). A coupon still ``issued`` is voided (no one can present it as theirs any more). Runs in the
 caller's transaction, before the member row itself is deleted (the foreign keys need it first).
 """
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from marketing import staff
+from marketing.store import tags
 from marketing.store.audience import enrollment_lock
 from marketing.store.campaigns import (
     campaign_members,
@@ -41,6 +42,7 @@ def erase_member(conn: Connection, member_id: int, now: datetime | None = None) 
     done["sales"] = conn.execute(sa.update(sales).where(sales.c.member_id == member_id)
                                  .values(member_id=None, match=None)).rowcount
     done["member_offers"] = conn.execute(sa.delete(member_offers).where(member_offers.c.member_id == member_id)).rowcount
+    done["member_tags"] = tags.erase_member(conn, member_id)
     done.update(staff.erase_member(conn, member_id))
     return done
 
@@ -48,7 +50,7 @@ def erase_member(conn: Connection, member_id: int, now: datetime | None = None) 
 def export_member(conn: Connection, member_id: int) -> dict[str, list[dict[str, object]]]:
     """What marketing holds of a member, for the right of access: coupons, purchases, staff attributions, the
     campaigns that enrolled them (with the arm: the member may see they were held out), every send decided for
-    them (sent, suppressed and why), the success-page messages and their SMS replies (refusals)."""
+    them (sent, suppressed and why), the success-page messages, their tags and their SMS replies (refusals)."""
     def rows(stmt: sa.Select[tuple[object, ...]]) -> list[dict[str, object]]:
         return [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in r._mapping.items()}
                 for r in conn.execute(stmt)]
@@ -74,6 +76,8 @@ def export_member(conn: Connection, member_id: int) -> dict[str, list[dict[str, 
                                                 splash_messages.c.shown_at)
                                       .where(splash_messages.c.member_id == member_id)
                                       .order_by(splash_messages.c.created_at)),
+        "tags": rows(sa.select(tags.member_tags.c.tag, tags.member_tags.c.created_at)
+                     .where(tags.member_tags.c.member_id == member_id).order_by(tags.member_tags.c.tag)),
         "sms_replies": rows(sa.select(sms_replies.c.received_at, sms_replies.c.refusal)
                             .where(sms_replies.c.member_id == member_id).order_by(sms_replies.c.received_at)),
     }

@@ -5,7 +5,8 @@
 correlated counts over the portal's ``logins``, the sensor's visits of the member's registered devices (staff
 visits excluded) and marketing's ``sales`` and ``redemptions``: ``visits`` = Wi-Fi logins + sensor visits, as the
 campaign report counts them; ``last_visit_days`` = whole days since ``members.last_seen_at`` (never seen: infinitely
-long ago). Enrolling the members a segment selects is marketing.store.audience's (one writer of ``campaign_members``,
+long ago); ``tag in a, b`` / ``tag not in a, b`` = whether a row of ``member_tags`` (marketing.store.tags) names the
+member and one of the tags. Enrolling the members a segment selects is marketing.store.audience's (one writer of ``campaign_members``,
 under its lock); :func:`member_in` checks one member (an event trigger).
 
 The portal's tables are named as lightweight table clauses (marketing never imports the portal).
@@ -25,6 +26,7 @@ from keliu import db
 from marketing.core.campaign_spec import Condition
 from marketing.store.audience import MEMBERS
 from marketing.store.models import redemptions, sales
+from marketing.store.tags import member_tags
 
 #: the portal's logins and its link from a consenting member to the sensor's stable device id (table clauses)
 LOGINS = sa.table("logins", sa.column("member_id", sa.Integer), sa.column("store_id", sa.String),
@@ -81,6 +83,10 @@ def conditions(segment: Sequence[Condition], now: datetime) -> list[sa.ColumnEle
         if c.fact == "store":
             col = MEMBERS.c.first_store_id
             out.append(col == c.value if c.op == "=" else sa.or_(col.is_(None), col != c.value))
+        elif c.fact == "tag":
+            has = sa.exists().where(member_tags.c.member_id == MEMBERS.c.id,
+                                    member_tags.c.tag.in_(str(c.value).split(",")))
+            out.append(has if c.op == "in" else ~has)
         elif c.fact == "last_visit_days":
             out.append(_last_visit(c, now))
         else:

@@ -28,6 +28,7 @@ from keliu.accounts.web import console_lang, console_required, current_user
 from marketing.core import campaign_spec, campaign_view, contact, lift, sms_rules
 from marketing.core.campaign_spec import Problem
 from marketing.store import campaign_admin, campaign_report
+from marketing.store import tags as member_tags
 from marketing.store.campaign_admin import CampaignRefused
 
 bp = Blueprint("marketing_campaigns", __name__, template_folder="templates")
@@ -130,7 +131,9 @@ def _parse(form: dict[str, Any]) -> tuple[campaign_spec.CampaignSpec | None, lis
     with _edges().engine.connect() as conn:
         scopes = campaign_admin.scopes_for(conn, user)
         offers = campaign_admin.offers_for(conn, scopes)
-    return campaign_spec.parse(form, scopes=scopes, offers=frozenset(offers), default_provider=_edges().sms_provider)
+        known = member_tags.known(conn)
+    return campaign_spec.parse(form, scopes=scopes, offers=frozenset(offers), default_provider=_edges().sms_provider,
+                               tags=known)
 
 
 @bp.route("/admin/campaigns/new", methods=["GET", "POST"])
@@ -203,7 +206,7 @@ def act(campaign_id: int, action: str) -> Any:
 def _report(campaign_id: int, lang: str) -> dict[str, Any]:
     c = _visible_campaign(campaign_id)
     with _edges().engine.connect() as conn:
-        f = campaign_report.figures(conn, campaign_id, c.params.offer_id, c.params.message_cost_cents)
+        f = campaign_report.figures(conn, campaign_id, c.params.message_cost_cents)
     if f is None:
         abort(404)
     counts = {k: v for k, v in asdict(f).items() if k != "lift"}

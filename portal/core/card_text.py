@@ -49,6 +49,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "m_privacy": "隐私选择",
         "m_c_marketing": "接收优惠信息",
         "m_c_analytics": "将到店记录关联到会员",
+        "m_c_presence_offers": "到店时接收优惠（根据我在店内的位置触发；行踪轨迹属于敏感个人信息，单独同意）",
+        "m_c_trade_area": "接收本商场其他门店的优惠",
+        "m_c_separate": "以下两项需单独同意，可随时撤回；只在您同意接收优惠信息时生效。",
         "m_save": "保存",
         "m_my_data": "我的数据",
         "m_logout": "退出",
@@ -152,6 +155,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "m_privacy": "Privacy choices",
         "m_c_marketing": "Send me offers",
         "m_c_analytics": "Link my store visits to my membership",
+        "m_c_presence_offers": "Offers when I am in the store (triggered by my presence: movement tracks are "
+                               "sensitive personal information, a separate consent)",
+        "m_c_trade_area": "Offers from the mall's other stores",
+        "m_c_separate": "The two below are separate consents you can withdraw at any time; they apply only while "
+                        "you accept offers.",
         "m_save": "Save",
         "m_my_data": "My data",
         "m_logout": "Log out",

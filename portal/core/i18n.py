@@ -9,16 +9,16 @@ from __future__ import annotations
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
-from portal.core.login_plan import CONSENT_KINDS
+from portal.core.login_plan import CONSENT_KINDS, MEMBER_PAGE_CONSENTS
 
 LANGS = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 
 #: the version of each consent's text (``portal.core.login_plan.CONSENT_KINDS``): bump one whenever its text changes
 _VERSIONS = {"terms": "terms-2026-11", "marketing": "marketing-2026-11", "analytics": "analytics-2026-11",
-             "reauth": "reauth-2026-11"}
-#: in the kinds' order; a kind without a version fails here, at import
-CONSENT_VERSIONS = {kind: _VERSIONS[kind] for kind in CONSENT_KINDS}
+             "reauth": "reauth-2026-11", "presence_offers": "presence-2026-12", "trade_area": "trade-area-2026-12"}
+#: in the kinds' order (the login's, then the member page's); a kind without a version fails here, at import
+CONSENT_VERSIONS = {kind: _VERSIONS[kind] for kind in (*CONSENT_KINDS, *MEMBER_PAGE_CONSENTS)}
 
 CATALOG: dict[str, dict[str, str]] = {
     "zh-CN": {

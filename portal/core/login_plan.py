@@ -27,6 +27,12 @@ from portal.errors import ConsentMissing
 CONSENT_KINDS: tuple[str, ...] = ("terms", "marketing", "analytics", "reauth")
 REQUIRED_CONSENT = "terms"
 OPTIONAL_CONSENTS: tuple[str, ...] = tuple(k for k in CONSENT_KINDS if k != REQUIRED_CONSENT)
+#: separate consents a member gives or withdraws on the member page only, never at login, each apart from the
+#: marketing consent and from SMS/WeChat marketing: ``presence_offers`` (offers triggered by the member's presence
+#: in the store: movement tracks are sensitive personal information, PIPL art. 28, so its own consent) and
+#: ``trade_area`` (offers from the mall's other stores). Marketing's contact policy reads them
+#: (portal.store.marketing_members); their rows are versioned and appended like the login's.
+MEMBER_PAGE_CONSENTS: tuple[str, ...] = ("presence_offers", "trade_area")
 
 Method = Literal["sms", "wechat"]
 

@@ -27,7 +27,7 @@ from analytics.store import device_days, visits
 from keliu import audit
 from keliu.accounts.users import AdminUser
 from keliu.tenants import STORES
-from portal.core.login_plan import CONSENT_KINDS
+from portal.core.login_plan import CONSENT_KINDS, MEMBER_PAGE_CONSENTS
 from portal.errors import BadRequest, NotFound
 from portal.services import Services
 from portal.store import access
@@ -47,7 +47,7 @@ from sensor.store import sightings
 
 #: the consents a member may withdraw on their own (the access terms are the login's legal basis: withdrawing them
 #: is deleting the account)
-WITHDRAWABLE = tuple(k for k in CONSENT_KINDS if k != "terms")
+WITHDRAWABLE = (*(k for k in CONSENT_KINDS if k != "terms"), *MEMBER_PAGE_CONSENTS)
 
 Exporter = Callable[[Connection, int], Any]
 Eraser = Callable[[Connection, int], None]

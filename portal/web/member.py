@@ -37,7 +37,7 @@ from marketing.store import coupons
 from marketing.store.models import sales
 from portal.core import card_text
 from portal.core import phone as ph
-from portal.core.login_plan import OPTIONAL_CONSENTS
+from portal.core.login_plan import MEMBER_PAGE_CONSENTS, OPTIONAL_CONSENTS
 from portal.edges.clients import Client
 from portal.errors import PortalError
 from portal.services import Services, services
@@ -51,8 +51,9 @@ log = logging.getLogger("keliu.portal")
 bp = Blueprint("member", __name__, url_prefix="/member")
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: the consents a member may change on the card page (``terms`` is the Wi-Fi's, ``reauth`` a device's)
-CHANGEABLE = tuple(k for k in OPTIONAL_CONSENTS if k in ("marketing", "analytics"))
+#: the consents a member may change on the card page (``terms`` is the Wi-Fi's, ``reauth`` a device's), and the
+#: separate ones given here only (presence-triggered offers, trade-area offers)
+CHANGEABLE = (*(k for k in OPTIONAL_CONSENTS if k in ("marketing", "analytics")), *MEMBER_PAGE_CONSENTS)
 
 
 # --- the convention ------------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from keliu import audit
 from keliu.accounts import i18n as console
 from keliu.accounts.users import AdminUser
 from keliu.accounts.web import console_lang, current_user, login_required
+from marketing.errors import FieldInvalid
+from marketing.store import tags as member_tags
 from portal.core import phone as phones
 from portal.core import rights_text
 from portal.errors import PortalError
@@ -74,7 +76,7 @@ def members() -> Any:
 
 
 #: what ``?done=`` says after a change (anything else says nothing)
-_DONE = ("withdrawn", "corrected", "deleted")
+_DONE = ("withdrawn", "corrected", "deleted", "tagged")
 
 
 def _notice() -> str | None:
@@ -97,12 +99,46 @@ def member(member_id: int) -> Any:
     with svc.engine.begin() as conn:
         _member(conn, user, member_id)
         data = rights.export(conn, member_id, _components(), svc.now())
+        held = member_tags.tags_of(conn, member_id)
         _record(conn, user, "member.view", member_id)
+    return _member_page(user, member_id, data, held)
+
+
+def _member_page(user: AdminUser, member_id: int, data: dict[str, Any], held: list[str],
+                 tag_error: str | None = None, status: int = 200) -> Any:
     lang = console_lang()
-    return render_console("admin_member.html", "members", user=user, member_id=member_id, data=data,
+    page = render_console("admin_member.html", "members", user=user, member_id=member_id, data=data,
                           sections=rights_text.sections(data, lang),
                           kinds=[(k, rights_text.t(lang, "kind_" + k)) for k in rights.WITHDRAWABLE],
-                          may_change=rights.may_change(user), notice=_notice())
+                          may_change=rights.may_change(user), notice=_notice(), tags=held, tag_error=tag_error)
+    return (page, status) if status != 200 else page
+
+
+@bp.post("/members/<int:member_id>/tags")
+@login_required
+def tags(member_id: int) -> Any:
+    """Add (``add``: a new tag) or remove (``remove``: a held one) a member's tag, for campaign segments; anyone who
+    sees the member (admins, their mall's operators, their store's managers), audited."""
+    user = _user()
+    svc = services()
+    now = svc.now()
+    try:
+        with svc.engine.begin() as conn:
+            _member(conn, user, member_id)
+            if request.form.get("add") is not None:
+                changed = member_tags.set_tag(conn, member_id, request.form["add"], user.name, now)
+                action = "member.tag"
+            else:
+                changed = member_tags.unset_tag(conn, member_id, request.form.get("remove", ""))
+                action = "member.untag"
+            _record(conn, user, action, member_id, {"tag": request.form.get("add", request.form.get("remove")),
+                                                    "changed": changed})
+    except FieldInvalid:
+        with svc.engine.connect() as conn:
+            data = rights.export(conn, member_id, _components(), now)
+            held = member_tags.tags_of(conn, member_id)
+        return _member_page(user, member_id, data, held, console.t(console_lang(), "tag_invalid"), 422)
+    return redirect(f"/admin/members/{member_id}?done=tagged", 303)
 
 
 @bp.get("/members/<int:member_id>/export.json")

@@ -20,6 +20,7 @@ from marketing.channels.webhook import WebhookChannel
 from marketing.channels.wechat import WechatChannel
 from marketing.errors import CampaignRefused
 from marketing.store import campaign_admin
+from marketing.store import tags as member_tags
 from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
 from marketing.store.erasure import export_member
 from portal.edges.sms_backends import ConsoleSms
@@ -340,7 +341,7 @@ def test_a_campaign_made_in_the_console_editor_runs_through_the_contact_policy(e
         assert [m["text"] for m in shown] == (["好久不见，本周会员双倍积分"] if "sent" in expected else [])
         splash.mark_shown(conn, [m["id"] for m in shown], later)
     with engine.connect() as conn:
-        f = campaign_report.figures(conn, cid, None, 0)
+        f = campaign_report.figures(conn, cid, 0)
     assert f is not None and (f.sent, f.delivered) == ((1, 1) if "sent" in expected else (0, 0))
     assert sorted(e.action for e in audit.entries(engine) if e.target == f"campaign:{cid}") == [
         "campaign.approve", "campaign.create"]
@@ -353,6 +354,8 @@ def test_a_campaign_made_in_the_console_editor_runs_through_the_contact_policy(e
     "", "logins >= 1", "logins = 0", "visits >= 2", "visits < 2", "purchases = 0", "redemptions != 0",
     "last_visit_days >= 3", "last_visit_days > 3", "last_visit_days <= 2", "last_visit_days = 3",
     "last_visit_days != 3", "last_visit_days < 3", "store = s1", "store != s1", "store = s2 and logins >= 0",
+    "tag in vip", "tag in vip, student", "tag in student", "tag not in vip", "tag not in student, staff",
+    "tag in nobody", "tag not in nobody", "tag in vip and logins >= 1",
 ])
 def test_segments_in_sql_agree_with_the_pure_predicate(engine: Engine, text: str) -> None:
     """marketing.store.segments renders the editor's segment in SQL; campaign_spec.matches is the same predicate
@@ -365,11 +368,14 @@ def test_segments_in_sql_agree_with_the_pure_predicate(engine: Engine, text: str
             conn.execute(sa.text("INSERT INTO logins (ts, store_id, member_id, device_id, method, ip) "
                                  "VALUES (:t, 's1', :m, 'd1', 'sms', '10.0.0.2')"),
                          {"t": NOW + timedelta(minutes=i), "m": MEMBER_NO})
+        # tags: the first member is a VIP, the second a student and staff
+        for m, t in ((MEMBER_YES, "vip"), (MEMBER_NO, "student"), (MEMBER_NO, "staff")):
+            member_tags.set_tag(conn, m, t, "test", NOW)
     at = NOW + timedelta(days=3, hours=5)
     facts = {MEMBER_YES: {"store": "s1", "logins": 0, "visits": 0, "purchases": 0, "redemptions": 0,
-                          "last_visit_days": 3},
+                          "last_visit_days": 3, "tags": {"vip"}},
              MEMBER_NO: {"store": "s1", "logins": 2, "visits": 2, "purchases": 0, "redemptions": 0,
-                         "last_visit_days": 3}}
+                         "last_visit_days": 3, "tags": {"student", "staff"}}}
     segment, problems = campaign_spec.parse_segment(text)
     assert problems == []
     with engine.connect() as conn:

@@ -1,6 +1,7 @@
 """A campaign's figures from the database (marketing.store.campaign_report), on SQLite and PostgreSQL: each
 member's outcomes in the window after their eligibility, in the campaign's stores only (logins and the sensor's
-visits of registered devices, staff visits excluded; POS sales net of refunds; the offer's redemptions), the sends
+visits of registered devices, staff visits excluded; POS sales net of refunds; the redemptions of the coupons
+the campaign's sends issued, not other coupons of the same offer), the sends
 by status and suppression reason, and last-touch attribution that yields to a later send of another campaign."""
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from analytics.store import visits
 from keliu import db
-from marketing.store import campaign_report, coupons
+from marketing.store import campaign_report, coupons, models
 from marketing.store.campaigns import campaign_members, campaign_sends, campaigns
 from tests.marketing.conftest import NOW, tcoupon, toffer, tredeem
 
@@ -91,31 +92,38 @@ def seeded(engine: Engine) -> tuple[Engine, int]:
         login(conn, 16, NOW + DAY)
         # a login before the window does not count as a visit in it
         login(conn, 17, NOW - timedelta(minutes=1))
-    # 15: redeemed the offer's coupon (¥10 off) in the window
+    # 15: redeemed the coupon campaign 1's send issued them (¥10 off) in the window
     code = tcoupon(engine, offer, member_id=15)
+    with engine.begin() as conn:
+        coupon_id = conn.execute(sa.select(models.coupons.c.id).where(models.coupons.c.code == code)).scalar_one()
+        conn.execute(sa.update(campaign_sends).where(campaign_sends.c.campaign_id == 1,
+                                                     campaign_sends.c.member_id == 15).values(coupon_id=coupon_id))
     coupons.redeem(engine, tredeem(code, basket=6000), NOW + DAY)
+    # 10: also redeemed a coupon of the same offer from elsewhere (the counter, say): not the campaign's
+    other = tcoupon(engine, offer, member_id=10)
+    coupons.redeem(engine, tredeem(other, key="k2", basket=6000), NOW + 2 * DAY)
     return engine, offer
 
 
 def test_outcomes_per_member_in_the_window_and_the_campaigns_stores(seeded: tuple[Engine, int]) -> None:
-    engine, offer = seeded
+    engine, _offer = seeded
     with engine.connect() as conn:
-        o = campaign_report.outcomes(conn, 1, ["s1"], 7, offer)
+        o = campaign_report.outcomes(conn, 1, ["s1"], 7, "lapsed")
     assert o["logins"] == {10: (1.0,), 16: (1.0,)}
     assert o["visits"] == {11: (1.0,)}
     assert o["pre_logins"] == {13: (1.0,), 17: (1.0,)}
     assert o["sales"] == {10: (1.0, 10000.0), 14: (1.0, 5000.0)}
     assert o["redemptions"] == {15: (1.0, 1000.0)}
     with engine.connect() as conn:
-        mall_wide = campaign_report.outcomes(conn, 1, campaign_report.scope_stores(conn, None, "m1"), 7, offer)
+        mall_wide = campaign_report.outcomes(conn, 1, campaign_report.scope_stores(conn, None, "m1"), 7, "lapsed")
     assert mall_wide["sales"][12] == (1.0, 5000.0) and 12 not in mall_wide["logins"]  # x1 is another mall's
 
 
 def test_figures_lift_and_attribution(seeded: tuple[Engine, int]) -> None:
-    engine, offer = seeded
+    engine, _offer = seeded
     with engine.connect() as conn:
-        f = campaign_report.figures(conn, 1, offer, message_cost_cents=5)
-        assert campaign_report.figures(conn, 99, offer, 5) is None
+        f = campaign_report.figures(conn, 1, message_cost_cents=5)
+        assert campaign_report.figures(conn, 99, 5) is None
     assert f is not None
     assert (f.eligible, f.treatment, f.control) == (10, 6, 4)
     assert f.by_status == {"sent": 4, "suppressed": 2, "control": 4}

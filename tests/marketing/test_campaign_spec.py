@@ -49,10 +49,18 @@ def test_a_good_form_gives_the_spec_with_the_defaults() -> None:
     ({"trigger": "visit", "consents": ["sms_marketing", "presence_offers"]}, []),
     ({"scope": "mall:m1"}, [("consents", "err_consent_missing")]),
     ({"scope": "store:s9"}, [("scope", "err_scope_choice")]),
-    ({"provider": "tencent"}, [("message", "err_sms_suffix")]),
-    ({"provider": "tencent", "category": "visit_invite", "message": "欢迎 拒收请回复R"},
+    ({"provider": "tencent"}, [("message", "err_sms_suffix"), ("offer_id", "err_sms_offer")]),
+    ({"provider": "tencent", "offer_id": ""}, [("message", "err_sms_suffix")]),
+    ({"provider": "tencent", "offer_id": "", "message": "会员日积分翻倍 拒收请回复R"}, []),
+    # Tencent forbids coupon promotion by SMS: an SMS campaign with an offer is refused (Aliyun: the card only)
+    ({"provider": "tencent", "offer_id": "7", "message": "会员日积分翻倍 拒收请回复R"}, [("offer_id", "err_sms_offer")]),
+    ({"provider": "console", "offer_id": "7", "message": "会员日积分翻倍 拒收请回复R"}, [("offer_id", "err_sms_offer")]),
+    # the offer of a coupon-expiry reminder names the coupons that expire: it issues none
+    ({"provider": "tencent", "trigger": "expiring", "message": "会员日积分翻倍 拒收请回复R"}, []),
+    ({"provider": "tencent", "category": "visit_invite", "message": "欢迎 拒收请回复R", "offer_id": ""},
      [("category", "err_sms_category")]),
-    ({"provider": "tencent", "category": "notice", "message": "新券到了 拒收请回复R"}, [("message", "err_sms_words")]),
+    ({"provider": "tencent", "category": "notice", "message": "新券到了 拒收请回复R", "offer_id": ""},
+     [("message", "err_sms_words")]),
     ({"provider": "nobody"}, [("provider", "err_choice")]),
     ({"channel": "wechat", "consents": ["wechat_marketing"], "template_id": ""},
      [("template_id", "err_template_required")]),
@@ -64,7 +72,10 @@ def test_a_good_form_gives_the_spec_with_the_defaults() -> None:
     ({"offer_id": "8"}, [("offer_id", "err_offer")]),
     ({"segment": "visits >> 2"}, [("segment", "err_segment_syntax")]),
     ({"segment": "store > s1"}, [("segment", "err_segment_op")]),
-    ({"segment": "tag = vip"}, [("segment", "err_segment_fact")]),
+    ({"segment": "tag = vip"}, [("segment", "err_segment_tag_op")]),
+    ({"segment": "tag in v!p"}, [("segment", "err_segment_tag_text")]),
+    ({"segment": "tag in vip, student"}, []),
+    ({"segment": "likes = cats"}, [("segment", "err_segment_fact")]),
     ({"channel": "webhook", "consents": ["marketing"], "template_id": ""}, [("webhook_url", "err_webhook_url")]),
     ({"channel": "webhook", "consents": ["marketing"], "webhook_url": "https://crm.example/hook"}, []),
     ({"channel": "wechat_card", "consents": ["wechat_marketing"], "template_id": "", "message": "满100减20券已到账"},
@@ -80,6 +91,61 @@ def test_problems(changes: dict[str, Any], expected: list[tuple[str, str]]) -> N
     spec, problems = parse(**changes)
     assert problems == expected
     assert (spec is None) == bool(expected)
+
+
+@pytest.mark.parametrize(("channel", "content", "expected"), [
+    ("splash", Content(text="送你 {coupon}，满50减10"), Content(text="送你 7K2M-Q9XD，满50减10")),
+    ("splash", Content(text="欢迎回来"), Content(text="欢迎回来\n7K2M-Q9XD")),
+    ("webhook", Content(text="hi", url="https://x.example/c/{coupon}"),
+     Content(text="hi\n7K2M-Q9XD", url="https://x.example/c/7K2M-Q9XD")),
+    ("wechat", Content(text="礼", wechat_template_id="T", wechat_data={"thing1": "礼", "code2": "{coupon}"}),
+     Content(text="礼\n7K2M-Q9XD", wechat_template_id="T", wechat_data={"thing1": "礼", "code2": "7K2M-Q9XD"})),
+    ("wechat", Content(text="礼", wechat_template_id="T"),
+     Content(text="礼\n7K2M-Q9XD", wechat_template_id="T", wechat_data={"thing1": "礼", "coupon": "7K2M-Q9XD"})),
+    # an SMS is its approved template: the coupon is on the member card only
+    ("sms", Content(text="会员日 回T退订 {coupon}", sms_params=("x",)), Content(text="会员日 回T退订 {coupon}",
+                                                                              sms_params=("x",))),
+])
+def test_with_coupon_puts_the_code_where_the_channel_allows(channel: str, content: Content,
+                                                           expected: Content) -> None:
+    assert campaign_spec.with_coupon(content, channel, "7K2M-Q9XD") == expected
+
+
+def test_tag_conditions_parse_print_and_match() -> None:
+    segment, problems = campaign_spec.parse_segment("tag in VIP, student,vip\nTAG NOT IN staff and visits >= 1")
+    assert problems == []
+    assert segment == (Condition("tag", "in", "student,vip"), Condition("tag", "not in", "staff"),
+                       Condition("visits", ">=", 1))
+    assert campaign_spec.segment_text(segment) == "tag in student,vip\ntag not in staff\nvisits >= 1"
+    assert campaign_spec.parse_segment(campaign_spec.segment_text(segment)) == (segment, [])
+    assert campaign_spec.matches(segment, {"tags": {"vip"}, "visits": 1})
+    assert not campaign_spec.matches(segment, {"tags": {"vip", "staff"}, "visits": 1})  # has one it must not
+    assert not campaign_spec.matches(segment, {"tags": set(), "visits": 1})  # has none of vip, student
+    assert campaign_spec.unknown_tags(segment, frozenset({"vip", "staff"})) == ["student"]
+
+
+def test_an_unknown_tag_is_refused_at_creation_with_the_tag_named() -> None:
+    spec, problems = campaign_spec.parse({**FORM, "segment": "tag in vip, vipp"}, scopes=SCOPES,
+                                         offers=frozenset({7}), tags=frozenset({"vip", "student"}))
+    assert spec is None
+    assert [(p.field, p.key, dict(p.params)) for p in problems] == [
+        ("segment", "err_segment_tag", {"tags": "vipp", "known": "student, vip"})]
+    assert "vipp" in campaign_view.problem_text("en", problems[0].key, problems[0].params)
+
+
+@pytest.mark.parametrize(("text", "tag"), [("VIP", "vip"), ("ＶＩＰ", "vip"), (" 团购 ", "团购"), ("a_b-1", "a_b-1")])
+def test_tags_are_normalized(text: str, tag: str) -> None:
+    from marketing.core import tags
+
+    assert tags.normalize(text) == tag
+
+
+@pytest.mark.parametrize("text", ["", "-vip", "v ip", "v!p", "x" * 33, "a,b"])
+def test_bad_tags_are_refused(text: str) -> None:
+    from marketing.core import tags
+
+    with pytest.raises(FieldInvalid, match="tag"):
+        tags.normalize(text)
 
 
 def test_status_transitions() -> None:

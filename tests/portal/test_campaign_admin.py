@@ -224,7 +224,8 @@ def test_report_page_csv_and_sample_size(app: Flask, clock: FakeClock) -> None:
         offer = coupons.create_offer(conn, OfferSpec(title="满100减20", kind="amount_off", value=2000,
                                                      stores=("s1",), min_spend_cents=10000, valid_days=7),
                                      store_id="s1", now=now, created_by="test")
-    cid = create(app, "boss1", offer_id=str(offer))
+    # an SMS campaign with an offer: Aliyun (Tencent forbids coupon promotion by SMS: refused there)
+    cid = create(app, "boss1", offer_id=str(offer), provider="aliyun", message="会员日积分翻倍，回T退订")
     # 40 members: 30 treated, 10 held out; a treated member came back and bought, a control one only came back
     with eng.begin() as conn:
         ids = [upsert_member(conn, store_id="s1", now=now - timedelta(days=40), phone_e164=f"+86138000000{i:02d}")

@@ -8,6 +8,7 @@ import pytest
 from portal.core.i18n import CATALOG, CONSENT_VERSIONS
 from portal.core.login_plan import (
     CONSENT_KINDS,
+    MEMBER_PAGE_CONSENTS,
     OPTIONAL_CONSENTS,
     Choices,
     ConsentRow,
@@ -83,7 +84,10 @@ def test_choices_of_ticked_kinds(ticked: frozenset[str] | dict[str, bool], expec
 
 
 def test_every_consent_kind_has_a_version_a_text_and_a_bit() -> None:
-    assert tuple(CONSENT_VERSIONS) == CONSENT_KINDS
+    # the login's kinds, then the member page's separate ones (never asked at login: no bit, no login text)
+    assert tuple(CONSENT_VERSIONS) == (*CONSENT_KINDS, *MEMBER_PAGE_CONSENTS)
+    assert MEMBER_PAGE_CONSENTS == ("presence_offers", "trade_area")
+    assert not set(MEMBER_PAGE_CONSENTS) & set(CONSENT_KINDS)
     assert OPTIONAL_CONSENTS == ("marketing", "analytics", "reauth")
     assert tuple(CHOICE_BITS) == CONSENT_KINDS and CHOICE_BITS == {"terms": 1, "marketing": 2, "analytics": 4,
                                                                    "reauth": 8}  # tokens issued before still read

@@ -131,6 +131,52 @@ def test_consents_are_changed_and_appended(app: Flask, sms: ConsoleSms) -> None:
     assert stranger.post("/member/consents", data={"csrf_token": t2, "marketing": "1"}).status_code == 302
 
 
+def test_presence_and_trade_area_consents_are_separate_and_recorded(app: Flask, sms: ConsoleSms) -> None:
+    """The two separate consents of marketing (presence-triggered offers: movement tracks, PIPL art. 28; offers of
+    the mall's other stores): granted and withdrawn on the member page, each on its own, recorded like the others
+    (versioned, with time, store and language), and read by marketing's contact policy."""
+    from portal.store.marketing_members import PortalMembers
+
+    member_id = tmember(app)
+    svc = app.extensions["keliu"]
+    p = Phone(app, MOBILE_IP)
+    member_login(p, sms)
+    html = p.get("/member?lang=en").get_data(as_text=True)
+    assert "Offers when I am in the store" in html and "Offers from the mall&#39;s other stores" in html
+    assert 'id="c-presence_offers" name="presence_offers" value="1">' in html  # not granted: unticked
+    zh = p.get("/member?lang=zh-CN").get_data(as_text=True)
+    assert "到店时接收优惠" in zh and "接收本商场其他门店的优惠" in zh
+    token = csrf_of(zh)
+    r = p.post("/member/consents", data={"csrf_token": token, "marketing": "1", "presence_offers": "1"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'id="c-presence_offers" name="presence_offers" value="1" checked' in page
+    assert 'id="c-trade_area" name="trade_area" value="1">' in page
+    with svc.engine.connect() as conn:
+        assert PortalMembers().consents_of(conn, member_id) == (
+            frozenset({"marketing", "sms_marketing", "wechat_marketing", "presence_offers"}), frozenset())
+    # the trade area on its own; then the presence consent withdrawn while the others stay
+    p.post("/member/consents", data={"csrf_token": token, "marketing": "1", "presence_offers": "1",
+                                     "trade_area": "1"})
+    p.post("/member/consents", data={"csrf_token": token, "marketing": "1", "trade_area": "1"})
+    with svc.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT kind, granted, version, store_id, lang, ts, source FROM consents "
+                                    "WHERE member_id = :m ORDER BY id"), {"m": member_id}).all()
+        granted, _ = PortalMembers().consents_of(conn, member_id)
+    assert [(r.kind, bool(r.granted), r.version) for r in rows] == [
+        ("marketing", True, "marketing-2026-11"), ("presence_offers", True, "presence-2026-12"),
+        ("trade_area", True, "trade-area-2026-12"), ("presence_offers", False, "presence-2026-12")]
+    assert {(r.store_id, r.lang, r.source) for r in rows} == {(svc.store_id, "zh-CN", None)}
+    assert all(r.ts is not None for r in rows)
+    assert granted == frozenset({"marketing", "sms_marketing", "wechat_marketing", "trade_area"})
+    # withdrawing marketing leaves no marketing purpose, whatever the separate consents say
+    p.post("/member/consents", data={"csrf_token": token, "trade_area": "1"})
+    with svc.engine.connect() as conn:
+        assert PortalMembers().consents_of(conn, member_id)[0] == frozenset()
+    # the member's data page lists them with a withdrawal each
+    data = p.get("/member/data?lang=en").get_data(as_text=True)
+    assert "Offers triggered by my presence (movement tracks)" in data and "Offers from the mall" in data
+
+
 def test_staff_card_binds_after_login_and_confirmation(app: Flask, sms: ConsoleSms) -> None:
     member_id = tmember(app)
     svc = app.extensions["keliu"]

@@ -207,3 +207,58 @@ def test_cli_export_correct_delete(app: Flask, phone: Phone, sms: ConsoleSms, ga
                     (True, "member.export", "local"), (True, "member.export", "local")]
     out = CliRunner().invoke(cli, ["member", "export", "13700137000"])
     assert out.exit_code != 0 and "no member" in str(out.exception)
+
+
+def test_admin_member_page_sets_and_removes_tags_audited(tenant_app: Flask, sms: ConsoleSms) -> None:
+    """Member tags for campaign segments: set and removed on the console's member page by whoever sees the member
+    (here their mall's operator; another mall's cannot), every change audited; a bad tag is refused, nothing set."""
+    from marketing.store import tags as member_tags
+
+    Phone(tenant_app, "10.77.0.20").login(sms)
+    mid = member_of(tenant_app, "+8613812345678")
+    m1, m2 = tenant_app.test_client(), tenant_app.test_client()
+    AuthActions(m1).login("m1op", "pw-m1")
+    AuthActions(m2).login("m2op", "pw-m2")
+    page = m1.get(f"/admin/members/{mid}?lang=en").get_data(as_text=True)
+    assert 'id="tag-form"' in page and "For campaign segments" in page
+    token = csrf_of(page)
+    r = m1.post(f"/admin/members/{mid}/tags", data={"csrf_token": token, "add": "VIP"})
+    assert r.status_code == 303 and r.headers["Location"].endswith("?done=tagged")
+    m1.post(f"/admin/members/{mid}/tags", data={"csrf_token": token, "add": "团购"})
+    page = m1.get(f"/admin/members/{mid}?lang=zh-CN").get_data(as_text=True)
+    assert 'data-tag="vip"' in page and 'data-tag="团购"' in page and "标签已更新" not in page
+    bad = m1.post(f"/admin/members/{mid}/tags?lang=en", data={"csrf_token": token, "add": "no spaces!"})
+    assert bad.status_code == 422 and 'id="tag-error"' in bad.get_data(as_text=True)
+    assert m2.post(f"/admin/members/{mid}/tags", data={"csrf_token": csrf_of(m2.get("/admin/members").get_data(
+        as_text=True)), "add": "x"}).status_code == 404  # another mall's operator does not see the member
+    r = m1.post(f"/admin/members/{mid}/tags", data={"csrf_token": token, "remove": "vip"})
+    assert r.status_code == 303
+    engine = tenant_app.extensions["keliu"].engine
+    with engine.connect() as conn:
+        assert member_tags.tags_of(conn, mid) == ["团购"]
+    acts = [(e.action, e.target, e.user_name) for e in audit.entries(engine) if e.action.startswith("member.")
+            and "tag" in e.action]
+    assert sorted(acts) == sorted([("member.tag", f"member:{mid}", "m1op"), ("member.tag", f"member:{mid}", "m1op"),
+                                   ("member.untag", f"member:{mid}", "m1op")])
+
+
+def test_cli_member_tag_add_remove_list(app: Flask, phone: Phone, sms: ConsoleSms, db_url: str, var_dir: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    phone.login(sms)
+    mid = member_of(app, "+8613812345678")
+    monkeypatch.setenv("KELIU_DATABASE_URL", db_url)
+    monkeypatch.setenv("KELIU_VAR_DIR", str(var_dir))
+    from keliu.cli import cli
+
+    out = CliRunner().invoke(cli, ["member", "tag", "add", "138 1234 5678", "VIP", "student"])
+    assert out.exit_code == 0 and out.output.strip() == f"member #{mid}: student, vip", out.output
+    out = CliRunner().invoke(cli, ["member", "tag", "remove", f"id:{mid}", "student"])
+    assert out.exit_code == 0 and out.output.strip() == f"member #{mid}: vip", out.output
+    out = CliRunner().invoke(cli, ["member", "tag", "list", "13812345678"])
+    assert out.exit_code == 0 and out.output == "vip\n"
+    out = CliRunner().invoke(cli, ["member", "tag", "add", "13812345678", "no spaces"])
+    assert out.exit_code != 0 and "tag" in str(out.exception)
+    out = CliRunner().invoke(cli, ["member", "tag", "add", "id:999999", "vip"])
+    assert out.exit_code != 0
+    acts = [(e.user_name.startswith("cli:"), e.action) for e in audit.entries(app.extensions["keliu"].engine)]
+    assert acts == [(True, "member.untag"), (True, "member.tag")]

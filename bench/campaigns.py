@@ -1,16 +1,22 @@
 """Campaign figures (issue 16): trigger evaluation, sends through the contact policy, and lift's interval coverage.
 
-    python bench/campaigns.py [--members 1000000] [--sends 8000] [--workers 4] [--campaigns 200]
+    python bench/campaigns.py [--members 1000000] [--sends 8000] [--workers 4] [--campaigns 200] [--batch 100]
 
 - ``evaluate_members_per_s``: a lapsed-members trigger over ``--members`` members on PostgreSQL (one INSERT … SELECT
   with the holdout's arm computed in SQL; marketing.store.audience), members per second of the whole run;
-- ``send_rps``: sends decided, counted and recorded through the contact policy (marketing.store.contact.reserve)
-  by ``--workers`` processes at once, aimed at few members so that they collide; half the sends fall inside the
-  quiet hours. ``cap_violations``: member-days with more pushes reserved than the cap; ``quiet_hour_violations``:
-  reserved pushes inside the store's quiet hours; ``statements_per_send`` (and the baseline's): SQL statements a
-  send costs in the same mix, counted in one process (BEGIN and COMMIT not included) — the load-independent figure;
-- the baseline in the same run: the same load through a cap enforced by read-then-write (read the counts, decide,
-  then add one), and the violations it lets through (``baseline_cap_violations``);
+- ``send_rps``: sends decided, counted and recorded through the contact policy by ``--workers`` processes at once,
+  in batches of ``--batch`` (marketing.store.contact.reserve_many, what a campaign run uses: one transaction a
+  batch), aimed at few members so that they collide; half the batches fall inside the quiet hours.
+  ``one_by_one_send_rps``: the same load one send a transaction (marketing.store.contact.reserve, what an event
+  trigger's single send uses). ``cap_violations``: member-days with more pushes reserved than the cap;
+  ``quiet_hour_violations``: reserved pushes inside the store's quiet hours — both read back from ``campaign_sends``
+  after the run, an independent check of what was recorded. The clock runs from the moment every worker process
+  has started and connected (process start-up is not a send) to the last one's end. The channel call is not part
+  of a send here (the channels are rate-limited to tens a second anyway); ``statements_per_send`` (and the
+  others'): SQL statements a send costs in the same mix, counted in one process (BEGIN and COMMIT not included) —
+  the load-independent figure;
+- the baseline in the same run: the same load one send a transaction through a cap enforced by read-then-write
+  (read the counts, decide, then add one), and the violations it lets through (``baseline_cap_violations``);
 - ``lift_ci_coverage``: over ``--campaigns`` simulated campaigns with a known true effect (visit rate 8 % → 10 %,
   5,000 members, 10 % holdout), the share whose 95 % interval of the lift covers the truth; the same for revenue
   per member (log-normal tickets), ``revenue_ci_coverage``.

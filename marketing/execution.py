@@ -15,6 +15,12 @@ One message to one member (:func:`deliver`):
 
 The Wi-Fi success page is stored in the lease's own transaction, together with ``sent``: exactly once.
 
+A beat campaign's run claims and decides its sends first, :data:`CLAIM_BATCH` a transaction (:func:`claim`,
+marketing.store.contact.reserve_many), and queues a delivery only for what may go; the delivery finds its claim
+(``duplicate`` of a ``reserved`` row) and goes on from the lease. Before any channel call, what can change after a
+claim — a withdrawal, a missing consent, the quiet hours — is checked again in the lease's transaction
+(marketing.core.contact.recheck): a send it stops is recorded ``suppressed`` with the reason.
+
 **A worker killed mid-send** leaves its row ``sending`` and its task unacknowledged (``acks_late``); the task comes
 back (RabbitMQ: when the connection drops; Redis: after the visibility timeout) and finds the lease still held: it
 waits for the lease to run out (a retry with that countdown), then takes the send over and calls the channel again

@@ -29,6 +29,9 @@ plan by the database:
   statement in the same transaction, before the row locks are released, so no other send ever sees it.
   ``tests/marketing/test_contact_store.py`` runs the races on both executors and compares their answers and rows.
 
+:func:`reserve_many` decides a batch of sends in one transaction of a fixed number of statements (a campaign run's
+claims; :func:`reserve_many_pg` says how the caps hold), with the same answers and rows as the sends one by one.
+
 The caller sends only after ``reserved`` was committed, then calls :func:`mark`.
 """
 from __future__ import annotations

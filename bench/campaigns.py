@@ -1,16 +1,22 @@
 """Campaign figures (issue 16): trigger evaluation, sends through the contact policy, and lift's interval coverage.
 
-    python bench/campaigns.py [--members 1000000] [--sends 8000] [--workers 4] [--campaigns 200]
+    python bench/campaigns.py [--members 1000000] [--sends 8000] [--workers 4] [--campaigns 200] [--batch 100]
 
 - ``evaluate_members_per_s``: a lapsed-members trigger over ``--members`` members on PostgreSQL (one INSERT … SELECT
   with the holdout's arm computed in SQL; marketing.store.audience), members per second of the whole run;
-- ``send_rps``: sends decided, counted and recorded through the contact policy (marketing.store.contact.reserve)
-  by ``--workers`` processes at once, aimed at few members so that they collide; half the sends fall inside the
-  quiet hours. ``cap_violations``: member-days with more pushes reserved than the cap; ``quiet_hour_violations``:
-  reserved pushes inside the store's quiet hours; ``statements_per_send`` (and the baseline's): SQL statements a
-  send costs in the same mix, counted in one process (BEGIN and COMMIT not included) — the load-independent figure;
-- the baseline in the same run: the same load through a cap enforced by read-then-write (read the counts, decide,
-  then add one), and the violations it lets through (``baseline_cap_violations``);
+- ``send_rps``: sends decided, counted and recorded through the contact policy by ``--workers`` processes at once,
+  in batches of ``--batch`` (marketing.store.contact.reserve_many, what a campaign run uses: one transaction a
+  batch), aimed at few members so that they collide; half the batches fall inside the quiet hours.
+  ``one_by_one_send_rps``: the same load one send a transaction (marketing.store.contact.reserve, what an event
+  trigger's single send uses). ``cap_violations``: member-days with more pushes reserved than the cap;
+  ``quiet_hour_violations``: reserved pushes inside the store's quiet hours — both read back from ``campaign_sends``
+  after the run, an independent check of what was recorded. The clock runs from the moment every worker process
+  has started and connected (process start-up is not a send) to the last one's end. The channel call is not part
+  of a send here (the channels are rate-limited to tens a second anyway); ``statements_per_send`` (and the
+  others'): SQL statements a send costs in the same mix, counted in one process (BEGIN and COMMIT not included) —
+  the load-independent figure;
+- the baseline in the same run: the same load one send a transaction through a cap enforced by read-then-write
+  (read the counts, decide, then add one), and the violations it lets through (``baseline_cap_violations``);
 - ``lift_ci_coverage``: over ``--campaigns`` simulated campaigns with a known true effect (visit rate 8 % → 10 %,
   5,000 members, 10 % holdout), the share whose 95 % interval of the lift covers the truth; the same for revenue
   per member (log-normal tickets), ``revenue_ci_coverage``.
@@ -27,8 +33,10 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -124,81 +132,132 @@ def naive_reserve(engine: sa.Engine, policy: policy_core.ContactPolicy, send: po
     return status
 
 
-def worker(args: tuple[str, int, int, int, int, bool]) -> int:
-    url, index, workers, sends, n_campaigns, naive = args
-    engine = db.make_engine(url, pool_size=1, max_overflow=0)
-    policy = policy_core.ContactPolicy(daily_cap=CAP, channel_caps={"sms": CAP, "wechat": CAP, "webhook": CAP})
+#: the campaign ids of each run's sends (each run its own campaigns, the counts emptied before it)
+OFFSET = {"batch": 0, "naive": 1000, "one": 2000}
+
+
+def everyone(conn: sa.Connection, member_ids: Sequence[int]) -> dict[int, tuple[frozenset[str], frozenset[str]]]:
+    return {m: (frozenset(policy_core.PURPOSES), frozenset()) for m in member_ids}
+
+
+def planned_sends(index: int, workers: int, sends: int, n_campaigns: int, mode: str, members: tuple[int, int],
+                  batch: int) -> Iterator[tuple[datetime, list[contact.Planned]]]:
+    """A worker's share of the load, in batches of ``batch`` sends at one instant (a campaign run decides its batch
+    at one instant), alternately at noon and inside the quiet hours; one send a batch for the one-by-one runs,
+    alternating likewise. ``members``: the range the members are drawn from (few: they collide)."""
     rng = np.random.default_rng(index)
+    ks = list(range(index, sends, workers))
+    size = batch if mode == "batch" else 1
+    for b, start in enumerate(range(0, len(ks), size)):
+        now = NIGHT if b % 2 else NOON
+        out = []
+        for k in ks[start:start + size]:
+            member = int(rng.integers(*members))
+            campaign = (k % n_campaigns) + 1 + OFFSET[mode]
+            channel = ("sms", "wechat", "webhook")[k % 3]
+            out.append(contact.Planned(policy_core.Send(member, campaign, channel, TZ), step=k))  # type: ignore[arg-type]
+        yield now, out
+
+
+def run_sends(engine: sa.Engine, mode: str, now: datetime, sends: list[contact.Planned]) -> None:
+    policy = policy_core.ContactPolicy(daily_cap=CAP, channel_caps={"sms": CAP, "wechat": CAP, "webhook": CAP})
+    if mode == "batch":
+        contact.reserve_many(engine, policy, sends, now, everyone)
+    elif mode == "one":
+        for p in sends:
+            contact.reserve(engine, policy, p.send, now, everything, step=p.step)
+    else:
+        for p in sends:
+            naive_reserve(engine, policy, p.send, now, p.step)
+
+
+def worker(args: tuple[str, int, int, int, int, str, int], ready: Any, done_q: Any) -> None:
+    url, index, workers, sends, n_campaigns, mode, batch = args
+    engine = db.make_engine(url, pool_size=1, max_overflow=0)
+    engine.connect().close()  # connected before the clock starts
+    work = list(planned_sends(index, workers, sends, n_campaigns, mode, (1, 51), batch))
+    ready.wait()  # every worker started, imported and connected: the clock starts
     done = 0
-    for k in range(index, sends, workers):
-        member = int(rng.integers(1, 51))  # 50 members: every one is wanted by many campaigns at once
-        campaign = (k % n_campaigns) + 1
-        channel = ("sms", "wechat", "webhook")[k % 3]
-        now = NIGHT if k % 2 else NOON
-        send = policy_core.Send(member, campaign + (1000 if naive else 0), channel, TZ)  # type: ignore[arg-type]
-        if naive:
-            naive_reserve(engine, policy, send, now, k)
-        else:
-            contact.reserve(engine, policy, send, now, everything, step=k)
-        done += 1
+    # 50 members: every one is wanted by many campaigns at once
+    for now, planned in work:
+        run_sends(engine, mode, now, planned)
+        done += len(planned)
+    done_q.put(done)
     engine.dispose()
-    return done
 
 
-def sends_bench(url: str, sends: int, workers: int, n_campaigns: int, naive: bool) -> dict[str, float]:
-    if naive:  # the baseline's campaigns: the same, under other ids
-        engine = db.make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.delete(contact_counts))
-            conn.execute(sa.insert(campaigns), [
-                {"id": 1000 + c, "store_id": "s1", "name": f"n{c}", "trigger": "lapsed", "channel": "sms",
-                 "category": "member_benefit", "status": "approved", "control_share": 0.1, "salt": f"n{c}",
-                 "cooldown_s": 0, "window_days": 7, "created_at": NOON} for c in range(1, n_campaigns + 1)])
-        engine.dispose()
+def timed(args: list[tuple[str, int, int, int, int, str, int]]) -> tuple[int, float]:
+    """Run one worker process per item at once; the sends done and the seconds from the moment all of them were
+    ready (started, imported, connected: not part of a send) to the moment the last one finished."""
+    ctx = mp.get_context("spawn")
+    ready, done_q = ctx.Barrier(len(args) + 1), ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(a, ready, done_q)) for a in args]
+    for p in procs:
+        p.start()
+    ready.wait()
     t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(workers) as pool:
-        total = sum(pool.map(worker, [(url, i, workers, sends, n_campaigns, naive) for i in range(workers)]))
+    total = sum(done_q.get() for _ in procs)
     elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise SystemExit(f"a worker failed ({p.exitcode})")
+    return total, elapsed
+
+
+LABEL = {"batch": "contact policy, in batches", "one": "contact policy, one send at a time",
+         "naive": "read-then-write (baseline)"}
+PREFIX = {"batch": "", "one": "one_by_one_", "naive": "baseline_"}
+
+
+def sends_bench(url: str, sends: int, workers: int, n_campaigns: int, mode: str, batch: int) -> dict[str, float]:
+    engine = db.make_engine(url)
+    with engine.begin() as conn:  # each run its own campaigns (the same, under other ids), today's counts at 0
+        conn.execute(sa.delete(contact_counts))
+        if OFFSET[mode]:
+            conn.execute(sa.insert(campaigns), [
+                {"id": OFFSET[mode] + c, "store_id": "s1", "name": f"{mode}{c}", "trigger": "lapsed",
+                 "channel": "sms", "category": "member_benefit", "status": "approved", "control_share": 0.1,
+                 "salt": f"{mode}{c}", "cooldown_s": 0, "window_days": 7, "created_at": NOON}
+                for c in range(1, n_campaigns + 1)])
+    engine.dispose()
+    total, elapsed = timed([(url, i, workers, sends, n_campaigns, mode, batch) for i in range(workers)])
+    # the independent check: what was recorded, read back from campaign_sends (not the code's own counters)
     engine = db.make_engine(url)
     s = campaign_sends
-    ids = s.c.campaign_id >= 1000 if naive else s.c.campaign_id < 1000
+    ids = s.c.campaign_id.between(OFFSET[mode], OFFSET[mode] + 999)
     with engine.connect() as conn:
         per_member = conn.execute(sa.select(s.c.member_id, sa.func.count()).where(
             ids, s.c.status == "reserved", s.c.ts == NOON).group_by(s.c.member_id)).all()
         night = conn.execute(sa.select(sa.func.count()).select_from(s).where(
             ids, s.c.status == "reserved", s.c.ts == NIGHT)).scalar()
         reserved = conn.execute(sa.select(sa.func.count()).select_from(s).where(ids, s.c.status == "reserved")).scalar()
+        recorded = conn.execute(sa.select(sa.func.count()).select_from(s).where(ids)).scalar()
     engine.dispose()
     over = sum(n - CAP for _, n in per_member if n > CAP)
-    label = "read-then-write (baseline)" if naive else "contact policy"
-    print(f"{label}: {total:,} sends by {workers} workers in {elapsed:.2f} s = {total / elapsed:,.0f}/s; "
-          f"{reserved} reserved, {over} over the cap, {night} inside the quiet hours")
-    prefix = "baseline_" if naive else ""
+    print(f"{LABEL[mode]}: {total:,} sends by {workers} workers in {elapsed:.2f} s = {total / elapsed:,.0f}/s; "
+          f"{recorded} recorded, {reserved} reserved, {over} over the cap, {night} inside the quiet hours")
+    if recorded != total:
+        raise SystemExit(f"{LABEL[mode]}: {total} sends but {recorded} rows recorded")
+    prefix = PREFIX[mode]
     return {f"{prefix}send_rps": round(total / elapsed), f"{prefix}cap_violations": over,
             f"{prefix}quiet_hour_violations": int(night or 0)}
 
 
-def statements_per_send(url: str, sends: int, n_campaigns: int, naive: bool) -> dict[str, float]:
+def statements_per_send(url: str, sends: int, n_campaigns: int, mode: str, batch: int) -> dict[str, float]:
     """Statements per send in the timed runs' mix, counted in this process on members the timed runs left alone."""
     engine = db.make_engine(url, pool_size=1, max_overflow=0)
+    with engine.begin() as conn:  # each mix from counts at 0
+        conn.execute(sa.delete(contact_counts))
     seen = {"statements": 0, "transactions": 0}
     sa.event.listen(engine, "before_cursor_execute", lambda *_: seen.__setitem__("statements", seen["statements"] + 1))
     sa.event.listen(engine, "commit", lambda *_: seen.__setitem__("transactions", seen["transactions"] + 1))
-    policy = policy_core.ContactPolicy(daily_cap=CAP, channel_caps={"sms": CAP, "wechat": CAP, "webhook": CAP})
-    rng = np.random.default_rng(7)
-    for k in range(sends):
-        send = policy_core.Send(int(rng.integers(51, 101)), (k % n_campaigns) + 1 + (1000 if naive else 0),
-                                ("sms", "wechat", "webhook")[k % 3], TZ)  # type: ignore[arg-type]
-        now = NIGHT if k % 2 else NOON
-        if naive:
-            naive_reserve(engine, policy, send, now, 100_000 + k)
-        else:
-            contact.reserve(engine, policy, send, now, everything, step=100_000 + k)
+    for now, planned in planned_sends(100_000, 1, 100_000 + sends, n_campaigns, mode, (51, 101), batch):
+        run_sends(engine, mode, now, planned)
     engine.dispose()
-    prefix = "baseline_" if naive else ""
-    print(f"{'read-then-write (baseline)' if naive else 'contact policy'}: {seen['statements'] / sends:.2f} "
-          f"statements per send ({seen['transactions']} committed transactions for {sends} sends)")
-    return {f"{prefix}statements_per_send": round(seen["statements"] / sends, 2)}
+    print(f"{LABEL[mode]}: {seen['statements'] / sends:.2f} statements per send ({seen['transactions']} committed "
+          f"transactions for {sends} sends)")
+    return {f"{PREFIX[mode]}statements_per_send": round(seen["statements"] / sends, 3)}
 
 
 def coverage(campaigns_n: int) -> dict[str, float]:
@@ -228,6 +287,7 @@ def main() -> None:
     parser.add_argument("--sends", type=int, default=8_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--campaigns", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=100, help="sends decided per transaction (send_rps)")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -236,10 +296,11 @@ def main() -> None:
     try:
         seed(url, args.members, 100)
         out.update(evaluate(url, args.members))
-        out.update(sends_bench(url, args.sends, args.workers, 100, naive=False))
-        out.update(sends_bench(url, args.sends, args.workers, 100, naive=True))
-        out.update(statements_per_send(url, 500, 100, naive=False))
-        out.update(statements_per_send(url, 500, 100, naive=True))
+        for mode in ("batch", "one", "naive"):
+            out.update(sends_bench(url, args.sends, args.workers, 100, mode, args.batch))
+        for mode in ("batch", "one", "naive"):
+            out.update(statements_per_send(url, 500, 100, mode, args.batch))
+        out["batch"] = args.batch
     finally:
         drop_database(url)
     out.update(coverage(args.campaigns))

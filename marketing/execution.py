@@ -15,6 +15,12 @@ One message to one member (:func:`deliver`):
 
 The Wi-Fi success page is stored in the lease's own transaction, together with ``sent``: exactly once.
 
+A beat campaign's run claims and decides its sends first, :data:`CLAIM_BATCH` a transaction (:func:`claim`,
+marketing.store.contact.reserve_many), and queues a delivery only for what may go; the delivery finds its claim
+(``duplicate`` of a ``reserved`` row) and goes on from the lease. Before any channel call, what can change after a
+claim — a withdrawal, a missing consent, the quiet hours — is checked again in the lease's transaction
+(marketing.core.contact.recheck): a send it stops is recorded ``suppressed`` with the reason.
+
 **A campaign with an offer** (not ``expiring``, whose offer names the coupons that expire) issues the treated
 member's coupon in the lease's transaction (:func:`marketing.store.coupons.issue_for_send`: the offer's validity,
 its cap and the member's limit; tied to the send's row, so a retried or re-leased send finds the coupon and issues
@@ -43,7 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -139,6 +145,57 @@ def provider_hours(deps: Deps, channel: str) -> tuple[time, time] | None:
     return ch.forbidden_hours if isinstance(ch, SmsChannel) else None
 
 
+def send_of(deps: Deps, conn: Connection, camp: Campaign, member_id: int) -> Send:
+    """The campaign's message to one member, as the contact policy sees it (on ``conn``: whether the channel can
+    reach the member)."""
+    unreachable = None
+    if camp.channel == "wechat_card" and _card(deps, conn, member_id) is None:
+        unreachable = "no_card"  # decided like consent, for both arms: the holdout compares like with like
+    return Send(member_id=member_id, campaign_id=camp.id, channel=camp.channel,  # type: ignore[arg-type]
+                store_timezone=camp.timezone, presence_triggered=camp.trigger in spec.PRESENCE_TRIGGERS,
+                trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown,
+                provider_hours=provider_hours(deps, camp.channel), unreachable=unreachable)
+
+
+#: sends claimed and decided per transaction by a campaign run (:func:`claim`)
+CLAIM_BATCH = 100
+
+
+def claim(deps: Deps, campaign_id: int, due: Sequence[tuple[int, int]], now: datetime,
+          batch: int = CLAIM_BATCH) -> list[Result]:
+    """Claim and decide a run's (member, step) sends ``batch`` at a time (marketing.store.contact.reserve_many:
+    one transaction a batch), each member in their arm; a result per send: ``reserved`` (its channel call is
+    :func:`deliver`'s, which finds the claim and goes on from the lease), ``duplicate`` (claimed before: ``deliver``
+    finishes it if it is still ``reserved`` or ``sending``), ``suppressed`` with the reason, ``control``,
+    ``inactive`` (no approved campaign, or the member was erased). Nothing is sent here: a claimed send waits for
+    its channel's rate limit, and what may change meanwhile (a withdrawal, the quiet hours) is checked again at
+    the channel call (:func:`transmit`)."""
+    with deps.engine.begin() as conn:
+        camp = load(conn, campaign_id)
+    if camp is None or camp.status != "approved":
+        return [Result("inactive")] * len(due)
+    out: list[Result] = []
+    for start in range(0, len(due), batch):
+        chunk = due[start:start + batch]
+        with deps.engine.begin() as conn:
+            arms = audience.arms_of(conn, camp.id, [m for m, _ in chunk])
+            for member_id in sorted({m for m, _ in chunk} - arms.keys()):  # an event's members: enrolled now
+                arm = audience.enroll_member(conn, camp.id, camp.salt, camp.control_share, member_id, now)
+                if arm is not None:
+                    arms[member_id] = arm
+            sends = {m: send_of(deps, conn, camp, m) for m in arms}
+        planned = [contact_store.Planned(sends[m], step, arms[m] == "control") for m, step in chunk if m in arms]
+        decided = iter(contact_store.reserve_many(deps.engine, deps.policy, planned, now,
+                                                  deps.contacts.consents_of_many))
+        for m, _ in chunk:
+            if m not in arms:
+                out.append(Result("inactive"))
+                continue
+            r = next(decided)
+            out.append(Result(r.status, None if r.status in ("reserved", "control") else r.decision.reason))
+    return out
+
+
 def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: datetime) -> Result:
     """Decide, claim and send one message (see the module's docstring); safe to call any number of times."""
     with deps.engine.begin() as conn:
@@ -148,13 +205,7 @@ def deliver(deps: Deps, campaign_id: int, member_id: int, step: int, now: dateti
         arm = audience.enroll_member(conn, camp.id, camp.salt, camp.control_share, member_id, now)
         if arm is None:  # no such member (erased)
             return Result("inactive")
-        unreachable = None
-        if camp.channel == "wechat_card" and _card(deps, conn, member_id) is None:
-            unreachable = "no_card"  # decided like consent, for both arms: the holdout compares like with like
-    send = Send(member_id=member_id, campaign_id=camp.id, channel=camp.channel,  # type: ignore[arg-type]
-                store_timezone=camp.timezone, presence_triggered=camp.trigger in spec.PRESENCE_TRIGGERS,
-                trade_area=camp.params.trade_area or camp.mall_id is not None, cooldown=camp.cooldown,
-                provider_hours=provider_hours(deps, camp.channel), unreachable=unreachable)
+        send = send_of(deps, conn, camp, member_id)
     r = contact_store.reserve(deps.engine, deps.policy, send, now, deps.contacts.consents_of, step=step,
                               control=arm == "control")
     if r.status == "duplicate":
@@ -199,6 +250,12 @@ def transmit(deps: Deps, camp: Campaign, send_id: int, member_id: int, step: int
             if row.status == "sending" and row.lease_until is not None:
                 return Result("in_flight", retry_in=max(1.0, (row.lease_until - now).total_seconds() + 1))
             return Result("duplicate", row.status)
+        granted, refused = deps.contacts.consents_of(conn, member_id)
+        again = contact.recheck(deps.policy, send_of(deps, conn, camp, member_id), granted, refused, now)
+        if not again.send:  # withdrawn, consent or quiet hours since the claim: never sent; its count stays
+            conn.execute(sa.update(s).where(s.c.id == send_id).values(status="suppressed", reason=again.reason,
+                                                                      lease_until=None))
+            return Result("suppressed", again.reason)
         key = webhook.idempotency_key(camp.id, step, member_id)
         content, extra = camp.content, dict[str, str]()
         if spec.issues_coupon(camp.trigger, camp.params.offer_id):

@@ -7,7 +7,7 @@ API or in a POS file is turned into an id here and never stored by marketing.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -47,6 +47,12 @@ class MemberContacts(Protocol):
     def consents_of(self, conn: Connection, member_id: int) -> tuple[frozenset[str], frozenset[str]]:
         """The marketing purposes (``marketing.core.contact.PURPOSES``) the member granted, and the channels they
         refused (an SMS reply "R", the member page)."""
+        ...
+
+    def consents_of_many(self, conn: Connection,
+                         member_ids: Sequence[int]) -> Mapping[int, tuple[frozenset[str], frozenset[str]]]:
+        """:meth:`consents_of` for many members at once (a batch of sends); a member not answered for granted
+        nothing."""
         ...
 
     def phone_of(self, conn: Connection, member_id: int) -> str | None:

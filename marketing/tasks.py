@@ -104,9 +104,13 @@ def run_campaign(self: Task, campaign_id: int, ts: float | None = None) -> int:
         return 0
     due = execution.campaign_sends_due(deps.engine, campaign_id, _at(ts), deps.policy,
                                        execution.provider_hours(deps, camp.channel))
+    # claimed and decided in batches (one transaction each: the contact policy's caps, cooldown and consents at
+    # once); only what may go is queued for its channel, at the instant deliver would decide it
+    claimed = execution.claim(deps, campaign_id, due, _at(max(ts or 0.0, time.time())))
     deliver = self.app.tasks[f"marketing.deliver_{camp.channel}"]
-    for member_id, step in due:
-        deliver.delay(campaign_id, member_id, step, ts)
+    for (member_id, step), r in zip(due, claimed, strict=True):
+        if r.status in ("reserved", "duplicate"):
+            deliver.delay(campaign_id, member_id, step, ts)
     return len(due)
 
 

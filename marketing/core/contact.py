@@ -171,6 +171,22 @@ def decide(policy: ContactPolicy, send: Send, facts: MemberFacts, now: datetime)
     return SEND
 
 
+#: what a send's claim settled for good (its counts and the cooldown); everything else can change between the claim
+#: and the channel call, and is checked again then
+SETTLED = ("cooldown", "daily_cap", "channel_cap")
+
+
+def recheck(policy: ContactPolicy, send: Send, consents: frozenset[str], withdrawn: frozenset[str],
+            now: datetime) -> Decision:
+    """At the channel call of a send claimed earlier (a batch claimed ahead, a retry after a transient failure, a
+    send taken over from a dead worker): a withdrawal, a missing consent, an unreachable member, the quiet hours or
+    the provider's forbidden hours stop it still."""
+    decision = decide(policy, send, MemberFacts(consents=consents, withdrawn_channels=withdrawn), now)
+    if decision.send or decision.reason in SETTLED:
+        return SEND
+    return decision
+
+
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("time: expected an aware datetime (UTC), got a naive one")

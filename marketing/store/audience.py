@@ -90,6 +90,13 @@ def enroll_member(conn: Connection, campaign_id: int, salt: str, control_share: 
     return None if arm is None else str(arm)
 
 
+def arms_of(conn: Connection, campaign_id: int, member_ids: Sequence[int]) -> dict[int, str]:
+    """The arms of those of ``member_ids`` already enrolled in the campaign (one statement)."""
+    t = campaign_members
+    return {int(m): str(arm) for m, arm in conn.execute(sa.select(t.c.member_id, t.c.arm).where(
+        t.c.campaign_id == campaign_id, t.c.member_id.in_(list(member_ids))))}
+
+
 def enroll_lapsed(engine: Engine, campaign_id: int, salt: str, control_share: float, cutoff: datetime,
                   now: datetime, store_id: str | None = None) -> dict[str, int]:
     """Enroll the members not seen since ``cutoff`` (optionally: first seen in ``store_id``). Returns the arms'

@@ -29,14 +29,17 @@ plan by the database:
   statement in the same transaction, before the row locks are released, so no other send ever sees it.
   ``tests/marketing/test_contact_store.py`` runs the races on both executors and compares their answers and rows.
 
+:func:`reserve_many` decides a batch of sends in one transaction of a fixed number of statements (a campaign run's
+claims; :func:`reserve_many_pg` says how the caps hold), with the same answers and rows as the sends one by one.
+
 The caller sends only after ``reserved`` was committed, then calls :func:`mark`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -264,3 +267,197 @@ def mark(engine: Engine, send_id: int, status: str) -> None:
     s = campaign_sends
     with _autocommit(engine) as conn:  # one statement: its own transaction
         conn.execute(sa.update(s).where(s.c.id == send_id, s.c.status == "reserved").values(status=status))
+
+
+# --- a batch: many sends, one transaction ---------------------------------------------------------------------
+
+#: reads the granted purposes and refused channels of many members at once, inside the batch's transaction; a member
+#: it does not answer for has consented to nothing
+ConsentsReader = Callable[[Connection, Sequence[int]], Mapping[int, tuple[frozenset[str], frozenset[str]]]]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One send of a batch: the message, its step, and whether the member is in the holdout."""
+
+    send: Send
+    step: int = 0
+    control: bool = False
+
+
+def reserve_many(engine: Engine, policy: ContactPolicy, planned: Sequence[Planned], now: datetime,
+                 consents_of: ConsentsReader) -> list[Reservation]:
+    """Decide and record many sends (see :func:`reserve_many_pg`); the answers in ``planned``'s order, each what
+    :func:`reserve` would have answered for the sends one after the other. On SQLite: one
+    :func:`reserve_portable` per send."""
+    if not planned:
+        return []
+    if engine.dialect.name == "postgresql":
+        return reserve_many_pg(engine, policy, planned, now, consents_of)
+
+    def one(conn: Connection, member_id: int) -> tuple[frozenset[str], frozenset[str]]:
+        return consents_of(conn, [member_id]).get(member_id, (frozenset(), frozenset()))
+
+    return [reserve_portable(engine, policy, p.send, now, one, p.step, p.control) for p in planned]
+
+
+Key = tuple[int, str, str]  # (member, day, channel) of contact_counts
+
+# The batch's statements take their rows as arrays (``unnest … WITH ORDINALITY``, in the arrays' order): one text
+# whatever the batch's size, so neither SQLAlchemy (a multi-row VALUES is compiled anew for every batch: most of a
+# batch's time, measured) nor PostgreSQL (a prepared statement per text) compiles it again.
+_SNAPSHOT = sa.text(
+    "SELECT member_id, day, channel, n FROM contact_counts"
+    " WHERE member_id = ANY(CAST(:members AS integer[])) AND day = ANY(CAST(:days AS varchar[]))")
+_LAST_SENT = sa.text(
+    "SELECT campaign_id, member_id, max(ts) FROM campaign_sends"
+    " WHERE campaign_id = ANY(CAST(:campaigns AS integer[])) AND member_id = ANY(CAST(:members AS integer[]))"
+    " AND status IN ('reserved', 'sent') GROUP BY campaign_id, member_id")
+#: creates a missing count at 0 and locks every one, in the arrays' order; returns the counts under their locks
+_LOCK = sa.text(
+    "INSERT INTO contact_counts (member_id, day, channel, n)"
+    " SELECT k.m, k.d, k.c, 0 FROM unnest(CAST(:m AS integer[]), CAST(:d AS varchar[]), CAST(:c AS varchar[]))"
+    " WITH ORDINALITY AS k(m, d, c, o) ORDER BY k.o"
+    " ON CONFLICT (member_id, day, channel) DO UPDATE SET n = contact_counts.n"
+    " RETURNING member_id, day, channel, n")
+_CLAIMED = sa.text(
+    "SELECT campaign_id, step, member_id FROM campaign_sends WHERE (campaign_id, step, member_id) IN"
+    " (SELECT * FROM unnest(CAST(:c AS integer[]), CAST(:s AS integer[]), CAST(:m AS integer[])))")
+#: raises the counts (locked by _LOCK) and inserts the sends' rows with their outcomes, in key order
+_RECORD = sa.text(
+    "WITH raised AS (UPDATE contact_counts SET n = v.n FROM unnest(CAST(:cm AS integer[]), CAST(:cd AS varchar[]),"
+    " CAST(:cc AS varchar[]), CAST(:cn AS integer[])) AS v(m, d, c, n)"
+    " WHERE contact_counts.member_id = v.m AND contact_counts.day = v.d AND contact_counts.channel = v.c)"
+    " INSERT INTO campaign_sends (campaign_id, step, member_id, channel, status, reason, ts)"
+    " SELECT k.c, k.s, k.m, k.ch, k.st, k.r, :now FROM unnest(CAST(:c AS integer[]), CAST(:s AS integer[]),"
+    " CAST(:m AS integer[]), CAST(:ch AS varchar[]), CAST(:st AS varchar[]), CAST(:r AS varchar[]))"
+    " WITH ORDINALITY AS k(c, s, m, ch, st, r, o) ORDER BY k.o"
+    " ON CONFLICT (campaign_id, step, member_id) DO NOTHING RETURNING id, campaign_id, step, member_id"
+).bindparams(sa.bindparam("now", type_=db.TS))
+#: how often a batch starts again after a claim it saw free was taken by a transaction running beside it
+_RACES = 10
+
+
+class _Raced(Exception):
+    """A send of the batch was claimed by another transaction after the batch's snapshot: start again."""
+
+
+def reserve_many_pg(engine: Engine, policy: ContactPolicy, planned: Sequence[Planned], now: datetime,
+                    consents_of: ConsentsReader) -> list[Reservation]:
+    """A batch of sends in one transaction on PostgreSQL, a fixed number of statements whatever its size:
+
+    1. the members' consents (the reader's statement) and what :func:`marketing.core.contact.decide` settles
+       without a table (withdrawn, consent, quiet hours): those sends take no lock;
+    2. a snapshot, without locks: the members' counts of the day, the sends already claimed, and (when a send has a
+       cooldown) the campaigns' last sends to the members;
+    3. **the counts the batch may raise are locked**, in one order (member, day, channel; the one-send statement
+       takes its two in the same order, ``*`` first, so no two writers deadlock): one ``INSERT … ON CONFLICT DO
+       UPDATE SET n = n … RETURNING n`` that creates a missing row at 0 and returns the current count under the
+       lock. A count already at its cap in the snapshot is not locked: counts only rise while their day lasts (no
+       transaction commits a count it gives back), so it is still at its cap, and the sends that need it are
+       suppressed without waiting for anyone;
+    4. each send is decided by :func:`marketing.core.contact.decide` in the batch's order against the counts as
+       the batch raised them (two sends to one member in one batch meet the caps one after the other); a send
+       already claimed, or twice in the batch (after its first), is a ``duplicate``;
+    5. one statement raises the counts and inserts the sends' rows with their outcomes, in key order, ``ON
+       CONFLICT DO NOTHING``. A row that was free in the snapshot but taken since (a transaction beside this one
+       claimed it and committed; the insert waited for it) is not returned: the counts may have been raised for a
+       duplicate, so the transaction is rolled back and the batch starts again from 1, where the snapshot shows
+       the claim.
+
+    The caps hold under any concurrency: every count a send raises was read under its row lock, held to the commit.
+    A suppressed send is recorded with its reason like one decided alone. A count locked for a send that did not
+    go stays (at 0 when the batch created it)."""
+    for _ in range(_RACES):
+        try:
+            return _reserve_batch(engine, policy, planned, now, consents_of)
+        except _Raced:
+            continue
+    raise RuntimeError(f"reserve_many: {_RACES} batches in a row lost a claim to a concurrent transaction")
+
+
+def _reserve_batch(engine: Engine, policy: ContactPolicy, planned: Sequence[Planned], now: datetime,
+                   consents_of: ConsentsReader) -> list[Reservation]:
+    days = [contact.local_day(now, p.send.store_timezone).isoformat() for p in planned]
+    caps = {ch: policy.channel_cap(ch) for ch in contact.PUSH_CHANNELS}
+
+    def cap_of(key: Key) -> int:
+        return policy.daily_cap if key[2] == ALL_CHANNELS else caps[key[2]]
+
+    # the first of each (campaign, step, member) in the batch; the others are duplicates
+    first: dict[tuple[int, int, int], int] = {}
+    for i, p in enumerate(planned):
+        first.setdefault((p.send.campaign_id, p.step, p.send.member_id), i)
+    keys = sorted(first)
+    with engine.begin() as conn:
+        consents = consents_of(conn, sorted({p.send.member_id for p in planned}))
+        claimed = {(int(c), int(st), int(m)) for c, st, m in conn.execute(_CLAIMED, {
+            "c": [k[0] for k in keys], "s": [k[1] for k in keys], "m": [k[2] for k in keys]})}
+        new = [i for i, p in enumerate(planned)
+               if first[(key3 := (p.send.campaign_id, p.step, p.send.member_id))] == i and key3 not in claimed]
+        granted = {i: consents.get(planned[i].send.member_id, (frozenset(), frozenset())) for i in new}
+        pre = {i: contact.decide(policy, planned[i].send, MemberFacts(consents=granted[i][0],
+                                                                      withdrawn_channels=granted[i][1]), now)
+               for i in new}
+        checked = [i for i in new if planned[i].send.channel in contact.PUSH_CHANNELS
+                   and (pre[i].send or pre[i].reason in _COUNTED)]
+        # today's counts by (member, day), then by channel ("*": all channels)
+        counts: dict[tuple[int, str], dict[str, int]] = {}
+        last: dict[tuple[int, int], datetime] = {}
+        if checked:
+            for m, d, ch, n in conn.execute(_SNAPSHOT, {
+                    "members": sorted({planned[i].send.member_id for i in checked}),
+                    "days": sorted({days[i] for i in checked})}):
+                counts.setdefault((int(m), str(d)), {})[str(ch)] = int(n)
+            cooled = [i for i in checked if planned[i].send.cooldown > timedelta(0)]
+            if cooled:
+                for c, m, ts in conn.execute(_LAST_SENT, {
+                        "campaigns": sorted({planned[i].send.campaign_id for i in cooled}),
+                        "members": sorted({planned[i].send.member_id for i in cooled})}):
+                    last[(int(c), int(m))] = ts
+            lock = sorted({key for i in checked if not planned[i].control
+                           for key in ((planned[i].send.member_id, days[i], ALL_CHANNELS),
+                                       (planned[i].send.member_id, days[i], planned[i].send.channel))
+                           if 0 < cap_of(key) and counts.get(key[:2], {}).get(key[2], 0) < cap_of(key)})
+            if lock:
+                for m, d, ch, n in conn.execute(_LOCK, {"m": [k[0] for k in lock], "d": [k[1] for k in lock],
+                                                        "c": [k[2] for k in lock]}):
+                    counts.setdefault((int(m), str(d)), {})[str(ch)] = int(n)
+        decisions: dict[int, Decision] = {}
+        raised: set[Key] = set()
+        for i in new:
+            p, decision = planned[i], pre[i]
+            if i in checked:
+                m, day, ch = p.send.member_id, days[i], p.send.channel
+                today = counts.setdefault((m, day), {})
+                decision = contact.decide(policy, p.send, MemberFacts(
+                    consents=granted[i][0], withdrawn_channels=granted[i][1], sent_today=today.get(ALL_CHANNELS, 0),
+                    sent_today_by_channel={c: n for c, n in today.items() if c != ALL_CHANNELS},
+                    last_sent_for_campaign=last.get((p.send.campaign_id, m))), now)
+                if decision.send and not p.control:
+                    for c in (ALL_CHANNELS, ch):
+                        today[c] = today.get(c, 0) + 1
+                        raised.add((m, day, c))
+                    last[(p.send.campaign_id, m)] = now
+            decisions[i] = decision
+        status = {i: ("control" if planned[i].control else "reserved") if d.send else "suppressed"
+                  for i, d in decisions.items()}
+        ids: dict[tuple[int, int, int], int] = {}
+        if new:
+            rows = sorted(new, key=lambda i: (planned[i].send.campaign_id, planned[i].step, planned[i].send.member_id))
+            up = sorted(raised)
+            ids = {(int(c), int(st), int(m)): int(sid) for sid, c, st, m in conn.execute(_RECORD, {
+                "cm": [k[0] for k in up], "cd": [k[1] for k in up], "cc": [k[2] for k in up],
+                "cn": [counts[k[:2]][k[2]] for k in up],
+                "c": [planned[i].send.campaign_id for i in rows], "s": [planned[i].step for i in rows],
+                "m": [planned[i].send.member_id for i in rows], "ch": [planned[i].send.channel for i in rows],
+                "st": [status[i] for i in rows], "r": [decisions[i].reason for i in rows], "now": now})}
+            if len(ids) != len(new):
+                raise _Raced  # rolled back by the context manager: nothing of this attempt stays
+    out: list[Reservation] = []
+    for i, p in enumerate(planned):
+        if i not in decisions:
+            out.append(Reservation(None, Decision(False, "duplicate"), "duplicate"))
+        else:
+            out.append(Reservation(ids[(p.send.campaign_id, p.step, p.send.member_id)], decisions[i], status[i]))
+    return out

@@ -51,18 +51,27 @@ class PortalMembers:
     OWN_PURPOSES: ClassVar[tuple[str, ...]] = ("presence_offers", "trade_area")
 
     def consents_of(self, conn: Connection, member_id: int) -> tuple[frozenset[str], frozenset[str]]:
+        return self.consents_of_many(conn, [member_id])[member_id]
+
+    def consents_of_many(self, conn: Connection,
+                         member_ids: Sequence[int]) -> dict[int, tuple[frozenset[str], frozenset[str]]]:
+        """Every member's latest decision per purpose, in one statement."""
         kinds = ("marketing", *self.CHANNEL_PURPOSES, *self.OWN_PURPOSES)
-        rows = conn.execute(sa.select(consents.c.kind, consents.c.granted).where(
-            consents.c.member_id == member_id, consents.c.kind.in_(kinds)).order_by(consents.c.id)).all()
-        latest: dict[str, bool] = {}
-        for kind, granted in rows:
-            latest[str(kind)] = bool(granted)
-        refused = frozenset(ch for p, ch in self.CHANNEL_PURPOSES.items() if latest.get(p) is False)
+        latest: dict[int, dict[str, bool]] = {m: {} for m in member_ids}
+        for member_id, kind, granted in conn.execute(sa.select(consents.c.member_id, consents.c.kind,
+                                                                consents.c.granted).where(
+                consents.c.member_id.in_(list(member_ids)), consents.c.kind.in_(kinds)).order_by(consents.c.id)):
+            latest[int(member_id)][str(kind)] = bool(granted)
+        return {m: self._purposes(decided) for m, decided in latest.items()}
+
+    @classmethod
+    def _purposes(cls, latest: Mapping[str, bool]) -> tuple[frozenset[str], frozenset[str]]:
+        refused = frozenset(ch for p, ch in cls.CHANNEL_PURPOSES.items() if latest.get(p) is False)
         if not latest.get("marketing"):
             return frozenset(), refused  # no marketing consent: no marketing purpose at all
         granted_ = {"marketing"}
-        granted_ |= {p for p in self.CHANNEL_PURPOSES if latest.get(p, True)}
-        granted_ |= {p for p in self.OWN_PURPOSES if latest.get(p)}
+        granted_ |= {p for p in cls.CHANNEL_PURPOSES if latest.get(p, True)}
+        granted_ |= {p for p in cls.OWN_PURPOSES if latest.get(p)}
         return frozenset(granted_), refused
 
     def phone_of(self, conn: Connection, member_id: int) -> str | None:

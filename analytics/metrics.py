@@ -136,7 +136,7 @@ def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History
     """Every figure of one store-day from its merged state (see the module docstring)."""
     history = History() if history is None else history
     seen = state.seen
-    vis = visits(state.runs, rules)
+    vis = visits(state, rules)
     # staff: manual list, same-day presence over the opening hours, or flagged on most recent days
     open_mask = np.uint32(_open_mask(rules))
     open_hours = rules.close_hour - rules.open_hour
@@ -147,7 +147,7 @@ def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History
     visit_staff = _member(vis.device, staff_dev)
     # visitors: non-staff devices with a visit; counted at the start of their first visit of the day
     v_ok = ~visit_staff
-    vd, vs, ve = vis.device[v_ok], vis.start[v_ok], vis.end[v_ok]
+    vd, vs, dwell = vis.device[v_ok], vis.start[v_ok], vis.dwell_ms[v_ok]
     visitor_dev, first_idx = np.unique(vd, return_index=True)  # visits are sorted by (device, start)
     visitor_first = vs[first_idx]
     visited = _member(seen.device, visitor_dev)
@@ -156,7 +156,6 @@ def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History
     loyalty[visited] = loyalty_v  # both sorted by device, visitors ⊆ seen
     passer = ~visited & ~staff
     devices = Devices(seen.device, visited, staff, auto, loyalty, seen.first, seen.hours)
-    dwell = ve - vs
     dwell_bucket = np.searchsorted(DWELL_EDGES_MS, dwell, side="right")
     logins = np.zeros(0, dtype=np.int64) if logins_ms is None else logins_ms
     members = np.zeros(0, dtype=np.int64) if members_ms is None else members_ms

@@ -424,3 +424,28 @@ def visits(state: DayState, rules: Rules) -> Visits:
     ok = (runs.enter != NO_ENTER) & ((runs.end - runs.enter) >= rules.min_dwell_ms)
     device, start, end = runs.device[ok], runs.enter[ok], runs.end[ok]
     return Visits(device, start, end, edge_ms(state.marks, device, start, end))
+
+
+# -------------------------------------------------------------------------------------------------------------
+# the AP's own stations (sightings of basis "connected", sensor.stations)
+
+
+def station_state(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> DayState:
+    """One store-day's state from the AP's connected stations alone (any order).
+
+    Association is the evidence of presence: hostapd lists a station only while it is associated and heard within
+    the sensor's ``max_inactive_ms``, and its signal is the AP's own reading (absent with some drivers), not the
+    sensor radio's that the RSSI thresholds were set for. So every station sighting is inside and strong, and the
+    rest of the visit rules apply unchanged (``visit_gap_s`` chains the polls, ``min_dwell_s`` makes a visit)."""
+    rssi = np.full(len(ts_ms), rules.visit_rssi, dtype=np.int16)
+    return summarize(ts_ms, device, rssi, rules, day_start_ms)
+
+
+def station_visits(state: DayState, rules: Rules) -> Visits:
+    """The connected stations' visits (:func:`visits`'s rules) without the edge correction: the station list is
+    polled at a fixed interval (``keliu sensor stations --interval``, 10 s by default), the first poll after an
+    association is at most one interval late, and the last sighting is already *after* the phone left (a station
+    stays listed while it was heard within the last ``max_inactive_ms``, 60 s), so the correction, which adds a
+    scan gap (one interval for regular polls) for edges that are missed, would only add to the late end."""
+    v = visits(state, rules)
+    return Visits(v.device, v.start, v.end, np.zeros(len(v), dtype=np.int64))

@@ -8,17 +8,18 @@ each) and records, per metric, the smallest and largest ratio truth / reported (
 A band is the reported value mapped through that range, widened by a margin for what the calibration days did not
 show (``MARGIN``); it says "in every calibration scenario the truth lay inside this range", nothing stronger.
 
-Median dwell is different: with rotating MACs a visit's end often falls on another MAC than its start, so the
-reported median (of linked fragments) is biased low in every scenario. ``median_dwell_est_s`` is the calibrated
-estimate (the reported median times the geometric middle of the calibration ratios) and its band; the reported
-``median_dwell_s`` stays what it was (the measured median of linked visits).
+Median dwell: each visit's dwell is edge-corrected in ``analytics.visits`` (the time a visit's first and last
+sightings miss, from the phone's own scan cadence), so where the linker holds a phone's MACs together the reported
+median estimates the true one (``none`` and ``half``: within 10 %). Where it does not (every phone rotating, per-scan
+iPhones) the visits are fragments and the median stays low; the band's upper end says how much. The band is the
+only correction for that: a constant factor would not know the store's mix of phones. ``median_dwell_est_s`` is
+kept for the API's shape and equals ``median_dwell_s`` (it used to be the reported median times a calibrated 1.46).
 
 ``tests/analytics/test_bands.py`` re-derives ``CALIBRATION`` from a fresh run (it must match) and checks that the
 bands cover the truth on other seeds.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
@@ -27,7 +28,7 @@ from typing import Any, TypedDict
 CALIBRATION: dict[str, tuple[float, float]] = {
     "visitors": (0.987, 1.327),
     "passersby": (0.984, 1.164),
-    "median_dwell_s": (1.117, 1.896),
+    "median_dwell_s": (1.012, 1.698),
     "capture_rate": (-0.003, 0.024),
 }
 #: widening for what the calibration did not show: relative for counts and dwell, absolute for capture rate
@@ -36,7 +37,7 @@ MARGIN = {"visitors": 0.12, "passersby": 0.12, "median_dwell_s": 0.10, "capture_
 
 #: what each figure rests on: the sensor's linked devices (rotating MACs joined by evidence), or an estimate
 BASIS = {"visitors": "linked_devices", "passersby": "linked_devices", "capture_rate": "linked_devices",
-         "median_dwell_s": "linked_devices", "median_dwell_est_s": "estimated"}
+         "median_dwell_s": "linked_devices", "median_dwell_est_s": "linked_devices"}
 
 
 class Bands(TypedDict):
@@ -51,7 +52,7 @@ class Bands(TypedDict):
 class Uncertainty(TypedDict):
     """Added to a store's day or range report (alongside the figures, which stay as they were)."""
 
-    #: None: no visit, no data (never 0)
+    #: equal to the report's ``median_dwell_s`` (kept for the API's shape); None: no visit, no data (never 0)
     median_dwell_est_s: float | None
     bands: Bands
     basis: dict[str, str]
@@ -66,11 +67,6 @@ def band(metric: str, value: float) -> list[float]:
     return [round(value * lo * (1 - m), 1), round(value * hi * (1 + m), 1)]
 
 
-def dwell_estimate(median_dwell_s: float) -> float:
-    lo, hi = CALIBRATION["median_dwell_s"]
-    return round(median_dwell_s * math.sqrt(lo * hi), 1)
-
-
 def uncertainty(figures: Mapping[str, Any]) -> Uncertainty:
     """The estimate, bands and bases for a report's figures (``visitors``, ``passersby``, ``capture_rate``,
     ``median_dwell_s``; a figure that is None, no data, gets no band)."""
@@ -80,7 +76,7 @@ def uncertainty(figures: Mapping[str, Any]) -> Uncertainty:
         if v is not None:
             bands[k] = band(k, float(v))
     d = figures.get("median_dwell_s")
-    return Uncertainty(median_dwell_est_s=dwell_estimate(float(d)) if d is not None else None,
+    return Uncertainty(median_dwell_est_s=float(d) if d is not None else None,
                        bands=bands,  # type: ignore[typeddict-item]
                        basis=dict(BASIS))
 

@@ -126,7 +126,7 @@ def report(store_id: str | None, day: Any, fmt: str, no_refresh: bool) -> None:
     d: date = day.date() if day is not None else datetime.now(tz).date()
     if not no_refresh:
         pipeline.rollup_store(engine, cfg, store_id, d, time.time())
-    out = reports.store_day(engine, store_id, d)
+    out = reports.store_day(engine, store_id, d, cfg)
     click.echo(json.dumps(out, ensure_ascii=False) if fmt == "json" else _table(out))
 
 

@@ -9,11 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
-from analytics.visits import HOUR_MS, I64, U64, DayState, Rules, Visits, device_codes, visits
+from analytics.visits import (
+    HOUR_MS,
+    I64,
+    U64,
+    DayState,
+    Rules,
+    Visits,
+    device_codes,
+    station_state,
+    station_visits,
+    visits,
+)
 
 DWELL_LABELS = ("<5m", "5-20m", "20-60m", "1-6h", ">6h")
 DWELL_FIELDS = ("dwell_lt5m", "dwell_5_20m", "dwell_20_60m", "dwell_1_6h", "dwell_gt6h")
@@ -136,7 +148,7 @@ def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History
     """Every figure of one store-day from its merged state (see the module docstring)."""
     history = History() if history is None else history
     seen = state.seen
-    vis = visits(state.runs, rules)
+    vis = visits(state, rules)
     # staff: manual list, same-day presence over the opening hours, or flagged on most recent days
     open_mask = np.uint32(_open_mask(rules))
     open_hours = rules.close_hour - rules.open_hour
@@ -147,7 +159,7 @@ def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History
     visit_staff = _member(vis.device, staff_dev)
     # visitors: non-staff devices with a visit; counted at the start of their first visit of the day
     v_ok = ~visit_staff
-    vd, vs, ve = vis.device[v_ok], vis.start[v_ok], vis.end[v_ok]
+    vd, vs, dwell = vis.device[v_ok], vis.start[v_ok], vis.dwell_ms[v_ok]
     visitor_dev, first_idx = np.unique(vd, return_index=True)  # visits are sorted by (device, start)
     visitor_first = vs[first_idx]
     visited = _member(seen.device, visitor_dev)
@@ -156,7 +168,6 @@ def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History
     loyalty[visited] = loyalty_v  # both sorted by device, visitors ⊆ seen
     passer = ~visited & ~staff
     devices = Devices(seen.device, visited, staff, auto, loyalty, seen.first, seen.hours)
-    dwell = ve - vs
     dwell_bucket = np.searchsorted(DWELL_EDGES_MS, dwell, side="right")
     logins = np.zeros(0, dtype=np.int64) if logins_ms is None else logins_ms
     members = np.zeros(0, dtype=np.int64) if members_ms is None else members_ms
@@ -192,6 +203,66 @@ def store_day(state: DayState, rules: Rules, day_start_ms: int, history: History
                 new_members=int(n_mem[i]), dwell=tuple(int(x) for x in dw[i]),
                 loyalty=tuple(int(x) for x in ly[i])))
     return StoreDay(vis, visit_staff, devices, tuple(rollups))
+
+
+# -------------------------------------------------------------------------------------------------------------
+# connected shoppers: the AP's own stations (basis "connected_stations")
+
+CONNECTED_BASIS = "connected_stations"
+
+
+class Connected(TypedDict):
+    """The ``connected`` block of a store's day or range report (docs/METRICS.md, "Error bands and bases")."""
+
+    basis: str  #: always :data:`CONNECTED_BASIS`
+    visitors: int | None  #: None: no station seen (the AP's list not fed, or nobody connected)
+    visits: int | None
+    median_dwell_s: float | None  #: None: no visit
+    dwell_buckets: dict[str, int | None]
+    staff_excluded: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class ConnectedDay:
+    """One store-day of connected stations: the devices that made a visit (staff left out), their visits' dwell
+    (ms, exact: no edge correction, :func:`analytics.visits.station_visits`) and the staff left out."""
+
+    visitors: int
+    dwell_ms: I64
+    staff_excluded: int
+
+
+def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> ConnectedDay:
+    """The connected stations' day from their sightings alone (never mixed with the probe-based devices: a
+    connected phone is also among those under another id). Staff: the manual list and the same-day rule (present
+    in ``staff_fraction`` of the opening hours), as for the probe-based figures; the habitual-staff history does
+    not apply (it is kept by the probe-based ids)."""
+    state = station_state(ts_ms, device, rules, day_start_ms)
+    seen = state.seen
+    open_hours = rules.close_hour - rules.open_hour
+    present = np.bitwise_count(seen.hours & np.uint32(_open_mask(rules))).astype(np.int64)
+    staff = (present >= np.ceil(rules.staff_fraction * open_hours - 1e-9)) | _member(
+        seen.device, device_codes(list(rules.staff_devices)))
+    vis = station_visits(state, rules)
+    ok = ~_member(vis.device, seen.device[staff])
+    return ConnectedDay(visitors=len(np.unique(vis.device[ok])), dwell_ms=vis.dwell_ms[ok],
+                        staff_excluded=int(staff.sum()))
+
+
+def connected_figures(days: list[ConnectedDay]) -> Connected:
+    """The report's ``connected`` block over ``days`` (one store day, or a range's days that have stations; none:
+    every figure None, never 0):
+    visitors and staff summed per day (the station ids are keyed per day, as the probe-based visitors are counted),
+    the visits, their exact median dwell and dwell buckets (labels of :data:`DWELL_LABELS`) over all the visits."""
+    dwell = np.concatenate([d.dwell_ms for d in days]) if days else np.zeros(0, dtype=np.int64)
+    buckets = np.bincount(np.searchsorted(DWELL_EDGES_MS, dwell, side="right"), minlength=len(DWELL_LABELS))
+    median = float(_medians(np.zeros(len(dwell), dtype=np.int64), dwell, 1)[0]) / 1000.0 if len(dwell) else None
+    if not days:
+        return Connected(basis=CONNECTED_BASIS, visitors=None, visits=None, median_dwell_s=None,
+                         dwell_buckets={k: None for k in DWELL_LABELS}, staff_excluded=None)
+    return Connected(basis=CONNECTED_BASIS, visitors=sum(d.visitors for d in days), visits=len(dwell),
+                     median_dwell_s=median, dwell_buckets={k: int(b) for k, b in zip(DWELL_LABELS, buckets)},
+                     staff_excluded=sum(d.staff_excluded for d in days))
 
 
 # -------------------------------------------------------------------------------------------------------------

@@ -106,8 +106,9 @@ def _visit_rows(c: Computed, now: float) -> list[dict[str, Any]]:
     v = c.result.visits
     gap = c.ctx.rules.visit_gap_s
     return [{"store": c.ctx.store, "device": c.names[int(d)], "start": s / 1000, "day": c.day, "end": e / 1000,
-             "dwell_s": (e - s) / 1000, "staff": bool(st), "closed": e / 1000 + gap <= now}
-            for d, s, e, st in zip(v.device.tolist(), v.start.tolist(), v.end.tolist(), c.result.visit_staff.tolist())]
+             "dwell_s": w / 1000, "staff": bool(st), "closed": e / 1000 + gap <= now}
+            for d, s, e, w, st in zip(v.device.tolist(), v.start.tolist(), v.end.tolist(), v.dwell_ms.tolist(),
+                                      c.result.visit_staff.tolist())]
 
 
 def _device_rows(c: Computed) -> list[dict[str, Any]]:

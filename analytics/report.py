@@ -2,7 +2,10 @@
 
 Every function reads rollups written by the pipeline (``analytics.pipeline``); none recomputes from sightings,
 except the live occupancy (:func:`store_live`, :func:`mall_live`), which reads the last minutes of sightings (an
-indexed time range) so that it is fresh within seconds of the frames instead of waiting for closed visits.
+indexed time range) so that it is fresh within seconds of the frames instead of waiting for closed visits, and the
+``connected`` block of a store's day or range (the AP's own stations, exact, basis ``connected_stations``), which
+reads the range's connected-station sightings by their partial index (a few thousand rows a day; the probe
+sightings are not read) and builds their visits with the same rules (``analytics.visits``) at report time.
 Dates are store-local days and ranges include both ends.
 
 No data is ``None``, never 0: a day without a daily rollup (the sensor heard nothing, or the day was not rolled up
@@ -26,7 +29,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics import store
 from analytics.bands import Uncertainty, uncertainty
-from analytics.metrics import DWELL_FIELDS, DWELL_LABELS, LOYALTY_LABELS, History, known_staff
+from analytics.metrics import (
+    DWELL_FIELDS,
+    DWELL_LABELS,
+    LOYALTY_LABELS,
+    Connected,
+    ConnectedDay,
+    History,
+    connected_day,
+    connected_figures,
+    known_staff,
+)
 from analytics.occupancy import WINDOW_S, Present, figures, lookback_s, present, union
 from analytics.visits import U64, Rules, device_codes, to_ms
 from keliu.config import Config
@@ -73,6 +86,8 @@ class StoreDay(Buckets):
     store: str
     #: the calibrated dwell estimate, the error bands and each figure's basis (analytics.bands)
     uncertainty: Uncertainty
+    #: connected shoppers: the AP's own stations, exact (basis "connected_stations"), never in the figures above
+    connected: Connected
     date: str
     hourly_visitors: list[int | None]
     hourly_passersby: list[int | None]
@@ -81,6 +96,7 @@ class StoreDay(Buckets):
 class StoreRange(Buckets):
     store: str
     uncertainty: Uncertainty
+    connected: Connected
     start: str
     end: str
     hourly_visitors: list[int | None]
@@ -252,14 +268,42 @@ def _per_day(conn: Connection, store_id: str, start: date, end: date) -> tuple[d
     return rows, [{"date": d.isoformat()} | _day_row(rows.get(d), portal.get(d, (0, 0))) for d in _days(start, end)]
 
 
-def store_day(engine: Engine, store_id: str, day: date) -> StoreDay:
-    """One store-day: the scalar metrics, dwell and loyalty buckets, and 24 store-local hourly counts."""
+def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date) -> Connected:
+    """The ``connected`` block of [start, end]: computed at report time from the days' connected-station sightings
+    (one query, by their partial index; a day's stations are a few thousand rows where its probes are millions),
+    per store-local day with the store's rules (``cfg``; without it the default rules and the tenants table's
+    time zone)."""
+    from analytics.pipeline import context, day_bounds
+
+    if cfg is not None:
+        ctx = context(conn, cfg, store_id)
+        tz, rules = ctx.tz, ctx.rules
+    else:
+        known = store.tenant(conn, store_id)
+        tz, rules = (known[1] if known else "UTC"), Rules()
+    lo_ms, hi_ms = day_bounds(start, tz)[0], day_bounds(end, tz)[1]
+    ts, devs = store.load_connected(conn, store_id, lo_ms / 1000.0, hi_ms / 1000.0)
+    ms, codes = to_ms(ts), device_codes(devs)
+    days: list[ConnectedDay] = []
+    for d in _days(start, end):
+        a, b = day_bounds(d, tz)
+        sel = (ms >= a) & (ms < b)
+        if sel.any():
+            days.append(connected_day(ms[sel], codes[sel], rules, a))
+    return connected_figures(days)
+
+
+def store_day(engine: Engine, store_id: str, day: date, cfg: Config | None = None) -> StoreDay:
+    """One store-day: the scalar metrics, dwell and loyalty buckets, and 24 store-local hourly counts; and apart,
+    ``connected``: the connected shoppers (:func:`_connected`; ``cfg`` gives the store's visit rules)."""
     with engine.connect() as conn:
         _rows, (figures,) = _per_day(conn, store_id, day, day)
         hours = _hours(conn, store_id, day, day)
+        connected = _connected(conn, cfg, store_id, day, day)
     out = {"store": store_id} | figures
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _no_hours()
     out["uncertainty"] = uncertainty(out)
+    out["connected"] = connected
     return cast(StoreDay, out)
 
 
@@ -279,12 +323,14 @@ def _add_hours(a: list[int | None], b: list[int | None]) -> list[int | None]:
     return [y if x is None else x if y is None else x + y for x, y in zip(a, b)]
 
 
-def store_range(engine: Engine, store_id: str, start: date, end: date) -> StoreRange:
+def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Config | None = None) -> StoreRange:
     """The same keys as :func:`store_day` summed over [start, end] (hourly counts summed per hour of day over the
-    days that have them), plus ``days``: one dict per day with ``date`` and the scalar metrics."""
+    days that have them), plus ``days``: one dict per day with ``date`` and the scalar metrics. ``connected``: the
+    days' connected visitors summed, the median and buckets over all the range's connected visits."""
     with engine.connect() as conn:
         rows, per_day = _per_day(conn, store_id, start, end)
         hours = _hours(conn, store_id, start, end)
+        connected = _connected(conn, cfg, store_id, start, end)
     hv, hp = _no_hours()
     for d in _days(start, end):
         if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures
@@ -294,6 +340,7 @@ def store_range(engine: Engine, store_id: str, start: date, end: date) -> StoreR
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]
     out["uncertainty"] = uncertainty(out)
+    out["connected"] = connected
     return cast(StoreRange, out)
 
 

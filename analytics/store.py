@@ -124,6 +124,17 @@ def connected_devices(conn: Connection, store: str, start_s: float, end_s: float
         s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "connected")).scalars().all())
 
 
+def load_connected(conn: Connection, store: str, start_s: float, end_s: float) -> tuple[
+        npt.NDArray[np.float64], list[str]]:
+    """The store's connected-station sightings (basis "connected", ``sensor.stations``) with ``start_s <= ts <
+    end_s``: times and device ids. Read by the partial index ``ix_sightings_connected`` (store, ts) over the
+    connected rows only (revision analytics_0005_connbasis), so a day's stations are read without its probes."""
+    s = sightings.c
+    rows = conn.execute(sa.select(s.ts, s.device).where(
+        s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "connected")).all()
+    return np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows]
+
+
 def last_sighting(conn: Connection, store: str) -> float | None:
     value = conn.execute(sa.select(sa.func.max(sightings.c.ts)).where(sightings.c.store == store)).scalar()
     return None if value is None else float(value)

@@ -5,7 +5,9 @@ The definitions are in docs/METRICS.md. A day's sightings of one store are reduc
 ``visit_gap_s``; each remembers its first sighting at ``visit_rssi`` and above) and, per device heard at all, a
 :class:`Seen` summary. Both are mergeable — min, max and bitwise or over a device's parts, and runs that come
 within the gap of each other join — so ``merge(summarize(a), summarize(b)) == summarize(a + b)`` for any split of
-the sightings into batches, in any order. :func:`visits` turns the final runs into visits.
+the sightings into batches, in any order. The state also keeps the *marks*, the distinct seconds in which each
+device was heard inside (a union merges them exactly): the scan cadence from which a visit's dwell adds the time
+its first and last sightings missed (docs/METRICS.md, "Dwell"). :func:`visits` turns the final state into visits.
 
 Times are integer milliseconds inside (``to_ms``), so equality never depends on floating-point order.
 Device ids are unsigned 64-bit codes (:func:`device_codes`; the sensor's ids are 16 hex digits).
@@ -95,32 +97,58 @@ class Seen:
             np.array_equal(getattr(self, f), getattr(other, f)) for f in ("device", "first", "last", "hours"))
 
 
+@dataclass(frozen=True, eq=False)
+class Marks:
+    """The distinct seconds (epoch seconds, floored) in which each device was heard inside (≥ ``stay_rssi``), sorted
+    by (device, second): a phone's scan cadence, at one-second resolution (the frames of one probe burst fall in one
+    or two seconds). Mergeable: the marks of a union of batches are the union of their marks."""
+
+    device: U64
+    sec: I64
+
+    def __len__(self) -> int:
+        return len(self.device)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Marks) and all(
+            np.array_equal(getattr(self, f), getattr(other, f)) for f in ("device", "sec"))
+
+
 @dataclass(frozen=True)
 class DayState:
     """Everything a store-day's metrics need from its sightings; mergeable (see the module docstring)."""
 
     runs: Runs
     seen: Seen
+    marks: Marks
 
 
 @dataclass(frozen=True, eq=False)
 class Visits:
-    """Visits sorted by (device, start); ``start`` is the first strong sighting, ``end`` the last inside one."""
+    """Visits sorted by (device, start); ``start`` is the first strong sighting, ``end`` the last inside one, and
+    ``edge_ms`` the presence the sightings could not show before ``start`` and after ``end`` (the edge correction,
+    docs/METRICS.md). A visit's dwell is ``end - start + edge_ms``."""
 
     device: U64
     start: I64
     end: I64
+    edge_ms: I64
 
     def __len__(self) -> int:
         return len(self.device)
 
     @property
-    def dwell_ms(self) -> I64:
+    def observed_ms(self) -> I64:
+        """From the first strong sighting to the last inside one: what decides whether the run counts."""
         return self.end - self.start
+
+    @property
+    def dwell_ms(self) -> I64:
+        return self.end - self.start + self.edge_ms
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Visits) and all(
-            np.array_equal(getattr(self, f), getattr(other, f)) for f in ("device", "start", "end"))
+            np.array_equal(getattr(self, f), getattr(other, f)) for f in ("device", "start", "end", "edge_ms"))
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -179,8 +207,8 @@ def rssi_values(rssi: Sequence[int | None] | npt.NDArray[np.generic]) -> npt.NDA
 
 def empty_state() -> DayState:
     z = np.zeros(0, dtype=np.int64)
-    return DayState(Runs(np.zeros(0, dtype=np.uint64), z, z, z),
-                    Seen(np.zeros(0, dtype=np.uint64), z, z, np.zeros(0, dtype=np.uint32)))
+    u = np.zeros(0, dtype=np.uint64)
+    return DayState(Runs(u, z, z, z), Seen(u, z, z, np.zeros(0, dtype=np.uint32)), Marks(u, z))
 
 
 def _starts(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
@@ -279,7 +307,8 @@ def summarize(ts_ms: I64, device: U64, rssi: npt.NDArray[np.int16], rules: Rules
     # runs: inside sightings chained while consecutive gaps stay within the gap
     it, idev = ts_ms[inside], device[inside]
     if len(it) == 0:
-        return DayState(empty_state().runs, seen)
+        e = empty_state()
+        return DayState(e.runs, seen, e.marks)
     strong = rssi[inside] >= rules.visit_rssi
     brk = np.empty(len(it), dtype=bool)
     brk[0] = True
@@ -287,7 +316,12 @@ def summarize(ts_ms: I64, device: U64, rssi: npt.NDArray[np.int16], rules: Rules
     rs = _starts(brk)
     re = np.append(rs[1:], len(it)) - 1
     enter = np.minimum.reduceat(np.where(strong, it, NO_ENTER), rs)
-    return DayState(Runs(idev[rs], it[rs], it[re], enter), seen)
+    # marks: the distinct (device, second) of the inside sightings, already in (device, time) order
+    sec = it // 1000
+    first = np.empty(len(it), dtype=bool)
+    first[0] = True
+    np.logical_or(idev[1:] != idev[:-1], sec[1:] != sec[:-1], out=first[1:])
+    return DayState(Runs(idev[rs], it[rs], it[re], enter), seen, Marks(idev[first], sec[first]))
 
 
 def merge_runs(a: Runs, b: Runs, rules: Rules) -> Runs:
@@ -335,12 +369,83 @@ def merge_seen(a: Seen, b: Seen) -> Seen:
                 np.bitwise_or.reduceat(hours, s))
 
 
+def merge_marks(a: Marks, b: Marks) -> Marks:
+    if len(a) == 0:
+        return b
+    if len(b) == 0:
+        return a
+    device = np.concatenate([a.device, b.device])
+    sec = np.concatenate([a.sec, b.sec])
+    order = np.lexsort((sec, device))
+    device, sec = device[order], sec[order]
+    keep = np.empty(len(device), dtype=bool)
+    keep[0] = True
+    np.logical_or(device[1:] != device[:-1], sec[1:] != sec[:-1], out=keep[1:])
+    return Marks(device[keep], sec[keep])
+
+
 def merge(a: DayState, b: DayState, rules: Rules) -> DayState:
     """The state of the union of two batches of the same store-day."""
-    return DayState(merge_runs(a.runs, b.runs, rules), merge_seen(a.seen, b.seen))
+    return DayState(merge_runs(a.runs, b.runs, rules), merge_seen(a.seen, b.seen), merge_marks(a.marks, b.marks))
 
 
-def visits(runs: Runs, rules: Rules) -> Visits:
-    """The runs that became visits: reached ``visit_rssi`` and lasted ``min_dwell_s`` from there."""
+def edge_ms(marks: Marks, device: U64, start: I64, end: I64) -> I64:
+    """The edge correction of each visit ``(device, start, end)`` (ms; every device has marks, as every visit comes
+    from inside sightings): with ``g`` the gaps between the device's consecutive marks from ``start`` to ``end``,
+    ``sum(g**2) / sum(g)`` — the mean time from an arrival to the next scan plus from the last scan to a departure,
+    for scans of a stationary renewal process (docs/METRICS.md, "Dwell"). 0 when the visit has one mark only."""
+    out = np.zeros(len(device), dtype=np.int64)
+    if len(device) == 0:
+        return out
+    n = len(marks)
+    new_dev = np.empty(n, dtype=bool)
+    new_dev[0] = True
+    np.not_equal(marks.device[1:], marks.device[:-1], out=new_dev[1:])
+    grp = np.cumsum(new_dev, dtype=np.int64) - 1
+    uniq = marks.device[new_dev]  # sorted, distinct
+    base = int(marks.sec.min())
+    key = (grp << 34) + (marks.sec - base)
+    gap = np.zeros(n, dtype=np.int64)
+    gap[1:] = np.where(new_dev[1:], 0, marks.sec[1:] - marks.sec[:-1])
+    sq = np.cumsum(gap * gap)
+    vgrp = np.searchsorted(uniq, device)
+    lo = np.searchsorted(key, (vgrp << 34) + (start // 1000 - base), side="left")
+    hi = np.searchsorted(key, (vgrp << 34) + (end // 1000 - base), side="right") - 1
+    span = marks.sec[hi] - marks.sec[lo]
+    has = span > 0
+    out[has] = (sq[hi[has]] - sq[lo[has]]) * 1000 // span[has]
+    return out
+
+
+def visits(state: DayState, rules: Rules) -> Visits:
+    """The runs that became visits: reached ``visit_rssi`` and lasted ``min_dwell_s`` from there; with their
+    edge correction."""
+    runs = state.runs
     ok = (runs.enter != NO_ENTER) & ((runs.end - runs.enter) >= rules.min_dwell_ms)
-    return Visits(runs.device[ok], runs.enter[ok], runs.end[ok])
+    device, start, end = runs.device[ok], runs.enter[ok], runs.end[ok]
+    return Visits(device, start, end, edge_ms(state.marks, device, start, end))
+
+
+# -------------------------------------------------------------------------------------------------------------
+# the AP's own stations (sightings of basis "connected", sensor.stations)
+
+
+def station_state(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> DayState:
+    """One store-day's state from the AP's connected stations alone (any order).
+
+    Association is the evidence of presence: hostapd lists a station only while it is associated and heard within
+    the sensor's ``max_inactive_ms``, and its signal is the AP's own reading (absent with some drivers), not the
+    sensor radio's that the RSSI thresholds were set for. So every station sighting is inside and strong, and the
+    rest of the visit rules apply unchanged (``visit_gap_s`` chains the polls, ``min_dwell_s`` makes a visit)."""
+    rssi = np.full(len(ts_ms), rules.visit_rssi, dtype=np.int16)
+    return summarize(ts_ms, device, rssi, rules, day_start_ms)
+
+
+def station_visits(state: DayState, rules: Rules) -> Visits:
+    """The connected stations' visits (:func:`visits`'s rules) without the edge correction: the station list is
+    polled at a fixed interval (``keliu sensor stations --interval``, 10 s by default), the first poll after an
+    association is at most one interval late, and the last sighting is already *after* the phone left (a station
+    stays listed while it was heard within the last ``max_inactive_ms``, 60 s), so the correction, which adds a
+    scan gap (one interval for regular polls) for edges that are missed, would only add to the late end."""
+    v = visits(state, rules)
+    return Visits(v.device, v.start, v.end, np.zeros(len(v), dtype=np.int64))

@@ -209,7 +209,7 @@ def main() -> None:
     keep = dev % np.uint64(max(1, round(args.sightings / sub))) == 0
     sts, sdev, srssi = ts[keep], dev[keep], rssi[keep]
     base_s, base_visits = pandas_baseline(sts, sdev, srssi)
-    ours_sub = len(visits(summarize(sts, sdev, srssi, RULES, DAY_START_MS).runs, RULES))
+    ours_sub = len(visits(summarize(sts, sdev, srssi, RULES, DAY_START_MS), RULES))
     assert ours_sub == base_visits, (ours_sub, base_visits)
     extrapolated = len(sts) < len(ts)
     baseline_seconds = base_s * len(ts) / len(sts)

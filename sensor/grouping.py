@@ -8,7 +8,8 @@ first heard within one time step (``link_step_s``) are scored against every grou
 still in range by a log-likelihood ratio of "this phone rotated" against "a new phone arrived" (sequence-number
 continuity, the phone's scan timing, signal continuity, directed SSIDs, the rotation prior for the MAC's age, and
 how common the fingerprint is in the current crowd), then assigned best pair first, each MAC and group once, while
-the ratio beats the threshold. ``linker = "first_fit"`` keeps the earlier rule (the first group that fits) as the
+the ratio beats the threshold (a phone that changes its MAC inside its scans, learnt from its links, may take several
+new MACs of one step). ``linker = "first_fit"`` keeps the earlier rule (the first group that fits) as the
 baseline. The group's id is the keyed hash of its first MAC. State is kept only for active MACs and groups and expires
 (``mac_ttl_s``), so memory follows the devices in range, not the frames seen; and all of it is dropped when the
 period key rotates, so nothing links across periods. Devices in range are not a bound an attacker respects (a
@@ -56,6 +57,10 @@ class _Group:
     since: float = 0.0  #: first heard
     gap: float = 40.0  #: smoothed interval between the phone's scans (s)
     ssids: frozenset[bytes] = frozenset()  #: directed SSIDs heard first in its MACs
+    #: links made within a burst (the new MAC's first frame within ``_BURST_S`` of the last one's last frame): a
+    #: phone that changes its MAC inside a scan (iOS 16: every two frames)
+    mid: int = 0
+    long: int = 0  #: of its earlier MACs, those that lived 30 s or more (a phone that does not randomize per scan)
 
 
 @dataclass(slots=True, eq=False)
@@ -85,9 +90,13 @@ class _FpStats:
     seq_rate: float = 0.5  #: smoothed counter advance per second across those links
 
 
-#: log-probability that a phone's next MAC sends another fingerprint than its last (a phone alternating element
-#: sets: a real iPhone 12 sends 2 % of its probes with the iPhone 11's set, a Galaxy S21 1 % with a third set)
-_LOG_FP_CHANGE = math.log(0.02)
+#: how long after a phone was last heard a MAC with another element set may still be its alternate set (s)
+_ALT_WINDOW_S = 120.0
+_ALT_MIN_DT = 1.0  #: ... and not within the scan it is sending (a scan uses one set)
+#: the share of a per-scan phone's scans sent with another element set (the real captures: 3 % to 30 %)
+_ALT_SCANS = 0.05
+_BURST_S = 0.5  #: a burst: frames sent within this many seconds of each other
+_BURST_TAU = 0.15  #: the mean gap between a phone's MACs inside one burst (s)
 _HORIZONS = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0)
 _LOG12 = math.log(12.0)  # the crowd's signal spread (dB): a new phone's signal is N(-75, 12)
 
@@ -133,6 +142,8 @@ class Identifier:
         self._pending: list[tuple[_Mac, int, int]] = []
         self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)  # new MACs of the current time step, not yet assigned
         self._arrivals: list[float] = []  # when recent new devices were created (the arrival rate)
+        #: ... of which were of a fingerprint family with no group in range (how often arrivals bring a new set)
+        self._arrivals_unseen: list[float] = []
         self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
         #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
         self.evicted = 0
@@ -432,33 +443,78 @@ class Identifier:
             while k < len(arr) and arr[k] < cut:
                 k += 1
             del arr[:k]
+        un = self._arrivals_unseen
+        if un and un[0] < cut:
+            k = 0
+            while k < len(un) and un[k] < cut:
+                k += 1
+            del un[:k]
         return max(len(arr), 1) / 600.0
 
     def _candidates(self, st: _Mac, fp: int) -> list[tuple[float, _Group]]:
         """``(log-likelihood ratio, group)`` of every group the new MAC ``st`` could continue, against the
         hypothesis that a new phone arrived (docs/METRICS.md, "Linking rotating MACs"). Groups of the MAC's own
-        model family; for the first MAC of a family not seen before in the period, the groups of other families
-        heard in the last two minutes, at the price of a fingerprint change (``fingerprint`` evidence: a phone
-        that sometimes sends a second element set)."""
+        model family; when none of them will do and ``fingerprint`` evidence is on (opt-in), the per-scan phones of
+        other families heard in the last two minutes (:meth:`_score_alt`)."""
         fp = self._find(fp)
         cands = self._by_fp.get(fp) or []
-        unseen = fp not in self._fp_stats  # the family's first MAC in this period
         ev = self.policy.evidence
         ts = st.first
         if "commonness" in ev:
             share = (len(cands) + 0.5) / (self._active + 10.0)
         else:
             share = 0.1
+        rate = self._arrival_rate(ts)
         # the alternative: a phone of this model family arrived now
-        log_new = math.log(self._arrival_rate(ts) * share)
+        log_new = math.log(rate * share)
         out = self._score(st, fp, cands, log_new, 0.0) if cands else []
-        if "fingerprint" in ev and unseen and not cands:
-            recent = ts - 120.0
-            for root, groups in list(self._by_fp.items()):
-                if root != fp:
-                    near = [g for g in groups if g.current is not None and g.current.ts >= recent]
-                    if near:
-                        out += self._score(st, root, near, log_new, _LOG_FP_CHANGE)
+        if "fingerprint" in ev and not any(c[0] > self.policy.link_threshold for c in out):
+            # another element set of a phone in range? Against it: a new phone whose set is not in range (if this
+            # one's is not): how often arrivals bring a set not in range, over the last ten minutes
+            if not cands:
+                unseen = (len(self._arrivals_unseen) + 1.0) / (len(self._arrivals) + 2.0)
+                log_new = math.log(rate * unseen)
+            out += self._score_alt(st, fp, cands, log_new)
+        return out
+
+    def _score_alt(self, st: _Mac, fp: int, cands: list[_Group], log_new: float) -> list[tuple[float, _Group]]:
+        """The log-likelihood ratios of ``st`` (family ``fp``) being a scan with another element set of a phone of
+        another family in range, against a new phone (``log_new``). Only phones that randomize at every scan
+        (learnt per phone: three MACs or more, nearly all of which lived under 30 s): they send each scan from a new MAC, so their other set comes on a MAC of its own (the
+        real captures: an iPhone 12 sends the iPhone 11's set in 2 % of its probes, an Oppo and an iPhone XR scan
+        with a second set every few minutes); a phone that keeps its MAC for minutes sends its other set on that
+        MAC, where the fingerprints are joined as one family. Heard in the last ``_ALT_WINDOW_S`` but not in the last
+        ``_ALT_MIN_DT`` (another scan than the one it is sending); the scan comes at any time of the phone's stay: a
+        rate of ``_ALT_SCANS`` of its scans, not the next step of its chain."""
+        ev = self.policy.evidence
+        rssi = st.rssi0
+        use_rssi = "rssi" in ev and rssi is not None
+        if use_rssi:
+            z = (rssi + 75.0) / 12.0  # type: ignore[operator]
+            rssi_new = 0.5 * z * z + _LOG12
+        ts = st.first
+        recent, late = ts - _ALT_WINDOW_S, ts - _ALT_MIN_DT
+        seen = {id(g) for g in cands}
+        out: list[tuple[float, _Group]] = []
+        log, exp = math.log, math.exp
+        for root, groups in list(self._by_fp.items()):
+            if root == fp:
+                continue
+            for g in groups:
+                cur = g.current
+                if cur is None or not recent <= cur.ts <= late or id(g) in seen:
+                    continue
+                if g.macs < 3 or 10 * g.long > g.macs or cur.ts - cur.first >= 30.0:
+                    continue  # not (yet) seen to randomize at every scan
+                seen.add(id(g))
+                dt = ts - cur.ts
+                stay = cur.ts - g.since + 60.0
+                mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136
+                score = log(_ALT_SCANS / mu * stay / (stay + dt)) - log_new
+                if use_rssi and cur.rssi is not None:
+                    d = (rssi - cur.rssi) / 4.5  # type: ignore[operator]
+                    score += log(0.85 / 4.5 * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (d * 4.5 / 15.0) ** 2)) + rssi_new
+                out.append((score, g))
         return out
 
     def _score(self, st: _Mac, fp: int, cands: list[_Group], log_new: float,
@@ -520,6 +576,7 @@ class Identifier:
             dt = ts - cts
             if dt < min_dt or dt > horizon or cur is st:
                 continue
+            raw = dt
             if dt < 0.5:  # noqa: PLR1730 (a call costs more in this loop)
                 dt = 0.5
             crssi = cur.rssi
@@ -536,6 +593,11 @@ class Identifier:
                 mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136 (no call in this loop)
                 stay = cts - g.since + 60.0
                 like = (0.7 / mu * exp(-dt / mu) + 0.00075 * exp(-dt / 400.0)) * stay / (stay + dt)
+                if raw < _BURST_S and g.mid > 1 and 2 * g.mid >= g.macs:
+                    # ... or it is inside the scan it was just sending, for a phone seen changing its MAC inside
+                    # its scans in most of its links (the share of its links that were so; one or a few such links
+                    # happen by chance in a crowd of phones of one model)
+                    like += g.mid / g.macs / _BURST_TAU * exp(-max(0.0, raw) / _BURST_TAU)
             else:
                 like = 1.0 / 120.0
             score = log(p_rot * like + 1e-12) + base
@@ -573,6 +635,10 @@ class Identifier:
         stats = self._fp_stats.setdefault(fp, _FpStats())
         stats.links += 1
         if cur is not None:
+            if st.first - cur.ts < _BURST_S:
+                g.mid += 1
+            if cur.ts - cur.first >= 30.0:
+                g.long += 1
             dseq = (st.seq0 - cur.seq) & 0xFFF
             if 0 < dseq <= 3.0 * _seq_mean(stats, cur, max(0.0, st.first - cur.ts)):
                 stats.seq_links += 1
@@ -611,10 +677,17 @@ class Identifier:
                     pairs.append((score, i, id(g), g))
         done: set[int] = set()
         used: set[int] = set()
+        deferred: set[int] = set()
         if pairs:
             pairs.sort(key=lambda p: -p[0])
             for _score, i, gid, g in pairs:
-                if i in done or gid in used:
+                if i in done or i in deferred:
+                    continue
+                if gid in used:
+                    if g.mid > 1 and 2 * g.mid >= g.macs:
+                        # a phone that changes its MAC inside its scans (iOS 16: every two frames) sends several
+                        # new MACs in one step: decided in the second pass against the group as extended
+                        deferred.add(i)
                     continue
                 st, fp, _mac = pending[i]
                 self._attach(st, fp, g)
@@ -633,7 +706,10 @@ class Identifier:
             fp = self._find(fp)
             group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=st.first,
                            ssids=frozenset({st.ssid}) if st.ssid else frozenset())
-            self._by_fp.setdefault(fp, []).append(group)
+            same = self._by_fp.setdefault(fp, [])
+            if not same:
+                self._arrivals_unseen.append(st.first)
+            same.append(group)
             st.group = group
             self.stats.devices += 1
             self._arrivals.append(st.first)
@@ -679,6 +755,7 @@ class Identifier:
         self._fp_stats.clear()
         self._fp_parent.clear()
         self._arrivals.clear()
+        self._arrivals_unseen.clear()
         self.stats = IdentityStats()
 
     def expire(self, now: float, lazy: bool = False) -> None:

@@ -103,8 +103,9 @@ class PrivacyPolicy:
     #: (docs/METRICS.md, "Linking rotating MACs"); ``first_fit``: the earlier rule (the first group that fits)
     linker: str = "evidence"
     #: the linker's evidence types (remove one for an ablation): ``seq``, ``rssi``, ``timing``, ``rotation``,
-    #: ``commonness``, ``ssid``; and, off by default, ``fingerprint`` (a family's first MAC may continue a group of
-    #: another element set, at a price: it joins phones of different models in a crowd more often than it helps)
+    #: ``commonness``, ``ssid``; and, off by default, ``fingerprint`` (a MAC no group of its own element set takes
+    #: may be another set of a per-scan phone in range: it joins phones of different models in the simulated crowds,
+    #: which send one set each, more often than it helps; docs/METRICS.md)
     evidence: frozenset[str] = frozenset({"seq", "rssi", "timing", "rotation", "commonness", "ssid"})
     #: new MACs first heard within this many seconds of each other are assigned together (one time step)
     link_step_s: float = 2.0

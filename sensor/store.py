@@ -38,6 +38,10 @@ class SightingRow(Base):
 
 
 sightings = cast(sa.Table, SightingRow.__table__)
+#: the connected stations of a store by time, over those rows only (revision analytics_0005_connbasis): the day's
+#: report reads its stations without the day's probe sightings
+sa.Index("ix_sightings_connected", sightings.c.store, sightings.c.ts,
+         postgresql_where=sightings.c.basis == "connected", sqlite_where=sightings.c.basis == "connected")
 
 
 def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> int:

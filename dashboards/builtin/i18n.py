@@ -86,6 +86,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "live_heard": "sensor heard {age} ago",
         "live_silent": "nothing heard in the last {minutes} min",
         "live_connected": "on the guest Wi-Fi now: {n} (exact)",
+        "connected": "Connected shoppers (exact)",
+        "connected_detail": "on the guest Wi-Fi · median dwell {dwell} · {visits} visits",
+        "connected_none": "no station list from the AP",
     },
     "zh-CN": {
         "title": "客流分析",
@@ -164,6 +167,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "live_heard": "探针 {age}前收到信号",
         "live_silent": "最近 {minutes} 分钟未收到信号",
         "live_connected": "当前连接访客 Wi-Fi：{n}（精确）",
+        "connected": "已连接 Wi-Fi 的顾客（精确）",
+        "connected_detail": "连接访客 Wi-Fi · 驻店时长中位数 {dwell} · 到访 {visits} 次",
+        "connected_none": "未收到 AP 的连接设备列表",
     },
 }
 

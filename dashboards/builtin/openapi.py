@@ -107,6 +107,20 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                                       "empty": {"type": "boolean"}, "never": {"type": "boolean"},
                                       "message": {"type": "string"}}},
             "live": {"$ref": "#/components/schemas/LiveOccupancy"},
+            "connected": {
+                "type": ["object", "null"],
+                "description": "store view: connected shoppers, the AP's own stations (hostapd), exact and never "
+                               "added to the estimated figures (docs/METRICS.md \"Error bands and bases\")",
+                "properties": {
+                    "basis": {"type": "string", "enum": ["connected_stations"]},
+                    "visitors": {"type": ["integer", "null"]}, "visits": {"type": ["integer", "null"]},
+                    "median_dwell_s": {"type": ["number", "null"]},
+                    "dwell_buckets": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
+                    "staff_excluded": {"type": ["integer", "null"]},
+                    "key": {"type": "string"}, "label": {"type": "string"}, "value": {"type": ["number", "null"]},
+                    "text": {"type": "string"}, "detail": {"type": "string"},
+                    "previous": {"type": ["number", "null"]}, "previous_text": {"type": "string"},
+                    "change_text": {"type": "string"}}},
             "report": {"type": "object", "description": "the analytics reports behind the view (analytics.report)",
                        "properties": {"current": {"type": "object"}, "previous": {"type": "object"}}}}},
     "LiveOccupancy": {

@@ -132,8 +132,8 @@ def store_numbers(store_id: str, lang: str) -> dict[str, Any]:
     start, end = _range(store["timezone"])
     pstart, pend = views.previous_range(start, end)
     rep, eng = _reports(), _services().engine
-    current = rep.store_range(eng, store_id, start, end)
-    previous = rep.store_range(eng, store_id, pstart, pend)
+    current = rep.store_range(eng, store_id, start, end, _services().cfg)
+    previous = rep.store_range(eng, store_id, pstart, pend, _services().cfg)
     view = views.store_view(lang, store, start, end, current, previous)
     view["uncertainty"] = current.get("uncertainty")  # the error bands and bases (analytics.bands)
     view["status"] = views.status(lang, rep.last_report(eng, store_id), _services().clock(), current)

@@ -180,6 +180,7 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
         "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
         "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
         "kpis": cards,
+        "connected": connected_view(lang, current, previous),
         "charts": {
             "hourly": {"title": hourly_title, "hours": [f"{h:02d}" for h in range(24)], "visitors": hv, "passersby": hp,
                        "visitors_last_week": hl},
@@ -194,6 +195,22 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
         "tables": tables,
         "report": {"current": plain(current), "previous": plain(previous)},
     }
+
+
+def connected_view(lang: str, current: Report, previous: Report) -> Json | None:
+    """The connected shoppers (``analytics.report``'s ``connected`` block: the AP's own stations, exact, basis
+    ``connected_stations``) as a card beside the estimated figures; None when the report has no such block."""
+    cur, prev = current.get("connected"), previous.get("connected")
+    if not isinstance(cur, Mapping):
+        return None
+    prev = prev if isinstance(prev, Mapping) else {}
+    n, p = _opt(cur.get("visitors")), _opt(prev.get("visitors"))
+    detail = (t(lang, "connected_none") if n is None else
+              t(lang, "connected_detail", dwell=i18n.duration(lang, _opt(cur.get("median_dwell_s"))),
+                visits=i18n.integer(_opt(cur.get("visits")))))
+    return {**plain(cur), "key": "connected", "label": t(lang, "connected"), "value": n, "text": fmt(lang, "int", n),
+            "detail": detail, "previous": p, "previous_text": fmt(lang, "int", p),
+            "change_text": i18n.change(n, p)}
 
 
 def _ident(item: Mapping[str, Any], kind: str) -> str:

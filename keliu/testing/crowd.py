@@ -23,7 +23,7 @@ staff (the whole opening hours with a lunch break, every day), repeat visitors o
 (:data:`PRESETS`) follow the issue: ``none`` (nobody randomizes), ``half`` (half the phones rotate every 3-15 min
 keeping their counter), ``all_reset`` (every phone rotates every 3-15 min and restarts its counter), ``native``
 (every model behaves as it really does, per-scan iPhones included) and ``crowd`` (``native`` with a mall's crowd:
-up to about 1,000 phones in range at the peak).
+8,200 visitors and 41,000 passers-by a day, about 1,000 phones in range at the peak).
 """
 from __future__ import annotations
 
@@ -144,7 +144,8 @@ PRESETS: dict[str, CrowdScenario] = {
     "half": CrowdScenario("half"),
     "all_reset": CrowdScenario("all_reset"),
     "native": CrowdScenario("native"),
-    "crowd": CrowdScenario("crowd", visitors_per_day=6000, passersby_per_day=30000, staff=30),
+    # a mall: about 1,000 phones in range at the evening peak (seed 1: 1,012; ``Truth.peak_in_range``)
+    "crowd": CrowdScenario("crowd", visitors_per_day=8200, passersby_per_day=41000, staff=40),
 }
 
 
@@ -202,6 +203,18 @@ class Truth:
     scenario: CrowdScenario
     people: tuple[Person, ...]
     macs: int
+
+    def peak_in_range(self, day: int = 0) -> int:
+        """The most phones present at once on ``day`` (visitors, passers-by and staff whose presence overlaps)."""
+        lo = self.scenario.day_start(day)
+        hi = lo + 86400
+        events = sorted((t, d) for p in self.people for s, e in p.visits if s < hi and e >= lo
+                        for t, d in ((s, 1), (e, -1)))
+        here = peak = 0
+        for _t, d in events:
+            here += d
+            peak = max(peak, here)
+        return peak
 
     def day(self, air: Air, day: int, min_dwell_s: float = 300.0, passerby_rssi: int = -90) -> dict[str, float]:
         """What a perfect counter reports for ``day``: visitors (a visit of at least the minimum dwell), passers-by

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
@@ -38,6 +39,16 @@ def tvisit(device: str | int, start: float, minutes: float, rssi: int = -55, eve
     n = int(minutes * 60 // every)
     times = [start + i * every for i in range(n)] + [start + minutes * 60]
     return [tsighting(t, device, rssi, store) for t in times]
+
+
+def tstation(device: str | int, start: float, minutes: float, every: float = 10.0, store: str = "s1",
+             rssi: int | None = None) -> list[Sighting]:
+    """A station associated to the store's AP from ``start`` (seconds after midnight) for ``minutes``, as the
+    sensor's hostapd poll writes it (``sensor.stations``): one sighting of basis "connected" per poll, every
+    ``every`` seconds, the last one exactly at the end; ``rssi`` None as with drivers that give no signal."""
+    n = int(minutes * 60 // every)
+    times = [start + i * every for i in range(n)] + [start + minutes * 60]
+    return [replace(tsighting(t, device, rssi, store, sensor="sensor-1-ap"), basis="connected") for t in times]
 
 
 def arrays(batch: Sequence[Sighting]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

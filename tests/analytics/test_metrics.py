@@ -31,7 +31,7 @@ def test_visitors_passersby_capture_rate():
     r = daily(day_of(batch))
     assert (r.visitors, r.passersby, r.visits) == (2, 3, 2)
     assert r.capture_rate == pytest.approx(0.4)
-    assert r.median_dwell_s == 1200.0
+    assert r.median_dwell_s == 1260.0  # dwell 11 and 31 min: observed 10 and 30, a probe a minute (edge correction)
 
 
 def test_nobody_heard_gives_zero_rate():
@@ -63,11 +63,13 @@ def test_periods_add_up_to_the_day():
     assert sd.rollup("1h")[21].passersby == 1
 
 
-@pytest.mark.parametrize("minutes,label", [(4, "<5m"), (5, "5-20m"), (19.9, "5-20m"), (20, "20-60m"),
+@pytest.mark.parametrize("minutes,label", [(4, "<5m"), (5, "5-20m"), (19.5, "5-20m"), (20, "20-60m"),
                                            (60, "1-6h"), (360, ">6h")])
 def test_dwell_buckets_lower_bound_inclusive(minutes, label):
-    r = daily(day_of(tvisit("a", 10 * H, minutes, every=30), Rules(min_dwell_s=60)))
-    assert dict(zip(DWELL_LABELS, r.dwell))[label] == 1
+    # a probe every 30 s: the dwell is the observed span plus 30 s (the edge correction of a regular cadence)
+    sd = day_of(tvisit("a", 10 * H, minutes - 0.5, every=30), Rules(min_dwell_s=60))
+    assert sd.visits.dwell_ms.tolist() == [minutes * 60_000]
+    assert dict(zip(DWELL_LABELS, daily(sd).dwell))[label] == 1
 
 
 def test_staff_auto_same_day_fixed_device():

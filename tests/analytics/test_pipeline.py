@@ -54,7 +54,7 @@ def test_rollups_and_store_day_report(env):
     r = report.store_day(engine, "s1", DAY)
     assert (r["visitors"], r["passersby"], r["visits"]) == (2, 2, 2)
     assert r["capture_rate"] == pytest.approx(0.5)
-    assert r["median_dwell_s"] == 1500.0
+    assert r["median_dwell_s"] == 1560.0  # 11 and 41 min: observed 10 and 40 (+ a probe interval, METRICS.md)
     assert list(r["dwell_buckets"]) == ["<5m", "5-20m", "20-60m", "1-6h", ">6h"]
     assert r["dwell_buckets"]["5-20m"] == 1 and r["dwell_buckets"]["20-60m"] == 1
     assert r["loyalty_buckets"]["first_time"] == 2
@@ -87,7 +87,7 @@ def test_visits_still_open_are_counted_but_not_closed(env):
     assert pipeline.close_visits(engine, cfg, "s1", DAY, DAY_START + 11 * H + 45 * 60) == 2
     with engine.connect() as conn:
         closed = dict(conn.execute(sa.select(store.visits.c.dwell_s, store.visits.c.closed)).all())
-    assert closed == {600.0: True, 2400.0: False}
+    assert closed == {660.0: True, 2460.0: False}
 
 
 def test_mall_counts_shoppers_once_with_transitions(env):
@@ -116,7 +116,7 @@ def test_store_range_sums_days_and_repeats_are_seen_next_day(env):
     assert [d["visitors"] for d in r["days"]] == [2, 2, None]  # the third day has no data: None, not 0
     assert r["visitors"] == 4 and r["repeat_visitors"] == 1 and r["new_visitors"] == 3
     assert r["loyalty_buckets"]["weekly"] == 1
-    assert r["median_dwell_s"] == 1350.0  # visit-weighted median of (1500 x2, 1200 x2)
+    assert r["median_dwell_s"] == 1410.0  # visit-weighted median of (1560 x2, 1260 x2)
     assert r["hourly_visitors"][11] == 4
 
 

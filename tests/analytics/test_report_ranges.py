@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics import report, store
 from analytics.bands import uncertainty
+from analytics.metrics import connected_figures
 from keliu import config, db, tenants
 
 ZONES = {"s1": "Asia/Shanghai", "s2": "Pacific/Kiritimati", "s3": "Etc/GMT+12", "s4": "America/New_York"}
@@ -128,12 +129,15 @@ def test_store_range_and_day_report_what_the_per_day_reading_did(engine: Engine)
         for a, b in ranges():
             got = dict(report.store_range(engine, sid, a, b))
             unc = got.pop("uncertainty")  # added by issue 17 (analytics.bands): the rest is unchanged
+            # added by issue 17 (the AP's stations, tests/analytics/test_report_connected.py): none seeded here
+            assert got.pop("connected") == connected_figures([])
             assert got == old_store_range(engine, sid, a, b), (sid, a, b)
             assert unc == uncertainty(got)
         d = FIRST - timedelta(days=1)
         while d <= LAST + timedelta(days=1):
             got = dict(report.store_day(engine, sid, d))
             unc = got.pop("uncertainty")
+            assert got.pop("connected") == connected_figures([])
             assert got == old_store_day(engine, sid, d), (sid, d)
             assert unc == uncertainty(got)
             d += timedelta(days=1)

@@ -27,7 +27,12 @@ R = Rules()
 
 def run(batch, rules=R):
     ts, d, r = arrays(batch)
-    return visits(summarize(ts, d, r, rules, DAY_START_MS).runs, rules)
+    return visits(summarize(ts, d, r, rules, DAY_START_MS), rules)
+
+
+def observed_minutes(v):
+    """From the first strong sighting to the last inside one: what the visit rules decide on."""
+    return [x / 60000 for x in v.observed_ms.tolist()]
 
 
 def dwell_minutes(v):
@@ -37,7 +42,9 @@ def dwell_minutes(v):
 def test_a_strong_ten_minute_stay_is_one_visit():
     v = run(tvisit("a", 36000, 10))
     assert len(v) == 1
-    assert dwell_minutes(v) == [10.0]
+    assert observed_minutes(v) == [10.0]
+    # a probe every minute: on average half a minute unseen before the first and after the last one
+    assert dwell_minutes(v) == [11.0]
     assert v.device.tolist() == device_codes([dev("a")]).tolist()
 
 
@@ -52,7 +59,7 @@ def test_weak_signal_is_no_visit():
 def test_hysteresis_keeps_a_visit_between_thresholds():
     # enters at -60, then stays at -68 (below visit_rssi, above stay_rssi) for 20 minutes
     batch = [tsighting(36000, "a", -60)] + tvisit("a", 36060, 20, rssi=-68)
-    assert dwell_minutes(run(batch)) == [21.0]
+    assert observed_minutes(run(batch)) == [21.0]
     # with a single threshold (stay = visit) the same device never makes 5 minutes above -65
     single = Rules(stay_rssi=-65)
     assert len(run(batch, single)) == 0
@@ -62,19 +69,69 @@ def test_visit_starts_at_first_strong_sighting():
     batch = tvisit("a", 36000, 10, rssi=-69) + tvisit("a", 36600, 10, rssi=-60)
     v = run(batch)
     assert (v.start.tolist()[0] - DAY_START_MS) // 1000 == 36600
-    assert dwell_minutes(v) == [10.0]
+    assert observed_minutes(v) == [10.0]
+    assert dwell_minutes(v) == [11.0]  # the edge correction reads the cadence from the entry on
 
 
 def test_a_gap_longer_than_visit_gap_splits_visits():
     batch = tvisit("a", 36000, 10) + tvisit("a", 36000 + 600 + 901, 10)
-    assert dwell_minutes(run(batch)) == [10.0, 10.0]
+    assert observed_minutes(run(batch)) == [10.0, 10.0]
     batch = tvisit("a", 36000, 10) + tvisit("a", 36000 + 600 + 900, 10)
-    assert dwell_minutes(run(batch)) == [35.0]
+    assert observed_minutes(run(batch)) == [35.0]
 
 
 def test_weak_sightings_do_not_bridge_a_gap():
     batch = tvisit("a", 36000, 10) + tvisit("a", 36600, 20, rssi=-80, every=120) + tvisit("a", 36600 + 1200 + 60, 10)
-    assert dwell_minutes(run(batch)) == [10.0, 10.0]
+    assert observed_minutes(run(batch)) == [10.0, 10.0]
+
+
+# -------------------------------------------------------------------------------------------------------------
+# dwell: the observed span plus the edge correction sum(g**2) / sum(g) over the visit's gaps (docs/METRICS.md)
+
+
+def test_edge_correction_is_the_length_biased_mean_gap():
+    # gaps 30, 30, 30, 300, 30, 30 s (the screen off once): sum(g) = 450, sum(g**2) = 94,500 -> 210 s
+    times = [36000 + t for t in (0, 30, 60, 90, 390, 420, 450)]
+    v = run([tsighting(t, "a") for t in times], Rules(min_dwell_s=300))
+    assert observed_minutes(v) == [7.5]
+    assert v.edge_ms.tolist() == [94_500_000 // 450]
+    assert v.dwell_ms.tolist() == [450_000 + 210_000]
+
+
+def test_a_burst_counts_once_and_weak_sightings_are_no_scans():
+    # bursts of three frames 20 ms apart every 60 s: the same cadence as single probes
+    burst = [tsighting(36000 + 60 * i + 0.02 * k, "a") for i in range(11) for k in range(3)]
+    v = run(burst)
+    assert v.edge_ms.tolist() == [60_000] and v.observed_ms.tolist() == [600_040]
+    # a weak probe (not inside) between two inside ones is not a scan of the visit's cadence: the gap stays 120 s
+    times = [36000 + 120 * i for i in range(6)]
+    batch = [tsighting(t, "b") for t in times] + [tsighting(t + 60, "b", -80) for t in times]
+    v = run(batch)
+    assert observed_minutes(v) == [10.0] and v.edge_ms.tolist() == [120_000]
+
+
+def test_edge_correction_is_bounded_by_the_visit_gap():
+    # a silence longer than visit_gap_s would have ended the visit, so no gap, hence no correction, exceeds it
+    times = [36000 + 900 * i for i in range(4)]
+    v = run([tsighting(t, "a") for t in times])
+    assert v.edge_ms.tolist() == [900_000]
+
+
+def test_edge_corrected_dwell_is_unbiased_for_random_scans():
+    # presence of 30 min, scans at random (exponential gaps of mean 120 s): the observed span misses about one mean
+    # gap at each end; the corrected dwell is about right on average (Poisson scans: sum(g**2)/sum(g) -> 2 x 120 s)
+    rng = random.Random(7)
+    batch, start = [], 36000.0
+    for p in range(400):
+        t = start + rng.expovariate(1 / 120)
+        while t < start + 1800:
+            batch.append(tsighting(t, p))
+            t += rng.expovariate(1 / 120)
+    v = run(batch, Rules(min_dwell_s=60))
+    observed = float(np.mean(v.observed_ms)) / 1000
+    corrected = float(np.mean(v.dwell_ms)) / 1000
+    assert observed < 1800 * 0.9
+    assert corrected == pytest.approx(1800, rel=0.05)
 
 
 def test_missing_rssi_never_qualifies():
@@ -85,7 +142,7 @@ def test_missing_rssi_never_qualifies():
 
 def test_devices_are_kept_apart():
     v = run(tvisit("a", 36000, 10) + tvisit("b", 36000, 30))
-    assert sorted(dwell_minutes(v)) == [10.0, 30.0]
+    assert sorted(observed_minutes(v)) == [10.0, 30.0]
 
 
 def test_device_codes_roundtrip_hex_and_hash_others():
@@ -97,7 +154,7 @@ def test_device_codes_roundtrip_hex_and_hash_others():
 
 def test_sightings_outside_the_day_take_the_general_sort():
     batch = tvisit("a", -3600 * 20, 10) + tvisit("a", 36000, 10)
-    assert dwell_minutes(run(batch)) == [10.0, 10.0]
+    assert dwell_minutes(run(batch)) == [11.0, 11.0]
 
 
 @pytest.mark.parametrize("rules", [R, Rules(min_dwell_s=120, visit_gap_s=120, stay_rssi=-72)])
@@ -106,7 +163,7 @@ def test_empty_and_merge_with_empty(rules):
     s = summarize(ts, d, r, rules, DAY_START_MS)
     m = merge(empty_state(), s, rules)
     assert m.runs == s.runs and m.seen == s.seen
-    assert len(visits(empty_state().runs, rules)) == 0
+    assert len(visits(empty_state(), rules)) == 0
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -141,13 +198,15 @@ def test_any_split_in_any_order_equals_one_batch(seed, cuts, shuffle, staff_frac
         state = merge(state, summarize(*arrays(b), rules, DAY_START_MS) if b else empty_state(), rules)
     assert state.runs == whole.runs
     assert state.seen == whole.seen
+    assert state.marks == whole.marks
+    assert visits(state, rules) == visits(whole, rules)
     assert store_day(state, rules, DAY_START_MS).rollups == store_day(whole, rules, DAY_START_MS).rollups
 
 
 def test_split_property_is_not_vacuous():
     day = _day(3)
     whole = summarize(*arrays(day), Rules(visit_gap_s=300), DAY_START_MS)
-    assert len(visits(whole.runs, Rules(visit_gap_s=300))) > 0
+    assert len(visits(whole, Rules(visit_gap_s=300))) > 0
     assert len(whole.runs) > len(np.unique(whole.runs.device))  # some devices have several runs
 
 

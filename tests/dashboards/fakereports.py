@@ -73,7 +73,7 @@ class FakeReports:
         self.calls: list[tuple[Any, ...]] = []
         self.last = dict(LAST_REPORT if last_report is None else last_report)
 
-    def store_range(self, engine: Any, store_id: str, start: date, end: date) -> dict[str, Any]:
+    def store_range(self, engine: Any, store_id: str, start: date, end: date, cfg: Any = None) -> dict[str, Any]:
         self.calls.append(("store_range", store_id, start, end))
         days = [(d, store_day(store_id, d)) for d in _range(start, end)]
         out = _merge([p for _, p in days])

@@ -5,7 +5,8 @@ Sightings are built with analytics' own test builders, stored with ``insert_sigh
 
 On DAY (2026-01-05, a Monday) in mall m1: store s1 has visitors a (10 min), b (40 min), c (25 min) and passers-by
 p, q; shopper a walks on to s2 (15 min), where d stays 30 min and p passes. One week earlier s1 had visitor a
-(20 min) and passer-by r. Store s3 in mall m2 has never heard anything.
+(20 min) and passer-by r. Store s3 in mall m2 has never heard anything. On DAY s1's AP lists two stations
+(connected shoppers, exact): w1 for 30 min and w2 for 3 min (no visit).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from analytics import pipeline
 from keliu.config import Config
 from sensor import store as sensor_store
 from sensor.records import Sighting
-from tests.analytics.builders import DAY, DAY_START, tsighting, tvisit
+from tests.analytics.builders import DAY, DAY_START, tsighting, tstation, tvisit
 
 H = 3600
 WEEK = 7 * 86400
@@ -34,6 +35,8 @@ def sightings() -> list[Sighting]:
     batch += passer("p", 12 * H, "s1") + passer("q", 13 * H, "s1")
     batch += tvisit("a", 12 * H, 15, store="s2") + tvisit("d", 14 * H, 30, store="s2") + passer("p", 12 * H + 300, "s2")
     batch += tvisit("a", 11 * H - WEEK, 20) + passer("r", 16 * H - WEEK, "s1")
+    # the AP's stations at s1 (basis "connected"): w1 on the guest Wi-Fi for 30 min, w2 for 3 min (no visit)
+    batch += tstation("w1", 11 * H, 30) + tstation("w2", 14 * H, 3)
     return batch
 
 

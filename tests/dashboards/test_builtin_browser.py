@@ -134,11 +134,21 @@ def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: 
     assert kpi(page, "visitors") == str(cur["visitors"]) == "3"
     assert kpi(page, "passersby") == str(cur["passersby"]) == "2"
     assert kpi(page, "capture_rate") == i18n.percent(cur["capture_rate"]) == "60.0%"
-    assert kpi(page, "median_dwell_s") == i18n.duration("en", cur["median_dwell_s"]) == "25 min"
+    assert kpi(page, "median_dwell_s") == i18n.duration("en", cur["median_dwell_s"]) == "26 min"  # 25 min edge-corrected
     assert kpi(page, "repeat_visitors") == str(cur["repeat_visitors"])
     prev_text = page.inner_text(".kpi[data-key=visitors] .prev")
     assert prev_text == f"Same weekday last week: {prev['visitors']} (+200.0%)"
     assert "2026-01-05" in page.inner_text("#compare") and "2025-12-29" in page.inner_text("#compare")
+    # connected shoppers beside the estimates: the AP's stations, exact (w1 30 min; w2's 3 min is no visit)
+    svc = app.extensions["keliu"]
+    conn_now = report.store_range(engine, "s1", DAY, DAY, svc.cfg)["connected"]
+    assert (conn_now["visitors"], conn_now["median_dwell_s"], conn_now["basis"]) == (1, 1800.0, "connected_stations")
+    card = page.locator(".kpi[data-key=connected]")
+    assert card.get_attribute("data-basis") == "connected_stations"
+    assert (card.locator(".label").inner_text(), kpi(page, "connected")) == ("Connected shoppers (exact)", "1")
+    assert page.inner_text("#connected-detail") == "on the guest Wi-Fi · median dwell 30 min · 1 visits"
+    assert card.locator(".prev").nth(1).inner_text() == "Same weekday last week: no data"
+    assert kpi(page, "visitors") == "3"  # not added to the estimated figures
     assert page.locator("#charts canvas").count() >= 4  # hourly, funnel, dwell, loyalty drawn by ECharts
     shown = screen_tables(page)
     assert ["Visitors", "3", "60.0%"] in shown  # funnel: 3 visitors of 5 devices heard
@@ -149,7 +159,9 @@ def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: 
     page.goto(base + "/dashboard/store/s1?lang=zh-CN")
     page.wait_for_selector("body[data-ready='1']")
     assert page.inner_text(".kpi[data-key=capture_rate] .label") == "进店率"
-    assert kpi(page, "median_dwell_s") == "25 分钟"
+    assert kpi(page, "median_dwell_s") == "26 分钟"
+    assert page.inner_text(".kpi[data-key=connected] .label") == "已连接 Wi-Fi 的顾客（精确）"
+    assert page.inner_text("#connected-detail") == "连接访客 Wi-Fi · 驻店时长中位数 30 分钟 · 到访 1 次"
     assert_csv_holds_the_screen(screen_tables(page), csv_of(page)[3:])
     page.screenshot(path=str(SHOTS / "dashboard-store-zh.png"), full_page=False)
     # a store manager cannot open another store's page, nor its API

@@ -59,3 +59,16 @@ def test_truth_per_day() -> None:
         assert abs(t["capture_rate"] - t["visitors"] / (t["visitors"] + t["passersby"])) < 1e-12
     repeat = [p for p in truth.people if p.kind == "visitor" and len(p.visits) > 1]
     assert 50 <= len(repeat) <= 100  # 25 % of day 2's visitors came on day 1
+
+
+def test_the_mall_crowd_reaches_a_thousand_phones_in_range() -> None:
+    """Issue 17 item 4: crowds up to 1,000 phones in range (population only: no frames simulated)."""
+    from dataclasses import replace
+
+    from keliu.testing.crowd import Truth, population
+
+    sc = replace(PRESETS["crowd"], days=1)
+    peak = Truth(sc, population(sc, 1), 0).peak_in_range(0)
+    assert 1000 <= peak <= 1100
+    store = PRESETS["native"]
+    assert Truth(store, population(store, 1), 0).peak_in_range(0) < 100  # a store's day is far smaller

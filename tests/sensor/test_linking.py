@@ -105,6 +105,56 @@ def test_a_rare_fingerprint_links_where_a_common_one_does_not() -> None:
     assert common[0] != common[-1]
 
 
+def per_frame_phone(t0: float, scans: int, rssi: int, tag: int, fp: int = 7, spread: int = 0) -> list[Probe]:
+    """A phone that changes its MAC every two frames inside its scans (iOS 16's unassociated probing, as in the
+    real Baccichet iPhone 11/12 captures): 6 MACs per scan, 40 ms apart, a scan every 30 s; ``spread`` dB of
+    per-MAC signal variation (channels, antennas)."""
+    out = []
+    for k in range(scans):
+        for j in range(6):
+            t = t0 + 30 * k + 0.04 * j
+            r = rssi + (spread if (k + j) % 3 == 0 else -spread if (k + j) % 3 == 1 else 0)
+            mac = f"02:00:{tag:02x}:00:{k:02x}:{j:02x}"
+            out += [probe(t, mac, (97 * k + 13 * j) % 4096, r, fp=fp), probe(t + 0.02, mac, (97 * k + 13 * j + 1) % 4096,
+                                                                            r, fp=fp)]
+    return out
+
+
+def test_a_phone_changing_its_mac_inside_each_scan_stays_one_device_next_to_another() -> None:
+    """Two phones of one model, each sending six MACs per scan, scanning in the same seconds: each is one device.
+    One new MAC per group per time step would hand the second MAC of each scan to the other phone's group (the
+    real iPhone 11 of the Baccichet scene read as 4 devices that way)."""
+    a = per_frame_phone(T0 + 3000, 20, -58, 0xA1, spread=2)
+    b = per_frame_phone(T0 + 3000.02, 20, -72, 0xB2, spread=2)
+    ps = sorted(background() + a + b, key=lambda p: p.ts)
+    out = ids(ps)
+    dev_a = {d for d, p in zip(out, ps) if p.mac[2] == 0xA1}
+    dev_b = {d for d, p in zip(out, ps) if p.mac[2] == 0xB2}
+    assert len(dev_a) == 1 and len(dev_b) == 1
+    assert dev_a != dev_b
+
+
+def test_another_element_set_of_a_per_scan_phone_links_only_with_the_opt_in_evidence() -> None:
+    """A per-scan phone that sends one scan with a second element set (as the real Oppo Find X3 Neo and iPhone XR
+    do): with ``fingerprint`` evidence it is the same phone, without it a new device; a phone whose MAC lives for
+    minutes never takes another set's MAC this way (it would send that set on its own MAC)."""
+    phone = per_frame_phone(T0 + 3000, 10, -52, 0xA1)
+    odd = [probe(T0 + 3000 + 30 * 9 + 12, "02:00:00:00:0a:01", 5, -52, fp=77),
+           probe(T0 + 3000 + 30 * 9 + 12.02, "02:00:00:00:0a:01", 6, -52, fp=77)]
+    ps = sorted(background() + phone + odd, key=lambda p: p.ts)
+    with_fp = ids(ps, PrivacyPolicy(evidence=PrivacyPolicy().evidence | {"fingerprint"}))
+    without = ids(ps)
+    last = len(ps) - 1 - [p.fingerprint for p in reversed(ps)].index(77)
+    first = next(i for i, p in enumerate(ps) if p.mac[2] == 0xA1)
+    assert with_fp[last] == with_fp[first]
+    assert without[last] != without[first]
+    timed = [probe(T0 + 3000 + 30 * i, "02:00:00:00:00:01", 10 + 3 * i, -52) for i in range(10)]
+    ps = sorted(background() + timed + [probe(T0 + 3000 + 30 * 9 + 12, "02:00:00:00:0a:01", 5, -52, fp=77)],
+                key=lambda p: p.ts)
+    out = ids(ps, PrivacyPolicy(evidence=PrivacyPolicy().evidence | {"fingerprint"}))
+    assert out[-1] != out[[p.mac for p in ps].index(mac_bytes("02:00:00:00:00:01"))]
+
+
 def test_first_fit_is_still_there_as_the_baseline() -> None:
     policy = PrivacyPolicy(linker="first_fit")
     out = ids([probe(T0, "02:00:00:00:00:01", 100), probe(T0 + 20, "02:00:00:00:00:02", 140)], policy)
@@ -132,6 +182,8 @@ def test_no_randomization_unchanged(day: int) -> None:
     assert within(r.got["passersby"], r.truth["passersby"], 0.03)
     assert abs(r.got["capture_rate"] - r.truth["capture_rate"]) <= 0.01
     assert r.got == {**r.oracle, "dwell_s": r.got["dwell_s"]} or r.got["visitors"] == r.oracle["visitors"]
+    # median dwell (edge-corrected, docs/METRICS.md "Visit"): within 10 % of the true presence, not within 3 %
+    assert within(r.got["median_dwell_s"], r.truth["median_dwell_s"], 0.10)
 
 
 @pytest.mark.parametrize("day", [0, 1])
@@ -142,7 +194,8 @@ def test_half_rotating_counter_continuing(day: int) -> None:
     assert within(r.got["passersby"], r.truth["passersby"], 0.10)
     assert abs(r.got["capture_rate"] - r.truth["capture_rate"]) <= 0.02
     assert within(r.got["phones"], r.truth["phones"], 0.10)
-    # median dwell: NOT within 10 % of the truth (docs/METRICS.md); within 10 % of what perfect linking measures
+    # median dwell (edge-corrected): within 10 % of the truth, and of what perfect linking measures
+    assert within(r.got["median_dwell_s"], r.truth["median_dwell_s"], 0.10)
     assert within(r.got["median_dwell_s"], r.oracle["median_dwell_s"], 0.10)
 
 
@@ -183,13 +236,23 @@ def test_real_phones_staged_together(name: str, tmp_path_factory: pytest.TempPat
 
 
 def test_baccichet_phones_staged_together_measured() -> None:
-    """Six more real phones (two iPhones share an element set), all arriving at once. The targets do NOT hold here
-    (docs/METRICS.md): this test pins what keliu reports so that a change shows, and checks the part that holds."""
+    """Six more real phones (two iPhones share an element set), all arriving at once. Visitors hold (within 20 %);
+    devices and phantom passers-by do NOT (docs/METRICS.md: the phones' second element sets, sent on MACs of their
+    own, become devices of their own). This test pins what keliu reports so that a change shows; with the opt-in
+    ``fingerprint`` evidence the devices target holds too (it is off by default: it joins different phones of the
+    simulated crowds)."""
     require_shared_data("baccichet/groundtruth_files.csv")
     files = sorted(glob.glob(str(SHARED_DATA / "baccichet" / "raw" / "*.pcap")))
     caps = [list(Parser("flag").parse_capture(Path(f).read_bytes())) for f in files]  # type: ignore[arg-type]
-    r = scene("baccichet", staged(caps, 1_780_000_000.0), len(caps), PrivacyPolicy(group_all=True))
+    probes = staged(caps, 1_780_000_000.0)
+    r = scene("baccichet", probes, len(caps), PrivacyPolicy(group_all=True))
     print(r)
     assert r.macs > 800
-    assert r.devices < r.macs / 40  # far from naive counting
-    assert r.visitors >= len(caps)  # every phone is seen as a visitor (some twice)
+    assert within(r.visitors, len(caps), 0.20)  # each phone one visitor (the iPhone 11: not split any more)
+    assert r.devices <= 16  # was 15: the iPhone 11 split in four, absorbing its neighbours' stray sets
+    alt = scene("baccichet", probes, len(caps),
+                PrivacyPolicy(group_all=True, evidence=PrivacyPolicy().evidence | {"fingerprint"}))
+    print(alt)
+    assert alt.devices <= 1.5 * len(caps)
+    assert within(alt.visitors, len(caps), 0.20)
+    assert alt.passersby <= 2  # target 20 % of the phones (1.2): not met

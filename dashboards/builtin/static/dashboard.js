@@ -95,6 +95,22 @@
     });
   }
 
+  // connected shoppers (已连接 Wi-Fi 的顾客): the AP's own stations, exact (basis connected_stations), a card beside
+  // the estimated figures and never added to them; the store page only (view.connected is null elsewhere)
+  function connected(view) {
+    var c = view.connected;
+    if (!c) return;
+    var none = noData(c.value);
+    document.getElementById("kpis").appendChild(el("div", {"class": "kpi connected", "data-key": "connected",
+                                                            "data-basis": c.basis, id: "connected"}, [
+      el("div", {"class": "label", text: c.label}),
+      el("div", {"class": "value" + (none ? " nodata" : ""), id: "connected-value", text: none ? T.no_data : c.text}),
+      el("div", {"class": "prev", id: "connected-detail", text: c.detail}),
+      el("div", {"class": "prev", text: T.last_week + ": " + (noData(c.previous) ? T.no_data : c.previous_text) +
+                                        (none || noData(c.previous) ? "" : " (" + c.change_text + ")")})
+    ]));
+  }
+
   // live occupancy (当前在店人数): drawn from the view, then asked for again every cfg.live_poll_s seconds
   function live(v) {
     var box = document.getElementById("live");
@@ -280,6 +296,7 @@
     }
     live(view.live);
     kpis(view);
+    connected(view);
     var box = document.getElementById("charts");
     box.textContent = "";
     var empty = view.status && view.status.empty;

@@ -1,0 +1,93 @@
+"""Connected shoppers (pure): the AP's own stations → visits with the same rules as the probes' (``min_dwell_s``,
+``visit_gap_s``), exact dwell (no edge correction: the station list is polled), staff left out, and the report's
+``connected`` block (basis ``connected_stations``; no station at all is None, never 0)."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from analytics.metrics import CONNECTED_BASIS, DWELL_LABELS, connected_day, connected_figures
+from analytics.visits import Rules, station_state, station_visits, summarize, visits
+from tests.analytics.builders import DAY_START_MS, arrays, dev, tstation
+
+H = 3600
+RULES = Rules()  # min_dwell_s 300, visit_gap_s 900, open 10-22, staff_fraction 0.6
+
+
+def day(batch: list) -> tuple:
+    ts, device, _rssi = arrays(batch)
+    return ts, device
+
+
+def test_a_station_polled_for_30_minutes_is_one_visit_of_exactly_30_minutes() -> None:
+    ts, device = day(tstation("w", 11 * H, 30))
+    v = station_visits(station_state(ts, device, RULES, DAY_START_MS), RULES)
+    assert len(v) == 1 and v.dwell_ms.tolist() == [1_800_000] and v.edge_ms.tolist() == [0]
+    # the probes' edge correction would add one poll interval (10 s) here: not applied to stations
+    probe = visits(summarize(ts, device, np.full(len(ts), -50, dtype=np.int16), RULES, DAY_START_MS), RULES)
+    assert probe.dwell_ms.tolist() == [1_810_000]
+
+
+def test_no_signal_and_weak_signal_still_count_association_is_presence() -> None:
+    for rssi in (None, -95):
+        ts, device = day(tstation("w", 11 * H, 20, rssi=rssi))
+        out = connected_day(ts, device, RULES, DAY_START_MS)
+        assert (out.visitors, out.dwell_ms.tolist()) == (1, [1_200_000])
+
+
+def test_gap_and_minimum_dwell_are_the_stores_rules() -> None:
+    # away 10 min (within the 15 min gap): one visit; away 20 min: two visits of one visitor
+    joined = tstation("j", 11 * H, 10) + tstation("j", 11 * H + 20 * 60, 10)
+    split = tstation("s", 14 * H, 10) + tstation("s", 14 * H + 30 * 60, 10)
+    short = tstation("x", 16 * H, 4)  # 4 min < min_dwell_s: connected, but no visit
+    ts, device = day(joined + split + short)
+    v = station_visits(station_state(ts, device, RULES, DAY_START_MS), RULES)
+    got = sorted(zip((int(d) for d in v.device), v.dwell_ms.tolist()))
+    j, s = int(dev("j"), 16), int(dev("s"), 16)  # the sensor's 16-hex-digit ids are their own codes
+    assert got == sorted([(j, 1_800_000), (s, 600_000), (s, 600_000)])
+    out = connected_day(ts, device, RULES, DAY_START_MS)
+    assert out.visitors == 2 and sorted(out.dwell_ms.tolist()) == [600_000, 600_000, 1_800_000]
+    # a longer gap rule joins s's two parts; a shorter minimum makes x a visitor
+    wide = Rules(visit_gap_s=1800, min_dwell_s=120)
+    out = connected_day(ts, device, wide, DAY_START_MS)
+    assert out.visitors == 3 and sorted(out.dwell_ms.tolist()) == [240_000, 1_800_000, 2_400_000]
+
+
+def test_any_order_gives_the_same_day() -> None:
+    batch = tstation("a", 11 * H, 30) + tstation("b", 12 * H, 50) + tstation("a", 15 * H, 7)
+    ts, device = day(batch)
+    order = np.array(random.Random(3).sample(range(len(ts)), len(ts)))
+    one, two = (connected_day(t, d, RULES, DAY_START_MS) for t, d in ((ts, device), (ts[order], device[order])))
+    assert one.visitors == two.visitors == 2
+    assert sorted(one.dwell_ms.tolist()) == sorted(two.dwell_ms.tolist()) == [420_000, 1_800_000, 3_000_000]
+
+
+def test_staff_stations_are_left_out() -> None:
+    # on the Wi-Fi from 10:00 to 18:00 (8 of 12 opening hours ≥ 60 %): staff; a shopper for 30 min
+    batch = tstation("clerk", 10 * H, 8 * 60, every=60) + tstation("shopper", 12 * H, 30)
+    ts, device = day(batch)
+    out = connected_day(ts, device, RULES, DAY_START_MS)
+    assert (out.visitors, out.dwell_ms.tolist(), out.staff_excluded) == (1, [1_800_000], 1)
+    manual = Rules(staff_devices=(dev("shopper"),))
+    out = connected_day(ts, device, manual, DAY_START_MS)
+    assert (out.visitors, out.staff_excluded) == (0, 2)
+
+
+def test_the_block_median_and_buckets_over_the_days() -> None:
+    d1 = connected_day(*day(tstation("a", 11 * H, 3) + tstation("b", 11 * H, 10) + tstation("c", 11 * H, 30)),
+                       RULES, DAY_START_MS)
+    d2 = connected_day(*day(tstation("a", 11 * H, 90) + tstation("b", 13 * H, 2)), RULES, DAY_START_MS)
+    one = connected_figures([d1])
+    assert one == {"basis": CONNECTED_BASIS, "visitors": 2, "visits": 2, "median_dwell_s": 1200.0,
+                   "dwell_buckets": {"<5m": 0, "5-20m": 1, "20-60m": 1, "1-6h": 0, ">6h": 0}, "staff_excluded": 0}
+    both = connected_figures([d1, d2])
+    assert (both["visitors"], both["visits"], both["median_dwell_s"]) == (3, 3, 1800.0)
+    assert both["dwell_buckets"] == {"<5m": 0, "5-20m": 1, "20-60m": 1, "1-6h": 1, ">6h": 0}
+    # stations seen, nobody stayed: 0 visitors and no median; no station at all: no data (None, never 0)
+    brief = connected_figures([connected_day(*day(tstation("z", 11 * H, 2)), RULES, DAY_START_MS)])
+    assert (brief["visitors"], brief["visits"], brief["median_dwell_s"]) == (0, 0, None)
+    assert connected_figures([]) == {"basis": CONNECTED_BASIS, "visitors": None, "visits": None,
+                                     "median_dwell_s": None, "dwell_buckets": {k: None for k in DWELL_LABELS},
+                                     "staff_excluded": None}
+

@@ -1,0 +1,121 @@
+"""The store's day and range reports carry ``connected`` (the AP's own stations, exact, basis ``connected_stations``)
+on a real database (SQLite, PostgreSQL): computed from the day's connected sightings alone, with the store's visit
+rules, and never added to the probe-based figures, which stay exactly what they were without any station."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from analytics import pipeline, report
+from keliu import config, db, tenants
+from sensor import store as sensor_store
+from tests.analytics.builders import DAY, tstation, tvisit
+
+H = 3600
+DAY2 = DAY + timedelta(days=1)
+
+
+def make_cfg(url: str) -> config.Config:
+    return config.load(overrides={
+        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
+        "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}],
+        # the store's own rules: a 10 min minimum (the default is 5) shows they are the ones applied
+        "analytics": {"stores": [{"id": "s1", "min_dwell_s": 600}]}}, env={})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[config.Config, sa.Engine]]:
+    url = f"sqlite:///{tmp_path / 'k.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    cfg = make_cfg(url)
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    tenants.sync(engine, cfg)
+    yield cfg, engine
+    engine.dispose()
+
+
+def probes() -> list[Any]:
+    """The sensor's probe-based devices of DAY and DAY2: the connected phones are among them under other ids."""
+    return (tvisit("p-a", 11 * H, 30) + tvisit("p-b", 12 * H, 45) + tvisit("p-c", 15 * H, 8)
+            + tvisit("p-a", 11 * H + 86400, 20))
+
+
+def stations() -> list[Any]:
+    """The AP's stations: w1 30 min, w2 90 min with a 10 min break (one visit), w3 8 min (< the store's 10 min),
+    and on DAY2 w4 for 20 min."""
+    return (tstation("w1", 11 * H, 30) + tstation("w2", 12 * H, 40) + tstation("w2", 12 * H + 50 * 60, 40)
+            + tstation("w3", 15 * H, 8) + tstation("w4", 11 * H + 86400, 20))
+
+
+def roll(cfg: config.Config, engine: sa.Engine) -> None:
+    now = pipeline.day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + 3600
+    for d in (DAY, DAY2):
+        pipeline.rollup_store(engine, cfg, "s1", d, now)
+
+
+def visit_rows(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text('SELECT store, device, start, "end", dwell_s FROM visits '
+                                                       "ORDER BY store, device, start")).all()]
+
+
+def without_connected(out: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in out.items() if k != "connected"}
+
+
+def test_connected_block_beside_unchanged_probe_figures(env: tuple[config.Config, sa.Engine]) -> None:
+    cfg, engine = env
+    sensor_store.insert_sightings(engine, probes())
+    roll(cfg, engine)
+    before_day = report.store_day(engine, "s1", DAY, cfg)
+    before_range = report.store_range(engine, "s1", DAY, DAY2, cfg)
+    visits_before = visit_rows(engine)
+    assert before_day["visitors"] == 2 and before_day["connected"]["visitors"] is None  # no station: no data
+    assert before_range["connected"]["median_dwell_s"] is None
+
+    sensor_store.insert_sightings(engine, stations())
+    roll(cfg, engine)
+    day = report.store_day(engine, "s1", DAY, cfg)
+    rng = report.store_range(engine, "s1", DAY, DAY2, cfg)
+    # the probe-based figures (and their bands and bases) are exactly as they were
+    assert without_connected(dict(day)) == without_connected(dict(before_day))
+    assert without_connected(dict(rng)) == without_connected(dict(before_range))
+    assert day["connected"] == {
+        "basis": "connected_stations", "visitors": 2, "visits": 2, "median_dwell_s": (1800 + 5400) / 2,
+        "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 1, "1-6h": 1, ">6h": 0}, "staff_excluded": 0}
+    assert rng["connected"] == {
+        "basis": "connected_stations", "visitors": 3, "visits": 3, "median_dwell_s": 1800.0,
+        "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 2, "1-6h": 1, ">6h": 0}, "staff_excluded": 0}
+    # without the configuration the default rules apply (5 min minimum: w3's 8 min is a visit)
+    assert report.store_day(engine, "s1", DAY)["connected"]["visitors"] == 3
+    # the pipeline's visits (probe-based) hold no station
+    assert visit_rows(engine) == visits_before
+
+
+def test_the_connected_rows_have_their_own_index(env: tuple[config.Config, sa.Engine]) -> None:
+    _cfg, engine = env
+    idx = {i["name"]: i for i in sa.inspect(engine).get_indexes("sightings")}
+    assert idx["ix_sightings_connected"]["column_names"] == ["store", "ts"]
+
+
+def test_a_range_reads_its_stations_in_one_query(env: tuple[config.Config, sa.Engine]) -> None:
+    cfg, engine = env
+    sensor_store.insert_sightings(engine, stations())
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "sightings" in statement:
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        out = report.store_range(engine, "s1", DAY - timedelta(days=30), DAY2 + timedelta(days=30), cfg)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert out["connected"]["visitors"] == 3  # no rollup needed: computed from the sightings at report time
+    connected = [s for s in statements if "basis" in s]
+    assert len(connected) == 1

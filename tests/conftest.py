@@ -72,16 +72,58 @@ def require_shared_data(name: str) -> Path:
     return path
 
 
+#: the name of this session's PostgreSQL template database, migrated to alembic's heads on first use
+_PG_TEMPLATE: list[str] = []
+
+
+def _pg_template(admin: Any) -> str:
+    """This session's migrated template database: a fresh database brought to ``heads`` by ``db.upgrade`` (the
+    migrations run once a session, not once per test), with no connection left open so it can be copied."""
+    if not _PG_TEMPLATE:
+        from keliu import db
+
+        name = f"keliu_tmpl_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        engine = db.make_engine(POSTGRES_URL.rsplit("/", 1)[0] + "/" + name)
+        try:
+            db.upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            raise
+        engine.dispose()
+        _PG_TEMPLATE.append(name)
+    return _PG_TEMPLATE[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_template() -> Iterator[None]:
+    """Drops the migrated template database at the end of the session, if a test made it."""
+    yield
+    if _PG_TEMPLATE:
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{_PG_TEMPLATE.pop()}" WITH (FORCE)')
+        admin.dispose()
+
+
 @contextlib.contextmanager
-def fresh_postgres() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+def fresh_postgres(migrated: bool = False) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards: empty, or with ``migrated`` a copy of the session's
+    template at alembic's heads (``CREATE DATABASE … TEMPLATE``: what ``db.upgrade`` would leave, in a fraction of
+    its time)."""
     import sqlalchemy as sa
 
     require(port_open("127.0.0.1", 5432), "PostgreSQL on 127.0.0.1:5432")
     name = f"keliu_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    template = f' TEMPLATE "{_pg_template(admin)}"' if migrated else ""
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{template}')
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
     try:
         yield url
@@ -99,9 +141,24 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def migrated_postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database at alembic's heads (a copy of the session's migrated template), dropped
+    afterwards."""
+    with fresh_postgres(migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
 def second_postgres_url(postgres_url: str) -> Iterator[str]:
     """Another fresh, empty PostgreSQL database, for tests that compare two."""
     with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def second_migrated_postgres_url(migrated_postgres_url: str) -> Iterator[str]:
+    """Another fresh PostgreSQL database at alembic's heads, for tests that compare two."""
+    with fresh_postgres(migrated=True) as url:
         yield url
 
 
@@ -132,6 +189,25 @@ def var_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'keliu.db'}"
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite database brought to alembic's heads by ``db.upgrade``, once a session."""
+    from keliu import db
+
+    path = tmp_path_factory.mktemp("migrated-template") / "keliu.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A SQLite database at alembic's heads: a copy of the session's migrated template (same file as ``sqlite_url``)."""
+    shutil.copy(migrated_sqlite_template, tmp_path / "keliu.db")
     return f"sqlite:///{tmp_path / 'keliu.db'}"
 
 

@@ -210,14 +210,14 @@ def wechat_logins(env: Env, fake: FakeServer, t0: float) -> tuple[list[int], Any
 
 
 @pytest.mark.integration
-def test_wechat_logins_store_the_same_rows_on_postgresql(tmp_path: Path, fake: FakeServer, postgres_url: str) -> None:
+def test_wechat_logins_store_the_same_rows_on_postgresql(tmp_path: Path, fake: FakeServer, migrated_postgres_url: str) -> None:
     """On PostgreSQL the login is one statement (``portal.store.login_store.execute_pg``), on SQLite statement by
     statement: every column of every table the same (the token's nonce is a random draw)."""
     t0 = Clock().t
     codes, portable = wechat_logins(Env(tmp_path, fake, var=tmp_path / "var"), fake, t0)
     assert codes == [200, 403, 200]
     assert len(portable["logins"]) == 2 and len(portable["sensor_device_registry"]) == 1
-    one_statement = wechat_logins(Env(tmp_path, fake, var=tmp_path / "var", db_url=postgres_url), fake, t0)
+    one_statement = wechat_logins(Env(tmp_path, fake, var=tmp_path / "var", db_url=migrated_postgres_url), fake, t0)
     assert one_statement == (codes, portable)
 
 

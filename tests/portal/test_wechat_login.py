@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -95,7 +96,9 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, fake: FakeServer) -> Env:
+def env(tmp_path: Path, fake: FakeServer, sqlite_template: Path) -> Env:
+    """The portal on a copy of the migrated SQLite template (Env's database file: start_up finds it at heads)."""
+    shutil.copy(sqlite_template, tmp_path / "keliu.db")
     return Env(tmp_path, fake)
 
 

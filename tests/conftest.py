@@ -98,10 +98,73 @@ def _pg_template(admin: Any) -> str:
     return _PG_TEMPLATE[0]
 
 
+class _Dropper:
+    """Drops the tests' databases one after the other on a background thread: a test's teardown hands its database
+    over and the next test starts while PostgreSQL deletes the files. The thread ends when nothing is left to drop;
+    every drop is done (or its error raised) by the end of the session."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.names: list[str] = []
+        self.errors: list[str] = []
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def drop(self, name: str) -> None:
+        import threading
+
+        with self._lock:
+            self.names.append(name)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="drop-test-databases", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        try:
+            while True:
+                with self._lock:
+                    if not self.names:
+                        self.thread = None
+                        return
+                    name = self.names.pop(0)
+                try:
+                    with admin.connect() as conn:
+                        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                except Exception as e:  # noqa: BLE001 - reported at the end of the session
+                    self.errors.append(f"{name}: {e}")
+        finally:
+            admin.dispose()
+
+    def finish(self) -> None:
+        """Waits for every drop handed over so far; raises if any failed."""
+        while True:
+            with self._lock:
+                thread = self.thread
+            if thread is None:
+                break
+            thread.join()
+            with self._lock:
+                if self.thread is thread:  # it died without clearing itself
+                    self.thread = None
+                    self.errors.append(f"the dropping thread died; left: {self.names}")
+        errors, self.errors = self.errors, []
+        if errors:
+            raise RuntimeError("test databases not dropped: " + "; ".join(errors))
+
+
+_DROPPER = _Dropper()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _drop_pg_template() -> Iterator[None]:
-    """Drops the migrated template database at the end of the session, if a test made it."""
+    """At the end of the session: waits for the tests' databases to be dropped, then drops the migrated template
+    database, if a test made it."""
     yield
+    _DROPPER.finish()
     if _PG_TEMPLATE:
         import sqlalchemy as sa
 
@@ -125,12 +188,11 @@ def fresh_postgres(migrated: bool = False) -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"{template}')
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    admin.dispose()
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        _DROPPER.drop(name)  # dropped on the background thread (WITH (FORCE): a leftover connection is closed)
 
 
 @pytest.fixture

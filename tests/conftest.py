@@ -72,23 +72,127 @@ def require_shared_data(name: str) -> Path:
     return path
 
 
+#: the name of this session's PostgreSQL template database, migrated to alembic's heads on first use
+_PG_TEMPLATE: list[str] = []
+
+
+def _pg_template(admin: Any) -> str:
+    """This session's migrated template database: a fresh database brought to ``heads`` by ``db.upgrade`` (the
+    migrations run once a session, not once per test), with no connection left open so it can be copied."""
+    if not _PG_TEMPLATE:
+        from keliu import db
+
+        name = f"keliu_tmpl_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        engine = db.make_engine(POSTGRES_URL.rsplit("/", 1)[0] + "/" + name)
+        try:
+            db.upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            raise
+        engine.dispose()
+        _PG_TEMPLATE.append(name)
+    return _PG_TEMPLATE[0]
+
+
+class _Dropper:
+    """Drops the tests' databases one after the other on a background thread: a test's teardown hands its database
+    over and the next test starts while PostgreSQL deletes the files. The thread ends when nothing is left to drop;
+    every drop is done (or its error raised) by the end of the session."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.names: list[str] = []
+        self.errors: list[str] = []
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def drop(self, name: str) -> None:
+        import threading
+
+        with self._lock:
+            self.names.append(name)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="drop-test-databases", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        try:
+            while True:
+                with self._lock:
+                    if not self.names:
+                        self.thread = None
+                        return
+                    name = self.names.pop(0)
+                try:
+                    with admin.connect() as conn:
+                        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                except Exception as e:  # noqa: BLE001 - reported at the end of the session
+                    self.errors.append(f"{name}: {e}")
+        finally:
+            admin.dispose()
+
+    def finish(self) -> None:
+        """Waits for every drop handed over so far; raises if any failed."""
+        while True:
+            with self._lock:
+                thread = self.thread
+            if thread is None:
+                break
+            thread.join()
+            with self._lock:
+                if self.thread is thread:  # it died without clearing itself
+                    self.thread = None
+                    self.errors.append(f"the dropping thread died; left: {self.names}")
+        errors, self.errors = self.errors, []
+        if errors:
+            raise RuntimeError("test databases not dropped: " + "; ".join(errors))
+
+
+_DROPPER = _Dropper()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_template() -> Iterator[None]:
+    """At the end of the session: waits for the tests' databases to be dropped, then drops the migrated template
+    database, if a test made it."""
+    yield
+    _DROPPER.finish()
+    if _PG_TEMPLATE:
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{_PG_TEMPLATE.pop()}" WITH (FORCE)')
+        admin.dispose()
+
+
 @contextlib.contextmanager
-def fresh_postgres() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+def fresh_postgres(migrated: bool = False) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards: empty, or with ``migrated`` a copy of the session's
+    template at alembic's heads (``CREATE DATABASE … TEMPLATE``: what ``db.upgrade`` would leave, in a fraction of
+    its time)."""
     import sqlalchemy as sa
 
     require(port_open("127.0.0.1", 5432), "PostgreSQL on 127.0.0.1:5432")
     name = f"keliu_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    template = f' TEMPLATE "{_pg_template(admin)}"' if migrated else ""
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{template}')
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    admin.dispose()
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        _DROPPER.drop(name)  # dropped on the background thread (WITH (FORCE): a leftover connection is closed)
 
 
 @pytest.fixture
@@ -99,9 +203,24 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def migrated_postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database at alembic's heads (a copy of the session's migrated template), dropped
+    afterwards."""
+    with fresh_postgres(migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
 def second_postgres_url(postgres_url: str) -> Iterator[str]:
     """Another fresh, empty PostgreSQL database, for tests that compare two."""
     with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def second_migrated_postgres_url(migrated_postgres_url: str) -> Iterator[str]:
+    """Another fresh PostgreSQL database at alembic's heads, for tests that compare two."""
+    with fresh_postgres(migrated=True) as url:
         yield url
 
 
@@ -132,6 +251,25 @@ def var_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'keliu.db'}"
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite database brought to alembic's heads by ``db.upgrade``, once a session."""
+    from keliu import db
+
+    path = tmp_path_factory.mktemp("migrated-template") / "keliu.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A SQLite database at alembic's heads: a copy of the session's migrated template (same file as ``sqlite_url``)."""
+    shutil.copy(migrated_sqlite_template, tmp_path / "keliu.db")
     return f"sqlite:///{tmp_path / 'keliu.db'}"
 
 

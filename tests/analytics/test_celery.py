@@ -2,6 +2,7 @@
 two workers share the stores; a worker killed with -9 mid-task changes nothing in the final metrics."""
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 
@@ -27,8 +28,9 @@ def sightings_of(store_id: str, seed: int, scale: float = 0.3):
     return from_frames(frames, store_id)
 
 
-def single_process(tmp_path, batches) -> dict:
-    """The reference: every store-day computed in this process on SQLite."""
+def single_process(tmp_path, batches, template) -> dict:
+    """The reference: every store-day computed in this process on SQLite (a copy of the migrated template)."""
+    shutil.copy(template, tmp_path / "ref.db")
     url = f"sqlite:///{tmp_path / 'ref.db'}"
     cfg = config.load(overrides={"database_url": url}, env={})
     engine = db.make_engine(url)
@@ -65,10 +67,10 @@ def broker(request):
     return request.getfixturevalue(f"{request.param}_url")
 
 
-def test_two_workers_share_the_stores(tmp_path, postgres_url, broker):
+def test_two_workers_share_the_stores(tmp_path, migrated_postgres_url, broker, migrated_sqlite_template):
     batches = {s: sightings_of(s, i) for i, s in enumerate(STORES)}
-    expected = single_process(tmp_path, batches)
-    env, engine, app, queue = setup(tmp_path, postgres_url, broker)
+    expected = single_process(tmp_path, batches, migrated_sqlite_template)
+    env, engine, app, queue = setup(tmp_path, migrated_postgres_url, broker)
     for b in batches.values():
         sensor_store.insert_sightings(engine, b)
     with celery_worker(env, f"a1-{queue}@test", tmp_path / "w1.log", queues=queue, ready=False) as w1, \
@@ -91,11 +93,11 @@ def _active(app, name: str) -> list[dict]:
     return reply.get(name, [])
 
 
-def test_kill_9_mid_task_gives_the_single_process_result(tmp_path, postgres_url, broker):
+def test_kill_9_mid_task_gives_the_single_process_result(tmp_path, migrated_postgres_url, broker, migrated_sqlite_template):
     batches = {s: sightings_of(s, 10 + i) for i, s in enumerate(STORES[:3])}
-    expected = single_process(tmp_path, batches)
+    expected = single_process(tmp_path, batches, migrated_sqlite_template)
     # Redis redelivers an unacknowledged task after the visibility timeout; RabbitMQ when the connection drops
-    env, engine, app, queue = setup(tmp_path, postgres_url, broker, KELIU_ANALYTICS_VISIBILITY_TIMEOUT="5")
+    env, engine, app, queue = setup(tmp_path, migrated_postgres_url, broker, KELIU_ANALYTICS_VISIBILITY_TIMEOUT="5")
     ingest = app.tasks["analytics.ingest_batch"]
     dicts = [{f: getattr(x, f) for f in x.__slots__} for b in batches.values() for x in b]
     # the first task blocks on its INSERT until we let go: the kill lands inside a task (its message unacknowledged),
@@ -127,7 +129,7 @@ def test_kill_9_mid_task_gives_the_single_process_result(tmp_path, postgres_url,
     engine.dispose()
 
 
-def test_sensor_celery_sink_to_worker_to_report(tmp_path, postgres_url, redis_url):
+def test_sensor_celery_sink_to_worker_to_report(tmp_path, migrated_postgres_url, redis_url):
     """The sensor's Celery sink sends ``analytics.ingest_batch`` to our queue; our worker stores the sightings;
     the report reads what the pipeline made of them."""
     import json
@@ -141,7 +143,7 @@ def test_sensor_celery_sink_to_worker_to_report(tmp_path, postgres_url, redis_ur
     sc = Scenario(passersby_per_day=300, visitors_per_day=60)
     frames, _ = simulate(sc, 9)
     write_pcap(tmp_path / "day.pcap", frames)
-    env, engine, _app, queue = setup(tmp_path, postgres_url, redis_url)
+    env, engine, _app, queue = setup(tmp_path, migrated_postgres_url, redis_url)
     env = {**os.environ, **env, "KELIU_VAR_DIR": str(tmp_path / "var")}
     keliu = [sys.executable, "-m", "keliu.cli"]
     with celery_worker(env, f"e-{queue}@test", tmp_path / "e.log", queues=queue):

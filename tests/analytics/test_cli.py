@@ -47,7 +47,7 @@ def seeded(url):
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def test_report_json_on_the_database_of_the_environment(tmp_path, request, backend):
-    url = f"sqlite:///{tmp_path / 'r.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    url = request.getfixturevalue("migrated_sqlite_url" if backend == "sqlite" else "migrated_postgres_url")
     seeded(url)
     env = envof(tmp_path, url)
     out = subprocess.run(KELIU + ["analytics", "report", "--store", "s1", "--date", DAY.isoformat()],

@@ -26,7 +26,7 @@ def make_cfg(url: str, **analytics):
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'k.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = request.getfixturevalue("migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url")
     cfg = make_cfg(url)
     engine = db.make_engine(url)
     db.upgrade(engine)

@@ -56,7 +56,7 @@ def _rows(sid: str, rng: random.Random) -> list[dict[str, Any]]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'k.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = request.getfixturevalue("migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url")
     cfg = config.load(overrides={
         "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
         "stores": [{"id": s, "mall": "m1", "name": s.upper(), "timezone": z} for s, z in ZONES.items()]}, env={})

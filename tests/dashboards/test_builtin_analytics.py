@@ -80,7 +80,7 @@ def test_no_data_is_null_in_the_api_and_an_empty_cell_in_the_csv(tmp_path: Any, 
     import io
     from datetime import timedelta
 
-    url = None if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    url = request.getfixturevalue("migrated_sqlite_url" if backend == "sqlite" else "migrated_postgres_url")
     app = make_app(tmp_path, database_url=url, clock=NOW)
     svc = app.extensions["keliu"]
     seed(svc.engine, svc.cfg)

@@ -46,7 +46,7 @@ def seed(engine: sa.Engine) -> None:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def app(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Flask]:
-    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = request.getfixturevalue("migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url")
     app = make_app(tmp_path, database_url=url, clock=NOW)
     engine = app.extensions["keliu"].engine
     seed(engine)

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("postgres_url"))
+        return str(request.getfixturevalue("migrated_sqlite_url"))
+    return str(request.getfixturevalue("migrated_postgres_url"))
 
 
 @pytest.fixture
@@ -270,9 +270,10 @@ def test_two_writers_at_once_never_fork_the_chain(engine: Engine, var_dir: Path)
 
 
 @pytest.mark.parametrize("how", [*sorted(TAMPER), "none"])
-def test_postgresql_walking_the_chain_finds_what_python_finds(postgres_url: str, var_dir: Path, how: str) -> None:
+def test_postgresql_walking_the_chain_finds_what_python_finds(migrated_postgres_url: str, var_dir: Path,
+                                                             how: str) -> None:
     """PostgreSQL recomputes the links itself (a window over the chain); Python, independently, must agree."""
-    engine = db.make_engine(postgres_url)
+    engine = db.make_engine(migrated_postgres_url)
     try:
         db.upgrade(engine)
         scenario(engine)

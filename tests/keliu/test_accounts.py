@@ -165,7 +165,7 @@ def app(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
     for name in [n for n in os.environ if n.startswith("KELIU_")]:
         monkeypatch.delenv(name)
     monkeypatch.setattr("keliu.accounts.users.HASH_METHOD", "pbkdf2:sha256:1000")
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    url = request.getfixturevalue("migrated_postgres_url" if request.param == "postgresql" else "migrated_sqlite_url")
     tmp = write_config(tmp_path, url)
     monkeypatch.chdir(tmp)
     from keliu.gate import MemoryGate

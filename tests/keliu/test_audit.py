@@ -48,13 +48,13 @@ def check_append_only(engine: sa.Engine, truncate: bool) -> None:
     assert len(audit.entries(engine)) == 3
 
 
-def test_append_only_on_sqlite(tmp_path: Path) -> None:
-    check_append_only(migrated(f"sqlite:///{tmp_path / 'k.db'}"), truncate=False)
+def test_append_only_on_sqlite(migrated_sqlite_url: str) -> None:
+    check_append_only(migrated(migrated_sqlite_url), truncate=False)
 
 
 @pytest.mark.integration
-def test_append_only_on_postgresql(postgres_url: str) -> None:
-    engine = migrated(postgres_url)
+def test_append_only_on_postgresql(migrated_postgres_url: str) -> None:
+    engine = migrated(migrated_postgres_url)
     try:
         check_append_only(engine, truncate=True)
     finally:

@@ -52,8 +52,8 @@ def as_role(url: str, role: str) -> Engine:
 
 
 @pytest.fixture
-def fleet(postgres_url: str) -> Iterator[tuple[Engine, str, str]]:
-    owner = db.make_engine(postgres_url)
+def fleet(migrated_postgres_url: str) -> Iterator[tuple[Engine, str, str]]:
+    owner = db.make_engine(migrated_postgres_url)
     db.upgrade(owner)
     tag = uuid.uuid4().hex[:8]  # roles are per server, shared by every test database: names of their own
     a, b = f"a{tag}", f"b{tag}"
@@ -69,7 +69,7 @@ def fleet(postgres_url: str) -> Iterator[tuple[Engine, str, str]]:
 
 
 @pytest.mark.integration
-def test_router_a_sees_and_writes_its_own_store_only(fleet: tuple[Engine, str, str], postgres_url: str) -> None:
+def test_router_a_sees_and_writes_its_own_store_only(fleet: tuple[Engine, str, str], migrated_postgres_url: str) -> None:
     owner, a, b = fleet
     role_a, password = roles.add_router(owner, a)
     roles.add_router(owner, b)
@@ -83,7 +83,7 @@ def test_router_a_sees_and_writes_its_own_store_only(fleet: tuple[Engine, str, s
     insert_sightings(owner, [tsighting(b, 1), tsighting(b, 2)])
     member_b = int(owner.connect().execute(sa.select(members.c.id)).scalar_one())
 
-    router = as_role(postgres_url, role_a)
+    router = as_role(migrated_postgres_url, role_a)
     try:
         # nothing of B's is visible
         with router.connect() as conn:
@@ -142,9 +142,9 @@ def test_router_a_sees_and_writes_its_own_store_only(fleet: tuple[Engine, str, s
 
 
 @pytest.mark.integration
-def test_every_table_is_decided_and_policies_are_idempotent(postgres_url: str) -> None:
+def test_every_table_is_decided_and_policies_are_idempotent(migrated_postgres_url: str) -> None:
     """A new table gets a router rule or is named central-only: no table is granted (or forgotten) silently."""
-    owner = db.make_engine(postgres_url)
+    owner = db.make_engine(migrated_postgres_url)
     try:
         db.upgrade(owner)
         covered = roles.apply_policies(owner)
@@ -186,14 +186,14 @@ def test_what_a_router_is_never_granted(table: str, forbidden: set[str]) -> None
 
 
 @pytest.mark.integration
-def test_cli_writes_the_credentials_once_and_private(fleet: tuple[Engine, str, str], postgres_url: str,
+def test_cli_writes_the_credentials_once_and_private(fleet: tuple[Engine, str, str], migrated_postgres_url: str,
                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
     from keliu.fleet.cli import fleet as fleet_cli
 
     _, a, _ = fleet
-    monkeypatch.setenv("KELIU_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("KELIU_DATABASE_URL", migrated_postgres_url)
     monkeypatch.setenv("KELIU_VAR_DIR", str(tmp_path / "var"))
     out = tmp_path / "a.credentials"
     result = CliRunner().invoke(fleet_cli, ["router", "add", a, "--password-file", str(out)])

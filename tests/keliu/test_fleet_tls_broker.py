@@ -89,7 +89,8 @@ def tsighting() -> Sighting:
 
 
 def test_the_sensor_publishes_over_tls_and_a_worker_stores_what_it_sent(
-        broker: TlsBroker, tmp_path: Path, postgres_url: str) -> None:
+        broker: TlsBroker, tmp_path: Path, migrated_postgres_url: str) -> None:
+    postgres_url = migrated_postgres_url
     frames, _ = simulate(Scenario(passersby_per_day=60, visitors_per_day=12), 4)
     write_pcap(tmp_path / "day.pcap", frames)
     (tmp_path / "keliu.toml").write_text("")

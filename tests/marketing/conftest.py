@@ -62,7 +62,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         yield e
         e.dispose()
         return
-    with fresh_postgres() as url:
+    with fresh_postgres(migrated=True) as url:
         e = db.make_engine(url)
         db.upgrade(e)
         seed(e)

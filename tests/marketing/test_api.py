@@ -50,11 +50,11 @@ def app(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
         return a
 
     if request.param == "sqlite":
-        a = build(f"sqlite:///{tmp_path / 'k.db'}")
+        a = build(str(request.getfixturevalue("migrated_sqlite_url")))
         yield a
         a.extensions["keliu"].engine.dispose()
         return
-    with fresh_postgres() as url:
+    with fresh_postgres(migrated=True) as url:
         a = build(url)
         yield a
         a.extensions["keliu"].engine.dispose()

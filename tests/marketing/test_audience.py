@@ -24,7 +24,7 @@ NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    url = str(request.getfixturevalue("postgres_url" if request.param == "postgresql" else "sqlite_url"))
+    url = str(request.getfixturevalue("migrated_postgres_url" if request.param == "postgresql" else "migrated_sqlite_url"))
     engine = db.make_engine(url)
     db.upgrade(engine)
     members = [{"id": i, "created_at": NOW, "first_store_id": "s1" if i % 3 else "s2",
@@ -99,8 +99,8 @@ def test_erasing_a_member_deletes_their_enrollments_which_have_no_foreign_key(en
     assert 31 not in enrolled and 32 in enrolled
 
 
-def test_erasure_waits_for_an_enrollment_in_progress(postgres_url: str) -> None:
-    engine = db.make_engine(postgres_url)
+def test_erasure_waits_for_an_enrollment_in_progress(migrated_postgres_url: str) -> None:
+    engine = db.make_engine(migrated_postgres_url)
     db.upgrade(engine)
     erased = threading.Event()
 

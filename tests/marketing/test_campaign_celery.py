@@ -66,7 +66,8 @@ def states(engine: sa.Engine) -> dict[str, int]:
         return {str(k): int(n) for k, n in conn.execute(sa.select(s.c.status, sa.func.count()).group_by(s.c.status))}
 
 
-def test_kill_9_mid_campaign_sends_each_message_exactly_once(tmp_path, postgres_url, broker):  # type: ignore[no-untyped-def]
+def test_kill_9_mid_campaign_sends_each_message_exactly_once(tmp_path, migrated_postgres_url, broker):  # type: ignore[no-untyped-def]
+    postgres_url = migrated_postgres_url
     now = datetime.now(UTC)
     engine = db.make_engine(postgres_url)
     db.upgrade(engine)

@@ -74,7 +74,8 @@ def race(engine: Engine, sends: list[Send], policy: ContactPolicy, reserve: Rese
 
 @pytest.fixture(params=["postgresql-pg", "postgresql-portable", "sqlite-portable"])
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield str(request.getfixturevalue("postgres_url" if request.param.startswith("postgresql") else "sqlite_url"))
+    yield str(request.getfixturevalue("migrated_postgres_url" if request.param.startswith("postgresql")
+                                         else "migrated_sqlite_url"))
     while OPEN:
         OPEN.pop().dispose()
 
@@ -225,11 +226,11 @@ def run_day(engine: Engine, reserve: Reserve) -> tuple[list[Any], list[Any], lis
     return answers, [tuple(r) for r in sends], [tuple(r) for r in rows]
 
 
-def test_both_executors_give_the_same_answers_and_rows(postgres_url: str, second_postgres_url: str,
-                                                       sqlite_url: str) -> None:
-    one_statement = run_day(setup(postgres_url, n_campaigns=6, n_members=3), store.reserve_pg)
-    portable = run_day(setup(second_postgres_url, n_campaigns=6, n_members=3), store.reserve_portable)
-    on_sqlite = run_day(setup(sqlite_url, n_campaigns=6, n_members=3), store.reserve_portable)
+def test_both_executors_give_the_same_answers_and_rows(migrated_postgres_url: str, second_migrated_postgres_url: str,
+                                                       migrated_sqlite_url: str) -> None:
+    one_statement = run_day(setup(migrated_postgres_url, n_campaigns=6, n_members=3), store.reserve_pg)
+    portable = run_day(setup(second_migrated_postgres_url, n_campaigns=6, n_members=3), store.reserve_portable)
+    on_sqlite = run_day(setup(migrated_sqlite_url, n_campaigns=6, n_members=3), store.reserve_portable)
     while OPEN:
         OPEN.pop().dispose()
     assert [(status, d.reason) for status, d, _ in one_statement[0]] == [expected for *_, expected in DAY]
@@ -242,8 +243,8 @@ def test_both_executors_give_the_same_answers_and_rows(postgres_url: str, second
                                 (3, "2026-12-07", "webhook", 1)]
 
 
-def test_a_send_on_postgresql_is_one_statement(postgres_url: str) -> None:
-    engine = setup(postgres_url, n_campaigns=3)
+def test_a_send_on_postgresql_is_one_statement(migrated_postgres_url: str) -> None:
+    engine = setup(migrated_postgres_url, n_campaigns=3)
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     for campaign, at in ((1, NOON), (2, NOON), (3, NOON + timedelta(hours=10))):

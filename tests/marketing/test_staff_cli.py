@@ -15,8 +15,8 @@ from marketing import staff
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
-    url, var = f"sqlite:///{tmp_path / 'keliu.db'}", tmp_path / "var"
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite_url: str) -> sa.Engine:
+    url, var = migrated_sqlite_url, tmp_path / "var"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KELIU_DATABASE_URL", url)
     monkeypatch.setenv("KELIU_VAR_DIR", str(var))

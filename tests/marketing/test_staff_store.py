@@ -21,9 +21,10 @@ KEY = card.card_key(b"t" * 32)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def engine(request: pytest.FixtureRequest, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def engine(request: pytest.FixtureRequest, migrated_sqlite_url: str,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr("keliu.accounts.users.HASH_METHOD", "pbkdf2:sha256:1000")  # scrypt costs ~0.2 s a hash
-    url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    url = migrated_sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("migrated_postgres_url"))
     eng = db.make_engine(url)
     db.upgrade(eng)
     with eng.begin() as conn:

@@ -74,7 +74,7 @@ def test_expire_due_with_a_moved_clock(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_a_worker_on_redis_expires_the_coupons(tmp_path: Path, redis_url: str) -> None:
-    with fresh_postgres() as url:
+    with fresh_postgres(migrated=True) as url:
         from keliu import db
 
         engine = db.make_engine(url)

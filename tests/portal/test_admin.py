@@ -241,14 +241,14 @@ def test_store_manager_edits_the_splash(db_url: str, var_dir: Any, gate: MemoryG
 
 
 @pytest.mark.integration
-def test_splash_colour_with_a_final_newline_is_a_400_on_postgresql(postgres_url: str, var_dir: Any, gate: MemoryGate,
+def test_splash_colour_with_a_final_newline_is_a_400_on_postgresql(migrated_postgres_url: str, var_dir: Any, gate: MemoryGate,
                                                                    clock: FakeClock, sms: ConsoleSms,
                                                                    neighbours: dict[str, str]) -> None:
     """Issue 12 item 13: ``^#[0-9a-f]{6}$`` with ``re.match`` accepted "#0a7d3b\\n", which overflowed the
     ``String(7)`` column: a 500 on PostgreSQL. The whole value must match."""
     from portal.store.models import splash_content
 
-    app = roles_app(postgres_url, var_dir, gate, clock, sms, neighbours, "s1")
+    app = roles_app(migrated_postgres_url, var_dir, gate, clock, sms, neighbours, "s1")
     c = app.test_client()
     AuthActions(c).login()
     token = csrf_of(c.get("/admin/splash/s1").get_data(as_text=True))

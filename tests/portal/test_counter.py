@@ -28,7 +28,7 @@ STORES = [{"id": STORE, "mall": "demo-mall"}, {"id": OTHER, "mall": "demo-mall"}
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def app(request: pytest.FixtureRequest, sqlite_url: str, var_dir: Path, gate: MemoryGate, clock: FakeClock, sms: ConsoleSms,
         neighbours: dict[str, str]) -> Flask:
-    db_url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    db_url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("migrated_postgres_url"))
     a = make_app(db_url, var_dir, gate, clock, sms, neighbours, stores=STORES,
                  malls=[{"id": "demo-mall"}, {"id": "far-mall"}])
     engine = a.extensions["keliu"].engine

@@ -33,14 +33,14 @@ def kill_backends(url: str) -> int:
         admin.dispose()
 
 
-def test_dead_database_is_a_clear_503_that_opens_nothing(postgres_url: str, var_dir: Path, gate: MemoryGate,
+def test_dead_database_is_a_clear_503_that_opens_nothing(migrated_postgres_url: str, var_dir: Path, gate: MemoryGate,
                                                          clock: FakeClock, sms: ConsoleSms,
                                                          neighbours: dict[str, str]) -> None:
-    app = make_app(postgres_url, var_dir, gate, clock, sms, neighbours)
+    app = make_app(migrated_postgres_url, var_dir, gate, clock, sms, neighbours)
     phone = Phone(app, "10.77.0.20")
     assert phone.post("/api/login/sms/code", json={"phone": "13812345678"}).status_code == 202
     code = sms.last["+8613812345678"]
-    assert kill_backends(postgres_url) >= 1
+    assert kill_backends(migrated_postgres_url) >= 1
 
     r = phone.post("/api/login/sms/verify", json={"phone": "13812345678", "code": code,
                                                    "consents": {"terms": True}})
@@ -49,7 +49,7 @@ def test_dead_database_is_a_clear_503_that_opens_nothing(postgres_url: str, var_
 
     # each kill below hits a pooled connection the request before had opened again
     assert phone.get("/").status_code == 200
-    assert kill_backends(postgres_url) >= 1
+    assert kill_backends(migrated_postgres_url) >= 1
     page = phone.get("/")
     assert page.status_code == 503 and 'id="error"' in page.get_data(as_text=True)
     assert page.headers["Retry-After"] == "5"
@@ -57,7 +57,7 @@ def test_dead_database_is_a_clear_503_that_opens_nothing(postgres_url: str, var_
     assert '<meta http-equiv="refresh" content="5">' in page.get_data(as_text=True)
     assert_secured(page, "503 page")
     assert phone.get("/").status_code == 200
-    assert kill_backends(postgres_url) >= 1
+    assert kill_backends(migrated_postgres_url) >= 1
     probe = phone.get("/generate_204", host="connectivitycheck.gstatic.com")
     assert probe.status_code == 302 and probe.headers["Location"] == "http://10.77.0.1:8080/"
 

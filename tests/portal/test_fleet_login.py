@@ -29,13 +29,13 @@ def stores() -> tuple[str, str]:
 
 
 @pytest.fixture
-def central(postgres_url: str, var_dir: Path, clock: FakeClock, sms: ConsoleSms, neighbours: dict[str, str],
+def central(migrated_postgres_url: str, var_dir: Path, clock: FakeClock, sms: ConsoleSms, neighbours: dict[str, str],
             stores: tuple[str, str]) -> Iterator[Flask]:
     a, b = stores
     tenants = {"malls": [{"id": "m1", "name": "Mall"}],
                "stores": [{"id": a, "mall": "m1"}, {"id": b, "mall": "m1"}]}
     # store B's portal runs as the owner (as a single database's would): schema, tenants, admin
-    app = make_app(postgres_url, var_dir, MemoryGate(clock), clock, sms, neighbours, portal={"store": b},
+    app = make_app(migrated_postgres_url, var_dir, MemoryGate(clock), clock, sms, neighbours, portal={"store": b},
                    **tenants)
     engine = app.extensions["keliu"].engine
     try:
@@ -45,7 +45,7 @@ def central(postgres_url: str, var_dir: Path, clock: FakeClock, sms: ConsoleSms,
 
 
 @pytest.mark.integration
-def test_a_router_logs_in_through_its_own_role(central: Flask, postgres_url: str, tmp_path: Path,
+def test_a_router_logs_in_through_its_own_role(central: Flask, migrated_postgres_url: str, tmp_path: Path,
                                                 clock: FakeClock, sms: ConsoleSms, neighbours: dict[str, str],
                                                 stores: tuple[str, str]) -> None:
     a, b = stores
@@ -54,7 +54,7 @@ def test_a_router_logs_in_through_its_own_role(central: Flask, postgres_url: str
     users.create_user(owner, "mgr-a", "a-long-password-1", "store", store_id=a)
     role, _password = roles.add_router(owner, a)
     # router A: its own var dir and gate; the test server trusts 127.0.0.1, so the role name is what matters
-    router_url = sa.engine.make_url(postgres_url).set(username=role).render_as_string(False)
+    router_url = sa.engine.make_url(migrated_postgres_url).set(username=role).render_as_string(False)
     var_a = tmp_path / "router-a"
     var_a.mkdir()
     gate = MemoryGate(clock)

@@ -34,8 +34,8 @@ GENEROUS = {"resend_s": 1, "daily_cap": 10_000, "phone_daily_cap": 30_000, "per_
 
 
 @pytest.fixture
-def pg_app(postgres_url: str, var_dir: Path, gate: Any, clock: FakeClock, sms: Any) -> Flask:
-    return make_app(postgres_url, var_dir, gate, clock, sms, {}, sms=GENEROUS)
+def pg_app(migrated_postgres_url: str, var_dir: Path, gate: Any, clock: FakeClock, sms: Any) -> Flask:
+    return make_app(migrated_postgres_url, var_dir, gate, clock, sms, {}, sms=GENEROUS)
 
 
 def login(svc: Any, sms: Any) -> None:
@@ -72,7 +72,7 @@ def race(svc: Any, code: str, errors: list[BaseException], outcomes: Counter[str
 
 
 def test_a_logout_and_a_login_at_the_same_instant_neither_deadlock_nor_fork_the_chain(
-        pg_app: Flask, clock: FakeClock, sms: Any, var_dir: Path, postgres_url: str) -> None:
+        pg_app: Flask, clock: FakeClock, sms: Any, var_dir: Path, migrated_postgres_url: str) -> None:
     svc = pg_app.extensions["keliu"]
     errors: list[BaseException] = []
     outcomes: Counter[str] = Counter()
@@ -99,7 +99,7 @@ def test_a_logout_and_a_login_at_the_same_instant_neither_deadlock_nor_fork_the_
         assert records[(s.id, "logout")] == (1 if s.end_reason == "logout" else 0), s
     assert sum(1 for s in sessions if s.end_reason is None) <= 1
     # the chain: `keliu accesslog verify` over the same database and key (exit 1 naming a bad record otherwise)
-    env = {**os.environ, "KELIU_DATABASE_URL": postgres_url, "KELIU_VAR_DIR": str(var_dir)}
+    env = {**os.environ, "KELIU_DATABASE_URL": migrated_postgres_url, "KELIU_VAR_DIR": str(var_dir)}
     done = subprocess.run([sys.executable, "-m", "keliu.cli", "accesslog", "verify"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

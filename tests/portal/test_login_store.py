@@ -116,11 +116,11 @@ def run(url: str, execute: Executor) -> tuple[dict[str, Any], list[Any]]:
 
 
 @pytest.mark.integration
-def test_both_executors_store_the_same_rows_on_both_databases(sqlite_url: str, postgres_url: str,
-                                                               second_postgres_url: str) -> None:
+def test_both_executors_store_the_same_rows_on_both_databases(sqlite_url: str, migrated_postgres_url: str,
+                                                               second_migrated_postgres_url: str) -> None:
     sqlite_portable = run(sqlite_url, execute_portable)
-    pg_portable = run(postgres_url, execute_portable)
-    pg_one_statement = run(second_postgres_url, execute_pg)
+    pg_portable = run(migrated_postgres_url, execute_portable)
+    pg_one_statement = run(second_migrated_postgres_url, execute_pg)
     rows, answers = sqlite_portable
     # the scenario reaches what it means to: two replays and a used-up code store nothing ...
     assert [a is None for a in answers] == [False, False, False, True, False, True, False, False, False, False,

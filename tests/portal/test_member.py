@@ -258,7 +258,7 @@ def test_member_login_and_logout_leave_an_admin_session_alone(app: Flask, sms: C
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def any_db_app(request: pytest.FixtureRequest, sqlite_url: str, var_dir: Path, gate: MemoryGate, clock: FakeClock,
                sms: ConsoleSms, neighbours: dict[str, str]) -> Flask:
-    db_url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    db_url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("migrated_postgres_url"))
     return make_app(db_url, var_dir, gate, clock, sms, neighbours)
 
 

@@ -112,23 +112,23 @@ def run_import(engine: sa.Engine, tmp_path: Path) -> None:
         assert conn.execute(sa.text("SELECT count(*) FROM members WHERE phone_e164 = '+8613500135000'")).scalar() == 0
 
 
-def test_csv_import_on_sqlite(tmp_path: Path) -> None:
-    run_import(engine_for(f"sqlite:///{tmp_path / 'k.db'}"), tmp_path)
+def test_csv_import_on_sqlite(tmp_path: Path, migrated_sqlite_url: str) -> None:
+    run_import(engine_for(migrated_sqlite_url), tmp_path)
 
 
 @pytest.mark.integration
-def test_csv_import_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    engine = engine_for(postgres_url)
+def test_csv_import_on_postgresql(tmp_path: Path, migrated_postgres_url: str) -> None:
+    engine = engine_for(migrated_postgres_url)
     try:
         run_import(engine, tmp_path)
     finally:
         engine.dispose()
 
 
-def test_xlsx_import_with_date_cells(tmp_path: Path) -> None:
+def test_xlsx_import_with_date_cells(tmp_path: Path, migrated_sqlite_url: str) -> None:
     import openpyxl
 
-    engine = engine_for(f"sqlite:///{tmp_path / 'k.db'}")
+    engine = engine_for(migrated_sqlite_url)
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.append(["Phone", "marketing_source", "marketing_date", "marketing_version"])
@@ -143,8 +143,8 @@ def test_xlsx_import_with_date_cells(tmp_path: Path) -> None:
     assert str(ts).startswith("2024-03-01 01:00")  # 09:00 in the store's zone (Asia/Shanghai), stored as UTC
 
 
-def test_a_broken_file_imports_nothing(tmp_path: Path) -> None:
-    engine = engine_for(f"sqlite:///{tmp_path / 'k.db'}")
+def test_a_broken_file_imports_nothing(tmp_path: Path, migrated_sqlite_url: str) -> None:
+    engine = engine_for(migrated_sqlite_url)
     bad = tmp_path / "crm.csv"
     bad.write_bytes(HEAD.encode() + b"13800138000,,,,,,,,\n\xff\xfe broken\n")
     with pytest.raises(BadRequest, match="not UTF-8"):
@@ -156,13 +156,14 @@ def test_a_broken_file_imports_nothing(tmp_path: Path) -> None:
         assert conn.execute(sa.text("SELECT count(*) FROM members")).scalar() == 0
 
 
-def test_cli_import_reports_rejected_rows_and_is_audited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_import_reports_rejected_rows_and_is_audited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        migrated_sqlite_url: str) -> None:
     from click.testing import CliRunner
 
     from keliu import audit
     from keliu.cli import cli
 
-    url = f"sqlite:///{tmp_path / 'k.db'}"
+    url = migrated_sqlite_url
     engine = engine_for(url)
     f = tmp_path / "crm.csv"
     f.write_text(HEAD + "13800138000,,,CRM,2024-03-01,v3,,,\nbad,,,,,,,,\n", encoding="utf-8")

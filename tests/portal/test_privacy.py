@@ -23,7 +23,7 @@ def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     """SQLite and PostgreSQL: the SMS login stores its rows by different paths on the two."""
     if request.param == "sqlite":
         return sqlite_url
-    return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("migrated_postgres_url"))
 
 
 def registry(app: Flask) -> dict[str, str]:

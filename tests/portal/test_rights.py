@@ -180,8 +180,8 @@ def test_deletion_leaves_nothing_identifying_on_sqlite(tmp_path: Path, fake: Fak
 
 @pytest.mark.integration
 def test_deletion_leaves_nothing_identifying_on_postgresql(tmp_path: Path, fake: FakeServer,
-                                                           postgres_url: str) -> None:
-    env = Env(tmp_path, fake, db_url=postgres_url)
+                                                           migrated_postgres_url: str) -> None:
+    env = Env(tmp_path, fake, db_url=migrated_postgres_url)
     try:
         run_erasure(env, fake)
     finally:
@@ -192,7 +192,7 @@ def test_deletion_leaves_nothing_identifying_on_postgresql(tmp_path: Path, fake:
 def test_a_wechat_wifi_member_without_a_phone_is_deleted_by_an_admin(tmp_path: Path, fake: FakeServer,
                                                                      database: str, request: Any) -> None:
     """微信连Wi-Fi makes a member keyed by the openid (no phone); the admin deletes them by number."""
-    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    url = request.getfixturevalue("migrated_postgres_url") if database == "postgresql" else None
     env = Env(tmp_path, fake, db_url=url)
     try:
         svc = env.app.extensions["keliu"]

@@ -53,8 +53,8 @@ class Portal:
 
 
 @pytest.fixture
-def portal(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Portal, FakeServer]]:
-    engine = db.make_engine(postgres_url)
+def portal(migrated_postgres_url: str, tmp_path: Path) -> Iterator[tuple[Portal, FakeServer]]:
+    engine = db.make_engine(migrated_postgres_url)
     db.upgrade(engine)
     engine.dispose()
     port = free_port()
@@ -62,7 +62,7 @@ def portal(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Portal, FakeServ
     env = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
     with FakeServer() as fake:
         env.update(demo_env(fake.url))
-        env.update({"KELIU_DATABASE_URL": postgres_url, "KELIU_VAR_DIR": str(tmp_path / "var"),
+        env.update({"KELIU_DATABASE_URL": migrated_postgres_url, "KELIU_VAR_DIR": str(tmp_path / "var"),
                     "KELIU_PORTAL_PUBLIC_URL": url, "KELIU_PORTAL_CAPTIVE_PORT": "0",
                     "KELIU_PORTAL_WORKERS": "2", "KELIU_PORTAL_THREADS": "4",
                     "KELIU_SMS_MAX_TRIES": str(MAX_TRIES), "KELIU_SMS_VERIFY_PER_IP_PER_HOUR": "10000",
@@ -81,7 +81,7 @@ def portal(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Portal, FakeServ
                 except requests.ConnectionError:
                     assert time.monotonic() < deadline, "the portal did not answer"
                     time.sleep(0.2)
-            yield Portal(url, log, postgres_url), fake
+            yield Portal(url, log, migrated_postgres_url), fake
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
@@ -176,7 +176,7 @@ def test_racing_binding_guesses_get_no_more_than_max_tries_looks(portal: tuple[P
         engine.dispose()
 
 
-def test_racing_sms_login_guesses_get_no_more_than_max_tries_looks(postgres_url: str, var_dir: Path,
+def test_racing_sms_login_guesses_get_no_more_than_max_tries_looks(migrated_postgres_url: str, var_dir: Path,
                                                                    neighbours: dict[str, str]) -> None:
     """The SMS login shares the check (``portal.store.sms_login.consume_code``): the same race on its one-statement
     PostgreSQL path, one phone's requests from several threads of the app, gets the same bound."""
@@ -187,7 +187,7 @@ def test_racing_sms_login_guesses_get_no_more_than_max_tries_looks(postgres_url:
     from tests.portal.conftest import FakeClock, Phone, make_app
 
     clock, sms = FakeClock(), ConsoleSms(io.StringIO())
-    app = make_app(postgres_url, var_dir, MemoryGate(clock), clock, sms, neighbours,
+    app = make_app(migrated_postgres_url, var_dir, MemoryGate(clock), clock, sms, neighbours,
                    sms={"max_tries": MAX_TRIES, "verify_per_ip_per_hour": 10000, "per_client_per_hour": 100})
     for n in range(ROUNDS):
         number = f"1390013{n:04d}"

@@ -22,7 +22,7 @@ def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     """Every test of this module runs on SQLite and on a fresh PostgreSQL database."""
     if request.param == "sqlite":
         return sqlite_url
-    return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("migrated_postgres_url"))
 
 
 def rows(app: Flask, table: sa.Table) -> list[Any]:

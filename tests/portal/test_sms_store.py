@@ -101,10 +101,10 @@ def _login(phone: Phone, sms: ConsoleSms, number: str, **consent: bool) -> Any:
 
 
 @pytest.mark.integration
-def test_postgresql_one_statement_login_stores_what_the_portable_path_stores(sqlite_url: str, postgres_url: str,
+def test_postgresql_one_statement_login_stores_what_the_portable_path_stores(sqlite_url: str, migrated_postgres_url: str,
                                                                               var_dir: Path) -> None:
     portable = scenario(sqlite_url, var_dir)
-    one_statement = scenario(postgres_url, var_dir)  # the same keys: the same device ids and hashes
+    one_statement = scenario(migrated_postgres_url, var_dir)  # the same keys: the same device ids and hashes
     snap, answers, _gate_log, _rows = portable
     assert answers[0][1]["continue_url"] == "http://example.com/some/page?x=1" and answers[1][1]["continue_url"] is None
     assert [a[2:] for a in answers[:4]] == [(400, "code_used")] * 4 and answers[4][0] == 400
@@ -120,7 +120,7 @@ def test_postgresql_one_statement_login_stores_what_the_portable_path_stores(sql
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def engine(request: pytest.FixtureRequest, sqlite_url: str) -> Any:
-    url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    url = sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("migrated_postgres_url"))
     eng = db.make_engine(url)
     db.upgrade(eng)
     yield eng
@@ -186,7 +186,7 @@ def test_postgresql_engine_pool_and_timeouts() -> None:
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def test_verifications_per_ip_are_limited_and_a_refused_one_counts_nothing(
         dialect: str, request: pytest.FixtureRequest, sqlite_url: str, var_dir: Path) -> None:
-    url = sqlite_url if dialect == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    url = sqlite_url if dialect == "sqlite" else str(request.getfixturevalue("migrated_postgres_url"))
     clock, sms = FakeClock(), ConsoleSms(io.StringIO())
     app = make_app(url, var_dir, MemoryGate(clock), clock, sms, NEIGHBOURS, sms={"verify_per_ip_per_hour": 2})
     phone = Phone(app, "10.77.0.20")

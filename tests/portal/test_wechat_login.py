@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -95,7 +96,9 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, fake: FakeServer) -> Env:
+def env(tmp_path: Path, fake: FakeServer, sqlite_template: Path) -> Env:
+    """The portal on a copy of the migrated SQLite template (Env's database file: start_up finds it at heads)."""
+    shutil.copy(sqlite_template, tmp_path / "keliu.db")
     return Env(tmp_path, fake)
 
 
@@ -210,14 +213,14 @@ def wechat_logins(env: Env, fake: FakeServer, t0: float) -> tuple[list[int], Any
 
 
 @pytest.mark.integration
-def test_wechat_logins_store_the_same_rows_on_postgresql(tmp_path: Path, fake: FakeServer, postgres_url: str) -> None:
+def test_wechat_logins_store_the_same_rows_on_postgresql(tmp_path: Path, fake: FakeServer, migrated_postgres_url: str) -> None:
     """On PostgreSQL the login is one statement (``portal.store.login_store.execute_pg``), on SQLite statement by
     statement: every column of every table the same (the token's nonce is a random draw)."""
     t0 = Clock().t
     codes, portable = wechat_logins(Env(tmp_path, fake, var=tmp_path / "var"), fake, t0)
     assert codes == [200, 403, 200]
     assert len(portable["logins"]) == 2 and len(portable["sensor_device_registry"]) == 1
-    one_statement = wechat_logins(Env(tmp_path, fake, var=tmp_path / "var", db_url=postgres_url), fake, t0)
+    one_statement = wechat_logins(Env(tmp_path, fake, var=tmp_path / "var", db_url=migrated_postgres_url), fake, t0)
     assert one_statement == (codes, portable)
 
 
@@ -489,11 +492,12 @@ def test_subscribe_events_recorded_against_member(env: Env, fake: FakeServer) ->
     env.phone().get(handoff(fake, start(env)))  # the 连Wi-Fi login made a member with this openid
     openid = openid_for(ACC.wifi_app_id, PHONE_MAC)
     member_id = env.rows("members")[0].id
-    assert push(env, "subscribe", openid).get_data(as_text=True) == "success"
-    assert push(env, "subscribe", openid, nonce="999").status_code == 200  # WeChat's retry: recorded once
+    now = int(time.time())  # WeChat's retry carries the first push's CreateTime, even a second later
+    assert push(env, "subscribe", openid, now=now).get_data(as_text=True) == "success"
+    assert push(env, "subscribe", openid, now=now, nonce="999").status_code == 200  # WeChat's retry: recorded once
     rows = env.rows("wechat_follows")
     assert [(r.event, r.member_id) for r in rows] == [("subscribe", member_id)]
-    push(env, "unsubscribe", openid, now=int(time.time()) + 1)
+    push(env, "unsubscribe", openid, now=now + 1)
     assert [r.event for r in env.rows("wechat_follows")] == ["subscribe", "unsubscribe"]
 
 

@@ -102,8 +102,8 @@ def test_loop_moves_the_capture_to_now_then_a_day_per_round(tmp_path: Path) -> N
     assert len({s.sid for b in sink.batches for s in b}) == len(ts)  # each round's sightings are new ones
 
 
-def test_sql_sink_health_and_registry_on_sqlite(tmp_path: Path, sqlite_url: str) -> None:
-    engine = db.make_engine(sqlite_url)
+def test_sql_sink_health_and_registry_on_sqlite(tmp_path: Path, migrated_sqlite_url: str) -> None:
+    engine = db.make_engine(migrated_sqlite_url)
     db.upgrade(engine)
     n = tcapture(tmp_path / "c.pcap")
     gone = bytes([0, 1, 2, 3, 4, 0])
@@ -133,8 +133,8 @@ def test_sql_sink_health_and_registry_on_sqlite(tmp_path: Path, sqlite_url: str)
 
 
 @pytest.mark.integration
-def test_sql_sink_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    engine = db.make_engine(postgres_url)
+def test_sql_sink_on_postgresql(tmp_path: Path, migrated_postgres_url: str) -> None:
+    engine = db.make_engine(migrated_postgres_url)
     db.upgrade(engine)
     sink = SqlSink(engine)
     sink.deliver([tsighting(1), tsighting(2)])

@@ -42,22 +42,25 @@ def seed(engine: Engine) -> None:
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def seeded_sqlite_template(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_template: Path) -> Path:
+    """The session's migrated SQLite template (tests/conftest.py), seeded with the marketing tests' members."""
+    import shutil
+
     path = tmp_path_factory.mktemp("mkt-template") / "keliu.db"
+    shutil.copy(migrated_sqlite_template, path)
     engine = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(engine)
     seed(engine)
     engine.dispose()
     return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, tmp_path: Path, seeded_sqlite_template: Path) -> Iterator[Engine]:
     """A migrated, seeded database: SQLite, then PostgreSQL."""
     if request.param == "sqlite":
         import shutil
 
-        shutil.copy(sqlite_template, tmp_path / "k.db")
+        shutil.copy(seeded_sqlite_template, tmp_path / "k.db")
         e = db.make_engine(f"sqlite:///{tmp_path / 'k.db'}")
         yield e
         e.dispose()

@@ -96,12 +96,12 @@ def test_a_worker_on_redis_expires_the_coupons(tmp_path: Path, redis_url: str) -
         engine.dispose()
 
 
-def test_the_in_process_loop_runs_it(tmp_path: Path, sqlite_template: Path) -> None:
+def test_the_in_process_loop_runs_it(tmp_path: Path, seeded_sqlite_template: Path) -> None:
     import shutil
 
     from keliu import db
 
-    shutil.copy(sqlite_template, tmp_path / "k.db")
+    shutil.copy(seeded_sqlite_template, tmp_path / "k.db")
     url = f"sqlite:///{tmp_path / 'k.db'}"
     engine = db.make_engine(url)
     offer = toffer(engine, valid_days=1, per_member_issue_limit=None)

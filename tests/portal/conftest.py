@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,23 +53,10 @@ def neighbours() -> dict[str, str]:
     return {"10.77.0.20": "3c:22:fb:00:00:01", "10.77.0.21": "3c:22:fb:00:00:02"}
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite database; each test starts from a copy (alembic runs once, not per test)."""
-    from keliu import db
-
-    path = tmp_path_factory.mktemp("template") / "keliu.db"
-    engine = db.make_engine(f"sqlite:///{path}")
-    db.upgrade(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
-    path = tmp_path / "keliu.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
+def sqlite_url(migrated_sqlite_url: str) -> str:
+    """The portal's tests start from a migrated database (a copy of the session's template, tests/conftest.py)."""
+    return migrated_sqlite_url
 
 
 @pytest.fixture

@@ -96,9 +96,9 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, fake: FakeServer, sqlite_template: Path) -> Env:
+def env(tmp_path: Path, fake: FakeServer, migrated_sqlite_template: Path) -> Env:
     """The portal on a copy of the migrated SQLite template (Env's database file: start_up finds it at heads)."""
-    shutil.copy(sqlite_template, tmp_path / "keliu.db")
+    shutil.copy(migrated_sqlite_template, tmp_path / "keliu.db")
     return Env(tmp_path, fake)
 
 

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from keliu.accounts.users import AdminUser
 from marketing.core import campaign_spec, contact
 from marketing.store import campaign_admin
+from marketing.store.campaigns import campaign_sends
 
 ADMIN = AdminUser("admin", "admin")
 
@@ -36,3 +38,11 @@ def new_campaign(engine: Engine, now: datetime, *, trigger: str, channel: str, n
         campaign_admin.transition(engine, ADMIN, cid, "approve", now, None, sms_provider=sms_provider,
                                   sms_templates=sms_templates or {})
     return cid
+
+
+def send_row(engine: Engine, cid: int, member: int, step: int = 0) -> Any:
+    """The campaign's send row to ``member`` at ``step``."""
+    s = campaign_sends
+    with engine.connect() as conn:
+        return conn.execute(sa.select(s).where(s.c.campaign_id == cid, s.c.member_id == member,
+                                               s.c.step == step)).mappings().one()

@@ -27,7 +27,7 @@ from marketing.store.campaigns import campaign_sends, campaigns, contact_counts
 from marketing.store.models import coupons as coupons_t
 from portal.edges.sms_backends import ConsoleSms
 from portal.store.marketing_members import PortalMembers
-from tests.marketing.campaign_kit import ADMIN, new_campaign
+from tests.marketing.campaign_kit import ADMIN, new_campaign, send_row
 from tests.marketing.conftest import MEMBER_YES, NOW, tcoupon, toffer, tredeem
 from tests.marketing.receivers import WebhookReceiver
 
@@ -45,12 +45,6 @@ def member_coupons(engine: Engine, member: int) -> list[Any]:
                                  .order_by(coupons_t.c.id)).mappings())
 
 
-def send_row(engine: Engine, cid: int, member: int = MEMBER_YES, step: int = 0) -> Any:
-    s = campaign_sends
-    with engine.connect() as conn:
-        return conn.execute(sa.select(s).where(s.c.campaign_id == cid, s.c.member_id == member,
-                                               s.c.step == step)).mappings().one()
-
 
 def test_a_splash_send_issues_one_coupon_and_shows_its_code_even_when_re_leased(engine: Engine) -> None:
     offer = toffer(engine)
@@ -63,7 +57,7 @@ def test_a_splash_send_issues_one_coupon_and_shows_its_code_even_when_re_leased(
     c = held[0]
     assert (c["offer_id"], c["channel"], c["issued_by"], c["store_id"]) == (
         offer, "campaign", f"keliu-{cid}-0-{MEMBER_YES}", "s1")
-    assert send_row(engine, cid)["coupon_id"] == c["id"]
+    assert send_row(engine, cid, MEMBER_YES)["coupon_id"] == c["id"]
     display = codes.display(c["code"])
     with engine.connect() as conn:
         assert [m["text"] for m in splash.pending(conn, MEMBER_YES)] == [f"新会员礼：{display} 满50减10"]
@@ -89,7 +83,7 @@ def test_a_control_member_gets_no_coupon_and_their_would_have_sent_is_recorded(e
                        control_share=0.5, salt=salt)
     r = execution.deliver(deps(engine), cid, MEMBER_YES, 0, NOW)
     assert r.status == "control"
-    assert send_row(engine, cid)["status"] == "control" and send_row(engine, cid)["coupon_id"] is None
+    assert send_row(engine, cid, MEMBER_YES)["status"] == "control" and send_row(engine, cid, MEMBER_YES)["coupon_id"] is None
     assert member_coupons(engine, MEMBER_YES) == []
 
 
@@ -111,7 +105,7 @@ def test_an_offer_that_cannot_issue_suppresses_the_send_with_its_reason(
         r = execution.deliver(deps(engine, webhook=WebhookChannel(timeout_s=5)), cid, MEMBER_YES, 0, NOW)
         assert (r.status, r.reason) == ("suppressed", reason)
         assert rx.calls == 0  # never a message promising a coupon that does not exist
-    row = send_row(engine, cid)
+    row = send_row(engine, cid, MEMBER_YES)
     assert (row["status"], row["reason"], row["coupon_id"], row["lease_until"]) == ("suppressed", reason, None, None)
     assert len(member_coupons(engine, MEMBER_YES)) == held_before
     with engine.connect() as conn:  # its place under the day's caps was given back

@@ -25,7 +25,7 @@ from marketing.store.campaigns import campaign_members, campaign_sends, campaign
 from marketing.store.erasure import export_member
 from portal.edges.sms_backends import ConsoleSms
 from portal.store.marketing_members import PortalMembers
-from tests.marketing.campaign_kit import ADMIN, new_campaign
+from tests.marketing.campaign_kit import ADMIN, new_campaign, send_row
 from tests.marketing.conftest import MEMBER_NO, MEMBER_YES, NOW
 from tests.marketing.receivers import WebhookReceiver
 
@@ -51,12 +51,6 @@ def approve(engine: Engine, cid: int) -> str:
 def deps(engine: Engine, **channels: Any) -> execution.Deps:
     return execution.Deps(engine=engine, contacts=PortalMembers(), channels=channels, lease=timedelta(seconds=60))
 
-
-def send_row(engine: Engine, cid: int, member: int, step: int = 0) -> Any:
-    s = campaign_sends
-    with engine.connect() as conn:
-        return conn.execute(sa.select(s).where(s.c.campaign_id == cid, s.c.member_id == member,
-                                               s.c.step == step)).mappings().one()
 
 
 def test_splash_message_is_stored_once_and_shown_once(engine: Engine) -> None:

@@ -174,6 +174,14 @@ def pos_import(file: Path, store_id: str, strict: bool, rejects: Path | None) ->
     run_import(file, store_id, strict=strict, rejects=rejects, directory=PortalMembers())
 
 
+def _db_reason(exc: Exception) -> str:
+    """One line for a database error that reached the command line (the driver's first line; a missing table
+    means a schema keliu has not created or upgraded yet)."""
+    first = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    missing = "no such table" in first or ("relation" in first and "does not exist" in first)
+    return f"{first} (the schema is not keliu's yet: run `keliu db`)" if missing else first
+
+
 def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="keliu", standalone_mode=False)
@@ -191,6 +199,13 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        # SQLAlchemy is loaded only by the commands that use a database: look for its errors only then
+        sa_exc = sys.modules.get("sqlalchemy.exc")
+        if sa_exc is None or not isinstance(exc, sa_exc.DBAPIError):
+            raise
+        click.echo(f"keliu: database: {_db_reason(exc)}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -198,3 +198,24 @@ def test_the_console_is_quiet_by_default(tmp_path: Path) -> None:
     assert out.returncode == 0 and out.stderr == "", out.stderr
     out = run(["analytics", "run", "--once"], tmp_path, env)
     assert out.returncode == 0 and out.stdout == out.stderr == "", out
+
+
+def test_a_database_keliu_has_not_created_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    out = run(["accesslog", "verify"], tmp_path, {"KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert "Traceback" not in out.stderr and len(lines) == 1, out.stderr
+    assert lines[0].startswith("keliu: database: no such table") and "run `keliu db`" in lines[0]
+
+
+def test_the_database_reason_names_a_missing_postgresql_relation_too() -> None:
+    from keliu.cli import _db_reason
+
+    class Orig(Exception):
+        pass
+
+    class Wrapped(Exception):
+        orig = Orig('relation "access_log" does not exist\nLINE 1: SELECT ...')
+
+    assert _db_reason(Wrapped("x")) == 'relation "access_log" does not exist (the schema is not keliu\'s yet: run `keliu db`)'
+    assert _db_reason(Exception("connection refused\ndetail")) == "connection refused"

@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection, Engine
 from keliu import db
 from marketing.core import contact
 from marketing.core.contact import ContactPolicy, Decision, MemberFacts, Send
+from marketing.errors import MarketingError
 from marketing.store.campaigns import campaign_sends, contact_counts
 
 #: reads a member's granted purposes and refused channels on the given connection, inside the send's transaction
@@ -338,7 +339,7 @@ _RECORD = sa.text(
 _RACES = 10
 
 
-class _Raced(Exception):
+class _Raced(MarketingError):
     """A send of the batch was claimed by another transaction after the batch's snapshot: start again."""
 
 

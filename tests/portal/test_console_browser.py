@@ -322,14 +322,16 @@ def test_a_dashboard_fed_nulls_says_no_data(browser: Any, base: str) -> None:
     for lang in LANGS:
         page, problems = logged_in(browser, base, "desktop")
         real = page.request.get(base + f"/api/v1/stores/s1/dashboard?start=2026-01-05&lang={lang}").json()
-        view = nulled(real)
+        view = nulled(real, lang)
         page.route("**/api/v1/stores/s1/dashboard?*", fulfil_with(view))
         page.goto(base + f"/dashboard/store/s1?start=2026-01-05&lang={lang}")
         page.wait_for_selector("body[data-ready='1']")
         none = dash_i18n.t(lang, "no_data")
         values = page.locator(".kpi .value").all_inner_texts()
         assert values and all(v == none for v in values), values
-        assert all(none in p for p in page.locator(".kpi .prev").all_inner_texts())
+        assert all(none in p for p in page.locator(".kpi .prev:not(#connected-detail)").all_inner_texts())
+        # the connected shoppers' card: no data, and why (no station list from the AP that day)
+        assert page.locator("#connected-detail").inner_text() == dash_i18n.t(lang, "connected_none")
         # every chart says no data instead of drawing zeros
         assert page.locator("#charts canvas").count() == 0
         assert page.locator("#charts .chart.nodata .nodata-text").count() == page.locator("#charts .chart").count() > 0
@@ -356,7 +358,7 @@ def fulfil_with(view: dict[str, Any]) -> Any:
     return answer
 
 
-def nulled(view: dict[str, Any]) -> dict[str, Any]:
+def nulled(view: dict[str, Any], lang: str) -> dict[str, Any]:
     """The view with every figure null, as the API sends a day without data."""
     view = dict(view)
     view["kpis"] = [{**k, "value": None, "previous": None, "text": "—", "previous_text": "—", "change_text": "—"}
@@ -372,6 +374,9 @@ def nulled(view: dict[str, Any]) -> dict[str, Any]:
     charts["funnel"] = [{**s, "value": None} for s in charts["funnel"]]
     charts["days"] = {"dates": [], "visitors": [], "passersby": []}
     view["status"] = {**view["status"], "empty": False}
+    assert view.get("connected"), "the store view carries the connected shoppers' card"
+    view["connected"] = {**view["connected"], "value": None, "previous": None, "text": "—", "previous_text": "—",
+                         "change_text": "—", "detail": dash_i18n.t(lang, "connected_none")}
     return view
 
 

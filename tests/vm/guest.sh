@@ -32,9 +32,10 @@ internet() {
   ip -n "$INET_NS" link set lo up
   # no route back to the shop's LAN (10.77.0.0/22), as on the real internet: keliu's table masquerades the LAN on
   # router.wan_iface, so every answer comes back to the router's WAN address
+  # a P-256 key: generated at once, where RSA's prime search is slow under TCG (this step ran over 60 s at load 10)
   if [ ! -f "$RUN/inet.crt" ]; then
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=www.example.com -keyout "$RUN/inet.key" \
-      -out "$RUN/inet.crt" 2>/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=www.example.com \
+      -keyout "$RUN/inet.key" -out "$RUN/inet.crt" 2>/dev/null
   fi
   cat >"$RUN/inet.py" <<'EOF'
 import http.server, socketserver, ssl, sys, threading
@@ -68,7 +69,8 @@ EOF
     ip netns exec "$INET_NS" setsid python3 "$RUN/inet.py" "$RUN/inet.crt" "$RUN/inet.key" \
       >"$RUN/inet-http.log" 2>&1 </dev/null &
   fi
-  for _ in $(seq 50); do
+  # python3's start under TCG takes seconds, more on a loaded host: poll, with a hard limit
+  for _ in $(seq 600); do
     ip netns exec "$INET_NS" ss -ltn | grep -q ':443 ' && return 0
     sleep 0.2
   done
@@ -106,7 +108,8 @@ network={
 EOF
   ip netns exec "$PHONE_NS" wpa_supplicant -B -i "$ifc" -c "$RUN/phone-wpa.conf" -f "$RUN/phone-wpa.log" \
     -P "$RUN/phone-wpa.pid" -dd
-  for _ in $(seq 150); do
+  # scan and association under TCG: seconds on an idle host, more on a loaded one (polled, with a hard limit)
+  for _ in $(seq 450); do
     if ip netns exec "$PHONE_NS" wpa_cli -p "$RUN/phone-wpa" -i "$ifc" status 2>/dev/null | grep -q '^wpa_state=COMPLETED'; then
       break
     fi

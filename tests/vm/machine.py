@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ACCEL_WATCHDOG_S = 90  # KVM here can stall before userspace ("Probing EDD", nested virtualization): fall back to TCG
+#: qemu's nice level. 0 by default: at nice 10 on a 2-core host at load 10-18 the VM got so little CPU that
+#: provision.sh's pip install alone ran past 30 min; KELIU_VM_NICE=10 keeps a desktop responsive instead
+NICE = int(os.environ.get("KELIU_VM_NICE", "0"))
 
 
 class VMError(AssertionError):
@@ -79,7 +82,7 @@ class Machine:
         sock_path = self.rundir / "agent.sock"
         sock_path.unlink(missing_ok=True)
         cpu = "host" if accel == "kvm" else "max"
-        argv = ["nice", "-n", "10", "qemu-system-x86_64", "-accel", accel, "-cpu", cpu, "-m", str(self.memory_mb),
+        argv = ["nice", "-n", str(NICE), "qemu-system-x86_64", "-accel", accel, "-cpu", cpu, "-m", str(self.memory_mb),
                 "-smp", str(self.cpus), "-nodefaults", "-no-user-config", "-display", "none",
                 "-kernel", str(self.image / "vmlinuz"), "-initrd", str(self.image / "initrd.img"),
                 "-append", ("root=/dev/vda rw console=ttyS0,115200 edd=off panic=0 net.ifnames=0 "

@@ -3,7 +3,7 @@ from documents (marketing.core.campaign_spec.from_docs), created by an admin and
 SMS provider's templates. The consent basis defaults to what the channel and trigger need."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,3 +46,14 @@ def send_row(engine: Engine, cid: int, member: int, step: int = 0) -> Any:
     with engine.connect() as conn:
         return conn.execute(sa.select(s).where(s.c.campaign_id == cid, s.c.member_id == member,
                                                s.c.step == step)).mappings().one()
+
+
+def consenting_members(engine: Engine, ids: Iterable[int], at: datetime) -> None:
+    """Members of store s1 created and last seen at ``at`` (lapsed when ``at`` is long ago), each with marketing
+    consent granted then."""
+    with engine.begin() as conn:
+        for i in ids:
+            conn.execute(sa.text("INSERT INTO members (id, created_at, first_store_id, last_seen_at) "
+                                 "VALUES (:i, :t, 's1', :t)"), {"i": i, "t": at})
+            conn.execute(sa.text("INSERT INTO consents (member_id, kind, version, granted, ts, store_id, lang) "
+                                 "VALUES (:i, 'marketing', 'v1', true, :t, 's1', 'zh-CN')"), {"i": i, "t": at})

@@ -25,7 +25,7 @@ from marketing.store.campaigns import campaign_members, campaign_sends, campaign
 from marketing.store.erasure import export_member
 from portal.edges.sms_backends import ConsoleSms
 from portal.store.marketing_members import PortalMembers
-from tests.marketing.campaign_kit import ADMIN, new_campaign, send_row
+from tests.marketing.campaign_kit import ADMIN, consenting_members, new_campaign, send_row
 from tests.marketing.conftest import MEMBER_NO, MEMBER_YES, NOW
 from tests.marketing.receivers import WebhookReceiver
 
@@ -217,12 +217,7 @@ def test_presence_trigger_needs_the_presence_consent(engine: Engine) -> None:
 
 def test_lapsed_campaign_enrolls_holds_out_and_sends_each_member_once(engine: Engine) -> None:
     old = NOW - timedelta(days=40)
-    with engine.begin() as conn:
-        for i in range(10, 60):
-            conn.execute(sa.text("INSERT INTO members (id, created_at, first_store_id, last_seen_at) "
-                                 "VALUES (:i, :t, 's1', :t)"), {"i": i, "t": old})
-            conn.execute(sa.text("INSERT INTO consents (member_id, kind, version, granted, ts, store_id, lang) "
-                                 "VALUES (:i, 'marketing', 'v1', true, :t, 's1', 'zh-CN')"), {"i": i, "t": old})
+    consenting_members(engine, range(10, 60), old)
     cid = tcampaign(engine, trigger="lapsed", params={"lapsed_days": 30}, control_share=0.3)
     d = deps(engine)
     due = execution.campaign_sends_due(engine, cid, NOW, d.policy)

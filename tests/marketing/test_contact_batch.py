@@ -18,6 +18,7 @@ from marketing.core.contact import PURPOSES, ContactPolicy, Decision, Send
 from marketing.store import contact as store
 from marketing.store.campaigns import campaign_sends, campaigns, contact_counts
 from portal.store.marketing_members import PortalMembers
+from tests.marketing.campaign_kit import consenting_members
 from tests.marketing.conftest import NOW
 from tests.marketing.receivers import WebhookReceiver
 from tests.marketing.test_campaign_execution import deps, tcampaign
@@ -194,12 +195,7 @@ def test_a_batch_claimed_ahead_is_checked_again_at_the_channel_call(engine: Engi
     """A run claims its members in batches, then each send goes at its channel's pace: a member who withdrew
     between the claim and the call gets nothing (recorded with the reason), the others get one message each."""
     old = NOW - timedelta(days=40)
-    with engine.begin() as conn:
-        for i in range(10, 16):
-            conn.execute(sa.text("INSERT INTO members (id, created_at, first_store_id, last_seen_at) "
-                                 "VALUES (:i, :t, 's1', :t)"), {"i": i, "t": old})
-            conn.execute(sa.text("INSERT INTO consents (member_id, kind, version, granted, ts, store_id, lang) "
-                                 "VALUES (:i, 'marketing', 'v1', true, :t, 's1', 'zh-CN')"), {"i": i, "t": old})
+    consenting_members(engine, range(10, 16), old)
     at = NOW - timedelta(hours=6)  # 12:00 in Shanghai
     with WebhookReceiver(clock=lambda: at.timestamp()) as rx:
         cid = tcampaign(engine, trigger="lapsed", channel="webhook", params={"lapsed_days": 30},

@@ -104,9 +104,9 @@ def compute(conn: Connection, cfg: Config, store_id: str, day: date) -> Computed
 
 def _visit_rows(c: Computed, now: float) -> list[dict[str, Any]]:
     v = c.result.visits
-    gap = c.ctx.rules.visit_gap_s
+    open_s = c.ctx.rules.open_ms / 1000  # a later run may still join the visit across a screen-off silence
     return [{"store": c.ctx.store, "device": c.names[int(d)], "start": s / 1000, "day": c.day, "end": e / 1000,
-             "dwell_s": w / 1000, "staff": bool(st), "closed": e / 1000 + gap <= now}
+             "dwell_s": w / 1000, "staff": bool(st), "closed": e / 1000 + open_s <= now}
             for d, s, e, w, st in zip(v.device.tolist(), v.start.tolist(), v.end.tolist(), v.dwell_ms.tolist(),
                                       c.result.visit_staff.tolist())]
 
@@ -142,7 +142,8 @@ def _replace_day(conn: Connection, table: Any, store_id: str, day: date, rows: l
 
 
 def close_visits(engine: Engine, cfg: Config, store_id: str, day: date, now: float) -> int:
-    """Recompute the store-day's visits; those unseen for the gap are marked closed. Returns how many."""
+    """Recompute the store-day's visits; those no later sighting can continue any more (``Rules.open_ms``) are
+    marked closed. Returns how many."""
     with engine.begin() as conn:
         store.lock(conn, "store-day", store_id, day)
         c = compute(conn, cfg, store_id, day)

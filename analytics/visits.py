@@ -7,7 +7,10 @@ The definitions are in docs/METRICS.md. A day's sightings of one store are reduc
 within the gap of each other join — so ``merge(summarize(a), summarize(b)) == summarize(a + b)`` for any split of
 the sightings into batches, in any order. The state also keeps the *marks*, the distinct seconds in which each
 device was heard inside (a union merges them exactly): the scan cadence from which a visit's dwell adds the time
-its first and last sightings missed (docs/METRICS.md, "Dwell"). :func:`visits` turns the final state into visits.
+its first and last sightings missed (docs/METRICS.md, "Dwell"). :func:`visits` turns the final state into visits,
+joining a visit with the device's neighbouring runs across a silence its own slowest scan cadence explains (a
+phone with its screen off; docs/METRICS.md, "Silences inside a visit"): a function of the final state, so the
+merge property holds for it too.
 
 Times are integer milliseconds inside (``to_ms``), so equality never depends on floating-point order.
 Device ids are unsigned 64-bit codes (:func:`device_codes`; the sensor's ids are 16 hex digits).
@@ -60,6 +63,13 @@ class Rules:
     @property
     def min_dwell_ms(self) -> int:
         return self.min_dwell_s * 1000
+
+    @property
+    def open_ms(self) -> int:
+        """How long after its last inside sighting a visit may still be continued: across a silence of at most
+        ``visit_gap_s`` plus the slowest gap of the runs on either side (:func:`screen_off_joins`), which is itself
+        at most ``visit_gap_s``."""
+        return 2 * self.gap_ms
 
 
 @dataclass(frozen=True, eq=False)
@@ -389,14 +399,11 @@ def merge(a: DayState, b: DayState, rules: Rules) -> DayState:
     return DayState(merge_runs(a.runs, b.runs, rules), merge_seen(a.seen, b.seen), merge_marks(a.marks, b.marks))
 
 
-def edge_ms(marks: Marks, device: U64, start: I64, end: I64) -> I64:
-    """The edge correction of each visit ``(device, start, end)`` (ms; every device has marks, as every visit comes
-    from inside sightings): with ``g`` the gaps between the device's consecutive marks from ``start`` to ``end``,
-    ``sum(g**2) / sum(g)`` — the mean time from an arrival to the next scan plus from the last scan to a departure,
-    for scans of a stationary renewal process (docs/METRICS.md, "Dwell"). 0 when the visit has one mark only."""
-    out = np.zeros(len(device), dtype=np.int64)
-    if len(device) == 0:
-        return out
+def _mark_ranges(marks: Marks, device: U64, start: I64, end: I64) -> tuple[I64, I64, I64]:
+    """For each stretch ``(device, start, end)`` (ms; every stretch comes from inside sightings, so its device has
+    marks): the indices of its first and last mark, and ``gap``, where ``gap[i]`` is the gap (s) from mark
+    ``i - 1`` to mark ``i`` (0 at a device's first mark, and one trailing 0). A stretch's gaps are
+    ``gap[lo + 1 .. hi]``."""
     n = len(marks)
     new_dev = np.empty(n, dtype=bool)
     new_dev[0] = True
@@ -405,23 +412,103 @@ def edge_ms(marks: Marks, device: U64, start: I64, end: I64) -> I64:
     uniq = marks.device[new_dev]  # sorted, distinct
     base = int(marks.sec.min())
     key = (grp << 34) + (marks.sec - base)
-    gap = np.zeros(n, dtype=np.int64)
-    gap[1:] = np.where(new_dev[1:], 0, marks.sec[1:] - marks.sec[:-1])
-    sq = np.cumsum(gap * gap)
     vgrp = np.searchsorted(uniq, device)
     lo = np.searchsorted(key, (vgrp << 34) + (start // 1000 - base), side="left")
     hi = np.searchsorted(key, (vgrp << 34) + (end // 1000 - base), side="right") - 1
-    span = marks.sec[hi] - marks.sec[lo]
+    gap = np.zeros(n + 1, dtype=np.int64)
+    gap[1:n] = np.where(new_dev[1:], 0, marks.sec[1:] - marks.sec[:-1])
+    return lo, hi, gap
+
+
+def gap_sums(marks: Marks, device: U64, start: I64, end: I64) -> tuple[I64, I64]:
+    """For each stretch ``(device, start, end)`` of a device's inside presence (ms): ``sum(g**2)`` and ``sum(g)``
+    (s², s) over the gaps ``g`` between its consecutive marks (0 and 0 for one mark)."""
+    if len(device) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo, hi, gap = _mark_ranges(marks, device, start, end)
+    sq = np.cumsum(gap * gap)
+    return sq[hi] - sq[lo], marks.sec[hi] - marks.sec[lo]
+
+
+def edge_ms(marks: Marks, device: U64, start: I64, end: I64) -> I64:
+    """The edge correction of each visit ``(device, start, end)`` (ms): with ``g`` the gaps between the device's
+    consecutive marks from ``start`` to ``end``, ``sum(g**2) / sum(g)`` — the mean time from an arrival to the next
+    scan plus from the last scan to a departure, for scans of a stationary renewal process (docs/METRICS.md,
+    "Dwell"). 0 when the visit has one mark only."""
+    return _ratio_ms(*gap_sums(marks, device, start, end))
+
+
+def _ratio_ms(sq: I64, span: I64) -> I64:
+    out = np.zeros(len(sq), dtype=np.int64)
     has = span > 0
-    out[has] = (sq[hi[has]] - sq[lo[has]]) * 1000 // span[has]
+    out[has] = sq[has] * 1000 // span[has]
     return out
 
 
+def longest_gap_s(marks: Marks, device: U64, start: I64, end: I64) -> I64:
+    """The longest gap (s) between consecutive marks of each run ``(device, start, end)`` (ms; 0 when the run has
+    one mark): the slowest scan cadence the phone showed while it was heard inside."""
+    out = np.zeros(len(device), dtype=np.int64)
+    if len(device) == 0:
+        return out
+    lo, hi, gap = _mark_ranges(marks, device, start, end)
+    has = hi > lo
+    if has.any():
+        bounds = np.empty(2 * int(has.sum()), dtype=np.int64)
+        bounds[0::2], bounds[1::2] = lo[has] + 1, hi[has] + 1  # the trailing 0 keeps hi + 1 a valid index
+        out[has] = np.maximum.reduceat(gap, bounds)[0::2]
+    return out
+
+
+def screen_off_joins(runs: Runs, marks: Marks, rules: Rules) -> npt.NDArray[np.bool_]:
+    """Per run: True when it continues the visit of the device's previous run across a screen-off silence
+    (docs/METRICS.md, "Silences inside a visit"). Both runs reached ``visit_rssi``, at least one of them counts as
+    a visit on its own, and the silence between them (the first run's last inside sighting to the second's first)
+    is at most ``visit_gap_s`` plus the longest gap between the marks of either run: the store's time-out, counted
+    from when the phone's next scan was due at the slowest cadence it showed while inside. Never more than twice
+    ``visit_gap_s`` (no gap inside a run exceeds it; ``Rules.open_ms``)."""
+    n = len(runs)
+    join = np.zeros(n, dtype=bool)
+    if n < 2:
+        return join
+    entered = runs.enter != NO_ENTER
+    counts = entered & ((runs.end - runs.enter) >= rules.min_dwell_ms)
+    silence = runs.start[1:] - runs.end[:-1]
+    cand = np.flatnonzero((runs.device[1:] == runs.device[:-1]) & entered[1:] & entered[:-1]
+                          & (counts[1:] | counts[:-1]) & (silence <= 2 * rules.gap_ms))
+    if len(cand) == 0:
+        return join
+    involved = np.union1d(cand, cand + 1)  # sorted run indices
+    longest = longest_gap_s(marks, runs.device[involved], runs.start[involved], runs.end[involved])
+    own = np.maximum(longest[np.searchsorted(involved, cand)], longest[np.searchsorted(involved, cand + 1)])
+    join[cand + 1] = silence[cand] <= rules.gap_ms + own * 1000
+    return join
+
+
 def visits(state: DayState, rules: Rules) -> Visits:
-    """The runs that became visits: reached ``visit_rssi`` and lasted ``min_dwell_s`` from there; with their
-    edge correction."""
+    """The runs that became visits: reached ``visit_rssi`` and lasted ``min_dwell_s`` from there, joined with the
+    device's neighbouring runs across screen-off silences (:func:`screen_off_joins`); with their edge correction.
+    Which devices have a visit is decided by the runs alone: a join never makes a visitor."""
     runs = state.runs
     ok = (runs.enter != NO_ENTER) & ((runs.end - runs.enter) >= rules.min_dwell_ms)
+    join = screen_off_joins(runs, state.marks, rules)
+    if join.any():
+        # a joined group starts at its first run's entry and ends at its last run's end; it is a visit when one
+        # of its runs is (every join has one, so a single run keeps its own verdict)
+        first = np.flatnonzero(~join)
+        keep = np.maximum.reduceat(ok, first)
+        runs_kept = np.flatnonzero(keep[np.cumsum(~join) - 1])
+        j = join[runs_kept]
+        # the edge correction reads the gaps of the parts, not the silences that joined them: by the rule's own
+        # reading a silence is not one of the phone's scan intervals (scans were missed), and its square would
+        # outweigh the visit's gaps; so the correction stays at most visit_gap_s
+        part_start = np.where(j, runs.start[runs_kept], runs.enter[runs_kept])
+        sq, span = gap_sums(state.marks, runs.device[runs_kept], part_start, runs.end[runs_kept])
+        heads = np.flatnonzero(~j)
+        tails = np.append(heads[1:], len(runs_kept)) - 1
+        sq, span = np.add.reduceat(sq, heads), np.add.reduceat(span, heads)
+        g = runs_kept[heads]
+        return Visits(runs.device[g], runs.enter[g], runs.end[runs_kept[tails]], _ratio_ms(sq, span))
     device, start, end = runs.device[ok], runs.enter[ok], runs.end[ok]
     return Visits(device, start, end, edge_ms(state.marks, device, start, end))
 

@@ -8,7 +8,8 @@
    range at the peak (8,200 visitors and 41,000 passers-by; the peak is printed per day). Per scenario and day:
    the truth, an *oracle* (the same analytics with perfect de-randomization) and keliu (the sensor's default linker, strict privacy), for visitors, passers-by, median
    dwell, capture rate and devices. The baseline, in the same run: the previous first-fit grouping.
-2. Ablation: the linker with each evidence type removed, on ``half``, ``all_reset`` and ``native``.
+2. Ablation: the linker with each evidence type removed, and with the opt-in ``fingerprint`` added, on ``half``,
+   ``all_reset`` and ``native``.
 3. Real captures (when ../shared/data exists): the Android seen as 80 MACs and the iPhone seen as 465 MACs; ten
    real phones staged together by ../shared/data/pintor/build_scenes.py (two scenes); the six phones of
    ../shared/data/baccichet staged together (all present from the same instant).
@@ -163,8 +164,10 @@ def main() -> None:
         print("| scenario | removed | visitors | passers-by | median dwell | capture rate (abs) | devices |")
         print("|---|---|---|---|---|---|---|")
         for name in ("half", "all_reset", "native"):
-            for ev in ("none", *EVIDENCE):
-                pol = PrivacyPolicy(evidence=frozenset(EVIDENCE) - {ev})
+            # and the opt-in ``fingerprint`` evidence added (another element set of a per-scan phone; off by default)
+            for ev in ("none", *EVIDENCE, "+fingerprint"):
+                pol = PrivacyPolicy(evidence=frozenset(EVIDENCE) | {"fingerprint"} if ev == "+fingerprint"
+                                    else frozenset(EVIDENCE) - {ev})
                 e = errors(run_scenario(name, args.seed, pol))
                 ablation[f"{name}-{ev}"] = e
                 print(f"| {name} | {ev} | " + " | ".join(

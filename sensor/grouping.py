@@ -44,6 +44,7 @@ class IdentityStats:
     devices: int = 0  #: estimated devices that appeared
     linked_seq: int = 0  #: MACs joined to a group by sequence-number continuity
     linked_timing: int = 0  #: MACs joined by fingerprint, timing and signal
+    linked_alt: int = 0  #: MACs joined as another element set's scan of a per-scan phone (``fingerprint``)
     opted_out: int = 0  #: frames dropped because their device opted out
     ignored: int = 0  #: frames of ignored MACs (the sensor's own radios)
 
@@ -61,6 +62,11 @@ class _Group:
     #: phone that changes its MAC inside a scan (iOS 16: every two frames)
     mid: int = 0
     long: int = 0  #: of its earlier MACs, those that lived 30 s or more (a phone that does not randomize per scan)
+    #: for a phone that changes its MAC inside its scans: how far its new MACs' first signal strays from its
+    #: smoothed signal (a smoothed variance, dB²; each channel of a scan is heard at another level), and the
+    #: standard deviation the signal evidence uses for it (4.5 to 8 dB)
+    spread: float = 20.25
+    sd: float = 4.5
 
 
 @dataclass(slots=True, eq=False)
@@ -604,7 +610,7 @@ class Identifier:
             if use_rssi and crssi is not None:
                 # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
                 # a new phone: any signal of the crowd
-                sd = 4.5 + 0.01 * dt if dt < 550.0 else 10.0
+                sd = g.sd + 0.01 * dt if dt < 550.0 else 10.0
                 diff = rssi - crssi  # type: ignore[operator]
                 d = diff / sd
                 same = 0.85 / sd * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (diff / 15.0) ** 2)
@@ -632,8 +638,21 @@ class Identifier:
     def _attach(self, st: _Mac, fp: int, g: _Group) -> None:
         cur = g.current
         fp = self._find(fp)
+        if fp != self._find(g.fingerprint):
+            # a scan with the phone's other element set (``fingerprint`` evidence): the phone's device, but not the
+            # next link of its chain, which its next scan with its own set continues from its own last MAC (taking
+            # the chain over handed the phone's next scans to whatever the wrong phone's MAC did next)
+            st.group = g
+            self.stats.linked_alt += 1
+            return
         stats = self._fp_stats.setdefault(fp, _FpStats())
         stats.links += 1
+        if (cur is not None and cur.rssi is not None and st.rssi0 is not None and st.first - cur.ts < _BURST_S
+                and g.mid > 1 and 2 * g.mid >= g.macs):
+            # learnt only from the links inside a scan of a phone seen changing its MAC there (most of its links):
+            # a chance link of two phones would teach the wrong phone a wider signal
+            g.spread += ((st.rssi0 - cur.rssi) ** 2 - g.spread) * 0.1
+            g.sd = min(8.0, max(4.5, math.sqrt(g.spread)))
         if cur is not None:
             if st.first - cur.ts < _BURST_S:
                 g.mid += 1
@@ -657,7 +676,9 @@ class Identifier:
     def _best_one(self, st: _Mac, fp: int) -> _Group | None:
         """The group of one new MAC decided alone (an opted-out phone's MAC), or None."""
         self._active = sum(len(v) for v in self._by_fp.values())
-        cands = [c for c in self._candidates(st, fp) if c[0] > self.policy.link_threshold]
+        root = self._find(fp)
+        cands = [c for c in self._candidates(st, fp) if c[0] > self.policy.link_threshold
+                 and self._find(c[1].fingerprint) == root]  # its own set's phones: the device is dropped
         if not cands:
             return None
         g = max(cands, key=lambda c: c[0])[1]
@@ -692,7 +713,8 @@ class Identifier:
                 st, fp, _mac = pending[i]
                 self._attach(st, fp, g)
                 done.add(i)
-                used.add(gid)
+                if g.current is st:  # another set's scan leaves the chain to the phone's own next MAC
+                    used.add(gid)
         for i, (st, fp, mac) in enumerate(pending):
             if i in done:
                 continue

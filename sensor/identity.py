@@ -105,7 +105,8 @@ class PrivacyPolicy:
     #: the linker's evidence types (remove one for an ablation): ``seq``, ``rssi``, ``timing``, ``rotation``,
     #: ``commonness``, ``ssid``; and, off by default, ``fingerprint`` (a MAC no group of its own element set takes
     #: may be another set of a per-scan phone in range: it joins phones of different models in the simulated crowds,
-    #: which send one set each, more often than it helps; docs/METRICS.md)
+    #: whose phones send second sets as the real ones do, and in the Pintor scenes, more often than it helps;
+    #: docs/METRICS.md)
     evidence: frozenset[str] = frozenset({"seq", "rssi", "timing", "rotation", "commonness", "ssid"})
     #: new MACs first heard within this many seconds of each other are assigned together (one time step)
     link_step_s: float = 2.0

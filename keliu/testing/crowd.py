@@ -17,6 +17,9 @@ phones in a crowd share one fingerprint; Android models are many and each is rar
 * **Bursts** (Matte et al. 2016): a scan is heard as ``burst`` frames on one of the sensor's channels, spaced by the
   model's own inter-frame time (``ifs_ms``), plus directed probes for remembered SSIDs with probability
   ``directed``. Frames sent on channels the sensor does not hear still advance the counter.
+* **Second element sets** (``second``, measured per model on the Baccichet captures): some scans sent with another
+  information-element set, on a MAC of their own for a per-scan phone (the iPhone 12's family sends the iPhone 11's
+  set after a fifth of its scans, 7-12 dB weaker; the iPhone XR, the Oppo and the Samsung models sets of their own).
 
 People: visitors (dwell log-uniform 12-120 min, signal -70 to -45 dBm), passers-by (5-90 s, -88 to -72 dBm),
 staff (the whole opening hours with a lunch break, every day), repeat visitors on later days (same phone). Presets
@@ -40,6 +43,25 @@ Behaviour = Literal["fixed", "timed", "perscan"]
 
 
 @dataclass(frozen=True)
+class SecondSet:
+    """Scans a phone sends with a second information-element set, from MACs of its own (measured per model on the
+    Baccichet captures, docs/METRICS.md "The simulator"): ``rate`` such scans per ordinary scan, each ``delay_s``
+    after an ordinary scan (within the presence), ``frames`` frames heard, the signal ``db`` off the phone's own, in
+    the element set of ``family`` (its own second set, or another model's: the iPhone 12 sends the iPhone 11's).
+    A per-scan phone sends each on a new MAC; a timed or fixed one on the MAC it has."""
+
+    rate: float
+    family: str
+    frames: tuple[int, int] = (1, 2)
+    db: tuple[float, float] = (0.0, 0.0)
+    delay_s: tuple[float, float] = (3.0, 40.0)
+
+    @property
+    def fingerprint(self) -> int:
+        return zlib.crc32(b"crowd-family:" + self.family.encode())
+
+
+@dataclass(frozen=True)
 class Phone:
     name: str
     weight: float  #: popularity (relative share of phones)
@@ -52,10 +74,28 @@ class Phone:
     burst: tuple[int, int] = (1, 3)
     ifs_ms: float = 20.0
     directed: float = 0.0
+    second: SecondSet | None = None
 
     @property
     def fingerprint(self) -> int:
         return zlib.crc32(b"crowd-family:" + self.family.encode())
+
+
+#: second element sets, measured on the Baccichet captures (six phones, 2023; docs/METRICS.md "The simulator"):
+#: the iPhone 12 sends the iPhone 11's set (apple-a13) in 8 scans besides its 37 (1-2 frames on one channel,
+#: 7-12 dB weaker), and its family's models are given the same; the iPhone XR a set of its own in 5 scans besides
+#: 32 (6-8 frames over three channels: 2-3 on one, 4-22 dB weaker); the iPhone 11 and the iPhone 7 (here the
+#: iPhone 8) none, nor the iPhone 13-15's A16 family (not measured)
+_APPLE_SECOND: dict[str, SecondSet] = {
+    "apple-a15": SecondSet(8 / 37, "apple-a13", (1, 2), (-12.0, -7.0)),
+    "iPhone XR": SecondSet(5 / 32, "apple-a12/second", (2, 3), (-22.0, -4.0)),
+}
+#: ... the Oppo Find X3 Neo a set of its own in 4 scans besides 10 (as many frames as its own scans, the same
+#: signal), the Galaxy S21 Ultra in 1 scan besides 24 (2 frames, the same signal): (rate, frames, db)
+_ANDROID_SECOND: dict[str, tuple[float, tuple[int, int], tuple[float, float]]] = {
+    "OPPO": (4 / 10, (2, 4), (-2.0, 0.0)),
+    "Samsung": (1 / 24, (2, 2), (-1.0, 1.0)),
+}
 
 
 def _phones() -> tuple[Phone, ...]:
@@ -66,7 +106,8 @@ def _phones() -> tuple[Phone, ...]:
                          ("iPhone 11", 4.0, "apple-a13"), ("iPhone 15 Pro", 3.0, "apple-a16"),
                          ("iPhone 14 Pro", 3.0, "apple-a16"), ("iPhone XR", 2.0, "apple-a13"),
                          ("iPhone SE 3", 1.5, "apple-a15"), ("iPhone 8", 1.0, "apple-a11")):
-        p.append(Phone(name, w, fam, "perscan", True, scan_on_s=25.0, scan_off_s=600.0, burst=(1, 2), ifs_ms=22.0))
+        p.append(Phone(name, w, fam, "perscan", True, scan_on_s=25.0, scan_off_s=600.0, burst=(1, 2), ifs_ms=22.0,
+                       second=_APPLE_SECOND.get(name, _APPLE_SECOND.get(fam))))
     # Android and HarmonyOS: many models, each rarer; vendors differ in counter handling and scanning
     android = (
         ("Huawei Mate 60", 4.0, "hisi-9000s", True, 40.0, 240.0, 28.0),
@@ -101,8 +142,13 @@ def _phones() -> tuple[Phone, ...]:
         ("Nothing Phone 2", 0.1, "qc-8g1-np", False, 35.0, 200.0, 15.0),
     )
     for name, w, fam, reset, on, off, ifs in android:
+        vendor = name.split()[0]
+        second = None
+        if vendor in _ANDROID_SECOND:
+            rate, frames, db = _ANDROID_SECOND[vendor]
+            second = SecondSet(rate, fam + "/second", frames, db)
         p.append(Phone(name, w, fam, "timed", reset, scan_on_s=on, scan_off_s=off, burst=(2, 4), ifs_ms=ifs,
-                       directed=0.3))
+                       directed=0.3, second=second))
     # old phones and gadgets that do not randomize
     for name, w, fam, on in (("Android 7 phone", 1.5, "legacy-a7", 40.0), ("Feature phone", 0.6, "legacy-mtk", 60.0),
                              ("Windows laptop", 0.5, "intel-ax201", 60.0), ("Smart watch", 0.4, "wear-os", 120.0)):
@@ -313,6 +359,40 @@ def _scans(rng: np.random.Generator, ph: Phone, start: float, end: float) -> np.
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def _second_scans(rng: np.random.Generator, ph: Phone, rssi: float, scans: np.ndarray, scan_mac: np.ndarray,
+                  scan_seq: np.ndarray, end: float, freqs: np.ndarray, capture: float) -> tuple[np.ndarray, ...]:
+    """The frames heard of one presence's scans with the phone's second element set (``ph.second``), as columns
+    ``ts, mac, seq, rssi, freq, fp``: after each ordinary scan, with probability ``rate``, one such scan
+    ``delay_s`` later (still within the presence), on a new MAC (per-scan phones) or the MAC of that scan, its
+    counter restarted on a new MAC and continuing the scan's otherwise."""
+    sec = ph.second
+    assert sec is not None
+    k = len(scans)
+    pick = rng.random(k) < sec.rate
+    at = scans + rng.uniform(*sec.delay_s, k)
+    pick &= at < end
+    i = np.flatnonzero(pick)
+    n = len(i)
+    nb = rng.integers(sec.frames[0], sec.frames[1] + 1, n)
+    total = int(nb.sum())
+    of = np.repeat(np.arange(n), nb)
+    pos = np.arange(total) - np.repeat(np.cumsum(nb) - nb, nb)
+    ts = at[i][of] + pos * np.abs(rng.normal(ph.ifs_ms, ph.ifs_ms * 0.15, total)) / 1000.0
+    if ph.behaviour == "perscan":
+        mac = _random_macs(rng, n)
+        seq0 = rng.integers(0, 4096, n)
+    else:
+        mac = scan_mac[i]
+        seq0 = scan_seq[i] + 1
+    seq = (seq0[of] + pos) & 0xFFF
+    sig = np.clip(np.round(rssi + rng.uniform(*sec.db, n)[of] + rng.normal(0, 3.5, total)
+                           + rng.normal(0, 2.0, n)[of]), -99, -20)
+    heard = (rng.random(total) < capture) & (sig >= -95)
+    freq = freqs[rng.integers(0, len(freqs), n)][of]
+    return (ts[heard], mac[of][heard], seq[heard].astype(np.int64), sig[heard].astype(np.int64), freq[heard],
+            np.full(int(heard.sum()), sec.fingerprint, np.int64))
+
+
 def _random_macs(rng: np.random.Generator, n: int) -> np.ndarray:
     m = rng.integers(0, 1 << 48, n, dtype=np.uint64)
     return (m & ~np.uint64(0x01 << 40)) | np.uint64(0x02 << 40)  # locally administered, unicast
@@ -322,8 +402,15 @@ def simulate(sc: CrowdScenario | str, seed: int) -> tuple[Air, Truth]:
     """The frames the sensor hears on the scenario's days, and the truth."""
     if isinstance(sc, str):
         sc = PRESETS[sc]
-    people = population(sc, seed)
+    return heard(sc, population(sc, seed), seed)
+
+
+def heard(sc: CrowdScenario, people: tuple[Person, ...], seed: int) -> tuple[Air, Truth]:
+    """The frames the sensor hears of ``people`` (a population, or a few people a test made), and the truth."""
     rng = np.random.default_rng([seed, 71, zlib.crc32(sc.preset.encode())])
+    # second element sets draw from a stream of their own: the phones' ordinary frames are those of a simulator
+    # without them, frame for frame
+    rng2 = np.random.default_rng([seed, 73, zlib.crc32(sc.preset.encode())])
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("ts", "mac", "seq", "rssi", "freq", "fp", "ssid", "pid")}
     ssid_table: list[bytes] = [b""]
     ssid_index: dict[bytes, int] = {b"": 0}
@@ -405,6 +492,13 @@ def simulate(sc: CrowdScenario | str, seed: int) -> tuple[Air, Truth]:
             cols["fp"].append(np.full(int(heard.sum()), ph.fingerprint, np.int64))
             cols["ssid"].append(ssid[heard])
             cols["pid"].append(np.full(int(heard.sum()), p.pid, np.int64))
+            if ph.second is not None:
+                last = np.cumsum(per) - 1
+                alt = _second_scans(rng2, ph, p.rssi, scans, scan_mac, seqs[last], end, freqs, sc.capture)
+                for key, col in zip(("ts", "mac", "seq", "rssi", "freq", "fp"), alt):
+                    cols[key].append(col)
+                cols["ssid"].append(np.zeros(len(alt[0]), np.int64))
+                cols["pid"].append(np.full(len(alt[0]), p.pid, np.int64))
     ts = np.concatenate(cols["ts"])
     order = np.argsort(ts, kind="stable")
     c = {k: np.concatenate(v)[order] for k, v in cols.items()}

@@ -34,7 +34,8 @@ def test_calibration_is_what_the_bench_measures() -> None:
 
 @pytest.mark.parametrize("preset", ["none", "half", "all_reset"])
 def test_bands_cover_the_truth_on_other_days(preset: str) -> None:
-    for r in run_scenario(preset, 2):
+    # seed 1 calibrates, seed 2 set the margins: seed 3 is the independent check
+    for r in run_scenario(preset, 3):
         for k in ("visitors", "passersby", "capture_rate", "median_dwell_s"):
             lo, hi = band(k, r[k]["keliu"])
             print(preset, r["day"], k, r[k]["truth"], [lo, hi])

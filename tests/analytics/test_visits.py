@@ -15,8 +15,10 @@ from analytics.visits import (
     device_codes,
     device_hex,
     empty_state,
+    longest_gap_s,
     merge,
     rssi_values,
+    screen_off_joins,
     summarize,
     visits,
 )
@@ -74,7 +76,8 @@ def test_visit_starts_at_first_strong_sighting():
 
 
 def test_a_gap_longer_than_visit_gap_splits_visits():
-    batch = tvisit("a", 36000, 10) + tvisit("a", 36000 + 600 + 901, 10)
+    # a probe every minute: the silence is unseen time once the next scan (60 s) was due; the time-out is 900 s
+    batch = tvisit("a", 36000, 10) + tvisit("a", 36000 + 600 + 961, 10)
     assert observed_minutes(run(batch)) == [10.0, 10.0]
     batch = tvisit("a", 36000, 10) + tvisit("a", 36000 + 600 + 900, 10)
     assert observed_minutes(run(batch)) == [35.0]
@@ -132,6 +135,110 @@ def test_edge_corrected_dwell_is_unbiased_for_random_scans():
     corrected = float(np.mean(v.dwell_ms)) / 1000
     assert observed < 1800 * 0.9
     assert corrected == pytest.approx(1800, rel=0.05)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# silences inside a visit: joined when the phone's own slowest cadence explains them (docs/METRICS.md)
+
+
+def screen_off(device, start, minutes_on, off_every, off_scans, rssi=-55):
+    """A phone a minute apart with the screen on for ``minutes_on``, then ``off_scans`` scans ``off_every`` seconds
+    apart (screen off). Returns the sightings and the time of its last scan."""
+    batch = tvisit(device, start, minutes_on, rssi)
+    t = start + minutes_on * 60
+    for _ in range(off_scans):
+        t += off_every
+        batch.append(tsighting(t, device, rssi))
+    return batch, t
+
+
+def state(batch, rules=R):
+    return summarize(*arrays(batch), rules, DAY_START_MS)
+
+
+def test_a_screen_off_silence_inside_a_visit_is_joined():
+    # 10 min screen on, then screen off: scans 600 s apart (the phone's slowest cadence), then a silence of 1,400 s
+    # (a scan missed) and the screen on again for 10 min: one visit
+    first, t = screen_off("a", 36000, 10, 600, 2)
+    batch = first + tvisit("a", t + 1400, 10)
+    s = state(batch)
+    assert len(s.runs) == 2  # the store's time-out splits the runs, as before
+    assert screen_off_joins(s.runs, s.marks, R).tolist() == [False, True]
+    v = visits(s, R)
+    assert observed_minutes(v) == [(t + 1400 + 600 - 36000) / 60]
+    # the edge correction reads the parts' gaps, not the silence: ten of 60 s, two of 600 s, ten of 60 s
+    assert v.edge_ms.tolist() == [(20 * 60**2 + 2 * 600**2) * 1000 // (20 * 60 + 2 * 600)]
+
+
+def test_leaving_for_40_minutes_is_two_visits_whatever_the_cadence():
+    # the slowest cadence a run can show is visit_gap_s itself, so no silence over twice visit_gap_s is joined
+    for every in (60, 300, 600, 900):
+        first, t = screen_off("a", 36000, 10, every, 2)
+        v = run(first + tvisit("a", t + 40 * 60, 10))
+        assert len(v) == 2, every
+    first, t = screen_off("a", 36000, 10, 900, 2)
+    assert len(run(first + tvisit("a", t + 1800, 10))) == 1  # the longest silence ever joined
+    assert len(run(first + tvisit("a", t + 1801, 10))) == 2
+
+
+def test_a_silence_is_joined_up_to_the_gap_plus_the_slowest_cadence_of_either_side():
+    first, t = screen_off("a", 36000, 10, 400, 1)
+    assert len(run(first + tvisit("a", t + 900 + 400, 10))) == 1
+    assert len(run(first + tvisit("a", t + 900 + 401, 10))) == 2
+    # the phone's cadence after the silence counts too: screen off first after its return
+    second, _ = screen_off("a", 36000 + 600 + 1200, 10, 500, 1)
+    v = run(tvisit("a", 36000, 10) + second)  # silence 1,200 s; slowest gaps 60 s before, 500 s after
+    assert len(v) == 1
+
+
+def test_a_screen_on_phone_that_leaves_for_17_minutes_makes_two_visits():
+    # scans a minute apart: 17 silent minutes are not a missed scan, the shopper left
+    assert observed_minutes(run(tvisit("a", 36000, 20) + tvisit("a", 36000 + 1200 + 1020, 20))) == [20.0, 20.0]
+
+
+def test_joins_need_the_phone_strongly_inside_on_both_sides():
+    # after the silence the phone is inside (-68 dBm) but never strong: that run was no visit before and stays
+    # out of the visit
+    first, t = screen_off("a", 36000, 10, 600, 2)
+    v = run(first + tvisit("a", t + 1400, 10, rssi=-68))
+    assert len(v) == 1 and (v.end.tolist()[0] - DAY_START_MS) // 1000 == t
+
+
+def test_a_join_extends_a_visit_with_a_short_strong_fragment_but_never_makes_a_visitor():
+    # a 3-minute strong fragment (no visit on its own), a silence of 1,300 s, then a visit whose phone shows scans
+    # 500 s apart: one visit, from the fragment's entry
+    tail, t = screen_off("a", 36000 + 180 + 1300, 0, 500, 1)
+    v = run(tvisit("a", 36000, 3) + tail + tvisit("a", t, 10))
+    assert len(v) == 1 and (v.start.tolist()[0] - DAY_START_MS) // 1000 == 36000
+    # two fragments that are no visit on their own (scans 250 s apart, 250 s each) stay no visit across a
+    # silence their cadence explains: which devices visited is decided by the runs, so visitors, passers-by and
+    # capture rate do not move
+    batch = [tsighting(36000 + x, "b") for x in (0, 250, 250 + 1100, 250 + 1100 + 250)]
+    s = state(batch)
+    assert len(s.runs) == 2 and not screen_off_joins(s.runs, s.marks, R).any() and len(visits(s, R)) == 0
+    r = store_day(s, R, DAY_START_MS).rollup("1d")[0]
+    assert (r.visitors, r.passersby, r.visits) == (0, 1, 0)
+
+
+def test_joins_chain_and_keep_devices_apart():
+    # three runs of one phone with two screen-off silences (its slowest gap 700 s) make one visit; another phone
+    # with the same silences but a screen-on cadence makes three
+    a1, t1 = screen_off("a", 36000, 10, 700, 1)
+    a2, t2 = screen_off("a", t1 + 1500, 10, 700, 1)
+    b = tvisit("b", 36000, 10) + tvisit("b", 36000 + 600 + 1500, 10) + tvisit("b", 36000 + 2 * (600 + 1500), 10)
+    v = run(a1 + a2 + tvisit("a", t2 + 1500, 10) + b)
+    got = {d: n for d, n in zip(*np.unique(v.device, return_counts=True))}
+    assert got == {device_codes([dev("a")])[0]: 1, device_codes([dev("b")])[0]: 3}
+
+
+def test_longest_gap_of_runs():
+    first, t = screen_off("a", 36000, 10, 450, 2)
+    s = state(first + tvisit("a", t + 2000, 10) + [tsighting(40000, "c")])
+    r = s.runs
+    got = dict(zip(zip(r.device.tolist(), ((r.start - DAY_START_MS) // 1000).tolist()),
+                   longest_gap_s(s.marks, r.device, r.start, r.end).tolist()))
+    a, c = (int(x) for x in device_codes([dev("a"), dev("c")]))
+    assert got == {(a, 36000): 450, (a, t + 2000): 60, (c, 40000): 0}
 
 
 def test_missing_rssi_never_qualifies():
@@ -208,6 +315,7 @@ def test_split_property_is_not_vacuous():
     whole = summarize(*arrays(day), Rules(visit_gap_s=300), DAY_START_MS)
     assert len(visits(whole, Rules(visit_gap_s=300))) > 0
     assert len(whole.runs) > len(np.unique(whole.runs.device))  # some devices have several runs
+    assert screen_off_joins(whole.runs, whole.marks, Rules(visit_gap_s=300)).any()  # and some are joined
 
 
 @settings(max_examples=40, deadline=None)

@@ -155,6 +155,45 @@ def test_another_element_set_of_a_per_scan_phone_links_only_with_the_opt_in_evid
     assert out[-1] != out[[p.mac for p in ps].index(mac_bytes("02:00:00:00:00:01"))]
 
 
+@pytest.mark.parametrize("weaker_db", [0, 8, 12])
+def test_another_set_joined_to_a_phone_does_not_take_over_its_chain(weaker_db: int) -> None:
+    """A scan with another element set joined to a per-scan phone (``fingerprint``) is the phone's, but the phone's
+    next scan continues from its own last MAC: the other set's scan, weaker by up to 12 dB as the real iPhone 12's
+    and XR's are, no longer splits the phone in two after it."""
+    phone = per_frame_phone(T0 + 3000, 16, -52, 0xA1)
+    odd = [probe(T0 + 3000 + 30 * 9 + 12 + 0.02 * i, "02:00:00:00:0a:01", 5 + i, -52 - weaker_db, fp=77)
+           for i in range(2)]
+    ps = sorted(background() + phone + odd, key=lambda p: p.ts)
+    out = ids(ps, PrivacyPolicy(evidence=PrivacyPolicy().evidence | {"fingerprint"}))
+    phone_devices = {d for d, p in zip(out, ps) if p.mac[2] == 0xA1}
+    assert len(phone_devices) == 1
+    assert {d for d, p in zip(out, ps) if p.fingerprint == 77} == phone_devices
+
+
+def test_the_simulated_second_sets_make_phantoms_that_the_default_linker_keeps() -> None:
+    """keliu.testing.crowd's phones with a second element set (measured on the real captures): one simulated iPhone
+    12 alone for 30 minutes is read as several devices (its scans with the iPhone 11's set, on MACs of their own),
+    an iPhone 11 (no second set) as one; the opt-in ``fingerprint`` evidence joins some of them, never more
+    devices (docs/METRICS.md: why it stays off)."""
+    from dataclasses import replace
+
+    from keliu.testing.accuracy import identify
+    from keliu.testing.crowd import PHONES, PRESETS, Person, heard
+
+    sc = replace(PRESETS["native"], days=1)
+    t = sc.day_start(0) + 15 * 3600
+    fingerprint = PrivacyPolicy(evidence=PrivacyPolicy().evidence | {"fingerprint"})
+    for name, second in (("iPhone 12", True), ("iPhone 11", False)):
+        phone = next(p for p in PHONES if p.name == name)
+        for seed in (1, 3):
+            air, _ = heard(sc, (Person(0, "visitor", phone, -55.0, ((t, t + 1800),), ()),), seed)
+            assert bool((air.fp != phone.fingerprint).any()) is second
+            plain = len(set(identify(air)[0].tolist()))
+            joined = len(set(identify(air, fingerprint)[0].tolist()))
+            assert (plain > 1) is second
+            assert 1 <= joined <= plain
+
+
 def test_first_fit_is_still_there_as_the_baseline() -> None:
     policy = PrivacyPolicy(linker="first_fit")
     out = ids([probe(T0, "02:00:00:00:00:01", 100), probe(T0 + 20, "02:00:00:00:00:02", 140)], policy)
@@ -238,9 +277,11 @@ def test_real_phones_staged_together(name: str, tmp_path_factory: pytest.TempPat
 def test_baccichet_phones_staged_together_measured() -> None:
     """Six more real phones (two iPhones share an element set), all arriving at once. Visitors hold (within 20 %);
     devices and phantom passers-by do NOT (docs/METRICS.md: the phones' second element sets, sent on MACs of their
-    own, become devices of their own). This test pins what keliu reports so that a change shows; with the opt-in
-    ``fingerprint`` evidence the devices target holds too (it is off by default: it joins different phones of the
-    simulated crowds)."""
+    own, become devices of their own). This test pins what keliu reports so that a change shows (16 devices and 9
+    passers-by before the signal spread of phones that change their MAC inside a scan was learnt: the iPhone 11's
+    weak channels, and the iPhone 12's weak scans with the iPhone 11's set, now join the iPhone 11); with the
+    opt-in ``fingerprint`` evidence the devices target holds too (it is off by default: it joins different phones
+    of the simulated crowds and of the Pintor scenes)."""
     require_shared_data("baccichet/groundtruth_files.csv")
     files = sorted(glob.glob(str(SHARED_DATA / "baccichet" / "raw" / "*.pcap")))
     caps = [list(Parser("flag").parse_capture(Path(f).read_bytes())) for f in files]  # type: ignore[arg-type]
@@ -249,7 +290,8 @@ def test_baccichet_phones_staged_together_measured() -> None:
     print(r)
     assert r.macs > 800
     assert within(r.visitors, len(caps), 0.20)  # each phone one visitor (the iPhone 11: not split any more)
-    assert r.devices <= 16  # was 15: the iPhone 11 split in four, absorbing its neighbours' stray sets
+    assert r.devices <= 14  # 14 read; target 9 (1.5 x the phones): not met
+    assert r.passersby <= 7  # 7 read; target 1 (20 % of the phones): not met
     alt = scene("baccichet", probes, len(caps),
                 PrivacyPolicy(group_all=True, evidence=PrivacyPolicy().evidence | {"fingerprint"}))
     print(alt)

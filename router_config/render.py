@@ -358,8 +358,8 @@ HOSTAPD_CTRL_GROUP = "keliu-hostapd"
 def hostapd(p: Policy) -> str:
     """hostapd: the open guest SSID on the LAN bridge (UTF-8 names), optionally a WPA2 staff SSID.
 
-    Only the guest SSID has a control socket (:data:`HOSTAPD_CTRL_DIR`; a ``bss=`` section does not inherit
-    ``ctrl_interface``): the staff SSID's stations are never read."""
+    The control socket (:data:`HOSTAPD_CTRL_DIR`) is set in the guest SSID's section: keliu-stations reads the
+    guest SSID's stations, never the staff SSID's."""
     r = p.router
     lines = [
         "# keliu: access point (rendered by `keliu router render`; edit keliu.toml instead)",

@@ -348,7 +348,7 @@ def dnsmasq(p: Policy) -> str:
 
 
 #: hostapd's control interface of the guest SSID: the socket ``<dir>/<router.wlan_iface>``, owned by root and this
-#: group, mode 0770 (hostapd chowns and chmods it): keliu-stations.service reads the station list through it, with
+#: group, mode 0770 in a folder root:group 0750 (hostapd chowns both, measured in the VM): keliu-stations.service reads the station list through it, with
 #: this group as its only supplementary group. provision.sh creates the group (hostapd refuses a group it cannot
 #: resolve). Anyone who can write to the socket can command hostapd, so no other keliu unit is in the group.
 HOSTAPD_CTRL_DIR = "/var/run/hostapd"

@@ -347,14 +347,28 @@ def dnsmasq(p: Policy) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: hostapd's control interface of the guest SSID: the socket ``<dir>/<router.wlan_iface>``, owned by root and this
+#: group, mode 0770 in a folder root:group 0750 (hostapd chowns both, measured in the VM): keliu-stations.service reads the station list through it, with
+#: this group as its only supplementary group. provision.sh creates the group (hostapd refuses a group it cannot
+#: resolve). Anyone who can write to the socket can command hostapd, so no other keliu unit is in the group.
+HOSTAPD_CTRL_DIR = "/var/run/hostapd"
+HOSTAPD_CTRL_GROUP = "keliu-hostapd"
+
+
 def hostapd(p: Policy) -> str:
-    """hostapd: the open guest SSID on the LAN bridge (UTF-8 names), optionally a WPA2 staff SSID."""
+    """hostapd: the open guest SSID on the LAN bridge (UTF-8 names), optionally a WPA2 staff SSID.
+
+    The control socket (:data:`HOSTAPD_CTRL_DIR`) is set in the guest SSID's section: keliu-stations reads the
+    guest SSID's stations, never the staff SSID's."""
     r = p.router
     lines = [
         "# keliu: access point (rendered by `keliu router render`; edit keliu.toml instead)",
         f"interface={r.wlan_iface}",
         f"bridge={r.lan_iface}",
         "driver=nl80211",
+        "# the station list for keliu-stations (keliu sensor stations): root and this group only",
+        f"ctrl_interface={HOSTAPD_CTRL_DIR}",
+        f"ctrl_interface_group={HOSTAPD_CTRL_GROUP}",
         f"country_code={r.country}",
         "ieee80211d=1",
         f"hw_mode={r.hw_mode}",

@@ -2,7 +2,12 @@
 
 hostapd listens on a unix datagram socket per interface (``ctrl_interface=/var/run/hostapd`` → the socket
 ``/var/run/hostapd/<iface>``). A client binds a socket of its own (hostapd sends each reply to the sender's
-address, so an unbound client would get none), sends one command per datagram and reads one reply datagram:
+address, so an unbound client would get none), sends one command per datagram and reads one reply datagram.
+The client's address is an abstract one the kernel picks (autobind), not a file: hostapd resolves a file address
+in its own mount namespace, so a client under systemd's ``PrivateTmp=`` (keliu-stations.service) would never get
+an answer to a socket in its private /tmp; abstract addresses belong to the network namespace, which hostapd
+shares. Only hostapd can write to it: the socket is connected to hostapd's, and a connected datagram socket takes
+datagrams from its peer alone. Commands:
 ``STA-FIRST`` answers the first station (empty when there is none), ``STA-NEXT <addr>`` the one after ``addr``
 (empty after the last, ``FAIL`` when ``addr`` is gone), ``STATUS`` the radio (``freq=``). Without ``ATTACH`` no
 unsolicited event arrives; a datagram starting with ``<`` (an event) is skipped anyway. :mod:`sensor.stations`
@@ -10,11 +15,8 @@ parses the replies; this module only talks.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,10 +35,9 @@ class HostapdControl:
 
     def __init__(self, path: str | Path, timeout: float = 2.0) -> None:
         self.path, self.timeout = str(path), timeout
-        self._dir = tempfile.mkdtemp(prefix="keliu-hostapd-")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            self._sock.bind(os.path.join(self._dir, "client"))
+            self._sock.bind("")  # autobind: an abstract address, nothing on the file system
             self._sock.settimeout(timeout)
             self._sock.connect(self.path)
         except OSError as exc:
@@ -45,10 +46,6 @@ class HostapdControl:
 
     def close(self) -> None:
         self._sock.close()
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(self._dir, "client"))
-        with contextlib.suppress(OSError):
-            os.rmdir(self._dir)
 
     def __enter__(self) -> Self:
         return self

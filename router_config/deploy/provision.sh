@@ -8,9 +8,10 @@
 #                     [--analytics embedded|celery|none] [--with-redis] [--sensor-phy PHY] [--no-sensor] [--hwsim]
 #                     [--no-start]
 #
-#   --role ROLE        router (default): the shop's router — LAN bridge, nftables, dnsmasq, hostapd, portal, sensor
-#                      and analytics as --analytics says; central: only the analytics of a fleet (Celery worker and
-#                      beat on analytics.broker_url, PostgreSQL in database_url), no router parts
+#   --role ROLE        router (default): the shop's router — LAN bridge, nftables, dnsmasq, hostapd, portal, sensor,
+#                      the AP's station list (keliu-stations, where hostapd runs) and analytics as --analytics says;
+#                      central: only the analytics of a fleet (Celery worker and beat on analytics.broker_url,
+#                      PostgreSQL in database_url), no router parts
 #   --src DIR          the keliu source tree to install (default: the tree this script is in)
 #   --wheels DIR       install offline from a wheelhouse made by `pip wheel -w DIR <source tree>` (no PyPI needed)
 #   --wan IFACE        WAN interface, written into a new keliu.toml (router.wan_iface)
@@ -157,14 +158,16 @@ EOF
 fi
 as_keliu "$KELIU" config --check
 # Values the host setup below needs, read through keliu's own validated loader.
-read -r LAN_IFACE PORTAL_ADDR WAN_IFACE BROKER MONITOR_PHY MONITOR_IFACE STAFF_BRIDGE < <(as_keliu \
-  "$PREFIX/bin/python" -c '
+read -r LAN_IFACE PORTAL_ADDR WAN_IFACE BROKER MONITOR_PHY MONITOR_IFACE STAFF_BRIDGE WLAN_IFACE HOSTAPD_CTRL_DIR \
+  HOSTAPD_GROUP < <(as_keliu "$PREFIX/bin/python" -c '
 import netaddr
 from keliu import config
+from router_config import render
 c = config.load()
 r = c.router
 print(r.lan_iface, f"{r.portal_ip}/{netaddr.IPNetwork(r.lan_cidr).prefixlen}", r.wan_iface,
-      c.analytics.broker_url or "-", r.monitor_phy, r.monitor_iface, r.staff_bridge if r.staff_ssid else "-")')
+      c.analytics.broker_url or "-", r.monitor_phy, r.monitor_iface, r.staff_bridge if r.staff_ssid else "-",
+      r.wlan_iface, render.HOSTAPD_CTRL_DIR, render.HOSTAPD_CTRL_GROUP)')
 if [ -n "$WAN" ] && [ "$WAN" != "$WAN_IFACE" ]; then
   die "--wan $WAN, but router.wan_iface = $WAN_IFACE in $ETC/keliu.toml: make them agree"
 fi
@@ -272,6 +275,12 @@ fi
 [ "$START" = 1 ] && systemctl restart systemd-networkd
 
 # --- dnsmasq and hostapd: rendered by keliu from keliu.toml, never hand-written ---------------------------------
+# hostapd.conf gives its control socket to this group (ctrl_interface_group), and hostapd refuses a group that does
+# not exist: it is keliu-stations' supplementary group, nobody else's.
+if ! getent group "$HOSTAPD_GROUP" >/dev/null; then
+  say "creating system group $HOSTAPD_GROUP (hostapd's control socket)"
+  groupadd --system "$HOSTAPD_GROUP"
+fi
 # Rendered as the keliu user into a scratch directory, then installed: a failed render keeps the old files.
 rendered="$(mktemp -d)"
 chown keliu "$rendered"
@@ -299,6 +308,16 @@ elif [ -n "$SENSOR_PHY" ] || [ -f "$ETC/sensor.env" ]; then
 MONITOR_IFACE=$MONITOR_IFACE
 EOF
 fi
+if [ "$ROLE" = router ] && [ "$ap_radio" = 1 ]; then
+  # Enables keliu-stations: hostapd serves the guest SSID here, its station list is read through this socket.
+  cat >"$ETC/stations.env" <<EOF
+# written by provision.sh from keliu.toml (router.wlan_iface): hostapd's control socket of the guest SSID, read by
+# keliu-stations; rewritten (or deleted when there is no AP radio) by every run of provision.sh
+HOSTAPD_CTRL=$HOSTAPD_CTRL_DIR/$WLAN_IFACE
+EOF
+else
+  rm -f "$ETC/stations.env"
+fi
 systemctl daemon-reload
 
 # Schema and tenants (idempotent: alembic upgrade), as the user that owns the database.
@@ -309,8 +328,9 @@ off=()
 if [ "$ROLE" = router ]; then
   units+=(keliu-router keliu-portal)
   if [ -f "$ETC/sensor.env" ] && [ "$NO_SENSOR" = 0 ]; then units+=(keliu-sensor); else off+=(keliu-sensor); fi
+  if [ -f "$ETC/stations.env" ]; then units+=(keliu-stations); else off+=(keliu-stations); fi
 else
-  off+=(keliu-router keliu-portal keliu-sensor)
+  off+=(keliu-router keliu-portal keliu-sensor keliu-stations)
 fi
 case "$ANALYTICS" in
   embedded) units+=(keliu-analytics); off+=(keliu-analytics-worker keliu-analytics-beat) ;;

@@ -33,6 +33,7 @@ CAPS = {
     "keliu-router": {"CAP_NET_ADMIN"},
     "keliu-portal": {"CAP_NET_ADMIN"},
     "keliu-sensor": {"CAP_NET_ADMIN", "CAP_NET_RAW"},
+    "keliu-stations": set(),
     "keliu-analytics": set(),
     "keliu-analytics-worker": set(),
     "keliu-analytics-beat": set(),
@@ -237,6 +238,78 @@ def test_embedded_analytics_and_celery_exclude_each_other() -> None:
     assert set(one(embedded, "Conflicts").split()) == {"keliu-analytics-worker.service", "keliu-analytics-beat.service"}
 
 
+STATIONS = DEPLOY / "systemd" / "keliu-stations.service"
+
+
+def test_only_keliu_stations_may_talk_to_hostapd_and_through_the_socket_provision_sh_names() -> None:
+    """hostapd.conf gives its control socket to one group (ctrl_interface_group), which is keliu-stations' only
+    supplementary group and no other unit's; the unit reads the socket that provision.sh names in stations.env."""
+    from router_config import render
+    from tests.router_config.test_render import POLICIES
+
+    conf = render.hostapd(POLICIES["default"]).splitlines()
+    assert f"ctrl_interface={render.HOSTAPD_CTRL_DIR}" in conf
+    assert f"ctrl_interface_group={render.HOSTAPD_CTRL_GROUP}" in conf
+    groups = {p.stem: values(p, "SupplementaryGroups") for p in UNITS}
+    assert groups == {p.stem: ([render.HOSTAPD_CTRL_GROUP] if p == STATIONS else []) for p in UNITS}
+    assert one(STATIONS, "ConditionPathExists") == "/etc/keliu/stations.env"
+    assert "/etc/keliu/stations.env" in values(STATIONS, "EnvironmentFile")  # required: it names the socket
+    assert one(STATIONS, "ExecStart") == f"{KELIU_BIN} sensor stations --ctrl ${{HOSTAPD_CTRL}}"
+    # hostapd answers an abstract address (sensor.hostapd): it must share the unit's network namespace
+    assert values(STATIONS, "PrivateNetwork") == [] and "AF_UNIX" in one(STATIONS, "RestrictAddressFamilies")
+    text = PROVISION.read_text(encoding="utf-8")
+    # the group exists before hostapd.conf naming it is installed (hostapd refuses a group it cannot resolve)
+    assert text.index('groupadd --system "$HOSTAPD_GROUP"') < text.index("router render --out")
+    assert "render.HOSTAPD_CTRL_DIR, render.HOSTAPD_CTRL_GROUP" in text  # read from keliu, not repeated
+    # stations.env (and with it the unit) only where hostapd serves the guest SSID
+    block = re.search(r'\nif \[ "\$ROLE" = router \] && \[ "\$ap_radio" = 1 \]; then\n(.*?)\nfi\n', text, re.DOTALL)
+    assert block is not None and 'cat >"$ETC/stations.env"' in block.group(1)
+    assert "\nHOSTAPD_CTRL=$HOSTAPD_CTRL_DIR/$WLAN_IFACE\n" in block.group(1)
+    assert 'if [ -f "$ETC/stations.env" ]; then units+=(keliu-stations); else off+=(keliu-stations); fi' in text
+
+
+def _unused_gid() -> int:
+    import grp
+
+    gids = {g.gr_gid for g in grp.getgrall()}
+    return next(g for g in range(64000, 65000) if g not in gids)
+
+
+@pytest.mark.integration
+def test_the_hostapd_group_is_what_reading_the_station_list_needs() -> None:
+    """hostapd leaves its socket root:<ctrl_interface_group> 0770 in a folder root:<group> 0750 (as the VM shows):
+    a process of another user reads the station list with that group as a supplementary group (keliu-stations'
+    SupplementaryGroups=) and is refused without it (every other keliu unit)."""
+    from tests.sensor.test_stations import LAPTOP, PHONE, fake_hostapd
+
+    setpriv = require_tool("setpriv")
+    require(os.geteuid() == 0 and os.path.isdir("/dev/shm"), "changing users and owners needs root")
+    gid = _unused_gid()
+    code = ("import sys; from sensor.errors import StationsUnavailable; from sensor.hostapd import HostapdControl\n"
+            "try:\n    print(len(HostapdControl(sys.argv[1], timeout=1.0).stations()))\n"
+            "except StationsUnavailable as exc:\n    print(exc)")
+
+    def read_as_nobody(path: str, groups: list[int]) -> str:
+        out = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", f"--groups={','.join(map(str, groups))}" if groups
+             else "--clear-groups", sys.executable, "-c", code, path],
+            check=False, capture_output=True, text=True, timeout=60, cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)})
+        require(out.returncode == 0 or "Permission denied" not in out.stderr,
+                "this checkout's Python is not readable by another user")
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    with fake_hostapd([PHONE, LAPTOP], where="/dev/shm") as (path, _got):
+        folder = os.path.dirname(path)
+        for p, mode in ((folder, 0o750), (path, 0o770)):  # as hostapd leaves them
+            os.chown(p, 0, gid)
+            os.chmod(p, mode)
+        assert read_as_nobody(path, [gid]) == "2"
+        refused = read_as_nobody(path, [])
+        assert "Permission denied" in refused and path in refused, refused
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # every `keliu ...` the deployment runs is a real command of the CLI
 
@@ -263,6 +336,7 @@ def test_the_deployment_runs_every_component() -> None:
     firsts = {argv[0] for _where, argv in INVOCATIONS}
     assert {"portal", "sensor", "analytics", "router", "config", "db"} <= firsts
     assert ["router", "apply"] in [argv for _w, argv in INVOCATIONS]
+    assert ["sensor", "stations", "--ctrl", "IFACE"] in [argv for _w, argv in INVOCATIONS]
 
 
 class Stub(Exception):

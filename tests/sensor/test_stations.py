@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from sensor.errors import StationsUnavailable
 from sensor.hostapd import HostapdControl, poll
 from sensor.identity import PrivacyPolicy, Registry, device_id, member_device_id, period_key, sid_key
 from sensor.stations import Station, parse_stations, station_sightings
+from tests.conftest import ROOT, require, require_tool
 
 # one station as hostapd's STA-FIRST / STA-NEXT answer it (ctrl_iface_ap.c: address line, flags, aid, capability,
 # listen_interval, supported_rates, timeout_next, the WPA MIB, the driver's tx/rx data, connected_time, ...)
@@ -149,10 +152,12 @@ def test_opt_outs_members_and_ignored_macs_are_honoured() -> None:
 
 
 @contextlib.contextmanager
-def fake_hostapd(stations: list[str], freq: int = 2437, silent: bool = False) -> Iterator[tuple[str, list[str]]]:
+def fake_hostapd(stations: list[str], freq: int = 2437, silent: bool = False,
+                 where: str | None = None) -> Iterator[tuple[str, list[str]]]:
     """A stand-in for hostapd's control socket: one datagram in, one reply datagram out to the sender's address
-    (STA-FIRST, STA-NEXT <addr>, STATUS, PING); the commands it got are recorded."""
-    d = tempfile.mkdtemp(prefix="keliu-fakehapd-")
+    (STA-FIRST, STA-NEXT <addr>, STATUS, PING); the commands it got are recorded. ``where``: the folder its
+    socket's folder is made in (default: the temporary folder)."""
+    d = tempfile.mkdtemp(prefix="keliu-fakehapd-", dir=where)
     path = os.path.join(d, "wlan0")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     srv.bind(path)
@@ -186,8 +191,11 @@ def fake_hostapd(stations: list[str], freq: int = 2437, silent: bool = False) ->
                 reply = "PONG\n"
             else:
                 reply = "UNKNOWN COMMAND\n"
-            srv.sendto(b"<3>CTRL-EVENT-SCAN-STARTED ", addr)  # an event first: the client must skip it
-            srv.sendto(reply.encode(), addr)
+            try:
+                srv.sendto(b"<3>CTRL-EVENT-SCAN-STARTED ", addr)  # an event first: the client must skip it
+                srv.sendto(reply.encode(), addr)
+            except OSError as exc:  # hostapd logs an unreachable client and goes on
+                got.append(f"unreachable: {exc.strerror}")
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
@@ -209,6 +217,44 @@ def test_the_client_walks_the_station_list() -> None:
                    "STA-NEXT ae:44:10:02:c3:9f", "STATUS"]
     with fake_hostapd([]) as (path, _got), HostapdControl(path) as ctl:
         assert ctl.stations() == []
+
+
+#: run in a mount namespace whose /tmp is a new tmpfs (what systemd's PrivateTmp= gives keliu-stations.service):
+#: keliu's client, then a client bound to a file in that /tmp, against the fake hostapd outside it (argv: socket)
+PRIVATE_TMP_CLIENTS = """
+import socket, sys
+from sensor.hostapd import HostapdControl
+with HostapdControl(sys.argv[1]) as ctl:
+    print("keliu", len(ctl.stations()))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/tmp/client")
+s.settimeout(1.0)
+s.connect(sys.argv[1])
+s.send(b"STA-FIRST")
+try:
+    s.recv(4096)
+    print("file answered")
+except TimeoutError:
+    print("file silent")
+"""
+
+
+@pytest.mark.integration
+def test_a_client_with_a_private_tmp_gets_hostapds_answers() -> None:
+    """hostapd resolves the client's address in its own mount namespace: keliu's client (an abstract address) is
+    answered from inside a private /tmp; a client bound to a file there is not (the control: the namespace is
+    real, and it is what would silence a file-bound client under PrivateTmp=)."""
+    unshare = require_tool("unshare")
+    require(os.geteuid() == 0 and os.path.isdir("/dev/shm"), "a mount namespace needs root (and /dev/shm)")
+    # the fake's socket outside /tmp, so that the client in the namespace can reach it
+    with fake_hostapd([PHONE, LAPTOP], where="/dev/shm") as (path, got):
+        out = subprocess.run(
+            [unshare, "--mount", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs tmpfs /tmp && exec "$0" -c "$1" "$2"', sys.executable, PRIVATE_TMP_CLIENTS, path],
+            check=False, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["keliu 2", "file silent"], out.stdout + out.stderr
+    assert got[:3] == ["STA-FIRST", "STA-NEXT 5a:1c:7e:20:9b:41", "STA-NEXT 00:1e:c2:aa:bb:03"]
 
 
 def test_a_missing_or_silent_hostapd_is_a_clear_error_and_polling_goes_on(tmp_path: Path) -> None:

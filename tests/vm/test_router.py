@@ -21,7 +21,7 @@ from tests.vm.machine import Machine, Result
 # a hard limit per test; the first one carries the whole set-up (its own limit below)
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(2400)]
 GUEST = "bash /mnt/keliu/tests/vm/guest.sh"
-UNITS = ("keliu-router", "keliu-portal", "keliu-sensor", "keliu-analytics")
+UNITS = ("keliu-router", "keliu-portal", "keliu-sensor", "keliu-stations", "keliu-analytics")
 #: every unit provision.sh installs (the Celery pair too, installed but not enabled on this router)
 ALL_UNITS = sorted(p.stem for p in (ROOT / "router_config" / "deploy" / "systemd").glob("keliu-*.service"))
 
@@ -43,6 +43,8 @@ def test_provision_sh_runs_end_to_end(router: Machine) -> None:
     assert "10.77.0.1/22" in router.sh("ip -o addr show br-lan")
     # keliu-sensor made the monitor interface on phy1 through nl80211
     assert "type monitor" in router.sh("iw dev mon0 info")
+    # keliu-stations reads hostapd's socket of the guest SSID, named by the file provision.sh wrote
+    assert "HOSTAPD_CTRL=/var/run/hostapd/wlan0" in router.sh("cat /etc/keliu/stations.env").splitlines()
 
 # ---------------------------------------------------------------------------------------------------------------
 # a phone on the guest SSID
@@ -324,8 +326,9 @@ def test_the_sensor_counts_the_phones_association(router: Machine) -> None:
             rows = assoc_sightings(router, since)
             ids = router.sh(f"{KEYED} {FRESH_MAC} " + " ".join(repr(r[3]) for r in rows)).split() if rows else []
             # the phone is the only prober in the VM: a device that probed since `since` is the phone
+            # (basis: keliu-stations' rows carry kind "probe" too, under the address's own keyed id)
             probing = set(db_rows(router, f"select distinct device from sightings where kind = 'probe' "
-                                          f"and ts >= {since!r}"))
+                                          f"and basis = 'probe' and ts >= {since!r}"))
             mine = [r for r, keyed in zip(rows, ids) if r[0] == keyed or r[0] in probing]
             if mine or time.monotonic() > deadline:
                 break
@@ -393,6 +396,61 @@ def test_the_dashboard_api_shows_the_phones_visit(router: Machine) -> None:
     assert view["status"]["empty"] is False
 
 
+def connected_sightings(router: Machine, since: float) -> list[tuple[str, str, float]]:
+    """(device, sensor, ts) of the sightings of basis "connected" (keliu-stations) stored since ``since``."""
+    rows = db_rows(router, f"select device, sensor, ts from sightings where basis = 'connected' and ts >= {since!r} "
+                           "order by ts")
+    return [(d, s, float(t)) for d, s, t in (line.split("|") for line in rows if line)]
+
+
+def test_the_ap_counts_the_logged_in_phone_as_a_connected_station(router: Machine) -> None:
+    """keliu-stations reads hostapd's station list through the guest SSID's control socket (root and the group
+    keliu-hostapd only) and stores the phone, associated from its per-network address, as sightings of basis
+    "connected" under that address's keyed id; the MAC is nowhere in the table or the unit's journal; the
+    dashboard API counts the phone among the connected shoppers (exact) of the day and of the live view."""
+    wait_active(router, "keliu-stations")
+    # hostapd's socket and its folder: root and keliu-hostapd, nothing for others; the group is the unit's own
+    # (SupplementaryGroups=), not a group of the keliu user that every other unit runs as
+    for path in ("/var/run/hostapd", "/var/run/hostapd/wlan0"):
+        owner, group, mode = router.sh(f"stat -L -c '%U %G %a' {path}").split()
+        assert (owner, group, mode[-1]) == ("root", "keliu-hostapd", "0"), (path, owner, group, mode)
+    assert "keliu-hostapd" not in router.sh("id -nG keliu").split()
+    assert router.sh("getent group keliu-hostapd").strip().endswith(":")  # no member
+    mac = phone_mac(router)
+    assert mac in router.sh("iw dev wlan0 station dump")
+    since = float(router.sh("date +%s.%N"))
+    # a poll every 10 s (--interval), delivered in batches of 2 s: two polls of the phone within a minute
+    deadline = time.monotonic() + 120
+    while True:
+        time.sleep(5)
+        rows = connected_sightings(router, since)
+        ids = router.sh(f"{KEYED} {mac} " + " ".join(repr(r[2]) for r in rows)).split() if rows else []
+        mine = [r for r, keyed in zip(rows, ids) if r[0] == keyed]
+        if len(mine) >= 2 or time.monotonic() > deadline:
+            break
+    journal = router.sh("journalctl -u keliu-stations -b --no-pager -o cat")
+    assert len(mine) >= 2, (rows, journal[-2000:])
+    # the station sightings are the AP's (sensor id <sensor_id>-ap), never among the probes' devices of the phone
+    assert {s for _d, s, _t in rows} == {"sensor-1-ap"}, rows
+    # keyed: the MAC itself is in no column of any sighting, nor in the unit's journal
+    dump = router.sh(DB + shlex.quote("select * from sightings")).replace(":", "").lower()
+    assert mac.replace(":", "") not in dump
+    assert mac not in journal.lower() and mac.replace(":", "") not in journal.lower().replace(":", "")
+    # the dashboard API: the day's connected shoppers (computed at report time, no rollup) and the live view
+    admin = admin_curl(router)
+    tz = "Asia/Shanghai"
+    today = router.sh(f"TZ={tz} date +%F").strip()
+    yesterday = router.sh(f"TZ={tz} date -d yesterday +%F").strip()
+    out = router.sh(f"{admin} '{PORTAL}/api/v1/stores/store-1/dashboard?lang=en&start={yesterday}&end={today}'")
+    view = json.loads(out) if out.startswith("{") else {}
+    connected = view.get("connected") or {}
+    assert connected.get("basis") == "connected_stations", out[-1500:]
+    assert int(connected.get("visitors") or 0) >= 1 and int(connected.get("visits") or 0) >= 1, connected
+    assert view["report"]["current"]["connected"]["visitors"] == connected["visitors"]
+    live = json.loads(router.sh(f"{admin} '{PORTAL}/api/v1/stores/store-1/live'"))
+    assert int(live.get("connected") or 0) >= 1, live
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # operations on the real system
 
@@ -458,26 +516,30 @@ def test_systemd_analyze_security_of_every_keliu_unit(router: Machine, unit: str
     assert score is not None and float(score.group(1)) <= 3.0, res.out[-300:]
 
 
-def test_a_configuration_error_is_one_journal_line_and_no_restart_loop(router: Machine) -> None:
+@pytest.mark.parametrize("unit", ["keliu-portal", "keliu-stations"])
+def test_a_configuration_error_is_one_journal_line_and_no_restart_loop(router: Machine, unit: str) -> None:
+    """A bad value in keliu.toml (every keliu command validates all of it): the unit's start fails once with
+    keliu's configuration error (exit status 2), one `keliu: <key>: <reason>` line, and is not restarted."""
     router.sh("cp /etc/keliu/keliu.toml /run/keliu-vm/keliu.toml.good && sed -i 's/^port = 8080$/port = 80800/' "
               "/etc/keliu/keliu.toml && grep -q '^port = 80800' /etc/keliu/keliu.toml")
     try:
-        router.sh("systemctl restart keliu-portal || true", timeout=120)
+        router.sh(f"systemctl restart {unit} || true", timeout=120)
         # the first start has failed once its main process has exited with a non-zero status
-        router.sh("for i in $(seq 90); do [ \"$(systemctl show -p ExecMainStatus --value keliu-portal)\" != 0 ] && exit 0; "
-                  "sleep 1; done; exit 1", timeout=120)
-        time.sleep(8)  # RestartSec=2: a restart loop would have started again by now
-        show = router.sh("systemctl show -p NRestarts -p ExecMainStatus -p ActiveState -p InvocationID keliu-portal")
+        router.sh(f"for i in $(seq 90); do [ \"$(systemctl show -p ExecMainStatus --value {unit})\" != 0 ] && "
+                  "exit 0; sleep 1; done; exit 1", timeout=120)
+        time.sleep(8)  # RestartSec=2 (the portal), 5 (keliu-stations): a restart loop would have started again
+        show = router.sh(f"systemctl show -p NRestarts -p ExecMainStatus -p ActiveState -p InvocationID {unit}")
         props = dict(line.split("=", 1) for line in show.splitlines())
         lines = router.sh(f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={props['InvocationID']}").splitlines()
         assert (props["NRestarts"], props["ExecMainStatus"], props["ActiveState"]) == ("0", "2", "failed"), lines
         errors = [line for line in lines if line.startswith("keliu: ")]
         assert len(errors) == 1 and errors[0].startswith("keliu: portal.port: "), lines
     finally:
-        router.sh("cp /run/keliu-vm/keliu.toml.good /etc/keliu/keliu.toml && systemctl reset-failed keliu-portal; "
-                  "systemctl restart keliu-portal", timeout=180)
-        wait_active(router, "keliu-portal")
-        wait_portal(router)
+        router.sh(f"cp /run/keliu-vm/keliu.toml.good /etc/keliu/keliu.toml && systemctl reset-failed {unit}; "
+                  f"systemctl restart {unit}", timeout=180)
+        wait_active(router, unit)
+        if unit == "keliu-portal":
+            wait_portal(router)
 
 
 #: the per-network address of a second client, whose session has expired by the time the router reboots

@@ -52,7 +52,7 @@ vm-deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 test-vm: vm-deps install
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m vm tests/vm
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m vm --durations=0 tests/vm
 
 lint: install
 	$(BIN)/ruff check keliu portal marketing sensor analytics router_config dashboards tests bench

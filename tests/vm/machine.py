@@ -59,6 +59,7 @@ class Machine:
         self.provision: Result | None = None  # provision.sh's run, kept for the tests that check it
         self.console = rundir / "console.log"
         self.transcript = (rundir / "transcript.log").open("a", encoding="utf-8")
+        self.t0 = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
     def start(self, boot_timeout: float = 300) -> None:
@@ -142,7 +143,8 @@ class Machine:
 
     # -- the channel -------------------------------------------------------------------------------------------------
     def log(self, text: str) -> None:
-        self.transcript.write(text.rstrip("\n") + "\n")
+        """One entry of the transcript, stamped with the seconds since the machine object was made."""
+        self.transcript.write(f"[{time.monotonic() - self.t0:7.1f}] " + text.rstrip("\n") + "\n")
         self.transcript.flush()
 
     def _send(self, msg: dict[str, object]) -> None:
@@ -183,6 +185,7 @@ class Machine:
         self.next_id += 1
         rid = self.next_id
         self.log(f"$ {cmd}")
+        started = time.monotonic()
         self._send({"id": rid, "cmd": cmd, "timeout": timeout})
         deadline = time.monotonic() + timeout + 30  # the agent kills the command at `timeout`; this is the backstop
         while True:
@@ -196,7 +199,8 @@ class Machine:
             if "hello" in msg:
                 raise VMError(f"the VM rebooted during `{cmd}`")
         res = Result(cmd, int(msg["rc"]), str(msg["out"]), str(msg["err"]))  # type: ignore[call-overload]
-        self.log(f"[rc={res.rc}{' TIMEOUT' if msg.get('timeout') else ''}]\n{res.out}{res.err}")
+        self.log(f"[rc={res.rc}{' TIMEOUT' if msg.get('timeout') else ''} in {time.monotonic() - started:.1f} s]\n"
+                 f"{res.out}{res.err}")
         if msg.get("timeout"):
             raise VMError(f"`{cmd}` ran longer than {timeout} s\n{res.out[-2000:]}\n{res.err[-2000:]}")
         return res

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import pytest
 
+from keliu.testing.hostapd_fake import LAPTOP, PHONE, fake_hostapd
 from tests.conftest import ROOT, require, require_root_netns, require_tool
 
 DEPLOY = ROOT / "router_config" / "deploy"
@@ -280,8 +281,6 @@ def test_the_hostapd_group_is_what_reading_the_station_list_needs() -> None:
     """hostapd leaves its socket root:<ctrl_interface_group> 0770 in a folder root:<group> 0750 (as the VM shows):
     a process of another user reads the station list with that group as a supplementary group (keliu-stations'
     SupplementaryGroups=) and is refused without it (every other keliu unit)."""
-    from tests.sensor.test_stations import LAPTOP, PHONE, fake_hostapd
-
     setpriv = require_tool("setpriv")
     require(os.geteuid() == 0 and os.path.isdir("/dev/shm"), "changing users and owners needs root")
     gid = _unused_gid()

@@ -11,6 +11,7 @@ import re
 import shlex
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,8 @@ def test_provision_sh_runs_end_to_end(router: Machine) -> None:
 # a phone on the guest SSID
 
 PORTAL = "http://10.77.0.1:8080"
+#: store-1's timezone in the keliu.toml provision.sh writes
+TZ = "Asia/Shanghai"
 JAR = "/run/keliu-vm/phone.jar"
 NUMBER, MASKED = "13812345678", "138****5678"
 
@@ -292,6 +295,13 @@ KEYED = ("env KELIU_CONFIG=/etc/keliu/keliu.toml /opt/keliu/bin/python -c \"impo
          "mac = bytes.fromhex(sys.argv[1].replace(':', '')); epoch = datetime(1970, 1, 1).toordinal(); "
          "print(*(device_id(period_key(master, datetime.fromtimestamp(float(t), tz).toordinal() - epoch), mac) "
          "for t in sys.argv[2:]), sep='\\n')\" ")
+
+
+def keyed_ids(router: Machine, mac: str, times: list[float]) -> list[str]:
+    """The keyed device id of ``mac`` at each of ``times`` (KEYED), in order."""
+    return router.sh(f"{KEYED} {mac} " + " ".join(map(repr, times))).split() if times else []
+
+
 #: a per-network address the phone never used before (locally administered, as Android's and iOS's are)
 FRESH_MAC = "da:6b:65:6c:69:75"
 
@@ -324,7 +334,7 @@ def test_the_sensor_counts_the_phones_association(router: Machine) -> None:
         while True:
             time.sleep(4)  # the sensor's batch (2 s) and the capture's flush
             rows = assoc_sightings(router, since)
-            ids = router.sh(f"{KEYED} {FRESH_MAC} " + " ".join(repr(r[3]) for r in rows)).split() if rows else []
+            ids = keyed_ids(router, FRESH_MAC, [r[3] for r in rows])
             # the phone is the only prober in the VM: a device that probed since `since` is the phone
             # (basis: keliu-stations' rows carry kind "probe" too, under the address's own keyed id)
             probing = set(db_rows(router, f"select distinct device from sightings where kind = 'probe' "
@@ -358,6 +368,15 @@ def test_the_radio_tests_that_skip_elsewhere_pass_on_the_vms_radios(router: Mach
     assert "4 passed" in res.out and "skipped" not in res.out, res.out[-2000:]
 
 
+def dashboard(router: Machine, admin: str) -> tuple[str, dict[str, Any]]:
+    """store-1's dashboard API (its text, and its JSON or {}) over yesterday and today, local: the phone's visit is
+    today's and its SMS login earlier in the run perhaps yesterday's, so local midnight in between changes nothing."""
+    today = router.sh(f"TZ={TZ} date +%F").strip()
+    yesterday = router.sh(f"TZ={TZ} date -d yesterday +%F").strip()
+    out = router.sh(f"{admin} '{PORTAL}/api/v1/stores/store-1/dashboard?lang=en&start={yesterday}&end={today}'")
+    return out, json.loads(out) if out.startswith("{") else {}
+
+
 def test_the_dashboard_api_shows_the_phones_visit(router: Machine) -> None:
     """keliu-analytics turns the sensor's sightings into a visit and the built-in dashboard's API shows it. A test
     configuration: a visit after 20 s at the store instead of the default 5 min ([analytics] min_dwell_s)."""
@@ -366,9 +385,8 @@ def test_the_dashboard_api_shows_the_phones_visit(router: Machine) -> None:
               "grep -q '^min_dwell_s = 20' /etc/keliu/keliu.toml")
     # strict privacy keys a device by the store's local day: 45 s of scans across local midnight (16:00 UTC) would
     # be two devices of about 20 s each, so they start after midnight if it is that close
-    tz = "Asia/Shanghai"
-    assert f'timezone = "{tz}"' in router.sh("cat /etc/keliu/keliu.toml")
-    to_midnight = int(router.sh(f"echo $(( $(TZ={tz} date -d 'tomorrow 00:00' +%s) - $(date +%s) ))"))
+    assert f'timezone = "{TZ}"' in router.sh("cat /etc/keliu/keliu.toml")
+    to_midnight = int(router.sh(f"echo $(( $(TZ={TZ} date -d 'tomorrow 00:00' +%s) - $(date +%s) ))"))
     if to_midnight < 120:
         time.sleep(to_midnight + 5)
     # the phone stays in the shop for 45 s, scanning every 3 s
@@ -377,14 +395,9 @@ def test_the_dashboard_api_shows_the_phones_visit(router: Machine) -> None:
     # keliu analytics run rolls up when it starts, then every minute
     router.sh("systemctl restart keliu-analytics", timeout=120)
     admin = admin_curl(router)
-    # the visit is today's (local) and the SMS login earlier in the run perhaps yesterday's: both days, so that
-    # local midnight between the login and now changes nothing
-    today = router.sh(f"TZ={tz} date +%F").strip()
-    yesterday = router.sh(f"TZ={tz} date -d yesterday +%F").strip()
     deadline = time.monotonic() + 150
     while True:
-        out = router.sh(f"{admin} '{PORTAL}/api/v1/stores/store-1/dashboard?lang=en&start={yesterday}&end={today}'")
-        view = json.loads(out) if out.startswith("{") else {}
+        out, view = dashboard(router, admin)
         current = view.get("report", {}).get("current") or {}
         if int(current.get("visitors") or 0) >= 1 or time.monotonic() > deadline:
             break
@@ -424,7 +437,7 @@ def test_the_ap_counts_the_logged_in_phone_as_a_connected_station(router: Machin
     while True:
         time.sleep(5)
         rows = connected_sightings(router, since)
-        ids = router.sh(f"{KEYED} {mac} " + " ".join(repr(r[2]) for r in rows)).split() if rows else []
+        ids = keyed_ids(router, mac, [r[2] for r in rows])
         mine = [r for r, keyed in zip(rows, ids) if r[0] == keyed]
         if len(mine) >= 2 or time.monotonic() > deadline:
             break
@@ -438,11 +451,7 @@ def test_the_ap_counts_the_logged_in_phone_as_a_connected_station(router: Machin
     assert mac not in journal.lower() and mac.replace(":", "") not in journal.lower().replace(":", "")
     # the dashboard API: the day's connected shoppers (computed at report time, no rollup) and the live view
     admin = admin_curl(router)
-    tz = "Asia/Shanghai"
-    today = router.sh(f"TZ={tz} date +%F").strip()
-    yesterday = router.sh(f"TZ={tz} date -d yesterday +%F").strip()
-    out = router.sh(f"{admin} '{PORTAL}/api/v1/stores/store-1/dashboard?lang=en&start={yesterday}&end={today}'")
-    view = json.loads(out) if out.startswith("{") else {}
+    out, view = dashboard(router, admin)
     connected = view.get("connected") or {}
     assert connected.get("basis") == "connected_stations", out[-1500:]
     assert int(connected.get("visitors") or 0) >= 1 and int(connected.get("visits") or 0) >= 1, connected

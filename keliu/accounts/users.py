@@ -9,6 +9,7 @@ history stays.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -205,18 +206,24 @@ def remove_user(engine: Engine, name: str) -> bool:
 
 
 def check_login(engine: Engine, name: str, password: str) -> AdminUser | None:
+    dummy = _dummy_hash(HASH_METHOD)  # before the lookup: whichever login comes first pays for it, known user or not
     with engine.connect() as conn:
         row = conn.execute(sa.select(admin_users).where(admin_users.c.name == name)).first()
     if row is None:
         # same work whether or not the user exists: no user enumeration by timing
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(dummy, password)
         return None
     if not check_password_hash(row.password_hash, password):
         return None
     return _user(row)
 
 
-_DUMMY_HASH = generate_password_hash("keliu-no-such-user")
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """A hash of the method real passwords have, to check an unknown user's password against. Made at the first
+    login, not at import: a scrypt hash costs about 0.2 s here (far more on a router's CPU), and every keliu process
+    that imports this module (the portal, analytics, the CLI) would pay it at start."""
+    return generate_password_hash("keliu-no-such-user", method=method)
 
 
 def _session_hash(sid: str) -> str:

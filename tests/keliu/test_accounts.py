@@ -347,3 +347,34 @@ def test_the_splash_terms_link_keeps_the_versioned_text(lang: str) -> None:
 
     parts = (i18n.gettext(lang, k) for k in ("terms_pre", "terms_link", "terms_post"))
     assert "".join(parts) == i18n.gettext(lang, "terms")
+
+
+def test_an_unknown_name_costs_the_same_hash_as_a_wrong_password(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user enumeration by timing: a login of a name that does not exist checks the password against a hash made
+    with the method real passwords have (one check either way)."""
+    from werkzeug.security import check_password_hash
+
+    from keliu.accounts import users
+
+    engine = app.extensions["keliu"].engine
+    users.create_user(engine, "boss-timing", "a-long-password-1", "admin")
+    checked: list[str] = []
+
+    def spy(pwhash: str, password: str) -> bool:
+        checked.append(pwhash.split("$", 1)[0])
+        return check_password_hash(pwhash, password)
+
+    monkeypatch.setattr(users, "check_password_hash", spy)
+    assert users.check_login(engine, "no-such-boss", "a-long-password-1") is None
+    assert users.check_login(engine, "boss-timing", "a-wrong-password-2") is None
+    assert checked == ["pbkdf2:sha256:1000", "pbkdf2:sha256:1000"]
+
+
+def test_importing_the_accounts_hashes_nothing() -> None:
+    """Every keliu process imports the accounts (portal, analytics, the CLI): a scrypt hash at import cost each of
+    them about 0.2 s at start here, and many times that on a router's CPU (the VM's portal start)."""
+    code = ("import werkzeug.security as w\n"
+            "def refuse(*a, **k):\n    raise SystemExit('a password hash at import')\n"
+            "w.generate_password_hash = refuse\nimport keliu.accounts.users, portal.app\nprint('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

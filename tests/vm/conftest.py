@@ -1,8 +1,9 @@
 """Fixtures of the VM tests (``make test-vm``; marked ``vm``, deselected from ``make test``).
 
-``vm_image`` builds (once, then cached by content hash) the Debian 12 image of mkimage.sh; ``wheelhouse`` is what
-``provision.sh --wheels`` installs offline: keliu's dependencies, cached by the hash of pyproject.toml, plus a wheel
-of this tree built for each run. ``router`` boots the image and runs provision.sh in it with the flags
+``deps`` builds keliu's dependencies as wheels (cached by the hash of pyproject.toml); ``vm_image`` builds (once,
+then cached by content hash) the Debian 12 image of mkimage.sh with those dependencies installed in /opt/keliu;
+``wheelhouse`` is what ``provision.sh --wheels`` installs offline: the same dependencies plus a wheel of this tree
+built for each run. ``router`` boots the image and runs provision.sh in it with the flags
 docs/DEPLOY.md documents; everything in a test module shares that one router, in file order.
 
 The cache lives in ``.vm/`` of the checkout (git-ignored) or in ``$KELIU_VM_CACHE``. Each run writes
@@ -11,6 +12,7 @@ only the run's disk overlay is deleted when every test passed.
 """
 from __future__ import annotations
 
+import email.parser
 import hashlib
 import os
 import re
@@ -18,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,9 +57,9 @@ def _require_host() -> None:
 
 
 @pytest.fixture(scope="session")
-def vm_image() -> Path:
+def vm_image(deps: Path) -> Path:
     _require_host()
-    out = subprocess.run(["bash", str(HERE / "mkimage.sh"), str(CACHE)], check=False, capture_output=True,
+    out = subprocess.run(["bash", str(HERE / "mkimage.sh"), str(CACHE), str(deps)], check=False, capture_output=True,
                          text=True, timeout=3600)
     assert out.returncode == 0, out.stderr[-4000:]
     return Path(out.stdout.strip().splitlines()[-1])
@@ -86,30 +89,52 @@ def _builder() -> Path:
     return venv / "bin" / "python"
 
 
+def _requirements(wheel: Path) -> list[str]:
+    """keliu's own requirements (``Requires-Dist`` without an extra) from its wheel's METADATA."""
+    with zipfile.ZipFile(wheel) as whl:
+        meta = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+        msg = email.parser.BytesParser().parsebytes(whl.read(meta))
+    return [r for r in msg.get_all("Requires-Dist", []) if "extra ==" not in r]
+
+
 @pytest.fixture(scope="session")
-def wheelhouse(run_dir: Path) -> Path:
-    """keliu's dependencies (cached per pyproject.toml) and a fresh wheel of this tree, in one folder."""
+def deps() -> Path:
+    """keliu's dependencies and TEST_WHEELS as wheels for Debian's python3, with ``requirements.txt`` (keliu's own)
+    and ``test-requirements.txt``; cached by the hash of pyproject.toml. The image gets them installed (mkimage.sh),
+    each run's wheelhouse links them."""
+    _require_host()
     require(Path("/usr/bin/python3").exists(), "Debian's python3 builds the wheelhouse")
     python = _builder()
     version = subprocess.run([str(python), "-VV"], check=True, capture_output=True, text=True).stdout
     key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + version.encode() + repr(TEST_WHEELS).encode()
-                         ).hexdigest()[:16]
-    deps = CACHE / f"wheels-{key}"
-    pip = [str(python), "-m", "pip", "-q", "--disable-pip-version-check", "wheel"]
-    if not (deps / "ok").exists():
+                         + b"requirements.txt").hexdigest()[:16]
+    out = CACHE / f"wheels-{key}"
+    if not (out / "ok").exists():
         tmp = CACHE / f"wheels-{key}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run([*pip, "-w", str(tmp), str(ROOT), *TEST_WHEELS], check=True, timeout=1800)
+        subprocess.run([*_pip_wheel(python), "-w", str(tmp), str(ROOT), *TEST_WHEELS], check=True, timeout=1800)
         for whl in tmp.glob("keliu-*.whl"):
+            (tmp / "requirements.txt").write_text("\n".join(_requirements(whl)) + "\n", encoding="utf-8")
             whl.unlink()
+        (tmp / "test-requirements.txt").write_text("\n".join(TEST_WHEELS) + "\n", encoding="utf-8")
         (tmp / "ok").touch()
-        shutil.rmtree(deps, ignore_errors=True)
-        tmp.rename(deps)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
+def _pip_wheel(python: Path) -> list[str]:
+    return [str(python), "-m", "pip", "-q", "--disable-pip-version-check", "wheel"]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(run_dir: Path, deps: Path) -> Path:
+    """What provision.sh --wheels installs from: keliu's dependencies and a fresh wheel of this tree, in one folder."""
     out = run_dir / "wheels"
     out.mkdir()
     for whl in deps.glob("*.whl"):
         os.link(whl, out / whl.name)
-    subprocess.run([*pip, "--no-deps", "-w", str(out), str(ROOT)], check=True, timeout=600)
+    subprocess.run([*_pip_wheel(_builder()), "--no-deps", "-w", str(out), str(ROOT)], check=True, timeout=600)
     return out
 
 
@@ -158,8 +183,7 @@ def newer_wheel(run_dir: Path) -> Path:
     (src / "keliu" / "migrations" / "versions" / "vmupgrade_0001.py").write_text(UPGRADE_REVISION, encoding="utf-8")
     out = run_dir / "wheels" / "next"
     out.mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(_builder()), "-m", "pip", "-q", "--disable-pip-version-check", "wheel", "--no-deps",
-                    "-w", str(out), str(src)], check=True, timeout=600)
+    subprocess.run([*_pip_wheel(_builder()), "--no-deps", "-w", str(out), str(src)], check=True, timeout=600)
     (wheel,) = out.glob("keliu-*.whl")
     return wheel
 

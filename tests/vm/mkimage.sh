@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # Build the test VM's disk image from Debian's packages, or reuse the one already built.
 #
-# usage: mkimage.sh CACHE_DIR     prints the image's directory (CACHE_DIR/image-<hash>) on stdout
+# usage: mkimage.sh CACHE_DIR DEPS_DIR    prints the image's directory (CACHE_DIR/image-<hash>) on stdout
+#
+# DEPS_DIR: keliu's dependencies as wheels for Debian's python3, with requirements.txt (keliu's own requirements)
+# and test-requirements.txt (tests/vm/conftest.py's ``deps``; its name carries the hash of pyproject.toml).
 #
 # The image is a plain Debian 12 (systemd, the kernel and its modules, hostapd, wpasupplicant, iw, dnsmasq,
 # nftables, conntrack, python3) made by mmdebstrap from the host's apt sources, plus the command channel's agent
-# (tests/vm/agent.py). keliu itself is NOT in it: every test run installs it with provision.sh, the way a real
-# router gets it. The directory holds vmlinuz, initrd.img (booted with qemu -kernel/-initrd, no boot loader) and
+# (tests/vm/agent.py), plus keliu's dependencies installed into /opt/keliu the way provision.sh installs them from a
+# wheelhouse (Debian's python3 -m venv, pip --no-index). keliu itself is NOT in it: every test run installs it with
+# provision.sh, the way a real router gets it (provision.sh finds the venv and its dependencies and installs keliu's
+# wheel). Under TCG, installing and byte-compiling the ~45 dependency wheels was most of provision.sh's 5 minutes;
+# here it runs at the host's native speed, once per pyproject.toml. The directory holds vmlinuz, initrd.img (booted with qemu -kernel/-initrd, no boot loader) and
 # root.img (ext4, never written to: each run boots a qcow2 overlay on it). Its name is a hash of this script and of
 # agent.py, so an edit of either builds a new image and the old one is left for `rm -rf`. The packages provision.sh
 # installs must all be here: the VM has no mirror, and test_provision_sh_runs_end_to_end fails if it tries one.
 set -euo pipefail
 
-cache="${1:?usage: mkimage.sh CACHE_DIR}"
+cache="${1:?usage: mkimage.sh CACHE_DIR DEPS_DIR}"
+deps="$(cd "${2:?usage: mkimage.sh CACHE_DIR DEPS_DIR}" && pwd)"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-hash="$(cat "$here/mkimage.sh" "$here/agent.py" | sha256sum | cut -c1-16)"
+hash="$({ cat "$here/mkimage.sh" "$here/agent.py"; basename "$deps"; } | sha256sum | cut -c1-16)"
 out="$cache/image-$hash"
 if [ -f "$out/ok" ]; then echo "$out"; exit 0; fi
 
@@ -83,6 +90,19 @@ WantedBy=sysinit.target
 EOF
 chroot "$root" systemctl enable -q keliu-vm-agent
 install -d "$root/mnt/keliu" "$root/mnt/wheels"
+
+# keliu's dependencies in /opt/keliu (provision.sh's PREFIX), and pytest beside them in /opt/keliu-test for the tests
+# of this tree that need the VM's radios (tests/vm/test_router.py); the chroot's python3 is the VM's
+say "installing keliu's dependencies into /opt/keliu"
+mkdir "$root/tmp/deps"
+cp "$deps"/*.whl "$deps/requirements.txt" "$deps/test-requirements.txt" "$root/tmp/deps/"
+pip_deps() { chroot "$root" "$1/bin/pip" install -q --disable-pip-version-check --no-index --find-links /tmp/deps "${@:2}"; }
+chroot "$root" python3 -m venv /opt/keliu
+pip_deps /opt/keliu -r /tmp/deps/requirements.txt
+chroot "$root" python3 -m venv /opt/keliu-test
+pip_deps /opt/keliu-test -r /tmp/deps/test-requirements.txt
+echo /opt/keliu/lib/python3.11/site-packages >"$(echo "$root"/opt/keliu-test/lib/python3.*/site-packages)/keliu-venv.pth"
+rm -rf "$root/tmp/deps"
 
 # --- kernel, initramfs and the ext4 image -------------------------------------------------------------------------
 mkdir -p "$work/image"

@@ -8,9 +8,9 @@ within the gap of each other join — so ``merge(summarize(a), summarize(b)) == 
 the sightings into batches, in any order. The state also keeps the *marks*, the distinct seconds in which each
 device was heard inside (a union merges them exactly): the scan cadence from which a visit's dwell adds the time
 its first and last sightings missed (docs/METRICS.md, "Dwell"). :func:`visits` turns the final state into visits,
-joining a visit with the device's neighbouring runs across a silence its own slowest scan cadence explains (a
-phone with its screen off; docs/METRICS.md, "Silences inside a visit"): a function of the final state, so the
-merge property holds for it too.
+joining a device's runs across a silence its own slowest scan cadence explains (a phone with its screen off;
+docs/METRICS.md, "Silences inside a visit") and keeping what lasted the minimum dwell: a function of the final
+state, so the merge property holds for it too.
 
 Times are integer milliseconds inside (``to_ms``), so equality never depends on floating-point order.
 Device ids are unsigned 64-bit codes (:func:`device_codes`; the sensor's ids are 16 hex digits).
@@ -461,21 +461,20 @@ def longest_gap_s(marks: Marks, device: U64, start: I64, end: I64) -> I64:
 
 
 def screen_off_joins(runs: Runs, marks: Marks, rules: Rules) -> npt.NDArray[np.bool_]:
-    """Per run: True when it continues the visit of the device's previous run across a screen-off silence
-    (docs/METRICS.md, "Silences inside a visit"). Both runs reached ``visit_rssi``, at least one of them counts as
-    a visit on its own, and the silence between them (the first run's last inside sighting to the second's first)
-    is at most ``visit_gap_s`` plus the longest gap between the marks of either run: the store's time-out, counted
-    from when the phone's next scan was due at the slowest cadence it showed while inside. Never more than twice
-    ``visit_gap_s`` (no gap inside a run exceeds it; ``Rules.open_ms``)."""
+    """Per run: True when it continues the presence of the device's previous run across a screen-off silence
+    (docs/METRICS.md, "Silences inside a visit"). Both runs reached ``visit_rssi``, and the silence between them
+    (the first run's last inside sighting to the second's first) is at most ``visit_gap_s`` plus the longest gap
+    between the marks of either run: the store's time-out, counted from when the phone's next scan was due at the
+    slowest cadence it showed while inside. Never more than twice ``visit_gap_s`` (no gap inside a run exceeds it;
+    ``Rules.open_ms``). Whether the joined runs make a visit is :func:`visits`'s to decide."""
     n = len(runs)
     join = np.zeros(n, dtype=bool)
     if n < 2:
         return join
     entered = runs.enter != NO_ENTER
-    counts = entered & ((runs.end - runs.enter) >= rules.min_dwell_ms)
     silence = runs.start[1:] - runs.end[:-1]
     cand = np.flatnonzero((runs.device[1:] == runs.device[:-1]) & entered[1:] & entered[:-1]
-                          & (counts[1:] | counts[:-1]) & (silence <= 2 * rules.gap_ms))
+                          & (silence <= 2 * rules.gap_ms))
     if len(cand) == 0:
         return join
     involved = np.union1d(cand, cand + 1)  # sorted run indices
@@ -486,17 +485,20 @@ def screen_off_joins(runs: Runs, marks: Marks, rules: Rules) -> npt.NDArray[np.b
 
 
 def visits(state: DayState, rules: Rules) -> Visits:
-    """The runs that became visits: reached ``visit_rssi`` and lasted ``min_dwell_s`` from there, joined with the
-    device's neighbouring runs across screen-off silences (:func:`screen_off_joins`); with their edge correction.
-    Which devices have a visit is decided by the runs alone: a join never makes a visitor."""
+    """The visits: runs that reached ``visit_rssi``, joined with the device's neighbouring runs across screen-off
+    silences (:func:`screen_off_joins`), that lasted ``min_dwell_s`` from the first entry to the last inside
+    sighting; with their edge correction. A join is one presence, so it counts as one: fragments that are no visit
+    on their own make a visit when the silence between them is one their phone's cadence explains, as they would
+    have within the plain time-out."""
     runs = state.runs
     ok = (runs.enter != NO_ENTER) & ((runs.end - runs.enter) >= rules.min_dwell_ms)
     join = screen_off_joins(runs, state.marks, rules)
     if join.any():
-        # a joined group starts at its first run's entry and ends at its last run's end; it is a visit when one
-        # of its runs is (every join has one, so a single run keeps its own verdict)
+        # a joined group starts at its first run's entry and ends at its last run's end, and is a visit when that
+        # lasts min_dwell_s (always so when one of its runs is a visit; a single run keeps its own verdict)
         first = np.flatnonzero(~join)
-        keep = np.maximum.reduceat(ok, first)
+        last = np.append(first[1:], len(runs)) - 1
+        keep = (runs.enter[first] != NO_ENTER) & ((runs.end[last] - runs.enter[first]) >= rules.min_dwell_ms)
         runs_kept = np.flatnonzero(keep[np.cumsum(~join) - 1])
         j = join[runs_kept]
         # the edge correction reads the gaps of the parts, not the silences that joined them: by the rule's own

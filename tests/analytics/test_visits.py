@@ -204,20 +204,36 @@ def test_joins_need_the_phone_strongly_inside_on_both_sides():
     assert len(v) == 1 and (v.end.tolist()[0] - DAY_START_MS) // 1000 == t
 
 
-def test_a_join_extends_a_visit_with_a_short_strong_fragment_but_never_makes_a_visitor():
+def test_a_join_extends_a_visit_with_a_short_strong_fragment():
     # a 3-minute strong fragment (no visit on its own), a silence of 1,300 s, then a visit whose phone shows scans
     # 500 s apart: one visit, from the fragment's entry
     tail, t = screen_off("a", 36000 + 180 + 1300, 0, 500, 1)
     v = run(tvisit("a", 36000, 3) + tail + tvisit("a", t, 10))
     assert len(v) == 1 and (v.start.tolist()[0] - DAY_START_MS) // 1000 == 36000
-    # two fragments that are no visit on their own (scans 250 s apart, 250 s each) stay no visit across a
-    # silence their cadence explains: which devices visited is decided by the runs, so visitors, passers-by and
-    # capture rate do not move
-    batch = [tsighting(36000 + x, "b") for x in (0, 250, 250 + 1100, 250 + 1100 + 250)]
+
+
+def test_fragments_joined_across_a_screen_off_silence_make_a_visitor():
+    # seed 2's vivo X100 (docs/METRICS.md, "Silences inside a visit"): scans for 4 minutes as the shopper walks in,
+    # the screen off for 15 minutes, one scan on the way out. Neither part lasts 5 minutes, but the silence is one
+    # the phone's cadence explains (at most 900 s + 60 s), so the presence is one visit of 19 minutes and counts,
+    # as it would have if the silence had been 5 s shorter than the store's time-out
+    batch = tvisit("a", 36000, 4) + [tsighting(36000 + 240 + 905, "a")]
     s = state(batch)
-    assert len(s.runs) == 2 and not screen_off_joins(s.runs, s.marks, R).any() and len(visits(s, R)) == 0
+    assert len(s.runs) == 2 and screen_off_joins(s.runs, s.marks, R).tolist() == [False, True]
+    v = visits(s, R)
+    assert observed_minutes(v) == [(240 + 905) / 60]
+    assert v.edge_ms.tolist() == [60_000]  # the parts' gaps (four of 60 s), not the silence
     r = store_day(s, R, DAY_START_MS).rollup("1d")[0]
-    assert (r.visitors, r.passersby, r.visits) == (0, 1, 0)
+    assert (r.visitors, r.passersby, r.visits) == (1, 0, 1)
+    # the same phone's silence 61 s longer is not explained: two fragments, no visit, a passer-by
+    s = state(tvisit("a", 36000, 4) + [tsighting(36000 + 240 + 966, "a")])
+    assert not screen_off_joins(s.runs, s.marks, R).any() and len(visits(s, R)) == 0
+    # two fragments joined that still do not last min_dwell_s stay no visit (one scan each, 2 minutes apart,
+    # across a silence of 100 s: one run, 100 s observed)
+    assert len(run([tsighting(36000, "b"), tsighting(36100, "b")])) == 0
+    # fragments of 250 s (scans 250 s apart) across a silence of 1,100 s: one visit of 1,600 s
+    v = run([tsighting(36000 + x, "c") for x in (0, 250, 250 + 1100, 250 + 1100 + 250)])
+    assert observed_minutes(v) == [1600 / 60]
 
 
 def test_joins_chain_and_keep_devices_apart():

@@ -79,21 +79,28 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
                 start_up(self.app)
         return self.app
 
-    def _when_ready(self, _server: Any) -> None:
-        if self.listener != "http":
-            return
-        assert self.app is not None
-        threading.Thread(target=_sweeper, args=(self.app,), name="keliu-sweeper", daemon=True).start()
+    def start_children(self) -> None:
+        """Start the listener children before the master builds its app: they import the portal while it does (a
+        process's imports are most of its start on a router's CPU), then wait for :meth:`_when_ready` to let them
+        build theirs (the master's start-up migrates and reconciles first)."""
         listeners = ["captive"] if self.kcfg.portal.captive_port else []
         if self.kcfg.portal.https_cert:
             listeners.append("https")
         for listener in listeners:
-            argv = [sys.executable, "-m", "keliu.cli", *console.argv(), "portal", "--listener", listener]
+            argv = [sys.executable, "-m", "keliu.cli", *console.argv(), "portal", "--listener", listener, "--after-master"]
             # the same overrides: the children's public_url (the splash they redirect to) follows host and port
             for key in ("host", "port"):
                 if key in self.overrides.get("portal", {}):
                     argv += [f"--{key}", str(getattr(self.kcfg.portal, key))]
             self.children.append(Child(listener, argv))
+
+    def _when_ready(self, _server: Any) -> None:
+        if self.listener != "http":
+            return
+        assert self.app is not None
+        threading.Thread(target=_sweeper, args=(self.app,), name="keliu-sweeper", daemon=True).start()
+        for child in self.children:
+            child.release()
 
     def _on_exit(self, _server: Any) -> None:
         for child in self.children:
@@ -101,15 +108,30 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
 
 
 class Child:
-    """A listener process of the portal, restarted when it dies (at most once a second), stopped with the master."""
+    """A listener process of the portal, restarted when it dies (at most once a second), stopped with the master.
+
+    It starts held: it builds its app only once :meth:`release` wrote a line to its stdin (EOF instead: the master
+    died first, and the child exits). A child restarted after the release is released at once."""
 
     def __init__(self, name: str, argv: list[str]) -> None:
         self.name = name
         self.argv = argv
         self._stopping = threading.Event()
+        self._released = False
         self._lock = threading.Lock()  # a restart and a stop never interleave: no child outlives the master
-        self.proc = subprocess.Popen(argv)
+        self.proc = self._spawn()
         threading.Thread(target=self._watch, name=f"keliu-{name}", daemon=True).start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE)
+        if self._released:
+            _go(proc)
+        return proc
+
+    def release(self) -> None:
+        with self._lock:
+            self._released = True
+            _go(self.proc)
 
     def _watch(self) -> None:
         while True:
@@ -123,7 +145,7 @@ class Child:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self.proc = subprocess.Popen(self.argv)
+                self.proc = self._spawn()
 
     def stop(self) -> None:
         with self._lock:
@@ -136,6 +158,20 @@ class Child:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _go(proc: subprocess.Popen[bytes]) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+    except OSError:  # it died already: its watcher starts a new one, released
+        pass
+
+
+def wait_for_master() -> bool:
+    """In a listener child (``--after-master``): block until the master releases it (True) or dies (False)."""
+    return sys.stdin.buffer.readline() == b"go\n"
 
 
 def _post_fork(_server: Any, _worker: Any) -> None:
@@ -169,7 +205,7 @@ def _sweeper(app: Flask) -> None:
                 log.info("sweep: %d decisions", len(ended))
 
 
-def serve(host: str | None, port: int | None, listener: str = "http") -> None:
+def serve(host: str | None, port: int | None, listener: str = "http", after_master: bool = False) -> None:
     overrides: dict[str, Any] = {}
     portal: dict[str, Any] = {}
     if host is not None:
@@ -182,11 +218,18 @@ def serve(host: str | None, port: int | None, listener: str = "http") -> None:
     # "Error: …" and exit status 1 (systemd restarted it forever); here it is keliu's one line and status 2.
     cfg = config.load(overrides=overrides)
     cfg.store(cfg.portal.store)
+    if after_master and not wait_for_master():
+        return
     if listener == "captive":
-
         run(overrides)
         return
     server = PortalServer(overrides, listener)
-    _APP_REF[0] = server.load()
+    if listener == "http":
+        server.start_children()
+    try:
+        _APP_REF[0] = server.load()
+    except BaseException:
+        server._on_exit(None)
+        raise
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     server.run()

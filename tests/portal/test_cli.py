@@ -103,3 +103,18 @@ def test_serves_http_and_the_captive_api_over_https(tmp_path: Path) -> None:
     with pytest.raises(requests.ConnectionError):
         requests.get(front, timeout=2)
     assert subprocess.run(["pgrep", "-s", str(proc.pid)], check=False).returncode == 1  # no child left
+
+
+def test_a_held_listener_child_builds_nothing_when_its_master_is_gone(tmp_path: Path) -> None:
+    """The master starts its listener children before building its own app and releases them when it is ready;
+    a child whose master died first (EOF on its stdin, no "go") exits without opening its port."""
+    front_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
+    env.update({"KELIU_PORTAL_CAPTIVE_PORT": str(front_port), "KELIU_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+                "KELIU_VAR_DIR": str(tmp_path / "var")})
+    out = subprocess.run(KELIU + ["portal", "--listener", "captive", "--after-master"], check=False, stdin=subprocess.DEVNULL,
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "k.db").exists()  # no app built: nothing opened the database
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{front_port}/", timeout=2)

@@ -16,16 +16,17 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from keliu import config, console
-from portal.app import create_app, start_up
-from portal.serve.front import run
-from portal.services import services
-from portal.store import access
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+# The app (portal.app and what it imports: most of a process's start on a router's CPU) is imported where it is
+# used, after the master has started its listener children: they import it at the same time (Child).
 
 log = logging.getLogger("keliu.portal")
 
@@ -72,6 +73,7 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         if self.app is None:
+            from portal.app import create_app, start_up
 
             self.app = create_app({"KELIU": self.overrides})
             if self.listener == "http":
@@ -175,6 +177,7 @@ def wait_for_master() -> bool:
 
 
 def _post_fork(_server: Any, _worker: Any) -> None:
+    from portal.services import services
 
     app = _APP_REF[0]
     if app is None:
@@ -191,6 +194,8 @@ _APP_REF: list[Flask | None] = [None]
 
 
 def _sweeper(app: Flask) -> None:
+    from portal.services import services
+    from portal.store import access
 
     with app.app_context():
         svc = services()
@@ -221,6 +226,8 @@ def serve(host: str | None, port: int | None, listener: str = "http", after_mast
     if after_master and not wait_for_master():
         return
     if listener == "captive":
+        from portal.serve.front import run
+
         run(overrides)
         return
     server = PortalServer(overrides, listener)

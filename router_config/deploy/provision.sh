@@ -347,11 +347,17 @@ if [ "$START" = 1 ]; then
   [ "$WITH_REDIS" = 1 ] && systemctl start redis-server
   if [ "$ROLE" = router ]; then
     # keliu-router first (the nftables table), then what depends on it; restart picks up new code and config.
+    # Restarting keliu-router restarts a running keliu-portal too (PartOf=); start covers one that was not running.
     systemctl restart keliu-router
+    systemctl start keliu-portal
     systemctl restart dnsmasq
     [ "$ap_radio" = 1 ] && systemctl restart hostapd
   fi
-  systemctl restart "${units[@]}"
+  # the others: keliu-router and keliu-portal once each (again would apply the whole table again, and make the
+  # phones wait for a second portal start)
+  rest=()
+  for unit in "${units[@]}"; do case "$unit" in keliu-router | keliu-portal) ;; *) rest+=("$unit") ;; esac; done
+  if [ "${#rest[@]}" -gt 0 ]; then systemctl restart "${rest[@]}"; fi
 fi
 
 if [ "$ROLE" = router ]; then

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -133,6 +133,31 @@ def load_connected(conn: Connection, store: str, start_s: float, end_s: float) -
     rows = conn.execute(sa.select(s.ts, s.device).where(
         s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "connected")).all()
     return np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows]
+
+
+def station_pairs(conn: Connection, store: str, start_s: float, end_s: float) -> tuple[
+        npt.NDArray[np.float64], list[str], list[str]]:
+    """The store's association sightings that carry a station id (``sensor.store``'s ``station``, revision
+    analytics_0006_stationcal) with ``start_s <= ts < end_s``: times, probe device ids and station ids. Read by the
+    partial index ``ix_sightings_station`` over those rows only (a few per connected phone a day)."""
+    s = sightings.c
+    rows = conn.execute(sa.select(s.ts, s.device, s.station).where(
+        s.store == store, s.ts >= start_s, s.ts < end_s, s.station.isnot(None))).all()
+    return (np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows],
+            [r[2] for r in rows])
+
+
+def visitor_dwell(conn: Connection, store: str, start: date, end: date, devices: Sequence[str]) -> list[
+        tuple[date, str, float]]:
+    """(day, device, dwell_s) of the stored visits of ``devices`` in the store's days [start, end] that count for
+    the estimates (staff left out): what the pipeline made of those devices (``visits``, revision analytics_0002)."""
+    v = visits.c
+    out: list[tuple[date, str, float]] = []
+    wanted = sorted(set(devices))
+    for i in range(0, len(wanted), 500):
+        out += [(r[0], r[1], float(r[2])) for r in conn.execute(sa.select(v.day, v.device, v.dwell_s).where(
+            v.store == store, v.day >= start, v.day <= end, v.staff.is_(False), v.device.in_(wanted[i:i + 500])))]
+    return out
 
 
 def last_sighting(conn: Connection, store: str) -> float | None:

@@ -235,7 +235,7 @@ class ConnectedDay:
     visitors: int
     dwell_ms: I64
     staff_excluded: int
-    device: U64 = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))  #: each visit's station
+    device: U64  #: each visit's station (parallel to ``dwell_ms``)
 
 
 def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> ConnectedDay:

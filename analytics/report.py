@@ -5,7 +5,9 @@ except the live occupancy (:func:`store_live`, :func:`mall_live`), which reads t
 indexed time range) so that it is fresh within seconds of the frames instead of waiting for closed visits, and the
 ``connected`` block of a store's day or range (the AP's own stations, exact, basis ``connected_stations``), which
 reads the range's connected-station sightings by their partial index (a few thousand rows a day; the probe
-sightings are not read) and builds their visits with the same rules (``analytics.visits``) at report time.
+sightings are not read) and builds their visits with the same rules (``analytics.visits``) at report time; its
+``calibration`` (``analytics.calibration``) also reads the range's association sightings that carry a station id (by
+their own partial index) and the stored visits of their probe devices.
 Dates are store-local days and ranges include both ends.
 
 No data is ``None``, never 0: a day without a daily rollup (the sensor heard nothing, or the day was not rolled up

@@ -107,7 +107,8 @@ def load_sightings(conn: Connection, store: str, start_s: float, end_s: float) -
         npt.NDArray[np.float64], list[str], npt.NDArray[np.int16]]:
     """The store's probe sightings with ``start_s <= ts < end_s``: times, device ids, RSSI (None as MISSING_RSSI).
     Connected stations (basis "connected") are left out: their device ids are keyed from the station's own MAC,
-    not linked with the probes' estimated devices, so counting both would count a connected phone twice."""
+    not the probes' estimated devices, so counting both would count a connected phone twice (the two ids meet only
+    in the connected block's calibration, :func:`station_pairs`)."""
     s = sightings.c
     rows = conn.execute(sa.select(s.ts, s.device, s.rssi).where(
         s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "probe")).all()

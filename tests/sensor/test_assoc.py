@@ -382,26 +382,32 @@ def test_the_station_id_travels_through_the_spool_format_only_where_it_is_set() 
     assert [from_dict(json.loads(json.dumps(to_dict(s)))) for s in (probe, assoc)] == [probe, assoc]
 
 
-def test_the_station_id_is_stored_and_the_revision_downgrades(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_the_station_id_is_stored_and_the_revision_downgrades(dialect: str, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
     from alembic import command
 
-    engine = db.make_engine(f"sqlite:///{tmp_path / 's.db'}")
-    command.upgrade(db.alembic_config(engine), "analytics_0005_connbasis")
-    with engine.begin() as conn:  # an association stored before the revision
-        conn.execute(sa.text("insert into sightings (sid, ts, store, sensor, device, rssi, freq, seq, randomized, "
-                             "basis, kind) values ('old', 1.0, 's', 'n', 'd', -50, 2412, 1, 0, 'probe', 'assoc')"))
-    db.upgrade(engine)
-    batch = batch_of([(T0, tassoc(PHONE, 1)), (T0 + 1, tframe("basic", PHONE, 2))])
-    ident = Identifier(MASTER)
-    assert insert_sightings(engine, sightings(batch, ident.identify_batch(batch), "s", "n", sid_key(MASTER),
-                                              station_of(ident))) == 2
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(sightings_table.c.kind, sightings_table.c.station).order_by(
-            sightings_table.c.ts)).all()
-    assert [tuple(r) for r in rows] == [("assoc", None), ("assoc", hostapd_says(PHONE, T0)[0]), ("probe", None)]
-    assert "ix_sightings_station" in {i["name"] for i in sa.inspect(engine).get_indexes("sightings")}
-    command.downgrade(db.alembic_config(engine), "analytics_0005_connbasis")
-    assert "station" not in {c["name"] for c in sa.inspect(engine).get_columns("sightings")}
-    assert "ix_sightings_connected" in {i["name"] for i in sa.inspect(engine).get_indexes("sightings")}
-    with engine.connect() as conn:
-        assert conn.execute(sa.text("select count(*) from sightings")).scalar() == 3
+    url = f"sqlite:///{tmp_path / 's.db'}" if dialect == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    engine = db.make_engine(url)
+    try:
+        command.upgrade(db.alembic_config(engine), "analytics_0005_connbasis")
+        with engine.begin() as conn:  # an association stored before the revision
+            conn.execute(sa.text("insert into sightings (sid, ts, store, sensor, device, rssi, freq, seq, randomized, "
+                                 "basis, kind) values ('old', 1.0, 's', 'n', 'd', -50, 2412, 1, false, 'probe', 'assoc')"))
+        db.upgrade(engine)
+        batch = batch_of([(T0, tassoc(PHONE, 1)), (T0 + 1, tframe("basic", PHONE, 2))])
+        ident = Identifier(MASTER)
+        assert insert_sightings(engine, sightings(batch, ident.identify_batch(batch), "s", "n", sid_key(MASTER),
+                                                  station_of(ident))) == 2
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(sightings_table.c.kind, sightings_table.c.station).order_by(
+                sightings_table.c.ts)).all()
+        assert [tuple(r) for r in rows] == [("assoc", None), ("assoc", hostapd_says(PHONE, T0)[0]), ("probe", None)]
+        assert "ix_sightings_station" in {i["name"] for i in sa.inspect(engine).get_indexes("sightings")}
+        command.downgrade(db.alembic_config(engine), "analytics_0005_connbasis")
+        assert "station" not in {c["name"] for c in sa.inspect(engine).get_columns("sightings")}
+        assert "ix_sightings_connected" in {i["name"] for i in sa.inspect(engine).get_indexes("sightings")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select count(*) from sightings")).scalar() == 3
+    finally:
+        engine.dispose()

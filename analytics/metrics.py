@@ -14,6 +14,7 @@ from typing import TypedDict
 import numpy as np
 import numpy.typing as npt
 
+from analytics.calibration import Calibration
 from analytics.visits import (
     HOUR_MS,
     I64,
@@ -220,16 +221,21 @@ class Connected(TypedDict):
     median_dwell_s: float | None  #: None: no visit
     dwell_buckets: dict[str, int | None]
     staff_excluded: int | None
+    #: the connected phones paired with their probe-based devices, against the estimates (analytics.calibration);
+    #: None: fewer pairs than its minimum. Reported beside the figures, never applied to them
+    calibration: Calibration | None
 
 
 @dataclass(frozen=True, eq=False)
 class ConnectedDay:
     """One store-day of connected stations: the devices that made a visit (staff left out), their visits' dwell
-    (ms, exact: no edge correction, :func:`analytics.visits.station_visits`) and the staff left out."""
+    (ms, exact: no edge correction, :func:`analytics.visits.station_visits`) and devices, and the staff left
+    out."""
 
     visitors: int
     dwell_ms: I64
     staff_excluded: int
+    device: U64  #: each visit's station (parallel to ``dwell_ms``)
 
 
 def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> ConnectedDay:
@@ -246,23 +252,24 @@ def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> C
     vis = station_visits(state, rules)
     ok = ~_member(vis.device, seen.device[staff])
     return ConnectedDay(visitors=len(np.unique(vis.device[ok])), dwell_ms=vis.dwell_ms[ok],
-                        staff_excluded=int(staff.sum()))
+                        staff_excluded=int(staff.sum()), device=vis.device[ok])
 
 
-def connected_figures(days: list[ConnectedDay]) -> Connected:
+def connected_figures(days: list[ConnectedDay], calibration: Calibration | None = None) -> Connected:
     """The report's ``connected`` block over ``days`` (one store day, or a range's days that have stations; none:
     every figure None, never 0):
     visitors and staff summed per day (the station ids are keyed per day, as the probe-based visitors are counted),
-    the visits, their exact median dwell and dwell buckets (labels of :data:`DWELL_LABELS`) over all the visits."""
+    the visits, their exact median dwell and dwell buckets (labels of :data:`DWELL_LABELS`) over all the visits;
+    ``calibration`` as given (:func:`analytics.calibration.calibration`; None without stations)."""
     dwell = np.concatenate([d.dwell_ms for d in days]) if days else np.zeros(0, dtype=np.int64)
     buckets = np.bincount(np.searchsorted(DWELL_EDGES_MS, dwell, side="right"), minlength=len(DWELL_LABELS))
     median = float(_medians(np.zeros(len(dwell), dtype=np.int64), dwell, 1)[0]) / 1000.0 if len(dwell) else None
     if not days:
         return Connected(basis=CONNECTED_BASIS, visitors=None, visits=None, median_dwell_s=None,
-                         dwell_buckets={k: None for k in DWELL_LABELS}, staff_excluded=None)
+                         dwell_buckets={k: None for k in DWELL_LABELS}, staff_excluded=None, calibration=None)
     return Connected(basis=CONNECTED_BASIS, visitors=sum(d.visitors for d in days), visits=len(dwell),
                      median_dwell_s=median, dwell_buckets={k: int(b) for k, b in zip(DWELL_LABELS, buckets)},
-                     staff_excluded=sum(d.staff_excluded for d in days))
+                     staff_excluded=sum(d.staff_excluded for d in days), calibration=calibration)
 
 
 # -------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ except the live occupancy (:func:`store_live`, :func:`mall_live`), which reads t
 indexed time range) so that it is fresh within seconds of the frames instead of waiting for closed visits, and the
 ``connected`` block of a store's day or range (the AP's own stations, exact, basis ``connected_stations``), which
 reads the range's connected-station sightings by their partial index (a few thousand rows a day; the probe
-sightings are not read) and builds their visits with the same rules (``analytics.visits``) at report time.
+sightings are not read) and builds their visits with the same rules (``analytics.visits``) at report time; its
+``calibration`` (``analytics.calibration``) also reads the range's association sightings that carry a station id (by
+their own partial index) and the stored visits of their probe devices.
 Dates are store-local days and ranges include both ends.
 
 No data is ``None``, never 0: a day without a daily rollup (the sensor heard nothing, or the day was not rolled up
@@ -29,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics import store
 from analytics.bands import Uncertainty, uncertainty
+from analytics.calibration import PairDay, calibration, pair_day
 from analytics.metrics import (
     DWELL_FIELDS,
     DWELL_LABELS,
@@ -268,11 +271,14 @@ def _per_day(conn: Connection, store_id: str, start: date, end: date) -> tuple[d
     return rows, [{"date": d.isoformat()} | _day_row(rows.get(d), portal.get(d, (0, 0))) for d in _days(start, end)]
 
 
-def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date) -> Connected:
+def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date,
+               rolled: set[date]) -> Connected:
     """The ``connected`` block of [start, end]: computed at report time from the days' connected-station sightings
     (one query, by their partial index; a day's stations are a few thousand rows where its probes are millions),
     per store-local day with the store's rules (``cfg``; without it the default rules and the tenants table's
-    time zone)."""
+    time zone). Its ``calibration`` pairs the stations with the probe devices of their associations (one more
+    query by a partial index) and compares them with the stored visits of those devices, on the days in
+    ``rolled`` only (the days whose figures the pipeline has rolled up: elsewhere no visit is stored yet)."""
     from analytics.pipeline import context, day_bounds
 
     if cfg is not None:
@@ -285,21 +291,36 @@ def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date,
     ts, devs = store.load_connected(conn, store_id, lo_ms / 1000.0, hi_ms / 1000.0)
     ms, codes = to_ms(ts), device_codes(devs)
     days: list[ConnectedDay] = []
+    pairs: list[PairDay] = []
+    p_ts, p_dev, p_station = store.station_pairs(conn, store_id, lo_ms / 1000.0, hi_ms / 1000.0) if (
+        len(ms) and rolled) else (np.zeros(0), [], [])
+    p_ms, p_codes, p_st = to_ms(p_ts), device_codes(p_dev), device_codes(p_station)
+    dwell: dict[date, tuple[list[str], list[float]]] = {}
+    for d, dev, s in store.visitor_dwell(conn, store_id, start, end, p_dev) if p_dev else []:
+        dwell.setdefault(d, ([], []))[0].append(dev)
+        dwell[d][1].append(s)
     for d in _days(start, end):
         a, b = day_bounds(d, tz)
         sel = (ms >= a) & (ms < b)
         if sel.any():
-            days.append(connected_day(ms[sel], codes[sel], rules, a))
-    return connected_figures(days)
+            day = connected_day(ms[sel], codes[sel], rules, a)
+            days.append(day)
+            if d in rolled:
+                psel = (p_ms >= a) & (p_ms < b)
+                v_dev, v_s = dwell.get(d, ([], []))
+                pairs.append(pair_day(p_codes[psel], p_st[psel], device_codes(v_dev),
+                                      np.round(np.array(v_s, dtype=np.float64) * 1000).astype(np.int64),
+                                      day.device, day.dwell_ms))
+    return connected_figures(days, calibration(pairs))
 
 
 def store_day(engine: Engine, store_id: str, day: date, cfg: Config | None = None) -> StoreDay:
     """One store-day: the scalar metrics, dwell and loyalty buckets, and 24 store-local hourly counts; and apart,
     ``connected``: the connected shoppers (:func:`_connected`; ``cfg`` gives the store's visit rules)."""
     with engine.connect() as conn:
-        _rows, (figures,) = _per_day(conn, store_id, day, day)
+        rows, (figures,) = _per_day(conn, store_id, day, day)
         hours = _hours(conn, store_id, day, day)
-        connected = _connected(conn, cfg, store_id, day, day)
+        connected = _connected(conn, cfg, store_id, day, day, set(rows))
     out = {"store": store_id} | figures
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _no_hours()
     out["uncertainty"] = uncertainty(out)
@@ -330,7 +351,7 @@ def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Conf
     with engine.connect() as conn:
         rows, per_day = _per_day(conn, store_id, start, end)
         hours = _hours(conn, store_id, start, end)
-        connected = _connected(conn, cfg, store_id, start, end)
+        connected = _connected(conn, cfg, store_id, start, end, set(rows))
     hv, hp = _no_hours()
     for d in _days(start, end):
         if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -107,7 +107,8 @@ def load_sightings(conn: Connection, store: str, start_s: float, end_s: float) -
         npt.NDArray[np.float64], list[str], npt.NDArray[np.int16]]:
     """The store's probe sightings with ``start_s <= ts < end_s``: times, device ids, RSSI (None as MISSING_RSSI).
     Connected stations (basis "connected") are left out: their device ids are keyed from the station's own MAC,
-    not linked with the probes' estimated devices, so counting both would count a connected phone twice."""
+    not the probes' estimated devices, so counting both would count a connected phone twice (the two ids meet only
+    in the connected block's calibration, :func:`station_pairs`)."""
     s = sightings.c
     rows = conn.execute(sa.select(s.ts, s.device, s.rssi).where(
         s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "probe")).all()
@@ -133,6 +134,31 @@ def load_connected(conn: Connection, store: str, start_s: float, end_s: float) -
     rows = conn.execute(sa.select(s.ts, s.device).where(
         s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "connected")).all()
     return np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows]
+
+
+def station_pairs(conn: Connection, store: str, start_s: float, end_s: float) -> tuple[
+        npt.NDArray[np.float64], list[str], list[str]]:
+    """The store's association sightings that carry a station id (``sensor.store``'s ``station``, revision
+    analytics_0006_stationcal) with ``start_s <= ts < end_s``: times, probe device ids and station ids. Read by the
+    partial index ``ix_sightings_station`` over those rows only (a few per connected phone a day)."""
+    s = sightings.c
+    rows = conn.execute(sa.select(s.ts, s.device, s.station).where(
+        s.store == store, s.ts >= start_s, s.ts < end_s, s.station.isnot(None))).all()
+    return (np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows],
+            [r[2] for r in rows])
+
+
+def visitor_dwell(conn: Connection, store: str, start: date, end: date, devices: Sequence[str]) -> list[
+        tuple[date, str, float]]:
+    """(day, device, dwell_s) of the stored visits of ``devices`` in the store's days [start, end] that count for
+    the estimates (staff left out): what the pipeline made of those devices (``visits``, revision analytics_0002)."""
+    v = visits.c
+    out: list[tuple[date, str, float]] = []
+    wanted = sorted(set(devices))
+    for i in range(0, len(wanted), 500):
+        out += [(r[0], r[1], float(r[2])) for r in conn.execute(sa.select(v.day, v.device, v.dwell_s).where(
+            v.store == store, v.day >= start, v.day <= end, v.staff.is_(False), v.device.in_(wanted[i:i + 500])))]
+    return out
 
 
 def last_sighting(conn: Connection, store: str) -> float | None:

@@ -22,6 +22,7 @@ from sensor.records import Sighting
 from sensor.sightings import Batcher, sightings
 from sensor.sinks import Delivery, DeliveryThread, Health, HealthSink
 from sensor.spool import Spool
+from sensor.stations import station_device
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Pipeline:
         self.refresh_registry(now)
         self.fed += len(batch)
         devices = self.identifier.identify_batch(batch)
-        items = sightings(batch, devices, self.store, self.sensor, self.sid_key)
+        items = sightings(batch, devices, self.store, self.sensor, self.sid_key, self._station)
         if len(batch):
             self.last_frame_ts = float(batch.ts[-1])
             self.freq = int(batch.freq[-1]) or None
@@ -79,6 +80,12 @@ class Pipeline:
             self._spool(b, position if i == len(due) - 1 else None)
         self.tick(now)
         return items
+
+    def _station(self, raw: bytes, ts: float) -> str | None:
+        """An association's address keyed as the AP's station list keys it (same key, registry and ignore list
+        as the identifier's), so the station sighting of the same phone carries the same id."""
+        ident = self.identifier
+        return station_device(raw, ts, ident.master, ident.policy, ident.registry, ident.ignore)
 
     def feed_sightings(self, items: list[Sighting]) -> None:
         """Sightings made elsewhere (the AP's connected stations, ``sensor.stations``, built against

@@ -26,3 +26,8 @@ class Sighting:
     #: what was heard: ``probe`` (a probe request), ``assoc`` or ``reassoc`` (the device's association or
     #: reassociation request to an access point, from its per-network address)
     kind: str = "probe"
+    #: on an association or reassociation sighting only: the keyed id of the address it came from, exactly as the
+    #: AP's station list keys that address (:func:`sensor.stations.station_device`), where ``device`` may be the
+    #: linked device of the phone's probes. It joins a phone's probe-based id to its connected station's id of the
+    #: same day (analytics' calibration, docs/METRICS.md); None on probes and on connected-station sightings
+    station: str | None = None

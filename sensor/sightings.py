@@ -3,13 +3,17 @@
 The sighting id (``sid``) is the idempotency key of delivery: a keyed BLAKE2b digest over the sensor, the frame's
 timestamp (microseconds), its sequence number and its MAC. The same frame always gets the same sid (so a batch
 re-sent after a crash, or a capture replayed again, is stored once), and the key (``identity.sid_key``) keeps the
-MAC from being recovered from it. :class:`Batcher` cuts the stream into batches by count and by time.
+MAC from being recovered from it. An association or reassociation request also gets the keyed id of its own
+address (``Sighting.station``, from the ``station`` function the caller passes: :func:`sensor.stations.station_device`),
+next to its device, which may be the phone's linked probe device. :class:`Batcher` cuts the stream into batches by
+count and by time.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,8 +29,14 @@ _PACK = struct.Struct(">qH6s")
 _SLOTS = tuple(getattr(Sighting, name).__set__ for name in Sighting.__slots__)
 
 
-def sightings(batch: ProbeBatch, devices: np.ndarray, store: str, sensor: str, key: bytes) -> list[Sighting]:
-    """The sightings of ``batch`` whose device is not None (dropped devices yield nothing)."""
+#: the keyed id of a 6-byte address at a time, as the AP's station list keys it (None: dropped)
+StationKey = Callable[[bytes, float], "str | None"]
+
+
+def sightings(batch: ProbeBatch, devices: np.ndarray, store: str, sensor: str, key: bytes,
+              station: StationKey | None = None) -> list[Sighting]:
+    """The sightings of ``batch`` whose device is not None (dropped devices yield nothing). With ``station``, an
+    association or reassociation sighting carries ``station(address, ts)`` as its ``station``."""
     keep = np.flatnonzero(devices != None)
     if not len(keep):
         return []
@@ -35,7 +45,7 @@ def sightings(batch: ProbeBatch, devices: np.ndarray, store: str, sensor: str, k
     prefix = sensor.encode() + b"\0"
     pack = _PACK.pack
     new = object.__new__
-    s_sid, s_ts, s_store, s_sensor, s_device, s_rssi, s_freq, s_seq, s_rand, s_basis, s_kind = _SLOTS
+    s_sid, s_ts, s_store, s_sensor, s_device, s_rssi, s_freq, s_seq, s_rand, s_basis, s_kind, s_station = _SLOTS
     us = np.round(batch.ts[keep] * 1e6).astype(np.int64).tolist()
     kinds = itertools.repeat(KINDS[KIND_PROBE]) if batch.kind is None else [KINDS[k] for k in batch.kind[keep].tolist()]
     out: list[Sighting] = []
@@ -58,12 +68,19 @@ def sightings(batch: ProbeBatch, devices: np.ndarray, store: str, sensor: str, k
         s_rand(s, bool(raw[0] & 0x02))
         s_basis(s, "probe")
         s_kind(s, kind)
+        # association requests are rare (a phone joining a network): the keying costs nothing on the probes' path
+        s_station(s, None if station is None or kind == "probe" else station(raw, ts))
         append(s)
     return out
 
 
 def to_dict(s: Sighting) -> dict[str, Any]:
-    return asdict(s)
+    """A sighting as JSON-able values (the spool, the Celery sink). ``station`` appears only where it is set: the
+    probes' batches stay as small as before, and a receiver that predates it reads them as it did."""
+    d = asdict(s)
+    if d["station"] is None:
+        del d["station"]
+    return d
 
 
 def from_dict(d: dict[str, Any]) -> Sighting:

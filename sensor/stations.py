@@ -11,7 +11,9 @@ A connected phone keeps one MAC on this network (iOS and Android use a per-netwo
 daily or on a reconnect), so its device id is exact: the HMAC of that MAC under the day's period key
 (:func:`sensor.identity.device_id`, the same keying and rotation as the sensor's own ids; never the raw MAC). Such
 sightings are marked ``basis="connected"``: analytics counts them as connected stations, apart from the probe-based
-estimates (the two ids of one phone are not linked, so they are never added together).
+estimates (the two ids of one phone are never added together). The sensor keys the address of each association
+request it hears with the same :func:`station_device` (``Sighting.station``), which is how analytics pairs a
+connected station with the phone's probe-based device of the same day to calibrate the estimates.
 """
 from __future__ import annotations
 
@@ -86,20 +88,39 @@ def parse_stations(text: str) -> list[Station]:
     return out
 
 
+def station_device(raw: bytes, ts: float, master: bytes, policy: PrivacyPolicy, registry: Registry,
+                   ignore: frozenset[bytes] = frozenset()) -> str | None:
+    """The keyed id the AP's station list gives the 6-byte address ``raw`` at ``ts``, or None when its sightings
+    are dropped (an ignored address, an opted-out device).
+
+    The member id for a registered member; else the HMAC of the address under the period key of ``ts``
+    (``policy.period``: one local day in strict mode, a block of ``link_days`` in linked mode), as the sensor keys
+    a fixed MAC. :func:`station_sightings` keys the stations with it, and the sensor keys the address of every
+    association request it hears with it too (``Sighting.station``), so the two ids of one phone meet under the
+    same key and the same day rule, and never as a MAC."""
+    if raw in ignore:
+        return None
+    if registry.members or registry.optouts:
+        mid = device_id(member_key(master), raw)
+        if mid in registry.optouts:
+            return None
+        if mid in registry.members:
+            return mid
+    return device_id(period_key(master, policy.period(ts)), raw)
+
+
 def station_sightings(stations: list[Station], now: float, store: str, sensor: str, master: bytes,
                       policy: PrivacyPolicy, sid_key: bytes, *, registry: Registry | None = None,
                       ignore: frozenset[str] = frozenset(), freq: int | None = None,
                       max_inactive_ms: int = 60_000) -> list[Sighting]:
     """One sighting per associated station heard from within ``max_inactive_ms``, at ``now``.
 
-    The device id is keyed as the sensor keys a fixed MAC (:mod:`sensor.grouping`): the period key of ``now``, or
-    the member id for a registered member; an opted-out device and an ignored MAC (``ignore``: lower-case
-    addresses, ``[sensor] ignore_macs``) give nothing. ``sid`` is keyed over (sensor, time, device), so a poll
-    re-delivered is stored once. Stations not associated (authenticating, leaving) and stations silent for longer
-    than ``max_inactive_ms`` (out of range, not yet timed out by hostapd) give nothing."""
-    key = period_key(master, policy.period(now))
+    The device id is :func:`station_device`'s: the period key of ``now``, or the member id for a registered
+    member; an opted-out device and an ignored MAC (``ignore``: lower-case addresses, ``[sensor] ignore_macs``)
+    give nothing. ``sid`` is keyed over (sensor, time, device), so a poll re-delivered is stored once. Stations not
+    associated (authenticating, leaving) and stations silent for longer than ``max_inactive_ms`` (out of range, not
+    yet timed out by hostapd) give nothing."""
     reg = registry or Registry()
-    mkey = member_key(master) if reg.members or reg.optouts else b""
     us = round(now * 1e6)
     out = []
     for st in stations:
@@ -108,10 +129,9 @@ def station_sightings(stations: list[Station], now: float, store: str, sensor: s
         if st.mac in ignore:
             continue
         raw = mac_bytes(st.mac)
-        mid = device_id(mkey, raw) if mkey else ""
-        if mid and mid in reg.optouts:
+        dev = station_device(raw, now, master, policy, reg)
+        if dev is None:
             continue
-        dev = mid if mid and mid in reg.members else device_id(key, raw)
         sid = hashlib.blake2b(f"{sensor}\0{us}\0{dev}\0connected".encode(), key=sid_key, digest_size=16).hexdigest()
         out.append(Sighting(sid=sid, ts=now, store=store, sensor=sensor, device=dev, rssi=st.signal, freq=freq,
                             seq=None, randomized=is_randomized(raw), basis="connected"))

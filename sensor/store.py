@@ -35,6 +35,9 @@ class SightingRow(Base):
     basis: Mapped[str] = mapped_column(sa.String(16), server_default="probe")
     #: ``probe``, ``assoc`` or ``reassoc`` (revision analytics_0004)
     kind: Mapped[str] = mapped_column(sa.String(8), server_default="probe")
+    #: association rows only: the keyed id of the address, as the AP's station list keys it (``Sighting.station``;
+    #: revision analytics_0006_stationcal); NULL elsewhere and on rows stored before
+    station: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
 
 
 sightings = cast(sa.Table, SightingRow.__table__)
@@ -42,6 +45,10 @@ sightings = cast(sa.Table, SightingRow.__table__)
 #: report reads its stations without the day's probe sightings
 sa.Index("ix_sightings_connected", sightings.c.store, sightings.c.ts,
          postgresql_where=sightings.c.basis == "connected", sqlite_where=sightings.c.basis == "connected")
+#: the associations that carry a station id, by time (revision analytics_0006_stationcal): the report pairs a day's
+#: connected stations with the probe devices of the same phones without reading the day's probes
+sa.Index("ix_sightings_station", sightings.c.store, sightings.c.ts,
+         postgresql_where=sightings.c.station.isnot(None), sqlite_where=sightings.c.station.isnot(None))
 
 
 def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> int:
@@ -51,7 +58,7 @@ def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> 
     rows = [
         {"sid": s.sid, "ts": s.ts, "store": s.store, "sensor": s.sensor, "device": s.device, "rssi": s.rssi,
          "freq": s.freq, "seq": s.seq, "randomized": s.randomized, "basis": s.basis,
-         "kind": s.kind}
+         "kind": s.kind, "station": s.station}
         for s in batch
     ]
     if isinstance(target, Engine):

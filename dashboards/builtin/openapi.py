@@ -117,6 +117,19 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                     "median_dwell_s": {"type": ["number", "null"]},
                     "dwell_buckets": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
                     "staff_excluded": {"type": ["integer", "null"]},
+                    "calibration": {
+                        "type": ["object", "null"],
+                        "description": "connected phones paired with their probe-based devices (basis station_pairs): "
+                                       "the share the estimates counted and their dwell against the exact one, "
+                                       "reported beside the figures and never applied; null below min_pairs "
+                                       "(docs/METRICS.md \"Connected shoppers\")",
+                        "properties": {
+                            "basis": {"type": "string", "enum": ["station_pairs"]},
+                            "min_pairs": {"type": "integer"}, "pairs": {"type": "integer"},
+                            "detected": {"type": "integer"}, "detection_rate": {"type": "number"},
+                            "detection_band": {"type": "array", "items": {"type": "number"}},
+                            "dwell_ratio": {"type": ["number", "null"]},
+                            "dwell_ratio_band": {"type": ["array", "null"], "items": {"type": "number"}}}},
                     "key": {"type": "string"}, "label": {"type": "string"}, "value": {"type": ["number", "null"]},
                     "text": {"type": "string"}, "detail": {"type": "string"},
                     "previous": {"type": ["number", "null"]}, "previous_text": {"type": "string"},

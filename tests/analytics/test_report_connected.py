@@ -86,10 +86,12 @@ def test_connected_block_beside_unchanged_probe_figures(env: tuple[config.Config
     assert without_connected(dict(rng)) == without_connected(dict(before_range))
     assert day["connected"] == {
         "basis": "connected_stations", "visitors": 2, "visits": 2, "median_dwell_s": (1800 + 5400) / 2,
-        "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 1, "1-6h": 1, ">6h": 0}, "staff_excluded": 0}
+        "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 1, "1-6h": 1, ">6h": 0}, "staff_excluded": 0,
+        "calibration": None}
     assert rng["connected"] == {
         "basis": "connected_stations", "visitors": 3, "visits": 3, "median_dwell_s": 1800.0,
-        "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 2, "1-6h": 1, ">6h": 0}, "staff_excluded": 0}
+        "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 2, "1-6h": 1, ">6h": 0}, "staff_excluded": 0,
+        "calibration": None}
     # without the configuration the default rules apply (5 min minimum: w3's 8 min is a visit)
     assert report.store_day(engine, "s1", DAY)["connected"]["visitors"] == 3
     # the pipeline's visits (probe-based) hold no station

@@ -20,11 +20,20 @@ from click.testing import CliRunner
 from keliu import db
 from sensor.capture import BPF
 from sensor.cli import sensor
-from sensor.frames import KIND_ASSOC, KIND_PROBE, KIND_REASSOC, Parser, ProbeBatch
+from sensor.frames import KIND_ASSOC, KIND_PROBE, KIND_REASSOC, Parser, Probe, ProbeBatch
 from sensor.grouping import Identifier
-from sensor.identity import PrivacyPolicy, Registry, device_id, member_device_id, period_key, sid_key
+from sensor.identity import (
+    PrivacyPolicy,
+    Registry,
+    device_id,
+    mac_bytes,
+    member_device_id,
+    period_key,
+    sid_key,
+)
 from sensor.pcap import records
-from sensor.sightings import sightings
+from sensor.sightings import StationKey, from_dict, sightings, to_dict
+from sensor.stations import Station, station_device, station_sightings
 from sensor.store import insert_sightings
 from sensor.store import sightings as sightings_table
 from tests.conftest import require_tool
@@ -299,3 +308,106 @@ def test_the_kind_is_stored_and_old_rows_read_as_probes(tmp_path: Path) -> None:
         rows = conn.execute(sa.select(sightings_table.c.sid, sightings_table.c.kind).order_by(
             sightings_table.c.ts)).all()
     assert [k for _sid, k in rows] == ["probe", "assoc", "probe"] and rows[0][0] == "old"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the station id: an association also carries its address keyed as the AP's station list keys it
+
+def station_of(ident: Identifier) -> StationKey:
+    return lambda raw, ts: station_device(raw, ts, MASTER, ident.policy, ident.registry, ident.ignore)
+
+
+def hostapd_says(mac: str, now: float, policy: PrivacyPolicy | None = None,
+                 registry: Registry | None = None) -> list[str]:
+    """The device ids the AP's station list gives ``mac`` polled at ``now`` (none: dropped)."""
+    st = Station(mac, frozenset({"AUTH", "ASSOC"}), -50, 30, 100)
+    return [s.device for s in station_sightings([st], now, "s", "ap", MASTER, policy or PrivacyPolicy(),
+                                                sid_key(MASTER),
+                                                registry=registry)]
+
+
+def test_an_association_under_a_linked_device_carries_the_station_id_of_its_address() -> None:
+    # the phone probes from a rotating address, then from its per-network address (its counter continues, so the
+    # linker joins the two), then associates from the per-network address (in a run of its own: another phone's
+    # frame between): the association is stored under the linked device, and its station id is the one hostapd's
+    # list gives the same address that day
+    rotating = "06:7a:00:00:00:01"
+    phone = mac_bytes(PHONE)
+    batch = ProbeBatch.from_probes([
+        Probe(T0, mac_bytes(rotating), 100, -50, 2437, b"", 7), Probe(T0 + 1, mac_bytes(rotating), 101, -50, 2437, b"", 7),
+        Probe(T0 + 20, phone, 140, -50, 2437, b"", 7),  # the counter continues: the same phone
+        Probe(T0 + 22, mac_bytes("0a:1b:2c:3d:4e:5f"), 9, -80, 2437, b"", 8),  # another phone, between
+        Probe(T0 + 25, phone, 141, -50, 2437, b"", 7, KIND_ASSOC)])
+    ident = Identifier(MASTER)
+    devices = ident.identify_batch(batch)
+    out = sightings(batch, devices, "s", "n", sid_key(MASTER), station_of(ident))
+    linked = device_id(key_for(T0), bytes.fromhex(rotating.replace(":", "")))
+    assert [s.device for s in out if s.device != out[3].device] == [linked] * 4  # the linker's join (the precondition of this test)
+    (assoc,) = [s for s in out if s.kind == "assoc"]
+    assert assoc.station == hostapd_says(PHONE, T0 + 3600)[0] != assoc.device
+    assert {s.station for s in out if s.kind == "probe"} == {None}
+    assert all(PHONE.replace(":", "") not in repr(s).replace(":", "") for s in out)  # no raw MAC anywhere
+
+
+@pytest.mark.parametrize(("mode", "days", "same"), [("strict", 1, False), ("linked", 1, True), ("linked", 30, False)])
+def test_the_station_id_rotates_as_the_stations_ids_do(mode: str, days: float, same: bool) -> None:
+    policy = PrivacyPolicy(mode=mode, link_days=30)  # type: ignore[arg-type]
+    raw = bytes.fromhex(PHONE.replace(":", ""))
+    # T0's local day (20458) is day 28 of its 30-day block: the next day is in the same block, 30 days on is not
+    first = station_device(raw, T0, MASTER, policy, Registry())
+    later = station_device(raw, T0 + days * 86400, MASTER, policy, Registry())
+    assert first == hostapd_says(PHONE, T0, policy)[0]
+    assert later == hostapd_says(PHONE, T0 + days * 86400, policy)[0]
+    assert (first == later) is same
+
+
+def test_the_station_id_of_a_member_an_opted_out_and_an_ignored_address() -> None:
+    member, optout, ignored = "da:00:00:00:00:01", "da:00:00:00:00:02", "da:00:00:00:00:03"
+    raw = {m: bytes.fromhex(m.replace(":", "")) for m in (member, optout, ignored)}
+    reg = Registry(members=frozenset({member_device_id(MASTER, raw[member])}),
+                   optouts=frozenset({member_device_id(MASTER, raw[optout])}))
+    policy = PrivacyPolicy()
+    assert station_device(raw[member], T0, MASTER, policy, reg) == member_device_id(MASTER, raw[member]) == \
+        hostapd_says(member, T0, registry=reg)[0]
+    assert station_device(raw[optout], T0, MASTER, policy, reg) is None == (hostapd_says(optout, T0, registry=reg)
+                                                                          or None)
+    assert station_device(raw[ignored], T0, MASTER, policy, reg, frozenset({raw[ignored]})) is None
+
+
+def test_the_station_id_travels_through_the_spool_format_only_where_it_is_set() -> None:
+    batch = batch_of([(T0, tframe("basic", PHONE, 1)), (T0 + 1, tassoc(PHONE, 2))])
+    ident = Identifier(MASTER)
+    probe, assoc = sightings(batch, ident.identify_batch(batch), "s", "n", sid_key(MASTER), station_of(ident))
+    assert "station" not in to_dict(probe) and to_dict(assoc)["station"] == assoc.station is not None
+    assert [from_dict(json.loads(json.dumps(to_dict(s)))) for s in (probe, assoc)] == [probe, assoc]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_the_station_id_is_stored_and_the_revision_downgrades(dialect: str, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 's.db'}" if dialect == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    engine = db.make_engine(url)
+    try:
+        command.upgrade(db.alembic_config(engine), "analytics_0005_connbasis")
+        with engine.begin() as conn:  # an association stored before the revision
+            conn.execute(sa.text("insert into sightings (sid, ts, store, sensor, device, rssi, freq, seq, randomized, "
+                                 "basis, kind) values ('old', 1.0, 's', 'n', 'd', -50, 2412, 1, false, 'probe', 'assoc')"))
+        db.upgrade(engine)
+        batch = batch_of([(T0, tassoc(PHONE, 1)), (T0 + 1, tframe("basic", PHONE, 2))])
+        ident = Identifier(MASTER)
+        assert insert_sightings(engine, sightings(batch, ident.identify_batch(batch), "s", "n", sid_key(MASTER),
+                                                  station_of(ident))) == 2
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(sightings_table.c.kind, sightings_table.c.station).order_by(
+                sightings_table.c.ts)).all()
+        assert [tuple(r) for r in rows] == [("assoc", None), ("assoc", hostapd_says(PHONE, T0)[0]), ("probe", None)]
+        assert "ix_sightings_station" in {i["name"] for i in sa.inspect(engine).get_indexes("sightings")}
+        command.downgrade(db.alembic_config(engine), "analytics_0005_connbasis")
+        assert "station" not in {c["name"] for c in sa.inspect(engine).get_columns("sightings")}
+        assert "ix_sightings_connected" in {i["name"] for i in sa.inspect(engine).get_indexes("sightings")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select count(*) from sightings")).scalar() == 3
+    finally:
+        engine.dispose()

@@ -95,6 +95,19 @@ class _FpStats:
     links: int = 0
     seq_links: int = 0  #: links where the sequence counter continued
     seq_rate: float = 0.5  #: smoothed counter advance per second across those links
+    #: what the counts above say, kept current by :meth:`learnt` (the linker reads them for every new MAC):
+    p_timed: float = 0.0  #: the share of its MACs that rotate on a timer (lived 30 s), not at every scan
+    p_cont: float = 0.0  #: the share of its links that continued the sequence counter
+    not_cont: float = 0.0  #: the chance of a link's counter landing anywhere: a restart, per value of 4096
+
+    def __post_init__(self) -> None:
+        self.learnt()
+
+    def learnt(self) -> None:
+        """Update the shares after a count changed."""
+        self.p_timed = min(1.0, (self.long + 0.1) / (0.05 * self.ended + 1.0))
+        self.p_cont = min(0.95, max(0.05, (self.seq_links + 1.0) / (self.links + 2.0)))
+        self.not_cont = (1.0 - self.p_cont) / 4096.0
 
 
 #: how long after a phone was last heard a MAC with another element set may still be its alternate set (s)
@@ -106,6 +119,7 @@ _BURST_S = 0.5  #: a burst: frames sent within this many seconds of each other
 _BURST_TAU = 0.15  #: the mean gap between a phone's MACs inside one burst (s)
 _HORIZONS = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0)
 _LOG12 = math.log(12.0)  # the crowd's signal spread (dB): a new phone's signal is N(-75, 12)
+_SAME_TOP = math.log(0.85 / 4.5 + 0.01)  # the signal evidence's most for the same phone (the same signal, sd 4.5)
 
 
 _ratio = operator.itemgetter(0)  #: the log-likelihood ratio of a scored ``(ratio, ...)`` tuple
@@ -149,8 +163,8 @@ class Identifier:
         #: fingerprints one phone sends (seen on one MAC): a union-find forest, roots key ``_by_fp``
         self._fp_parent: dict[int, int] = {}
         self._active = 0
-        self._pending: list[tuple[_Mac, int, int]] = []
-        self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)  # new MACs of the current time step, not yet assigned
+        self._pending: list[tuple[_Mac, int, int]] = []  # new MACs of the current time step, not yet assigned
+        self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)
         self._arrivals: list[float] = []  # when recent new devices were created (the arrival rate)
         #: ... of which were of a fingerprint family with no group in range (how often arrivals bring a new set)
         self._arrivals_unseen: list[float] = []
@@ -415,6 +429,8 @@ class Identifier:
 
     def _find(self, fp: int) -> int:
         parent = self._fp_parent
+        if fp not in parent:  # nearly always: a root
+            return fp
         root = fp
         while root in parent:
             root = parent[root]
@@ -443,6 +459,7 @@ class Identifier:
             sa.long += sb.long
             sa.links += sb.links
             sa.seq_links += sb.seq_links
+            sa.learnt()
 
     def _arrival_rate(self, now: float) -> float:
         """New phones per second over the last ten minutes (at least one per ten minutes)."""
@@ -490,11 +507,11 @@ class Identifier:
 
     def _score_alt(self, st: _Mac, fp: int, cands: list[_Group], log_new: float) -> list[tuple[float, _Group]]:
         """The log-likelihood ratios of ``st`` (family ``fp``) being a scan with another element set of a phone of
-        another family in range, against a new phone (``log_new``), where it beats ``link_threshold``. Only phones that randomize at every scan
-        (learnt per phone: three MACs or more, nearly all of which lived under 30 s): they send each scan from a new MAC, so their other set comes on a MAC of its own (the
-        real captures: an iPhone 12 sends the iPhone 11's set in 2 % of its probes, an Oppo and an iPhone XR scan
-        with a second set every few minutes); a phone that keeps its MAC for minutes sends its other set on that
-        MAC, where the fingerprints are joined as one family. Heard in the last ``_ALT_WINDOW_S`` but not in the last
+        another family in range, against a new phone (``log_new``), where they beat ``link_threshold``. Only phones
+        that randomize at every scan (learnt per phone: three MACs or more, nearly all of which lived under 30 s):
+        they send each scan from a new MAC, so their other set comes on a MAC of its own (the real captures: an
+        iPhone 12 sends the iPhone 11's set in 2 % of its probes, an Oppo and an iPhone XR scan with a second set
+        every few minutes); a phone that keeps its MAC for minutes sends its other set on that MAC, where the fingerprints are joined as one family. Heard in the last ``_ALT_WINDOW_S`` but not in the last
         ``_ALT_MIN_DT`` (another scan than the one it is sending); the scan comes at any time of the phone's stay: a
         rate of ``_ALT_SCANS`` of its scans, not the next step of its chain."""
         ev = self.policy.evidence
@@ -543,18 +560,20 @@ class Identifier:
             stats = self._fp_stats[fp] = _FpStats()
         # is this fingerprint a per-scan randomizer? (its MACs never live 30 s)
         ended = ts - 60.0
+        counted = stats.ended
         for g in cands:
             cur = g.current
             if cur is not None and not cur.counted and cur.ts < ended:
                 cur.counted = True
                 stats.ended += 1
                 stats.long += cur.ts - cur.first >= 30.0
+        if stats.ended != counted:
+            stats.learnt()
         use_rot, use_timing = "rotation" in ev, "timing" in ev
         use_rssi = "rssi" in ev and rssi is not None
         use_seq, use_ssid = "seq" in ev, "ssid" in ev and bool(st.ssid)
-        p_timed = min(1.0, (stats.long + 0.1) / (0.05 * stats.ended + 1.0)) if use_rot else 1.0
-        p_cont = min(0.95, max(0.05, (stats.seq_links + 1.0) / (stats.links + 2.0)))
-        seq_rate = stats.seq_rate
+        p_timed = stats.p_timed if use_rot else 1.0
+        p_cont, not_cont, seq_rate = stats.p_cont, stats.not_cont, stats.seq_rate
         cutoff = ts - policy.link_max_gap_s
         threshold = policy.link_threshold
         # per-scan randomizers produce a new MAC every scan: their links are held to their own threshold
@@ -562,7 +581,6 @@ class Identifier:
         rmin, span = policy.rotate_min_s, policy.rotate_max_s - policy.rotate_min_s
         rmax = policy.rotate_max_s
         not_rot = 1.0 - p_timed
-        not_cont = (1.0 - p_cont) / 4096.0
         min_dt = -policy.link_step_s
         burst_s, burst_tau = _BURST_S, _BURST_TAU
         exp, log = math.exp, math.log
@@ -574,7 +592,7 @@ class Identifier:
         if use_rssi:
             z = (rssi + 75.0) / 12.0  # type: ignore[operator]
             rssi_new = 0.5 * z * z + _LOG12
-            rssi_top = log(0.85 / 4.5 + 0.01) + rssi_new
+            rssi_top = _SAME_TOP + rssi_new
         # a horizon: the best any group quiet for dt could score (its scan interval = dt, the same signal, the
         # counter right behind) falls with dt; groups quiet longer than where it drops below the threshold are
         # skipped unscored (in a crowd most are passers-by long gone)
@@ -672,7 +690,9 @@ class Identifier:
             st.group = g
             self.stats.linked_alt += 1
             return
-        stats = self._fp_stats.setdefault(fp, _FpStats())
+        stats = self._fp_stats.get(fp)
+        if stats is None:
+            stats = self._fp_stats[fp] = _FpStats()
         stats.links += 1
         if (cur is not None and cur.rssi is not None and st.rssi0 is not None and st.first - cur.ts < _BURST_S
                 and g.mid > 1 and 2 * g.mid >= g.macs):
@@ -694,6 +714,7 @@ class Identifier:
                 self.stats.linked_seq += 1
             else:
                 self.stats.linked_timing += 1
+        stats.learnt()
         g.current = st
         g.macs += 1
         if st.ssid:

@@ -38,6 +38,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -261,10 +262,18 @@ class ProbeBatch:
                    fps=np.array([p.fingerprint for p in probes], np.int64), ssids=tuple(p.ssid for p in probes),
                    kind=kinds if kinds.any() else None)
 
+    @cached_property
+    def _bounds(self) -> tuple[list[int], list[int], list[int]]:
+        """``ssid_start``, ``ssid_end`` and ``end`` as lists, made once when a frame's SSID or elements are first
+        asked for: a numpy scalar costs more to read than the slice it bounds (the identity layer asks for one or
+        a few frames of each new MAC)."""
+        return self.ssid_start.tolist(), self.ssid_end.tolist(), self.end.tolist()
+
     def fingerprint(self, i: int) -> int:
         if self.fps is not None:
             return int(self.fps[i])
-        tail = self.buf[int(self.ssid_end[i]):int(self.end[i])]
+        _start, ssid_end, end = self._bounds
+        tail = self.buf[ssid_end[i]:end[i]]
         fp = self.tails.get(tail)
         if fp is None:
             fp = _elements(tail, 0, len(tail))  # validated by the parser already
@@ -276,7 +285,8 @@ class ProbeBatch:
     def ssid(self, i: int) -> bytes:
         if self.ssids is not None:
             return self.ssids[i]
-        return self.buf[int(self.ssid_start[i]):int(self.ssid_end[i])]
+        start, end, _end = self._bounds
+        return self.buf[start[i]:end[i]]
 
     def kind_of(self, i: int) -> int:
         return KIND_PROBE if self.kind is None else int(self.kind[i])

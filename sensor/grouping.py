@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,19 @@ class _FpStats:
     links: int = 0
     seq_links: int = 0  #: links where the sequence counter continued
     seq_rate: float = 0.5  #: smoothed counter advance per second across those links
+    #: what the counts above say, kept current by :meth:`learnt` (the linker reads them for every new MAC):
+    p_timed: float = 0.0  #: the share of its MACs that rotate on a timer (lived 30 s), not at every scan
+    p_cont: float = 0.0  #: the share of its links that continued the sequence counter
+    not_cont: float = 0.0  #: the chance of a link's counter landing anywhere: a restart, per value of 4096
+
+    def __post_init__(self) -> None:
+        self.learnt()
+
+    def learnt(self) -> None:
+        """Update the shares after a count changed."""
+        self.p_timed = min(1.0, (self.long + 0.1) / (0.05 * self.ended + 1.0))
+        self.p_cont = min(0.95, max(0.05, (self.seq_links + 1.0) / (self.links + 2.0)))
+        self.not_cont = (1.0 - self.p_cont) / 4096.0
 
 
 #: how long after a phone was last heard a MAC with another element set may still be its alternate set (s)
@@ -105,6 +119,10 @@ _BURST_S = 0.5  #: a burst: frames sent within this many seconds of each other
 _BURST_TAU = 0.15  #: the mean gap between a phone's MACs inside one burst (s)
 _HORIZONS = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0)
 _LOG12 = math.log(12.0)  # the crowd's signal spread (dB): a new phone's signal is N(-75, 12)
+_SAME_TOP = math.log(0.85 / 4.5 + 0.01)  # the signal evidence's most for the same phone (the same signal, sd 4.5)
+
+
+_ratio = operator.itemgetter(0)  #: the log-likelihood ratio of a scored ``(ratio, ...)`` tuple
 
 
 def _seq_mean(stats: _FpStats, cur: _Mac, dt: float) -> float:
@@ -145,8 +163,8 @@ class Identifier:
         #: fingerprints one phone sends (seen on one MAC): a union-find forest, roots key ``_by_fp``
         self._fp_parent: dict[int, int] = {}
         self._active = 0
-        self._pending: list[tuple[_Mac, int, int]] = []
-        self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)  # new MACs of the current time step, not yet assigned
+        self._pending: list[tuple[_Mac, int, int]] = []  # new MACs of the current time step, not yet assigned
+        self._snap: dict[int, str | None] = {}  # device ids of the MACs a time step assigned (this batch)
         self._arrivals: list[float] = []  # when recent new devices were created (the arrival rate)
         #: ... of which were of a fingerprint family with no group in range (how often arrivals bring a new set)
         self._arrivals_unseen: list[float] = []
@@ -411,6 +429,8 @@ class Identifier:
 
     def _find(self, fp: int) -> int:
         parent = self._fp_parent
+        if fp not in parent:  # nearly always: a root
+            return fp
         root = fp
         while root in parent:
             root = parent[root]
@@ -439,6 +459,7 @@ class Identifier:
             sa.long += sb.long
             sa.links += sb.links
             sa.seq_links += sb.seq_links
+            sa.learnt()
 
     def _arrival_rate(self, now: float) -> float:
         """New phones per second over the last ten minutes (at least one per ten minutes)."""
@@ -459,7 +480,8 @@ class Identifier:
 
     def _candidates(self, st: _Mac, fp: int) -> list[tuple[float, _Group]]:
         """``(log-likelihood ratio, group)`` of every group the new MAC ``st`` could continue, against the
-        hypothesis that a new phone arrived (docs/METRICS.md, "Linking rotating MACs"). Groups of the MAC's own
+        hypothesis that a new phone arrived (docs/METRICS.md, "Linking rotating MACs"), whose ratio beats
+        ``link_threshold`` (a link to any other is never made, so it is not kept). Groups of the MAC's own
         model family; when none of them will do and ``fingerprint`` evidence is on (opt-in), the per-scan phones of
         other families heard in the last two minutes (:meth:`_score_alt`)."""
         fp = self._find(fp)
@@ -474,7 +496,7 @@ class Identifier:
         # the alternative: a phone of this model family arrived now
         log_new = math.log(rate * share)
         out = self._score(st, fp, cands, log_new, 0.0) if cands else []
-        if "fingerprint" in ev and not any(c[0] > self.policy.link_threshold for c in out):
+        if "fingerprint" in ev and not out:
             # another element set of a phone in range? Against it: a new phone whose set is not in range (if this
             # one's is not): how often arrivals bring a set not in range, over the last ten minutes
             if not cands:
@@ -485,11 +507,11 @@ class Identifier:
 
     def _score_alt(self, st: _Mac, fp: int, cands: list[_Group], log_new: float) -> list[tuple[float, _Group]]:
         """The log-likelihood ratios of ``st`` (family ``fp``) being a scan with another element set of a phone of
-        another family in range, against a new phone (``log_new``). Only phones that randomize at every scan
-        (learnt per phone: three MACs or more, nearly all of which lived under 30 s): they send each scan from a new MAC, so their other set comes on a MAC of its own (the
-        real captures: an iPhone 12 sends the iPhone 11's set in 2 % of its probes, an Oppo and an iPhone XR scan
-        with a second set every few minutes); a phone that keeps its MAC for minutes sends its other set on that
-        MAC, where the fingerprints are joined as one family. Heard in the last ``_ALT_WINDOW_S`` but not in the last
+        another family in range, against a new phone (``log_new``), where they beat ``link_threshold``. Only phones
+        that randomize at every scan (learnt per phone: three MACs or more, nearly all of which lived under 30 s):
+        they send each scan from a new MAC, so their other set comes on a MAC of its own (the real captures: an
+        iPhone 12 sends the iPhone 11's set in 2 % of its probes, an Oppo and an iPhone XR scan with a second set
+        every few minutes); a phone that keeps its MAC for minutes sends its other set on that MAC, where the fingerprints are joined as one family. Heard in the last ``_ALT_WINDOW_S`` but not in the last
         ``_ALT_MIN_DT`` (another scan than the one it is sending); the scan comes at any time of the phone's stay: a
         rate of ``_ALT_SCANS`` of its scans, not the next step of its chain."""
         ev = self.policy.evidence
@@ -503,6 +525,7 @@ class Identifier:
         seen = {id(g) for g in cands}
         out: list[tuple[float, _Group]] = []
         log, exp = math.log, math.exp
+        threshold = self.policy.link_threshold
         for root, groups in list(self._by_fp.items()):
             if root == fp:
                 continue
@@ -520,13 +543,15 @@ class Identifier:
                 if use_rssi and cur.rssi is not None:
                     d = (rssi - cur.rssi) / 4.5  # type: ignore[operator]
                     score += log(0.85 / 4.5 * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (d * 4.5 / 15.0) ** 2)) + rssi_new
-                out.append((score, g))
+                if score > threshold:
+                    out.append((score, g))
         return out
 
     def _score(self, st: _Mac, fp: int, cands: list[_Group], log_new: float,
                penalty: float) -> list[tuple[float, _Group]]:
         """The log-likelihood ratios of ``st`` continuing each of ``cands`` (one fingerprint family ``fp``)
-        against a new phone, whose log-rate is ``log_new`` (the terms: docs/METRICS.md)."""
+        against a new phone, whose log-rate is ``log_new`` (the terms: docs/METRICS.md), of the groups whose ratio
+        beats ``link_threshold``: no link is made to the others."""
         policy = self.policy
         ev = policy.evidence
         ts, rssi, seq = st.first, st.rssi0, st.seq0
@@ -535,41 +560,53 @@ class Identifier:
             stats = self._fp_stats[fp] = _FpStats()
         # is this fingerprint a per-scan randomizer? (its MACs never live 30 s)
         ended = ts - 60.0
+        counted = stats.ended
         for g in cands:
             cur = g.current
             if cur is not None and not cur.counted and cur.ts < ended:
                 cur.counted = True
                 stats.ended += 1
                 stats.long += cur.ts - cur.first >= 30.0
+        if stats.ended != counted:
+            stats.learnt()
         use_rot, use_timing = "rotation" in ev, "timing" in ev
         use_rssi = "rssi" in ev and rssi is not None
         use_seq, use_ssid = "seq" in ev, "ssid" in ev and bool(st.ssid)
-        p_timed = min(1.0, (stats.long + 0.1) / (0.05 * stats.ended + 1.0)) if use_rot else 1.0
-        p_cont = min(0.95, max(0.05, (stats.seq_links + 1.0) / (stats.links + 2.0)))
-        seq_rate = stats.seq_rate
+        p_timed = stats.p_timed if use_rot else 1.0
+        p_cont, not_cont, seq_rate = stats.p_cont, stats.not_cont, stats.seq_rate
         cutoff = ts - policy.link_max_gap_s
+        threshold = policy.link_threshold
         # per-scan randomizers produce a new MAC every scan: their links are held to their own threshold
-        base = penalty - log_new + (policy.link_threshold - policy.perscan_threshold) * (1.0 - p_timed)
+        base = penalty - log_new + (threshold - policy.perscan_threshold) * (1.0 - p_timed)
         rmin, span = policy.rotate_min_s, policy.rotate_max_s - policy.rotate_min_s
         rmax = policy.rotate_max_s
-        not_cont = (1.0 - p_cont) / 4096.0
+        not_rot = 1.0 - p_timed
         min_dt = -policy.link_step_s
+        burst_s, burst_tau = _BURST_S, _BURST_TAU
+        exp, log = math.exp, math.log
+        # the counter term when the counter did not continue (the common case: no exp, no log in the loop)
+        seq_new = log(not_cont * 4096.0) if use_seq else 0.0
+        # the signal term's best (the same signal, the narrowest spread): a pair that cannot beat the threshold
+        # with it is dropped before its signal is weighed
+        rssi_new = rssi_top = 0.0
         if use_rssi:
             z = (rssi + 75.0) / 12.0  # type: ignore[operator]
             rssi_new = 0.5 * z * z + _LOG12
-        exp, log = math.exp, math.log
+            rssi_top = _SAME_TOP + rssi_new
         # a horizon: the best any group quiet for dt could score (its scan interval = dt, the same signal, the
         # counter right behind) falls with dt; groups quiet longer than where it drops below the threshold are
         # skipped unscored (in a crowd most are passers-by long gone)
-        top = base + (log(0.85 / 4.5 + 0.01) + rssi_new if use_rssi else 0.0) + (2.5 if use_ssid else 0.0)
+        top = base + (rssi_top if use_rssi else 0.0) + (2.5 if use_ssid else 0.0)
         horizon = policy.link_max_gap_s
         for h in _HORIZONS if len(cands) > 16 else ():  # a short list costs less to score than to bound
             b = top + log(0.7 / (math.e * h) + 0.00075 * exp(-h / 400.0) if use_timing else 1.0 / 120.0)
             if use_seq:
                 b += log((p_cont / (8.0 + 1.5 * seq_rate * h) + not_cont) * 4096.0)
-            if b < policy.link_threshold:
+            if b < threshold:
                 horizon = h
                 break
+        # the bound below adds the terms in another order than the score: a margin far above the rounding
+        reject = threshold - 1e-9
         out: list[tuple[float, _Group]] = []
         stale = False
         for g in cands:
@@ -585,13 +622,12 @@ class Identifier:
             raw = dt
             if dt < 0.5:  # noqa: PLR1730 (a call costs more in this loop)
                 dt = 0.5
-            crssi = cur.rssi
+            age = cts - cur.first
             # the phone rotated its MAC in the silence (a MAC that lived 60 s did not, unless per-scan)
             if use_rot:
-                age = cts - cur.first
                 p = (age + dt - rmin) / span if g.macs > 1 else (age + dt) / rmax  # first MAC: born unseen
                 p = 0.02 if p < 0.02 else 1.0 if p > 1.0 else p  # noqa: FURB136
-                p_rot = (1.0 - p_timed) + p_timed * p
+                p_rot = not_rot + p_timed * p
             else:
                 p_rot = 0.5
             # ... and scanned now: the phone's own scan interval, or a screen-off silence; and is still here
@@ -599,15 +635,34 @@ class Identifier:
                 mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136 (no call in this loop)
                 stay = cts - g.since + 60.0
                 like = (0.7 / mu * exp(-dt / mu) + 0.00075 * exp(-dt / 400.0)) * stay / (stay + dt)
-                if raw < _BURST_S and g.mid > 1 and 2 * g.mid >= g.macs:
+                if raw < burst_s and g.mid > 1 and 2 * g.mid >= g.macs:
                     # ... or it is inside the scan it was just sending, for a phone seen changing its MAC inside
                     # its scans in most of its links (the share of its links that were so; one or a few such links
                     # happen by chance in a crowd of phones of one model)
-                    like += g.mid / g.macs / _BURST_TAU * exp(-max(0.0, raw) / _BURST_TAU)
+                    like += g.mid / g.macs / burst_tau * exp(-max(0.0, raw) / burst_tau)
             else:
                 like = 1.0 / 120.0
             score = log(p_rot * like + 1e-12) + base
+            # a continuing counter advanced by the frames sent meanwhile (on channels not heard, too): about
+            # exponential around the model's learnt counter rate (or the MAC's own, if faster); a new phone's
+            # counter is uniform on 4096
+            seq_term = seq_new
+            if use_seq:
+                dseq = (seq - cur.seq) & 0xFFF
+                if 0 < dseq <= 2048:
+                    own = ((cur.seq - cur.seq0) & 0xFFF) / age if age >= 0.2 else 0.0
+                    mean = 8.0 + 1.5 * (own if own > seq_rate else seq_rate) * dt  # noqa: FURB136
+                    seq_term = log((p_cont * exp(-dseq / mean) / mean + not_cont) * 4096.0)
+            ssid_term = 0.0
+            if use_ssid:
+                if st.ssid in g.ssids:
+                    ssid_term = 2.5
+                elif g.ssids:
+                    ssid_term = -1.0
+            crssi = cur.rssi
             if use_rssi and crssi is not None:
+                if score + rssi_top + seq_term + ssid_term <= reject:
+                    continue
                 # same phone: its smoothed signal give or take fading (a heavy tail: a body, a turn);
                 # a new phone: any signal of the crowd
                 sd = g.sd + 0.01 * dt if dt < 550.0 else 10.0
@@ -616,21 +671,11 @@ class Identifier:
                 same = 0.85 / sd * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (diff / 15.0) ** 2)
                 score += log(same) + rssi_new
             if use_seq:
-                # a continuing counter advanced by the frames sent meanwhile (on channels not heard, too): about
-                # exponential around the model's learnt counter rate (or the MAC's own, if faster); a new
-                # phone's counter is uniform on 4096
-                life = cts - cur.first
-                own = ((cur.seq - cur.seq0) & 0xFFF) / life if life >= 0.2 else 0.0
-                mean = 8.0 + 1.5 * (own if own > seq_rate else seq_rate) * dt  # noqa: FURB136
-                dseq = (seq - cur.seq) & 0xFFF
-                cont = p_cont * exp(-dseq / mean) / mean if 0 < dseq <= 2048 else 0.0
-                score += log((cont + not_cont) * 4096.0)
-            if use_ssid:
-                if st.ssid in g.ssids:
-                    score += 2.5
-                elif g.ssids:
-                    score -= 1.0
-            out.append((score, g))
+                score += seq_term
+            if ssid_term:
+                score += ssid_term
+            if score > threshold:
+                out.append((score, g))
         if stale:
             self._by_fp[fp] = [g for g in cands if g.current is not None and g.current.ts >= cutoff]
         return out
@@ -645,7 +690,9 @@ class Identifier:
             st.group = g
             self.stats.linked_alt += 1
             return
-        stats = self._fp_stats.setdefault(fp, _FpStats())
+        stats = self._fp_stats.get(fp)
+        if stats is None:
+            stats = self._fp_stats[fp] = _FpStats()
         stats.links += 1
         if (cur is not None and cur.rssi is not None and st.rssi0 is not None and st.first - cur.ts < _BURST_S
                 and g.mid > 1 and 2 * g.mid >= g.macs):
@@ -667,6 +714,7 @@ class Identifier:
                 self.stats.linked_seq += 1
             else:
                 self.stats.linked_timing += 1
+        stats.learnt()
         g.current = st
         g.macs += 1
         if st.ssid:
@@ -677,11 +725,11 @@ class Identifier:
         """The group of one new MAC decided alone (an opted-out phone's MAC), or None."""
         self._active = sum(len(v) for v in self._by_fp.values())
         root = self._find(fp)
-        cands = [c for c in self._candidates(st, fp) if c[0] > self.policy.link_threshold
-                 and self._find(c[1].fingerprint) == root]  # its own set's phones: the device is dropped
+        cands = [c for c in self._candidates(st, fp)
+                 if self._find(c[1].fingerprint) == root]  # its own set's phones: the device is dropped
         if not cands:
             return None
-        g = max(cands, key=lambda c: c[0])[1]
+        g = max(cands, key=_ratio)[1]
         self._attach(st, fp, g)
         return g
 
@@ -690,17 +738,26 @@ class Identifier:
         each MAC and each group at most once, while the score beats a new phone (``link_threshold``); what is
         left is scored again against the groups as just extended, in time order, else it is a new phone."""
         pending, self._pending = self._pending, []
-        self._active = sum(len(v) for v in self._by_fp.values())  # groups in range: the crowd
+        self._active = sum(map(len, self._by_fp.values()))  # groups in range: the crowd
+        if len(pending) == 1:  # the usual step: one new MAC, linked to its best group or a new phone
+            st, fp, mac = pending[0]
+            best = max(self._candidates(st, fp), key=_ratio, default=None)
+            if best is None:
+                self._new_group(st, fp, mac)
+            else:
+                self._attach(st, fp, best[1])
+            st.pending = False
+            self._snap[id(st)] = None if st.group is None else st.group.device
+            return
         pairs: list[tuple[float, int, int, _Group]] = []
         for i, (st, fp, _mac) in enumerate(pending):
             for score, g in self._candidates(st, fp):
-                if score > self.policy.link_threshold:
-                    pairs.append((score, i, id(g), g))
+                pairs.append((score, i, id(g), g))
         done: set[int] = set()
         used: set[int] = set()
         deferred: set[int] = set()
         if pairs:
-            pairs.sort(key=lambda p: -p[0])
+            pairs.sort(key=_ratio, reverse=True)  # stable: equal ratios keep their order
             for _score, i, gid, g in pairs:
                 if i in done or i in deferred:
                     continue
@@ -720,24 +777,27 @@ class Identifier:
                 continue
             # second pass, in time order, against the state the first pass left: a phone that used two MACs in
             # one scan (one per channel) continues the group its first one joined, if the evidence says so
-            if len(pending) > 1:
-                best = max(self._candidates(st, fp), key=lambda c: c[0], default=None)
-                if best is not None and best[0] > self.policy.link_threshold:
-                    self._attach(st, fp, best[1])
-                    continue
-            fp = self._find(fp)
-            group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=st.first,
-                           ssids=frozenset({st.ssid}) if st.ssid else frozenset())
-            same = self._by_fp.setdefault(fp, [])
-            if not same:
-                self._arrivals_unseen.append(st.first)
-            same.append(group)
-            st.group = group
-            self.stats.devices += 1
-            self._arrivals.append(st.first)
+            best = max(self._candidates(st, fp), key=_ratio, default=None)
+            if best is None:
+                self._new_group(st, fp, mac)
+            else:
+                self._attach(st, fp, best[1])
         for st, _fp, _mac in pending:
             st.pending = False
             self._snap[id(st)] = None if st.group is None else st.group.device
+
+    def _new_group(self, st: _Mac, fp: int, mac: int) -> None:
+        """``st`` is a new phone: the first MAC of a new group, whose device id is the keyed hash of that MAC."""
+        fp = self._find(fp)
+        group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=st.first,
+                       ssids=frozenset({st.ssid}) if st.ssid else frozenset())
+        same = self._by_fp.setdefault(fp, [])
+        if not same:
+            self._arrivals_unseen.append(st.first)
+        same.append(group)
+        st.group = group
+        self.stats.devices += 1
+        self._arrivals.append(st.first)
 
     # -- periods and memory ------------------------------------------------------------------------------------
 

@@ -1,14 +1,19 @@
-"""Test builders for analytics: ``tsighting()``, ``tvisit()``, and sightings from the sensor's simulator."""
+"""Test builders for analytics: ``tsighting()``, ``tvisit()``, sightings from the sensor's simulator, and the
+migrated database of a parametrized fixture (``tenant_db()``)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
+import pytest
+import sqlalchemy as sa
 
 from analytics.visits import to_ms
+from keliu import config, db, tenants
 from sensor.records import Sighting
 
 DAY = date(2026, 1, 5)
@@ -68,3 +73,19 @@ def from_frames(frames: Iterable[object], store: str = "s1", days_offset: int = 
                             sensor="sensor-1", device=d, rssi=f.rssi, freq=f.freq, seq=f.seq,  # type: ignore[attr-defined]
                             randomized=False))
     return out
+
+
+@contextlib.contextmanager
+def tenant_db(request: pytest.FixtureRequest, make_cfg: Callable[[str], config.Config]) -> Iterator[
+        tuple[config.Config, sa.Engine]]:
+    """The migrated database of a fixture parametrized "sqlite" / "postgresql", with the configuration
+    ``make_cfg(url)``: its schema upgraded and its malls and stores synced; the engine disposed at the end."""
+    url = request.getfixturevalue("migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url")
+    cfg = make_cfg(url)
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+        tenants.sync(engine, cfg)
+        yield cfg, engine
+    finally:
+        engine.dispose()

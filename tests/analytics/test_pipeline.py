@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from analytics import pipeline, report, store
-from keliu import config, db, tenants
+from keliu import config, db
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, DAY_START, tsighting, tvisit
+from tests.analytics.builders import DAY, DAY_START, tenant_db, tsighting, tvisit
 
 H = 3600
 NOW = DAY_START + 2 * 86400
@@ -26,13 +26,8 @@ def make_cfg(url: str, **analytics):
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request, tmp_path):
-    url = request.getfixturevalue("migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url")
-    cfg = make_cfg(url)
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    tenants.sync(engine, cfg)
-    yield cfg, engine
-    engine.dispose()
+    with tenant_db(request, make_cfg) as made:
+        yield made
 
 
 def passer(name, t, store_id="s1"):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from analytics import pipeline, report
 from analytics.calibration import MIN_PAIRS
-from keliu import config, db, tenants
+from keliu import config
 from sensor.frames import KIND_ASSOC, Parser, Probe, ProbeBatch
 from sensor.grouping import Identifier
 from sensor.identity import PrivacyPolicy, device_id, mac_bytes, period_key, sid_key
@@ -21,7 +21,7 @@ from sensor.sightings import Batcher
 from sensor.sinks import Delivery, SqlSink
 from sensor.spool import Spool
 from sensor.stations import Station, station_sightings
-from tests.analytics.builders import DAY, DAY_START
+from tests.analytics.builders import DAY, DAY_START, tenant_db
 from tests.sensor.test_pipeline import FakeClock, Healths
 
 MASTER = bytes(range(32))
@@ -40,14 +40,10 @@ def start(i: int) -> float:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest) -> Iterator[tuple[config.Config, sa.Engine]]:
-    url = request.getfixturevalue("migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url")
-    cfg = config.load(overrides={"database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
-                                 "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}]}, env={})
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    tenants.sync(engine, cfg)
-    yield cfg, engine
-    engine.dispose()
+    with tenant_db(request, lambda url: config.load(overrides={
+            "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
+            "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}]}, env={})) as made:
+        yield made
 
 
 def frames() -> list[Probe]:

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from analytics import pipeline, report
-from keliu import config, db, tenants
+from keliu import config
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, tstation, tvisit
+from tests.analytics.builders import DAY, tenant_db, tstation, tvisit
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
@@ -29,13 +29,8 @@ def make_cfg(url: str) -> config.Config:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[config.Config, sa.Engine]]:
-    url = request.getfixturevalue("migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url")
-    cfg = make_cfg(url)
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    tenants.sync(engine, cfg)
-    yield cfg, engine
-    engine.dispose()
+    with tenant_db(request, make_cfg) as made:
+        yield made
 
 
 def probes() -> list[Any]:

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 from analytics import report, store
 from analytics.bands import uncertainty
 from analytics.metrics import connected_figures
-from keliu import config, db, tenants
+from keliu import config
+from tests.analytics.builders import tenant_db
 
 ZONES = {"s1": "Asia/Shanghai", "s2": "Pacific/Kiritimati", "s3": "Etc/GMT+12", "s4": "America/New_York"}
 FIRST, LAST = date(2026, 2, 25), date(2026, 3, 20)  # America/New_York springs forward on 2026-03-08
@@ -56,19 +57,15 @@ def _rows(sid: str, rng: random.Random) -> list[dict[str, Any]]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    url = request.getfixturevalue("migrated_sqlite_url" if request.param == "sqlite" else "migrated_postgres_url")
-    cfg = config.load(overrides={
-        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
-        "stores": [{"id": s, "mall": "m1", "name": s.upper(), "timezone": z} for s, z in ZONES.items()]}, env={})
-    eng = db.make_engine(url)
-    db.upgrade(eng)
-    tenants.sync(eng, cfg)
-    rng = random.Random(5)
-    with eng.begin() as conn:
-        for sid in ZONES:
-            store.upsert(conn, store.rollups, _rows(sid, rng))
-    yield eng
-    eng.dispose()
+    with tenant_db(request, lambda url: config.load(overrides={
+            "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
+            "stores": [{"id": s, "mall": "m1", "name": s.upper(), "timezone": z} for s, z in ZONES.items()]},
+            env={})) as (_cfg, eng):
+        rng = random.Random(5)
+        with eng.begin() as conn:
+            for sid in ZONES:
+                store.upsert(conn, store.rollups, _rows(sid, rng))
+        yield eng
 
 
 # the previous reading, one query per day for the hourly counts (kept here as the reference)

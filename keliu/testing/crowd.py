@@ -230,9 +230,26 @@ class Air:
     fp: np.ndarray
     ssid: tuple[bytes, ...]
     pid: np.ndarray
+    #: int8 ``sensor.frames.KINDS`` per frame; None: every frame a probe request (the crowd's own air)
+    kind: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def merged(self, other: Air) -> Air:
+        """This air and ``other``'s frames (association frames, :mod:`keliu.testing.guestwifi`) in time order,
+        this air's first at equal times."""
+        ts = np.concatenate([self.ts, other.ts])
+        order = np.argsort(ts, kind="stable")
+
+        def col(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.concatenate([a, b])[order]
+
+        kinds = [np.zeros(len(x), np.int8) if x.kind is None else x.kind for x in (self, other)]
+        table = np.array([*self.ssid, *other.ssid], object)
+        return Air(ts[order], col(self.mac, other.mac), col(self.seq, other.seq), col(self.rssi, other.rssi),
+                   col(self.freq, other.freq), col(self.fp, other.fp), tuple(table[order].tolist()),
+                   col(self.pid, other.pid), col(*kinds))
 
     def batch(self, i: int = 0, j: int | None = None):  # type: ignore[no-untyped-def]
         """Frames ``i:j`` as a :class:`sensor.frames.ProbeBatch` (fingerprints and SSIDs given)."""
@@ -240,8 +257,9 @@ class Air:
 
         j = len(self) if j is None else j
         z = np.zeros(j - i, np.int64)
+        kind = None if self.kind is None or not self.kind[i:j].any() else self.kind[i:j]
         return ProbeBatch(b"", self.ts[i:j], self.mac[i:j], self.seq[i:j], self.rssi[i:j], self.freq[i:j], z, z, z,
-                          fps=self.fp[i:j], ssids=self.ssid[i:j])
+                          fps=self.fp[i:j], ssids=self.ssid[i:j], kind=kind)
 
 
 @dataclass(frozen=True)

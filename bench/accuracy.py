@@ -1,6 +1,7 @@
 """Accuracy benchmark: the sensor's linker + analytics against ground truth (issue 17's accuracy targets).
 
-    PYTHONPATH=. .venv/bin/python bench/accuracy.py [--seed N] [--no-real] [--no-ablation] [--crowd] [--markdown]
+    PYTHONPATH=. .venv/bin/python bench/accuracy.py [--seed N] [--no-real] [--no-ablation] [--no-connected] [--crowd]
+        [--markdown]
 
 1. Simulated store days (``keliu.testing.crowd``; 300 visitors of 12-120 min, 2,000 passers-by of 5-90 s, 5 staff,
    two days with repeat visitors, 44 phone models): presets ``none``, ``half``, ``all_reset`` and ``native`` (every
@@ -10,7 +11,12 @@
    dwell, capture rate and devices. The baseline, in the same run: the previous first-fit grouping.
 2. Ablation: the linker with each evidence type removed, and with the opt-in ``fingerprint`` added, on ``half``,
    ``all_reset`` and ``native``.
-3. Real captures (when ../shared/data exists): the Android seen as 80 MACs and the iPhone seen as 465 MACs; ten
+3. Connected phones (``keliu.testing.guestwifi``: about a fifth of the visitors join the guest Wi-Fi, more of the
+   long stays): per scenario and day, the report's ``connected`` block (the station list's visits, exact) and its
+   ``calibration`` (pairs of association requests), and the median dwell that calibration implies next to the
+   truth and the reported one: the reported median over the dwell ratio, and over a ratio fitted to the visit's
+   length (log-log least squares on the detected pairs). ``--no-connected`` skips it.
+4. Real captures (when ../shared/data exists): the Android seen as 80 MACs and the iPhone seen as 465 MACs; ten
    real phones staged together by ../shared/data/pintor/build_scenes.py (two scenes); the six phones of
    ../shared/data/baccichet staged together (all present from the same instant).
 
@@ -30,11 +36,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from keliu.testing.accuracy import measure, scene, staged
 from keliu.testing.crowd import PRESETS, simulate
+from keliu.testing.guestwifi import GuestWifi, joins
 from sensor.identity import PrivacyPolicy
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -60,6 +69,65 @@ def run_scenario(name: str, seed: int, policy: PrivacyPolicy | None = None, days
             row[k] = {"truth": r.truth[k], "oracle": r.oracle[k], "keliu": r.got[k]}
         out.append(row)
     return out
+
+
+def fitted_median(reported_s: float, probe_s: np.ndarray, exact_s: np.ndarray) -> float | None:
+    """The exact dwell whose probe-based dwell the detected pairs' log-log line puts at ``reported_s`` (a ratio
+    that depends on the visit's length: connected phones stay longer than most); None below 10 pairs or for a
+    line with no slope."""
+    if len(probe_s) < 10:
+        return None
+    x, y = np.log(exact_s), np.log(probe_s)
+    b, a = np.polyfit(x, y, 1)
+    if b <= 0.05:
+        return None
+    return float(np.exp((np.log(reported_s) - a) / b))
+
+
+def connected_rows(name: str, seed: int, wifi: GuestWifi | None = None) -> list[dict]:
+    """The scenario's days with a share of its visitors joining the guest Wi-Fi: the connected figures, the
+    calibration and the median dwell it implies, against the truth."""
+    sc = PRESETS[name]
+    air, truth = simulate(sc, seed)
+    res = measure(air, truth, joins=joins(air, truth, seed, wifi))
+    out = []
+    for r in res:
+        c = r.connected
+        assert c is not None
+        cal = c.calibration
+        pd = c.pairs
+        reported = r.got["median_dwell_s"]
+        ratio = cal["dwell_ratio"] if cal else None
+        det = pd.detected
+        fit = fitted_median(reported, pd.probe_dwell_ms[det] / 1000.0, pd.connected_dwell_ms[det] / 1000.0)
+        out.append({"scenario": name, "day": r.day + 1, "scans_associated": (wifi or GuestWifi()).scans_associated, "truth_median_s": r.truth["median_dwell_s"],
+                    "reported_median_s": reported, "connected_visitors": c.day.visitors,
+                    "connected_visits": len(c.day.dwell_ms),
+                    "connected_median_s": float(np.median(c.day.dwell_ms)) / 1000.0 if len(c.day.dwell_ms) else None,
+                    "truth_connected_median_s": float(np.median(c.truth_dwell_s)) if len(c.truth_dwell_s) else None,
+                    "calibration": cal, "ratio_est_s": reported / ratio if ratio else None, "fit_est_s": fit})
+    return out
+
+
+def fmt_connected(r: dict) -> str:
+    cal = r["calibration"]
+    truth = r["truth_median_s"]
+
+    def est(v: float | None) -> str:
+        return "—" if v is None else f"{v / 60:.1f} ({rel(v, truth):+.0%})"
+    if cal is None:
+        c = "— (under 10 pairs)"
+    else:
+        band = cal["dwell_ratio_band"]
+        ratio = "—" if cal["dwell_ratio"] is None else f"{cal['dwell_ratio']:.2f} [{band[0]:.2f}, {band[1]:.2f}]"
+        c = (f"{cal['pairs']} / {cal['detected']} / {cal['detection_rate']:.2f} [{cal['detection_band'][0]:.2f}, "
+             f"{cal['detection_band'][1]:.2f}] / {ratio}")
+    cm = "—" if r["connected_median_s"] is None else f"{r['connected_median_s'] / 60:.1f}"
+    tcm = "—" if r["truth_connected_median_s"] is None else f"{r['truth_connected_median_s'] / 60:.1f}"
+    model = "associated address" if r["scans_associated"] else "rotating MACs"
+    return (f"| {model} | {r['scenario']} | {r['day']} | {r['connected_visitors']} / {r['connected_visits']} / {cm} ({tcm}) | "
+            f"{c} | {truth / 60:.1f} | {est(r['reported_median_s'])} | {est(r['ratio_est_s'])} | "
+            f"{est(r['fit_est_s'])} |")
 
 
 def errors(rows: list[dict]) -> dict[str, float]:
@@ -125,6 +193,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--no-ablation", action="store_true")
+    ap.add_argument("--no-connected", action="store_true")
     ap.add_argument("--crowd", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="print the tables as markdown for docs/METRICS.md")
     args = ap.parse_args()
@@ -172,6 +241,21 @@ def main() -> None:
                 ablation[f"{name}-{ev}"] = e
                 print(f"| {name} | {ev} | " + " | ".join(
                     ("{:+.3f}" if k == "capture_rate" else "{:+.1%}").format(e[k]) for k in KEYS) + " |")
+    conn: list[dict] = []
+    if not args.no_connected:
+        print("\nconnected phones (a share of the visitors join the guest Wi-Fi): the report's connected block and "
+              "its calibration, and the median dwell it implies (min; error vs truth)")
+        print("| scans while associated | scenario | day | connected visitors / visits / median (truth of their sessions) | calibration: pairs "
+              "/ detected / detection rate [band] / dwell ratio [band] | true median | reported | reported / ratio | "
+              "length-fitted |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        # the model's default (the phone's scans stay on its rotating MACs), then the scans made while associated
+        # sent from the associated address (what Android and iOS document)
+        for wifi in (GuestWifi(), GuestWifi(scans_associated=True)):
+            for name in scenarios:
+                for r in connected_rows(name, args.seed, wifi):
+                    conn.append(r)
+                    print(fmt_connected(r))
     real: list[dict] = []
     if not args.no_real and SHARED.exists():
         real = real_results()
@@ -185,7 +269,7 @@ def main() -> None:
     if not args.markdown:
         pass
     print(json.dumps({"seed": args.seed, "summary": summary, "ablation": ablation, "real": real,
-                      "rows": rows}, default=float))
+                      "rows": rows, "connected": conn}, default=float))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ with what it exactly did:
 
 Nothing here is applied to the headline figures: it is reported beside them. The sample is the connected phones
 whose association the sensor heard, not the store's shoppers at large (phones that never connect to the guest
-Wi-Fi, or connect out of the sensor's earshot, are not in it).
+Wi-Fi, or connect out of the sensor's earshot, are not in it); on the simulator's guest Wi-Fi joins
+(``bench/accuracy.py``) dividing the median dwell by the dwell ratio does not bring the fragmented scenarios closer
+and pushes the others low (docs/METRICS.md, "Connected shoppers", *What it does not do*).
 """
 from __future__ import annotations
 

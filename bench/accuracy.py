@@ -11,11 +11,12 @@
    dwell, capture rate and devices. The baseline, in the same run: the previous first-fit grouping.
 2. Ablation: the linker with each evidence type removed, and with the opt-in ``fingerprint`` added, on ``half``,
    ``all_reset`` and ``native``.
-3. Connected phones (``keliu.testing.guestwifi``: about a fifth of the visitors join the guest Wi-Fi, more of the
+3. Connected phones (``keliu.testing.guestwifi``: a quarter of the visits join the guest Wi-Fi, more of the
    long stays): per scenario and day, the report's ``connected`` block (the station list's visits, exact) and its
    ``calibration`` (pairs of association requests), and the median dwell that calibration implies next to the
    truth and the reported one: the reported median over the dwell ratio, and over a ratio fitted to the visit's
-   length (log-log least squares on the detected pairs). ``--no-connected`` skips it.
+   length (log-log least squares on the detected pairs); twice: with the scans made while associated on the phone's
+   rotating MACs (the model's default) and from the associated address. ``--no-connected`` skips it.
 4. Real captures (when ../shared/data exists): the Android seen as 80 MACs and the iPhone seen as 465 MACs; ten
    real phones staged together by ../shared/data/pintor/build_scenes.py (two scenes); the six phones of
    ../shared/data/baccichet staged together (all present from the same instant).

@@ -137,6 +137,8 @@ def _pooled(scored: list[tuple[float, _Group]], weight: float, threshold: float)
     likelihood ratio / the best one's), beats ``threshold``. With ``weight`` 1 the best pair's ratio becomes "one of
     these groups continued" against "a new phone" (the count-preserving decision: with many phones of one family due
     to scan, each one alone is unlikely, their sum is not), and the others keep their ratio to the best one."""
+    if len(scored) == 1:  # the sum is the best one's
+        return scored if scored[0][0] > threshold else []
     top = max(map(_ratio, scored))
     shift = weight * math.log(sum(math.exp(s - top) for s, _g in scored))
     return [(s + shift, g) for s, g in scored if s + shift > threshold]

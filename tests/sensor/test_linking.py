@@ -7,14 +7,13 @@ import csv
 import glob
 import subprocess
 import sys
-from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 from keliu.testing.accuracy import measure, scene, staged
-from keliu.testing.crowd import PRESETS, simulate
+from keliu.testing.crowd import PRESETS, evening, simulate
 from sensor.frames import Parser, Probe
 from sensor.grouping import Identifier, _pooled
 from sensor.identity import PrivacyPolicy, mac_bytes
@@ -267,9 +266,7 @@ def test_a_mall_evening_of_per_scan_phones_is_not_split() -> None:
     at the peak). Each (new MAC, group) pair decided alone split the per-scan iPhones 5.5 times (29,171 devices for
     5,346 phones, passers-by +614 %); the decision pooled over the family's groups keeps the count near the phones
     (3,380 devices, passers-by -38 %: it now merges, docs/METRICS.md "Per-scan families in a crowd")."""
-    sc = replace(PRESETS["crowd"], days=1, open_h=17.0, close_h=19.0, visitors_per_day=1367, passersby_per_day=6833,
-                 staff=10)
-    air, truth = simulate(sc, 1)
+    air, truth = simulate(evening(PRESETS["crowd"]), 1)
     assert truth.peak_in_range(0) > 900
     (r,) = measure(air, truth)
     print({k: (r.truth[k], r.got[k]) for k in ("visitors", "passersby", "phones")})

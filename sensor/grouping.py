@@ -122,7 +122,26 @@ _LOG12 = math.log(12.0)  # the crowd's signal spread (dB): a new phone's signal 
 _SAME_TOP = math.log(0.85 / 4.5 + 0.01)  # the signal evidence's most for the same phone (the same signal, sd 4.5)
 
 
+#: the pooled decision of a per-scan family (:func:`_pooled`): the groups scored down to this ratio (one below it adds
+#: under 0.4 % of a new phone's odds); only for a family of this many groups in range or more (a handful of groups
+#: is often one phone's fragments, its second element set or its weak channels, which pooling hands each other's
+#: scans: the Baccichet scene); and the pooled ratio is held to a bar this much above ``perscan_threshold``
+_FLOOR = -5.5
+_POOL_MIN = 4
+_POOL_MARGIN = 0.25
 _ratio = operator.itemgetter(0)  #: the log-likelihood ratio of a scored ``(ratio, ...)`` tuple
+
+
+def _pooled(scored: list[tuple[float, _Group]], weight: float, threshold: float) -> list[tuple[float, _Group]]:
+    """The pairs of one new MAC whose ratio, raised by ``weight`` times the log of (the sum of every group's
+    likelihood ratio / the best one's), beats ``threshold``. With ``weight`` 1 the best pair's ratio becomes "one of
+    these groups continued" against "a new phone" (the count-preserving decision: with many phones of one family due
+    to scan, each one alone is unlikely, their sum is not), and the others keep their ratio to the best one."""
+    if len(scored) == 1:  # the sum is the best one's
+        return scored if scored[0][0] > threshold else []
+    top = max(map(_ratio, scored))
+    shift = weight * math.log(sum(math.exp(s - top) for s, _g in scored))
+    return [(s + shift, g) for s, g in scored if s + shift > threshold]
 
 
 def _seq_mean(stats: _FpStats, cur: _Mac, dt: float) -> float:
@@ -495,7 +514,17 @@ class Identifier:
         rate = self._arrival_rate(ts)
         # the alternative: a phone of this model family arrived now
         log_new = math.log(rate * share)
-        out = self._score(st, fp, cands, log_new, 0.0) if cands else []
+        # per-scan families with a crowd of groups: every group scored down to ``_FLOOR``, the decision pooled
+        stats = self._fp_stats.get(fp)
+        pool = 1.0 - stats.p_timed if stats is not None and "rotation" in ev and len(cands) >= _POOL_MIN else 0.0
+        if not cands:
+            out = []
+        elif pool > 0.0:
+            out = self._score(st, fp, cands, log_new, 0.0, _FLOOR)
+            if out:
+                out = _pooled(out, pool, self.policy.link_threshold + pool * _POOL_MARGIN)
+        else:
+            out = self._score(st, fp, cands, log_new, 0.0)
         if "fingerprint" in ev and not out:
             # another element set of a phone in range? Against it: a new phone whose set is not in range (if this
             # one's is not): how often arrivals bring a set not in range, over the last ten minutes
@@ -548,10 +577,10 @@ class Identifier:
         return out
 
     def _score(self, st: _Mac, fp: int, cands: list[_Group], log_new: float,
-               penalty: float) -> list[tuple[float, _Group]]:
+               penalty: float, floor: float | None = None) -> list[tuple[float, _Group]]:
         """The log-likelihood ratios of ``st`` continuing each of ``cands`` (one fingerprint family ``fp``)
         against a new phone, whose log-rate is ``log_new`` (the terms: docs/METRICS.md), of the groups whose ratio
-        beats ``link_threshold``: no link is made to the others."""
+        beats ``link_threshold`` (or ``floor``, for a pooled decision): no link is made to the others."""
         policy = self.policy
         ev = policy.evidence
         ts, rssi, seq = st.first, st.rssi0, st.seq0
@@ -578,6 +607,8 @@ class Identifier:
         threshold = policy.link_threshold
         # per-scan randomizers produce a new MAC every scan: their links are held to their own threshold
         base = penalty - log_new + (threshold - policy.perscan_threshold) * (1.0 - p_timed)
+        if floor is not None:
+            threshold = floor
         rmin, span = policy.rotate_min_s, policy.rotate_max_s - policy.rotate_min_s
         rmax = policy.rotate_max_s
         not_rot = 1.0 - p_timed

@@ -81,7 +81,7 @@ class FakeReports:
                        for d, p in days]
         return out
 
-    def mall_range(self, engine: Any, mall_id: str, start: date, end: date) -> dict[str, Any]:
+    def mall_range(self, engine: Any, mall_id: str, start: date, end: date, cfg: Any = None) -> dict[str, Any]:
         self.calls.append(("mall_range", mall_id, start, end))
         stores = []
         for sid, (m, name) in STORES.items():
@@ -97,7 +97,7 @@ class FakeReports:
         transitions = [t for d in _range(start, end) for t in TRANSITIONS.get((mall_id, d), [])]
         return {"stores": stores, "totals": totals, "transitions": transitions}
 
-    def operator_range(self, engine: Any, start: date, end: date) -> dict[str, Any]:
+    def operator_range(self, engine: Any, start: date, end: date, cfg: Any = None) -> dict[str, Any]:
         self.calls.append(("operator_range", start, end))
         return {"malls": [{"id": m, "name": name, "totals": self.mall_range(engine, m, start, end)["totals"]}
                           for m, name in MALLS.items()]}

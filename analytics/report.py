@@ -3,9 +3,11 @@
 Every function reads rollups written by the pipeline (``analytics.pipeline``); none recomputes from sightings,
 except the live occupancy (:func:`store_live`, :func:`mall_live`), which reads the last minutes of sightings (an
 indexed time range) so that it is fresh within seconds of the frames instead of waiting for closed visits, and the
-``connected`` block of a store's day or range (the AP's own stations, exact, basis ``connected_stations``), which
-reads the range's connected-station sightings by their partial index (a few thousand rows a day; the probe
-sightings are not read) and builds their visits with the same rules (``analytics.visits``) at report time; its
+``connected`` block of a store's day or range and of a mall's or the operator's range, with the store's
+``hourly_connected`` (the AP's own stations, exact, basis ``connected_stations``), which reads the range's
+connected-station sightings of every store of the report in one query by their partial index (a few thousand rows
+a store-day; the probe sightings are not read) and builds their visits with the same rules (``analytics.visits``)
+at report time; its
 ``calibration`` (``analytics.calibration``) also reads the range's association sightings that carry a station id (by
 their own partial index) and the stored visits of their probe devices.
 Dates are store-local days and ranges include both ends.
@@ -318,8 +320,9 @@ def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], star
     hi_ms = max(day_bounds(end, tz)[1] for tz, _ in zones.values())
     ts, devs, where = store.load_connected(conn, list(zones), lo_ms / 1000.0, hi_ms / 1000.0)
     names, which = np.unique(np.array(where, dtype=str), return_inverse=True)
-    order = np.lexsort((to_ms(ts), which))
-    ms, codes, which = to_ms(ts)[order], device_codes(devs)[order], which[order]
+    ms = to_ms(ts)
+    order = np.lexsort((ms, which))  # by store, then time: each store's rows a slice, each day a slice of it
+    ms, codes, which = ms[order], device_codes(devs)[order], which[order]
     out: dict[str, StationDays] = {}
     for i, sid in enumerate(names.tolist()):
         if sid not in zones:

@@ -70,7 +70,14 @@ def band(metric: str, value: float) -> list[float]:
 
 def uncertainty(figures: Mapping[str, Any]) -> Uncertainty:
     """The estimate, bands and bases for a report's figures (``visitors``, ``passersby``, ``capture_rate``,
-    ``median_dwell_s``; a figure that is None, no data, gets no band)."""
+    ``median_dwell_s``; a figure that is None, no data, gets no band, and a figure the report does not have, such
+    as a mall's median dwell, no basis either).
+
+    ``figures`` may be sums (a range's days, a mall's stores, an operator's malls): when every summand's truth lies
+    in its band, i.e. between ``lo`` and ``hi`` times its reported value, the sum's truth lies between ``lo`` and
+    ``hi`` times the reported sum, so the sum's band is the same mapping of the sum (docs/METRICS.md, "Mall and
+    operator"). It is no narrower than the summands' bands: the calibrated range is one for every store, and the
+    errors of stores with the same mix of phones do not cancel."""
     bands: dict[str, list[float]] = {}
     for k in ("visitors", "passersby", "capture_rate", "median_dwell_s"):
         v = figures.get(k)
@@ -79,7 +86,7 @@ def uncertainty(figures: Mapping[str, Any]) -> Uncertainty:
     d = figures.get("median_dwell_s")
     return Uncertainty(median_dwell_est_s=float(d) if d is not None else None,
                        bands=bands,  # type: ignore[typeddict-item]
-                       basis=dict(BASIS))
+                       basis={k: b for k, b in BASIS.items() if k.replace("_est", "") in figures})
 
 
 def calibrate(rows: list[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:

@@ -7,7 +7,7 @@ a mall's stores and the store-to-store transitions. Definitions: docs/METRICS.md
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -236,6 +236,9 @@ class ConnectedDay:
     dwell_ms: I64
     staff_excluded: int
     device: U64  #: each visit's station (parallel to ``dwell_ms``)
+    start: I64  #: each visit's first poll (epoch ms)
+    end: I64  #: each visit's last poll (epoch ms)
+    staff: U64  #: the stations left out as staff (sorted, unique)
 
 
 def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> ConnectedDay:
@@ -252,7 +255,37 @@ def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> C
     vis = station_visits(state, rules)
     ok = ~_member(vis.device, seen.device[staff])
     return ConnectedDay(visitors=len(np.unique(vis.device[ok])), dwell_ms=vis.dwell_ms[ok],
-                        staff_excluded=int(staff.sum()), device=vis.device[ok])
+                        staff_excluded=int(staff.sum()), device=vis.device[ok], start=vis.start[ok], end=vis.end[ok],
+                        staff=seen.device[staff])
+
+
+def mall_connected_day(days: Sequence[ConnectedDay]) -> ConnectedDay:
+    """One mall-day of connected stations from its stores' days (at least one): a station with a visit at two
+    stores is one connected visitor, as :func:`mall_day` counts a shopper once, and a station left out as staff at
+    any store is left out at every store (its visits too); the visits are every store's. The station ids of two
+    stores meet only under the same key, day and address (docs/METRICS.md, "Mall and operator")."""
+    staff = np.unique(np.concatenate([d.staff for d in days]))
+    device = np.concatenate([d.device for d in days])
+    ok = ~_member(device, staff)
+    return ConnectedDay(visitors=len(np.unique(device[ok])),
+                        dwell_ms=np.concatenate([d.dwell_ms for d in days])[ok], staff_excluded=len(staff),
+                        device=device[ok], start=np.concatenate([d.start for d in days])[ok],
+                        end=np.concatenate([d.end for d in days])[ok], staff=staff)
+
+
+def connected_hours(day: ConnectedDay, day_start_ms: int) -> list[int]:
+    """Connected visitors present in each of the day's 24 hours (real hours from the store-local midnight, as the
+    hourly rollups count them; a 25th hour of a daylight-saving day folds into the last): the distinct stations
+    with a visit that overlaps the hour, from its first poll to its last (an hour [h, h + 1) overlaps a visit when
+    ``start < h + 1`` and ``end >= h``); staff left out, as in the day's ``visitors``. A visitor present over three
+    hours counts in each of them, so the hours do not add up to the day (unlike ``hourly_visitors``, which counts a
+    visitor once, in the hour its first visit started)."""
+    first = np.clip((day.start - day_start_ms) // HOUR_MS, 0, 23).astype(np.int64)
+    last = np.clip((day.end - day_start_ms) // HOUR_MS, 0, 23).astype(np.int64)
+    span = last - first + 1
+    hour = np.repeat(first, span) + (np.arange(int(span.sum())) - np.repeat(np.cumsum(span) - span, span))
+    pairs = np.unique(np.stack([np.repeat(day.device, span), hour.astype(np.uint64)]), axis=1)
+    return [int(n) for n in np.bincount(pairs[1].astype(np.int64), minlength=24)[:24]]
 
 
 def connected_figures(days: list[ConnectedDay], calibration: Calibration | None = None) -> Connected:

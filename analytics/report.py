@@ -3,9 +3,11 @@
 Every function reads rollups written by the pipeline (``analytics.pipeline``); none recomputes from sightings,
 except the live occupancy (:func:`store_live`, :func:`mall_live`), which reads the last minutes of sightings (an
 indexed time range) so that it is fresh within seconds of the frames instead of waiting for closed visits, and the
-``connected`` block of a store's day or range (the AP's own stations, exact, basis ``connected_stations``), which
-reads the range's connected-station sightings by their partial index (a few thousand rows a day; the probe
-sightings are not read) and builds their visits with the same rules (``analytics.visits``) at report time; its
+``connected`` block of a store's day or range and of a mall's or the operator's range, with the store's
+``hourly_connected`` (the AP's own stations, exact, basis ``connected_stations``), which reads the range's
+connected-station sightings of every store of the report in one query by their partial index (a few thousand rows
+a store-day; the probe sightings are not read) and builds their visits with the same rules (``analytics.visits``)
+at report time; its
 ``calibration`` (``analytics.calibration``) also reads the range's association sightings that carry a station id (by
 their own partial index) and the stored visits of their probe devices.
 Dates are store-local days and ranges include both ends.
@@ -41,10 +43,12 @@ from analytics.metrics import (
     History,
     connected_day,
     connected_figures,
+    connected_hours,
     known_staff,
+    mall_connected_day,
 )
 from analytics.occupancy import WINDOW_S, Present, figures, lookback_s, present, union
-from analytics.visits import U64, Rules, device_codes, to_ms
+from analytics.visits import HOUR_MS, U64, Rules, device_codes, to_ms
 from keliu.config import Config
 
 SCALARS = ("visitors", "passersby", "visits", "capture_rate", "median_dwell_s", "new_visitors", "repeat_visitors",
@@ -94,6 +98,9 @@ class StoreDay(Buckets):
     date: str
     hourly_visitors: list[int | None]
     hourly_passersby: list[int | None]
+    #: connected visitors present in each hour (analytics.metrics.connected_hours); None: no station that day, or
+    #: not heard yet
+    hourly_connected: list[int | None]
 
 
 class StoreRange(Buckets):
@@ -104,6 +111,7 @@ class StoreRange(Buckets):
     end: str
     hourly_visitors: list[int | None]
     hourly_passersby: list[int | None]
+    hourly_connected: list[int | None]
     days: list[DayFigures]
 
 
@@ -112,6 +120,10 @@ class MallStore(Figures):
 
     id: str
     name: str
+    #: the error bands and bases of the store's figures over the range (analytics.bands)
+    uncertainty: Uncertainty
+    #: the store's connected shoppers (basis "connected_stations"); ``calibration`` is in the store's own report
+    connected: Connected
 
 
 class MallTotals(TypedDict):
@@ -124,6 +136,10 @@ class MallTotals(TypedDict):
     wifi_logins: int
     new_members: int
     visits: int | None
+    #: the bands of the totals (the same calibrated mapping applied to the sums; docs/METRICS.md "Mall and operator")
+    uncertainty: Uncertainty
+    #: connected shoppers, a station once per day across the mall's stores; never added to the figures above
+    connected: Connected
 
 
 class Transition(TypedDict("Transition", {"from": str})):
@@ -216,14 +232,13 @@ def _store_days(conn: Connection, store_id: str, start: date, end: date) -> dict
 Hours = tuple[list[int | None], list[int | None]]
 
 
-def _hours(conn: Connection, store_id: str, start: date, end: date) -> dict[date, Hours]:
+def _hours(conn: Connection, store_id: str, start: date, end: date, last: float | None) -> dict[date, Hours]:
     """Visitors and passers-by per hour of the day (a day's ``1h`` rows in order of start) of each day in
     [start, end] that has ``1h`` rows, in one query for the whole range (only the columns needed: an hourly row
     per day and hour is most of what a long range reads). An hour without its row, or starting after the store's
     newest sighting (not heard yet: the pipeline writes a day's 24 hours at once), is ``None``."""
     r = store.rollups.c
     lo, hi = _key_range(start, end)
-    last = store.last_sighting(conn, store_id)
     rows = conn.execute(sa.select(r.day, r.start, r.visitors, r.passersby).where(
         r.store == store_id, r.period == "1h", r.start >= lo, r.start < hi, r.day >= start, r.day <= end
     ).order_by(r.start)).all()
@@ -271,58 +286,118 @@ def _per_day(conn: Connection, store_id: str, start: date, end: date) -> tuple[d
     return rows, [{"date": d.isoformat()} | _day_row(rows.get(d), portal.get(d, (0, 0))) for d in _days(start, end)]
 
 
-def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date,
-               rolled: set[date]) -> Connected:
-    """The ``connected`` block of [start, end]: computed at report time from the days' connected-station sightings
-    (one query, by their partial index; a day's stations are a few thousand rows where its probes are millions),
-    per store-local day with the store's rules (``cfg``; without it the default rules and the tenants table's
-    time zone). Its ``calibration`` pairs the stations with the probe devices of their associations (one more
-    query by a partial index) and compares them with the stored visits of those devices, on the days in
-    ``rolled`` only (the days whose figures the pipeline has rolled up: elsewhere no visit is stored yet)."""
-    from analytics.pipeline import context, day_bounds
+#: a store's connected-station days: store-local day → (the day's connected stations, its first instant in epoch ms)
+StationDays = dict[date, tuple[ConnectedDay, int]]
 
-    if cfg is not None:
-        ctx = context(conn, cfg, store_id)
-        tz, rules = ctx.tz, ctx.rules
-    else:
-        known = store.tenant(conn, store_id)
-        tz, rules = (known[1] if known else "UTC"), Rules()
+
+def _zones(conn: Connection, cfg: Config | None, store_ids: Sequence[str]) -> dict[str, tuple[str, Rules]]:
+    """Time zone and visit rules of each store: the store's own (``cfg``); without it the default rules and the
+    tenants table's time zone."""
+    from analytics.pipeline import context
+
+    out: dict[str, tuple[str, Rules]] = {}
+    for sid in store_ids:
+        if cfg is not None:
+            ctx = context(conn, cfg, sid)
+            out[sid] = (ctx.tz, ctx.rules)
+        else:
+            known = store.tenant(conn, sid)
+            out[sid] = (known[1] if known else "UTC", Rules())
+    return out
+
+
+def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], start: date,
+                  end: date) -> dict[str, StationDays]:
+    """The connected stations of every store of ``zones`` on each of its store-local days in [start, end] that has
+    any (:func:`analytics.metrics.connected_day`, with the store's rules), from **one** query for all the stores
+    (by the partial index of the connected rows: a day's stations are a few thousand rows where its probes are
+    millions)."""
+    from analytics.pipeline import day_bounds
+
+    if not zones:
+        return {}
+    lo_ms = min(day_bounds(start, tz)[0] for tz, _ in zones.values())
+    hi_ms = max(day_bounds(end, tz)[1] for tz, _ in zones.values())
+    ts, devs, where = store.load_connected(conn, list(zones), lo_ms / 1000.0, hi_ms / 1000.0)
+    names, which = np.unique(np.array(where, dtype=str), return_inverse=True)
+    ms = to_ms(ts)
+    order = np.lexsort((ms, which))  # by store, then time: each store's rows a slice, each day a slice of it
+    ms, codes, which = ms[order], device_codes(devs)[order], which[order]
+    out: dict[str, StationDays] = {}
+    for i, sid in enumerate(names.tolist()):
+        if sid not in zones:
+            continue
+        tz, rules = zones[sid]
+        a, b = np.searchsorted(which, i), np.searchsorted(which, i, side="right")
+        s_ms, s_codes = ms[a:b], codes[a:b]
+        days: StationDays = {}
+        for d in _days(start, end):
+            lo, hi = day_bounds(d, tz)
+            i0, i1 = np.searchsorted(s_ms, lo), np.searchsorted(s_ms, hi)
+            if i1 > i0:
+                days[d] = (connected_day(s_ms[i0:i1], s_codes[i0:i1], rules, lo), lo)
+        out[sid] = days
+    return out
+
+
+def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date,
+               rolled: set[date]) -> tuple[Connected, StationDays]:
+    """The ``connected`` block of [start, end] and the days it was made of: computed at report time from the days'
+    connected-station sightings (:func:`_station_days`: one query), per store-local day with the store's rules
+    (``cfg``; without it the default rules and the tenants table's time zone). Its ``calibration`` pairs the
+    stations with the probe devices of their associations (one more query by a partial index) and compares them
+    with the stored visits of those devices, on the days in ``rolled`` only (the days whose figures the pipeline
+    has rolled up: elsewhere no visit is stored yet)."""
+    from analytics.pipeline import day_bounds
+
+    zones = _zones(conn, cfg, [store_id])
+    tz = zones[store_id][0]
+    days = _station_days(conn, zones, start, end).get(store_id, {})
     lo_ms, hi_ms = day_bounds(start, tz)[0], day_bounds(end, tz)[1]
-    ts, devs = store.load_connected(conn, store_id, lo_ms / 1000.0, hi_ms / 1000.0)
-    ms, codes = to_ms(ts), device_codes(devs)
-    days: list[ConnectedDay] = []
     pairs: list[PairDay] = []
     p_ts, p_dev, p_station = store.station_pairs(conn, store_id, lo_ms / 1000.0, hi_ms / 1000.0) if (
-        len(ms) and rolled) else (np.zeros(0), [], [])
+        days and rolled) else (np.zeros(0), [], [])
     p_ms, p_codes, p_st = to_ms(p_ts), device_codes(p_dev), device_codes(p_station)
     dwell: dict[date, tuple[list[str], list[float]]] = {}
     for d, dev, s in store.visitor_dwell(conn, store_id, start, end, p_dev) if p_dev else []:
         dwell.setdefault(d, ([], []))[0].append(dev)
         dwell[d][1].append(s)
-    for d in _days(start, end):
-        a, b = day_bounds(d, tz)
-        sel = (ms >= a) & (ms < b)
-        if sel.any():
-            day = connected_day(ms[sel], codes[sel], rules, a)
-            days.append(day)
-            if d in rolled:
-                psel = (p_ms >= a) & (p_ms < b)
-                v_dev, v_s = dwell.get(d, ([], []))
-                pairs.append(pair_day(p_codes[psel], p_st[psel], device_codes(v_dev),
-                                      np.round(np.array(v_s, dtype=np.float64) * 1000).astype(np.int64),
-                                      day.device, day.dwell_ms))
-    return connected_figures(days, calibration(pairs))
+    for d, (day, _a) in days.items():
+        if d in rolled:
+            a, b = day_bounds(d, tz)
+            psel = (p_ms >= a) & (p_ms < b)
+            v_dev, v_s = dwell.get(d, ([], []))
+            pairs.append(pair_day(p_codes[psel], p_st[psel], device_codes(v_dev),
+                                  np.round(np.array(v_s, dtype=np.float64) * 1000).astype(np.int64),
+                                  day.device, day.dwell_ms))
+    return connected_figures([day for day, _a in days.values()], calibration(pairs)), days
+
+
+def _connected_hours(days: StationDays, last: float | None) -> list[int | None]:
+    """``hourly_connected``: connected visitors present per hour of the day (:func:`analytics.metrics.
+    connected_hours`), summed per hour over the days that have stations; an hour of a day without any station, or
+    starting after the store's newest sighting (not heard yet), is ``None``."""
+    out: list[int | None] = [None] * 24
+    for day, a in days.values():
+        counts = connected_hours(day, a)
+        heard: list[int | None] = [n if last is not None and (a + h * HOUR_MS) / 1000.0 <= last else None
+                                   for h, n in enumerate(counts)]
+        out = _add_hours(out, heard)
+    return out
 
 
 def store_day(engine: Engine, store_id: str, day: date, cfg: Config | None = None) -> StoreDay:
     """One store-day: the scalar metrics, dwell and loyalty buckets, and 24 store-local hourly counts; and apart,
-    ``connected``: the connected shoppers (:func:`_connected`; ``cfg`` gives the store's visit rules)."""
+    ``connected``: the connected shoppers (:func:`_connected`; ``cfg`` gives the store's visit rules) and
+    ``hourly_connected`` (:func:`_connected_hours`)."""
     with engine.connect() as conn:
         rows, (figures,) = _per_day(conn, store_id, day, day)
-        hours = _hours(conn, store_id, day, day)
-        connected = _connected(conn, cfg, store_id, day, day, set(rows))
+        last = store.last_sighting(conn, store_id)
+        hours = _hours(conn, store_id, day, day, last)
+        connected, station_days = _connected(conn, cfg, store_id, day, day, set(rows))
     out = {"store": store_id} | figures
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _no_hours()
+    out["hourly_connected"] = _connected_hours(station_days, last)
     out["uncertainty"] = uncertainty(out)
     out["connected"] = connected
     return cast(StoreDay, out)
@@ -350,8 +425,9 @@ def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Conf
     days' connected visitors summed, the median and buckets over all the range's connected visits."""
     with engine.connect() as conn:
         rows, per_day = _per_day(conn, store_id, start, end)
-        hours = _hours(conn, store_id, start, end)
-        connected = _connected(conn, cfg, store_id, start, end, set(rows))
+        last = store.last_sighting(conn, store_id)
+        hours = _hours(conn, store_id, start, end, last)
+        connected, station_days = _connected(conn, cfg, store_id, start, end, set(rows))
     hv, hp = _no_hours()
     for d in _days(start, end):
         if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures
@@ -359,6 +435,7 @@ def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Conf
             hv, hp = _add_hours(hv, v), _add_hours(hp, p)
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | _merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
+    out["hourly_connected"] = _connected_hours(station_days, last)
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]
     out["uncertainty"] = uncertainty(out)
     out["connected"] = connected
@@ -379,17 +456,42 @@ def _store_names(conn: Connection) -> dict[str, tuple[str, str]]:
     return {str(i): (str(n), str(m)) for i, n, m in conn.execute(sa.select(t.c.id, t.c.name, t.c.mall_id)).all()}
 
 
-def _mall(conn: Connection, mall_id: str, start: date, end: date) -> MallRange:
+def _mall_store_ids(conn: Connection, mall_id: str, start: date, end: date, names: Mapping[str, tuple[str, str]]
+                    ) -> list[str]:
+    """The mall's stores: those the stores table puts in it, and those with a daily rollup of it in the range."""
     r = store.rollups.c
-    names = _store_names(conn)
     ids = {s for s, (_, m) in names.items() if m == mall_id}
     ids |= set(conn.execute(sa.select(r.store).where(r.mall == mall_id, r.period == "1d", r.day >= start,
                                                      r.day <= end).distinct()).scalars().all())
+    return sorted(ids)
+
+
+def _mall_connected_days(stations: Mapping[str, StationDays], store_ids: Sequence[str], start: date,
+                         end: date) -> list[ConnectedDay]:
+    """The mall's connected days: on each day that any of its stores has stations, the stores' stations together
+    (:func:`analytics.metrics.mall_connected_day`: a station at two stores of the mall is one connected visitor)."""
+    out = []
+    for d in _days(start, end):
+        parts = [stations[sid][d][0] for sid in store_ids if d in stations.get(sid, {})]
+        if parts:
+            out.append(mall_connected_day(parts))
+    return out
+
+
+def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date, end: date,
+          names: Mapping[str, tuple[str, str]], mall_names: Mapping[str, str],
+          stations: Mapping[str, StationDays]) -> tuple[MallRange, list[ConnectedDay]]:
+    """The mall's report over [start, end] (``stations``: its stores' connected days, :func:`_station_days`) and
+    its connected mall-days (the operator sums them)."""
     stores = []
-    for sid in sorted(ids):
+    for sid in store_ids:
         _rows, per_day = _per_day(conn, sid, start, end)
         merged = _merge(per_day)
-        stores.append({"id": sid, "name": names.get(sid, (sid, mall_id))[0]} | {k: merged[k] for k in SCALARS})
+        row = {"id": sid, "name": names.get(sid, (sid, mall_id))[0]} | {k: merged[k] for k in SCALARS}
+        row["uncertainty"] = uncertainty(row)
+        # the store's own stations; their calibration is in the store's own report (it reads two more tables)
+        row["connected"] = connected_figures([day for day, _a in stations.get(sid, {}).values()])
+        stores.append(row)
     m = store.mall_days.c
     mrows = conn.execute(sa.select(store.mall_days).where(m.mall == mall_id, m.day >= start, m.day <= end)
                          ).mappings().all()
@@ -402,33 +504,51 @@ def _mall(conn: Connection, mall_id: str, start: date, end: date) -> MallRange:
     for k in PORTAL:
         totals[k] = sum(s[k] for s in stores)
     totals["visits"] = _sum([s["visits"] for s in stores])
+    totals["uncertainty"] = uncertainty(totals)
+    mall_days = _mall_connected_days(stations, store_ids, start, end)
+    totals["connected"] = connected_figures(mall_days)
     t = store.mall_transitions.c
     trans = conn.execute(sa.select(t.src, t.dst, sa.func.sum(t.count)).where(
         t.mall == mall_id, t.day >= start, t.day <= end).group_by(t.src, t.dst)).all()
     transitions = sorted(({"from": a, "to": b, "count": int(n)} for a, b, n in trans),
                          key=lambda x: (-x["count"], x["from"], x["to"]))
-    return cast(MallRange, {"id": mall_id, "name": _mall_names(conn).get(mall_id, mall_id), "start": start.isoformat(),
-                            "end": end.isoformat(), "stores": stores, "totals": totals, "transitions": transitions})
+    return cast(MallRange, {"id": mall_id, "name": mall_names.get(mall_id, mall_id), "start": start.isoformat(),
+                            "end": end.isoformat(), "stores": stores, "totals": totals,
+                            "transitions": transitions}), mall_days
 
 
-def mall_range(engine: Engine, mall_id: str, start: date, end: date) -> MallRange:
+def mall_range(engine: Engine, mall_id: str, start: date, end: date, cfg: Config | None = None) -> MallRange:
     """A mall over [start, end]: its stores' scalar metrics, ``totals`` (a shopper counted once per day however
-    many stores they entered; summed over days) and ``transitions`` ``[{from, to, count}]``."""
+    many stores they entered; summed over days) and ``transitions`` ``[{from, to, count}]``. Each store row and the
+    totals carry ``uncertainty`` (:mod:`analytics.bands`, basis ``linked_devices``) and, apart, ``connected`` (the
+    stores' own stations, exact; a station at two stores of the mall once in the totals), read in one query for
+    all the stores (``cfg`` gives each store's visit rules)."""
     with engine.connect() as conn:
-        return _mall(conn, mall_id, start, end)
+        names = _store_names(conn)
+        ids = _mall_store_ids(conn, mall_id, start, end, names)
+        stations = _station_days(conn, _zones(conn, cfg, ids), start, end)
+        return _mall(conn, mall_id, ids, start, end, names, _mall_names(conn), stations)[0]
 
 
-def operator_range(engine: Engine, start: date, end: date) -> OperatorRange:
-    """Every mall over [start, end] (``malls``: :func:`mall_range` without the per-store transitions) and the
-    operator's ``totals`` (sums of the malls')."""
+def operator_range(engine: Engine, start: date, end: date, cfg: Config | None = None) -> OperatorRange:
+    """Every mall over [start, end] (``malls``: :func:`mall_range`) and the operator's ``totals`` (sums of the
+    malls', with their ``uncertainty`` and ``connected``); the connected stations of every store in one query."""
     with engine.connect() as conn:
-        ids = set(_mall_names(conn)) | set(conn.execute(sa.select(store.rollups.c.mall).distinct()).scalars().all())
-        malls = [_mall(conn, m, start, end) for m in sorted(ids)]
+        names, mall_names = _store_names(conn), _mall_names(conn)
+        ids = set(mall_names) | set(conn.execute(sa.select(store.rollups.c.mall).distinct()).scalars().all())
+        stores = {m: _mall_store_ids(conn, m, start, end, names) for m in sorted(ids)}
+        stations = _station_days(conn, _zones(conn, cfg, sorted({s for v in stores.values() for s in v})), start,
+                                 end)
+        made = [_mall(conn, m, stores[m], start, end, names, mall_names, stations) for m in sorted(ids)]
+    malls = [m for m, _days in made]
     keys = ("visitors", "passersby", "staff_excluded", "visits")
     totals: dict[str, Any] = {k: _sum([cast(Mapping[str, Any], m["totals"])[k] for m in malls]) for k in keys}
     for k in PORTAL:
         totals[k] = sum(cast(Mapping[str, int], m["totals"])[k] for m in malls)
     totals["capture_rate"] = _rate(totals["visitors"], totals["passersby"])
+    totals["uncertainty"] = uncertainty(totals)
+    # the malls' connected days together: visitors summed over malls and days, the median over all their visits
+    totals["connected"] = connected_figures([d for _m, days in made for d in days])
     return cast(OperatorRange, {"start": start.isoformat(), "end": end.isoformat(), "malls": malls, "totals": totals})
 
 

@@ -125,15 +125,17 @@ def connected_devices(conn: Connection, store: str, start_s: float, end_s: float
         s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "connected")).scalars().all())
 
 
-def load_connected(conn: Connection, store: str, start_s: float, end_s: float) -> tuple[
-        npt.NDArray[np.float64], list[str]]:
-    """The store's connected-station sightings (basis "connected", ``sensor.stations``) with ``start_s <= ts <
-    end_s``: times and device ids. Read by the partial index ``ix_sightings_connected`` (store, ts) over the
-    connected rows only (revision analytics_0005_connbasis), so a day's stations are read without its probes."""
+def load_connected(conn: Connection, stores: Sequence[str], start_s: float, end_s: float) -> tuple[
+        npt.NDArray[np.float64], list[str], list[str]]:
+    """The connected-station sightings (basis "connected", ``sensor.stations``) of ``stores`` with ``start_s <= ts
+    < end_s``, in one query: times, device ids and stores. Read by the partial index ``ix_sightings_connected``
+    (store, ts) over the connected rows only (revision analytics_0005_connbasis), so a day's stations are read
+    without its probes."""
     s = sightings.c
-    rows = conn.execute(sa.select(s.ts, s.device).where(
-        s.store == store, s.ts >= start_s, s.ts < end_s, s.basis == "connected")).all()
-    return np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows]
+    rows = conn.execute(sa.select(s.ts, s.device, s.store).where(
+        s.store.in_(sorted(set(stores))), s.ts >= start_s, s.ts < end_s, s.basis == "connected")).all()
+    return (np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows],
+            [r[2] for r in rows])
 
 
 def station_pairs(conn: Connection, store: str, start_s: float, end_s: float) -> tuple[

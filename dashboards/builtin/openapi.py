@@ -93,11 +93,20 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "previous_range": {"$ref": "#/components/schemas/DateRange"},
             "compare_note": {"type": "string"},
             "kpis": {"type": "array", "items": {"type": "object", "properties": {
-                "key": {"type": "string"}, "label": {"type": "string"}, "value": {"type": ["number", "null"]},
+                "key": {"type": "string"}, "kind": {"type": "string", "enum": ["int", "ratio", "duration"]},
+                "label": {"type": "string"}, "value": {"type": ["number", "null"]},
                 "text": {"type": "string"}, "previous": {"type": ["number", "null"]},
                 "previous_text": {"type": "string"}, "change_text": {"type": "string"},
-                "unit": {"type": "string", "enum": ["count", "s", "ratio"]}}}},
-            "charts": {"type": "object", "description": "series drawn by the page (same numbers as the tables)"},
+                "unit": {"type": "string", "enum": ["count", "s", "ratio"]},
+                "band": {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
+                         "description": "calibrated [low, high] of the figure (analytics.bands; a sum's band maps "
+                                        "the sum); null: no data, or a figure without a band"},
+                "basis": {"type": ["string", "null"], "enum": ["linked_devices", None],
+                          "description": "what the figure rests on; null: no band given"},
+                "band_text": {"type": "string", "description": "the band as shown (\"likely 85–148\"), or \"\""}}}},
+            "charts": {"type": "object", "description": "series drawn by the page (same numbers as the tables); "
+                                                        "the store's hourly.connected: connected visitors present "
+                                                        "per hour (null: no station that day, or not heard yet)"},
             "tables": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"}, "title": {"type": "string"}, "sortable": {"type": "boolean"},
                 "columns": {"type": "array", "items": {"type": "string"}},
@@ -109,8 +118,10 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "live": {"$ref": "#/components/schemas/LiveOccupancy"},
             "connected": {
                 "type": ["object", "null"],
-                "description": "store view: connected shoppers, the AP's own stations (hostapd), exact and never "
-                               "added to the estimated figures (docs/METRICS.md \"Error bands and bases\")",
+                "description": "connected shoppers, the AP's own stations (hostapd), exact and never added to the "
+                               "estimated figures (docs/METRICS.md \"Error bands and bases\"): the store's; the "
+                               "mall's totals (a station connected at two of its stores on one day once; calibration "
+                               "null); the operator's (the malls' summed)",
                 "properties": {
                     "basis": {"type": "string", "enum": ["connected_stations"]},
                     "visitors": {"type": ["integer", "null"]}, "visits": {"type": ["integer", "null"]},

@@ -148,8 +148,8 @@ def mall_numbers(mall_id: str, lang: str) -> dict[str, Any]:
     start, end = _range(_services().cfg.timezone)
     pstart, pend = views.previous_range(start, end)
     rep, eng = _reports(), _services().engine
-    current = rep.mall_range(eng, mall_id, start, end)
-    previous = rep.mall_range(eng, mall_id, pstart, pend)
+    current = rep.mall_range(eng, mall_id, start, end, _services().cfg)
+    previous = rep.mall_range(eng, mall_id, pstart, pend, _services().cfg)
     names = {sid: s["name"] or sid for sid, s in stores.items()}
     last = {sid: rep.last_report(eng, sid) for sid, m in mall_of.items() if m == mall_id}
     view = views.mall_view(lang, {"id": mall_id, "name": malls[mall_id]}, start, end, current, previous, names,
@@ -207,8 +207,9 @@ def operator_numbers(lang: str) -> dict[str, Any]:
     start, end = _range(_services().cfg.timezone)
     pstart, pend = views.previous_range(start, end)
     rep, eng = _reports(), _services().engine
-    return views.operator_view(lang, start, end, rep.operator_range(eng, start, end),
-                               rep.operator_range(eng, pstart, pend), malls)
+    cfg = _services().cfg
+    return views.operator_view(lang, start, end, rep.operator_range(eng, start, end, cfg),
+                               rep.operator_range(eng, pstart, pend, cfg), malls)
 
 
 # --- API ------------------------------------------------------------------------------------------------------

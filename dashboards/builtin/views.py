@@ -88,23 +88,63 @@ def table(tid: str, title: str, columns: Sequence[str], rows: list[list[Json]], 
     return {"id": tid, "title": title, "columns": list(columns), "rows": rows, "sortable": sortable}
 
 
+def _outward(kind: str, band: Sequence[float]) -> tuple[float, float]:
+    """A band's ends as shown: a count's widened to whole numbers, other kinds as they are."""
+    lo, hi = float(band[0]), float(band[1])
+    return (math.floor(lo), math.ceil(hi)) if kind == "int" else (lo, hi)
+
+
+def band_text(lang: str, kind: str, band: Sequence[float] | None) -> str:
+    """A calibrated band as shown on a card (``85–148``, ``20.6%–31.0%``); "" without a band (no data, or a figure
+    without one)."""
+    if not band:
+        return ""
+    lo, hi = _outward(kind, band)
+    return f"{fmt(lang, kind, lo)}–{fmt(lang, kind, hi)}"
+
+
+def band_cells(lang: str, kind: str, band: Sequence[float] | None) -> list[Json]:
+    """A band as two table cells, its low and high end (numbers in the figure's unit, so that the CSV holds them
+    plain); "—" for a figure without a band."""
+    if not band:
+        return [cell(lang, "text", "—"), cell(lang, "text", "—")]
+    return [cell(lang, kind, v) for v in _outward(kind, band)]
+
+
+def _band(report: Report, key: str) -> tuple[list[float] | None, str | None]:
+    """The report's band and basis of ``key`` (``uncertainty``, analytics.bands), or None where it has none."""
+    unc = report.get("uncertainty")
+    if not isinstance(unc, Mapping):
+        return None, None
+    bands, basis = unc.get("bands") or {}, unc.get("basis") or {}
+    b = bands.get(key)
+    return (None if b is None else [float(x) for x in b]), basis.get(key)
+
+
 def kpis(lang: str, current: Report, previous: Report, keys: Sequence[tuple[str, str]] = KPIS) -> list[Json]:
+    """The cards: each figure against last week's, with its calibrated band and basis where the report gives one
+    (``band_text`` "likely 85–148"; "" for a figure without a band)."""
     out = []
     for key, kind in keys:
         cur, prev = _num(current, key), _num(previous, key)
-        out.append({"key": key, "label": t(lang, key), "value": cur, "text": fmt(lang, kind, cur), "unit": UNITS[kind],
+        band, basis = _band(current, key)
+        shown = band_text(lang, kind, band)
+        out.append({"key": key, "kind": kind, "label": t(lang, key), "value": cur, "text": fmt(lang, kind, cur),
+                    "unit": UNITS[kind],
                     "previous": prev, "previous_text": fmt(lang, kind, prev),
-                    "change_text": i18n.change(cur, prev, ratio=kind == "ratio")})
+                    "change_text": i18n.change(cur, prev, ratio=kind == "ratio"),
+                    "band": band, "basis": basis, "band_text": t(lang, "band", range=shown) if shown else ""})
     return out
 
 
 def _summary(lang: str, cards: list[Json]) -> Json:
+    """The cards as a table; the last two columns the calibrated band's ends ("—" for a figure without a band)."""
     rows = [[cell(lang, "text", k["label"]), {"text": k["text"], "value": k["value"], "unit": k["unit"]},
              {"text": k["previous_text"], "value": k["previous"], "unit": k["unit"]},
-             cell(lang, "text", k["change_text"])]
+             cell(lang, "text", k["change_text"]), *band_cells(lang, k["kind"], k["band"])]
             for k in cards]
     return table("summary", t(lang, "summary"), [t(lang, "metric"), t(lang, "this_period"), t(lang, "last_week"),
-                                                  t(lang, "change")], rows)
+                                                  t(lang, "change"), t(lang, "band_low"), t(lang, "band_high")], rows)
 
 
 def _opt(value: Any) -> float | None:
@@ -147,6 +187,7 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
     loyal_now, loyal_prev = _buckets(current.get("loyalty_buckets")), dict(_buckets(previous.get("loyalty_buckets")))
     hv, hp, hl = _hourly(current, "hourly_visitors"), _hourly(current, "hourly_passersby"), _hourly(
         previous, "hourly_visitors")
+    hc = _hourly(current, "hourly_connected")  # present per hour (not arrivals): its own column and line
     days = [d for d in current.get("days") or [] if isinstance(d, Mapping)]
     hourly_title = t(lang, "hourly") + ("" if start == end else t(lang, "summed"))
     tables = [
@@ -161,9 +202,9 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
               [[cell(lang, "text", t(lang, label)), cell(lang, "int", n), cell(lang, "int", loyal_prev.get(label))]
                for label, n in loyal_now]),
         table("hourly", hourly_title, [t(lang, "hour"), t(lang, "visitors"), t(lang, "passersby"),
-                                            t(lang, "visitors_last_week")],
+                                            t(lang, "visitors_last_week"), t(lang, "connected_present")],
               [[cell(lang, "text", f"{h:02d}:00"), cell(lang, "int", hv[h]), cell(lang, "int", hp[h]),
-                cell(lang, "int", hl[h])] for h in range(24)]),
+                cell(lang, "int", hl[h]), cell(lang, "int", hc[h])] for h in range(24)]),
     ]
     if len(days) > 1:
         cols = [("passersby", "int"), ("visitors", "int"), ("capture_rate", "ratio"), ("median_dwell_s", "duration"),
@@ -183,7 +224,7 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
         "connected": connected_view(lang, current, previous),
         "charts": {
             "hourly": {"title": hourly_title, "hours": [f"{h:02d}" for h in range(24)], "visitors": hv, "passersby": hp,
-                       "visitors_last_week": hl},
+                       "visitors_last_week": hl, "connected": hc},
             "dwell": {"labels": [b for b, _ in dwell_now], "current": [n for _, n in dwell_now],
                       "previous": [dwell_prev.get(b) for b, _ in dwell_now]},
             "loyalty": {"labels": [t(lang, b) for b, _ in loyal_now], "values": [n for _, n in loyal_now]},
@@ -221,15 +262,22 @@ def _side_by_side(lang: str, tid: str, title: str, kind: str, items: Sequence[Ma
                   previous: Sequence[Mapping[str, Any]], names: Mapping[str, str],
                   columns: Sequence[tuple[str, str]] = MALL_COLUMNS) -> Json:
     prev = {_ident(p, kind): p for p in previous}
-    cols = [t(lang, kind)] + [t(lang, k) for k, _ in columns] + [t(lang, "visitors_last_week"), t(lang, "change")]
+    cols = [t(lang, kind)] + [t(lang, k) for k, _ in columns] + [
+        t(lang, "visitors_low"), t(lang, "visitors_high"), t(lang, "connected_column"), t(lang, "visitors_last_week"),
+        t(lang, "change")]
     rows = []
     for it in items:
         ident = _ident(it, kind)
         p = prev.get(ident, {})
         name = str(it.get("name") or names.get(ident) or ident)
+        band = _band(it, "visitors")[0]
+        conn = it.get("connected")
         rows.append([{"text": name, "value": name, "id": ident}]
                     + [cell(lang, k_kind, it.get(k)) for k, k_kind in columns]
-                    + [cell(lang, "int", p.get("visitors")),
+                    # the visitors' band (no data without one); connected: exact, never added to the counts
+                    + [cell(lang, "int", v) for v in (_outward("int", band) if band else (None, None))]
+                    + [cell(lang, "int", conn.get("visitors") if isinstance(conn, Mapping) else None),
+                       cell(lang, "int", p.get("visitors")),
                        cell(lang, "text", i18n.change(_num(it, "visitors"), _num(p, "visitors")))])
     return table(tid, title, cols, rows, sortable=True)
 
@@ -273,6 +321,7 @@ def mall_view(lang: str, mall: Mapping[str, Any], start: date, end: date, curren
         "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
         "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
         "kpis": cards,
+        "connected": connected_view(lang, totals, prev_totals),
         "charts": {"multiples": multiples,
                    "transitions": [{"from": name(tr.get("from")), "to": name(tr.get("to")),
                                     "count": int(tr.get("count") or 0)} for tr in top]},
@@ -299,6 +348,11 @@ def operator_view(lang: str, start: date, end: date, current: Report, previous: 
     malls = [_flat_mall(m) for m in current.get("malls") or [] if isinstance(m, Mapping)]
     prev = [_flat_mall(m) for m in previous.get("malls") or [] if isinstance(m, Mapping)]
     side = _side_by_side(lang, "malls", t(lang, "malls"), "mall", malls, prev, mall_names, MALL_TOTALS)
+    totals, prev_totals = current.get("totals"), previous.get("totals")
+    totals = totals if isinstance(totals, Mapping) else {}
+    prev_totals = prev_totals if isinstance(prev_totals, Mapping) else {}
+    # the operator's totals (sums of the malls') as cards with their bands, and as a table for the CSV
+    cards = kpis(lang, totals, prev_totals, MALL_TOTALS) if totals else []
     pstart, pend = previous_range(start, end)
     return {
         "kind": "operator",
@@ -306,11 +360,13 @@ def operator_view(lang: str, start: date, end: date, current: Report, previous: 
         "range": {"start": start.isoformat(), "end": end.isoformat()},
         "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
         "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
-        "kpis": [],
+        "kpis": cards,
+        "connected": connected_view(lang, totals, prev_totals),
         "charts": {"malls": {"names": [r[0]["text"] for r in side["rows"]],
                              "visitors": [_opt(m.get("visitors")) for m in malls],
                              "passersby": [_opt(m.get("passersby")) for m in malls]}},
-        "tables": [side],
+        "tables": [side] + ([_summary(lang, cards) | {"id": "totals", "title": t(lang, "operator_totals")}]
+                            if cards else []),
         "report": {"current": plain(current), "previous": plain(previous)},
     }
 

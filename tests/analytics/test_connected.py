@@ -7,7 +7,14 @@ import random
 
 import numpy as np
 
-from analytics.metrics import CONNECTED_BASIS, DWELL_LABELS, connected_day, connected_figures
+from analytics.metrics import (
+    CONNECTED_BASIS,
+    DWELL_LABELS,
+    connected_day,
+    connected_figures,
+    connected_hours,
+    mall_connected_day,
+)
 from analytics.visits import Rules, station_state, station_visits, summarize, visits
 from tests.analytics.builders import DAY_START_MS, arrays, dev, tstation
 
@@ -92,3 +99,54 @@ def test_the_block_median_and_buckets_over_the_days() -> None:
                                      "median_dwell_s": None, "dwell_buckets": {k: None for k in DWELL_LABELS},
                                      "staff_excluded": None, "calibration": None}
 
+
+
+def test_connected_visitors_present_per_hour() -> None:
+    m = 60
+    batch = (tstation("a", 11 * H + 10 * m, 30)  # 11:10-11:40: hour 11
+             + tstation("b", 11 * H + 50 * m, 75)  # 11:50-13:05: hours 11, 12 and 13
+             + tstation("a", 13 * H + 30 * m, 20)  # a's second visit, 13:30-13:50: hour 13 (a once in it)
+             + tstation("c", 14 * H + 40 * m, 20)  # 14:40-15:00, its last poll on the hour: hours 14 and 15
+             + tstation("d", 16 * H, 3)  # 3 min: no visit, in no hour
+             + tstation("e", 23 * H + 50 * m, 10))  # until midnight: hour 23
+    out = connected_day(*day(batch), RULES, DAY_START_MS)
+    want = [0] * 24
+    for h, n in {11: 2, 12: 1, 13: 2, 14: 1, 15: 1, 23: 1}.items():
+        want[h] = n
+    assert connected_hours(out, DAY_START_MS) == want
+    # staff (the manual list) is in no hour, as in the day's visitors
+    manual = Rules(staff_devices=frozenset({dev("b")}))
+    staffed = connected_hours(connected_day(*day(batch), manual, DAY_START_MS), DAY_START_MS)
+    assert staffed == [n - (1 if h in (11, 12, 13) else 0) for h, n in enumerate(want)]
+    # stations, but no visit: 0 in every hour
+    assert connected_hours(connected_day(*day(tstation("z", 9 * H, 2)), RULES, DAY_START_MS), DAY_START_MS) == [0] * 24
+
+
+def test_a_station_at_two_stores_of_a_mall_is_one_connected_visitor() -> None:
+    shift = tstation("s", 10 * H, 12 * 60)  # an assistant on a full shift at store one: staff there
+    one = connected_day(*day(tstation("a", 11 * H, 30) + tstation("b", 12 * H, 20) + shift), RULES, DAY_START_MS)
+    two = connected_day(*day(tstation("a", 12 * H, 15) + tstation("c", 14 * H, 45) + tstation("s", 13 * H, 20)),
+                        RULES, DAY_START_MS)
+    assert (one.visitors, one.staff_excluded, two.visitors, two.staff_excluded) == (2, 1, 3, 0)
+    mall = mall_connected_day([one, two])
+    # a once; s is staff at one store, so at the mall (its break at store two too); every other visit stays
+    assert (mall.visitors, len(mall.dwell_ms), mall.staff_excluded) == (3, 4, 1)
+    assert sorted(mall.dwell_ms.tolist()) == [900_000, 1_200_000, 1_800_000, 2_700_000]
+    assert mall_connected_day([one]).visitors == one.visitors
+    assert connected_hours(mall, DAY_START_MS)[11:15] == [1, 2, 0, 1]  # a at both stores in hour 12: once
+    block = connected_figures([mall, mall_connected_day([two])])  # a range's mall-days: visitors summed per day
+    assert (block["visitors"], block["visits"], block["staff_excluded"]) == (3 + 3, 4 + 3, 1 + 0)
+
+
+def test_the_mall_counts_each_station_once_whatever_the_split_into_stores() -> None:
+    rng = random.Random(5)
+    for _ in range(20):
+        stores: list[list] = [[] for _ in range(3)]
+        for i in range(12):
+            for s in rng.sample(range(3), rng.randint(1, 3)):
+                stores[s] += tstation(f"p{i}", rng.randint(10, 20) * H, rng.randint(6, 90))
+        days = [connected_day(*day(b), RULES, DAY_START_MS) for b in stores if b]
+        mall = mall_connected_day(days)
+        assert mall.visitors == len({int(d) for cd in days for d in cd.device.tolist()})
+        assert max(d.visitors for d in days) <= mall.visitors <= sum(d.visitors for d in days)
+        assert len(mall.dwell_ms) == sum(len(d.dwell_ms) for d in days)

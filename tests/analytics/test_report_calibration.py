@@ -128,6 +128,7 @@ def test_the_figures_beside_the_calibration_are_unchanged(env: tuple[config.Conf
     run_sensor(tmp_path / "b", engine)  # the same frames again (stored once) and now the stations
     roll(cfg, engine)
     after = report.store_day(engine, "s1", DAY, cfg)
-    assert {k: v for k, v in after.items() if k != "connected"} == {
-        k: v for k, v in before.items() if k != "connected"}
+    apart = ("connected", "hourly_connected")  # the stations' own figures; everything else is unchanged
+    assert {k: v for k, v in after.items() if k not in apart} == {k: v for k, v in before.items() if k not in apart}
+    assert before["hourly_connected"] == [None] * 24 and sum(n or 0 for n in after["hourly_connected"]) >= PHONES
     assert before["connected"]["visitors"] is None and after["connected"]["visitors"] == PHONES

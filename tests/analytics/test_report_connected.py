@@ -59,7 +59,7 @@ def visit_rows(engine: sa.Engine) -> list[tuple[Any, ...]]:
 
 
 def without_connected(out: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in out.items() if k != "connected"}
+    return {k: v for k, v in out.items() if k not in ("connected", "hourly_connected")}
 
 
 def test_connected_block_beside_unchanged_probe_figures(env: tuple[config.Config, sa.Engine]) -> None:
@@ -71,6 +71,7 @@ def test_connected_block_beside_unchanged_probe_figures(env: tuple[config.Config
     visits_before = visit_rows(engine)
     assert before_day["visitors"] == 2 and before_day["connected"]["visitors"] is None  # no station: no data
     assert before_range["connected"]["median_dwell_s"] is None
+    assert before_day["hourly_connected"] == before_range["hourly_connected"] == [None] * 24
 
     sensor_store.insert_sightings(engine, stations())
     roll(cfg, engine)
@@ -87,6 +88,11 @@ def test_connected_block_beside_unchanged_probe_figures(env: tuple[config.Config
         "basis": "connected_stations", "visitors": 3, "visits": 3, "median_dwell_s": 1800.0,
         "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 2, "1-6h": 1, ">6h": 0}, "staff_excluded": 0,
         "calibration": None}
+    # present per hour: w1 in hour 11, w2 from 12:00 to 13:30 (one visit across its break) in 12 and 13; w3's 8 min
+    # is no visit. DAY2 (w4 in hour 11) is heard up to 11:20, its newest sighting: its later hours are no data
+    assert day["hourly_connected"] == [0] * 11 + [1, 1, 1] + [0] * 10
+    assert rng["hourly_connected"] == [0] * 11 + [2, 1, 1] + [0] * 10
+    assert report.store_day(engine, "s1", DAY2, cfg)["hourly_connected"] == [0] * 11 + [1] + [None] * 12
     # without the configuration the default rules apply (5 min minimum: w3's 8 min is a visit)
     assert report.store_day(engine, "s1", DAY)["connected"]["visitors"] == 3
     # the pipeline's visits (probe-based) hold no station

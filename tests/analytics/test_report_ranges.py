@@ -128,6 +128,7 @@ def test_store_range_and_day_report_what_the_per_day_reading_did(engine: Engine)
             unc = got.pop("uncertainty")  # added by issue 17 (analytics.bands): the rest is unchanged
             # added by issue 17 (the AP's stations, tests/analytics/test_report_connected.py): none seeded here
             assert got.pop("connected") == connected_figures([])
+            assert got.pop("hourly_connected") == [None] * 24  # no station: no data in any hour
             assert got == old_store_range(engine, sid, a, b), (sid, a, b)
             assert unc == uncertainty(got)
         d = FIRST - timedelta(days=1)
@@ -135,6 +136,7 @@ def test_store_range_and_day_report_what_the_per_day_reading_did(engine: Engine)
             got = dict(report.store_day(engine, sid, d))
             unc = got.pop("uncertainty")
             assert got.pop("connected") == connected_figures([])
+            assert got.pop("hourly_connected") == [None] * 24
             assert got == old_store_day(engine, sid, d), (sid, d)
             assert unc == uncertainty(got)
             d += timedelta(days=1)

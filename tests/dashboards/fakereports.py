@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from analytics.bands import uncertainty
 from tests.dashboards.scenario import D1, MALLS, ROLLUPS, STORES, epoch
 
 DWELL = {"dwell_lt5m": "<5m", "dwell_5_20m": "5-20m", "dwell_20_60m": "20-60m", "dwell_1_6h": "1-6h",
@@ -19,6 +20,21 @@ SCALARS = ("visitors", "passersby", "new_visitors", "repeat_visitors", "wifi_log
 OVERLAP = {("m1", D1): 5}
 TRANSITIONS = {("m1", D1): [{"from": "s1", "to": "s2", "count": 4}, {"from": "s2", "to": "s1", "count": 1}]}
 LAST_REPORT = {"s1": float(epoch(D1, 23)), "s2": float(epoch(D1, 22))}  # s3's sensor never reported
+#: connected shoppers (the APs' stations) per store and day; of m1's on D1, 2 were connected at both stores
+CONNECTED = {("s1", D1): 6, ("s2", D1): 3}
+CONNECTED_OVERLAP = {("m1", D1): 2}
+
+
+def connected(n: int | None) -> dict[str, Any]:
+    """A ``connected`` block of ``n`` visitors with one 25-minute visit each (None: no station seen)."""
+    return {"basis": "connected_stations", "visitors": n, "visits": n, "median_dwell_s": None if not n else 1500.0,
+            "dwell_buckets": {v: None if n is None else (n if v == "20-60m" else 0) for v in DWELL.values()},
+            "staff_excluded": None if n is None else 0, "calibration": None}
+
+
+def _known(values: list[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def store_day(store: str, day: date) -> dict[str, Any]:
@@ -81,26 +97,37 @@ class FakeReports:
                        for d, p in days]
         return out
 
-    def mall_range(self, engine: Any, mall_id: str, start: date, end: date) -> dict[str, Any]:
+    def mall_range(self, engine: Any, mall_id: str, start: date, end: date, cfg: Any = None) -> dict[str, Any]:
         self.calls.append(("mall_range", mall_id, start, end))
         stores = []
         for sid, (m, name) in STORES.items():
             if m == mall_id:
                 merged = _merge([store_day(sid, d) for d in _range(start, end)])
-                stores.append({"id": sid, "name": name, **{k: v for k, v in merged.items()
-                                                          if not isinstance(v, (dict, list))}})
+                row = {"id": sid, "name": name, **{k: v for k, v in merged.items() if not isinstance(v, (dict, list))}}
+                row["uncertainty"] = uncertainty(row)
+                row["connected"] = connected(_known([CONNECTED.get((sid, d)) for d in _range(start, end)]))
+                stores.append(row)
         totals = {k: sum(s[k] for s in stores) for k in SCALARS}
         totals["visitors"] -= sum(OVERLAP.get((mall_id, d), 0) for d in _range(start, end))
         seen = totals["visitors"] + totals["passersby"]
         totals["capture_rate"] = totals["visitors"] / seen if seen else 0.0
-        totals["median_dwell_s"] = None
+        totals["uncertainty"] = uncertainty(totals)
+        n = _known([s["connected"]["visitors"] for s in stores])
+        totals["connected"] = connected(None if n is None else n - sum(
+            CONNECTED_OVERLAP.get((mall_id, d), 0) for d in _range(start, end)))
         transitions = [t for d in _range(start, end) for t in TRANSITIONS.get((mall_id, d), [])]
         return {"stores": stores, "totals": totals, "transitions": transitions}
 
-    def operator_range(self, engine: Any, start: date, end: date) -> dict[str, Any]:
+    def operator_range(self, engine: Any, start: date, end: date, cfg: Any = None) -> dict[str, Any]:
         self.calls.append(("operator_range", start, end))
-        return {"malls": [{"id": m, "name": name, "totals": self.mall_range(engine, m, start, end)["totals"]}
-                          for m, name in MALLS.items()]}
+        malls = [{"id": m, "name": name, "totals": self.mall_range(engine, m, start, end)["totals"]}
+                 for m, name in MALLS.items()]
+        totals: dict[str, Any] = {k: sum(m["totals"][k] for m in malls) for k in SCALARS}
+        seen = totals["visitors"] + totals["passersby"]
+        totals["capture_rate"] = totals["visitors"] / seen if seen else 0.0
+        totals["uncertainty"] = uncertainty(totals)
+        totals["connected"] = connected(_known([m["totals"]["connected"]["visitors"] for m in malls]))
+        return {"malls": malls, "totals": totals}
 
     def last_report(self, engine: Any, store_id: str) -> float | None:
         return self.last.get(store_id)

@@ -6,7 +6,9 @@ Sightings are built with analytics' own test builders, stored with ``insert_sigh
 On DAY (2026-01-05, a Monday) in mall m1: store s1 has visitors a (10 min), b (40 min), c (25 min) and passers-by
 p, q; shopper a walks on to s2 (15 min), where d stays 30 min and p passes. One week earlier s1 had visitor a
 (20 min) and passer-by r. Store s3 in mall m2 has never heard anything. On DAY s1's AP lists two stations
-(connected shoppers, exact): w1 for 30 min and w2 for 3 min (no visit).
+(connected shoppers, exact): w1 for 30 min and w2 for 3 min (no visit); w1 walks on to s2 and is on its guest Wi-Fi
+for 20 min (the same station id: one device key and one guest SSID in the mall), so the mall has one connected
+shopper.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def sightings() -> list[Sighting]:
     batch += tvisit("a", 12 * H, 15, store="s2") + tvisit("d", 14 * H, 30, store="s2") + passer("p", 12 * H + 300, "s2")
     batch += tvisit("a", 11 * H - WEEK, 20) + passer("r", 16 * H - WEEK, "s1")
     # the AP's stations at s1 (basis "connected"): w1 on the guest Wi-Fi for 30 min, w2 for 3 min (no visit)
-    batch += tstation("w1", 11 * H, 30) + tstation("w2", 14 * H, 3)
+    batch += tstation("w1", 11 * H, 30) + tstation("w2", 14 * H, 3) + tstation("w1", 12 * H, 20, store="s2")
     return batch
 
 

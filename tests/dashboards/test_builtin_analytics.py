@@ -1,6 +1,7 @@
 """The dashboard's API on the real analytics pipeline: what it shows is what ``analytics.report`` says."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,6 +50,12 @@ def test_store_view_shows_the_analytics_report(app: Flask) -> None:
     assert all(v is not None for v in cur["hourly_visitors"][:first_unheard])
     assert view["status"]["empty"] is False
     assert view["status"]["age_s"] == pytest.approx(NOW - report.last_report(engine, "s1"))
+    # the cards carry the report's bands; the hourly table its connected visitors present per hour (w1 in hour 11)
+    unc = report.store_range(engine, "s1", DAY, DAY, app.extensions["keliu"].cfg)["uncertainty"]
+    lo, hi = unc["bands"]["visitors"]
+    assert {k["key"]: k["band"] for k in view["kpis"]}["visitors"] == [lo, hi] and lo <= 3 <= hi
+    present = [r[4]["value"] for r in next(t for t in view["tables"] if t["id"] == "hourly")["rows"]]
+    assert present == view["report"]["current"]["hourly_connected"] == [0] * 11 + [1] + [0] * 4 + [None] * 8
 
 
 def test_mall_view_shows_the_analytics_report(app: Flask) -> None:
@@ -60,6 +67,13 @@ def test_mall_view_shows_the_analytics_report(app: Flask) -> None:
     assert [(r[0]["id"], r[2]["text"]) for r in rows] == [("s1", "3"), ("s2", "2")]
     assert texts(view)["visitors"][0] == str(m["totals"]["visitors"]) == "4"  # shopper a counted once
     assert view["charts"]["transitions"] == [{"from": "星巴克", "to": "优衣库", "count": 1}]
+    # bands of each store's visitors and of the totals; connected shoppers apart: w1 at both stores, once in the mall
+    m = report.mall_range(engine, "m1", DAY, DAY, app.extensions["keliu"].cfg)
+    assert [(r[7]["value"], r[8]["value"]) for r in rows] == [
+        (math.floor(lo), math.ceil(hi)) for lo, hi in (s["uncertainty"]["bands"]["visitors"] for s in m["stores"])]
+    assert [r[9]["value"] for r in rows] == [s["connected"]["visitors"] for s in m["stores"]] == [1, 1]
+    assert view["connected"]["value"] == m["totals"]["connected"]["visitors"] == 1
+    assert {k["key"]: k["band"] for k in view["kpis"]}["visitors"] == m["totals"]["uncertainty"]["bands"]["visitors"]
 
 
 def test_operator_view_and_empty_store(app: Flask) -> None:
@@ -69,6 +83,12 @@ def test_operator_view_and_empty_store(app: Flask) -> None:
     op = report.operator_range(engine, DAY, DAY)
     rows = view["tables"][0]["rows"]
     assert [(r[0]["id"], r[2]["value"]) for r in rows] == [(m["id"], m["totals"]["visitors"]) for m in op["malls"]]
+    # the operator's totals: the malls' summed, with the band of the sum and the connected shoppers apart
+    assert [r[8]["value"] for r in rows] == [m["totals"]["connected"]["visitors"] for m in op["malls"]] == [1, None]
+    assert view["connected"]["value"] == op["totals"]["connected"]["visitors"] == 1
+    cards = {k["key"]: k for k in view["kpis"]}
+    assert cards["visitors"]["value"] == 4 and cards["visitors"]["band"] == op["totals"]["uncertainty"]["bands"][
+        "visitors"]
     s3 = login(app, "boss-s3").get("/api/v1/stores/s3/dashboard?lang=en").json
     assert s3["status"]["never"] is True and s3["status"]["empty"] is True
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -125,6 +126,18 @@ def kpi(page: Any, key: str) -> str:
     return str(page.inner_text(f".kpi[data-key={key}] .value"))
 
 
+def likely(block: Any, key: str = "visitors") -> str:
+    """The band of a report block's count as the page writes it (widened to whole numbers)."""
+    lo, hi = block["uncertainty"]["bands"][key]
+    return f"likely {math.floor(lo)}–{math.ceil(hi)}"
+
+
+def assert_band(page: Any, key: str, text: str) -> None:
+    """The card of ``key`` shows its calibrated band and names its basis (the linked devices)."""
+    card = page.locator(f".kpi[data-key={key}]")
+    assert (card.locator(".band").inner_text(), card.get_attribute("data-basis")) == (text, "linked_devices")
+
+
 def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: Flask) -> None:
     engine = app.extensions["keliu"].engine
     cur, prev = report.store_range(engine, "s1", DAY, DAY), report.store_range(engine, "s1", PREVIOUS, PREVIOUS)
@@ -149,11 +162,18 @@ def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: 
     assert page.inner_text("#connected-detail") == "on the guest Wi-Fi · median dwell 30 min · 1 visits"
     assert card.locator(".prev").nth(1).inner_text() == "Same weekday last week: no data"
     assert kpi(page, "visitors") == "3"  # not added to the estimated figures
+    # the calibrated bands of the estimated figures on their cards; none on the portal's exact counts
+    assert_band(page, "visitors", likely(cur))
+    assert page.locator(".kpi[data-key=wifi_logins] .band").count() == 0
+    # connected visitors present per hour, in its own column of the hourly table (w1 in hour 11; unheard: no data)
+    hourly = {r[0]: r[4] for r in screen_tables(page) if len(r) == 5 and r[0].endswith(":00")}
+    assert (hourly["11:00"], hourly["10:00"], hourly["20:00"]) == ("1", "0", "no data")
     assert page.locator("#charts canvas").count() >= 4  # hourly, funnel, dwell, loyalty drawn by ECharts
     shown = screen_tables(page)
     assert ["Visitors", "3", "60.0%"] in shown  # funnel: 3 visitors of 5 devices heard
     assert_csv_holds_the_screen(shown, csv_of(page)[3:])  # the CSV holds the tables on screen, in plain numbers
-    assert ["Capture rate (ratio 0–1)", "0.6", "0.5", "+10.0 pt"] in csv_of(page)  # not "60.0%"
+    lo, hi = cur["uncertainty"]["bands"]["capture_rate"]
+    assert ["Capture rate (ratio 0–1)", "0.6", "0.5", "+10.0 pt", str(lo), str(hi)] in csv_of(page)  # not "60.0%"
     page.screenshot(path=str(SHOTS / "dashboard-store.png"), full_page=True)
     # the same page in Chinese
     page.goto(base + "/dashboard/store/s1?lang=zh-CN")
@@ -180,6 +200,16 @@ def test_mall_operator_compares_stores(browser: Any, base: str, app: Flask) -> N
     shown = [rows.nth(i).locator("td").all_inner_texts()[:3] for i in range(rows.count())]
     assert shown == [[s["name"], str(s["passersby"]), str(s["visitors"])] for s in m["stores"]]
     assert kpi(page, "visitors") == str(m["totals"]["visitors"]) == "4"
+    assert_band(page, "visitors", likely(m["totals"]))
+    # connected shoppers of the mall, exact and apart: w1 on the guest Wi-Fi at both stores counts once
+    card = page.locator(".kpi[data-key=connected]")
+    assert card.get_attribute("data-basis") == "connected_stations"
+    assert kpi(page, "connected") == str(m["totals"]["connected"]["visitors"]) == "1"
+    columns = page.locator("#table-stores thead th").all_inner_texts()
+    assert columns[7:10] == ["Visitors, likely from", "Visitors, likely to", "Connected (exact)"]
+    assert [rows.nth(i).locator("td").all_inner_texts()[7:10] for i in range(rows.count())] == [
+        [*likely(s)[len("likely "):].split("–"), str(s["connected"]["visitors"])] for s in m["stores"]] == [
+        ["2", "5", "1"], ["1", "3", "1"]]
     assert page.locator("#table-transitions tbody tr").first.locator("td").all_inner_texts() == ["星巴克", "优衣库", "1"]
     assert page.locator(".multiples canvas").count() == 2  # one small chart per store
     # sortable: visitors ascending puts 优衣库 (2) first
@@ -213,7 +243,7 @@ def test_mall_operator_compares_stores(browser: Any, base: str, app: Flask) -> N
     page.context.close()
 
 
-def test_empty_state_and_operator_view(browser: Any, base: str) -> None:
+def test_empty_state_and_operator_view(browser: Any, base: str, app: Flask) -> None:
     page = open_as(browser, base, "boss-s3", "/dashboard?lang=en")
     assert page.inner_text("#status") == "No data yet: the sensor of this store has not sent anything."
     assert page.locator("#charts canvas").count() == 0
@@ -223,5 +253,11 @@ def test_empty_state_and_operator_view(browser: Any, base: str) -> None:
     assert page.url.startswith(base + "/dashboard/operator")
     names = page.locator("#table-malls tbody tr td:first-child").all_inner_texts()
     assert names == ["万达广场", "Joy City"]
+    # the operator's totals: cards with the band of the sum, and the connected shoppers apart
+    op = report.operator_range(app.extensions["keliu"].engine, DAY, DAY)
+    assert kpi(page, "visitors") == str(op["totals"]["visitors"])
+    assert_band(page, "visitors", likely(op["totals"]))
+    assert kpi(page, "connected") == str(op["totals"]["connected"]["visitors"]) == "1"
+    assert page.locator("#table-totals tbody tr").count() == 5
     page.screenshot(path=str(SHOTS / "dashboard-operator.png"))
     page.context.close()

@@ -79,3 +79,28 @@ def test_range_defaults_and_limits() -> None:
     assert access.parse_range("2025-11-18", "2026-11-18", today)[0] == date(2025, 11, 18)  # 366 days
     with pytest.raises(ReportError):
         access.parse_range("2025-11-17", "2026-11-18", today)
+
+
+@pytest.mark.parametrize(("kind", "band", "text", "values"), [
+    ("int", [84.2, 148.1], "84–149", [84, 149]),  # counts widened outward to whole numbers
+    ("ratio", [0.2058, 0.3098], "20.6%–31.0%", [0.2058, 0.3098]),
+    ("duration", [1380.0, 2922.0], "23 min–48.7 min", [1380.0, 2922.0]),
+    ("int", None, "", ["—", "—"])])  # a figure without a band (exact, or no data)
+def test_a_band_as_shown_and_as_table_cells(kind: str, band: list[float] | None, text: str, values: list[Any]) -> None:
+    assert views.band_text("en", kind, band) == text
+    cells = views.band_cells("en", kind, band)
+    assert [c["value"] for c in cells] == values
+    assert all(("unit" in c) == (band is not None) for c in cells)  # numbers in their unit, for the CSV
+
+
+def test_cards_carry_the_reports_bands_and_bases() -> None:
+    from analytics.bands import uncertainty
+
+    figures = {"visitors": 120, "passersby": 400, "capture_rate": 120 / 520, "wifi_logins": 15, "new_members": 6}
+    cards = {k["key"]: k for k in views.kpis("en", figures | {"uncertainty": uncertainty(figures)}, {},
+                                             views.MALL_TOTALS)}
+    assert (cards["visitors"]["band_text"], cards["visitors"]["basis"]) == ("likely 102–178", "linked_devices")
+    assert (cards["wifi_logins"]["band"], cards["wifi_logins"]["basis"], cards["wifi_logins"]["band_text"]) == (
+        None, None, "")
+    # a report without uncertainty (an older one): the cards as before, no band
+    assert all(k["band"] is None for k in views.kpis("en", figures, {}, views.MALL_TOTALS))

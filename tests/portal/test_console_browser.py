@@ -361,13 +361,13 @@ def fulfil_with(view: dict[str, Any]) -> Any:
 def nulled(view: dict[str, Any], lang: str) -> dict[str, Any]:
     """The view with every figure null, as the API sends a day without data."""
     view = dict(view)
-    view["kpis"] = [{**k, "value": None, "previous": None, "text": "—", "previous_text": "—", "change_text": "—"}
-                    for k in view["kpis"]]
+    view["kpis"] = [{**k, "value": None, "previous": None, "text": "—", "previous_text": "—", "change_text": "—",
+                     "band": None, "basis": None, "band_text": ""} for k in view["kpis"]]  # no figure, no band
     view["tables"] = [{**tab, "rows": [[row[0]] + [{"text": "—", "value": None} for _ in row[1:]]
                                        for row in tab["rows"]]} for tab in view["tables"]]
     charts = view["charts"]
     charts["hourly"] = {**charts["hourly"], "visitors": [None] * 24, "passersby": [None] * 24,
-                        "visitors_last_week": [None] * 24}
+                        "visitors_last_week": [None] * 24, "connected": [None] * 24}
     charts["dwell"] = {**charts["dwell"], "current": [None] * len(charts["dwell"]["labels"]),
                        "previous": [None] * len(charts["dwell"]["labels"])}
     charts["loyalty"] = {**charts["loyalty"], "values": [None] * len(charts["loyalty"]["labels"])}

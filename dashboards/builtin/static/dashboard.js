@@ -86,9 +86,13 @@
     var box = document.getElementById("kpis");
     box.textContent = "";
     view.kpis.forEach(function (k) {
-      box.appendChild(el("div", {"class": "kpi", "data-key": k.key}, [
+      var attrs = {"class": "kpi", "data-key": k.key};
+      if (k.basis) attrs["data-basis"] = k.basis;
+      box.appendChild(el("div", attrs, [
         el("div", {"class": "label", text: k.label}),
         el("div", {"class": "value" + (noData(k.value) ? " nodata" : ""), text: noData(k.value) ? T.no_data : k.text}),
+        // the calibrated band (analytics.bands) of an estimated figure; none for an exact one or without data
+        k.band_text ? el("div", {"class": "band", text: k.band_text}) : null,
         el("div", {"class": "prev", text: T.last_week + ": " + (noData(k.previous) ? T.no_data : k.previous_text) +
                                           (noData(k.value) || noData(k.previous) ? "" : " (" + k.change_text + ")")})
       ]));
@@ -96,7 +100,7 @@
   }
 
   // connected shoppers (已连接 Wi-Fi 的顾客): the AP's own stations, exact (basis connected_stations), a card beside
-  // the estimated figures and never added to them; the store page only (view.connected is null elsewhere)
+  // the estimated figures and never added to them; store, mall (a station once across its stores) and operator
   function connected(view) {
     var c = view.connected;
     if (!c) return;
@@ -188,7 +192,7 @@
       el("table", {"class": tab.columns.length > 4 ? "stack" : ""}, [el("thead", {}, [thead]), tbody])]);
   }
 
-  var BLUE = "#1f6feb", GREY = "#9aa4b2", ORANGE = "#f08c2e";
+  var BLUE = "#1f6feb", GREY = "#9aa4b2", ORANGE = "#f08c2e", GREEN = "#2da44e";
 
   function storeCharts(view, box) {
     var c = view.charts;
@@ -198,7 +202,10 @@
       series: [
         {name: T.passersby, type: "bar", data: c.hourly.passersby, itemStyle: {color: GREY}},
         {name: T.visitors, type: "bar", data: c.hourly.visitors, itemStyle: {color: BLUE}},
-        {name: T.visitors_last_week, type: "line", data: c.hourly.visitors_last_week, itemStyle: {color: ORANGE}}
+        {name: T.visitors_last_week, type: "line", data: c.hourly.visitors_last_week, itemStyle: {color: ORANGE}},
+        // present per hour, not arrivals: a dashed line of its own, never stacked on the bars
+        {name: T.connected_present, type: "line", data: c.hourly.connected || [], itemStyle: {color: GREEN},
+         lineStyle: {type: "dashed"}}
       ]
     }, "wide");
     chart(box, T.funnel, {

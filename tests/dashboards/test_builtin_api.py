@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from datetime import timedelta
 
 import pytest
 from flask import Flask
 
+from analytics.bands import band
 from dashboards.builtin import OPENAPI_PATHS
 from tests.dashboards.app import D1, D2, login, make_app
 from tests.dashboards.fakereports import FakeReports
@@ -159,6 +161,16 @@ def test_empty_state_says_how_long_ago_the_sensor_last_reported(app: Flask) -> N
     assert zh["status"]["message"] == "所选日期没有数据。探针最近一次上报在19 小时前。"
 
 
+def ends(metric: str, value: float) -> list[str]:
+    """A count's calibrated band (analytics.bands: recalibrating moves it) as shown, widened to whole numbers."""
+    lo, hi = band(metric, value)
+    return [str(math.floor(lo)), str(math.ceil(hi))]
+
+
+def likely(metric: str, value: float) -> str:
+    return "likely {}–{}".format(*ends(metric, value))
+
+
 # ---- mall and operator -------------------------------------------------------------------------------------
 
 
@@ -171,23 +183,24 @@ def test_mall_view(app: Flask) -> None:
     stores = table(v, "stores")
     assert stores["sortable"] is True
     assert stores["columns"][:3] == ["Store", "Passers-by", "Visitors"]
-    # the visitors' calibrated band (100 × 0.85 to 100 × 1.288 × 1.15, widened to whole numbers) and, apart, the
-    # connected shoppers (exact, never in the counts)
+    # the visitors' calibrated band (analytics.bands, widened to whole numbers) and, apart, the connected shoppers
+    # (exact, never in the counts)
     assert stores["columns"][7:10] == ["Visitors, likely from", "Visitors, likely to", "Connected (exact)"]
     assert [[c["text"] for c in r] for r in stores["rows"]] == [
-        ["星巴克", "300", "100", "25.0%", "15 min", "12", "5", "85", "149", "6", "0", "—", "19 h ago"],
-        ["优衣库", "100", "25", "20.0%", "7 min", "3", "1", "21", "37", "3", "0", "—", "20 h ago"]]
+        ["星巴克", "300", "100", "25.0%", "15 min", "12", "5", *ends("visitors", 100), "6", "0", "—", "19 h ago"],
+        ["优衣库", "100", "25", "20.0%", "7 min", "3", "1", *ends("visitors", 25), "3", "0", "—", "20 h ago"]]
     cards = {k["key"]: k for k in v["kpis"]}
-    assert (cards["visitors"]["band_text"], cards["visitors"]["basis"]) == ("likely 102–178", "linked_devices")
-    assert cards["capture_rate"]["band_text"] == "likely 20.6%–31.0%" and cards["wifi_logins"]["band_text"] == ""
+    assert (cards["visitors"]["band_text"], cards["visitors"]["basis"]) == (likely("visitors", 120), "linked_devices")
+    lo, hi = band("capture_rate", 120 / 520)
+    assert cards["capture_rate"]["band_text"] == f"likely {lo:.1%}–{hi:.1%}" and cards["wifi_logins"]["band_text"] == ""
     # the mall's connected shoppers: 6 + 3, of whom 2 were connected at both stores, once
     assert (v["connected"]["value"], v["connected"]["text"], v["connected"]["basis"]) == (7, "7", "connected_stations")
     # the totals table holds the bands' ends as numbers (the CSV writes them plain); "—" for a figure without one
     totals = table(v, "totals")
     assert totals["columns"][-2:] == ["Likely from (calibrated)", "Likely to"]
     assert [[c["text"] for c in r[-2:]] for r in totals["rows"]] == [
-        ["317", "457"], ["102", "178"], ["20.6%", "31.0%"], ["—", "—"], ["—", "—"]]
-    assert [c["value"] for c in totals["rows"][2][-2:]] == [0.2058, 0.3098]
+        ends("passersby", 400), ends("visitors", 120), [f"{lo:.1%}", f"{hi:.1%}"], ["—", "—"], ["—", "—"]]
+    assert [c["value"] for c in totals["rows"][2][-2:]] == [lo, hi]
     assert [[c["text"] for c in r] for r in table(v, "transitions")["rows"]] == [
         ["星巴克", "优衣库", "4"], ["优衣库", "星巴克", "1"]]
     assert [m["name"] for m in v["charts"]["multiples"]] == ["星巴克", "优衣库"]
@@ -200,7 +213,7 @@ def test_operator_view(app: Flask) -> None:
     assert rows == [["万达广场", "720", "200"], ["Joy City", "500", "200"]]
     # the operator's totals: the malls' sums, with the band of the sum, and the connected shoppers apart
     cards = {k["key"]: k for k in v["kpis"]}
-    assert (cards["visitors"]["text"], cards["visitors"]["band_text"]) == ("400", "likely 340–593")
+    assert (cards["visitors"]["text"], cards["visitors"]["band_text"]) == ("400", likely("visitors", 400))
     assert v["connected"]["value"] == 7 and [r[0]["text"] for r in table(v, "totals")["rows"]][:2] == [
         "Passers-by", "Visitors"]
 

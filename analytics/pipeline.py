@@ -164,6 +164,15 @@ def connected_rows(ctx: StoreContext, day: date, record: ConnectedRecord, names:
                                record.staff.tolist())]
 
 
+def write_connected(conn: Connection, ctx: StoreContext, day: date) -> int:
+    """Replace the store-day's stored connected stations with those of its polls, in the caller's transaction
+    (:func:`rollup_store`'s, under its store-day lock). Returns how many ``connected_visits`` rows."""
+    day_row, visit_rows = connected_rows(ctx, day, *connected(conn, ctx, day))
+    _replace_day(conn, store.connected_days, ctx.store, day, [day_row])
+    _replace_day(conn, store.connected_visits, ctx.store, day, visit_rows)
+    return len(visit_rows)
+
+
 def _replace_day(conn: Connection, table: Any, store_id: str, day: date, rows: list[dict[str, Any]]) -> None:
     conn.execute(sa.delete(table).where(table.c.store == store_id, table.c.day == day))
     for start in range(0, len(rows), 2000):
@@ -207,9 +216,7 @@ def rollup_store(engine: Engine, cfg: Config, store_id: str, day: date, now: flo
         _replace_day(conn, store.device_days, store_id, day, _device_rows(c))
         rows = rollup_rows(c, now)
         store.upsert(conn, store.rollups, rows)
-        day_row, visit_rows = connected_rows(c.ctx, day, *connected(conn, c.ctx, day))
-        _replace_day(conn, store.connected_days, store_id, day, [day_row])
-        _replace_day(conn, store.connected_visits, store_id, day, visit_rows)
+        write_connected(conn, c.ctx, day)
     return rows
 
 

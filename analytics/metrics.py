@@ -21,6 +21,7 @@ from analytics.visits import (
     U64,
     DayState,
     Rules,
+    Seen,
     Visits,
     device_codes,
     station_state,
@@ -241,11 +242,9 @@ class ConnectedDay:
     staff: U64  #: the stations left out as staff (sorted, unique)
 
 
-def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> ConnectedDay:
-    """The connected stations' day from their sightings alone (never mixed with the probe-based devices: a
-    connected phone is also among those under another id). Staff: the manual list and the same-day rule (present
-    in ``staff_fraction`` of the opening hours), as for the probe-based figures; the habitual-staff history does
-    not apply (it is kept by the probe-based ids)."""
+def _connected(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> tuple[ConnectedDay, Seen,
+                                                                                npt.NDArray[np.bool_]]:
+    """:func:`connected_day` with the stations heard (``Seen``) and which of them are staff."""
     state = station_state(ts_ms, device, rules, day_start_ms)
     seen = state.seen
     open_hours = rules.close_hour - rules.open_hour
@@ -254,9 +253,60 @@ def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> C
         seen.device, device_codes(list(rules.staff_devices)))
     vis = station_visits(state, rules)
     ok = ~_member(vis.device, seen.device[staff])
-    return ConnectedDay(visitors=len(np.unique(vis.device[ok])), dwell_ms=vis.dwell_ms[ok],
-                        staff_excluded=int(staff.sum()), device=vis.device[ok], start=vis.start[ok], end=vis.end[ok],
-                        staff=seen.device[staff])
+    day = ConnectedDay(visitors=len(np.unique(vis.device[ok])), dwell_ms=vis.dwell_ms[ok],
+                       staff_excluded=int(staff.sum()), device=vis.device[ok], start=vis.start[ok], end=vis.end[ok],
+                       staff=seen.device[staff])
+    return day, seen, staff
+
+
+def connected_day(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> ConnectedDay:
+    """The connected stations' day from their sightings alone (never mixed with the probe-based devices: a
+    connected phone is also among those under another id). Staff: the manual list and the same-day rule (present
+    in ``staff_fraction`` of the opening hours), as for the probe-based figures; the habitual-staff history does
+    not apply (it is kept by the probe-based ids)."""
+    return _connected(ts_ms, device, rules, day_start_ms)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class ConnectedRecord:
+    """What the pipeline stores of a store-day's connected stations (``analytics.store.connected_visits`` and
+    ``connected_days``), enough to give back its :class:`ConnectedDay` (:func:`recorded_day`) without the polls:
+    one row per connected visit (staff left out) and one per station left out as staff (``staff`` True; ``start``
+    and ``end`` its first and last poll of the day: staff make no visit, the row keeps the station's id for the
+    mall, which leaves it out at every store). ``stations``: the stations heard (0: none, the day has no block)."""
+
+    stations: int
+    device: U64
+    start: I64
+    end: I64
+    staff: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.device)
+
+
+def connected_record(ts_ms: I64, device: U64, rules: Rules, day_start_ms: int) -> ConnectedRecord:
+    """The store-day's connected stations as the pipeline stores them (:class:`ConnectedRecord`)."""
+    day, seen, staff = _connected(ts_ms, device, rules, day_start_ms)
+    n = len(day.device)
+    return ConnectedRecord(stations=len(seen), device=np.concatenate([day.device, seen.device[staff]]),
+                           start=np.concatenate([day.start, seen.first[staff]]),
+                           end=np.concatenate([day.end, seen.last[staff]]),
+                           staff=np.arange(n + int(staff.sum())) >= n)
+
+
+def recorded_day(record: ConnectedRecord) -> ConnectedDay | None:
+    """The :class:`ConnectedDay` of a stored record, the same as :func:`connected_day` made of the day's polls
+    (its visits in the same order, by station and start); None when no station was heard (no block that day)."""
+    if record.stations == 0:
+        return None
+    ok = ~record.staff
+    device, start, end = record.device[ok], record.start[ok], record.end[ok]
+    order = np.lexsort((start, device))
+    device, start, end = device[order], start[order], end[order]
+    staff = np.unique(record.device[record.staff])
+    return ConnectedDay(visitors=len(np.unique(device)), dwell_ms=end - start, staff_excluded=len(staff),
+                        device=device, start=start, end=end, staff=staff)
 
 
 def mall_connected_day(days: Sequence[ConnectedDay]) -> ConnectedDay:

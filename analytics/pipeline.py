@@ -19,7 +19,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics import store
-from analytics.metrics import DWELL_FIELDS, LOYALTY_LABELS, History, StoreDay, mall_day, store_day
+from analytics.metrics import (
+    DWELL_FIELDS,
+    LOYALTY_LABELS,
+    ConnectedRecord,
+    History,
+    StoreDay,
+    connected_record,
+    mall_day,
+    store_day,
+)
 from analytics.visits import I64, Rules, device_codes, summarize, to_ms
 from keliu.config import Config
 from sensor import store as sensor_store
@@ -135,6 +144,35 @@ def rollup_rows(c: Computed, now: float) -> list[dict[str, Any]]:
     return rows
 
 
+def connected(conn: Connection, ctx: StoreContext, day: date) -> tuple[ConnectedRecord, dict[int, str]]:
+    """The store-day's connected stations from its polls (sightings of basis "connected", by their partial index),
+    as the pipeline stores them, and the station ids by code."""
+    start_ms, end_ms = day_bounds(day, ctx.tz)
+    ts, devs, _stores = store.load_connected(conn, [ctx.store], start_ms / 1000, end_ms / 1000)
+    codes = device_codes(devs)
+    uniq, first = np.unique(codes, return_index=True)
+    return connected_record(to_ms(ts), codes, ctx.rules, start_ms), {int(c): devs[int(i)] for c, i in zip(uniq,
+                                                                                                          first)}
+
+
+def connected_rows(ctx: StoreContext, day: date, record: ConnectedRecord, names: Mapping[int, str]) -> tuple[
+        dict[str, Any], list[dict[str, Any]]]:
+    """The ``connected_days`` row and the ``connected_visits`` rows of a store-day's record (pure)."""
+    return {"store": ctx.store, "day": day, "stations": record.stations}, [
+        {"store": ctx.store, "day": day, "device": names[d], "start": s / 1000, "end": e / 1000, "staff": st}
+        for d, s, e, st in zip(record.device.tolist(), record.start.tolist(), record.end.tolist(),
+                               record.staff.tolist())]
+
+
+def write_connected(conn: Connection, ctx: StoreContext, day: date) -> int:
+    """Replace the store-day's stored connected stations with those of its polls, in the caller's transaction
+    (:func:`rollup_store`'s, under its store-day lock). Returns how many ``connected_visits`` rows."""
+    day_row, visit_rows = connected_rows(ctx, day, *connected(conn, ctx, day))
+    _replace_day(conn, store.connected_days, ctx.store, day, [day_row])
+    _replace_day(conn, store.connected_visits, ctx.store, day, visit_rows)
+    return len(visit_rows)
+
+
 def _replace_day(conn: Connection, table: Any, store_id: str, day: date, rows: list[dict[str, Any]]) -> None:
     conn.execute(sa.delete(table).where(table.c.store == store_id, table.c.day == day))
     for start in range(0, len(rows), 2000):
@@ -166,8 +204,9 @@ def detect_staff(engine: Engine, cfg: Config, store_id: str, day: date) -> int:
 
 
 def rollup_store(engine: Engine, cfg: Config, store_id: str, day: date, now: float) -> list[dict[str, Any]]:
-    """Visits, device days and the 5-minute, hourly and daily rollups of one store-day, in one transaction.
-    Returns the rollup rows written (none when the day has no sightings: its stored rollups are kept)."""
+    """Visits, device days, the 5-minute, hourly and daily rollups and the connected stations' visits of one
+    store-day, in one transaction. Returns the rollup rows written (none when the day has no probe sightings: its
+    stored rows are kept)."""
     with engine.begin() as conn:
         store.lock(conn, "store-day", store_id, day)
         c = compute(conn, cfg, store_id, day)
@@ -177,6 +216,7 @@ def rollup_store(engine: Engine, cfg: Config, store_id: str, day: date, now: flo
         _replace_day(conn, store.device_days, store_id, day, _device_rows(c))
         rows = rollup_rows(c, now)
         store.upsert(conn, store.rollups, rows)
+        write_connected(conn, c.ctx, day)
     return rows
 
 
@@ -214,8 +254,8 @@ def rollup_mall(engine: Engine, mall_id: str, day: date, now: float) -> dict[str
 
 
 def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
-    """Delete raw sightings and visits older than ``raw_retention_days`` and device days older than
-    ``history_days``. Rollups and mall days are kept."""
+    """Delete raw sightings, visits and connected visits older than ``raw_retention_days`` and device days older
+    than ``history_days``. Rollups and mall days are kept."""
     a = cfg.analytics
     raw_cut = now - a.raw_retention_days * 86400
     raw_day = datetime.fromtimestamp(raw_cut, UTC).date()
@@ -224,7 +264,10 @@ def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
         n1 = conn.execute(sa.delete(sensor_store.sightings).where(sensor_store.sightings.c.ts < raw_cut)).rowcount
         n2 = conn.execute(sa.delete(store.visits).where(store.visits.c.day < raw_day)).rowcount
         n3 = conn.execute(sa.delete(store.device_days).where(store.device_days.c.day < hist_day)).rowcount
-    return {"sightings": n1, "visits": n2, "device_days": n3}
+        # the connected visits go with the polls they were made of (as on a day never rolled up)
+        conn.execute(sa.delete(store.connected_days).where(store.connected_days.c.day < raw_day))
+        n4 = conn.execute(sa.delete(store.connected_visits).where(store.connected_visits.c.day < raw_day)).rowcount
+    return {"sightings": n1, "visits": n2, "device_days": n3, "connected_visits": n4}
 
 
 def ingest(engine: Engine, batch: Iterable[Mapping[str, Any]]) -> int:

@@ -4,12 +4,13 @@ Every function reads rollups written by the pipeline (``analytics.pipeline``); n
 except the live occupancy (:func:`store_live`, :func:`mall_live`), which reads the last minutes of sightings (an
 indexed time range) so that it is fresh within seconds of the frames instead of waiting for closed visits, and the
 ``connected`` block of a store's day or range and of a mall's or the operator's range, with the store's
-``hourly_connected`` (the AP's own stations, exact, basis ``connected_stations``), which reads the range's
-connected-station sightings of every store of the report in one query by their partial index (a few thousand rows
-a store-day; the probe sightings are not read) and builds their visits with the same rules (``analytics.visits``)
-at report time; its
-``calibration`` (``analytics.calibration``) also reads the range's association sightings that carry a station id (by
-their own partial index) and the stored visits of their probe devices.
+``hourly_connected`` (the AP's own stations, exact, basis ``connected_stations``): it reads the connected visits the
+pipeline stored for the days it rolled up (a few hundred rows a store-day), and for the other days (not rolled up
+yet) the connected-station sightings of every store of the report in one query by their partial index (a few
+thousand rows a store-day; the probe sightings are not read), whose visits it builds with the same rules
+(``analytics.visits``) at report time; its ``calibration`` (``analytics.calibration``) also reads the range's
+association sightings that carry a station id (by their own partial index) and the stored visits of their probe
+devices.
 Dates are store-local days and ranges include both ends.
 
 No data is ``None``, never 0: a day without a daily rollup (the sensor heard nothing, or the day was not rolled up
@@ -40,12 +41,14 @@ from analytics.metrics import (
     LOYALTY_LABELS,
     Connected,
     ConnectedDay,
+    ConnectedRecord,
     History,
     connected_day,
     connected_figures,
     connected_hours,
     known_staff,
     mall_connected_day,
+    recorded_day,
 )
 from analytics.occupancy import WINDOW_S, Present, figures, lookback_s, present, union
 from analytics.visits import HOUR_MS, U64, Rules, device_codes, to_ms
@@ -306,45 +309,71 @@ def _zones(conn: Connection, cfg: Config | None, store_ids: Sequence[str]) -> di
     return out
 
 
+def _recorded_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], start: date,
+                   end: date) -> tuple[dict[str, StationDays], set[tuple[str, date]]]:
+    """The connected days of every store of ``zones`` in [start, end] that the pipeline rolled up, from their
+    stored records (:func:`analytics.store.load_connected_days`: two queries by the primary keys, a few hundred
+    rows a store-day), and every (store, day) rolled up (with or without stations)."""
+    from analytics.pipeline import day_bounds
+
+    heard, rows = store.load_connected_days(conn, list(zones), start, end)
+    codes, starts, ends = device_codes([r[2] for r in rows]), to_ms([r[3] for r in rows]), to_ms([r[4] for r in rows])
+    staff = np.array([r[5] for r in rows], dtype=bool)
+    at: dict[tuple[str, date], list[int]] = {}
+    for n, r in enumerate(rows):
+        at.setdefault((r[0], r[1]), []).append(n)
+    out: dict[str, StationDays] = {sid: {} for sid in zones}
+    for sid, d, stations in heard:
+        i = np.array(at.get((sid, d), []), dtype=np.int64)
+        day = recorded_day(ConnectedRecord(stations, codes[i], starts[i], ends[i], staff[i]))
+        if day is not None and sid in zones:
+            out[sid][d] = (day, day_bounds(d, zones[sid][0])[0])
+    return out, {(sid, d) for sid, d, _n in heard}
+
+
 def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], start: date,
                   end: date) -> dict[str, StationDays]:
     """The connected stations of every store of ``zones`` on each of its store-local days in [start, end] that has
-    any (:func:`analytics.metrics.connected_day`, with the store's rules), from **one** query for all the stores
-    (by the partial index of the connected rows: a day's stations are a few thousand rows where its probes are
-    millions)."""
+    any: the days the pipeline rolled up as it stored them (:func:`_recorded_days`), the days it has not rolled up
+    yet (today before its first roll-up, a store whose probes were not heard, a day rolled up before revision
+    analytics_0007_connroll) made from their polls (:func:`analytics.metrics.connected_day`, with the store's
+    rules) in **one** query for all those stores' days, by the partial index of the connected rows (a day's
+    stations are a few thousand rows where its probes are millions); none when every day is rolled up."""
     from analytics.pipeline import day_bounds
 
     if not zones:
         return {}
-    lo_ms = min(day_bounds(start, tz)[0] for tz, _ in zones.values())
-    hi_ms = max(day_bounds(end, tz)[1] for tz, _ in zones.values())
-    ts, devs, where = store.load_connected(conn, list(zones), lo_ms / 1000.0, hi_ms / 1000.0)
-    names, which = np.unique(np.array(where, dtype=str), return_inverse=True)
-    ms = to_ms(ts)
-    order = np.lexsort((ms, which))  # by store, then time: each store's rows a slice, each day a slice of it
-    ms, codes, which = ms[order], device_codes(devs)[order], which[order]
-    out: dict[str, StationDays] = {}
-    for i, sid in enumerate(names.tolist()):
-        if sid not in zones:
-            continue
-        tz, rules = zones[sid]
-        a, b = np.searchsorted(which, i), np.searchsorted(which, i, side="right")
-        s_ms, s_codes = ms[a:b], codes[a:b]
-        days: StationDays = {}
-        for d in _days(start, end):
-            lo, hi = day_bounds(d, tz)
-            i0, i1 = np.searchsorted(s_ms, lo), np.searchsorted(s_ms, hi)
-            if i1 > i0:
-                days[d] = (connected_day(s_ms[i0:i1], s_codes[i0:i1], rules, lo), lo)
-        out[sid] = days
-    return out
+    out, rolled = _recorded_days(conn, zones, start, end)
+    todo = {sid: [d for d in _days(start, end) if (sid, d) not in rolled] for sid in zones}
+    todo = {sid: days for sid, days in todo.items() if days}
+    if todo:
+        lo_ms = min(day_bounds(days[0], zones[sid][0])[0] for sid, days in todo.items())
+        hi_ms = max(day_bounds(days[-1], zones[sid][0])[1] for sid, days in todo.items())
+        ts, devs, where = store.load_connected(conn, list(todo), lo_ms / 1000.0, hi_ms / 1000.0)
+        names, which = np.unique(np.array(where, dtype=str), return_inverse=True)
+        ms = to_ms(ts)
+        order = np.lexsort((ms, which))  # by store, then time: each store's rows a slice, each day a slice of it
+        ms, codes, which = ms[order], device_codes(devs)[order], which[order]
+        for i, sid in enumerate(names.tolist()):
+            if sid not in todo:
+                continue
+            tz, rules = zones[sid]
+            a, b = np.searchsorted(which, i), np.searchsorted(which, i, side="right")
+            s_ms, s_codes = ms[a:b], codes[a:b]
+            for d in todo[sid]:
+                lo, hi = day_bounds(d, tz)
+                i0, i1 = np.searchsorted(s_ms, lo), np.searchsorted(s_ms, hi)
+                if i1 > i0:
+                    out[sid][d] = (connected_day(s_ms[i0:i1], s_codes[i0:i1], rules, lo), lo)
+    return {sid: dict(sorted(days.items())) for sid, days in out.items()}
 
 
 def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date,
                rolled: set[date]) -> tuple[Connected, StationDays]:
-    """The ``connected`` block of [start, end] and the days it was made of: computed at report time from the days'
-    connected-station sightings (:func:`_station_days`: one query), per store-local day with the store's rules
-    (``cfg``; without it the default rules and the tenants table's time zone). Its ``calibration`` pairs the
+    """The ``connected`` block of [start, end] and the days it was made of (:func:`_station_days`): the days rolled
+    up as the pipeline stored them, the others computed at report time from their connected-station sightings (one
+    query), per store-local day with the store's rules (``cfg``; without it the default rules and the tenants
+    table's time zone). Its ``calibration`` pairs the
     stations with the probe devices of their associations (one more query by a partial index) and compares them
     with the stored visits of those devices, on the days in ``rolled`` only (the days whose figures the pipeline
     has rolled up: elsewhere no visit is stored yet)."""
@@ -521,8 +550,9 @@ def mall_range(engine: Engine, mall_id: str, start: date, end: date, cfg: Config
     """A mall over [start, end]: its stores' scalar metrics, ``totals`` (a shopper counted once per day however
     many stores they entered; summed over days) and ``transitions`` ``[{from, to, count}]``. Each store row and the
     totals carry ``uncertainty`` (:mod:`analytics.bands`, basis ``linked_devices``) and, apart, ``connected`` (the
-    stores' own stations, exact; a station at two stores of the mall once in the totals), read in one query for
-    all the stores (``cfg`` gives each store's visit rules)."""
+    stores' own stations, exact; a station at two stores of the mall once in the totals): the stored connected
+    visits of the days rolled up, the polls of the others in one query for all the stores (``cfg`` gives each
+    store's visit rules for those; :func:`_station_days`)."""
     with engine.connect() as conn:
         names = _store_names(conn)
         ids = _mall_store_ids(conn, mall_id, start, end, names)
@@ -532,7 +562,8 @@ def mall_range(engine: Engine, mall_id: str, start: date, end: date, cfg: Config
 
 def operator_range(engine: Engine, start: date, end: date, cfg: Config | None = None) -> OperatorRange:
     """Every mall over [start, end] (``malls``: :func:`mall_range`) and the operator's ``totals`` (sums of the
-    malls', with their ``uncertainty`` and ``connected``); the connected stations of every store in one query."""
+    malls', with their ``uncertainty`` and ``connected``); the connected stations of every store read together
+    (:func:`_station_days`)."""
     with engine.connect() as conn:
         names, mall_names = _store_names(conn), _mall_names(conn)
         ids = set(mall_names) | set(conn.execute(sa.select(store.rollups.c.mall).distinct()).scalars().all())

@@ -82,6 +82,27 @@ mall_transitions = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
 )
 
+# the connected stations' days (revision analytics_0007_connroll): what ``analytics.metrics.ConnectedRecord`` holds.
+# A row of connected_days says the pipeline rolled the store-day's stations up (``stations`` heard, 0: none); the
+# reports read those days here and the polls (sightings of basis "connected") only for the other days.
+connected_days = sa.Table(
+    "connected_days", Base.metadata,
+    sa.Column("store", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("stations", sa.Integer, nullable=False),
+)
+#: a connected visit (``staff`` false), or a station left out as staff (``staff`` true: its first and last poll);
+#: keyed station ids only, as the sightings carry them (never a MAC)
+connected_visits = sa.Table(
+    "connected_visits", Base.metadata,
+    sa.Column("store", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("device", sa.String(32), primary_key=True),
+    sa.Column("start", sa.Float, primary_key=True),
+    sa.Column("end", sa.Float, nullable=False),
+    sa.Column("staff", sa.Boolean, nullable=False),
+)
+
 
 def upsert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows``, updating the non-key columns of rows whose primary key exists (natural keys)."""
@@ -136,6 +157,19 @@ def load_connected(conn: Connection, stores: Sequence[str], start_s: float, end_
         s.store.in_(sorted(set(stores))), s.ts >= start_s, s.ts < end_s, s.basis == "connected")).all()
     return (np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows],
             [r[2] for r in rows])
+
+
+def load_connected_days(conn: Connection, stores: Sequence[str], start: date, end: date) -> tuple[
+        list[tuple[str, date, int]], list[tuple[str, date, str, float, float, bool]]]:
+    """The rolled-up connected days of ``stores`` in the store-local days [start, end] (store, day, stations
+    heard) and their stored rows (store, day, device, start, end, staff), in two queries by the primary keys."""
+    d, v = connected_days.c, connected_visits.c
+    ids = sorted(set(stores))
+    days = [(r[0], r[1], int(r[2])) for r in conn.execute(sa.select(d.store, d.day, d.stations).where(
+        d.store.in_(ids), d.day >= start, d.day <= end))]
+    rows = [(r[0], r[1], r[2], float(r[3]), float(r[4]), bool(r[5])) for r in conn.execute(sa.select(
+        v.store, v.day, v.device, v.start, v.end, v.staff).where(v.store.in_(ids), v.day >= start, v.day <= end))]
+    return days, rows
 
 
 def station_pairs(conn: Connection, store: str, start_s: float, end_s: float) -> tuple[

@@ -5,10 +5,11 @@ exponential backoff on database and InfluxDB errors. Days travel as ISO strings,
 
     analytics.ingest_batch(batch)            store a sensor batch (list of sighting dicts); idempotent on sid
     analytics.close_visits(store, day, now)  recompute the store-day's visits, marking the closed ones
-    analytics.rollup_store(store, day, now)  visits, device days, 5 min / hour / day rollups (+ InfluxDB)
+    analytics.rollup_store(store, day, now)  visits, device days, 5 min / hour / day rollups (+ InfluxDB),
+                                             the connected stations' visits
     analytics.rollup_mall(mall, day, now)    a mall-day's shoppers once across stores, and the transitions
     analytics.detect_staff(store, day)       the day's staff and fixed-device flags
-    analytics.purge(now)                     retention of raw sightings, visits and device days
+    analytics.purge(now)                     retention of raw sightings, visits, connected visits, device days
     analytics.dispatch(kind, now)            the beat's fan-out: one task per store (or mall) and day
     analytics.accesslog_anchor(now)          the access log's daily signed anchor (keliu.accesslog)
     analytics.accesslog_purge(now)           the access and NAT log's retention, with a signed purge record

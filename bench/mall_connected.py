@@ -4,10 +4,14 @@ The database: one mall of ``--stores`` stores (default 10) over ``--days`` days 
 ``--stations`` connected stations (default 110) of 30 minutes each, polled every 10 s (about 20,000 rows of basis
 "connected" a store-day, as in docs/METRICS.md's measurement of one store), a fifth of them connected at a second
 store the same day, and as many probe sightings again (only so that the connected rows are a part of the table);
-a daily rollup per store-day and a mall day per day. Then ``analytics.report.mall_range`` and ``operator_range``
-over the last day and over the whole range, ``--repeat`` times each (the median printed), by this tree and by the
-baseline tree ``--baseline`` (main's, without the blocks) in a subprocess on the same database in the same run,
-and the connected rows' query alone with its plan (EXPLAIN ANALYZE).
+a daily rollup per store-day and a mall day per day; then this tree's pipeline stores each store-day's connected
+visits as its roll-up does (``analytics.pipeline.write_connected``, timed: what the roll-up adds). Then
+``analytics.report.mall_range`` and ``operator_range`` over the last day and over the whole range, ``--repeat``
+times each (the median printed), by the baseline tree ``--baseline`` (main's: every day made from its polls at
+report time) and by this tree, each in a subprocess on the same database in the same run; then by this tree again
+with the stored connected visits deleted (``unrolled``: every day not rolled up, made from its polls, the reports'
+fallback); each run's connected blocks must equal the baseline's. Last, the polls' query alone with its plan and
+the stored rows' query alone with its plan (EXPLAIN ANALYZE).
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/mall_connected.py [--baseline /work/main]``. The last line is one JSON
 object.
@@ -51,8 +55,7 @@ for name, first in (("1d", last), (f"{days}d", last - timedelta(days=days - 1)))
             got = call(first)
             times.append(time.perf_counter() - t0)
         out[f"{what}_{name}_s"] = statistics.median(times)
-        totals = got["totals"]
-        out[f"{what}_{name}_connected"] = (totals.get("connected") or {}).get("visitors")
+        out[f"{what}_{name}_connected"] = got["totals"].get("connected")
 print(json.dumps(out))
 """
 
@@ -101,6 +104,21 @@ def load(engine: Any, stores: int, days: int, stations: int) -> dict[str, int]:
     return {"connected_rows": int(n_conn), "probe_rows": int(n_conn)}
 
 
+def roll(engine: Any, cfg: Any, stores: int, days: int) -> dict[str, Any]:
+    """Each store-day's connected visits stored as the pipeline's roll-up stores them (its connected part alone:
+    the bench's rollups stay its own), timed."""
+    from analytics import pipeline
+
+    first = LAST_DAY - timedelta(days=days - 1)
+    t0 = time.perf_counter()
+    n = 0
+    for s in range(stores):
+        for d in range(days):
+            with engine.begin() as conn:
+                n += pipeline.write_connected(conn, pipeline.context(conn, cfg, f"bs{s}"), first + timedelta(days=d))
+    return {"roll_s": time.perf_counter() - t0, "stored_rows": n}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stores", type=int, default=10)
@@ -123,25 +141,51 @@ def main() -> None:
     engine = db.make_engine(url)
     try:
         db.upgrade(engine)
-        tenants.sync(engine, config.load(overrides={
+        cfg = config.load(overrides={
             "database_url": url, "malls": [{"id": "bm", "name": "Bench mall"}],
-            "stores": [{"id": f"bs{s}", "mall": "bm", "name": f"Store {s}"} for s in range(args.stores)]}, env={}))
+            "stores": [{"id": f"bs{s}", "mall": "bm", "name": f"Store {s}"} for s in range(args.stores)]}, env={})
+        tenants.sync(engine, cfg)
         t0 = time.perf_counter()
         sizes = load(engine, args.stores, args.days, args.stations)
         print(f"loaded {sizes['connected_rows']:,} connected and {sizes['probe_rows']:,} probe sightings of "
               f"{args.stores} stores over {args.days} days in {time.perf_counter() - t0:.0f} s", flush=True)
         results: dict[str, Any] = {"stores": args.stores, "days": args.days, **sizes}
-        for label, tree in (("baseline", args.baseline), ("this", str(ROOT))):
+        results |= roll(engine, cfg, args.stores, args.days)
+        print(f"stored {results['stored_rows']:,} connected visits of {args.stores * args.days} store-days in "
+              f"{results['roll_s']:.1f} s ({results['roll_s'] / (args.stores * args.days) * 1000:.0f} ms a "
+              "store-day)", flush=True)
+
+        def timed(label: str, tree: str) -> None:
             got = subprocess.run([sys.executable, "-c", TIMER, url, str(args.days), str(args.repeat)],
                                  env={**os.environ, "PYTHONPATH": tree}, cwd=tree, capture_output=True, text=True,
                                  check=True)
             results[label] = json.loads(got.stdout.strip().splitlines()[-1])
-            print(label, results[label], flush=True)
-        # the connected rows' query alone, over the whole range, and its plan
+            print(label, {k: v for k, v in results[label].items() if k.endswith("_s")}, flush=True)
+
+        timed("baseline", args.baseline)
+        timed("this", str(ROOT))
         first = LAST_DAY - timedelta(days=args.days - 1)
+        ids = ", ".join(f"'bs{s}'" for s in range(args.stores))
+        with engine.connect() as conn:  # the stored rows' query alone, over the whole range, and its plan
+            stored_plan = [r[0] for r in conn.execute(sa.text(
+                "EXPLAIN ANALYZE SELECT store, day, device, start, \"end\", staff FROM connected_visits "
+                f"WHERE store IN ({ids}) AND day >= '{first}' AND day <= '{LAST_DAY}'")).all()]
+        print("\n".join(stored_plan), flush=True)
+        results["stored_query_ms"] = float(stored_plan[-1].split()[-2]) if stored_plan[-1].startswith(
+            "Execution Time") else None
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM connected_visits"))
+            conn.execute(sa.text("DELETE FROM connected_days"))
+        timed("unrolled", str(ROOT))
+        for label in ("this", "unrolled"):
+            same = all(results[label][k] == results["baseline"][k] for k in results["baseline"]
+                       if k.endswith("_connected"))
+            results[f"{label}_same_connected"] = same
+            print(f"{label}: connected blocks the same as the baseline's: {same}", flush=True)
+            results[label] = {k: v for k, v in results[label].items() if not k.endswith("_connected")}
+        # the connected rows' query alone, over the whole range, and its plan
         lo = datetime.combine(first, datetime.min.time(), TZ).timestamp()
         hi = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time(), TZ).timestamp()
-        ids = ", ".join(f"'bs{s}'" for s in range(args.stores))
         with engine.connect() as conn:
             plan = [r[0] for r in conn.execute(sa.text(
                 f"EXPLAIN ANALYZE SELECT ts, device, store FROM sightings WHERE store IN ({ids}) AND ts >= {lo} "
@@ -150,8 +194,9 @@ def main() -> None:
         results["plan_uses_partial_index"] = any("ix_sightings_connected" in p for p in plan)
         results["query_ms"] = float(plan[-1].split()[-2]) if plan[-1].startswith("Execution Time") else None
         for k in [k for k in results["this"] if k.endswith("_s")]:
-            base, this = results["baseline"][k], results["this"][k]
-            print(f"{k}: baseline {base * 1000:.0f} ms, this {this * 1000:.0f} ms ({this / base:.2f}×)")
+            base, this, unrolled = results["baseline"][k], results["this"][k], results["unrolled"][k]
+            print(f"{k}: baseline {base * 1000:.0f} ms, this {this * 1000:.0f} ms ({this / base:.3f}×), "
+                  f"this unrolled {unrolled * 1000:.0f} ms")
         print(json.dumps(results))
     finally:
         engine.dispose()

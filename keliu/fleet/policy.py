@@ -42,6 +42,8 @@ TABLES: dict[str, Access] = {
     "visits": Access("store", "store"),
     "rollups": Access("store", "store"),
     "device_days": Access("store", "store"),
+    "connected_days": Access("store", "store"),
+    "connected_visits": Access("store", "store"),
     # marketing at this store
     "coupons": Access("store"),
     "redemptions": Access("store"),

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from analytics.store import device_days, visits
+from analytics.store import connected_visits, device_days, visits
 from keliu import audit
 from keliu.accounts.users import AdminUser
 from keliu.tenants import STORES
@@ -212,8 +212,8 @@ def change_phone(conn: Connection, member_id: int, new_e164: str) -> str | None:
 def withdraw(conn: Connection, member_id: int, kinds: Sequence[str], store_id: str, lang: str,
              now: datetime) -> list[str]:
     """Withdraw the consents ``kinds`` (those granted now; returns them): a refusal row each; analytics also takes
-    the member's devices out of the sensor's registry (an opt-out stays) and erases the sightings, visits and
-    device-days stored under their stable ids; re-authorization ends on their devices."""
+    the member's devices out of the sensor's registry (an opt-out stays) and erases the sightings, visits (connected
+    ones too) and device-days stored under their stable ids; re-authorization ends on their devices."""
     bad = [k for k in kinds if k not in WITHDRAWABLE]
     if bad:
         raise BadRequest(f"cannot withdraw {', '.join(bad)}: only {', '.join(WITHDRAWABLE)}", "bad_consent")
@@ -239,13 +239,14 @@ def withdraw(conn: Connection, member_id: int, kinds: Sequence[str], store_id: s
 
 def _erase_sightings(conn: Connection, rids: Sequence[str]) -> None:
     if rids:
-        for t in (sightings, visits, device_days):
+        for t in (sightings, visits, connected_visits, device_days):
             conn.execute(sa.delete(t).where(t.c.device.in_(rids)))
 
 
 def erase_sensor(conn: Connection, member_id: int) -> None:
     """The member's stable device ids: out of the sensor's registry (as a member; an opt-out stays) and out of the
-    stored sightings, visits and device-days (the counts already rolled up stay: they hold no device)."""
+    stored sightings, visits (connected ones too) and device-days (the counts already rolled up stay: they hold no
+    device)."""
     rids = registry_ids(conn, member_id)
     if not rids:
         return

@@ -1,19 +1,25 @@
 """Connected shoppers (pure): the AP's own stations → visits with the same rules as the probes' (``min_dwell_s``,
 ``visit_gap_s``), exact dwell (no edge correction: the station list is polled), staff left out, and the report's
-``connected`` block (basis ``connected_stations``; no station at all is None, never 0)."""
+``connected`` block (basis ``connected_stations``; no station at all is None, never 0); the record the pipeline
+stores of a day gives the same day back."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
+import pytest
 
 from analytics.metrics import (
     CONNECTED_BASIS,
     DWELL_LABELS,
+    ConnectedDay,
+    ConnectedRecord,
     connected_day,
     connected_figures,
     connected_hours,
+    connected_record,
     mall_connected_day,
+    recorded_day,
 )
 from analytics.visits import Rules, station_state, station_visits, summarize, visits
 from tests.analytics.builders import DAY_START_MS, arrays, dev, tstation
@@ -150,3 +156,61 @@ def test_the_mall_counts_each_station_once_whatever_the_split_into_stores() -> N
         assert mall.visitors == len({int(d) for cd in days for d in cd.device.tolist()})
         assert max(d.visitors for d in days) <= mall.visitors <= sum(d.visitors for d in days)
         assert len(mall.dwell_ms) == sum(len(d.dwell_ms) for d in days)
+
+
+def same_day(a: ConnectedDay | None, b: ConnectedDay | None) -> bool:
+    """Two connected days equal in every field (arrays in the same order)."""
+    if a is None or b is None:
+        return a is b
+    return (a.visitors, a.staff_excluded) == (b.visitors, b.staff_excluded) and all(
+        np.array_equal(getattr(a, f), getattr(b, f)) for f in ("dwell_ms", "device", "start", "end", "staff"))
+
+
+@pytest.mark.parametrize(("batch", "rules"), [
+    (tstation("a", 11 * H, 30) + tstation("b", 12 * H, 50) + tstation("a", 15 * H, 7), RULES),
+    (tstation("clerk", 10 * H, 8 * 60, every=60) + tstation("shopper", 12 * H, 30), RULES),  # same-day staff
+    (tstation("clerk", 10 * H, 8 * 60, every=60) + tstation("shopper", 12 * H, 30),
+     Rules(staff_devices=(dev("shopper"),))),  # the manual list: nobody left
+    (tstation("boss", 11 * H, 2) + tstation("z", 13 * H, 3), Rules(staff_devices=(dev("boss"),))),  # no visit
+    (tstation("j", 11 * H, 10) + tstation("j", 11 * H + 20 * 60, 10) + tstation("s", 14 * H, 10)
+     + tstation("s", 14 * H + 30 * 60, 10), RULES),  # one visit across a break; two visits of one station
+])
+def test_the_stored_record_gives_back_the_day(batch: list, rules: Rules) -> None:
+    ts, device = day(batch)
+    record = connected_record(ts, device, rules, DAY_START_MS)
+    assert same_day(recorded_day(record), connected_day(ts, device, rules, DAY_START_MS))
+    assert record.stations == len(set(device.tolist()))
+    # a staff row is the station's first and last poll of the day, and carries no visit
+    for d in record.device[record.staff].tolist():
+        mine = device == d
+        assert (record.start[record.device == d].tolist(), record.end[record.device == d].tolist()) == (
+            [int(ts[mine].min())], [int(ts[mine].max())])
+    # the rows come back from the database in any order
+    order = np.array(random.Random(1).sample(range(len(record)), len(record)), dtype=np.int64)
+    shuffled = ConnectedRecord(record.stations, record.device[order], record.start[order], record.end[order],
+                               record.staff[order])
+    assert same_day(recorded_day(shuffled), recorded_day(record))
+
+
+def test_no_station_heard_is_no_day() -> None:
+    empty = np.zeros(0, dtype=np.int64)
+    record = connected_record(empty, empty.astype(np.uint64), RULES, DAY_START_MS)
+    assert (record.stations, len(record), recorded_day(record)) == (0, 0, None)
+
+
+def test_stored_records_give_the_same_blocks_and_hours_as_the_polls() -> None:
+    rng = random.Random(8)
+    for _ in range(20):
+        stores: list[list] = [[] for _ in range(3)]
+        for i in range(12):
+            for s in rng.sample(range(3), rng.randint(1, 3)):
+                stores[s] += tstation(f"p{i}", rng.randint(9, 20) * H, rng.randint(2, 90))
+        stores[rng.randrange(3)] += tstation("clerk", 10 * H, 9 * 60)
+        polls = [connected_day(*day(b), RULES, DAY_START_MS) for b in stores if b]
+        stored = [recorded_day(connected_record(*day(b), RULES, DAY_START_MS)) for b in stores if b]
+        assert all(d is not None for d in stored)
+        kept = [d for d in stored if d is not None]
+        assert connected_figures(kept) == connected_figures(polls)
+        assert same_day(mall_connected_day(kept), mall_connected_day(polls))
+        assert connected_hours(mall_connected_day(kept), DAY_START_MS) == connected_hours(
+            mall_connected_day(polls), DAY_START_MS)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from analytics import pipeline, report
+from analytics import pipeline, report, store
 from keliu import config
 from sensor import store as sensor_store
 from tests.analytics.builders import DAY, tenant_db, tstation, tvisit
@@ -93,7 +93,12 @@ def test_connected_block_beside_unchanged_probe_figures(env: tuple[config.Config
     assert day["hourly_connected"] == [0] * 11 + [1, 1, 1] + [0] * 10
     assert rng["hourly_connected"] == [0] * 11 + [2, 1, 1] + [0] * 10
     assert report.store_day(engine, "s1", DAY2, cfg)["hourly_connected"] == [0] * 11 + [1] + [None] * 12
-    # without the configuration the default rules apply (5 min minimum: w3's 8 min is a visit)
+    # a day the pipeline rolled up reads as it stored it, with the store's rules, with or without the configuration
+    # (as the day's other figures); a day not rolled up (here: rolled up before the connected visits were stored)
+    # is made from its polls, and without the configuration the default rules apply (5 min: w3's 8 min is a visit)
+    assert report.store_day(engine, "s1", DAY)["connected"] == day["connected"]
+    with engine.begin() as conn:
+        conn.execute(sa.delete(store.connected_days).where(store.connected_days.c.day == DAY))
     assert report.store_day(engine, "s1", DAY)["connected"]["visitors"] == 3
     # the pipeline's visits (probe-based) hold no station
     assert visit_rows(engine) == visits_before

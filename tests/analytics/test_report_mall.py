@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from analytics import pipeline, report
+from analytics import pipeline, report, store
 from analytics.bands import band, uncertainty
 from keliu import config
 from sensor import store as sensor_store
@@ -121,7 +121,12 @@ def test_bands_and_connected_beside_unchanged_figures(env: tuple[config.Config, 
     both = report.mall_range(engine, "m1", DAY, DAY2, cfg)
     assert both["totals"]["connected"]["visitors"] == 2 + 1
     assert both["totals"]["uncertainty"] == uncertainty(both["totals"])
-    # without the configuration the default rules apply (5 min: w3's 8 min at s2 is a visit)
+    # the days the pipeline rolled up read as it stored them, with each store's rules, with or without the
+    # configuration; a day not rolled up (here: rolled up before the connected visits were stored) is made from its
+    # polls, and without the configuration the default rules apply (5 min: w3's 8 min at s2 is a visit)
+    assert report.mall_range(engine, "m1", DAY, DAY)["totals"]["connected"] == mall["totals"]["connected"]
+    with engine.begin() as conn:
+        conn.execute(sa.delete(store.connected_days).where(store.connected_days.c.day == DAY))
     assert report.mall_range(engine, "m1", DAY, DAY)["totals"]["connected"]["visitors"] == 3
 
 

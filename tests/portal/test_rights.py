@@ -71,7 +71,7 @@ def seed(env: Env, fake: FakeServer) -> dict[str, Any]:
     sms_login(env, OTHER_IP, OTHER_NUMBER, marketing="1", analytics="1")
     reg = member_device_id(svc.keys.device, mac_bytes(PHONE_MAC))
     other_reg = member_device_id(svc.keys.device, mac_bytes(OTHER_MAC))
-    from analytics.store import device_days, visits
+    from analytics.store import connected_visits, device_days, visits
     from sensor.store import sightings
 
     with env.engine.begin() as conn:
@@ -83,6 +83,8 @@ def seed(env: Env, fake: FakeServer) -> dict[str, Any]:
             conn.execute(sa.insert(device_days).values(store="demo-store", day=date(2026, 1, 1), device=dev, visited=True,
                                                        staff=False, auto_staff=False, loyalty=0, first_seen=1.0e9,
                                                        hours=1))
+            conn.execute(sa.insert(connected_visits).values(store="demo-store", day=date(2026, 1, 1), device=dev,
+                                                            start=1.0e9, end=1.0e9 + 600, staff=False))
     with env.engine.connect() as conn:
         member_id = rights.find(conn, E164)
         assert member_id is not None
@@ -126,7 +128,7 @@ def run_erasure(env: Env, fake: FakeServer) -> None:
     for place in ("members.phone_e164: phone", "devices.device_id: device", "logins.device_id: device",
                   "portal_sessions.device_id: device", "sensor_device_registry.device_id: registry",
                   "sightings.device: registry", "visits.device: registry", "device_days.device: registry",
-                  "member_registry.registry_id: registry", "wechat_identities.openid: openid",
+                  "connected_visits.device: registry", "member_registry.registry_id: registry", "wechat_identities.openid: openid",
                   "wechat_identities.unionid: unionid", "wechat_follows.openid: openid",
                   "sms_codes.device_id: device"):
         assert place in before, (place, before)

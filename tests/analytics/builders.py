@@ -89,3 +89,20 @@ def tenant_db(request: pytest.FixtureRequest, make_cfg: Callable[[str], config.C
         yield cfg, engine
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def statements(engine: sa.Engine, *words: str) -> Iterator[list[str]]:
+    """The SQL statements run on ``engine`` inside the block that contain every one of ``words`` (a report's query
+    count)."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if all(w in statement for w in words):
+            seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)

@@ -144,13 +144,20 @@ def test_a_station_at_two_stores_of_a_mall_is_one_connected_visitor() -> None:
     assert (block["visitors"], block["visits"], block["staff_excluded"]) == (3 + 3, 4 + 3, 1 + 0)
 
 
+def random_mall(rng: random.Random, first_h: int, shortest_min: int) -> list[list]:
+    """Three stores' station polls: 12 phones, each connected at one to three of them, from a random hour between
+    ``first_h`` and 20 for ``shortest_min`` to 90 minutes."""
+    stores: list[list] = [[] for _ in range(3)]
+    for i in range(12):
+        for s in rng.sample(range(3), rng.randint(1, 3)):
+            stores[s] += tstation(f"p{i}", rng.randint(first_h, 20) * H, rng.randint(shortest_min, 90))
+    return stores
+
+
 def test_the_mall_counts_each_station_once_whatever_the_split_into_stores() -> None:
     rng = random.Random(5)
     for _ in range(20):
-        stores: list[list] = [[] for _ in range(3)]
-        for i in range(12):
-            for s in rng.sample(range(3), rng.randint(1, 3)):
-                stores[s] += tstation(f"p{i}", rng.randint(10, 20) * H, rng.randint(6, 90))
+        stores = random_mall(rng, 10, 6)
         days = [connected_day(*day(b), RULES, DAY_START_MS) for b in stores if b]
         mall = mall_connected_day(days)
         assert mall.visitors == len({int(d) for cd in days for d in cd.device.tolist()})
@@ -201,10 +208,7 @@ def test_no_station_heard_is_no_day() -> None:
 def test_stored_records_give_the_same_blocks_and_hours_as_the_polls() -> None:
     rng = random.Random(8)
     for _ in range(20):
-        stores: list[list] = [[] for _ in range(3)]
-        for i in range(12):
-            for s in rng.sample(range(3), rng.randint(1, 3)):
-                stores[s] += tstation(f"p{i}", rng.randint(9, 20) * H, rng.randint(2, 90))
+        stores = random_mall(rng, 9, 2)
         stores[rng.randrange(3)] += tstation("clerk", 10 * H, 9 * 60)
         polls = [connected_day(*day(b), RULES, DAY_START_MS) for b in stores if b]
         stored = [recorded_day(connected_record(*day(b), RULES, DAY_START_MS)) for b in stores if b]

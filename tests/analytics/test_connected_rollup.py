@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from analytics import pipeline, report, store
 from keliu import config, db, tenants
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, DAY_START, dev, tenant_db, tstation, tvisit
+from tests.analytics.builders import DAY, DAY_START, dev, statements, tenant_db, tstation, tvisit
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
@@ -140,22 +140,13 @@ def test_a_rolled_up_range_reads_no_poll(env: tuple[config.Config, sa.Engine]) -
     cfg, engine = env
     sensor_store.insert_sightings(engine, probes() + stations())
     roll(cfg, engine)
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "sightings" in statement and "basis" in statement:
-            statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(engine, "sightings", "basis") as polls:
         s1 = report.store_range(engine, "s1", DAY, DAY2, cfg)
         mall = report.mall_range(engine, "m1", DAY, DAY, cfg)
         op = report.operator_range(engine, DAY, DAY, cfg)
-        assert statements == []  # every store-day of these ranges is rolled up
+        assert polls == []  # every store-day of these ranges is rolled up
         both = report.mall_range(engine, "m1", DAY, DAY2, cfg)  # s2 has no probe on DAY2: not rolled up
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
-    assert len(statements) == 1
+    assert len(polls) == 1
     assert (s1["connected"]["visitors"], mall["totals"]["connected"]["visitors"]) == (2, 2)
     assert (op["totals"]["connected"]["visitors"], both["totals"]["connected"]["visitors"]) == (3, 3)
 

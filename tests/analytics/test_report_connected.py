@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from analytics import pipeline, report, store
 from keliu import config
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, tenant_db, tstation, tvisit
+from tests.analytics.builders import DAY, statements, tenant_db, tstation, tvisit
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
@@ -113,17 +113,8 @@ def test_the_connected_rows_have_their_own_index(env: tuple[config.Config, sa.En
 def test_a_range_reads_its_stations_in_one_query(env: tuple[config.Config, sa.Engine]) -> None:
     cfg, engine = env
     sensor_store.insert_sightings(engine, stations())
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "sightings" in statement:
-            statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(engine, "sightings") as sent:
         out = report.store_range(engine, "s1", DAY - timedelta(days=30), DAY2 + timedelta(days=30), cfg)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
     assert out["connected"]["visitors"] == 3  # no rollup needed: computed from the sightings at report time
-    connected = [s for s in statements if "basis" in s]
+    connected = [s for s in sent if "basis" in s]
     assert len(connected) == 1

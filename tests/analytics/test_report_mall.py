@@ -15,7 +15,7 @@ from analytics import pipeline, report, store
 from analytics.bands import band, uncertainty
 from keliu import config
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, tenant_db, tstation, tvisit
+from tests.analytics.builders import DAY, statements, tenant_db, tstation, tvisit
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
@@ -134,18 +134,9 @@ def test_the_connected_sightings_of_a_report_are_one_query(env: tuple[config.Con
     cfg, engine = env
     sensor_store.insert_sightings(engine, probes() + stations())
     roll(cfg, engine)
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "sightings" in statement and "basis" in statement:
-            statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(engine, "sightings", "basis") as polls:
         mall = report.mall_range(engine, "m1", DAY - timedelta(days=30), DAY2 + timedelta(days=30), cfg)
-        after_mall = len(statements)
+        after_mall = len(polls)
         op = report.operator_range(engine, DAY - timedelta(days=30), DAY2 + timedelta(days=30), cfg)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
     assert mall["totals"]["connected"]["visitors"] == 3 and op["totals"]["connected"]["visitors"] == 4
-    assert (after_mall, len(statements)) == (1, 2)  # one for the mall's two stores, one for all three stores
+    assert (after_mall, len(polls)) == (1, 2)  # one for the mall's two stores, one for all three stores

@@ -22,7 +22,7 @@ from analytics import report, store
 from analytics.bands import uncertainty
 from analytics.metrics import connected_figures
 from keliu import config
-from tests.analytics.builders import tenant_db
+from tests.analytics.builders import statements, tenant_db
 
 ZONES = {"s1": "Asia/Shanghai", "s2": "Pacific/Kiritimati", "s3": "Etc/GMT+12", "s4": "America/New_York"}
 FIRST, LAST = date(2026, 2, 25), date(2026, 3, 20)  # America/New_York springs forward on 2026-03-08
@@ -152,20 +152,11 @@ def test_mall_and_operator_reports_are_unchanged(engine: Engine, monkeypatch: py
 
 
 def test_a_long_range_takes_two_queries_whatever_its_length(engine: Engine) -> None:
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "rollups" in statement:
-            statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(engine, "rollups") as sent:
         report.store_range(engine, "s4", FIRST, LAST)
-        short = len(statements)
+        short = len(sent)
         report.store_range(engine, "s4", FIRST - timedelta(days=60), LAST + timedelta(days=60))
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
-    assert short == 2 and len(statements) == 4
+    assert short == 2 and len(sent) == 4
 
 
 def keys_of(td: Any) -> set[str]:

@@ -8,7 +8,7 @@ a mall's stores and the store-to-store transitions. Definitions: docs/METRICS.md
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 import numpy as np
@@ -336,6 +336,16 @@ def connected_hours(day: ConnectedDay, day_start_ms: int) -> list[int]:
     hour = np.repeat(first, span) + (np.arange(int(span.sum())) - np.repeat(np.cumsum(span) - span, span))
     pairs = np.unique(np.stack([np.repeat(day.device, span), hour.astype(np.uint64)]), axis=1)
     return [int(n) for n in np.bincount(pairs[1].astype(np.int64), minlength=24)[:24]]
+
+
+def connected_until(day: ConnectedDay, until_ms: int) -> ConnectedDay:
+    """``day``'s connected visits that began before ``until_ms`` (the figures of a day up to a time of it; the
+    staff left out stay as they are)."""
+    keep = day.start < until_ms
+    if keep.all():
+        return day
+    return replace(day, visitors=len(np.unique(day.device[keep])), dwell_ms=day.dwell_ms[keep],
+                   device=day.device[keep], start=day.start[keep], end=day.end[keep])
 
 
 def connected_figures(days: list[ConnectedDay], calibration: Calibration | None = None) -> Connected:

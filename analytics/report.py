@@ -46,6 +46,7 @@ from analytics.metrics import (
     connected_day,
     connected_figures,
     connected_hours,
+    connected_until,
     known_staff,
     mall_connected_day,
     recorded_day,
@@ -262,15 +263,19 @@ def _no_hours() -> Hours:
     return [None] * 24, [None] * 24
 
 
-def _portal_days(conn: Connection, store_id: str, days: Sequence[date]) -> dict[date, tuple[int, int]]:
+def _portal_days(conn: Connection, store_id: str, days: Sequence[date],
+                 until: float | None = None) -> dict[date, tuple[int, int]]:
     """Wi-Fi logins and new members of the store on each of ``days``, from the portal's tables (one query each
-    for the span of the days): the figures of a day the sensor has no rollup for."""
+    for the span of the days): the figures of a day the sensor has no rollup for (before ``until`` only, when
+    given)."""
     if not days:
         return {}
     tenant = store.tenant(conn, store_id)
     tz = ZoneInfo(tenant[1] if tenant else "UTC")
     lo = datetime.combine(min(days), time(), tz).astimezone(UTC)
     hi = datetime.combine(max(days) + timedelta(days=1), time(), tz).astimezone(UTC)
+    if until is not None:
+        hi = min(hi, datetime.fromtimestamp(until, UTC))
     logins, members = store.portal_times(conn, store_id, lo, hi)
     out = {d: (0, 0) for d in days}
     for i, times in enumerate((logins, members)):
@@ -283,10 +288,33 @@ def _portal_days(conn: Connection, store_id: str, days: Sequence[date]) -> dict[
     return out
 
 
-def _per_day(conn: Connection, store_id: str, start: date, end: date) -> tuple[dict[date, Any], list[dict[str, Any]]]:
+def _cut_row(conn: Connection, store_id: str, day: date, until: float) -> dict[str, Any]:
+    """The figures of ``day`` up to ``until`` (epoch seconds): the sums of its ``5m`` rows that ended by then, in
+    the shape of a ``1d`` row (the median dwell: the visit-weighted median of theirs). Each figure is counted where
+    the daily one is (a visitor at the start of their first visit, a passer-by when first heard), so these are the
+    figures of the shoppers who had arrived by ``until``, each as the whole day classed them."""
+    r = store.rollups.c
+    lo, hi = _key_range(day, day)
+    rows = conn.execute(sa.select(store.rollups).where(
+        r.store == store_id, r.period == "5m", r.start >= lo, r.start < hi, r.day == day,
+        r.start <= int(until) - 300)).mappings().all()
+    out: dict[str, Any] = {k: sum(int(x[k]) for x in rows) for k in store.COUNTS}
+    out["median_dwell_s"] = _weighted_median([(float(x["median_dwell_s"]), int(x["visits"])) for x in rows]) or 0.0
+    return out
+
+
+def _per_day(conn: Connection, store_id: str, start: date, end: date, until: float | None = None,
+             tz: str = "UTC") -> tuple[dict[date, Any], list[dict[str, Any]]]:
+    """The ``1d`` rows of [start, end] by day, and each day's figures (:func:`_day_row`). With ``until`` (epoch
+    seconds; ``tz`` the store's time zone) the figures stop there: its day's are :func:`_cut_row`'s, the days after
+    it have none (the sensor's ``None``, the portal's 0), like a current period that is not over yet."""
     rows = _store_days(conn, store_id, start, end)
-    portal = _portal_days(conn, store_id, [d for d in _days(start, end) if d not in rows])
-    return rows, [{"date": d.isoformat()} | _day_row(rows.get(d), portal.get(d, (0, 0))) for d in _days(start, end)]
+    shown = dict(rows)
+    if until is not None:
+        last = datetime.fromtimestamp(until, ZoneInfo(tz)).date()
+        shown = {d: _cut_row(conn, store_id, d, until) if d == last else row for d, row in rows.items() if d <= last}
+    portal = _portal_days(conn, store_id, [d for d in _days(start, end) if d not in shown], until)
+    return rows, [{"date": d.isoformat()} | _day_row(shown.get(d), portal.get(d, (0, 0))) for d in _days(start, end)]
 
 
 #: a store's connected-station days: store-local day → (the day's connected stations, its first instant in epoch ms)
@@ -368,20 +396,30 @@ def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], star
     return {sid: dict(sorted(days.items())) for sid, days in out.items()}
 
 
+def _until(days: StationDays, until: float | None) -> StationDays:
+    """The connected days up to ``until`` (epoch seconds; ``None``: all): the days that began before it, each with
+    its visits that began before it (:func:`analytics.metrics.connected_until`)."""
+    if until is None:
+        return days
+    cut = int(until * 1000)
+    return {d: (connected_until(day, cut), a) for d, (day, a) in days.items() if a < cut}
+
+
 def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date,
-               rolled: set[date]) -> tuple[Connected, StationDays]:
+               rolled: set[date], until: float | None = None) -> tuple[Connected, StationDays]:
     """The ``connected`` block of [start, end] and the days it was made of (:func:`_station_days`): the days rolled
     up as the pipeline stored them, the others computed at report time from their connected-station sightings (one
     query), per store-local day with the store's rules (``cfg``; without it the default rules and the tenants
     table's time zone). Its ``calibration`` pairs the
     stations with the probe devices of their associations (one more query by a partial index) and compares them
     with the stored visits of those devices, on the days in ``rolled`` only (the days whose figures the pipeline
-    has rolled up: elsewhere no visit is stored yet)."""
+    has rolled up: elsewhere no visit is stored yet). ``until``: the block up to that time (:func:`_until`); the days returned stay whole."""
     from analytics.pipeline import day_bounds
 
     zones = _zones(conn, cfg, [store_id])
     tz = zones[store_id][0]
-    days = _station_days(conn, zones, start, end).get(store_id, {})
+    whole = _station_days(conn, zones, start, end).get(store_id, {})
+    days = _until(whole, until)
     lo_ms, hi_ms = day_bounds(start, tz)[0], day_bounds(end, tz)[1]
     pairs: list[PairDay] = []
     p_ts, p_dev, p_station = store.station_pairs(conn, store_id, lo_ms / 1000.0, hi_ms / 1000.0) if (
@@ -399,7 +437,7 @@ def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date,
             pairs.append(pair_day(p_codes[psel], p_st[psel], device_codes(v_dev),
                                   np.round(np.array(v_s, dtype=np.float64) * 1000).astype(np.int64),
                                   day.device, day.dwell_ms))
-    return connected_figures([day for day, _a in days.values()], calibration(pairs)), days
+    return connected_figures([day for day, _a in days.values()], calibration(pairs)), whole
 
 
 def _connected_hours(days: StationDays, last: float | None) -> list[int | None]:
@@ -448,15 +486,21 @@ def _add_hours(a: list[int | None], b: list[int | None]) -> list[int | None]:
     return [y if x is None else x if y is None else x + y for x, y in zip(a, b)]
 
 
-def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Config | None = None) -> StoreRange:
+def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Config | None = None,
+                until: float | None = None) -> StoreRange:
     """The same keys as :func:`store_day` summed over [start, end] (hourly counts summed per hour of day over the
     days that have them), plus ``days``: one dict per day with ``date`` and the scalar metrics. ``connected``: the
-    days' connected visitors summed, the median and buckets over all the range's connected visits."""
+    days' connected visitors summed, the median and buckets over all the range's connected visits.
+
+    ``until`` (epoch seconds): the figures and ``connected`` only up to that time (:func:`_per_day`), to set beside
+    a current period that is not over (today so far against last week's same weekday to the same time). The hourly
+    lists stay whole days: they show the rest of the day to come."""
     with engine.connect() as conn:
-        rows, per_day = _per_day(conn, store_id, start, end)
+        tz = _zones(conn, cfg, [store_id])[store_id][0] if until is not None else "UTC"
+        rows, per_day = _per_day(conn, store_id, start, end, until, tz)
         last = store.last_sighting(conn, store_id)
         hours = _hours(conn, store_id, start, end, last)
-        connected, station_days = _connected(conn, cfg, store_id, start, end, set(rows))
+        connected, station_days = _connected(conn, cfg, store_id, start, end, set(rows), until)
     hv, hp = _no_hours()
     for d in _days(start, end):
         if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures
@@ -507,14 +551,32 @@ def _mall_connected_days(stations: Mapping[str, StationDays], store_ids: Sequenc
     return out
 
 
+def _mall_share(cut: Sequence[Mapping[str, Any]], whole: Sequence[Mapping[str, Any]], key: str) -> float:
+    """The share of a day's ``key`` that its stores had counted by a time of it (their figures up to then over
+    their whole day's; 0 without any)."""
+    total = sum(int(w[key]) for w in whole)
+    return sum(int(c[key] or 0) for c in cut) / total if total else 0.0
+
+
 def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date, end: date,
           names: Mapping[str, tuple[str, str]], mall_names: Mapping[str, str],
-          stations: Mapping[str, StationDays]) -> tuple[MallRange, list[ConnectedDay]]:
+          stations: Mapping[str, StationDays], zones: Mapping[str, tuple[str, Rules]] | None = None,
+          until: float | None = None) -> tuple[MallRange, list[ConnectedDay]]:
     """The mall's report over [start, end] (``stations``: its stores' connected days, :func:`_station_days`) and
-    its connected mall-days (the operator sums them)."""
-    stores = []
+    its connected mall-days (the operator sums them). ``until`` (epoch seconds; ``zones`` the stores' time zones):
+    the figures up to that time, as :func:`store_range`'s; the mall's totals (each shopper once) of that time's day
+    are known for whole days only, so they are scaled by the share of the day's figure that its stores had counted
+    by then (:func:`_mall_share`): an estimate, where the stores' rows are exact. The transitions stay whole days."""
+    zones = zones or {}
+    stations = {sid: _until(days, until) for sid, days in stations.items()}
+    stores, whole_rows, cut_rows = [], [], []
+    last = datetime.fromtimestamp(until, ZoneInfo(zones.get(store_ids[0], ("UTC",))[0] if store_ids else "UTC")
+                                  ).date() if until is not None else None
     for sid in store_ids:
-        _rows, per_day = _per_day(conn, sid, start, end)
+        rows, per_day = _per_day(conn, sid, start, end, until, zones.get(sid, ("UTC",))[0])
+        if last is not None and last in rows:
+            whole_rows.append(rows[last])
+            cut_rows.append(per_day[(last - start).days])
         merged = _merge(per_day)
         row = {"id": sid, "name": names.get(sid, (sid, mall_id))[0]} | {k: merged[k] for k in SCALARS}
         row["uncertainty"] = uncertainty(row)
@@ -524,11 +586,14 @@ def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date,
     m = store.mall_days.c
     mrows = conn.execute(sa.select(store.mall_days).where(m.mall == mall_id, m.day >= start, m.day <= end)
                          ).mappings().all()
+    keys = ("visitors", "passersby", "staff_excluded")
+    counted = [{k: int(x[k]) for k in keys} for x in mrows if last is None or x["day"] < last]
+    counted += [{k: round(int(x[k]) * _mall_share(cut_rows, whole_rows, k)) for k in keys}
+                for x in mrows if x["day"] == last]
     # the mall's shoppers once across its stores; None when none of its stores has sensor data in the range (a
     # mall-day rolled up before any store was heard is not an empty mall)
     heard = any(s["visitors"] is not None for s in stores)
-    totals: dict[str, Any] = {k: _sum([int(x[k]) for x in mrows]) if heard else None
-                              for k in ("visitors", "passersby", "staff_excluded")}
+    totals: dict[str, Any] = {k: _sum([x[k] for x in counted]) if heard else None for k in keys}
     totals["capture_rate"] = _rate(totals["visitors"], totals["passersby"])
     for k in PORTAL:
         totals[k] = sum(s[k] for s in stores)
@@ -546,31 +611,34 @@ def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date,
                             "transitions": transitions}), mall_days
 
 
-def mall_range(engine: Engine, mall_id: str, start: date, end: date, cfg: Config | None = None) -> MallRange:
+def mall_range(engine: Engine, mall_id: str, start: date, end: date, cfg: Config | None = None,
+               until: float | None = None) -> MallRange:
     """A mall over [start, end]: its stores' scalar metrics, ``totals`` (a shopper counted once per day however
     many stores they entered; summed over days) and ``transitions`` ``[{from, to, count}]``. Each store row and the
     totals carry ``uncertainty`` (:mod:`analytics.bands`, basis ``linked_devices``) and, apart, ``connected`` (the
     stores' own stations, exact; a station at two stores of the mall once in the totals): the stored connected
     visits of the days rolled up, the polls of the others in one query for all the stores (``cfg`` gives each
-    store's visit rules for those; :func:`_station_days`)."""
+    store's visit rules for those; :func:`_station_days`). ``until``: up to that time (:func:`_mall`)."""
     with engine.connect() as conn:
         names = _store_names(conn)
         ids = _mall_store_ids(conn, mall_id, start, end, names)
-        stations = _station_days(conn, _zones(conn, cfg, ids), start, end)
-        return _mall(conn, mall_id, ids, start, end, names, _mall_names(conn), stations)[0]
+        zones = _zones(conn, cfg, ids)
+        stations = _station_days(conn, zones, start, end)
+        return _mall(conn, mall_id, ids, start, end, names, _mall_names(conn), stations, zones, until)[0]
 
 
-def operator_range(engine: Engine, start: date, end: date, cfg: Config | None = None) -> OperatorRange:
+def operator_range(engine: Engine, start: date, end: date, cfg: Config | None = None,
+                   until: float | None = None) -> OperatorRange:
     """Every mall over [start, end] (``malls``: :func:`mall_range`) and the operator's ``totals`` (sums of the
     malls', with their ``uncertainty`` and ``connected``); the connected stations of every store read together
-    (:func:`_station_days`)."""
+    (:func:`_station_days`). ``until``: up to that time (:func:`_mall`)."""
     with engine.connect() as conn:
         names, mall_names = _store_names(conn), _mall_names(conn)
         ids = set(mall_names) | set(conn.execute(sa.select(store.rollups.c.mall).distinct()).scalars().all())
         stores = {m: _mall_store_ids(conn, m, start, end, names) for m in sorted(ids)}
-        stations = _station_days(conn, _zones(conn, cfg, sorted({s for v in stores.values() for s in v})), start,
-                                 end)
-        made = [_mall(conn, m, stores[m], start, end, names, mall_names, stations) for m in sorted(ids)]
+        zones = _zones(conn, cfg, sorted({s for v in stores.values() for s in v}))
+        stations = _station_days(conn, zones, start, end)
+        made = [_mall(conn, m, stores[m], start, end, names, mall_names, stations, zones, until) for m in sorted(ids)]
     malls = [m for m, _days in made]
     keys = ("visitors", "passersby", "staff_excluded", "visits")
     totals: dict[str, Any] = {k: _sum([cast(Mapping[str, Any], m["totals"])[k] for m in malls]) for k in keys}

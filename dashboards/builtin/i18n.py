@@ -20,6 +20,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "apply": "Show",
         "export_csv": "Export CSV",
         "compare_note": "compared with the same weekdays one week earlier ({start} – {end})",
+        "compare_note_until": "compared with the same weekdays one week earlier ({start} – {end}), up to {time} on"
+                              " {end} (the same time as now: today is not over)",
         "this_period": "This period",
         "last_week": "Same weekday last week",
         "change": "Change",
@@ -109,6 +111,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "apply": "查看",
         "export_csv": "导出 CSV",
         "compare_note": "对比上周同日（{start} – {end}）",
+        "compare_note_until": "对比上周同日（{start} – {end}，{end} 截至 {time}，与现在同一时刻：今天尚未结束）",
         "this_period": "本期",
         "last_week": "上周同日",
         "change": "变化",

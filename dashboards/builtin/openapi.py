@@ -90,7 +90,9 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "kind": {"type": "string", "enum": ["store", "mall", "operator"]},
             "title": {"type": "string"},
             "range": {"$ref": "#/components/schemas/DateRange"},
-            "previous_range": {"$ref": "#/components/schemas/DateRange"},
+            "previous_range": {"allOf": [{"$ref": "#/components/schemas/DateRange"}, {"type": "object", "properties": {
+                "until": {"type": ["string", "null"], "description": "while the range is not over (it holds today):"
+                          " the local time (HH:MM) at which the previous range's last day stops, now's"}}}]},
             "compare_note": {"type": "string"},
             "kpis": {"type": "array", "items": {"type": "object", "properties": {
                 "key": {"type": "string"}, "kind": {"type": "string", "enum": ["int", "ratio", "duration"]},

@@ -131,10 +131,11 @@ def store_numbers(store_id: str, lang: str) -> dict[str, Any]:
     store = stores[store_id]
     start, end = _range(store["timezone"])
     pstart, pend = views.previous_range(start, end)
+    until = views.previous_until(start, end, store["timezone"], _services().clock())
     rep, eng = _reports(), _services().engine
     current = rep.store_range(eng, store_id, start, end, _services().cfg)
-    previous = rep.store_range(eng, store_id, pstart, pend, _services().cfg)
-    view = views.store_view(lang, store, start, end, current, previous)
+    previous = rep.store_range(eng, store_id, pstart, pend, _services().cfg, until)
+    view = views.store_view(lang, store, start, end, current, previous, until)
     view["uncertainty"] = current.get("uncertainty")  # the error bands and bases (analytics.bands)
     view["status"] = views.status(lang, rep.last_report(eng, store_id), _services().clock(), current)
     view["live"] = _store_live(store_id, lang, WINDOW_S)
@@ -145,15 +146,17 @@ def mall_numbers(mall_id: str, lang: str) -> dict[str, Any]:
     user = _require_user()
     malls, mall_of, stores = _tenants()
     access.check_mall(user, mall_id, malls)
-    start, end = _range(_services().cfg.timezone)
+    tz = _services().cfg.timezone
+    start, end = _range(tz)
     pstart, pend = views.previous_range(start, end)
+    until = views.previous_until(start, end, tz, _services().clock())
     rep, eng = _reports(), _services().engine
     current = rep.mall_range(eng, mall_id, start, end, _services().cfg)
-    previous = rep.mall_range(eng, mall_id, pstart, pend, _services().cfg)
+    previous = rep.mall_range(eng, mall_id, pstart, pend, _services().cfg, until)
     names = {sid: s["name"] or sid for sid, s in stores.items()}
     last = {sid: rep.last_report(eng, sid) for sid, m in mall_of.items() if m == mall_id}
     view = views.mall_view(lang, {"id": mall_id, "name": malls[mall_id]}, start, end, current, previous, names,
-                           last, _services().clock())
+                           last, _services().clock(), until, tz)
     view["live"] = _mall_live(mall_id, lang, WINDOW_S, mall_of, names)
     return view
 
@@ -204,12 +207,13 @@ def mall_live(mall_id: str, lang: str) -> dict[str, Any]:
 def operator_numbers(lang: str) -> dict[str, Any]:
     access.check_operator(_require_user())
     malls, _mall_of, _stores = _tenants()
-    start, end = _range(_services().cfg.timezone)
-    pstart, pend = views.previous_range(start, end)
-    rep, eng = _reports(), _services().engine
     cfg = _services().cfg
+    start, end = _range(cfg.timezone)
+    pstart, pend = views.previous_range(start, end)
+    until = views.previous_until(start, end, cfg.timezone, _services().clock())
+    rep, eng = _reports(), _services().engine
     return views.operator_view(lang, start, end, rep.operator_range(eng, start, end, cfg),
-                               rep.operator_range(eng, pstart, pend, cfg), malls)
+                               rep.operator_range(eng, pstart, pend, cfg, until), malls, until, cfg.timezone)
 
 
 # --- API ------------------------------------------------------------------------------------------------------

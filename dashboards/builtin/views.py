@@ -3,7 +3,9 @@
 A view is a dict with ``kpis`` (the cards), ``charts`` (the series ECharts draws) and ``tables`` (titled tables of
 cells ``{"text", "value"}``). The page renders exactly these texts and the CSV export writes exactly these tables,
 so the export holds the numbers on screen. Every figure of the current period is shown next to the same weekdays
-one week earlier (``previous``), which the caller fetches with :func:`previous_range`.
+one week earlier (``previous``), which the caller fetches with :func:`previous_range`; while the current period is
+not over (it ends today), up to the same time of day one week earlier (:func:`previous_until`), so that today so far
+is not set beside a whole day.
 
 Reports are the dicts of ``analytics.report`` (docs/CONTRACTS.md "Analytics → dashboards").
 """
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dashboards.builtin import i18n
 from dashboards.builtin.i18n import t
@@ -47,6 +50,27 @@ TOP_TRANSITIONS = 10
 def previous_range(start: date, end: date) -> tuple[date, date]:
     """The same weekdays one week earlier."""
     return start - timedelta(days=7), end - timedelta(days=7)
+
+
+def previous_until(start: date, end: date, tz: str, now: float) -> float | None:
+    """While [start, end] is not over at ``now`` (today, in the time zone ``tz``, is one of its days): the same
+    wall-clock time one week earlier (epoch seconds), where the previous period's figures stop
+    (``analytics.report.store_range``'s ``until``); else ``None`` (whole days on both sides)."""
+    local = datetime.fromtimestamp(now, ZoneInfo(tz))
+    if not start <= local.date() <= end:
+        return None
+    return datetime.combine(local.date() - timedelta(days=7), local.time(), ZoneInfo(tz)).timestamp()
+
+
+def _compared(lang: str, start: date, end: date, until: float | None, tz: str) -> Json:
+    """The view's ``previous_range`` (with ``until``: the local time the previous period stops at, or ``None``)
+    and ``compare_note``."""
+    pstart, pend = previous_range(start, end)
+    at = None if until is None else datetime.fromtimestamp(until, ZoneInfo(tz)).strftime("%H:%M")
+    note = (t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()) if at is None else
+            t(lang, "compare_note_until", start=pstart.isoformat(), end=pend.isoformat(), time=at))
+    return {"previous_range": {"start": pstart.isoformat(), "end": pend.isoformat(), "until": at},
+            "compare_note": note}
 
 
 def plain(value: Any) -> Any:
@@ -180,7 +204,7 @@ def _hourly(report: Report, key: str) -> list[float | None]:
 
 
 def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, current: Report,
-               previous: Report) -> Json:
+               previous: Report, until: float | None = None) -> Json:
     cards = kpis(lang, current, previous)
     steps = funnel(lang, current)
     dwell_now, dwell_prev = _buckets(current.get("dwell_buckets")), dict(_buckets(previous.get("dwell_buckets")))
@@ -212,14 +236,12 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
         tables.append(table("days", t(lang, "days"), [t(lang, "date")] + [t(lang, k) for k, _ in cols],
                             [[cell(lang, "text", plain(d.get("date")))] + [cell(lang, kind, d.get(k)) for k, kind in cols]
                              for d in days]))
-    pstart, pend = previous_range(start, end)
     return {
         "kind": "store",
         "title": str(store.get("name") or store["id"]),
         "store": dict(store),
         "range": {"start": start.isoformat(), "end": end.isoformat()},
-        "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
-        "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
+        **_compared(lang, start, end, until, str(store.get("timezone") or "UTC")),
         "kpis": cards,
         "connected": connected_view(lang, current, previous),
         "charts": {
@@ -284,7 +306,7 @@ def _side_by_side(lang: str, tid: str, title: str, kind: str, items: Sequence[Ma
 
 def mall_view(lang: str, mall: Mapping[str, Any], start: date, end: date, current: Report, previous: Report,
               store_names: Mapping[str, str], last_reports: Mapping[str, float | None] | None = None,
-              now: float | None = None) -> Json:
+              now: float | None = None, until: float | None = None, tz: str = "UTC") -> Json:
     stores = [s for s in current.get("stores") or [] if isinstance(s, Mapping)]
     prev_stores = [s for s in previous.get("stores") or [] if isinstance(s, Mapping)]
     totals, prev_totals = current.get("totals") or {}, previous.get("totals") or {}
@@ -312,14 +334,12 @@ def mall_view(lang: str, mall: Mapping[str, Any], start: date, end: date, curren
                   "previous": [_opt(prev_by.get(_ident(s, "store"), {}).get(k))
                                for k in ("passersby", "visitors", "wifi_logins", "new_members")]}
                  for s in stores]
-    pstart, pend = previous_range(start, end)
     return {
         "kind": "mall",
         "title": str(mall.get("name") or mall["id"]),
         "mall": dict(mall),
         "range": {"start": start.isoformat(), "end": end.isoformat()},
-        "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
-        "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
+        **_compared(lang, start, end, until, tz),
         "kpis": cards,
         "connected": connected_view(lang, totals, prev_totals),
         "charts": {"multiples": multiples,
@@ -344,7 +364,7 @@ def _flat_mall(m: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def operator_view(lang: str, start: date, end: date, current: Report, previous: Report,
-                  mall_names: Mapping[str, str]) -> Json:
+                  mall_names: Mapping[str, str], until: float | None = None, tz: str = "UTC") -> Json:
     malls = [_flat_mall(m) for m in current.get("malls") or [] if isinstance(m, Mapping)]
     prev = [_flat_mall(m) for m in previous.get("malls") or [] if isinstance(m, Mapping)]
     side = _side_by_side(lang, "malls", t(lang, "malls"), "mall", malls, prev, mall_names, MALL_TOTALS)
@@ -353,13 +373,11 @@ def operator_view(lang: str, start: date, end: date, current: Report, previous: 
     prev_totals = prev_totals if isinstance(prev_totals, Mapping) else {}
     # the operator's totals (sums of the malls') as cards with their bands, and as a table for the CSV
     cards = kpis(lang, totals, prev_totals, MALL_TOTALS) if totals else []
-    pstart, pend = previous_range(start, end)
     return {
         "kind": "operator",
         "title": t(lang, "operator_view"),
         "range": {"start": start.isoformat(), "end": end.isoformat()},
-        "previous_range": {"start": pstart.isoformat(), "end": pend.isoformat()},
-        "compare_note": t(lang, "compare_note", start=pstart.isoformat(), end=pend.isoformat()),
+        **_compared(lang, start, end, until, tz),
         "kpis": cards,
         "connected": connected_view(lang, totals, prev_totals),
         "charts": {"malls": {"names": [r[0]["text"] for r in side["rows"]],

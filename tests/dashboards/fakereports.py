@@ -87,9 +87,13 @@ LIVE = {"s1": 7, "s2": 4}
 class FakeReports:
     def __init__(self, last_report: Mapping[str, float] | None = None) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        #: the ``until`` of each range call, in order (the previous period's cut while the current one is not over)
+        self.untils: list[tuple[str, float | None]] = []
         self.last = dict(LAST_REPORT if last_report is None else last_report)
 
-    def store_range(self, engine: Any, store_id: str, start: date, end: date, cfg: Any = None) -> dict[str, Any]:
+    def store_range(self, engine: Any, store_id: str, start: date, end: date, cfg: Any = None,
+                    until: float | None = None) -> dict[str, Any]:
+        self.untils.append(("store_range", until))
         self.calls.append(("store_range", store_id, start, end))
         days = [(d, store_day(store_id, d)) for d in _range(start, end)]
         out = _merge([p for _, p in days])
@@ -97,7 +101,9 @@ class FakeReports:
                        for d, p in days]
         return out
 
-    def mall_range(self, engine: Any, mall_id: str, start: date, end: date, cfg: Any = None) -> dict[str, Any]:
+    def mall_range(self, engine: Any, mall_id: str, start: date, end: date, cfg: Any = None,
+                   until: float | None = None) -> dict[str, Any]:
+        self.untils.append(("mall_range", until))
         self.calls.append(("mall_range", mall_id, start, end))
         stores = []
         for sid, (m, name) in STORES.items():
@@ -118,7 +124,9 @@ class FakeReports:
         transitions = [t for d in _range(start, end) for t in TRANSITIONS.get((mall_id, d), [])]
         return {"stores": stores, "totals": totals, "transitions": transitions}
 
-    def operator_range(self, engine: Any, start: date, end: date, cfg: Any = None) -> dict[str, Any]:
+    def operator_range(self, engine: Any, start: date, end: date, cfg: Any = None,
+                       until: float | None = None) -> dict[str, Any]:
+        self.untils.append(("operator_range", until))
         self.calls.append(("operator_range", start, end))
         malls = [{"id": m, "name": name, "totals": self.mall_range(engine, m, start, end)["totals"]}
                  for m, name in MALLS.items()]

@@ -11,7 +11,7 @@ from flask import Flask
 
 from analytics.bands import band
 from dashboards.builtin import OPENAPI_PATHS
-from tests.dashboards.app import D1, D2, login, make_app
+from tests.dashboards.app import D1, D2, NOW, login, make_app
 from tests.dashboards.fakereports import FakeReports
 
 
@@ -38,7 +38,11 @@ def test_store_view_numbers_and_comparison_week(app: Flask, reports: FakeReports
     v = r.json
     assert v["title"] == "星巴克"
     assert v["range"] == {"start": "2026-11-17", "end": "2026-11-18"}
-    assert v["previous_range"] == {"start": "2026-11-10", "end": "2026-11-11"}
+    # the range ends today (the clock: 18:00 on D2), so last week's figures stop at 18:00 on its last day
+    assert v["previous_range"] == {"start": "2026-11-10", "end": "2026-11-11", "until": "18:00"}
+    assert v["compare_note"] == ("compared with the same weekdays one week earlier (2026-11-10 – 2026-11-11), up to"
+                                 " 18:00 on 2026-11-11 (the same time as now: today is not over)")
+    assert reports.untils[-2:] == [("store_range", None), ("store_range", NOW - 7 * 86400)]
     assert ("store_range", "s1", D1, D2) in reports.calls
     assert ("store_range", "s1", D1 - timedelta(days=7), D2 - timedelta(days=7)) in reports.calls
     assert [(k["key"], k["text"], k["previous_text"]) for k in v["kpis"]] == [
@@ -70,12 +74,13 @@ def test_default_range_is_today_in_the_store_time_zone(app: Flask, reports: Fake
     assert "days" not in [t["id"] for t in v["tables"]]  # one day: no day-by-day table
 
 
-def test_chinese_labels(app: Flask) -> None:
+def test_chinese_labels(app: Flask, reports: FakeReports) -> None:
     c = login(app, "boss-s1")
     v = c.get(f"/api/v1/stores/s1/dashboard?start={D1}", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).json
     assert kpi(v, "capture_rate")["label"] == "进店率"
     assert kpi(v, "median_dwell_s")["text"] == "15 分钟"
-    assert v["compare_note"] == "对比上周同日（2026-11-10 – 2026-11-10）"
+    assert v["compare_note"] == "对比上周同日（2026-11-10 – 2026-11-10）"  # D1 is over: whole days on both sides
+    assert v["previous_range"]["until"] is None and reports.untils[-1] == ("store_range", None)
     assert c.get(f"/api/v1/stores/s1/dashboard?start={D1}&lang=en").json["kpis"][2]["label"] == "Capture rate"
 
 

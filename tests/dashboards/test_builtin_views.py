@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -36,6 +37,30 @@ def test_previous_range_is_the_same_weekdays_a_week_earlier() -> None:
     start, end = views.previous_range(date(2026, 11, 17), date(2026, 11, 23))
     assert (start, end) == (date(2026, 11, 10), date(2026, 11, 16))
     assert start.weekday() == date(2026, 11, 17).weekday()
+
+
+def at(day: date, hh: int, mm: int, tz: str) -> float:
+    return datetime.combine(day, time(hh, mm), ZoneInfo(tz)).timestamp()
+
+
+@pytest.mark.parametrize(("start", "end", "tz", "now", "until"), [
+    # today is the range's last day, or inside it: last week stops at the same wall-clock time
+    (date(2026, 11, 18), date(2026, 11, 18), "Asia/Shanghai", (date(2026, 11, 18), 17, 2),
+     (date(2026, 11, 11), 17, 2)),
+    (date(2026, 11, 16), date(2026, 11, 22), "Asia/Shanghai", (date(2026, 11, 18), 9, 30),
+     (date(2026, 11, 11), 9, 30)),
+    # across a daylight-saving change (New York springs forward on 2026-03-08): the wall clock, not 168 hours
+    (date(2026, 3, 10), date(2026, 3, 10), "America/New_York", (date(2026, 3, 10), 12, 0),
+     (date(2026, 3, 3), 12, 0)),
+    # a range that is over, or has not begun: whole days
+    (date(2026, 11, 17), date(2026, 11, 17), "Asia/Shanghai", (date(2026, 11, 18), 0, 5), None),
+    (date(2026, 11, 19), date(2026, 11, 20), "Asia/Shanghai", (date(2026, 11, 18), 23, 59), None)])
+def test_previous_until_is_now_a_week_earlier_while_the_range_is_not_over(
+        start: date, end: date, tz: str, now: tuple[date, int, int], until: tuple[date, int, int] | None) -> None:
+    got = views.previous_until(start, end, tz, at(*now, tz))
+    assert got == (None if until is None else at(*until, tz))
+    if until is not None and tz == "America/New_York":
+        assert at(*now, tz) - got == 7 * 86400 - 3600  # type: ignore[operator]
 
 
 def test_funnel_shares() -> None:

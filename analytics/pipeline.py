@@ -8,7 +8,7 @@ upserts rows by their natural keys inside one transaction, serialized per key â€
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from analytics import late as late_days
 from analytics import store
 from analytics.metrics import (
     DWELL_FIELDS,
@@ -209,6 +210,10 @@ def rollup_store(engine: Engine, cfg: Config, store_id: str, day: date, now: flo
     stored rows are kept)."""
     with engine.begin() as conn:
         store.lock(conn, "store-day", store_id, day)
+        # before the sightings are read: a late batch committed before this statement is read below, one committed
+        # after keeps (or writes again) its record, so the day is rolled up again (sensor.store.mark_late)
+        start_ms, end_ms = day_bounds(day, context(conn, cfg, store_id).tz)
+        late = store.clear_late(conn, store_id, start_ms / 1000, end_ms / 1000)
         c = compute(conn, cfg, store_id, day)
         if c is None:
             return []
@@ -217,6 +222,8 @@ def rollup_store(engine: Engine, cfg: Config, store_id: str, day: date, now: flo
         rows = rollup_rows(c, now)
         store.upsert(conn, store.rollups, rows)
         write_connected(conn, c.ctx, day)
+        if late:  # the mall-day reads these visits: its roll-up is dispatched after this commits
+            store.mark_mall_late(conn, c.ctx.mall, day, store_id)
     return rows
 
 
@@ -233,6 +240,7 @@ def rollup_mall(engine: Engine, mall_id: str, day: date, now: float) -> dict[str
     """Shoppers of a mall-day counted once across its stores, and the store-to-store transitions."""
     with engine.begin() as conn:
         store.lock(conn, "mall-day", mall_id, day)
+        store.clear_late_mall(conn, mall_id, day)  # before the visits are read, as rollup_store's
         stores = mall_stores(conn, mall_id, day)
         v, d = store.visits.c, store.device_days.c
         vrows = conn.execute(sa.select(v.store, v.device, v.start).where(v.store.in_(stores), v.day == day)).all()
@@ -257,7 +265,7 @@ def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
     """Delete raw sightings, visits and connected visits older than ``raw_retention_days`` and device days older
     than ``history_days``. Rollups and mall days are kept."""
     a = cfg.analytics
-    raw_cut = now - a.raw_retention_days * 86400
+    raw_cut = retention_cut(cfg, now)
     raw_day = datetime.fromtimestamp(raw_cut, UTC).date()
     hist_day = datetime.fromtimestamp(now - a.history_days * 86400, UTC).date()
     with engine.begin() as conn:
@@ -270,9 +278,10 @@ def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
     return {"sightings": n1, "visits": n2, "device_days": n3, "connected_visits": n4}
 
 
-def ingest(engine: Engine, batch: Iterable[Mapping[str, Any]]) -> int:
-    """Store a sensor batch (sighting dicts, as the sensor's Celery sink sends them). Idempotent on ``sid``."""
-    return sensor_store.insert_sightings(engine, [Sighting(**dict(s)) for s in batch])
+def ingest(engine: Engine, batch: Iterable[Mapping[str, Any]], now: float | None = None) -> int:
+    """Store a sensor batch (sighting dicts, as the sensor's Celery sink sends them), recording the late ones
+    (``sensor.store.insert_sightings``). Idempotent on ``sid``."""
+    return sensor_store.insert_sightings(engine, [Sighting(**dict(s)) for s in batch], now)
 
 
 def active_stores(engine: Engine, cfg: Config, since: float) -> list[str]:
@@ -288,3 +297,40 @@ def days_to_roll(tz: str, now: float, settle_s: float) -> list[date]:
     today = local_day(now, tz)
     yesterday = local_day(now - settle_s, tz)
     return [yesterday, today] if yesterday != today else [today]
+
+
+def retention_cut(cfg: Config, now: float) -> float:
+    """The instant before which the purge deletes raw sightings (``raw_retention_days``)."""
+    return now - cfg.analytics.raw_retention_days * 86400
+
+
+def claim_late_stores(engine: Engine, cfg: Config, now: float, window: Collection[tuple[str, date]]) -> list[
+        tuple[str, date]]:
+    """Claim the late quarter hours not dispatched (``analytics.late.LEASE_S``), drop with a warning those of days
+    past the raw retention, and return the late store-days to roll up beyond ``window``. Committed before the
+    caller sends the roll-ups (an eager one runs at once); the roll-up deletes the records of its day."""
+    with engine.begin() as conn:
+        slots = store.claim(conn, sensor_store.late_sightings, now, late_days.LEASE_S)
+        zones = {s: context(conn, cfg, s).tz for s in sorted({s for s, _ in slots})}
+        plan = late_days.plan(late_days.store_days(slots, zones), window, retention_cut(cfg, now))
+        for s, day in plan.drop:
+            start_ms, end_ms = day_bounds(day, zones[s])
+            n = store.clear_late(conn, s, start_ms / 1000, end_ms / 1000)
+            log.warning("store %s, %s: %d quarter hours of sightings stored late not rolled up: the day is older "
+                        "than raw_retention_days (%d), its sightings are purged", s, day, n,
+                        cfg.analytics.raw_retention_days)
+    return list(plan.roll)
+
+
+def claim_late_malls(engine: Engine, cfg: Config, now: float, window: Collection[tuple[str, date]]) -> list[
+        tuple[str, date]]:
+    """The same for the mall-days recorded by late store-days' roll-ups; the mall-day's roll-up deletes them."""
+    with engine.begin() as conn:
+        rows = store.claim(conn, store.late_mall_days, now, late_days.LEASE_S)
+        zones = {s: context(conn, cfg, s).tz for s in sorted({r[2] for r in rows})}
+        plan = late_days.plan([(m, d, zones[s]) for m, d, s in rows], window, retention_cut(cfg, now))
+        for mall, day in plan.drop:
+            store.clear_late_mall(conn, mall, day)
+            log.warning("mall %s, %s: not rolled up again after a late store-day: the day is older than "
+                        "raw_retention_days (%d), its visits are purged", mall, day, cfg.analytics.raw_retention_days)
+    return list(plan.roll)

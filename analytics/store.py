@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from analytics.visits import MISSING_RSSI
 from keliu import db
 from keliu.db import Base
-from sensor.store import sightings
+from sensor.store import late_sightings, sightings
 
 # ---------------------------------------------------------------------------------------------------------------
 # the pipeline's tables (revision analytics_0002)
@@ -102,6 +102,46 @@ connected_visits = sa.Table(
     sa.Column("end", sa.Float, nullable=False),
     sa.Column("staff", sa.Boolean, nullable=False),
 )
+
+# late roll-ups (revision analytics_0008_lateroll): the sensor records its late sightings' quarter hours
+# (``sensor.store.late_sightings``); a store-day's roll-up deletes those of its day and, when there were any, records
+# its mall-day here, which the mall-day's roll-up deletes. ``dispatched``: when the dispatcher last sent the roll-up
+late_mall_days = sa.Table(
+    "late_mall_days", Base.metadata,
+    sa.Column("mall", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("store", sa.String(64), primary_key=True),
+    sa.Column("dispatched", sa.Float, nullable=True),
+)
+
+
+def claim(conn: Connection, table: sa.Table, now: float, lease_s: float) -> list[tuple[Any, ...]]:
+    """Mark the rows of ``late_sightings`` or ``late_mall_days`` not dispatched (or dispatched more than ``lease_s``
+    before ``now``: that roll-up failed or was lost) as dispatched at ``now``; returns their keys."""
+    d = table.c.dispatched
+    stmt = sa.update(table).where(sa.or_(d.is_(None), d < now - lease_s)).values(dispatched=now).returning(
+        *table.primary_key.columns)
+    return [tuple(r) for r in conn.execute(stmt)]
+
+
+def clear_late(conn: Connection, store: str, start_s: float, end_s: float) -> int:
+    """Delete the store's late quarter hours in [start_s, end_s) (a store-day); returns how many."""
+    t = late_sightings.c
+    return int(conn.execute(sa.delete(late_sightings).where(
+        t.store == store, t.slot >= start_s, t.slot < end_s)).rowcount)
+
+
+def mark_mall_late(conn: Connection, mall: str, day: date, store: str) -> None:
+    """Record that the store's late day was rolled up and its mall-day must be again (locks the row, as
+    ``sensor.store.mark_late`` does)."""
+    ins = db.dialect_insert(conn, late_mall_days)
+    conn.execute(ins.on_conflict_do_update(index_elements=["mall", "day", "store"], set_={"dispatched": None}),
+                 [{"mall": mall, "day": day, "store": store, "dispatched": None}])
+
+
+def clear_late_mall(conn: Connection, mall: str, day: date) -> int:
+    t = late_mall_days.c
+    return int(conn.execute(sa.delete(late_mall_days).where(t.mall == mall, t.day == day)).rowcount)
 
 
 def upsert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:

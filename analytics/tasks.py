@@ -10,7 +10,8 @@ exponential backoff on database and InfluxDB errors. Days travel as ISO strings,
     analytics.rollup_mall(mall, day, now)    a mall-day's shoppers once across stores, and the transitions
     analytics.detect_staff(store, day)       the day's staff and fixed-device flags
     analytics.purge(now)                     retention of raw sightings, visits, connected visits, device days
-    analytics.dispatch(kind, now)            the beat's fan-out: one task per store (or mall) and day
+    analytics.dispatch(kind, now)            the beat's fan-out: one task per store (or mall) and day, today,
+                                             yesterday and the late days recorded (analytics.late)
     analytics.accesslog_anchor(now)          the access log's daily signed anchor (keliu.accesslog)
     analytics.accesslog_purge(now)           the access and NAT log's retention, with a signed purge record
 """
@@ -114,30 +115,31 @@ def accesslog_anchor(self: Task, now: float | None = None) -> int:
 
 
 def dispatch(self: Task, kind: str, now: float | None = None) -> int:
-    """Fan out one task per active store (``stores``, ``staff``) or mall (``malls``) and day; returns how many."""
+    """Fan out one task per active store (``stores``, ``staff``) or mall (``malls``) and day; returns how many.
+    ``stores`` and ``malls`` also send the late days recorded beyond the window (``pipeline.claim_late_stores``,
+    ``claim_late_malls``): a late store-day's roll-up records its mall-day, which the next ``malls`` rolls up."""
     cfg, engine, t = config_of(self), engine_of(self), _now(now)
-    sent = 0
+    settle = cfg.analytics.visit_gap_s + 600
     stores = pipeline.active_stores(engine, cfg, t - 2 * 86400)
-    if kind == "malls":
-        with engine.connect() as conn:
-            ctxs = [pipeline.context(conn, cfg, s) for s in stores]
-        for mall, tz in sorted({(c.mall, c.tz) for c in ctxs}):
-            for day in pipeline.days_to_roll(tz, t, cfg.analytics.visit_gap_s + 600):
-                self.app.tasks["analytics.rollup_mall"].delay(mall, day.isoformat(), t)
-                sent += 1
-        return sent
     with engine.connect() as conn:
         ctxs = [pipeline.context(conn, cfg, s) for s in stores]
-    for c in ctxs:
-        if kind == "staff":
+    if kind == "staff":
+        for c in ctxs:
             day = pipeline.local_day(t - 86400, c.tz)
             self.app.tasks["analytics.detect_staff"].delay(c.store, day.isoformat())
-            sent += 1
-            continue
-        for day in pipeline.days_to_roll(c.tz, t, cfg.analytics.visit_gap_s + 600):
-            self.app.tasks["analytics.rollup_store"].delay(c.store, day.isoformat(), t)
-            sent += 1
-    return sent
+        return len(ctxs)
+    if kind == "malls":
+        window = list(dict.fromkeys((mall, day) for mall, tz in sorted({(c.mall, c.tz) for c in ctxs})
+                                    for day in pipeline.days_to_roll(tz, t, settle)))
+        days = window + pipeline.claim_late_malls(engine, cfg, t, set(window))
+        task = self.app.tasks["analytics.rollup_mall"]
+    else:
+        window = [(c.store, day) for c in ctxs for day in pipeline.days_to_roll(c.tz, t, settle)]
+        days = window + pipeline.claim_late_stores(engine, cfg, t, set(window))
+        task = self.app.tasks["analytics.rollup_store"]
+    for key, day in days:
+        task.delay(key, day.isoformat(), t)
+    return len(days)
 
 
 def register(app: Celery) -> None:

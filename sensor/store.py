@@ -5,10 +5,16 @@ The sensor owns what it writes: the SQL sink stores batches here, and analytics 
 idempotent: the primary key is the sighting's ``sid``, and a row that exists already is skipped, so a batch
 re-delivered after a crash is stored once. The table's revisions are ``analytics_0001`` and on (its history stays in
 analytics/migrations, where it began).
+
+The same transaction records the rows it stored late (heard more than :data:`LATE_AFTER_S` before they were stored:
+a spool delivered after an outage) in ``late_sightings``, by store and UTC quarter hour (revision
+``analytics_0008_lateroll``): the analytics dispatcher rolls up their store-local days, which its window of today and
+yesterday would miss. A row skipped as a duplicate records nothing; the table holds no device.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -51,10 +57,39 @@ sa.Index("ix_sightings_station", sightings.c.store, sightings.c.ts,
          postgresql_where=sightings.c.station.isnot(None), sqlite_where=sightings.c.station.isnot(None))
 
 
-def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> int:
-    """Store ``batch``; rows whose ``sid`` exists already are skipped. Returns how many rows were new."""
+#: a sighting stored more than this long after it was heard is recorded as late. The dispatcher's window rolls up
+#: yesterday until ``visit_gap_s`` + 10 minutes after midnight, every 5 minutes: a sighting stored sooner than this
+#: is in a day the window still rolls up after it is stored (docs/METRICS.md, "How the numbers are made")
+LATE_AFTER_S = 300
+#: late sightings are recorded by UTC quarter hour: every time zone's offset is a whole number of quarter hours
+#: (tests/sensor/test_store.py checks tzdata's since 2000), so a quarter hour lies in one store-local day
+SLOT_S = 900
+
+#: the store's quarter hours (``slot``: epoch seconds of the start) with sightings stored late and not rolled up
+#: since: written with the sightings, deleted by the roll-up of their day (``analytics.pipeline.rollup_store``);
+#: ``dispatched`` is when the dispatcher last sent that roll-up (NULL: not since the last late row)
+late_sightings = sa.Table(
+    "late_sightings", Base.metadata,
+    sa.Column("store", sa.String(64), primary_key=True),
+    sa.Column("slot", sa.BigInteger, primary_key=True),
+    sa.Column("dispatched", sa.Float, nullable=True),
+)
+
+
+def late_slots(rows: Iterable[tuple[str, float]], now: float) -> list[tuple[str, int]]:
+    """The (store, quarter hour) of the stored rows ``(store, ts)`` heard more than :data:`LATE_AFTER_S` before
+    ``now``, sorted (pure; the upsert takes its row locks in this order)."""
+    cut = now - LATE_AFTER_S
+    return sorted({(store, int(ts // SLOT_S) * SLOT_S) for store, ts in rows if ts < cut})
+
+
+def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting], now: float | None = None) -> int:
+    """Store ``batch``; rows whose ``sid`` exists already are skipped. The new rows heard more than
+    :data:`LATE_AFTER_S` before ``now`` (default: the clock) are recorded in ``late_sightings`` in the same
+    transaction. Returns how many rows were new."""
     if not batch:
         return 0
+    now = time.time() if now is None else now
     rows = [
         {"sid": s.sid, "ts": s.ts, "store": s.store, "sensor": s.sensor, "device": s.device, "rssi": s.rssi,
          "freq": s.freq, "seq": s.seq, "randomized": s.randomized, "basis": s.basis,
@@ -63,16 +98,29 @@ def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting]) -> 
     ]
     if isinstance(target, Engine):
         with target.begin() as conn:
-            return _insert(conn, rows)
-    return _insert(target, rows)
+            return _insert(conn, rows, now)
+    return _insert(target, rows, now)
 
 
-def _insert(conn: Connection, rows: list[dict[str, Any]]) -> int:
+def _insert(conn: Connection, rows: list[dict[str, Any]], now: float) -> int:
     stmt = db.dialect_insert(conn, sightings).on_conflict_do_nothing(index_elements=["sid"]).returning(
-        sightings.c.sid)
-    new = 0
+        sightings.c.store, sightings.c.ts)
+    new: list[tuple[str, float]] = []
     for start in range(0, len(rows), 5000):
         # executemany's rowcount is -1 under SQLAlchemy's "insertmanyvalues" on PostgreSQL; RETURNING yields
         # exactly the rows inserted (conflicts return nothing) on both dialects
-        new += len(conn.execute(stmt, rows[start:start + 5000]).all())
-    return new
+        new += [(r[0], r[1]) for r in conn.execute(stmt, rows[start:start + 5000])]
+    mark_late(conn, late_slots(new, now))
+    return len(new)
+
+
+def mark_late(conn: Connection, slots: Sequence[tuple[str, int]]) -> None:
+    """Record ``slots`` as holding late sightings not rolled up yet, in the caller's transaction. An existing row is
+    updated, not skipped: the update locks it until this transaction commits, so a roll-up that deletes it
+    (``analytics.store.clear_late``) waits and then reads these sightings, or deletes it first and this writes it
+    again (on PostgreSQL; SQLite serializes writers)."""
+    if not slots:
+        return
+    ins = db.dialect_insert(conn, late_sightings)
+    conn.execute(ins.on_conflict_do_update(index_elements=["store", "slot"], set_={"dispatched": None}),
+                 [{"store": s, "slot": t, "dispatched": None} for s, t in slots])

@@ -44,6 +44,9 @@ TABLES: dict[str, Access] = {
     "device_days": Access("store", "store"),
     "connected_days": Access("store", "store"),
     "connected_visits": Access("store", "store"),
+    # the late sightings' quarter hours (the insert records them) and the mall-days their roll-ups record
+    "late_sightings": Access("store", "store"),
+    "late_mall_days": Access("store", "store"),
     # marketing at this store
     "coupons": Access("store"),
     "redemptions": Access("store"),

@@ -289,15 +289,19 @@ def _portal_days(conn: Connection, store_id: str, days: Sequence[date],
 
 
 def _cut_row(conn: Connection, store_id: str, day: date, until: float) -> dict[str, Any]:
-    """The figures of ``day`` up to ``until`` (epoch seconds): the sums of its ``5m`` rows that ended by then, in
-    the shape of a ``1d`` row (the median dwell: the visit-weighted median of theirs). Each figure is counted where
-    the daily one is (a visitor at the start of their first visit, a passer-by when first heard), so these are the
-    figures of the shoppers who had arrived by ``until``, each as the whole day classed them."""
+    """The figures of ``day`` up to ``until`` (epoch seconds): the sums of its ``5m`` rows that ended by then (of
+    its ``1h`` rows when it has no ``5m`` row before then, as history imported by the hour), in the shape of a
+    ``1d`` row (the median dwell: the visit-weighted median of theirs). Each figure is counted where the daily one
+    is (a visitor at the start of their first visit, a passer-by when first heard), so these are the figures of the
+    shoppers who had arrived by ``until``, each as the whole day classed them."""
     r = store.rollups.c
     lo, hi = _key_range(day, day)
     rows = conn.execute(sa.select(store.rollups).where(
-        r.store == store_id, r.period == "5m", r.start >= lo, r.start < hi, r.day == day,
-        r.start <= int(until) - 300)).mappings().all()
+        r.store == store_id, r.period.in_(("5m", "1h")), r.start >= lo, r.start < hi, r.day == day,
+        r.start < until)).mappings().all()
+    period = "5m" if any(x["period"] == "5m" for x in rows) else "1h"
+    length = 300 if period == "5m" else 3600
+    rows = [x for x in rows if x["period"] == period and x["start"] + length <= until]
     out: dict[str, Any] = {k: sum(int(x[k]) for x in rows) for k in store.COUNTS}
     out["median_dwell_s"] = _weighted_median([(float(x["median_dwell_s"]), int(x["visits"])) for x in rows]) or 0.0
     return out

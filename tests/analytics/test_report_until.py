@@ -105,3 +105,15 @@ def test_a_mall_and_the_operator_up_to_a_time(env: tuple[config.Config, sa.Engin
     op = report.operator_range(engine, DAY, DAY, cfg, until=CUT)
     assert op["totals"]["visitors"] == cut["totals"]["visitors"]
     assert op["malls"][0]["stores"] == cut["stores"]
+
+
+def test_a_day_kept_by_the_hour_is_cut_at_the_last_whole_hour(env: tuple[config.Config, sa.Engine]) -> None:
+    cfg, engine = env
+    half_past_ten = DAY_START + 10 * H + 1800
+    assert report.store_range(engine, "s1", DAY, DAY, cfg, until=half_past_ten)["visitors"] == 1  # a, at 10:00
+    with engine.begin() as conn:  # history imported by the hour (the demo's) has no 5-minute rows
+        conn.execute(sa.text("DELETE FROM rollups WHERE period = '5m'"))
+    hourly = report.store_range(engine, "s1", DAY, DAY, cfg, until=half_past_ten)
+    assert (hourly["visitors"], hourly["passersby"]) == (0, 0)  # 10:00-11:00 had not ended
+    hourly = report.store_range(engine, "s1", DAY, DAY, cfg, until=CUT)
+    assert (hourly["visitors"], hourly["passersby"]) == (1, 1)

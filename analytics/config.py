@@ -24,6 +24,14 @@ def _fraction(value: float) -> float:
     return value
 
 
+def _retention(value: int) -> int:
+    if not isinstance(value, int) or value < 2:
+        raise ValueError(f"at least 2 days, not {value!r}: the roll-ups read today's and yesterday's sightings, and"
+                         " a shorter retention would purge yesterday's before its last roll-up, which would then"
+                         " overwrite its figures with smaller ones")
+    return value
+
+
 @dataclass(frozen=True)
 class StoreRules:
     """``[[analytics.stores]]``: a store's own definitions; unset keys inherit ``[analytics]``."""
@@ -74,7 +82,7 @@ class AnalyticsConfig:
     staff_days: int = field(default=4, metadata={"check": positive})
     staff_devices: list[str] = field(default_factory=list)
     #: retention: raw sightings and visits; the per-device day table (loyalty, staff history); rollups are kept
-    raw_retention_days: int = field(default=30, metadata={"check": positive})
+    raw_retention_days: int = field(default=30, metadata={"check": _retention})
     history_days: int = field(default=90, metadata={"check": positive})
     stores: list[StoreRules] = field(default_factory=list)
 

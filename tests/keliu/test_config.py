@@ -39,6 +39,7 @@ def test_example_file_is_valid() -> None:
         ({}, {"KELIU_DATABASE_URL": "not a url"}, "database_url", "not an SQLAlchemy URL"),
         ({"stores": [{"id": "s1", "mall": "nowhere"}]}, {}, "stores", "unknown mall 'nowhere'"),
         ({"sms": {"backend": "tencent"}}, {}, "sms", "tencent_secret_id: required"),
+        ({"analytics": {"raw_retention_days": 1}}, {}, "analytics.raw_retention_days", "at least 2 days, not 1"),
         ({"sms": {"backend": "aliyun"}}, {}, "sms", "aliyun_access_key_id: required"),
         ({"sms": {"backend": "aliyun", "aliyun_access_key_id": "LTAI1"}}, {"KELIU_SMS_ALIYUN_SIGN_NAME": "客流"}, "sms",
          "aliyun_access_key_secret: required when backend = 'aliyun'"),

@@ -520,19 +520,25 @@ class Identifier:
             del un[:k]
         ev = self._events
         while ev and ev[0][0] < cut:
-            _t, f, kind = ev.popleft()
-            w = self._window.get(self._find(f))
-            if w is not None and w[kind] > 0:
-                w[kind] -= 1
+            self._forget_event()
         return max(len(arr), 1) / 600.0
 
     def _event(self, t: float, fp: int, kind: int) -> None:
-        """A scan (``kind`` 0) or a new device (1) of family ``fp`` at ``t``."""
+        """A scan (``kind`` 0) or a new device (1) of family ``fp`` at ``t``. At most ``max_macs`` are kept (a
+        flood of random MACs: the oldest are forgotten first, the window shortens)."""
         self._events.append((t, fp, kind))
         w = self._window.get(root := self._find(fp))
         if w is None:
             w = self._window[root] = [0, 0]
         w[kind] += 1
+        if len(self._events) > self.policy.max_macs:
+            self._forget_event()
+
+    def _forget_event(self) -> None:
+        _t, f, kind = self._events.popleft()
+        w = self._window.get(self._find(f))
+        if w is not None and w[kind] > 0:
+            w[kind] -= 1
 
     def _family_rate(self, fp: int, ts: float, p_timed: float, fallback: float) -> float:
         """New phones of family ``fp`` (a root) per second. ``fallback``, the family's share of the new devices the

@@ -7,10 +7,12 @@ evidence, following Vanhoef et al. 2016, Martin et al. 2017, Matte et al. 2016 a
 first heard within one time step (``link_step_s``) are scored against every group of the same fingerprint family
 still in range by a log-likelihood ratio of "this phone rotated" against "a new phone arrived" (sequence-number
 continuity, the phone's scan timing, signal continuity, directed SSIDs, the rotation prior for the MAC's age, and
-how common the fingerprint is in the current crowd), then assigned best pair first, each MAC and group once, while
-the ratio beats the threshold (a phone that changes its MAC inside its scans, learnt from its links, may take several
-new MACs of one step). ``linker = "first_fit"`` keeps the earlier rule (the first group that fits) as the
-baseline. The group's id is the keyed hash of its first MAC. State is kept only for active MACs and groups and expires
+how common the fingerprint is in the current crowd; the rate of new phones of a family that randomizes at every
+scan is read from its scans, which need no link, times the new devices per scan of the families that rotate on a
+timer), then assigned best pair first, each MAC and group once, while the ratio beats the threshold (a phone that
+changes its MAC inside its scans, learnt from its links, may take several new MACs of one step).
+``linker = "first_fit"`` keeps the earlier rule (the first group that fits) as the baseline. The group's id is the
+keyed hash of its first MAC. State is kept only for active MACs and groups and expires
 (``mac_ttl_s``), so memory follows the devices in range, not the frames seen; and all of it is dropped when the
 period key rotates, so nothing links across periods. Devices in range are not a bound an attacker respects (a
 transmitter sending probes from 200,000 random MACs in a quarter of an hour), so the MACs kept are also capped at
@@ -23,6 +25,7 @@ import itertools
 import logging
 import math
 import operator
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +132,12 @@ _SAME_TOP = math.log(0.85 / 4.5 + 0.01)  # the signal evidence's most for the sa
 _FLOOR = -5.5
 _POOL_MIN = 4
 _POOL_MARGIN = 0.25
+#: a per-scan family's new phones (:meth:`Identifier._family_rate`): its scans times the timed families' new devices
+#: per scan, times ``_SCAN_ARRIVALS`` (calibrated on the simulator, like the thresholds: a per-scan phone sends more
+#: scans per arrival than a timed one, and the timed families' own splits add new devices; docs/METRICS.md); weighed
+#: half at ``_RATE_PRIOR`` timed scans in ten minutes (fewer: mostly the linker's own count)
+_SCAN_ARRIVALS = 0.5
+_RATE_PRIOR = 50.0
 _ratio = operator.itemgetter(0)  #: the log-likelihood ratio of a scored ``(ratio, ...)`` tuple
 
 
@@ -187,6 +196,11 @@ class Identifier:
         self._arrivals: list[float] = []  # when recent new devices were created (the arrival rate)
         #: ... of which were of a fingerprint family with no group in range (how often arrivals bring a new set)
         self._arrivals_unseen: list[float] = []
+        #: scans and new devices of the last ten minutes, per family: ``(time, family, 0 a scan / 1 a new device)``,
+        #: and their counts per family root (the per-scan families' arrival rate, :meth:`_family_rate`)
+        self._events: deque[tuple[float, int, int]] = deque()
+        self._window: dict[int, list[int]] = {}
+        self._per_scan: tuple[float, float, float] = (float("-inf"), 0.0, 0.0)  # (when, new devices, scans) of timed
         self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
         #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
         self.evicted = 0
@@ -316,6 +330,8 @@ class Identifier:
                 if ts - st.ts > 2.0 and st.group is not None:
                     grp = st.group
                     grp.gap += (min(ts - st.ts, 600.0) - grp.gap) * 0.2
+                    if st.fp:
+                        self._event(ts, st.fp, 0)  # the MAC's next scan
                 if st.checks < 4 and st.fp:
                     st.checks += 1
                     fp2 = batch.fingerprint(gi)
@@ -370,6 +386,7 @@ class Identifier:
             st.pending = True
             st.fp = fp
             self._pending.append((st, fp, mac))
+            self._event(ts, fp, 0)  # a new MAC's first scan
             return st
         group = self._link(st, fp)
         if group is not None:
@@ -471,6 +488,11 @@ class Identifier:
         moved = self._by_fp.pop(rb, None)
         if moved:
             self._by_fp.setdefault(ra, []).extend(moved)
+        wb = self._window.pop(rb, None)
+        if wb is not None:
+            wa = self._window.setdefault(ra, [0, 0])
+            wa[0] += wb[0]
+            wa[1] += wb[1]
         sb = self._fp_stats.pop(rb, None)
         if sb is not None:
             sa = self._fp_stats.setdefault(ra, _FpStats())
@@ -481,7 +503,8 @@ class Identifier:
             sa.learnt()
 
     def _arrival_rate(self, now: float) -> float:
-        """New phones per second over the last ten minutes (at least one per ten minutes)."""
+        """New phones per second over the last ten minutes (at least one per ten minutes); the scans and new devices
+        per family older than that are forgotten too."""
         arr = self._arrivals
         cut = now - 600.0
         if arr and arr[0] < cut:
@@ -495,7 +518,50 @@ class Identifier:
             while k < len(un) and un[k] < cut:
                 k += 1
             del un[:k]
+        ev = self._events
+        while ev and ev[0][0] < cut:
+            self._forget_event()
         return max(len(arr), 1) / 600.0
+
+    def _event(self, t: float, fp: int, kind: int) -> None:
+        """A scan (``kind`` 0) or a new device (1) of family ``fp`` at ``t``. At most ``max_macs`` are kept (a
+        flood of random MACs: the oldest are forgotten first, the window shortens)."""
+        self._events.append((t, fp, kind))
+        w = self._window.get(root := self._find(fp))
+        if w is None:
+            w = self._window[root] = [0, 0]
+        w[kind] += 1
+        if len(self._events) > self.policy.max_macs:
+            self._forget_event()
+
+    def _forget_event(self) -> None:
+        _t, f, kind = self._events.popleft()
+        w = self._window.get(self._find(f))
+        if w is not None and w[kind] > 0:
+            w[kind] -= 1
+
+    def _family_rate(self, fp: int, ts: float, p_timed: float, fallback: float) -> float:
+        """New phones of family ``fp`` (a root) per second. ``fallback``, the family's share of the new devices the
+        linker made, holds where the linker links well; for a per-scan family (weight 1 - ``p_timed``) the linker's
+        own errors feed it (a merge lowers the rate, which makes the next merge likelier), so instead: the family's
+        scans in the last ten minutes (each from a new MAC: counted without linking) times the new devices per scan
+        of the timed families (``p_timed`` 0.5 or more: long-lived MACs and counters, their links hold), times
+        ``_SCAN_ARRIVALS``. With few timed scans (a store of iPhones) the weight falls back to ``fallback``."""
+        when, arr, scans = self._per_scan
+        if ts - when > 1.0:  # once a second: the sum runs over the families
+            arr = scans = 0.0
+            for root, (n_scans, n_new) in self._window.items():
+                stats = self._fp_stats.get(root)
+                if stats is not None and stats.p_timed >= 0.5:
+                    scans += n_scans
+                    arr += n_new
+            self._per_scan = (ts, arr, scans)
+        if scans <= 0.0 or p_timed >= 1.0:
+            return fallback
+        w = (1.0 - p_timed) * scans / (scans + _RATE_PRIOR)
+        own = self._window.get(fp)
+        est = max(1.0, (own[0] if own else 0) * arr / scans * _SCAN_ARRIVALS) / 600.0
+        return (1.0 - w) * fallback + w * est
 
     def _candidates(self, st: _Mac, fp: int) -> list[tuple[float, _Group]]:
         """``(log-likelihood ratio, group)`` of every group the new MAC ``st`` could continue, against the
@@ -512,10 +578,14 @@ class Identifier:
         else:
             share = 0.1
         rate = self._arrival_rate(ts)
-        # the alternative: a phone of this model family arrived now
-        log_new = math.log(rate * share)
-        # per-scan families with a crowd of groups: every group scored down to ``_FLOOR``, the decision pooled
         stats = self._fp_stats.get(fp)
+        # the alternative: a phone of this model family arrived now
+        # (a per-scan family's: from its scans, when the evidence weighs the family's commonness and its rotations)
+        if "commonness" in ev and "rotation" in ev:
+            log_new = math.log(self._family_rate(fp, ts, stats.p_timed if stats is not None else 0.0, rate * share))
+        else:
+            log_new = math.log(rate * share)
+        # per-scan families with a crowd of groups: every group scored down to ``_FLOOR``, the decision pooled
         pool = 1.0 - stats.p_timed if stats is not None and "rotation" in ev and len(cands) >= _POOL_MIN else 0.0
         if not cands:
             out = []
@@ -829,6 +899,7 @@ class Identifier:
         st.group = group
         self.stats.devices += 1
         self._arrivals.append(st.first)
+        self._event(st.first, fp, 1)
 
     # -- periods and memory ------------------------------------------------------------------------------------
 
@@ -869,6 +940,9 @@ class Identifier:
         self._fp_parent.clear()
         self._arrivals.clear()
         self._arrivals_unseen.clear()
+        self._events.clear()
+        self._window.clear()
+        self._per_scan = (float("-inf"), 0.0, 0.0)
         self.stats = IdentityStats()
 
     def expire(self, now: float, lazy: bool = False) -> None:

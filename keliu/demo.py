@@ -96,9 +96,10 @@ def write_capture(path: Path, store: DemoStore, seed: int) -> int:
 
 
 def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES, days: int = HISTORY_DAYS,
-                 seed: int = 7) -> int:
+                 seed: int = 7, repeats: bool = True) -> int:
     """Write the generated history of ``stores`` for the days before today that have no rollups yet; returns rows
-    written."""
+    written. ``repeats``: whether visitors are known again on later days (not under the sensor's strict privacy,
+    which the demo runs: its live days count every visitor as new, so its history does too)."""
     import sqlalchemy as sa
 
     from analytics import store as astore
@@ -114,7 +115,8 @@ def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES
         days_missing = [d for d in wanted if (s.id, d) not in have]
         rows += history.store_days(history.Profile(s.id, s.mall, open_h=s.open_h, close_h=s.close_h,
                                                    visitors=s.visitors, passersby=s.passersby,
-                                                   median_dwell_s=s.median_dwell_s), days_missing, seed, now)
+                                                   median_dwell_s=s.median_dwell_s, repeats=repeats),
+                                   days_missing, seed, now)
     with engine.begin() as conn:
         astore.upsert(conn, astore.rollups, rows)
         for mall in sorted({s.mall for s in stores}):
@@ -455,7 +457,8 @@ def demo(no_run: bool, wechat_port: int) -> None:
         captures[store.id] = cfg.var_path / "demo" / f"{store.id}.pcap"
         if not captures[store.id].exists():
             write_capture(captures[store.id], store, seed=7 + i)
-    load_history(engine, time.time(), tuple(s for s in STORES if s.id in configured))
+    load_history(engine, time.time(), tuple(s for s in STORES if s.id in configured),
+                 repeats=cfg.sensor.privacy == "linked")
     # one finished campaign with a holdout on generated members, in the portal's store if it is one of the demo's
     ours = cfg.portal.store in configured and cfg.portal.store in {s.id for s in STORES}
     campaign = load_campaign(engine, cfg, time.time()) if ours else None

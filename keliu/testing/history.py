@@ -41,6 +41,9 @@ class Profile:
     #: share of visitors who log in to the Wi-Fi, and of those who opt in to membership
     login_rate: float = 0.12
     member_rate: float = 0.35
+    #: whether a visitor can be known again on a later day: not under the sensor's ``strict`` privacy (a device id
+    #: lives one day, docs/PRIVACY.md), where every visitor is new and the loyalty buckets hold first-timers only
+    repeats: bool = True
 
 
 def _weights(p: Profile) -> list[float]:
@@ -78,7 +81,8 @@ def _dwell_buckets(rng: random.Random, visits: int, median_s: float) -> list[int
 def _row(p: Profile, period: str, start: int, day: date, v: int, ps: int, rng: random.Random,
          median_s: float, staff: int, now: float) -> dict[str, Any]:
     visits = v + round(v * rng.uniform(0.0, 0.15))
-    new = round(v * rng.uniform(0.6, 0.8))
+    share_new = rng.uniform(0.6, 0.8)  # drawn either way: the rest of the history is the same with or without
+    new = round(v * share_new) if p.repeats else v
     logins = round(v * p.login_rate * rng.uniform(0.7, 1.3))
     repeat = v - new
     daily = round(repeat * 0.1)

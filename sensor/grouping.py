@@ -198,8 +198,8 @@ class Identifier:
         self._arrivals_unseen: list[float] = []
         #: scans and new devices of the last ten minutes, per family: ``(time, family, 0 a scan / 1 a new device)``,
         #: and their counts per family root (the per-scan families' arrival rate, :meth:`_family_rate`)
-        self._events: deque[tuple[float, int, int]] = deque()
-        self._window: dict[int, list[int]] = {}
+        self._events: deque[tuple[float, list[Any], int]] = deque()
+        self._window: dict[int, list[Any]] = {}
         self._per_scan: tuple[float, float, float] = (float("-inf"), 0.0, 0.0)  # (when, new devices, scans) of timed
         self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
         #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
@@ -493,6 +493,8 @@ class Identifier:
             wa = self._window.setdefault(ra, [0, 0])
             wa[0] += wb[0]
             wa[1] += wb[1]
+            wb[0] = wb[1] = 0
+            wb.append(wa)  # the events that counted in wb are forgotten from wa (:meth:`_forget_events`)
         sb = self._fp_stats.pop(rb, None)
         if sb is not None:
             sa = self._fp_stats.setdefault(ra, _FpStats())
@@ -519,26 +521,34 @@ class Identifier:
                 k += 1
             del un[:k]
         ev = self._events
-        while ev and ev[0][0] < cut:
-            self._forget_event()
+        if ev and ev[0][0] < cut:
+            self._forget_events(cut)
         return max(len(arr), 1) / 600.0
 
     def _event(self, t: float, fp: int, kind: int) -> None:
         """A scan (``kind`` 0) or a new device (1) of family ``fp`` at ``t``. At most ``max_macs`` are kept (a
         flood of random MACs: the oldest are forgotten first, the window shortens)."""
-        self._events.append((t, fp, kind))
-        w = self._window.get(root := self._find(fp))
+        root = self._find(fp) if fp in self._fp_parent else fp
+        w = self._window.get(root)
         if w is None:
             w = self._window[root] = [0, 0]
         w[kind] += 1
-        if len(self._events) > self.policy.max_macs:
-            self._forget_event()
+        ev = self._events
+        ev.append((t, w, kind))
+        if len(ev) > self.policy.max_macs:
+            self._forget_events(float("-inf"), 1)
 
-    def _forget_event(self) -> None:
-        _t, f, kind = self._events.popleft()
-        w = self._window.get(self._find(f))
-        if w is not None and w[kind] > 0:
-            w[kind] -= 1
+    def _forget_events(self, cut: float, n: int = -1) -> None:
+        """Forget the events before ``cut`` (or the oldest ``n``): each from its family's counts (``[scans, new]``,
+        or, for a family since joined to another, the counts it was added to: its list's third item)."""
+        ev = self._events
+        while ev and (ev[0][0] < cut or n > 0):
+            n -= 1
+            _t, w, kind = ev.popleft()
+            while len(w) > 2:
+                w = w[2]
+            if w[kind] > 0:
+                w[kind] -= 1
 
     def _family_rate(self, fp: int, ts: float, p_timed: float, fallback: float) -> float:
         """New phones of family ``fp`` (a root) per second. ``fallback``, the family's share of the new devices the

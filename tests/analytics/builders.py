@@ -75,6 +75,15 @@ def from_frames(frames: Iterable[object], store: str = "s1", days_offset: int = 
     return out
 
 
+def two_stores(url: str) -> config.Config:
+    """The configuration of mall m1 with stores s1 ("Shoes") and s2 ("Tea"), default rules, on the database
+    ``url`` (a ``make_cfg`` for :func:`tenant_db`)."""
+    return config.load(overrides={
+        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
+        "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}, {"id": "s2", "mall": "m1", "name": "Tea"}]},
+        env={})
+
+
 @contextlib.contextmanager
 def tenant_db(request: pytest.FixtureRequest, make_cfg: Callable[[str], config.Config]) -> Iterator[
         tuple[config.Config, sa.Engine]]:

@@ -20,22 +20,15 @@ from analytics.celery_app import make_celery
 from keliu import config
 from sensor import store as sensor_store
 from sensor.sinks import SqlSink
-from tests.analytics.builders import DAY, DAY_START, tenant_db, tvisit
+from tests.analytics.builders import DAY, DAY_START, tenant_db, tvisit, two_stores
 
 H = 3600
 NOW = DAY_START + 3 * 86400 + 12 * H  # noon three days after DAY: the window is that day alone
 
 
-def make_cfg(url: str) -> config.Config:
-    return config.load(overrides={
-        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
-        "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}, {"id": "s2", "mall": "m1", "name": "Tea"}]},
-        env={})
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest) -> Iterator[tuple[config.Config, sa.Engine]]:
-    with tenant_db(request, make_cfg) as made:
+    with tenant_db(request, two_stores) as made:
         yield made
 
 
@@ -171,7 +164,7 @@ def test_a_late_batch_committed_while_the_roll_up_starts_is_read_by_it(migrated_
     roll-up would delete the record, miss the sightings and never roll them up)."""
     from keliu import db, tenants
 
-    cfg = make_cfg(migrated_postgres_url)
+    cfg = two_stores(migrated_postgres_url)
     engine = db.make_engine(migrated_postgres_url)
     try:
         db.upgrade(engine)

@@ -15,23 +15,16 @@ from analytics import pipeline, report
 from analytics.bands import uncertainty
 from keliu import config
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, DAY_START, tenant_db, tstation, tvisit
+from tests.analytics.builders import DAY, DAY_START, tenant_db, tstation, tvisit, two_stores
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
 CUT = DAY_START + 13 * H  #: 13:00 store-local on DAY
 
 
-def make_cfg(url: str) -> config.Config:
-    return config.load(overrides={
-        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
-        "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}, {"id": "s2", "mall": "m1", "name": "Tea"}]},
-        env={})
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[config.Config, sa.Engine]]:
-    with tenant_db(request, make_cfg) as (cfg, engine):
+    with tenant_db(request, two_stores) as (cfg, engine):
         batch = (
             # s1: a at 10:00 stays 30 min, b at 15:00 an hour; x (11:00) and y (16:00) pass by, weak and brief
             tvisit("a", 10 * H, 30) + tvisit("b", 15 * H, 60) + tvisit("x", 11 * H, 1, rssi=-88)

@@ -164,3 +164,32 @@ def test_sensor_celery_sink_to_worker_to_report(tmp_path, migrated_postgres_url,
     report = json.loads(out.stdout)
     assert report["visitors"] > 0 and report["passersby"] > report["visitors"]
     engine.dispose()
+
+
+def test_the_sensors_celery_sink_stores_sightings_and_the_aps_polls(tmp_path, migrated_postgres_url, broker):
+    """The sensor's Celery sink (exchange and routing key of the queue, as a fleet's router sends) into a real
+    worker: the sightings through analytics.ingest_batch, the AP's poll records through analytics.ingest_polls;
+    a batch of polls alone (nobody connected) too; sent twice, stored once."""
+    from sensor.sinks import CelerySink
+    from tests.analytics.builders import tpolls, tstation
+
+    env, engine, _app, queue = setup(tmp_path, migrated_postgres_url, broker)
+    sink = CelerySink(broker, queue)
+    stations = tstation("w1", 11 * 3600, 5)
+    polls = tpolls(11 * 3600, 11 * 3600 + 600, associated=1)
+    with celery_worker(env, f"p-{queue}@test", tmp_path / "w.log", queues=queue):
+        sink.deliver(stations, polls[:30])
+        sink.deliver([], polls[30:])
+        sink.deliver(stations, polls[:30])  # a batch sent again (acknowledged in the spool after a crash)
+        deadline, got = time.monotonic() + 60, (0, 0)
+        while time.monotonic() < deadline and got != (len(stations), 2):
+            with engine.connect() as conn:
+                got = (conn.execute(sa.select(sa.func.count()).select_from(sensor_store.sightings)).scalar(),
+                       conn.execute(sa.select(sa.func.count()).select_from(sensor_store.station_polls)).scalar())
+            time.sleep(0.3)
+    assert got == (len(stations), 2)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(sensor_store.station_polls).order_by(sensor_store.station_polls.c.slot)).all()
+    assert [(r.first, r.last, r.stations) for r in rows] == [(polls[0].first, polls[29].last, 1),
+                                                             (polls[30].first, polls[59].last, 1)]
+    engine.dispose()

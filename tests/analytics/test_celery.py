@@ -193,3 +193,30 @@ def test_the_sensors_celery_sink_stores_sightings_and_the_aps_polls(tmp_path, mi
     assert [(r.first, r.last, r.stations) for r in rows] == [(polls[0].first, polls[29].last, 1),
                                                              (polls[30].first, polls[59].last, 1)]
     engine.dispose()
+
+
+def test_a_worker_that_does_not_know_the_polls_task_drops_it_alone(tmp_path, migrated_postgres_url, broker,
+                                                                     monkeypatch):
+    """The upgrade order's premise (docs/SENSOR.md): a worker older than analytics.ingest_polls gets a task name it
+    does not know (here one no worker knows); it logs it, drops that message and goes on storing the sightings."""
+    from sensor import sinks
+    from tests.analytics.builders import tpolls, tstation
+
+    monkeypatch.setattr(sinks, "POLLS_TASK", "analytics.ingest_polls_of_a_newer_sensor")
+    env, engine, _app, queue = setup(tmp_path, migrated_postgres_url, broker)
+    sink = sinks.CelerySink(broker, queue)
+    first, later = tstation("w1", 11 * 3600, 5), tstation("w2", 12 * 3600, 5)
+    with celery_worker(env, f"o-{queue}@test", tmp_path / "w.log", queues=queue):
+        sink.deliver(first, tpolls(11 * 3600, 11 * 3600 + 300))
+        sink.deliver(later, tpolls(12 * 3600, 12 * 3600 + 300))  # the worker is still there
+        deadline, n = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and n < len(first) + len(later):
+            with engine.connect() as conn:
+                n = conn.execute(sa.select(sa.func.count()).select_from(sensor_store.sightings)).scalar()
+            time.sleep(0.3)
+    assert n == len(first) + len(later)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sensor_store.station_polls)).scalar() == 0
+    log = (tmp_path / "w.log").read_text(errors="replace")
+    assert "unregistered task" in log.lower() and "analytics.ingest_polls_of_a_newer_sensor" in log
+    engine.dispose()

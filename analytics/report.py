@@ -336,7 +336,8 @@ def _polled(conn: Connection, zones: Mapping[str, tuple[str, Rules]], start: dat
 
     if not zones:
         return {}
-    bounds = {sid: (day_bounds(start, tz)[0] // 1000, day_bounds(end, tz)[1] // 1000) for sid, (tz, _r) in zones.items()}
+    bounds = {sid: (day_bounds(start, tz)[0] // 1000, day_bounds(end, tz)[1] // 1000)
+              for sid, (tz, _r) in zones.items()}
     rows = store.load_polls(conn, list(zones), min(a for a, _b in bounds.values()),
                             max(b for _a, b in bounds.values()))
     mine: dict[str, list[tuple[int, float]]] = {sid: [] for sid in zones}
@@ -407,11 +408,12 @@ def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], star
                   end: date, polled: Polled | None = None) -> dict[str, StationDays]:
     """The connected stations of every store of ``zones`` on each of its store-local days in [start, end] that has
     any, and an empty day (:func:`analytics.metrics.no_connected_day`: 0 connected, not None) on each day whose
-    station list was read (``polled``) and held nobody: the days the pipeline rolled up as it stored them (:func:`_recorded_days`), the days it has not rolled up
-    yet (today before its first roll-up, a store whose probes were not heard, a day rolled up before revision
-    analytics_0007_connroll) made from their polls (:func:`analytics.metrics.connected_day`, with the store's
-    rules) in **one** query for all those stores' days, by the partial index of the connected rows (a day's
-    stations are a few thousand rows where its probes are millions); none when every day is rolled up."""
+    station list was read (``polled``) and held nobody: the days the pipeline rolled up as it stored them
+    (:func:`_recorded_days`), the days it has not rolled up yet (today before its first roll-up, a store whose
+    probes were not heard, a day rolled up before revision analytics_0007_connroll) made from their polls
+    (:func:`analytics.metrics.connected_day`, with the store's rules) in **one** query for all those stores' days,
+    by the partial index of the connected rows (a day's stations are a few thousand rows where its probes are
+    millions); none when every day is rolled up."""
     from analytics.pipeline import day_bounds
 
     if not zones:

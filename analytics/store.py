@@ -199,7 +199,8 @@ def load_connected(conn: Connection, stores: Sequence[str], start_s: float, end_
             [r[2] for r in rows])
 
 
-def load_polls(conn: Connection, stores: Sequence[str], start_s: float, end_s: float) -> list[tuple[str, int, float]]:
+def load_polls(conn: Connection, stores: Sequence[str], start_s: float,
+               end_s: float) -> list[tuple[str, int, float]]:
     """The AP's poll records (``sensor.store.station_polls``) of ``stores`` whose 5-minute slot starts in
     [start_s, end_s), every sensor's: (store, slot start, last poll), by the primary key (store, slot, sensor)."""
     p = station_polls.c

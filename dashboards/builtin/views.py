@@ -274,9 +274,10 @@ def connected_view(lang: str, current: Report, previous: Report, now: float | No
               t(lang, "connected_detail", dwell=i18n.duration(lang, _opt(cur.get("median_dwell_s"))),
                 visits=i18n.integer(_opt(cur.get("visits")))))
     share, last = _opt(cur.get("coverage")), _opt(cur.get("last_poll"))
-    health = ([t(lang, "connected_coverage", share=i18n.percent(share))] if share is not None and share < 1 else []) + (
-        [t(lang, "connected_heard", age=i18n.duration(lang, max(0.0, now - last)))]
-        if last is not None and now is not None else [])
+    health = [t(lang, "connected_coverage", share=i18n.percent(share))] if (
+        share is not None and share < 1) else []
+    if last is not None and now is not None:
+        health.append(t(lang, "connected_heard", age=i18n.duration(lang, max(0.0, now - last))))
     return {**plain(cur), "key": "connected", "label": t(lang, "connected"), "value": n, "text": fmt(lang, "int", n),
             "detail": detail, "previous": p, "previous_text": fmt(lang, "int", p),
             "change_text": i18n.change(n, p), "health_text": " · ".join(health)}

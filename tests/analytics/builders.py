@@ -108,7 +108,8 @@ def statements(engine: sa.Engine, *words: str) -> Iterator[list[str]]:
         sa.event.remove(engine, "before_cursor_execute", record)
 
 
-def tpolls(start: float, end: float, every: float = 10.0, store: str = "s1", associated: int = 0) -> list[StationPoll]:
+def tpolls(start: float, end: float, every: float = 10.0, store: str = "s1",
+           associated: int = 0) -> list[StationPoll]:
     """The AP poller's records of a poll every ``every`` seconds in [start, end) (seconds after the test day's local
     midnight), each finding ``associated`` stations, as ``keliu sensor stations`` makes them (one per poll)."""
     from sensor.stations import poll_record

@@ -55,7 +55,8 @@ def roll(cfg: config.Config, engine: sa.Engine) -> None:
 def reports(cfg: config.Config, engine: sa.Engine) -> dict[str, Any]:
     return {"day": report.store_day(engine, "s1", DAY, cfg), "day2": report.store_day(engine, "s1", DAY2, cfg),
             "range": report.store_range(engine, "s1", DAY, DAY2, cfg),
-            "mall": report.mall_range(engine, "m1", DAY, DAY2, cfg), "op": report.operator_range(engine, DAY, DAY, cfg)}
+            "mall": report.mall_range(engine, "m1", DAY, DAY2, cfg),
+            "op": report.operator_range(engine, DAY, DAY, cfg)}
 
 
 def connected_parts(out: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +112,8 @@ def test_a_store_without_any_poll_keeps_the_stations_rule(env: tuple[config.Conf
     sensor_store.insert_sightings(engine, tvisit("p-a", 11 * H, 30) + tstation("w1", 11 * H, 30))
     day = report.store_day(engine, "s1", DAY, cfg)
     # the stations' sightings, no poll recorded (a poller older than the records): as before, coverage unknown
-    assert (day["connected"]["visitors"], day["connected"]["coverage"], day["connected"]["last_poll"]) == (1, None,
-                                                                                                           None)
+    block = day["connected"]
+    assert (block["visitors"], block["coverage"], block["last_poll"]) == (1, None, None)
     assert day["hourly_connected"][11] == 1 and day["hourly_connected"][10] == 0
 
 

@@ -10,8 +10,8 @@ from keliu import config, db
 from tests.analytics.builders import DAY, DAY_START, tvisit
 from tests.analytics.test_pipeline import passer
 
-NAMES = {"analytics.ingest_batch", "analytics.ingest_polls", "analytics.close_visits", "analytics.rollup_store", "analytics.rollup_mall",
-         "analytics.detect_staff", "analytics.purge", "analytics.dispatch"}
+NAMES = {"analytics.ingest_batch", "analytics.ingest_polls", "analytics.close_visits", "analytics.rollup_store",
+         "analytics.rollup_mall", "analytics.detect_staff", "analytics.purge", "analytics.dispatch"}
 
 
 def test_factory_without_broker_runs_eagerly_with_safe_task_options(tmp_path):

@@ -655,10 +655,11 @@ def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date,
         row["uncertainty"] = uncertainty(row)
         # the store's own stations; their calibration is in the store's own report (it reads two more tables)
         mine = polled.get(sid, (slots([]), None))
-        n = _cover(mine, zones[sid], start, end, _cut(until, store.last_sighting(conn, sid), mine[1])) if (
-            sid in zones) else None
+        n = None
+        if mine[1] is not None and sid in zones:  # the newest sighting is read for the stores with polls only
+            n = _cover(mine, zones[sid], start, end, _cut(until, store.last_sighting(conn, sid), mine[1]))
+            last_polls.append(mine[1])
         counts += [n] if n else []
-        last_polls += [mine[1]] if mine[1] is not None else []
         row["connected"] = connected_figures([day for day, _a in stations.get(sid, {}).values()],
                                              coverage=coverage([n] if n else []), last_poll=mine[1])
         stores.append(row)

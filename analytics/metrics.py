@@ -225,6 +225,12 @@ class Connected(TypedDict):
     #: the connected phones paired with their probe-based devices, against the estimates (analytics.calibration);
     #: None: fewer pairs than its minimum. Reported beside the figures, never applied to them
     calibration: Calibration | None
+    #: the share of the range's opening hours (5-minute slots, up to now) in which the AP's station list was read
+    #: (analytics.coverage); below 1 the figures miss the stations of the slots not read (a lower bound). None: no
+    #: poll recorded in the range (a poller older than the records, or none running)
+    coverage: float | None
+    #: epoch seconds of the range's newest read of the station list; None: none recorded
+    last_poll: float | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -348,21 +354,32 @@ def connected_until(day: ConnectedDay, until_ms: int) -> ConnectedDay:
                    device=day.device[keep], start=day.start[keep], end=day.end[keep])
 
 
-def connected_figures(days: list[ConnectedDay], calibration: Calibration | None = None) -> Connected:
-    """The report's ``connected`` block over ``days`` (one store day, or a range's days that have stations; none:
-    every figure None, never 0):
+def no_connected_day() -> ConnectedDay:
+    """A day whose station list was read and held nobody (a day with polls and no station): 0, not None."""
+    empty_i, empty_u = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    return ConnectedDay(visitors=0, dwell_ms=empty_i, staff_excluded=0, device=empty_u, start=empty_i, end=empty_i,
+                        staff=empty_u)
+
+
+def connected_figures(days: list[ConnectedDay], calibration: Calibration | None = None, *,
+                      coverage: float | None = None, last_poll: float | None = None) -> Connected:
+    """The report's ``connected`` block over ``days`` (one store day, or a range's days that have stations or
+    polls, :func:`no_connected_day`; none: every figure None, never 0):
     visitors and staff summed per day (the station ids are keyed per day, as the probe-based visitors are counted),
     the visits, their exact median dwell and dwell buckets (labels of :data:`DWELL_LABELS`) over all the visits;
-    ``calibration`` as given (:func:`analytics.calibration.calibration`; None without stations)."""
+    ``calibration`` as given (:func:`analytics.calibration.calibration`; None without stations); ``coverage`` and
+    ``last_poll`` as given (:mod:`analytics.coverage`)."""
     dwell = np.concatenate([d.dwell_ms for d in days]) if days else np.zeros(0, dtype=np.int64)
     buckets = np.bincount(np.searchsorted(DWELL_EDGES_MS, dwell, side="right"), minlength=len(DWELL_LABELS))
     median = float(_medians(np.zeros(len(dwell), dtype=np.int64), dwell, 1)[0]) / 1000.0 if len(dwell) else None
     if not days:
         return Connected(basis=CONNECTED_BASIS, visitors=None, visits=None, median_dwell_s=None,
-                         dwell_buckets={k: None for k in DWELL_LABELS}, staff_excluded=None, calibration=None)
+                         dwell_buckets={k: None for k in DWELL_LABELS}, staff_excluded=None, calibration=None,
+                         coverage=coverage, last_poll=last_poll)
     return Connected(basis=CONNECTED_BASIS, visitors=sum(d.visitors for d in days), visits=len(dwell),
                      median_dwell_s=median, dwell_buckets={k: int(b) for k, b in zip(DWELL_LABELS, buckets)},
-                     staff_excluded=sum(d.staff_excluded for d in days), calibration=calibration)
+                     staff_excluded=sum(d.staff_excluded for d in days), calibration=calibration,
+                     coverage=coverage, last_poll=last_poll)
 
 
 # -------------------------------------------------------------------------------------------------------------

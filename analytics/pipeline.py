@@ -34,6 +34,7 @@ from analytics.visits import I64, Rules, device_codes, summarize, to_ms
 from keliu.config import Config
 from sensor import store as sensor_store
 from sensor.records import Sighting
+from sensor.stations import poll_from_dict
 
 log = logging.getLogger(__name__)
 UNKNOWN_MALL = "-"
@@ -262,8 +263,8 @@ def rollup_mall(engine: Engine, mall_id: str, day: date, now: float) -> dict[str
 
 
 def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
-    """Delete raw sightings, visits and connected visits older than ``raw_retention_days`` and device days older
-    than ``history_days``. Rollups and mall days are kept."""
+    """Delete raw sightings, visits, connected visits and the AP's poll records older than ``raw_retention_days``
+    and device days older than ``history_days``. Rollups and mall days are kept."""
     a = cfg.analytics
     raw_cut = retention_cut(cfg, now)
     raw_day = datetime.fromtimestamp(raw_cut, UTC).date()
@@ -275,13 +276,24 @@ def purge(engine: Engine, cfg: Config, now: float) -> dict[str, int]:
         # the connected visits go with the polls they were made of (as on a day never rolled up)
         conn.execute(sa.delete(store.connected_days).where(store.connected_days.c.day < raw_day))
         n4 = conn.execute(sa.delete(store.connected_visits).where(store.connected_visits.c.day < raw_day)).rowcount
-    return {"sightings": n1, "visits": n2, "device_days": n3, "connected_visits": n4}
+        # the AP's polls go with the connected-station sightings they were read with
+        polls = sensor_store.station_polls
+        n5 = conn.execute(sa.delete(polls).where(polls.c.slot < raw_cut)).rowcount
+    return {"sightings": n1, "visits": n2, "device_days": n3, "connected_visits": n4, "station_polls": n5}
 
 
 def ingest(engine: Engine, batch: Iterable[Mapping[str, Any]], now: float | None = None) -> int:
     """Store a sensor batch (sighting dicts, as the sensor's Celery sink sends them), recording the late ones
     (``sensor.store.insert_sightings``). Idempotent on ``sid``."""
     return sensor_store.insert_sightings(engine, [Sighting(**dict(s)) for s in batch], now)
+
+
+def ingest_polls(engine: Engine, records: Iterable[Mapping[str, Any]]) -> int:
+    """Store the AP's poll records (dicts, as the sensor's Celery sink sends them; ``sensor.store.insert_polls``):
+    merged by slot, idempotent. A record that is not one raises ValueError naming it, and nothing is stored."""
+    polls = [poll_from_dict(r) for r in records]
+    sensor_store.insert_polls(engine, polls)
+    return len(polls)
 
 
 def active_stores(engine: Engine, cfg: Config, since: float) -> list[str]:

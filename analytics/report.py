@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from analytics import store
 from analytics.bands import Uncertainty, uncertainty
 from analytics.calibration import PairDay, calibration, pair_day
+from analytics.coverage import I64, coverage, coverage_counts, heard_hours, opening_hours, slots
 from analytics.metrics import (
     DWELL_FIELDS,
     DWELL_LABELS,
@@ -49,6 +50,7 @@ from analytics.metrics import (
     connected_until,
     known_staff,
     mall_connected_day,
+    no_connected_day,
     recorded_day,
 )
 from analytics.occupancy import WINDOW_S, Present, figures, lookback_s, present, union
@@ -102,8 +104,8 @@ class StoreDay(Buckets):
     date: str
     hourly_visitors: list[int | None]
     hourly_passersby: list[int | None]
-    #: connected visitors present in each hour (analytics.metrics.connected_hours); None: no station that day, or
-    #: not heard yet
+    #: connected visitors present in each hour (analytics.metrics.connected_hours); None: the AP's station list not
+    #: read in that hour (a day with polls recorded), no station that day (a day without), or not heard yet
     hourly_connected: list[int | None]
 
 
@@ -323,6 +325,45 @@ def _per_day(conn: Connection, store_id: str, start: date, end: date, until: flo
 
 #: a store's connected-station days: store-local day → (the day's connected stations, its first instant in epoch ms)
 StationDays = dict[date, tuple[ConnectedDay, int]]
+#: the AP's polls of each store over a report's days: (the 5-minute slots polled, sorted; the newest poll or None)
+Polled = dict[str, tuple[I64, float | None]]
+
+
+def _polled(conn: Connection, zones: Mapping[str, tuple[str, Rules]], start: date, end: date) -> Polled:
+    """The slots in which the AP's station list of each store of ``zones`` was read on its store-local days
+    [start, end], and its newest read, in one query for all the stores (``analytics.store.load_polls``)."""
+    from analytics.pipeline import day_bounds
+
+    if not zones:
+        return {}
+    bounds = {sid: (day_bounds(start, tz)[0] // 1000, day_bounds(end, tz)[1] // 1000)
+              for sid, (tz, _r) in zones.items()}
+    rows = store.load_polls(conn, list(zones), min(a for a, _b in bounds.values()),
+                            max(b for _a, b in bounds.values()))
+    mine: dict[str, list[tuple[int, float]]] = {sid: [] for sid in zones}
+    for sid, slot, last in rows:
+        a, b = bounds[sid]
+        if a <= slot < b:
+            mine[sid].append((slot, last))
+    return {sid: (slots(s for s, _l in got), max((t for _s, t in got), default=None)) for sid, got in mine.items()}
+
+
+def _cut(until: float | None, last: float | None, last_poll: float | None) -> float:
+    """Where a report's coverage stops: the store's newest sighting or poll (the slots after it are not heard
+    yet, not missed), and ``until`` when earlier."""
+    heard = max((t for t in (last, last_poll) if t is not None), default=0.0)
+    return heard if until is None else min(until, heard)
+
+
+def _cover(polled: tuple[I64, float | None], zone: tuple[str, Rules], start: date, end: date,
+           cut: float) -> tuple[int, int] | None:
+    """(slots polled, slots) of the store's opening hours over [start, end] up to ``cut``
+    (:func:`analytics.coverage.coverage_counts`); None when no poll is recorded in the range."""
+    got, last_poll = polled
+    if last_poll is None:
+        return None
+    tz, rules = zone
+    return coverage_counts(got, [opening_hours(d, tz, rules) for d in _days(start, end)], cut)
 
 
 def _zones(conn: Connection, cfg: Config | None, store_ids: Sequence[str]) -> dict[str, tuple[str, Rules]]:
@@ -364,13 +405,15 @@ def _recorded_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], sta
 
 
 def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], start: date,
-                  end: date) -> dict[str, StationDays]:
+                  end: date, polled: Polled | None = None) -> dict[str, StationDays]:
     """The connected stations of every store of ``zones`` on each of its store-local days in [start, end] that has
-    any: the days the pipeline rolled up as it stored them (:func:`_recorded_days`), the days it has not rolled up
-    yet (today before its first roll-up, a store whose probes were not heard, a day rolled up before revision
-    analytics_0007_connroll) made from their polls (:func:`analytics.metrics.connected_day`, with the store's
-    rules) in **one** query for all those stores' days, by the partial index of the connected rows (a day's
-    stations are a few thousand rows where its probes are millions); none when every day is rolled up."""
+    any, and an empty day (:func:`analytics.metrics.no_connected_day`: 0 connected, not None) on each day whose
+    station list was read (``polled``) and held nobody: the days the pipeline rolled up as it stored them
+    (:func:`_recorded_days`), the days it has not rolled up yet (today before its first roll-up, a store whose
+    probes were not heard, a day rolled up before revision analytics_0007_connroll) made from their polls
+    (:func:`analytics.metrics.connected_day`, with the store's rules) in **one** query for all those stores' days,
+    by the partial index of the connected rows (a day's stations are a few thousand rows where its probes are
+    millions); none when every day is rolled up."""
     from analytics.pipeline import day_bounds
 
     if not zones:
@@ -397,6 +440,11 @@ def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], star
                 i0, i1 = np.searchsorted(s_ms, lo), np.searchsorted(s_ms, hi)
                 if i1 > i0:
                     out[sid][d] = (connected_day(s_ms[i0:i1], s_codes[i0:i1], rules, lo), lo)
+    for sid, (got, _last) in (polled or {}).items():
+        for d in _days(start, end):
+            lo, hi = day_bounds(d, zones[sid][0])
+            if d not in out[sid] and np.any((got >= lo // 1000) & (got < hi // 1000)):
+                out[sid][d] = (no_connected_day(), lo)
     return {sid: dict(sorted(days.items())) for sid, days in out.items()}
 
 
@@ -410,19 +458,25 @@ def _until(days: StationDays, until: float | None) -> StationDays:
 
 
 def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date,
-               rolled: set[date], until: float | None = None) -> tuple[Connected, StationDays]:
+               rolled: set[date], last: float | None, until: float | None = None
+               ) -> tuple[Connected, StationDays, tuple[I64, float | None]]:
     """The ``connected`` block of [start, end] and the days it was made of (:func:`_station_days`): the days rolled
     up as the pipeline stored them, the others computed at report time from their connected-station sightings (one
     query), per store-local day with the store's rules (``cfg``; without it the default rules and the tenants
     table's time zone). Its ``calibration`` pairs the
     stations with the probe devices of their associations (one more query by a partial index) and compares them
     with the stored visits of those devices, on the days in ``rolled`` only (the days whose figures the pipeline
-    has rolled up: elsewhere no visit is stored yet). ``until``: the block up to that time (:func:`_until`); the days returned stay whole."""
+    has rolled up: elsewhere no visit is stored yet). ``until``: the block up to that time (:func:`_until`); the days returned stay whole.
+    ``coverage`` and ``last_poll``: the AP's polls over the range (:func:`_polled`, :func:`_cover`) up to the
+    store's newest sighting or poll (``last``: its newest sighting) or ``until``; returned too, for the hours."""
     from analytics.pipeline import day_bounds
 
     zones = _zones(conn, cfg, [store_id])
     tz = zones[store_id][0]
-    whole = _station_days(conn, zones, start, end).get(store_id, {})
+    polled = _polled(conn, zones, start, end)
+    whole = _station_days(conn, zones, start, end, polled).get(store_id, {})
+    mine = polled[store_id]
+    counts = _cover(mine, zones[store_id], start, end, _cut(until, last, mine[1]))
     days = _until(whole, until)
     lo_ms, hi_ms = day_bounds(start, tz)[0], day_bounds(end, tz)[1]
     pairs: list[PairDay] = []
@@ -441,34 +495,44 @@ def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date,
             pairs.append(pair_day(p_codes[psel], p_st[psel], device_codes(v_dev),
                                   np.round(np.array(v_s, dtype=np.float64) * 1000).astype(np.int64),
                                   day.device, day.dwell_ms))
-    return connected_figures([day for day, _a in days.values()], calibration(pairs)), whole
+    return connected_figures([day for day, _a in days.values()], calibration(pairs),
+                             coverage=coverage([counts] if counts else []), last_poll=mine[1]), whole, mine
 
 
-def _connected_hours(days: StationDays, last: float | None) -> list[int | None]:
+def _connected_hours(days: StationDays, last: float | None, polled: I64, tz: str) -> list[int | None]:
     """``hourly_connected``: connected visitors present per hour of the day (:func:`analytics.metrics.
-    connected_hours`), summed per hour over the days that have stations; an hour of a day without any station, or
+    connected_hours`), summed per hour over the days that have stations or polls. On a day with polls (``polled``:
+    the slots read) an hour in which the AP's station list was not read is ``None`` (not heard: a poller down, not
+    nobody connected); on a day without (before the polls were recorded) an hour of a day without any station, or
     starting after the store's newest sighting (not heard yet), is ``None``."""
+    from analytics.pipeline import day_bounds
+
     out: list[int | None] = [None] * 24
-    for day, a in days.values():
+    for d, (day, a) in days.items():
         counts = connected_hours(day, a)
-        heard: list[int | None] = [n if last is not None and (a + h * HOUR_MS) / 1000.0 <= last else None
-                                   for h, n in enumerate(counts)]
+        read = heard_hours(polled, a // 1000, day_bounds(d, tz)[1] // 1000) if len(polled) else [False] * 24
+        if any(read):
+            heard: list[int | None] = [n if ok else None for n, ok in zip(counts, read)]
+        else:
+            heard = [n if last is not None and (a + h * HOUR_MS) / 1000.0 <= last else None
+                     for h, n in enumerate(counts)]
         out = _add_hours(out, heard)
     return out
 
 
 def store_day(engine: Engine, store_id: str, day: date, cfg: Config | None = None) -> StoreDay:
     """One store-day: the scalar metrics, dwell and loyalty buckets, and 24 store-local hourly counts; and apart,
-    ``connected``: the connected shoppers (:func:`_connected`; ``cfg`` gives the store's visit rules) and
-    ``hourly_connected`` (:func:`_connected_hours`)."""
+    ``connected``: the connected shoppers (:func:`_connected`; ``cfg`` gives the store's visit rules; with the
+    AP's ``coverage`` and ``last_poll``) and ``hourly_connected`` (:func:`_connected_hours`)."""
     with engine.connect() as conn:
         rows, (figures,) = _per_day(conn, store_id, day, day)
         last = store.last_sighting(conn, store_id)
         hours = _hours(conn, store_id, day, day, last)
-        connected, station_days = _connected(conn, cfg, store_id, day, day, set(rows))
+        tz = _zones(conn, cfg, [store_id])[store_id][0]
+        connected, station_days, (polled, _p) = _connected(conn, cfg, store_id, day, day, set(rows), last)
     out = {"store": store_id} | figures
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _no_hours()
-    out["hourly_connected"] = _connected_hours(station_days, last)
+    out["hourly_connected"] = _connected_hours(station_days, last, polled, tz)
     out["uncertainty"] = uncertainty(out)
     out["connected"] = connected
     return cast(StoreDay, out)
@@ -500,11 +564,11 @@ def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Conf
     a current period that is not over (today so far against last week's same weekday to the same time). The hourly
     lists stay whole days: they show the rest of the day to come."""
     with engine.connect() as conn:
-        tz = _zones(conn, cfg, [store_id])[store_id][0] if until is not None else "UTC"
-        rows, per_day = _per_day(conn, store_id, start, end, until, tz)
+        tz = _zones(conn, cfg, [store_id])[store_id][0]
+        rows, per_day = _per_day(conn, store_id, start, end, until, tz if until is not None else "UTC")
         last = store.last_sighting(conn, store_id)
         hours = _hours(conn, store_id, start, end, last)
-        connected, station_days = _connected(conn, cfg, store_id, start, end, set(rows), until)
+        connected, station_days, (polled, _p) = _connected(conn, cfg, store_id, start, end, set(rows), last, until)
     hv, hp = _no_hours()
     for d in _days(start, end):
         if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures
@@ -512,7 +576,7 @@ def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Conf
             hv, hp = _add_hours(hv, v), _add_hours(hp, p)
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | _merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
-    out["hourly_connected"] = _connected_hours(station_days, last)
+    out["hourly_connected"] = _connected_hours(station_days, last, polled, tz)
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]
     out["uncertainty"] = uncertainty(out)
     out["connected"] = connected
@@ -565,15 +629,20 @@ def _mall_share(cut: Sequence[Mapping[str, Any]], whole: Sequence[Mapping[str, A
 def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date, end: date,
           names: Mapping[str, tuple[str, str]], mall_names: Mapping[str, str],
           stations: Mapping[str, StationDays], zones: Mapping[str, tuple[str, Rules]] | None = None,
-          until: float | None = None) -> tuple[MallRange, list[ConnectedDay]]:
-    """The mall's report over [start, end] (``stations``: its stores' connected days, :func:`_station_days`) and
-    its connected mall-days (the operator sums them). ``until`` (epoch seconds; ``zones`` the stores' time zones):
+          until: float | None = None, polled: Polled | None = None
+          ) -> tuple[MallRange, list[ConnectedDay], list[tuple[int, int]], list[float]]:
+    """The mall's report over [start, end] (``stations``: its stores' connected days, :func:`_station_days`), its
+    connected mall-days, and its stores' (slots polled, slots) and newest polls (the operator sums them; ``polled``:
+    the AP's polls, :func:`_polled`: each store's ``connected`` and the totals' carry ``coverage`` over the stores
+    with polls in the range, and ``last_poll``). ``until`` (epoch seconds; ``zones`` the stores' time zones):
     the figures up to that time, as :func:`store_range`'s; the mall's totals (each shopper once) of that time's day
     are known for whole days only, so they are scaled by the share of the day's figure that its stores had counted
     by then (:func:`_mall_share`): an estimate, where the stores' rows are exact. The transitions stay whole days."""
-    zones = zones or {}
+    zones, polled = zones or {}, polled or {}
     stations = {sid: _until(days, until) for sid, days in stations.items()}
     stores, whole_rows, cut_rows = [], [], []
+    counts: list[tuple[int, int]] = []
+    last_polls: list[float] = []
     last = datetime.fromtimestamp(until, ZoneInfo(zones.get(store_ids[0], ("UTC",))[0] if store_ids else "UTC")
                                   ).date() if until is not None else None
     for sid in store_ids:
@@ -585,7 +654,14 @@ def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date,
         row = {"id": sid, "name": names.get(sid, (sid, mall_id))[0]} | {k: merged[k] for k in SCALARS}
         row["uncertainty"] = uncertainty(row)
         # the store's own stations; their calibration is in the store's own report (it reads two more tables)
-        row["connected"] = connected_figures([day for day, _a in stations.get(sid, {}).values()])
+        mine = polled.get(sid, (slots([]), None))
+        n = None
+        if mine[1] is not None and sid in zones:  # the newest sighting is read for the stores with polls only
+            n = _cover(mine, zones[sid], start, end, _cut(until, store.last_sighting(conn, sid), mine[1]))
+            last_polls.append(mine[1])
+        counts += [n] if n else []
+        row["connected"] = connected_figures([day for day, _a in stations.get(sid, {}).values()],
+                                             coverage=coverage([n] if n else []), last_poll=mine[1])
         stores.append(row)
     m = store.mall_days.c
     mrows = conn.execute(sa.select(store.mall_days).where(m.mall == mall_id, m.day >= start, m.day <= end)
@@ -604,7 +680,8 @@ def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date,
     totals["visits"] = _sum([s["visits"] for s in stores])
     totals["uncertainty"] = uncertainty(totals)
     mall_days = _mall_connected_days(stations, store_ids, start, end)
-    totals["connected"] = connected_figures(mall_days)
+    totals["connected"] = connected_figures(mall_days, coverage=coverage(counts),
+                                            last_poll=max(last_polls, default=None))
     t = store.mall_transitions.c
     trans = conn.execute(sa.select(t.src, t.dst, sa.func.sum(t.count)).where(
         t.mall == mall_id, t.day >= start, t.day <= end).group_by(t.src, t.dst)).all()
@@ -612,7 +689,7 @@ def _mall(conn: Connection, mall_id: str, store_ids: Sequence[str], start: date,
                          key=lambda x: (-x["count"], x["from"], x["to"]))
     return cast(MallRange, {"id": mall_id, "name": mall_names.get(mall_id, mall_id), "start": start.isoformat(),
                             "end": end.isoformat(), "stores": stores, "totals": totals,
-                            "transitions": transitions}), mall_days
+                            "transitions": transitions}), mall_days, counts, last_polls
 
 
 def mall_range(engine: Engine, mall_id: str, start: date, end: date, cfg: Config | None = None,
@@ -627,8 +704,9 @@ def mall_range(engine: Engine, mall_id: str, start: date, end: date, cfg: Config
         names = _store_names(conn)
         ids = _mall_store_ids(conn, mall_id, start, end, names)
         zones = _zones(conn, cfg, ids)
-        stations = _station_days(conn, zones, start, end)
-        return _mall(conn, mall_id, ids, start, end, names, _mall_names(conn), stations, zones, until)[0]
+        polled = _polled(conn, zones, start, end)
+        stations = _station_days(conn, zones, start, end, polled)
+        return _mall(conn, mall_id, ids, start, end, names, _mall_names(conn), stations, zones, until, polled)[0]
 
 
 def operator_range(engine: Engine, start: date, end: date, cfg: Config | None = None,
@@ -641,9 +719,11 @@ def operator_range(engine: Engine, start: date, end: date, cfg: Config | None = 
         ids = set(mall_names) | set(conn.execute(sa.select(store.rollups.c.mall).distinct()).scalars().all())
         stores = {m: _mall_store_ids(conn, m, start, end, names) for m in sorted(ids)}
         zones = _zones(conn, cfg, sorted({s for v in stores.values() for s in v}))
-        stations = _station_days(conn, zones, start, end)
-        made = [_mall(conn, m, stores[m], start, end, names, mall_names, stations, zones, until) for m in sorted(ids)]
-    malls = [m for m, _days in made]
+        polled = _polled(conn, zones, start, end)
+        stations = _station_days(conn, zones, start, end, polled)
+        made = [_mall(conn, m, stores[m], start, end, names, mall_names, stations, zones, until, polled)
+                for m in sorted(ids)]
+    malls = [m for m, _days, _c, _l in made]
     keys = ("visitors", "passersby", "staff_excluded", "visits")
     totals: dict[str, Any] = {k: _sum([cast(Mapping[str, Any], m["totals"])[k] for m in malls]) for k in keys}
     for k in PORTAL:
@@ -651,7 +731,9 @@ def operator_range(engine: Engine, start: date, end: date, cfg: Config | None = 
     totals["capture_rate"] = _rate(totals["visitors"], totals["passersby"])
     totals["uncertainty"] = uncertainty(totals)
     # the malls' connected days together: visitors summed over malls and days, the median over all their visits
-    totals["connected"] = connected_figures([d for _m, days in made for d in days])
+    totals["connected"] = connected_figures([d for _m, days, _c, _l in made for d in days],
+                                            coverage=coverage([c for _m, _d, cs, _l in made for c in cs]),
+                                            last_poll=max((t for _m, _d, _c, ts in made for t in ts), default=None))
     return cast(OperatorRange, {"start": start.isoformat(), "end": end.isoformat(), "malls": malls, "totals": totals})
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from analytics.visits import MISSING_RSSI
 from keliu import db
 from keliu.db import Base
-from sensor.store import late_sightings, sightings
+from sensor.store import late_sightings, sightings, station_polls
 
 # ---------------------------------------------------------------------------------------------------------------
 # the pipeline's tables (revision analytics_0002)
@@ -197,6 +197,15 @@ def load_connected(conn: Connection, stores: Sequence[str], start_s: float, end_
         s.store.in_(sorted(set(stores))), s.ts >= start_s, s.ts < end_s, s.basis == "connected")).all()
     return (np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows)), [r[1] for r in rows],
             [r[2] for r in rows])
+
+
+def load_polls(conn: Connection, stores: Sequence[str], start_s: float,
+               end_s: float) -> list[tuple[str, int, float]]:
+    """The AP's poll records (``sensor.store.station_polls``) of ``stores`` whose 5-minute slot starts in
+    [start_s, end_s), every sensor's: (store, slot start, last poll), by the primary key (store, slot, sensor)."""
+    p = station_polls.c
+    return [(r[0], int(r[1]), float(r[2])) for r in conn.execute(sa.select(p.store, p.slot, p.last).where(
+        p.store.in_(sorted(set(stores))), p.slot >= start_s, p.slot < end_s))]
 
 
 def load_connected_days(conn: Connection, stores: Sequence[str], start: date, end: date) -> tuple[

@@ -4,12 +4,15 @@ Every task is idempotent, acknowledged late, rejected (so redelivered) when its 
 exponential backoff on database and InfluxDB errors. Days travel as ISO strings, times as epoch seconds.
 
     analytics.ingest_batch(batch)            store a sensor batch (list of sighting dicts); idempotent on sid
+    analytics.ingest_polls(records)          store the AP's poll records (the station list heard by 5-minute
+                                             slot, no device); idempotent (merged by min and max)
     analytics.close_visits(store, day, now)  recompute the store-day's visits, marking the closed ones
     analytics.rollup_store(store, day, now)  visits, device days, 5 min / hour / day rollups (+ InfluxDB),
                                              the connected stations' visits
     analytics.rollup_mall(mall, day, now)    a mall-day's shoppers once across stores, and the transitions
     analytics.detect_staff(store, day)       the day's staff and fixed-device flags
-    analytics.purge(now)                     retention of raw sightings, visits, connected visits, device days
+    analytics.purge(now)                     retention of raw sightings, visits, connected visits, the AP's
+                                             poll records, device days
     analytics.dispatch(kind, now)            the beat's fan-out: one task per store (or mall) and day, today,
                                              yesterday and the late days recorded (analytics.late)
     analytics.accesslog_anchor(now)          the access log's daily signed anchor (keliu.accesslog)
@@ -66,6 +69,10 @@ def _now(now: float | None) -> float:
 
 def ingest_batch(self: Task, batch: list[dict[str, Any]]) -> int:
     return pipeline.ingest(engine_of(self), batch)
+
+
+def ingest_polls(self: Task, records: list[dict[str, Any]]) -> int:
+    return pipeline.ingest_polls(engine_of(self), records)
 
 
 def close_visits(self: Task, store: str, day: str, now: float | None = None) -> int:
@@ -144,6 +151,6 @@ def dispatch(self: Task, kind: str, now: float | None = None) -> int:
 
 def register(app: Celery) -> None:
     """Register the tasks on ``app`` under their explicit names."""
-    for fn in (ingest_batch, close_visits, rollup_store, rollup_mall, detect_staff, purge, dispatch,
+    for fn in (ingest_batch, ingest_polls, close_visits, rollup_store, rollup_mall, detect_staff, purge, dispatch,
                accesslog_purge, accesslog_anchor):
         app.task(name=f"analytics.{fn.__name__}", **RETRY)(fn)

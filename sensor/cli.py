@@ -294,16 +294,18 @@ def _board_text(board: Any, now: float, top: int, tz: Any, window_s: float = 60.
               help="hostapd's control socket of the guest SSID (ctrl_interface dir + interface, e.g. "
                    "/var/run/hostapd/wlan0).")
 @click.option("--store", default=None, help="Store the AP serves (default: [sensor] store).")
-@click.option("--interval", type=click.FloatRange(min=1.0), default=10.0, show_default=True,
-              help="Seconds between two reads of the station list.")
+@click.option("--interval", type=click.FloatRange(min=1.0, max=150.0), default=10.0, show_default=True,
+              help="Seconds between two reads of the station list (at most 150: every 5-minute slot gets a read).")
 @click.option("--once", is_flag=True, help="Read the list once, deliver, exit (a check, or a cron job).")
 def stations_cmd(ctrl: str, store: str | None, interval: float, once: bool) -> None:
     """Feed the AP's associated stations (hostapd) to analytics as sightings of basis "connected": keyed device
-    ids (never a MAC), stored through the same spool and sink as the probes, under sensor id <sensor_id>-ap."""
+    ids (never a MAC), stored through the same spool and sink as the probes, under sensor id <sensor_id>-ap; and
+    each read's record (the list heard, how many stations: no device), so an hour nobody connected in is told from
+    an hour the list was not read in."""
     from keliu import config, keys
     from sensor.hostapd import poll
     from sensor.identity import mac_bytes
-    from sensor.stations import Station, station_sightings
+    from sensor.stations import Station, poll_record, station_sightings
 
     _logging()
     cfg = config.load()
@@ -317,7 +319,8 @@ def stations_cmd(ctrl: str, store: str | None, interval: float, once: bool) -> N
         pipe.refresh_registry(now)
         items = station_sightings(found, now, sid, pipe.sensor, master, pipe.identifier.policy, pipe.sid_key,
                                   registry=pipe.identifier.registry, ignore=ignore, freq=freq)
-        pipe.feed_sightings(items)
+        associated = sum(1 for st in found if st.associated)
+        pipe.feed_sightings(items, poll_record(sid, pipe.sensor, now, associated))
         delivered[0] += len(items)
         log.info("hostapd: %d stations, %d associated and heard, as sightings", len(found), len(items))
 

@@ -3,6 +3,10 @@
     ProbeBatch --identify--> device ids --sightings--> Batcher --(count | time)--> Spool --Delivery--> Sink
                                                                                    \\--> Health every few seconds
 
+The AP's poller also feeds the record of each successful poll (:class:`sensor.records.StationPoll`, no device): it
+waits, merged by slot, for the next batch spooled, and is spooled on its own (a batch without sightings) after
+``batch_seconds`` when no sighting comes (nobody connected), so the list heard reaches analytics either way.
+
 The capture and replay edges feed it :class:`sensor.frames.ProbeBatch` es and call :meth:`Pipeline.tick` while
 idle. Nothing here reads the wall clock directly: ``clock`` is injected (tests pass a fake one).
 """
@@ -18,11 +22,11 @@ from sensor.errors import SpoolFull
 from sensor.frames import Parser, ProbeBatch, channel_number
 from sensor.grouping import Identifier
 from sensor.identity import Registry
-from sensor.records import Sighting
+from sensor.records import Sighting, StationPoll
 from sensor.sightings import Batcher, sightings
 from sensor.sinks import Delivery, DeliveryThread, Health, HealthSink
 from sensor.spool import Spool
-from sensor.stations import station_device
+from sensor.stations import merge_polls, station_device
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,8 @@ class Pipeline:
         self._fps_mark = (self.started, 0)
         self.fps = 0.0
         self.status = ""
+        self._polls: list[StationPoll] = []  #: poll records not spooled yet
+        self._polls_since: float | None = None
         self._thread: DeliveryThread | None = None
         if self.background:
             self._thread = DeliveryThread(self.delivery, self.clock)
@@ -87,11 +93,15 @@ class Pipeline:
         ident = self.identifier
         return station_device(raw, ts, ident.master, ident.policy, ident.registry, ident.ignore)
 
-    def feed_sightings(self, items: list[Sighting]) -> None:
+    def feed_sightings(self, items: list[Sighting], poll: StationPoll | None = None) -> None:
         """Sightings made elsewhere (the AP's connected stations, ``sensor.stations``, built against
         ``identifier.registry`` after :meth:`refresh_registry`) into the same batches, spool and delivery as the
-        probes'."""
+        probes', with the record of the ``poll`` that found them (spooled with the next batch)."""
         now = self.clock()
+        if poll is not None:
+            self._polls = merge_polls([*self._polls, poll])
+            if self._polls_since is None:
+                self._polls_since = now
         for b in self.batcher.add(items, now):
             self._spool(b, None)
         self.tick(now)
@@ -101,6 +111,9 @@ class Pipeline:
         now = self.clock() if now is None else now
         for b in self.batcher.due(now):
             self._spool(b, None)
+        if self._polls_since is not None and now - self._polls_since >= self.batcher.seconds:
+            for b in self.batcher.flush() or [[]]:  # polls that found nobody: a batch of their own
+                self._spool(b, None)
         if self._thread is None:
             self.delivery.drain(now)
         if now - self._health_at >= self.health_seconds:
@@ -115,7 +128,7 @@ class Pipeline:
     def close(self, position: dict[str, Any] | None = None) -> None:
         """Spool what is pending, try one last delivery, report health."""
         now = self.clock()
-        for b in self.batcher.flush():
+        for b in self.batcher.flush() or ([[]] if self._polls else []):
             self._spool(b, position)
         if position is not None and not self.batcher:
             self.spool.save_state(position)
@@ -126,8 +139,9 @@ class Pipeline:
         self.report(now)
 
     def _spool(self, batch: list[Sighting], position: dict[str, Any] | None) -> None:
+        polls, self._polls, self._polls_since = self._polls, [], None
         try:
-            self.spool.put(batch, position)
+            self.spool.put(batch, position, polls)
         except SpoolFull:
             self.status = "spool full: sightings are being dropped"  # logged by the spool, shown by health
 

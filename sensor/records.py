@@ -31,3 +31,19 @@ class Sighting:
     #: linked device of the phone's probes. It joins a phone's probe-based id to its connected station's id of the
     #: same day (analytics' calibration, docs/METRICS.md); None on probes and on connected-station sightings
     station: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StationPoll:
+    """The AP's station list heard: one sensor's successful polls of hostapd in one 5-minute slot, merged
+    (:func:`sensor.stations.merge_polls`). It says the list was read, also when nobody was connected, which a poll
+    that found no station cannot say with sightings. No device, no MAC: only how many stations were associated.
+
+    Every field merges by min or max, so a record delivered twice, or in pieces, stores the same row."""
+
+    store: str
+    sensor: str
+    slot: int  #: epoch seconds (UTC) of the slot's start, a multiple of ``sensor.stations.POLL_SLOT_S``
+    first: float  #: epoch seconds of the slot's first poll
+    last: float  #: epoch seconds of its last poll
+    stations: int  #: the most stations associated at one of its polls

@@ -1,9 +1,16 @@
 """Where sighting batches go, and where the sensor reports its health (edges).
 
-    Sink (Protocol)      deliver(batch) -> None; raises DeliveryError (the batch then stays in the spool)
-    ├── SqlSink          sensor.store.insert_sightings (idempotent on sid): the embedded default
-    ├── CelerySink       enqueues ``analytics.ingest_batch`` with a list of sighting dicts (a broker is set)
+    Sink (Protocol)      deliver(batch, polls) -> None; raises DeliveryError (the batch then stays in the spool)
+    ├── SqlSink          sensor.store.insert_sightings (idempotent on sid; the polls in the same transaction):
+    │                    the embedded default
+    ├── CelerySink       enqueues ``analytics.ingest_batch`` with a list of sighting dicts, then
+    │                    ``analytics.ingest_polls`` with the AP's poll records, if any (a broker is set)
     └── MemorySink       for tests
+
+The AP's poll records (:class:`sensor.records.StationPoll`: the station list heard in a 5-minute slot) travel with
+the batch they were spooled with. Both stores of them are idempotent (min/max merges), so a batch sent again after
+a failure stores the same rows. A worker older than them does not know ``analytics.ingest_polls``: it logs the
+unregistered task and drops that message, never the sightings' (docs/SENSOR.md, upgrade order).
 
     HealthSink (Protocol) report(Health)
     ├── SqlHealth        upserts one row per sensor into ``sensor_health`` (migration sensor_0001)
@@ -17,22 +24,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from sensor.errors import DeliveryError
-from sensor.records import Sighting
+from sensor.records import Sighting, StationPoll
 from sensor.sightings import to_dict
 from sensor.spool import Spool
+from sensor.stations import poll_to_dict
 
 log = logging.getLogger(__name__)
 
 INGEST_TASK = "analytics.ingest_batch"
+POLLS_TASK = "analytics.ingest_polls"
 
 
 class Sink(Protocol):
-    def deliver(self, batch: list[Sighting]) -> None: ...
+    def deliver(self, batch: list[Sighting], polls: Sequence[StationPoll] = ()) -> None: ...
 
 
 class SqlSink:
@@ -41,13 +50,13 @@ class SqlSink:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
 
-    def deliver(self, batch: list[Sighting]) -> None:
+    def deliver(self, batch: list[Sighting], polls: Sequence[StationPoll] = ()) -> None:
         import sqlalchemy.exc
 
         from sensor.store import insert_sightings
 
         try:
-            insert_sightings(self.engine, batch)
+            insert_sightings(self.engine, batch, polls=polls)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             raise DeliveryError(f"database: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
 
@@ -68,15 +77,21 @@ class CelerySink:
                              broker_transport_options={"max_retries": 0, "socket_connect_timeout": 2})
         self.queue = queue
 
-    def deliver(self, batch: list[Sighting]) -> None:
+    def deliver(self, batch: list[Sighting], polls: Sequence[StationPoll] = ()) -> None:
         from kombu.exceptions import KombuError, OperationalError
 
         try:
             # through the queue's own exchange, never Celery's shortcut via the default exchange: a fleet's router
             # user may write to its queue's exchange only (keliu.fleet.rabbit), and write access to the default
             # exchange would let it publish into any queue
-            self.app.send_task(INGEST_TASK, args=[[to_dict(s) for s in batch]], queue=self.queue,
-                               exchange=self.queue, routing_key=self.queue, retry=False)
+            if batch:
+                self.app.send_task(INGEST_TASK, args=[[to_dict(s) for s in batch]], queue=self.queue,
+                                   exchange=self.queue, routing_key=self.queue, retry=False)
+            # a task of its own: a worker that predates it drops this message alone (an unregistered task), where
+            # an argument added to ingest_batch would fail the sightings' task on it
+            if polls:
+                self.app.send_task(POLLS_TASK, args=[[poll_to_dict(p) for p in polls]], queue=self.queue,
+                                   exchange=self.queue, routing_key=self.queue, retry=False)
         except (KombuError, OperationalError, OSError) as exc:
             raise DeliveryError(f"broker: {type(exc).__name__}: {exc}") from exc
 
@@ -86,12 +101,15 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.batches: list[list[Sighting]] = []
+        self.polls: list[StationPoll] = []
         self.fail = False
 
-    def deliver(self, batch: list[Sighting]) -> None:
+    def deliver(self, batch: list[Sighting], polls: Sequence[StationPoll] = ()) -> None:
         if self.fail:
             raise DeliveryError("memory sink is down")
-        self.batches.append(batch)
+        if batch:
+            self.batches.append(batch)
+        self.polls += polls
 
 
 @dataclass
@@ -113,13 +131,13 @@ class Delivery:
         done = 0
         for path in self.spool.pending()[:max_batches]:
             try:
-                batch = self.spool.load(path)
+                batch, polls = self.spool.load_batch(path)
             except (ValueError, TypeError) as exc:  # a damaged file: set aside, loudly, and go on
                 log.error("sensor spool file %s is unreadable (%s); moved aside as .bad", path.name, exc)
                 self.spool.quarantine(path)
                 continue
             try:
-                self.sink.deliver(batch)
+                self.sink.deliver(batch, polls)
             except DeliveryError as exc:
                 if self.failing_since is None:
                     self.failing_since = now

@@ -11,6 +11,10 @@ The spool is bounded (``max_bytes``). When it is full a new batch is refused wit
 ERROR every time and counted in the health report (``spool_dropped``): losing data silently is the one thing it
 must not do. Sightings carry no MAC address, so neither does the spool. A small ``state.json`` keeps a replay's
 position (how many frames of which file were spooled), so a restarted replay continues where it stopped.
+
+A batch is a JSON list of sightings, or, when it carries the AP's polls (:class:`sensor.records.StationPoll`: the
+station list heard, no device), an object ``{"sightings": [...], "polls": [...]}``; a batch without polls keeps the
+list, as before.
 """
 from __future__ import annotations
 
@@ -22,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from sensor.errors import SpoolFull
-from sensor.records import Sighting
+from sensor.records import Sighting, StationPoll
 from sensor.sightings import from_dict, to_dict
+from sensor.stations import poll_from_dict, poll_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,7 @@ class Spool:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.dropped = 0  #: sightings refused because the spool was full
+        self.dropped_polls = 0  #: poll records refused because the spool was full
         for tmp in self.dir.glob("*.tmp"):  # a write interrupted by a crash: never renamed, never acknowledged
             tmp.unlink()
         files = self.pending()
@@ -50,12 +56,17 @@ class Spool:
     def bytes(self) -> int:
         return self._bytes
 
-    def put(self, batch: list[Sighting], state: dict[str, Any] | None = None) -> Path:
-        """Persist ``batch`` (and, atomically after it, the replay ``state``). Raises SpoolFull when full."""
-        data = json.dumps([to_dict(s) for s in batch], separators=(",", ":")).encode()
+    def put(self, batch: list[Sighting], state: dict[str, Any] | None = None,
+            polls: list[StationPoll] | None = None) -> Path:
+        """Persist ``batch`` and ``polls`` (and, atomically after them, the replay ``state``). Raises SpoolFull
+        when full."""
+        rows = [to_dict(s) for s in batch]
+        body: Any = {"sightings": rows, "polls": [poll_to_dict(p) for p in polls]} if polls else rows
+        data = json.dumps(body, separators=(",", ":")).encode()
         with self._lock:
             if self._bytes + len(data) > self.max_bytes:
                 self.dropped += len(batch)
+                self.dropped_polls += len(polls or ())
                 log.error("sensor spool %s is FULL (%d of %d bytes): %d sightings refused, %d so far; is the "
                           "database or broker down?", self.dir, self._bytes, self.max_bytes, len(batch),
                           self.dropped)
@@ -69,7 +80,16 @@ class Spool:
         return path
 
     def load(self, path: Path) -> list[Sighting]:
-        return [from_dict(d) for d in json.loads(path.read_bytes())]
+        return self.load_batch(path)[0]
+
+    def load_batch(self, path: Path) -> tuple[list[Sighting], list[StationPoll]]:
+        """The sightings and poll records of a spooled batch; ValueError or TypeError when it is neither shape."""
+        body = json.loads(path.read_bytes())
+        if isinstance(body, list):
+            return [from_dict(d) for d in body], []
+        if not isinstance(body, dict) or set(body) != {"sightings", "polls"}:
+            raise ValueError(f"a batch is a list of sightings or {{sightings, polls}}, not {type(body).__name__}")
+        return [from_dict(d) for d in body["sightings"]], [poll_from_dict(d) for d in body["polls"]]
 
     def ack(self, path: Path) -> None:
         """The batch in ``path`` is committed downstream: forget it."""

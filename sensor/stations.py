@@ -5,7 +5,9 @@ hostapd answers ``STA-FIRST`` / ``STA-NEXT <addr>`` on its control interface wit
 then ``key=value`` lines (``flags=[AUTH][ASSOC][AUTHORIZED]``, ``aid``, ``rx_packets``, ``inactive_msec``,
 ``signal`` in dBm, ``rx_rate_info``, ``connected_time`` in seconds, ...; which keys appear depends on the driver
 and the build). :func:`parse_stations` reads that text; :func:`station_sightings` turns the associated stations of
-one poll into sightings.
+one poll into sightings, and :func:`poll_record` records the poll itself (the list was heard, with how many
+stations: no device) by 5-minute slot, merged with the slot's other polls by :func:`merge_polls`, so analytics can
+tell "nobody connected" from "the list was not heard".
 
 A connected phone keeps one MAC on this network (iOS and Android use a per-network address that rotates at most
 daily or on a reconnect), so its device id is exact: the HMAC of that MAC under the day's period key
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sensor.identity import (
     PrivacyPolicy,
@@ -30,7 +34,11 @@ from sensor.identity import (
     member_key,
     period_key,
 )
-from sensor.records import Sighting
+from sensor.records import Sighting, StationPoll
+
+#: the span of one :class:`sensor.records.StationPoll`: a poll every 10 s is one row per 5 minutes, not 30.
+#: ``keliu sensor stations --interval`` is at most half of it, so a poller that runs is heard in every slot
+POLL_SLOT_S = 300
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
@@ -136,3 +144,41 @@ def station_sightings(stations: list[Station], now: float, store: str, sensor: s
         out.append(Sighting(sid=sid, ts=now, store=store, sensor=sensor, device=dev, rssi=st.signal, freq=freq,
                             seq=None, randomized=is_randomized(raw), basis="connected"))
     return out
+
+
+def poll_record(store: str, sensor: str, now: float, associated: int) -> StationPoll:
+    """The record of one successful poll at ``now`` that found ``associated`` stations (its slot's start)."""
+    if associated < 0:
+        raise ValueError(f"a poll cannot find {associated} stations")
+    return StationPoll(store=store, sensor=sensor, slot=int(now // POLL_SLOT_S) * POLL_SLOT_S, first=now, last=now,
+                       stations=associated)
+
+
+def merge_polls(polls: Iterable[StationPoll]) -> list[StationPoll]:
+    """One record per (store, sensor, slot): the first poll's time the smallest, the last the largest, the stations
+    the most; sorted by (store, sensor, slot) (an upsert takes its row locks in this order)."""
+    out: dict[tuple[str, str, int], StationPoll] = {}
+    for p in polls:
+        key = (p.store, p.sensor, p.slot)
+        q = out.get(key)
+        out[key] = p if q is None else StationPoll(p.store, p.sensor, p.slot, min(p.first, q.first),
+                                                   max(p.last, q.last), max(p.stations, q.stations))
+    return [out[k] for k in sorted(out)]
+
+
+def poll_to_dict(p: StationPoll) -> dict[str, Any]:
+    """A poll record as JSON-able values (the spool, the Celery sink)."""
+    return asdict(p)
+
+
+def poll_from_dict(d: Mapping[str, Any]) -> StationPoll:
+    """The record of :func:`poll_to_dict`; anything else (a missing or unknown field, a slot off the 5-minute grid,
+    a negative count) raises ValueError naming it."""
+    fields = ("store", "sensor", "slot", "first", "last", "stations")
+    if set(d) != set(fields):
+        raise ValueError(f"a station poll record has the fields {', '.join(fields)}, not {', '.join(sorted(d))}")
+    p = StationPoll(store=str(d["store"]), sensor=str(d["sensor"]), slot=int(d["slot"]), first=float(d["first"]),
+                    last=float(d["last"]), stations=int(d["stations"]))
+    if p.slot % POLL_SLOT_S or not p.slot <= p.first <= p.last < p.slot + POLL_SLOT_S or p.stations < 0:
+        raise ValueError(f"a station poll record out of its slot or negative: {dict(d)}")
+    return p

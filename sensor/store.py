@@ -10,6 +10,11 @@ The same transaction records the rows it stored late (heard more than :data:`LAT
 a spool delivered after an outage) in ``late_sightings``, by store and UTC quarter hour (revision
 ``analytics_0008_lateroll``): the analytics dispatcher rolls up their store-local days, which its window of today and
 yesterday would miss. A row skipped as a duplicate records nothing; the table holds no device.
+
+The AP's poller records its successful polls (``station_polls``, revision ``analytics_0009_aphealth``: store, sensor,
+5-minute slot, first and last poll, the most stations associated; no device) with the batch they were spooled with,
+in the same transaction: analytics tells an hour nobody was connected in (polled, no station) from one the station
+list was not heard in (no poll). A slot's row merges by min and max, so a batch stored twice changes nothing.
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from keliu import db
 from keliu.db import Base
-from sensor.records import Sighting
+from sensor.records import Sighting, StationPoll
+from sensor.stations import merge_polls
 
 
 class SightingRow(Base):
@@ -76,6 +82,19 @@ late_sightings = sa.Table(
 )
 
 
+#: the AP's station list heard: a sensor's successful polls of hostapd by 5-minute slot (``slot``: epoch seconds of
+#: its start; ``sensor.records.StationPoll``), purged with the raw sightings (``analytics.pipeline.purge``)
+station_polls = sa.Table(
+    "station_polls", Base.metadata,
+    sa.Column("store", sa.String(64), primary_key=True),
+    sa.Column("slot", sa.BigInteger, primary_key=True),
+    sa.Column("sensor", sa.String(64), primary_key=True),
+    sa.Column("first", sa.Float, nullable=False),
+    sa.Column("last", sa.Float, nullable=False),
+    sa.Column("stations", sa.Integer, nullable=False),
+)
+
+
 def late_slots(rows: Iterable[tuple[str, float]], now: float) -> list[tuple[str, int]]:
     """The (store, quarter hour) of the stored rows ``(store, ts)`` heard more than :data:`LATE_AFTER_S` before
     ``now``, sorted (pure; the upsert takes its row locks in this order)."""
@@ -83,11 +102,14 @@ def late_slots(rows: Iterable[tuple[str, float]], now: float) -> list[tuple[str,
     return sorted({(store, int(ts // SLOT_S) * SLOT_S) for store, ts in rows if ts < cut})
 
 
-def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting], now: float | None = None) -> int:
+def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting], now: float | None = None,
+                     polls: Sequence[StationPoll] = ()) -> int:
     """Store ``batch``; rows whose ``sid`` exists already are skipped. The new rows heard more than
-    :data:`LATE_AFTER_S` before ``now`` (default: the clock) are recorded in ``late_sightings`` in the same
-    transaction. Returns how many rows were new."""
+    :data:`LATE_AFTER_S` before ``now`` (default: the clock) are recorded in ``late_sightings``, and ``polls`` in
+    ``station_polls`` (:func:`insert_polls`), in the same transaction. Returns how many rows were new."""
     if not batch:
+        if polls:
+            insert_polls(target, polls)
         return 0
     now = time.time() if now is None else now
     rows = [
@@ -98,11 +120,36 @@ def insert_sightings(target: Engine | Connection, batch: Sequence[Sighting], now
     ]
     if isinstance(target, Engine):
         with target.begin() as conn:
-            return _insert(conn, rows, now)
-    return _insert(target, rows, now)
+            return _insert(conn, rows, now, polls)
+    return _insert(target, rows, now, polls)
 
 
-def _insert(conn: Connection, rows: list[dict[str, Any]], now: float) -> int:
+def insert_polls(target: Engine | Connection, polls: Sequence[StationPoll]) -> None:
+    """Merge ``polls`` into ``station_polls`` (a slot's first poll the smallest, its last the largest, its stations
+    the most): idempotent, in any order. Merged first (:func:`sensor.stations.merge_polls`): one statement may not
+    update a row twice on PostgreSQL."""
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            _upsert_polls(conn, polls)
+    else:
+        _upsert_polls(target, polls)
+
+
+def _upsert_polls(conn: Connection, polls: Sequence[StationPoll]) -> None:
+    rows = [{"store": p.store, "slot": p.slot, "sensor": p.sensor, "first": p.first, "last": p.last,
+             "stations": p.stations} for p in merge_polls(polls)]
+    if not rows:
+        return
+    ins = db.dialect_insert(conn, station_polls)
+    c, new = station_polls.c, ins.excluded
+    # SQLite's two-argument min() and max() are PostgreSQL's least() and greatest()
+    lo, hi = (sa.func.least, sa.func.greatest) if conn.dialect.name == "postgresql" else (sa.func.min, sa.func.max)
+    conn.execute(ins.on_conflict_do_update(index_elements=["store", "slot", "sensor"], set_={
+        "first": lo(c.first, new.first), "last": hi(c.last, new.last), "stations": hi(c.stations, new.stations)}),
+        rows)
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]], now: float, polls: Sequence[StationPoll] = ()) -> int:
     stmt = db.dialect_insert(conn, sightings).on_conflict_do_nothing(index_elements=["sid"]).returning(
         sightings.c.store, sightings.c.ts)
     new: list[tuple[str, float]] = []
@@ -111,6 +158,7 @@ def _insert(conn: Connection, rows: list[dict[str, Any]], now: float) -> int:
         # exactly the rows inserted (conflicts return nothing) on both dialects
         new += [(r[0], r[1]) for r in conn.execute(stmt, rows[start:start + 5000])]
     mark_late(conn, late_slots(new, now))
+    _upsert_polls(conn, polls)
     return len(new)
 
 

@@ -135,7 +135,7 @@ def store_numbers(store_id: str, lang: str) -> dict[str, Any]:
     rep, eng = _reports(), _services().engine
     current = rep.store_range(eng, store_id, start, end, _services().cfg)
     previous = rep.store_range(eng, store_id, pstart, pend, _services().cfg, until)
-    view = views.store_view(lang, store, start, end, current, previous, until)
+    view = views.store_view(lang, store, start, end, current, previous, until, _services().clock())
     view["uncertainty"] = current.get("uncertainty")  # the error bands and bases (analytics.bands)
     view["status"] = views.status(lang, rep.last_report(eng, store_id), _services().clock(), current)
     view["live"] = _store_live(store_id, lang, WINDOW_S)
@@ -213,7 +213,8 @@ def operator_numbers(lang: str) -> dict[str, Any]:
     until = views.previous_until(start, end, cfg.timezone, _services().clock())
     rep, eng = _reports(), _services().engine
     return views.operator_view(lang, start, end, rep.operator_range(eng, start, end, cfg),
-                               rep.operator_range(eng, pstart, pend, cfg, until), malls, until, cfg.timezone)
+                               rep.operator_range(eng, pstart, pend, cfg, until), malls, until, cfg.timezone,
+                               _services().clock())
 
 
 # --- API ------------------------------------------------------------------------------------------------------

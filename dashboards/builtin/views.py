@@ -204,7 +204,7 @@ def _hourly(report: Report, key: str) -> list[float | None]:
 
 
 def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, current: Report,
-               previous: Report, until: float | None = None) -> Json:
+               previous: Report, until: float | None = None, now: float | None = None) -> Json:
     cards = kpis(lang, current, previous)
     steps = funnel(lang, current)
     dwell_now, dwell_prev = _buckets(current.get("dwell_buckets")), dict(_buckets(previous.get("dwell_buckets")))
@@ -243,7 +243,7 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
         "range": {"start": start.isoformat(), "end": end.isoformat()},
         **_compared(lang, start, end, until, str(store.get("timezone") or "UTC")),
         "kpis": cards,
-        "connected": connected_view(lang, current, previous),
+        "connected": connected_view(lang, current, previous, now),
         "charts": {
             "hourly": {"title": hourly_title, "hours": [f"{h:02d}" for h in range(24)], "visitors": hv, "passersby": hp,
                        "visitors_last_week": hl, "connected": hc},
@@ -260,9 +260,11 @@ def store_view(lang: str, store: Mapping[str, Any], start: date, end: date, curr
     }
 
 
-def connected_view(lang: str, current: Report, previous: Report) -> Json | None:
+def connected_view(lang: str, current: Report, previous: Report, now: float | None = None) -> Json | None:
     """The connected shoppers (``analytics.report``'s ``connected`` block: the AP's own stations, exact, basis
-    ``connected_stations``) as a card beside the estimated figures; None when the report has no such block."""
+    ``connected_stations``) as a card beside the estimated figures; None when the report has no such block.
+    ``health_text``: how much of the opening hours the AP's station list was read in, when not all (the figure is
+    then a lower bound), and how long ago it was last read (``now``: the clock)."""
     cur, prev = current.get("connected"), previous.get("connected")
     if not isinstance(cur, Mapping):
         return None
@@ -271,9 +273,14 @@ def connected_view(lang: str, current: Report, previous: Report) -> Json | None:
     detail = (t(lang, "connected_none") if n is None else
               t(lang, "connected_detail", dwell=i18n.duration(lang, _opt(cur.get("median_dwell_s"))),
                 visits=i18n.integer(_opt(cur.get("visits")))))
+    share, last = _opt(cur.get("coverage")), _opt(cur.get("last_poll"))
+    health = [t(lang, "connected_coverage", share=i18n.percent(share))] if (
+        share is not None and share < 1) else []
+    if last is not None and now is not None:
+        health.append(t(lang, "connected_heard", age=i18n.duration(lang, max(0.0, now - last))))
     return {**plain(cur), "key": "connected", "label": t(lang, "connected"), "value": n, "text": fmt(lang, "int", n),
             "detail": detail, "previous": p, "previous_text": fmt(lang, "int", p),
-            "change_text": i18n.change(n, p)}
+            "change_text": i18n.change(n, p), "health_text": " · ".join(health)}
 
 
 def _ident(item: Mapping[str, Any], kind: str) -> str:
@@ -341,7 +348,7 @@ def mall_view(lang: str, mall: Mapping[str, Any], start: date, end: date, curren
         "range": {"start": start.isoformat(), "end": end.isoformat()},
         **_compared(lang, start, end, until, tz),
         "kpis": cards,
-        "connected": connected_view(lang, totals, prev_totals),
+        "connected": connected_view(lang, totals, prev_totals, now),
         "charts": {"multiples": multiples,
                    "transitions": [{"from": name(tr.get("from")), "to": name(tr.get("to")),
                                     "count": int(tr.get("count") or 0)} for tr in top]},
@@ -364,7 +371,8 @@ def _flat_mall(m: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def operator_view(lang: str, start: date, end: date, current: Report, previous: Report,
-                  mall_names: Mapping[str, str], until: float | None = None, tz: str = "UTC") -> Json:
+                  mall_names: Mapping[str, str], until: float | None = None, tz: str = "UTC",
+                  now: float | None = None) -> Json:
     malls = [_flat_mall(m) for m in current.get("malls") or [] if isinstance(m, Mapping)]
     prev = [_flat_mall(m) for m in previous.get("malls") or [] if isinstance(m, Mapping)]
     side = _side_by_side(lang, "malls", t(lang, "malls"), "mall", malls, prev, mall_names, MALL_TOTALS)
@@ -379,7 +387,7 @@ def operator_view(lang: str, start: date, end: date, current: Report, previous: 
         "range": {"start": start.isoformat(), "end": end.isoformat()},
         **_compared(lang, start, end, until, tz),
         "kpis": cards,
-        "connected": connected_view(lang, totals, prev_totals),
+        "connected": connected_view(lang, totals, prev_totals, now),
         "charts": {"malls": {"names": [r[0]["text"] for r in side["rows"]],
                              "visitors": [_opt(m.get("visitors")) for m in malls],
                              "passersby": [_opt(m.get("passersby")) for m in malls]}},

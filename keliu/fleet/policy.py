@@ -47,6 +47,8 @@ TABLES: dict[str, Access] = {
     # the late sightings' quarter hours (the insert records them) and the mall-days their roll-ups record
     "late_sightings": Access("store", "store"),
     "late_mall_days": Access("store", "store"),
+    # the AP's station list heard (the poller's records, no device), written with the sightings
+    "station_polls": Access("store", "store"),
     # marketing at this store
     "coupons": Access("store"),
     "redemptions": Access("store"),

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from analytics.visits import to_ms
 from keliu import config, db, tenants
-from sensor.records import Sighting
+from sensor.records import Sighting, StationPoll
 
 DAY = date(2026, 1, 5)
 TZ8 = timezone(timedelta(hours=8))
@@ -115,3 +115,13 @@ def statements(engine: sa.Engine, *words: str) -> Iterator[list[str]]:
         yield seen
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def tpolls(start: float, end: float, every: float = 10.0, store: str = "s1",
+           associated: int = 0) -> list[StationPoll]:
+    """The AP poller's records of a poll every ``every`` seconds in [start, end) (seconds after the test day's local
+    midnight), each finding ``associated`` stations, as ``keliu sensor stations`` makes them (one per poll)."""
+    from sensor.stations import poll_record
+
+    n = int(-(-(end - start) // every))
+    return [poll_record(store, "sensor-1-ap", DAY_START + start + i * every, associated) for i in range(n)]

@@ -164,3 +164,59 @@ def test_sensor_celery_sink_to_worker_to_report(tmp_path, migrated_postgres_url,
     report = json.loads(out.stdout)
     assert report["visitors"] > 0 and report["passersby"] > report["visitors"]
     engine.dispose()
+
+
+def test_the_sensors_celery_sink_stores_sightings_and_the_aps_polls(tmp_path, migrated_postgres_url, broker):
+    """The sensor's Celery sink (exchange and routing key of the queue, as a fleet's router sends) into a real
+    worker: the sightings through analytics.ingest_batch, the AP's poll records through analytics.ingest_polls;
+    a batch of polls alone (nobody connected) too; sent twice, stored once."""
+    from sensor.sinks import CelerySink
+    from tests.analytics.builders import tpolls, tstation
+
+    env, engine, _app, queue = setup(tmp_path, migrated_postgres_url, broker)
+    sink = CelerySink(broker, queue)
+    stations = tstation("w1", 11 * 3600, 5)
+    polls = tpolls(11 * 3600, 11 * 3600 + 600, associated=1)
+    with celery_worker(env, f"p-{queue}@test", tmp_path / "w.log", queues=queue):
+        sink.deliver(stations, polls[:30])
+        sink.deliver([], polls[30:])
+        sink.deliver(stations, polls[:30])  # a batch sent again (acknowledged in the spool after a crash)
+        deadline, got = time.monotonic() + 60, (0, 0)
+        while time.monotonic() < deadline and got != (len(stations), 2):
+            with engine.connect() as conn:
+                got = (conn.execute(sa.select(sa.func.count()).select_from(sensor_store.sightings)).scalar(),
+                       conn.execute(sa.select(sa.func.count()).select_from(sensor_store.station_polls)).scalar())
+            time.sleep(0.3)
+    assert got == (len(stations), 2)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(sensor_store.station_polls).order_by(sensor_store.station_polls.c.slot)).all()
+    assert [(r.first, r.last, r.stations) for r in rows] == [(polls[0].first, polls[29].last, 1),
+                                                             (polls[30].first, polls[59].last, 1)]
+    engine.dispose()
+
+
+def test_a_worker_that_does_not_know_the_polls_task_drops_it_alone(tmp_path, migrated_postgres_url, broker,
+                                                                     monkeypatch):
+    """The upgrade order's premise (docs/SENSOR.md): a worker older than analytics.ingest_polls gets a task name it
+    does not know (here one no worker knows); it logs it, drops that message and goes on storing the sightings."""
+    from sensor import sinks
+    from tests.analytics.builders import tpolls, tstation
+
+    monkeypatch.setattr(sinks, "POLLS_TASK", "analytics.ingest_polls_of_a_newer_sensor")
+    env, engine, _app, queue = setup(tmp_path, migrated_postgres_url, broker)
+    sink = sinks.CelerySink(broker, queue)
+    first, later = tstation("w1", 11 * 3600, 5), tstation("w2", 12 * 3600, 5)
+    with celery_worker(env, f"o-{queue}@test", tmp_path / "w.log", queues=queue):
+        sink.deliver(first, tpolls(11 * 3600, 11 * 3600 + 300))
+        sink.deliver(later, tpolls(12 * 3600, 12 * 3600 + 300))  # the worker is still there
+        deadline, n = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and n < len(first) + len(later):
+            with engine.connect() as conn:
+                n = conn.execute(sa.select(sa.func.count()).select_from(sensor_store.sightings)).scalar()
+            time.sleep(0.3)
+    assert n == len(first) + len(later)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sensor_store.station_polls)).scalar() == 0
+    log = (tmp_path / "w.log").read_text(errors="replace")
+    assert "unregistered task" in log.lower() and "analytics.ingest_polls_of_a_newer_sensor" in log
+    engine.dispose()

@@ -94,7 +94,7 @@ def test_the_block_median_and_buckets_over_the_days() -> None:
     one = connected_figures([d1])
     assert one == {"basis": CONNECTED_BASIS, "visitors": 2, "visits": 2, "median_dwell_s": 1200.0,
                    "dwell_buckets": {"<5m": 0, "5-20m": 1, "20-60m": 1, "1-6h": 0, ">6h": 0}, "staff_excluded": 0,
-                   "calibration": None}
+                   "calibration": None, "coverage": None, "last_poll": None}
     both = connected_figures([d1, d2])
     assert (both["visitors"], both["visits"], both["median_dwell_s"]) == (3, 3, 1800.0)
     assert both["dwell_buckets"] == {"<5m": 0, "5-20m": 1, "20-60m": 1, "1-6h": 1, ">6h": 0}
@@ -103,7 +103,8 @@ def test_the_block_median_and_buckets_over_the_days() -> None:
     assert (brief["visitors"], brief["visits"], brief["median_dwell_s"]) == (0, 0, None)
     assert connected_figures([]) == {"basis": CONNECTED_BASIS, "visitors": None, "visits": None,
                                      "median_dwell_s": None, "dwell_buckets": {k: None for k in DWELL_LABELS},
-                                     "staff_excluded": None, "calibration": None}
+                                     "staff_excluded": None, "calibration": None, "coverage": None,
+                                     "last_poll": None}
 
 
 

@@ -83,11 +83,11 @@ def test_connected_block_beside_unchanged_probe_figures(env: tuple[config.Config
     assert day["connected"] == {
         "basis": "connected_stations", "visitors": 2, "visits": 2, "median_dwell_s": (1800 + 5400) / 2,
         "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 1, "1-6h": 1, ">6h": 0}, "staff_excluded": 0,
-        "calibration": None}
+        "calibration": None, "coverage": None, "last_poll": None}
     assert rng["connected"] == {
         "basis": "connected_stations", "visitors": 3, "visits": 3, "median_dwell_s": 1800.0,
         "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 2, "1-6h": 1, ">6h": 0}, "staff_excluded": 0,
-        "calibration": None}
+        "calibration": None, "coverage": None, "last_poll": None}
     # present per hour: w1 in hour 11, w2 from 12:00 to 13:30 (one visit across its break) in 12 and 13; w3's 8 min
     # is no visit. DAY2 (w4 in hour 11) is heard up to 11:20, its newest sighting: its later hours are no data
     assert day["hourly_connected"] == [0] * 11 + [1, 1, 1] + [0] * 10

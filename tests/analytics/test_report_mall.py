@@ -110,7 +110,7 @@ def test_bands_and_connected_beside_unchanged_figures(env: tuple[config.Config, 
     assert mall["totals"]["connected"] == {
         "basis": "connected_stations", "visitors": 2, "visits": 3, "median_dwell_s": 1800.0,
         "dwell_buckets": {"<5m": 0, "5-20m": 0, "20-60m": 3, "1-6h": 0, ">6h": 0}, "staff_excluded": 1,
-        "calibration": None}
+        "calibration": None, "coverage": None, "last_poll": None}
     m2 = next(m for m in op["malls"] if m["id"] == "m2")
     assert m2["totals"]["connected"]["visitors"] == 1
     assert op["totals"]["connected"]["visitors"] == 2 + 1  # the operator sums its malls

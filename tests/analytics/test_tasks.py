@@ -1,6 +1,7 @@
 """The Celery app factory and the tasks, in-process (eager: no broker configured)."""
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from analytics import report, store
@@ -9,8 +10,8 @@ from keliu import config, db
 from tests.analytics.builders import DAY, DAY_START, tvisit
 from tests.analytics.test_pipeline import passer
 
-NAMES = {"analytics.ingest_batch", "analytics.close_visits", "analytics.rollup_store", "analytics.rollup_mall",
-         "analytics.detect_staff", "analytics.purge", "analytics.dispatch"}
+NAMES = {"analytics.ingest_batch", "analytics.ingest_polls", "analytics.close_visits", "analytics.rollup_store",
+         "analytics.rollup_mall", "analytics.detect_staff", "analytics.purge", "analytics.dispatch"}
 
 
 def test_factory_without_broker_runs_eagerly_with_safe_task_options(tmp_path):
@@ -56,4 +57,25 @@ def test_eager_pipeline_through_the_task_names(tmp_path):
         assert conn.execute(sa.select(sa.func.count()).select_from(store.device_days)).scalar() == 2
     out = app.tasks["analytics.purge"].delay(now + 100 * 86400).get()
     assert out["sightings"] == len(batch)
+    engine.dispose()
+
+
+def test_the_aps_poll_records_through_their_task(tmp_path):
+    from sensor import store as sensor_store
+    from sensor.stations import poll_to_dict
+    from tests.analytics.builders import tpolls
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    app = make_celery(config.load(overrides={"database_url": url}, env={}))
+    records = [poll_to_dict(p) for p in tpolls(10 * 3600, 11 * 3600, every=60.0)]
+    assert app.tasks["analytics.ingest_polls"].delay(records).get() == 60
+    assert app.tasks["analytics.ingest_polls"].delay(records).get() == 60  # again: the same 12 rows
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sensor_store.station_polls)).scalar() == 12
+    # a record that is not one fails the task, naming it, and stores nothing of its batch
+    bad = records[:1] + [{**records[1], "device": "d1"}]
+    with pytest.raises(ValueError, match="fields"):
+        app.tasks["analytics.ingest_polls"].delay(bad).get()
     engine.dispose()

@@ -29,7 +29,8 @@ def connected(n: int | None) -> dict[str, Any]:
     """A ``connected`` block of ``n`` visitors with one 25-minute visit each (None: no station seen)."""
     return {"basis": "connected_stations", "visitors": n, "visits": n, "median_dwell_s": None if not n else 1500.0,
             "dwell_buckets": {v: None if n is None else (n if v == "20-60m" else 0) for v in DWELL.values()},
-            "staff_excluded": None if n is None else 0, "calibration": None}
+            "staff_excluded": None if n is None else 0, "calibration": None, "coverage": None,
+            "last_poll": None}
 
 
 def _known(values: list[int | None]) -> int | None:

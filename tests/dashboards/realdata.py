@@ -8,7 +8,8 @@ p, q; shopper a walks on to s2 (15 min), where d stays 30 min and p passes. One 
 (20 min) and passer-by r. Store s3 in mall m2 has never heard anything. On DAY s1's AP lists two stations
 (connected shoppers, exact): w1 for 30 min and w2 for 3 min (no visit); w1 walks on to s2 and is on its guest Wi-Fi
 for 20 min (the same station id: one device key and one guest SSID in the mall), so the mall has one connected
-shopper.
+shopper. s1's AP poller read the station list from 10:00 to 16:00 but not from 12:00 to 13:00 (60 of the 72 opening
+slots up to its last read: coverage 5/6); s2's recorded no read (a poller older than the records).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from analytics import pipeline
 from keliu.config import Config
 from sensor import store as sensor_store
 from sensor.records import Sighting
-from tests.analytics.builders import DAY, DAY_START, tsighting, tstation, tvisit
+from tests.analytics.builders import DAY, DAY_START, tpolls, tsighting, tstation, tvisit
 
 H = 3600
 WEEK = 7 * 86400
@@ -42,8 +43,13 @@ def sightings() -> list[Sighting]:
     return batch
 
 
+#: s1's AP poller: a read every 10 s from 10:00 to 16:00, down from 12:00 to 13:00
+POLLS = tpolls(10 * H, 12 * H) + tpolls(13 * H, 16 * H)
+LAST_POLL = DAY_START + 16 * H - 10
+
+
 def seed(engine: Engine, cfg: Config) -> None:
-    sensor_store.insert_sightings(engine, sightings())
+    sensor_store.insert_sightings(engine, sightings(), polls=POLLS)
     for day in (PREVIOUS, DAY):
         for sid in ("s1", "s2", "s3"):
             pipeline.rollup_store(engine, cfg, sid, day, NOW)

@@ -11,7 +11,7 @@ from flask import Flask
 from analytics import report
 from dashboards.builtin import i18n
 from tests.dashboards.app import login, make_app
-from tests.dashboards.realdata import DAY, NOW, PREVIOUS, seed
+from tests.dashboards.realdata import DAY, LAST_POLL, NOW, PREVIOUS, seed
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,18 @@ def test_store_view_shows_the_analytics_report(app: Flask) -> None:
     lo, hi = unc["bands"]["visitors"]
     assert {k["key"]: k["band"] for k in view["kpis"]}["visitors"] == [lo, hi] and lo <= 3 <= hi
     present = [r[4]["value"] for r in next(t for t in view["tables"] if t["id"] == "hourly")["rows"]]
-    assert present == view["report"]["current"]["hourly_connected"] == [0] * 11 + [1] + [0] * 4 + [None] * 8
+    # (the AP's list read 10:00-12:00 and 13:00-16:00: no data in the hours not read, 0 where nobody was on it)
+    assert present == view["report"]["current"]["hourly_connected"] == [None] * 10 + [0, 1, None, 0, 0, 0] + [
+        None] * 8
+    # the card: how much of the opening hours the list was read in (60 of the 72 slots up to its last read: the
+    # figure a lower bound) and how long ago it was last read (the app's clock at 18:00)
+    card = view["connected"]
+    assert (card["coverage"], card["last_poll"]) == (pytest.approx(60 / 72), pytest.approx(LAST_POLL))
+    assert card["health_text"] == ("station list read in 83.3% of the opening hours: at least this many · "
+                                   f"station list last read {i18n.duration('en', NOW - LAST_POLL)} ago")
+    zh = login(app, "boss-s1").get(f"/api/v1/stores/s1/dashboard?start={DAY}&lang=zh-CN").json["connected"]
+    assert zh["health_text"] == ("营业时间内仅 83.3% 收到连接设备列表：实际人数不少于此 · "
+                                 f"连接设备列表最近一次收到在{i18n.duration('zh-CN', NOW - LAST_POLL)}前")
 
 
 def test_mall_view_shows_the_analytics_report(app: Flask) -> None:
@@ -73,6 +84,9 @@ def test_mall_view_shows_the_analytics_report(app: Flask) -> None:
         (math.floor(lo), math.ceil(hi)) for lo, hi in (s["uncertainty"]["bands"]["visitors"] for s in m["stores"])]
     assert [r[9]["value"] for r in rows] == [s["connected"]["visitors"] for s in m["stores"]] == [1, 1]
     assert view["connected"]["value"] == m["totals"]["connected"]["visitors"] == 1
+    # the mall's coverage: its stores that recorded reads (s1; s2's poller records none)
+    assert view["connected"]["coverage"] == pytest.approx(60 / 72) and "83.3%" in view["connected"]["health_text"]
+    assert [s["connected"]["coverage"] for s in m["stores"]] == [pytest.approx(60 / 72), None]
     assert {k["key"]: k["band"] for k in view["kpis"]}["visitors"] == m["totals"]["uncertainty"]["bands"]["visitors"]
 
 

@@ -21,7 +21,7 @@ from analytics import report
 from dashboards.builtin import i18n
 from tests.conftest import ROOT, launch_chromium, serve_wsgi
 from tests.dashboards.app import PASSWORD, make_app
-from tests.dashboards.realdata import DAY, NOW, PREVIOUS, seed
+from tests.dashboards.realdata import DAY, LAST_POLL, NOW, PREVIOUS, seed
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -160,14 +160,20 @@ def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: 
     assert card.get_attribute("data-basis") == "connected_stations"
     assert (card.locator(".label").inner_text(), kpi(page, "connected")) == ("Connected shoppers (exact)", "1")
     assert page.inner_text("#connected-detail") == "on the guest Wi-Fi · median dwell 30 min · 1 visits"
-    assert card.locator(".prev").nth(1).inner_text() == "Same weekday last week: no data"
+    # the AP's station list read in 60 of the 72 opening slots up to its last read, at 15:59:50 (the clock: 18:00)
+    assert page.inner_text("#connected-health") == (
+        "station list read in 83.3% of the opening hours: at least this many · "
+        f"station list last read {i18n.duration('en', NOW - LAST_POLL)} ago")
+    assert card.locator(".prev").nth(2).inner_text() == "Same weekday last week: no data"
     assert kpi(page, "visitors") == "3"  # not added to the estimated figures
     # the calibrated bands of the estimated figures on their cards; none on the portal's exact counts
     assert_band(page, "visitors", likely(cur))
     assert page.locator(".kpi[data-key=wifi_logins] .band").count() == 0
-    # connected visitors present per hour, in its own column of the hourly table (w1 in hour 11; unheard: no data)
+    # connected visitors present per hour, in its own column of the hourly table (w1 in hour 11; the list not read
+    # from 12:00 to 13:00 nor after 16:00: no data, where 0 would say nobody was connected)
     hourly = {r[0]: r[4] for r in screen_tables(page) if len(r) == 5 and r[0].endswith(":00")}
-    assert (hourly["11:00"], hourly["10:00"], hourly["20:00"]) == ("1", "0", "no data")
+    assert (hourly["11:00"], hourly["10:00"], hourly["12:00"], hourly["13:00"], hourly["20:00"]) == (
+        "1", "0", "no data", "0", "no data")
     assert page.locator("#charts canvas").count() >= 4  # hourly, funnel, dwell, loyalty drawn by ECharts
     shown = screen_tables(page)
     assert ["Visitors", "3", "60.0%"] in shown  # funnel: 3 visitors of 5 devices heard
@@ -182,6 +188,7 @@ def test_store_manager_sees_the_analytics_numbers(browser: Any, base: str, app: 
     assert kpi(page, "median_dwell_s") == "26 分钟"
     assert page.inner_text(".kpi[data-key=connected] .label") == "已连接 Wi-Fi 的顾客（精确）"
     assert page.inner_text("#connected-detail") == "连接访客 Wi-Fi · 驻店时长中位数 30 分钟 · 到访 1 次"
+    assert page.inner_text("#connected-health").startswith("营业时间内仅 83.3% 收到连接设备列表")
     assert_csv_holds_the_screen(screen_tables(page), csv_of(page)[3:])
     page.screenshot(path=str(SHOTS / "dashboard-store-zh.png"), full_page=False)
     # a store manager cannot open another store's page, nor its API

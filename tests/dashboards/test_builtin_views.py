@@ -132,3 +132,18 @@ def test_cards_carry_the_reports_bands_and_bases() -> None:
         None, None, "")
     # a report without uncertainty (an older one): the cards as before, no band
     assert all(k["band"] is None for k in views.kpis("en", figures, {}, views.MALL_TOTALS))
+
+
+@pytest.mark.parametrize(("coverage", "last_poll", "now", "text"), [
+    (None, None, 1000.0, ""),  # no read recorded: nothing to say (the detail says whether stations were listed)
+    (1.0, 400.0, 1000.0, "station list last read 10 min ago"),  # read all the opening hours: only when last
+    (0.5, 400.0, 1000.0, ("station list read in 50.0% of the opening hours: at least this many · "
+                          "station list last read 10 min ago")),
+    (0.875, 400.0, None, "station list read in 87.5% of the opening hours: at least this many"),  # no clock given
+])
+def test_the_connected_card_says_how_much_of_the_day_the_aps_list_was_read(
+        coverage: float | None, last_poll: float | None, now: float | None, text: str) -> None:
+    block = {"basis": "connected_stations", "visitors": 3, "visits": 3, "median_dwell_s": 600.0,
+             "coverage": coverage, "last_poll": last_poll}
+    card = views.connected_view("en", {"connected": block}, {}, now)
+    assert card is not None and (card["health_text"], card["coverage"], card["value"]) == (text, coverage, 3)

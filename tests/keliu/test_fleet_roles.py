@@ -26,6 +26,7 @@ from portal.store import members as pm
 from portal.store.login_store import execute_pg
 from portal.store.models import devices, logins, members, portal_sessions, sms_codes
 from sensor.records import Sighting
+from sensor.stations import poll_record
 from sensor.store import insert_sightings
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -102,6 +103,7 @@ def test_router_a_sees_and_writes_its_own_store_only(fleet: tuple[Engine, str, s
             assert conn.execute(sa.text("DELETE FROM sightings")).rowcount == 0
         refused = [
             lambda c: insert_sightings(c, [tsighting(b, 9)]),
+            lambda c: insert_sightings(c, [], polls=[poll_record(b, "s1-ap", T0.timestamp(), 0)]),
             lambda c: c.execute(sa.insert(logins).values(ts=T0, store_id=b, member_id=member_b, device_id="x",
                                                          method="sms", ip="10.0.0.1")),
             lambda c: c.execute(sa.insert(members).values(phone_e164="+8613700000003", created_at=T0,
@@ -124,6 +126,11 @@ def test_router_a_sees_and_writes_its_own_store_only(fleet: tuple[Engine, str, s
             crossed = execute_pg(conn, tplan(4, PHONE_B, a, "devb"))  # type: ignore[arg-type]
         assert new is not None and crossed is not None and crossed.member_id == member_b
         assert insert_sightings(router, [tsighting(a, 1)]) == 1
+        # the AP's poll records of its store, merged into their slot's row (the upsert's update path too)
+        for n in (0, 2):
+            insert_sightings(router, [], polls=[poll_record(a, "s1-ap", T0.timestamp() + n, n)])
+        with router.connect() as conn:
+            assert conn.execute(sa.text("SELECT store, stations FROM station_polls")).all() == [(a, 2)]
         with router.connect() as conn:
             # now it sees its own: both members (they logged in here), its two logins and sessions, its sighting
             assert sorted(conn.execute(sa.select(members.c.phone_e164)).scalars()) == [PHONE_A, PHONE_B]

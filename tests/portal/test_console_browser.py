@@ -332,6 +332,7 @@ def test_a_dashboard_fed_nulls_says_no_data(browser: Any, base: str) -> None:
         assert all(none in p for p in page.locator(".kpi .prev:not(#connected-detail)").all_inner_texts())
         # the connected shoppers' card: no data, and why (no station list from the AP that day)
         assert page.locator("#connected-detail").inner_text() == dash_i18n.t(lang, "connected_none")
+        assert page.locator("#connected-health").count() == 0
         # every chart says no data instead of drawing zeros
         assert page.locator("#charts canvas").count() == 0
         assert page.locator("#charts .chart.nodata .nodata-text").count() == page.locator("#charts .chart").count() > 0
@@ -376,7 +377,8 @@ def nulled(view: dict[str, Any], lang: str) -> dict[str, Any]:
     view["status"] = {**view["status"], "empty": False}
     assert view.get("connected"), "the store view carries the connected shoppers' card"
     view["connected"] = {**view["connected"], "value": None, "previous": None, "text": "—", "previous_text": "—",
-                         "change_text": "—", "detail": dash_i18n.t(lang, "connected_none")}
+                         "change_text": "—", "detail": dash_i18n.t(lang, "connected_none"),
+                         "coverage": None, "last_poll": None, "health_text": ""}  # no read recorded either
     return view
 
 

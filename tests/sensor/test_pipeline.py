@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sensor.frames import Parser
 from sensor.grouping import Identifier
 from sensor.identity import member_device_id, sid_key
 from sensor.pipeline import Pipeline
+from sensor.records import StationPoll
 from sensor.replay import replay
 from sensor.sightings import Batcher
 from sensor.sinks import Delivery, Health, MemorySink, SqlHealth, SqlSink, health_table
@@ -416,7 +418,7 @@ def test_follow_clock_feeds_yesterday_and_today_up_to_now_and_never_ahead(tmp_pa
     fed: list[tuple[float, float]] = []  # (clock at delivery, sighting time)
 
     class Sink(MemorySink):
-        def deliver(self, batch: list) -> None:  # type: ignore[type-arg]
+        def deliver(self, batch: list, polls: Sequence[StationPoll] = ()) -> None:  # type: ignore[type-arg]
             fed.extend((clock.now, s.ts) for s in batch)
 
     pipe = tpipe(tmp_path, clock, Sink(), batch=1)
@@ -428,3 +430,86 @@ def test_follow_clock_feeds_yesterday_and_today_up_to_now_and_never_ahead(tmp_pa
     assert all(ts <= now + 1e-6 for now, ts in today)  # never a sighting ahead of the clock
     assert min(ts for _n, ts in today) == pytest.approx(start - 50, abs=60)
     assert max(ts for _n, ts in today) > start  # and the rest as the clock reached it
+
+
+# -- the AP's poll records (the station list heard; no device) through the pipeline, the spool and both sinks
+
+def tpolls(*times_counts: tuple[float, int]) -> list[StationPoll]:
+    from sensor.stations import poll_record
+
+    return [poll_record("demo-store", "sensor-1-ap", t, n) for t, n in times_counts]
+
+
+def test_polls_that_found_nobody_are_delivered_on_their_own_and_merged(tmp_path: Path) -> None:
+    clock = FakeClock(now=1_800_000_000.0)
+    sink = MemorySink()
+    pipe = tpipe(tmp_path, clock, sink)
+    for _ in range(3):  # three polls of one slot, nobody connected
+        pipe.feed_sightings([], tpolls((clock.now, 0))[0])
+        clock.now += 0.5
+    assert sink.polls == []  # waiting batch_seconds (2 s) since the first
+    clock.now += 0.5
+    pipe.tick()
+    assert sink.batches == [] and sink.polls == [StationPoll("demo-store", "sensor-1-ap", 1_800_000_000,
+                                                             1_800_000_000.0, 1_800_000_001.0, 0)]
+
+
+def test_polls_ride_with_their_sightings_and_a_close_spools_the_last(tmp_path: Path) -> None:
+    clock = FakeClock(now=1_800_000_000.0)
+    sink = MemorySink()
+    pipe = tpipe(tmp_path, clock, sink)
+    pipe.feed_sightings([tsighting(1)], tpolls((clock.now, 1))[0])
+    clock.now += 2.0
+    pipe.tick()
+    assert sink.batches == [[tsighting(1)]] and sink.polls == tpolls((1_800_000_000.0, 1))
+    pipe.feed_sightings([], tpolls((clock.now, 0))[0])
+    pipe.close()  # the poller stops: its last poll is not left behind
+    assert sink.polls == tpolls((1_800_000_000.0, 1)) + tpolls((1_800_000_002.0, 0))
+
+
+def station_poll_rows(engine: sa.Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT store, slot, sensor, first, last, stations FROM station_polls ORDER BY slot")).all()]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_the_sql_sink_stores_polls_with_the_batch_merged_and_idempotent(dialect: str,
+                                                                         request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("migrated_sqlite_url" if dialect == "sqlite" else "migrated_postgres_url")
+    engine = db.make_engine(url)
+    sink = SqlSink(engine)
+    t = 1_800_000_000.0
+    sink.deliver([tsighting(1)], tpolls((t + 10, 2), (t + 20, 4)))
+    sink.deliver([tsighting(1)], tpolls((t + 10, 2), (t + 20, 4)))  # re-delivered after a crash: the same rows
+    sink.deliver([], tpolls((t + 5, 1), (t + 290, 0), (t + 300, 0)))  # later batches of the same slot, and the next
+    assert station_poll_rows(engine) == [("demo-store", 1_800_000_000, "sensor-1-ap", t + 5, t + 290, 4),
+                                         ("demo-store", 1_800_000_300, "sensor-1-ap", t + 300, t + 300, 0)]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM sightings")).scalar() == 1
+    engine.dispose()
+
+
+@pytest.mark.integration
+def test_the_celery_sink_sends_polls_as_a_task_of_their_own(redis_url: str) -> None:
+    import base64
+
+    import redis
+
+    from sensor.sinks import CelerySink
+
+    url = redis_url.rsplit("/", 1)[0] + "/13"
+    r = redis.Redis.from_url(url)
+    r.delete("keliu-sensor-test")
+    sink = CelerySink(url, queue="keliu-sensor-test")
+    polls = tpolls((1_800_000_010.0, 0))
+    sink.deliver([], polls)  # nobody connected: the polls alone
+    sink.deliver([tsighting(1)], polls)
+    msgs = [json.loads(raw) for raw in reversed(r.lrange("keliu-sensor-test", 0, -1))]  # LPUSH: newest first
+    assert [m["headers"]["task"] for m in msgs] == ["analytics.ingest_polls", "analytics.ingest_batch",
+                                                    "analytics.ingest_polls"]
+    args = json.loads(base64.b64decode(msgs[0]["body"]))[0]
+    assert args == [[{"store": "demo-store", "sensor": "sensor-1-ap", "slot": 1_800_000_000,
+                      "first": 1_800_000_010.0, "last": 1_800_000_010.0, "stations": 0}]]
+    r.delete("keliu-sensor-test")
+    r.close()

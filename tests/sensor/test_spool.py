@@ -174,3 +174,32 @@ def test_background_delivery_thread(tmp_path: Path) -> None:
     thread.stop()
     assert [b[0] for b in sink.batches] == [tsighting(i) for i in range(20)]
     assert spool.pending() == [] and spool.bytes == 0
+
+
+def test_a_batch_with_the_aps_polls_round_trips_and_one_without_keeps_the_list(tmp_path: Path) -> None:
+    import json
+
+    from sensor.stations import poll_record
+
+    spool = Spool(tmp_path, 10**6)
+    polls = [poll_record("demo-store", "sensor-1-ap", 1010.0, 0)]
+    a = spool.put([tsighting(1)], polls=polls)
+    b = spool.put([], polls=polls)  # a poll that found nobody: a batch of its own
+    c = spool.put([tsighting(2)])
+    assert spool.load_batch(a) == ([tsighting(1)], polls) and spool.load(a) == [tsighting(1)]
+    assert spool.load_batch(b) == ([], polls)
+    assert isinstance(json.loads(c.read_bytes()), list) and spool.load_batch(c) == ([tsighting(2)], [])
+    sink = MemorySink()
+    assert Delivery(spool, sink).drain(now=0.0) == 3
+    assert (sink.batches, sink.polls) == ([[tsighting(1)], [tsighting(2)]], polls + polls)
+
+
+def test_a_batch_of_another_shape_is_set_aside(tmp_path: Path) -> None:
+    (tmp_path / "000000000001.json").write_text('{"sightings": [], "polls": [{"store": "s"}]}')
+    (tmp_path / "000000000002.json").write_text('{"rows": []}')
+    spool = Spool(tmp_path, 10**6)
+    good = spool.put([tsighting(3)])
+    sink = MemorySink()
+    assert Delivery(spool, sink).drain(now=0.0) == 1
+    assert sink.batches == [[tsighting(3)]] and not good.exists()
+    assert sorted(p.name for p in tmp_path.glob("*.bad")) == ["000000000001.bad", "000000000002.bad"]

@@ -185,10 +185,55 @@ def test_the_cli_stores_connected_stations_through_the_sensor_sink(tmp_path: Pat
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT store, sensor, device, rssi, freq, basis FROM sightings")).all()
         dump = " ".join(str(r) for r in conn.execute(sa.text("SELECT * FROM sightings")).all()).lower()
+        polls = conn.execute(sa.text("SELECT sensor, slot, first, last, stations FROM station_polls")).all()
     engine.dispose()
+    # the read itself is recorded, with how many stations were associated (the list heard; no device)
+    ((who, slot, first, last, n),) = polls
+    assert (who, n, first == last, slot <= first < slot + 300, slot % 300) == ("sensor-1-ap", 3, True, True, 0)
     assert sorted(((r[1], r[3], r[4], r[5]) for r in rows), key=str) == [("sensor-1-ap", -52, 2437, "connected"),
                                                                          ("sensor-1-ap", None, 2437, "connected")]
     assert all(len(r[2]) == 16 for r in rows)
     assert "5a:1c:7e" not in dump and "5a1c7e" not in dump and "021122" not in dump
     res = CliRunner().invoke(sensor, ["stations", "--ctrl", str(tmp_path / "gone"), "--once"])
     assert res.exit_code != 0 and "could not be read" in res.output
+
+
+# -- the record of each poll: the list heard, by 5-minute slot, no device
+
+def test_a_poll_is_recorded_in_its_5_minute_slot() -> None:
+    from sensor.records import StationPoll
+    from sensor.stations import poll_record
+
+    assert poll_record("s1", "sensor-1-ap", 1_800_000_299.5, 3) == StationPoll("s1", "sensor-1-ap", 1_800_000_000,
+                                                                              1_800_000_299.5, 1_800_000_299.5, 3)
+    with pytest.raises(ValueError, match="-1 stations"):
+        poll_record("s1", "sensor-1-ap", 1_800_000_000.0, -1)
+
+
+def test_polls_merge_by_slot_in_any_order_and_twice_is_once() -> None:
+    import itertools
+
+    from sensor.records import StationPoll
+    from sensor.stations import merge_polls, poll_record
+
+    polls = [poll_record("s1", "ap", t, n) for t, n in [(1000.0, 2), (1010.0, 5), (1190.0, 0), (1200.0, 1)]]
+    polls.append(poll_record("s2", "ap", 1010.0, 4))
+    want = [StationPoll("s1", "ap", 900, 1000.0, 1190.0, 5), StationPoll("s1", "ap", 1200, 1200.0, 1200.0, 1),
+            StationPoll("s2", "ap", 900, 1010.0, 1010.0, 4)]
+    for order in itertools.permutations(polls):
+        assert merge_polls(order) == want
+    assert merge_polls(want + polls) == want  # merging merged records again changes nothing
+    assert merge_polls([]) == []
+
+
+def test_poll_records_travel_as_dicts_and_bad_ones_are_named() -> None:
+    from sensor.stations import poll_from_dict, poll_record, poll_to_dict
+
+    p = poll_record("s1", "ap", 1010.0, 2)
+    assert poll_from_dict(poll_to_dict(p)) == p
+    with pytest.raises(ValueError, match="fields"):
+        poll_from_dict({**poll_to_dict(p), "device": "x"})  # nothing that names a device rides along
+    with pytest.raises(ValueError, match="out of its slot"):
+        poll_from_dict({**poll_to_dict(p), "slot": 600})
+    with pytest.raises(ValueError, match="out of its slot"):
+        poll_from_dict({**poll_to_dict(p), "stations": -2})

@@ -110,6 +110,8 @@
       el("div", {"class": "label", text: c.label}),
       el("div", {"class": "value" + (none ? " nodata" : ""), id: "connected-value", text: none ? T.no_data : c.text}),
       el("div", {"class": "prev", id: "connected-detail", text: c.detail}),
+      // the AP's station list: read in less than all the opening hours (the figure a lower bound), last read when
+      c.health_text ? el("div", {"class": "prev", id: "connected-health", text: c.health_text}) : null,
       el("div", {"class": "prev", text: T.last_week + ": " + (noData(c.previous) ? T.no_data : c.previous_text) +
                                         (none || noData(c.previous) ? "" : " (" + c.change_text + ")")})
     ]));

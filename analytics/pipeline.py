@@ -31,6 +31,7 @@ from analytics.metrics import (
     store_day,
 )
 from analytics.visits import I64, Rules, device_codes, summarize, to_ms
+from keliu import db
 from keliu.config import Config
 from sensor import store as sensor_store
 from sensor.records import Sighting
@@ -221,7 +222,7 @@ def rollup_store(engine: Engine, cfg: Config, store_id: str, day: date, now: flo
         _replace_day(conn, store.visits, store_id, day, _visit_rows(c, now))
         _replace_day(conn, store.device_days, store_id, day, _device_rows(c))
         rows = rollup_rows(c, now)
-        store.upsert(conn, store.rollups, rows)
+        db.upsert(conn, store.rollups, rows)
         write_connected(conn, c.ctx, day)
         if late:  # the mall-day reads these visits: its roll-up is dispatched after this commits
             store.mark_mall_late(conn, c.ctx.mall, day, store_id)
@@ -252,7 +253,7 @@ def rollup_mall(engine: Engine, mall_id: str, day: date, now: float) -> dict[str
                       device_codes([r[0] for r in drows if r[1]]))
         row = {"mall": mall_id, "day": day, "visitors": md.visitors, "passersby": md.passersby,
                "staff_excluded": md.staff_excluded, "capture_rate": md.capture_rate, "updated_at": now}
-        store.upsert(conn, store.mall_days, [row])
+        db.upsert(conn, store.mall_days, [row])
         t = store.mall_transitions
         conn.execute(sa.delete(t).where(t.c.mall == mall_id, t.c.day == day))
         trans = [{"mall": mall_id, "day": day, "src": stores[a], "dst": stores[b], "count": n}

@@ -7,7 +7,7 @@ upserts or replaced per store-day inside one transaction, so every task that wri
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -134,26 +134,12 @@ def clear_late(conn: Connection, store: str, start_s: float, end_s: float) -> in
 def mark_mall_late(conn: Connection, mall: str, day: date, store: str) -> None:
     """Record that the store's late day was rolled up and its mall-day must be again (locks the row, as
     ``sensor.store.mark_late`` does)."""
-    ins = db.dialect_insert(conn, late_mall_days)
-    conn.execute(ins.on_conflict_do_update(index_elements=["mall", "day", "store"], set_={"dispatched": None}),
-                 [{"mall": mall, "day": day, "store": store, "dispatched": None}])
+    db.upsert(conn, late_mall_days, [{"mall": mall, "day": day, "store": store, "dispatched": None}])
 
 
 def clear_late_mall(conn: Connection, mall: str, day: date) -> int:
     t = late_mall_days.c
     return int(conn.execute(sa.delete(late_mall_days).where(t.mall == mall, t.day == day)).rowcount)
-
-
-def upsert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows``, updating the non-key columns of rows whose primary key exists (natural keys)."""
-    if not rows:
-        return
-    keys = [c.name for c in table.primary_key.columns]
-    ins = db.dialect_insert(conn, table)
-    stmt = ins.on_conflict_do_update(index_elements=keys,
-                                     set_={c: ins.excluded[c] for c in rows[0] if c not in keys})
-    for start in range(0, len(rows), 2000):
-        conn.execute(stmt, list(rows[start:start + 2000]))
 
 
 def lock(conn: Connection, *key: object) -> None:

@@ -7,6 +7,7 @@ run the same code.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,18 @@ def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
 
         return sqlite_insert(table)
     raise NotImplementedError(conn.dialect.name)  # pragma: no cover - only SQLite and PostgreSQL are supported
+
+
+def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows``, updating the non-key columns of rows whose primary key exists (natural keys)."""
+    if not rows:
+        return
+    keys = [c.name for c in table.primary_key.columns]
+    ins = dialect_insert(conn, table)
+    stmt = ins.on_conflict_do_update(index_elements=keys,
+                                     set_={c: ins.excluded[c] for c in rows[0] if c not in keys})
+    for start in range(0, len(rows), 2000):
+        conn.execute(stmt, list(rows[start:start + 2000]))
 
 
 def version_locations() -> list[str]:

@@ -103,6 +103,7 @@ def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES
     import sqlalchemy as sa
 
     from analytics import store as astore
+    from keliu import db
     from keliu.testing import history
 
     today = datetime.fromtimestamp(now, ZoneInfo("Asia/Shanghai")).date()
@@ -118,11 +119,11 @@ def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES
                                                    median_dwell_s=s.median_dwell_s, repeats=repeats),
                                    days_missing, seed, now)
     with engine.begin() as conn:
-        astore.upsert(conn, astore.rollups, rows)
+        db.upsert(conn, astore.rollups, rows)
         for mall in sorted({s.mall for s in stores}):
             mdays, trans = history.mall_days(mall, rows, seed, now)
-            astore.upsert(conn, astore.mall_days, mdays)
-            astore.upsert(conn, astore.mall_transitions, trans)
+            db.upsert(conn, astore.mall_days, mdays)
+            db.upsert(conn, astore.mall_transitions, trans)
     return len(rows)
 
 

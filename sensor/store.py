@@ -167,8 +167,4 @@ def mark_late(conn: Connection, slots: Sequence[tuple[str, int]]) -> None:
     updated, not skipped: the update locks it until this transaction commits, so a roll-up that deletes it
     (``analytics.store.clear_late``) waits and then reads these sightings, or deletes it first and this writes it
     again (on PostgreSQL; SQLite serializes writers)."""
-    if not slots:
-        return
-    ins = db.dialect_insert(conn, late_sightings)
-    conn.execute(ins.on_conflict_do_update(index_elements=["store", "slot"], set_={"dispatched": None}),
-                 [{"store": s, "slot": t, "dispatched": None} for s, t in slots])
+    db.upsert(conn, late_sightings, [{"store": s, "slot": t, "dispatched": None} for s, t in slots])

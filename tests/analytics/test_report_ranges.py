@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from analytics import report, store
 from analytics.bands import uncertainty
 from analytics.metrics import connected_figures
-from keliu import config
+from keliu import config, db
 from tests.analytics.builders import statements, tenant_db
 
 ZONES = {"s1": "Asia/Shanghai", "s2": "Pacific/Kiritimati", "s3": "Etc/GMT+12", "s4": "America/New_York"}
@@ -64,7 +64,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
         rng = random.Random(5)
         with eng.begin() as conn:
             for sid in ZONES:
-                store.upsert(conn, store.rollups, _rows(sid, rng))
+                db.upsert(conn, store.rollups, _rows(sid, rng))
         yield eng
 
 

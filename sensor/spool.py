@@ -79,9 +79,6 @@ class Spool:
             self.save_state(state)
         return path
 
-    def load(self, path: Path) -> list[Sighting]:
-        return self.load_batch(path)[0]
-
     def load_batch(self, path: Path) -> tuple[list[Sighting], list[StationPoll]]:
         """The sightings and poll records of a spooled batch; ValueError or TypeError when it is neither shape."""
         body = json.loads(path.read_bytes())

@@ -95,9 +95,10 @@ class Computed:
     names: dict[int, str]
 
 
-def compute(conn: Connection, cfg: Config, store_id: str, day: date) -> Computed | None:
-    """The store-day's figures from its stored sightings; None when there are none (purged or not yet seen)."""
-    ctx = context(conn, cfg, store_id)
+def compute(conn: Connection, ctx: StoreContext, day: date) -> Computed | None:
+    """The store-day's figures from its stored sightings (``ctx``: the store's, :func:`context`); None when there
+    are none (purged or not yet seen)."""
+    store_id = ctx.store
     start_ms, end_ms = day_bounds(day, ctx.tz)
     ts, devs, rssi = store.load_sightings(conn, store_id, start_ms / 1000, end_ms / 1000)
     if len(ts) == 0:
@@ -187,7 +188,7 @@ def close_visits(engine: Engine, cfg: Config, store_id: str, day: date, now: flo
     marked closed. Returns how many."""
     with engine.begin() as conn:
         store.lock(conn, "store-day", store_id, day)
-        c = compute(conn, cfg, store_id, day)
+        c = compute(conn, context(conn, cfg, store_id), day)
         if c is None:
             return 0
         rows = _visit_rows(c, now)
@@ -199,7 +200,7 @@ def detect_staff(engine: Engine, cfg: Config, store_id: str, day: date) -> int:
     """Flag the store-day's staff and fixed devices in ``device_days``. Returns how many devices are staff."""
     with engine.begin() as conn:
         store.lock(conn, "store-day", store_id, day)
-        c = compute(conn, cfg, store_id, day)
+        c = compute(conn, context(conn, cfg, store_id), day)
         if c is None:
             return 0
         _replace_day(conn, store.device_days, store_id, day, _device_rows(c))
@@ -214,9 +215,10 @@ def rollup_store(engine: Engine, cfg: Config, store_id: str, day: date, now: flo
         store.lock(conn, "store-day", store_id, day)
         # before the sightings are read: a late batch committed before this statement is read below, one committed
         # after keeps (or writes again) its record, so the day is rolled up again (sensor.store.mark_late)
-        start_ms, end_ms = day_bounds(day, context(conn, cfg, store_id).tz)
+        ctx = context(conn, cfg, store_id)
+        start_ms, end_ms = day_bounds(day, ctx.tz)
         late = store.clear_late(conn, store_id, start_ms / 1000, end_ms / 1000)
-        c = compute(conn, cfg, store_id, day)
+        c = compute(conn, ctx, day)
         if c is None:
             return []
         _replace_day(conn, store.visits, store_id, day, _visit_rows(c, now))

@@ -457,21 +457,21 @@ def _until(days: StationDays, until: float | None) -> StationDays:
     return {d: (connected_until(day, cut), a) for d, (day, a) in days.items() if a < cut}
 
 
-def _connected(conn: Connection, cfg: Config | None, store_id: str, start: date, end: date,
+def _connected(conn: Connection, zones: Mapping[str, tuple[str, Rules]], store_id: str, start: date, end: date,
                rolled: set[date], last: float | None, until: float | None = None
                ) -> tuple[Connected, StationDays, tuple[I64, float | None]]:
     """The ``connected`` block of [start, end] and the days it was made of (:func:`_station_days`): the days rolled
     up as the pipeline stored them, the others computed at report time from their connected-station sightings (one
-    query), per store-local day with the store's rules (``cfg``; without it the default rules and the tenants
-    table's time zone). Its ``calibration`` pairs the
+    query), per store-local day with the store's rules (``zones``: the store's, :func:`_zones`). Its
+    ``calibration`` pairs the
     stations with the probe devices of their associations (one more query by a partial index) and compares them
     with the stored visits of those devices, on the days in ``rolled`` only (the days whose figures the pipeline
-    has rolled up: elsewhere no visit is stored yet). ``until``: the block up to that time (:func:`_until`); the days returned stay whole.
-    ``coverage`` and ``last_poll``: the AP's polls over the range (:func:`_polled`, :func:`_cover`) up to the
-    store's newest sighting or poll (``last``: its newest sighting) or ``until``; returned too, for the hours."""
+    has rolled up: elsewhere no visit is stored yet). ``until``: the block up to that time (:func:`_until`); the
+    days returned stay whole. ``coverage`` and ``last_poll``: the AP's polls over the range (:func:`_polled`,
+    :func:`_cover`) up to the store's newest sighting or poll (``last``: its newest sighting) or ``until``;
+    returned too, for the hours."""
     from analytics.pipeline import day_bounds
 
-    zones = _zones(conn, cfg, [store_id])
     tz = zones[store_id][0]
     polled = _polled(conn, zones, start, end)
     whole = _station_days(conn, zones, start, end, polled).get(store_id, {})
@@ -528,8 +528,9 @@ def store_day(engine: Engine, store_id: str, day: date, cfg: Config | None = Non
         rows, (figures,) = _per_day(conn, store_id, day, day)
         last = store.last_sighting(conn, store_id)
         hours = _hours(conn, store_id, day, day, last)
-        tz = _zones(conn, cfg, [store_id])[store_id][0]
-        connected, station_days, (polled, _p) = _connected(conn, cfg, store_id, day, day, set(rows), last)
+        zones = _zones(conn, cfg, [store_id])
+        tz = zones[store_id][0]
+        connected, station_days, (polled, _p) = _connected(conn, zones, store_id, day, day, set(rows), last)
     out = {"store": store_id} | figures
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _no_hours()
     out["hourly_connected"] = _connected_hours(station_days, last, polled, tz)
@@ -564,11 +565,13 @@ def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Conf
     a current period that is not over (today so far against last week's same weekday to the same time). The hourly
     lists stay whole days: they show the rest of the day to come."""
     with engine.connect() as conn:
-        tz = _zones(conn, cfg, [store_id])[store_id][0]
-        rows, per_day = _per_day(conn, store_id, start, end, until, tz if until is not None else "UTC")
+        zones = _zones(conn, cfg, [store_id])
+        tz = zones[store_id][0]
+        rows, per_day = _per_day(conn, store_id, start, end, until, tz)
         last = store.last_sighting(conn, store_id)
         hours = _hours(conn, store_id, start, end, last)
-        connected, station_days, (polled, _p) = _connected(conn, cfg, store_id, start, end, set(rows), last, until)
+        connected, station_days, (polled, _p) = _connected(conn, zones, store_id, start, end, set(rows), last,
+                                                           until)
     hv, hp = _no_hours()
     for d in _days(start, end):
         if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures

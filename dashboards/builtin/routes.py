@@ -131,13 +131,14 @@ def store_numbers(store_id: str, lang: str) -> dict[str, Any]:
     store = stores[store_id]
     start, end = _range(store["timezone"])
     pstart, pend = views.previous_range(start, end)
-    until = views.previous_until(start, end, store["timezone"], _services().clock())
+    now = _services().clock()  # one instant for the comparison's cut, the card's ages and the status
+    until = views.previous_until(start, end, store["timezone"], now)
     rep, eng = _reports(), _services().engine
     current = rep.store_range(eng, store_id, start, end, _services().cfg)
     previous = rep.store_range(eng, store_id, pstart, pend, _services().cfg, until)
-    view = views.store_view(lang, store, start, end, current, previous, until, _services().clock())
+    view = views.store_view(lang, store, start, end, current, previous, until, now)
     view["uncertainty"] = current.get("uncertainty")  # the error bands and bases (analytics.bands)
-    view["status"] = views.status(lang, rep.last_report(eng, store_id), _services().clock(), current)
+    view["status"] = views.status(lang, rep.last_report(eng, store_id), now, current)
     view["live"] = _store_live(store_id, lang, WINDOW_S)
     return view
 
@@ -149,14 +150,15 @@ def mall_numbers(mall_id: str, lang: str) -> dict[str, Any]:
     tz = _services().cfg.timezone
     start, end = _range(tz)
     pstart, pend = views.previous_range(start, end)
-    until = views.previous_until(start, end, tz, _services().clock())
+    now = _services().clock()
+    until = views.previous_until(start, end, tz, now)
     rep, eng = _reports(), _services().engine
     current = rep.mall_range(eng, mall_id, start, end, _services().cfg)
     previous = rep.mall_range(eng, mall_id, pstart, pend, _services().cfg, until)
     names = {sid: s["name"] or sid for sid, s in stores.items()}
     last = {sid: rep.last_report(eng, sid) for sid, m in mall_of.items() if m == mall_id}
     view = views.mall_view(lang, {"id": mall_id, "name": malls[mall_id]}, start, end, current, previous, names,
-                           last, _services().clock(), until, tz)
+                           last, now, until, tz)
     view["live"] = _mall_live(mall_id, lang, WINDOW_S, mall_of, names)
     return view
 
@@ -210,11 +212,11 @@ def operator_numbers(lang: str) -> dict[str, Any]:
     cfg = _services().cfg
     start, end = _range(cfg.timezone)
     pstart, pend = views.previous_range(start, end)
-    until = views.previous_until(start, end, cfg.timezone, _services().clock())
+    now = _services().clock()
+    until = views.previous_until(start, end, cfg.timezone, now)
     rep, eng = _reports(), _services().engine
     return views.operator_view(lang, start, end, rep.operator_range(eng, start, end, cfg),
-                               rep.operator_range(eng, pstart, pend, cfg, until), malls, until, cfg.timezone,
-                               _services().clock())
+                               rep.operator_range(eng, pstart, pend, cfg, until), malls, until, cfg.timezone, now)
 
 
 # --- API ------------------------------------------------------------------------------------------------------

@@ -75,6 +75,28 @@ def from_frames(frames: Iterable[object], store: str = "s1", days_offset: int = 
     return out
 
 
+def one_store(url: str) -> config.Config:
+    """Mall m1 with store s1 ("Shoes"), whose own rules set a 10-minute minimum dwell (the default is 5: a test sees
+    the store's rules applied), on the database ``url`` (a ``make_cfg`` for :func:`tenant_db`)."""
+    return config.load(overrides={
+        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
+        "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}],
+        "analytics": {"stores": [{"id": "s1", "min_dwell_s": 600}]}}, env={})
+
+
+#: the stores of :func:`two_malls` and their malls
+TWO_MALLS = {"s1": "m1", "s2": "m1", "s3": "m2"}
+
+
+def two_malls(url: str) -> config.Config:
+    """Malls m1 (stores s1, s2) and m2 (s3); s2's own rules set a 10-minute minimum dwell (the default is 5: a
+    test sees each store's rules applied in the mall's report), on the database ``url``."""
+    return config.load(overrides={
+        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}, {"id": "m2", "name": "Mall Two"}],
+        "stores": [{"id": s, "mall": m, "name": s.upper()} for s, m in TWO_MALLS.items()],
+        "analytics": {"stores": [{"id": "s2", "min_dwell_s": 600}]}}, env={})
+
+
 def two_stores(url: str) -> config.Config:
     """The configuration of mall m1 with stores s1 ("Shoes") and s2 ("Tea"), default rules, on the database
     ``url`` (a ``make_cfg`` for :func:`tenant_db`)."""

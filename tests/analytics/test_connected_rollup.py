@@ -16,24 +16,28 @@ import sqlalchemy as sa
 from analytics import pipeline, report, store
 from keliu import config, db, tenants
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, DAY_START, dev, statements, tenant_db, tstation, tvisit
+from tests.analytics.builders import (
+    DAY,
+    DAY_START,
+    TWO_MALLS,
+    dev,
+    statements,
+    tenant_db,
+    tstation,
+    tvisit,
+    two_malls,
+)
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
-STORES = {"s1": "m1", "s2": "m1", "s3": "m2"}
+STORES = TWO_MALLS
 NOW = DAY_START + 2 * 86400 + 3600
 
-
-def make_cfg(url: str) -> config.Config:
-    return config.load(overrides={
-        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}, {"id": "m2", "name": "Mall Two"}],
-        "stores": [{"id": s, "mall": m, "name": s.upper()} for s, m in STORES.items()],
-        "analytics": {"stores": [{"id": "s2", "min_dwell_s": 600}]}}, env={})
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest) -> Iterator[tuple[config.Config, sa.Engine]]:
-    with tenant_db(request, make_cfg) as made:
+    with tenant_db(request, two_malls) as made:
         yield made
 
 
@@ -168,7 +172,7 @@ def test_the_revision_upgrades_and_downgrades(dialect: str, tmp_path: Path, requ
 
     url = f"sqlite:///{tmp_path / 'k.db'}" if dialect == "sqlite" else str(request.getfixturevalue("postgres_url"))
     engine = db.make_engine(url)
-    cfg = make_cfg(url)
+    cfg = two_malls(url)
     try:
         db.upgrade(engine)
         tenants.sync(engine, cfg)

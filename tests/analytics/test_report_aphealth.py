@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from analytics import pipeline, report
 from keliu import config
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, DAY_START, tenant_db, tpolls, tstation, tvisit
+from tests.analytics.builders import DAY, DAY_START, one_store, tenant_db, tpolls, tstation, tvisit
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
@@ -23,16 +23,10 @@ DAY2 = DAY + timedelta(days=1)
 OUTAGE_COVERAGE = 126 / 144
 
 
-def make_cfg(url: str) -> config.Config:
-    return config.load(overrides={
-        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
-        "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}],
-        "analytics": {"stores": [{"id": "s1", "min_dwell_s": 600}]}}, env={})
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[config.Config, sa.Engine]]:
-    with tenant_db(request, make_cfg) as made:
+    with tenant_db(request, one_store) as made:
         yield made
 
 

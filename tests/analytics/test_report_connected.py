@@ -13,23 +13,16 @@ import sqlalchemy as sa
 from analytics import pipeline, report, store
 from keliu import config
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, statements, tenant_db, tstation, tvisit
+from tests.analytics.builders import DAY, one_store, statements, tenant_db, tstation, tvisit
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
 
 
-def make_cfg(url: str) -> config.Config:
-    return config.load(overrides={
-        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}],
-        "stores": [{"id": "s1", "mall": "m1", "name": "Shoes"}],
-        # the store's own rules: a 10 min minimum (the default is 5) shows they are the ones applied
-        "analytics": {"stores": [{"id": "s1", "min_dwell_s": 600}]}}, env={})
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[config.Config, sa.Engine]]:
-    with tenant_db(request, make_cfg) as made:
+    with tenant_db(request, one_store) as made:
         yield made
 
 

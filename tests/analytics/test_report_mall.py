@@ -15,24 +15,17 @@ from analytics import pipeline, report, store
 from analytics.bands import band, uncertainty
 from keliu import config
 from sensor import store as sensor_store
-from tests.analytics.builders import DAY, statements, tenant_db, tstation, tvisit
+from tests.analytics.builders import DAY, TWO_MALLS, statements, tenant_db, tstation, tvisit, two_malls
 
 H = 3600
 DAY2 = DAY + timedelta(days=1)
-STORES = {"s1": "m1", "s2": "m1", "s3": "m2"}
+STORES = TWO_MALLS
 
-
-def make_cfg(url: str) -> config.Config:
-    return config.load(overrides={
-        "database_url": url, "malls": [{"id": "m1", "name": "Mall One"}, {"id": "m2", "name": "Mall Two"}],
-        "stores": [{"id": s, "mall": m, "name": s.upper()} for s, m in STORES.items()],
-        # s2's own rules: a 10 min minimum (the default is 5) shows each store's rules apply in the mall's report
-        "analytics": {"stores": [{"id": "s2", "min_dwell_s": 600}]}}, env={})
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[config.Config, sa.Engine]]:
-    with tenant_db(request, make_cfg) as made:
+    with tenant_db(request, two_malls) as made:
         yield made
 
 

@@ -269,6 +269,13 @@ class ProbeBatch:
         a few frames of each new MAC)."""
         return self.ssid_start.tolist(), self.ssid_end.tolist(), self.end.tolist()
 
+    @cached_property
+    def directed(self) -> np.ndarray:
+        """Per frame: a directed probe (a non-empty SSID)."""
+        if self.ssids is not None:
+            return np.fromiter(map(bool, self.ssids), bool, len(self.ssids))
+        return self.ssid_end > self.ssid_start
+
     def fingerprint(self, i: int) -> int:
         if self.fps is not None:
             return int(self.fps[i])

@@ -35,6 +35,8 @@ from sensor.frames import NO_RSSI
 from sensor.identity import PrivacyPolicy, Registry, device_id, member_key, period_key
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sensor.frames import Probe, ProbeBatch
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class IdentityStats:
     linked_seq: int = 0  #: MACs joined to a group by sequence-number continuity
     linked_timing: int = 0  #: MACs joined by fingerprint, timing and signal
     linked_alt: int = 0  #: MACs joined as another element set's scan of a per-scan phone (``fingerprint``)
+    linked_pnl: int = 0  #: ... by the preferred networks its scan probed for, which that phone probes for too
     opted_out: int = 0  #: frames dropped because their device opted out
     ignored: int = 0  #: frames of ignored MACs (the sensor's own radios)
 
@@ -71,6 +74,9 @@ class _Group:
     #: standard deviation the signal evidence uses for it (4.5 to 8 dB)
     spread: float = 20.25
     sd: float = 4.5
+    #: every directed SSID its MACs sent in their first time step (the phone's preferred networks, at most
+    #: ``_PNL_MAX``): what a scan with another element set of this phone carries too (:meth:`Identifier._score_pnl`)
+    pnl: frozenset[bytes] = frozenset()
 
 
 @dataclass(slots=True, eq=False)
@@ -87,6 +93,7 @@ class _Mac:
     pending: bool = False  #: new, waiting for its time step's assignment
     fp: int = 0  #: the fingerprint of its first frame
     checks: int = 0  #: later runs whose fingerprint was compared with ``fp``
+    pnl: set[bytes] | None = None  #: the directed SSIDs it sent while ``pending``
 
 
 @dataclass(slots=True)
@@ -118,6 +125,18 @@ _ALT_WINDOW_S = 120.0
 _ALT_MIN_DT = 1.0  #: ... and not within the scan it is sending (a scan uses one set)
 #: the share of a per-scan phone's scans sent with another element set (the real captures: 3 % to 30 %)
 _ALT_SCANS = 0.05
+#: directed SSIDs kept per phone (``_Group.pnl``)
+_PNL_MAX = 16
+#: how common a directed SSID is (:meth:`Identifier._ssid_share`): the phones of the period that probed for it, out of
+#: those that probed for any, with a prior of ``_SSID_P0`` weighed as ``_SSID_PRIOR`` phones (a home network's name is
+#: one phone's; a carrier's or a chain's is many phones'). With the prior, one name alone cannot join two phones
+#: (``_PNL_MIN``) until the period has heard enough phones to know it is rare
+_SSID_P0 = 0.1
+_SSID_PRIOR = 50.0
+#: a scan joined to another phone by its names only where its rarest ``_PNL_USE`` names (their log shares; the names
+#: of one phone are not independent) add up to ``_PNL_MIN``: one name probed for by under 5 % of the phones
+_PNL_USE = 3
+_PNL_MIN = 6.0
 _BURST_S = 0.5  #: a burst: frames sent within this many seconds of each other
 _BURST_TAU = 0.15  #: the mean gap between a phone's MACs inside one burst (s)
 _HORIZONS = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0)
@@ -151,6 +170,26 @@ def _pooled(scored: list[tuple[float, _Group]], weight: float, threshold: float)
     top = max(map(_ratio, scored))
     shift = weight * math.log(sum(math.exp(s - top) for s, _g in scored))
     return [(s + shift, g) for s, g in scored if s + shift > threshold]
+
+
+def _prune(table: dict[Any, list[_Group]], keep: Callable[[_Group], bool]) -> None:
+    """Keep the groups of ``table`` (groups by family or by network name) that ``keep`` says are still in range;
+    a key left with none is dropped (in place: ``_run`` and ``_grouped`` hold the tables)."""
+    for key in list(table):
+        kept = [g for g in table[key] if keep(g)]
+        if kept:
+            table[key] = kept
+        else:
+            del table[key]
+
+
+def _names(batch: ProbeBatch, idx: np.ndarray, a: int, b: int) -> set[bytes]:
+    """The directed SSIDs of the frames ``idx[a..b]`` (one run of a MAC; a scan probes for each of the phone's
+    preferred networks in a frame of its own), at most ``_PNL_MAX``."""
+    ssid = batch.ssid
+    names = {ssid(i) for i in idx[a:b + 1].tolist()}
+    names.discard(b"")
+    return names if len(names) <= _PNL_MAX else set(sorted(names)[:_PNL_MAX])
 
 
 def _seq_mean(stats: _FpStats, cur: _Mac, dt: float) -> float:
@@ -201,6 +240,11 @@ class Identifier:
         self._events: deque[tuple[float, list[Any], int]] = deque()
         self._window: dict[int, list[Any]] = {}
         self._per_scan: tuple[float, float, float] = (float("-inf"), 0.0, 0.0)  # (when, new devices, scans) of timed
+        #: directed SSIDs: the groups in range that probed for each, and how many groups of the period did (out of
+        #: ``_named``, those that probed for any): how rare a shared name is (:meth:`_ssid_share`)
+        self._by_ssid: dict[bytes, list[_Group]] = {}
+        self._ssid_phones: dict[bytes, int] = {}
+        self._named = 0
         self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
         #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
         self.evicted = 0
@@ -307,26 +351,37 @@ class Identifier:
         # runs holding an association request: the MAC is the phone's address for a network, not a rotating one
         stable = (np.maximum.reduceat(batch.kind[idx], starts) > 0).tolist() if batch.kind is not None and (
             batch.kind[idx].any()) else itertools.repeat(False)
+        # runs holding a directed probe (what a new MAC's preferred networks are read from)
+        directed = batch.directed[idx]
+        named = np.logical_or.reduceat(directed, starts).tolist() if directed.any() else itertools.repeat(False)
         res: list[_Mac | str | None] = []  # a _Mac: a new MAC not assigned yet (its time step is open)
         self._snap.clear()
         append = res.append
         evidence = self.policy.linker == "evidence"
         step = self.policy.link_step_s
-        for k, (gi, mac, ts, seq, r, ts_last, seq_last, rm, assoc) in enumerate(zip(
+        for k, (gi, mac, ts, seq, r, ts_last, seq_last, rm, assoc, pnl) in enumerate(zip(
                 first.tolist(), M[starts].tolist(), batch.ts[first].tolist(), batch.seq[first].tolist(),
                 R[starts].tolist(), batch.ts[idx[lasts]].tolist(), batch.seq[idx[lasts]].tolist(), r_mean.tolist(),
-                stable)):
+                stable, named)):
             if self._pending and ts - self._pending[0][0].first > step:
                 self._flush()
             st = get(mac)
             if st is None or ts - st.ts > ttl:
                 st = self._new_random(batch, gi, mac, ts, seq,
                                       None if r == NO_RSSI else float(r) if math.isnan(rm) else rm, assoc)
+                if pnl and st.pending:
+                    st.pnl = _names(batch, idx, int(starts[k]), int(lasts[k]))
                 if evidence and st.fp and ts_last != ts:  # a burst may mix element sets: compare its last frame
                     fp2 = batch.fingerprint(int(idx[lasts[k]]))
                     if fp2 != st.fp:
                         self._same_phone_fps(st.fp, fp2)
             elif evidence:
+                if pnl:  # the MAC's preferred networks: its own while its step is open, else its phone's
+                    names = _names(batch, idx, int(starts[k]), int(lasts[k]))
+                    if st.pending:
+                        st.pnl = names if st.pnl is None else st.pnl | names
+                    elif st.group is not None and not names <= st.group.pnl:
+                        self._learn_pnl(st.group, names)
                 if ts - st.ts > 2.0 and st.group is not None:
                     grp = st.group
                     grp.gap += (min(ts - st.ts, 600.0) - grp.gap) * 0.2
@@ -605,13 +660,18 @@ class Identifier:
                 out = _pooled(out, pool, self.policy.link_threshold + pool * _POOL_MARGIN)
         else:
             out = self._score(st, fp, cands, log_new, 0.0)
-        if "fingerprint" in ev and not out:
+        if st.pnl and "ssid" in ev or not out and "fingerprint" in ev:
             # another element set of a phone in range? Against it: a new phone whose set is not in range (if this
             # one's is not): how often arrivals bring a set not in range, over the last ten minutes
             if not cands:
                 unseen = (len(self._arrivals_unseen) + 1.0) / (len(self._arrivals) + 2.0)
                 log_new = math.log(rate * unseen)
-            out += self._score_alt(st, fp, cands, log_new)
+            # named by the phone's networks: weighed against its own family's groups too (the phone's first scan
+            # with the other set may have probed for too few names, and made a chain of that set on its own)
+            named = self._score_pnl(st, fp, log_new, {g.device for g in cands}) if st.pnl and "ssid" in ev else []
+            if "fingerprint" in ev and not out and not named:
+                named = self._score_alt(st, fp, cands, log_new)
+            out += named
         return out
 
     def _score_alt(self, st: _Mac, fp: int, cands: list[_Group], log_new: float) -> list[tuple[float, _Group]]:
@@ -649,6 +709,84 @@ class Identifier:
                 stay = cur.ts - g.since + 60.0
                 mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136
                 score = log(_ALT_SCANS / mu * stay / (stay + dt)) - log_new
+                if use_rssi and cur.rssi is not None:
+                    d = (rssi - cur.rssi) / 4.5  # type: ignore[operator]
+                    score += log(0.85 / 4.5 * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (d * 4.5 / 15.0) ** 2)) + rssi_new
+                if score > threshold:
+                    out.append((score, g))
+        return out
+
+    def _learn_pnl(self, g: _Group, names: set[bytes]) -> None:
+        """``g``'s phone probed for ``names``: kept with it (at most ``_PNL_MAX``), and counted for how common each
+        name is among the period's phones."""
+        new = names - g.pnl
+        if not new:
+            return
+        if not g.pnl:
+            self._named += 1
+        if len(self._ssid_phones) >= 100_000:  # bounded, like every table here
+            self._ssid_phones.clear()
+        phones = self._ssid_phones
+        for name in new:
+            phones[name] = phones.get(name, 0) + 1
+            self._by_ssid.setdefault(name, []).append(g)
+        g.pnl = g.pnl | new if len(g.pnl) + len(new) <= _PNL_MAX else frozenset(sorted(g.pnl | new)[:_PNL_MAX])
+
+    def _ssid_share(self, name: bytes) -> float:
+        """The chance that a phone probing for directed SSIDs probes for ``name``: the period's phones that did,
+        out of those that probed for any, with a prior (``_SSID_P0``, weighed as ``_SSID_PRIOR`` phones)."""
+        return (self._ssid_phones.get(name, 0) + _SSID_PRIOR * _SSID_P0) / (self._named + _SSID_PRIOR)
+
+    def _score_pnl(self, st: _Mac, fp: int, log_new: float, mine: set[str | None]) -> list[tuple[float, _Group]]:
+        """The log-likelihood ratios of ``st`` (family ``fp``, no group of its own family takes it) being a scan
+        with another element set of a per-scan phone of another family in range that probes for the same
+        preferred networks, against a new phone (``log_new``), where they beat ``link_threshold``.
+
+        A phone's scan probes for its preferred networks whichever element set it sends (the real Oppo Find X3 Neo
+        of the Baccichet captures: five directed SSIDs in both of its sets, each scan of either from a new MAC).
+        A new phone probes for a given name with the share of the period's phones that did (:meth:`_ssid_share`):
+        a home network's name is one phone's, a carrier's many phones'. The names must all be the phone's, and
+        rare enough to tell phones apart by themselves (``_PNL_MIN``); the rest of the ratio is
+        :meth:`_score_alt`'s: heard in the last ``_ALT_WINDOW_S`` but not within the scan it is sending, another
+        set in ``_ALT_SCANS`` of its scans, the same signal. A phone with a group of the MAC's own family in range
+        (``mine``: their devices) is left to that group's chain."""
+        names = st.pnl
+        if not names:
+            return []
+        evidence = sorted(-math.log(self._ssid_share(name)) for name in names)[-_PNL_USE:]
+        named = sum(evidence)
+        if named < _PNL_MIN:
+            return []
+        ev = self.policy.evidence
+        rssi = st.rssi0
+        use_rssi = "rssi" in ev and rssi is not None
+        if use_rssi:
+            z = (rssi + 75.0) / 12.0  # type: ignore[operator]
+            rssi_new = 0.5 * z * z + _LOG12
+        ts = st.first
+        recent, late = ts - _ALT_WINDOW_S, ts - _ALT_MIN_DT
+        threshold = self.policy.link_threshold
+        seen: set[int] = set()
+        out: list[tuple[float, _Group]] = []
+        log, exp = math.log, math.exp
+        for name in names:
+            for g in self._by_ssid.get(name, ()):
+                cur = g.current
+                if (id(g) in seen or cur is None or not recent <= cur.ts <= late or not names <= g.pnl
+                        or g.device in mine):
+                    continue
+                seen.add(id(g))
+                root = self._find(g.fingerprint)
+                if root == fp or 10 * g.long > g.macs or cur.ts - cur.first >= 30.0:
+                    continue  # its own family (scored already), or a phone that keeps a MAC for minutes
+                if g.macs < 3:  # not yet seen to randomize at every scan: is its model?
+                    stats = self._fp_stats.get(root)
+                    if stats is not None and stats.p_timed >= 0.5:
+                        continue  # no: it sends its other set on the MAC it keeps
+                dt = ts - cur.ts
+                stay = cur.ts - g.since + 60.0
+                mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136
+                score = log(_ALT_SCANS / mu * stay / (stay + dt)) - log_new + named
                 if use_rssi and cur.rssi is not None:
                     d = (rssi - cur.rssi) / 4.5  # type: ignore[operator]
                     score += log(0.85 / 4.5 * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (d * 4.5 / 15.0) ** 2)) + rssi_new
@@ -795,9 +933,20 @@ class Identifier:
         cur = g.current
         fp = self._find(fp)
         if fp != self._find(g.fingerprint):
-            # a scan with the phone's other element set (``fingerprint`` evidence): the phone's device, but not the
-            # next link of its chain, which its next scan with its own set continues from its own last MAC (taking
-            # the chain over handed the phone's next scans to whatever the wrong phone's MAC did next)
+            # a scan with the phone's other element set: the phone's device, but not the next link of its chain,
+            # which its next scan with its own set continues from its own last MAC (taking the chain over handed
+            # the phone's next scans to whatever the wrong phone's MAC did next)
+            if st.pnl and st.pnl <= g.pnl:
+                # named by the phone's own preferred networks (:meth:`_score_pnl`): the first MAC of a chain of
+                # its own, the phone's device, which the phone's next scans with that set continue
+                sib = _Group(g.device, fp, st, since=st.first, ssids=frozenset({st.ssid}) if st.ssid else
+                             frozenset(), pnl=g.pnl)
+                self._by_fp.setdefault(fp, []).append(sib)
+                for name in g.pnl:
+                    self._by_ssid.setdefault(name, []).append(sib)
+                st.group = sib
+                self.stats.linked_pnl += 1
+                return
             st.group = g
             self.stats.linked_alt += 1
             return
@@ -830,6 +979,8 @@ class Identifier:
         g.macs += 1
         if st.ssid:
             g.ssids = g.ssids | {st.ssid}
+        if st.pnl and not st.pnl <= g.pnl:
+            self._learn_pnl(g, st.pnl)
         st.group = g
 
     def _best_one(self, st: _Mac, fp: int) -> _Group | None:
@@ -907,6 +1058,8 @@ class Identifier:
             self._arrivals_unseen.append(st.first)
         same.append(group)
         st.group = group
+        if st.pnl:
+            self._learn_pnl(group, st.pnl)
         self.stats.devices += 1
         self._arrivals.append(st.first)
         self._event(st.first, fp, 1)
@@ -925,12 +1078,8 @@ class Identifier:
         for _ts, kind, m in heard[:expired + forced]:
             del (self._macs if kind == 0 else self._fixed)[m]
         live = {id(st) for st in self._macs.values()}
-        for fp in list(self._by_fp):
-            kept = [g for g in self._by_fp[fp] if id(g.current) in live]
-            if kept:
-                self._by_fp[fp] = kept
-            else:
-                del self._by_fp[fp]
+        _prune(self._by_fp, lambda g: id(g.current) in live)
+        _prune(self._by_ssid, lambda g: id(g.current) in live)
         if forced:
             self.evicted += forced
             self._evictions += 1
@@ -953,6 +1102,9 @@ class Identifier:
         self._events.clear()
         self._window.clear()
         self._per_scan = (float("-inf"), 0.0, 0.0)
+        self._by_ssid.clear()
+        self._ssid_phones.clear()
+        self._named = 0
         self.stats = IdentityStats()
 
     def expire(self, now: float, lazy: bool = False) -> None:
@@ -963,12 +1115,8 @@ class Identifier:
             self._macs = {m: st for m, st in self._macs.items() if st.ts >= cutoff}
         if len(self._fixed) > 1024 or not lazy:
             self._fixed = {m: e for m, e in self._fixed.items() if e[1] >= cutoff}
-        for fp in list(self._by_fp):
-            live = [g for g in self._by_fp[fp] if g.current is not None and g.current.ts >= cutoff]
-            if live:
-                self._by_fp[fp] = live
-            else:
-                del self._by_fp[fp]
+        _prune(self._by_fp, lambda g: g.current is not None and g.current.ts >= cutoff)
+        _prune(self._by_ssid, lambda g: g.current is not None and g.current.ts >= cutoff)
 
     def set_registry(self, registry: Registry) -> None:
         """New member and opt-out ids from the portal. Known MACs are re-checked (their state is dropped)."""
@@ -977,6 +1125,7 @@ class Identifier:
             self._fixed.clear()
             self._macs.clear()
             self._by_fp.clear()
+            self._by_ssid.clear()
 
     @property
     def active_macs(self) -> int:

@@ -48,13 +48,16 @@ class SecondSet:
     Baccichet captures, docs/METRICS.md "The simulator"): ``rate`` such scans per ordinary scan, each ``delay_s``
     after an ordinary scan (within the presence), ``frames`` frames heard, the signal ``db`` off the phone's own, in
     the element set of ``family`` (its own second set, or another model's: the iPhone 12 sends the iPhone 11's).
-    A per-scan phone sends each on a new MAC; a timed or fixed one on the MAC it has."""
+    A per-scan phone sends each on a new MAC; a timed or fixed one on the MAC it has. ``named``: its scans probe for
+    the phone's preferred networks as its own do (the real Oppo Find X3 Neo: the same five directed SSIDs in both
+    sets), with the model's ``directed`` chance per scan, one name per frame after the first."""
 
     rate: float
     family: str
     frames: tuple[int, int] = (1, 2)
     db: tuple[float, float] = (0.0, 0.0)
     delay_s: tuple[float, float] = (3.0, 40.0)
+    named: bool = False
 
     @property
     def fingerprint(self) -> int:
@@ -146,7 +149,7 @@ def _phones() -> tuple[Phone, ...]:
         second = None
         if vendor in _ANDROID_SECOND:
             rate, frames, db = _ANDROID_SECOND[vendor]
-            second = SecondSet(rate, fam + "/second", frames, db)
+            second = SecondSet(rate, fam + "/second", frames, db, named=vendor == "OPPO")
         p.append(Phone(name, w, fam, "timed", reset, scan_on_s=on, scan_off_s=off, burst=(2, 4), ifs_ms=ifs,
                        directed=0.3, second=second))
     # old phones and gadgets that do not randomize
@@ -388,11 +391,13 @@ def _scans(rng: np.random.Generator, ph: Phone, start: float, end: float) -> np.
 
 
 def _second_scans(rng: np.random.Generator, ph: Phone, rssi: float, scans: np.ndarray, scan_mac: np.ndarray,
-                  scan_seq: np.ndarray, end: float, freqs: np.ndarray, capture: float) -> tuple[np.ndarray, ...]:
+                  scan_seq: np.ndarray, end: float, freqs: np.ndarray, capture: float,
+                  names: tuple[np.random.Generator, list[int]] | None = None) -> tuple[np.ndarray, ...]:
     """The frames heard of one presence's scans with the phone's second element set (``ph.second``), as columns
-    ``ts, mac, seq, rssi, freq, fp``: after each ordinary scan, with probability ``rate``, one such scan
+    ``ts, mac, seq, rssi, freq, fp, ssid``: after each ordinary scan, with probability ``rate``, one such scan
     ``delay_s`` later (still within the presence), on a new MAC (per-scan phones) or the MAC of that scan, its
-    counter restarted on a new MAC and continuing the scan's otherwise."""
+    counter restarted on a new MAC and continuing the scan's otherwise. ``names``: a random stream of their own
+    (the frames are those without names) and the person's SSID indices, for a ``named`` set."""
     sec = ph.second
     assert sec is not None
     k = len(scans)
@@ -417,8 +422,13 @@ def _second_scans(rng: np.random.Generator, ph: Phone, rssi: float, scans: np.nd
                            + rng.normal(0, 2.0, n)[of]), -99, -20)
     heard = (rng.random(total) < capture) & (sig >= -95)
     freq = freqs[rng.integers(0, len(freqs), n)][of]
+    ssid = np.zeros(total, np.int64)
+    if sec.named and names is not None and names[1]:
+        rng_names, ids = names
+        directed = (rng_names.random(n) < ph.directed)[of] & (pos > 0)
+        ssid[directed] = np.array(ids, np.int64)[(pos[directed] - 1) % len(ids)]
     return (ts[heard], mac[of][heard], seq[heard].astype(np.int64), sig[heard].astype(np.int64), freq[heard],
-            np.full(int(heard.sum()), sec.fingerprint, np.int64))
+            np.full(int(heard.sum()), sec.fingerprint, np.int64), ssid[heard])
 
 
 def _random_macs(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -439,6 +449,7 @@ def heard(sc: CrowdScenario, people: tuple[Person, ...], seed: int) -> tuple[Air
     # second element sets draw from a stream of their own: the phones' ordinary frames are those of a simulator
     # without them, frame for frame
     rng2 = np.random.default_rng([seed, 73, zlib.crc32(sc.preset.encode())])
+    rng3 = np.random.default_rng([seed, 79, zlib.crc32(sc.preset.encode())])  # ... and their networks' names
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("ts", "mac", "seq", "rssi", "freq", "fp", "ssid", "pid")}
     ssid_table: list[bytes] = [b""]
     ssid_index: dict[bytes, int] = {b"": 0}
@@ -522,10 +533,10 @@ def heard(sc: CrowdScenario, people: tuple[Person, ...], seed: int) -> tuple[Air
             cols["pid"].append(np.full(int(heard.sum()), p.pid, np.int64))
             if ph.second is not None:
                 last = np.cumsum(per) - 1
-                alt = _second_scans(rng2, ph, p.rssi, scans, scan_mac, seqs[last], end, freqs, sc.capture)
-                for key, col in zip(("ts", "mac", "seq", "rssi", "freq", "fp"), alt):
+                alt = _second_scans(rng2, ph, p.rssi, scans, scan_mac, seqs[last], end, freqs, sc.capture,
+                                    (rng3, ssid_ids))
+                for key, col in zip(("ts", "mac", "seq", "rssi", "freq", "fp", "ssid"), alt):
                     cols[key].append(col)
-                cols["ssid"].append(np.zeros(len(alt[0]), np.int64))
                 cols["pid"].append(np.full(len(alt[0]), p.pid, np.int64))
     ts = np.concatenate(cols["ts"])
     order = np.argsort(ts, kind="stable")

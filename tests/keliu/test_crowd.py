@@ -136,3 +136,29 @@ def test_second_sets_leave_the_ordinary_frames_as_they_were() -> None:
     assert np.array_equal(with_sets.ts[own], without.ts) and np.array_equal(with_sets.mac[own], without.mac)
     again, _ = heard(sc, people, 5)
     assert np.array_equal(again.mac, with_sets.mac) and np.array_equal(again.rssi, with_sets.rssi)
+
+
+def test_the_oppos_second_set_probes_for_its_networks() -> None:
+    """The real Oppo Find X3 Neo's second set probes for the same networks as its own (``SecondSet.named``): the
+    OPPO models' second-set scans carry the person's names (one per frame after the first, with the model's chance
+    of a directed scan), drawn from a stream of their own, so every frame is the one sent without names; the
+    Samsung models' carry none."""
+    from dataclasses import replace
+
+    from keliu.testing.crowd import heard, population
+
+    sc = replace(PRESETS["native"], days=1, visitors_per_day=120, passersby_per_day=300)
+    people = population(sc, 3)
+    named, _ = heard(sc, people, 3)
+    plain, _ = heard(sc, tuple(replace(p, phone=replace(p.phone, second=replace(p.phone.second, named=False)))
+                                if p.phone.second is not None else p for p in people), 3)
+    for col in ("ts", "mac", "seq", "rssi", "fp", "pid"):
+        assert np.array_equal(getattr(named, col), getattr(plain, col))
+    by_pid = {p.pid: p for p in people}
+    second = np.array([by_pid[int(pid)].phone.second is not None
+                       and int(fp) == by_pid[int(pid)].phone.second.fingerprint for pid, fp in zip(named.pid, named.fp)])
+    differ = np.array([a != b for a, b in zip(named.ssid, plain.ssid)])
+    assert differ.any() and not (differ & ~second).any()  # only second-set frames gained names
+    for i in np.flatnonzero(differ).tolist():
+        person = by_pid[int(named.pid[i])]
+        assert person.phone.name.startswith("OPPO") and named.ssid[i] in person.ssids

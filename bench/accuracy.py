@@ -186,6 +186,10 @@ def real_results() -> list[dict]:
         probes = staged(caps, 1_780_000_000.0)
         out.append({**scene("baccichet_6_phones_together", probes, len(caps), PrivacyPolicy(group_all=True)).row(),
                     "kind": "scene"})
+        # the ablation of the directed SSIDs (the Oppo's other set probes for its networks: METRICS.md)
+        no_ssid = PrivacyPolicy(group_all=True, evidence=PrivacyPolicy().evidence - {"ssid"})
+        out.append({**scene("baccichet_6_phones_together -ssid", probes, len(caps), no_ssid).row(),
+                    "kind": "scene"})
         # the opt-in ``fingerprint`` evidence (a per-scan phone's other element set): off by default (see METRICS.md)
         alt = PrivacyPolicy(group_all=True, evidence=PrivacyPolicy().evidence | {"fingerprint"})
         out.append({**scene("baccichet_6_phones_together +fingerprint", probes, len(caps), alt).row(),

@@ -683,17 +683,10 @@ class Identifier:
         every few minutes); a phone that keeps its MAC for minutes sends its other set on that MAC, where the fingerprints are joined as one family. Heard in the last ``_ALT_WINDOW_S`` but not in the last
         ``_ALT_MIN_DT`` (another scan than the one it is sending); the scan comes at any time of the phone's stay: a
         rate of ``_ALT_SCANS`` of its scans, not the next step of its chain."""
-        ev = self.policy.evidence
-        rssi = st.rssi0
-        use_rssi = "rssi" in ev and rssi is not None
-        if use_rssi:
-            z = (rssi + 75.0) / 12.0  # type: ignore[operator]
-            rssi_new = 0.5 * z * z + _LOG12
         ts = st.first
         recent, late = ts - _ALT_WINDOW_S, ts - _ALT_MIN_DT
         seen = {id(g) for g in cands}
         out: list[tuple[float, _Group]] = []
-        log, exp = math.log, math.exp
         threshold = self.policy.link_threshold
         for root, groups in list(self._by_fp.items()):
             if root == fp:
@@ -705,16 +698,27 @@ class Identifier:
                 if g.macs < 3 or 10 * g.long > g.macs or cur.ts - cur.first >= 30.0:
                     continue  # not (yet) seen to randomize at every scan
                 seen.add(id(g))
-                dt = ts - cur.ts
-                stay = cur.ts - g.since + 60.0
-                mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136
-                score = log(_ALT_SCANS / mu * stay / (stay + dt)) - log_new
-                if use_rssi and cur.rssi is not None:
-                    d = (rssi - cur.rssi) / 4.5  # type: ignore[operator]
-                    score += log(0.85 / 4.5 * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (d * 4.5 / 15.0) ** 2)) + rssi_new
+                score = self._another_set(st, g, cur, log_new)
                 if score > threshold:
                     out.append((score, g))
         return out
+
+    def _another_set(self, st: _Mac, g: _Group, cur: _Mac, log_new: float) -> float:
+        """The log-likelihood ratio of ``st`` being a scan with another element set of ``g``'s phone (its current
+        MAC ``cur``) against a new phone (``log_new``): another set in ``_ALT_SCANS`` of the phone's scans, at any
+        time of its stay, and (``rssi`` evidence) the phone's signal with a heavy tail against the crowd's
+        N(-75, 12)."""
+        dt = st.first - cur.ts
+        stay = cur.ts - g.since + 60.0
+        mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136
+        score = math.log(_ALT_SCANS / mu * stay / (stay + dt)) - log_new
+        rssi = st.rssi0
+        if "rssi" in self.policy.evidence and rssi is not None and cur.rssi is not None:
+            z = (rssi + 75.0) / 12.0
+            d = (rssi - cur.rssi) / 4.5
+            same = 0.85 / 4.5 * math.exp(-0.5 * d * d) + 0.01 * math.exp(-0.5 * (d * 4.5 / 15.0) ** 2)
+            score += math.log(same) + 0.5 * z * z + _LOG12
+        return score
 
     def _learn_pnl(self, g: _Group, names: set[bytes]) -> None:
         """``g``'s phone probed for ``names``: kept with it (at most ``_PNL_MAX``), and counted for how common each
@@ -757,18 +761,11 @@ class Identifier:
         named = sum(evidence)
         if named < _PNL_MIN:
             return []
-        ev = self.policy.evidence
-        rssi = st.rssi0
-        use_rssi = "rssi" in ev and rssi is not None
-        if use_rssi:
-            z = (rssi + 75.0) / 12.0  # type: ignore[operator]
-            rssi_new = 0.5 * z * z + _LOG12
         ts = st.first
         recent, late = ts - _ALT_WINDOW_S, ts - _ALT_MIN_DT
         threshold = self.policy.link_threshold
         seen: set[int] = set()
         out: list[tuple[float, _Group]] = []
-        log, exp = math.log, math.exp
         for name in names:
             for g in self._by_ssid.get(name, ()):
                 cur = g.current
@@ -783,13 +780,7 @@ class Identifier:
                     stats = self._fp_stats.get(root)
                     if stats is not None and stats.p_timed >= 0.5:
                         continue  # no: it sends its other set on the MAC it keeps
-                dt = ts - cur.ts
-                stay = cur.ts - g.since + 60.0
-                mu = g.gap if g.gap > 5.0 else 5.0  # noqa: FURB136
-                score = log(_ALT_SCANS / mu * stay / (stay + dt)) - log_new + named
-                if use_rssi and cur.rssi is not None:
-                    d = (rssi - cur.rssi) / 4.5  # type: ignore[operator]
-                    score += log(0.85 / 4.5 * exp(-0.5 * d * d) + 0.01 * exp(-0.5 * (d * 4.5 / 15.0) ** 2)) + rssi_new
+                score = self._another_set(st, g, cur, log_new) + named
                 if score > threshold:
                     out.append((score, g))
         return out

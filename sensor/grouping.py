@@ -245,6 +245,8 @@ class Identifier:
         self._by_ssid: dict[bytes, list[_Group]] = {}
         self._ssid_phones: dict[bytes, int] = {}
         self._named = 0
+        #: the (new MAC, group) pairs of the current step that its names made (:meth:`_score_pnl`): a chain of its own
+        self._pnl_pairs: set[tuple[int, int]] = set()
         self._latest = float("-inf")  # the latest frame time seen (what "unheard for mac_ttl_s" is measured from)
         #: MACs forgotten because ``max_macs`` was reached (cumulative, not per period)
         self.evicted = 0
@@ -380,7 +382,9 @@ class Identifier:
                     names = _names(batch, idx, int(starts[k]), int(lasts[k]))
                     if st.pending:
                         st.pnl = names if st.pnl is None else st.pnl | names
-                    elif st.group is not None and not names <= st.group.pnl:
+                    elif (st.group is not None and not names <= st.group.pnl
+                          and self._find(st.fp) == self._find(st.group.fingerprint)):
+                        # (not a MAC joined to a phone of another family as its other set's scan, ``fingerprint``)
                         self._learn_pnl(st.group, names)
                 if ts - st.ts > 2.0 and st.group is not None:
                     grp = st.group
@@ -783,6 +787,7 @@ class Identifier:
                 score = self._another_set(st, g, cur, log_new) + named
                 if score > threshold:
                     out.append((score, g))
+                    self._pnl_pairs.add((id(st), id(g)))
         return out
 
     def _score(self, st: _Mac, fp: int, cands: list[_Group], log_new: float,
@@ -927,7 +932,7 @@ class Identifier:
             # a scan with the phone's other element set: the phone's device, but not the next link of its chain,
             # which its next scan with its own set continues from its own last MAC (taking the chain over handed
             # the phone's next scans to whatever the wrong phone's MAC did next)
-            if st.pnl and st.pnl <= g.pnl:
+            if (id(st), id(g)) in self._pnl_pairs:
                 # named by the phone's own preferred networks (:meth:`_score_pnl`): the first MAC of a chain of
                 # its own, the phone's device, which the phone's next scans with that set continue
                 sib = _Group(g.device, fp, st, since=st.first, ssids=frozenset({st.ssid}) if st.ssid else
@@ -976,6 +981,7 @@ class Identifier:
 
     def _best_one(self, st: _Mac, fp: int) -> _Group | None:
         """The group of one new MAC decided alone (an opted-out phone's MAC), or None."""
+        self._pnl_pairs.clear()
         self._active = sum(len(v) for v in self._by_fp.values())
         root = self._find(fp)
         cands = [c for c in self._candidates(st, fp)
@@ -991,6 +997,7 @@ class Identifier:
         each MAC and each group at most once, while the score beats a new phone (``link_threshold``); what is
         left is scored again against the groups as just extended, in time order, else it is a new phone."""
         pending, self._pending = self._pending, []
+        self._pnl_pairs.clear()
         self._active = sum(map(len, self._by_fp.values()))  # groups in range: the crowd
         if len(pending) == 1:  # the usual step: one new MAC, linked to its best group or a new phone
             st, fp, mac = pending[0]

@@ -6,14 +6,16 @@ its own (``KELIU_CONFIG`` or ``./keliu.toml``) the demo writes ``var/demo/keliu.
 written straight into the rollup tables, :mod:`keliu.testing.history`, so that every "same weekday last week" has
 data), then supervises one process per component — the portal (which also serves the built-in dashboard), one
 sensor per store replaying its capture on the wall clock (``--follow-clock``: today's probes up to now at once,
-the rest as the clock reaches them, never an hour ahead; tomorrow after midnight), and the analytics loop running
-Celery tasks in-process — prints the URLs and the demo's logins (the
+the rest as the clock reaches them, never an hour ahead; tomorrow after midnight), the portal's store's guest
+Wi-Fi (a FAKE hostapd control socket listing the generated day's joins by the clock, :func:`ap_schedule`, and
+``keliu sensor stations`` reading it), and the analytics loop running Celery tasks in-process — prints the URLs and the demo's logins (the
 admin, whose generated password is changed at the first login, a store manager and a mall operator), and on Ctrl-C (or SIGTERM) stops every child and
 waits for it. The demo has no TLS listener: its RFC 8908 API URI is the portal's own ``/api/captive`` over HTTP.
 Quiet: the banner and the SMS codes; ``keliu -v demo`` for the components' progress lines.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -38,6 +40,7 @@ class Child:
 WECHAT_FAKE_PORT = 9009
 #: days of generated history before today
 HISTORY_DAYS = 14
+TIMEZONE = "Asia/Shanghai"  #: the demo's stores'
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def demo_toml(var_dir: str) -> str:
     lines = [f'database_url = "sqlite:///{db.as_posix()}"\n',
              f'[portal]\nstore = "{STORES[0].id}"\n', f'[sensor]\nstore = "{STORES[0].id}"\n']
     lines += [f'[[malls]]\nid = "{m}"\nname = "{name}"\n' for m, name in MALLS.items()]
-    lines += [f'[[stores]]\nid = "{s.id}"\nmall = "{s.mall}"\nname = "{s.name}"\ntimezone = "Asia/Shanghai"\n'
+    lines += [f'[[stores]]\nid = "{s.id}"\nmall = "{s.mall}"\nname = "{s.name}"\ntimezone = "{TIMEZONE}"\n'
               for s in STORES]
     return "\n".join(lines)
 
@@ -85,14 +88,53 @@ def capture_scenario(store: DemoStore) -> Any:
                     staff=0 if store.close_h - store.open_h >= 24 else 3)
 
 
-def write_capture(path: Path, store: DemoStore, seed: int) -> int:
-    """One store-day of probe requests, cut to its local day (a replay following the clock plays it daily)."""
+def write_capture(path: Path, store: DemoStore, seed: int, ap: Path | None = None) -> int:
+    """One store-day of probe requests, cut to its local day (a replay following the clock plays it daily); with
+    ``ap``, the store's guest Wi-Fi of that day written there too (:func:`ap_schedule`)."""
     from keliu.testing.simulate import simulate, write_pcap
 
     sc = capture_scenario(store)
-    frames, _truth = simulate(sc, seed)
+    frames, truth = simulate(sc, seed)
     lo = sc.day_start(0)
+    if ap is not None:
+        ap.write_text(json.dumps({"tz": TIMEZONE, "stations": ap_schedule(truth.people, lo, seed)}), encoding="utf-8")
     return write_pcap(path, (f for f in frames if lo <= f.ts < lo + 86400))
+
+
+def ap_schedule(people: Any, day_start: float, seed: int) -> list[dict[str, Any]]:
+    """The demo store's guest Wi-Fi (pure): the visitors of the generated day (``keliu.testing.simulate``'s
+    people) who join, as ``keliu.testing.guestwifi`` models it (the chance grows with the visit's length, the login
+    a minute or more after arriving, none with less than two minutes left; a phone keeps its per-network address
+    and rejoins by itself on a later visit), each association as seconds after the local midnight and a random
+    locally administered address: what the FAKE AP (``keliu.testing.hostapd_fake``) lists as the day goes by."""
+    import random
+
+    from keliu.testing.guestwifi import GuestWifi
+
+    wifi = GuestWifi()
+    rng = random.Random(f"keliu-demo-ap:{seed}")
+    out = []
+    for p in people:
+        if p.kind != "visitor":
+            continue
+        mac: str | None = None
+        for start, end in p.visits:
+            if not day_start <= start < day_start + 86400:
+                continue
+            if mac is not None and rng.random() < wifi.rejoin:
+                at = start + rng.uniform(*wifi.rejoin_s)
+            elif rng.random() < wifi.join_probability(end - start):
+                at = start + wifi.login_s[0] + rng.expovariate(1.0 / (wifi.login_s[1] - wifi.login_s[0]))
+            else:
+                continue
+            if at > end - wifi.min_left_s:
+                continue
+            if mac is None:
+                mac = ":".join(f"{b:02x}" for b in bytes([rng.randrange(256) & 0xFC | 0x02]) + rng.randbytes(5))
+            out.append({"mac": mac, "start": round(at - day_start, 1), "end": round(min(end, day_start + 86400)
+                                                                                  - day_start, 1),
+                        "signal": round(p.rssi)})
+    return sorted(out, key=lambda e: e["start"])
 
 
 def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES, days: int = HISTORY_DAYS,
@@ -106,7 +148,7 @@ def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES
     from keliu import db
     from keliu.testing import history
 
-    today = datetime.fromtimestamp(now, ZoneInfo("Asia/Shanghai")).date()
+    today = datetime.fromtimestamp(now, ZoneInfo(TIMEZONE)).date()
     wanted = [today - timedelta(days=i) for i in range(days, 0, -1)]
     rows: list[dict[str, Any]] = []
     r = astore.rollups.c
@@ -327,8 +369,11 @@ def load_campaign(engine: Any, cfg: object, now: float, seed: int = 7) -> int:
     return cid
 
 
-def plan(cfg: object, captures: dict[str, Path], wechat_port: int = WECHAT_FAKE_PORT) -> list[Child]:
-    """The processes of the demo (pure): each is a ``keliu`` subcommand, plus the local FAKE WeChat."""
+def plan(cfg: object, captures: dict[str, Path], wechat_port: int = WECHAT_FAKE_PORT,
+         ap: tuple[str, Path, Path] | None = None) -> list[Child]:
+    """The processes of the demo (pure): each is a ``keliu`` subcommand, plus the local FAKE WeChat; with ``ap``
+    (store, control socket, schedule), the store's guest Wi-Fi: a FAKE hostapd control socket listing the
+    schedule's stations as the day goes by, and ``keliu sensor stations`` reading it as on a router."""
     from keliu import console
     from keliu.config import Config
 
@@ -339,12 +384,29 @@ def plan(cfg: object, captures: dict[str, Path], wechat_port: int = WECHAT_FAKE_
         fake.append("--verbose")
     sensors = [Child(f"sensor-{store}", keliu + ["sensor", "replay", str(path), "--store", store, "--follow-clock"])
                for store, path in captures.items()]
+    if ap is not None:
+        store, ctrl, schedule = ap
+        sensors = [Child("ap-fake", [sys.executable, "-m", "keliu.testing.hostapd_fake", "--ctrl", str(ctrl),
+                                     "--schedule", str(schedule)]),
+                   Child(f"stations-{store}", keliu + ["sensor", "stations", "--ctrl", str(ctrl), "--store", store]),
+                   *sensors]
     return [
         Child("wechat-fake", fake),
         Child("portal", keliu + ["portal"]),
         *sensors,
         Child("analytics", keliu + ["analytics", "run", "--interval", "10"]),
     ]
+
+
+def _ctrl_path(var: Path) -> Path:
+    """Where the demo's FAKE hostapd puts its control socket: under ``var/demo``, or a temporary folder where that
+    path is too long for a Unix socket (108 bytes)."""
+    path = var / "demo" / "wlan0"
+    if len(os.fsencode(path)) < 100:
+        return path
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="keliu-demo-ap-")) / "wlan0"
 
 
 def demo_logins(engine: object, cfg: object) -> list[tuple[str, str, str]]:
@@ -452,12 +514,17 @@ def demo(no_run: bool, wechat_port: int) -> None:
     tenants.sync(engine, cfg)
     configured = {s.id for s in cfg.stores}
     captures: dict[str, Path] = {}
+    ap: tuple[str, Path, Path] | None = None
     for i, store in enumerate(STORES):
         if store.id not in configured:
             continue  # an operator's own configuration: only its stores that are the demo's get a sensor
         captures[store.id] = cfg.var_path / "demo" / f"{store.id}.pcap"
-        if not captures[store.id].exists():
-            write_capture(captures[store.id], store, seed=7 + i)
+        # the portal's store has a guest Wi-Fi whose AP the demo reads (a FAKE hostapd: its stations, no radio)
+        schedule = cfg.var_path / "demo" / f"{store.id}-ap.json" if store.id == cfg.portal.store else None
+        if not captures[store.id].exists() or schedule is not None and not schedule.exists():
+            write_capture(captures[store.id], store, seed=7 + i, ap=schedule)
+        if schedule is not None:
+            ap = (store.id, _ctrl_path(cfg.var_path), schedule)
     load_history(engine, time.time(), tuple(s for s in STORES if s.id in configured),
                  repeats=cfg.sensor.privacy == "linked")
     # one finished campaign with a holdout on generated members, in the portal's store if it is one of the demo's
@@ -465,7 +532,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
     campaign = load_campaign(engine, cfg, time.time()) if ours else None
     pos = load_marketing(engine, cfg, time.time()) if ours else None
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)
-    children = plan(cfg, captures, wechat_port)
+    children = plan(cfg, captures, wechat_port, ap)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"
     malls = "; ".join(f"{name}: " + "、".join(s.name for s in cfg.stores if s.mall == mid)
                       for mid, name in ((m.id, m.name) for m in cfg.malls))

@@ -149,6 +149,16 @@ def test_demo_runs_both_flows_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
         body = wait_for(dashboard, 120, "visitors, passers-by and the login on the dashboard", proc, log)
         assert body["charts"]["funnel"][3]["value"] == 1  # the shopper opted in to membership: a new member
 
+        def connected() -> dict[str, Any] | None:
+            # the portal's store has a guest Wi-Fi: the demo reads its (FAKE) AP's station list as a router does,
+            # whoever is associated at this hour (nobody at night): the card says when the list was last read
+            view = admin.get(base + "/api/v1/stores/starbucks/dashboard", timeout=10).json()
+            card = view["connected"]
+            return card if card and card["last_poll"] and card["health_text"] else None
+
+        card = wait_for(connected, 120, "the AP's station list read", proc, log)
+        assert 0 < card["coverage"] <= 1 and time.time() - 120 < card["last_poll"] <= time.time()
+
         # no store has data for an hour that has not begun; every comparison with last week has data
         now = datetime.now(tz)
         for store in ("starbucks", "uniqlo", "haidilao", "familymart", "heytea", "muji", "popmart"):

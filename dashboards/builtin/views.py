@@ -305,10 +305,21 @@ def _side_by_side(lang: str, tid: str, title: str, kind: str, items: Sequence[Ma
                     + [cell(lang, k_kind, it.get(k)) for k, k_kind in columns]
                     # the visitors' band (no data without one); connected: exact, never added to the counts
                     + [cell(lang, "int", v) for v in (_outward("int", band) if band else (None, None))]
-                    + [cell(lang, "int", conn.get("visitors") if isinstance(conn, Mapping) else None),
+                    + [_connected_cell(lang, conn if isinstance(conn, Mapping) else {}),
                        cell(lang, "int", p.get("visitors")),
                        cell(lang, "text", i18n.change(_num(it, "visitors"), _num(p, "visitors")))])
     return table(tid, title, cols, rows, sortable=True)
+
+
+def _connected_cell(lang: str, conn: Mapping[str, Any]) -> Json:
+    """A row's connected shoppers; where the AP's station list was read in only part of the opening hours, "at
+    least" and how much (a dead AP's store must not read as nobody connected), as the card's health text says."""
+    out = cell(lang, "int", conn.get("visitors"))
+    share = _opt(conn.get("coverage"))
+    if out["value"] is not None and share is not None and share < 1:
+        out["text"] = t(lang, "connected_partial", n=out["text"], share=i18n.percent(share))
+        out["coverage"] = share
+    return out
 
 
 def mall_view(lang: str, mall: Mapping[str, Any], start: date, end: date, current: Report, previous: Report,

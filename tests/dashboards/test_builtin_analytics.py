@@ -87,6 +87,10 @@ def test_mall_view_shows_the_analytics_report(app: Flask) -> None:
     # the mall's coverage: its stores that recorded reads (s1; s2's poller records none)
     assert view["connected"]["coverage"] == pytest.approx(60 / 72) and "83.3%" in view["connected"]["health_text"]
     assert [s["connected"]["coverage"] for s in m["stores"]] == [pytest.approx(60 / 72), None]
+    # ... and each store's row says where its figure is a lower bound (s2 records no reads: not claimed either way)
+    assert [r[9]["text"] for r in rows] == ["≥ 1 (list read 83.3%)", "1"]
+    zh = login(app, "ops-m1").get(f"/api/v1/malls/m1/dashboard?start={DAY}&lang=zh-CN").json
+    assert next(t for t in zh["tables"] if t["id"] == "stores")["rows"][0][9]["text"] == "≥ 1（83.3% 时段有列表）"
     assert {k["key"]: k["band"] for k in view["kpis"]}["visitors"] == m["totals"]["uncertainty"]["bands"]["visitors"]
 
 

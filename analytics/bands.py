@@ -15,11 +15,19 @@ iPhones) the visits are fragments and the median stays low; the band's upper end
 only correction for that: a constant factor would not know the store's mix of phones. ``median_dwell_est_s`` is
 kept for the API's shape and equals ``median_dwell_s`` (it used to be the reported median times a calibrated 1.46).
 
-``tests/analytics/test_bands.py`` re-derives ``CALIBRATION`` from a fresh run (it must match) and checks that the
-bands cover the truth on other seeds.
+The dwell's band widens with the crowd: the more phones of one model in range, the more of their rotations the
+linker cannot follow, and the shorter the fragments (a mall's crowd: truth / reported 2.32, against at most 1.74
+on store-sized days). ``CROWD`` is that calibration, from ``bench/accuracy.py --crowd``'s mall day; a report's
+density is its busiest hour's devices (:func:`peak_hour`, from the hourly figures it has), and between the
+store-sized days' and the crowd's the band's upper end follows its logarithm (measured at both ends and checked at
+two densities between, docs/METRICS.md "Error bands"); past the crowd's it stays at the crowd's.
+
+``tests/analytics/test_bands.py`` re-derives ``CALIBRATION`` and ``CROWD`` from fresh runs (they must match) and
+checks that the bands cover the truth on other seeds and other crowds.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
@@ -31,6 +39,10 @@ CALIBRATION: dict[str, tuple[float, float]] = {
     "median_dwell_s": (0.987, 1.737),
     "capture_rate": (-0.001, 0.031),
 }
+#: the dwell at a crowd (``bench/accuracy.py --crowd``, seed 1: the mall day, 1,012 phones in range at its peak):
+#: the busiest hour's devices of the store-sized calibration days (the most of them) and of the crowd's day, and
+#: the crowd's truth / reported median dwell (its other figures lie inside their store-sized bands)
+CROWD: dict[str, Any] = {"peak_hour": (229, 3989), "median_dwell_s": 2.322}
 #: widening for what the calibration did not show, set from seed 2: relative for counts and dwell, absolute for
 #: capture rate (seed 2's all_reset day 1 reads 13.7 % more visitors than the truth and a capture rate 0.020 above
 #: it, where seed 1 reads at most 1.3 % more visitors and a capture rate 0.001 above); seed 3 checks the result
@@ -59,9 +71,36 @@ class Uncertainty(TypedDict):
     basis: dict[str, str]
 
 
-def band(metric: str, value: float) -> list[float]:
-    """The calibrated band around a reported ``value`` of ``metric``."""
+def dwell_high(peak: float | None) -> float:
+    """The highest truth / reported median dwell at a density of ``peak`` devices in the busiest hour (None: not
+    known, the store-sized calibration's)."""
+    hi = CALIBRATION["median_dwell_s"][1]
+    p0, p1 = CROWD["peak_hour"]
+    if peak is None or peak <= p0:
+        return hi
+    f = min(1.0, math.log(peak / p0) / math.log(p1 / p0))
+    return hi + (float(CROWD["median_dwell_s"]) - hi) * f
+
+
+def peak_hour(figures: Mapping[str, Any]) -> float | None:
+    """A report's density: its busiest hour's devices (visitors and passers-by of that hour; a range's hours are
+    summed over its ``days``, so divided by their number); None without hourly figures (a mall's totals)."""
+    hv, hp = figures.get("hourly_visitors"), figures.get("hourly_passersby")
+    if not isinstance(hv, list) or not isinstance(hp, list):
+        return None
+    heard = [(v or 0) + (p or 0) for v, p in zip(hv, hp) if v is not None or p is not None]
+    if not heard:
+        return None
+    days = figures.get("days")
+    return max(heard) / (max(1, len(days)) if isinstance(days, list) else 1)
+
+
+def band(metric: str, value: float, peak: float | None = None) -> list[float]:
+    """The calibrated band around a reported ``value`` of ``metric``; ``peak``: the report's density
+    (:func:`peak_hour`), which widens the dwell's."""
     lo, hi = CALIBRATION[metric]
+    if metric == "median_dwell_s":
+        hi = dwell_high(peak)
     m = MARGIN[metric]
     if metric == "capture_rate":
         return [round(max(0.0, value + lo - m), 4), round(min(1.0, value + hi + m), 4)]
@@ -79,10 +118,11 @@ def uncertainty(figures: Mapping[str, Any]) -> Uncertainty:
     operator"). It is no narrower than the summands' bands: the calibrated range is one for every store, and the
     errors of stores with the same mix of phones do not cancel."""
     bands: dict[str, list[float]] = {}
+    peak = peak_hour(figures)
     for k in ("visitors", "passersby", "capture_rate", "median_dwell_s"):
         v = figures.get(k)
         if v is not None:
-            bands[k] = band(k, float(v))
+            bands[k] = band(k, float(v), peak)
     d = figures.get("median_dwell_s")
     return Uncertainty(median_dwell_est_s=float(d) if d is not None else None,
                        bands=bands,  # type: ignore[typeddict-item]
@@ -99,3 +139,10 @@ def calibrate(rows: list[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
             vals = [r[k]["truth"] / r[k]["keliu"] for r in rows if r[k]["keliu"]]
         out[k] = (round(min(vals), 3), round(max(vals), 3))
     return out
+
+
+def calibrate_crowd(store_rows: list[Mapping[str, Any]], crowd_rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """``CROWD`` from ``bench/accuracy.py``'s rows: the store-sized days' and the crowd's (``peak_hour`` each)."""
+    return {"peak_hour": (max(int(r["peak_hour"]) for r in store_rows), max(int(r["peak_hour"]) for r in crowd_rows)),
+            "median_dwell_s": round(max(r["median_dwell_s"]["truth"] / r["median_dwell_s"]["keliu"]
+                                        for r in crowd_rows), 3)}

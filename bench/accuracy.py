@@ -44,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from analytics.bands import calibrate, calibrate_crowd
 from keliu.testing.accuracy import measure, scene, staged
 from keliu.testing.crowd import PRESETS, CrowdScenario, evening, simulate
 from keliu.testing.guestwifi import GuestWifi, joins
@@ -69,7 +70,8 @@ def run_scenario(name: str, seed: int, policy: PrivacyPolicy | None = None, days
     out = []
     for r in res:
         row = {"scenario": name, "day": r.day + 1, "frames": len(air), "macs": r.truth["macs"],
-               "identify_s": round(secs, 2), "peak_in_range": truth.peak_in_range(r.day)}
+               "identify_s": round(secs, 2), "peak_in_range": truth.peak_in_range(r.day),
+               "peak_hour": r.got["peak_hour"]}
         for k in KEYS:
             row[k] = {"truth": r.truth[k], "oracle": r.oracle[k], "keliu": r.got[k]}
         out.append(row)
@@ -248,6 +250,11 @@ def main() -> None:
             f = "{:+.3f}" if k == "capture_rate" else "{:+.1%}"
             return f.format(e[k]) + ("" if b is None else " (" + f.format(b[k]) + ")")
         print(f"| {name} | " + " | ".join(c(k) for k in KEYS) + " |")
+    store_rows = [r for r in rows if r["scenario"] in ("none", "half", "all_reset", "native")]
+    print(f"\ncalibration (analytics.bands.CALIBRATION): {calibrate(store_rows)}")
+    if args.crowd:
+        crowd = calibrate_crowd(store_rows, [r for r in rows if r["scenario"] == "crowd"])
+        print(f"crowd calibration (analytics.bands.CROWD): {crowd}")
     ablation: dict[str, dict] = {}
     if not args.no_ablation:
         print("\nablation: worst error with one evidence type removed")

@@ -75,7 +75,9 @@ def summary(sd: StoreDay, device: np.ndarray) -> dict[str, Any]:
     (r,) = sd.rollup("1d")
     return {"visitors": r.visitors, "passersby": r.passersby, "median_dwell_s": float(r.median_dwell_s),
             "capture_rate": float(r.capture_rate), "phones": len(np.unique(device)),
-            "staff": int(r.staff_excluded), "dwell_s": sd.visits.dwell_ms[~sd.visit_staff] / 1000.0}
+            "staff": int(r.staff_excluded), "dwell_s": sd.visits.dwell_ms[~sd.visit_staff] / 1000.0,
+            # the busiest hour's devices, as the report's hourly figures read (analytics.bands.peak_hour)
+            "peak_hour": max((h.visitors + h.passersby for h in sd.rollup("1h")), default=0)}
 
 
 def figures(ts: np.ndarray, device: np.ndarray, rssi: np.ndarray, day_start: float, rules: Rules) -> dict[str, Any]:

@@ -74,8 +74,8 @@ class _Group:
     #: standard deviation the signal evidence uses for it (4.5 to 8 dB)
     spread: float = 20.25
     sd: float = 4.5
-    #: every directed SSID its MACs sent in their first time step (the phone's preferred networks, at most
-    #: ``_PNL_MAX``): what a scan with another element set of this phone carries too (:meth:`Identifier._score_pnl`)
+    #: every directed SSID its MACs sent (the phone's preferred networks, at most ``_PNL_MAX``): what a scan with
+    #: another element set of this phone probes for too (:meth:`Identifier._score_pnl`)
     pnl: frozenset[bytes] = frozenset()
 
 

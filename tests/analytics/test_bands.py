@@ -65,22 +65,26 @@ def test_calibration_is_what_the_bench_measures(store_rows: list[dict]) -> None:
     assert calibrate(store_rows) == CALIBRATION
 
 
-def test_crowd_calibration_is_what_the_bench_measures(store_rows: list[dict]) -> None:
-    """The mall day of ``bench/accuracy.py --crowd`` (about a minute here)."""
-    assert calibrate_crowd(store_rows, run_scenario("crowd", 1, days=1)) == CROWD
-
-
-@pytest.mark.parametrize(("visitors", "passersby", "seed"), [(8200, 41000, 1), (1000, 5000, 1), (2500, 12500, 2)])
-def test_the_dwell_band_covers_the_truth_in_crowds_it_did_not_see(visitors: int, passersby: int, seed: int) -> None:
-    """Two evening hours of a mall at the crowd's rates (its busiest hours, which the day's calibration averages
-    over) and of two thinner crowds: the dwell's band at the report's density covers the truth. At the crowd's
-    rates the store-sized band would not (truth / reported 2.37 against at most 1.91)."""
+def evening_rows(visitors: int, passersby: int, seed: int) -> list[dict]:
+    """Two evening hours of a mall (``keliu.testing.crowd.evening``) at these rates a day."""
     from dataclasses import replace
 
     from keliu.testing.crowd import PRESETS, evening
 
     sc = evening(replace(PRESETS["crowd"], visitors_per_day=visitors, passersby_per_day=passersby))
-    (r,) = run_scenario("crowd evening", seed, sc=sc)
+    return run_scenario("crowd evening", seed, sc=sc)
+
+
+def test_crowd_calibration_is_what_the_bench_measures(store_rows: list[dict]) -> None:
+    """The mall's two evening hours of ``bench/accuracy.py --crowd`` (seed 1; the whole mall day is its check)."""
+    assert calibrate_crowd(store_rows, evening_rows(8200, 41000, 1)) == CROWD
+
+
+@pytest.mark.parametrize(("visitors", "passersby", "seed"), [(8200, 41000, 2), (1000, 5000, 1), (2500, 12500, 2)])
+def test_the_dwell_band_covers_the_truth_in_crowds_it_did_not_see(visitors: int, passersby: int, seed: int) -> None:
+    """The mall's evening on another seed, and two thinner crowds' evenings: the dwell's band at the report's
+    density covers the truth. At the mall's rates the store-sized band would not (at most 1.91)."""
+    (r,) = evening_rows(visitors, passersby, seed)
     truth, got = r["median_dwell_s"]["truth"], r["median_dwell_s"]["keliu"]
     lo, hi = band("median_dwell_s", got, r["peak_hour"])
     print(visitors, r["peak_hour"], truth / got, [lo / got, hi / got])

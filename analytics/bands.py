@@ -18,7 +18,7 @@ kept for the API's shape and equals ``median_dwell_s`` (it used to be the report
 The dwell's band widens with the crowd: the more phones of one model in range, the more of their rotations the
 linker cannot follow, and the shorter the fragments (a mall's crowd: truth / reported 2.32, against at most 1.74
 on store-sized days). ``CROWD`` is that calibration, from ``bench/accuracy.py --crowd``'s mall evening; a report's
-density is its busiest hour's devices (:func:`peak_hour`, from the hourly figures it has), and between the
+density is its busiest hour's devices (:func:`peak_hour`, from its hourly figures), and between the
 store-sized days' and the crowd's the band's upper end follows its logarithm (measured at both ends and checked at
 two densities between, docs/METRICS.md "Error bands"); past the crowd's it stays at the crowd's.
 
@@ -28,7 +28,7 @@ checks that the bands cover the truth on other seeds and other crowds.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 #: per metric: (lowest, highest) of truth / reported over the calibration days (capture rate: truth − reported).
@@ -83,17 +83,11 @@ def dwell_high(peak: float | None) -> float:
     return hi + (float(CROWD["median_dwell_s"]) - hi) * f
 
 
-def peak_hour(figures: Mapping[str, Any]) -> float | None:
-    """A report's density: its busiest hour's devices (visitors and passers-by of that hour; a range's hours are
-    summed over its ``days``, so divided by their number); None without hourly figures (a mall's totals)."""
-    hv, hp = figures.get("hourly_visitors"), figures.get("hourly_passersby")
-    if not isinstance(hv, list) or not isinstance(hp, list):
-        return None
-    heard = [(v or 0) + (p or 0) for v, p in zip(hv, hp) if v is not None or p is not None]
-    if not heard:
-        return None
-    days = figures.get("days")
-    return max(heard) / (max(1, len(days)) if isinstance(days, list) else 1)
+def peak_hour(visitors: Sequence[int | None], passersby: Sequence[int | None], days: int = 1) -> float | None:
+    """A report's density: its busiest hour's devices (visitors and passers-by of that hour, per hour of day;
+    ``days``: how many days' hours were summed into them, the density is per day); None without any."""
+    heard = [(v or 0) + (p or 0) for v, p in zip(visitors, passersby) if v is not None or p is not None]
+    return max(heard) / max(1, days) if heard else None
 
 
 def band(metric: str, value: float, peak: float | None = None) -> list[float]:
@@ -108,7 +102,7 @@ def band(metric: str, value: float, peak: float | None = None) -> list[float]:
     return [round(value * lo * (1 - m), 1), round(value * hi * (1 + m), 1)]
 
 
-def uncertainty(figures: Mapping[str, Any]) -> Uncertainty:
+def uncertainty(figures: Mapping[str, Any], peak: float | None = None) -> Uncertainty:
     """The estimate, bands and bases for a report's figures (``visitors``, ``passersby``, ``capture_rate``,
     ``median_dwell_s``; a figure that is None, no data, gets no band, and a figure the report does not have, such
     as a mall's median dwell, no basis either).
@@ -117,9 +111,9 @@ def uncertainty(figures: Mapping[str, Any]) -> Uncertainty:
     in its band, i.e. between ``lo`` and ``hi`` times its reported value, the sum's truth lies between ``lo`` and
     ``hi`` times the reported sum, so the sum's band is the same mapping of the sum (docs/METRICS.md, "Mall and
     operator"). It is no narrower than the summands' bands: the calibrated range is one for every store, and the
-    errors of stores with the same mix of phones do not cancel."""
+    errors of stores with the same mix of phones do not cancel. ``peak``: the report's density (:func:`peak_hour`;
+    None: not known, as for a mall's totals, which have no median dwell), which widens the dwell's band."""
     bands: dict[str, list[float]] = {}
-    peak = peak_hour(figures)
     for k in ("visitors", "passersby", "capture_rate", "median_dwell_s"):
         v = figures.get(k)
         if v is not None:

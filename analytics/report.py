@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics import store
-from analytics.bands import Uncertainty, uncertainty
+from analytics.bands import Uncertainty, peak_hour, uncertainty
 from analytics.calibration import PairDay, calibration, pair_day
 from analytics.coverage import I64, coverage, coverage_counts, heard_hours, opening_hours, slots
 from analytics.metrics import (
@@ -534,7 +534,7 @@ def store_day(engine: Engine, store_id: str, day: date, cfg: Config | None = Non
     out = {"store": store_id} | figures
     out["hourly_visitors"], out["hourly_passersby"] = hours.get(day) or _no_hours()
     out["hourly_connected"] = _connected_hours(station_days, last, polled, tz)
-    out["uncertainty"] = uncertainty(out)
+    out["uncertainty"] = uncertainty(out, peak_hour(out["hourly_visitors"], out["hourly_passersby"]))
     out["connected"] = connected
     return cast(StoreDay, out)
 
@@ -573,15 +573,17 @@ def store_range(engine: Engine, store_id: str, start: date, end: date, cfg: Conf
         connected, station_days, (polled, _p) = _connected(conn, zones, store_id, start, end, set(rows), last,
                                                            until)
     hv, hp = _no_hours()
+    summed = 0
     for d in _days(start, end):
         if d in rows and d in hours:  # a day's hours count only with its daily row, as in the daily figures
             v, p = hours[d]
             hv, hp = _add_hours(hv, v), _add_hours(hp, p)
+            summed += 1
     out = {"store": store_id, "start": start.isoformat(), "end": end.isoformat()} | _merge(per_day)
     out["hourly_visitors"], out["hourly_passersby"] = hv, hp
     out["hourly_connected"] = _connected_hours(station_days, last, polled, tz)
     out["days"] = [{k: d[k] for k in ("date", *SCALARS)} for d in per_day]
-    out["uncertainty"] = uncertainty(out)
+    out["uncertainty"] = uncertainty(out, peak_hour(hv, hp, summed))
     out["connected"] = connected
     return cast(StoreRange, out)
 

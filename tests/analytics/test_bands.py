@@ -48,12 +48,13 @@ def test_the_dwell_band_widens_with_the_crowd() -> None:
     assert band("median_dwell_s", 600.0, p1)[1] > band("median_dwell_s", 600.0)[1]
     assert band("median_dwell_s", 600.0, p1)[0] == band("median_dwell_s", 600.0)[0]
     assert band("visitors", 100.0, p1) == band("visitors", 100.0)  # the crowd's counts lie in the store bands
-    day = {"median_dwell_s": 600.0, "hourly_visitors": [None] * 10 + [400, 900] + [None] * 12,
-           "hourly_passersby": [None] * 10 + [2000, 3100] + [None] * 12}
-    assert peak_hour(day) == 4000
-    assert peak_hour(day | {"days": [{}, {}]}) == 2000
-    assert peak_hour({"median_dwell_s": 600.0}) is None
-    assert uncertainty(day)["bands"]["median_dwell_s"] == band("median_dwell_s", 600.0, 4000)
+    hv, hp = [None] * 10 + [400, 900] + [None] * 12, [None] * 10 + [2000, 3100] + [None] * 12
+    assert peak_hour(hv, hp) == 4000
+    assert peak_hour(hv, hp, 2) == 2000  # two days' hours summed
+    assert peak_hour([None] * 24, [None] * 24) is None
+    day = {"median_dwell_s": 600.0}
+    assert uncertainty(day, peak_hour(hv, hp))["bands"]["median_dwell_s"] == band("median_dwell_s", 600.0, 4000)
+    assert uncertainty(day)["bands"]["median_dwell_s"] == band("median_dwell_s", 600.0)
 
 
 @pytest.fixture(scope="module")

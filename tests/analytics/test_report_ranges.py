@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from analytics import report, store
-from analytics.bands import uncertainty
+from analytics.bands import peak_hour, uncertainty
 from analytics.metrics import connected_figures
 from keliu import config, db
 from tests.analytics.builders import statements, tenant_db
@@ -96,6 +96,15 @@ def old_store_day(engine: Engine, store_id: str, day: date) -> dict[str, Any]:
     return out
 
 
+def old_hour_days(engine: Engine, store_id: str, start: date, end: date) -> int:
+    """How many days of [start, end] the range's hourly counts sum: those with a daily row and hourly rows (the
+    density of the dwell's band is per such day, analytics.bands.peak_hour)."""
+    with engine.connect() as conn:
+        rows = old_store_days(conn, store_id, start, end)
+        return sum(1 for d in report._days(start, end)
+                   if d in rows and any(v is not None for v in old_hourly(conn, store_id, d)[0]))
+
+
 def old_store_range(engine: Engine, store_id: str, start: date, end: date) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = old_store_days(conn, store_id, start, end)
@@ -130,7 +139,8 @@ def test_store_range_and_day_report_what_the_per_day_reading_did(engine: Engine)
             assert got.pop("connected") == connected_figures([])
             assert got.pop("hourly_connected") == [None] * 24  # no station: no data in any hour
             assert got == old_store_range(engine, sid, a, b), (sid, a, b)
-            assert unc == uncertainty(got)
+            assert unc == uncertainty(got, peak_hour(got["hourly_visitors"], got["hourly_passersby"],
+                                                     old_hour_days(engine, sid, a, b)))
         d = FIRST - timedelta(days=1)
         while d <= LAST + timedelta(days=1):
             got = dict(report.store_day(engine, sid, d))
@@ -138,7 +148,7 @@ def test_store_range_and_day_report_what_the_per_day_reading_did(engine: Engine)
             assert got.pop("connected") == connected_figures([])
             assert got.pop("hourly_connected") == [None] * 24
             assert got == old_store_day(engine, sid, d), (sid, d)
-            assert unc == uncertainty(got)
+            assert unc == uncertainty(got, peak_hour(got["hourly_visitors"], got["hourly_passersby"]))
             d += timedelta(days=1)
     full = report.store_range(engine, "s1", FIRST, LAST)
     assert full["visitors"] > 0 and sum(v or 0 for v in full["hourly_visitors"]) > 0  # the seed is not all zeros

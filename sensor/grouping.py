@@ -746,9 +746,9 @@ class Identifier:
         return (self._ssid_phones.get(name, 0) + _SSID_PRIOR * _SSID_P0) / (self._named + _SSID_PRIOR)
 
     def _score_pnl(self, st: _Mac, fp: int, log_new: float, mine: set[str | None]) -> list[tuple[float, _Group]]:
-        """The log-likelihood ratios of ``st`` (family ``fp``, no group of its own family takes it) being a scan
-        with another element set of a per-scan phone of another family in range that probes for the same
-        preferred networks, against a new phone (``log_new``), where they beat ``link_threshold``.
+        """The log-likelihood ratios of ``st`` (family ``fp``) being a scan with another element set of a per-scan
+        phone of another family in range that probes for the same preferred networks, against a new phone
+        (``log_new``), where they beat ``link_threshold``; weighed beside its own family's groups, if any.
 
         A phone's scan probes for its preferred networks whichever element set it sends (the real Oppo Find X3 Neo
         of the Baccichet captures: five directed SSIDs in both of its sets, each scan of either from a new MAC).

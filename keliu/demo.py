@@ -105,14 +105,14 @@ def ap_schedule(people: Any, day_start: float, seed: int) -> list[dict[str, Any]
     """The demo store's guest Wi-Fi (pure): the visitors of the generated day (``keliu.testing.simulate``'s
     people) who join, as ``keliu.testing.guestwifi`` models it (the chance grows with the visit's length, the login
     a minute or more after arriving, none with less than two minutes left; a phone keeps its per-network address
-    and rejoins by itself on a later visit), each association as seconds after the local midnight and a random
-    locally administered address: what the FAKE AP (``keliu.testing.hostapd_fake``) lists as the day goes by."""
-    import random
+    and rejoins by itself on a later visit: ``GuestWifi.join_at``), each association as seconds after the local
+    midnight and its address: what the FAKE AP (``keliu.testing.hostapd_fake``) lists as the day goes by."""
+    import numpy as np
 
-    from keliu.testing.guestwifi import GuestWifi
+    from keliu.testing.guestwifi import GuestWifi, network_address
 
     wifi = GuestWifi()
-    rng = random.Random(f"keliu-demo-ap:{seed}")
+    rng = np.random.default_rng([seed, 89])
     out = []
     for p in people:
         if p.kind != "visitor":
@@ -121,16 +121,11 @@ def ap_schedule(people: Any, day_start: float, seed: int) -> list[dict[str, Any]
         for start, end in p.visits:
             if not day_start <= start < day_start + 86400:
                 continue
-            if mac is not None and rng.random() < wifi.rejoin:
-                at = start + rng.uniform(*wifi.rejoin_s)
-            elif rng.random() < wifi.join_probability(end - start):
-                at = start + wifi.login_s[0] + rng.expovariate(1.0 / (wifi.login_s[1] - wifi.login_s[0]))
-            else:
-                continue
-            if at > end - wifi.min_left_s:
+            at = wifi.join_at(rng, start, end, mac is not None)
+            if at is None:
                 continue
             if mac is None:
-                mac = ":".join(f"{b:02x}" for b in bytes([rng.randrange(256) & 0xFC | 0x02]) + rng.randbytes(5))
+                mac = network_address(rng).to_bytes(6, "big").hex(":")
             out.append({"mac": mac, "start": round(at - day_start, 1), "end": round(min(end, day_start + 86400)
                                                                                   - day_start, 1),
                         "signal": round(p.rssi)})

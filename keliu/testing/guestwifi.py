@@ -68,6 +68,23 @@ class GuestWifi:
         x = (math.log(max(dwell_s, 1.0)) - math.log(lo)) / (math.log(hi) - math.log(lo))
         return float(min(max(self.join_short + (self.join_long - self.join_short) * x, 0.0), 1.0))
 
+    def join_at(self, rng: np.random.Generator, start: float, end: float, joined: bool) -> float | None:
+        """When a visitor's phone associates on the visit [start, end] (None: not this visit): a phone that
+        ``joined`` on an earlier visit rejoins by itself, else it joins with :meth:`join_probability` after a login;
+        never with less than ``min_left_s`` of the visit left."""
+        if joined and rng.random() < self.rejoin:
+            at = start + float(rng.uniform(*self.rejoin_s))
+        elif rng.random() < self.join_probability(end - start):
+            at = start + self.login_s[0] + float(rng.exponential(self.login_s[1] - self.login_s[0]))
+        else:
+            return None
+        return None if at > end - self.min_left_s else at
+
+
+def network_address(rng: np.random.Generator) -> int:
+    """A phone's per-network address: random, locally administered, unicast (Android 10+, iOS 14+)."""
+    return (int(rng.integers(0, 1 << 48)) & ~(0x01 << 40)) | (0x02 << 40)
+
 
 @dataclass(frozen=True)
 class Session:
@@ -129,17 +146,11 @@ def joins(air: Air, truth: Truth, seed: int, wifi: GuestWifi | None = None) -> J
         if fixed and not len(mine):
             continue  # never heard: its address is unknown and it adds nothing
         for start, end in p.visits:
-            if mac is not None and rng.random() < wifi.rejoin:
-                at = start + float(rng.uniform(*wifi.rejoin_s))
-            elif rng.random() < wifi.join_probability(end - start):
-                at = start + wifi.login_s[0] + float(rng.exponential(wifi.login_s[1] - wifi.login_s[0]))
-            else:
+            at = wifi.join_at(rng, start, end, mac is not None)
+            if at is None:
                 continue
-            if at > end - wifi.min_left_s:
-                continue
-            if mac is None:  # its burned-in address, or a per-network one: random, locally administered, unicast
-                mac = int(air.mac[mine[0]]) if fixed else (int(rng.integers(0, 1 << 48)) & ~(0x01 << 40)) | (
-                    0x02 << 40)
+            if mac is None:  # its burned-in address, or a per-network one
+                mac = int(air.mac[mine[0]]) if fixed else network_address(rng)
             sessions.append(Session(p.pid, mac, at, end))
             if fixed:
                 before = mine[air.ts[mine] < at]

@@ -89,8 +89,7 @@ def fake_hostapd(stations: list[str] | Callable[[], list[str]], freq: int = 2437
     got: list[str] = []
     done = threading.Event()
     listing = stations if callable(stations) else lambda: stations
-    walked = listing()
-    macs = [s.splitlines()[0].lower() for s in walked]
+    walked = listing()  # the list as of the last STA-FIRST: STA-NEXT walks it
 
     def serve() -> None:
         while not done.is_set():
@@ -104,10 +103,10 @@ def fake_hostapd(stations: list[str] | Callable[[], list[str]], freq: int = 2437
                 continue
             if cmd == "STA-FIRST":
                 walked[:] = listing()
-                macs[:] = [s.splitlines()[0].lower() for s in walked]
                 reply = walked[0] if walked else ""
             elif cmd.startswith("STA-NEXT "):
                 mac = cmd.split()[1].lower()
+                macs = [s.splitlines()[0].lower() for s in walked]
                 if mac not in macs:
                     reply = "FAIL\n"
                 else:

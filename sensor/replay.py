@@ -135,9 +135,10 @@ def replay(path: str | Path, pipe: Pipeline, *, speed: float | None = None, loop
         # yesterday first (a sensor that ran yesterday too), then today: the frames already due are fed at once
         # (again, after a restart: their sighting ids are the same, they are stored once)
         resume = {"offset": follow_offset(first, clock(), follow) - 86400}
-    if loop and resume and resume.get("offset") is not None and (
+    if loop and follow is None and resume and resume.get("offset") is not None and (
             last + float(resume["offset"]) + int(resume.get("round", 0)) * span_days * 86400 < clock() - 86400):
-        # a looping replay (the demo) stopped more than a day ago: start again at now rather than in the past
+        # a looping replay stopped more than a day ago: start again at now rather than in the past (not when
+        # following the clock: its offset is the clock's, and yesterday's round may well have ended over a day ago)
         resume = {}
     rnd = int(resume.get("round", 0))
     skip = int(resume.get("probes", 0))

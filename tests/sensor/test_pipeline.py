@@ -432,6 +432,28 @@ def test_follow_clock_feeds_yesterday_and_today_up_to_now_and_never_ahead(tmp_pa
     assert max(ts for _n, ts in today) > start  # and the rest as the clock reached it
 
 
+
+def test_follow_clock_started_after_the_days_last_frame_feeds_both_days_at_their_time_of_day(
+        tmp_path: Path) -> None:
+    """Started later in the day than the capture's last frame (yesterday's round ended more than a day ago): both
+    days are fed at once at their own time of day, not the capture moved to start now (the demo started after
+    23:10 Shanghai time replayed its Starbucks day from the moment it started, through the night)."""
+    tcapture(tmp_path / "c.pcap", seconds=100.0)  # 15:00:00-15:01:40 store-local on the scenario's day
+    start = Scenario().day_start(10) + 23.5 * 3600  # ten days later, 23:30
+    clock = FakeClock(now=start)
+    fed: list[tuple[float, float]] = []
+
+    class Sink(MemorySink):
+        def deliver(self, batch: list, polls: Sequence[StationPoll] = ()) -> None:  # type: ignore[type-arg]
+            fed.extend((clock.now, s.ts) for s in batch)
+
+    pipe = tpipe(tmp_path, clock, Sink(), batch=1)
+    replay(tmp_path / "c.pcap", pipe, clock=clock, sleep=clock.sleep, rounds=2, follow=8 * 3600)
+    today_15h = Scenario().day_start(10) + 15 * 3600
+    assert sorted({round((ts - today_15h) / 86400) for _now, ts in fed}) == [-1, 0]  # yesterday and today
+    assert all(today_15h - 86400 <= ts <= today_15h + 100 for _now, ts in fed)  # at 15:00, not from 23:30
+    assert all(now == start for now, _ts in fed)  # all of it due: fed at once
+
 # -- the AP's poll records (the station list heard; no device) through the pipeline, the spool and both sinks
 
 def tpolls(*times_counts: tuple[float, int]) -> list[StationPoll]:

@@ -8,7 +8,8 @@ data), then supervises one process per component — the portal (which also serv
 sensor per store replaying its capture on the wall clock (``--follow-clock``: today's probes up to now at once,
 the rest as the clock reaches them, never an hour ahead; tomorrow after midnight), the portal's store's guest
 Wi-Fi (a FAKE hostapd control socket listing the generated day's joins by the clock, :func:`ap_schedule`, and
-``keliu sensor stations`` reading it), and the analytics loop running Celery tasks in-process — prints the URLs and the demo's logins (the
+``keliu sensor stations`` reading it; the same joins are the day's Wi-Fi logins, written as they fall due,
+:func:`load_wifi_logins`), and the analytics loop running Celery tasks in-process — prints the URLs and the demo's logins (the
 admin, whose generated password is changed at the first login, a store manager and a mall operator), and on Ctrl-C (or SIGTERM) stops every child and
 waits for it. The demo has no TLS listener: its RFC 8908 API URI is the portal's own ``/api/captive`` over HTTP.
 Quiet: the banner and the SMS codes; ``keliu -v demo`` for the components' progress lines.
@@ -24,10 +25,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,79 @@ def load_history(engine: Any, now: float, stores: tuple[DemoStore, ...] = STORES
             db.upsert(conn, astore.mall_days, mdays)
             db.upsert(conn, astore.mall_transitions, trans)
     return len(rows)
+
+
+def load_wifi_logins(engine: Any, cfg: object, now: float, schedule: Path) -> int:
+    """The portal's store's shoppers who joined its guest Wi-Fi today by ``now`` (the AP's schedule,
+    :func:`ap_schedule`, which the FAKE AP lists by the clock), written as the portal's WeChat logins would have been
+    (a member with a generated openid, no phone number; the terms consent; the marketing consent, which makes a
+    member, with the generated history's share, ``keliu.testing.history.Profile.member_rate``; the login, its device
+    the keyed hash of the station's address as the portal keys it); returns the logins written. The supervisor calls
+    it again as the day goes by: a join already written is not written again, so today's funnel is today's like the
+    history's days (without it, today read no Wi-Fi login at all against last week's). A shopper of another day is
+    another member (the demo's sensor keeps no device across days: every day's visitors are new)."""
+    import hashlib
+    import json as _json
+    import random
+
+    import sqlalchemy as sa
+
+    from keliu import keys
+    from keliu.config import Config
+    from keliu.testing.history import MEMBER_RATE
+    from portal.core.i18n import CONSENT_VERSIONS
+    from portal.store.models import consents, logins, members
+    from sensor.identity import device_id, mac_bytes
+
+    assert isinstance(cfg, Config)
+    store = cfg.portal.store
+    ap = _json.loads(schedule.read_text(encoding="utf-8"))
+    tz, stations = ZoneInfo(ap["tz"]), ap["stations"]
+    local = datetime.fromtimestamp(now, tz)
+    midnight = datetime.combine(local.date(), datetime.min.time(), tz)
+    due = [e for e in stations if midnight + timedelta(seconds=float(e["start"])) <= local]
+    if not due:
+        return 0
+    key = keys.secret_bytes(cfg.var_dir, "device_hmac")
+    day = local.date().isoformat()
+
+    def openid(mac: str) -> str:
+        return "demo-wifi-" + hashlib.sha256(f"{day}:{mac}".encode()).hexdigest()[:24]
+
+    with engine.begin() as conn:
+        known = dict(conn.execute(sa.select(members.c.wechat_openid, members.c.id).where(
+            members.c.wechat_openid.in_(sorted({openid(str(e["mac"])) for e in due})))).all())
+        done = {(m, round(_utc(t).timestamp(), 1)) for m, t in conn.execute(
+            sa.select(logins.c.member_id, logins.c.ts).where(logins.c.member_id.in_(list(known.values())))).all()}
+        written = 0
+        for e in due:
+            mac = str(e["mac"])
+            at = (midnight + timedelta(seconds=float(e["start"]))).astimezone(ZoneInfo("UTC"))
+            dev = device_id(key, mac_bytes(mac))
+            oid = openid(mac)
+            member = known.get(oid)
+            if member is None:
+                member = conn.execute(sa.insert(members).values(
+                    wechat_openid=oid, created_at=at, first_store_id=store, last_seen_at=at).returning(
+                    members.c.id)).scalar_one()
+                known[oid] = member
+                joins = random.Random(oid).random() < MEMBER_RATE
+                conn.execute(sa.insert(consents), [
+                    {"member_id": member, "kind": kind, "version": CONSENT_VERSIONS[kind], "granted": granted,
+                     "ts": at, "store_id": store, "lang": "zh-CN"}
+                    for kind, granted in (("terms", True), ("marketing", joins))])
+            elif (member, round(at.timestamp(), 1)) in done:
+                continue  # this join's login is written already
+            conn.execute(sa.insert(logins).values(ts=at, store_id=store, member_id=member, method="wechat",
+                                                  ip="10.0.0.2", device_id=dev))
+            conn.execute(sa.update(members).where(members.c.id == member).values(last_seen_at=at))
+            written += 1
+    return written
+
+
+def _utc(t: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives it back naive)."""
+    return t.replace(tzinfo=ZoneInfo("UTC")) if t.tzinfo is None else t
 
 
 #: the demo's campaign: its name, how many generated members it reaches, and how long ago they became eligible
@@ -438,7 +515,10 @@ def _admin_note(engine: object, cfg: object, password: str) -> str:
     return f"{password}   (to be changed at the first login)"
 
 
-def supervise(children: list[Child], env: dict[str, str]) -> int:
+def supervise(children: list[Child], env: dict[str, str], tick: Callable[[], object] | None = None,
+              every_s: float = 60.0) -> int:
+    """Run ``children`` until one exits or a signal comes, then stop them all; ``tick`` every ``every_s`` seconds
+    meanwhile (the day's Wi-Fi logins as they fall due): a failed one is reported and tried again at the next."""
     procs: list[tuple[Child, subprocess.Popen[bytes]]] = []
     stopping = False
 
@@ -452,8 +532,16 @@ def supervise(children: list[Child], env: dict[str, str]) -> int:
         # Own process group: Ctrl-C in the terminal reaches us once, and we stop the children in order.
         procs.append((child, subprocess.Popen(child.argv, env=env, start_new_session=True)))
     code = 0
+    next_tick = time.monotonic() + every_s
     try:
         while not stopping:
+            if tick is not None and time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + every_s
+                try:
+                    tick()
+                except Exception as exc:  # noqa: BLE001 (the demo goes on; the next tick tries again)
+                    click.echo(f"keliu demo: {exc.__class__.__name__}: {exc} (tried again in {every_s:.0f} s)",
+                               err=True)
             for child, proc in procs:
                 rc = proc.poll()
                 if rc is not None:
@@ -526,6 +614,8 @@ def demo(no_run: bool, wechat_port: int) -> None:
     ours = cfg.portal.store in configured and cfg.portal.store in {s.id for s in STORES}
     campaign = load_campaign(engine, cfg, time.time()) if ours else None
     pos = load_marketing(engine, cfg, time.time()) if ours else None
+    if ap is not None:
+        load_wifi_logins(engine, cfg, time.time(), ap[2])
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)
     children = plan(cfg, captures, wechat_port, ap)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"
@@ -546,4 +636,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
         for child in children:
             click.echo(f"  would run {child.name}: {' '.join(child.argv[2:])}")
         return
-    sys.exit(supervise(children, env))
+    if ap is None:
+        sys.exit(supervise(children, env))
+    schedule = ap[2]
+    sys.exit(supervise(children, env, tick=lambda: load_wifi_logins(engine, cfg, time.time(), schedule)))

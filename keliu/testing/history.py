@@ -24,6 +24,9 @@ from zoneinfo import ZoneInfo
 
 from analytics.metrics import DWELL_EDGES_MS, DWELL_FIELDS, LOYALTY_LABELS
 
+#: the share of Wi-Fi logins that opt in to membership (the marketing consent); the demo's live logins use it too
+MEMBER_RATE = 0.35
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -40,7 +43,7 @@ class Profile:
     staff: int = 4
     #: share of visitors who log in to the Wi-Fi, and of those who opt in to membership
     login_rate: float = 0.12
-    member_rate: float = 0.35
+    member_rate: float = MEMBER_RATE
     #: whether a visitor can be known again on a later day: not under the sensor's ``strict`` privacy (a device id
     #: lives one day, docs/PRIVACY.md), where every visitor is new and the loyalty buckets hold first-timers only
     repeats: bool = True

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from keliu.demo import STORES, TIMEZONE, ap_schedule, capture_scenario, plan
 from keliu.testing.hostapd_fake import scheduled
 from keliu.testing.simulate import simulate
@@ -94,3 +96,43 @@ def test_the_demo_plan_reads_the_portal_stores_ap(tmp_path: Path) -> None:
     assert names.index("ap-fake") < names.index("stations-starbucks")
     assert "ap-fake" not in {c.name for c in plan(cfg, {"starbucks": tmp_path / "s.pcap"})}
 
+
+
+def test_the_days_wifi_joins_are_written_as_logins_as_they_fall_due(tmp_path: Path) -> None:
+    """Today's joins of the AP's schedule up to now, written as the portal's logins (once each, however often the
+    supervisor asks); the analytics read them as the day's Wi-Fi logins and new members (those who opted in to
+    marketing, about a third); the device is the keyed hash of the station's address, which is stored nowhere."""
+    import tomllib
+
+    import sqlalchemy as sa
+
+    from analytics.store import portal_times
+    from keliu import config, db, demo, keys, tenants
+    from portal.store.models import logins, members
+    from sensor.identity import device_id, mac_bytes
+
+    sessions, _truth, lo = day()
+    schedule = tmp_path / "ap.json"
+    schedule.write_text(json.dumps({"tz": TIMEZONE, "stations": sessions}))
+    cfg = config.build(tomllib.loads(demo.demo_toml(str(tmp_path))), {})
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    db.upgrade(engine)
+    tenants.sync(engine, cfg)
+    by_one = [e for e in sessions if float(e["start"]) <= 13 * 3600]  # type: ignore[arg-type]
+    assert 0 < len(by_one) < len(sessions)
+    assert demo.load_wifi_logins(engine, cfg, lo + 13 * 3600, schedule) == len(by_one)
+    assert demo.load_wifi_logins(engine, cfg, lo + 13 * 3600 + 1, schedule) == 0
+    assert demo.load_wifi_logins(engine, cfg, lo + 23 * 3600, schedule) == len(sessions) - len(by_one)
+    from datetime import UTC, datetime
+
+    with engine.connect() as conn:
+        times, new_members = portal_times(conn, "starbucks", datetime.fromtimestamp(lo, UTC),
+                                          datetime.fromtimestamp(lo + 86400, UTC))
+        rows = conn.execute(sa.select(logins.c.device_id, logins.c.ts, logins.c.store_id)).all()
+        stored = " ".join(str(v) for r in conn.execute(sa.select(members)).all() for v in r)
+    assert sorted(t.timestamp() for t in times) == pytest.approx(sorted(lo + float(e["start"]) for e in sessions))  # type: ignore[arg-type]
+    assert 0.1 * len(sessions) <= len(new_members) <= 0.7 * len(sessions)
+    key = keys.secret_bytes(cfg.var_dir, "device_hmac")
+    assert {r.device_id for r in rows} == {device_id(key, mac_bytes(str(e["mac"]))) for e in sessions}
+    assert not any(str(e["mac"]) in stored for e in sessions)
+    engine.dispose()

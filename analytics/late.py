@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
+
+from analytics.days import day_start, local_day
 
 #: a roll-up dispatched this long ago and still recorded (its task failed for good, or was lost) is sent again
 LEASE_S = 3600
@@ -28,12 +29,7 @@ class Plan:
 
 def store_days(slots: Iterable[tuple[str, int]], zones: dict[str, str]) -> list[tuple[str, date, str]]:
     """(store, store-local day, time zone) of each late quarter hour ``(store, slot)`` (``zones``: store -> zone)."""
-    return [(s, datetime.fromtimestamp(slot, ZoneInfo(zones[s])).date(), zones[s]) for s, slot in slots]
-
-
-def day_start(day: date, tz: str) -> float:
-    """Epoch seconds of the local day's first instant."""
-    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).timestamp()
+    return [(s, local_day(slot, zones[s]), zones[s]) for s, slot in slots]
 
 
 def plan(late: Iterable[tuple[str, date, str]], window: Collection[tuple[str, date]], cut: float) -> Plan:

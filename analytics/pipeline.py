@@ -12,7 +12,6 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
@@ -20,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from analytics import late as late_days
 from analytics import store
+from analytics.days import day_bounds, local_day
 from analytics.metrics import (
     DWELL_FIELDS,
     LOYALTY_LABELS,
@@ -47,19 +47,6 @@ class StoreContext:
     mall: str
     tz: str
     rules: Rules
-
-
-def day_bounds(day: date, tz: str) -> tuple[int, int]:
-    """Epoch milliseconds of the store-local day's first instant and of the next day's (pure)."""
-    zone = ZoneInfo(tz)
-    start = datetime(day.year, day.month, day.day, tzinfo=zone)
-    nxt = day + timedelta(days=1)
-    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-
-
-def local_day(ts: float, tz: str) -> date:
-    return datetime.fromtimestamp(ts, ZoneInfo(tz)).date()
 
 
 def context(conn: Connection, cfg: Config, store_id: str) -> StoreContext:

@@ -36,6 +36,7 @@ from analytics import store
 from analytics.bands import Uncertainty, peak_hour, uncertainty
 from analytics.calibration import PairDay, calibration, pair_day
 from analytics.coverage import I64, coverage, coverage_counts, heard_hours, opening_hours, slots
+from analytics.days import day_bounds, local_day
 from analytics.metrics import (
     DWELL_FIELDS,
     DWELL_LABELS,
@@ -54,6 +55,7 @@ from analytics.metrics import (
     recorded_day,
 )
 from analytics.occupancy import WINDOW_S, Present, figures, lookback_s, present, union
+from analytics.pipeline import context
 from analytics.visits import HOUR_MS, U64, Rules, device_codes, to_ms
 from keliu.config import Config
 
@@ -317,7 +319,7 @@ def _per_day(conn: Connection, store_id: str, start: date, end: date, until: flo
     rows = _store_days(conn, store_id, start, end)
     shown = dict(rows)
     if until is not None:
-        last = datetime.fromtimestamp(until, ZoneInfo(tz)).date()
+        last = local_day(until, tz)
         shown = {d: _cut_row(conn, store_id, d, until) if d == last else row for d, row in rows.items() if d <= last}
     portal = _portal_days(conn, store_id, [d for d in _days(start, end) if d not in shown], until)
     return rows, [{"date": d.isoformat()} | _day_row(shown.get(d), portal.get(d, (0, 0))) for d in _days(start, end)]
@@ -332,7 +334,6 @@ Polled = dict[str, tuple[I64, float | None]]
 def _polled(conn: Connection, zones: Mapping[str, tuple[str, Rules]], start: date, end: date) -> Polled:
     """The slots in which the AP's station list of each store of ``zones`` was read on its store-local days
     [start, end], and its newest read, in one query for all the stores (``analytics.store.load_polls``)."""
-    from analytics.pipeline import day_bounds
 
     if not zones:
         return {}
@@ -369,7 +370,6 @@ def _cover(polled: tuple[I64, float | None], zone: tuple[str, Rules], start: dat
 def _zones(conn: Connection, cfg: Config | None, store_ids: Sequence[str]) -> dict[str, tuple[str, Rules]]:
     """Time zone and visit rules of each store: the store's own (``cfg``); without it the default rules and the
     tenants table's time zone."""
-    from analytics.pipeline import context
 
     out: dict[str, tuple[str, Rules]] = {}
     for sid in store_ids:
@@ -387,7 +387,6 @@ def _recorded_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], sta
     """The connected days of every store of ``zones`` in [start, end] that the pipeline rolled up, from their
     stored records (:func:`analytics.store.load_connected_days`: two queries by the primary keys, a few hundred
     rows a store-day), and every (store, day) rolled up (with or without stations)."""
-    from analytics.pipeline import day_bounds
 
     heard, rows = store.load_connected_days(conn, list(zones), start, end)
     codes, starts, ends = device_codes([r[2] for r in rows]), to_ms([r[3] for r in rows]), to_ms([r[4] for r in rows])
@@ -414,7 +413,6 @@ def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], star
     (:func:`analytics.metrics.connected_day`, with the store's rules) in **one** query for all those stores' days,
     by the partial index of the connected rows (a day's stations are a few thousand rows where its probes are
     millions); none when every day is rolled up."""
-    from analytics.pipeline import day_bounds
 
     if not zones:
         return {}
@@ -470,7 +468,6 @@ def _connected(conn: Connection, zones: Mapping[str, tuple[str, Rules]], store_i
     days returned stay whole. ``coverage`` and ``last_poll``: the AP's polls over the range (:func:`_polled`,
     :func:`_cover`) up to the store's newest sighting or poll (``last``: its newest sighting) or ``until``;
     returned too, for the hours."""
-    from analytics.pipeline import day_bounds
 
     tz = zones[store_id][0]
     polled = _polled(conn, zones, start, end)
@@ -505,7 +502,6 @@ def _connected_hours(days: StationDays, last: float | None, polled: I64, tz: str
     the slots read) an hour in which the AP's station list was not read is ``None`` (not heard: a poller down, not
     nobody connected); on a day without (before the polls were recorded) an hour of a day without any station, or
     starting after the store's newest sighting (not heard yet), is ``None``."""
-    from analytics.pipeline import day_bounds
 
     out: list[int | None] = [None] * 24
     for d, (day, a) in days.items():
@@ -765,7 +761,6 @@ def _staff_now(conn: Connection, store_id: str, today: date, rules: Rules) -> U6
 
 
 def _present(conn: Connection, cfg: Config, store_id: str, now: float, window_s: int) -> tuple[Present, float | None]:
-    from analytics.pipeline import context, local_day
 
     ctx = context(conn, cfg, store_id)
     # an indexed range on sightings.ts: the look-back only (window + one visit gap)

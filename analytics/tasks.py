@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from analytics import influx, pipeline
 from analytics import store as store_tables
+from analytics.days import local_day
 from analytics.errors import AnalyticsServiceError
 from keliu import db
 from keliu.accesslog import signing
@@ -132,7 +133,7 @@ def dispatch(self: Task, kind: str, now: float | None = None) -> int:
         ctxs = [pipeline.context(conn, cfg, s) for s in stores]
     if kind == "staff":
         for c in ctxs:
-            day = pipeline.local_day(t - 86400, c.tz)
+            day = local_day(t - 86400, c.tz)
             self.app.tasks["analytics.detect_staff"].delay(c.store, day.isoformat())
         return len(ctxs)
     if kind == "malls":

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import (
@@ -30,6 +29,7 @@ from flask import (
 from sqlalchemy.engine import Engine
 
 from analytics import report as analytics_report
+from analytics.days import local_day
 from analytics.occupancy import MAX_WINDOW_S, WINDOW_S
 from dashboards.builtin import access, export, i18n, views
 from dashboards.builtin.access import User
@@ -96,7 +96,7 @@ def _tenants() -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, str]
 
 
 def _today(tz: str) -> date:
-    return datetime.fromtimestamp(_services().clock(), ZoneInfo(tz)).date()
+    return local_day(_services().clock(), tz)
 
 
 def _range(tz: str) -> tuple[date, date]:

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics import pipeline, report, store
+from analytics.days import day_bounds
 from keliu import config, db, tenants
 from sensor import store as sensor_store
 from tests.analytics.builders import (
@@ -89,7 +90,7 @@ def test_the_pipeline_stores_the_days_connected_visits(env: tuple[config.Config,
     days, rows = stored(engine)
     # every store-day rolled up has its row (s2 and s3 had no probe on DAY2: not rolled up, no row)
     assert [(s, d, n) for s, d, n in days] == [("s1", DAY, 2), ("s1", DAY2, 1), ("s2", DAY, 4), ("s3", DAY, 1)]
-    at = pipeline.day_bounds(DAY, "Asia/Shanghai")[0] / 1000
+    at = day_bounds(DAY, "Asia/Shanghai")[0] / 1000
     want = [("s1", DAY, dev("w1"), at + 11 * H, at + 11 * H + 1800, False),
             ("s1", DAY, dev("x"), at + 10 * H, at + 22 * H, True),  # staff: its first and last poll
             ("s1", DAY2, dev("w1"), at + 86400 + 11 * H, at + 86400 + 11 * H + 1800, False),
@@ -115,7 +116,7 @@ def test_rolling_a_day_up_again_replaces_its_connected_visits(env: tuple[config.
     sensor_store.insert_sightings(engine, tstation("w1", 11 * H + 1805, 25) + tstation("w4", 17 * H, 20))
     roll(cfg, engine, (DAY,))
     days, rows = stored(engine)
-    at = pipeline.day_bounds(DAY, "Asia/Shanghai")[0] / 1000
+    at = day_bounds(DAY, "Asia/Shanghai")[0] / 1000
     s1 = [(r[2], r[3], r[4]) for r in rows if r[:2] == ("s1", DAY) and not r[5]]
     assert sorted(s1) == sorted([(dev("w1"), at + 11 * H, at + 11 * H + 3305), (dev("w4"), at + 17 * H,
                                                                                at + 17 * H + 1200)])

@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from analytics.late import Plan, day_start, plan, store_days
+from analytics.days import day_start
+from analytics.late import Plan, plan, store_days
 
 SH, NY, KTM = "Asia/Shanghai", "America/New_York", "Asia/Kathmandu"
 D = date(2026, 1, 5)

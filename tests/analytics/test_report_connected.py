@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics import pipeline, report, store
+from analytics.days import day_bounds
 from keliu import config
 from sensor import store as sensor_store
 from tests.analytics.builders import DAY, one_store, statements, tenant_db, tstation, tvisit
@@ -40,7 +41,7 @@ def stations() -> list[Any]:
 
 
 def roll(cfg: config.Config, engine: sa.Engine) -> None:
-    now = pipeline.day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + 3600
+    now = day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + 3600
     for d in (DAY, DAY2):
         pipeline.rollup_store(engine, cfg, "s1", d, now)
 

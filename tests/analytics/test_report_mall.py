@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from analytics import pipeline, report, store
 from analytics.bands import band, uncertainty
+from analytics.days import day_bounds
 from keliu import config
 from sensor import store as sensor_store
 from tests.analytics.builders import DAY, TWO_MALLS, statements, tenant_db, tstation, tvisit, two_malls
@@ -48,7 +49,7 @@ def stations() -> list[Any]:
 
 
 def roll(cfg: config.Config, engine: sa.Engine) -> None:
-    now = pipeline.day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + 3600
+    now = day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + 3600
     for d in (DAY, DAY2):
         for sid in STORES:
             pipeline.rollup_store(engine, cfg, sid, d, now)

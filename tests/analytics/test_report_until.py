@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from analytics import pipeline, report
 from analytics.bands import uncertainty
+from analytics.days import day_bounds
 from keliu import config
 from sensor import store as sensor_store
 from tests.analytics.builders import DAY, DAY_START, tenant_db, tstation, tvisit, two_stores
@@ -37,7 +38,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[config.
             # the next day: d at s1 at 09:00
             + tvisit("d", 86400 + 9 * H, 30))
         sensor_store.insert_sightings(engine, batch)
-        now = pipeline.day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + H
+        now = day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + H
         for d in (DAY, DAY2):
             for sid in ("s1", "s2"):
                 pipeline.rollup_store(engine, cfg, sid, d, now)
@@ -75,7 +76,7 @@ def test_the_days_after_the_cut_have_no_figures(env: tuple[config.Config, sa.Eng
 
 def test_a_cut_after_the_period_changes_nothing(env: tuple[config.Config, sa.Engine]) -> None:
     cfg, engine = env
-    later = pipeline.day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + 5 * H
+    later = day_bounds(DAY2, "Asia/Shanghai")[1] / 1000 + 5 * H
     assert report.store_range(engine, "s1", DAY, DAY2, cfg, until=later) == report.store_range(
         engine, "s1", DAY, DAY2, cfg)
     assert report.mall_range(engine, "m1", DAY, DAY2, cfg, until=later) == report.mall_range(

@@ -12,7 +12,7 @@ from flask import Flask
 
 from analytics import store as astore
 from analytics.bands import band
-from analytics.pipeline import local_day
+from analytics.days import local_day
 from sensor import store as sensor_store
 from sensor.records import Sighting
 from tests.analytics.builders import DAY_START, dev, tsighting

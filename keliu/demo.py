@@ -8,7 +8,8 @@ data), then supervises one process per component — the portal (which also serv
 sensor per store replaying its capture on the wall clock (``--follow-clock``: today's probes up to now at once,
 the rest as the clock reaches them, never an hour ahead; tomorrow after midnight), the portal's store's guest
 Wi-Fi (a FAKE hostapd control socket listing the generated day's joins by the clock, :func:`ap_schedule`, and
-``keliu sensor stations`` reading it; the same joins are the day's Wi-Fi logins, written as they fall due,
+``keliu sensor stations`` reading it, after the day so far was read at the start as it would have been,
+:func:`load_ap_today`; the same joins are the day's Wi-Fi logins, written as they fall due,
 :func:`load_wifi_logins`), and the analytics loop running Celery tasks in-process — prints the URLs and the demo's logins (the
 admin, whose generated password is changed at the first login, a store manager and a mall operator), and on Ctrl-C (or SIGTERM) stops every child and
 waits for it. The demo has no TLS listener: its RFC 8908 API URI is the portal's own ``/api/captive`` over HTTP.
@@ -234,6 +235,41 @@ def load_wifi_logins(engine: Any, cfg: object, now: float, schedule: Path) -> in
             conn.execute(sa.update(members).where(members.c.id == member).values(last_seen_at=at))
             written += 1
     return written
+
+
+def load_ap_today(cfg: object, now: float, schedule: Path, every_s: float = 10.0) -> int:
+    """The portal's store's AP read every ``every_s`` seconds from today's local midnight up to ``now``, as
+    ``keliu sensor stations`` would have read the FAKE AP had the demo run since then (its schedule at each time of
+    day, :func:`keliu.testing.hostapd_fake.scheduled`), through the same records and pipeline: the connected
+    stations' sightings (keyed devices) and each read's record. Today's probes are replayed up to now at once; this
+    is the AP's side of it, so the connected card covers the day and not only the time since the demo started.
+    Idempotent (the same sighting ids, poll records merged per slot). Returns the reads made."""
+    from keliu.config import Config
+    from keliu.testing.hostapd_fake import scheduled
+    from sensor.cli import build_pipeline
+    from sensor.stations import parse_stations, poll_record, station_sightings
+
+    assert isinstance(cfg, Config)
+    store = cfg.portal.store
+    ap = json.loads(schedule.read_text(encoding="utf-8"))
+    local = datetime.fromtimestamp(now, ZoneInfo(ap["tz"]))
+    midnight = datetime.combine(local.date(), datetime.min.time(), ZoneInfo(ap["tz"])).timestamp()
+    pipe = build_pipeline(cfg, store, sensor_id=f"{cfg.sensor.sensor_id}-ap")
+    pipe.clock = lambda: now  # batches by size, not by the time they would have waited
+    master = pipe.identifier.master
+    pipe.refresh_registry(now)  # the portal's opt-outs: their stations are dropped, as the reader drops them
+    at = [midnight]
+    listing = scheduled(ap, now=lambda: at[0])
+    reads = 0
+    while at[0] < now:
+        found = [st for text in listing() for st in parse_stations(text)]
+        items = station_sightings(found, at[0], store, pipe.sensor, master, pipe.identifier.policy, pipe.sid_key,
+                                  registry=pipe.identifier.registry)
+        pipe.feed_sightings(items, poll_record(store, pipe.sensor, at[0], sum(1 for st in found if st.associated)))
+        reads += 1
+        at[0] += every_s
+    pipe.close()
+    return reads
 
 
 def _utc(t: datetime) -> datetime:
@@ -616,6 +652,7 @@ def demo(no_run: bool, wechat_port: int) -> None:
     pos = load_marketing(engine, cfg, time.time()) if ours else None
     if ap is not None:
         load_wifi_logins(engine, cfg, time.time(), ap[2])
+        load_ap_today(cfg, time.time(), ap[2])
     password = cfg.portal.admin_password or keys.admin_password(cfg.var_dir)
     children = plan(cfg, captures, wechat_port, ap)
     base = f"http://{cfg.portal.host}:{cfg.portal.port}"

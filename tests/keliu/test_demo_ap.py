@@ -114,8 +114,8 @@ def test_the_days_wifi_joins_are_written_as_logins_as_they_fall_due(tmp_path: Pa
     sessions, _truth, lo = day()
     schedule = tmp_path / "ap.json"
     schedule.write_text(json.dumps({"tz": TIMEZONE, "stations": sessions}))
-    cfg = config.build(tomllib.loads(demo.demo_toml(str(tmp_path))), {})
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    cfg = config.build({**tomllib.loads(demo.demo_toml(str(tmp_path))), "var_dir": str(tmp_path / "var")}, {})
+    engine = db.make_engine(cfg.database_url)
     db.upgrade(engine)
     tenants.sync(engine, cfg)
     by_one = [e for e in sessions if float(e["start"]) <= 13 * 3600]  # type: ignore[arg-type]
@@ -135,4 +135,43 @@ def test_the_days_wifi_joins_are_written_as_logins_as_they_fall_due(tmp_path: Pa
     key = keys.secret_bytes(cfg.var_dir, "device_hmac")
     assert {r.device_id for r in rows} == {device_id(key, mac_bytes(str(e["mac"]))) for e in sessions}
     assert not any(str(e["mac"]) in stored for e in sessions)
+    engine.dispose()
+
+
+def test_the_ap_is_read_from_midnight_as_if_the_demo_had_run_all_day(tmp_path: Path) -> None:
+    """Started in the afternoon, the demo reads today's AP from midnight every 10 s as ``keliu sensor stations``
+    would have: each 5-minute slot up to now has its poll record, the stations associated by then are connected
+    sightings (keyed, basis "connected") and none after; run again, it stores nothing twice."""
+    import tomllib
+
+    import sqlalchemy as sa
+
+    from keliu import config, db, demo, tenants
+    from sensor.store import sightings, station_polls
+
+    sessions, _truth, lo = day()
+    schedule = tmp_path / "ap.json"
+    schedule.write_text(json.dumps({"tz": TIMEZONE, "stations": sessions}))
+    cfg = config.build({**tomllib.loads(demo.demo_toml(str(tmp_path))), "var_dir": str(tmp_path / "var")}, {})
+    engine = db.make_engine(cfg.database_url)
+    db.upgrade(engine)
+    tenants.sync(engine, cfg)
+    now = lo + 15 * 3600 + 7
+    assert demo.load_ap_today(cfg, now, schedule) == (15 * 3600 + 7) // 10 + 1
+
+    def stored() -> tuple[list[tuple[int, int]], list[float]]:
+        with engine.connect() as conn:
+            polls = [(int(r.slot), int(r.stations)) for r in conn.execute(
+                sa.select(station_polls.c.slot, station_polls.c.stations).order_by(station_polls.c.slot))]
+            heard = [float(t) for t in conn.execute(sa.select(sightings.c.ts).where(
+                sightings.c.sensor == "sensor-1-ap")).scalars()]
+        return polls, heard
+
+    polls, heard = stored()
+    assert [slot for slot, _n in polls] == [int(lo) + 300 * k for k in range(15 * 12 + 1)]  # every slot to 15:00
+    assert sum(n for _s, n in polls) > 0 and all(n == 0 for slot, n in polls if slot < lo + 10 * 3600)
+    joined = [e for e in sessions if float(e["start"]) <= 15 * 3600]  # type: ignore[arg-type]
+    assert heard and lo + min(float(e["start"]) for e in joined) <= min(heard) and max(heard) <= now  # type: ignore[arg-type]
+    assert demo.load_ap_today(cfg, now, schedule) > 0
+    assert stored() == (polls, heard)  # the same sighting ids and slots: nothing twice
     engine.dispose()

@@ -246,8 +246,8 @@ def load_ap_today(cfg: object, now: float, schedule: Path, every_s: float = 10.0
     Idempotent (the same sighting ids, poll records merged per slot). Returns the reads made."""
     from keliu.config import Config
     from keliu.testing.hostapd_fake import scheduled
-    from sensor.cli import build_pipeline
-    from sensor.stations import parse_stations, poll_record, station_sightings
+    from sensor.cli import build_pipeline, station_feed
+    from sensor.stations import parse_stations
 
     assert isinstance(cfg, Config)
     store = cfg.portal.store
@@ -256,16 +256,12 @@ def load_ap_today(cfg: object, now: float, schedule: Path, every_s: float = 10.0
     midnight = datetime.combine(local.date(), datetime.min.time(), ZoneInfo(ap["tz"])).timestamp()
     pipe = build_pipeline(cfg, store, sensor_id=f"{cfg.sensor.sensor_id}-ap")
     pipe.clock = lambda: now  # batches by size, not by the time they would have waited
-    master = pipe.identifier.master
-    pipe.refresh_registry(now)  # the portal's opt-outs: their stations are dropped, as the reader drops them
+    feed = station_feed(cfg, pipe, store)
     at = [midnight]
     listing = scheduled(ap, now=lambda: at[0])
     reads = 0
     while at[0] < now:
-        found = [st for text in listing() for st in parse_stations(text)]
-        items = station_sightings(found, at[0], store, pipe.sensor, master, pipe.identifier.policy, pipe.sid_key,
-                                  registry=pipe.identifier.registry)
-        pipe.feed_sightings(items, poll_record(store, pipe.sensor, at[0], sum(1 for st in found if st.associated)))
+        feed([st for text in listing() for st in parse_stations(text)], None, at[0])
         reads += 1
         at[0] += every_s
     pipe.close()

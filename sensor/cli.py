@@ -14,11 +14,16 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from keliu.redaction import redact_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sensor.stations import Station
 
 log = logging.getLogger("sensor")
 
@@ -302,27 +307,20 @@ def stations_cmd(ctrl: str, store: str | None, interval: float, once: bool) -> N
     ids (never a MAC), stored through the same spool and sink as the probes, under sensor id <sensor_id>-ap; and
     each read's record (the list heard, how many stations: no device), so an hour nobody connected in is told from
     an hour the list was not read in."""
-    from keliu import config, keys
+    from keliu import config
     from sensor.hostapd import poll
-    from sensor.identity import mac_bytes
-    from sensor.stations import Station, poll_record, station_sightings
 
     _logging()
     cfg = config.load()
     sid = _store(cfg, store)
     pipe = build_pipeline(cfg, sid, sensor_id=f"{cfg.sensor.sensor_id}-ap")
-    master = keys.secret_bytes(cfg.var_dir, "device_hmac")
-    ignore = frozenset(mac_bytes(m).hex(":") for m in cfg.sensor.ignore_macs)
+    fed = station_feed(cfg, pipe, sid)
     delivered = [0]
 
     def feed(found: list[Station], freq: int | None, now: float) -> None:
-        pipe.refresh_registry(now)
-        items = station_sightings(found, now, sid, pipe.sensor, master, pipe.identifier.policy, pipe.sid_key,
-                                  registry=pipe.identifier.registry, ignore=ignore, freq=freq)
-        associated = sum(1 for st in found if st.associated)
-        pipe.feed_sightings(items, poll_record(sid, pipe.sensor, now, associated))
-        delivered[0] += len(items)
-        log.info("hostapd: %d stations, %d associated and heard, as sightings", len(found), len(items))
+        n = fed(found, freq, now)
+        delivered[0] += n
+        log.info("hostapd: %d stations, %d associated and heard, as sightings", len(found), n)
 
     flag = _stop_flag()
     n = poll(ctrl, feed, interval=interval, stop=lambda: flag[0], rounds=1 if once else None)
@@ -331,6 +329,28 @@ def stations_cmd(ctrl: str, store: str | None, interval: float, once: bool) -> N
                f"{len(pipe.spool.pending())} batches still spooled")
     if once and n == 0:
         raise click.ClickException(f"hostapd at {ctrl} could not be read (see the warning above)")
+
+
+def station_feed(cfg: Any, pipe: Any, store: str) -> Callable[[list[Station], int | None, float], int]:
+    """What one read of the AP's station list feeds ``pipe`` (a pipeline of sensor id ``<sensor_id>-ap``): the
+    associated stations heard, as sightings of keyed devices (the portal's opt-outs and the router's own radios
+    dropped), and the read's record; returns the sightings fed. ``keliu sensor stations`` feeds each read with it,
+    and so does the demo reading its day so far."""
+    from keliu import keys
+    from sensor.identity import mac_bytes
+    from sensor.stations import poll_record, station_sightings
+
+    master = keys.secret_bytes(cfg.var_dir, "device_hmac")
+    ignore = frozenset(mac_bytes(m).hex(":") for m in cfg.sensor.ignore_macs)
+
+    def feed(found: list[Station], freq: int | None, now: float) -> int:
+        pipe.refresh_registry(now)
+        items = station_sightings(found, now, store, pipe.sensor, master, pipe.identifier.policy, pipe.sid_key,
+                                  registry=pipe.identifier.registry, ignore=ignore, freq=freq)
+        pipe.feed_sightings(items, poll_record(store, pipe.sensor, now, sum(1 for st in found if st.associated)))
+        return len(items)
+
+    return feed
 
 
 @sensor.command("calibrate")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,18 +99,12 @@ def test_the_demo_plan_reads_the_portal_stores_ap(tmp_path: Path) -> None:
 
 
 
-def test_the_days_wifi_joins_are_written_as_logins_as_they_fall_due(tmp_path: Path) -> None:
-    """Today's joins of the AP's schedule up to now, written as the portal's logins (once each, however often the
-    supervisor asks); the analytics read them as the day's Wi-Fi logins and new members (those who opted in to
-    marketing, about a third); the device is the keyed hash of the station's address, which is stored nowhere."""
+def demo_db(tmp_path: Path) -> tuple[Any, Any, Path, list[dict[str, object]], float]:
+    """The demo's configuration and database (SQLite) under ``tmp_path``, and the generated day's AP schedule:
+    ``(cfg, engine, schedule file, its stations, the day's local midnight)``."""
     import tomllib
 
-    import sqlalchemy as sa
-
-    from analytics.store import portal_times
-    from keliu import config, db, demo, keys, tenants
-    from portal.store.models import logins, members
-    from sensor.identity import device_id, mac_bytes
+    from keliu import config, db, demo, tenants
 
     sessions, _truth, lo = day()
     schedule = tmp_path / "ap.json"
@@ -118,6 +113,21 @@ def test_the_days_wifi_joins_are_written_as_logins_as_they_fall_due(tmp_path: Pa
     engine = db.make_engine(cfg.database_url)
     db.upgrade(engine)
     tenants.sync(engine, cfg)
+    return cfg, engine, schedule, sessions, lo
+
+
+def test_the_days_wifi_joins_are_written_as_logins_as_they_fall_due(tmp_path: Path) -> None:
+    """Today's joins of the AP's schedule up to now, written as the portal's logins (once each, however often the
+    supervisor asks); the analytics read them as the day's Wi-Fi logins and new members (those who opted in to
+    marketing, about a third); the device is the keyed hash of the station's address, which is stored nowhere."""
+    import sqlalchemy as sa
+
+    from analytics.store import portal_times
+    from keliu import demo, keys
+    from portal.store.models import logins, members
+    from sensor.identity import device_id, mac_bytes
+
+    cfg, engine, schedule, sessions, lo = demo_db(tmp_path)
     by_one = [e for e in sessions if float(e["start"]) <= 13 * 3600]  # type: ignore[arg-type]
     assert 0 < len(by_one) < len(sessions)
     assert demo.load_wifi_logins(engine, cfg, lo + 13 * 3600, schedule) == len(by_one)
@@ -142,20 +152,12 @@ def test_the_ap_is_read_from_midnight_as_if_the_demo_had_run_all_day(tmp_path: P
     """Started in the afternoon, the demo reads today's AP from midnight every 10 s as ``keliu sensor stations``
     would have: each 5-minute slot up to now has its poll record, the stations associated by then are connected
     sightings (keyed, basis "connected") and none after; run again, it stores nothing twice."""
-    import tomllib
-
     import sqlalchemy as sa
 
-    from keliu import config, db, demo, tenants
+    from keliu import demo
     from sensor.store import sightings, station_polls
 
-    sessions, _truth, lo = day()
-    schedule = tmp_path / "ap.json"
-    schedule.write_text(json.dumps({"tz": TIMEZONE, "stations": sessions}))
-    cfg = config.build({**tomllib.loads(demo.demo_toml(str(tmp_path))), "var_dir": str(tmp_path / "var")}, {})
-    engine = db.make_engine(cfg.database_url)
-    db.upgrade(engine)
-    tenants.sync(engine, cfg)
+    cfg, engine, schedule, sessions, lo = demo_db(tmp_path)
     now = lo + 15 * 3600 + 7
     assert demo.load_ap_today(cfg, now, schedule) == (15 * 3600 + 7) // 10 + 1
 

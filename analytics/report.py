@@ -334,7 +334,6 @@ Polled = dict[str, tuple[I64, float | None]]
 def _polled(conn: Connection, zones: Mapping[str, tuple[str, Rules]], start: date, end: date) -> Polled:
     """The slots in which the AP's station list of each store of ``zones`` was read on its store-local days
     [start, end], and its newest read, in one query for all the stores (``analytics.store.load_polls``)."""
-
     if not zones:
         return {}
     bounds = {sid: (day_bounds(start, tz)[0] // 1000, day_bounds(end, tz)[1] // 1000)
@@ -370,7 +369,6 @@ def _cover(polled: tuple[I64, float | None], zone: tuple[str, Rules], start: dat
 def _zones(conn: Connection, cfg: Config | None, store_ids: Sequence[str]) -> dict[str, tuple[str, Rules]]:
     """Time zone and visit rules of each store: the store's own (``cfg``); without it the default rules and the
     tenants table's time zone."""
-
     out: dict[str, tuple[str, Rules]] = {}
     for sid in store_ids:
         if cfg is not None:
@@ -387,7 +385,6 @@ def _recorded_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], sta
     """The connected days of every store of ``zones`` in [start, end] that the pipeline rolled up, from their
     stored records (:func:`analytics.store.load_connected_days`: two queries by the primary keys, a few hundred
     rows a store-day), and every (store, day) rolled up (with or without stations)."""
-
     heard, rows = store.load_connected_days(conn, list(zones), start, end)
     codes, starts, ends = device_codes([r[2] for r in rows]), to_ms([r[3] for r in rows]), to_ms([r[4] for r in rows])
     staff = np.array([r[5] for r in rows], dtype=bool)
@@ -413,7 +410,6 @@ def _station_days(conn: Connection, zones: Mapping[str, tuple[str, Rules]], star
     (:func:`analytics.metrics.connected_day`, with the store's rules) in **one** query for all those stores' days,
     by the partial index of the connected rows (a day's stations are a few thousand rows where its probes are
     millions); none when every day is rolled up."""
-
     if not zones:
         return {}
     out, rolled = _recorded_days(conn, zones, start, end)
@@ -468,7 +464,6 @@ def _connected(conn: Connection, zones: Mapping[str, tuple[str, Rules]], store_i
     days returned stay whole. ``coverage`` and ``last_poll``: the AP's polls over the range (:func:`_polled`,
     :func:`_cover`) up to the store's newest sighting or poll (``last``: its newest sighting) or ``until``;
     returned too, for the hours."""
-
     tz = zones[store_id][0]
     polled = _polled(conn, zones, start, end)
     whole = _station_days(conn, zones, start, end, polled).get(store_id, {})
@@ -502,7 +497,6 @@ def _connected_hours(days: StationDays, last: float | None, polled: I64, tz: str
     the slots read) an hour in which the AP's station list was not read is ``None`` (not heard: a poller down, not
     nobody connected); on a day without (before the polls were recorded) an hour of a day without any station, or
     starting after the store's newest sighting (not heard yet), is ``None``."""
-
     out: list[int | None] = [None] * 24
     for d, (day, a) in days.items():
         counts = connected_hours(day, a)
@@ -761,7 +755,6 @@ def _staff_now(conn: Connection, store_id: str, today: date, rules: Rules) -> U6
 
 
 def _present(conn: Connection, cfg: Config, store_id: str, now: float, window_s: int) -> tuple[Present, float | None]:
-
     ctx = context(conn, cfg, store_id)
     # an indexed range on sightings.ts: the look-back only (window + one visit gap)
     ts, devs, rssi = store.load_sightings(conn, store_id, now - lookback_s(ctx.rules, window_s), now + 0.001)

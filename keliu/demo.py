@@ -173,13 +173,12 @@ def load_wifi_logins(engine: Any, cfg: object, now: float, schedule: Path) -> in
     """The portal's store's shoppers who joined its guest Wi-Fi today by ``now`` (the AP's schedule,
     :func:`ap_schedule`, which the FAKE AP lists by the clock), written as the portal's WeChat logins would have been
     (a member with a generated openid, no phone number; the terms consent; the marketing consent, which makes a
-    member, with the generated history's share, ``keliu.testing.history.Profile.member_rate``; the login, its device
+    member, with the generated history's share, ``keliu.testing.history.MEMBER_RATE``; the login, its device
     the keyed hash of the station's address as the portal keys it); returns the logins written. The supervisor calls
     it again as the day goes by: a join already written is not written again, so today's funnel is today's like the
     history's days (without it, today read no Wi-Fi login at all against last week's). A shopper of another day is
     another member (the demo's sensor keeps no device across days: every day's visitors are new)."""
     import hashlib
-    import json as _json
     import random
 
     import sqlalchemy as sa
@@ -193,11 +192,8 @@ def load_wifi_logins(engine: Any, cfg: object, now: float, schedule: Path) -> in
 
     assert isinstance(cfg, Config)
     store = cfg.portal.store
-    ap = _json.loads(schedule.read_text(encoding="utf-8"))
-    tz, stations = ZoneInfo(ap["tz"]), ap["stations"]
-    local = datetime.fromtimestamp(now, tz)
-    midnight = datetime.combine(local.date(), datetime.min.time(), tz)
-    due = [e for e in stations if midnight + timedelta(seconds=float(e["start"])) <= local]
+    ap, local, midnight = _ap_day(schedule, now)
+    due = [e for e in ap["stations"] if midnight + timedelta(seconds=float(e["start"])) <= local]
     if not due:
         return 0
     key = keys.secret_bytes(cfg.var_dir, "device_hmac")
@@ -209,13 +205,12 @@ def load_wifi_logins(engine: Any, cfg: object, now: float, schedule: Path) -> in
     with engine.begin() as conn:
         known = dict(conn.execute(sa.select(members.c.wechat_openid, members.c.id).where(
             members.c.wechat_openid.in_(sorted({openid(str(e["mac"])) for e in due})))).all())
-        done = {(m, round(_utc(t).timestamp(), 1)) for m, t in conn.execute(
+        done = {(m, round(t.timestamp(), 1)) for m, t in conn.execute(
             sa.select(logins.c.member_id, logins.c.ts).where(logins.c.member_id.in_(list(known.values())))).all()}
         written = 0
         for e in due:
             mac = str(e["mac"])
             at = (midnight + timedelta(seconds=float(e["start"]))).astimezone(ZoneInfo("UTC"))
-            dev = device_id(key, mac_bytes(mac))
             oid = openid(mac)
             member = known.get(oid)
             if member is None:
@@ -231,7 +226,7 @@ def load_wifi_logins(engine: Any, cfg: object, now: float, schedule: Path) -> in
             elif (member, round(at.timestamp(), 1)) in done:
                 continue  # this join's login is written already
             conn.execute(sa.insert(logins).values(ts=at, store_id=store, member_id=member, method="wechat",
-                                                  ip="10.0.0.2", device_id=dev))
+                                                  ip="10.0.0.2", device_id=device_id(key, mac_bytes(mac))))
             conn.execute(sa.update(members).where(members.c.id == member).values(last_seen_at=at))
             written += 1
     return written
@@ -251,13 +246,11 @@ def load_ap_today(cfg: object, now: float, schedule: Path, every_s: float = 10.0
 
     assert isinstance(cfg, Config)
     store = cfg.portal.store
-    ap = json.loads(schedule.read_text(encoding="utf-8"))
-    local = datetime.fromtimestamp(now, ZoneInfo(ap["tz"]))
-    midnight = datetime.combine(local.date(), datetime.min.time(), ZoneInfo(ap["tz"])).timestamp()
+    ap, _local, midnight = _ap_day(schedule, now)
     pipe = build_pipeline(cfg, store, sensor_id=f"{cfg.sensor.sensor_id}-ap")
     pipe.clock = lambda: now  # batches by size, not by the time they would have waited
     feed = station_feed(cfg, pipe, store)
-    at = [midnight]
+    at = [midnight.timestamp()]
     listing = scheduled(ap, now=lambda: at[0])
     reads = 0
     while at[0] < now:
@@ -268,9 +261,11 @@ def load_ap_today(cfg: object, now: float, schedule: Path, every_s: float = 10.0
     return reads
 
 
-def _utc(t: datetime) -> datetime:
-    """A stored time as aware UTC (SQLite gives it back naive)."""
-    return t.replace(tzinfo=ZoneInfo("UTC")) if t.tzinfo is None else t
+def _ap_day(schedule: Path, now: float) -> tuple[dict[str, Any], datetime, datetime]:
+    """The AP's schedule (:func:`ap_schedule`'s file), ``now`` in its zone, and that day's local midnight."""
+    ap = json.loads(schedule.read_text(encoding="utf-8"))
+    local = datetime.fromtimestamp(now, ZoneInfo(ap["tz"]))
+    return ap, local, datetime.combine(local.date(), datetime.min.time(), local.tzinfo)
 
 
 #: the demo's campaign: its name, how many generated members it reaches, and how long ago they became eligible
@@ -669,7 +664,6 @@ def demo(no_run: bool, wechat_port: int) -> None:
         for child in children:
             click.echo(f"  would run {child.name}: {' '.join(child.argv[2:])}")
         return
-    if ap is None:
-        sys.exit(supervise(children, env))
-    schedule = ap[2]
-    sys.exit(supervise(children, env, tick=lambda: load_wifi_logins(engine, cfg, time.time(), schedule)))
+    schedule = None if ap is None else ap[2]
+    sys.exit(supervise(children, env, tick=None if schedule is None else
+                       lambda: load_wifi_logins(engine, cfg, time.time(), schedule)))

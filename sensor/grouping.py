@@ -671,8 +671,10 @@ class Identifier:
                 unseen = (len(self._arrivals_unseen) + 1.0) / (len(self._arrivals) + 2.0)
                 log_new = math.log(rate * unseen)
             # named by the phone's networks: weighed against its own family's groups too (the phone's first scan
-            # with the other set may have probed for too few names, and made a chain of that set on its own)
-            named = self._score_pnl(st, fp, log_new, {g.device for g in cands}) if st.pnl and "ssid" in ev else []
+            # with the other set may have probed for too few names, and made a chain of that set on its own); a
+            # phone whose chain of this set can continue (scored above) is left to it, one whose chain went quiet
+            # for too long is not
+            named = self._score_pnl(st, fp, log_new, {g.device for _, g in out}) if st.pnl and "ssid" in ev else []
             if "fingerprint" in ev and not out and not named:
                 named = self._score_alt(st, fp, cands, log_new)
             out += named
@@ -756,8 +758,8 @@ class Identifier:
         a home network's name is one phone's, a carrier's many phones'. The names must all be the phone's, and
         rare enough to tell phones apart by themselves (``_PNL_MIN``); the rest of the ratio is
         :meth:`_score_alt`'s: heard in the last ``_ALT_WINDOW_S`` but not within the scan it is sending, another
-        set in ``_ALT_SCANS`` of its scans, the same signal. A phone with a group of the MAC's own family in range
-        (``mine``: their devices) is left to that group's chain."""
+        set in ``_ALT_SCANS`` of its scans, the same signal. A phone with a group of the MAC's own family that the
+        MAC could continue (``mine``: their devices) is left to that group's chain."""
         names = st.pnl
         if not names:
             return []

@@ -225,6 +225,21 @@ def test_a_chain_of_the_other_set_begun_on_too_few_names_is_taken_back_by_the_na
     assert dev[t0 + 30.0 * 7 + 12] == dev[t0]  # both: the phone's
 
 
+def test_the_names_join_a_scan_of_the_other_set_after_its_chain_went_quiet() -> None:
+    """The real Oppo staged with ten more phones: its other set's chain (begun by the names) went quiet for longer
+    than its timing explains (here ten minutes). The next scan of that set, probing for the phone's networks, is the
+    phone's: a chain of the MAC's own family that cannot continue it leaves the decision to the names (before, any
+    chain of that family in range kept the names from joining, and the scan was a new device)."""
+    t0 = T0 + 3000
+    own = named_scans(t0, [30.0 * k for k in range(28)], 0xA1, HOME)
+    other = named_scans(t0, [30.0 * 3 + 12, 30.0 * 24 + 12], 0xA1, HOME, fp=77)
+    ps = sorted(background() + own + other, key=lambda p: p.ts)
+    ident = Identifier(MASTER)
+    out = ident.identify_probes(ps)
+    assert len({d for d, p in zip(out, ps) if p.mac[1] == 0xA1}) == 1
+    assert ident.stats.linked_pnl == 2  # each scan of the other set joined by the names
+
+
 def test_a_common_network_name_joins_no_phones() -> None:
     """A carrier's or a chain's network name is probed for by many phones: a scan of another element set that
     probes only for it stays a new phone (80 phones of the period probed for it); the phone's two home networks'

@@ -77,6 +77,9 @@ class _Group:
     #: every directed SSID its MACs sent (the phone's preferred networks, at most ``_PNL_MAX``): what a scan with
     #: another element set of this phone probes for too (:meth:`Identifier._score_pnl`)
     pnl: frozenset[bytes] = frozenset()
+    #: its signal smoothed over all its MACs' bursts (``_LEVEL``): what a phone that changes its MAC inside its scans
+    #: is compared with, whose current MAC is one burst on one channel
+    level: float | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -139,6 +142,8 @@ _PNL_USE = 3
 _PNL_MIN = 6.0
 _BURST_S = 0.5  #: a burst: frames sent within this many seconds of each other
 _BURST_TAU = 0.15  #: the mean gap between a phone's MACs inside one burst (s)
+#: a phone's signal smoothed over its MACs' bursts, each burst weighed this much (``_Group.level``)
+_LEVEL = 0.1
 _HORIZONS = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0)
 _LOG12 = math.log(12.0)  # the crowd's signal spread (dB): a new phone's signal is N(-75, 12)
 _SAME_TOP = math.log(0.85 / 4.5 + 0.01)  # the signal evidence's most for the same phone (the same signal, sd 4.5)
@@ -402,6 +407,10 @@ class Identifier:
                 # smoothed: one burst's fading (or frames heard from an adjacent channel) must not decide
                 prev = st.rssi
                 st.rssi = rm if prev is None else prev + (rm - prev) * 0.25
+                g = st.group
+                if g is not None and g.current is st:  # (not another set's scan joined to the phone)
+                    lv = g.level
+                    g.level = rm if lv is None else lv + (rm - lv) * _LEVEL
             g = st.group
             append(g.device if g is not None else st if st.pending else None)
         if self._pending:
@@ -906,7 +915,9 @@ class Identifier:
                     ssid_term = 2.5
                 elif g.ssids:
                     ssid_term = -1.0
-            crssi = cur.rssi
+            # a phone that changes its MAC inside its scans: its level over many bursts, not its last MAC's one burst
+            # on one channel (the real iPhone 11: -78 to -46 dBm from channel to channel)
+            crssi = g.level if g.level is not None and g.mid > 1 and 2 * g.mid >= g.macs else cur.rssi
             if use_rssi and crssi is not None:
                 if score + rssi_top + seq_term + ssid_term <= reject:
                     continue
@@ -973,6 +984,8 @@ class Identifier:
             else:
                 self.stats.linked_timing += 1
         stats.learnt()
+        if st.rssi0 is not None:
+            g.level = st.rssi0 if g.level is None else g.level + (st.rssi0 - g.level) * _LEVEL
         g.current = st
         g.macs += 1
         if st.ssid:
@@ -1052,7 +1065,7 @@ class Identifier:
         """``st`` is a new phone: the first MAC of a new group, whose device id is the keyed hash of that MAC."""
         fp = self._find(fp)
         group = _Group(device_id(self._key, mac.to_bytes(6, "big")), fp, st, since=st.first,
-                       ssids=frozenset({st.ssid}) if st.ssid else frozenset())
+                       ssids=frozenset({st.ssid}) if st.ssid else frozenset(), level=st.rssi0)
         same = self._by_fp.setdefault(fp, [])
         if not same:
             self._arrivals_unseen.append(st.first)

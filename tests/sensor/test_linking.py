@@ -132,6 +132,19 @@ def test_a_phone_changing_its_mac_inside_each_scan_stays_one_device_next_to_anot
     assert dev_a != dev_b
 
 
+def test_a_weak_scan_of_a_phone_changing_its_mac_inside_its_scans_is_weighed_against_its_level() -> None:
+    """A phone that changes its MAC inside its scans is heard at another level on each channel (the real iPhone 11:
+    -78 to -46 dBm). A scan heard only on its weak channel, 16 dB under its level, just after a scan that ended on
+    its strong channel, 10 dB over it, continues the phone: its signal is weighed against the phone's level over
+    many bursts, not against its last MAC's one burst (26 dB off, a new device before)."""
+    phone = per_frame_phone(T0 + 3000, 20, -58, 0xA1, fp=8, spread=10)
+    weak = [probe(T0 + 3000 + 30 * 10 + 15 + 0.02 * i, "02:00:a1:01:00:00", 7 + i, -74, fp=8) for i in range(2)]
+    ps = sorted(background() + phone + weak, key=lambda p: p.ts)
+    assert max((p for p in phone if p.ts < weak[0].ts), key=lambda p: p.ts).rssi == -48  # (its strong channel)
+    out = ids(ps)
+    assert len({d for d, p in zip(out, ps) if p.mac[2] == 0xA1}) == 1
+
+
 def test_another_element_set_of_a_per_scan_phone_links_only_with_the_opt_in_evidence() -> None:
     """A per-scan phone that sends one scan with a second element set (as the real Oppo Find X3 Neo and iPhone XR
     do): with ``fingerprint`` evidence it is the same phone, without it a new device; a phone whose MAC lives for
@@ -444,12 +457,13 @@ def test_real_phones_staged_together(name: str, tmp_path_factory: pytest.TempPat
     assert r.devices <= 1.5 * phones
 
 
-@pytest.mark.parametrize(("name", "devices", "passersby"), [(BUILT[0], 22, 7), (BUILT[1], 24, 7)])
+@pytest.mark.parametrize(("name", "devices", "passersby"), [(BUILT[0], 19, 4), (BUILT[1], 23, 6)])
 def test_sixteen_phones_of_two_datasets_staged_together_measured(
         name: str, devices: int, passersby: int, tmp_path_factory: pytest.TempPathFactory) -> None:
     """A Pintor scene and the six Baccichet phones from its first instant: sixteen phones, ten of one lab and six of
-    another. Visitors and devices hold; phantom passers-by do NOT (7 of 16: the Baccichet phones' second element
-    sets, as in the test below, and a Pintor phone's). Pinned as measured (docs/METRICS.md) so that a change shows."""
+    another. Visitors and devices hold; phantom passers-by do NOT (4 and 6 of 16: the Baccichet phones' second
+    element sets, as in the test below, and on the screen-on scene two Pintor phones' own). Pinned as measured
+    (docs/METRICS.md) so that a change shows."""
     probes, phones = pintor(tmp_path_factory, name)
     caps = baccichet(SHARED_DATA) if (SHARED_DATA / "baccichet" / "raw").exists() else []
     if not caps:
@@ -466,11 +480,12 @@ def test_sixteen_phones_of_two_datasets_staged_together_measured(
 def test_baccichet_phones_staged_together_measured() -> None:
     """Six more real phones (two iPhones share an element set), all arriving at once. Visitors hold (within 20 %);
     devices and phantom passers-by do NOT (docs/METRICS.md: the phones' second element sets, sent on MACs of their
-    own, become devices of their own, bar the Oppo's, which probe for its preferred networks). This test pins what keliu reports so that a change shows (16 devices and 9
-    passers-by before the signal spread of phones that change their MAC inside a scan was learnt: the iPhone 11's
-    weak channels, and the iPhone 12's weak scans with the iPhone 11's set, now join the iPhone 11); with the
-    opt-in ``fingerprint`` evidence the devices target holds too (it is off by default: it joins different phones
-    of the simulated crowds and of the Pintor scenes)."""
+    own, become devices of their own, bar the Oppo's, which probe for its preferred networks). This test pins what
+    keliu reports so that a change shows: 10 devices and 3 passers-by (16 and 9 before the signal spread of phones
+    that change their MAC inside a scan was learnt, 11 and 4 before they were weighed against their level over many
+    bursts: the iPhone 11's weak channels, and the iPhone 12's weak scans with the iPhone 11's set, join the iPhone
+    11). With the opt-in ``fingerprint`` evidence every target holds (7 devices, 1 passer-by; it is off by default: it
+    joins different phones of the simulated crowds and of the Pintor scenes)."""
     require_shared_data("baccichet/groundtruth_files.csv")
     files = sorted(glob.glob(str(SHARED_DATA / "baccichet" / "raw" / "*.pcap")))
     caps = [list(Parser("flag").parse_capture(Path(f).read_bytes())) for f in files]  # type: ignore[arg-type]
@@ -479,10 +494,10 @@ def test_baccichet_phones_staged_together_measured() -> None:
     print(r)
     assert r.macs > 800
     assert within(r.visitors, len(caps), 0.20)  # each phone one visitor (the iPhone 11: not split any more)
-    assert r.devices <= 11  # 11 read; target 9 (1.5 x the phones): not met
-    assert r.passersby <= 4  # 4 read; target 1 (20 % of the phones): not met
+    assert r.devices <= 10  # 10 read; target 9 (1.5 x the phones): not met
+    assert r.passersby <= 3  # 3 read; target 1 (20 % of the phones): not met
     # the Oppo's other element set probes for its networks: without the directed SSIDs its scans are 3 more
-    # phantoms (14 devices and 7 passers-by, as before that evidence crossed element sets)
+    # phantoms (13 devices and 6 passers-by, as before that evidence crossed element sets)
     bare = scene("baccichet", probes, len(caps),
                  PrivacyPolicy(group_all=True, evidence=PrivacyPolicy().evidence - {"ssid"}))
     print(bare)
@@ -492,4 +507,4 @@ def test_baccichet_phones_staged_together_measured() -> None:
     print(alt)
     assert alt.devices <= 1.5 * len(caps)
     assert within(alt.visitors, len(caps), 0.20)
-    assert alt.passersby <= 2  # 2 read; target 20 % of the phones (1.2): not met
+    assert alt.passersby <= 0.2 * len(caps)  # 1 read: met

@@ -1,7 +1,7 @@
 """Accuracy benchmark: the sensor's linker + analytics against ground truth (issue 17's accuracy targets).
 
     PYTHONPATH=. .venv/bin/python bench/accuracy.py [--seed N] [--no-real] [--no-ablation] [--no-connected] [--crowd]
-        [--markdown]
+        [--markdown] [--pintor-raw FOLDER]
 
 1. Simulated store days (``keliu.testing.crowd``; 300 visitors of 12-120 min, 2,000 passers-by of 5-90 s, 5 staff,
    two days with repeat visitors, 44 phone models): presets ``none``, ``half``, ``all_reset`` and ``native`` (every
@@ -23,8 +23,10 @@
    real phones staged together by ../shared/data/pintor/build_scenes.py (two scenes, and the same ten phones with
    power saving on, screen off and on); the six phones of ../shared/data/baccichet staged together (all present from
    the same instant); and sixteen phones of the two datasets together (a Pintor scene and the six Baccichet phones
-   from its first instant: the 22-phone scenes of issue 17 are of phones the project has not seen). Each scene's
-   targets (visitors within 20 %, phantom passers-by at most 20 % of the phones, devices at most 1.5x) are printed.
+   from its first instant: the 22-phone scenes of issue 17 are of phones the project has not seen). With
+   ``--pintor-raw FOLDER`` (the full dataset's captures, 22 phones: docs/METRICS.md), issue 17's own two scenes of every
+   phone too. Each scene's targets (visitors within 20 %, phantom passers-by at most 20 % of the phones, devices at
+   most 1.5x) are printed.
 
 The last output line is one JSON object.
 """
@@ -48,7 +50,7 @@ from analytics.bands import band, calibrate, calibrate_crowd
 from keliu.testing.accuracy import measure, scene, staged
 from keliu.testing.crowd import PRESETS, CrowdScenario, evening, simulate
 from keliu.testing.guestwifi import GuestWifi, joins
-from keliu.testing.scenes import BUILT, baccichet, pintor_scenes
+from keliu.testing.scenes import BUILT, baccichet, pintor_phones, pintor_scenes
 from sensor.identity import PrivacyPolicy
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -202,6 +204,17 @@ def real_results() -> list[dict]:
     return out
 
 
+def full_pintor(raw: Path) -> list[dict]:
+    """Issue 17's two real scenes: every phone of the full Pintor dataset (22), 20 minutes each, screen off and all
+    present from the same instant, and screen on arriving 2 minutes apart (default configuration)."""
+    out = []
+    for name, modes, stagger in (("pintor, every phone, screen off, all present", ["S", "S_new"], 0.0),
+                                 ("pintor, every phone, screen on, 2 min apart", ["A", "A_new", "PA", "PA_new"], 120.0)):
+        caps = list(pintor_phones(raw, modes).values())
+        out.append({**scene(name, staged(caps, 1_780_000_000.0, stagger), len(caps)).row(), "kind": "scene"})
+    return out
+
+
 def scene_targets(r: dict) -> str:
     """Issue 17's targets for a real scene: at most 2 devices for one phone; for several, visitors within 20 %,
     phantom passers-by at most 20 % of the phones and devices at most 1.5x the phones."""
@@ -223,6 +236,8 @@ def main() -> None:
     ap.add_argument("--crowd", action="store_true")
     ap.add_argument("--evening", action="store_true", help="only the crowd's two evening hours (seconds), then exit")
     ap.add_argument("--markdown", action="store_true", help="print the tables as markdown for docs/METRICS.md")
+    ap.add_argument("--pintor-raw", type=Path, help="a folder of the full Pintor dataset's captures (22 phones, one "
+                    "copy of each file name): its phones staged together as issue 17 staged them, too")
     args = ap.parse_args()
     t0 = time.perf_counter()
     if args.evening:
@@ -311,6 +326,8 @@ def main() -> None:
     real: list[dict] = []
     if not args.no_real and SHARED.exists():
         real = real_results()
+    if not args.no_real and args.pintor_raw:
+        real += full_pintor(args.pintor_raw)
         print("\nreal captures: phones / MACs / estimated devices / visitors / passers-by")
         print("| capture | phones | MACs | devices | visitors | passers-by | targets |")
         print("|---|---|---|---|---|---|---|")

@@ -2,7 +2,8 @@
 
 Scenes of the Pintor phones are built by the dataset folder's own ``build_scenes.py`` (its timestamps shifted with
 tshark's editcap, merged with mergecap, frame bytes unchanged) into a cache folder, once; the Baccichet phones are
-staged in memory (:func:`keliu.testing.accuracy.staged`). Used by ``bench/accuracy.py`` and the linking tests.
+staged in memory (:func:`keliu.testing.accuracy.staged`), and so are the phones of a folder of the full Pintor dataset
+(:func:`pintor_phones`, ``bench/accuracy.py --pintor-raw``). Used by ``bench/accuracy.py`` and the linking tests.
 """
 from __future__ import annotations
 
@@ -64,3 +65,25 @@ def baccichet(shared: Path) -> list[list[Any]]:
     from sensor.frames import Parser
 
     return [list(Parser("flag").parse_capture(f.read_bytes())) for f in sorted((shared / "baccichet" / "raw").glob("*.pcap"))]
+
+
+def pintor_phones(raw: Path, modes: list[str]) -> dict[str, list[Any]]:
+    """Every phone of a folder of the Pintor dataset's captures (file names ``<letter>-ts-...-mode<M>-ch-<c>-...``;
+    the full dataset has 22 phones, ../shared/data/pintor ten of them): per phone letter, the probes of its first
+    recording in the first of ``modes`` it has, its three channels' files together (the phones without one are
+    left out)."""
+    from sensor.frames import Parser
+
+    sessions: dict[str, list[Path]] = {}
+    for f in sorted(raw.glob("*.pcap")):
+        sessions.setdefault(f.name.split("-ch-")[0], []).append(f)
+    out: dict[str, list[Any]] = {}
+    for letter in sorted({k.split("-")[0] for k in sessions}):
+        for mode in modes:
+            keys = sorted(k for k in sessions if k.startswith(letter + "-") and k.endswith("-mode" + mode))
+            if keys:
+                out[letter] = [p for f in sessions[keys[0]] if f.stat().st_size > 24
+                               for p in Parser("verify").parse_capture(f.read_bytes())]
+                break
+    return {k: v for k, v in out.items() if v}
+

@@ -328,6 +328,7 @@ def main() -> None:
         real = real_results()
     if not args.no_real and args.pintor_raw:
         real += full_pintor(args.pintor_raw)
+    if real:
         print("\nreal captures: phones / MACs / estimated devices / visitors / passers-by")
         print("| capture | phones | MACs | devices | visitors | passers-by | targets |")
         print("|---|---|---|---|---|---|---|")

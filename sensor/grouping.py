@@ -403,15 +403,14 @@ class Identifier:
                         self._same_phone_fps(st.fp, fp2)
             st.ts = ts_last
             st.seq = seq_last
+            g = st.group
             if not math.isnan(rm):
                 # smoothed: one burst's fading (or frames heard from an adjacent channel) must not decide
                 prev = st.rssi
                 st.rssi = rm if prev is None else prev + (rm - prev) * 0.25
-                g = st.group
                 if g is not None and g.current is st:  # (not another set's scan joined to the phone)
                     lv = g.level
                     g.level = rm if lv is None else lv + (rm - lv) * _LEVEL
-            g = st.group
             append(g.device if g is not None else st if st.pending else None)
         if self._pending:
             self._flush()

@@ -3,9 +3,7 @@ targets that hold, on the simulated crowds of keliu.testing.crowd and on real ph
 No timings here: bench/accuracy.py and bench/sensor.py measure speed."""
 from __future__ import annotations
 
-import glob
 from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -464,10 +462,9 @@ def test_sixteen_phones_of_two_datasets_staged_together_measured(
     another. Visitors and devices hold; phantom passers-by do NOT (4 and 6 of 16: the Baccichet phones' second
     element sets, as in the test below, and on the screen-on scene two Pintor phones' own). Pinned as measured
     (docs/METRICS.md) so that a change shows."""
+    require_shared_data("baccichet/raw")
     probes, phones = pintor(tmp_path_factory, name)
-    caps = baccichet(SHARED_DATA) if (SHARED_DATA / "baccichet" / "raw").exists() else []
-    if not caps:
-        pytest.skip("../shared/data/baccichet not present (shared data is optional)")
+    caps = baccichet(SHARED_DATA)
     n = phones + len(caps)
     r = scene(name, probes + staged(caps, min(p.ts for p in probes)), n, PrivacyPolicy(group_all=True))
     print(r)
@@ -487,8 +484,7 @@ def test_baccichet_phones_staged_together_measured() -> None:
     11). With the opt-in ``fingerprint`` evidence every target holds (7 devices, 1 passer-by; it is off by default: it
     joins different phones of the simulated crowds and of the Pintor scenes)."""
     require_shared_data("baccichet/groundtruth_files.csv")
-    files = sorted(glob.glob(str(SHARED_DATA / "baccichet" / "raw" / "*.pcap")))
-    caps = [list(Parser("flag").parse_capture(Path(f).read_bytes())) for f in files]  # type: ignore[arg-type]
+    caps = baccichet(SHARED_DATA)
     probes = staged(caps, 1_780_000_000.0)
     r = scene("baccichet", probes, len(caps), PrivacyPolicy(group_all=True))
     print(r)

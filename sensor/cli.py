@@ -200,6 +200,7 @@ def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: 
                fcs: str | None) -> None:
     """Replay a pcap/pcapng capture through the sensor pipeline into the analytics store."""
     from keliu import config
+    from sensor.frames import MAX_SIGNAL_DBM
     from sensor.replay import replay
 
     if speed <= 0:
@@ -213,7 +214,8 @@ def replay_cmd(file: str, store: str | None, speed: float, as_fast: bool, loop: 
     n = replay(file, pipe, speed=None if as_fast else speed, loop=loop, stop=lambda: flag[0], follow=follow)
     st = pipe.parser.stats
     click.echo(f"keliu sensor: replayed {n} probe requests ({st.frames} frames, {st.drops} dropped, "
-               f"{st.bad_ts} of them stamped outside the timestamp window, {pipe.identifier.evicted} MACs evicted, "
+               f"{st.bad_ts} of them stamped outside the timestamp window, {st.bad_signal} signals above "
+               f"{MAX_SIGNAL_DBM:+d} dBm read as none, {pipe.identifier.evicted} MACs evicted, "
                f"{pipe.identifier.stats.devices} estimated devices), {pipe.delivery.delivered} sightings delivered, "
                f"{len(pipe.spool.pending())} batches still spooled")
     _warn_capture(file, st, fcs or cfg.sensor.fcs)
@@ -233,6 +235,7 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
     from zoneinfo import ZoneInfo
 
     from keliu import config, keys
+    from sensor.frames import MAX_SIGNAL_DBM
     from sensor.grouping import Identifier
     from sensor.replay import iter_batches
     from sensor.rows import RowWriter, header
@@ -259,7 +262,8 @@ def parse_cmd(file: str, fmt: str, show_mac: bool, fcs: str, group_all: bool, st
     st = parser.stats
     click.echo(f"keliu sensor: {st.probes} probe requests, {st.assocs} association requests, {st.frames} frames, "
                f"{st.not_probe} other frames, "
-               f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window", err=True)
+               f"{st.malformed} malformed, {st.bad_fcs} bad FCS, {st.bad_ts} outside the timestamp window, "
+               f"{st.bad_signal} signals above {MAX_SIGNAL_DBM:+d} dBm read as none", err=True)
     _warn_capture(file, st, fcs)
 
 

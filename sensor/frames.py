@@ -30,6 +30,12 @@ is counted as ``malformed`` and skipped; a frame whose FCS is wrong (or flagged 
 ``bad_ts`` and skipped, so a crafted capture (a pcapng ``if_tsresol`` of 0 turns the raw counter into seconds) cannot
 place a sighting in the year 10^11. Nothing raises out of :meth:`Parser.parse_frame`. A capture *file* whose
 ``if_tsresol`` option is malformed is refused as a whole with :class:`CaptureFormatError`.
+
+A request whose radiotap signal is above ``MAX_SIGNAL_DBM`` is kept, its signal read as none and counted
+(``bad_signal``): no receiver hears a probe that loud (a phone held against the antenna reads about 0 dBm), while
+drivers do write such values now and then (the Galaxy S21 capture of ../shared/data holds one frame at +15 dBm, a
+capture of the full Pintor dataset one at +26), and taken as the day's strongest signal it would make a passer-by a
+visitor.
 """
 from __future__ import annotations
 
@@ -108,6 +114,7 @@ class ParseStats:
     malformed: int = 0
     bad_fcs: int = 0
     bad_ts: int = 0  #: probe or association requests outside the timestamp window (not counted in ``probes``)
+    bad_signal: int = 0  #: requests kept, their signal (above ``MAX_SIGNAL_DBM``) read as none
 
     @property
     def drops(self) -> int:
@@ -206,6 +213,7 @@ class Located(NamedTuple):
 
 
 NO_RSSI = -32768  #: column value of a missing signal field
+MAX_SIGNAL_DBM = 10  #: the strongest signal taken as measured; above it, a driver's glitch read as none
 
 
 @dataclass(frozen=True, eq=False)
@@ -343,17 +351,21 @@ class Parser:
         """The timestamps accepted now: ``(earliest, latest)``."""
         return self.earliest, TS_LATEST if self.clock is None else self.clock() + self.ahead_s
 
-    def _out_of_window(self, ts: float, window: tuple[float, float], kind: int = KIND_PROBE) -> bool:
-        """For a located frame: True (and counted, and logged) when its timestamp is outside ``window``."""
+    def _accept(self, ts: float, window: tuple[float, float], loc: Located) -> Located | None:
+        """A located frame as kept (its signal above ``MAX_SIGNAL_DBM`` read as none, and counted), or None (counted,
+        and logged) when its timestamp is outside ``window``."""
         if window[0] <= ts <= window[1]:
-            return False
-        if kind == KIND_PROBE:
+            if loc.rssi is not None and loc.rssi > MAX_SIGNAL_DBM:
+                self.stats.bad_signal += 1
+                return loc._replace(rssi=None)
+            return loc
+        if loc.kind == KIND_PROBE:
             self.stats.probes -= 1
         else:
             self.stats.assocs -= 1
         self.stats.bad_ts += 1
         self._drop_log("timestamp out of window", f"{ts!r} not in [{window[0]:.0f}, {window[1]:.0f}]")
-        return True
+        return None
 
     # -- one frame (the reference implementation; the batch path below must agree with it) -------------------
 
@@ -361,7 +373,7 @@ class Parser:
                     ) -> Probe | None:
         """Parse the frame ``buf[start:end]`` captured at ``ts``. None when it is skipped (and counted)."""
         loc = self.locate(buf, start, end, linktype)
-        if loc is None or self._out_of_window(ts, self.window(), loc.kind):
+        if loc is None or (loc := self._accept(ts, self.window(), loc)) is None:
             return None
         tail = buf[loc.ssid_end:loc.end]
         fp = self._tails.get(tail)
@@ -480,7 +492,7 @@ class Parser:
         window = self.window()
         for ts, s, e, linktype in records(buf):
             loc = self.locate(buf, s, e, linktype)
-            if loc is not None and not self._out_of_window(ts, window, loc.kind):
+            if loc is not None and (loc := self._accept(ts, window, loc)) is not None:
                 rows.append((ts, loc))
             if len(rows) >= size:
                 yield _batch_of(buf, rows, self._tails)
@@ -574,7 +586,7 @@ class Parser:
         rows: list[tuple[int, Located]] = []
         for k in np.flatnonzero(slow):
             loc = self.locate(buf, int(S[k]), int(E[k]), LINKTYPE_RADIOTAP)
-            if loc is not None and not self._out_of_window(float(ts[k]), window, loc.kind):
+            if loc is not None and (loc := self._accept(float(ts[k]), window, loc)) is not None:
                 rows.append((int(k), loc))
         st = self.stats
         nbad = int(np.count_nonzero(bad & ~slow))
@@ -597,6 +609,10 @@ class Parser:
             mac = mac << np.uint64(8) | hi[:, octet].astype(np.uint64)
         sig = np.where(s_off[idx] >= 0, at(S[idx] + np.maximum(s_off[idx], 0)), NO_RSSI)
         sig = np.where((sig > 127) & (sig != NO_RSSI), sig - 256, sig)
+        over = sig > MAX_SIGNAL_DBM
+        if over.any():
+            st.bad_signal += int(np.count_nonzero(over))
+            sig = np.where(over, NO_RSSI, sig)
         co = c_off[idx]
         freq = np.where(co >= 0, at(S[idx] + np.maximum(co, 0)) | at(S[idx] + np.maximum(co, 0) + 1) << 8, 0)
         seq = (hi[:, 22] | hi[:, 23] << 8) >> 4

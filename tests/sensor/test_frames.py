@@ -174,6 +174,27 @@ def test_fuzz_batch_equals_reference_and_nothing_escapes(timed: list[tuple[bytes
         s.probes + s.assocs + s.not_probe + s.malformed + s.bad_fcs + s.bad_ts)  # type: ignore[attr-defined]
 
 
+def test_a_signal_no_receiver_reads_is_kept_as_none_and_counted(tmp_path: Path) -> None:
+    # drivers write such values now and then (a real Galaxy S21 capture: +15 dBm); a phone against the antenna
+    # reads about 0; the column path and the per-frame path ("vendor": a bitmap the column path hands over) agree
+    recs = [(T0 + i, tframe(kind, f"02:1b:2c:3d:4e:{i:02x}", 10 + i, signal=sig))
+            for i, (kind, sig) in enumerate([("basic", 15), ("basic", 2), ("vendor", 26), ("basic", -60),
+                                             ("tsft", 127), ("basic", -128)])]
+    buf = write_records(tmp_path / "loud.pcap", recs).read_bytes()
+    ref, ref_stats = reference(buf)
+    got, got_stats = batched(buf)
+    assert got == ref
+    assert got_stats == ref_stats
+    assert [p.rssi for p in got] == [None, 2, None, -60, None, -128]  # type: ignore[attr-defined]
+    assert (got_stats.probes, got_stats.bad_signal, got_stats.drops) == (6, 3, 0)  # type: ignore[attr-defined]
+    res = CliRunner().invoke(sensor, ["parse", str(tmp_path / "loud.pcap"), "--format", "csv"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert [line.split(",")[2] for line in res.stdout.splitlines()[1:] if line.count(",") >= 8] == [
+        "", "2", "", "-60", "", "-128"]
+    assert "3 signals above +10 dBm read as none" in res.stderr
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_any_file_bytes(data: bytes) -> None:

@@ -24,6 +24,33 @@ def test_help_lists_every_subcommand(tmp_path: Path) -> None:
         assert f"\n  {cmd} " in out.stdout
 
 
+def test_the_sensor_commands_load_no_web_framework_or_database_library(tmp_path: Path) -> None:
+    # the configuration names every component's section, marketing's too; marketing.web (Flask, SQLAlchemy and
+    # every marketing table) and SQLAlchemy's URL parser once came with it: a third of a second of every start
+    from tests.sensor.sensorkit import tframe, write_records
+
+    pcap = write_records(tmp_path / "one.pcap", [(1_767_600_000.0, tframe("basic", "02:1b:2c:3d:4e:01", 5))])
+    code = ("import sys\nfrom keliu.cli import main\ntry:\n    main(['sensor', 'parse', sys.argv[1], '--format', 'csv'])\n"
+            "finally:\n    print(sorted(m for m in ('flask', 'sqlalchemy', 'marketing.web') if m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KELIU_")}
+    out = subprocess.run([sys.executable, "-c", code, str(pcap)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("ts,device,") and len(lines) == 3
+    assert lines[-1] == "[]"
+
+
+def test_marketing_entry_points_are_there_when_first_used() -> None:
+    import marketing
+    import marketing.web
+
+    assert marketing.init_app is marketing.web.init_app
+    assert marketing.welcome is marketing.web.welcome
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        marketing.nothing  # noqa: B018
+
+
 @pytest.mark.parametrize("cmd", ["demo", "portal", "sensor", "analytics", "router", "dashboards", "config", "db",
                                  "user"])
 def test_each_subcommand_explains_itself(tmp_path: Path, cmd: str) -> None:

@@ -167,4 +167,5 @@ class Pipeline:
             delivered=self.delivery.delivered, last_frame_ts=self.last_frame_ts,
             channel=self.channel if self.channel is not None else (channel_number(self.freq) if self.freq else None),
             freq=self.freq, devices=self.identifier.stats.devices, macs=self.identifier.stats.macs,
-            mode=self.mode, status=status[:200], bad_ts=st.bad_ts, evicted=self.identifier.evicted))
+            mode=self.mode, status=status[:200], bad_ts=st.bad_ts, evicted=self.identifier.evicted,
+            bad_signal=st.bad_signal))

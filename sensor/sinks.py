@@ -206,6 +206,8 @@ class Health:
     bad_ts: int = 0
     #: MACs forgotten because the identity layer's ``max_macs`` cap was reached
     evicted: int = 0
+    #: requests kept with no signal: their radiotap signal, above ``sensor.frames.MAX_SIGNAL_DBM``, is a driver's glitch
+    bad_signal: int = 0
 
 
 class HealthSink(Protocol):
@@ -233,13 +235,14 @@ class SqlHealth:
 
 class LogHealth:
     def report(self, health: Health) -> None:
-        log.info("sensor health: %.0f frames/s, %d frames, %d drops (%d bad timestamps), %d MACs evicted, "
-                 "spool %d batches, last frame %s, channel %s", health.fps, health.frames, health.drops, health.bad_ts,
-                 health.evicted, health.spool_batches, health.last_frame_ts, health.channel)
+        log.info("sensor health: %.0f frames/s, %d frames, %d drops (%d bad timestamps), %d signals read as none, "
+                 "%d MACs evicted, spool %d batches, last frame %s, channel %s", health.fps, health.frames,
+                 health.drops, health.bad_ts, health.bad_signal, health.evicted, health.spool_batches,
+                 health.last_frame_ts, health.channel)
 
 
 def health_table() -> Any:
-    """The ``sensor_health`` table (migrations sensor_0001, sensor_0002) for queries: dashboards read it."""
+    """The ``sensor_health`` table (migrations sensor_0001 to sensor_0003) for queries: dashboards read it."""
     import sqlalchemy as sa
 
     md = sa.MetaData()
@@ -254,6 +257,7 @@ def health_table() -> Any:
         sa.Column("last_frame_ts", sa.Float), sa.Column("channel", sa.Integer), sa.Column("freq", sa.Integer),
         sa.Column("devices", sa.Integer), sa.Column("macs", sa.Integer), sa.Column("mode", sa.String(16)),
         sa.Column("status", sa.String(200)), sa.Column("bad_ts", sa.BigInteger), sa.Column("evicted", sa.BigInteger),
+        sa.Column("bad_signal", sa.BigInteger),
     )
 
 

@@ -369,6 +369,22 @@ def test_crafted_pcapng_timestamps_are_refused_and_counted(tmp_path: Path) -> No
     assert "timestamp out of window" in out.stderr  # the per-frame boundary's log line
 
 
+def test_a_signal_no_receiver_reads_is_stored_as_none_and_counted_in_health(tmp_path: Path) -> None:
+    # a driver's glitch (the real Galaxy S21 capture: +15 dBm) must not become the day's strongest signal
+    t = int(time.time()) - 3600
+    path = write_records(tmp_path / "loud.pcap", [(t, tframe("basic", "00:1b:2c:3d:4e:01", 1, signal=15)),
+                                                  (t + 1, tframe("basic", "00:1b:2c:3d:4e:01", 2, signal=-50))])
+    out = keliu_sensor(["replay", str(path), "--store", "demo-store", "--max"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "1 signals above +10 dBm read as none" in out.stdout + out.stderr
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'keliu.db'}")
+    with engine.connect() as conn:
+        assert [r.rssi for r in conn.execute(sa.text("SELECT rssi FROM sightings ORDER BY ts"))] == [None, -50]
+        row = conn.execute(sa.text("SELECT probes, drops, bad_signal FROM sensor_health")).one()
+    engine.dispose()
+    assert tuple(row) == (2, 0, 1)
+
+
 @pytest.mark.parametrize(("tsresol", "message"), [
     (b"\x00\x00", "if_tsresol is 2 bytes long, not 1"),
     (b"\x50", "if_tsresol 0x50 is out of range"),

@@ -22,7 +22,9 @@ from tests.sensor.sensorkit import tframe, write_records
 
 T0 = 1_767_577_114.0  # 2026-01-05 01:38 UTC
 SSIDS = [b"", b"Starbucks", b"a,b", b'say "hi"', b"two\nlines", b"cr\rhere", b"\xe5\xae\xa2\xe6\xb5\x81\xf0\x9f\x98\x80",
-         b"\xff\xfe bad utf-8", b" lead space", b"tab\there", b"back\\slash"]
+         b"\xff\xfe bad utf-8", b" lead space", b"tab\there", b"back\\slash",
+         # SSIDs that differ only in trailing zero bytes, the longest valid SSID and a crafted longer one
+         b"zero", b"zero\x00", b"zero\x00\x00", b"\x00", b"S" * 32, b"L" * 40 + b"\x00"]
 
 
 def reference(batch: ProbeBatch, devices: np.ndarray, tz: ZoneInfo, fmt: str, show_mac: bool) -> str:

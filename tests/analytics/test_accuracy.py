@@ -92,29 +92,42 @@ def test_sensor_replay_then_analytics_report_end_to_end(tmp_path):
 
 
 LAB = "fryza__sc6-61_2023-10-17_ver-99.csv"
+LAB_PCAP = "fryza__sc6-61_2023-10-17_anonymized.pcap"  #: the same frames as captured (the CSV is made from them)
+LAB_OFFSET_MS = 7_200_000  #: the CSV's times are the lab's local time (CEST, UTC+2); the capture's are UTC
 WINDOW_MS = 900_000
 
 
 def lab_windows(rules: Rules) -> tuple[dict[int, float], dict[int, int], dict[int, int]]:
-    """Per 15-minute window: mean ground-truth occupancy, naive unique MACs, keliu's devices inside."""
-    path = require_shared_data(LAB)
-    with open(path, newline="") as f:
+    """Per 15-minute window of the lab's day: mean ground-truth occupancy, naive unique MACs, and keliu's devices
+    inside. keliu reads the capture as the sensor does (its parser, its linker with the default policy in the lab's
+    zone); the CSV gives each frame's occupancy."""
+    from sensor.frames import Parser, ProbeBatch
+    from sensor.grouping import Identifier
+    from sensor.identity import PrivacyPolicy
+
+    with open(require_shared_data(LAB), newline="") as f:
         rows = list(csv.DictReader(f, delimiter=";"))
+    probes = list(Parser("verify").parse_capture(require_shared_data(LAB_PCAP).read_bytes()))
     epoch = datetime(1970, 1, 1)
-    ms = np.array([int((datetime.fromisoformat(r["datetime"]) - epoch).total_seconds() * 1000) for r in rows],
-                  dtype=np.int64)
-    day0 = int((datetime(2023, 10, 17) - epoch).total_seconds() * 1000)  # the capture's local clock
-    # the sensor's device estimate, from the CSV's columns: the MAC when globally unique, else the randomized
-    # probe's information-element fingerprint and vendor
-    devs = [r["src"] if r["randomized"] == "0" else f"r|{r['dot11elt']}|{r['src_vendor']}" for r in rows]
-    rssi = np.array([int(r["rssi"]) for r in rows], dtype=np.int16)
+    local = [int((datetime.fromisoformat(r["datetime"]) - epoch).total_seconds() * 1000) for r in rows]
+    # the CSV is the capture's frames in the capture's order: the same sequence numbers, signals and times
+    assert len(probes) == len(rows)
+    assert all(p.seq == int(r["seq_num"]) and p.rssi == int(r["rssi"]) and abs(p.ts * 1000 + LAB_OFFSET_MS - t) < 1
+               for p, r, t in zip(probes, rows, local))
+    day0 = int((datetime(2023, 10, 17) - epoch).total_seconds() * 1000) - LAB_OFFSET_MS  # the lab's midnight, UTC
+    ident = Identifier(bytes(range(32)), PrivacyPolicy(utc_offset_s=LAB_OFFSET_MS // 1000))
+    ids = ident.identify_batch(ProbeBatch.from_probes(probes))
+    keep = np.array([d is not None for d in ids.tolist()])
+    ms = to_ms([p.ts for p in probes])
+    rssi = rssi_values([p.rssi for p in probes])
+    devs = device_codes([d for d in ids.tolist() if d is not None])
     win = (ms - day0) // WINDOW_MS
     occ: dict[int, list[float]] = {}
     macs: dict[int, set[str]] = {}
     for w, r in zip(win.tolist(), rows):
         occ.setdefault(w, []).append(float(r["occupancy"]))
         macs.setdefault(w, set()).add(r["src"])
-    sd = store_day(summarize(ms, device_codes(devs), rssi, rules, day0), rules, day0)
+    sd = store_day(summarize(ms[keep], devs, rssi[keep], rules, day0), rules, day0)
     inside = {w: 0 for w in occ}
     v = sd.visits
     for s, e, staff in zip(v.start.tolist(), v.end.tolist(), sd.visit_staff.tolist()):

@@ -129,7 +129,7 @@ def _ssids(batch: ProbeBatch, encode: dict[bytes, str], quote: Callable[[str], s
         cells[:, width] = length  # SSIDs that differ only in trailing zero bytes stay apart
         keys = np.ascontiguousarray(cells).view(np.dtype((np.void, width + 1))).ravel()
         uniq, inverse = np.unique(keys, return_inverse=True)
-        distinct = [bytes(k)[:bytes(k)[-1]] for k in uniq.tolist()]
+        distinct = [row[:row[-1]] for row in map(bytes, uniq.tolist())]  # each row's SSID: its length
         at = inverse.tolist()
     texts = []
     for raw in distinct:
